@@ -1,0 +1,1 @@
+export { TsBackend, erf } from './backend.ts';

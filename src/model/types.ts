@@ -1,0 +1,59 @@
+/**
+ * What engines see of a model: a causal LM that runs batches of sequence pieces and keeps per-sequence caches.
+ * Engines (generation, scheduler, server) depend on this file only, so they can be tested with a fake model.
+ */
+
+/** Facts about a model that engines need. */
+export interface ModelInfo {
+  readonly architecture: string;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  /** Tokens the model was configured for (max_position_embeddings / GGUF context_length). */
+  readonly contextLength: number;
+  readonly bosTokenId: number | null;
+  /** Generation stops on any of these (config + generation_config.json). */
+  readonly eosTokenIds: readonly number[];
+  /** `<|patch|>` id whose embedding slots take image features (multimodal models), else null. */
+  readonly imageTokenId: number | null;
+}
+
+/**
+ * The per-sequence state a model keeps between calls (the KV caches of every layer).
+ * `length` is the number of tokens already processed; the next token goes at position `length`.
+ */
+export interface SequenceState {
+  readonly length: number;
+  /**
+   * Forgets tokens from `length` on. Returns false when the cache can no longer reach that length (a chunked layer
+   * already dropped positions before it); the caller must then start a fresh sequence.
+   */
+  truncate(length: number): boolean;
+  /** An independent copy (prefix reuse, n > 1 completions). */
+  clone(): SequenceState;
+  /** Bytes held by the caches (for memory tests and metrics). */
+  cacheBytes(): number;
+}
+
+/** One sequence's share of a forward call. */
+export interface ForwardItem {
+  readonly seq: SequenceState;
+  /** Tokens appended at positions seq.length, seq.length + 1, … */
+  readonly tokens: ArrayLike<number>;
+  /** Which logits to return: every new position, the last one only, or none (pure prefill). */
+  readonly logits: 'all' | 'last' | 'none';
+  /**
+   * Early fusion: rows [nPatchTokens, hiddenSize] that replace, in order, the embeddings of this item's tokens equal
+   * to ModelInfo.imageTokenId. The count must match.
+   */
+  readonly patchEmbeddings?: Float32Array;
+}
+
+export interface CausalLM {
+  readonly info: ModelInfo;
+  newSequence(): SequenceState;
+  /**
+   * Runs every item in one batched pass (matrix products over all items' tokens together, attention per sequence),
+   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize].
+   */
+  forward(items: readonly ForwardItem[]): Float32Array[];
+}

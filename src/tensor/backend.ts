@@ -1,0 +1,101 @@
+import type { DType } from './dtype.ts';
+
+/**
+ * A stored tensor as it sits in a file: raw bytes (possibly a view of a memory-mapped file), an element type and a
+ * shape in outermost-first order (torch order; the last dimension is contiguous, GGUF's `ne` reversed).
+ */
+export interface RawTensor {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * A weight a backend owns: a matrix [N, K] used as `x · Wᵀ` (nn.Linear layout, GGUF layout), or a stack of
+ * expert matrices [E, N, K]. Opaque to model code apart from its type and shape.
+ */
+export interface Weight {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+/** Which keys a query may see. Positions are absolute token positions in the sequence. */
+export interface AttentionMask {
+  /** false: every query sees every key (vision encoder). true: key position <= query position. */
+  readonly causal: boolean;
+  /**
+   * Llama 4 chunked attention (RoPE layers): a query at position q sees keys k with floor(k/C) == floor(q/C).
+   * 0 disables chunking (NoPE / global layers).
+   */
+  readonly chunkSize: number;
+}
+
+/**
+ * Shapes for one sequence's attention. Queries are T consecutive positions starting at qPos0; keys/values are
+ * S consecutive positions starting at kPos0. Query head h reads kv head floor(h / (nHeads / nKvHeads)).
+ */
+export interface AttentionShape {
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  readonly T: number;
+  readonly S: number;
+  readonly qPos0: number;
+  readonly kPos0: number;
+  /** Multiplies q·k before the softmax (head_dim^-0.5 in Llama 4, NoPE layers included). */
+  readonly scale: number;
+  readonly mask: AttentionMask;
+}
+
+/**
+ * The compute seam. Model code calls only these operations; `load.ts` picks the implementation
+ * (TypeScript reference in kernels/ts, native addon in kernels/native). Activations are float32, row-major,
+ * and every op writes into a caller-owned `out` (which may alias an input only where stated).
+ * All operations are synchronous; engines that must keep an event loop free run the model in a worker.
+ */
+export interface Backend {
+  readonly name: string;
+
+  /** Adopts a stored tensor of shape [N, K] or [E, N, K]. The backend may keep a view of `t.bytes` (no copy). */
+  weight(t: RawTensor): Weight;
+
+  /** out[T, N] = x[T, K] · W[N, K]ᵀ. With `expert`, W is w[expert] of an [E, N, K] stack. */
+  matmul(out: Float32Array, x: Float32Array, w: Weight, T: number, expert?: number): void;
+
+  /** out[i, :] = float32 row ids[i] of an [N, K] weight (token embeddings). */
+  getRows(out: Float32Array, w: Weight, ids: ArrayLike<number>): void;
+
+  /** The whole weight as float32 (norm weights, small tables). */
+  toF32(w: Weight): Float32Array;
+
+  /**
+   * RMSNorm over rows of `dim`: out = x · rsqrt(mean(x²) + eps) [· weight]. A null weight gives Llama 4's
+   * weightless qk-norm. out may alias x.
+   */
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, rows: number, dim: number, eps: number): void;
+
+  /** LayerNorm over rows of `dim` with weight and bias (vision encoder). out may alias x. */
+  layerNorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
+
+  /**
+   * Rotary embedding on interleaved pairs (x[2j], x[2j+1]) — Llama 4's "complex" layout, not rotate_half.
+   * x is [T, nHeads, headDim], rotated in place; cos/sin are [T, headDim/2] angle tables.
+   */
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
+
+  /** out[T, nHeads, headDim] = softmax(mask(q·kᵀ·scale)) · v, q [T, nHeads, d], k/v [S, nKvHeads, d]. */
+  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, shape: AttentionShape): void;
+
+  /** out[i] = silu(gate[i]) · up[i] for i < n. out may alias gate or up. */
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+
+  /** x[i] = gelu(x[i]) with the exact erf form (torch nn.GELU()). */
+  gelu(x: Float32Array, n: number): void;
+
+  /** x[i] += y[i] for i < n. */
+  addInPlace(x: Float32Array, y: Float32Array, n: number): void;
+
+  /** x[r, :] += bias for each of `rows` rows. */
+  addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void;
+}

@@ -1,0 +1,4 @@
+export * from './dtype.ts';
+export * from './half.ts';
+export type * from './backend.ts';
+export * from './quant/index.ts';
