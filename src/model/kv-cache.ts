@@ -1,0 +1,152 @@
+/**
+ * KV caches, one implementation per kind of Llama 4 attention layer (as mlx-lm's ChunkedKVCache / KVCache and
+ * llama.cpp's iSWA cache):
+ * - FullKvCache (global NoPE layers): every position, grows with the context.
+ * - ChunkedKvCache (RoPE layers): a query at position p sees only keys in its own chunk [C·floor(p/C), p], so after
+ *   each step the cache keeps only the current chunk — its memory never exceeds one chunk plus the step's tokens,
+ *   whatever the context length.
+ * Rows are [nKvHeads · headDim] float32 (keys stored after RoPE and qk-norm, as the reference does).
+ */
+
+/** What attention needs after an append: keys/values for positions kPos0 .. kPos0 + S - 1. */
+export interface KvView {
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  readonly kPos0: number;
+  readonly S: number;
+}
+
+export interface LayerCache {
+  /** Number of positions processed (the next row goes at position `length`). */
+  readonly length: number;
+  /** Appends n rows for positions length .. length + n - 1 and returns every key those queries may need. */
+  append(k: Float32Array, v: Float32Array, n: number): KvView;
+  /** Drops rows no future query can see (called after attention for the appended rows has run). */
+  settle(): void;
+  /** True when truncate(length) can succeed. */
+  canTruncate(length: number): boolean;
+  truncate(length: number): void;
+  clone(): LayerCache;
+  /** Bytes of key/value storage currently allocated. */
+  bytes(): number;
+}
+
+/** Growable storage of rows for positions start .. start + rows - 1. */
+class RowStore {
+  k: Float32Array;
+  v: Float32Array;
+  rows = 0;
+  start = 0; // absolute position of row 0
+  constructor(readonly rowSize: number, capacity: number) {
+    this.k = new Float32Array(capacity * rowSize);
+    this.v = new Float32Array(capacity * rowSize);
+  }
+  reserve(rows: number): void {
+    if (rows * this.rowSize <= this.k.length) return;
+    const cap = Math.max(rows, Math.ceil((this.k.length / this.rowSize) * 1.5), 16);
+    const k = new Float32Array(cap * this.rowSize);
+    const v = new Float32Array(cap * this.rowSize);
+    k.set(this.k.subarray(0, this.rows * this.rowSize));
+    v.set(this.v.subarray(0, this.rows * this.rowSize));
+    this.k = k;
+    this.v = v;
+  }
+  push(k: Float32Array, v: Float32Array, n: number): void {
+    this.reserve(this.rows + n);
+    this.k.set(k.subarray(0, n * this.rowSize), this.rows * this.rowSize);
+    this.v.set(v.subarray(0, n * this.rowSize), this.rows * this.rowSize);
+    this.rows += n;
+  }
+  /** Removes the first `n` rows (moving the rest to the front). */
+  dropFront(n: number): void {
+    if (n <= 0) return;
+    const rs = this.rowSize;
+    this.k.copyWithin(0, n * rs, this.rows * rs);
+    this.v.copyWithin(0, n * rs, this.rows * rs);
+    this.rows -= n;
+    this.start += n;
+  }
+  view(): KvView {
+    const n = this.rows * this.rowSize;
+    return { k: this.k.subarray(0, n), v: this.v.subarray(0, n), kPos0: this.start, S: this.rows };
+  }
+  copyInto(o: RowStore): void {
+    o.reserve(this.rows);
+    o.k.set(this.k.subarray(0, this.rows * this.rowSize));
+    o.v.set(this.v.subarray(0, this.rows * this.rowSize));
+    o.rows = this.rows;
+    o.start = this.start;
+  }
+}
+
+export class FullKvCache implements LayerCache {
+  private store: RowStore;
+  constructor(readonly rowSize: number, initialCapacity = 64) {
+    this.store = new RowStore(rowSize, initialCapacity);
+  }
+  get length(): number {
+    return this.store.start + this.store.rows;
+  }
+  append(k: Float32Array, v: Float32Array, n: number): KvView {
+    this.store.push(k, v, n);
+    return this.store.view();
+  }
+  settle(): void {}
+  canTruncate(length: number): boolean {
+    return length >= 0 && length <= this.length;
+  }
+  truncate(length: number): void {
+    if (!this.canTruncate(length)) throw new RangeError(`cannot truncate a ${this.length}-token cache to ${length}`);
+    this.store.rows = length;
+  }
+  clone(): LayerCache {
+    const c = new FullKvCache(this.rowSize, Math.max(this.store.rows, 1));
+    this.store.copyInto(c.store);
+    return c;
+  }
+  bytes(): number {
+    return this.store.k.byteLength + this.store.v.byteLength;
+  }
+}
+
+export class ChunkedKvCache implements LayerCache {
+  private store: RowStore;
+  constructor(readonly rowSize: number, readonly chunkSize: number) {
+    this.store = new RowStore(rowSize, Math.min(chunkSize, 64));
+  }
+  get length(): number {
+    return this.store.start + this.store.rows;
+  }
+  append(k: Float32Array, v: Float32Array, n: number): KvView {
+    this.store.push(k, v, n);
+    return this.store.view();
+  }
+  settle(): void {
+    // The next query (position `length`) sees keys from the start of its chunk on; nothing older is needed again.
+    const keepFrom = Math.floor(this.length / this.chunkSize) * this.chunkSize;
+    this.store.dropFront(keepFrom - this.store.start);
+    // A long prefill piece may have grown the storage past one chunk: give that memory back.
+    if (this.store.k.length > this.chunkSize * this.rowSize && this.store.rows <= this.chunkSize) {
+      const s = new RowStore(this.rowSize, this.chunkSize);
+      this.store.copyInto(s);
+      this.store = s;
+    }
+  }
+  canTruncate(length: number): boolean {
+    // Rows before store.start were dropped; the chunk that `length` falls in must still be complete.
+    return length >= 0 && length <= this.length && Math.floor(length / this.chunkSize) * this.chunkSize >= this.store.start;
+  }
+  truncate(length: number): void {
+    if (!this.canTruncate(length)) throw new RangeError(`cannot truncate a chunked cache holding ${this.store.start}..${this.length} to ${length}`);
+    this.store.rows = length - this.store.start;
+    this.settle();
+  }
+  clone(): LayerCache {
+    const c = new ChunkedKvCache(this.rowSize, this.chunkSize);
+    this.store.copyInto(c.store);
+    return c;
+  }
+  bytes(): number {
+    return this.store.k.byteLength + this.store.v.byteLength;
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * The Llama 4 text decoder (spec §2), written once against the Backend interface.
+ *
+ * Shapes: N = tokens in this forward call (all items together), H hidden, nh/nkv heads, d head dim,
+ * E experts, I expert width, Imlp dense width, V vocab.
+ * Per layer l:  h += Attn_l(RMSNorm(h));  h += FFN_l(RMSNorm(h));  logits = RMSNorm(h) · Woutᵀ.
+ */
+import type { Backend, RawTensor, Weight } from '../../tensor/index.ts';
+import { UsageError, assert } from '../../util/index.ts';
+import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
+import type { LayerCache } from '../kv-cache.ts';
+import { ChunkedKvCache, FullKvCache } from '../kv-cache.ts';
+import type { LayerFacts, Llama4Config } from './config.ts';
+import { ropeInvFreq } from './config.ts';
+import { validateTensors } from './weights.ts';
+
+interface LayerWeights {
+  readonly facts: LayerFacts;
+  readonly attnNorm: Float32Array; // [H]
+  readonly wq: Weight; // [nh·d, H]
+  readonly wk: Weight; // [nkv·d, H]
+  readonly wv: Weight; // [nkv·d, H]
+  readonly wo: Weight; // [H, nh·d]
+  readonly ffnNorm: Float32Array; // [H]
+  // MoE layers
+  readonly router?: Weight; // [E, H]
+  readonly gateExps?: Weight; // [E, I, H]
+  readonly upExps?: Weight; // [E, I, H]
+  readonly downExps?: Weight; // [E, H, I]
+  readonly gateSh?: Weight; // [I, H]
+  readonly upSh?: Weight; // [I, H]
+  readonly downSh?: Weight; // [H, I]
+  // dense layers
+  readonly gate?: Weight; // [Imlp, H]
+  readonly up?: Weight; // [Imlp, H]
+  readonly down?: Weight; // [H, Imlp]
+}
+
+/** The caches of one sequence: one LayerCache per layer, chunked on RoPE layers and full on NoPE layers. */
+export class Llama4Sequence implements SequenceState {
+  constructor(readonly caches: LayerCache[]) {}
+  get length(): number {
+    return this.caches[0]?.length ?? 0;
+  }
+  truncate(length: number): boolean {
+    if (!this.caches.every((c) => c.canTruncate(length))) return false;
+    for (const c of this.caches) c.truncate(length);
+    return true;
+  }
+  clone(): Llama4Sequence {
+    return new Llama4Sequence(this.caches.map((c) => c.clone()));
+  }
+  cacheBytes(): number {
+    return this.caches.reduce((s, c) => s + c.bytes(), 0);
+  }
+}
+
+/** Optional per-layer hook for tests and debugging: sees the residual stream after each layer. */
+export type LayerObserver = (layer: number, hidden: Float32Array, rows: number) => void;
+
+export class Llama4TextModel implements CausalLM {
+  readonly info: ModelInfo;
+  private readonly tokEmbd: Weight; // [V, H]
+  private readonly outputNorm: Float32Array; // [H]
+  private readonly output: Weight; // [V, H]
+  private readonly layers: LayerWeights[];
+  private readonly invFreq: Float32Array; // [d/2]
+  /** Set by tests to capture hidden states. */
+  observer: LayerObserver | null = null;
+
+  /**
+   * @param tensors internal names (see weights.ts), already validated or validated here.
+   * @param where file name used in error messages.
+   */
+  constructor(readonly config: Llama4Config, tensors: Map<string, RawTensor>, readonly backend: Backend, where = 'model') {
+    validateTensors(config, tensors, where);
+    const w = (name: string): Weight => backend.weight(tensors.get(name)!);
+    const f32 = (name: string): Float32Array => backend.toF32(w(name));
+    this.tokEmbd = w('token_embd');
+    this.outputNorm = f32('output_norm');
+    this.output = config.tieWordEmbeddings ? this.tokEmbd : w('output');
+    this.layers = config.layers.map((facts, l) => {
+      const b = `blk.${l}.`;
+      const base = {
+        facts,
+        attnNorm: f32(b + 'attn_norm'),
+        wq: w(b + 'attn_q'),
+        wk: w(b + 'attn_k'),
+        wv: w(b + 'attn_v'),
+        wo: w(b + 'attn_output'),
+        ffnNorm: f32(b + 'ffn_norm'),
+      };
+      return facts.isMoe
+        ? { ...base, router: w(b + 'ffn_gate_inp'), gateExps: w(b + 'ffn_gate_exps'), upExps: w(b + 'ffn_up_exps'), downExps: w(b + 'ffn_down_exps'), gateSh: w(b + 'ffn_gate_shexp'), upSh: w(b + 'ffn_up_shexp'), downSh: w(b + 'ffn_down_shexp') }
+        : { ...base, gate: w(b + 'ffn_gate'), up: w(b + 'ffn_up'), down: w(b + 'ffn_down') };
+    });
+    this.invFreq = ropeInvFreq(config);
+    this.info = {
+      architecture: 'llama4',
+      vocabSize: config.vocabSize,
+      hiddenSize: config.hiddenSize,
+      contextLength: config.maxPositionEmbeddings,
+      bosTokenId: config.bosTokenId,
+      eosTokenIds: config.eosTokenIds,
+      imageTokenId: config.imageTokenId,
+    };
+  }
+
+  newSequence(): Llama4Sequence {
+    const rowSize = this.config.numKvHeads * this.config.headDim;
+    return new Llama4Sequence(this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize) : new FullKvCache(rowSize))));
+  }
+
+  forward(items: readonly ForwardItem[]): Float32Array[] {
+    const cfg = this.config;
+    const be = this.backend;
+    const { hiddenSize: H, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V } = cfg;
+    const seqs = items.map((it) => {
+      if (!(it.seq instanceof Llama4Sequence)) throw new UsageError('sequence was not created by this model');
+      return it.seq;
+    });
+    // Row offsets of each item inside the N concatenated tokens, and the absolute position of each row.
+    const offsets: number[] = [];
+    let N = 0;
+    for (const it of items) { offsets.push(N); N += it.tokens.length; }
+    if (N === 0) return items.map(() => new Float32Array(0));
+    const ids = new Int32Array(N);
+    const pos = new Int32Array(N);
+    items.forEach((it, i) => {
+      const p0 = seqs[i]!.length;
+      for (let t = 0; t < it.tokens.length; t++) {
+        const id = it.tokens[t]!;
+        if (!Number.isInteger(id) || id < 0 || id >= V) throw new UsageError(`token id ${id} is outside the vocabulary (0..${V - 1})`);
+        ids[offsets[i]! + t] = id;
+        pos[offsets[i]! + t] = p0 + t;
+      }
+    });
+
+    // h [N, H]: unscaled token embeddings, with image features written into <|patch|> slots (early fusion).
+    const h = new Float32Array(N * H);
+    be.getRows(h, this.tokEmbd, ids);
+    items.forEach((it, i) => { if (it.patchEmbeddings) this.fusePatches(h, ids, offsets[i]!, it.tokens.length, it.patchEmbeddings); });
+
+    // RoPE tables [N, d/2]: angle = fp32(pos · inv_j), then fp32 cos/sin (gotcha 14), shared by every RoPE layer.
+    const half = d / 2;
+    const cos = new Float32Array(N * half), sin = new Float32Array(N * half);
+    for (let r = 0; r < N; r++) {
+      for (let j = 0; j < half; j++) {
+        const a = Math.fround(pos[r]! * this.invFreq[j]!);
+        cos[r * half + j] = Math.cos(a);
+        sin[r * half + j] = Math.sin(a);
+      }
+    }
+
+    const x = new Float32Array(N * H);
+    const q = new Float32Array(N * nh * d);
+    const k = new Float32Array(N * nkv * d);
+    const v = new Float32Array(N * nkv * d);
+    const att = new Float32Array(N * nh * d);
+    const tmp = new Float32Array(N * H);
+    const scale = 1 / Math.sqrt(d);
+    for (let l = 0; l < this.layers.length; l++) {
+      const L = this.layers[l]!;
+      const f = L.facts;
+      // --- attention ---
+      be.rmsNorm(x, h, L.attnNorm, N, H, cfg.rmsNormEps);
+      be.matmul(q, x, L.wq, N);
+      be.matmul(k, x, L.wk, N);
+      be.matmul(v, x, L.wv, N);
+      if (f.usesRope) {
+        be.rope(q, N, nh, d, cos, sin);
+        be.rope(k, N, nkv, d, cos, sin);
+        // Llama 4 quirk: weightless RMSNorm on q and k per head, AFTER RoPE, only on RoPE layers.
+        if (f.qkNorm) {
+          be.rmsNorm(q, q, null, N * nh, d, cfg.rmsNormEps);
+          be.rmsNorm(k, k, null, N * nkv, d, cfg.rmsNormEps);
+        }
+      } else if (f.temperatureTuning) {
+        // NoPE layers: q ·= 1 + attn_scale · ln(1 + floor((p + 1) / floor_scale)), p the absolute position.
+        for (let r = 0; r < N; r++) {
+          const s = Math.fround(Math.fround(Math.log(Math.floor((pos[r]! + 1) / cfg.floorScale) + 1)) * cfg.attnScale + 1);
+          if (s !== 1) for (let i = r * nh * d; i < (r + 1) * nh * d; i++) q[i] = q[i]! * s;
+        }
+      }
+      items.forEach((it, i) => {
+        const n = it.tokens.length;
+        if (n === 0) return;
+        const o = offsets[i]!;
+        const cache = seqs[i]!.caches[l]!;
+        const qPos0 = cache.length;
+        const kv = cache.append(k.subarray(o * nkv * d), v.subarray(o * nkv * d), n);
+        be.attention(att.subarray(o * nh * d, (o + n) * nh * d), q.subarray(o * nh * d, (o + n) * nh * d), kv.k, kv.v, {
+          nHeads: nh, nKvHeads: nkv, headDim: d, T: n, S: kv.S, qPos0, kPos0: kv.kPos0, scale,
+          mask: { causal: true, chunkSize: f.chunkSize },
+        });
+        cache.settle();
+      });
+      be.matmul(tmp, att, L.wo, N);
+      be.addInPlace(h, tmp, N * H);
+      // --- feed-forward ---
+      be.rmsNorm(x, h, L.ffnNorm, N, H, cfg.rmsNormEps);
+      if (f.isMoe) this.moe(L, x, tmp, N);
+      else this.dense(L, x, tmp, N);
+      be.addInPlace(h, tmp, N * H);
+      this.observer?.(l, h, N);
+    }
+
+    // Logits only for the rows asked for.
+    return items.map((it, i) => {
+      const n = it.tokens.length;
+      const rows = it.logits === 'none' || n === 0 ? 0 : it.logits === 'all' ? n : 1;
+      if (rows === 0) return new Float32Array(0);
+      const first = offsets[i]! + n - rows;
+      const xs = new Float32Array(rows * H);
+      be.rmsNorm(xs, h.subarray(first * H, (first + rows) * H), this.outputNorm, rows, H, cfg.rmsNormEps);
+      const logits = new Float32Array(rows * V);
+      be.matmul(logits, xs, this.output, rows);
+      return logits;
+    });
+  }
+
+  /** Final-norm hidden states are also what tests compare; exposed for the golden hidden-state check. */
+  finalNorm(h: Float32Array, rows: number): Float32Array {
+    const out = new Float32Array(rows * this.config.hiddenSize);
+    this.backend.rmsNorm(out, h, this.outputNorm, rows, this.config.hiddenSize, this.config.rmsNormEps);
+    return out;
+  }
+
+  private fusePatches(h: Float32Array, ids: Int32Array, start: number, n: number, feats: Float32Array): void {
+    const H = this.config.hiddenSize;
+    const img = this.config.imageTokenId;
+    if (img === null) throw new UsageError('this model has no image token: it cannot take image features');
+    let j = 0;
+    const total = feats.length / H;
+    for (let t = start; t < start + n; t++) {
+      if (ids[t] !== img) continue;
+      if (j >= total) throw new UsageError(`the prompt has more <|patch|> tokens than image feature rows (${total})`);
+      h.set(feats.subarray(j * H, (j + 1) * H), t * H);
+      j++;
+    }
+    if (j !== total) throw new UsageError(`the prompt has ${j} <|patch|> tokens but the images give ${total} feature rows`);
+  }
+
+  /** Dense SwiGLU: out = down(silu(gate(x)) ⊙ up(x)). */
+  private dense(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
+    const Imlp = this.config.intermediateSizeMlp;
+    const g = new Float32Array(N * Imlp), u = new Float32Array(N * Imlp);
+    this.backend.matmul(g, x, L.gate!, N);
+    this.backend.matmul(u, x, L.up!, N);
+    this.backend.siluMul(g, g, u, N * Imlp);
+    this.backend.matmul(out, g, L.down!, N);
+  }
+
+  /**
+   * MoE (spec §2.3). T tokens, E experts, 1 active. Router: top-1 of x·Wrᵀ, score s = sigmoid(logit) — no softmax,
+   * no renormalisation — and s scales the expert's INPUT (not its output; they differ through SiLU).
+   * Tokens are grouped by expert so each expert's matrices are read once per call (prefill batching).
+   * out = shared_expert(x) + Σ expert_e(s·x).
+   */
+  private moe(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
+    const be = this.backend;
+    const { hiddenSize: H, intermediateSize: I, numExperts: E } = this.config;
+    const logits = new Float32Array(N * E);
+    be.matmul(logits, x, L.router!, N);
+    const choice = new Int32Array(N);
+    const score = new Float32Array(N);
+    const count = new Int32Array(E);
+    for (let t = 0; t < N; t++) {
+      let best = 0; // ties go to the lowest index (torch.topk's order is unspecified; documented choice)
+      for (let e = 1; e < E; e++) if (logits[t * E + e]! > logits[t * E + best]!) best = e;
+      choice[t] = best;
+      score[t] = 1 / (1 + Math.exp(-logits[t * E + best]!));
+      count[best]!++;
+    }
+    // Shared expert on the unscaled input.
+    const g = new Float32Array(N * I), u = new Float32Array(N * I);
+    be.matmul(g, x, L.gateSh!, N);
+    be.matmul(u, x, L.upSh!, N);
+    be.siluMul(g, g, u, N * I);
+    be.matmul(out, g, L.downSh!, N);
+    // Routed experts, one batched matmul chain per expert over its tokens.
+    const rows = new Int32Array(N);
+    for (let e = 0; e < E; e++) {
+      const n = count[e]!;
+      if (n === 0) continue;
+      const xe = new Float32Array(n * H);
+      let j = 0;
+      for (let t = 0; t < N; t++) {
+        if (choice[t] !== e) continue;
+        rows[j] = t;
+        const s = score[t]!;
+        for (let i = 0; i < H; i++) xe[j * H + i] = x[t * H + i]! * s;
+        j++;
+      }
+      assert(j === n, 'expert token count');
+      const ge = g.subarray(0, n * I), ue = u.subarray(0, n * I);
+      be.matmul(ge, xe, L.gateExps!, n, e);
+      be.matmul(ue, xe, L.upExps!, n, e);
+      be.siluMul(ge, ge, ue, n * I);
+      const ye = new Float32Array(n * H);
+      be.matmul(ye, ge, L.downExps!, n, e);
+      for (let r = 0; r < n; r++) {
+        const t = rows[r]!;
+        for (let i = 0; i < H; i++) out[t * H + i]! += ye[r * H + i]!;
+      }
+    }
+  }
+}
