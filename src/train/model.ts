@@ -1,0 +1,474 @@
+/**
+ * The Llama 4 text model with a hand-written backward pass (spec §2), f32 throughout.
+ *
+ * Batches are B sequences of T tokens, every sequence starting at absolute position 0, rows laid out [B·T, …].
+ * Internally the expert stacks are kept Linear-style ([E, 2I, H] gate-first and [E, H, I]) so every product is
+ * x·Wᵀ; checkpoint.ts converts to and from HF's `x @ W` layout ([E, H, 2I], [E, I, H]).
+ *
+ * Forward caches what the backward needs; `backward(dLogits)` accumulates into each Param's `grad`.
+ */
+import { assert } from '../util/errors.ts';
+import { ropeInvFreq, type TrainModelConfig } from './config.ts';
+import {
+  linear, linearBackward, matmulNT, rmsNormBwd, rmsNormFwd, scratch, sigmoid, swigluBwdPair, swigluFwd,
+} from './kernels.ts';
+import { Rng } from './rng.ts';
+
+export interface Param {
+  /** HF tensor name (experts: internal layout, see checkpoint.ts). */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+  readonly grad: Float32Array;
+  /** MetaP-style learning-rate multiplier (width-transferable; 1 for norms and embeddings). */
+  lrMult: number;
+  /** AdamW weight decay applies (matrices, not norms or embeddings). */
+  readonly decay: boolean;
+}
+
+export interface InitOptions {
+  seed?: number;
+  /** Base init std at the base width (HF initializer_range). */
+  initStd?: number;
+  /**
+   * MetaP-style width transfer: hidden matrices get init std ∝ sqrt(baseWidth/fan_in) and Adam LR ∝ baseWidth/fan_in,
+   * so hyperparameters tuned at baseWidth carry over to wider models. Output projections are further scaled by
+   * 1/sqrt(2·L) (depth). Defaults to the model's hidden size (multipliers 1 at that width).
+   */
+  baseWidth?: number;
+}
+
+interface Layer {
+  inNorm: Param; q: Param; k: Param; v: Param; o: Param; postNorm: Param;
+  // MoE
+  router?: Param; gateUp?: Param; down?: Param; shGate?: Param; shUp?: Param; shDown?: Param;
+  // dense
+  gate?: Param; up?: Param; dn?: Param;
+}
+
+/** What one layer's forward keeps for the backward. */
+interface LayerCache {
+  hIn: Float32Array; rIn: Float32Array; a: Float32Array;
+  qRot: Float32Array; rq: Float32Array; kRot: Float32Array; rk: Float32Array;
+  q: Float32Array; k: Float32Array; v: Float32Array; P: Float32Array; O: Float32Array;
+  h2: Float32Array; rPost: Float32Array; f: Float32Array;
+  // dense / shared expert
+  g?: Float32Array; u?: Float32Array; m?: Float32Array;
+  // MoE
+  rl?: Float32Array; sel?: Int32Array; score?: Float32Array; perm?: Int32Array; counts?: Int32Array;
+  xe?: Float32Array; gu?: Float32Array; me?: Float32Array; auxFrac?: Float32Array; auxProb?: Float32Array;
+}
+
+export class TrainModel {
+  readonly params: Param[] = [];
+  readonly embed: Param;
+  readonly norm: Param;
+  readonly head: Param;
+  readonly layers: Layer[] = [];
+  private readonly invFreq: Float32Array;
+  private caches: LayerCache[] = [];
+  private last: { tokens: Int32Array; B: number; T: number; hFinal: Float32Array; rFinal: Float32Array; hn: Float32Array } | null = null;
+  /** Router load-balancing loss of the last forward (sum over MoE layers, before the coefficient). */
+  auxLoss = 0;
+
+  constructor(readonly cfg: TrainModelConfig, opts: InitOptions = {}) {
+    const rng = new Rng(opts.seed ?? 1);
+    const H = cfg.hiddenSize, d = cfg.headDim, E = cfg.nExperts, I = cfg.intermediateSize;
+    const std0 = opts.initStd ?? 0.02;
+    const base = opts.baseWidth ?? H;
+    const depth = 1 / Math.sqrt(2 * cfg.nLayers);
+    const add = (name: string, shape: number[], init: 'one' | number, lrMult: number, decay: boolean): Param => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      if (init === 'one') data.fill(1);
+      else for (let i = 0; i < n; i++) data[i] = init * rng.normal();
+      const p: Param = { name, shape, data, grad: new Float32Array(n), lrMult, decay };
+      this.params.push(p);
+      return p;
+    };
+    // Hidden matrix with fan-in K: std ∝ sqrt(base/K), Adam LR ∝ base/K.
+    const mat = (name: string, shape: number[], K: number, out = false): Param =>
+      add(name, shape, std0 * Math.sqrt(base / K) * (out ? depth : 1), base / K, true);
+    this.embed = add('model.embed_tokens.weight', [cfg.vocabSize, H], std0 * 50, 1, false);
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const L: Layer = {
+        inNorm: add(`${p}input_layernorm.weight`, [H], 'one', 1, false),
+        q: mat(`${p}self_attn.q_proj.weight`, [cfg.nHeads * d, H], H),
+        k: mat(`${p}self_attn.k_proj.weight`, [cfg.nKvHeads * d, H], H),
+        v: mat(`${p}self_attn.v_proj.weight`, [cfg.nKvHeads * d, H], H),
+        o: mat(`${p}self_attn.o_proj.weight`, [H, cfg.nHeads * d], cfg.nHeads * d, true),
+        postNorm: add(`${p}post_attention_layernorm.weight`, [H], 'one', 1, false),
+      };
+      if (cfg.moeLayers[l]) {
+        L.router = mat(`${p}feed_forward.router.weight`, [E, H], H);
+        L.gateUp = mat(`${p}feed_forward.experts.gate_up_proj`, [E, 2 * I, H], H);
+        L.down = mat(`${p}feed_forward.experts.down_proj`, [E, H, I], I, true);
+        L.shGate = mat(`${p}feed_forward.shared_expert.gate_proj.weight`, [I, H], H);
+        L.shUp = mat(`${p}feed_forward.shared_expert.up_proj.weight`, [I, H], H);
+        L.shDown = mat(`${p}feed_forward.shared_expert.down_proj.weight`, [H, I], I, true);
+      } else {
+        const Im = cfg.intermediateSizeMlp;
+        L.gate = mat(`${p}feed_forward.gate_proj.weight`, [Im, H], H);
+        L.up = mat(`${p}feed_forward.up_proj.weight`, [Im, H], H);
+        L.dn = mat(`${p}feed_forward.down_proj.weight`, [H, Im], Im, true);
+      }
+      this.layers.push(L);
+    }
+    this.norm = add('model.norm.weight', [H], 'one', 1, false);
+    // Readout: small init and LR ∝ base/H (μP readout) so logits do not blow up with width.
+    this.head = add('lm_head.weight', [cfg.vocabSize, H], std0 * Math.sqrt(base / H), base / H, true);
+    this.invFreq = ropeInvFreq(cfg);
+  }
+
+  paramCount(): number { return this.params.reduce((a, p) => a + p.data.length, 0); }
+
+  zeroGrad(): void { for (const p of this.params) p.grad.fill(0); }
+
+  /** Temperature tuning factor for NoPE layers at absolute position p (spec §2.2). */
+  private tempScale(p: number): number {
+    return 1 + this.cfg.attnScale * Math.log(1 + Math.floor((p + 1) / this.cfg.floorScale));
+  }
+
+  /**
+   * Forward over B sequences of T tokens (tokens [B·T]). Returns logits [B·T, V] (a fresh array).
+   * With `keep` false nothing is cached (evaluation, generation).
+   */
+  forward(tokens: Int32Array, B: number, T: number, keep = true): Float32Array {
+    const c = this.cfg, H = c.hiddenSize, N = B * T, V = c.vocabSize;
+    assert(tokens.length === N, 'tokens length');
+    for (let i = 0; i < N; i++) {
+      const t = tokens[i]!;
+      if (!(t >= 0 && t < V)) throw new RangeError(`token id ${t} out of range 0..${V - 1}`);
+    }
+    // Angle tables [T, d/2]: θ = fround(pos·inv) then cos/sin, as torch does in fp32 (spec gotcha 14).
+    const half = c.headDim / 2;
+    const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+    for (let t = 0; t < T; t++) for (let j = 0; j < half; j++) {
+      const th = Math.fround(t * this.invFreq[j]!);
+      cos[t * half + j] = Math.cos(th); sin[t * half + j] = Math.sin(th);
+    }
+    let h = new Float32Array(N * H);
+    const E = this.embed.data;
+    for (let i = 0; i < N; i++) h.set(E.subarray(tokens[i]! * H, tokens[i]! * H + H), i * H);
+    this.caches = [];
+    this.auxLoss = 0;
+    for (let l = 0; l < c.nLayers; l++) {
+      const cache = this.layerForward(l, h, B, T, cos, sin);
+      h = cache.out;
+      if (keep) this.caches.push(cache.cache);
+    }
+    const rFinal = new Float32Array(N), hn = new Float32Array(N * H);
+    rmsNormFwd(hn, rFinal, h, this.norm.data, N, H, c.eps);
+    const logits = new Float32Array(N * V);
+    linear(logits, hn, this.head.data, N, V, H);
+    this.last = keep ? { tokens, B, T, hFinal: h, rFinal, hn } : null;
+    this.ropeTables = { cos, sin };
+    return logits;
+  }
+  private ropeTables: { cos: Float32Array; sin: Float32Array } | null = null;
+
+  private layerForward(l: number, hIn: Float32Array, B: number, T: number, cos: Float32Array, sin: Float32Array): { out: Float32Array; cache: LayerCache } {
+    const c = this.cfg, L = this.layers[l]!, H = c.hiddenSize, N = B * T, d = c.headDim;
+    const nh = c.nHeads, nkv = c.nKvHeads, half = d / 2;
+    const rIn = new Float32Array(N), a = new Float32Array(N * H);
+    rmsNormFwd(a, rIn, hIn, L.inNorm.data, N, H, c.eps);
+    const q = new Float32Array(N * nh * d), k = new Float32Array(N * nkv * d), v = new Float32Array(N * nkv * d);
+    linear(q, a, L.q.data, N, nh * d, H);
+    linear(k, a, L.k.data, N, nkv * d, H);
+    linear(v, a, L.v.data, N, nkv * d, H);
+    const rope = c.ropeLayers[l]!;
+    let qRot = q, kRot = k, rq = new Float32Array(0), rk = new Float32Array(0);
+    let qF = q, kF = k;
+    if (rope) {
+      // Interleaved pairs (x[2j], x[2j+1]) — Llama 4's complex layout, not rotate_half.
+      for (const [x, nH] of [[q, nh], [k, nkv]] as const) {
+        for (let i = 0; i < N; i++) {
+          const t = i % T;
+          for (let hh = 0; hh < nH; hh++) {
+            const b = (i * nH + hh) * d;
+            for (let j = 0; j < half; j++) {
+              const cs = cos[t * half + j]!, sn = sin[t * half + j]!;
+              const x0 = x[b + 2 * j]!, x1 = x[b + 2 * j + 1]!;
+              x[b + 2 * j] = x0 * cs - x1 * sn; x[b + 2 * j + 1] = x0 * sn + x1 * cs;
+            }
+          }
+        }
+      }
+      if (c.useQkNorm) {
+        // Weightless RMSNorm per head AFTER RoPE (RoPE layers only); keep the pre-norm values for the backward.
+        qRot = q; kRot = k;
+        qF = new Float32Array(q.length); kF = new Float32Array(k.length);
+        rq = new Float32Array(N * nh); rk = new Float32Array(N * nkv);
+        rmsNormFwd(qF, rq, qRot, null, N * nh, d, c.eps);
+        rmsNormFwd(kF, rk, kRot, null, N * nkv, d, c.eps);
+      }
+    } else if (c.attnTemperatureTuning) {
+      // NoPE layers: q scaled by 1 + attn_scale·ln(1 + floor((p+1)/floor_scale)), p absolute; keys untouched.
+      qF = new Float32Array(q.length);
+      for (let i = 0; i < N; i++) {
+        const s = this.tempScale(i % T);
+        for (let j = 0; j < nh * d; j++) qF[i * nh * d + j] = q[i * nh * d + j]! * s;
+      }
+    }
+    // Attention. RoPE layers: causal AND same chunk (floor(pos/C)); NoPE layers: causal over all positions.
+    const P = new Float32Array(B * nh * T * T), O = new Float32Array(N * nh * d);
+    const scale = 1 / Math.sqrt(d), group = nh / nkv, C = c.chunkSize;
+    for (let b = 0; b < B; b++) for (let hh = 0; hh < nh; hh++) {
+      const kh = Math.floor(hh / group);
+      for (let t = 0; t < T; t++) {
+        const qb = ((b * T + t) * nh + hh) * d;
+        const s0 = rope ? Math.floor(t / C) * C : 0;
+        const pb = ((b * nh + hh) * T + t) * T;
+        let mx = -Infinity;
+        for (let s = s0; s <= t; s++) {
+          const kb = ((b * T + s) * nkv + kh) * d;
+          let dot = 0;
+          for (let j = 0; j < d; j++) dot += qF[qb + j]! * kF[kb + j]!;
+          dot *= scale;
+          P[pb + s] = dot;
+          if (dot > mx) mx = dot;
+        }
+        let sum = 0;
+        for (let s = s0; s <= t; s++) { const e = Math.exp(P[pb + s]! - mx); P[pb + s] = e; sum += e; }
+        const inv = 1 / sum;
+        const ob = ((b * T + t) * nh + hh) * d;
+        for (let s = s0; s <= t; s++) {
+          const p = (P[pb + s] = P[pb + s]! * inv);
+          const vb = ((b * T + s) * nkv + kh) * d;
+          for (let j = 0; j < d; j++) O[ob + j] += p * v[vb + j]!;
+        }
+      }
+    }
+    const h2 = new Float32Array(N * H);
+    linear(h2, O, L.o.data, N, H, nh * d);
+    for (let i = 0; i < N * H; i++) h2[i] += hIn[i]!;
+    const rPost = new Float32Array(N), f = new Float32Array(N * H);
+    rmsNormFwd(f, rPost, h2, L.postNorm.data, N, H, c.eps);
+    const out = new Float32Array(N * H);
+    const cache: LayerCache = { hIn, rIn, a, qRot, rq, kRot, rk, q: qF, k: kF, v, P, O, h2, rPost, f };
+    if (L.router) this.moeForward(L, f, N, out, cache);
+    else {
+      const Im = c.intermediateSizeMlp;
+      const g = new Float32Array(N * Im), u = new Float32Array(N * Im), m = new Float32Array(N * Im);
+      linear(g, f, L.gate!.data, N, Im, H);
+      linear(u, f, L.up!.data, N, Im, H);
+      swigluFwd(m, g, N, Im, 0, 0, 0, g, u);
+      linear(out, m, L.dn!.data, N, H, Im);
+      cache.g = g; cache.u = u; cache.m = m;
+    }
+    for (let i = 0; i < N * H; i++) out[i] += h2[i]!;
+    return { out, cache };
+  }
+
+  private moeForward(L: Layer, f: Float32Array, N: number, out: Float32Array, cache: LayerCache): void {
+    const c = this.cfg, H = c.hiddenSize, E = c.nExperts, I = c.intermediateSize;
+    const rl = new Float32Array(N * E);
+    linear(rl, f, L.router!.data, N, E, H);
+    // Top-1 on raw logits (lowest index on ties), score = sigmoid(logit) — no softmax, no renormalisation.
+    const sel = new Int32Array(N), score = new Float32Array(N), counts = new Int32Array(E);
+    for (let n = 0; n < N; n++) {
+      let best = 0;
+      for (let e = 1; e < E; e++) if (rl[n * E + e]! > rl[n * E + best]!) best = e;
+      sel[n] = best; score[n] = sigmoid(rl[n * E + best]!); counts[best]++;
+    }
+    // Tokens grouped by expert (stable), so each expert runs one product over its rows.
+    const offs = new Int32Array(E + 1);
+    for (let e = 0; e < E; e++) offs[e + 1] = offs[e]! + counts[e]!;
+    const fill = offs.slice(0, E), perm = new Int32Array(N);
+    for (let n = 0; n < N; n++) perm[fill[sel[n]!]!++] = n;
+    // The score scales the expert INPUT (x_e = x·s), not its output: the two differ through SiLU.
+    const xe = new Float32Array(N * H), gu = new Float32Array(N * 2 * I), me = new Float32Array(N * I), ye = new Float32Array(N * H);
+    for (let j = 0; j < N; j++) {
+      const n = perm[j]!, s = score[n]!;
+      for (let x = 0; x < H; x++) xe[j * H + x] = f[n * H + x]! * s;
+    }
+    for (let e = 0; e < E; e++) {
+      const r0 = offs[e]!, cnt = counts[e]!;
+      if (cnt === 0) continue;
+      const W = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
+      linear(gu.subarray(r0 * 2 * I), xe.subarray(r0 * H), W, cnt, 2 * I, H);
+      swigluFwd(me.subarray(r0 * I), gu.subarray(r0 * 2 * I), cnt, I, 2 * I, 0, I);
+      linear(ye.subarray(r0 * H), me.subarray(r0 * I), L.down!.data.subarray(e * H * I, (e + 1) * H * I), cnt, H, I);
+    }
+    // Shared expert on the unscaled input, always on.
+    const g = new Float32Array(N * I), u = new Float32Array(N * I), m = new Float32Array(N * I);
+    linear(g, f, L.shGate!.data, N, I, H);
+    linear(u, f, L.shUp!.data, N, I, H);
+    swigluFwd(m, g, N, I, 0, 0, 0, g, u);
+    linear(out, m, L.shDown!.data, N, H, I);
+    for (let j = 0; j < N; j++) {
+      const n = perm[j]!;
+      for (let x = 0; x < H; x++) out[n * H + x] += ye[j * H + x]!;
+    }
+    // Switch-style load balancing: E·Σ_e frac_e·mean_n softmax(rl)_e (frac has no gradient).
+    const auxFrac = new Float32Array(E), auxProb = new Float32Array(N * E);
+    for (let e = 0; e < E; e++) auxFrac[e] = counts[e]! / N;
+    let aux = 0;
+    for (let n = 0; n < N; n++) {
+      let mx = -Infinity;
+      for (let e = 0; e < E; e++) mx = Math.max(mx, rl[n * E + e]!);
+      let s = 0;
+      for (let e = 0; e < E; e++) { const p = Math.exp(rl[n * E + e]! - mx); auxProb[n * E + e] = p; s += p; }
+      for (let e = 0; e < E; e++) { auxProb[n * E + e] /= s; aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N; }
+    }
+    this.auxLoss += aux;
+    Object.assign(cache, { rl, sel, score, perm, counts, xe, gu, me, g, u, m, auxFrac, auxProb });
+  }
+
+  /**
+   * Backward from dLogits [B·T, V] of the last forward; `auxCoef` weights the router balancing loss's gradient.
+   * Gradients accumulate (gradient accumulation = several forward/backward pairs before a step).
+   */
+  backward(dLogits: Float32Array, auxCoef = 0): void {
+    const c = this.cfg, H = c.hiddenSize, V = c.vocabSize;
+    const last = this.last;
+    assert(last && this.caches.length === c.nLayers, 'backward without a kept forward');
+    const N = last.B * last.T;
+    const dhn = new Float32Array(N * H);
+    linearBackward(dhn, this.head.grad, dLogits, last.hn, this.head.data, N, V, H, false);
+    let dh = new Float32Array(N * H);
+    rmsNormBwd(dh, this.norm.grad, dhn, last.hFinal, last.rFinal, this.norm.data, N, H, false);
+    for (let l = c.nLayers - 1; l >= 0; l--) dh = this.layerBackward(l, dh, last.B, last.T, auxCoef);
+    const G = this.embed.grad;
+    for (let i = 0; i < N; i++) {
+      const t = last.tokens[i]! * H;
+      for (let x = 0; x < H; x++) G[t + x] += dh[i * H + x]!;
+    }
+    this.caches = [];
+    this.last = null;
+  }
+
+  /** Takes dOut (gradient w.r.t. the layer output, reused as the residual gradient) and returns dIn. */
+  private layerBackward(l: number, dOut: Float32Array, B: number, T: number, auxCoef: number): Float32Array {
+    const c = this.cfg, L = this.layers[l]!, K = this.caches[l]!, H = c.hiddenSize, N = B * T, d = c.headDim;
+    const nh = c.nHeads, nkv = c.nKvHeads, half = d / 2;
+    // FFN block: out = h2 + FFN(norm(h2)).
+    const df = new Float32Array(N * H);
+    if (L.router) this.moeBackward(L, K, dOut, df, N, auxCoef);
+    else {
+      const Im = c.intermediateSizeMlp;
+      const dm = scratch(3, N * Im).subarray(0, N * Im);
+      linearBackward(dm, L.dn!.grad, dOut, K.m!, L.dn!.data, N, H, Im, false);
+      const dg = new Float32Array(N * Im), du = new Float32Array(N * Im);
+      swigluBwdPair(dg, du, dm, K.g!, K.u!, N * Im);
+      linearBackward(df, L.gate!.grad, dg, K.f, L.gate!.data, N, Im, H, true);
+      linearBackward(df, L.up!.grad, du, K.f, L.up!.data, N, Im, H, true);
+    }
+    const dh2 = dOut; // residual: reuse the buffer
+    rmsNormBwd(dh2, L.postNorm.grad, df, K.h2, K.rPost, L.postNorm.data, N, H, true);
+    // Attention block: h2 = hIn + o(attn(norm(hIn))).
+    const dO = new Float32Array(N * nh * d);
+    linearBackward(dO, L.o.grad, dh2, K.O, L.o.data, N, H, nh * d, false);
+    const dq = new Float32Array(N * nh * d), dk = new Float32Array(N * nkv * d), dv = new Float32Array(N * nkv * d);
+    const rope = c.ropeLayers[l]!, scale = 1 / Math.sqrt(d), group = nh / nkv, C = c.chunkSize;
+    const dp = new Float32Array(T);
+    for (let b = 0; b < B; b++) for (let hh = 0; hh < nh; hh++) {
+      const kh = Math.floor(hh / group);
+      for (let t = 0; t < T; t++) {
+        const s0 = rope ? Math.floor(t / C) * C : 0;
+        const pb = ((b * nh + hh) * T + t) * T;
+        const ob = ((b * T + t) * nh + hh) * d;
+        let dot = 0;
+        for (let s = s0; s <= t; s++) {
+          const vb = ((b * T + s) * nkv + kh) * d;
+          let x = 0;
+          for (let j = 0; j < d; j++) x += dO[ob + j]! * K.v[vb + j]!;
+          dp[s] = x;
+          dot += x * K.P[pb + s]!;
+        }
+        for (let s = s0; s <= t; s++) {
+          const p = K.P[pb + s]!;
+          const ds = p * (dp[s]! - dot) * scale;
+          const kb = ((b * T + s) * nkv + kh) * d;
+          for (let j = 0; j < d; j++) {
+            dq[ob + j] += ds * K.k[kb + j]!;
+            dk[kb + j] += ds * K.q[ob + j]!;
+            dv[kb + j] += p * dO[ob + j]!;
+          }
+        }
+      }
+    }
+    if (rope) {
+      if (c.useQkNorm) {
+        rmsNormBwd(dq, null, dq, K.qRot, K.rq, null, N * nh, d, false);
+        rmsNormBwd(dk, null, dk, K.kRot, K.rk, null, N * nkv, d, false);
+      }
+      // Inverse rotation (transpose of the 2×2 rotation).
+      const { cos, sin } = this.ropeTables!;
+      for (const [x, nH] of [[dq, nh], [dk, nkv]] as const) {
+        for (let i = 0; i < N; i++) {
+          const t = i % T;
+          for (let hh = 0; hh < nH; hh++) {
+            const bb = (i * nH + hh) * d;
+            for (let j = 0; j < half; j++) {
+              const cs = cos[t * half + j]!, sn = sin[t * half + j]!;
+              const y0 = x[bb + 2 * j]!, y1 = x[bb + 2 * j + 1]!;
+              x[bb + 2 * j] = y0 * cs + y1 * sn; x[bb + 2 * j + 1] = -y0 * sn + y1 * cs;
+            }
+          }
+        }
+      }
+    } else if (c.attnTemperatureTuning) {
+      for (let i = 0; i < N; i++) {
+        const s = this.tempScale(i % T);
+        for (let j = 0; j < nh * d; j++) dq[i * nh * d + j] *= s;
+      }
+    }
+    const da = new Float32Array(N * H);
+    linearBackward(da, L.q.grad, dq, K.a, L.q.data, N, nh * d, H, true);
+    linearBackward(da, L.k.grad, dk, K.a, L.k.data, N, nkv * d, H, true);
+    linearBackward(da, L.v.grad, dv, K.a, L.v.data, N, nkv * d, H, true);
+    rmsNormBwd(dh2, L.inNorm.grad, da, K.hIn, K.rIn, L.inNorm.data, N, H, true);
+    return dh2;
+  }
+
+  private moeBackward(L: Layer, K: LayerCache, dOut: Float32Array, df: Float32Array, N: number, auxCoef: number): void {
+    const c = this.cfg, H = c.hiddenSize, E = c.nExperts, I = c.intermediateSize;
+    const perm = K.perm!, counts = K.counts!, score = K.score!, sel = K.sel!;
+    // Shared expert.
+    const dm = new Float32Array(N * I);
+    linearBackward(dm, L.shDown!.grad, dOut, K.m!, L.shDown!.data, N, H, I, false);
+    const dg = new Float32Array(N * I), du = new Float32Array(N * I);
+    swigluBwdPair(dg, du, dm, K.g!, K.u!, N * I);
+    linearBackward(df, L.shGate!.grad, dg, K.f, L.shGate!.data, N, I, H, true);
+    linearBackward(df, L.shUp!.grad, du, K.f, L.shUp!.data, N, I, H, true);
+    // Routed experts, rows in expert order.
+    const dye = new Float32Array(N * H);
+    for (let j = 0; j < N; j++) dye.set(dOut.subarray(perm[j]! * H, perm[j]! * H + H), j * H);
+    const dme = new Float32Array(N * I), dgu = new Float32Array(N * 2 * I), dxe = new Float32Array(N * H);
+    let r0 = 0;
+    for (let e = 0; e < E; e++) {
+      const cnt = counts[e]!;
+      if (cnt === 0) continue;
+      const dW = L.down!.grad.subarray(e * H * I, (e + 1) * H * I), W = L.down!.data.subarray(e * H * I, (e + 1) * H * I);
+      linearBackward(dme.subarray(r0 * I), dW, dye.subarray(r0 * H), K.me!.subarray(r0 * I), W, cnt, H, I, false);
+      const gu = K.gu!.subarray(r0 * 2 * I), dguE = dgu.subarray(r0 * 2 * I);
+      swigluBwdPair(dguE, dguE, dme.subarray(r0 * I), gu, gu, cnt * I, 2 * I, 0, I, I);
+      const gW = L.gateUp!.grad.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), Wg = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
+      linearBackward(dxe.subarray(r0 * H), gW, dguE, K.xe!.subarray(r0 * H), Wg, cnt, 2 * I, H, false);
+      r0 += cnt;
+    }
+    // x_e = f·s: df += s·dx_e, ds = dx_e·f, d logit = ds·s(1−s) (gradient through the router score).
+    const drl = new Float32Array(N * E);
+    for (let j = 0; j < N; j++) {
+      const n = perm[j]!, s = score[n]!;
+      let ds = 0;
+      for (let x = 0; x < H; x++) { const g = dxe[j * H + x]!; df[n * H + x] += s * g; ds += g * K.f[n * H + x]!; }
+      drl[n * E + sel[n]!] += ds * s * (1 - s);
+    }
+    if (auxCoef !== 0) {
+      // d/d rl[n,e] of coef·E·Σ_j frac_j·mean_n p_nj = coef·E/N · p_ne·(frac_e − Σ_j frac_j p_nj).
+      const fr = K.auxFrac!, pr = K.auxProb!;
+      for (let n = 0; n < N; n++) {
+        let dot = 0;
+        for (let e = 0; e < E; e++) dot += fr[e]! * pr[n * E + e]!;
+        for (let e = 0; e < E; e++) drl[n * E + e] += ((auxCoef * E) / N) * pr[n * E + e]! * (fr[e]! - dot);
+      }
+    }
+    linearBackward(df, L.router!.grad, drl, K.f, L.router!.data, N, E, H, true);
+  }
+}
+
+/** Used by tests: matmul over a weight slice through the same kernel the model uses. */
+export { matmulNT };
