@@ -28,14 +28,14 @@ export function matmulNT(
         const x0 = A[a0 + p]!, x1 = A[a1 + p]!, y0 = B[b0 + p]!, y1 = B[b1 + p]!;
         s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;
       }
-      if (accumulate) { C[c0 + j] += s00; C[c0 + j + 1] += s01; C[c1 + j] += s10; C[c1 + j + 1] += s11; }
+      if (accumulate) { C[c0 + j] = C[c0 + j]! + s00; C[c0 + j + 1] = C[c0 + j + 1]! + s01; C[c1 + j] = C[c1 + j]! + s10; C[c1 + j + 1] = C[c1 + j + 1]! + s11; }
       else { C[c0 + j] = s00; C[c0 + j + 1] = s01; C[c1 + j] = s10; C[c1 + j + 1] = s11; }
     }
     if (j < n) {
       const b0 = bOff + j * k;
       let s0 = 0, s1 = 0;
       for (let p = 0; p < k; p++) { const y = B[b0 + p]!; s0 += A[a0 + p]! * y; s1 += A[a1 + p]! * y; }
-      if (accumulate) { C[c0 + j] += s0; C[c1 + j] += s1; } else { C[c0 + j] = s0; C[c1 + j] = s1; }
+      if (accumulate) { C[c0 + j] = C[c0 + j]! + s0; C[c1 + j] = C[c1 + j]! + s1; } else { C[c0 + j] = s0; C[c1 + j] = s1; }
     }
   }
   if (i < m) {
@@ -44,7 +44,7 @@ export function matmulNT(
       const b0 = bOff + j * k;
       let s = 0;
       for (let p = 0; p < k; p++) s += A[a0 + p]! * B[b0 + p]!;
-      if (accumulate) C[c0 + j] += s; else C[c0 + j] = s;
+      if (accumulate) C[c0 + j] = C[c0 + j]! + s; else C[c0 + j] = s;
     }
   }
   matmulStats.ms += performance.now() - t0;
@@ -118,13 +118,13 @@ export function rmsNormBwd(
     for (let j = 0; j < dim; j++) {
       const g = w ? dy[b + j]! * w[j]! : dy[b + j]!;
       dot += g * x[b + j]!;
-      if (dw) dw[j] += dy[b + j]! * x[b + j]! * rr;
+      if (dw) dw[j] = dw[j]! + (dy[b + j]! * x[b + j]! * rr);
     }
     const c = (rr * rr * rr * dot) / dim;
     for (let j = 0; j < dim; j++) {
       const g = w ? dy[b + j]! * w[j]! : dy[b + j]!;
       const v = rr * g - x[b + j]! * c;
-      if (accumulate) dx[b + j] += v; else dx[b + j] = v;
+      if (accumulate) dx[b + j] = dx[b + j]! + v; else dx[b + j] = v;
     }
   }
 }

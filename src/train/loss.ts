@@ -39,7 +39,7 @@ export function distillLoss(
     logSoftmaxRow(lp, logits.subarray(off, off + V), 0, V);
     loss += (alpha * -lp[y]!) / count;
     for (let j = 0; j < V; j++) dLogits[off + j] = (alpha * Math.exp(lp[j]!)) / count;
-    dLogits[off + y] -= alpha / count;
+    dLogits[off + y] = dLogits[off + y]! - (alpha / count);
     if (teacher && alpha < 1) {
       // Soft targets at temperature τ: KL(pt ‖ ps_τ)·τ² (Hinton scaling keeps gradient size independent of τ).
       const tau = temperature;
@@ -51,7 +51,7 @@ export function distillLoss(
       for (let j = 0; j < V; j++) {
         const pt = Math.exp(tp[j]!);
         kl += pt * (tp[j]! - sl[j]!);
-        dLogits[off + j] += ((1 - alpha) * tau * (Math.exp(sl[j]!) - pt)) / count;
+        dLogits[off + j] = dLogits[off + j]! + (((1 - alpha) * tau * (Math.exp(sl[j]!) - pt)) / count);
       }
       loss += ((1 - alpha) * tau * tau * kl) / count;
     }
@@ -83,7 +83,7 @@ export function weightedNllGrad(logits: Float32Array, targets: Int32Array, weigh
     if (y < 0 || w === 0) continue;
     logSoftmaxRow(lp, logits.subarray(i * V, i * V + V), 0, V);
     for (let j = 0; j < V; j++) d[i * V + j] = w * Math.exp(lp[j]!);
-    d[i * V + y] -= w;
+    d[i * V + y] = d[i * V + y]! - w;
   }
   return d;
 }

@@ -148,7 +148,7 @@ export class TrainModel {
       const th = Math.fround(t * this.invFreq[j]!);
       cos[t * half + j] = Math.cos(th); sin[t * half + j] = Math.sin(th);
     }
-    let h = new Float32Array(N * H);
+    let h: Float32Array = new Float32Array(N * H);
     const E = this.embed.data;
     for (let i = 0; i < N; i++) h.set(E.subarray(tokens[i]! * H, tokens[i]! * H + H), i * H);
     this.caches = [];
@@ -236,13 +236,13 @@ export class TrainModel {
         for (let s = s0; s <= t; s++) {
           const p = (P[pb + s] = P[pb + s]! * inv);
           const vb = ((b * T + s) * nkv + kh) * d;
-          for (let j = 0; j < d; j++) O[ob + j] += p * v[vb + j]!;
+          for (let j = 0; j < d; j++) O[ob + j] = O[ob + j]! + (p * v[vb + j]!);
         }
       }
     }
     const h2 = new Float32Array(N * H);
     linear(h2, O, L.o.data, N, H, nh * d);
-    for (let i = 0; i < N * H; i++) h2[i] += hIn[i]!;
+    for (let i = 0; i < N * H; i++) h2[i] = h2[i]! + hIn[i]!;
     const rPost = new Float32Array(N), f = new Float32Array(N * H);
     rmsNormFwd(f, rPost, h2, L.postNorm.data, N, H, c.eps);
     const out = new Float32Array(N * H);
@@ -257,7 +257,7 @@ export class TrainModel {
       linear(out, m, L.dn!.data, N, H, Im);
       cache.g = g; cache.u = u; cache.m = m;
     }
-    for (let i = 0; i < N * H; i++) out[i] += h2[i]!;
+    for (let i = 0; i < N * H; i++) out[i] = out[i]! + h2[i]!;
     return { out, cache };
   }
 
@@ -270,7 +270,7 @@ export class TrainModel {
     for (let n = 0; n < N; n++) {
       let best = 0;
       for (let e = 1; e < E; e++) if (rl[n * E + e]! > rl[n * E + best]!) best = e;
-      sel[n] = best; score[n] = sigmoid(rl[n * E + best]!); counts[best]++;
+      sel[n] = best; score[n] = sigmoid(rl[n * E + best]!); counts[best] = counts[best]! + 1;
     }
     // Tokens grouped by expert (stable), so each expert runs one product over its rows.
     const offs = new Int32Array(E + 1);
@@ -299,7 +299,7 @@ export class TrainModel {
     linear(out, m, L.shDown!.data, N, H, I);
     for (let j = 0; j < N; j++) {
       const n = perm[j]!;
-      for (let x = 0; x < H; x++) out[n * H + x] += ye[j * H + x]!;
+      for (let x = 0; x < H; x++) out[n * H + x] = out[n * H + x]! + (ye[j * H + x]!);
     }
     // Switch-style load balancing: E·Σ_e frac_e·mean_n softmax(rl)_e (frac has no gradient).
     const auxFrac = new Float32Array(E), auxProb = new Float32Array(N * E);
@@ -310,7 +310,7 @@ export class TrainModel {
       for (let e = 0; e < E; e++) mx = Math.max(mx, rl[n * E + e]!);
       let s = 0;
       for (let e = 0; e < E; e++) { const p = Math.exp(rl[n * E + e]! - mx); auxProb[n * E + e] = p; s += p; }
-      for (let e = 0; e < E; e++) { auxProb[n * E + e] /= s; aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N; }
+      for (let e = 0; e < E; e++) { auxProb[n * E + e] = auxProb[n * E + e]! / s; aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N; }
     }
     this.auxLoss += aux;
     Object.assign(cache, { rl, sel, score, perm, counts, xe, gu, me, g, u, m, auxFrac, auxProb });
@@ -327,13 +327,13 @@ export class TrainModel {
     const N = last.B * last.T;
     const dhn = new Float32Array(N * H);
     linearBackward(dhn, this.head.grad, dLogits, last.hn, this.head.data, N, V, H, false);
-    let dh = new Float32Array(N * H);
+    let dh: Float32Array = new Float32Array(N * H);
     rmsNormBwd(dh, this.norm.grad, dhn, last.hFinal, last.rFinal, this.norm.data, N, H, false);
     for (let l = c.nLayers - 1; l >= 0; l--) dh = this.layerBackward(l, dh, last.B, last.T, auxCoef);
     const G = this.embed.grad;
     for (let i = 0; i < N; i++) {
       const t = last.tokens[i]! * H;
-      for (let x = 0; x < H; x++) G[t + x] += dh[i * H + x]!;
+      for (let x = 0; x < H; x++) G[t + x] = G[t + x]! + (dh[i * H + x]!);
     }
     this.caches = [];
     this.last = null;
@@ -382,9 +382,9 @@ export class TrainModel {
           const ds = p * (dp[s]! - dot) * scale;
           const kb = ((b * T + s) * nkv + kh) * d;
           for (let j = 0; j < d; j++) {
-            dq[ob + j] += ds * K.k[kb + j]!;
-            dk[kb + j] += ds * K.q[ob + j]!;
-            dv[kb + j] += p * dO[ob + j]!;
+            dq[ob + j] = dq[ob + j]! + (ds * K.k[kb + j]!);
+            dk[kb + j] = dk[kb + j]! + (ds * K.q[ob + j]!);
+            dv[kb + j] = dv[kb + j]! + (p * dO[ob + j]!);
           }
         }
       }
@@ -412,7 +412,7 @@ export class TrainModel {
     } else if (c.attnTemperatureTuning) {
       for (let i = 0; i < N; i++) {
         const s = this.tempScale(i % T);
-        for (let j = 0; j < nh * d; j++) dq[i * nh * d + j] *= s;
+        for (let j = 0; j < nh * d; j++) dq[i * nh * d + j] = dq[i * nh * d + j]! * s;
       }
     }
     const da = new Float32Array(N * H);
@@ -454,8 +454,8 @@ export class TrainModel {
     for (let j = 0; j < N; j++) {
       const n = perm[j]!, s = score[n]!;
       let ds = 0;
-      for (let x = 0; x < H; x++) { const g = dxe[j * H + x]!; df[n * H + x] += s * g; ds += g * K.f[n * H + x]!; }
-      drl[n * E + sel[n]!] += ds * s * (1 - s);
+      for (let x = 0; x < H; x++) { const g = dxe[j * H + x]!; df[n * H + x] = df[n * H + x]! + (s * g); ds += g * K.f[n * H + x]!; }
+      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + (ds * s * (1 - s));
     }
     if (auxCoef !== 0) {
       // d/d rl[n,e] of coef·E·Σ_j frac_j·mean_n p_nj = coef·E/N · p_ne·(frac_e − Σ_j frac_j p_nj).
@@ -463,7 +463,7 @@ export class TrainModel {
       for (let n = 0; n < N; n++) {
         let dot = 0;
         for (let e = 0; e < E; e++) dot += fr[e]! * pr[n * E + e]!;
-        for (let e = 0; e < E; e++) drl[n * E + e] += ((auxCoef * E) / N) * pr[n * E + e]! * (fr[e]! - dot);
+        for (let e = 0; e < E; e++) drl[n * E + e] = drl[n * E + e]! + (((auxCoef * E) / N) * pr[n * E + e]! * (fr[e]! - dot));
       }
     }
     linearBackward(df, L.router!.grad, drl, K.f, L.router!.data, N, E, H, true);

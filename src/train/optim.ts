@@ -32,7 +32,7 @@ export class AdamW {
    */
   update(lr: number, gradScale = 1): number {
     const { beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1, clip = 1 } = this.opts;
-    if (gradScale !== 1) for (const p of this.params) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= gradScale;
+    if (gradScale !== 1) for (const p of this.params) for (let i = 0; i < p.grad.length; i++) p.grad[i] = p.grad[i]! / gradScale;
     const norm = this.gradNorm();
     const cs = clip > 0 && norm > clip ? clip / norm : 1;
     this.step++;
