@@ -1,4 +1,6 @@
 /** Every subcommand, in the order `llama4 --help` lists them. Add a command by adding its module here. */
 import type { Command } from '../command.ts';
+import { logitsCommand } from './logits.ts';
+import { generateCommand } from './generate.ts';
 
-export const COMMANDS: readonly Command[] = [];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand];

@@ -1,0 +1,77 @@
+/** Flags shared by the model-running commands, and their parsing into library options. */
+import type { ParseArgsConfig } from 'node:util';
+import type { BackendChoice, LoadOptions } from '../load.ts';
+import type { SamplerOptions } from '../engine/index.ts';
+import { UsageError } from '../util/index.ts';
+
+export const MODEL_OPTIONS = {
+  model: { type: 'string', short: 'm' },
+  backend: { type: 'string' },
+  threads: { type: 'string', short: 't' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const SAMPLER_OPTIONS = {
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repeat-penalty': { type: 'string' },
+  'presence-penalty': { type: 'string' },
+  'frequency-penalty': { type: 'string' },
+  seed: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const MODEL_USAGE = `  -m, --model PATH       model folder (config.json + safetensors) or .gguf file (default: the embedded model)
+  --backend NAME         auto | native | typescript (default auto)
+  -t, --threads N        compute threads for the native backend`;
+
+export const SAMPLER_USAGE = `  --temperature X        0 = greedy (default 0.7 for run/chat, 0 for generate)
+  --top-k N  --top-p X  --min-p X
+  --repeat-penalty X  --presence-penalty X  --frequency-penalty X
+  --seed N               reproducible sampling`;
+
+export function parseNumber(flag: string, v: string | undefined, opts: { int?: boolean; min?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
+    throw new UsageError(`--${flag} expects ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got '${v}'`);
+  }
+  return n;
+}
+
+/** "1,5,9" -> [1, 5, 9]; rejects anything that is not a non-negative integer list. */
+export function parseIds(v: string | undefined): number[] {
+  if (v === undefined || v.trim() === '') throw new UsageError('--ids expects a comma-separated list of token ids, e.g. --ids 1,5,9');
+  return v.split(',').map((s) => {
+    const t = s.trim();
+    if (!/^\d+$/.test(t)) throw new UsageError(`--ids: '${t}' is not a token id (non-negative integer)`);
+    return Number(t);
+  });
+}
+
+export function loadOptions(values: { backend?: string | undefined; threads?: string | undefined }): LoadOptions {
+  const b = values.backend ?? 'auto';
+  if (b !== 'auto' && b !== 'native' && b !== 'typescript') throw new UsageError(`--backend must be auto, native or typescript, got '${b}'`);
+  const threads = parseNumber('threads', values.threads, { int: true, min: 1 });
+  return { backend: b as BackendChoice, ...(threads !== undefined ? { threads } : {}) };
+}
+
+export function samplerOptions(values: Record<string, string | boolean | undefined>, defaultTemperature: number): SamplerOptions {
+  const s = (k: string) => values[k] as string | undefined;
+  const o: SamplerOptions = { temperature: parseNumber('temperature', s('temperature'), { min: 0 }) ?? defaultTemperature };
+  const topK = parseNumber('top-k', s('top-k'), { int: true, min: 0 });
+  const topP = parseNumber('top-p', s('top-p'), { min: 0 });
+  const minP = parseNumber('min-p', s('min-p'), { min: 0 });
+  const rep = parseNumber('repeat-penalty', s('repeat-penalty'), { min: 0 });
+  const pres = parseNumber('presence-penalty', s('presence-penalty'));
+  const freq = parseNumber('frequency-penalty', s('frequency-penalty'));
+  const seed = parseNumber('seed', s('seed'), { int: true, min: 0 });
+  if (topK !== undefined) o.topK = topK;
+  if (topP !== undefined) o.topP = topP;
+  if (minP !== undefined) o.minP = minP;
+  if (rep !== undefined) o.repetitionPenalty = rep;
+  if (pres !== undefined) o.presencePenalty = pres;
+  if (freq !== undefined) o.frequencyPenalty = freq;
+  if (seed !== undefined) o.seed = seed;
+  return o;
+}

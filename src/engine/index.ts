@@ -1,0 +1,2 @@
+export * from './sampler.ts';
+export * from './generate.ts';
