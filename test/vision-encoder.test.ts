@@ -1,0 +1,126 @@
+/**
+ * The Llama 4 vision encoder, adapter and projector against the Hugging Face reference (../shared/golden/e_multimodal:
+ * vision_model_output and image_features_after_projector within 1e-4), plus the pieces on their own: pixel shuffle
+ * against a literal transcription of HF's view/permute code, 2-D RoPE tables, batching of tiles, config checks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { sharedPath, maxAbsDiff } from './helpers/shared.ts';
+import { readSafetensors } from '../src/io/safetensors.ts';
+import { TsBackend } from '../src/kernels/ts/index.ts';
+import { parseVisionConfig } from '../src/model/llama4/vision-config.ts';
+import { Llama4VisionEncoder, hasVisionTensors, pixelShuffle, visionRopeTables } from '../src/model/llama4/vision.ts';
+import type { RawTensor } from '../src/tensor/index.ts';
+import { ConfigError, ModelFileError, UsageError } from '../src/util/index.ts';
+
+const dir = sharedPath('golden', 'e_multimodal');
+
+function loadCase() {
+  const config = JSON.parse(readFileSync(join(dir!, 'config.json'), 'utf8'));
+  const exp = JSON.parse(readFileSync(join(dir!, 'expected.json'), 'utf8')) as {
+    pixel_values: number[][]; vision_model_output: number[][][] | number[][]; image_features_after_projector: number[][];
+  };
+  return { config, exp, tensors: readSafetensors(join(dir!, 'model.safetensors')) };
+}
+
+test('e_multimodal: vision_model output and projected features within 1e-4 of HF', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+  const { config, exp, tensors } = loadCase();
+  const cfg = parseVisionConfig(config);
+  assert.equal(cfg.tokensPerTile, 4);
+  assert.equal(cfg.imageTokenId, 250);
+  assert.ok(hasVisionTensors(tensors.keys()));
+  const enc = new Llama4VisionEncoder(cfg, tensors, new TsBackend());
+  const pixels = Float32Array.from(exp.pixel_values.flat());
+  assert.equal(pixels.length, 3 * 32 * 32);
+  const vision = enc.encodeVision(pixels, 1);
+  const wantVision = (exp.vision_model_output as number[][]).flat(2) as number[];
+  assert.equal(vision.length, wantVision.length);
+  const dv = maxAbsDiff(vision, wantVision);
+  assert.ok(dv < 1e-4, `vision_model_output max abs diff ${dv}`);
+  const feats = enc.encode(pixels, 1);
+  const want = exp.image_features_after_projector.flat();
+  assert.equal(feats.length, want.length);
+  const dp = maxAbsDiff(feats, want);
+  assert.ok(dp < 1e-4, `projected features max abs diff ${dp}`);
+  process.stdout.write(`# e_multimodal: vision_model_output max|Δ| ${dv.toExponential(2)}, projector ${dp.toExponential(2)}\n`);
+});
+
+test('several tiles: batched encoding equals tile-by-tile, order kept', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+  const { config, exp, tensors } = loadCase();
+  const cfg = parseVisionConfig(config);
+  const base = Float32Array.from(exp.pixel_values.flat());
+  const n = 3, len = base.length;
+  const pixels = new Float32Array(n * len);
+  for (let t = 0; t < n; t++) for (let i = 0; i < len; i++) pixels[t * len + i] = t === 1 ? base[i]! : Math.sin(i * (t + 1) * 0.37);
+  const batched = new Llama4VisionEncoder(cfg, tensors, new TsBackend(), { tilesPerBatch: 2 }).encode(pixels, n);
+  const single = new Llama4VisionEncoder(cfg, tensors, new TsBackend(), { tilesPerBatch: 1 });
+  const rows = cfg.tokensPerTile * cfg.textHiddenSize;
+  for (let t = 0; t < n; t++) {
+    const one = single.encode(pixels.slice(t * len, (t + 1) * len), 1);
+    assert.ok(maxAbsDiff(batched.subarray(t * rows, (t + 1) * rows), one) < 1e-6, `tile ${t}`);
+  }
+  // Tile 1 is the reference tile: its rows are the golden features.
+  assert.ok(maxAbsDiff(batched.subarray(rows, 2 * rows), exp.image_features_after_projector.flat()) < 1e-4);
+  assert.throws(() => single.encode(new Float32Array(10), 1), UsageError);
+  assert.throws(() => single.encode(new Float32Array(len).fill(NaN), 1), /not finite/);
+});
+
+/** HF pixel_shuffle, transcribed literally with explicit view/permute index arithmetic (batch 1). */
+function hfPixelShuffle(x: Float32Array, nPatches: number, c: number, r: number): Float32Array {
+  const s = Math.sqrt(nPatches);
+  // view [s(h), s(w), c] → view [h, w·r, c/r] → permute(0,2,1,3) → [w·r, h, c/r]
+  const A = (h: number, w: number, k: number) => x[(h * s + w) * c + k]!; // [h, w, c]
+  const w1 = s * r, c1 = c / r;
+  const B = (h: number, w: number, k: number) => { const flat = (h * w1 + w) * c1 + k; return A(Math.floor(flat / (s * c)), Math.floor(flat / c) % s, flat % c); };
+  const Bp = (w: number, h: number, k: number) => B(h, w, k); // [w1, h, c1] (contiguous copy)
+  // view [h·r, w·r, c/r²] of the contiguous [w1, s, c1] tensor → permute(0,2,1,3)
+  const h2 = s * r, c2 = c / (r * r);
+  const C = (i: number, j: number, k: number) => { const flat = (i * w1 + j) * c2 + k; return Bp(Math.floor(flat / (s * c1)), Math.floor(flat / c1) % s, flat % c1); };
+  const out = new Float32Array(h2 * w1 * c2);
+  for (let a = 0; a < w1; a++) for (let b = 0; b < h2; b++) for (let k = 0; k < c2; k++) out[(a * h2 + b) * c2 + k] = C(b, a, k);
+  return out;
+}
+
+test('pixel shuffle matches the HF view/permute code', () => {
+  for (const [side, c] of [[4, 3], [6, 2], [24, 5]] as const) {
+    const x = Float32Array.from({ length: side * side * c }, (_, i) => i);
+    assert.deepEqual(pixelShuffle(x, side, c, 0.5), hfPixelShuffle(x, side * side, c, 0.5), `side ${side}`);
+  }
+});
+
+test('2-D RoPE tables: 1-based x/y angles, class token identity', () => {
+  const { cos, sin } = visionRopeTables(3, 8, 10000); // 9 patches + CLS, 4 pairs: 2 for x, 2 for y
+  const f = Math.fround;
+  const f1 = f(1 / f(Math.pow(10000, f(2 / 4))));
+  // Patch 5: x = 2, y = 1 → pairs (x+1)·f0, (x+1)·f1, (y+1)·f0, (y+1)·f1.
+  assert.equal(cos[5 * 4 + 0], f(Math.cos(3)));
+  assert.equal(sin[5 * 4 + 1], f(Math.sin(f(3 * f1))));
+  assert.equal(cos[5 * 4 + 2], f(Math.cos(2)));
+  assert.equal(sin[5 * 4 + 3], f(Math.sin(f(2 * f1))));
+  // Patch 0 is not the identity (angles start at 1), the CLS row (9) is.
+  assert.notEqual(sin[0], 0);
+  assert.deepEqual([...cos.subarray(36, 40)], [1, 1, 1, 1]);
+  assert.deepEqual([...sin.subarray(36, 40)], [0, 0, 0, 0]);
+});
+
+test('vision config: derived sizes and clear errors', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+  const { config, tensors } = loadCase();
+  const bad = (patch: Record<string, unknown>) => ({ ...config, vision_config: { ...config.vision_config, ...patch } });
+  assert.throws(() => parseVisionConfig({ text_config: {} }), /no vision_config/);
+  assert.throws(() => parseVisionConfig(bad({ intermediate_size: 100 })), (e) => e instanceof ConfigError && /intermediate_size 100/.test(e.message));
+  assert.throws(() => parseVisionConfig(bad({ num_attention_heads: 16 })), /multiple of 4 for 2-D RoPE/);
+  assert.throws(() => parseVisionConfig(bad({ patch_size: 5 })), /not a multiple of patch_size/);
+  assert.throws(() => parseVisionConfig(bad({ hidden_size: 'x' })), /must be a number/);
+  assert.throws(() => parseVisionConfig(bad({ vision_output_dim: 32 })), /must equal projector_output_dim/);
+  // Missing or mis-shaped tensors name the tensor.
+  const cfg = parseVisionConfig(config);
+  const missing = new Map(tensors);
+  missing.delete('vision_model.model.layers.1.mlp.fc2.bias');
+  assert.throws(() => new Llama4VisionEncoder(cfg, missing, new TsBackend()), (e) => e instanceof ModelFileError && /layers\.1\.mlp\.fc2\.bias/.test(e.message));
+  const wrong = new Map(tensors);
+  const t = tensors.get('vision_model.class_embedding')!;
+  wrong.set('vision_model.class_embedding', { ...t, shape: [16], bytes: t.bytes.subarray(0, 64) } as RawTensor);
+  assert.throws(() => new Llama4VisionEncoder(cfg, wrong, new TsBackend()), /class_embedding" has shape \[16\]/);
+});
