@@ -6,6 +6,7 @@
 import type { DType } from '../dtype.ts';
 import { DTYPES } from '../dtype.ts';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../half.ts';
+import { BLOCK_CODECS } from './blocks.ts';
 
 export type RowDequantizer = (src: Uint8Array, byteOffset: number, n: number, out: Float32Array, outOffset: number) => void;
 export type RowQuantizer = (src: Float32Array, srcOffset: number, n: number, out: Uint8Array, byteOffset: number) => void;
@@ -80,3 +81,6 @@ registerCodec(
     for (let i = 0, p = off; i < n; i++, p += 2) { const h = f32ToBf16(src[so + i]!); out[p] = h & 0xff; out[p + 1] = h >> 8; }
   },
 );
+
+// GGML block formats (q4_0 … q6_k, q8_k): exact ports of ggml-quants.c, registered here.
+for (const [dtype, dequant, quant] of BLOCK_CODECS) registerCodec(dtype, dequant, quant);
