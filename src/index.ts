@@ -2,3 +2,4 @@
 export * from './util/index.ts';
 export * from './tensor/index.ts';
 export type * from './model/types.ts';
+export * from './tokenizer/index.ts';

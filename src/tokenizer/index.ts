@@ -1,0 +1,14 @@
+/** Llama 4 tokenizer: byte-level BPE with Meta's o200k-style pre-tokenizer and special tokens 200000–202047. */
+export type { Tokenizer, EncodeOptions, DecodeOptions, StreamDecoder } from './types.ts';
+export { BpeTokenizer, type BpeVocab } from './tokenizer.ts';
+export {
+  loadTokenizer,
+  findTokenizerFiles,
+  tokenizerFromTiktoken,
+  tokenizerFromHfJson,
+  tokenizerFromGguf,
+  type GgufVocabArrays,
+} from './load.ts';
+export { pretokenize, LLAMA4_PRETOKENIZE_SOURCE } from './pretokenize.ts';
+export { llama4SpecialTokens, LLAMA4_IDS, LLAMA4_NUM_BASE_TOKENS, LLAMA4_NUM_SPECIAL_TOKENS } from './special-tokens.ts';
+export { bytesToUnicode, unicodeToBytes } from './byte-unicode.ts';

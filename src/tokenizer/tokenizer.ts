@@ -1,0 +1,314 @@
+/**
+ * BpeTokenizer: Llama 4's byte-level BPE behind the `Tokenizer` interface. Every loader (tiktoken ranks, HF
+ * tokenizer.json, GGUF arrays) reduces its file to a `BpeVocab` and builds one of these.
+ *
+ * Speed: pre-tokens repeat heavily in real text, so each distinct pre-token's ids are cached (bounded); a miss
+ * converts it to a binary string (one char per UTF-8 byte) and merges with Map lookups on short slices.
+ */
+import { ModelFileError, UsageError } from '../util/errors.ts';
+import { bytePairEncode, MergeTable, NO_MERGE } from './bpe.ts';
+import { bytesToUnicode, unicodeToBinary } from './byte-unicode.ts';
+import { llama4PretokenizeRegExp } from './pretokenize.ts';
+import { LLAMA4_IDS, LLAMA4_NUM_BASE_TOKENS, llama4SpecialTokens } from './special-tokens.ts';
+import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './types.ts';
+
+export interface BpeVocab {
+  /** Ordinary (mergeable) tokens: binary string of the token's bytes → id. */
+  tokens: Map<string, number>;
+  /** Merges, highest priority first, as [left, right] binary strings. Absent: tiktoken ranks (priority = id). */
+  merges?: [string, string][];
+  /** Emit a pre-token that is itself a token without merging (tiktoken; HF `ignore_merges`). Default true. */
+  ignoreMerges?: boolean;
+  /** Special/control/added tokens: text → id. */
+  specials: Map<string, number>;
+  /** Text of the BOS / EOS tokens if the files name them (tokenizer_config.json, GGUF ids); defaults: Llama 4's. */
+  bosToken?: string;
+  eosTokens?: string[];
+  /** Model vocab size if larger than what the tokens cover (ids past the file's tokens decode to nothing). */
+  vocabSize?: number;
+  /** For error messages: the file it came from. */
+  source: string;
+}
+
+const CACHE_LIMIT = 200_000;
+const UTF8 = new TextEncoder();
+
+/** UTF-8 bytes of `s` as a binary string (ASCII strings are returned as is). */
+function toBinary(s: string): string {
+  let ascii = true;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break; }
+  if (ascii) return s;
+  const bytes = UTF8.encode(s);
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 4096) out += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  return out;
+}
+
+function isPlainSpecial(text: string): boolean {
+  return text.startsWith('<|') && text.endsWith('|>') && text.indexOf('|>') === text.length - 2;
+}
+
+/** The merge table of a vocabulary: from its merges list, or lazily from tiktoken ranks. */
+function buildMergeTable(vocab: BpeVocab): MergeTable {
+  const { tokens, source } = vocab;
+  const byteId: number[] = [];
+  for (let b = 0; b < 256; b++) {
+    const id = tokens.get(String.fromCharCode(b));
+    if (id === undefined) throw new ModelFileError(source, `byte-level BPE vocabulary lacks a token for byte 0x${b.toString(16).padStart(2, '0')}`);
+    byteId.push(id);
+  }
+  let table: MergeTable;
+  if (vocab.merges) {
+    table = new MergeTable();
+    vocab.merges.forEach(([l, r], i) => {
+      const a = tokens.get(l);
+      const b = tokens.get(r);
+      const c = tokens.get(l + r);
+      if (a === undefined || b === undefined || c === undefined) {
+        throw new ModelFileError(source, `merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) names a token that is not in the vocabulary`);
+      }
+      const packed = MergeTable.pack(i, c);
+      if (l.length === 1 && r.length === 1) table.addBytePair(l.charCodeAt(0), r.charCodeAt(0), packed);
+      table.add(a, b, packed);
+    });
+  } else {
+    // tiktoken: A+B may merge iff its bytes are a token, at priority = that token's rank.
+    const binOf: string[] = [];
+    for (const [bin, id] of tokens) binOf[id] = bin;
+    table = new MergeTable((a, b) => {
+      const r = tokens.get(binOf[a]! + binOf[b]!);
+      return r === undefined ? NO_MERGE : MergeTable.pack(r, r);
+    });
+    for (let x = 0; x < 256; x++) {
+      for (let y = 0; y < 256; y++) {
+        const r = tokens.get(String.fromCharCode(x, y));
+        if (r !== undefined) table.addBytePair(x, y, MergeTable.pack(r, r));
+      }
+    }
+  }
+  byteId.forEach((id, b) => table.setByte(b, id));
+  return table;
+}
+
+export class BpeTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosId: number | undefined;
+  readonly eotId: number | undefined;
+  readonly stopIds: ReadonlySet<number>;
+  readonly specialTokens: ReadonlyMap<string, number>;
+  readonly specialIds: ReadonlySet<number>;
+  readonly source: string;
+
+  private readonly tokens: Map<string, number>;
+  private readonly merges: MergeTable;
+  private readonly ignoreMerges: boolean;
+  /** Decode table: bytes of id i are bytes[offset[i] .. offset[i+1]); specials hold their UTF-8 text. */
+  private readonly bytes: Uint8Array;
+  private readonly offset: Int32Array;
+  private readonly isSpecial: Uint8Array;
+  private readonly cache = new Map<string, number | number[]>();
+  private readonly re = llama4PretokenizeRegExp();
+  /** Null when every special is `<|…|>` without an inner `|>` (then a cheap indexOf scan finds them). */
+  private readonly specialRe: RegExp | null;
+
+  constructor(vocab: BpeVocab) {
+    this.source = vocab.source;
+    this.tokens = vocab.tokens;
+    this.ignoreMerges = vocab.ignoreMerges ?? true;
+    this.merges = buildMergeTable(vocab);
+    const specials = new Map(vocab.specials);
+    let maxId = -1;
+    for (const id of vocab.tokens.values()) if (id > maxId) maxId = id;
+    // Llama 4: fill the special ids the file leaves free (HF files stop at 201133; the model has 202048 rows).
+    if (specials.get('<|begin_of_text|>') === LLAMA4_IDS.beginOfText && maxId < LLAMA4_NUM_BASE_TOKENS) {
+      const used = new Set(specials.values());
+      llama4SpecialTokens().forEach((text, i) => {
+        const id = LLAMA4_NUM_BASE_TOKENS + i;
+        if (!used.has(id) && !specials.has(text)) specials.set(text, id);
+      });
+    }
+    for (const id of specials.values()) if (id > maxId) maxId = id;
+    this.vocabSize = Math.max(maxId + 1, vocab.vocabSize ?? 0);
+    this.specialTokens = specials;
+    this.specialIds = new Set(specials.values());
+
+    // Decode table.
+    const n = this.vocabSize;
+    const texts: (string | undefined)[] = new Array(n);
+    const special = new Uint8Array(n);
+    let total = 0;
+    for (const [bin, id] of vocab.tokens) {
+      if (texts[id] !== undefined) throw new ModelFileError(vocab.source, `token id ${id} is used twice`);
+      texts[id] = bin;
+      total += bin.length;
+    }
+    const specialBytes = new Map<number, Uint8Array>();
+    for (const [text, id] of specials) {
+      const b = UTF8.encode(text);
+      specialBytes.set(id, b);
+      special[id] = 1;
+      total += b.length;
+    }
+    this.bytes = new Uint8Array(total);
+    this.offset = new Int32Array(n + 1);
+    let pos = 0;
+    for (let id = 0; id < n; id++) {
+      this.offset[id] = pos;
+      const sb = specialBytes.get(id);
+      if (sb) { this.bytes.set(sb, pos); pos += sb.length; continue; }
+      const bin = texts[id];
+      if (bin !== undefined) for (let i = 0; i < bin.length; i++) this.bytes[pos++] = bin.charCodeAt(i);
+    }
+    this.offset[n] = pos;
+    this.isSpecial = special;
+
+    const find = (t: string | undefined): number | undefined => (t === undefined ? undefined : specials.get(t));
+    this.bosId = find(vocab.bosToken ?? '<|begin_of_text|>');
+    const eosIds = (vocab.eosTokens ?? []).map(find).filter((x): x is number => x !== undefined);
+    this.eosId = eosIds[0] ?? find('<|end_of_text|>');
+    this.eotId = find('<|eot|>');
+    const stops = new Set<number>(eosIds);
+    for (const t of ['<|end_of_text|>', '<|eom|>', '<|eot|>']) { const id = find(t); if (id !== undefined) stops.add(id); }
+    if (this.eosId !== undefined) stops.add(this.eosId);
+    this.stopIds = stops;
+
+    const plain = [...specials.keys()].every(isPlainSpecial);
+    this.specialRe = plain || specials.size === 0 ? null : new RegExp(
+      [...specials.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  }
+
+  /** Empties the pre-token cache and lazily resolved merges (memory, or benchmarks of first-encounter speed). */
+  clearCache(): void {
+    this.cache.clear();
+    this.merges.clear();
+  }
+
+  encode(text: string, opts?: EncodeOptions): number[] {
+    if (typeof text !== 'string') throw new UsageError(`encode: text must be a string, got ${typeof text}`);
+    // Lone surrogates cannot be UTF-8 encoded; tiktoken (and every UTF-8 pipeline) sees U+FFFD there.
+    const wf = (text as { isWellFormed?: () => boolean }).isWellFormed;
+    if (wf && !wf.call(text)) text = (text as unknown as { toWellFormed(): string }).toWellFormed();
+    const out: number[] = [];
+    if (!opts?.allowSpecial || this.specialTokens.size === 0) {
+      this.encodeOrdinary(text, out);
+      return out;
+    }
+    let start = 0;
+    if (this.specialRe) {
+      const re = this.specialRe;
+      re.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(text)) !== null) {
+        if (m.index > start) this.encodeOrdinary(text.slice(start, m.index), out);
+        out.push(this.specialTokens.get(m[0])!);
+        start = m.index + m[0].length;
+      }
+    } else {
+      let i = text.indexOf('<|');
+      while (i >= 0) {
+        const end = text.indexOf('|>', i + 2);
+        if (end < 0) break;
+        const id = this.specialTokens.get(text.slice(i, end + 2));
+        if (id !== undefined) {
+          if (i > start) this.encodeOrdinary(text.slice(start, i), out);
+          out.push(id);
+          start = end + 2;
+          i = text.indexOf('<|', start);
+        } else {
+          i = text.indexOf('<|', i + 1);
+        }
+      }
+    }
+    if (start < text.length) this.encodeOrdinary(start === 0 ? text : text.slice(start), out);
+    return out;
+  }
+
+  /** Appends the ids of `text` (no special-token recognition) to `out`. */
+  private encodeOrdinary(text: string, out: number[]): void {
+    const re = this.re;
+    const cache = this.cache;
+    re.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) !== null) {
+      const piece = m[0];
+      let ids = cache.get(piece);
+      if (ids === undefined) {
+        ids = this.encodePiece(piece);
+        if (cache.size >= CACHE_LIMIT) cache.clear();
+        cache.set(piece, ids);
+      }
+      if (typeof ids === 'number') out.push(ids);
+      else for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+    }
+  }
+
+  private encodePiece(piece: string): number | number[] {
+    const bin = toBinary(piece);
+    if (this.ignoreMerges) {
+      const id = this.tokens.get(bin);
+      if (id !== undefined) return id;
+    }
+    const ids = bytePairEncode(bin, this.merges);
+    return ids.length === 1 ? ids[0]! : ids;
+  }
+
+  private checkId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new UsageError(`token id ${String(id)} is out of range [0, ${this.vocabSize})`);
+    }
+  }
+
+  decodeBytes(ids: Iterable<number>, opts?: DecodeOptions): Uint8Array {
+    const list = Array.isArray(ids) ? (ids as number[]) : [...ids];
+    const skip = opts?.skipSpecial ?? false;
+    let total = 0;
+    for (const id of list) {
+      this.checkId(id);
+      if (!(skip && this.isSpecial[id])) total += this.offset[id + 1]! - this.offset[id]!;
+    }
+    const out = new Uint8Array(total);
+    let pos = 0;
+    for (const id of list) {
+      if (skip && this.isSpecial[id]) continue;
+      const a = this.offset[id]!;
+      const b = this.offset[id + 1]!;
+      if (b - a === 1) out[pos++] = this.bytes[a]!;
+      else { out.set(this.bytes.subarray(a, b), pos); pos += b - a; }
+    }
+    return out;
+  }
+
+  decode(ids: Iterable<number>, opts?: DecodeOptions): string {
+    // ignoreBOM: a leading U+FEFF is text, not a byte-order mark to drop.
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.decodeBytes(ids, opts));
+  }
+
+  tokenToId(token: string): number | undefined {
+    const s = this.specialTokens.get(token);
+    if (s !== undefined) return s;
+    const bin = unicodeToBinary(token);
+    return bin === undefined ? undefined : this.tokens.get(bin);
+  }
+
+  idToToken(id: number): string | undefined {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) return undefined;
+    const a = this.offset[id]!;
+    const b = this.offset[id + 1]!;
+    if (a === b) return undefined;
+    const bytes = this.bytes.subarray(a, b);
+    return this.isSpecial[id] ? new TextDecoder().decode(bytes) : bytesToUnicode(bytes);
+  }
+
+  createStreamDecoder(opts?: DecodeOptions): StreamDecoder {
+    let dec = new TextDecoder('utf-8', { ignoreBOM: true });
+    return {
+      push: (id: number): string => dec.decode(this.decodeBytes([id], opts), { stream: true }),
+      flush: (): string => {
+        const s = dec.decode();
+        dec = new TextDecoder('utf-8', { ignoreBOM: true });
+        return s;
+      },
+    };
+  }
+}
