@@ -1,0 +1,345 @@
+// Node-API surface of the native core (node-addon-api). JS passes typed arrays; this file checks every length
+// against the shapes it is given (a wrong call throws a RangeError/TypeError, never reads out of bounds), picks the
+// kernel table for the CPU at run time, and maps model files.
+//
+// Exports: isas() -> ["avx512"?, "avx2"?, "scalar"] (usable on this CPU, best first)
+//          new Engine(threads, isa)  — kernels + a persistent thread pool (see ops.h)
+//          mapFile(path) -> MappedFile { size, view(offset, length) -> external ArrayBuffer }
+#include <napi.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "common.h"
+#include "ops.h"
+
+namespace l4 {
+
+int type_block_size(int t) {
+  switch (t) {
+    case T_F32: case T_F16: case T_BF16: return 1;
+    case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
+    case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: case T_Q8_K: return 256;
+    default: return 0;
+  }
+}
+int type_block_bytes(int t) {
+  switch (t) {
+    case T_F32: return 4; case T_F16: case T_BF16: return 2;
+    case T_Q4_0: return 18; case T_Q4_1: return 20; case T_Q5_0: return 22; case T_Q5_1: return 24; case T_Q8_0: return 34;
+    case T_Q2_K: return 84; case T_Q3_K: return 110; case T_Q4_K: return 144; case T_Q5_K: return 176; case T_Q6_K: return 210;
+    case T_Q8_K: return 292;
+    default: return 0;
+  }
+}
+
+// ---- CPU feature dispatch: never -march=native; each ISA table lives in its own translation unit. ----
+static bool has_avx512() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") &&
+         __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+static bool has_avx2() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+static std::vector<std::pair<std::string, const KernelTable*>> usable() {
+  std::vector<std::pair<std::string, const KernelTable*>> v;
+  if (has_avx512() && kernels_avx512()) v.emplace_back("avx512", kernels_avx512());
+  if (has_avx2() && kernels_avx2()) v.emplace_back("avx2", kernels_avx2());
+  v.emplace_back("scalar", kernels_scalar());
+  return v;
+}
+
+// ---- argument helpers ----
+struct Arr { uint8_t* p; size_t bytes; size_t len; napi_typedarray_type type; };
+
+static Arr typed(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type want, bool nullable = false) {
+  napi_env env = info.Env();
+  napi_value v = info[i];
+  napi_valuetype vt;
+  napi_typeof(env, v, &vt);
+  if (nullable && (vt == napi_null || vt == napi_undefined)) return Arr{nullptr, 0, 0, want};
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  if (!is) throw Napi::TypeError::New(env, std::string(name) + " must be a typed array");
+  Arr a{};
+  void* data = nullptr;
+  napi_get_typedarray_info(env, v, &a.type, &a.len, &data, nullptr, nullptr);
+  if (a.type != want) throw Napi::TypeError::New(env, std::string(name) + " has the wrong typed-array type");
+  a.p = (uint8_t*)data;
+  const size_t es = want == napi_float32_array || want == napi_int32_array ? 4 : 1;
+  a.bytes = a.len * es;
+  return a;
+}
+static int64_t num(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo = 0, int64_t hi = INT32_MAX) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  const double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= (double)lo && d <= (double)hi) || d != std::floor(d))
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " = " + std::to_string(d) + " is out of range");
+  return (int64_t)d;
+}
+static double fnum(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+static void need(const Napi::Env& env, const Arr& a, size_t elems, const char* name) {
+  if (a.len < elems)
+    throw Napi::RangeError::New(env, std::string(name) + " has " + std::to_string(a.len) + " elements, needs " + std::to_string(elems));
+}
+static void check_type(const Napi::Env& env, int type, int64_t K) {
+  if (type < 0 || type >= T_COUNT || type_block_size(type) == 0) throw Napi::RangeError::New(env, "unsupported weight type id " + std::to_string(type));
+  if (K % type_block_size(type) != 0) throw Napi::RangeError::New(env, "row length " + std::to_string(K) + " is not a whole number of blocks");
+}
+
+// ---- Engine ----
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Engine", {
+      InstanceMethod<&EngineWrap::Matmul>("matmul"), InstanceMethod<&EngineWrap::GetRows>("getRows"),
+      InstanceMethod<&EngineWrap::Dequant>("dequant"), InstanceMethod<&EngineWrap::RmsNorm>("rmsNorm"),
+      InstanceMethod<&EngineWrap::LayerNorm>("layerNorm"), InstanceMethod<&EngineWrap::Rope>("rope"),
+      InstanceMethod<&EngineWrap::Attention>("attention"), InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
+      InstanceMethod<&EngineWrap::Gelu>("gelu"), InstanceMethod<&EngineWrap::Add>("add"),
+      InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
+      InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
+    });
+  }
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    const int threads = (int)num(info, 0, "threads", 1, 1024);
+    const std::string isa = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    const KernelTable* kt = nullptr;
+    std::string names;
+    for (auto& [n, t] : usable()) {
+      names += (names.empty() ? "" : ", ") + n;
+      if (!kt && (isa.empty() || isa == n)) kt = t;
+    }
+    if (!kt) throw Napi::RangeError::New(info.Env(), "instruction set '" + isa + "' is not usable on this CPU (usable: " + names + ")");
+    engine_ = std::make_unique<Engine>(threads, kt);
+  }
+
+ private:
+  Engine& e(const Napi::Env& env) {
+    if (!engine_) throw Napi::Error::New(env, "native engine was disposed");
+    return *engine_;
+  }
+  Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), e(info.Env()).threads()); }
+  Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), e(info.Env()).kt()->isa); }
+  void Dispose(const Napi::CallbackInfo&) { engine_.reset(); }
+
+  // matmul(out, x, w, type, N, K, T, expert)
+  void Matmul(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), x = typed(info, 1, "x", napi_float32_array), w = typed(info, 2, "w", napi_uint8_array);
+    const int type = (int)num(info, 3, "type", 0, T_COUNT - 1);
+    const int64_t N = num(info, 4, "N", 1), K = num(info, 5, "K", 1), T = num(info, 6, "T", 0), ex = num(info, 7, "expert");
+    check_type(env, type, K);
+    const size_t rb = row_bytes(type, K);
+    if (w.bytes < (size_t)(ex + 1) * N * rb) throw Napi::RangeError::New(env, "weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
+    need(env, x, T * K, "x"); need(env, out, T * N, "out");
+    if (T == 0) return;
+    e(env).matmul((float*)out.p, (const float*)x.p, w.p + (size_t)ex * N * rb, type, (int)N, (int)K, (int)T);
+  }
+  // getRows(out, w, type, rows, K, ids: Int32Array)
+  void GetRows(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), w = typed(info, 1, "w", napi_uint8_array);
+    const int type = (int)num(info, 2, "type", 0, T_COUNT - 1);
+    const int64_t rows = num(info, 3, "rows", 0, INT64_C(1) << 40), K = num(info, 4, "K", 1);
+    Arr ids = typed(info, 5, "ids", napi_int32_array);
+    check_type(env, type, K);
+    if (w.bytes < (size_t)rows * row_bytes(type, K)) throw Napi::RangeError::New(env, "weight bytes too short");
+    need(env, out, ids.len * K, "out");
+    const int32_t* id = (const int32_t*)ids.p;
+    for (size_t i = 0; i < ids.len; i++)
+      if (id[i] < 0 || id[i] >= rows) throw Napi::RangeError::New(env, "row " + std::to_string(id[i]) + " out of range " + std::to_string(rows));
+    e(env).getRows((float*)out.p, w.p, type, (int)K, id, (int)ids.len);
+  }
+  // dequant(out, w, type, rows, K)
+  void Dequant(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), w = typed(info, 1, "w", napi_uint8_array);
+    const int type = (int)num(info, 2, "type", 0, T_COUNT - 1);
+    const int64_t rows = num(info, 3, "rows", 0, INT64_C(1) << 40), K = num(info, 4, "K", 1);
+    check_type(env, type, K);
+    if (w.bytes < (size_t)rows * row_bytes(type, K)) throw Napi::RangeError::New(env, "weight bytes too short");
+    need(env, out, rows * K, "out");
+    e(env).dequant((float*)out.p, w.p, type, rows, (int)K);
+  }
+  // rmsNorm(out, x, weight|null, rows, dim, eps)
+  void RmsNorm(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), x = typed(info, 1, "x", napi_float32_array);
+    Arr wt = typed(info, 2, "weight", napi_float32_array, true);
+    const int64_t rows = num(info, 3, "rows"), dim = num(info, 4, "dim", 1);
+    need(env, x, rows * dim, "x"); need(env, out, rows * dim, "out");
+    if (wt.p) need(env, wt, dim, "weight");
+    e(env).rmsNorm((float*)out.p, (const float*)x.p, (const float*)wt.p, (int)rows, (int)dim, (float)fnum(info, 5, "eps"));
+  }
+  void LayerNorm(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), x = typed(info, 1, "x", napi_float32_array);
+    Arr wt = typed(info, 2, "weight", napi_float32_array), b = typed(info, 3, "bias", napi_float32_array);
+    const int64_t rows = num(info, 4, "rows"), dim = num(info, 5, "dim", 1);
+    need(env, x, rows * dim, "x"); need(env, out, rows * dim, "out"); need(env, wt, dim, "weight"); need(env, b, dim, "bias");
+    e(env).layerNorm((float*)out.p, (const float*)x.p, (const float*)wt.p, (const float*)b.p, (int)rows, (int)dim, (float)fnum(info, 6, "eps"));
+  }
+  // rope(x, T, nHeads, headDim, cos, sin)
+  void Rope(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr x = typed(info, 0, "x", napi_float32_array);
+    const int64_t T = num(info, 1, "T"), H = num(info, 2, "nHeads", 1), d = num(info, 3, "headDim", 2);
+    Arr c = typed(info, 4, "cos", napi_float32_array), s = typed(info, 5, "sin", napi_float32_array);
+    if (d % 2) throw Napi::RangeError::New(env, "headDim must be even");
+    need(env, x, T * H * d, "x"); need(env, c, T * d / 2, "cos"); need(env, s, T * d / 2, "sin");
+    e(env).rope((float*)x.p, (int)T, (int)H, (int)d, (const float*)c.p, (const float*)s.p);
+  }
+  // attention(out, q, k, v, nHeads, nKvHeads, headDim, T, S, qPos0, kPos0, scale, causal, chunkSize)
+  void Attention(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), q = typed(info, 1, "q", napi_float32_array);
+    Arr k = typed(info, 2, "k", napi_float32_array), v = typed(info, 3, "v", napi_float32_array);
+    AttnShape s{};
+    s.nHeads = (int)num(info, 4, "nHeads", 1); s.nKvHeads = (int)num(info, 5, "nKvHeads", 1); s.headDim = (int)num(info, 6, "headDim", 1);
+    s.T = (int)num(info, 7, "T"); s.S = (int)num(info, 8, "S");
+    s.qPos0 = num(info, 9, "qPos0", 0, INT64_C(1) << 50); s.kPos0 = num(info, 10, "kPos0", 0, INT64_C(1) << 50);
+    s.scale = (float)fnum(info, 11, "scale");
+    s.causal = info[12].ToBoolean().Value();
+    s.chunkSize = num(info, 13, "chunkSize", 0, INT64_C(1) << 50);
+    if (s.nHeads % s.nKvHeads) throw Napi::RangeError::New(env, "nHeads must be a multiple of nKvHeads");
+    const int64_t qn = (int64_t)s.T * s.nHeads * s.headDim, kn = (int64_t)s.S * s.nKvHeads * s.headDim;
+    need(env, q, qn, "q"); need(env, out, qn, "out"); need(env, k, kn, "k"); need(env, v, kn, "v");
+    e(env).attention((float*)out.p, (const float*)q.p, (const float*)k.p, (const float*)v.p, s);
+  }
+  void SiluMul(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), g = typed(info, 1, "gate", napi_float32_array), u = typed(info, 2, "up", napi_float32_array);
+    const int64_t n = num(info, 3, "n", 0, INT64_C(1) << 40);
+    need(env, out, n, "out"); need(env, g, n, "gate"); need(env, u, n, "up");
+    e(env).siluMul((float*)out.p, (const float*)g.p, (const float*)u.p, n);
+  }
+  void Gelu(const Napi::CallbackInfo& info) {
+    Arr x = typed(info, 0, "x", napi_float32_array);
+    const int64_t n = num(info, 1, "n", 0, INT64_C(1) << 40);
+    need(info.Env(), x, n, "x");
+    e(info.Env()).gelu((float*)x.p, n);
+  }
+  void Add(const Napi::CallbackInfo& info) {
+    Arr x = typed(info, 0, "x", napi_float32_array), y = typed(info, 1, "y", napi_float32_array);
+    const int64_t n = num(info, 2, "n", 0, INT64_C(1) << 40);
+    need(info.Env(), x, n, "x"); need(info.Env(), y, n, "y");
+    e(info.Env()).add((float*)x.p, (const float*)y.p, n);
+  }
+  void AddBias(const Napi::CallbackInfo& info) {
+    Arr x = typed(info, 0, "x", napi_float32_array), b = typed(info, 1, "bias", napi_float32_array);
+    const int64_t rows = num(info, 2, "rows"), dim = num(info, 3, "dim", 1);
+    need(info.Env(), x, rows * dim, "x"); need(info.Env(), b, dim, "bias");
+    e(info.Env()).addBias((float*)x.p, (const float*)b.p, (int)rows, (int)dim);
+  }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+// ---- memory-mapped files ----
+// One mapping per file; JS gets external ArrayBuffers for ranges of it (Node 20 caps one view at 4 GiB, so big
+// models are addressed tensor by tensor). Each view holds a reference to the mapping, which is unmapped when the
+// file object and every view have been collected. Pages are MAP_PRIVATE and writable (copy-on-write): a stray
+// write from JS changes a private page instead of crashing the process, and the file is never modified.
+struct Mapping {
+  void* base = nullptr;
+  size_t size = 0;
+  std::set<size_t> liveViews;  // V8 refuses two external backing stores at the same address
+  ~Mapping() { if (base) munmap(base, size); }
+};
+struct ViewHint { std::shared_ptr<Mapping> m; size_t offset; };
+static constexpr size_t kMaxView = size_t(1) << 32;
+
+class MappedFile : public Napi::ObjectWrap<MappedFile> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "MappedFile", {InstanceMethod<&MappedFile::View>("view"), InstanceAccessor<&MappedFile::Size>("size")});
+  }
+  explicit MappedFile(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedFile>(info) {
+    auto env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "path must be a string");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Napi::Error::New(env, path + ": cannot open: " + std::strerror(errno));
+    struct stat st{};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); throw Napi::Error::New(env, path + ": not a regular file"); }
+    m_ = std::make_shared<Mapping>();
+    m_->size = (size_t)st.st_size;
+    if (m_->size > 0) {
+      void* p = mmap(nullptr, m_->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) { const int err = errno; close(fd); throw Napi::Error::New(env, path + ": mmap failed: " + std::strerror(err)); }
+      m_->base = p;
+      // Start reading ahead when the file comfortably fits in RAM; larger models page in on demand.
+      const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+      if (pages > 0 && psz > 0 && m_->size < (size_t)pages * (size_t)psz / 2) madvise(p, m_->size, MADV_WILLNEED);
+    }
+    close(fd);
+  }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)m_->size); }
+  // view(offset, length) -> ArrayBuffer over file bytes [offset, offset + length)
+  Napi::Value View(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    const int64_t off = num(info, 0, "offset", 0, INT64_C(1) << 52), len = num(info, 1, "length", 0, INT64_C(1) << 52);
+    if ((size_t)off + (size_t)len > m_->size)
+      throw Napi::RangeError::New(env, "range [" + std::to_string(off) + ", +" + std::to_string(len) + ") is past the end of the file (" + std::to_string(m_->size) + " bytes)");
+    if ((size_t)len > kMaxView) throw Napi::RangeError::New(env, "a view of " + std::to_string(len) + " bytes exceeds Node's 4 GiB limit");
+    if (len == 0) return Napi::ArrayBuffer::New(env, 0);
+    if (m_->liveViews.count((size_t)off)) throw Napi::Error::New(env, "a view at offset " + std::to_string(off) + " is already alive; reuse it");
+    auto* hint = new ViewHint{m_, (size_t)off};
+    napi_value ab;
+    napi_status st = napi_create_external_arraybuffer(
+        env, (uint8_t*)m_->base + off, (size_t)len,
+        [](napi_env, void*, void* h) { auto* vh = (ViewHint*)h; vh->m->liveViews.erase(vh->offset); delete vh; }, hint, &ab);
+    if (st != napi_ok) { delete hint; throw Napi::Error::New(env, "cannot create an external ArrayBuffer of " + std::to_string(len) + " bytes"); }
+    m_->liveViews.insert((size_t)off);
+    return Napi::Value(env, ab);
+  }
+  std::shared_ptr<Mapping> m_;
+};
+
+static Napi::Value Isas(const Napi::CallbackInfo& info) {
+  auto arr = Napi::Array::New(info.Env());
+  uint32_t i = 0;
+  for (auto& [n, t] : usable()) arr.Set(i++, Napi::String::New(info.Env(), n));
+  return arr;
+}
+static Napi::Value HwThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), (double)std::thread::hardware_concurrency());
+}
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Init(env));
+  exports.Set("MappedFile", MappedFile::Init(env));
+  exports.Set("isas", Napi::Function::New(env, Isas));
+  exports.Set("hardwareThreads", Napi::Function::New(env, HwThreads));
+  return exports;
+}
+
+}  // namespace l4
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return l4::InitAll(env, exports); }
+NODE_API_MODULE(llama4_native, Init)

@@ -1,0 +1,98 @@
+// Shared declarations of the native compute core: GGML block layouts (byte-exact with GGUF files, so weights are
+// read in place), the activation formats the kernels consume, half-precision helpers and the per-ISA kernel table.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <cmath>
+
+namespace l4 {
+
+// Type ids are GGML's (the `ggmlType` column of src/tensor/dtype.ts), so TS passes them through unchanged.
+enum GType : int {
+  T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
+  T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_Q8_K = 15, T_BF16 = 30, T_COUNT = 31
+};
+
+constexpr int QK = 32;    // elements per block of the *_0/*_1 formats
+constexpr int QKK = 256;  // elements per super-block of the K-quants
+
+// ---- GGUF block layouts (ggml-common.h). Scales are IEEE halves stored as uint16. ----
+#pragma pack(push, 1)
+struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };                       // 18 B: x = d·(nibble − 8)
+struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };                    // 20 B: x = d·nibble + m
+struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };        // 22 B: 5th bits in qh, x = d·(q − 16)
+struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };     // 24 B
+struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };                        // 34 B
+struct BlockQ2_K { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; };                 // 84 B
+struct BlockQ3_K { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; };    // 110 B
+struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };                // 144 B
+struct BlockQ5_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; }; // 176 B
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };       // 210 B
+struct BlockQ8_K { float d; int8_t qs[256]; int16_t bsums[16]; };                           // 292 B
+#pragma pack(pop)
+static_assert(sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 && sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110);
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210 && sizeof(BlockQ8_K) == 292);
+
+// ---- Activation formats (our own, never stored in files). ----
+// Like ggml, activations are quantized on the fly to 8-bit blocks where the weight format has an integer dot product.
+// Unlike ggml's q8_0/q8_1 (f16 scale) we keep an f32 scale and the integer sum of the block, which the q4_0/q4_1/
+// q5_x/VNNI kernels need for their offset terms (x·(q−8) = x·q − 8·Σx).
+struct ActQ8 { float d; int32_t isum; int8_t qs[32]; };                  // 40 B per 32 activations
+// K-quant activations: one f32 scale per 256, plus integer sums per 16 for the K-quants' per-sub-block minimums.
+struct ActQ8K { float d; int16_t bsums[16]; int8_t qs[256]; };           // 292 B per 256 activations
+enum ActFmt : int { ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8K = 2 };
+
+// ---- IEEE half <-> float without F16C (the scalar path must not assume it). ----
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (mant == 0) bits = sign;
+    else {  // subnormal half: renormalise
+      exp = 113;
+      while (!(mant & 0x400)) { mant <<= 1; exp--; }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
+  else bits = sign | ((exp + 112) << 23) | (mant << 13);
+  float f; std::memcpy(&f, &bits, 4); return f;
+}
+inline float bf16_to_float(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
+inline uint16_t rd16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+
+// Bytes per row of K elements, elements per block and bytes per block of a type (0 when unknown).
+int type_block_size(int type);
+int type_block_bytes(int type);
+inline size_t row_bytes(int type, int64_t K) { return (size_t)(K / type_block_size(type)) * (size_t)type_block_bytes(type); }
+
+// out[r] = dot(row r of w, act) for r < nrows; rows are `rowBytes` apart; K elements each.
+// `prefetch` asks the kernel to software-prefetch ahead in the weight stream (decode: every weight byte comes from
+// DRAM exactly once, and the hardware prefetcher does not keep up with block-quantized rows on our machines).
+using RowsFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool prefetch);
+using DequantFn = void (*)(const uint8_t* src, float* dst, int K);
+using QuantActFn = void (*)(const float* x, void* dst, int K);
+
+struct KernelTable {
+  const char* isa;                 // "avx512", "avx2", "scalar"
+  RowsFn rows[T_COUNT];            // per weight type; null = unsupported
+  int act[T_COUNT];                // ActFmt each rows[] kernel expects
+  DequantFn dequant[T_COUNT];      // row -> f32 (getRows, toF32)
+  QuantActFn quant_q8;             // f32 -> ActQ8 blocks (K % 32 == 0)
+  QuantActFn quant_q8k;            // f32 -> ActQ8K blocks (K % 256 == 0)
+  float (*dot_f32)(const float* a, const float* b, int n);
+  void (*axpy_f32)(float* y, float a, const float* x, int n);  // y += a·x
+  void (*scale_f32)(float* y, float a, int n);                 // y *= a
+};
+
+const KernelTable* kernels_scalar();
+const KernelTable* kernels_avx2();    // null when not compiled in
+const KernelTable* kernels_avx512();  // null when not compiled in
+
+// Activation bytes per row of K for a format.
+inline size_t act_row_bytes(int fmt, int K) {
+  return fmt == ACT_Q8 ? (size_t)(K / 32) * sizeof(ActQ8) : fmt == ACT_Q8K ? (size_t)(K / 256) * sizeof(ActQ8K) : (size_t)K * 4;
+}
+
+}  // namespace l4

@@ -1,0 +1,312 @@
+// Hand-written AVX2/FMA/F16C kernels for the hot weight formats, included by the AVX2 and AVX-512 translation units
+// (inside their own namespace). Quantized formats take 8-bit activations (ActQ8 / ActQ8K, see common.h) and use
+// integer dot products as ggml does: maddubs(unsigned weight codes, signed activations), then one float multiply-add
+// per block with the two scales. Offsets (q4_0's −8, q5_0's −16, q6_K's −32, the K-quants' minimums) are applied
+// once per block through the activations' precomputed integer sums instead of per element.
+// (immintrin.h is included by the translation unit, outside the namespace)
+
+// Software prefetch distance in bytes: far enough ahead to cover DRAM latency at ~15 GB/s per core.
+#ifndef L4_PF_DIST
+#define L4_PF_DIST 2048
+#endif
+#define L4_PF(p) _mm_prefetch((const char*)(p) + L4_PF_DIST, _MM_HINT_T0)
+
+static inline float hsum8(__m256 v) {
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_add_ss(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(a);
+}
+static inline int hsum8i(__m256i v) {
+  __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4e));
+  a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xb1));
+  return _mm_cvtsi128_si32(a);
+}
+// Σ u8·i8 over 32 byte pairs as 8 int32 lanes (pair sums fit int16: 255·127·2 would not, but our codes are ≤ 63).
+static inline __m256i dot_u8i8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+// 16 bytes of nibbles -> 32 codes 0..15: low nibbles are elements 0..15, high nibbles 16..31 (GGML order).
+static inline __m256i unpack_nibbles16(const uint8_t* p) {
+  const __m128i b = _mm_loadu_si128((const __m128i*)p);
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+  return _mm256_and_si256(both, _mm256_set1_epi8(15));
+}
+// 32 bits -> 32 bytes of 0x10 where the bit is set (the 5th bit of q5_0/q5_1 codes).
+static inline __m256i bits_to_0x10(const uint8_t* qh) {
+  uint32_t x; std::memcpy(&x, qh, 4);
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
+  __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+  const __m256i bit = _mm256_set1_epi64x((long long)0x7fbfdfeff7fbfdfe);
+  b = _mm256_or_si256(b, bit);  // all ones exactly where the selected bit is set
+  return _mm256_and_si256(_mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
+}
+
+// ---- floats ----
+static void x_rows_f32(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const float* x = (const float*)act;
+  for (int r = 0; r < nrows; r++) {
+    const float* row = (const float*)(w + (size_t)r * rowBytes);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+      if (pf) { L4_PF(row + k); L4_PF(row + k + 16); }
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + k), _mm256_loadu_ps(x + k), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(row + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(row + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(row + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + k), _mm256_loadu_ps(x + k), a0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < K; k++) { float v; std::memcpy(&v, row + k, 4); s += v * x[k]; }
+    out[r] = s;
+  }
+}
+static inline __m256 load_f16x8(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+static inline __m256 load_bf16x8(const uint8_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+template <bool BF>
+static void x_rows_half(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const float* x = (const float*)act;
+  for (int r = 0; r < nrows; r++) {
+    const uint8_t* row = w + (size_t)r * rowBytes;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+      const uint8_t* p = row + 2 * k;
+      if (pf) L4_PF(p);
+      a0 = _mm256_fmadd_ps(BF ? load_bf16x8(p) : load_f16x8(p), _mm256_loadu_ps(x + k), a0);
+      a1 = _mm256_fmadd_ps(BF ? load_bf16x8(p + 16) : load_f16x8(p + 16), _mm256_loadu_ps(x + k + 8), a1);
+      a2 = _mm256_fmadd_ps(BF ? load_bf16x8(p + 32) : load_f16x8(p + 32), _mm256_loadu_ps(x + k + 16), a2);
+      a3 = _mm256_fmadd_ps(BF ? load_bf16x8(p + 48) : load_f16x8(p + 48), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; k < K; k++) s += (BF ? bf16_to_float(rd16(row + 2 * k)) : half_to_float(rd16(row + 2 * k))) * x[k];
+    out[r] = s;
+  }
+}
+
+// ---- 32-element block formats × ActQ8 ----
+static void x_rows_q8_0(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 32;
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ8_0* b = (const BlockQ8_0*)(w + (size_t)r * rowBytes);
+    const ActQ8* y = (const ActQ8*)act;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      if (pf) L4_PF(b + i);
+      const __m256i q = _mm256_loadu_si256((const __m256i*)b[i].qs);
+      const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
+      // sign trick: |q| · (v · sign(q)) keeps maddubs' first operand unsigned
+      const __m256i p = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q));
+      const float d = _cvtsh_ss(b[i].d) * y[i].d;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    out[r] = hsum8(acc);
+  }
+}
+static void x_rows_q4_0(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 32;
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ4_0* b = (const BlockQ4_0*)(w + (size_t)r * rowBytes);
+    const ActQ8* y = (const ActQ8*)act;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      if (pf) L4_PF(b + i);
+      const __m256i q = unpack_nibbles16(b[i].qs);
+      const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
+      // Σ(q−8)·v = Σq·v − 8·Σv
+      const __m256i p = _mm256_sub_epi32(dot_u8i8(q, v), _mm256_setr_epi32(8 * y[i].isum, 0, 0, 0, 0, 0, 0, 0));
+      const float d = _cvtsh_ss(b[i].d) * y[i].d;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+    }
+    out[r] = hsum8(acc);
+  }
+}
+static void x_rows_q4_1(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 32;
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ4_1* b = (const BlockQ4_1*)(w + (size_t)r * rowBytes);
+    const ActQ8* y = (const ActQ8*)act;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;  // Σ m·d_y·Σv
+    for (int i = 0; i < nb; i++) {
+      if (pf) L4_PF(b + i);
+      const __m256i p = dot_u8i8(unpack_nibbles16(b[i].qs), _mm256_loadu_si256((const __m256i*)y[i].qs));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+      mins += _cvtsh_ss(b[i].m) * y[i].d * (float)y[i].isum;
+    }
+    out[r] = hsum8(acc) + mins;
+  }
+}
+static void x_rows_q5_0(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 32;
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ5_0* b = (const BlockQ5_0*)(w + (size_t)r * rowBytes);
+    const ActQ8* y = (const ActQ8*)act;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      if (pf) L4_PF(b + i);
+      const __m256i q = _mm256_or_si256(unpack_nibbles16(b[i].qs), bits_to_0x10(b[i].qh));
+      const __m256i p = _mm256_sub_epi32(dot_u8i8(q, _mm256_loadu_si256((const __m256i*)y[i].qs)),
+                                         _mm256_setr_epi32(16 * y[i].isum, 0, 0, 0, 0, 0, 0, 0));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+    }
+    out[r] = hsum8(acc);
+  }
+}
+static void x_rows_q5_1(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 32;
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ5_1* b = (const BlockQ5_1*)(w + (size_t)r * rowBytes);
+    const ActQ8* y = (const ActQ8*)act;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int i = 0; i < nb; i++) {
+      if (pf) L4_PF(b + i);
+      const __m256i q = _mm256_or_si256(unpack_nibbles16(b[i].qs), bits_to_0x10(b[i].qh));
+      const __m256i p = dot_u8i8(q, _mm256_loadu_si256((const __m256i*)y[i].qs));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+      mins += _cvtsh_ss(b[i].m) * y[i].d * (float)y[i].isum;
+    }
+    out[r] = hsum8(acc) + mins;
+  }
+}
+
+// ---- K-quants × ActQ8K ----
+// The 8 (scale, min) 6-bit pairs of a q4_K/q5_K super-block.
+static inline void k4_scales(const uint8_t* q, uint8_t sc[8], uint8_t mn[8]) {
+  for (int j = 0; j < 8; j++) scale_min_k4(j, q, &sc[j], &mn[j]);
+}
+template <bool Q5>
+static void x_rows_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 256;
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int r = 0; r < nrows; r++) {
+    const uint8_t* row = w + (size_t)r * rowBytes;
+    const ActQ8K* y = (const ActQ8K*)act;
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0;
+    for (int i = 0; i < nb; i++) {
+      const uint8_t* blk = row + (size_t)i * (Q5 ? 176 : 144);
+      if (pf) { L4_PF(blk); L4_PF(blk + 64); L4_PF(blk + 128); }
+      const uint16_t dd = rd16(blk), dm = rd16(blk + 2);
+      const uint8_t* scales = blk + 4;
+      const uint8_t* qh = blk + 16;
+      const uint8_t* qs = blk + (Q5 ? 48 : 16);
+      uint8_t sc[8], mn[8];
+      k4_scales(scales, sc, mn);
+      int msum = 0;  // Σ_j min_j · Σv over sub-block j (32 values = two bsums)
+      for (int j = 0; j < 8; j++) msum += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+      __m256i sumi = _mm256_setzero_si256();
+      const __m256i hb = Q5 ? _mm256_loadu_si256((const __m256i*)qh) : _mm256_setzero_si256();
+      for (int j = 0; j < 4; j++) {  // 64 elements: low nibbles = sub-block 2j, high nibbles = 2j+1
+        const __m256i q = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (Q5) {  // 5th bit of sub-block 2j is bit 2j of qh[l], of 2j+1 bit 2j+1
+          const __m256i one = _mm256_set1_epi8(1);
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+        }
+        const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)(y[i].qs + 64 * j)));
+        const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)(y[i].qs + 64 * j + 32)));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1])));
+      }
+      const float d = _cvtsh_ss(dd) * y[i].d;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+      mins += _cvtsh_ss(dm) * y[i].d * (float)msum;
+    }
+    out[r] = hsum8(acc) - mins;
+  }
+}
+static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 256;
+  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
+    const ActQ8K* y = (const ActQ8K*)act;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      if (pf) { L4_PF(b + i); L4_PF((const uint8_t*)(b + i) + 64); L4_PF((const uint8_t*)(b + i) + 128); }
+      const uint8_t* ql = b[i].ql; const uint8_t* qh = b[i].qh; const int8_t* sc = b[i].scales;
+      int off = 0;  // Σ scale_s · Σv_s over the 16 sub-blocks: the −32 offset
+      for (int s = 0; s < 16; s++) off += sc[s] * y[i].bsums[s];
+      __m256i sumi = _mm256_setzero_si256();
+      for (int h = 0; h < 2; h++) {  // two halves of 128 elements
+        const __m256i A = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
+        const __m256i B = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
+        const __m256i H = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
+        const __m256i q[4] = {
+            _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4)),
+            _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4)),
+        };
+        for (int c = 0; c < 4; c++) {  // 32 elements; first 16 use scale 2c, next 16 scale 2c+1 (of this half)
+          const int8_t s0 = sc[8 * h + 2 * c], s1 = sc[8 * h + 2 * c + 1];
+          const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i*)(y[i].qs + 128 * h + 32 * c)));
+          const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+        }
+      }
+      const __m256i corr = _mm256_setr_epi32(32 * off, 0, 0, 0, 0, 0, 0, 0);
+      const float d = _cvtsh_ss(b[i].d) * y[i].d;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, corr)), acc);
+    }
+    out[r] = hsum8(acc);
+  }
+}
+
+// ---- activation quantization and f32 helpers ----
+static void x_quant_q8(const float* x, void* dst, int K) {
+  ActQ8* y = (ActQ8*)dst;
+  const __m256 signbit = _mm256_set1_ps(-0.0f);
+  for (int b = 0; b < K / 32; b++, x += 32) {
+    __m256 v[4], mx = _mm256_setzero_ps();
+    for (int j = 0; j < 4; j++) { v[j] = _mm256_loadu_ps(x + 8 * j); mx = _mm256_max_ps(mx, _mm256_andnot_ps(signbit, v[j])); }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m)); m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m), d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    __m256i qi[4];
+    for (int j = 0; j < 4; j++) qi[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], _mm256_set1_ps(id)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    y[b].d = d;
+    y[b].isum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3])));
+    // pack 32 int32 -> 32 int8 in order (packs interleave 128-bit lanes; permute fixes it)
+    __m256i a = _mm256_packs_epi32(qi[0], qi[1]), c = _mm256_packs_epi32(qi[2], qi[3]);
+    __m256i p = _mm256_packs_epi16(a, c);
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i*)y[b].qs, p);
+  }
+}
+static float x_dot_f32(const float* a, const float* b, int n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), a1);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), a0);
+  float s = hsum8(_mm256_add_ps(a0, a1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+static void fill_x86(KernelTable& t) {
+  auto set = [&](int ty, RowsFn r, int a) { t.rows[ty] = r; t.act[ty] = a; };
+  set(T_F32, x_rows_f32, ACT_F32);
+  set(T_F16, x_rows_half<false>, ACT_F32);
+  set(T_BF16, x_rows_half<true>, ACT_F32);
+  set(T_Q8_0, x_rows_q8_0, ACT_Q8);
+  set(T_Q4_0, x_rows_q4_0, ACT_Q8);
+  set(T_Q4_1, x_rows_q4_1, ACT_Q8);
+  set(T_Q5_0, x_rows_q5_0, ACT_Q8);
+  set(T_Q5_1, x_rows_q5_1, ACT_Q8);
+  set(T_Q4_K, x_rows_q45_k<false>, ACT_Q8K);
+  set(T_Q5_K, x_rows_q45_k<true>, ACT_Q8K);
+  set(T_Q6_K, x_rows_q6_k, ACT_Q8K);
+  t.quant_q8 = x_quant_q8;
+  t.dot_f32 = x_dot_f32;
+}

@@ -1,0 +1,50 @@
+// The operations of the Backend interface (src/tensor/backend.ts) on raw pointers. Bounds are checked by the
+// caller (addon.cc); everything here assumes valid, non-overlapping buffers except where stated.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "common.h"
+#include "pool.h"
+
+namespace l4 {
+
+struct AttnShape {
+  int nHeads, nKvHeads, headDim, T, S;
+  int64_t qPos0, kPos0;
+  float scale;
+  bool causal;
+  int64_t chunkSize;  // 0 = no chunking (NoPE / global layers)
+};
+
+class Engine {
+ public:
+  Engine(int threads, const KernelTable* kt);
+  const KernelTable* kt() const { return kt_; }
+  int threads() const { return pool_.size(); }
+
+  // out[T, N] = x[T, K] · W[N, K]ᵀ, W given as N rows of rowBytes (an expert's slice already offset by the caller).
+  void matmul(float* out, const float* x, const uint8_t* w, int type, int N, int K, int T);
+  // out[i, :] = row ids[i] of W as f32.
+  void getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n);
+  void dequant(float* out, const uint8_t* w, int type, int64_t rows, int K);
+  void rmsNorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
+  void layerNorm(float* out, const float* x, const float* weight, const float* bias, int rows, int dim, float eps);
+  void rope(float* x, int T, int nHeads, int headDim, const float* cos, const float* sin);
+  void attention(float* out, const float* q, const float* k, const float* v, const AttnShape& s);
+  void siluMul(float* out, const float* gate, const float* up, int64_t n);
+  void gelu(float* x, int64_t n);
+  void add(float* x, const float* y, int64_t n);
+  void addBias(float* x, const float* bias, int rows, int dim);
+
+ private:
+  // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).
+  template <class F> void parallelFor(int64_t n, int64_t minPer, F&& f);
+
+  const KernelTable* kt_;
+  Pool pool_;
+  std::vector<uint8_t> act_;                   // quantized activations [T][actRowBytes]
+  std::vector<std::vector<float>> scratch_;    // per-thread attention scores
+};
+
+}  // namespace l4

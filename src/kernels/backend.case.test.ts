@@ -1,0 +1,297 @@
+/**
+ * The shared conformance suite for Backend implementations (src/tensor/backend.ts). Every op is checked against
+ * an independent float64 reference written here (not against another backend), on seeded random data, with a
+ * per-op tolerance on the normalised mean squared error, as llama.cpp's test-backend-ops does:
+ *   NMSE = Σ(out − ref)² / Σ ref².
+ * Quantized matmuls may quantize activations to 8-bit blocks on the fly (ggml's vec_dot semantics), so they get
+ * llama.cpp's mul_mat bound (5e-4); float paths must agree to float32 rounding.
+ * Quantized weights are random bytes with sane scale fields, decoded by the registered row codecs
+ * (src/tensor/quant); a type without a codec is skipped with a reason.
+ * Usage: runBackendConformance('label', () => backend or a string saying why there is none).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AttentionShape, Backend, DType, RawTensor } from '../tensor/index.ts';
+import { DTYPES, byteSize, dequantizeRow, f32ToBf16, f32ToF16, hasDequantizer } from '../tensor/index.ts';
+
+/** Deterministic xorshift32 generator: uniform [0, 1) and standard normal values. */
+export function rng(seed: number): { u(): number; n(): number } {
+  let s = seed >>> 0 || 1;
+  const u = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+  return { u, n: () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()) };
+}
+function randn(r: ReturnType<typeof rng>, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = r.n() * scale;
+  return a;
+}
+export function nmse(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let e = 0, s = 0;
+  for (let i = 0; i < ref.length; i++) { e += (out[i]! - ref[i]!) ** 2; s += ref[i]! ** 2; }
+  return s === 0 ? e : e / s;
+}
+function close(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what: string): void {
+  assert.equal(out.length >= ref.length, true, `${what}: output too short`);
+  for (let i = 0; i < ref.length; i++) assert.ok(Number.isFinite(out[i]!), `${what}: element ${i} is ${out[i]}`);
+  const e = nmse(out, ref);
+  assert.ok(e <= tol, `${what}: NMSE ${e.toExponential(2)} > ${tol.toExponential(0)}`);
+}
+
+// Offsets of the half-precision scale fields inside one block of each format (ggml-common.h); everything else in
+// a block is codes and packed sub-scales, for which any byte value is valid.
+// The second offset, where present, is the block minimum's scale: kept small, as in real quantized weights
+// (whose minimums roughly cancel the codes' mean), so dot products are not dominated by one large offset term.
+const HALF_SCALES: Partial<Record<DType, number[]>> = {
+  q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0],
+  q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+};
+
+/** Random weight bytes [rows, K] of any dtype, and their float32 values per the registered codecs. */
+export function randomWeight(dtype: DType, rows: number, K: number, seed: number): { bytes: Uint8Array; values: Float32Array } {
+  const r = rng(seed);
+  const n = rows * K;
+  const bytes = new Uint8Array(byteSize(dtype, n));
+  if (dtype === 'f32') new Float32Array(bytes.buffer).set(randn(r, n, 0.1));
+  else if (dtype === 'f16' || dtype === 'bf16') {
+    const h = new Uint16Array(bytes.buffer);
+    for (let i = 0; i < n; i++) h[i] = (dtype === 'f16' ? f32ToF16 : f32ToBf16)(r.n() * 0.1);
+  } else {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(r.u() * 256);
+    const { bytesPerBlock } = DTYPES[dtype];
+    const dv = new DataView(bytes.buffer);
+    for (let b = 0; b < bytes.length / bytesPerBlock; b++) {
+      (HALF_SCALES[dtype] ?? []).forEach((off, i) => {
+        const mag = (0.002 + 0.02 * r.u()) * (i === 1 ? 0.1 : 1);
+        dv.setUint16(b * bytesPerBlock + off, f32ToF16(mag * (r.u() < 0.5 ? -1 : 1)), true);
+      });
+      if (dtype === 'q8_k') dv.setFloat32(b * bytesPerBlock, 0.001 + 0.01 * r.u(), true);
+    }
+  }
+  const values = new Float32Array(n);
+  const rb = byteSize(dtype, K);
+  for (let i = 0; i < rows; i++) refDequantRow(dtype, bytes, i * rb, K, values, i * K);
+  return { bytes, values };
+}
+
+// Test-side decoders for the two formats the suite must cover before the full codec set is registered.
+function refDequantRow(dtype: DType, src: Uint8Array, off: number, K: number, out: Float32Array, o: number): void {
+  if (hasDequantizer(dtype)) return dequantizeRow(dtype, src, off, K, out, o);
+  const dv = new DataView(src.buffer, src.byteOffset);
+  const half = (p: number): number => { const h = dv.getUint16(p, true); const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1; return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15); };
+  for (let b = 0; b < K / 32; b++) {
+    if (dtype === 'q8_0') {
+      const p = off + b * 34, d = half(p);
+      for (let j = 0; j < 32; j++) out[o + b * 32 + j] = dv.getInt8(p + 2 + j) * d;
+    } else if (dtype === 'q4_0') {
+      const p = off + b * 18, d = half(p);
+      for (let j = 0; j < 16; j++) { const q = src[p + 2 + j]!; out[o + b * 32 + j] = ((q & 15) - 8) * d; out[o + b * 32 + j + 16] = ((q >> 4) - 8) * d; }
+    } else throw new Error(`no codec for ${dtype}`);
+  }
+}
+function canDecode(dtype: DType): boolean {
+  return hasDequantizer(dtype) || dtype === 'q8_0' || dtype === 'q4_0';
+}
+
+/** out[t, n] = Σ_k x[t, k] · W[n, k] in float64. */
+function refMatmul(x: Float32Array, W: Float32Array, T: number, N: number, K: number, wOff = 0): Float64Array {
+  const out = new Float64Array(T * N);
+  for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += x[t * K + k]! * W[wOff + n * K + k]!;
+    out[t * N + n] = s;
+  }
+  return out;
+}
+
+const MATMUL_TYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+const FLOAT_TOL = 1e-9, QUANT_TOL = 5e-4;
+
+export interface ConformanceOptions {
+  /** Expect a RangeError when x/out are shorter than the shapes need (TsBackend relies on JS bounds instead). */
+  readonly checksLengths?: boolean;
+}
+
+export function runBackendConformance(label: string, make: () => Backend | string, opts: ConformanceOptions = {}): void {
+  const got = make();
+  const skip = typeof got === 'string' ? got : false;
+  const be = typeof got === 'string' ? (null as unknown as Backend) : got;
+  const t0 = (name: string, fn: () => void): void => {
+    test(`${label}: ${name}`, { skip }, fn);
+  };
+  const tensor = (name: string, dtype: DType, shape: number[], bytes: Uint8Array): RawTensor => ({ name, dtype, shape, bytes });
+
+  for (const dtype of MATMUL_TYPES) {
+    test(`${label}: matmul ${dtype} (decode, prefill, expert slice)`, { skip: skip || (!canDecode(dtype) && `no row codec for ${dtype} registered yet`) }, () => {
+      const K = 512, N = 37, E = 3;
+      const tol = DTYPES[dtype].blockSize > 1 ? QUANT_TOL : FLOAT_TOL;
+      const r = rng(7 + DTYPES[dtype].ggmlType);
+      const { bytes, values } = randomWeight(dtype, E * N, K, 100 + DTYPES[dtype].ggmlType);
+      const w2 = be.weight(tensor('w', dtype, [N, K], bytes.subarray(0, byteSize(dtype, N * K))));
+      const w3 = be.weight(tensor('e', dtype, [E, N, K], bytes));
+      for (const T of [1, 3, 19]) {
+        const x = randn(r, T * K);
+        const out = new Float32Array(T * N).fill(NaN);
+        be.matmul(out, x, w2, T);
+        close(out, refMatmul(x, values, T, N, K), tol, `${dtype} T=${T}`);
+        const oe = new Float32Array(T * N).fill(NaN);
+        be.matmul(oe, x, w3, T, 2);
+        close(oe, refMatmul(x, values, T, N, K, 2 * N * K), tol, `${dtype} expert 2 T=${T}`);
+      }
+      // a long row: accumulation over many blocks
+      const big = randomWeight(dtype, 32, 4096, 5);
+      const xb = randn(r, 4096), ob = new Float32Array(32);
+      be.matmul(ob, xb, be.weight(tensor('b', dtype, [32, 4096], big.bytes)), 1);
+      close(ob, refMatmul(xb, big.values, 1, 32, 4096), tol, `${dtype} K=4096`);
+      // rows and dequantization
+      const rows = new Float32Array(3 * K);
+      be.getRows(rows, w3, [0, 2 * N + 5, N]);
+      close(rows.subarray(0, K), values.subarray(0, K), 1e-12, `${dtype} getRows 0`);
+      close(rows.subarray(K, 2 * K), values.subarray((2 * N + 5) * K, (2 * N + 6) * K), 1e-12, `${dtype} getRows`);
+      close(be.toF32(w3), values, 1e-12, `${dtype} toF32`);
+    });
+  }
+
+  t0('matmul on unaligned f32 bytes and a large N', () => {
+    const K = 96, N = 300, T = 2;
+    const { bytes, values } = randomWeight('f32', N, K, 3);
+    const shifted = new Uint8Array(bytes.length + 1).subarray(1);
+    shifted.set(bytes);
+    const x = randn(rng(4), T * K), out = new Float32Array(T * N);
+    be.matmul(out, x, be.weight(tensor('u', 'f32', [N, K], shifted)), T);
+    close(out, refMatmul(x, values, T, N, K), FLOAT_TOL, 'unaligned f32');
+  });
+
+  t0('bad weights and calls throw one clear error', () => {
+    const bytes = new Uint8Array(byteSize('q8_0', 64 * 4));
+    assert.throws(() => be.weight(tensor('w', 'q8_0', [4, 64], bytes.subarray(1))), RangeError);
+    const w = be.weight(tensor('w', 'q8_0', [2, 2, 64], bytes));
+    assert.throws(() => be.matmul(new Float32Array(2), new Float32Array(64), w, 1, 2), RangeError);
+    if (opts.checksLengths ?? true) {
+      assert.throws(() => be.matmul(new Float32Array(1), new Float32Array(64), w, 1), RangeError);
+      assert.throws(() => be.matmul(new Float32Array(2), new Float32Array(63), w, 1), RangeError);
+      assert.throws(() => be.rmsNorm(new Float32Array(10), new Float32Array(10), null, 2, 10, 1e-5), RangeError);
+      assert.throws(() => be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), new Float32Array(7),
+        { nHeads: 1, nKvHeads: 1, headDim: 8, T: 1, S: 1, qPos0: 0, kPos0: 0, scale: 1, mask: { causal: true, chunkSize: 0 } }), RangeError);
+    }
+    assert.throws(() => be.getRows(new Float32Array(64), w, [4]), RangeError);
+    be.matmul(new Float32Array(0), new Float32Array(0), w, 0); // T = 0 is a no-op
+  });
+
+  t0('rmsNorm with and without weight, in place', () => {
+    const r = rng(11), rows = 5, dim = 320;
+    const x = randn(r, rows * dim, 3), wt = randn(r, dim);
+    for (const weight of [wt, null]) {
+      const ref = new Float64Array(rows * dim);
+      for (let i = 0; i < rows; i++) {
+        let ss = 0;
+        for (let j = 0; j < dim; j++) ss += x[i * dim + j]! ** 2;
+        const inv = 1 / Math.sqrt(ss / dim + 1e-5);
+        for (let j = 0; j < dim; j++) ref[i * dim + j] = x[i * dim + j]! * inv * (weight ? weight[j]! : 1);
+      }
+      const out = new Float32Array(rows * dim);
+      be.rmsNorm(out, x, weight, rows, dim, 1e-5);
+      close(out, ref, 1e-12, 'rmsNorm');
+      const y = x.slice();
+      be.rmsNorm(y, y, weight, rows, dim, 1e-5);
+      close(y, ref, 1e-12, 'rmsNorm in place');
+    }
+  });
+
+  t0('layerNorm', () => {
+    const r = rng(12), rows = 4, dim = 200;
+    const x = randn(r, rows * dim, 2), w = randn(r, dim), b = randn(r, dim);
+    const ref = new Float64Array(rows * dim);
+    for (let i = 0; i < rows; i++) {
+      let m = 0, v = 0;
+      for (let j = 0; j < dim; j++) m += x[i * dim + j]!;
+      m /= dim;
+      for (let j = 0; j < dim; j++) v += (x[i * dim + j]! - m) ** 2;
+      const inv = 1 / Math.sqrt(v / dim + 1e-6);
+      for (let j = 0; j < dim; j++) ref[i * dim + j] = (x[i * dim + j]! - m) * inv * w[j]! + b[j]!;
+    }
+    const out = new Float32Array(rows * dim);
+    be.layerNorm(out, x, w, b, rows, dim, 1e-6);
+    close(out, ref, 1e-12, 'layerNorm');
+  });
+
+  t0('rope rotates interleaved pairs', () => {
+    const r = rng(13), T = 6, H = 3, d = 16;
+    const x = randn(r, T * H * d), cos = new Float32Array(T * d / 2), sin = new Float32Array(T * d / 2);
+    for (let i = 0; i < cos.length; i++) { const a = r.u() * 6; cos[i] = Math.cos(a); sin[i] = Math.sin(a); }
+    const ref = new Float64Array(x.length);
+    for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let j = 0; j < d / 2; j++) {
+      const o = (t * H + h) * d, c = cos[t * d / 2 + j]!, s = sin[t * d / 2 + j]!, a = x[o + 2 * j]!, b = x[o + 2 * j + 1]!;
+      ref[o + 2 * j] = a * c - b * s;
+      ref[o + 2 * j + 1] = a * s + b * c;
+    }
+    const y = x.slice();
+    be.rope(y, T, H, d, cos, sin);
+    close(y, ref, 1e-12, 'rope');
+  });
+
+  const attnCases: Array<[string, Partial<AttentionShape> & { causal: boolean; chunk: number }]> = [
+    ['causal prefill, GQA', { T: 21, S: 21, qPos0: 0, kPos0: 0, causal: true, chunk: 0 }],
+    ['decode against a cache', { T: 1, S: 40, qPos0: 39, kPos0: 0, causal: true, chunk: 0 }],
+    ['chunked mask crossing chunk borders', { T: 12, S: 30, qPos0: 18, kPos0: 0, causal: true, chunk: 8 }],
+    ['chunked cache window (kPos0 > 0)', { T: 3, S: 10, qPos0: 21, kPos0: 14, causal: true, chunk: 8 }],
+    ['bidirectional (vision)', { T: 9, S: 9, qPos0: 0, kPos0: 0, causal: false, chunk: 0 }],
+    ['long prefill tile edges', { T: 70, S: 70, qPos0: 0, kPos0: 0, causal: true, chunk: 32 }],
+  ];
+  for (const [name, c] of attnCases) {
+    t0(`attention: ${name}`, () => {
+      const r = rng(17 + c.T!), nHeads = 4, nKvHeads = 2, d = 32;
+      const p: AttentionShape = { nHeads, nKvHeads, headDim: d, T: c.T!, S: c.S!, qPos0: c.qPos0!, kPos0: c.kPos0!, scale: 1 / Math.sqrt(d), mask: { causal: c.causal, chunkSize: c.chunk } };
+      const q = randn(r, p.T * nHeads * d), k = randn(r, p.S * nKvHeads * d), v = randn(r, p.S * nKvHeads * d);
+      const ref = new Float64Array(q.length);
+      for (let t = 0; t < p.T; t++) for (let h = 0; h < nHeads; h++) {
+        const qp = p.qPos0 + t, kvh = Math.floor(h / (nHeads / nKvHeads));
+        const vis: number[] = [];
+        for (let s = 0; s < p.S; s++) {
+          const kp = p.kPos0 + s;
+          if (c.causal && kp > qp) continue;
+          if (c.chunk > 0 && Math.floor(kp / c.chunk) !== Math.floor(qp / c.chunk)) continue;
+          vis.push(s);
+        }
+        const sc = vis.map((s) => { let dot = 0; for (let i = 0; i < d; i++) dot += q[(t * nHeads + h) * d + i]! * k[(s * nKvHeads + kvh) * d + i]!; return dot * p.scale; });
+        const mx = Math.max(...sc), e = sc.map((z) => Math.exp(z - mx)), sum = e.reduce((a, b) => a + b, 0);
+        vis.forEach((s, j) => { for (let i = 0; i < d; i++) ref[(t * nHeads + h) * d + i]! += (e[j]! / sum) * v[(s * nKvHeads + kvh) * d + i]!; });
+      }
+      const out = new Float32Array(q.length).fill(NaN);
+      be.attention(out, q, k, v, p);
+      close(out, ref, 1e-10, `attention ${name}`);
+    });
+  }
+
+  t0('siluMul (aliasing gate), gelu, addInPlace, addBias', () => {
+    const r = rng(19), n = 1000;
+    const g = randn(r, n, 3), u = randn(r, n);
+    const ref = Array.from(g, (v, i) => (v / (1 + Math.exp(-v))) * u[i]!);
+    const out = g.slice();
+    be.siluMul(out, out, u, n);
+    close(out, ref, 1e-12, 'siluMul');
+    const x = randn(r, n, 3), gx = x.slice();
+    be.gelu(gx, n);
+    // erf by its Taylor series is exact enough for |x| < 12 in float64 reference terms; use the identity with erfc
+    close(gx, Array.from(x, (v) => 0.5 * v * (1 + erfRef(v / Math.SQRT2))), 1e-12, 'gelu');
+    const a = randn(r, n), b = randn(r, n), s = a.slice();
+    be.addInPlace(s, b, n);
+    close(s, Array.from(a, (v, i) => v + b[i]!), 1e-14, 'addInPlace');
+    const bias = randn(r, 10), m = randn(r, 100), mb = m.slice();
+    be.addBias(mb, bias, 10, 10);
+    close(mb, Array.from(m, (v, i) => v + bias[i % 10]!), 1e-14, 'addBias');
+  });
+}
+
+/** erf via the Abramowitz–Stegun 7.1.26-free route: high-order series / continued fraction in float64. */
+function erfRef(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let sum = x, term = x;
+    for (let n = 1; n < 200; n++) { term *= -x * x / n; const add = term / (2 * n + 1); sum += add; if (Math.abs(add) < 1e-17) break; }
+    return (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = 0;
+  for (let n = 80; n >= 1; n--) f = (n / 2) / (ax + f);
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
+  return x > 0 ? 1 - erfc : erfc - 1;
+}

@@ -1,0 +1,60 @@
+/**
+ * Loads the compiled Node-API addon (native/build/Release/llama4_native.node, built by scripts/build-native.mjs)
+ * and describes its raw surface. Loading never throws: when the addon is missing or does not load, the reason is
+ * kept as one line so the composition root can say why it uses the TypeScript backend instead.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Kernel sets the addon may use; the best one the CPU supports is the default. */
+export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
+
+/** The addon's Engine: kernels plus a persistent thread pool. Argument order mirrors native/src/addon.cc. */
+export interface RawEngine {
+  readonly threads: number;
+  readonly isa: NativeIsa;
+  matmul(out: Float32Array, x: Float32Array, w: Uint8Array, type: number, N: number, K: number, T: number, expert: number): void;
+  getRows(out: Float32Array, w: Uint8Array, type: number, rows: number, K: number, ids: Int32Array): void;
+  dequant(out: Float32Array, w: Uint8Array, type: number, rows: number, K: number): void;
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, rows: number, dim: number, eps: number): void;
+  layerNorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
+  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, nHeads: number, nKvHeads: number, headDim: number,
+    T: number, S: number, qPos0: number, kPos0: number, scale: number, causal: boolean, chunkSize: number): void;
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  gelu(x: Float32Array, n: number): void;
+  add(x: Float32Array, y: Float32Array, n: number): void;
+  addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void;
+  dispose(): void;
+}
+
+export interface RawMappedFile {
+  readonly size: number;
+  view(offset: number, length: number): ArrayBuffer;
+}
+
+export interface NativeAddon {
+  Engine: new (threads: number, isa?: string) => RawEngine;
+  MappedFile: new (path: string) => RawMappedFile;
+  isas(): NativeIsa[];
+  hardwareThreads(): number;
+}
+
+let cached: { addon: NativeAddon | null; reason: string } | null = null;
+
+/** The addon, or null plus a one-line reason. LLAMA4_NATIVE=0 disables it (forces the TypeScript backend). */
+export function loadAddon(): { addon: NativeAddon | null; reason: string } {
+  if (cached) return cached;
+  const file = fileURLToPath(new URL('../../../native/build/Release/llama4_native.node', import.meta.url));
+  if (process.env.LLAMA4_NATIVE === '0') cached = { addon: null, reason: 'native core disabled by LLAMA4_NATIVE=0' };
+  else if (!existsSync(file)) cached = { addon: null, reason: 'native core not built (run `npm run build:native`)' };
+  else {
+    try {
+      cached = { addon: createRequire(import.meta.url)(file) as NativeAddon, reason: '' };
+    } catch (e) {
+      cached = { addon: null, reason: `native core failed to load: ${String((e as Error).message).split('\n')[0]}` };
+    }
+  }
+  return cached;
+}

@@ -1,0 +1,12 @@
+// The native backend against the shared conformance suite, once per kernel set this CPU can run (so a CI machine
+// with AVX-512 tests the AVX-512, AVX2 and scalar tables), with 2 threads, plus 1 thread for the best set.
+// Without the addon every case is skipped with the reason (the TypeScript backend is then what runs).
+import { nativeIsas, tryCreateNativeBackend } from './index.ts';
+import { runBackendConformance } from '../backend.case.test.ts';
+
+const isas = nativeIsas();
+if (isas.length === 0) runBackendConformance('native', () => tryCreateNativeBackend().reason || 'native core unavailable');
+for (const isa of isas) {
+  runBackendConformance(`native-${isa}`, () => tryCreateNativeBackend({ isa, threads: 2 }).backend ?? `native ${isa} unavailable`);
+}
+if (isas.length) runBackendConformance(`native-${isas[0]}-1thread`, () => tryCreateNativeBackend({ threads: 1 }).backend ?? 'unavailable');

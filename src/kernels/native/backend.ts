@@ -1,0 +1,155 @@
+/**
+ * NativeBackend: the Backend interface (src/tensor/backend.ts) on the native core. Weights are adopted without a
+ * copy — the backend keeps the RawTensor's Uint8Array (often a view of a memory-mapped file) and passes it to the
+ * kernels on every call, which also keeps its buffer alive. Shapes are checked here so every misuse is one clear
+ * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
+ */
+import { availableParallelism } from 'node:os';
+import type { AttentionShape, Backend, DType, RawTensor, Weight } from '../../tensor/index.ts';
+import { DTYPES, byteSize } from '../../tensor/index.ts';
+import type { NativeIsa, RawEngine } from './addon.ts';
+import { loadAddon } from './addon.ts';
+
+export interface NativeBackendOptions {
+  /** Worker threads including the caller's (default: the number of cores). */
+  readonly threads?: number;
+  /** Kernel set; default the best the CPU supports (LLAMA4_NATIVE_ISA overrides the default). */
+  readonly isa?: NativeIsa;
+}
+
+/** A weight as the native backend keeps it: [E, N, K] facts plus the stored bytes. */
+class NativeWeight implements Weight {
+  readonly rows: number; // N
+  readonly cols: number; // K
+  readonly experts: number; // E (1 for a plain matrix)
+  readonly type: number; // GGML type id
+  constructor(readonly dtype: DType, readonly shape: readonly number[], readonly bytes: Uint8Array) {
+    if (shape.length < 1 || shape.length > 3) throw new RangeError(`weights have 1 to 3 dimensions, got [${shape.join(', ')}]`);
+    if (!shape.every((d) => Number.isSafeInteger(d) && d > 0)) throw new RangeError(`bad weight shape [${shape.join(', ')}]`);
+    const s = shape.length === 1 ? [1, shape[0]!] : shape;
+    this.cols = s[s.length - 1]!;
+    this.rows = s[s.length - 2]!;
+    this.experts = s.length === 3 ? s[0]! : 1;
+    this.type = DTYPES[dtype].ggmlType;
+    const want = byteSize(dtype, this.cols) * this.rows * this.experts;
+    if (bytes.length !== want) throw new RangeError(`weight [${shape.join(', ')}] ${dtype} needs ${want} bytes, got ${bytes.length}`);
+  }
+}
+
+function own(w: Weight): NativeWeight {
+  if (!(w instanceof NativeWeight)) throw new TypeError('weight was not created by the native backend');
+  return w;
+}
+
+function need(a: ArrayLike<number>, n: number, what: string): void {
+  if (a.length < n) throw new RangeError(`${what} has ${a.length} elements, needs ${n}`);
+}
+
+export class NativeBackend implements Backend {
+  readonly name: string;
+  private idBuf = new Int32Array(64);
+
+  constructor(private readonly engine: RawEngine) {
+    this.name = `native-${engine.isa}`;
+  }
+
+  /** Kernel set in use ("avx512", "avx2" or "scalar"). */
+  get isa(): NativeIsa { return this.engine.isa; }
+  /** Threads in the pool, the caller's included. */
+  get threads(): number { return this.engine.threads; }
+  /** Stops the pool's threads now instead of at garbage collection; the backend is unusable afterwards. */
+  dispose(): void { this.engine.dispose(); }
+
+  weight(t: RawTensor): Weight {
+    if (!DTYPES[t.dtype]) throw new RangeError(`unknown dtype ${t.dtype}`);
+    if (!(t.bytes instanceof Uint8Array)) throw new TypeError(`${t.name}: bytes must be a Uint8Array`);
+    return new NativeWeight(t.dtype, t.shape, t.bytes);
+  }
+
+  matmul(out: Float32Array, x: Float32Array, wAny: Weight, T: number, expert = 0): void {
+    const w = own(wAny);
+    if (!(Number.isInteger(expert) && expert >= 0 && expert < w.experts)) throw new RangeError(`expert ${expert} out of range ${w.experts}`);
+    need(x, T * w.cols, 'x');
+    need(out, T * w.rows, 'out');
+    this.engine.matmul(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
+  }
+
+  getRows(out: Float32Array, wAny: Weight, ids: ArrayLike<number>): void {
+    const w = own(wAny);
+    let idv: Int32Array;
+    if (ids instanceof Int32Array) idv = ids;
+    else {
+      if (this.idBuf.length < ids.length) this.idBuf = new Int32Array(ids.length);
+      idv = this.idBuf.subarray(0, ids.length);
+      const limit = w.rows * w.experts;
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        if (!(Number.isInteger(id) && id >= 0 && id < limit)) throw new RangeError(`row ${id} out of range ${w.rows}`);
+        idv[i] = id;
+      }
+    }
+    need(out, ids.length * w.cols, 'out');
+    this.engine.getRows(out, w.bytes, w.type, w.rows * w.experts, w.cols, idv);
+  }
+
+  toF32(wAny: Weight): Float32Array {
+    const w = own(wAny);
+    const out = new Float32Array(w.rows * w.cols * w.experts);
+    this.engine.dequant(out, w.bytes, w.type, w.rows * w.experts, w.cols);
+    return out;
+  }
+
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, rows: number, dim: number, eps: number): void {
+    this.engine.rmsNorm(out, x, weight, rows, dim, eps);
+  }
+
+  layerNorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void {
+    this.engine.layerNorm(out, x, weight, bias, rows, dim, eps);
+  }
+
+  rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void {
+    this.engine.rope(x, T, nHeads, headDim, cos, sin);
+  }
+
+  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): void {
+    this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize);
+  }
+
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    this.engine.siluMul(out, gate, up, n);
+  }
+
+  gelu(x: Float32Array, n: number): void {
+    this.engine.gelu(x, n);
+  }
+
+  addInPlace(x: Float32Array, y: Float32Array, n: number): void {
+    this.engine.add(x, y, n);
+  }
+
+  addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {
+    this.engine.addBias(x, bias, rows, dim);
+  }
+}
+
+/**
+ * A native backend, or null plus the one-line reason it is unavailable (addon not built or not loadable, or the
+ * requested kernel set unusable on this CPU). load.ts falls back to TsBackend on null.
+ */
+export function tryCreateNativeBackend(opts: NativeBackendOptions = {}): { backend: NativeBackend | null; reason: string } {
+  const { addon, reason } = loadAddon();
+  if (!addon) return { backend: null, reason };
+  const threads = opts.threads ?? availableParallelism();
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) return { backend: null, reason: `bad thread count ${threads}` };
+  const isa = opts.isa ?? (process.env.LLAMA4_NATIVE_ISA as NativeIsa | undefined);
+  try {
+    return { backend: new NativeBackend(new addon.Engine(threads, isa)), reason: '' };
+  } catch (e) {
+    return { backend: null, reason: String((e as Error).message) };
+  }
+}
+
+/** Kernel sets this CPU can run (best first); empty when the addon is unavailable. */
+export function nativeIsas(): NativeIsa[] {
+  return loadAddon().addon?.isas() ?? [];
+}
