@@ -3,3 +3,4 @@ export * from './decode.ts';
 export * from './resize.ts';
 export * from './preprocess.ts';
 export * from './prompt.ts';
+export * from './pixel-values.ts';

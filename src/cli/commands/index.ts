@@ -2,5 +2,6 @@
 import type { Command } from '../command.ts';
 import { logitsCommand } from './logits.ts';
 import { generateCommand } from './generate.ts';
+import { imageTilesCommand } from './image-tiles.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand];

@@ -11,6 +11,7 @@
 import type { Backend, RawTensor, Weight } from '../../tensor/index.ts';
 import { ModelFileError, UsageError } from '../../util/index.ts';
 import type { Llama4VisionConfig } from './vision-config.ts';
+import { hasVisionConfig, parseVisionConfig } from './vision-config.ts';
 
 /** Where the encoder reads HF tensors from: a loaded map, or a lazily read checkpoint (io/safetensors TensorSource). */
 export type VisionTensorSource =
@@ -279,4 +280,25 @@ export class Llama4VisionEncoder {
     be.gelu(a2, a2.length);
     return a2;
   }
+}
+
+/**
+ * What the composition root calls for a Hugging Face folder: the encoder when config.json has a `vision_config`
+ * and the checkpoint holds `vision_model.*` + `multi_modal_projector.*` tensors, else null (text-only use).
+ * A vision_config without the tensors (or the reverse) is a broken checkpoint and throws.
+ */
+export function loadVisionEncoder(
+  configJson: unknown,
+  tensors: VisionTensorSource,
+  backend: Backend,
+  where = 'model',
+  opts: Omit<VisionEncoderOptions, 'where'> = {},
+): Llama4VisionEncoder | null {
+  const names = 'read' in tensors ? tensors.infos.keys() : tensors.keys();
+  const hasTensors = hasVisionTensors(names);
+  const hasConfig = hasVisionConfig(configJson);
+  if (!hasConfig && !hasTensors) return null;
+  if (!hasConfig) throw new ModelFileError(where, 'the checkpoint has vision tensors but config.json has no vision_config');
+  if (!hasTensors) throw new ModelFileError(where, 'config.json has a vision_config but the checkpoint has no vision_model.* / multi_modal_projector.* tensors');
+  return new Llama4VisionEncoder(parseVisionConfig(configJson, `${where}/config.json`), tensors, backend, { ...opts, where });
 }

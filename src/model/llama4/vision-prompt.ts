@@ -1,0 +1,137 @@
+/**
+ * Images → early-fusion inputs: decode, preprocess to the encoder's tile size, encode (once per distinct image,
+ * through a feature cache so a conversation's later turns reuse earlier images), and expand the prompt's
+ * `<|image|>` placeholders so the `<|patch|>` slots line up with the feature rows (tiles row-major, then global).
+ *
+ *   const imgs = await encodeImages(encoder, ['a.jpg', 'b.png'], { cache });
+ *   const tokens = expandImagePrompt(promptIds, imgs, encoder.cfg);      // ids with one placeholder per image
+ *   generate(model, tokens, { patchEmbeddings: imgs.embeddings, ... });
+ */
+import { createHash } from 'node:crypto';
+import type { DecodeLimits, ImageInput, ImageTiles, ImageTokenIds, RgbImage } from '../../image/index.ts';
+import { LLAMA4_IMAGE_TOKEN_IDS, decodeImage, expandImageTokenIds, expandImagePlaceholders, preprocessImage } from '../../image/index.ts';
+import { UsageError } from '../../util/index.ts';
+import type { Llama4VisionConfig } from './vision-config.ts';
+import type { Llama4VisionEncoder } from './vision.ts';
+
+/**
+ * The image token ids of a model: `<|patch|>`, `<|image_start|>`, `<|image_end|>` from its config; `<|image|>` and
+ * the tile separators are not in config.json, so Meta's tokenizer ids apply unless given.
+ */
+export function imageTokenIdsFor(cfg: Llama4VisionConfig, overrides: Partial<ImageTokenIds> = {}): ImageTokenIds {
+  return {
+    ...LLAMA4_IMAGE_TOKEN_IDS,
+    patch: cfg.imageTokenId,
+    ...(cfg.boiTokenId !== null ? { start: cfg.boiTokenId } : {}),
+    ...(cfg.eoiTokenId !== null ? { end: cfg.eoiTokenId } : {}),
+    ...overrides,
+  };
+}
+
+/** LRU of projected features keyed by the preprocessed pixels' hash, bounded in bytes. */
+export class ImageFeatureCache {
+  private readonly map = new Map<string, Float32Array>();
+  private bytes = 0;
+  hits = 0;
+  misses = 0;
+  constructor(readonly maxBytes = 256 * 1024 * 1024) {}
+
+  get(key: string): Float32Array | undefined {
+    const v = this.map.get(key);
+    if (v) { this.map.delete(key); this.map.set(key, v); this.hits++; } else this.misses++;
+    return v;
+  }
+
+  set(key: string, value: Float32Array): void {
+    if (value.byteLength > this.maxBytes) return;
+    const old = this.map.get(key);
+    if (old) { this.bytes -= old.byteLength; this.map.delete(key); }
+    this.map.set(key, value);
+    this.bytes += value.byteLength;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.maxBytes) break;
+      this.map.delete(k);
+      this.bytes -= v.byteLength;
+    }
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export interface EncodedImage {
+  readonly grid: readonly [number, number];
+  readonly nTiles: number;
+  /** [nTiles · tokensPerTile, textHidden]. */
+  readonly embeddings: Float32Array;
+  /** sha256 of the preprocessed pixels (the cache key). */
+  readonly key: string;
+}
+
+export interface EncodedImages {
+  readonly images: readonly EncodedImage[];
+  /** Every image's rows back to back, in prompt order: ForwardItem.patchEmbeddings / GenerateOptions.patchEmbeddings. */
+  readonly embeddings: Float32Array;
+}
+
+export interface EncodeImageOptions {
+  /** Most grid tiles per image (default 16, the processor's max_patches). */
+  readonly maxTiles?: number;
+  readonly limits?: DecodeLimits;
+  readonly cache?: ImageFeatureCache;
+}
+
+function isRgb(x: unknown): x is RgbImage {
+  return typeof x === 'object' && x !== null && 'width' in x && 'height' in x && 'data' in x && !('bytes' in x);
+}
+
+function isTiles(x: unknown): x is ImageTiles {
+  return typeof x === 'object' && x !== null && 'pixels' in x && 'grid' in x;
+}
+
+/** Encodes one image (a source to decode, a decoded RGB image, or already preprocessed tiles). */
+export async function encodeImage(encoder: Llama4VisionEncoder, input: ImageInput | RgbImage | ImageTiles, opts: EncodeImageOptions = {}): Promise<EncodedImage> {
+  const cfg = encoder.cfg;
+  let tiles: ImageTiles;
+  if (isTiles(input)) tiles = input;
+  else {
+    const rgb = isRgb(input) ? input : await decodeImage(input, opts.limits);
+    tiles = preprocessImage(rgb, { tileSize: cfg.imageSize, ...(opts.maxTiles !== undefined ? { maxTiles: opts.maxTiles } : {}) });
+  }
+  if (tiles.tileSize !== cfg.imageSize) throw new UsageError(`image tiles are ${tiles.tileSize} pixels; this model's vision encoder takes ${cfg.imageSize}`);
+  const key = createHash('sha256').update(new Uint8Array(tiles.pixels.buffer, tiles.pixels.byteOffset, tiles.pixels.byteLength)).digest('hex');
+  let emb = opts.cache?.get(key);
+  if (!emb) {
+    emb = encoder.encode(tiles.pixels, tiles.nTiles);
+    opts.cache?.set(key, emb);
+  }
+  return { grid: tiles.grid, nTiles: tiles.nTiles, embeddings: emb, key };
+}
+
+/**
+ * Encodes several images in prompt order. Decoding happens first for all of them, so a bad image fails before any
+ * encoder time is spent (and leaves nothing half-done behind).
+ */
+export async function encodeImages(encoder: Llama4VisionEncoder, inputs: ReadonlyArray<ImageInput | RgbImage | ImageTiles>, opts: EncodeImageOptions = {}): Promise<EncodedImages> {
+  const decoded = await Promise.all(inputs.map((x) => (isTiles(x) || isRgb(x) ? x : decodeImage(x, opts.limits))));
+  const images: EncodedImage[] = [];
+  for (const d of decoded) images.push(await encodeImage(encoder, d, opts));
+  const total = images.reduce((n, im) => n + im.embeddings.length, 0);
+  const embeddings = new Float32Array(total);
+  let o = 0;
+  for (const im of images) { embeddings.set(im.embeddings, o); o += im.embeddings.length; }
+  return { images, embeddings };
+}
+
+/** Replaces each `<|image|>` id of a tokenised prompt with its image's layout (§3.2). */
+export function expandImagePrompt(tokens: ArrayLike<number>, images: EncodedImages | readonly EncodedImage[], cfg: Llama4VisionConfig, ids: ImageTokenIds = imageTokenIdsFor(cfg)): number[] {
+  const list = Array.isArray(images) ? images : (images as EncodedImages).images;
+  return expandImageTokenIds(tokens, list.map((im) => im.grid), cfg.tokensPerTile, ids);
+}
+
+/** Same on text, before tokenisation (the tokenizer must then treat the image tokens as special tokens). */
+export function expandImagePromptText(text: string, images: EncodedImages | readonly EncodedImage[], cfg: Llama4VisionConfig): string {
+  const list = Array.isArray(images) ? images : (images as EncodedImages).images;
+  return expandImagePlaceholders(text, list.map((im) => im.grid), cfg.tokensPerTile);
+}
