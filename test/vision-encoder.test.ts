@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { sharedPath, maxAbsDiff } from './helpers/shared.ts';
 import { readSafetensors } from '../src/io/safetensors.ts';
 import { TsBackend } from '../src/kernels/ts/index.ts';
+import { tryCreateNativeBackend } from '../src/kernels/native/index.ts';
 import { parseVisionConfig } from '../src/model/llama4/vision-config.ts';
 import { Llama4VisionEncoder, hasVisionTensors, pixelShuffle, visionRopeTables } from '../src/model/llama4/vision.ts';
 import type { RawTensor } from '../src/tensor/index.ts';
@@ -45,6 +46,24 @@ test('e_multimodal: vision_model output and projected features within 1e-4 of HF
   const dp = maxAbsDiff(feats, want);
   assert.ok(dp < 1e-4, `projected features max abs diff ${dp}`);
   process.stdout.write(`# e_multimodal: vision_model_output max|Δ| ${dv.toExponential(2)}, projector ${dp.toExponential(2)}\n`);
+});
+
+test('e_multimodal on the native backend: same tolerance', { skip: !dir && '../shared/golden/e_multimodal missing' }, (t) => {
+  const { backend, reason } = tryCreateNativeBackend({ threads: 1 });
+  if (!backend) { t.skip(`native backend unavailable: ${reason}`); return; }
+  const { config, exp, tensors } = loadCase();
+  const enc = new Llama4VisionEncoder(parseVisionConfig(config), tensors, backend, { tilesPerBatch: 2 });
+  const pixels = Float32Array.from(exp.pixel_values.flat());
+  const three = new Float32Array(3 * pixels.length);
+  for (let i = 0; i < 3; i++) three.set(pixels, i * pixels.length);
+  const feats = enc.encode(three, 3);
+  const want = exp.image_features_after_projector.flat();
+  for (let i = 0; i < 3; i++) {
+    const d = maxAbsDiff(feats.subarray(i * want.length, (i + 1) * want.length), want);
+    assert.ok(d < 1e-4, `native projected features (tile ${i}) max abs diff ${d}`);
+  }
+  const dv = maxAbsDiff(enc.encodeVision(pixels, 1), (exp.vision_model_output as number[][]).flat(2) as number[]);
+  assert.ok(dv < 1e-4, `native vision_model_output max abs diff ${dv}`);
 });
 
 test('several tiles: batched encoding equals tile-by-tile, order kept', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
