@@ -1,0 +1,217 @@
+/**
+ * The HTTP server: routes, API keys, body limits, error mapping (each API's own error format), structured request
+ * logs and metrics. Handlers only translate JSON (openai.ts, anthropic.ts); generation runs in the scheduler.
+ */
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { serve } from '@hono/node-server';
+import { QueueFullError } from '../engine/scheduler.ts';
+import { Llama4Error } from '../util/index.ts';
+import { anthropicError, messages } from './anthropic.ts';
+import type { ServerEngine } from './engine.ts';
+import type { RunResult } from './generation.ts';
+import { Metrics } from './metrics.ts';
+import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
+import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
+
+export interface ServerOptions {
+  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on /v1/* and /metrics. */
+  apiKey?: string;
+  /** Largest request body in bytes (default 32 MiB: base64 images). */
+  maxBodyBytes?: number;
+  /** Remote image URLs (off by default), image size and fetch time limits. */
+  images?: Partial<ImageFetchOptions>;
+  /** One structured record per request (default: a JSON line on stderr). */
+  log?: (record: Record<string, unknown>) => void;
+}
+
+type Api = 'openai' | 'anthropic';
+type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
+
+function loadPage(): string {
+  for (const rel of ['./public/index.html', '../../src/server/public/index.html']) {
+    try {
+      return readFileSync(new URL(rel, import.meta.url), 'utf8');
+    } catch {
+      /* try the next location (dist/ has no copy) */
+    }
+  }
+  return '<!doctype html><title>llama4-ts</title><p>The chat page is missing from this install.</p>';
+}
+
+function toApiError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  if (e instanceof QueueFullError) return new ApiError(429, 'rate_limit', e.message, null, e.retryAfterS);
+  if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
+  return new ApiError(500, 'server', `internal error: ${e instanceof Error ? e.message : String(e)}`);
+}
+
+export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: Hono; metrics: Metrics } {
+  const app = new Hono();
+  const log = o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n'));
+  const images: ImageFetchOptions = { allowRemote: false, maxBytes: 20 * 1024 * 1024, timeoutMs: 10_000, ...o.images };
+  const sched = engine.scheduler;
+  const metrics = new Metrics(() => {
+    const s = sched.stats();
+    return {
+      llama4_queue_depth: { help: 'Requests waiting for a slot.', value: s.queued },
+      llama4_active_sequences: { help: 'Sequences in the running batch.', value: s.active },
+      llama4_batch_steps_total: { help: 'Batched forward passes run.', value: s.steps },
+      llama4_prompt_tokens_reused_total: { help: 'Prompt tokens served from a reused prefix.', value: s.promptTokensReused },
+      llama4_kv_cache_bytes: { help: 'Bytes held by active and kept KV caches.', value: s.cacheBytes },
+    };
+  });
+  const errorBody = (api: Api, e: ApiError) => (api === 'anthropic' ? anthropicError(e) : openaiError(e));
+  const errorResponse = (api: Api, e: ApiError) =>
+    Response.json(errorBody(api, e), { status: e.status, headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {} });
+  const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : 'openai');
+
+  const keyBuf = o.apiKey !== undefined ? Buffer.from(o.apiKey) : null;
+  const authorized = (c: Context): boolean => {
+    if (!keyBuf) return true;
+    const auth = c.req.header('authorization');
+    const given = auth?.startsWith('Bearer ') ? auth.slice(7) : c.req.header('x-api-key');
+    if (given === undefined) return false;
+    const g = Buffer.from(given);
+    return g.length === keyBuf.length && timingSafeEqual(g, keyBuf);
+  };
+  app.use('*', async (c, next) => {
+    const p = c.req.path;
+    if ((p.startsWith('/v1/') || p === '/metrics') && !authorized(c)) {
+      const e = new ApiError(401, 'authentication', 'Missing or invalid API key (send Authorization: Bearer KEY or x-api-key: KEY)');
+      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 401 });
+      metrics.request(p, 401, 0);
+      return errorResponse(apiOf(p), e);
+    }
+    await next();
+  });
+  const maxBody = o.maxBodyBytes ?? 32 * 1024 * 1024;
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: maxBody,
+      onError: (c) => {
+        // The rest of the body is never read, so this connection must not be reused by the client.
+        const r = errorResponse(apiOf(c.req.path), new ApiError(413, 'too_large', `request body larger than ${maxBody} bytes`));
+        r.headers.set('connection', 'close');
+        metrics.request(c.req.path, 413, 0);
+        log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: c.req.path, status: 413 });
+        return r;
+      },
+    }),
+  );
+
+  const route = (api: Api, handler: Handler) => async (c: Context) => {
+    const t0 = performance.now();
+    const rec: Record<string, unknown> = { ts: new Date().toISOString(), level: 'info', msg: 'request', id: randomId(12), method: c.req.method, path: c.req.path };
+    const abort = new AbortController();
+    const clientSignal = c.req.raw.signal;
+    const onClientAbort = () => abort.abort();
+    clientSignal.addEventListener('abort', onClientAbort, { once: true });
+    let logged = false;
+    const finish = (status: number, r?: RunResult) => {
+      if (logged) return;
+      logged = true;
+      clientSignal.removeEventListener('abort', onClientAbort);
+      const s = (performance.now() - t0) / 1000;
+      rec.status = status;
+      rec.ms = Math.round(s * 1000);
+      if (r) {
+        rec.cached_tokens = r.cachedTokens;
+        rec.completion_tokens = r.choices.reduce((a, x) => a + x.completionTokens, 0);
+        rec.finish = r.choices.map((x) => x.finishReason);
+        if (abort.signal.aborted) rec.cancelled = true;
+        metrics.promptTokens.inc('', r.promptTokens - r.cachedTokens);
+        metrics.generatedTokens.inc('', rec.completion_tokens as number);
+        if (r.ttftS !== null) metrics.ttft.observe('', r.ttftS);
+      }
+      metrics.request(c.req.path, status, s);
+      log(rec);
+    };
+    let result: RunResult | undefined;
+    const ctx: RequestContext = {
+      engine,
+      images,
+      signal: abort.signal,
+      note: (f) => Object.assign(rec, f),
+      done: (r) => {
+        result = r;
+        if (rec.stream) finish(200, r);
+      },
+    };
+    try {
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch {
+        throw new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+      }
+      if (!isObject(body)) throw new ApiError(400, 'invalid_request', 'the request body must be a JSON object');
+      const res = await handler(body, ctx);
+      if (!rec.stream) finish(res.status, result);
+      return res;
+    } catch (e) {
+      const err = toApiError(e);
+      rec.error = err.message;
+      if (err.status >= 500) {
+        rec.level = 'error';
+        rec.stack = e instanceof Error ? e.stack : undefined;
+      }
+      finish(err.status, result);
+      return errorResponse(api, err);
+    }
+  };
+
+  app.get('/health', (c) => {
+    const s = sched.stats();
+    return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
+  });
+  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/v1/models', (c) => c.json(modelsList(engine)));
+  app.get('/v1/models/:id', (c) => {
+    if (c.req.param('id') !== engine.modelId) return errorResponse('openai', new ApiError(404, 'not_found', `The model '${c.req.param('id')}' does not exist`, 'model'));
+    return c.json(modelsList(engine).data instanceof Array ? (modelsList(engine).data as Json[])[0] : {});
+  });
+  app.post('/v1/chat/completions', route('openai', chatCompletions));
+  app.post('/v1/completions', route('openai', completions));
+  app.post('/v1/messages', route('anthropic', messages));
+  const page = loadPage();
+  app.get('/', (c) => c.html(page));
+  app.notFound((c) => errorResponse(apiOf(c.req.path), new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
+  app.onError((e, c) => errorResponse(apiOf(c.req.path), toApiError(e)));
+  return { app, metrics };
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+/** Starts the server on host:port (port 0 = any free port). */
+export function startServer(engine: ServerEngine, o: ServerOptions & { host?: string; port?: number } = {}): Promise<RunningServer> {
+  const { app, metrics } = createApp(engine, o);
+  const host = o.host ?? '127.0.0.1';
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: o.port ?? 8080, hostname: host }, (info: AddressInfo) => {
+      const h = host.includes(':') ? `[${host}]` : host;
+      resolve({
+        url: `http://${h}:${info.port}`,
+        port: info.port,
+        metrics,
+        close: () =>
+          new Promise<void>((res) => {
+            engine.scheduler.close();
+            const s = server as unknown as { closeAllConnections?: () => void; close(cb: () => void): void };
+            s.close(() => res());
+            s.closeAllConnections?.();
+          }),
+      });
+    });
+    server.once('error', reject);
+  });
+}

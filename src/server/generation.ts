@@ -1,0 +1,176 @@
+/**
+ * The API-neutral core of a completion request: submits to the scheduler, detokenizes each choice as it streams,
+ * applies stop strings (holding back text that may be the start of one), extracts tool calls at the end, and
+ * collects logprobs. OpenAI and Anthropic handlers format its events and result.
+ */
+import { jsonConstraint } from '../engine/json-schema-mask.ts';
+import type { FinishReason, GenerationResult, SamplingOptions, TokenInfo, TopLogprob } from '../engine/scheduler.ts';
+import type { ServerEngine, StreamDecoder, ToolCall, ToolSpec } from './engine.ts';
+import { randomId } from './util.ts';
+
+export interface RunParams {
+  tokens: number[];
+  patchEmbeddings?: Float32Array;
+  maxTokens: number;
+  n: number;
+  sampling: SamplingOptions;
+  stop: string[];
+  /** undefined: no logprobs. */
+  topLogprobs?: number;
+  /** null: free text; {} : any JSON object; {schema}: that JSON schema. */
+  json: { schema?: unknown } | null;
+  /** Tools offered: outputs are parsed for tool calls (and buffered instead of streamed). */
+  tools: ToolSpec[] | null;
+  signal?: AbortSignal;
+}
+
+export interface LogprobEntry {
+  token: string;
+  logprob: number;
+  top: { token: string; logprob: number }[];
+}
+
+export interface ChoiceOutput {
+  text: string;
+  finishReason: FinishReason | 'tool_calls';
+  /** The stop string that ended the choice, if any. */
+  stopSequence: string | null;
+  /** With tools: the prose part (null when the output is only tool calls). */
+  content: string | null;
+  toolCalls: ToolCall[];
+  logprobs: LogprobEntry[];
+  completionTokens: number;
+  error?: Error;
+}
+
+export interface RunResult {
+  promptTokens: number;
+  cachedTokens: number;
+  choices: ChoiceOutput[];
+  /** Seconds from submit to the first generated token (any choice). */
+  ttftS: number | null;
+}
+
+/** Streaming callback: new visible text of one choice (may be '') with the logprobs of the tokens behind it. */
+export type DeltaListener = (choice: number, text: string, logprobs: LogprobEntry[]) => void;
+
+/** Holds back the tail of the text that could still become a stop string. */
+export class StopMatcher {
+  private held = '';
+  stopped: string | null = null;
+  constructor(private readonly stops: readonly string[]) {}
+  /** Returns the text that is safe to show. */
+  push(text: string): string {
+    if (this.stopped !== null) return '';
+    if (this.stops.length === 0) return text;
+    const buf = this.held + text;
+    let cut = -1;
+    let which: string | null = null;
+    for (const s of this.stops) {
+      const i = buf.indexOf(s);
+      if (i >= 0 && (cut < 0 || i < cut)) {
+        cut = i;
+        which = s;
+      }
+    }
+    if (which !== null) {
+      this.stopped = which;
+      this.held = '';
+      return buf.slice(0, cut);
+    }
+    // Longest suffix of buf that is a proper prefix of some stop string.
+    let keep = 0;
+    for (const s of this.stops) for (let k = Math.min(s.length - 1, buf.length); k > keep; k--) if (buf.endsWith(s.slice(0, k))) keep = k;
+    this.held = buf.slice(buf.length - keep);
+    return buf.slice(0, buf.length - keep);
+  }
+  flush(): string {
+    const h = this.stopped === null ? this.held : '';
+    this.held = '';
+    return h;
+  }
+}
+
+/**
+ * Starts a request. Throws synchronously (before anything is sent) when it is refused: UsageError for bad schemas or
+ * prompts, QueueFullError when the queue is full; the promise then resolves when every choice has finished.
+ */
+export function runGeneration(engine: ServerEngine, p: RunParams, onDelta?: DeltaListener): Promise<RunResult> {
+  const t0 = performance.now();
+  let ttft: number | null = null;
+  const decoders = Array.from({ length: p.n }, () => engine.newDecoder());
+  const stops = Array.from({ length: p.n }, () => new StopMatcher(p.stop));
+  const texts = Array.from({ length: p.n }, () => '');
+  const lps: LogprobEntry[][] = Array.from({ length: p.n }, () => []);
+  const buffered = p.tools !== null; // tool calls are parsed from the whole output, so nothing streams as raw text
+  const factory = p.json ? jsonConstraint(engine.vocabulary, engine.endTokens, p.json.schema) : undefined;
+  const toEntry = (info: TokenInfo): LogprobEntry => ({
+    token: engine.tokenText(info.token),
+    logprob: info.logprob ?? 0,
+    top: (info.top ?? []).map((t: TopLogprob) => ({ token: engine.tokenText(t.token), logprob: t.logprob })),
+  });
+  const pending = engine.scheduler.submit({
+    prompt: p.tokens,
+    ...(p.patchEmbeddings ? { patchEmbeddings: p.patchEmbeddings } : {}),
+    maxTokens: p.maxTokens,
+    n: p.n,
+    sampling: p.sampling,
+    stopTokens: engine.endTokens,
+    ...(p.topLogprobs !== undefined ? { topLogprobs: p.topLogprobs } : {}),
+    ...(factory ? { constraint: factory } : {}),
+    ...(p.signal ? { signal: p.signal } : {}),
+    onToken(choice, info) {
+      ttft ??= (performance.now() - t0) / 1000;
+      const piece = stops[choice]!.push(decoders[choice]!.push(info.token));
+      texts[choice] += piece;
+      const lp = p.topLogprobs !== undefined ? [toEntry(info)] : [];
+      for (const e of lp) lps[choice]!.push(e);
+      if (!buffered) onDelta?.(choice, piece, lp);
+      return stops[choice]!.stopped !== null;
+    },
+  });
+  return pending.then((res) => finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, ttft: () => ttft }, onDelta));
+}
+
+interface RunState {
+  decoders: StreamDecoder[];
+  stops: StopMatcher[];
+  texts: string[];
+  lps: LogprobEntry[][];
+  buffered: boolean;
+  ttft(): number | null;
+}
+
+function finishRun(engine: ServerEngine, p: RunParams, res: GenerationResult, st: RunState, onDelta?: DeltaListener): RunResult {
+  const { decoders, stops, texts, lps, buffered } = st;
+  const choices = res.choices.map((c, i): ChoiceOutput => {
+    // Text held back (partial UTF-8, possible stop-string start) is shown at the end unless a stop string matched.
+    const tail = stops[i]!.stopped === null ? stops[i]!.push(decoders[i]!.flush()) + stops[i]!.flush() : '';
+    texts[i] += tail;
+    if (tail && !buffered) onDelta?.(i, tail, []);
+    const out: ChoiceOutput = {
+      text: texts[i]!,
+      finishReason: c.finishReason,
+      stopSequence: stops[i]!.stopped,
+      content: texts[i]!,
+      toolCalls: [],
+      logprobs: lps[i]!,
+      completionTokens: c.completionTokens,
+      ...(c.error ? { error: c.error } : {}),
+    };
+    if (p.tools && p.tools.length > 0 && c.finishReason !== 'cancelled' && c.finishReason !== 'error') {
+      const parsed = engine.parseToolCalls(texts[i]!, p.tools);
+      if (parsed.toolCalls.length > 0) {
+        out.content = parsed.content;
+        out.toolCalls = parsed.toolCalls.map((tc) => ({
+          id: `call_${randomId(24)}`,
+          name: tc.name,
+          arguments: typeof tc.arguments === 'string' ? tc.arguments : JSON.stringify(tc.arguments ?? {}),
+        }));
+        out.finishReason = 'tool_calls';
+      }
+    }
+    return out;
+  });
+  return { promptTokens: res.promptTokens, cachedTokens: res.cachedTokens, choices, ttftS: st.ttft() };
+}
