@@ -12,6 +12,8 @@ import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
 import { loadHfTextTensors } from './model/llama4/weights.ts';
+import { isGgufFile, readGguf } from './io/gguf/index.ts';
+import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
 import { ModelFileError, UsageError } from './util/index.ts';
 
@@ -71,6 +73,14 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     opts.onProgress?.(1, 'ready');
     return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note };
   }
-  if (path.endsWith('.gguf')) throw new ModelFileError(path, 'GGUF files are not supported by this build yet');
+  if (path.endsWith('.gguf') || isGgufFile(path)) {
+    // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
+    opts.onProgress?.(0, 'reading weights');
+    const file = readGguf(path);
+    const { config, tensors } = llama4FromGguf(file.metadata, file.tensorData, path);
+    const model = new Llama4TextModel(config, tensors, backend, path);
+    opts.onProgress?.(1, 'ready');
+    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note };
+  }
   throw new ModelFileError(path, 'expected a model folder (config.json + *.safetensors) or a .gguf file');
 }

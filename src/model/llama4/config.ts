@@ -42,6 +42,8 @@ export interface Llama4Config {
   readonly rmsNormEps: number;
   readonly ropeTheta: number;
   readonly ropeScaling: RopeScaling | null;
+  /** Per-pair divisors of the inverse frequency (GGUF `rope_freqs.weight`, llama.cpp freq_factors), else absent/null. */
+  readonly ropeFreqFactors?: Float32Array | null;
   readonly attentionChunkSize: number;
   readonly attnTemperatureTuning: boolean;
   readonly attnScale: number;
@@ -207,7 +209,7 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
  * RoPE inverse frequencies per pair j < d/2 after llama3 scaling (spec §1.3), as float32 like torch.
  * Computed branch-wise so the zero-denominator smooth factor of 16/1/1 scaling never leaks a NaN.
  */
-export function ropeInvFreq(cfg: Pick<Llama4Config, 'headDim' | 'ropeTheta' | 'ropeScaling'>): Float32Array {
+export function ropeInvFreq(cfg: Pick<Llama4Config, 'headDim' | 'ropeTheta' | 'ropeScaling' | 'ropeFreqFactors'>): Float32Array {
   const half = cfg.headDim / 2;
   const inv = new Float32Array(half);
   for (let j = 0; j < half; j++) {
@@ -215,6 +217,9 @@ export function ropeInvFreq(cfg: Pick<Llama4Config, 'headDim' | 'ropeTheta' | 'r
     const expo = Math.fround((2 * j) / cfg.headDim);
     inv[j] = Math.fround(1 / Math.fround(Math.pow(cfg.ropeTheta, expo)));
   }
+  // GGUF files carry llama3 scaling as per-pair divisors instead (θ = pos·inv_j / ff_j, as ggml applies them).
+  const ff = cfg.ropeFreqFactors;
+  if (ff) for (let j = 0; j < half; j++) inv[j] = Math.fround(inv[j]! / ff[j]!);
   const s = cfg.ropeScaling;
   if (!s) return inv;
   const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
