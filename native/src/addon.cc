@@ -120,6 +120,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::Attention>("attention"), InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
       InstanceMethod<&EngineWrap::Gelu>("gelu"), InstanceMethod<&EngineWrap::Add>("add"),
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
+      InstanceMethod<&EngineWrap::StreamRead>("streamRead"),
       InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
     });
   }
@@ -253,6 +254,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t rows = num(info, 2, "rows"), dim = num(info, 3, "dim", 1);
     need(info.Env(), x, rows * dim, "x"); need(info.Env(), b, dim, "bias");
     e(info.Env()).addBias((float*)x.p, (const float*)b.p, (int)rows, (int)dim);
+  }
+
+  // streamRead(bytes) -> checksum (as a double): reads every byte on all threads (bandwidth probe)
+  Napi::Value StreamRead(const Napi::CallbackInfo& info) {
+    Arr b = typed(info, 0, "bytes", napi_uint8_array);
+    return Napi::Number::New(info.Env(), (double)(e(info.Env()).streamRead(b.p, b.bytes) & ((1ull << 52) - 1)));
   }
 
   std::unique_ptr<Engine> engine_;

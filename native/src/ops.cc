@@ -188,4 +188,24 @@ void Engine::addBias(float* x, const float* bias, int rows, int dim) {
   });
 }
 
+
+uint64_t Engine::streamRead(const uint8_t* p, size_t n) {
+  const int64_t words = (int64_t)(n / 8);
+  std::vector<uint64_t> part(pool_.size() * 16, 0);  // one padded slot per thread
+  parallelFor(words, 1 << 17, [&](int64_t a, int64_t b, int tid) {
+    uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const uint64_t* w = (const uint64_t*)p;
+    int64_t i = a;
+    for (; i + 8 <= b; i += 8)
+      for (int j = 0; j < 8; j++) { uint64_t v; std::memcpy(&v, w + i + j, 8); acc[j] += v; }
+    for (; i < b; i++) { uint64_t v; std::memcpy(&v, w + i, 8); acc[0] += v; }
+    uint64_t s = 0;
+    for (int j = 0; j < 8; j++) s += acc[j];
+    part[tid * 16] += s;
+  });
+  uint64_t s = 0;
+  for (size_t i = 0; i < part.size(); i += 16) s += part[i];
+  return s;
+}
+
 }  // namespace l4

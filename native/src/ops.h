@@ -36,6 +36,9 @@ class Engine {
   void gelu(float* x, int64_t n);
   void add(float* x, const float* y, int64_t n);
   void addBias(float* x, const float* bias, int rows, int dim);
+  // Reads every byte of [p, p + n) on all threads and returns a checksum: the memory-bandwidth probe of the
+  // benchmarks (decode speed is judged against what this machine can stream).
+  uint64_t streamRead(const uint8_t* p, size_t n);
 
  private:
   // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).

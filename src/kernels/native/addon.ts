@@ -26,6 +26,8 @@ export interface RawEngine {
   gelu(x: Float32Array, n: number): void;
   add(x: Float32Array, y: Float32Array, n: number): void;
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void;
+  /** Reads every byte on all threads; returns a checksum (memory-bandwidth probe). */
+  streamRead(bytes: Uint8Array): number;
   dispose(): void;
 }
 

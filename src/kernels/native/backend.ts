@@ -59,6 +59,8 @@ export class NativeBackend implements Backend {
   get threads(): number { return this.engine.threads; }
   /** Stops the pool's threads now instead of at garbage collection; the backend is unusable afterwards. */
   dispose(): void { this.engine.dispose(); }
+  /** Reads every byte of `bytes` on all pool threads and returns a checksum: the benchmarks' bandwidth probe. */
+  streamRead(bytes: Uint8Array): number { return this.engine.streamRead(bytes); }
 
   weight(t: RawTensor): Weight {
     if (!DTYPES[t.dtype]) throw new RangeError(`unknown dtype ${t.dtype}`);

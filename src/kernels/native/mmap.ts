@@ -14,13 +14,13 @@ export class MappedFile {
   private whole: Uint8Array | null = null;
   private readonly views = new Map<number, Uint8Array>();
 
-  private constructor(readonly path: string, private readonly raw: RawMappedFile) {
+  private constructor(readonly path: string, private readonly raw: RawMappedFile, wholeViewLimit: number) {
     this.size = raw.size;
-    if (this.size > 0 && this.size <= WHOLE_FILE_VIEW_LIMIT) this.whole = new Uint8Array(raw.view(0, this.size));
+    if (this.size > 0 && this.size <= wholeViewLimit) this.whole = new Uint8Array(raw.view(0, this.size));
   }
 
   /** Maps `path`; throws ModelFileError if it cannot be opened (check canMmap() first: without the addon it throws a plain Error). */
-  static open(path: string): MappedFile {
+  static open(path: string, opts: { wholeViewLimit?: number } = {}): MappedFile {
     const { addon, reason } = loadAddon();
     if (!addon) throw new Error(`cannot memory-map ${path}: ${reason}`);
     let raw: RawMappedFile;
@@ -29,7 +29,7 @@ export class MappedFile {
     } catch (e) {
       throw new ModelFileError(path, String((e as Error).message).replace(`${path}: `, ''));
     }
-    return new MappedFile(path, raw);
+    return new MappedFile(path, raw, Math.min(opts.wholeViewLimit ?? WHOLE_FILE_VIEW_LIMIT, WHOLE_FILE_VIEW_LIMIT));
   }
 
   /** The bytes [offset, offset + length) of the file, in place (a view of the mapping; writes stay private). */
