@@ -14,7 +14,11 @@ import { tryCreateNativeBackend } from '../src/kernels/native/index.ts';
 import { parseVisionConfig } from '../src/model/llama4/vision-config.ts';
 import { Llama4VisionEncoder, hasVisionTensors, pixelShuffle, visionRopeTables } from '../src/model/llama4/vision.ts';
 import type { RawTensor } from '../src/tensor/index.ts';
-import { f32ToBf16 } from '../src/tensor/index.ts';
+import { f32ToBf16, f32ToF16 } from '../src/tensor/index.ts';
+import { GgufWriter, GgufType } from '../src/io/gguf/index.ts';
+import { loadMmprojEncoder } from '../src/model/llama4/vision-gguf.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { ConfigError, ModelFileError, UsageError } from '../src/util/index.ts';
 
 const dir = sharedPath('golden', 'e_multimodal');
@@ -165,4 +169,81 @@ test('vision config: derived sizes and clear errors', { skip: !dir && '../shared
   const t = tensors.get('vision_model.class_embedding')!;
   wrong.set('vision_model.class_embedding', { ...t, shape: [16], bytes: t.bytes.subarray(0, 64) } as RawTensor);
   assert.throws(() => new Llama4VisionEncoder(cfg, wrong, new TsBackend()), /class_embedding" has shape \[16\]/);
+});
+
+/** Writes a llama.cpp-style Llama 4 mmproj GGUF from HF vision tensors (the converter's renames, §6.4). */
+function writeMmproj(path: string, tensors: Map<string, RawTensor>, cfgJson: { vision_config: Record<string, number> }, opts: { convPatch: boolean; postNorm: 'ln2' | 'attn_post_norm'; f16: boolean }): void {
+  const v = cfgJson.vision_config;
+  const w = new GgufWriter(path);
+  w.set('general.architecture', 'clip');
+  w.set('clip.projector_type', 'llama4');
+  w.set('clip.has_vision_encoder', true);
+  w.set('clip.vision.image_size', v.image_size!);
+  w.set('clip.vision.patch_size', v.patch_size!);
+  w.set('clip.vision.embedding_length', v.hidden_size!);
+  w.set('clip.vision.feed_forward_length', v.intermediate_size!);
+  w.set('clip.vision.block_count', v.num_hidden_layers!);
+  w.set('clip.vision.attention.head_count', v.num_attention_heads!);
+  w.set('clip.vision.attention.layer_norm_epsilon', 1e-5, GgufType.FLOAT32);
+  w.set('clip.vision.projector.scale_factor', 2);
+  w.set('clip.use_gelu', true);
+  const rename: Array<[string, string]> = [
+    ['vision_model.patch_embedding.linear.weight', 'v.patch_embd.weight'], ['vision_model.class_embedding', 'v.class_embd'],
+    ['vision_model.positional_embedding_vlm', 'v.position_embd.weight'], ['vision_model.layernorm_pre.', 'v.pre_ln.'],
+    ['vision_model.layernorm_post.', 'v.post_ln.'], ['vision_model.vision_adapter.mlp.fc1.', 'mm.model.mlp.1.'],
+    ['vision_model.vision_adapter.mlp.fc2.', 'mm.model.mlp.2.'], ['multi_modal_projector.linear_1.', 'mm.model.fc.'],
+    ['self_attn.q_proj.', 'attn_q.'], ['self_attn.k_proj.', 'attn_k.'], ['self_attn.v_proj.', 'attn_v.'], ['self_attn.o_proj.', 'attn_out.'],
+    ['input_layernorm.', 'ln1.'], ['post_attention_layernorm.', `${opts.postNorm}.`], ['mlp.fc1.', 'ffn_up.'], ['mlp.fc2.', 'ffn_down.'],
+    ['vision_model.model.layers.', 'v.blk.'],
+  ];
+  const out: RawTensor[] = [];
+  for (const [name, t] of tensors) {
+    if (!name.startsWith('vision_model.') && !name.startsWith('multi_modal_projector.')) continue;
+    let g = name;
+    for (const [a, b] of rename) g = g.replace(a, b);
+    let shape = t.shape;
+    if (g === 'v.patch_embd.weight' && opts.convPatch) shape = [shape[0]!, 3, v.patch_size!, v.patch_size!];
+    let { dtype, bytes } = t;
+    // f16 for matrices (as llama.cpp writes mmproj files), f32 for vectors.
+    if (opts.f16 && shape.length >= 2) {
+      const src = new Float32Array(bytes.slice().buffer);
+      const h = new Uint16Array(src.length);
+      for (let i = 0; i < src.length; i++) h[i] = f32ToF16(src[i]!);
+      dtype = 'f16'; bytes = new Uint8Array(h.buffer);
+    }
+    out.push({ name: g, dtype, shape, bytes });
+  }
+  for (const t of out) w.addTensor(t.name, t.dtype, t.shape);
+  w.writeHeader();
+  for (const t of out) w.writeTensor(t.name, t.bytes);
+  w.close();
+}
+
+test('llama.cpp mmproj GGUF: renamed tensors and clip.* metadata give the same features', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+  const { config, exp, tensors } = loadCase();
+  const tmp = mkdtempSync(join(tmpdir(), 'l4mmproj-'));
+  try {
+    const pixels = Float32Array.from(exp.pixel_values.flat());
+    const want = exp.image_features_after_projector.flat();
+    for (const [i, opts] of ([{ convPatch: false, postNorm: 'ln2', f16: false }, { convPatch: true, postNorm: 'attn_post_norm', f16: true }] as const).entries()) {
+      const file = join(tmp, `mmproj-${i}.gguf`);
+      writeMmproj(file, tensors, config, opts);
+      const enc = loadMmprojEncoder(file, new TsBackend(), { imageTokenId: 250, boiTokenId: 248, eoiTokenId: 249 });
+      assert.equal(enc.cfg.tokensPerTile, 4);
+      assert.equal(enc.cfg.imageTokenId, 250);
+      const d = maxAbsDiff(enc.encode(pixels, 1), want);
+      assert.ok(d < (opts.f16 ? 5e-3 : 1e-6), `mmproj ${JSON.stringify(opts)}: max abs diff ${d}`);
+    }
+    // Defaults: Meta's <|patch|> id when the text model's ids are not given.
+    assert.equal(loadMmprojEncoder(join(tmp, 'mmproj-0.gguf'), new TsBackend()).cfg.imageTokenId, 200092);
+    // Not a Llama 4 projector: one clear error.
+    const other = join(tmp, 'other.gguf');
+    const w = new GgufWriter(other);
+    w.set('clip.projector_type', 'mlp');
+    w.writeHeader();
+    w.close();
+    assert.throws(() => loadMmprojEncoder(other, new TsBackend()), (e) => e instanceof ModelFileError && /projector_type is "mlp"/.test(e.message));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
