@@ -79,6 +79,15 @@ test('alpha is dropped without compositing; grey becomes RGB', async () => {
   assert.deepEqual([...g.data], [0, 0, 0, 128, 128, 128, 255, 255, 255]);
 });
 
+test('ICC profiles are ignored like PIL does: stored values reach the model unconverted', async () => {
+  const px = Buffer.from([200, 30, 40, 10, 220, 50]);
+  const p3 = await sharp(px, raw(2, 1)).withIccProfile('p3').png().toBuffer();
+  const stored = await sharp(p3).keepIccProfile().raw().toBuffer(); // the file's own values (P3-encoded)
+  assert.notDeepEqual([...stored], [...px], 'the test image really was converted into P3');
+  const img = await decodeImage(new Uint8Array(p3));
+  assert.deepEqual([...img.data], [...stored]);
+});
+
 test('sources: path, bytes, data URL', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4img-'));
   try {
@@ -92,6 +101,7 @@ test('sources: path, bytes, data URL', async () => {
     assert.deepEqual(a, c);
     assert.throws(() => parseDataUrl('data:image/png;base64,@@@'), ImageError);
     assert.throws(() => parseDataUrl('http://x/y.png'), /not a data URL/);
+    assert.throws(() => parseDataUrl('data:image/png,%E0%A4%A'), /malformed/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
