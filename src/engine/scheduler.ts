@@ -17,7 +17,8 @@
  */
 import type { CausalLM, ForwardItem, SequenceState } from '../model/types.ts';
 import { UsageError } from '../util/index.ts';
-import { makeFallbackPicker, tokenLogprobs, type SamplingOptions, type TokenPicker, type TopLogprob } from './scheduler-sampling.ts';
+import { makeSampler } from './sampler.ts';
+import { tokenLogprobs, type SamplingOptions, type TokenPicker, type TopLogprob } from './scheduler-sampling.ts';
 
 export type { SamplingOptions, TokenPicker, TopLogprob } from './scheduler-sampling.ts';
 
@@ -89,7 +90,7 @@ export interface SchedulerOptions {
   contextLength?: number;
   /** Finished sequences kept for prefix reuse. Default `parallel`. 0 disables reuse. */
   prefixCacheSize?: number;
-  /** Builds a token picker from a request's sampling options (default: the fallback seeded sampler). */
+  /** Builds a token picker from a request's sampling options (default: the shared sampler, engine/sampler.ts). */
   makePicker?: (o: SamplingOptions) => TokenPicker;
 }
 
@@ -160,7 +161,12 @@ export class Scheduler {
     this.stepTokens = Math.max(o.stepTokens ?? 256, this.parallel);
     this.contextLength = o.contextLength ?? model.info.contextLength;
     this.prefixCacheSize = o.prefixCacheSize ?? this.parallel;
-    this.makePicker = o.makePicker ?? makeFallbackPicker;
+    this.makePicker =
+      o.makePicker ??
+      ((so) => {
+        const s = makeSampler(so);
+        return { pick: (logits, history) => s.sample(logits, history) };
+      });
     if (!(this.parallel >= 1)) throw new UsageError(`parallel must be at least 1, got ${this.parallel}`);
   }
 
@@ -183,6 +189,9 @@ export class Scheduler {
     const vocab = this.model.info.vocabSize;
     for (const t of req.prompt) if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new UsageError(`prompt token ${t} is outside the vocabulary (0..${vocab - 1})`);
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(Math.max(1, Math.ceil(this.queue.length / this.parallel)));
+    // Pickers are built here so that bad sampling options fail the request, not the loop. Choice c uses seed + c.
+    const seed = req.sampling?.seed;
+    const pickers = Array.from({ length: n }, (_, c) => this.makePicker({ ...req.sampling, ...(seed !== undefined ? { seed: seed + c } : {}) }));
     return new Promise<GenerationResult>((resolve) => {
       const job: Job = {
         req,
@@ -190,7 +199,7 @@ export class Scheduler {
         remaining: n,
         resolve,
         cancelled: false,
-        pickers: [],
+        pickers,
         result: {
           promptTokens: req.prompt.length,
           cachedTokens: 0,
@@ -368,10 +377,6 @@ export class Scheduler {
     seq ??= this.model.newSequence();
     job.result.cachedTokens = start;
     this.counters.promptTokensReused += start;
-    const seed = req.sampling?.seed;
-    for (let c = 0; c < job.n; c++) {
-      job.pickers.push(this.makePicker({ ...req.sampling, ...(seed !== undefined ? { seed: seed + c } : {}) }));
-    }
     // Patch rows for image tokens already inside the reused prefix are skipped (reuse stops before images, so none).
     this.slots.push({
       job,

@@ -3,5 +3,6 @@ import type { Command } from '../command.ts';
 import { logitsCommand } from './logits.ts';
 import { generateCommand } from './generate.ts';
 import { imageTilesCommand } from './image-tiles.ts';
+import { serveCommand } from './serve.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, serveCommand];

@@ -1,0 +1,79 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.ts';
+import { DEFAULT_MODEL_DIR } from '../../load.ts';
+import { loadServerEngine } from '../../server/load-engine.ts';
+import { startServer } from '../../server/app.ts';
+import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'OpenAI- and Anthropic-compatible HTTP server with a chat page',
+  usage: `usage: llama4 serve -m MODEL [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--ctx N]
+Serves POST /v1/chat/completions, /v1/completions, /v1/messages, GET /v1/models, /health, /metrics and a chat page
+at /. Requests that arrive while others generate join the same batch (continuous batching).
+  --host ADDR            address to bind (default 127.0.0.1: this machine only)
+  --port N               TCP port (default 8080; 0 = any free port)
+  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on /v1/* and /metrics
+                         (default: the LLAMA4_API_KEY environment variable, else no key)
+  --parallel N           sequences decoded together (default 4)
+  --ctx N                context length per sequence (default: the model's)
+  --queue N              requests that may wait for a slot before 429 (default 64)
+  --tokenizer PATH       tokenizer folder/file when it is not beside the weights
+  --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
+${MODEL_USAGE}`,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        ...MODEL_OPTIONS,
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'api-key': { type: 'string' },
+        parallel: { type: 'string' },
+        ctx: { type: 'string' },
+        queue: { type: 'string' },
+        tokenizer: { type: 'string' },
+        'allow-remote-images': { type: 'boolean' },
+      },
+      strict: true,
+    });
+    const port = parseNumber('port', values.port, { int: true, min: 0 }) ?? 8080;
+    const parallel = parseNumber('parallel', values.parallel, { int: true, min: 1 }) ?? 4;
+    const ctx = parseNumber('ctx', values.ctx, { int: true, min: 2 });
+    const maxQueue = parseNumber('queue', values.queue, { int: true, min: 0 }) ?? 64;
+    const host = values.host ?? '127.0.0.1';
+    const apiKey = values['api-key'] ?? process.env.LLAMA4_API_KEY;
+    const path = values.model ?? DEFAULT_MODEL_DIR;
+    const t0 = performance.now();
+    let last = -1;
+    const engine = await loadServerEngine(path, {
+      ...loadOptions(values),
+      parallel,
+      maxQueue,
+      ...(ctx !== undefined ? { contextLength: ctx } : {}),
+      ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+      onProgress(f, what) {
+        const pct = Math.floor(f * 100);
+        if (pct === last) return;
+        last = pct;
+        process.stderr.write(`\rloading ${path}: ${String(pct).padStart(3)}% ${what}\x1b[K`);
+      },
+    });
+    process.stderr.write(`\rloaded ${engine.modelId} in ${((performance.now() - t0) / 1000).toFixed(1)} s\x1b[K\n`);
+    const srv = await startServer(engine, {
+      host,
+      port,
+      ...(apiKey ? { apiKey } : {}),
+      images: { allowRemote: values['allow-remote-images'] === true },
+    });
+    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}${apiKey ? ', API key required' : ''})\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    process.stderr.write('shutting down\n');
+    await srv.close();
+    return 0;
+  },
+};
