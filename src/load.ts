@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
+import { tryCreateNativeBackend } from './kernels/native/index.ts';
 import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
@@ -50,13 +51,17 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Picks the compute backend. */
+/**
+ * Picks the compute backend: the native core when its addon loads (auto), else the TypeScript reference with a
+ * one-line note saying why. `native` insists and fails with that reason.
+ */
 export async function createBackend(choice: BackendChoice = 'auto', threads?: number): Promise<{ backend: Backend; note: string | null }> {
   if (choice === 'typescript') return { backend: new TsBackend(), note: null };
-  void threads;
-  const note = 'native backend not available in this build; using the TypeScript backend';
+  const { backend, reason } = tryCreateNativeBackend(threads !== undefined ? { threads } : {});
+  if (backend) return { backend, note: null };
+  const note = `native backend unavailable (${reason}); using the TypeScript backend`;
   if (choice === 'native') throw new UsageError(note);
-  return { backend: new TsBackend(), note: null };
+  return { backend: new TsBackend(), note };
 }
 
 export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOptions = {}): Promise<LoadedModel> {

@@ -13,6 +13,13 @@ import { loadHfTextTensors } from '../src/model/llama4/weights.ts';
 import { Llama4TextModel } from '../src/model/llama4/text-model.ts';
 import { openSafetensors } from '../src/io/safetensors.ts';
 import { TsBackend } from '../src/kernels/ts/index.ts';
+import { tryCreateNativeBackend } from '../src/kernels/native/index.ts';
+import type { Backend } from '../src/tensor/index.ts';
+
+// Every case runs on the TypeScript reference and, when its addon is built, on the native backend.
+const native = tryCreateNativeBackend();
+if (!native.backend) process.stderr.write(`\n*** golden-text: native backend SKIPPED: ${native.reason} ***\n`);
+const BACKENDS: [string, Backend][] = [['typescript', new TsBackend()], ...(native.backend ? [['native', native.backend] as [string, Backend]] : [])];
 
 const CASES = ['a_moe_all_chunked_temptuning', 'b_maverick_interleaved', 'c_scout_shaped', 'd_chunk_boundary_generation'];
 
@@ -25,19 +32,19 @@ interface Expected {
   derived: Record<string, unknown>;
 }
 
-function load(name: string) {
+function load(name: string, backend: Backend) {
   const dir = sharedPath('golden', name);
   if (!dir) return null;
   const cfg = parseHfConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
   const tensors = loadHfTextTensors(cfg, openSafetensors(dir), dir);
-  const model = new Llama4TextModel(cfg, tensors, new TsBackend(), dir);
+  const model = new Llama4TextModel(cfg, tensors, backend, dir);
   const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected;
   return { cfg, model, exp };
 }
 
-for (const name of CASES) {
-  test(`golden ${name}: derived per-layer facts and rope frequencies`, (t) => {
-    const c = load(name);
+for (const [bname, backend] of BACKENDS) for (const name of CASES) {
+  test(`golden ${name} [${bname}]: derived per-layer facts and rope frequencies`, (t) => {
+    const c = load(name, backend);
     if (!c) return t.skip('../shared/golden missing');
     const d = c.exp.derived;
     assert.deepEqual(c.cfg.layers.map((f) => (f.usesRope ? 1 : 0)), d['no_rope_layers(1=rope,0=NoPE)']);
@@ -50,8 +57,8 @@ for (const name of CASES) {
     for (let j = 0; j < want.length; j++) assert.ok(Math.abs(inv[j]! - want[j]!) <= 1e-6 * Math.max(1, want[j]!), `inv_freq[${j}] ${inv[j]} vs ${want[j]}`);
   });
 
-  test(`golden ${name}: full-sequence logits within 1e-4`, (t) => {
-    const c = load(name);
+  test(`golden ${name} [${bname}]: full-sequence logits within 1e-4`, (t) => {
+    const c = load(name, backend);
     if (!c) return t.skip('../shared/golden missing');
     const { model, exp, cfg } = c;
     const hidden: Float32Array[] = [];
@@ -75,8 +82,8 @@ for (const name of CASES) {
     }
   });
 
-  test(`golden ${name}: greedy generation through the KV cache matches the reference`, (t) => {
-    const c = load(name);
+  test(`golden ${name} [${bname}]: greedy generation through the KV cache matches the reference`, (t) => {
+    const c = load(name, backend);
     if (!c) return t.skip('../shared/golden missing');
     const { model, exp, cfg } = c;
     const g = exp.generation;
@@ -111,8 +118,8 @@ for (const name of CASES) {
     }
   });
 
-  test(`golden ${name}: prefill in pieces and token-by-token decode equal one full forward`, (t) => {
-    const c = load(name);
+  test(`golden ${name} [${bname}]: prefill in pieces and token-by-token decode equal one full forward`, (t) => {
+    const c = load(name, backend);
     if (!c) return t.skip('../shared/golden missing');
     const { model, exp, cfg } = c;
     const V = cfg.vocabSize;
