@@ -3,6 +3,7 @@ import type { Command } from '../command.ts';
 import { logitsCommand } from './logits.ts';
 import { generateCommand } from './generate.ts';
 import { imageTilesCommand } from './image-tiles.ts';
+import { trainCommand } from './train.ts';
 import { serveCommand } from './serve.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, serveCommand];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand];

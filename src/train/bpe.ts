@@ -1,0 +1,204 @@
+/**
+ * A small byte-level BPE trainer and encoder for data preparation, writing a standard Hugging Face tokenizer.json
+ * (ByteLevel + merges, Llama 4's pre-tokenizer regex, Llama 4's chat special tokens appended at the end of the
+ * vocab). The project's tokenizer loader (src/tokenizer) reads the result; this encoder exists so training data can
+ * be prepared without depending on it, and a test checks that both agree.
+ */
+
+/** Meta's o200k pattern as written in tokenizer.json (Rust regex syntax, with (?i:…)). */
+export const LLAMA4_PATTERN =
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** The same pattern for JavaScript: Node 20 has no inline (?i:…), so contractions are spelled out (ASCII corpus). */
+const JS_PATTERN = LLAMA4_PATTERN.replace(/\(\?i:'s\|'t\|'re\|'ve\|'m\|'ll\|'d\)/g, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])");
+
+export function pretokenize(text: string): string[] {
+  return text.match(new RegExp(JS_PATTERN, 'gu')) ?? [];
+}
+
+/** GPT-2 byte ↔ printable-unicode map used by HF ByteLevel. */
+export function bytesToUnicode(): string[] {
+  const bs: number[] = [];
+  for (let i = 33; i <= 126; i++) bs.push(i);
+  for (let i = 161; i <= 172; i++) bs.push(i);
+  for (let i = 174; i <= 255; i++) bs.push(i);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n++); }
+  const out: string[] = new Array(256);
+  bs.forEach((b, i) => (out[b] = String.fromCodePoint(cs[i]!)));
+  return out;
+}
+
+/** Llama 4's chat and image special tokens (names as in Meta's list), appended after the BPE vocab. */
+export const SPECIAL_TOKENS = [
+  '<|begin_of_text|>', '<|end_of_text|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|header_start|>',
+  '<|header_end|>', '<|eom|>', '<|eot|>', '<|step|>', '<|python_start|>', '<|python_end|>', '<|finetune_right_pad|>',
+  '<|image_start|>', '<|image_end|>', '<|tile_x_separator|>', '<|tile_y_separator|>', '<|image|>', '<|patch|>',
+  ...Array.from({ length: 13 }, (_, i) => `<|text_post_train_reserved_special_token_${i}|>`),
+];
+
+export interface BpeModel {
+  /** Token id → byte-level string (GPT-2 unicode form). Ids 0..255 are the single bytes. */
+  vocab: string[];
+  /** Merges in rank order as pairs of byte-level strings. */
+  merges: [string, string][];
+  /** Special token text → id (after the BPE vocab). */
+  specials: Map<string, number>;
+}
+
+/**
+ * Trains `nMerges` merges on the pre-tokens of `text` (word counts, then the most frequent adjacent pair each round,
+ * ties broken by the pair's first appearance order for determinism).
+ */
+export function trainBpe(text: string, nMerges: number): BpeModel {
+  const b2u = bytesToUnicode();
+  const enc = new TextEncoder();
+  const counts = new Map<string, number>();
+  for (const w of pretokenize(text)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  const vocab = b2u.slice();
+  const ids = new Map<string, number>(vocab.map((s, i) => [s, i]));
+  const words: { syms: number[]; n: number }[] = [];
+  for (const [w, n] of counts) words.push({ syms: [...enc.encode(w)], n });
+  const merges: [string, string][] = [];
+  for (let m = 0; m < nMerges; m++) {
+    const pc = new Map<number, number>();
+    for (const { syms, n } of words) for (let i = 0; i + 1 < syms.length; i++) {
+      const k = syms[i]! * 65536 + syms[i + 1]!;
+      pc.set(k, (pc.get(k) ?? 0) + n);
+    }
+    let best = -1, bestN = 0;
+    for (const [k, n] of pc) if (n > bestN || (n === bestN && k < best)) { best = k; bestN = n; }
+    if (best < 0 || bestN < 2) break;
+    const a = Math.floor(best / 65536), b = best % 65536;
+    const s = vocab[a]! + vocab[b]!;
+    let id = ids.get(s);
+    if (id === undefined) { id = vocab.length; vocab.push(s); ids.set(s, id); }
+    merges.push([vocab[a]!, vocab[b]!]);
+    for (const w of words) {
+      const x = w.syms;
+      let j = 0;
+      for (let i = 0; i < x.length; i++) {
+        if (i + 1 < x.length && x[i] === a && x[i + 1] === b) { x[j++] = id; i++; } else x[j++] = x[i]!;
+      }
+      x.length = j;
+    }
+  }
+  const specials = new Map<string, number>();
+  for (const t of SPECIAL_TOKENS) specials.set(t, vocab.length + specials.size);
+  return { vocab, merges, specials };
+}
+
+/** Encodes text (special tokens recognised when `allowSpecial`) with merges applied by rank. */
+export class BpeEncoder {
+  private readonly ids: Map<string, number>;
+  private readonly ranks: Map<string, number>;
+  private readonly b2u = bytesToUnicode();
+  private readonly u2b = new Map<string, number>();
+  private readonly cache = new Map<string, number[]>();
+  private readonly specialRe: RegExp;
+  readonly vocabSize: number;
+  constructor(readonly model: BpeModel) {
+    this.ids = new Map(model.vocab.map((s, i) => [s, i]));
+    this.ranks = new Map(model.merges.map(([a, b], i) => [`${a} ${b}`, i]));
+    this.b2u.forEach((u, b) => this.u2b.set(u, b));
+    this.vocabSize = model.vocab.length + model.specials.size;
+    const esc = [...model.specials.keys()].map((s) => s.replace(/[|\\^$*+?.()[\]{}]/g, '\\$&'));
+    this.specialRe = new RegExp(`(${esc.join('|')})`);
+  }
+
+  special(name: string): number {
+    const id = this.model.specials.get(name);
+    if (id === undefined) throw new Error(`unknown special token ${name}`);
+    return id;
+  }
+
+  private word(w: string): number[] {
+    const hit = this.cache.get(w);
+    if (hit) return hit;
+    let parts = [...new TextEncoder().encode(w)].map((b) => this.b2u[b]!);
+    for (;;) {
+      let best = -1, bi = -1;
+      for (let i = 0; i + 1 < parts.length; i++) {
+        const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
+        if (r !== undefined && (best < 0 || r < best)) { best = r; bi = i; }
+      }
+      if (bi < 0) break;
+      parts = [...parts.slice(0, bi), parts[bi]! + parts[bi + 1]!, ...parts.slice(bi + 2)];
+    }
+    const out = parts.map((p) => this.ids.get(p)!);
+    if (this.cache.size < 200_000) this.cache.set(w, out);
+    return out;
+  }
+
+  encode(text: string, allowSpecial = true): number[] {
+    const out: number[] = [];
+    const pieces = allowSpecial ? text.split(this.specialRe) : [text];
+    for (const piece of pieces) {
+      if (!piece) continue;
+      const sp = allowSpecial ? this.model.specials.get(piece) : undefined;
+      if (sp !== undefined) { out.push(sp); continue; }
+      for (const w of pretokenize(piece)) out.push(...this.word(w));
+    }
+    return out;
+  }
+
+  decode(ids: readonly number[]): string {
+    const bytes: number[] = [];
+    let s = '';
+    const flush = (): void => { s += new TextDecoder().decode(new Uint8Array(bytes)); bytes.length = 0; };
+    for (const id of ids) {
+      if (id >= this.model.vocab.length) {
+        flush();
+        for (const [k, v] of this.model.specials) if (v === id) s += k;
+        continue;
+      }
+      for (const ch of this.model.vocab[id]!) bytes.push(this.u2b.get(ch)!);
+    }
+    flush();
+    return s;
+  }
+}
+
+/** The model as an HF tokenizer.json object. */
+export function toTokenizerJson(model: BpeModel): Record<string, unknown> {
+  const vocab: Record<string, number> = {};
+  model.vocab.forEach((s, i) => (vocab[s] = i));
+  const bos = model.specials.get('<|begin_of_text|>')!;
+  return {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: [...model.specials].map(([content, id]) => ({
+      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    })),
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: LLAMA4_PATTERN }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<|begin_of_text|>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [bos], tokens: ['<|begin_of_text|>'] } },
+    },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: model.merges,
+    },
+  };
+}
+
+/** Reads back a tokenizer.json written by toTokenizerJson (for resuming the pipeline). */
+export function fromTokenizerJson(j: Record<string, unknown>): BpeModel {
+  const m = j.model as { vocab: Record<string, number>; merges: [string, string][] };
+  const vocab: string[] = [];
+  for (const [s, i] of Object.entries(m.vocab)) vocab[i] = s;
+  const specials = new Map<string, number>();
+  for (const t of j.added_tokens as { id: number; content: string }[]) specials.set(t.content, t.id);
+  return { vocab, merges: m.merges.map((x) => (typeof x === 'string' ? ((x as string).split(' ') as [string, string]) : x)), specials };
+}
