@@ -17,7 +17,7 @@ import { openSafetensors, readSafetensors, writeSafetensors } from '../src/io/sa
 import { TsBackend } from '../src/kernels/ts/index.ts';
 import { generateAll } from '../src/engine/index.ts';
 import { loadVisionEncoder } from '../src/model/llama4/vision.ts';
-import { ImageFeatureCache, encodeImages, expandImagePrompt, imageTokenIdsFor } from '../src/model/llama4/vision-prompt.ts';
+import { ImageFeatureCache, encodeImages, expandImagePrompt, imagePromptEncoder, imageTokenIdsFor } from '../src/model/llama4/vision-prompt.ts';
 import { ImageError, decodeImage, parsePixelValues, preprocessImage, readPixelValuesFile } from '../src/image/index.ts';
 import type { RawTensor } from '../src/tensor/index.ts';
 import { UsageError } from '../src/util/index.ts';
@@ -161,6 +161,16 @@ test('tiny multimodal model: several multi-tile images from files, order, pieces
     await assert.rejects(encodeImages(enc, [a, bad], { cache }), (e: unknown) => e instanceof ImageError && /bad\.png/.test((e as Error).message));
     const [after] = model.forward([{ seq: model.newSequence(), tokens, logits: 'last', patchEmbeddings: imgs.embeddings }]);
     assert.ok(maxAbsDiff(after!, last) < 1e-6);
+
+    // The server/CLI hook: bytes in, expanded tokens + embeddings out, cached across turns.
+    const hook = imagePromptEncoder(enc, { ids });
+    const bytes = [a, b, c].map((f) => new Uint8Array(readFileSync(f)));
+    const turn1 = await hook(prompt, bytes);
+    assert.deepEqual(turn1.tokens, tokens);
+    assert.ok(maxAbsDiff(turn1.patchEmbeddings, imgs.embeddings) === 0);
+    const turn2 = await hook([...prompt, 251], [...bytes, bytes[0]!]);
+    assert.equal(turn2.patchEmbeddings.length, imgs.embeddings.length + 7 * 4 * H);
+    await assert.rejects(hook([251], [new Uint8Array([1, 2, 3])]), (e: unknown) => e instanceof ImageError && /#1/.test((e as Error).message));
 
     // Pixel values as JSON [tiles][3][H][W] give the same features as the image file.
     const pvFile = join(dir, 'pv.json');

@@ -135,3 +135,21 @@ export function expandImagePromptText(text: string, images: EncodedImages | read
   const list = Array.isArray(images) ? images : (images as EncodedImages).images;
   return expandImagePlaceholders(text, list.map((im) => im.grid), cfg.tokensPerTile);
 }
+
+/**
+ * The server's/CLI's image hook: (prompt tokens with one `<|image|>` id per image, encoded image files) →
+ * expanded tokens + patch embeddings. Features are cached across calls (later turns of a conversation resend the
+ * same images), bounded by the cache's byte budget. Bad images throw ImageError (a Llama4Error) before any
+ * encoding starts.
+ */
+export function imagePromptEncoder(
+  encoder: Llama4VisionEncoder,
+  opts: EncodeImageOptions & { readonly ids?: ImageTokenIds } = {},
+): (tokens: number[], images: Uint8Array[]) => Promise<{ tokens: number[]; patchEmbeddings: Float32Array }> {
+  const cache = opts.cache ?? new ImageFeatureCache();
+  const ids = opts.ids ?? imageTokenIdsFor(encoder.cfg);
+  return async (tokens, images) => {
+    const imgs = await encodeImages(encoder, images.map((bytes, i) => ({ bytes, label: `#${i + 1}` })), { ...opts, cache });
+    return { tokens: expandImagePrompt(tokens, imgs, encoder.cfg, ids), patchEmbeddings: imgs.embeddings };
+  };
+}
