@@ -5,5 +5,7 @@ import { generateCommand } from './generate.ts';
 import { imageTilesCommand } from './image-tiles.ts';
 import { trainCommand } from './train.ts';
 import { serveCommand } from './serve.ts';
+import { benchCommand } from './bench.ts';
+import { makeTestModelCommand } from './make-test-model.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand, benchCommand, makeTestModelCommand];

@@ -17,6 +17,11 @@ const ni = new Int32Array(nf.buffer);
  * |v| > 2²² the same garbage the C code produces (release builds do not assert), so outputs stay identical.
  */
 export function nearestInt(v: number): number {
+  if (v <= 4194303 && v >= -4194303) {
+    // Fast path, same result: v is a float32 value, so v ± 0.5 is exact in double and only ties need care.
+    const r = Math.round(v);
+    return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
+  }
   nf[0] = v + 12582912;
   return (ni[0]! & 0x007fffff) - 0x00400000;
 }

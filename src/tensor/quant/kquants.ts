@@ -120,6 +120,7 @@ function makeQ3Quants(n: number, nmax: number, x: Float32Array, xs: number, L: I
 }
 
 const laux = new Uint8Array(32);
+const xm = new Float32Array(32);
 
 /**
  * make_qkx2_quants: asymmetric levels 0..nmax with a min (returned through out[0] as -min, scale as return).
@@ -146,11 +147,13 @@ function makeQkx2Quants(
     theMin[mi] = -min;
     return 0;
   }
+  // x - min, cached until min changes (C recomputes it in every trial).
+  for (let i = 0; i < n; i++) xm[i] = fr(x[xs + i]! - min);
   let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
-    const l = nearestInt(fr(iscale * fr(x[xs + i]! - min)));
+    const l = nearestInt(fr(iscale * xm[i]!));
     L[ls + i] = Math.max(0, Math.min(nmax, l));
     let diff = fr(fr(fr(scale * L[ls + i]!) + min) - x[xs + i]!);
     diff = useMad ? Math.abs(diff) : fr(diff * diff);
@@ -165,7 +168,7 @@ function makeQkx2Quants(
     let sumL = 0, sumL2 = 0, sumXL = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xs + i]!;
-      let l = nearestInt(fr(iscale * fr(xi - min)));
+      let l = nearestInt(fr(iscale * xm[i]!));
       l = Math.max(0, Math.min(nmax, l));
       laux[i] = l;
       const wl = fr(w[i]! * l);
@@ -192,6 +195,8 @@ function makeQkx2Quants(
         bestError = cur;
         scale = thisScale;
         min = thisMin;
+        // Later trials subtract the new min (as the C code does).
+        for (let i = 0; i < n; i++) xm[i] = fr(x[xs + i]! - min);
       }
     }
   }
