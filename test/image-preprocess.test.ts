@@ -179,3 +179,17 @@ test('prompt expansion: layout, several images, mismatched counts', () => {
   assert.throws(() => expandImageTokenIds([3], [[1, 1], [1, 1]], 1, ids), /1 image placeholders for 2 images/);
   assert.throws(() => expandImageTokenIds([3, 3], [[1, 1]], 1, ids), /more image placeholders/);
 });
+
+test('with Meta\'s tokenizer: text expansion tokenises to exactly the id expansion', { skip: !sharedPath('tokenizer', 'llama4-tokenizer.model') && 'tokenizer missing' }, async () => {
+  const { loadTokenizer } = await import('../src/tokenizer/index.ts');
+  const tok = loadTokenizer(sharedPath('tokenizer', 'llama4-tokenizer.model')!);
+  for (const [name, id] of Object.entries({ '<|image_start|>': 200080, '<|image_end|>': 200081, '<|tile_x_separator|>': 200084, '<|tile_y_separator|>': 200085, '<|image|>': 200090, '<|patch|>': 200092 })) {
+    assert.deepEqual(tok.encode(name, { allowSpecial: true }), [id], name);
+  }
+  const grids: Array<[number, number]> = [[2, 3], [1, 1], [4, 1]];
+  const text = '<|header_start|>user<|header_end|>\n\nCompare <|image|>, <|image|> and <|image|>.<|eot|>';
+  const viaText = tok.encode(expandImagePlaceholders(text, grids, 144), { allowSpecial: true });
+  const viaIds = expandImageTokenIds(tok.encode(text, { allowSpecial: true }), grids, 144);
+  assert.deepEqual(viaText, viaIds);
+  assert.equal(viaIds.filter((t) => t === 200092).length, 144 * (7 + 1 + 5));
+});
