@@ -1,0 +1,140 @@
+/**
+ * `llama4 bench -m MODEL [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]`: prefill and decode speed of one model,
+ * as llama-bench measures them (pp: a P-token prompt in one forward pass from an empty cache; tg: N single-token
+ * decode steps from an empty cache, each fed the previous step's greedy token), medians over -r runs.
+ * Decode is bound by memory bandwidth, so the report also gives the weight bytes a decode step reads, as GB/s and as
+ * a percentage of the read bandwidth measured on the spot with the same threads (the native backend's probe).
+ */
+import { parseArgs } from 'node:util';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from '../command.ts';
+import type { Llama4Config } from '../../model/llama4/config.ts';
+import { loadModel } from '../../load.ts';
+import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
+import { UsageError } from '../../util/index.ts';
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+
+/** Parameters in the whole model and those one decode step reads (top-k routed experts + shared expert + head). */
+export function parameterCounts(c: Llama4Config): { total: number; active: number } {
+  const H = c.hiddenSize, d = c.headDim;
+  let total = 0, active = 0;
+  for (const f of c.layers) {
+    const attn = H * c.numHeads * d * 2 + H * c.numKvHeads * d * 2;
+    total += attn; active += attn;
+    if (f.isMoe) {
+      const expert = 3 * H * c.intermediateSize;
+      total += H * c.numExperts + c.numExperts * expert + expert;
+      active += H * c.numExperts + c.numExpertsPerTok * expert + expert;
+    } else {
+      total += 3 * H * c.intermediateSizeMlp; active += 3 * H * c.intermediateSizeMlp;
+    }
+  }
+  const emb = c.vocabSize * H;
+  total += c.tieWordEmbeddings ? emb : 2 * emb;
+  active += emb; // the output head; the embedding table contributes one row
+  return { total, active };
+}
+
+function weightFileBytes(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(path).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(path, f)).size, 0);
+}
+
+/** Memory read bandwidth in GB/s with the backend's threads, when the backend has a native probe. */
+function measureBandwidth(backend: unknown): number | null {
+  const probe = (backend as { streamRead?: (b: Uint8Array) => number }).streamRead;
+  if (typeof probe !== 'function') return null;
+  const buf = new Uint8Array(512 * 2 ** 20).fill(1); // ≥ 512 MiB reads at DRAM speed (cache effects vanish)
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = process.hrtime.bigint();
+    probe.call(backend, buf);
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return buf.length / best / 1e9;
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'measure prefill and decode tokens/s and decode memory bandwidth of a model',
+  usage: `usage: llama4 bench -m MODEL [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]
+Prefill: a P-token prompt in one forward pass. Decode: N single-token steps from an empty cache (llama-bench's pp/tg).
+Reports medians of R runs, the weight bytes each decode step reads as GB/s and as a percentage of the memory read
+bandwidth measured on the spot, and the process's peak resident memory.
+--json prints {"prefill_tps", "decode_tps", "bandwidth_pct", "peak_rss_bytes", ...}.
+  -p, --prompt N         prompt tokens (default 512; 0 skips prefill)
+  -n, --gen N            decoded tokens (default 128; 0 skips decode)
+  -r, --repeat N         runs per figure (default 3)
+  --json                 one JSON object on stdout
+${MODEL_USAGE}`,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv, strict: true,
+      options: { ...MODEL_OPTIONS, prompt: { type: 'string', short: 'p' }, gen: { type: 'string', short: 'n' }, repeat: { type: 'string', short: 'r' }, json: { type: 'boolean' } },
+    });
+    if (!values.model) throw new UsageError('give the model to measure with -m MODEL');
+    const P = parseNumber('prompt', values.prompt, { int: true, min: 0 }) ?? 512;
+    const N = parseNumber('gen', values.gen, { int: true, min: 0 }) ?? 128;
+    const R = parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3;
+    const { model, config, backend, backendNote } = await loadModel(values.model, loadOptions(values));
+    if (backendNote && !values.json) process.stderr.write(`llama4 bench: ${backendNote}\n`);
+    if (P + N > model.info.contextLength) throw new UsageError(`-p + -n = ${P + N} exceeds the model's context (${model.info.contextLength})`);
+    const V = config.vocabSize;
+    // Deterministic pseudo-random prompt ids below the vocabulary (what llama-bench feeds too).
+    let s = 12345;
+    const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s % Math.min(V, 32000); };
+    const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+    const argmax = (r: Float32Array): number => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i]! > r[b]!) b = i; return b; };
+
+    const pp: number[] = [], tg: number[] = [];
+    for (let rep = 0; rep < R; rep++) {
+      if (P > 0) {
+        const ids = Array.from({ length: P }, rnd);
+        const seq = model.newSequence();
+        const t0 = process.hrtime.bigint();
+        model.forward([{ seq, tokens: ids, logits: 'last' }]);
+        pp.push(P / seconds(t0));
+      }
+      if (N > 0) {
+        const seq = model.newSequence();
+        let tok = rnd();
+        const t0 = process.hrtime.bigint();
+        for (let i = 0; i < N; i++) tok = argmax(model.forward([{ seq, tokens: [tok], logits: 'last' }])[0]!);
+        tg.push(N / seconds(t0));
+      }
+    }
+    const peakRss = process.resourceUsage().maxRSS * 1024; // before the bandwidth probe allocates its buffer
+    const { total, active } = parameterCounts(config);
+    const activeBytes = (weightFileBytes(values.model) * active) / total;
+    const decodeTps = tg.length ? median(tg) : 0;
+    const decodeGbps = (decodeTps * activeBytes) / 1e9;
+    const bw = N > 0 ? measureBandwidth(backend) : null;
+    const result = {
+      prefill_tps: pp.length ? median(pp) : 0,
+      decode_tps: decodeTps,
+      bandwidth_pct: bw ? (100 * decodeGbps) / bw : null,
+      peak_rss_bytes: peakRss,
+      decode_weight_gbps: decodeGbps,
+      memory_read_gbps: bw,
+      active_weight_bytes: Math.round(activeBytes),
+      backend: backend.name,
+      threads: (backend as { threads?: number }).threads ?? 1,
+      prompt: P, gen: N, repeat: R,
+      prefill_runs: pp, decode_runs: tg,
+    };
+    if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
+    else {
+      const f = (x: number) => x.toFixed(2);
+      process.stdout.write(
+        `model    ${values.model} (${backend.name}, ${result.threads} thread${result.threads === 1 ? '' : 's'})\n` +
+        (P ? `prefill  ${f(result.prefill_tps)} tok/s (pp${P}, median of ${R})\n` : '') +
+        (N ? `decode   ${f(decodeTps)} tok/s (tg${N}, median of ${R}); ${f(decodeGbps)} GB/s of weights` +
+          (bw ? ` = ${result.bandwidth_pct!.toFixed(0)}% of ${f(bw)} GB/s measured read bandwidth\n` : ' (no bandwidth probe on this backend)\n') : '') +
+        `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB\n`);
+    }
+    return 0;
+  },
+};
