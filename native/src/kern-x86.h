@@ -176,9 +176,16 @@ static void x_rows_q5_1(int K, const uint8_t* w, size_t rowBytes, int nrows, con
 }
 
 // ---- K-quants × ActQ8K ----
-// The 8 (scale, min) 6-bit pairs of a q4_K/q5_K super-block.
-static inline void k4_scales(const uint8_t* q, uint8_t sc[8], uint8_t mn[8]) {
-  for (int j = 0; j < 8; j++) scale_min_k4(j, q, &sc[j], &mn[j]);
+// The 8 (scale, min) 6-bit pairs of a q4_K/q5_K super-block, unpacked with 32-bit masks (as ggml does):
+// bytes 0..7 of the result are the scales, bytes 8..15 the minimums.
+static inline void k4_scales(const uint8_t* q, uint32_t u[4]) {
+  const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
+  std::memcpy(u, q, 12);
+  u[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
+  const uint32_t a = u[1] & km1;
+  u[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
+  u[2] = a;
+  u[0] &= km1;
 }
 template <bool Q5>
 static void x_rows_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
@@ -188,18 +195,20 @@ static void x_rows_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, co
     const uint8_t* row = w + (size_t)r * rowBytes;
     const ActQ8K* y = (const ActQ8K*)act;
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0;
+    __m128 accm = _mm_setzero_ps();
     for (int i = 0; i < nb; i++) {
       const uint8_t* blk = row + (size_t)i * (Q5 ? 176 : 144);
       if (pf) { L4_PF(blk); L4_PF(blk + 64); L4_PF(blk + 128); }
-      const uint16_t dd = rd16(blk), dm = rd16(blk + 2);
-      const uint8_t* scales = blk + 4;
       const uint8_t* qh = blk + 16;
       const uint8_t* qs = blk + (Q5 ? 48 : 16);
-      uint8_t sc[8], mn[8];
-      k4_scales(scales, sc, mn);
-      int msum = 0;  // Σ_j min_j · Σv over sub-block j (32 values = two bsums)
-      for (int j = 0; j < 8; j++) msum += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+      uint32_t u[4];
+      k4_scales(blk + 4, u);
+      const uint8_t* sc = (const uint8_t*)u;
+      // Σ_j min_j · Σv over sub-block j: pairs of 16-sums, then an int16 dot with the 8 minimums
+      const __m256i bs = _mm256_loadu_si256((const __m256i*)y[i].bsums);
+      const __m128i bs8 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i*)(sc + 8)));
+      const __m128i prod = _mm_madd_epi16(mins, bs8);
       __m256i sumi = _mm256_setzero_si256();
       const __m256i hb = Q5 ? _mm256_loadu_si256((const __m256i*)qh) : _mm256_setzero_si256();
       for (int j = 0; j < 4; j++) {  // 64 elements: low nibbles = sub-block 2j, high nibbles = 2j+1
@@ -215,30 +224,41 @@ static void x_rows_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, co
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * j])));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * j + 1])));
       }
-      const float d = _cvtsh_ss(dd) * y[i].d;
+      const float d = _cvtsh_ss(rd16(blk)) * y[i].d, dm = _cvtsh_ss(rd16(blk + 2)) * y[i].d;
       acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-      mins += _cvtsh_ss(dm) * y[i].d * (float)msum;
+      accm = _mm_fmadd_ps(_mm_set1_ps(dm), _mm_cvtepi32_ps(prod), accm);
     }
-    out[r] = hsum8(acc) - mins;
+    __m128 m = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[r] = hsum8(acc) - _mm_cvtss_f32(m);
   }
 }
 static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
   const int nb = K / 256;
   const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+  // Shuffles that spread int16 scales (2c, 2c+1) of a half over the two 128-bit lanes, 8 copies each.
+  __m256i shuf[4];
+  for (int c = 0; c < 4; c++) {
+    alignas(32) uint8_t m[32];
+    for (int b = 0; b < 16; b++) { m[b] = (uint8_t)(4 * c + (b & 1)); m[16 + b] = (uint8_t)(4 * c + 2 + (b & 1)); }
+    shuf[c] = _mm256_load_si256((const __m256i*)m);
+  }
   for (int r = 0; r < nrows; r++) {
     const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
     const ActQ8K* y = (const ActQ8K*)act;
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
       if (pf) { L4_PF(b + i); L4_PF((const uint8_t*)(b + i) + 64); L4_PF((const uint8_t*)(b + i) + 128); }
-      const uint8_t* ql = b[i].ql; const uint8_t* qh = b[i].qh; const int8_t* sc = b[i].scales;
-      int off = 0;  // Σ scale_s · Σv_s over the 16 sub-blocks: the −32 offset
-      for (int s = 0; s < 16; s++) off += sc[s] * y[i].bsums[s];
-      __m256i sumi = _mm256_setzero_si256();
+      const uint8_t* ql = b[i].ql; const uint8_t* qh = b[i].qh;
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b[i].scales));
+      // the −32 offset: 32 · Σ_s scale_s · Σv_s over the 16 sub-blocks
+      __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i*)y[i].bsums)), 5);
+      sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
       for (int h = 0; h < 2; h++) {  // two halves of 128 elements
         const __m256i A = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
         const __m256i B = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
         const __m256i H = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
+        const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
         const __m256i q[4] = {
             _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4)),
             _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4)),
@@ -246,15 +266,12 @@ static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4)),
         };
         for (int c = 0; c < 4; c++) {  // 32 elements; first 16 use scale 2c, next 16 scale 2c+1 (of this half)
-          const int8_t s0 = sc[8 * h + 2 * c], s1 = sc[8 * h + 2 * c + 1];
           const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i*)(y[i].qs + 128 * h + 32 * c)));
-          const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
-          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sch, shuf[c])));
         }
       }
-      const __m256i corr = _mm256_setr_epi32(32 * off, 0, 0, 0, 0, 0, 0, 0);
       const float d = _cvtsh_ss(b[i].d) * y[i].d;
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, corr)), acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     out[r] = hsum8(acc);
   }
