@@ -10,10 +10,10 @@ export const imageTilesCommand: Command = {
   usage: `usage: llama4 image-tiles FILE [--json] [--tile-size 336] [--max-tiles 16] [--tokens-per-tile 144]
 Decodes FILE (JPEG, PNG, WebP, GIF; a data: URL also works), preprocesses it exactly as the Hugging Face Llama 4
 image processor does, and prints the tile grid and each tile's mean and sum (grid tiles row-major, then the global
-tile). --json prints {"grid": [rows, cols], "tiles": [{"mean": m, "sum": s}, ...], "prompt_tokens": n}.
+tile). --json prints {"grid": [rows, cols], "tiles": [{"mean": m, "sum": s}, ...]}.
   --tile-size N          tile side in pixels (the vision config's image_size; default 336)
   --max-tiles N          most grid tiles (default 16)
-  --tokens-per-tile N    patch tokens per tile, for the prompt length (default 144)`,
+  --tokens-per-tile N    patch tokens per tile, for the prompt length shown without --json (default 144)`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -30,7 +30,7 @@ tile). --json prints {"grid": [rows, cols], "tiles": [{"mean": m, "sum": s}, ...
     const stats = tileStats(tiles);
     const promptTokens = imagePromptLength(tiles.grid, perTile);
     if (values.json) {
-      process.stdout.write(JSON.stringify({ grid: tiles.grid, tiles: stats, prompt_tokens: promptTokens }) + '\n');
+      process.stdout.write(JSON.stringify({ grid: tiles.grid, tiles: stats }) + '\n');
     } else {
       process.stdout.write(`${positionals[0]}: ${img.width}x${img.height} → grid ${tiles.grid[0]}x${tiles.grid[1]}, ${tiles.nTiles} tiles of ${tileSize}x${tileSize}, ${promptTokens} prompt tokens\n`);
       stats.forEach((s, i) => {
