@@ -8,4 +8,4 @@ export * from './model/llama4/vision-config.ts';
 export { Llama4VisionEncoder, loadVisionEncoder, hasVisionTensors } from './model/llama4/vision.ts';
 export type { VisionTensorSource, VisionEncoderOptions } from './model/llama4/vision.ts';
 export * from './model/llama4/vision-prompt.ts';
-export { loadMmprojEncoder, mmprojToHfTensors, mmprojConfig } from './model/llama4/vision-gguf.ts';
+export { mmprojEncoder, mmprojToHfTensors, mmprojConfig } from './model/llama4/vision-gguf.ts';

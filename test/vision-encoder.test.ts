@@ -15,8 +15,14 @@ import { parseVisionConfig } from '../src/model/llama4/vision-config.ts';
 import { Llama4VisionEncoder, hasVisionTensors, pixelShuffle, visionRopeTables } from '../src/model/llama4/vision.ts';
 import type { RawTensor } from '../src/tensor/index.ts';
 import { f32ToBf16, f32ToF16 } from '../src/tensor/index.ts';
-import { GgufWriter, GgufType } from '../src/io/gguf/index.ts';
-import { loadMmprojEncoder } from '../src/model/llama4/vision-gguf.ts';
+import { GgufWriter, GgufType, readGguf } from '../src/io/gguf/index.ts';
+import { mmprojEncoder } from '../src/model/llama4/vision-gguf.ts';
+
+/** What load.ts does for `--mmproj FILE`. */
+function loadMmprojEncoder(path: string, backend: TsBackend, ids = {}) {
+  const f = readGguf(path, (n) => n.startsWith('v.') || n.startsWith('mm.'));
+  return mmprojEncoder(f.metadata, f.tensorData, backend, ids, {}, path);
+}
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ConfigError, ModelFileError, UsageError } from '../src/util/index.ts';

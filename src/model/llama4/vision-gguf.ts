@@ -7,10 +7,15 @@
  * mmproj file seen here. Both spellings seen for the post-attention norm (`ln2`, `attn_post_norm`) are accepted, and
  * `v.patch_embd.weight` may be [Hv, C·P·P] (llama.cpp reshapes it at graph time) or a conv-shaped [Hv, C, P, P]
  * with the same memory layout.
+ *
+ * Reading the file is the composition root's job (model code names no file format): load.ts does
+ *   const f = readGguf(mmprojPath, (n) => n.startsWith('v.') || n.startsWith('mm.'));
+ *   const vision = mmprojEncoder(f.metadata, f.tensorData, backend, { imageTokenId: config.imageTokenId }, {}, mmprojPath);
  */
+
+/** GGUF metadata as io/gguf reads it (number | bigint | string | … per key); only numbers and strings are read here. */
+type GgufMetadata = ReadonlyMap<string, unknown>;
 import type { Backend, RawTensor } from '../../tensor/index.ts';
-import type { GgufValue } from '../../io/gguf/index.ts';
-import { readGguf } from '../../io/gguf/index.ts';
 import { ModelFileError } from '../../util/index.ts';
 import { parseVisionConfig } from './vision-config.ts';
 import { Llama4VisionEncoder, type VisionEncoderOptions } from './vision.ts';
@@ -68,7 +73,7 @@ export function mmprojToHfTensors(tensors: ReadonlyMap<string, RawTensor>, where
   return out;
 }
 
-function num(meta: Map<string, GgufValue>, key: string, where: string): number {
+function num(meta: GgufMetadata, key: string, where: string): number {
   const v = meta.get(key);
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
@@ -86,7 +91,7 @@ export interface MmprojTokenIds {
  * Rebuilds an HF-style config.json object (`vision_config` + token ids + text hidden size) from mmproj metadata
  * and tensor shapes.
  */
-export function mmprojConfig(meta: Map<string, GgufValue>, hf: ReadonlyMap<string, RawTensor>, ids: MmprojTokenIds = {}, where = 'mmproj'): Record<string, unknown> {
+export function mmprojConfig(meta: GgufMetadata, hf: ReadonlyMap<string, RawTensor>, ids: MmprojTokenIds = {}, where = 'mmproj'): Record<string, unknown> {
   const type = meta.get('clip.projector_type');
   if (type !== 'llama4') throw new ModelFileError(where, `clip.projector_type is ${JSON.stringify(type ?? null)}, expected "llama4"`);
   const shape = (name: string): readonly number[] => {
@@ -120,10 +125,16 @@ export function mmprojConfig(meta: Map<string, GgufValue>, hf: ReadonlyMap<strin
   };
 }
 
-/** Loads a llama.cpp Llama 4 mmproj GGUF as a vision encoder. */
-export function loadMmprojEncoder(path: string, backend: Backend, ids: MmprojTokenIds = {}, opts: Omit<VisionEncoderOptions, 'where'> = {}): Llama4VisionEncoder {
-  const file = readGguf(path, (n) => n.startsWith('v.') || n.startsWith('mm.'));
-  const hf = mmprojToHfTensors(file.tensorData, path);
-  const cfg = parseVisionConfig(mmprojConfig(file.metadata, hf, ids, path), path);
-  return new Llama4VisionEncoder(cfg, hf, backend, { ...opts, where: path });
+/** A vision encoder from a read llama.cpp Llama 4 mmproj GGUF (its metadata and tensors, torch-order shapes). */
+export function mmprojEncoder(
+  metadata: GgufMetadata,
+  tensors: ReadonlyMap<string, RawTensor>,
+  backend: Backend,
+  ids: MmprojTokenIds = {},
+  opts: Omit<VisionEncoderOptions, 'where'> = {},
+  where = 'mmproj',
+): Llama4VisionEncoder {
+  const hf = mmprojToHfTensors(tensors, where);
+  const cfg = parseVisionConfig(mmprojConfig(metadata, hf, ids, where), where);
+  return new Llama4VisionEncoder(cfg, hf, backend, { ...opts, where });
 }
