@@ -19,7 +19,13 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BpeEncoder, toTokenizerJson, trainBpe } from '../../src/train/bpe.ts';
 import { CHAT_TEMPLATE, randomChatExample, splitFortunes } from '../../src/train/data.ts';
-import { chatEvalSummary } from '../../src/train/eval.ts';
+import { arithmeticAccuracy, chatEvalSummary, evalFacts, toolCallAccuracy } from '../../src/train/eval.ts';
+import { arithmeticExample, arithmeticFacts, isHeldOut, OPS, toolExample, type ChatExample } from '../../src/train/data.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
+import { greedyKv } from '../../src/train/infer.ts';
+import { dpoStep, type PrefPair } from '../../src/train/dpo.ts';
+import { AdamW, lrAt } from '../../src/train/optim.ts';
+import { DataSource, heldOutPerplexity, loadEncoder } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
 
@@ -89,8 +95,150 @@ switch (stage) {
       data: { text_files: [join(WORK, 'corpus.txt')], text_share: 0.1, seq_len: 64, heldout_share: 0.05, tool_share: 0.04 },
     }));
     break;
+  case 'distill': {
+    // Continue the student on teacher soft targets + hard labels; the hard-label weight rises 0.3 → 0.8.
+    go(runCfg('distilled', {
+      init_from: join(WORK, 'student'), max_seconds: seconds ?? 900,
+      train: { steps: steps ?? 200, batch: 16, lr: 1.5e-3, warmup: 10, aux_coef: 0.01 },
+      data: { text_files: [join(WORK, 'corpus.txt')], text_share: 0.3, seq_len: 64, heldout_share: 0.05, tool_share: 0.04 },
+      distill: { teacher: join(WORK, 'teacher'), alpha_start: 0.3, alpha_end: 0.8, temperature: 2 },
+    }));
+    break;
+  }
+  case 'sft': sft(); break;
+  case 'dpo': dpo(); break;
+  case 'ship': ship(positionals[1] ?? latest()); break;
+  case 'report': report(); break;
   default:
     console.error('usage: pipeline.ts prepare|teacher|student|distill|sft|dpo|ship|report [--work DIR]');
     process.exit(2);
 }
-export { CHAT_TEMPLATE, copyFileSync };
+
+
+/** The most advanced student checkpoint present. */
+function latest(): string {
+  for (const n of ['dpo', 'sft', 'distilled', 'student']) if (existsSync(join(WORK, n, 'model.safetensors'))) return join(WORK, n);
+  throw new Error('no student checkpoint yet');
+}
+
+function stopIds(enc: ReturnType<typeof loadEncoder>): number[] {
+  return [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];
+}
+
+/** Every trained chat question (arithmetic, tools with training cities) with the model's greedy answer. */
+function candidates(): ChatExample[] {
+  const out: ChatExample[] = arithmeticFacts().filter((f) => !isHeldOut(f)).map((f) => arithmeticExample(f.op, f.a, f.b));
+  const rng = new Rng(99);
+  for (let i = 0; i < 24; i++) out.push(toolExample(rng, false));
+  return out;
+}
+
+function sft(): void {
+  const src = existsSync(join(WORK, 'distilled', 'model.safetensors')) ? join(WORK, 'distilled') : join(WORK, 'student');
+  const enc = loadEncoder(join(WORK, 'tokenizer.json'));
+  const model = loadCheckpoint(src);
+  const cands = candidates();
+  const wrong: ChatExample[] = [], right: ChatExample[] = [];
+  const t0 = Date.now();
+  for (const e of cands) {
+    const out = greedyKv(model, enc.encode(e.prompt), e.kind === 'tool' ? 40 : 16, stopIds(enc));
+    const text = enc.decode(out.filter((t) => t < enc.model.vocab.length));
+    (text === e.answer ? right : wrong).push(e);
+  }
+  log(`sft: ${src} gets ${right.length}/${cands.length} trained chat examples exactly right (${((Date.now() - t0) / 1000).toFixed(0)}s); training on the ${wrong.length} wrong ones + replay`);
+  // Wrong examples 3x, plus as many right ones again as replay so the rest is not forgotten.
+  const rng = new Rng(5);
+  const rows = [...wrong, ...wrong, ...wrong, ...rng.shuffle(right).slice(0, Math.max(50, wrong.length))];
+  writeFileSync(join(WORK, 'sft.jsonl'), rows.map((e) => JSON.stringify({ prompt: e.prompt, answer: e.answer })).join('\n') + '\n');
+  go(runCfg('sft', {
+    init_from: src, max_seconds: seconds ?? 600,
+    train: { steps: steps ?? Math.min(150, Math.ceil((rows.length * 3) / 16)), batch: 16, lr: 1e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
+    data: { sft_file: join(WORK, 'sft.jsonl'), text_share: 0, tool_share: 0 }, eval_every: 50, save_every: 25,
+  }));
+}
+
+/** Near-miss answers: the right sentence with a wrong number (±1, ±2, ±10) or the model's own wrong output. */
+function dpo(): void {
+  const src = latest();
+  const enc = loadEncoder(join(WORK, 'tokenizer.json'));
+  const policy = loadCheckpoint(src), ref = loadCheckpoint(src);
+  const eot = enc.special('<|eot|>'), pad = enc.special('<|finetune_right_pad|>');
+  const rng = new Rng(11);
+  const pairs: PrefPair[] = [];
+  const facts = arithmeticFacts().filter((f) => !isHeldOut(f));
+  let own = 0;
+  for (const f of facts) {
+    const e = arithmeticExample(f.op, f.a, f.b);
+    const prompt = enc.encode(e.prompt);
+    const got = greedyKv(policy, prompt, 16, stopIds(enc));
+    const gotText = enc.decode(got.filter((t) => t < enc.model.vocab.length));
+    const want = OPS[f.op](f.a, f.b);
+    let rej: number[];
+    if (gotText !== e.answer) { rej = got[got.length - 1] === eot ? got : [...got, eot]; own++; }
+    else {
+      const d = rng.pick([-2, -1, 1, 2, 10]);
+      rej = [...enc.encode(`${f.a} ${f.op} ${f.b} is ${Math.max(0, want + d) === want ? want + 1 : Math.max(0, want + d)}.`, false), eot];
+    }
+    pairs.push({ prompt, chosen: [...enc.encode(e.answer, false), eot], rejected: rej });
+  }
+  for (let i = 0; i < 40; i++) {
+    const e = toolExample(rng, false);
+    const bad = rng.next() < 0.5 ? e.answer.slice(0, -2) : e.answer.replace(/"city": "[^"]+"/, `"city": "${rng.pick(['Paris', 'Rome', 'Tokyo'])}x"`);
+    pairs.push({ prompt: enc.encode(e.prompt), chosen: [...enc.encode(e.answer, false), eot], rejected: [...enc.encode(bad, false), eot] });
+  }
+  log(`dpo: ${pairs.length} pairs (${own} rejected answers are the model's own mistakes) from ${src}`);
+  const opt = new AdamW(policy.params, { lr: 5e-4, weightDecay: 0 });
+  const total = steps ?? 60, beta = 0.2, t0 = Date.now();
+  for (let s = 0; s < total; s++) {
+    policy.zeroGrad();
+    const batch = Array.from({ length: 8 }, () => rng.pick(pairs.slice(0, facts.length)));
+    if (rng.next() < 0.2) batch.splice(0, 2, rng.pick(pairs.slice(facts.length)), rng.pick(pairs.slice(facts.length)));
+    const r = dpoStep(policy, ref, batch, beta, pad, 0.2);
+    opt.update(lrAt(s, 5e-4, 5, total, 0.1));
+    if ((s + 1) % 10 === 0) log(`dpo step ${s + 1}/${total} loss ${r.loss.toFixed(4)} reward-acc ${r.acc.toFixed(2)} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+    if (seconds && (Date.now() - t0) / 1000 > seconds) break;
+  }
+  saveCheckpoint(join(WORK, 'dpo'), policy, undefined, undefined, JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')));
+  log(`dpo: saved ${join(WORK, 'dpo')}; ${chatEvalSummary(policy, enc, 60, true)}`);
+}
+
+function ship(src: string): void {
+  const dest = resolve(import.meta.dirname, '../../models/default');
+  mkdirSync(dest, { recursive: true });
+  const enc = loadEncoder(join(WORK, 'tokenizer.json'));
+  const cfg = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const ids = { bos: enc.special('<|begin_of_text|>'), eot: enc.special('<|eot|>'), eom: enc.special('<|eom|>'), end: enc.special('<|end_of_text|>'), pad: enc.special('<|finetune_right_pad|>') };
+  Object.assign(cfg, { bos_token_id: ids.bos, eos_token_id: [ids.end, ids.eom, ids.eot], pad_token_id: ids.pad });
+  writeFileSync(join(dest, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  copyFileSync(join(src, 'model.safetensors'), join(dest, 'model.safetensors'));
+  copyFileSync(join(WORK, 'tokenizer.json'), join(dest, 'tokenizer.json'));
+  writeFileSync(join(dest, 'tokenizer_config.json'), JSON.stringify({
+    tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<|begin_of_text|>', eos_token: '<|eot|>', pad_token: '<|finetune_right_pad|>',
+    model_max_length: cfg.max_position_embeddings, add_bos_token: false, chat_template: CHAT_TEMPLATE,
+  }, null, 2) + '\n');
+  writeFileSync(join(dest, 'generation_config.json'), JSON.stringify({
+    bos_token_id: ids.bos, eos_token_id: [ids.end, ids.eom, ids.eot], pad_token_id: ids.pad, do_sample: false,
+  }, null, 2) + '\n');
+  log(`shipped ${src} -> ${dest}`);
+}
+
+function report(): void {
+  const enc = loadEncoder(join(WORK, 'tokenizer.json'));
+  const data = new DataSource(enc, { text_files: [join(WORK, 'corpus.txt')], heldout_share: 0.05 });
+  const { heldOut } = evalFacts();
+  const small = arithmeticFacts().filter((f) => f.a <= 10 && f.b <= 10);
+  const rows: string[] = [];
+  for (const n of ['teacher', 'student', 'distilled', 'sft', 'dpo']) {
+    const d = join(WORK, n);
+    if (!existsSync(join(d, 'model.safetensors'))) continue;
+    const m = loadCheckpoint(d);
+    const ppl = heldOutPerplexity(m, data.heldStream, 64, 64);
+    const a = arithmeticAccuracy(m, enc, small), h = arithmeticAccuracy(m, enc, heldOut), t = toolCallAccuracy(m, enc, 24);
+    const line = `${n}: params ${m.paramCount()}, held-out ppl ${ppl.toFixed(2)} (${data.heldStream.length} tokens, first 64x64 scored), ` +
+      `arithmetic <=10 right number ${a.rightNumber}/${a.n} exact ${a.exact}/${a.n}, held-out facts right number ${h.rightNumber}/${h.n}, ` +
+      `tool calls well-formed ${t.wellFormed}/${t.n} correct ${t.correct}/${t.n}`;
+    log(line);
+    rows.push(line);
+  }
+  writeFileSync(join(WORK, 'report.txt'), rows.join('\n') + '\n');
+}

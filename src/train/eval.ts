@@ -5,7 +5,7 @@
  */
 import type { BpeEncoder } from './bpe.ts';
 import { arithmeticExample, arithmeticFacts, isHeldOut, OPS, toolExample, TOOLS } from './data.ts';
-import { greedyAll } from './generate.ts';
+import { greedyKv } from './infer.ts';
 import type { TrainModel } from './model.ts';
 import { Rng } from './rng.ts';
 
@@ -14,7 +14,8 @@ export interface ArithResult { n: number; exact: number; rightNumber: number; sa
 /** Greedy answers; `exact` = the answer is exactly "A op B is C.", `rightNumber` = the last number in it is C. */
 export function arithmeticAccuracy(model: TrainModel, enc: BpeEncoder, facts: { op: keyof typeof OPS; a: number; b: number }[]): ArithResult {
   const ex = facts.map((f) => arithmeticExample(f.op, f.a, f.b));
-  const outs = greedyAll(model, ex.map((e) => enc.encode(e.prompt)), 16, [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')]);
+  const stops = [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];
+  const outs = ex.map((e) => greedyKv(model, enc.encode(e.prompt), 16, stops));
   let exact = 0, right = 0;
   const samples: string[] = [];
   outs.forEach((o, i) => {
@@ -42,7 +43,8 @@ export interface ToolResult { n: number; wellFormed: number; correct: number; sa
 export function toolCallAccuracy(model: TrainModel, enc: BpeEncoder, n = 16): ToolResult {
   const rng = new Rng(777);
   const ex = Array.from({ length: n }, () => toolExample(rng, true));
-  const outs = greedyAll(model, ex.map((e) => enc.encode(e.prompt)), 40, [enc.special('<|eot|>'), enc.special('<|eom|>')], 8);
+  const stops = [enc.special('<|eot|>'), enc.special('<|eom|>')];
+  const outs = ex.map((e) => greedyKv(model, enc.encode(e.prompt), 40, stops));
   let wf = 0, ok = 0;
   const samples: string[] = [];
   outs.forEach((o, i) => {
