@@ -74,9 +74,15 @@ using RowsFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, con
 using DequantFn = void (*)(const uint8_t* src, float* dst, int K);
 using QuantActFn = void (*)(const float* x, void* dst, int K);
 
+// Prefill tile: out[t·outStride + r] = dot(row r, activation row t) for r < nrows, t < ntok; activation rows are
+// actStride bytes apart. Kernels decode each weight block once and use it for several tokens (4 at a time).
+using TileFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                        float* out, size_t outStride);
+
 struct KernelTable {
   const char* isa;                 // "avx512", "avx2", "scalar"
   RowsFn rows[T_COUNT];            // per weight type; null = unsupported
+  TileFn tile[T_COUNT];            // optional multi-token kernels for prefill (same activation format as rows[])
   int act[T_COUNT];                // ActFmt each rows[] kernel expects
   DequantFn dequant[T_COUNT];      // row -> f32 (getRows, toF32)
   QuantActFn quant_q8;             // f32 -> ActQ8 blocks (K % 32 == 0)

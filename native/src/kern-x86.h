@@ -94,17 +94,23 @@ static void x_rows_q8_0(int K, const uint8_t* w, size_t rowBytes, int nrows, con
   for (int r = 0; r < nrows; r++) {
     const BlockQ8_0* b = (const BlockQ8_0*)(w + (size_t)r * rowBytes);
     const ActQ8* y = (const ActQ8*)act;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < nb; i++) {
-      if (pf) L4_PF(b + i);
-      const __m256i q = _mm256_loadu_si256((const __m256i*)b[i].qs);
-      const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();  // two chains hide the FMA latency
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+      if (pf) { L4_PF(b + i); L4_PF((const uint8_t*)(b + i) + 64); }
+      const __m256i q0 = _mm256_loadu_si256((const __m256i*)b[i].qs), q1 = _mm256_loadu_si256((const __m256i*)b[i + 1].qs);
+      const __m256i v0 = _mm256_loadu_si256((const __m256i*)y[i].qs), v1 = _mm256_loadu_si256((const __m256i*)y[i + 1].qs);
       // sign trick: |q| · (v · sign(q)) keeps maddubs' first operand unsigned
-      const __m256i p = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q));
-      const float d = _cvtsh_ss(b[i].d) * y[i].d;
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+      const __m256i p0 = dot_u8i8(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(v0, q0));
+      const __m256i p1 = dot_u8i8(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(v1, q1));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i + 1].d) * y[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
     }
-    out[r] = hsum8(acc);
+    for (; i < nb; i++) {
+      const __m256i q = _mm256_loadu_si256((const __m256i*)b[i].qs), v = _mm256_loadu_si256((const __m256i*)y[i].qs);
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d) * y[i].d), _mm256_cvtepi32_ps(dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q))), acc0);
+    }
+    out[r] = hsum8(_mm256_add_ps(acc0, acc1));
   }
 }
 static void x_rows_q4_0(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
@@ -112,17 +118,25 @@ static void x_rows_q4_0(int K, const uint8_t* w, size_t rowBytes, int nrows, con
   for (int r = 0; r < nrows; r++) {
     const BlockQ4_0* b = (const BlockQ4_0*)(w + (size_t)r * rowBytes);
     const ActQ8* y = (const ActQ8*)act;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < nb; i++) {
+    // Σ d·Σ(q−8)·v = Σ d·Σq·v − 8·Σ d·Σv: codes stay unsigned for maddubs, the offset is one scalar FMA per block.
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float corr = 0;
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
       if (pf) L4_PF(b + i);
-      const __m256i q = unpack_nibbles16(b[i].qs);
-      const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
-      // Σ(q−8)·v = Σq·v − 8·Σv
-      const __m256i p = _mm256_sub_epi32(dot_u8i8(q, v), _mm256_setr_epi32(8 * y[i].isum, 0, 0, 0, 0, 0, 0, 0));
-      const float d = _cvtsh_ss(b[i].d) * y[i].d;
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+      const float d0 = _cvtsh_ss(b[i].d) * y[i].d, d1 = _cvtsh_ss(b[i + 1].d) * y[i + 1].d;
+      const __m256i p0 = dot_u8i8(unpack_nibbles16(b[i].qs), _mm256_loadu_si256((const __m256i*)y[i].qs));
+      const __m256i p1 = dot_u8i8(unpack_nibbles16(b[i + 1].qs), _mm256_loadu_si256((const __m256i*)y[i + 1].qs));
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), _mm256_cvtepi32_ps(p0), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1), _mm256_cvtepi32_ps(p1), acc1);
+      corr += d0 * (float)y[i].isum + d1 * (float)y[i + 1].isum;
     }
-    out[r] = hsum8(acc);
+    for (; i < nb; i++) {
+      const float d0 = _cvtsh_ss(b[i].d) * y[i].d;
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), _mm256_cvtepi32_ps(dot_u8i8(unpack_nibbles16(b[i].qs), _mm256_loadu_si256((const __m256i*)y[i].qs))), acc0);
+      corr += d0 * (float)y[i].isum;
+    }
+    out[r] = hsum8(_mm256_add_ps(acc0, acc1)) - 8.f * corr;
   }
 }
 static void x_rows_q4_1(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
@@ -277,6 +291,151 @@ static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
   }
 }
 
+// ---- prefill tiles: one weight block decoded, used for 4 tokens ----
+template <bool Q4>
+static void x_tile_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                      float* out, size_t outStride) {
+  const int nb = K / 32;
+  constexpr int BB = Q4 ? 18 : 34;
+  for (int r = 0; r < nrows; r++) {
+    const uint8_t* row = w + (size_t)r * rowBytes;
+    int t0 = 0;
+    for (; t0 + 4 <= ntok; t0 += 4) {
+      const ActQ8* y[4];
+      for (int j = 0; j < 4; j++) y[j] = (const ActQ8*)(act + (size_t)(t0 + j) * actStride);
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* b = row + (size_t)i * BB;
+        const float dw = _cvtsh_ss(rd16(b));
+        if (Q4) {
+          const __m256i q = unpack_nibbles16(b + 2);
+          for (int j = 0; j < 4; j++) {
+            const __m256i p = _mm256_sub_epi32(dot_u8i8(q, _mm256_loadu_si256((const __m256i*)y[j][i].qs)),
+                                               _mm256_setr_epi32(8 * y[j][i].isum, 0, 0, 0, 0, 0, 0, 0));
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y[j][i].d), _mm256_cvtepi32_ps(p), acc[j]);
+          }
+        } else {
+          const __m256i q = _mm256_loadu_si256((const __m256i*)(b + 2));
+          const __m256i aq = _mm256_sign_epi8(q, q);
+          for (int j = 0; j < 4; j++) {
+            const __m256i p = dot_u8i8(aq, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)y[j][i].qs), q));
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y[j][i].d), _mm256_cvtepi32_ps(p), acc[j]);
+          }
+        }
+      }
+      for (int j = 0; j < 4; j++) out[(size_t)(t0 + j) * outStride + r] = hsum8(acc[j]);
+    }
+    for (; t0 < ntok; t0++)
+      (Q4 ? x_rows_q4_0 : x_rows_q8_0)(K, row, rowBytes, 1, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
+  }
+}
+template <bool Q5>
+static void x_tile_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                         float* out, size_t outStride) {
+  const int nb = K / 256;
+  constexpr int BB = Q5 ? 176 : 144;
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int r = 0; r < nrows; r++) {
+    const uint8_t* row = w + (size_t)r * rowBytes;
+    int t0 = 0;
+    for (; t0 + 4 <= ntok; t0 += 4) {
+      const ActQ8K* y[4];
+      for (int j = 0; j < 4; j++) y[j] = (const ActQ8K*)(act + (size_t)(t0 + j) * actStride);
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      float mins[4] = {0, 0, 0, 0};
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* blk = row + (size_t)i * BB;
+        const uint8_t* qs = blk + (Q5 ? 48 : 16);
+        uint32_t u[4];
+        k4_scales(blk + 4, u);
+        const uint8_t* sc = (const uint8_t*)u;
+        const __m128i mn = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i*)(sc + 8)));
+        const float d = _cvtsh_ss(rd16(blk)), dm = _cvtsh_ss(rd16(blk + 2));
+        const __m256i hb = Q5 ? _mm256_loadu_si256((const __m256i*)(blk + 16)) : _mm256_setzero_si256();
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int j = 0; j < 4; j++) {
+          const __m256i q = _mm256_loadu_si256((const __m256i*)(qs + 32 * j));
+          __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+          if (Q5) {
+            const __m256i one = _mm256_set1_epi8(1);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+          }
+          const __m256i s0 = _mm256_set1_epi16(sc[2 * j]), s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+          for (int t = 0; t < 4; t++) {
+            const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i*)(y[t][i].qs + 64 * j)));
+            const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i*)(y[t][i].qs + 64 * j + 32)));
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
+          }
+        }
+        for (int t = 0; t < 4; t++) {
+          acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+          const __m256i bs = _mm256_loadu_si256((const __m256i*)y[t][i].bsums);
+          const __m128i bs8 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+          __m128i pm = _mm_madd_epi16(mn, bs8);
+          pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4e));
+          pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xb1));
+          mins[t] += dm * y[t][i].d * (float)_mm_cvtsi128_si32(pm);
+        }
+      }
+      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = hsum8(acc[t]) - mins[t];
+    }
+    for (; t0 < ntok; t0++)
+      x_rows_q45_k<Q5>(K, row, rowBytes, 1, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
+  }
+}
+static void x_tile_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                        float* out, size_t outStride) {
+  const int nb = K / 256;
+  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+  __m256i shuf[4];
+  for (int c = 0; c < 4; c++) {
+    alignas(32) uint8_t m[32];
+    for (int b = 0; b < 16; b++) { m[b] = (uint8_t)(4 * c + (b & 1)); m[16 + b] = (uint8_t)(4 * c + 2 + (b & 1)); }
+    shuf[c] = _mm256_load_si256((const __m256i*)m);
+  }
+  for (int r = 0; r < nrows; r++) {
+    const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
+    int t0 = 0;
+    for (; t0 + 4 <= ntok; t0 += 4) {
+      const ActQ8K* y[4];
+      for (int j = 0; j < 4; j++) y[j] = (const ActQ8K*)(act + (size_t)(t0 + j) * actStride);
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* ql = b[i].ql; const uint8_t* qh = b[i].qh;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b[i].scales));
+        __m256i sumi[4];
+        for (int t = 0; t < 4; t++)
+          sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i*)y[t][i].bsums)), 5));
+        for (int h = 0; h < 2; h++) {
+          const __m256i A = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
+          const __m256i B = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
+          const __m256i H = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
+          const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+          const __m256i q[4] = {
+              _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4)),
+              _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4)),
+          };
+          for (int c = 0; c < 4; c++) {
+            const __m256i scv = _mm256_shuffle_epi8(sch, shuf[c]);
+            for (int t = 0; t < 4; t++) {
+              const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i*)(y[t][i].qs + 128 * h + 32 * c)));
+              sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
+            }
+          }
+        }
+        const float d = _cvtsh_ss(b[i].d);
+        for (int t = 0; t < 4; t++) acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      }
+      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = hsum8(acc[t]);
+    }
+    for (; t0 < ntok; t0++)
+      x_rows_q6_k(K, (const uint8_t*)b, rowBytes, 1, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
+  }
+}
+
 // ---- activation quantization and f32 helpers ----
 static void x_quant_q8(const float* x, void* dst, int K) {
   ActQ8* y = (ActQ8*)dst;
@@ -324,6 +483,11 @@ static void fill_x86(KernelTable& t) {
   set(T_Q4_K, x_rows_q45_k<false>, ACT_Q8K);
   set(T_Q5_K, x_rows_q45_k<true>, ACT_Q8K);
   set(T_Q6_K, x_rows_q6_k, ACT_Q8K);
+  t.tile[T_Q8_0] = x_tile_q0<false>;
+  t.tile[T_Q4_0] = x_tile_q0<true>;
+  t.tile[T_Q4_K] = x_tile_q45_k<false>;
+  t.tile[T_Q5_K] = x_tile_q45_k<true>;
+  t.tile[T_Q6_K] = x_tile_q6_k;
   t.quant_q8 = x_quant_q8;
   t.dot_f32 = x_dot_f32;
 }

@@ -26,7 +26,7 @@ void Engine::parallelFor(int64_t n, int64_t minPer, F&& f) {
 // and the row kernel prefetches ahead. Prefill (T > 1) reuses each block of weight rows (kept in L1/L2) for every
 // token before moving on, so weights are read once per call instead of once per token.
 struct MatmulCtx {
-  RowsFn fn; const uint8_t* w; size_t rb; int N, K, T; const uint8_t* act; size_t actStride; float* out; int rows;
+  RowsFn fn; TileFn tile; const uint8_t* w; size_t rb; int N, K, T; const uint8_t* act; size_t actStride; float* out; int rows;
 };
 static constexpr int kPrefillRows = 16;
 
@@ -35,6 +35,11 @@ static void matmulChunk(void* p, int chunk, int) {
   const int r0 = chunk * c.rows, nr = std::min(c.rows, c.N - r0);
   const uint8_t* w = c.w + (size_t)r0 * c.rb;
   if (c.T == 1) { c.fn(c.K, w, c.rb, nr, c.act, c.out + r0, true); return; }
+  if (c.tile) {  // token tiles of 32 keep the tile's activations in L2 while its 16 weight rows stay in L1
+    for (int t = 0; t < c.T; t += 32)
+      c.tile(c.K, w, c.rb, nr, c.act + (size_t)t * c.actStride, c.actStride, std::min(32, c.T - t), c.out + (size_t)t * c.N + r0, (size_t)c.N);
+    return;
+  }
   float tmp[kPrefillRows];
   for (int t = 0; t < c.T; t++) {
     c.fn(c.K, w, c.rb, nr, c.act + (size_t)t * c.actStride, tmp, false);
@@ -57,7 +62,7 @@ void Engine::matmul(float* out, const float* x, const uint8_t* w, int type, int 
     });
     act = act_.data();
   }
-  MatmulCtx c{fn, w, row_bytes(type, K), N, K, T, act, actStride, out, kPrefillRows};
+  MatmulCtx c{fn, kt_->tile[type], w, row_bytes(type, K), N, K, T, act, actStride, out, kPrefillRows};
   if (T == 1) {  // about 4 chunks per thread, at least 8 rows each
     const int nth = pool_.size();
     c.rows = std::max(8, (N + nth * 4 - 1) / (nth * 4));
