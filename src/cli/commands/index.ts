@@ -7,5 +7,6 @@ import { trainCommand } from './train.ts';
 import { serveCommand } from './serve.ts';
 import { benchCommand } from './bench.ts';
 import { makeTestModelCommand } from './make-test-model.ts';
+import { convertCommand } from './convert.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand, benchCommand, makeTestModelCommand];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand, benchCommand, makeTestModelCommand, convertCommand];

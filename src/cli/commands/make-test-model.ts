@@ -208,9 +208,9 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const tok = syntheticTokenizer(cfg.vocabSize);
     const t0 = Date.now();
     const sum = writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, (n, i, total) => {
-      if (!values.quiet) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`);
+      if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`);
     });
-    if (!values.quiet) process.stderr.write('\n');
+    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;

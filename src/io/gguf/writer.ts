@@ -78,24 +78,26 @@ class Bytes {
     this.length += n;
     return at;
   }
-  u8(v: number): void { this.buf.writeUInt8(v, this.grow(1)); }
-  i8(v: number): void { this.buf.writeInt8(v, this.grow(1)); }
-  u16(v: number): void { this.buf.writeUInt16LE(v, this.grow(2)); }
-  i16(v: number): void { this.buf.writeInt16LE(v, this.grow(2)); }
-  u32(v: number): void { this.buf.writeUInt32LE(v, this.grow(4)); }
-  i32(v: number): void { this.buf.writeInt32LE(v, this.grow(4)); }
-  f32(v: number): void { this.buf.writeFloatLE(v, this.grow(4)); }
-  f64(v: number): void { this.buf.writeDoubleLE(v, this.grow(8)); }
-  u64(v: number | bigint): void { this.buf.writeBigUInt64LE(BigInt(v), this.grow(8)); }
-  i64(v: number | bigint): void { this.buf.writeBigInt64LE(BigInt(v), this.grow(8)); }
+  u8(v: number): void { const at = this.grow(1); this.buf.writeUInt8(v, at); }
+  i8(v: number): void { const at = this.grow(1); this.buf.writeInt8(v, at); }
+  u16(v: number): void { const at = this.grow(2); this.buf.writeUInt16LE(v, at); }
+  i16(v: number): void { const at = this.grow(2); this.buf.writeInt16LE(v, at); }
+  u32(v: number): void { const at = this.grow(4); this.buf.writeUInt32LE(v, at); }
+  i32(v: number): void { const at = this.grow(4); this.buf.writeInt32LE(v, at); }
+  f32(v: number): void { const at = this.grow(4); this.buf.writeFloatLE(v, at); }
+  f64(v: number): void { const at = this.grow(8); this.buf.writeDoubleLE(v, at); }
+  u64(v: number | bigint): void { const at = this.grow(8); this.buf.writeBigUInt64LE(BigInt(v), at); }
+  i64(v: number | bigint): void { const at = this.grow(8); this.buf.writeBigInt64LE(BigInt(v), at); }
   str(s: string): void {
     const b = Buffer.from(s, 'utf8');
     this.u64(b.length);
-    b.copy(this.buf, this.grow(b.length));
+    const at = this.grow(b.length); // grow() may replace this.buf: take the index first
+    b.copy(this.buf, at);
   }
   pad(alignment: number): void {
     const n = (alignment - (this.length % alignment)) % alignment;
-    this.buf.fill(0, this.grow(n), this.length);
+    const at = this.grow(n);
+    this.buf.fill(0, at, this.length);
   }
   view(): Buffer { return this.buf.subarray(0, this.length); }
 }

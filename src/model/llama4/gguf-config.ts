@@ -184,19 +184,9 @@ export function llama4FromGguf(md: GgufMetadata, ggufTensors: ReadonlyMap<string
 export function ggufMetadataFromConfig(cfg: Llama4Config, name: string): [string, number | string | boolean, 'u32' | 'f32' | 'str' | 'bool'][] {
   const k = (s: string): string => `llama4.${s}`;
   const moeLayers = cfg.layers.map((f, l) => (f.isMoe ? l : -1)).filter((l) => l >= 0);
-  // llama.cpp derives MoE layers from one step; refuse layouts it cannot express rather than write a wrong file.
   const step = moeLayers.length ? moeLayers[0]! + 1 : 1;
-  cfg.layers.forEach((f, l) => {
-    if (f.isMoe !== (moeLayers.length > 0 && (l + 1) % step === 0)) throw new ConfigError(`MoE layers [${moeLayers.join(', ')}] are not every ${step}-th layer, which GGUF cannot express`);
-    const wantRope = (l + 1) % LLAMA4_GGUF_CONSTANTS.noRopeStep !== 0;
-    if (f.usesRope !== wantRope && !cfg.layers.every((g) => g.usesRope && g.chunkSize === 0)) {
-      throw new ConfigError(`layer ${l} RoPE/NoPE layout differs from llama.cpp's fixed every-4th-layer pattern`);
-    }
-  });
-  if (cfg.useQkNorm !== (cfg.numExperts !== LLAMA4_GGUF_CONSTANTS.noQkNormExperts)) {
-    throw new ConfigError(`use_qk_norm=${cfg.useQkNorm} with ${cfg.numExperts} experts cannot be expressed in GGUF (llama.cpp decides qk-norm by expert count)`);
-  }
-  const out: [string, number | string | boolean, 'u32' | 'f32' | 'str' | 'bool'][] = [
+  const allGlobal = cfg.layers.every((g) => g.usesRope && g.chunkSize === 0);
+  return [
     ['general.architecture', 'llama4', 'str'],
     ['general.name', name, 'str'],
     [k('block_count'), cfg.numLayers, 'u32'],
@@ -215,9 +205,33 @@ export function ggufMetadataFromConfig(cfg: Llama4Config, name: string): [string
     [k('rope.dimension_count'), cfg.headDim, 'u32'],
     [k('interleave_moe_layer_step'), step, 'u32'],
     [k('expert_feed_forward_length'), cfg.intermediateSize, 'u32'],
+    ...(allGlobal ? [[k('attention.sliding_window'), 0, 'u32'] as [string, number, 'u32']] : []),
   ];
-  if (cfg.layers.every((f) => f.usesRope && f.chunkSize === 0)) out.push([k('attention.sliding_window'), 0, 'u32']);
-  return out;
+}
+
+/**
+ * What llama.cpp would run differently from this config if it were written as GGUF (it hard-codes chunking,
+ * NoPE pattern, temperature tuning and qk-norm; see the header). Empty when the GGUF is faithful.
+ */
+export function ggufIncompatibilities(cfg: Llama4Config): string[] {
+  const C = LLAMA4_GGUF_CONSTANTS;
+  const out: string[] = [];
+  const moeLayers = cfg.layers.map((f, l) => (f.isMoe ? l : -1)).filter((l) => l >= 0);
+  const step = moeLayers.length ? moeLayers[0]! + 1 : 1;
+  const allGlobal = cfg.layers.every((g) => g.usesRope && g.chunkSize === 0);
+  cfg.layers.forEach((f, l) => {
+    if (f.isMoe !== (moeLayers.length > 0 && (l + 1) % step === 0)) out.push(`MoE layers [${moeLayers.join(', ')}] are not every ${step}-th layer`);
+    if (!allGlobal && f.usesRope !== ((l + 1) % C.noRopeStep !== 0)) out.push(`layer ${l} RoPE/NoPE differs from the fixed every-4th-layer NoPE pattern`);
+  });
+  if (!allGlobal) {
+    if (cfg.attentionChunkSize !== C.chunkSize) out.push(`attention_chunk_size ${cfg.attentionChunkSize} (llama.cpp uses ${C.chunkSize})`);
+    if (cfg.layers.some((f) => !f.usesRope)) {
+      if (!cfg.attnTemperatureTuning) out.push('attn_temperature_tuning off (llama.cpp always tunes NoPE layers)');
+      else if (cfg.floorScale !== C.floorScale || Math.fround(cfg.attnScale) !== Math.fround(C.attnScale)) out.push(`temperature tuning floor ${cfg.floorScale} / scale ${cfg.attnScale} (llama.cpp uses ${C.floorScale} / ${C.attnScale})`);
+    }
+  }
+  if (cfg.useQkNorm !== (cfg.numExperts !== C.noQkNormExperts)) out.push(`use_qk_norm=${cfg.useQkNorm} with ${cfg.numExperts} experts (llama.cpp decides qk-norm by expert count)`);
+  return [...new Set(out)];
 }
 
 /**

@@ -1,0 +1,152 @@
+/**
+ * `llama4 convert`: HF checkpoints -> GGUF that runs the same model, refusals for configs llama.cpp would run
+ * differently, merges recovered from tiktoken ranks, and the Llama 4 tokenizer written as GGUF metadata tokenizing
+ * like tokenizer.model — in our tokenizer module and in llama.cpp itself (node-llama-cpp).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../src/cli/main.ts';
+import { loadModel } from '../src/load.ts';
+import { readGguf, readGgufHeader } from '../src/io/gguf/index.ts';
+import { mergesFromRanks, tokenizerFromFolder } from '../src/cli/commands/convert.ts';
+import { randomProducer, writeLlama4Gguf } from '../src/cli/commands/make-test-model.ts';
+import { parseHfConfig } from '../src/model/llama4/config.ts';
+import { tokenizerFromGguf, tokenizerFromTiktoken } from '../src/tokenizer/index.ts';
+import { sharedPath } from './helpers/shared.ts';
+
+async function cli(args: string[]): Promise<{ code: number; err: string }> {
+  const write = process.stderr.write.bind(process.stderr);
+  const out = process.stdout.write.bind(process.stdout);
+  let err = '';
+  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
+  process.stdout.write = (() => true) as typeof process.stdout.write;
+  try {
+    return { code: await main(args), err };
+  } finally {
+    process.stderr.write = write;
+    process.stdout.write = out;
+  }
+}
+
+test('convert f32/q8_0: the GGUF runs the same model as the HF folder (rope_freqs included)', async (t) => {
+  const golden = sharedPath('golden', 'a_moe_all_chunked_temptuning');
+  if (!golden) return t.skip('../shared/golden missing');
+  const dir = mkdtempSync(join(tmpdir(), 'convert-'));
+  try {
+    // llama.cpp hard-codes chunk 8192 and temperature floor 8192: give the checkpoint those values so the GGUF is
+    // faithful (its llama3 rope scaling stays, and becomes rope_freqs).
+    const cfg = JSON.parse(readFileSync(join(golden, 'config.json'), 'utf8'));
+    const tc = cfg.text_config ?? cfg;
+    tc.attention_chunk_size = 8192;
+    tc.floor_scale = 8192;
+    const hf = join(dir, 'hf');
+    await import('node:fs').then((fs) => fs.mkdirSync(hf));
+    writeFileSync(join(hf, 'config.json'), JSON.stringify(cfg));
+    copyFileSync(join(golden, 'model.safetensors'), join(hf, 'model.safetensors'));
+    const ids = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % 256);
+    const ref = await loadModel(hf, { backend: 'typescript' });
+    const want = ref.model.forward([{ seq: ref.model.newSequence(), tokens: ids, logits: 'all' }])[0]!;
+    for (const [type, tol] of [['f32', 2e-4], ['q8_0', 0.05]] as const) { // q8_0: relative to the logit range
+      const out = join(dir, `a-${type}.gguf`);
+      const r = await cli(['convert', hf, out, '--type', type, '-q']);
+      assert.equal(r.code, 0, r.err);
+      const h = readGgufHeader(out);
+      assert.ok(h.tensors.has('rope_freqs.weight'), 'llama3 scaling is written as rope_freqs');
+      assert.equal(h.metadata.get('llama4.feed_forward_length'), 128, 'feed_forward_length is the dense width');
+      assert.equal(h.metadata.get('llama4.expert_feed_forward_length'), 64, 'expert_feed_forward_length is the expert width');
+      const g = await loadModel(out, { backend: 'typescript' });
+      assert.equal(g.format, 'gguf');
+      const got = g.model.forward([{ seq: g.model.newSequence(), tokens: ids, logits: 'all' }])[0]!;
+      let m = 0, range = 0, sum = 0;
+      for (let i = 0; i < want.length; i++) {
+        const d = Math.abs(got[i]! - want[i]!);
+        m = Math.max(m, d);
+        sum += d;
+        range = Math.max(range, Math.abs(want[i]!));
+      }
+      const mean = sum / want.length;
+      t.diagnostic(`${type}: |Δlogit| GGUF vs HF folder max ${m.toExponential(2)} mean ${mean.toExponential(2)} (logits up to ${range.toFixed(1)})`);
+      // f32 is the same model exactly; q8_0 may flip a top-1 expert where routers nearly tie, so judge the mean.
+      assert.ok(type === 'f32' ? m < tol : mean < tol * range, `${type}: |Δlogit| max ${m} mean ${mean}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('convert refuses configs llama.cpp would run differently unless --force', async (t) => {
+  const golden = sharedPath('golden', 'b_maverick_interleaved');
+  if (!golden) return t.skip('../shared/golden missing');
+  const dir = mkdtempSync(join(tmpdir(), 'convert-'));
+  try {
+    const r = await cli(['convert', golden, join(dir, 'b.gguf'), '--type', 'f16']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /qk_norm/);
+    assert.match(r.err, /--force/);
+    const f = await cli(['convert', golden, join(dir, 'b.gguf'), '--type', 'f16', '--force', '-q']);
+    assert.equal(f.code, 0, f.err);
+    const h = readGguf(join(dir, 'b.gguf'));
+    assert.equal(h.metadata.get('llama4.interleave_moe_layer_step'), 2);
+    assert.equal(h.tensorData.get('blk.0.ffn_gate.weight')?.dtype, 'f16');
+    assert.equal(h.tensorData.get('blk.1.ffn_gate_inp.weight')?.dtype, 'f32');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('merges recovered from tiktoken ranks', () => {
+  const ranks = new Map([['a', 0], ['b', 1], ['c', 2], ['ab', 3], ['bc', 4], ['abc', 5]]);
+  assert.deepEqual(mergesFromRanks(ranks, 'test'), [['a', 'b'], ['b', 'c'], ['ab', 'c']]);
+});
+
+test('the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (ours and llama.cpp\'s)', async (t) => {
+  const model = sharedPath('tokenizer', 'llama4-tokenizer.model');
+  const cases = sharedPath('tokenizer', 'cases.jsonl');
+  if (!model || !cases) return t.skip('../shared/tokenizer missing');
+  const dir = mkdtempSync(join(tmpdir(), 'convert-tok-'));
+  try {
+    symlinkSync(model, join(dir, 'tokenizer.model'));
+    // A tiny model body with Llama 4's full vocabulary, so llama.cpp can load the tokenizer.
+    const cfg = parseHfConfig({
+      model_type: 'llama4_text', hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 2, num_key_value_heads: 1,
+      head_dim: 32, num_local_experts: 2, intermediate_size: 64, intermediate_size_mlp: 64, vocab_size: 202048,
+      bos_token_id: 200000, eos_token_id: [200001, 200007, 200008], pad_token_id: 200018,
+    });
+    const tok = tokenizerFromFolder(dir, cfg)!;
+    assert.equal(tok.tokens.length, 202048);
+    assert.equal(tok.merges.length, 200000 - 256);
+    assert.equal(tok.tokens[200008], '<|eot|>');
+    const ref = tokenizerFromTiktoken(readFileSync(model, 'utf8'));
+    const fromGguf = tokenizerFromGguf({ tokens: tok.tokens, merges: tok.merges, tokenTypes: [...tok.types], bosId: 200000, eosId: 200008, vocabSize: 202048 });
+    const rows = readFileSync(cases, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; ids: number[] }).slice(0, 120);
+    for (const r of rows) assert.deepEqual(fromGguf.encode(r.text, { addBos: false } as never), ref.encode(r.text, { addBos: false } as never), r.text.slice(0, 40));
+
+    let getLlama: typeof import('node-llama-cpp').getLlama;
+    try {
+      ({ getLlama } = await import('node-llama-cpp'));
+    } catch {
+      return t.skip('node-llama-cpp is not installed');
+    }
+    const path = join(dir, 'vocab.gguf');
+    writeLlama4Gguf(path, cfg, 'q8_0', randomProducer(3, 64), tok, 'llama4-vocab-test');
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+    try {
+      const m = await llama.loadModel({ modelPath: path });
+      let agree = 0;
+      for (const r of rows) {
+        const theirs = Array.from(m.tokenize(r.text, false));
+        assert.deepEqual(theirs, r.ids, `llama.cpp on ${JSON.stringify(r.text.slice(0, 40))}`);
+        agree++;
+      }
+      t.diagnostic(`llama.cpp tokenized ${agree} reference texts exactly like tokenizer.model`);
+      await m.dispose();
+    } finally {
+      await llama.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
