@@ -9,3 +9,4 @@ export { Llama4VisionEncoder, loadVisionEncoder, hasVisionTensors } from './mode
 export type { VisionTensorSource, VisionEncoderOptions } from './model/llama4/vision.ts';
 export * from './model/llama4/vision-prompt.ts';
 export { mmprojEncoder, mmprojToHfTensors, mmprojConfig } from './model/llama4/vision-gguf.ts';
+export * from './chat/index.ts';

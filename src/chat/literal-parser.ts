@@ -1,0 +1,216 @@
+/**
+ * A small recursive-descent parser for the values inside Llama 4 tool calls: Python literals (what
+ * `ast.literal_eval` accepts: strings with Python escapes, numbers, True/False/None, lists, tuples, dicts) and
+ * JSON. It runs on partial text too: reaching the end of the input raises `Incomplete` (the text may still grow
+ * into a valid call, which the streaming parser needs to know) while a character that can never fit raises `Fail`.
+ */
+
+/** The input ended before the construct did. */
+export class Incomplete extends Error {}
+/** The input cannot be this construct. */
+export class Fail extends Error {}
+
+const MAX_DEPTH = 64;
+
+export type Mode = 'python' | 'json';
+
+export class Cursor {
+  depth = 0;
+  constructor(readonly s: string, public i = 0) {}
+
+  get end(): boolean {
+    return this.i >= this.s.length;
+  }
+  peek(): string {
+    if (this.i >= this.s.length) throw new Incomplete();
+    return this.s[this.i]!;
+  }
+  skipWs(): void {
+    while (this.i < this.s.length && /\s/.test(this.s[this.i]!)) this.i++;
+  }
+  /** Consumes `lit` or fails; a proper prefix of it at the end of the input is Incomplete. */
+  expect(lit: string): void {
+    for (let k = 0; k < lit.length; k++) {
+      if (this.i + k >= this.s.length) throw new Incomplete();
+      if (this.s[this.i + k] !== lit[k]) throw new Fail();
+    }
+    this.i += lit.length;
+  }
+  /** Whether the input continues with `lit` (Incomplete if it could but has not arrived yet). */
+  startsWith(lit: string): boolean {
+    for (let k = 0; k < lit.length; k++) {
+      if (this.i + k >= this.s.length) throw new Incomplete();
+      if (this.s[this.i + k] !== lit[k]) return false;
+    }
+    return true;
+  }
+}
+
+const IDENT_START = /[A-Za-z_]/;
+const IDENT = /[A-Za-z0-9_]/;
+
+/** An identifier; at the end of the input it may still grow, so the caller decides with `atEnd`. */
+export function parseIdent(c: Cursor): string {
+  const start = c.i;
+  if (!IDENT_START.test(c.peek())) throw new Fail();
+  while (c.i < c.s.length && IDENT.test(c.s[c.i]!)) c.i++;
+  if (c.i >= c.s.length) throw new Incomplete();
+  return c.s.slice(start, c.i);
+}
+
+const KEYWORDS: Record<string, unknown> = { True: true, False: false, None: null, true: true, false: false, null: null };
+
+/** One literal value. */
+export function parseValue(c: Cursor, mode: Mode): unknown {
+  c.skipWs();
+  const ch = c.peek();
+  if (++c.depth > MAX_DEPTH) throw new Fail();
+  try {
+    if (ch === '"' || ch === "'") return parseString(c, mode, false);
+    if (ch === '[') return parseSeq(c, mode, '[', ']');
+    if (ch === '(' && mode === 'python') return parseSeq(c, mode, '(', ')');
+    if (ch === '{') return parseDict(c, mode);
+    if (/[-+0-9.]/.test(ch)) return parseNumber(c);
+    if (mode === 'python' && /[rRbBuU]/.test(ch)) {
+      // String prefixes: r"raw", b"bytes", u"text" (also rb/br).
+      const head = c.s.slice(c.i, c.i + 3);
+      const m = /^(?:[rR][bB]?|[bB][rR]?|[uU])(?=["'])/.exec(head);
+      if (m) {
+        c.i += m[0].length;
+        return parseString(c, mode, /[rR]/.test(m[0]));
+      }
+      if (/^(?:[rR][bB]?|[bB][rR]?|[uU])$/.test(head)) throw new Incomplete(); // the quote has not arrived yet
+
+    }
+    if (IDENT_START.test(ch)) {
+      const start = c.i;
+      while (c.i < c.s.length && IDENT.test(c.s[c.i]!)) c.i++;
+      const word = c.s.slice(start, c.i);
+      if (c.i >= c.s.length) {
+        // "Tru" may become "True"; "my_city" never becomes a literal.
+        if (Object.keys(KEYWORDS).some((k) => k.startsWith(word))) throw new Incomplete();
+        throw new Fail();
+      }
+      if (word in KEYWORDS) return KEYWORDS[word];
+      throw new Fail(); // a variable or call: not a literal
+    }
+    throw new Fail();
+  } finally {
+    c.depth--;
+  }
+}
+
+function parseSeq(c: Cursor, mode: Mode, open: string, close: string): unknown[] {
+  c.expect(open);
+  const out: unknown[] = [];
+  c.skipWs();
+  if (c.peek() === close) { c.i++; return out; }
+  for (;;) {
+    out.push(parseValue(c, mode));
+    c.skipWs();
+    const ch = c.peek();
+    if (ch === close) { c.i++; return out; }
+    if (ch !== ',') throw new Fail();
+    c.i++;
+    c.skipWs();
+    if (c.peek() === close) {
+      if (mode === 'json') throw new Fail();
+      c.i++;
+      return out; // Python allows a trailing comma
+    }
+  }
+}
+
+function parseDict(c: Cursor, mode: Mode): Record<string, unknown> {
+  c.expect('{');
+  const out: Record<string, unknown> = {};
+  c.skipWs();
+  if (c.peek() === '}') { c.i++; return out; }
+  for (;;) {
+    c.skipWs();
+    const k = parseValue(c, mode);
+    if (typeof k !== 'string' && (mode === 'json' || (typeof k !== 'number' && typeof k !== 'boolean' && k !== null))) throw new Fail();
+    // json.dumps writes non-string keys as strings (True → "true", None → "null").
+    const key = typeof k === 'string' ? k : k === null ? 'null' : String(k);
+    c.skipWs();
+    c.expect(':');
+    Object.defineProperty(out, key, { value: parseValue(c, mode), enumerable: true, writable: true, configurable: true });
+    c.skipWs();
+    const ch = c.peek();
+    if (ch === '}') { c.i++; return out; }
+    if (ch !== ',') throw new Fail();
+    c.i++;
+    c.skipWs();
+    if (c.peek() === '}') {
+      if (mode === 'json') throw new Fail();
+      c.i++;
+      return out;
+    }
+  }
+}
+
+function parseNumber(c: Cursor): number {
+  const rest = c.s.slice(c.i);
+  const m = /^[-+]?(?:0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d[\d_]*)?)/.exec(rest);
+  if (!m) {
+    if (/^[-+]?\.?$/.test(rest)) throw new Incomplete();
+    // Python also writes -inf style values only through float('inf'), which is not a literal.
+    throw new Fail();
+  }
+  c.i += m[0].length;
+  // More digits (or the x of 0x, the exponent) may follow.
+  if (c.i >= c.s.length || /^(?:[eE][-+]?|[xXoObB])$/.test(c.s.slice(c.i))) throw new Incomplete();
+  let text = m[0].replace(/_/g, '');
+  let sign = 1;
+  if (text[0] === '-' || text[0] === '+') { if (text[0] === '-') sign = -1; text = text.slice(1); }
+  let v: number;
+  if (/^0[xX]/.test(text)) v = parseInt(text.slice(2), 16);
+  else if (/^0[oO]/.test(text)) v = parseInt(text.slice(2), 8);
+  else if (/^0[bB]/.test(text)) v = parseInt(text.slice(2), 2);
+  else v = Number(text);
+  if (!Number.isFinite(v)) throw new Fail();
+  return sign * v;
+}
+
+const SIMPLE_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', b: '\b', f: '\f', '\\': '\\', "'": "'", '"': '"' };
+
+function parseString(c: Cursor, mode: Mode, raw: boolean): string {
+  const q = c.peek();
+  if (mode === 'json' && q !== '"') throw new Fail();
+  let quote = q;
+  if (mode === 'python' && c.s.startsWith(q.repeat(3), c.i)) quote = q.repeat(3);
+  c.i += quote.length;
+  let out = '';
+  for (;;) {
+    if (c.i >= c.s.length) throw new Incomplete();
+    const ch = c.s[c.i]!;
+    if (c.s.startsWith(quote, c.i)) { c.i += quote.length; return out; }
+    if (ch === '\n' && quote.length === 1) throw new Fail(); // unterminated single-line string
+    if (ch !== '\\') { out += ch; c.i++; continue; }
+    if (c.i + 1 >= c.s.length) throw new Incomplete();
+    const e = c.s[c.i + 1]!;
+    if (raw) { out += ch + e; c.i += 2; continue; }
+    c.i += 2;
+    if (e in SIMPLE_ESCAPES) out += SIMPLE_ESCAPES[e];
+    else if (e === '/' && mode === 'json') out += '/';
+    else if (e === 'u' || (mode === 'python' && (e === 'x' || e === 'U'))) {
+      const n = e === 'u' ? 4 : e === 'x' ? 2 : 8;
+      const hex = c.s.slice(c.i, c.i + n);
+      if (hex.length < n && /^[0-9a-fA-F]*$/.test(hex)) throw new Incomplete();
+      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== n) throw new Fail();
+      const cp = parseInt(hex, 16);
+      if (cp > 0x10ffff) throw new Fail();
+      out += String.fromCodePoint(cp);
+      c.i += n;
+    } else if (mode === 'python' && e === '\n') {
+      // line continuation: nothing
+    } else if (mode === 'python' && e === 'a') out += '\x07';
+    else if (mode === 'python' && e === 'v') out += '\v';
+    else if (mode === 'python' && /[0-7]/.test(e)) {
+      let oct = e;
+      while (oct.length < 3 && c.i < c.s.length && /[0-7]/.test(c.s[c.i]!)) oct += c.s[c.i++];
+      out += String.fromCharCode(parseInt(oct, 8));
+    } else if (mode === 'python') out += '\\' + e; // Python keeps unknown escapes verbatim
+    else throw new Fail();
+  }
+}
