@@ -13,7 +13,12 @@ import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
 import { loadHfTextTensors } from './model/llama4/weights.ts';
-import { isGgufFile, readGguf } from './io/gguf/index.ts';
+import { isGgufFile, readGguf, readGgufHeader } from './io/gguf/index.ts';
+import type { Tokenizer } from './tokenizer/index.ts';
+import { loadTokenizer, tokenizerFromGguf } from './tokenizer/index.ts';
+import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
+import { loadVisionEncoder } from './model/llama4/vision.ts';
+import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
 import { ModelFileError, UsageError } from './util/index.ts';
@@ -29,6 +34,8 @@ export interface LoadOptions {
   threads?: number;
   /** Called with a fraction 0..1 while weights load. */
   onProgress?: (fraction: number, what: string) => void;
+  /** llama.cpp multimodal projector GGUF (vision tower) to use with a GGUF text model. */
+  mmproj?: string;
 }
 
 export interface LoadedModel {
@@ -41,6 +48,8 @@ export interface LoadedModel {
   readonly tokenizerDir: string | null;
   /** Why the native backend is not in use, when it was wanted (printed by the CLI). */
   readonly backendNote: string | null;
+  /** The vision tower + projector when the checkpoint has one (early fusion), else null. */
+  readonly vision: Llama4VisionEncoder | null;
 }
 
 function readJson(file: string): unknown {
@@ -71,12 +80,15 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     const cfgFile = join(path, 'config.json');
     if (!existsSync(cfgFile)) throw new ModelFileError(path, 'not a model folder: config.json is missing');
     const genFile = join(path, 'generation_config.json');
-    const config = parseHfConfig(readJson(cfgFile), existsSync(genFile) ? readJson(genFile) : undefined);
+    const configJson = readJson(cfgFile);
+    const config = parseHfConfig(configJson, existsSync(genFile) ? readJson(genFile) : undefined);
     opts.onProgress?.(0, 'reading weights');
-    const tensors = loadHfTextTensors(config, openSafetensors(path), path);
+    const src = openSafetensors(path);
+    const tensors = loadHfTextTensors(config, src, path);
     const model = new Llama4TextModel(config, tensors, backend, path);
+    const vision = loadVisionEncoder(configJson, src, backend, path);
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note };
+    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision };
   }
   if (path.endsWith('.gguf') || isGgufFile(path)) {
     // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
@@ -84,8 +96,77 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     const file = readGguf(path);
     const { config, tensors } = llama4FromGguf(file.metadata, file.tensorData, path);
     const model = new Llama4TextModel(config, tensors, backend, path);
+    let vision: Llama4VisionEncoder | null = null;
+    if (opts.mmproj) {
+      const f = readGguf(opts.mmproj, (n) => n.startsWith('v.') || n.startsWith('mm.'));
+      vision = mmprojEncoder(f.metadata, f.tensorData, backend, config.imageTokenId !== null ? { imageTokenId: config.imageTokenId } : {}, {}, opts.mmproj);
+    }
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note };
+    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision };
   }
   throw new ModelFileError(path, 'expected a model folder (config.json + *.safetensors) or a .gguf file');
+}
+
+/** The tokenizer and chat template that go with a loaded model. */
+export interface ChatAssets {
+  readonly tokenizer: Tokenizer;
+  /** Jinja chat template text (tokenizer_config.json, chat_template.jinja or GGUF metadata), or null. */
+  readonly chatTemplate: string | null;
+}
+
+/**
+ * Reads the tokenizer and chat template beside the weights: tokenizer.json / tokenizer.model and
+ * tokenizer_config.json / chat_template.jinja in a folder, tokenizer.ggml.* and tokenizer.chat_template in a GGUF.
+ * `tokenizerPath` overrides where the tokenizer (and its template) come from.
+ */
+export function loadChatAssets(loaded: LoadedModel, tokenizerPath?: string): ChatAssets {
+  if (tokenizerPath) {
+    const dir = statSync(tokenizerPath).isDirectory() ? tokenizerPath : null;
+    return { tokenizer: loadTokenizer(tokenizerPath), chatTemplate: dir ? folderTemplate(dir) : null };
+  }
+  if (loaded.format === 'gguf') return ggufChatAssets(loaded.path, loaded.config.vocabSize);
+  const dir = loaded.tokenizerDir ?? loaded.path;
+  return { tokenizer: loadTokenizer(dir), chatTemplate: folderTemplate(dir) };
+}
+
+function ggufChatAssets(path: string, vocabSize: number): ChatAssets {
+  const md = readGgufHeader(path).metadata;
+  const num = (k: string) => {
+    const v = md.get(k);
+    return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
+  };
+  const tokens = md.get('tokenizer.ggml.tokens');
+  if (!Array.isArray(tokens)) throw new ModelFileError(path, 'the GGUF has no tokenizer (tokenizer.ggml.tokens)');
+  const merges = md.get('tokenizer.ggml.merges');
+  const types = md.get('tokenizer.ggml.token_type');
+  const bos = num('tokenizer.ggml.bos_token_id');
+  const eos = num('tokenizer.ggml.eos_token_id');
+  const extra = [num('tokenizer.ggml.eot_token_id'), num('tokenizer.ggml.eom_token_id')].filter((x): x is number => x !== undefined);
+  const tokenizer = tokenizerFromGguf({
+    tokens: tokens as string[],
+    ...(Array.isArray(merges) ? { merges: merges as string[] } : {}),
+    ...(types && typeof types === 'object' && 'length' in types ? { tokenTypes: Array.from(types as ArrayLike<number>) } : {}),
+    ...(bos !== undefined ? { bosId: bos } : {}),
+    ...(eos !== undefined ? { eosId: eos } : {}),
+    extraEosIds: extra,
+    vocabSize,
+    source: path,
+  });
+  const t = md.get('tokenizer.chat_template');
+  return { tokenizer, chatTemplate: typeof t === 'string' ? t : null };
+}
+
+/** chat_template.jinja, else tokenizer_config.json's chat_template (a string, or a list with a "default" entry). */
+function folderTemplate(dir: string): string | null {
+  const jinja = join(dir, 'chat_template.jinja');
+  if (existsSync(jinja)) return readFileSync(jinja, 'utf8');
+  const cfg = join(dir, 'tokenizer_config.json');
+  if (!existsSync(cfg)) return null;
+  const t = (readJson(cfg) as { chat_template?: unknown }).chat_template;
+  if (typeof t === 'string') return t;
+  if (Array.isArray(t)) {
+    const d = t.find((x: { name?: string }) => x?.name === 'default') as { template?: string } | undefined;
+    if (d?.template) return d.template;
+  }
+  return null;
 }

@@ -38,3 +38,23 @@ test('CLI: user mistakes give one line and a non-zero exit', () => {
     assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace for ${args.join(' ')}`);
   }
 });
+
+test('CLI golden e_multimodal: logits --pixel-values runs the vision tower and fuses the features', async (t) => {
+  const dir = sharedPath('golden', 'e_multimodal');
+  if (!dir) return t.skip('../shared/golden missing');
+  const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+  const side = exp.pixel_values_shape[2] as number;
+  // expected.json stores pixel_values as [c][y*side+x]; the CLI takes [tiles][c][y][x].
+  const pv = [exp.pixel_values.map((plane: number[]) => Array.from({ length: side }, (_, y) => plane.slice(y * side, (y + 1) * side)))];
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const file = join(mkdtempSync(join(tmpdir(), 'llama4-pv-')), 'pv.json');
+  writeFileSync(file, JSON.stringify(pv));
+  const r = cli(['logits', '-m', dir, '--ids', exp.input_ids.join(','), '--all', '--json', '--pixel-values', file]);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { logits: number[][] };
+  out.logits.forEach((row, p) => assert.ok(maxAbsDiff(row, exp.logits[p]) < 1e-4, `position ${p}`));
+  const noVision = cli(['logits', '-m', sharedPath('golden', 'b_maverick_interleaved')!, '--ids', '1,2', '--pixel-values', file]);
+  assert.equal(noVision.status, 1);
+  assert.match(noVision.stderr, /needs a multimodal checkpoint/);
+});
