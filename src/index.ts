@@ -10,3 +10,6 @@ export type { VisionTensorSource, VisionEncoderOptions } from './model/llama4/vi
 export * from './model/llama4/vision-prompt.ts';
 export { mmprojEncoder, mmprojToHfTensors, mmprojConfig } from './model/llama4/vision-gguf.ts';
 export * from './chat/index.ts';
+export { readGguf, readGgufHeader, readTensorBytes, isGgufFile, GgufWriter, GgufType, FILE_TYPES, LLAMA_FTYPE, parseFileType, tensorTypeFor } from './io/gguf/index.ts';
+export type { GgufFile, GgufHeader, GgufTensorInfo, GgufValue, FileType } from './io/gguf/index.ts';
+export { configFromGguf, llama4FromGguf, ggufMetadataFromConfig, ggufIncompatibilities, ropeFreqFactorsFor, LLAMA4_GGUF_CONSTANTS } from './model/llama4/gguf-config.ts';

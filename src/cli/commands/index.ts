@@ -8,5 +8,8 @@ import { serveCommand } from './serve.ts';
 import { benchCommand } from './bench.ts';
 import { makeTestModelCommand } from './make-test-model.ts';
 import { convertCommand } from './convert.ts';
+import { infoCommand } from './info.ts';
+import { tokenizeCommand } from './tokenize.ts';
+import { templateCommand } from './template.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand, benchCommand, makeTestModelCommand, convertCommand];
+export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand, benchCommand, makeTestModelCommand, convertCommand, infoCommand, tokenizeCommand, templateCommand];

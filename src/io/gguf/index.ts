@@ -1,3 +1,4 @@
 export * from './types.ts';
 export * from './reader.ts';
 export * from './writer.ts';
+export * from './quant-policy.ts';

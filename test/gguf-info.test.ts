@@ -1,0 +1,32 @@
+/** `llama4 info`: parameters, tensor types and memory from headers; the bench-2b preset's advertised size. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { formatFacts, kvCacheBytes, modelFacts, paramsOfConfig } from '../src/cli/commands/info.ts';
+import { PRESETS } from '../src/cli/commands/make-test-model.ts';
+import { parseHfConfig } from '../src/model/llama4/config.ts';
+import { sharedPath } from './helpers/shared.ts';
+
+test('bench-2b preset: about 2.0 B total and 0.47 B active parameters', () => {
+  const { total, active } = paramsOfConfig(parseHfConfig(PRESETS['bench-2b']));
+  assert.ok(Math.abs(total / 1e9 - 2.0) < 0.06, `total ${total}`);
+  assert.ok(Math.abs(active / 1e9 - 0.47) < 0.01, `active ${active}`);
+});
+
+test('info on a llama.cpp GGUF: types, parameters, KV memory with one chunk per chunked layer', (t) => {
+  const dir = sharedPath('gguf');
+  if (!dir) return t.skip('../shared/gguf missing');
+  const f = modelFacts(join(dir, 'llama4-tiny-g1-Q4_K.gguf'), 100000);
+  assert.deepEqual(f.tensorTypes, { q4_k: 42, f32: 13 });
+  // 4 layers: 3 chunked (8192 rows max) + 1 global (100000 rows), K and V of 2 heads × 64 float32.
+  assert.equal(f.kvBytes, (3 * 8192 + 100000) * 2 * 64 * 4 * 2);
+  assert.equal(kvCacheBytes(f.config, 100), 4 * 100 * 2 * 64 * 4 * 2);
+  // Per layer: attention 2·256·256 + 2·128·256, router 4·256, 4 experts + shared of 3·256·256, 2 norms; + embd/out/norm.
+  const perLayer = 2 * 256 * 256 + 2 * 128 * 256 + 4 * 256 + 5 * 3 * 256 * 256 + 2 * 256;
+  assert.equal(f.totalParams, 4 * perLayer + 2 * 512 * 256 + 256);
+  assert.equal(f.activeParams, f.totalParams - 4 * 3 * 3 * 256 * 256 - 512 * 256);
+  assert.ok(f.weightBytes < 2842720 && f.weightBytes > 2.7e6);
+  const text = formatFacts(f);
+  assert.match(text, /42 q4_k, 13 f32/);
+  assert.match(text, /3 chunked layers \(chunk 8192\), 1 global \(1 NoPE\)/);
+});
