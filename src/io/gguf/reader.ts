@@ -105,7 +105,7 @@ class HeaderCursor {
   count(what: string, elemSize: number): number {
     const v = this.u64big(what);
     if (v > BigInt(Math.floor(this.remaining / Math.max(elemSize, 1)))) {
-      this.fail(`${what} is ${v}, more than the ${this.remaining} bytes left in the file can hold`);
+      this.fail(`${what} is ${v}, more than the ${this.remaining} bytes left in the file can hold (truncated or corrupt file)`);
     }
     return Number(v);
   }
