@@ -1,0 +1,108 @@
+/** JSON-schema constrained decoding: the character automaton and the token mask (engine/json-schema*.ts). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { advance, canEnd, compileSchema, initialState, mustEnd, ANY_OBJECT, type Schema } from '../src/engine/json-schema.ts';
+import { allowedTokens, jsonConstraint } from '../src/engine/json-schema-mask.ts';
+import { seededRandom } from '../src/engine/scheduler-sampling.ts';
+import { SPECIALS, VOCAB } from './server-fixtures.ts';
+import { UsageError } from '../src/util/index.ts';
+
+const accepts = (s: Schema, text: string) => {
+  const st = advance(initialState(s), text);
+  return st.length > 0 && canEnd(st);
+};
+
+test('the automaton accepts exactly the documents of the schema', () => {
+  const s = compileSchema({
+    type: 'object',
+    properties: { a: { type: 'integer' }, b: { type: ['string', 'null'] }, c: { type: 'array', items: { enum: [1, 'x', true] }, minItems: 1, maxItems: 2 }, d: { const: 'k' } },
+    required: ['a'],
+  });
+  for (const ok of ['{"a":1}', '{ "a" : -12 , "b" : null }', '{"b":"h\\u00e9\\"","a":0}', '{"a":3,"c":[1,"x"]}', '{"a":3,"c":[true]}', '{"a":1,"d":"k"}']) {
+    assert.ok(accepts(s, ok), ok);
+    assert.ok(mustEnd(advance(initialState(s), ok)), ok);
+  }
+  for (const bad of ['{}', '{"a":1.5}', '{"a":01}', '{"a":1,"a":2}', '{"a":1,"e":2}', '{"a":1,"c":[]}', '{"a":1,"c":[1,1,1]}', '{"a":1,"c":[2]}', '{"a":1,"d":"kk"}', '{"a":1,}', '[1]', '{"b":"\n","a":1}']) {
+    assert.ok(!accepts(s, bad), bad);
+  }
+  // json_object: any object, nested values of any type.
+  assert.ok(accepts(ANY_OBJECT, '{"x": [1, {"y": null}, "z", false, -0.5e3]}'));
+  assert.ok(!accepts(ANY_OBJECT, '"just a string"'));
+});
+
+test('$ref with recursion, anyOf and length limits', () => {
+  const s = compileSchema({ $defs: { node: { type: 'object', properties: { v: { type: 'string', maxLength: 2 }, kids: { type: 'array', items: { $ref: '#/$defs/node' } } }, required: ['v'] } }, $ref: '#/$defs/node' });
+  assert.ok(accepts(s, '{"v":"ab","kids":[{"v":"c","kids":[]},{"v":""}]}'));
+  assert.ok(!accepts(s, '{"v":"abc"}'));
+  assert.ok(!accepts(s, '{"v":"a","kids":[{"kids":[]}]}'));
+  const any = compileSchema({ anyOf: [{ type: 'number' }, { type: 'object', properties: { q: { type: 'boolean' } }, required: ['q'] }] });
+  assert.ok(accepts(any, '3.25'));
+  assert.ok(accepts(any, '{"q":true}'));
+  assert.ok(!accepts(any, '"3"'));
+});
+
+test('unsupported or broken schemas are one clear UsageError', () => {
+  assert.throws(() => compileSchema({ type: 'object', patternProperties: {} }), (e: unknown) => e instanceof UsageError && /patternProperties/.test((e as Error).message));
+  assert.throws(() => compileSchema({ $ref: 'http://x/y' }), UsageError);
+  assert.throws(() => compileSchema({ type: 'strange' }), /unknown type/);
+  assert.throws(() => compileSchema({ type: 'object', properties: { a: {} }, required: ['b'], additionalProperties: false }), /required property 'b'/);
+  assert.throws(() => compileSchema({ type: 'string', minLength: 3, maxLength: 2 }), /maxLength < minLength/);
+});
+
+const vocab = { size: VOCAB.length, text: (id: number) => (id < SPECIALS.length ? null : (VOCAB[id] ?? null)) };
+
+test('token mask: exactly the tokens whose whole text fits, end tokens only when complete', () => {
+  const s = compileSchema({ type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false });
+  const first = [...allowedTokens(vocab, initialState(s))].map((i) => VOCAB[i]).sort();
+  assert.deepEqual(first, ['\n', ' ', '{', '{"'].sort());
+  const mid = [...allowedTokens(vocab, advance(initialState(s), '{"ok":'))].map((i) => VOCAB[i]).sort();
+  assert.deepEqual(mid, ['\n', ' ', 'f', 'false', 't', 'true'].sort());
+  const c = jsonConstraint(vocab, [1], { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false })();
+  for (const t of ['{"', 'o', 'k', '":', 'true', '}']) {
+    const row = new Float32Array(VOCAB.length);
+    c.mask(row);
+    const id = VOCAB.indexOf(t);
+    assert.ok(row[id]! > -Infinity, `${t} allowed`);
+    assert.equal(row[1], -Infinity, 'no end token before the object is complete');
+    c.accept(id);
+  }
+  assert.ok(c.done);
+});
+
+test('random walks through the mask always yield valid documents', () => {
+  const schemas = [
+    { type: 'object', properties: { n: { type: 'number' }, s: { type: 'string', maxLength: 4 }, e: { enum: ['aa', 'ab', 'b'] }, l: { type: 'array', items: { type: 'integer' }, maxItems: 3 } }, required: ['n', 's', 'e', 'l'], additionalProperties: false },
+    { type: 'array', items: { type: 'boolean' }, minItems: 1, maxItems: 4 },
+  ];
+  const rand = seededRandom(42);
+  let complete = 0;
+  for (const schema of schemas) {
+    const make = jsonConstraint(vocab, [1], schema);
+    for (let run = 0; run < 40; run++) {
+      const c = make();
+      let text = '';
+      for (let step = 0; step < 300 && !c.done; step++) {
+        const row = new Float32Array(VOCAB.length).map(() => rand() * 4);
+        c.mask(row);
+        let best = -1;
+        for (let i = 0; i < row.length; i++) if (row[i]! > -Infinity && (best < 0 || row[i]! > row[best]!)) best = i;
+        assert.ok(best >= 0, `dead end after ${JSON.stringify(text)}`);
+        if (best === 1) break;
+        text += VOCAB[best];
+        c.accept(best);
+      }
+      const v = JSON.parse(text) as unknown;
+      complete++;
+      if (Array.isArray(v)) assert.ok(v.length >= 1 && v.length <= 4 && v.every((x) => typeof x === 'boolean'));
+      else {
+        const o = v as Record<string, unknown>;
+        assert.deepEqual(Object.keys(o).sort(), ['e', 'l', 'n', 's']);
+        assert.equal(typeof o.n, 'number');
+        assert.ok((o.s as string).length <= 4);
+        assert.ok(['aa', 'ab', 'b'].includes(o.e as string));
+        assert.ok((o.l as number[]).every((x) => Number.isInteger(x)));
+      }
+    }
+  }
+  assert.equal(complete, 80);
+});
