@@ -16,12 +16,14 @@ import { loadHfTextTensors } from './model/llama4/weights.ts';
 import { isGgufFile, readGguf, readGgufHeader } from './io/gguf/index.ts';
 import type { Tokenizer } from './tokenizer/index.ts';
 import { loadTokenizer, tokenizerFromGguf } from './tokenizer/index.ts';
+import { loadChatTemplate, templateFromConfigValue } from './chat/index.ts';
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
 import { ModelFileError, UsageError } from './util/index.ts';
+import type { SamplerOptions } from './engine/sampler.ts';
 
 /** The model shipped with the package (models/default), used when no -m is given. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/default/', import.meta.url));
@@ -50,6 +52,24 @@ export interface LoadedModel {
   readonly backendNote: string | null;
   /** The vision tower + projector when the checkpoint has one (early fusion), else null. */
   readonly vision: Llama4VisionEncoder | null;
+  /** Sampling defaults from generation_config.json (temperature, top_p, top_k; do_sample false = greedy). */
+  readonly samplingDefaults: SamplerOptions;
+}
+
+/** Llama 4 instruct's generation_config.json values, used when a model ships none. */
+const LLAMA4_SAMPLING: SamplerOptions = { temperature: 0.6, topP: 0.9 };
+
+function samplingFrom(gen: unknown): SamplerOptions {
+  if (!gen || typeof gen !== 'object') return LLAMA4_SAMPLING;
+  const g = gen as Record<string, unknown>;
+  if (g['do_sample'] === false) return { temperature: 0 };
+  const o: SamplerOptions = { ...LLAMA4_SAMPLING };
+  if (typeof g['temperature'] === 'number') o.temperature = g['temperature'];
+  if (typeof g['top_p'] === 'number') o.topP = g['top_p'];
+  if (typeof g['top_k'] === 'number') o.topK = g['top_k'];
+  if (typeof g['min_p'] === 'number') o.minP = g['min_p'];
+  if (typeof g['repetition_penalty'] === 'number') o.repetitionPenalty = g['repetition_penalty'];
+  return o;
 }
 
 function readJson(file: string): unknown {
@@ -81,14 +101,15 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     if (!existsSync(cfgFile)) throw new ModelFileError(path, 'not a model folder: config.json is missing');
     const genFile = join(path, 'generation_config.json');
     const configJson = readJson(cfgFile);
-    const config = parseHfConfig(configJson, existsSync(genFile) ? readJson(genFile) : undefined);
+    const gen = existsSync(genFile) ? readJson(genFile) : undefined;
+    const config = parseHfConfig(configJson, gen);
     opts.onProgress?.(0, 'reading weights');
     const src = openSafetensors(path);
     const tensors = loadHfTextTensors(config, src, path);
     const model = new Llama4TextModel(config, tensors, backend, path);
     const vision = loadVisionEncoder(configJson, src, backend, path);
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision };
+    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision, samplingDefaults: samplingFrom(gen) };
   }
   if (path.endsWith('.gguf') || isGgufFile(path)) {
     // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
@@ -102,7 +123,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
       vision = mmprojEncoder(f.metadata, f.tensorData, backend, config.imageTokenId !== null ? { imageTokenId: config.imageTokenId } : {}, {}, opts.mmproj);
     }
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision };
+    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision, samplingDefaults: LLAMA4_SAMPLING };
   }
   throw new ModelFileError(path, 'expected a model folder (config.json + *.safetensors) or a .gguf file');
 }
@@ -122,11 +143,11 @@ export interface ChatAssets {
 export function loadChatAssets(loaded: LoadedModel, tokenizerPath?: string): ChatAssets {
   if (tokenizerPath) {
     const dir = statSync(tokenizerPath).isDirectory() ? tokenizerPath : null;
-    return { tokenizer: loadTokenizer(tokenizerPath), chatTemplate: dir ? folderTemplate(dir) : null };
+    return { tokenizer: loadTokenizer(tokenizerPath), chatTemplate: dir ? loadChatTemplate(dir)?.template ?? null : null };
   }
   if (loaded.format === 'gguf') return ggufChatAssets(loaded.path, loaded.config.vocabSize);
   const dir = loaded.tokenizerDir ?? loaded.path;
-  return { tokenizer: loadTokenizer(dir), chatTemplate: folderTemplate(dir) };
+  return { tokenizer: loadTokenizer(dir), chatTemplate: loadChatTemplate(dir)?.template ?? null };
 }
 
 function ggufChatAssets(path: string, vocabSize: number): ChatAssets {
@@ -153,20 +174,5 @@ function ggufChatAssets(path: string, vocabSize: number): ChatAssets {
     source: path,
   });
   const t = md.get('tokenizer.chat_template');
-  return { tokenizer, chatTemplate: typeof t === 'string' ? t : null };
-}
-
-/** chat_template.jinja, else tokenizer_config.json's chat_template (a string, or a list with a "default" entry). */
-function folderTemplate(dir: string): string | null {
-  const jinja = join(dir, 'chat_template.jinja');
-  if (existsSync(jinja)) return readFileSync(jinja, 'utf8');
-  const cfg = join(dir, 'tokenizer_config.json');
-  if (!existsSync(cfg)) return null;
-  const t = (readJson(cfg) as { chat_template?: unknown }).chat_template;
-  if (typeof t === 'string') return t;
-  if (Array.isArray(t)) {
-    const d = t.find((x: { name?: string }) => x?.name === 'default') as { template?: string } | undefined;
-    if (d?.template) return d.template;
-  }
-  return null;
+  return { tokenizer, chatTemplate: t === undefined ? null : templateFromConfigValue(t, path).template };
 }

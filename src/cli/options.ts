@@ -56,7 +56,7 @@ export function loadOptions(values: { backend?: string | undefined; threads?: st
   return { backend: b as BackendChoice, ...(threads !== undefined ? { threads } : {}) };
 }
 
-export function samplerOptions(values: Record<string, string | boolean | undefined>, defaultTemperature: number): SamplerOptions {
+export function samplerOptions(values: Record<string, unknown>, defaultTemperature: number): SamplerOptions {
   const s = (k: string) => values[k] as string | undefined;
   const o: SamplerOptions = { temperature: parseNumber('temperature', s('temperature'), { min: 0 }) ?? defaultTemperature };
   const topK = parseNumber('top-k', s('top-k'), { int: true, min: 0 });

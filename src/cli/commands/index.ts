@@ -1,5 +1,7 @@
 /** Every subcommand, in the order `llama4 --help` lists them. Add a command by adding its module here. */
 import type { Command } from '../command.ts';
+import { runCommand } from './run.ts';
+import { chatCommand } from './chat.ts';
 import { logitsCommand } from './logits.ts';
 import { generateCommand } from './generate.ts';
 import { imageTilesCommand } from './image-tiles.ts';
@@ -12,4 +14,4 @@ import { infoCommand } from './info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { templateCommand } from './template.ts';
 
-export const COMMANDS: readonly Command[] = [logitsCommand, generateCommand, imageTilesCommand, trainCommand, serveCommand, benchCommand, makeTestModelCommand, convertCommand, infoCommand, tokenizeCommand, templateCommand];
+export const COMMANDS: readonly Command[] = [runCommand, chatCommand, serveCommand, logitsCommand, generateCommand, imageTilesCommand, trainCommand, benchCommand, makeTestModelCommand, convertCommand, infoCommand, tokenizeCommand, templateCommand];

@@ -1,0 +1,83 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.ts';
+import { DEFAULT_MODEL_DIR, loadChatAssets, loadModel } from '../../load.ts';
+import { generate } from '../../engine/index.ts';
+import type { ChatMessage, ContentPart } from '../../chat/index.ts';
+import { UsageError } from '../../util/index.ts';
+import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions, parseIds, parseNumber, samplerOptions } from '../options.ts';
+import { assistantTurn, newChatContext } from '../chat-turn.ts';
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'answer one prompt as a chat (streams the answer)',
+  usage: `usage: llama4 run [-m MODEL] [-p] TEXT [--system TEXT] [--image FILE]... [-n N] [sampling options]
+       llama4 run [-m MODEL] --ids 1,5,9 [-n N]      (raw token ids, no chat template)
+Formats TEXT as a user message with the model's chat template, streams the answer and stops at <|eot|>/<|eom|>.
+Each --image adds an <|image|> part before the text (multimodal checkpoints). Without -m it runs the embedded
+default model. Sampling defaults come from the model's generation_config.json.
+  -p, --prompt TEXT      the user message (or give it as the first argument)
+  --system TEXT          a system message
+  --image FILE           an image file (JPEG, PNG, WebP, GIF); repeatable
+  --tokenizer PATH       tokenizer file or folder when it is not beside the weights
+  -n, --max-tokens N     answer length limit (default 256)
+${SAMPLER_USAGE}
+${MODEL_USAGE}`,
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...MODEL_OPTIONS, ...SAMPLER_OPTIONS,
+        prompt: { type: 'string', short: 'p' }, system: { type: 'string' }, image: { type: 'string', multiple: true },
+        ids: { type: 'string' }, tokenizer: { type: 'string' }, 'max-tokens': { type: 'string', short: 'n' },
+      },
+      strict: true,
+    });
+    const text = values.prompt ?? (positionals.length ? positionals.join(' ') : undefined);
+    if (text === undefined && values.ids === undefined) throw new UsageError('give a prompt: llama4 run "What is 7 plus 5?" (or -p TEXT, or --ids)');
+    const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 256;
+    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, loadOptions(values));
+    if (loaded.backendNote && values.backend !== undefined) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
+    const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
+    const ac = new AbortController();
+    const onSigint = () => ac.abort();
+    process.once('SIGINT', onSigint);
+    try {
+      if (values.ids !== undefined) {
+        const assets = safeAssets(loaded, values.tokenizer);
+        const decoder = assets?.tokenizer.createStreamDecoder();
+        for await (const step of generate(loaded.model, parseIds(values.ids), { maxTokens, sampler, signal: ac.signal })) {
+          process.stdout.write(decoder ? decoder.push(step.token) : `${step.token} `);
+        }
+        process.stdout.write((decoder?.flush() ?? '') + '\n');
+        return 0;
+      }
+      const assets = loadChatAssets(loaded, values.tokenizer);
+      const messages: ChatMessage[] = [];
+      if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
+      const images = values.image ?? [];
+      const content: ContentPart[] = [...images.map(() => ({ type: 'image' as const })), { type: 'text', text: text! }];
+      messages.push({ role: 'user', content: images.length ? content : text! });
+      const ctx = newChatContext(loaded, assets);
+      const turn = assistantTurn(ctx, messages, { maxTokens, sampler, signal: ac.signal, images });
+      for (;;) {
+        const r = await turn.next();
+        if (r.done) break;
+        process.stdout.write(r.value);
+      }
+      process.stdout.write('\n');
+      return 0;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  },
+};
+
+/** The tokenizer for decoding raw-id runs, when the model has one. */
+function safeAssets(loaded: Parameters<typeof loadChatAssets>[0], tokenizer?: string) {
+  try {
+    return loadChatAssets(loaded, tokenizer);
+  } catch {
+    return null;
+  }
+}
