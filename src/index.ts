@@ -2,6 +2,17 @@
 export * from './util/index.ts';
 export * from './tensor/index.ts';
 export type * from './model/types.ts';
+export { loadModel, loadChatAssets, createBackend, DEFAULT_MODEL_DIR } from './load.ts';
+export type { LoadOptions, LoadedModel, ChatAssets, BackendChoice } from './load.ts';
+export * from './engine/index.ts';
+export { parseHfConfig, ropeInvFreq } from './model/llama4/config.ts';
+export type { Llama4Config, LayerFacts, RopeScaling } from './model/llama4/config.ts';
+export { Llama4TextModel, Llama4Sequence } from './model/llama4/text-model.ts';
+export { FullKvCache, ChunkedKvCache } from './model/kv-cache.ts';
+export type { LayerCache, KvView } from './model/kv-cache.ts';
+export { openSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.ts';
+export type { TensorSource, SafetensorsHeader } from './io/safetensors.ts';
+export { TsBackend } from './kernels/ts/index.ts';
 export * from './tokenizer/index.ts';
 export * from './image/index.ts';
 export * from './model/llama4/vision-config.ts';
