@@ -98,7 +98,7 @@ test('OpenAI-style input: image_url parts, JSON-string arguments, null content a
     { role: 'tool', tool_call_id: 'c1', content: '{"ok": true}' },
     { role: 'assistant', content: 'Done.', tool_calls: null },
   ];
-  const p = renderChat({ messages, addGenerationPrompt: false });
+  const p = renderChat({ messages, addGenerationPrompt: false, dropNulls: true });
   assert.equal(
     p,
     '<|begin_of_text|><|header_start|>user<|header_end|>\n\n<|image|>What is this?<|eot|>' +
@@ -108,6 +108,8 @@ test('OpenAI-style input: image_url parts, JSON-string arguments, null content a
   );
   // The caller's objects are not modified.
   assert.equal(typeof (messages[1]!.tool_calls![0]!.function.arguments), 'string');
+  // Without dropNulls, null content fails as it does in transformers (Python: 'NoneType' object is not iterable).
+  assert.throws(() => renderChat({ messages, addGenerationPrompt: false }), UsageError);
 });
 
 test('bad conversations give one clear UsageError', { skip: SKIP }, () => {
@@ -207,6 +209,13 @@ test('more conversations: ours == Python Jinja2 on all three templates, built-in
     },
     { messages: [{ role: 'user', content: '<|eot|> {{ not a template }} {% raw %} 🚀' }, { role: 'assistant', content: '', tool_calls: [] }, { role: 'user', content: '' }], tools: null, extra: { date_string: '01 Jan 2025' } },
     { messages: [{ role: 'system', content: [{ type: 'text', text: ' list system ' }, { type: 'text', text: 'ignored' }] }, { role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }], tools: [], extra: null },
+    // null content: Python fails in most places, prints None for a tool result
+    { messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'f', arguments: { a: 1 } } }] }], tools: null, extra: null },
+    { messages: [{ role: 'user', content: 'q' }, { role: 'tool', content: null }], tools: null, extra: null },
+    { messages: [{ role: 'user', content: null }], tools: [weather], extra: null },
+    { messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', tool_calls: null }], tools: null, extra: null },
+    // tools but no user message: the HF template raises
+    { messages: [{ role: 'system', content: 'S' }], tools: [weather], extra: null },
   ];
   const jobs: { template: string; context: Record<string, unknown> }[] = [];
   const ours: string[] = [];

@@ -34,7 +34,8 @@ function trimmed(x: unknown): string {
 /** Content as the template writes it: a string verbatim; parts in order, images as <|image|>. */
 function contentText(content: ChatMessage['content']): string {
   if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) throw new UsageError('message content must be a string or a list of parts');
+  // The template iterates non-string content; Python fails on None ('NoneType' object is not iterable).
+  if (!Array.isArray(content)) throw new UsageError("message content is null ('NoneType' object is not iterable); pass '' or set dropNulls");
   let out = '';
   for (const part of content as ContentPart[]) {
     if (part.type === 'image') out += '<|image|>';
@@ -84,7 +85,8 @@ export function renderLlama4Builtin(input: BuiltinRenderInput): string {
 
   for (const m of messages) {
     const isTool = m.role === 'ipython' || m.role === 'tool';
-    const hasCallsKey = m.tool_calls !== undefined && m.tool_calls !== null;
+    const hasCallsKey = m.tool_calls !== undefined;
+    if (hasCallsKey && m.tool_calls === null) throw new UsageError("tool_calls is null (object of type 'NoneType' has no len()); omit it or set dropNulls");
     if (!(isTool || hasCallsKey)) {
       out += HEADER(m.role) + contentText(m.content) + EOT;
     } else if (hasCallsKey && m.tool_calls!.length > 0) {

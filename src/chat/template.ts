@@ -33,6 +33,13 @@ export interface RenderChatOptions {
   eosToken?: string;
   /** More template variables (tools_in_user_message, custom_tools, date_string, …). */
   extra?: Record<string, unknown>;
+  /**
+   * OpenAI clients send `content: null` and `tool_calls: null` (e.g. a response message appended as is). With
+   * `dropNulls` they become '' and absent, as vLLM treats them. Default false: messages reach the template as given,
+   * so the render — or the error — is what transformers + Python Jinja2 produce (most templates fail on null content).
+   * A server should set it.
+   */
+  dropNulls?: boolean;
 }
 
 const parsed = new Map<string, JinjaTemplate>();
@@ -58,7 +65,7 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 const isToolRole = (role: string): boolean => role === 'tool' || role === 'ipython';
 
 /** OpenAI-style messages → what Llama 4 templates expect (copies; the caller's objects are not changed). */
-export function normalizeMessages(messages: unknown): ChatMessage[] {
+export function normalizeMessages(messages: unknown, opts: { dropNulls?: boolean } = {}): ChatMessage[] {
   if (!Array.isArray(messages)) throw new UsageError('messages must be a list');
   return messages.map((m, i) => {
     if (!isRecord(m) || typeof m.role !== 'string' || m.role.length === 0) {
@@ -66,13 +73,15 @@ export function normalizeMessages(messages: unknown): ChatMessage[] {
     }
     const out: ChatMessage = { ...(m as unknown as ChatMessage) };
     const c = m.content;
-    if (c === null || c === undefined) out.content = '';
+    if (c === undefined || (c === null && opts.dropNulls)) out.content = '';
+    else if (c === null) out.content = null; // as transformers passes it: most templates then fail, like Python
     else if (Array.isArray(c) && (!isToolRole(m.role) || c.every((p) => isRecord(p) && typeof p.type === 'string'))) out.content = c.map((p, j) => normalizePart(p, i, j));
     else if (typeof c !== 'string' && !Array.isArray(c) && !isToolRole(m.role)) {
       // Tool results may be any JSON value (templates tojson them); other roles carry text or parts.
       throw new UsageError(`messages[${i}].content must be a string, a list of parts or null`);
     }
-    if (m.tool_calls === null || m.tool_calls === undefined) delete out.tool_calls;
+    if (m.tool_calls === undefined || (m.tool_calls === null && opts.dropNulls)) delete out.tool_calls;
+    else if (m.tool_calls === null) out.tool_calls = null;
     else if (!Array.isArray(m.tool_calls)) throw new UsageError(`messages[${i}].tool_calls must be a list`);
     else out.tool_calls = m.tool_calls.map((tc, j) => normalizeCall(tc, i, j));
     return out;
@@ -121,7 +130,7 @@ function pickTemplate(t: string | ChatTemplateSource, hasTools: boolean): { sour
 
 /** The prompt text for a conversation. Throws UsageError when the messages are malformed or the template refuses. */
 export function renderChat(opts: RenderChatOptions): string {
-  const messages = normalizeMessages(opts.messages);
+  const messages = normalizeMessages(opts.messages, { dropNulls: opts.dropNulls ?? false });
   if (opts.tools !== undefined && opts.tools !== null && !Array.isArray(opts.tools)) throw new UsageError('tools must be a list');
   const tools = opts.tools ?? null;
   const bosToken = opts.bosToken ?? '<|begin_of_text|>';

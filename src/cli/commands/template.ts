@@ -49,6 +49,7 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
   --context JSON         extra template variables as a JSON object, e.g. '{"tools_in_user_message": false}'
   --generation-prompt    end with the assistant header (add_generation_prompt)
   --bos TEXT             bos_token (default <|begin_of_text|>)
+  --drop-nulls           treat content: null as '' and drop tool_calls: null (as vLLM; default: as transformers)
   --json                 print {"prompt": "..."}`,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -61,6 +62,7 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
         context: { type: 'string' },
         'generation-prompt': { type: 'boolean' },
         bos: { type: 'string' },
+        'drop-nulls': { type: 'boolean' },
         json: { type: 'boolean' },
       },
       allowPositionals: false,
@@ -91,6 +93,7 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
       messages: messages as ChatMessage[],
       tools: (tools ?? null) as ToolDefinition[] | null,
       addGenerationPrompt: values['generation-prompt'] ?? false,
+      dropNulls: values['drop-nulls'] ?? false,
       ...(template ? { template } : {}),
       ...(values.bos !== undefined ? { bosToken: values.bos } : {}),
       ...(extra ? { extra } : {}),
