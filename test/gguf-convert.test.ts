@@ -131,7 +131,7 @@ test('the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (our
       return t.skip('node-llama-cpp is not installed');
     }
     const path = join(dir, 'vocab.gguf');
-    writeLlama4Gguf(path, cfg, 'q8_0', randomProducer(3, 64), tok, 'llama4-vocab-test');
+    await writeLlama4Gguf(path, cfg, 'q8_0', randomProducer(3, 64), tok, 'llama4-vocab-test');
     const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
     try {
       const m = await llama.loadModel({ modelPath: path });

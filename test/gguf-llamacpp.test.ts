@@ -52,7 +52,7 @@ test('GGUFs we write load in llama.cpp (node-llama-cpp) and continue greedily li
     const cfg = parseHfConfig(PRESETS['tiny']);
     for (const ftype of ['f16', 'q8_0', 'q4_k_m'] as FileType[]) {
       const path = join(dir, `tiny-${ftype}.gguf`);
-      writeLlama4Gguf(path, cfg, ftype, randomProducer(7, cfg.hiddenSize), syntheticTokenizer(cfg.vocabSize), 'llama4-tiny-test');
+      await writeLlama4Gguf(path, cfg, ftype, randomProducer(7, cfg.hiddenSize), syntheticTokenizer(cfg.vocabSize), 'llama4-tiny-test');
       const ours = ourGreedy(path);
       const model = await llama.loadModel({ modelPath: path });
       const ctx = await model.createContext({ contextSize: 64, threads: 1 });

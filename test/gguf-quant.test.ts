@@ -97,3 +97,17 @@ test('../shared/gguf: every quantized tensor dequantizes close to the F16 file\'
     assert.equal(quantized, 42, `${name}: 42 quantized tensors`);
   }
 });
+
+test('QuantizePool (worker threads) gives exactly the single-thread bytes', async () => {
+  const { QuantizePool } = await import('../src/io/gguf/index.ts');
+  const x = new Float32Array(1 << 20);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.7) * Math.cos(i * 0.013) + ((i * 2654435761) % 1000) / 5000;
+  const pool = new QuantizePool(2);
+  try {
+    const par = await pool.quantize('q6_k', x, 256);
+    const one = quantize('q6_k', x, 256);
+    assert.equal(Buffer.compare(Buffer.from(par), Buffer.from(one)), 0);
+  } finally {
+    await pool.close();
+  }
+});

@@ -17,7 +17,7 @@ import { ggufIncompatibilities } from '../../model/llama4/gguf-config.ts';
 import { llama4SpecialTokens } from '../../tokenizer/index.ts';
 import { ModelFileError, UsageError } from '../../util/index.ts';
 import type { GgufTokenizer } from './make-test-model.ts';
-import { gpt2ByteChars, writeLlama4Gguf } from './make-test-model.ts';
+import { gpt2ByteChars, parseThreads, writeLlama4Gguf } from './make-test-model.ts';
 
 function readJson(file: string): unknown {
   try {
@@ -130,12 +130,13 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
   --type TYPE   f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q2_k | q3_k | q4_k | q5_k | q6_k |
                 q4_k_s | q4_k_m | q5_k_s | q5_k_m (default f16). Norms and the MoE router stay F32; quantization is
                 llama.cpp's reference quantizer, byte for byte.
+  -t, --threads N  worker threads for k-quant quantization (default: all cores; output is identical)
   --force       write even when llama.cpp would run the config differently (it hard-codes chunk 8192, NoPE on
                 every 4th layer, temperature tuning and qk-norm by expert count); the differences are printed.`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { type: { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } },
+      options: { type: { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' }, threads: { type: 'string', short: 't' }, quiet: { type: 'boolean', short: 'q' } },
     });
     if (positionals.length !== 2) throw new UsageError('give HF_DIR and OUT.gguf');
     const [dir, out] = positionals as [string, string];
@@ -154,14 +155,14 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
     const tok = tokenizerFromFolder(dir, cfg);
     if (!tok) process.stderr.write('warning: no tokenizer.json or tokenizer.model in the folder; llama.cpp needs one to load the file\n');
     const t0 = Date.now();
-    const sum = writeLlama4Gguf(out, cfg, ftype, (name, shape) => {
+    const sum = await writeLlama4Gguf(out, cfg, ftype, (name, shape) => {
       const t = tensors.get(name);
       if (!t) throw new ModelFileError(dir, `missing tensor "${name}"`);
       tensors.delete(name); // release each source tensor once written
       return dequantize(t.dtype, t.bytes, shape.reduce((a, b) => a * b, 1));
     }, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', (n, i, total) => {
       if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`);
-    });
+    }, parseThreads(values.threads));
     if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -6,8 +6,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import type { DType } from '../../tensor/index.ts';
-import { quantize } from '../../tensor/index.ts';
-import { GgufType, GgufWriter } from '../../io/gguf/index.ts';
+import { GgufType, GgufWriter, QuantizePool } from '../../io/gguf/index.ts';
 import type { FileType } from '../../io/gguf/quant-policy.ts';
 import { LLAMA_FTYPE, parseFileType, tensorTypeFor } from '../../io/gguf/quant-policy.ts';
 import type { Llama4Config } from '../../model/llama4/config.ts';
@@ -96,10 +95,10 @@ export interface WriteSummary {
  * Writes a llama4 GGUF: metadata from the config, tokenizer keys, then every tensor the config needs (plus
  * rope_freqs for llama3 scaling), each produced, converted to its type and written before the next is made.
  */
-export function writeLlama4Gguf(
+export async function writeLlama4Gguf(
   out: string, cfg: Llama4Config, ftype: FileType, produce: TensorProducer, tok: GgufTokenizer | null, name: string,
-  onTensor?: (name: string, i: number, n: number) => void,
-): WriteSummary {
+  onTensor?: (name: string, i: number, n: number) => void, threads?: number,
+): Promise<WriteSummary> {
   const w = new GgufWriter(out);
   for (const [key, value, t] of ggufMetadataFromConfig(cfg, name)) {
     w.set(key, value, t === 'u32' ? GgufType.UINT32 : t === 'f32' ? GgufType.FLOAT32 : t === 'bool' ? GgufType.BOOL : GgufType.STRING);
@@ -121,22 +120,33 @@ export function writeLlama4Gguf(
   for (const t of plan) w.addTensor(`${t.name}.weight`, t.dtype, t.shape);
   const types = new Map<DType, number>();
   let bytes = 0;
+  // k-quant scale searches are slow: spread big tensors' rows over worker threads (same bytes as one thread).
+  const pool = new QuantizePool(threads);
   try {
     w.writeHeader();
-    plan.forEach((t, i) => {
+    for (const [i, t] of plan.entries()) {
       onTensor?.(t.name, i, plan.length);
       const x = t.name === 'rope_freqs' ? ff! : produce(t.name, t.shape);
-      const q = quantize(t.dtype, x, t.shape[t.shape.length - 1]!);
+      const q = await pool.quantize(t.dtype, x, t.shape[t.shape.length - 1]!);
       w.writeTensor(`${t.name}.weight`, q);
       types.set(t.dtype, (types.get(t.dtype) ?? 0) + 1);
       bytes += q.length;
-    });
+    }
     w.close();
   } catch (e) {
     w.abort();
     throw e;
+  } finally {
+    await pool.close();
   }
   return { bytes, types };
+}
+
+export function parseThreads(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--threads must be a positive integer, got '${s}'`);
+  return n;
 }
 
 /** HF-style config.json of each preset (parsed by the same parser as real checkpoints). */
@@ -163,7 +173,14 @@ export function randomProducer(seed: number, hidden: number): TensorProducer {
     t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  const gauss = (): number => Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next());
+  // Box-Muller, using both values of each pair (the generator is the slow part of writing bench-2b).
+  let spare = NaN;
+  const gauss = (): number => {
+    if (spare === spare) { const v = spare; spare = NaN; return v; }
+    const r = Math.sqrt(-2 * Math.log(next() + 1e-12)), a = 2 * Math.PI * next();
+    spare = r * Math.sin(a);
+    return r * Math.cos(a);
+  };
   return (name, shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const x = new Float32Array(n);
@@ -190,11 +207,12 @@ Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenize
                   every layer, vocab 32000 (about 2.0 B total / 0.47 B active parameters)
   --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', '…'].join(' | ')} (default f16)
   --seed N        random seed (default 1)
+  -t, --threads N worker threads for k-quant quantization (default: all cores; output is identical)
 Tensors are generated, quantized and written one at a time (k-quants of bench-2b take a while in TypeScript).`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { preset: { type: 'string' }, type: { type: 'string' }, seed: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+      options: { preset: { type: 'string' }, type: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string', short: 't' }, quiet: { type: 'boolean', short: 'q' } },
     });
     const out = positionals[0];
     if (!out || positionals.length > 1) throw new UsageError('give exactly one output path (OUT.gguf)');
@@ -207,9 +225,9 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const cfg = parseHfConfig(preset);
     const tok = syntheticTokenizer(cfg.vocabSize);
     const t0 = Date.now();
-    const sum = writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, (n, i, total) => {
+    const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, (n, i, total) => {
       if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`);
-    });
+    }, parseThreads(values.threads));
     if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
