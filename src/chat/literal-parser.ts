@@ -46,16 +46,26 @@ export class Cursor {
   }
 }
 
-const IDENT_START = /[A-Za-z_]/;
-const IDENT = /[A-Za-z0-9_]/;
+/** Python identifiers (PEP 3131): letters and letter numbers start one; marks, digits and connectors continue it. */
+const IDENT_START = /[\p{L}\p{Nl}_]/u;
+const IDENT = /[\p{L}\p{Nl}\p{Mn}\p{Mc}\p{Nd}\p{Pc}]/u;
 
 /** An identifier; at the end of the input it may still grow, so the caller decides with `atEnd`. */
 export function parseIdent(c: Cursor): string {
   const start = c.i;
-  if (!IDENT_START.test(c.peek())) throw new Fail();
-  while (c.i < c.s.length && IDENT.test(c.s[c.i]!)) c.i++;
+  c.peek();
+  if (!IDENT_START.test(codePointAt(c.s, c.i))) throw new Fail();
+  while (c.i < c.s.length) {
+    const ch = codePointAt(c.s, c.i);
+    if (!IDENT.test(ch)) break;
+    c.i += ch.length;
+  }
   if (c.i >= c.s.length) throw new Incomplete();
   return c.s.slice(start, c.i);
+}
+
+function codePointAt(s: string, i: number): string {
+  return String.fromCodePoint(s.codePointAt(i)!);
 }
 
 const KEYWORDS: Record<string, unknown> = { True: true, False: false, None: null, true: true, false: false, null: null };
@@ -82,9 +92,9 @@ export function parseValue(c: Cursor, mode: Mode): unknown {
       if (/^(?:[rR][bB]?|[bB][rR]?|[uU])$/.test(head)) throw new Incomplete(); // the quote has not arrived yet
 
     }
-    if (IDENT_START.test(ch)) {
+    if (IDENT_START.test(codePointAt(c.s, c.i))) {
       const start = c.i;
-      while (c.i < c.s.length && IDENT.test(c.s[c.i]!)) c.i++;
+      while (c.i < c.s.length && IDENT.test(codePointAt(c.s, c.i))) c.i += codePointAt(c.s, c.i).length;
       const word = c.s.slice(start, c.i);
       if (c.i >= c.s.length) {
         // "Tru" may become "True"; "my_city" never becomes a literal.

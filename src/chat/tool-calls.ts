@@ -173,7 +173,8 @@ function toCall(v: unknown): ParsedToolCall {
     if (o.name !== undefined || o.parameters !== undefined || o.arguments !== undefined) throw new Fail();
     return toCall(o.function);
   }
-  if (typeof o.name !== 'string' || !/^[A-Za-z_][\w.-]*$/.test(o.name)) throw new Fail();
+  // Any one-line name: with "parameters" beside it the object is unambiguously a call.
+  if (typeof o.name !== 'string' || !/^[^\s"'<>]+$/u.test(o.name)) throw new Fail();
   if (o.parameters !== undefined && o.arguments !== undefined) throw new Fail();
   let args = o.parameters ?? o.arguments;
   // {"name": "x"} alone may be any object with a name; with "type": "function" it is clearly a call.
@@ -200,7 +201,7 @@ function parseFunctionTag(c: Cursor): ParsedToolCall {
   while (!c.end && c.s[c.i] !== '>') c.i++;
   if (c.end) throw new Incomplete();
   const name = c.s.slice(start, c.i).trim();
-  if (!/^[A-Za-z_][\w.-]*$/.test(name)) throw new Fail();
+  if (!/^[^\s"'<>]+$/u.test(name)) throw new Fail();
   c.i++;
   c.skipWs();
   let args: unknown = {};
