@@ -105,3 +105,25 @@ test('malformed headers: one ModelFileError that names the problem', () => withD
   const off = Buffer.from(bytes); off.writeBigUInt64LE(7n, pos + 4); expectError(off, /alignment/);
   assert.throws(() => readGguf(join(dir, 'missing.gguf')), (e: Error) => e instanceof ModelFileError && /cannot open/.test(e.message));
 }));
+
+test('tensor types follow llama-quantize: F32 norms/router, Q4_K_M mix, --pure, fallbacks', async () => {
+  const { tensorTypeFor } = await import('../src/io/gguf/index.ts');
+  const L = 48, m = (name: string, shape = [1024, 5120]) => tensorTypeFor('q4_k_m', name, shape, L, { nGqa: 5 });
+  assert.equal(m('blk.0.attn_norm', [5120]), 'f32');
+  assert.equal(m('blk.0.ffn_gate_inp', [16, 5120]), 'f32');
+  assert.equal(m('output', [202048, 5120]), 'q6_k');
+  assert.equal(m('token_embd', [202048, 5120]), 'q4_k');
+  // use_more_bits(i, 48): i < 6, i >= 42, or (i - 6) % 3 == 2
+  assert.deepEqual([0, 5, 6, 7, 8, 11, 40, 42, 47].map((i) => m(`blk.${i}.attn_v`)), ['q6_k', 'q6_k', 'q4_k', 'q4_k', 'q6_k', 'q6_k', 'q4_k', 'q6_k', 'q6_k']);
+  assert.equal(m('blk.8.ffn_down_exps', [16, 5120, 8192]), 'q6_k');
+  assert.equal(m('blk.7.ffn_down_shexp', [5120, 8192]), 'q4_k');
+  assert.equal(m('blk.7.attn_q', [5120, 5120]), 'q4_k');
+  assert.equal(tensorTypeFor('q4_k_m', 'blk.0.attn_v', [1024, 5120], L, { pure: true }), 'q4_k');
+  assert.equal(tensorTypeFor('q4_0', 'output', [512, 256], 4, {}), 'q6_k');
+  assert.equal(tensorTypeFor('q4_0', 'output', [512, 256], 4, { pure: true }), 'q4_0');
+  assert.equal(tensorTypeFor('q8_0', 'output', [512, 256], 4, {}), 'q8_0');
+  assert.equal(tensorTypeFor('f16', 'output', [512, 256], 4, {}), 'f16');
+  // rows of 64 cannot hold 256-element super-blocks: llama.cpp's fallbacks
+  assert.equal(tensorTypeFor('q4_k', 'blk.1.attn_q', [64, 64], 4, { pure: true }), 'q5_0');
+  assert.equal(tensorTypeFor('q6_k', 'blk.1.attn_q', [64, 64], 4, { pure: true }), 'q8_0');
+});

@@ -1,8 +1,8 @@
 /**
  * Files WE write load in llama.cpp: tiny random llama4 GGUFs from make-test-model's writer (F16, Q8_0, Q4_K_M)
  * are loaded by node-llama-cpp (llama.cpp prebuilt, CPU only, offline) and its greedy continuation of a prompt is
- * compared with ours. Tokens must agree up to the first step where our top-1 margin is not clear (0.1 for F16,
- * 0.5 for quantized files, where llama.cpp's 8-bit activation rounding moves logits by up to ~0.3).
+ * compared with ours. Tokens must agree step by step; they may part only at a step where our top-1 margin is not
+ * clear (0.1 for F16, 0.5 for quantized files, where llama.cpp's 8-bit activation rounding moves logits by ~0.3).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -64,14 +64,18 @@ test('GGUFs we write load in llama.cpp (node-llama-cpp) and continue greedily li
       await ctx.dispose();
       await model.dispose();
       const clear = ftype === 'f16' ? 0.1 : 0.5;
+      // Same tokens step by step; a difference is allowed only where our top-1 margin is not clear (after it the
+      // two continuations legitimately part ways).
       let compared = 0;
       for (let k = 0; k < N_GEN; k++) {
-        assert.equal(theirs[k], ours.ids[k], `${ftype}: greedy token ${k} (ours ${ours.ids.join(',')} vs llama.cpp ${theirs.join(',')})`);
+        if (theirs[k] !== ours.ids[k]) {
+          assert.ok(ours.margins[k]! < clear, `${ftype}: greedy token ${k} differs with a clear margin ${ours.margins[k]} (ours ${ours.ids.join(',')} vs llama.cpp ${theirs.join(',')})`);
+          break;
+        }
         compared++;
-        if (ours.margins[k]! < clear) break;
       }
       t.diagnostic(`${ftype}: llama.cpp ${theirs.join(',')} | ours ${ours.ids.join(',')} | agreed on ${compared} compared steps`);
-      assert.ok(compared >= 3, `${ftype}: only ${compared} steps had a clear margin`);
+      assert.ok(compared >= 3, `${ftype}: only ${compared} steps agreed`);
     }
   } finally {
     await llama.dispose();

@@ -124,19 +124,21 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
 export const convertCommand: Command = {
   name: 'convert',
   summary: 'convert a Hugging Face checkpoint to a llama.cpp GGUF (f16, q8_0, q4_k_m, …)',
-  usage: `usage: llama4 convert HF_DIR OUT.gguf --type TYPE [--name NAME] [--force]
+  usage: `usage: llama4 convert HF_DIR OUT.gguf --type TYPE [--pure] [--name NAME] [--force]
 Writes the text model of HF_DIR (config.json + safetensors) as a llama4 GGUF that llama.cpp loads, with the
 tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder has them.
   --type TYPE   f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q2_k | q3_k | q4_k | q5_k | q6_k |
                 q4_k_s | q4_k_m | q5_k_s | q5_k_m (default f16). Norms and the MoE router stay F32; quantization is
                 llama.cpp's reference quantizer, byte for byte.
+  --pure        every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
+                (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
   -t, --threads N  worker threads for k-quant quantization (default: all cores; output is identical)
   --force       write even when llama.cpp would run the config differently (it hard-codes chunk 8192, NoPE on
                 every 4th layer, temperature tuning and qk-norm by expert count); the differences are printed.`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { type: { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' }, threads: { type: 'string', short: 't' }, quiet: { type: 'boolean', short: 'q' } },
+      options: { type: { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' }, threads: { type: 'string', short: 't' }, pure: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } },
     });
     if (positionals.length !== 2) throw new UsageError('give HF_DIR and OUT.gguf');
     const [dir, out] = positionals as [string, string];
@@ -160,9 +162,11 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
       if (!t) throw new ModelFileError(dir, `missing tensor "${name}"`);
       tensors.delete(name); // release each source tensor once written
       return dequantize(t.dtype, t.bytes, shape.reduce((a, b) => a * b, 1));
-    }, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', (n, i, total) => {
-      if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`);
-    }, parseThreads(values.threads));
+    }, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
+      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
+      threads: parseThreads(values.threads),
+      pure: values.pure ?? false,
+    });
     if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

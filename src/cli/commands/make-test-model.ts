@@ -95,10 +95,20 @@ export interface WriteSummary {
  * Writes a llama4 GGUF: metadata from the config, tokenizer keys, then every tensor the config needs (plus
  * rope_freqs for llama3 scaling), each produced, converted to its type and written before the next is made.
  */
+export interface WriteOptions {
+  /** Progress callback before each tensor. */
+  onTensor?: (name: string, i: number, n: number) => void;
+  /** Worker threads for k-quants (default: all cores). */
+  threads?: number;
+  /** Every quantizable tensor in the file type (llama-quantize --pure), no per-tensor mix. */
+  pure?: boolean;
+}
+
 export async function writeLlama4Gguf(
   out: string, cfg: Llama4Config, ftype: FileType, produce: TensorProducer, tok: GgufTokenizer | null, name: string,
-  onTensor?: (name: string, i: number, n: number) => void, threads?: number,
+  opts: WriteOptions = {},
 ): Promise<WriteSummary> {
+  const { onTensor, threads } = opts;
   const w = new GgufWriter(out);
   for (const [key, value, t] of ggufMetadataFromConfig(cfg, name)) {
     w.set(key, value, t === 'u32' ? GgufType.UINT32 : t === 'f32' ? GgufType.FLOAT32 : t === 'bool' ? GgufType.BOOL : GgufType.STRING);
@@ -114,7 +124,7 @@ export async function writeLlama4Gguf(
     if (tok.chatTemplate) w.set('tokenizer.chat_template', tok.chatTemplate);
   }
   const plan: { name: string; shape: readonly number[]; dtype: DType }[] = [];
-  for (const [n, shape] of expectedShapes(cfg)) plan.push({ name: n, shape, dtype: tensorTypeFor(ftype, n, shape, cfg.numLayers) });
+  for (const [n, shape] of expectedShapes(cfg)) plan.push({ name: n, shape, dtype: tensorTypeFor(ftype, n, shape, cfg.numLayers, { pure: opts.pure ?? false, nGqa: cfg.numHeads / cfg.numKvHeads }) });
   const ff = ropeFreqFactorsFor(cfg);
   if (ff) plan.push({ name: 'rope_freqs', shape: [ff.length], dtype: 'f32' });
   for (const t of plan) w.addTensor(`${t.name}.weight`, t.dtype, t.shape);
@@ -200,19 +210,21 @@ export function randomProducer(seed: number, hidden: number): TensorProducer {
 export const makeTestModelCommand: Command = {
   name: 'make-test-model',
   summary: 'write a random-weight llama4 GGUF (tiny for tests, bench-2b for benchmarks)',
-  usage: `usage: llama4 make-test-model --preset tiny|bench-2b --type TYPE [--seed N] OUT.gguf
+  usage: `usage: llama4 make-test-model --preset tiny|bench-2b --type TYPE [--pure] [--seed N] OUT.gguf
 Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenizer that llama.cpp loads.
   --preset NAME   tiny: hidden 256, 4 layers, 4/2 heads of 64, 4 experts (FFN 256) + shared, vocab 512
                   bench-2b: hidden 2048, 16 layers, 16/8 heads of 128, 16 experts (FFN 1024) + shared, MoE on
                   every layer, vocab 32000 (about 2.0 B total / 0.47 B active parameters)
   --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', '…'].join(' | ')} (default f16)
+  --pure          every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
+                  (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
   --seed N        random seed (default 1)
   -t, --threads N worker threads for k-quant quantization (default: all cores; output is identical)
 Tensors are generated, quantized and written one at a time (k-quants of bench-2b take a while in TypeScript).`,
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv, allowPositionals: true, strict: true,
-      options: { preset: { type: 'string' }, type: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string', short: 't' }, quiet: { type: 'boolean', short: 'q' } },
+      options: { preset: { type: 'string' }, type: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string', short: 't' }, pure: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } },
     });
     const out = positionals[0];
     if (!out || positionals.length > 1) throw new UsageError('give exactly one output path (OUT.gguf)');
@@ -225,9 +237,11 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const cfg = parseHfConfig(preset);
     const tok = syntheticTokenizer(cfg.vocabSize);
     const t0 = Date.now();
-    const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, (n, i, total) => {
-      if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`);
-    }, parseThreads(values.threads));
+    const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, {
+      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
+      threads: parseThreads(values.threads),
+      pure: values.pure ?? false,
+    });
     if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

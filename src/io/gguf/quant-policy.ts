@@ -1,10 +1,13 @@
 /**
- * Which element type each tensor gets in a GGUF of a given file type, following llama.cpp's llama-quantize:
- * 1-D tensors (norms), the MoE router (`ffn_gate_inp`) and `rope_freqs` stay F32; everything else takes the file
- * type. The `_m` / `_s` k-quant mixes follow llama.cpp's main rules for them: `output` is Q6_K, and in `_m` the
- * `attn_v` and `ffn_down*` tensors of the layers picked by use_more_bits (first and last eighth, every third in
- * between) are Q6_K. Rows that are not a whole number of 256-element super-blocks fall back to a 32-block type as
- * llama.cpp does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0).
+ * Which element type each tensor gets in a GGUF of a given file type, following llama.cpp's llama-quantize
+ * (llama-quant.cpp llama_tensor_get_type, without an importance matrix): 1-D tensors (norms), the MoE router
+ * (`ffn_gate_inp`) and `rope_freqs` stay F32; with `pure` every other tensor takes the file type (llama-quantize
+ * --pure). Otherwise llama.cpp's per-tensor rules for these types apply: `output` is Q6_K (Q8_0 files keep Q8_0);
+ * Q4_K_M / Q5_K_M give `attn_v` and `ffn_down*` Q6_K on the layers use_more_bits picks (first and last eighth, every
+ * third in between); Q4_K_S gives the first attn_v (4) and ffn_down (1/8 of layers) Q5_K; Q3_K (= Q3_K_M) and
+ * Q2_K raise attn_v / ffn_down / attn_output. Plain q4_k / q5_k mean Q4_K_M / Q5_K_M as in llama-quantize.
+ * Rows that are not a whole number of blocks fall back as llama.cpp does (Q4_K -> Q5_0, Q5_K -> Q5_1,
+ * Q6_K -> Q8_0; Q2_K/Q3_K -> Q4_0 here, where llama.cpp would pick IQ4_NL, which this project does not implement).
  */
 import type { DType } from '../../tensor/index.ts';
 import { DTYPES } from '../../tensor/index.ts';
@@ -30,26 +33,44 @@ export function parseFileType(s: string): FileType {
 
 /** use_more_bits(i, n) from llama-quant.cpp. */
 function useMoreBits(i: number, n: number): boolean {
-  return i < n / 8 || i >= (7 * n) / 8 || (i - Math.floor(n / 8)) % 3 === 2;
+  // C integer division: n/8 and 7*n/8 truncate.
+  return i < Math.floor(n / 8) || i >= Math.floor((7 * n) / 8) || (i - Math.floor(n / 8)) % 3 === 2;
 }
 
 const FALLBACK: Partial<Record<DType, DType>> = { q2_k: 'q4_0', q3_k: 'q4_0', q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
 
 /**
  * The element type of tensor `name` (GGUF name without `.weight`) with torch-order `shape` in a file of `ftype`.
- * `nLayers` is the block count (for the use_more_bits layer choice of the _m mixes).
+ * `nLayers` is the block count and `nGqa` = query heads / KV heads (both used by llama.cpp's rules).
  */
-export function tensorTypeFor(ftype: FileType, name: string, shape: readonly number[], nLayers: number): DType {
+export function tensorTypeFor(ftype: FileType, name: string, shape: readonly number[], nLayers: number, opts: { pure?: boolean; nGqa?: number } = {}): DType {
   if (shape.length < 2 || name.endsWith('ffn_gate_inp') || name === 'rope_freqs') return 'f32';
-  const mix = ftype.endsWith('_m') || ftype.endsWith('_s') ? ftype.slice(-1) : '';
-  let t = (mix ? ftype.slice(0, -2) : ftype) as DType;
-  if (mix) {
-    const layer = /^blk\.(\d+)\./.exec(name);
-    const il = layer ? Number(layer[1]) : -1;
-    if (name === 'output') t = 'q6_k';
-    else if (mix === 'm' && il >= 0 && (name.endsWith('.attn_v') || /\.ffn_down(_exps|_shexp)?$/.test(name)) && useMoreBits(il, nLayers)) t = 'q6_k';
-  }
+  const base = (ftype.endsWith('_m') || ftype.endsWith('_s') ? ftype.slice(0, -2) : ftype) as DType;
+  let t = base;
   const row = shape[shape.length - 1]!;
+  const quantized = DTYPES[base].blockSize > 1;
+  if (quantized && !opts.pure) {
+    const layer = /^blk\.(\d+)\./.exec(name);
+    const il = layer ? Number(layer[1]) : 0;
+    const n = nLayers;
+    const kind = ftype === 'q4_k' ? 'q4_k_m' : ftype === 'q5_k' ? 'q5_k_m' : ftype === 'q3_k' ? 'q3_k_m' : ftype;
+    if (name === 'output') {
+      t = row % DTYPES[base].blockSize !== 0 ? 'q8_0' : base === 'q8_0' ? 'q8_0' : 'q6_k';
+    } else if (name.endsWith('.attn_v')) {
+      if (kind === 'q2_k') t = (opts.nGqa ?? 1) >= 4 ? 'q4_k' : 'q3_k';
+      else if (kind === 'q3_k_m') t = il < 2 ? 'q5_k' : 'q4_k';
+      else if ((kind === 'q4_k_m' || kind === 'q5_k_m') && useMoreBits(il, n)) t = 'q6_k';
+      else if (kind === 'q4_k_s' && il < 4) t = 'q5_k';
+    } else if (name.includes('ffn_down')) {
+      if (kind === 'q2_k') t = 'q3_k';
+      else if (kind === 'q3_k_m') t = il < Math.floor(n / 16) ? 'q5_k' : 'q4_k';
+      else if ((kind === 'q4_k_m' || kind === 'q5_k_m') && useMoreBits(il, n)) t = 'q6_k';
+      else if (kind === 'q4_k_s' && il < Math.floor(n / 8)) t = 'q5_k';
+    } else if (name.endsWith('.attn_output')) {
+      if (kind === 'q2_k') t = 'q3_k';
+      else if (kind === 'q3_k_m') t = 'q4_k';
+    }
+  }
   if (row % DTYPES[t].blockSize !== 0) {
     const fb = FALLBACK[t];
     t = fb && row % DTYPES[fb].blockSize === 0 ? fb : 'f16';
