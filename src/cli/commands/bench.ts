@@ -89,6 +89,13 @@ ${MODEL_USAGE}`,
     const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
     const argmax = (r: Float32Array): number => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i]! > r[b]!) b = i; return b; };
 
+    // Warm-up (not timed, as llama-bench does): pages the weights in and grows every scratch buffer once.
+    {
+      const seq = model.newSequence();
+      model.forward([{ seq, tokens: Array.from({ length: Math.min(Math.max(P, 1), 64) }, rnd), logits: 'last' }]);
+      for (let i = 0; i < 2; i++) model.forward([{ seq, tokens: [rnd()], logits: 'last' }]);
+    }
+    s = 12345;
     const pp: number[] = [], tg: number[] = [];
     for (let rep = 0; rep < R; rep++) {
       if (P > 0) {

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// `npm run bench`: llama4 bench vs llama.cpp (node-llama-cpp) on the same bench-2b GGUFs, same threads, same run.
+// Each measurement is its own process (so peak RSS is per engine); engines alternate to spread machine noise.
+// Usage: node bench/compare.mjs [--models DIR] [--threads 1,2] [-p 512] [-n 128] [-r 3] [--rounds 1]
+// Models: DIR/bench-2b-{q4_0,q8_0,q4_k_m}.gguf (make them with `llama4 make-test-model --preset bench-2b --type T`).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: o } = parseArgs({ options: {
+  models: { type: 'string', default: join(root, 'bench-models') }, threads: { type: 'string', default: '1,2' },
+  prompt: { type: 'string', short: 'p', default: '512' }, gen: { type: 'string', short: 'n', default: '128' },
+  repeat: { type: 'string', short: 'r', default: '3' }, types: { type: 'string', default: 'q4_0,q8_0,q4_k_m' },
+} });
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+function run(cmd, args) {
+  const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (r.status !== 0 || !line) throw new Error(`${cmd} failed (${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
+  return JSON.parse(line);
+}
+const ours = (m, t) => run('llama4 bench', ['--import', 'tsx', 'src/cli/main.ts', 'bench', '-m', m, '-t', String(t), '-p', o.prompt, '-n', o.gen, '-r', o.repeat, '--backend', 'native', '--json']);
+const theirs = (m, t) => run('llama.cpp', ['bench/llama-cpp.mjs', m, String(t), o.prompt, o.gen, o.repeat]);
+
+const rows = [];
+for (const type of o.types.split(',')) {
+  const model = join(o.models, `bench-2b-${type}.gguf`);
+  if (!existsSync(model)) { console.log(`(skipping ${type}: ${model} not found)`); continue; }
+  for (const t of o.threads.split(',').map(Number)) {
+    const a = ours(model, t), b = theirs(model, t);
+    rows.push({ type, t, a, b });
+    const f = (x, d = 1) => (x ?? 0).toFixed(d);
+    console.log(`${type.padEnd(7)} t=${t}  prefill ${f(a.prefill_tps)} vs ${f(b.prefill_tps)} tok/s (x${f(a.prefill_tps / b.prefill_tps, 2)})  ` +
+      `decode ${f(a.decode_tps)} vs ${f(b.decode_tps)} tok/s (x${f(a.decode_tps / b.decode_tps, 2)})  ` +
+      `bw ${f(a.bandwidth_pct, 0)}% of ${f(a.memory_read_gbps)} GB/s (llama.cpp ${f((a.bandwidth_pct * b.decode_tps) / a.decode_tps, 0)}%)  ` +
+      `RSS ${f(a.peak_rss_bytes / 2 ** 20, 0)} vs ${f(b.peak_rss_bytes / 2 ** 20, 0)} MiB`);
+  }
+}
+console.log(JSON.stringify({ prompt: +o.prompt, gen: +o.gen, repeat: +o.repeat, rows: rows.map(({ type, t, a, b }) => ({
+  type, threads: t, ours: a, llama_cpp: b, prefill_ratio: a.prefill_tps / b.prefill_tps, decode_ratio: a.decode_tps / b.decode_tps,
+  rss_ratio: a.peak_rss_bytes / b.peak_rss_bytes })) }));
