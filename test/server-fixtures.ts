@@ -7,6 +7,7 @@ import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../src/mod
 import { Scheduler, type SchedulerOptions } from '../src/engine/scheduler.ts';
 import type { ChatMessage, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
 import { UsageError } from '../src/util/index.ts';
+import { chatLayerToolCalls } from '../src/server/llama4-engine.ts';
 
 export const SPECIALS = ['<|begin_of_text|>', '<|eot|>', '<|image|>', '<|header|>'] as const;
 export const BOS = 0;
@@ -166,7 +167,10 @@ export class FakeModel implements CausalLM {
   }
 }
 
-export interface FakeEngineOptions extends FakeModelOptions, SchedulerOptions {}
+export interface FakeEngineOptions extends FakeModelOptions, SchedulerOptions {
+  /** Stream prose around tool calls with the chat layer's streaming parser (default true); false buffers outputs. */
+  streamToolCalls?: boolean;
+}
 
 /** Renders a chat like Llama 4 does, with this fake vocabulary. */
 function render(messages: ChatMessage[], tools: ToolSpec[] | null): { text: string; images: Uint8Array[] } {
@@ -217,6 +221,7 @@ export function fakeEngine(o: FakeEngineOptions = {}): ServerEngine & { model: F
       return { push: (t) => (t < SPECIALS.length ? '' : (VOCAB[t] ?? '')), flush: () => '' };
     },
     tokenText: (t) => VOCAB[t] ?? '',
+    ...(o.streamToolCalls === false ? {} : { newToolCallStream: () => chatLayerToolCalls.stream() }),
     parseToolCalls(text) {
       const s = text.trim();
       if (!s.startsWith('{')) return { content: text, toolCalls: [] };

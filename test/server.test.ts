@@ -328,3 +328,30 @@ describe('server with a fake engine', () => {
     assert.equal(typeof rec.prompt_tokens, 'number');
   });
 });
+
+test('engines without a streaming tool-call parser buffer the output and still answer with tool_calls', async () => {
+  const srv = await startServer(fakeEngine({ streamToolCalls: false }), { port: 0, log: () => undefined });
+  try {
+    const openai = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }];
+    const st = await openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'user', content: 'w?' }], tools, stream: true, temperature: 0 });
+    let content = '';
+    const calls: string[] = [];
+    for await (const c of st) {
+      content += c.choices[0]?.delta.content ?? '';
+      for (const t of c.choices[0]?.delta.tool_calls ?? []) calls.push(`${t.function?.name}:${t.function?.arguments}`);
+    }
+    assert.equal(content, '');
+    assert.deepEqual(calls, ['get_weather:{"city":"Paris"}']);
+    // Prose with tools offered (the fake model answers a tool result in prose): buffered, then sent whole.
+    const plain = await openai.chat.completions.create({
+      model: 'fake-llama4', tools, stream: true, temperature: 0,
+      messages: [{ role: 'user', content: 'w?' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'c1', content: 'cold' }],
+    });
+    let text = '';
+    for await (const c of plain) text += c.choices[0]?.delta.content ?? '';
+    assert.equal(text, 'The weather is cold.');
+  } finally {
+    await srv.close();
+  }
+});

@@ -193,7 +193,7 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
       // Buffered output: text first, then one tool_use block per call with its input as one JSON delta.
       for (const b of contentBlocks(c)) {
         if (b.type === 'text') {
-          sendText(b.text as string);
+          if (r.buffered) sendText(b.text as string); // otherwise the prose has streamed already
           continue;
         }
         if (textOpen) {

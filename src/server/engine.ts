@@ -60,6 +60,14 @@ export interface ParsedToolCalls {
   toolCalls: { name: string; arguments: unknown }[];
 }
 
+/** Incremental tool-call extraction for streaming: prose streams out, calls come at the end. */
+export interface ToolCallStream {
+  /** Feeds generated text; returns the part that is certainly prose (safe to stream now). */
+  push(delta: string): string;
+  /** End of output: the held-back prose not yet returned, and the tool calls. */
+  end(): { content: string; toolCalls: ParsedToolCalls['toolCalls'] };
+}
+
 export interface ServerEngine {
   /** The id /v1/models lists and requests must name. */
   readonly modelId: string;
@@ -83,4 +91,6 @@ export interface ServerEngine {
   tokenText(token: number): string;
   /** Splits a finished assistant output into prose and tool calls (never throws). */
   parseToolCalls(text: string, tools: ToolSpec[]): ParsedToolCalls;
+  /** Streaming form of parseToolCalls; without it, outputs of requests with tools are buffered until the end. */
+  newToolCallStream?(tools: ToolSpec[]): ToolCallStream;
 }

@@ -5,7 +5,7 @@
  */
 import { jsonConstraint } from '../engine/json-schema-mask.ts';
 import type { FinishReason, GenerationResult, SamplingOptions, TokenInfo, TopLogprob } from '../engine/scheduler.ts';
-import type { ServerEngine, StreamDecoder, ToolCall, ToolSpec } from './engine.ts';
+import type { ParsedToolCalls, ServerEngine, StreamDecoder, ToolCall, ToolCallStream, ToolSpec } from './engine.ts';
 import { randomId } from './util.ts';
 
 export interface RunParams {
@@ -49,6 +49,8 @@ export interface RunResult {
   choices: ChoiceOutput[];
   /** Seconds from submit to the first generated token (any choice). */
   ttftS: number | null;
+  /** True when nothing was streamed through the listener (tools without a streaming parser): send it all at the end. */
+  buffered: boolean;
 }
 
 /** Streaming callback: new visible text of one choice (may be '') with the logprobs of the tokens behind it. */
@@ -102,7 +104,10 @@ export function runGeneration(engine: ServerEngine, p: RunParams, onDelta?: Delt
   const stops = Array.from({ length: p.n }, () => new StopMatcher(p.stop));
   const texts = Array.from({ length: p.n }, () => '');
   const lps: LogprobEntry[][] = Array.from({ length: p.n }, () => []);
-  const buffered = p.tools !== null; // tool calls are parsed from the whole output, so nothing streams as raw text
+  // With tools, raw tool-call text must never stream as content: a streaming parser holds it back, or (engines
+  // without one) the whole output is buffered and parsed at the end.
+  const toolStreams = p.tools && engine.newToolCallStream ? Array.from({ length: p.n }, () => engine.newToolCallStream!(p.tools!)) : null;
+  const buffered = p.tools !== null && toolStreams === null;
   const factory = p.json ? jsonConstraint(engine.vocabulary, engine.endTokens, p.json.schema) : undefined;
   const toEntry = (info: TokenInfo): LogprobEntry => ({
     token: engine.tokenText(info.token),
@@ -125,11 +130,13 @@ export function runGeneration(engine: ServerEngine, p: RunParams, onDelta?: Delt
       texts[choice] += piece;
       const lp = p.topLogprobs !== undefined ? [toEntry(info)] : [];
       for (const e of lp) lps[choice]!.push(e);
-      if (!buffered) onDelta?.(choice, piece, lp);
+      // (computed before the call: `onDelta?.(…)` would skip evaluating its arguments when there is no listener)
+      const shown = toolStreams ? toolStreams[choice]!.push(piece) : piece;
+      if (!buffered) onDelta?.(choice, shown, lp);
       return stops[choice]!.stopped !== null;
     },
   });
-  return pending.then((res) => finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, ttft: () => ttft }, onDelta));
+  return pending.then((res) => finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, toolStreams, ttft: () => ttft }, onDelta));
 }
 
 interface RunState {
@@ -138,39 +145,52 @@ interface RunState {
   texts: string[];
   lps: LogprobEntry[][];
   buffered: boolean;
+  toolStreams: ToolCallStream[] | null;
   ttft(): number | null;
 }
 
 function finishRun(engine: ServerEngine, p: RunParams, res: GenerationResult, st: RunState, onDelta?: DeltaListener): RunResult {
-  const { decoders, stops, texts, lps, buffered } = st;
+  const { decoders, stops, texts, lps, buffered, toolStreams } = st;
   const choices = res.choices.map((c, i): ChoiceOutput => {
     // Text held back (partial UTF-8, possible stop-string start) is shown at the end unless a stop string matched.
     const tail = stops[i]!.stopped === null ? stops[i]!.push(decoders[i]!.flush()) + stops[i]!.flush() : '';
     texts[i] += tail;
-    if (tail && !buffered) onDelta?.(i, tail, []);
+    let calls: ParsedToolCalls['toolCalls'] = [];
+    let content: string | null = texts[i]!;
+    if (toolStreams) {
+      const ts = toolStreams[i]!;
+      const shown = ts.push(tail);
+      const end = ts.end();
+      if (shown + end.content) onDelta?.(i, shown + end.content, []);
+      calls = end.toolCalls;
+      if (calls.length) content = engine.parseToolCalls(texts[i]!, p.tools!).content;
+    } else {
+      if (tail && !buffered) onDelta?.(i, tail, []);
+      if (p.tools && p.tools.length > 0) {
+        const parsed = engine.parseToolCalls(texts[i]!, p.tools);
+        calls = parsed.toolCalls;
+        if (calls.length) content = parsed.content;
+      }
+    }
     const out: ChoiceOutput = {
       text: texts[i]!,
       finishReason: c.finishReason,
       stopSequence: stops[i]!.stopped,
-      content: texts[i]!,
+      content,
       toolCalls: [],
       logprobs: lps[i]!,
       completionTokens: c.completionTokens,
       ...(c.error ? { error: c.error } : {}),
     };
-    if (p.tools && p.tools.length > 0 && c.finishReason !== 'cancelled' && c.finishReason !== 'error') {
-      const parsed = engine.parseToolCalls(texts[i]!, p.tools);
-      if (parsed.toolCalls.length > 0) {
-        out.content = parsed.content;
-        out.toolCalls = parsed.toolCalls.map((tc) => ({
-          id: `call_${randomId(24)}`,
-          name: tc.name,
-          arguments: typeof tc.arguments === 'string' ? tc.arguments : JSON.stringify(tc.arguments ?? {}),
-        }));
-        out.finishReason = 'tool_calls';
-      }
+    if (calls.length > 0 && c.finishReason !== 'cancelled' && c.finishReason !== 'error') {
+      out.toolCalls = calls.map((tc) => ({
+        id: `call_${randomId(24)}`,
+        name: tc.name,
+        arguments: typeof tc.arguments === 'string' ? tc.arguments : JSON.stringify(tc.arguments ?? {}),
+      }));
+      out.finishReason = 'tool_calls';
     }
     return out;
   });
-  return { promptTokens: res.promptTokens, cachedTokens: res.cachedTokens, choices, ttftS: st.ttft() };
+  return { promptTokens: res.promptTokens, cachedTokens: res.cachedTokens, choices, ttftS: st.ttft(), buffered };
 }

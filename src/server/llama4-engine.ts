@@ -1,15 +1,15 @@
 /**
- * The real ServerEngine: a CausalLM with its tokenizer and chat template (the model's own Jinja template when it has
- * one, else the plain Llama 4 turn format), the scheduler, and optionally an image encoder for early fusion.
+ * The real ServerEngine: a CausalLM with its tokenizer and chat layer (src/chat: the model's own Jinja template when
+ * it has one, else the built-in Llama 4 format; its tool-call parsers), the scheduler, and optionally an image
+ * encoder for early fusion.
  */
 import type { CausalLM } from '../model/types.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
-import { JinjaTemplate } from '../chat/jinja.ts';
+import { chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, type ChatMessage as ChatLayerMessage, type ToolCallStreamEvent, type ToolDefinition } from '../chat/index.ts';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler.ts';
 import type { TokenVocabulary } from '../engine/json-schema-mask.ts';
-import { UsageError } from '../util/index.ts';
-import type { ChatMessage, EncodedPrompt, ServerEngine, ToolSpec } from './engine.ts';
-import { parseLlama4ToolCalls } from './tool-calls.ts';
+import { Llama4Error, UsageError } from '../util/index.ts';
+import type { ChatMessage, EncodedPrompt, ParsedToolCalls, ServerEngine, ToolCallStream, ToolSpec } from './engine.ts';
 
 /**
  * Early fusion: given the rendered prompt's tokens (one `<|image|>` placeholder id per image, in order) and the image
@@ -22,51 +22,48 @@ export interface Llama4EngineOptions extends SchedulerOptions {
   modelId: string;
   model: CausalLM;
   tokenizer: Tokenizer;
-  /** Jinja chat template (tokenizer_config.json / GGUF tokenizer.chat_template); null = plain Llama 4 format. */
+  /** Jinja chat template (tokenizer_config.json / GGUF tokenizer.chat_template); null = the built-in Llama 4 format. */
   chatTemplate?: string | null;
   images?: ImagePromptEncoder;
 }
 
-/** The chat template's view of a message (Hugging Face transformers' message format). */
-function templateMessage(m: ChatMessage): Record<string, unknown> {
+/** The chat layer's view of a message (OpenAI format; images become one `<|image|>` placeholder each). */
+function chatMessage(m: ChatMessage): ChatLayerMessage {
   const hasImage = m.content.some((p) => p.type === 'image');
   const text = m.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
-  const content = hasImage ? m.content.map((p) => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image' })) : text;
-  const out: Record<string, unknown> = { role: m.role, content };
-  if (m.toolCalls?.length) {
-    out.tool_calls = m.toolCalls.map((c) => {
-      let args: unknown = c.arguments;
-      try {
-        args = JSON.parse(c.arguments);
-      } catch {
-        /* templates print it as given */
-      }
-      return { id: c.id, type: 'function', function: { name: c.name, arguments: args } };
-    });
-  }
+  const out: ChatLayerMessage = {
+    role: m.role,
+    content: hasImage ? m.content.map((p) => (p.type === 'text' ? { type: 'text' as const, text: p.text } : { type: 'image' as const })) : text,
+  };
+  if (m.toolCalls?.length) out.tool_calls = m.toolCalls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
   if (m.toolCallId) out.tool_call_id = m.toolCallId;
   if (m.name) out.name = m.name;
   return out;
 }
 
-/** The Llama 4 turn format without a template file: header, content, <|eot|>; tools listed in a system turn. */
-function plainRender(messages: ChatMessage[], tools: ToolSpec[] | null, bos: string): string {
-  let s = bos;
-  const turn = (role: string, body: string) => `<|header_start|>${role}<|header_end|>\n\n${body}<|eot|>`;
-  if (tools) {
-    s += turn('system', `You may call these functions. To call one, answer with only {"name": function name, "parameters": {argument: value}}.\n${tools.map((t) => JSON.stringify({ type: 'function', function: t })).join('\n')}`);
-  }
-  for (const m of messages) {
-    let body = m.content.map((p) => (p.type === 'text' ? p.text : '<|image|>')).join('');
-    for (const c of m.toolCalls ?? []) body += `{"name": ${JSON.stringify(c.name)}, "parameters": ${c.arguments}}`;
-    s += turn(m.role === 'tool' ? 'ipython' : m.role, body.trim());
-  }
-  return s + '<|header_start|>assistant<|header_end|>\n\n';
-}
+const toolDefinitions = (tools: ToolSpec[]): ToolDefinition[] =>
+  tools.map((t) => ({ type: 'function', function: { name: t.name, ...(t.description ? { description: t.description } : {}), ...(t.parameters ? { parameters: t.parameters as Record<string, unknown> } : {}) } }));
+
+/** Tool-call parsing through the chat layer (src/chat/tool-calls.ts), in the ServerEngine's shape. */
+export const chatLayerToolCalls = {
+  parse(text: string): ParsedToolCalls {
+    return parseToolCalls(text);
+  },
+  stream(): ToolCallStream {
+    const parser = createToolCallStreamParser();
+    const content = (evs: ToolCallStreamEvent[]) => evs.map((e) => (e.type === 'content' ? e.text : '')).join('');
+    return {
+      push: (delta) => content(parser.push(delta)),
+      end() {
+        const evs = parser.end();
+        return { content: content(evs), toolCalls: evs.flatMap((e) => (e.type === 'tool_calls' ? e.calls : [])) };
+      },
+    };
+  },
+};
 
 export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
   const { model, tokenizer } = o;
-  const template = o.chatTemplate ? new JinjaTemplate(o.chatTemplate) : null;
   const bosText = tokenizer.bosId !== undefined ? (tokenizer.idToToken(tokenizer.bosId) ?? '') : '';
   const endTokens = [...new Set([...tokenizer.stopIds, ...model.info.eosTokenIds])];
   const scheduler = new Scheduler(model, o);
@@ -96,19 +93,19 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
       const images = messages.flatMap((m) => m.content.flatMap((p) => (p.type === 'image' ? [p.data] : [])));
       if (images.length && !o.images) throw new UsageError('this model does not take images');
       let text: string;
-      if (template) {
-        try {
-          text = template.render({
-            messages: messages.map(templateMessage),
-            ...(tools ? { tools: tools.map((t) => ({ type: 'function', function: t })) } : {}),
-            add_generation_prompt: true,
-            bos_token: bosText,
-          });
-        } catch (e) {
-          throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
-        }
-      } else text = plainRender(messages, tools, bosText);
-      const tokens = tokenizer.encode(text, { allowSpecial: true });
+      try {
+        text = renderChat({
+          messages: messages.map(chatMessage),
+          tools: tools ? toolDefinitions(tools) : null,
+          addGenerationPrompt: true,
+          ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
+          ...(bosText ? { bosToken: bosText } : {}),
+        });
+      } catch (e) {
+        if (e instanceof Llama4Error) throw e;
+        throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
+      }
+      const tokens = chatPromptIds(tokenizer, text);
       return images.length ? o.images!(tokens, images) : { tokens };
     },
     encodeText(text) {
@@ -117,6 +114,7 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
     },
     newDecoder: () => tokenizer.createStreamDecoder({ skipSpecial: true }),
     tokenText: (t) => tokenizer.decode([t]),
-    parseToolCalls: (text, tools) => parseLlama4ToolCalls(text, tools.map((t) => t.name)),
+    parseToolCalls: (text) => chatLayerToolCalls.parse(text),
+    newToolCallStream: () => chatLayerToolCalls.stream(),
   };
 }

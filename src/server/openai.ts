@@ -258,13 +258,14 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
     }
     r.choices.forEach((c, i) => {
       if (params.tools) {
-        // Buffered: prose and tool calls go out once the output could be parsed.
+        // Tool calls go out once the output could be parsed (and the prose too when it was buffered).
         const delta: Json = {};
-        if (c.toolCalls.length) {
-          if (c.content) delta.content = c.content;
-          delta.tool_calls = toolCallsJson(c).map((t, k) => ({ index: k, ...t }));
-        } else if (c.text) delta.content = c.text;
-        if (Object.keys(delta).length) writer.send(chunk([{ index: i, delta, logprobs: logprobs ? chatLogprobs(c.logprobs) : null, finish_reason: null }]));
+        if (r.buffered) {
+          if (c.toolCalls.length && c.content) delta.content = c.content;
+          else if (!c.toolCalls.length && c.text) delta.content = c.text;
+        }
+        if (c.toolCalls.length) delta.tool_calls = toolCallsJson(c).map((t, k) => ({ index: k, ...t }));
+        if (Object.keys(delta).length) writer.send(chunk([{ index: i, delta, logprobs: logprobs && r.buffered ? chatLogprobs(c.logprobs) : null, finish_reason: null }]));
       }
       writer.send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: finishReasonOf(c) }]));
     });
