@@ -9,8 +9,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Tiktoken } from 'tiktoken';
+import { asciiPieceEnd, isAscii } from '../src/tokenizer/pretokenize.ts';
 import {
   bytesToUnicode,
+  LLAMA4_PRETOKENIZE_SOURCE,
   llama4SpecialTokens,
   loadTokenizer,
   pretokenize,
@@ -272,6 +274,26 @@ test('bad input gives one clear error', { skip: SKIP }, () => {
   assert.throws(() => tokenizerFromHfJson({ model: { type: 'Unigram', vocab: [] } }), ModelFileError);
   assert.throws(() => tokenizerFromHfJson({ nope: 1 }), ModelFileError);
   assert.throws(() => tokenizerFromGguf({ tokens: [] }), ModelFileError);
+});
+
+test('the ASCII scanner splits exactly like the RegExp (corpus and 20,000 random ASCII strings)', { skip: SKIP }, () => {
+  const re = new RegExp(LLAMA4_PRETOKENIZE_SOURCE, 'gu');
+  const scan = (s: string): string[] => {
+    const out: string[] = [];
+    for (let p = 0; p < s.length; ) { const e = asciiPieceEnd(s, p); out.push(s.slice(p, e)); p = e; }
+    return out;
+  };
+  const texts = cases.map((c) => c.text).filter(isAscii);
+  assert.ok(texts.length > 100);
+  const r = rng(99);
+  const atoms = ["'s", "'S", "'re", "'RE", "'Ll", "'d", "'x", "'", 'a', 'B', 'ab', 'AB', 'Ab', 'aB', '1', '12', '1234', ' ', '  ', '\t', '\n', '\r\n', '\r', '\v', '\f', '/', '//', '.', '!?', '-', '\x00', '\x1b', '\x7f', '\x1c', '_', '"', '#'];
+  for (let k = 0; k < 20000; k++) {
+    let s = '';
+    const n = 1 + Math.floor(r() * 12);
+    for (let i = 0; i < n; i++) s += atoms[Math.floor(r() * atoms.length)]!;
+    texts.push(s);
+  }
+  for (const t of texts) assert.deepEqual(scan(t), t.match(re) ?? [], JSON.stringify(t.slice(0, 80)));
 });
 
 test('pretokenize splits exactly like the Rust pattern on the two JS traps', () => {

@@ -44,3 +44,82 @@ export function pretokenize(text: string): string[] {
   while ((m = re.exec(text)) !== null) out.push(m[0]);
   return out;
 }
+
+// ASCII fast path. On pure-ASCII text the pattern's classes collapse to byte tests (letters A–Z/a–z with no
+// Lm/Lo/M overlap, digits 0–9, whitespace \t\n\v\f\r and space), and the alternatives resolve as below; this
+// scanner is several times faster than the Unicode RegExp and is checked against it and tiktoken in the tests.
+const K_UPPER = 1;
+const K_LOWER = 2;
+const K_DIGIT = 3;
+const K_WS = 4; // \t \v \f space
+const K_CRLF = 5; // \r \n
+const K_PUNCT = 6; // everything else (incl. control characters, which are not White_Space)
+const KIND = new Uint8Array(128).fill(K_PUNCT);
+for (let c = 65; c <= 90; c++) KIND[c] = K_UPPER;
+for (let c = 97; c <= 122; c++) KIND[c] = K_LOWER;
+for (let c = 48; c <= 57; c++) KIND[c] = K_DIGIT;
+for (const c of [9, 11, 12, 32]) KIND[c] = K_WS;
+KIND[10] = K_CRLF;
+KIND[13] = K_CRLF;
+
+/** True when every UTF-16 unit of `s` is ASCII. */
+export function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
+}
+
+/** Length of the contraction ('s 't 're 've 'm 'll 'd, any case) at i, or 0. */
+function contraction(s: string, i: number): number {
+  if (s.charCodeAt(i) !== 39) return 0;
+  const a = s.charCodeAt(i + 1) | 0x20; // lower-cased (NaN | 0x20 = 0x20 at the end)
+  if (a === 0x73 || a === 0x74 || a === 0x6d || a === 0x64) return 2; // s t m d
+  const b = s.charCodeAt(i + 2) | 0x20;
+  if ((a === 0x72 || a === 0x76) && b === 0x65) return 3; // re ve
+  if (a === 0x6c && b === 0x6c) return 3; // ll
+  return 0;
+}
+
+/**
+ * End of the pre-token that starts at `p` in pure-ASCII `s` (same result as the RegExp).
+ */
+export function asciiPieceEnd(s: string, p: number): number {
+  const n = s.length;
+  const k = KIND[s.charCodeAt(p)]!;
+  const k1 = p + 1 < n ? KIND[s.charCodeAt(p + 1)]! : 0;
+  // Alternatives 1–2: an optional non-letter/digit/CR/LF lead, then [A-Z]*[a-z]* (at least one letter), contraction.
+  let q = -1;
+  if (k === K_UPPER || k === K_LOWER) q = p;
+  else if (k !== K_DIGIT && k !== K_CRLF && (k1 === K_UPPER || k1 === K_LOWER)) q = p + 1;
+  if (q >= 0) {
+    while (q < n && KIND[s.charCodeAt(q)] === K_UPPER) q++;
+    while (q < n && KIND[s.charCodeAt(q)] === K_LOWER) q++;
+    return q + contraction(s, q);
+  }
+  // Alternative 3: one to three digits.
+  if (k === K_DIGIT) {
+    let q3 = p + 1;
+    while (q3 < n && q3 < p + 3 && KIND[s.charCodeAt(q3)] === K_DIGIT) q3++;
+    return q3;
+  }
+  // Alternative 4: an optional space, punctuation, then CR/LF/'/'.
+  if (k === K_PUNCT || (s.charCodeAt(p) === 32 && k1 === K_PUNCT)) {
+    let q4 = k === K_PUNCT ? p + 1 : p + 2;
+    while (q4 < n && KIND[s.charCodeAt(q4)] === K_PUNCT) q4++;
+    while (q4 < n && (KIND[s.charCodeAt(q4)] === K_CRLF || s.charCodeAt(q4) === 47)) q4++;
+    return q4;
+  }
+  // Whitespace run [p, e).
+  let e = p + 1;
+  let lastCrlf = k === K_CRLF ? p : -1;
+  while (e < n) {
+    const ke = KIND[s.charCodeAt(e)];
+    if (ke === K_CRLF) lastCrlf = e;
+    else if (ke !== K_WS) break;
+    e++;
+  }
+  // Alternative 5: through the last CR/LF of the run.
+  if (lastCrlf >= 0) return lastCrlf + 1;
+  // Alternatives 6–7: the run, leaving its last character for the next token unless the text ends here.
+  if (e === n || e - p === 1) return e;
+  return e - 1;
+}

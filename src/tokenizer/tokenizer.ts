@@ -8,7 +8,7 @@
 import { ModelFileError, UsageError } from '../util/errors.ts';
 import { bytePairEncode, MergeTable, NO_MERGE } from './bpe.ts';
 import { bytesToUnicode, unicodeToBinary } from './byte-unicode.ts';
-import { llama4PretokenizeRegExp } from './pretokenize.ts';
+import { asciiPieceEnd, isAscii, llama4PretokenizeRegExp } from './pretokenize.ts';
 import { LLAMA4_IDS, LLAMA4_NUM_BASE_TOKENS, llama4SpecialTokens } from './special-tokens.ts';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './types.ts';
 
@@ -226,21 +226,31 @@ export class BpeTokenizer implements Tokenizer {
 
   /** Appends the ids of `text` (no special-token recognition) to `out`. */
   private encodeOrdinary(text: string, out: number[]): void {
+    if (isAscii(text)) {
+      // Pure ASCII (English, code): a byte-class scanner splits exactly like the RegExp, ~2x faster.
+      for (let p = 0; p < text.length; ) {
+        const e = asciiPieceEnd(text, p);
+        this.encodeCached(text.slice(p, e), out);
+        p = e;
+      }
+      return;
+    }
     const re = this.re;
-    const cache = this.cache;
     re.lastIndex = 0;
     let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) {
-      const piece = m[0];
-      let ids = cache.get(piece);
-      if (ids === undefined) {
-        ids = this.encodePiece(piece);
-        if (cache.size >= CACHE_LIMIT) cache.clear();
-        cache.set(piece, ids);
-      }
-      if (typeof ids === 'number') out.push(ids);
-      else for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
+    while ((m = re.exec(text)) !== null) this.encodeCached(m[0], out);
+  }
+
+  private encodeCached(piece: string, out: number[]): void {
+    const cache = this.cache;
+    let ids = cache.get(piece);
+    if (ids === undefined) {
+      ids = this.encodePiece(piece);
+      if (cache.size >= CACHE_LIMIT) cache.clear();
+      cache.set(piece, ids);
     }
+    if (typeof ids === 'number') out.push(ids);
+    else for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
   }
 
   private encodePiece(piece: string): number | number[] {
