@@ -115,3 +115,14 @@ test('a failing forward fails its batch only; the scheduler keeps going', async 
   assert.equal(ok.texts[0], 'Hello! You said: fine');
   assert.ok(!ok.texts[0]!.includes(detok([EOT])));
 });
+
+test('an exception outside forward (a broken constraint) fails its request, not the process', async () => {
+  const s = new Scheduler(new FakeModel(), { parallel: 2 });
+  const good = collect(s, { prompt: chat('neighbour'), maxTokens: 50 });
+  const bad = await collect(s, { prompt: chat('x'), maxTokens: 5, constraint: () => ({ mask() { throw new Error('broken mask'); }, accept() {}, done: false }) });
+  assert.equal(bad.r.choices[0]!.finishReason, 'error');
+  assert.equal((await good).texts[0], 'Hello! You said: neighbour', 'the request batched beside it is unharmed');
+  assert.match(bad.r.choices[0]!.error!.message, /broken mask/);
+  const ok = await collect(s, { prompt: chat('fine'), maxTokens: 50 });
+  assert.equal(ok.texts[0], 'Hello! You said: fine');
+});

@@ -258,7 +258,14 @@ export class Scheduler {
   private async loop(): Promise<void> {
     try {
       while (this.queue.length > 0 || this.slots.length > 0) {
-        this.step();
+        try {
+          this.step();
+        } catch (e) {
+          // A bug outside forward() (sampling, a constraint, a callback) fails the running requests, never the process.
+          const err = e instanceof Error ? e : new Error(String(e));
+          for (const s of this.slots) this.finish(s, 'error', err);
+          this.slots = [];
+        }
         await yieldToEventLoop();
       }
     } finally {
@@ -335,10 +342,10 @@ export class Scheduler {
           const clone: Slot = { ...slot, choice: c, seq: slot.seq.clone(), fed: [...slot.fed], generated: [], pending: [] };
           clone.constraint = slot.job.req.constraint ? slot.job.req.constraint() : null;
           this.slots.push(clone);
-          this.sample(clone, row);
+          this.safeSample(clone, row);
         }
       }
-      this.sample(slot, row);
+      this.safeSample(slot, row);
     }
     this.slots = this.slots.filter((s) => !s.done);
   }
@@ -392,6 +399,15 @@ export class Scheduler {
       done: false,
     });
     req.onStart?.();
+  }
+
+  /** sample(), with a failure (a broken constraint or callback) confined to its own choice. */
+  private safeSample(slot: Slot, raw: Float32Array): void {
+    try {
+      this.sample(slot, raw);
+    } catch (e) {
+      this.finish(slot, 'error', e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   /** Samples the next token of `slot` from its logits row and decides whether the choice goes on. */
