@@ -355,3 +355,27 @@ test('engines without a streaming tool-call parser buffer the output and still a
     await srv.close();
   }
 });
+
+test('remote image URLs only with the flag, with size limits', async () => {
+  const { createServer } = await import('node:http');
+  const big = Buffer.concat([PNG, Buffer.alloc(4096)]);
+  const files = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'image/png' });
+    res.end(req.url === '/big.png' ? big : PNG);
+  });
+  await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(files.address() as { port: number }).port}`;
+  const srv = await startServer(fakeEngine(), { port: 0, log: () => undefined, images: { allowRemote: true, maxBytes: 1024, timeoutMs: 2000 } });
+  try {
+    const openai = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const r = await openai.chat.completions.create({ model: 'fake-llama4', temperature: 0, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${base}/x.png` } }] }] });
+    assert.match(r.choices[0]!.message.content!, /^I see 1 image\(s\)/);
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${base}/big.png` } }] }] }),
+      (e: unknown) => e instanceof OpenAI.APIError && e.status === 413,
+    );
+  } finally {
+    await srv.close();
+    files.close();
+  }
+});
