@@ -134,42 +134,118 @@ void Engine::rope(float* x, int T, int nHeads, int headDim, const float* cos, co
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Attention: q [T, H, d], k/v [S, Hkv, d]. Each (query tile, head) is one unit of work; its visible keys are one
-// contiguous range because both masks are intervals: causal (k <= q) and Llama 4's chunked mask (RoPE layers only
-// see keys of their own 8192-token chunk: floor(k/C) == floor(q/C)). Queries are processed in tiles of 16 so a
-// tile's keys stay in cache across its queries; scores use a per-thread buffer of S floats.
-static constexpr int kQTile = 16;
+// Attention: q [T, H, d], k/v [S, Hkv, d] (f32). Flash-attention style: a unit of work is one kv head × a tile of
+// 16 queries (× a slice of the keys, see below); it walks the keys in blocks of 64 that stay in L1 while every query
+// of the tile and every query head sharing that kv head (GQA group) consumes them, with an online softmax
+// (running max m, sum l, unnormalised output acc per query head). Each query's visible keys are one contiguous
+// range because both masks are intervals: causal (k <= q) and Llama 4's chunked mask (RoPE layers only see keys of
+// their own 8192-token chunk: floor(k/C) == floor(q/C)).
+// Decode (few queries, long cache) has too few units to feed every thread, so the keys are split into slices whose
+// partial (m, l, acc) are merged afterwards (flash-decoding).
+static constexpr int kQTile = 16, kKBlock = 64;
 
 void Engine::attention(float* out, const float* q, const float* k, const float* v, const AttnShape& s) {
-  const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv;
-  const int tiles = (s.T + kQTile - 1) / kQTile;
-  for (auto& b : scratch_) if ((int)b.size() < s.S) b.resize(s.S);
-  parallelFor((int64_t)tiles * H, 1, [&](int64_t a, int64_t b, int tid) {
-    float* sc = scratch_[tid].data();
+  const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
+  const int tiles = (T + kQTile - 1) / kQTile, nth = pool_.size();
+  const int units0 = Hkv * tiles;
+  int nsplit = 1;
+  if (units0 < 4 * nth && S >= 1024) nsplit = std::min((4 * nth + units0 - 1) / units0, S / 512);
+  const size_t combos = (size_t)kQTile * group;
+  for (auto& b : scratch_) if (b.size() < combos * (d + 2) + kKBlock) b.resize(combos * (d + 2) + kKBlock);
+  // partials[split][t][h] = (m, l, acc[d]) when the keys are split
+  std::vector<float> part(nsplit > 1 ? (size_t)nsplit * T * H * (d + 2) : 0);
+  auto visible = [&](int t, int64_t& lo, int64_t& hi) {
+    const int64_t qp = s.qPos0 + t;
+    lo = 0; hi = S;
+    if (s.causal) hi = std::min<int64_t>(S, qp - s.kPos0 + 1);
+    if (s.chunkSize > 0) lo = std::max<int64_t>(0, (qp / s.chunkSize) * s.chunkSize - s.kPos0);
+  };
+  parallelFor((int64_t)units0 * nsplit, 1, [&](int64_t a, int64_t b, int tid) {
+    float* buf = scratch_[tid].data();
+    float* M = buf;                    // [combos] running max
+    float* L = M + combos;             // [combos] running sum
+    float* acc = L + combos;           // [combos][d]
+    float* sc = acc + combos * d;      // [kKBlock] scores of one block
     for (int64_t u = a; u < b; u++) {
-      const int h = (int)(u % H), tile = (int)(u / H), kvh = h / group;
-      for (int t = tile * kQTile; t < std::min(s.T, (tile + 1) * kQTile); t++) {
-        const int64_t qp = s.qPos0 + t;
-        int64_t lo = 0, hi = s.S;
-        if (s.causal) hi = std::min<int64_t>(s.S, qp - s.kPos0 + 1);
-        if (s.chunkSize > 0) lo = std::max<int64_t>(0, (qp / s.chunkSize) * s.chunkSize - s.kPos0);
-        const float* qv = q + ((size_t)t * H + h) * d;
-        float* o = out + ((size_t)t * H + h) * d;
-        std::memset(o, 0, sizeof(float) * d);
-        if (hi <= lo) continue;
-        float mx = -INFINITY;
-        for (int64_t j = lo; j < hi; j++) {
-          const float x = kt_->dot_f32(qv, k + ((size_t)j * Hkv + kvh) * d, d) * s.scale;
-          sc[j] = x;
-          mx = std::max(mx, x);
-        }
-        double sum = 0;
-        for (int64_t j = lo; j < hi; j++) { const float e = std::exp(sc[j] - mx); sc[j] = e; sum += e; }
-        const float inv = (float)(1.0 / sum);
-        for (int64_t j = lo; j < hi; j++) kt_->axpy_f32(o, sc[j] * inv, v + ((size_t)j * Hkv + kvh) * d, d);
+      const int kvh = (int)(u % Hkv), split = (int)((u / Hkv) % nsplit), tile = (int)(u / Hkv / nsplit);
+      const int t0 = tile * kQTile, t1 = std::min(T, t0 + kQTile);
+      const int64_t sa = (int64_t)split * S / nsplit, sb = (int64_t)(split + 1) * S / nsplit;
+      int64_t ulo = sb, uhi = sa;  // union of the tile's visible ranges within this slice
+      for (int t = t0; t < t1; t++) {
+        int64_t lo, hi; visible(t, lo, hi);
+        ulo = std::min(ulo, std::max(lo, sa)); uhi = std::max(uhi, std::min(hi, sb));
       }
+      const size_t nc = (size_t)(t1 - t0) * group;
+      for (size_t c = 0; c < nc; c++) { M[c] = -INFINITY; L[c] = 0; }
+      std::memset(acc, 0, sizeof(float) * nc * d);
+      for (int64_t kb = ulo; kb < uhi; kb += kKBlock) {
+        const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
+        for (int t = t0; t < t1; t++) {
+          int64_t lo, hi; visible(t, lo, hi);
+          const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
+          if (jlo >= jhi) continue;
+          for (int g = 0; g < group; g++) {
+            const int h = kvh * group + g;
+            const size_t c = (size_t)(t - t0) * group + g;
+            const float* qv = q + ((size_t)t * H + h) * d;
+            float bm = -INFINITY;
+            for (int64_t j = jlo; j < jhi; j++) {
+              const float x = kt_->dot_f32(qv, k + ((size_t)j * Hkv + kvh) * d, d) * s.scale;
+              sc[j - kb] = x;
+              bm = std::max(bm, x);
+            }
+            float* o = acc + c * d;
+            if (bm > M[c]) {  // new running max: rescale what was accumulated so far
+              const float f = std::exp(M[c] - bm);
+              if (L[c] != 0) kt_->scale_f32(o, f, d);
+              L[c] *= f;
+              M[c] = bm;
+            }
+            float l = 0;
+            for (int64_t j = jlo; j < jhi; j++) {
+              const float p = std::exp(sc[j - kb] - M[c]);
+              l += p;
+              kt_->axpy_f32(o, p, v + ((size_t)j * Hkv + kvh) * d, d);
+            }
+            L[c] += l;
+          }
+        }
+      }
+      for (int t = t0; t < t1; t++)
+        for (int g = 0; g < group; g++) {
+          const int h = kvh * group + g;
+          const size_t c = (size_t)(t - t0) * group + g;
+          if (nsplit == 1) {
+            float* o = out + ((size_t)t * H + h) * d;
+            const float inv = L[c] > 0 ? 1.f / L[c] : 0.f;  // no visible key: zeros (cannot happen in causal self-attention)
+            for (int i = 0; i < d; i++) o[i] = acc[c * d + i] * inv;
+          } else {
+            float* pp = part.data() + (((size_t)split * T + t) * H + h) * (d + 2);
+            pp[0] = M[c]; pp[1] = L[c];
+            std::memcpy(pp + 2, acc + c * d, sizeof(float) * d);
+          }
+        }
     }
   });
+  if (nsplit == 1) return;
+  // merge the key slices: out = Σ acc_s·e^(m_s − m) / Σ l_s·e^(m_s − m)
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < H; h++) {
+      float m = -INFINITY;
+      for (int sp = 0; sp < nsplit; sp++) m = std::max(m, part[(((size_t)sp * T + t) * H + h) * (d + 2)]);
+      float* o = out + ((size_t)t * H + h) * d;
+      std::memset(o, 0, sizeof(float) * d);
+      if (m == -INFINITY) continue;
+      double l = 0;
+      for (int sp = 0; sp < nsplit; sp++) {
+        const float* pp = part.data() + (((size_t)sp * T + t) * H + h) * (d + 2);
+        if (pp[1] == 0) continue;
+        const float f = std::exp(pp[0] - m);
+        l += (double)pp[1] * f;
+        kt_->axpy_f32(o, f, pp + 2, d);
+      }
+      kt_->scale_f32(o, (float)(1.0 / l), d);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

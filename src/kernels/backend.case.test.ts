@@ -236,6 +236,8 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     ['chunked cache window (kPos0 > 0)', { T: 3, S: 10, qPos0: 21, kPos0: 14, causal: true, chunk: 8 }],
     ['bidirectional (vision)', { T: 9, S: 9, qPos0: 0, kPos0: 0, causal: false, chunk: 0 }],
     ['long prefill tile edges', { T: 70, S: 70, qPos0: 0, kPos0: 0, causal: true, chunk: 32 }],
+    ['decode over a long cache (key slices)', { T: 1, S: 2600, qPos0: 2599, kPos0: 0, causal: true, chunk: 0 }],
+    ['decode over a long chunked cache', { T: 2, S: 2600, qPos0: 2598, kPos0: 0, causal: true, chunk: 1024 }],
   ];
   for (const [name, c] of attnCases) {
     t0(`attention: ${name}`, () => {
