@@ -13,6 +13,7 @@ export type { LayerCache, KvView } from './model/kv-cache.ts';
 export { openSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.ts';
 export type { TensorSource, SafetensorsHeader } from './io/safetensors.ts';
 export { TsBackend } from './kernels/ts/index.ts';
+export { NativeBackend, tryCreateNativeBackend, nativeIsas, MappedFile, mmapFile, canMmap, type NativeBackendOptions, type NativeIsa } from './kernels/native/index.ts';
 export * from './tokenizer/index.ts';
 export * from './image/index.ts';
 export * from './model/llama4/vision-config.ts';
