@@ -135,7 +135,12 @@ export function renderChat(opts: RenderChatOptions): string {
   const tools = opts.tools ?? null;
   const bosToken = opts.bosToken ?? '<|begin_of_text|>';
   if (opts.template === undefined) {
-    return renderLlama4Builtin({ messages, tools, addGenerationPrompt: opts.addGenerationPrompt, bosToken, ...(opts.extra ? { extra: opts.extra } : {}) });
+    try {
+      return renderLlama4Builtin({ messages, tools, addGenerationPrompt: opts.addGenerationPrompt, bosToken, ...(opts.extra ? { extra: opts.extra } : {}) });
+    } catch (e) {
+      if (e instanceof RangeError) throw new UsageError('chat: tool arguments or results are too deeply nested');
+      throw e;
+    }
   }
   const { source, where } = pickTemplate(opts.template, tools !== null);
   const t = compile(source, where);
