@@ -18,16 +18,14 @@ import { tokenizerFromGguf, tokenizerFromTiktoken } from '../src/tokenizer/index
 import { sharedPath } from './helpers/shared.ts';
 
 async function cli(args: string[]): Promise<{ code: number; err: string }> {
+  // Capture stderr only: the test runner reports through stdout, and swallowing it would lose test results.
   const write = process.stderr.write.bind(process.stderr);
-  const out = process.stdout.write.bind(process.stdout);
   let err = '';
   process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
-  process.stdout.write = (() => true) as typeof process.stdout.write;
   try {
     return { code: await main(args), err };
   } finally {
     process.stderr.write = write;
-    process.stdout.write = out;
   }
 }
 

@@ -8,15 +8,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import { dequantize } from '../../tensor/index.ts';
+import type { TensorSource } from '../../io/safetensors.ts';
 import { openSafetensors } from '../../io/safetensors.ts';
 import { parseFileType } from '../../io/gguf/quant-policy.ts';
 import type { Llama4Config } from '../../model/llama4/config.ts';
 import { parseHfConfig } from '../../model/llama4/config.ts';
-import { loadHfTextTensors } from '../../model/llama4/weights.ts';
+import { hfPrefixes, transposeLast2 } from '../../model/llama4/weights.ts';
 import { ggufIncompatibilities } from '../../model/llama4/gguf-config.ts';
 import { llama4SpecialTokens } from '../../tokenizer/index.ts';
 import { ModelFileError, UsageError } from '../../util/index.ts';
 import type { GgufTokenizer } from './make-test-model.ts';
+import type { TensorProducer } from './make-test-model.ts';
 import { gpt2ByteChars, parseThreads, writeLlama4Gguf } from './make-test-model.ts';
 
 function readJson(file: string): unknown {
@@ -121,6 +123,67 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
   };
 }
 
+/** Internal name (after `blk.N.`) -> HF name (after `layers.N.`) for tensors that only change name. */
+const HF_NAMES: Record<string, string> = {
+  attn_norm: 'input_layernorm.weight', ffn_norm: 'post_attention_layernorm.weight',
+  attn_q: 'self_attn.q_proj.weight', attn_k: 'self_attn.k_proj.weight', attn_v: 'self_attn.v_proj.weight',
+  attn_output: 'self_attn.o_proj.weight', ffn_gate_inp: 'feed_forward.router.weight',
+  ffn_gate_shexp: 'feed_forward.shared_expert.gate_proj.weight', ffn_up_shexp: 'feed_forward.shared_expert.up_proj.weight',
+  ffn_down_shexp: 'feed_forward.shared_expert.down_proj.weight', ffn_gate: 'feed_forward.gate_proj.weight',
+  ffn_up: 'feed_forward.up_proj.weight', ffn_down: 'feed_forward.down_proj.weight',
+};
+
+/**
+ * Reads HF tensors on demand in internal names and layouts (as weights.ts does for loading, but one tensor at a
+ * time, so converting a 100 B-parameter checkpoint holds one source tensor, not all of them). The fused experts:
+ * gate_up_proj [E, H, 2I] -> ffn_gate_exps / ffn_up_exps [E, I, H] (the half not yet asked for is kept until it
+ * is), down_proj [E, I, H] -> ffn_down_exps [E, H, I].
+ */
+function hfProducer(cfg: Llama4Config, src: TensorSource, where: string): TensorProducer {
+  const { model, head } = hfPrefixes(cfg);
+  const { numExperts: E, hiddenSize: H, intermediateSize: I } = cfg;
+  const pending = new Map<string, Float32Array>();
+  const read = (hf: string, shape: readonly number[]): Float32Array => {
+    if (!src.infos.has(hf)) throw new ModelFileError(where, `missing tensor "${hf}"`);
+    const t = src.read(hf);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelFileError(where, `tensor "${hf}" has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
+    }
+    return dequantize(t.dtype, t.bytes, shape.reduce((a, b) => a * b, 1));
+  };
+  return (name, shape) => {
+    const kept = pending.get(name);
+    if (kept) { pending.delete(name); return kept; }
+    if (name === 'token_embd') return read(`${model}embed_tokens.weight`, shape);
+    if (name === 'output_norm') return read(`${model}norm.weight`, shape);
+    if (name === 'output') return read(head, shape);
+    const m = /^blk\.(\d+)\.(\w+)$/.exec(name);
+    if (!m) throw new ModelFileError(where, `no HF tensor for "${name}"`);
+    const p = `${model}layers.${m[1]}.`;
+    const kind = m[2]!;
+    if (kind === 'ffn_gate_exps' || kind === 'ffn_up_exps') {
+      // [E, H, 2I] -> [E, 2I, H]: rows 0..I-1 of each expert are gate, I..2I-1 up.
+      const gu = read(`${p}feed_forward.experts.gate_up_proj`, [E, H, 2 * I]);
+      const t = new Float32Array(transposeLast2(new Uint8Array(gu.buffer), 'f32', E, H, 2 * I).buffer);
+      const gate = new Float32Array(E * I * H), up = new Float32Array(E * I * H);
+      for (let e = 0; e < E; e++) {
+        gate.set(t.subarray(e * 2 * I * H, (e * 2 + 1) * I * H), e * I * H);
+        up.set(t.subarray((e * 2 + 1) * I * H, (e + 1) * 2 * I * H), e * I * H);
+      }
+      const other = kind === 'ffn_gate_exps' ? 'ffn_up_exps' : 'ffn_gate_exps';
+      pending.set(`blk.${m[1]}.${other}`, kind === 'ffn_gate_exps' ? up : gate);
+      return kind === 'ffn_gate_exps' ? gate : up;
+    }
+    if (kind === 'ffn_down_exps') {
+      const d = read(`${p}feed_forward.experts.down_proj`, [E, I, H]);
+      return new Float32Array(transposeLast2(new Uint8Array(d.buffer), 'f32', E, I, H).buffer);
+    }
+    const hf = HF_NAMES[kind];
+    if (!hf) throw new ModelFileError(where, `no HF tensor for "${name}"`);
+    return read(p + hf, shape);
+  };
+}
+
 export const convertCommand: Command = {
   name: 'convert',
   summary: 'convert a Hugging Face checkpoint to a llama.cpp GGUF (f16, q8_0, q4_k_m, …)',
@@ -153,16 +216,11 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
       if (!values.force) throw new UsageError(`${msg} (use --force to write it anyway)`);
       process.stderr.write(`warning: ${msg}\n`);
     }
-    const tensors = loadHfTextTensors(cfg, openSafetensors(dir), dir);
+    const produce = hfProducer(cfg, openSafetensors(dir), dir);
     const tok = tokenizerFromFolder(dir, cfg);
     if (!tok) process.stderr.write('warning: no tokenizer.json or tokenizer.model in the folder; llama.cpp needs one to load the file\n');
     const t0 = Date.now();
-    const sum = await writeLlama4Gguf(out, cfg, ftype, (name, shape) => {
-      const t = tensors.get(name);
-      if (!t) throw new ModelFileError(dir, `missing tensor "${name}"`);
-      tensors.delete(name); // release each source tensor once written
-      return dequantize(t.dtype, t.bytes, shape.reduce((a, b) => a * b, 1));
-    }, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
+    const sum = await writeLlama4Gguf(out, cfg, ftype, produce, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
       onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
       threads: parseThreads(values.threads),
       pure: values.pure ?? false,
