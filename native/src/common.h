@@ -45,7 +45,9 @@ struct ActQ8K { float d; int16_t bsums[16]; int8_t qs[256]; };           // 292 
 enum ActFmt : int { ACT_F32 = 0, ACT_Q8 = 1, ACT_Q8K = 2 };
 
 // ---- IEEE half <-> float without F16C (the scalar path must not assume it). ----
-inline float half_to_float(uint16_t h) {
+// Helpers here are `static`: each ISA translation unit gets its own copy, so the linker can never hand the scalar
+// code an AVX-512-compiled instance of a shared inline function (an ODR trap with per-file ISA flags).
+static inline float half_to_float(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
   if (exp == 0) {
@@ -59,13 +61,13 @@ inline float half_to_float(uint16_t h) {
   else bits = sign | ((exp + 112) << 23) | (mant << 13);
   float f; std::memcpy(&f, &bits, 4); return f;
 }
-inline float bf16_to_float(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
-inline uint16_t rd16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+static inline float bf16_to_float(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
+static inline uint16_t rd16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
 
 // Bytes per row of K elements, elements per block and bytes per block of a type (0 when unknown).
 int type_block_size(int type);
 int type_block_bytes(int type);
-inline size_t row_bytes(int type, int64_t K) { return (size_t)(K / type_block_size(type)) * (size_t)type_block_bytes(type); }
+static inline size_t row_bytes(int type, int64_t K) { return (size_t)(K / type_block_size(type)) * (size_t)type_block_bytes(type); }
 
 // out[r] = dot(row r of w, act) for r < nrows; rows are `rowBytes` apart; K elements each.
 // `prefetch` asks the kernel to software-prefetch ahead in the weight stream (decode: every weight byte comes from
@@ -97,7 +99,7 @@ const KernelTable* kernels_avx2();    // null when not compiled in
 const KernelTable* kernels_avx512();  // null when not compiled in
 
 // Activation bytes per row of K for a format.
-inline size_t act_row_bytes(int fmt, int K) {
+static inline size_t act_row_bytes(int fmt, int K) {
   return fmt == ACT_Q8 ? (size_t)(K / 32) * sizeof(ActQ8) : fmt == ACT_Q8K ? (size_t)(K / 256) * sizeof(ActQ8K) : (size_t)K * 4;
 }
 
