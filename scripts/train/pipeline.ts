@@ -14,8 +14,8 @@
  * Usage: npx tsx scripts/train/pipeline.ts STAGE [--work DIR] [--seconds N]
  * Logs go to stdout; run under `nice` and tee to /tmp.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BpeEncoder, toTokenizerJson, trainBpe } from '../../src/train/bpe.ts';
 import { CHAT_TEMPLATE, randomChatExample, splitFortunes } from '../../src/train/data.ts';
@@ -98,7 +98,7 @@ switch (stage) {
   case 'distill': {
     // Continue the student on teacher soft targets + hard labels; the hard-label weight rises 0.3 → 0.8.
     go(runCfg('distilled', {
-      init_from: join(WORK, 'student'), max_seconds: seconds ?? 900,
+      init_from: latest(), max_seconds: seconds ?? 900,
       train: { steps: steps ?? 200, batch: 16, lr: 1.5e-3, warmup: 10, aux_coef: 0.01 },
       data: { text_files: [join(WORK, 'corpus.txt')], text_share: 0.3, seq_len: 64, heldout_share: 0.05, tool_share: 0.04 },
       distill: { teacher: join(WORK, 'teacher'), alpha_start: 0.3, alpha_end: 0.8, temperature: 2 },
@@ -117,8 +117,10 @@ switch (stage) {
 
 /** The most advanced student checkpoint present. */
 function latest(): string {
-  for (const n of ['dpo', 'sft', 'distilled', 'student']) if (existsSync(join(WORK, n, 'model.safetensors'))) return join(WORK, n);
-  throw new Error('no student checkpoint yet');
+  const have = ['dpo', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
+  if (!have.length) throw new Error('no student checkpoint yet');
+  have.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return dirname(have[0]!);
 }
 
 function stopIds(enc: ReturnType<typeof loadEncoder>): number[] {
@@ -134,7 +136,7 @@ function candidates(): ChatExample[] {
 }
 
 function sft(): void {
-  const src = existsSync(join(WORK, 'distilled', 'model.safetensors')) ? join(WORK, 'distilled') : join(WORK, 'student');
+  const src = latest();
   const enc = loadEncoder(join(WORK, 'tokenizer.json'));
   const model = loadCheckpoint(src);
   const cands = candidates();
@@ -146,13 +148,15 @@ function sft(): void {
     (text === e.answer ? right : wrong).push(e);
   }
   log(`sft: ${src} gets ${right.length}/${cands.length} trained chat examples exactly right (${((Date.now() - t0) / 1000).toFixed(0)}s); training on the ${wrong.length} wrong ones + replay`);
-  // Wrong examples 3x, plus as many right ones again as replay so the rest is not forgotten.
+  // Wrong examples 2x (4x when both numbers are at most 10: what users ask first), plus replay of right ones so
+  // the rest is not forgotten.
   const rng = new Rng(5);
-  const rows = [...wrong, ...wrong, ...wrong, ...rng.shuffle(right).slice(0, Math.max(50, wrong.length))];
+  const small = (e: ChatExample): boolean => e.kind !== 'tool' && (e.question.match(/\d+/g) ?? []).every((x) => Number(x) <= 10);
+  const rows = [...wrong, ...wrong, ...wrong.filter(small), ...wrong.filter(small), ...rng.shuffle(right).slice(0, Math.max(50, Math.floor(wrong.length / 2)))];
   writeFileSync(join(WORK, 'sft.jsonl'), rows.map((e) => JSON.stringify({ prompt: e.prompt, answer: e.answer })).join('\n') + '\n');
   go(runCfg('sft', {
-    init_from: src, max_seconds: seconds ?? 600,
-    train: { steps: steps ?? Math.min(150, Math.ceil((rows.length * 3) / 16)), batch: 16, lr: 1e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
+    init_from: src, max_seconds: seconds ?? 1800,
+    train: { steps: steps ?? Math.min(600, Math.ceil((rows.length * 4) / 16)), batch: 16, lr: 2e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
     data: { sft_file: join(WORK, 'sft.jsonl'), text_share: 0, tool_share: 0 }, eval_every: 50, save_every: 25,
   }));
 }

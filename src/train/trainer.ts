@@ -51,6 +51,7 @@ export class DataSource {
   readonly trainStream: Int32Array;
   readonly heldStream: Int32Array;
   private readonly sft: { prompt: number[]; answer: number[] }[] = [];
+  private readonly sftPools: { prompt: number[]; answer: number[] }[][] = [[], []];
   constructor(readonly enc: BpeEncoder, readonly cfg: TrainRunConfig['data']) {
     const bos = enc.special('<|begin_of_text|>'), eot = enc.special('<|end_of_text|>');
     const docs: string[] = [];
@@ -75,6 +76,7 @@ export class DataSource {
         this.sft.push({ prompt: enc.encode(e.prompt), answer: [...enc.encode(e.answer, false), enc.special('<|eot|>')] });
       }
       if (this.sft.length === 0) throw new UsageError(`data.sft_file: ${cfg.sft_file} has no examples`);
+      for (const e of this.sft) this.sftPools[e.prompt.length + e.answer.length > 96 ? 1 : 0]!.push(e);
     }
   }
 
@@ -96,8 +98,14 @@ export class DataSource {
     const ex: { prompt: number[]; answer: number[] }[] = [];
     // Tool prompts are ~8x longer than the others: whole batches are tool-only or tool-free so padding stays small.
     const toolBatch = rng.next() < (this.cfg.tool_share ?? 0.05);
+    const longShare = this.sftPools[1]!.length / Math.max(1, this.sft.length);
+    const toolBatchSft = this.sftPools[0]!.length === 0 || (this.sftPools[1]!.length > 0 && rng.next() < longShare);
     for (let b = 0; b < B; b++) {
-      if (this.sft.length) ex.push(this.sft[rng.int(this.sft.length)]!);
+      if (this.sft.length) {
+        // Long (tool) and short examples are drawn in separate batches, in proportion to their counts.
+        const pool = this.sftPools[toolBatchSft ? 1 : 0]!;
+        ex.push(pool[rng.int(pool.length)]!);
+      }
       else {
         const e: ChatExample = randomChatExample(rng, undefined, toolBatch ? 1 : 0);
         ex.push({ prompt: this.enc.encode(e.prompt), answer: [...this.enc.encode(e.answer, false), eot] });
