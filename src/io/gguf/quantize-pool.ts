@@ -28,7 +28,7 @@ export class QuantizePool {
     for (let i = 0; i < threads; i++) {
       // From TypeScript sources (tsx), the worker must register tsx's loader itself: hooks are not inherited.
       const w = extname(self) === '.ts'
-        ? new Worker(`import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true })
+        ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((api) => { api.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true })
         : new Worker(url);
       w.on('message', (m: { id: number; q?: Uint8Array; error?: string }) => {
         const p = this.waiting.get(m.id);
