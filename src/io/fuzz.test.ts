@@ -190,3 +190,27 @@ test('a GGUF whose header claims absurd counts is rejected before allocating', (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('extreme llama4 metadata values end in a Llama4Error before any model allocation', (t) => {
+  const real = join(SHARED, 'gguf', 'llama4-tiny-g1-Q8_0.gguf');
+  if (!existsSync(real)) return t.skip(`${real} is missing (../shared must sit beside the project)`);
+  const f = readGguf(real);
+  const keys = [...f.metadata.keys()].filter((k) => k.startsWith('llama4.') && typeof f.metadata.get(k) === 'number');
+  let cases = 0;
+  for (const key of keys) {
+    for (const v of [0, 1, 3, 2 ** 31 - 1, 2 ** 32 - 1, -1, NaN, 1e30]) {
+      const md = new Map(f.metadata);
+      md.set(key, v);
+      const t0 = Date.now();
+      try {
+        llama4FromGguf(md, f.tensorData, 'fuzz.gguf');
+      } catch (e) {
+        if (!(e instanceof Llama4Error)) assert.fail(`${key} = ${v}: ${(e as Error).name}: ${(e as Error).message}`);
+      }
+      assert.ok(Date.now() - t0 < 1000, `${key} = ${v} took ${Date.now() - t0} ms`);
+      cases++;
+    }
+  }
+  t.diagnostic(`${cases} metadata cases over ${keys.length} keys`);
+  assert.ok(keys.length >= 10);
+});

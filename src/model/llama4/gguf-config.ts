@@ -80,6 +80,8 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
   const k = (s: string): string => `llama4.${s}`;
   const hiddenSize = getPosInt(md, k('embedding_length'), file);
   const numLayers = getPosInt(md, k('block_count'), file);
+  // Every layer has tensors: a block count beyond the tensor count is corrupt (and must not size any allocation).
+  if (numLayers > Math.max(tensorShapes.size, 1)) throw new ModelFileError(file, `block_count ${numLayers} exceeds the ${tensorShapes.size} tensors in the file`);
   const numHeads = getPosInt(md, k('attention.head_count'), file);
   const numKvHeads = getPosInt(md, k('attention.head_count_kv'), file, numHeads);
   const headDim = getPosInt(md, k('attention.key_length'), file, getNum(md, k('rope.dimension_count'), file, hiddenSize / numHeads));
@@ -116,6 +118,9 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
   const tokens = md.get('tokenizer.ggml.tokens');
   const embd = tensorShapes.get('token_embd');
   const vocabSize = getPosInt(md, k('vocab_size'), file, embd?.shape[0] ?? (Array.isArray(tokens) ? tokens.length : undefined));
+  const rmsNormEps = getNum(md, k('attention.layer_norm_rms_epsilon'), file);
+  const ropeTheta = getNum(md, k('rope.freq_base'), file, 10000);
+  if (!(rmsNormEps > 0) || !(ropeTheta > 1)) throw new ModelFileError(file, `implausible rms epsilon ${rmsNormEps} or rope.freq_base ${ropeTheta}`);
   const eos: number[] = [];
   for (const key of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eom_token_id', 'tokenizer.ggml.eot_token_id']) {
     const id = optId(md, key);
@@ -133,8 +138,8 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
     headDim,
     numExperts: Math.max(numExperts, 1),
     numExpertsPerTok: 1,
-    rmsNormEps: getNum(md, k('attention.layer_norm_rms_epsilon'), file),
-    ropeTheta: getNum(md, k('rope.freq_base'), file, 10000),
+    rmsNormEps,
+    ropeTheta,
     ropeScaling: null,
     attentionChunkSize: C.chunkSize,
     attnTemperatureTuning: !allGlobal,
