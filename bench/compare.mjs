@@ -37,7 +37,9 @@ for (const type of o.types.split(',')) {
     console.log(`${type.padEnd(7)} t=${t}  prefill ${f(a.prefill_tps)} vs ${f(b.prefill_tps)} tok/s (x${f(a.prefill_tps / b.prefill_tps, 2)})  ` +
       `decode ${f(a.decode_tps)} vs ${f(b.decode_tps)} tok/s (x${f(a.decode_tps / b.decode_tps, 2)})  ` +
       `bw ${f(a.bandwidth_pct, 0)}% of ${f(a.memory_read_gbps)} GB/s (llama.cpp ${f((a.bandwidth_pct * b.decode_tps) / a.decode_tps, 0)}%)  ` +
-      `RSS ${f(a.peak_rss_bytes / 2 ** 20, 0)} vs ${f(b.peak_rss_bytes / 2 ** 20, 0)} MiB`);
+      `RSS ${f(a.peak_rss_bytes / 2 ** 20, 0)} vs ${f(b.peak_rss_bytes / 2 ** 20, 0)} MiB` +
+      // At 1 thread CPU time per token is a steadier speed figure on a busy machine (ggml's idle threads spin, so not at 2).
+      (t === 1 ? `  cpu-time speed x${f(b.prefill_cpu_ms_per_token / a.prefill_cpu_ms_per_token, 2)} prefill, x${f(b.decode_cpu_ms_per_token / a.decode_cpu_ms_per_token, 2)} decode` : ''));
   }
 }
 console.log(JSON.stringify({ prompt: +o.prompt, gen: +o.gen, repeat: +o.repeat, rows: rows.map(({ type, t, a, b }) => ({

@@ -24,24 +24,28 @@ await seq.clearHistory();
 { let c = 0; for await (const tok of seq.evaluate([rnd()], { temperature: 0 })) { void tok; if (++c >= 2) break; } }
 await seq.clearHistory();
 s = 12345;
-const pp = [], tg = [];
+const pp = [], tg = [], ppCpu = [], tgCpu = [];
+const cpuMs = (c0) => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
 for (let rep = 0; rep < R; rep++) {
   if (P > 0) {
     const ids = Array.from({ length: P }, rnd);
-    const t0 = process.hrtime.bigint();
+    const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
     await seq.evaluateWithoutGeneratingNewTokens(ids);
     pp.push(P / secs(t0));
+    ppCpu.push(cpuMs(c0) / P);
     await seq.clearHistory();
   }
   if (N > 0) {
     let count = 0;
-    const t0 = process.hrtime.bigint();
+    const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
     for await (const tok of seq.evaluate([rnd()], { temperature: 0 })) { void tok; if (++count >= N) break; }
     tg.push(N / secs(t0));
+    tgCpu.push(cpuMs(c0) / N);
     await seq.clearHistory();
   }
 }
 const peak = process.resourceUsage().maxRSS * 1024;
-process.stdout.write(JSON.stringify({ prefill_tps: pp.length ? median(pp) : 0, decode_tps: tg.length ? median(tg) : 0, peak_rss_bytes: peak, prefill_runs: pp, decode_runs: tg }) + '\n');
+process.stdout.write(JSON.stringify({ prefill_tps: pp.length ? median(pp) : 0, decode_tps: tg.length ? median(tg) : 0, peak_rss_bytes: peak,
+  prefill_cpu_ms_per_token: ppCpu.length ? median(ppCpu) : null, decode_cpu_ms_per_token: tgCpu.length ? median(tgCpu) : null, prefill_runs: pp, decode_runs: tg }) + '\n');
 await ctx.dispose();
 await model.dispose();

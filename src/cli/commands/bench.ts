@@ -62,7 +62,7 @@ export const benchCommand: Command = {
   summary: 'measure prefill and decode tokens/s and decode memory bandwidth of a model',
   usage: `usage: llama4 bench -m MODEL [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]
 Prefill: a P-token prompt in one forward pass. Decode: N single-token steps from an empty cache (llama-bench's pp/tg).
-Reports medians of R runs, the weight bytes each decode step reads as GB/s and as a percentage of the memory read
+Reports medians of R runs (and CPU ms per token, steadier than wall time on a shared machine), the weight bytes each decode step reads as GB/s and as a percentage of the memory read
 bandwidth measured on the spot, and the process's peak resident memory.
 --json prints {"prefill_tps", "decode_tps", "bandwidth_pct", "peak_rss_bytes", ...}.
   -p, --prompt N         prompt tokens (default 512; 0 skips prefill)
@@ -96,21 +96,24 @@ ${MODEL_USAGE}`,
       for (let i = 0; i < 2; i++) model.forward([{ seq, tokens: [rnd()], logits: 'last' }]);
     }
     s = 12345;
-    const pp: number[] = [], tg: number[] = [];
+    const pp: number[] = [], tg: number[] = [], ppCpu: number[] = [], tgCpu: number[] = [];
+    const cpuMs = (c0: NodeJS.CpuUsage): number => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
     for (let rep = 0; rep < R; rep++) {
       if (P > 0) {
         const ids = Array.from({ length: P }, rnd);
         const seq = model.newSequence();
-        const t0 = process.hrtime.bigint();
+        const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
         model.forward([{ seq, tokens: ids, logits: 'last' }]);
         pp.push(P / seconds(t0));
+        ppCpu.push(cpuMs(c0) / P);
       }
       if (N > 0) {
         const seq = model.newSequence();
         let tok = rnd();
-        const t0 = process.hrtime.bigint();
+        const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
         for (let i = 0; i < N; i++) tok = argmax(model.forward([{ seq, tokens: [tok], logits: 'last' }])[0]!);
         tg.push(N / seconds(t0));
+        tgCpu.push(cpuMs(c0) / N);
       }
     }
     const peakRss = process.resourceUsage().maxRSS * 1024; // before the bandwidth probe allocates its buffer
@@ -130,6 +133,9 @@ ${MODEL_USAGE}`,
       backend: backend.name,
       threads: (backend as { threads?: number }).threads ?? 1,
       prompt: P, gen: N, repeat: R,
+      // CPU time per token (all threads): on a shared machine a steadier figure than wall time at 1 thread
+      prefill_cpu_ms_per_token: ppCpu.length ? median(ppCpu) : null,
+      decode_cpu_ms_per_token: tgCpu.length ? median(tgCpu) : null,
       prefill_runs: pp, decode_runs: tg,
     };
     if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
