@@ -16,24 +16,44 @@
 
 /** Unicode White_Space, i.e. Rust regex `\s`. */
 const WS = '\\t\\n\\v\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000';
+
+/**
+ * Letters, marks and digits new in Unicode 17.0 (this Node's ICU) that tiktoken's Rust regex tables (Unicode 16.0)
+ * still call unassigned, so for tiktoken they are neither \p{L}, \p{M} nor \p{N}. Found by probing tiktoken 1.0.22
+ * with every code point unassigned in Unicode 14 but a letter/mark/digit here (14,184; these 4,699 differed, and
+ * with them removed none do). On an older Node they are unassigned anyway and removing them changes nothing.
+ */
+const NEWER_THAN_TIKTOKEN =
+  '\\u{88F}\\u{C5C}\\u{CDC}\\u{1ACF}-\\u{1ADD}\\u{1AE0}-\\u{1AEB}\\u{A7CE}-\\u{A7CF}\\u{A7D2}\\u{A7D4}\\u{A7F1}' +
+  '\\u{10940}-\\u{10959}\\u{10EC5}-\\u{10EC7}\\u{10EFA}-\\u{10EFB}\\u{11B60}-\\u{11B67}\\u{11DB0}-\\u{11DDB}' +
+  '\\u{11DE0}-\\u{11DE9}\\u{16EA0}-\\u{16EB8}\\u{16EBB}-\\u{16ED3}\\u{16FF2}-\\u{16FF6}\\u{187F8}-\\u{187FF}' +
+  '\\u{18D09}-\\u{18D1E}\\u{18D80}-\\u{18DF2}\\u{1E6C0}-\\u{1E6DE}\\u{1E6E0}-\\u{1E6F5}\\u{1E6FE}-\\u{1E6FF}' +
+  '\\u{2B73A}-\\u{2B73F}\\u{2CEA2}-\\u{2CEAD}\\u{323B0}-\\u{33479}';
+
+/** A property class minus the code points tiktoken does not know yet (RegExp `v` flag set subtraction). */
+const known = (cls: string): string => `[[${cls}]--[${NEWER_THAN_TIKTOKEN}]]`;
+const LETTER_OR_NUMBER = known('\\p{L}\\p{N}');
 const CONTRACTION = "(?:'[sS\\u017F]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?";
-const UPPERISH = '[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]';
-const LOWERISH = '[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]';
-const LEAD = '[^\\r\\n\\p{L}\\p{N}]?';
+const UPPERISH = known('\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}');
+const LOWERISH = known('\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}');
+const LEAD = `[^\\r\\n${LETTER_OR_NUMBER}]?`;
 
 export const LLAMA4_PRETOKENIZE_SOURCE = [
   `${LEAD}${UPPERISH}*${LOWERISH}+${CONTRACTION}`,
   `${LEAD}${UPPERISH}+${LOWERISH}*${CONTRACTION}`,
-  '\\p{N}{1,3}',
-  ` ?[^${WS}\\p{L}\\p{N}]+[\\r\\n/]*`,
+  `${known('\\p{N}')}{1,3}`,
+  ` ?[^${WS}${LETTER_OR_NUMBER}]+[\\r\\n\\/]*`, // '/' must be escaped in a v-mode class
   `[${WS}]*[\\r\\n]+`,
   `[${WS}]+(?![^${WS}])`,
   `[${WS}]+`,
 ].join('|');
 
+/** Flags for LLAMA4_PRETOKENIZE_SOURCE: global, and `v` (Unicode sets) for the class subtraction. */
+export const LLAMA4_PRETOKENIZE_FLAGS = 'gv';
+
 /** A fresh global RegExp for the pattern (global regexes carry lastIndex state; don't share one across calls). */
 export function llama4PretokenizeRegExp(): RegExp {
-  return new RegExp(LLAMA4_PRETOKENIZE_SOURCE, 'gu');
+  return new RegExp(LLAMA4_PRETOKENIZE_SOURCE, LLAMA4_PRETOKENIZE_FLAGS);
 }
 
 /** The pre-tokens of `text`, in order; their concatenation is `text`. */
