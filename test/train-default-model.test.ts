@@ -1,0 +1,56 @@
+// The shipped default model (models/default): Llama 4 architecture within 20 MB, standard HF files, and — through
+// the engine's own loader, tokenizer loader and the shipped chat template — it answers arithmetic questions in the
+// chat format and stops on <|eot|>.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { loadModel } from '../src/load.ts';
+import { loadTokenizer } from '../src/tokenizer/index.ts';
+
+const DIR = resolve(process.cwd(), 'models/default');
+
+test('models/default is a small Llama 4 (MoE, chunked + NoPE layers) in the HF layout', (t) => {
+  if (!existsSync(DIR)) { t.skip('models/default missing'); return; }
+  const total = readdirSync(DIR).reduce((a, f) => a + statSync(join(DIR, f)).size, 0);
+  assert.ok(total <= 20 * 1024 * 1024, `models/default is ${total} bytes`);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) assert.ok(existsSync(join(DIR, f)), f);
+  const cfg = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8'));
+  assert.equal(cfg.model_type, 'llama4_text');
+  assert.ok(cfg.moe_layers.length > 0 && cfg.num_local_experts > 1, 'MoE layers');
+  assert.ok(cfg.no_rope_layers.includes(0) && cfg.no_rope_layers.includes(1), 'NoPE and RoPE (chunked) layers');
+  const tc = JSON.parse(readFileSync(join(DIR, 'tokenizer_config.json'), 'utf8'));
+  assert.equal(typeof tc.chat_template, 'string');
+});
+
+test('the engine answers "What is A plus B?" from models/default in the chat format', async (t) => {
+  if (!existsSync(DIR)) { t.skip('models/default missing'); return; }
+  const { model } = await loadModel(DIR, { backend: 'typescript' });
+  const tok = loadTokenizer(DIR);
+  const tpl = new Template(JSON.parse(readFileSync(join(DIR, 'tokenizer_config.json'), 'utf8')).chat_template);
+  const eot = tok.specialTokens.get('<|eot|>')!;
+  assert.ok(model.info.eosTokenIds.includes(eot), 'generation stops on <|eot|>');
+  const ask = (q: string): string => {
+    const prompt = tpl.render({ messages: [{ role: 'user', content: q }], add_generation_prompt: true, bos_token: '<|begin_of_text|>' });
+    const seq = model.newSequence();
+    let [logits] = model.forward([{ seq, tokens: tok.encode(prompt, { allowSpecial: true }), logits: 'last' }]);
+    const out: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      let best = 0;
+      for (let j = 1; j < logits!.length; j++) if (logits![j]! > logits![best]!) best = j;
+      if (model.info.eosTokenIds.includes(best)) break;
+      out.push(best);
+      [logits] = model.forward([{ seq, tokens: [best], logits: 'last' }]);
+    }
+    return tok.decode(out);
+  };
+  let right = 0;
+  const qs: [number, number][] = [[7, 5], [3, 4], [2, 6], [8, 1], [5, 5], [9, 3]];
+  for (const [a, b] of qs) {
+    const ans = ask(`What is ${a} plus ${b}?`);
+    assert.match(ans, new RegExp(`^${a} plus ${b} is \\d+\\.$`), `answer to ${a} plus ${b}: ${JSON.stringify(ans)}`);
+    if (ans === `${a} plus ${b} is ${a + b}.`) right++;
+  }
+  t.diagnostic(`right sums: ${right}/${qs.length}`);
+});
