@@ -32,6 +32,8 @@ export interface BpeVocab {
 
 const CACHE_LIMIT = 200_000;
 const UTF8 = new TextEncoder();
+/** ignoreBOM: a leading U+FEFF is text, not a byte-order mark to drop (TextDecoder's default drops it). */
+const UTF8_DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** UTF-8 bytes of `s` as a binary string (ASCII strings are returned as is). */
 function toBinary(s: string): string {
@@ -359,8 +361,7 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   decode(ids: Iterable<number>, opts?: DecodeOptions): string {
-    // ignoreBOM: a leading U+FEFF is text, not a byte-order mark to drop.
-    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.decodeBytes(ids, opts));
+    return UTF8_DECODER.decode(this.decodeBytes(ids, opts));
   }
 
   tokenToId(token: string): number | undefined {
@@ -376,7 +377,7 @@ export class BpeTokenizer implements Tokenizer {
     const b = this.offset[id + 1]!;
     if (a === b) return undefined;
     const bytes = this.bytes.subarray(a, b);
-    return this.isSpecial[id] ? new TextDecoder().decode(bytes) : bytesToUnicode(bytes);
+    return this.isSpecial[id] ? UTF8_DECODER.decode(bytes) : bytesToUnicode(bytes);
   }
 
   createStreamDecoder(opts?: DecodeOptions): StreamDecoder {
