@@ -277,8 +277,9 @@ export class BpeTokenizer implements Tokenizer {
       }
     } else {
       let i = text.indexOf('<|');
+      let end = -1; // the first '|>' at or after i + 2, reused across candidates (keeps "<|<|<|…" linear)
       while (i >= 0) {
-        const end = text.indexOf('|>', i + 2);
+        if (end < i + 2) end = text.indexOf('|>', i + 2);
         if (end < 0) break;
         const id = this.specialTokens.get(text.slice(i, end + 2));
         if (id !== undefined) {
