@@ -17,7 +17,46 @@ import { readGguf } from '../src/io/gguf/index.ts';
 import { llama4FromGguf } from '../src/model/llama4/gguf-config.ts';
 import { Llama4TextModel } from '../src/model/llama4/text-model.ts';
 import { TsBackend } from '../src/kernels/ts/index.ts';
+import type { DType, Weight } from '../src/tensor/index.ts';
+import { dequantize, f16ToF32, f32ToF16, quantize } from '../src/tensor/index.ts';
 import { sharedPath } from './helpers/shared.ts';
+
+/**
+ * llama.cpp's CPU matmul rounds the activations to the weight type's dot-product partner before multiplying:
+ * F16 weights -> F16 activations; Q4_0/Q5_0/Q8_0/Q4_1/Q5_1 -> 8-bit blocks of 32 with an f16 scale (x86
+ * quantize_row_q8_0: id = 127/amax, round half to even); k-quants -> Q8_K (blocks of 256, f32 scale, the
+ * reference quantizer). The same rounding before an exact f32 product reproduces its numerics up to summation order.
+ */
+function roundLikeLlamaCpp(x: Float32Array, dtype: DType): Float32Array {
+  if (dtype === 'f32') return x;
+  if (dtype.endsWith('_k')) return dequantize('q8_k', quantize('q8_k', x, 256), x.length);
+  const y = new Float32Array(x.length);
+  if (dtype === 'f16') {
+    for (let i = 0; i < x.length; i++) y[i] = f16ToF32(f32ToF16(x[i]!));
+    return y;
+  }
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
+    const d = f16ToF32(f32ToF16(Math.fround(amax / 127)));
+    const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[b + j]! * id);
+      let r = Math.round(v);
+      if (r - v === 0.5 && (r & 1) !== 0) r -= 1; // round half to even (_MM_ROUND_NEAREST)
+      y[b + j] = r * d;
+    }
+  }
+  return y;
+}
+
+/** The TypeScript backend with llama.cpp's activation rounding in front of every matmul. */
+class LlamaCppRoundingBackend extends TsBackend {
+  override matmul(out: Float32Array, x: Float32Array, w: Weight, T: number, expert?: number): void {
+    const K = w.shape[w.shape.length - 1]!;
+    super.matmul(out, roundLikeLlamaCpp(x.subarray(0, T * K), w.dtype), w, T, expert);
+  }
+}
 
 const TYPES = ['F16', 'Q8_0', 'Q6_K', 'Q5_K', 'Q5_0', 'Q4_K', 'Q4_1', 'Q4_0'];
 
@@ -87,5 +126,29 @@ for (const type of TYPES) {
     }
     t.diagnostic(`${type}: generation max |Δ| ${genMax.toFixed(4)}`);
     if (type === 'F16' || type === 'Q8_0') assert.ok(genMax <= maxTol, `${type}: generation max |Δlogit| ${genMax}`);
+  });
+}
+
+for (const type of TYPES) {
+  test(`${type}: with llama.cpp's activation rounding our logits move much closer to llama.cpp's`, (t) => {
+    const dir = sharedPath('gguf');
+    if (!dir) return t.skip('../shared/gguf missing');
+    const base = join(dir, `llama4-tiny-g1-${type}`);
+    const exp = JSON.parse(readFileSync(`${base}.expected.json`, 'utf8'));
+    const file = readGguf(`${base}.gguf`);
+    const { config, tensors } = llama4FromGguf(file.metadata, file.tensorData, `${base}.gguf`);
+    const want = f32(`${base}.logits.f32`);
+    const meanErr = (backend: TsBackend): number => {
+      const model = new Llama4TextModel(config, tensors, backend, `${base}.gguf`);
+      const [got] = model.forward([{ seq: model.newSequence(), tokens: exp.input_ids, logits: 'all' }]);
+      let sum = 0;
+      for (let i = 0; i < want.length; i++) sum += Math.abs(got![i]! - want[i]!);
+      return sum / want.length;
+    };
+    const plain = meanErr(new TsBackend()), rounded = meanErr(new LlamaCppRoundingBackend());
+    t.diagnostic(`${type}: mean |Δlogit| f32 activations ${plain.toFixed(4)}, llama.cpp-rounded activations ${rounded.toFixed(4)}`);
+    // F16 activations change little. Not asserted: Q4_1 (its Q8_1 partner also feeds an fp16-rounded block sum to
+    // the dot product, not modelled here) and Q5_0 (drifts from position 9 on, a discrete difference not found yet).
+    if (!['F16', 'Q4_1', 'Q5_0'].includes(type)) assert.ok(rounded < 0.6 * plain, `${type}: rounding did not bring us closer (${rounded} vs ${plain})`);
   });
 }
