@@ -11,7 +11,7 @@
  * The calls must end the message: a call-like thing followed by more prose is prose. Anything that does not parse
  * stays content with only the markers removed. Never throws.
  */
-import { Cursor, Fail, Incomplete, parseIdent, parseValue, type Mode } from './literal-parser.ts';
+import { Cursor, FAIL, Fail, INCOMPLETE, Incomplete, parseIdent, parseValue, type Mode } from './literal-parser.ts';
 
 export interface ParsedToolCall {
   name: string;
@@ -29,8 +29,13 @@ const STOP_SUFFIX = /(?:<\|eot\|>|<\|eom\|>|<\|end_of_text\|>)+\s*$/;
 const STOP_ANYWHERE = /<\|eot\|>|<\|eom\|>|<\|end_of_text\|>/g;
 /** Where a tool call may begin. */
 const STARTS = /[[{]|<function=|```/g;
-/** Work bound: candidate start positions tried per parse (pathological text full of brackets stays linear). */
-const MAX_CANDIDATES = 200;
+/**
+ * Work bound per parse, in characters examined over all candidate starts: prose with thousands of brackets before
+ * a call is fine (each false start fails within a few characters), pathological nesting gives up as content.
+ */
+const WORK_BUDGET = 1_000_000;
+/** And at most this many candidate starts (a false start deep in nested brackets costs a long unwind). */
+const MAX_CANDIDATES = 4000;
 
 /** Removes python markers and trailing stop tokens: the text a parse works on and no-call content. */
 export function stripMarkers(text: string): string {
@@ -39,24 +44,24 @@ export function stripMarkers(text: string): string {
 
 type Attempt = { calls: ParsedToolCall[] } | 'incomplete' | 'fail';
 
-/** Parses `text` as tool calls from `start` to the end. */
-function attemptAt(text: string, start: number): Attempt {
+/** Parses `text` as tool calls from `start` to the end; `work` is how far the parser got (its cost). */
+function attemptAt(text: string, start: number): { result: Attempt; work: number } {
   const c = new Cursor(text, start);
   const calls: ParsedToolCall[] = [];
+  const done = (result: Attempt): { result: Attempt; work: number } => ({ result, work: c.i - start + 1 });
   try {
     for (;;) {
       c.skipWs();
       if (calls.length > 0) {
-        if (c.end) return { calls };
+        if (c.end) return done({ calls });
         while (!c.end && /[;,]/.test(c.s[c.i]!)) { c.i++; c.skipWs(); }
-        if (c.end) return { calls };
+        if (c.end) return done({ calls });
       }
       calls.push(...parseItem(c));
     }
   } catch (e) {
-    if (e instanceof Incomplete) return 'incomplete';
-    if (e instanceof Fail) return 'fail';
-    return 'fail'; // never throw (e.g. a stack overflow on absurd nesting)
+    if (e instanceof Incomplete) return done('incomplete');
+    return done('fail'); // Fail, or anything else (e.g. a stack overflow on absurd nesting): never throw
   }
 }
 
@@ -66,7 +71,7 @@ function parseItem(c: Cursor, inFence = false): ParsedToolCall[] {
   if (ch === '`' && !inFence) return parseFence(c);
   if (ch === '<') return [parseFunctionTag(c)];
   if (ch === '{') return [parseJsonCall(c)];
-  if (ch !== '[') throw new Fail();
+  if (ch !== '[') throw FAIL;
   // '[' then either '{' (JSON array of calls) or an identifier (pythonic list).
   const save = c.i;
   c.i++;
@@ -74,7 +79,7 @@ function parseItem(c: Cursor, inFence = false): ParsedToolCall[] {
   if (c.peek() === '{') {
     c.i = save;
     const arr = parseValueEither(c);
-    if (!Array.isArray(arr) || arr.length === 0) throw new Fail();
+    if (!Array.isArray(arr) || arr.length === 0) throw FAIL;
     return arr.map(toCall);
   }
   return parsePythonList(c);
@@ -107,7 +112,7 @@ function parsePythonList(c: Cursor): ParsedToolCall[] {
     c.skipWs();
     const ch = c.peek();
     if (ch === ']') { c.i++; return calls; }
-    if (ch !== ',') throw new Fail();
+    if (ch !== ',') throw FAIL;
     c.i++;
     c.skipWs();
     if (c.peek() === ']') { c.i++; return calls; }
@@ -129,14 +134,14 @@ function parsePythonCall(c: Cursor): ParsedToolCall {
     const key = parseIdent(c); // a positional argument fails here (or at the missing '=')
     c.skipWs();
     c.expect('=');
-    if (c.peek() === '=') throw new Fail(); // `a == b` is an expression
-    if (seen.has(key)) throw new Fail(); // Python: keyword argument repeated
+    if (c.peek() === '=') throw FAIL; // `a == b` is an expression
+    if (seen.has(key)) throw FAIL; // Python: keyword argument repeated
     seen.add(key);
     setKey(args, key, parseValue(c, 'python'));
     c.skipWs();
     const ch = c.peek();
     if (ch === ')') { c.i++; return { name, arguments: args }; }
-    if (ch !== ',') throw new Fail();
+    if (ch !== ',') throw FAIL;
     c.i++;
     c.skipWs();
     if (c.peek() === ')') { c.i++; return { name, arguments: args }; }
@@ -149,9 +154,10 @@ function parseValueEither(c: Cursor): unknown {
   try {
     return parseValue(c, 'json');
   } catch (e) {
-    if (!(e instanceof Fail)) throw e;
+    if (!(e instanceof Fail) || !c.pythonish) throw e;
     c.i = save;
     c.depth = 0;
+    c.pythonish = false;
     return parseValue(c, 'python' as Mode);
   }
 }
@@ -164,22 +170,22 @@ const CALL_KEYS = new Set(['type', 'name', 'parameters', 'arguments', 'id', 'fun
 
 /** A parsed object → a call, or Fail if it is not unambiguously one. */
 function toCall(v: unknown): ParsedToolCall {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Fail();
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw FAIL;
   const o = v as Record<string, unknown>;
-  if (Object.keys(o).some((k) => !CALL_KEYS.has(k))) throw new Fail();
-  if (o.type !== undefined && o.type !== 'function') throw new Fail();
+  if (Object.keys(o).some((k) => !CALL_KEYS.has(k))) throw FAIL;
+  if (o.type !== undefined && o.type !== 'function') throw FAIL;
   if (o.function !== undefined) {
     // OpenAI style {"type": "function", "function": {"name": …, "arguments": …}}
-    if (o.name !== undefined || o.parameters !== undefined || o.arguments !== undefined) throw new Fail();
+    if (o.name !== undefined || o.parameters !== undefined || o.arguments !== undefined) throw FAIL;
     return toCall(o.function);
   }
   // Any one-line name: with "parameters" beside it the object is unambiguously a call.
-  if (typeof o.name !== 'string' || !/^[^\s"'<>]+$/u.test(o.name)) throw new Fail();
-  if (o.parameters !== undefined && o.arguments !== undefined) throw new Fail();
+  if (typeof o.name !== 'string' || !/^[^\s"'<>]+$/u.test(o.name)) throw FAIL;
+  if (o.parameters !== undefined && o.arguments !== undefined) throw FAIL;
   let args = o.parameters ?? o.arguments;
   // {"name": "x"} alone may be any object with a name; with "type": "function" it is clearly a call.
   if (args === undefined) {
-    if (o.type !== 'function') throw new Fail();
+    if (o.type !== 'function') throw FAIL;
     args = {};
   }
   if (typeof args === 'string') {
@@ -187,10 +193,10 @@ function toCall(v: unknown): ParsedToolCall {
     try {
       args = JSON.parse(args);
     } catch {
-      throw new Fail();
+      throw FAIL;
     }
   }
-  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new Fail();
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw FAIL;
   return { name: o.name, arguments: args as Record<string, unknown> };
 }
 
@@ -199,9 +205,9 @@ function parseFunctionTag(c: Cursor): ParsedToolCall {
   c.expect('<function=');
   const start = c.i;
   while (!c.end && c.s[c.i] !== '>') c.i++;
-  if (c.end) throw new Incomplete();
+  if (c.end) throw INCOMPLETE;
   const name = c.s.slice(start, c.i).trim();
-  if (!/^[^\s"'<>]+$/u.test(name)) throw new Fail();
+  if (!/^[^\s"'<>]+$/u.test(name)) throw FAIL;
   c.i++;
   c.skipWs();
   let args: unknown = {};
@@ -210,7 +216,7 @@ function parseFunctionTag(c: Cursor): ParsedToolCall {
     c.skipWs();
   }
   c.expect('</function>');
-  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw new Fail();
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) throw FAIL;
   return { name, arguments: args as Record<string, unknown> };
 }
 
@@ -226,11 +232,13 @@ function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
 function scan(text: string, final: boolean): { start: number; result: Attempt } | undefined {
   STARTS.lastIndex = 0;
   let m: RegExpExecArray | null;
+  let work = 0;
   let tries = 0;
-  while ((m = STARTS.exec(text)) !== null && tries++ < MAX_CANDIDATES) {
-    const r = attemptAt(text, m.index);
-    if (r === 'fail' || (final && r === 'incomplete')) continue;
-    return { start: m.index, result: r };
+  while ((m = STARTS.exec(text)) !== null && work < WORK_BUDGET && tries++ < MAX_CANDIDATES) {
+    const { result, work: w } = attemptAt(text, m.index);
+    work += w;
+    if (result === 'fail' || (final && result === 'incomplete')) continue;
+    return { start: m.index, result };
   }
   return undefined;
 }
