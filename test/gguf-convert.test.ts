@@ -148,3 +148,40 @@ test('the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (our
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('convert takes the tokenizer from tokenizer.json (vocab, merges, added tokens) and the chat template', async (t) => {
+  const golden = sharedPath('golden', 'a_moe_all_chunked_temptuning');
+  if (!golden) return t.skip('../shared/golden missing');
+  const dir = mkdtempSync(join(tmpdir(), 'convert-tj-'));
+  try {
+    const cfg = JSON.parse(readFileSync(join(golden, 'config.json'), 'utf8'));
+    const tc = cfg.text_config ?? cfg;
+    tc.attention_chunk_size = 8192;
+    tc.floor_scale = 8192;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    copyFileSync(join(golden, 'model.safetensors'), join(dir, 'model.safetensors'));
+    const vocab: Record<string, number> = { 'Ġ': 0, a: 1, b: 2, 'Ġa': 3, ab: 4 };
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
+      model: { type: 'BPE', vocab, merges: ['Ġ a', ['a', 'b']] },
+      added_tokens: [{ id: 200, content: '<|begin_of_text|>', special: true }, { id: 201, content: '<|eot|>', special: true }, { id: 202, content: 'plain', special: false }],
+    }));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{{ bos_token }}{{ messages[0].content }}' }));
+    const out = join(dir, 'out.gguf');
+    const r = await cli(['convert', dir, out, '--type', 'f16', '-q']);
+    assert.equal(r.code, 0, r.err);
+    const md = readGgufHeader(out).metadata;
+    const tokens = md.get('tokenizer.ggml.tokens') as string[];
+    const types = md.get('tokenizer.ggml.token_type') as Int32Array;
+    assert.equal(tokens.length, 256, 'padded to the model vocabulary');
+    assert.deepEqual(tokens.slice(0, 5), ['Ġ', 'a', 'b', 'Ġa', 'ab']);
+    assert.deepEqual([tokens[200], tokens[201], tokens[202], tokens[5]], ['<|begin_of_text|>', '<|eot|>', 'plain', '[PAD5]']);
+    assert.deepEqual([types[0], types[200], types[202], types[5]], [1, 3, 4, 5]);
+    assert.deepEqual(md.get('tokenizer.ggml.merges'), ['Ġ a', 'a b']);
+    assert.equal(md.get('tokenizer.ggml.eot_token_id'), 201);
+    assert.equal(md.get('tokenizer.ggml.model'), 'gpt2');
+    assert.equal(md.get('tokenizer.ggml.pre'), 'llama4');
+    assert.equal(md.get('tokenizer.chat_template'), '{{ bos_token }}{{ messages[0].content }}');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
