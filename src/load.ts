@@ -16,7 +16,7 @@ import { loadHfTextTensors } from './model/llama4/weights.ts';
 import { isGgufFile, readGguf, readGgufHeader } from './io/gguf/index.ts';
 import type { Tokenizer } from './tokenizer/index.ts';
 import { loadTokenizer, tokenizerFromGguf } from './tokenizer/index.ts';
-import { loadChatTemplate, templateFromConfigValue } from './chat/index.ts';
+import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } from './chat/index.ts';
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
@@ -141,16 +141,16 @@ export interface ChatAssets {
  * `tokenizerPath` overrides where the tokenizer (and its template) come from.
  */
 export function loadChatAssets(loaded: LoadedModel, tokenizerPath?: string): ChatAssets {
-  if (tokenizerPath) {
-    const dir = statSync(tokenizerPath).isDirectory() ? tokenizerPath : null;
-    return { tokenizer: loadTokenizer(tokenizerPath), chatTemplate: dir ? loadChatTemplate(dir)?.template ?? null : null };
-  }
-  if (loaded.format === 'gguf') return ggufChatAssets(loaded.path, loaded.config.vocabSize);
-  const dir = loaded.tokenizerDir ?? loaded.path;
-  return { tokenizer: loadTokenizer(dir), chatTemplate: loadChatTemplate(dir)?.template ?? null };
+  const from = tokenizerPath ?? (loaded.format === 'gguf' ? loaded.path : (loaded.tokenizerDir ?? loaded.path));
+  return { tokenizer: loadTokenizerFrom(from, loaded.config.vocabSize), chatTemplate: loadChatTemplateFrom(from)?.template ?? null };
 }
 
-function ggufChatAssets(path: string, vocabSize: number): ChatAssets {
+const isGgufPath = (path: string) => statSync(path).isFile() && (path.endsWith('.gguf') || isGgufFile(path));
+
+/** A tokenizer from a model folder, a tokenizer file, or a GGUF's metadata (header only, no weights read). */
+export function loadTokenizerFrom(path: string, vocabSize?: number): Tokenizer {
+  if (!existsSync(path)) throw new UsageError(`not found: ${path}`);
+  if (!isGgufPath(path)) return loadTokenizer(path);
   const md = readGgufHeader(path).metadata;
   const num = (k: string) => {
     const v = md.get(k);
@@ -162,17 +162,24 @@ function ggufChatAssets(path: string, vocabSize: number): ChatAssets {
   const types = md.get('tokenizer.ggml.token_type');
   const bos = num('tokenizer.ggml.bos_token_id');
   const eos = num('tokenizer.ggml.eos_token_id');
-  const extra = [num('tokenizer.ggml.eot_token_id'), num('tokenizer.ggml.eom_token_id')].filter((x): x is number => x !== undefined);
-  const tokenizer = tokenizerFromGguf({
+  return tokenizerFromGguf({
     tokens: tokens as string[],
     ...(Array.isArray(merges) ? { merges: merges as string[] } : {}),
     ...(types && typeof types === 'object' && 'length' in types ? { tokenTypes: Array.from(types as ArrayLike<number>) } : {}),
     ...(bos !== undefined ? { bosId: bos } : {}),
     ...(eos !== undefined ? { eosId: eos } : {}),
-    extraEosIds: extra,
-    vocabSize,
+    extraEosIds: [num('tokenizer.ggml.eot_token_id'), num('tokenizer.ggml.eom_token_id')].filter((x): x is number => x !== undefined),
+    ...(vocabSize !== undefined ? { vocabSize } : {}),
     source: path,
   });
-  const t = md.get('tokenizer.chat_template');
-  return { tokenizer, chatTemplate: t === undefined ? null : templateFromConfigValue(t, path).template };
+}
+
+/** The chat template of a model folder or GGUF (tokenizer.chat_template), or undefined when it has none. */
+export function loadChatTemplateFrom(path: string): ChatTemplateSource | undefined {
+  if (!existsSync(path)) throw new UsageError(`not found: ${path}`);
+  if (isGgufPath(path)) {
+    const t = readGgufHeader(path).metadata.get('tokenizer.chat_template');
+    return t === undefined ? undefined : templateFromConfigValue(t, path);
+  }
+  return statSync(path).isDirectory() ? loadChatTemplate(path) : undefined;
 }

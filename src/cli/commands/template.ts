@@ -1,9 +1,9 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
-import { loadChatTemplate, renderChat, templateFromConfigValue, type ChatMessage, type ChatTemplateSource, type ToolDefinition } from '../../chat/index.ts';
+import { renderChat, templateFromConfigValue, type ChatMessage, type ChatTemplateSource, type ToolDefinition } from '../../chat/index.ts';
 import { UsageError } from '../../util/index.ts';
-import { ggufMetadata } from './tokenize.ts';
+import { loadChatTemplateFrom } from '../../load.ts';
 
 function readJsonFile(path: string, what: string): unknown {
   if (!existsSync(path)) throw new UsageError(`${what}: no such file: ${path}`);
@@ -28,11 +28,7 @@ function findTemplate(model: string | undefined, file: string | undefined): Chat
   }
   if (!model) return undefined;
   if (!existsSync(model)) throw new UsageError(`-m: not found: ${model}`);
-  if (statSync(model).isFile() && model.endsWith('.gguf')) {
-    const t = ggufMetadata(model).get('tokenizer.chat_template');
-    return typeof t === 'string' ? { template: t, file: model } : undefined;
-  }
-  return loadChatTemplate(model);
+  return loadChatTemplateFrom(model);
 }
 
 export const templateCommand: Command = {

@@ -1,48 +1,15 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
-import { DEFAULT_MODEL_DIR } from '../../load.ts';
-import { readGgufHeader } from '../../io/gguf/index.ts';
-import { loadTokenizer, tokenizerFromGguf, type Tokenizer } from '../../tokenizer/index.ts';
-import { ModelFileError, UsageError } from '../../util/index.ts';
-
-/** The GGUF metadata a tokenizer and chat template come from (header only; no tensor data is read). */
-export function ggufMetadata(path: string): Map<string, unknown> {
-  return readGgufHeader(path).metadata as Map<string, unknown>;
-}
-
-/** Tokenizer from a GGUF's `tokenizer.ggml.*` metadata. */
-function ggufTokenizer(path: string): Tokenizer {
-  const md = ggufMetadata(path);
-  const num = (k: string): number | undefined => {
-    const v = md.get(k);
-    return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
-  };
-  const tokens = md.get('tokenizer.ggml.tokens');
-  if (!Array.isArray(tokens)) throw new ModelFileError(path, 'the GGUF has no tokenizer (tokenizer.ggml.tokens)');
-  const merges = md.get('tokenizer.ggml.merges');
-  const types = md.get('tokenizer.ggml.token_type');
-  const bos = num('tokenizer.ggml.bos_token_id');
-  const eos = num('tokenizer.ggml.eos_token_id');
-  return tokenizerFromGguf({
-    tokens: tokens as string[],
-    ...(Array.isArray(merges) ? { merges: merges as string[] } : {}),
-    ...(types && typeof types === 'object' && 'length' in types ? { tokenTypes: Array.from(types as ArrayLike<number>) } : {}),
-    ...(bos !== undefined ? { bosId: bos } : {}),
-    ...(eos !== undefined ? { eosId: eos } : {}),
-    extraEosIds: [num('tokenizer.ggml.eot_token_id'), num('tokenizer.ggml.eom_token_id')].filter((x): x is number => x !== undefined),
-    source: path,
-  });
-}
+import { DEFAULT_MODEL_DIR, loadTokenizerFrom } from '../../load.ts';
+import type { Tokenizer } from '../../tokenizer/index.ts';
+import { UsageError } from '../../util/index.ts';
 
 /** `-m MODEL` (folder or .gguf) or `--tokenizer FILE|DIR`; neither: the embedded model's folder. */
 export function cliTokenizer(model: string | undefined, tokenizer: string | undefined): Tokenizer {
   if (model && tokenizer) throw new UsageError('give -m MODEL or --tokenizer FILE, not both');
-  const path = tokenizer ?? model ?? DEFAULT_MODEL_DIR;
-  if (!existsSync(path)) throw new UsageError(`not found: ${path}`);
-  if (statSync(path).isFile() && path.endsWith('.gguf')) return ggufTokenizer(path);
-  return loadTokenizer(path);
+  return loadTokenizerFrom(tokenizer ?? model ?? DEFAULT_MODEL_DIR);
 }
 
 function readStdin(): string {
