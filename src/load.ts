@@ -6,14 +6,14 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend } from './tensor/index.ts';
+import type { Backend, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
-import { tryCreateNativeBackend } from './kernels/native/index.ts';
+import { MappedFile, canMmap, tryCreateNativeBackend } from './kernels/native/index.ts';
 import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
 import { loadHfTextTensors } from './model/llama4/weights.ts';
-import { isGgufFile, readGguf, readGgufHeader } from './io/gguf/index.ts';
+import { isGgufFile, readGguf, readGgufHeader, type GgufFile } from './io/gguf/index.ts';
 import type { Tokenizer } from './tokenizer/index.ts';
 import { loadTokenizer, tokenizerFromGguf } from './tokenizer/index.ts';
 import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } from './chat/index.ts';
@@ -114,7 +114,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
   if (path.endsWith('.gguf') || isGgufFile(path)) {
     // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
     opts.onProgress?.(0, 'reading weights');
-    const file = readGguf(path);
+    const file = readGgufMapped(path) ?? readGguf(path);
     const { config, tensors } = llama4FromGguf(file.metadata, file.tensorData, path);
     const model = new Llama4TextModel(config, tensors, backend, path);
     let vision: Llama4VisionEncoder | null = null;
@@ -126,6 +126,21 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision, samplingDefaults: LLAMA4_SAMPLING };
   }
   throw new ModelFileError(path, 'expected a model folder (config.json + *.safetensors) or a .gguf file');
+}
+
+/**
+ * A GGUF whose tensors are views of a memory-mapped file (no copy; pages load on demand, so models larger than RAM
+ * still start), or null when the native addon that maps files is not available.
+ */
+function readGgufMapped(path: string): { metadata: GgufFile['metadata']; tensorData: Map<string, RawTensor> } | null {
+  if (!canMmap()) return null;
+  const header = readGgufHeader(path);
+  const mapped = MappedFile.open(path);
+  const tensorData = new Map<string, RawTensor>();
+  for (const t of header.tensors.values()) {
+    tensorData.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, bytes: mapped.bytes(t.fileOffset, t.byteLength) });
+  }
+  return { metadata: header.metadata, tensorData };
 }
 
 /** The tokenizer and chat template that go with a loaded model. */
