@@ -98,7 +98,7 @@ switch (stage) {
   case 'distill': {
     // Continue the student on teacher soft targets + hard labels; the hard-label weight rises 0.3 → 0.8.
     go(runCfg('distilled', {
-      init_from: latest(), max_seconds: seconds ?? 900,
+      init_from: join(WORK, 'student'), max_seconds: seconds ?? 900,
       train: { steps: steps ?? 200, batch: 16, lr: 1.5e-3, warmup: 10, aux_coef: 0.01 },
       data: { text_files: [join(WORK, 'corpus.txt')], text_share: 0.3, seq_len: 64, heldout_share: 0.05, tool_share: 0.04 },
       distill: { teacher: join(WORK, 'teacher'), alpha_start: 0.3, alpha_end: 0.8, temperature: 2 },
@@ -106,6 +106,14 @@ switch (stage) {
     break;
   }
   case 'sft': sft(); break;
+  case 'arith':
+    // Continue SFT with half the batches being packed arithmetic statements (loss on results only).
+    go(runCfg('arith', {
+      init_from: join(WORK, 'sft'), max_seconds: seconds ?? 900,
+      train: { steps: steps ?? 400, batch: 16, lr: 1.5e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
+      data: { sft_file: join(WORK, 'sft.jsonl'), text_share: 0, tool_share: 0, arith_share: 0.5, seq_len: 64 }, eval_every: 50, save_every: 25,
+    }));
+    break;
   case 'dpo': dpo(); break;
   case 'ship': ship(positionals[1] ?? latest()); break;
   case 'report': report(); break;
@@ -117,7 +125,7 @@ switch (stage) {
 
 /** The most advanced student checkpoint present. */
 function latest(): string {
-  const have = ['dpo', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
+  const have = ['dpo', 'arith', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
   if (!have.length) throw new Error('no student checkpoint yet');
   have.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return dirname(have[0]!);
@@ -163,7 +171,7 @@ function sft(): void {
 
 /** Near-miss answers: the right sentence with a wrong number (±1, ±2, ±10) or the model's own wrong output. */
 function dpo(): void {
-  const src = latest();
+  const src = ['arith', 'sft'].map((n) => join(WORK, n)).find((d) => existsSync(join(d, 'model.safetensors'))) ?? latest();
   const enc = loadEncoder(join(WORK, 'tokenizer.json'));
   const policy = loadCheckpoint(src), ref = loadCheckpoint(src);
   const eot = enc.special('<|eot|>'), pad = enc.special('<|finetune_right_pad|>');
@@ -232,7 +240,7 @@ function report(): void {
   const { heldOut } = evalFacts();
   const small = arithmeticFacts().filter((f) => f.a <= 10 && f.b <= 10);
   const rows: string[] = [];
-  for (const n of ['teacher', 'student', 'distilled', 'sft', 'dpo']) {
+  for (const n of ['teacher', 'student', 'distilled', 'sft', 'arith', 'dpo']) {
     const d = join(WORK, n);
     if (!existsSync(join(d, 'model.safetensors'))) continue;
     const m = loadCheckpoint(d);

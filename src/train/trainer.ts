@@ -9,7 +9,7 @@ import { ConfigError, UsageError } from '../util/errors.ts';
 import { BpeEncoder, fromTokenizerJson } from './bpe.ts';
 import { loadCheckpoint, loadModelTensors, loadTrainerState, saveCheckpoint, decodeSafetensors } from './checkpoint.ts';
 import { parseTrainConfig } from './config.ts';
-import { randomChatExample, type ChatExample } from './data.ts';
+import { arithmeticFacts, isHeldOut, OPS, randomChatExample, type ChatExample } from './data.ts';
 import { matmulStats } from './kernels.ts';
 import { distillLoss } from './loss.ts';
 import { TrainModel } from './model.ts';
@@ -32,6 +32,11 @@ export interface TrainRunConfig {
     tool_share?: number;
     /** JSONL of {prompt, answer} chat examples; replaces the generated chat mixture (SFT). */
     sft_file?: string;
+    /**
+     * Share of micro-batches of packed arithmetic statements ("7 plus 5 is 12.", trained facts only) with the loss on
+     * the result only: ~4x more result tokens per computed token than chat examples.
+     */
+    arith_share?: number;
   };
   train: {
     steps: number; batch: number; accum?: number; lr: number; warmup?: number; min_lr_ratio?: number;
@@ -88,6 +93,29 @@ export class DataSource {
       const o = rng.int(stream.length - T - 1);
       tokens.set(stream.subarray(o, o + T), b * T);
       targets.set(stream.subarray(o + 1, o + T + 1), b * T);
+    }
+    return { tokens, targets, B, T };
+  }
+
+  /** Packed "A op B is C." lines (small numbers favoured like the chat data); targets only predict C. */
+  arithBatch(rng: Rng, B: number, T: number): Batch {
+    const facts = arithmeticFacts().filter((f) => !isHeldOut(f));
+    const tokens = new Int32Array(B * T), targets = new Int32Array(B * T).fill(-1);
+    for (let b = 0; b < B; b++) {
+      const row: number[] = [this.enc.special('<|begin_of_text|>')], tgt: number[] = [-1];
+      while (row.length < T + 1) {
+        let f = rng.pick(facts);
+        if (rng.next() < 0.5) for (let i = 0; i < 20 && (f.a > 10 || f.b > 10); i++) f = rng.pick(facts);
+        const pre = this.enc.encode(`${f.a} ${f.op} ${f.b} is `, false), res = this.enc.encode(String(OPS[f.op](f.a, f.b)), false);
+        const suf = this.enc.encode('.\n', false);
+        for (const t of pre) { row.push(t); tgt.push(-1); }
+        tgt[tgt.length - 1] = res[0]!;
+        for (let i = 0; i < res.length; i++) { row.push(res[i]!); tgt.push(i + 1 < res.length ? res[i + 1]! : -1); }
+        for (const t of suf) { row.push(t); tgt.push(-1); }
+      }
+      // tgt[i] is the token that should follow row[i].
+      tokens.set(row.slice(0, T), b * T);
+      targets.set(tgt.slice(0, T), b * T);
     }
     return { tokens, targets, B, T };
   }
@@ -209,7 +237,9 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
     model.zeroGrad();
     let lossSum = 0;
     for (let a = 0; a < accum; a++) {
-      const batch = rng.next() < textShare ? data.textBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
+      const r0 = rng.next(), arithShare = cfg.data.arith_share ?? 0;
+      const batch = r0 < textShare ? data.textBatch(rng, tr.batch, T)
+        : r0 < textShare + arithShare ? data.arithBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
       const logits = model.forward(batch.tokens, batch.B, batch.T);
       let r;
       if (teacher) {
