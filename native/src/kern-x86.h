@@ -291,6 +291,49 @@ static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
   }
 }
 
+// ---- 8-row matvec for q4_0/q8_0 (decode) ----
+// A single-row loop spends more instructions per block on float bookkeeping (scale conversion, broadcast, FMA,
+// offset) than on the integer dot product. Eight rows at a time share one activation load, reduce their eight
+// int32x8 partial dots to one vector of eight row sums with horizontal adds, and do the float work once for all
+// eight rows (lane j = row j): about half the instructions per block (measured with callgrind: 18 -> ~10).
+template <bool Q4>
+static void x_rows8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 32;
+  constexpr int BB = Q4 ? 18 : 34;
+  int r = 0;
+  for (; r + 8 <= nrows; r += 8) {
+    const uint8_t* p[8];
+    for (int j = 0; j < 8; j++) p[j] = w + (size_t)(r + j) * rowBytes;
+    const ActQ8* y = (const ActQ8*)act;
+    __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
+      __m256i d[8];
+      for (int j = 0; j < 8; j++) {
+        const uint8_t* b = p[j] + (size_t)i * BB;
+        // prefetch the same bytes of the next 8-row group (rows are separate streams; +2 KB would land in rows
+        // this group is already reading)
+        if (pf && (i & 1) == 0) _mm_prefetch((const char*)b + 8 * rowBytes, _MM_HINT_T0);
+        if (Q4) d[j] = dot_u8i8(unpack_nibbles16(b + 2), v);
+        else { const __m256i q = _mm256_loadu_si256((const __m256i*)(b + 2)); d[j] = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q)); }
+      }
+      const __m256i h01 = _mm256_hadd_epi32(d[0], d[1]), h23 = _mm256_hadd_epi32(d[2], d[3]);
+      const __m256i h45 = _mm256_hadd_epi32(d[4], d[5]), h67 = _mm256_hadd_epi32(d[6], d[7]);
+      const __m256i a = _mm256_hadd_epi32(h01, h23), c = _mm256_hadd_epi32(h45, h67);  // [r0..r3 | r0..r3], [r4..r7 | r4..r7]
+      const __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+      const __m128i sh = _mm_setr_epi16((short)rd16(p[0] + (size_t)i * BB), (short)rd16(p[1] + (size_t)i * BB), (short)rd16(p[2] + (size_t)i * BB),
+                                        (short)rd16(p[3] + (size_t)i * BB), (short)rd16(p[4] + (size_t)i * BB), (short)rd16(p[5] + (size_t)i * BB),
+                                        (short)rd16(p[6] + (size_t)i * BB), (short)rd16(p[7] + (size_t)i * BB));
+      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(sh), _mm256_set1_ps(y[i].d));
+      acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc);
+      if (Q4) corr = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y[i].isum), corr);
+    }
+    if (Q4) acc = _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc);  // Σ d·Σ(q−8)·v = Σ d·Σq·v − 8·Σ d·Σv
+    _mm256_storeu_ps(out + r, acc);
+  }
+  if (r < nrows) (Q4 ? x_rows_q4_0 : x_rows_q8_0)(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, out + r, pf);
+}
+
 // ---- prefill tiles: one weight block decoded, used for 4 tokens ----
 template <bool Q4>
 static void x_tile_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
@@ -475,8 +518,8 @@ static void fill_x86(KernelTable& t) {
   set(T_F32, x_rows_f32, ACT_F32);
   set(T_F16, x_rows_half<false>, ACT_F32);
   set(T_BF16, x_rows_half<true>, ACT_F32);
-  set(T_Q8_0, x_rows_q8_0, ACT_Q8);
-  set(T_Q4_0, x_rows_q4_0, ACT_Q8);
+  set(T_Q8_0, x_rows8_q0<false>, ACT_Q8);
+  set(T_Q4_0, x_rows8_q0<true>, ACT_Q8);
   set(T_Q4_1, x_rows_q4_1, ACT_Q8);
   set(T_Q5_0, x_rows_q5_0, ACT_Q8);
   set(T_Q5_1, x_rows_q5_1, ACT_Q8);

@@ -65,7 +65,7 @@ void Engine::matmul(float* out, const float* x, const uint8_t* w, int type, int 
   MatmulCtx c{fn, kt_->tile[type], w, row_bytes(type, K), N, K, T, act, actStride, out, kPrefillRows};
   if (T == 1) {  // about 4 chunks per thread, at least 8 rows each
     const int nth = pool_.size();
-    c.rows = std::max(8, (N + nth * 4 - 1) / (nth * 4));
+    c.rows = (std::max(8, (N + nth * 4 - 1) / (nth * 4)) + 7) / 8 * 8;  // multiples of 8 for the 8-row kernels
   }
   pool_.run(matmulChunk, &c, (N + c.rows - 1) / c.rows);
 }
