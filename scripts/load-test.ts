@@ -3,6 +3,7 @@
  *
  *   node --expose-gc --import tsx scripts/load-test.ts [-m MODEL | --fake] [--requests 64] [--invalid 16]
  *        [--parallel 8] [--max-tokens 24] [--bench 1,4,8] [--bench-tokens 32] [--timeout 600] [--backend auto]
+ *        [--bench-only]  (skip phases 1-3)
  *
  * 1. Solo: each distinct valid prompt alone, greedy, streaming → its reference text.
  * 2. Load: `--requests` concurrent streaming requests, `--invalid` of them malformed in different ways; every valid one
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     timeout: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
+    'bench-only': { type: 'boolean' },
   },
 });
 const N = Number(values.requests ?? 64);
@@ -139,9 +141,10 @@ const fail = (msg: string) => {
 };
 
 // 1. Solo references.
+const benchOnly = values['bench-only'] === true;
 const t0 = performance.now();
 const solo: string[] = [];
-for (let i = 0; i < TOPICS.length; i++) {
+for (let i = 0; i < (benchOnly ? 0 : TOPICS.length); i++) {
   engine.scheduler.clearPrefixCache();
   const o = await stream(valid(i));
   if (o.status !== 200) fail(`solo ${i}: HTTP ${o.status}`);
@@ -153,7 +156,7 @@ const base = await settle();
 
 // 2. The load: valid and invalid requests interleaved, all at once.
 const t1 = performance.now();
-const jobs = Array.from({ length: N }, (_, k) => {
+const jobs = Array.from({ length: benchOnly ? 0 : N }, (_, k) => {
   const invalidAt = INVALID > 0 ? Math.floor(N / INVALID) : Infinity;
   if (INVALID > 0 && k % invalidAt === invalidAt - 1 && Math.floor(k / invalidAt) < INVALID) {
     const [name, run, want] = INVALID_KINDS[Math.floor(k / invalidAt) % INVALID_KINDS.length]!;
