@@ -224,6 +224,7 @@ describe('server with a fake engine', () => {
       ['/v1/chat/completions', { model: 'fake-llama4', messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', patternProperties: {} } } } }, 400, /patternProperties/],
       ['/v1/chat/completions', { model: 'fake-llama4', messages: [{ role: 'user', content: 'x' }], top_logprobs: 3 }, 400, /logprobs/],
       ['/v1/completions', { model: 'fake-llama4', prompt: 42 }, 400, /prompt/],
+      ['/v1/completions', { model: 'fake-llama4', prompt: 'y'.repeat(4096 * 33) }, 400, /characters/],
       ['/v1/messages', { model: 'fake-llama4', messages: [{ role: 'user', content: 'x' }] }, 400, /max_tokens/],
       ['/v1/messages', { model: 'fake-llama4', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: '!!!' } }] }] }, 400, /base64/],
     ];

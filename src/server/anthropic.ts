@@ -6,7 +6,7 @@ import type { ChatMessage, ContentPart, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
 import { checkModel, type RequestContext } from './openai.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, type Json } from './util.ts';
+import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, type Json } from './util.ts';
 
 export function anthropicError(e: ApiError): Json {
   const type = { invalid_request: 'invalid_request_error', authentication: 'authentication_error', not_found: 'not_found_error', rate_limit: 'rate_limit_error', server: 'api_error', too_large: 'request_too_large' }[e.kind];
@@ -142,8 +142,9 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
   const tk = field.int(body, 'top_k', 0, 1e9);
   if (tk !== undefined) sampling.topK = tk;
   const stream = field.bool(body, 'stream') ?? false;
-  const prompt = await engine.encodeChat(msgs, tools);
   const ctxLen = engine.scheduler.contextLength;
+  checkTextSize(chatChars(msgs), ctxLen, 'messages');
+  const prompt = await engine.encodeChat(msgs, tools);
   if (prompt.tokens.length >= ctxLen) throw badRequest(`prompt is too long: ${prompt.tokens.length} tokens > ${ctxLen - 1} maximum`, 'messages');
   const params: RunParams = {
     tokens: prompt.tokens,

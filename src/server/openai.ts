@@ -5,7 +5,7 @@
 import type { ChatMessage, ContentPart, ServerEngine, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type LogprobEntry, type RunParams, type RunResult } from './generation.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, field, isObject, loadImageUrl, randomId, readStops, type ImageFetchOptions, type Json } from './util.ts';
+import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, type ImageFetchOptions, type Json } from './util.ts';
 
 export interface RequestContext {
   engine: ServerEngine;
@@ -200,8 +200,9 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
   const n = field.int(body, 'n', 1, 128) ?? 1;
   const stop = readStops(body.stop, 'stop');
   const sampling = readSampling(body);
-  const prompt = await engine.encodeChat(messages, tools);
   const ctxLen = engine.scheduler.contextLength;
+  checkTextSize(chatChars(messages), ctxLen, 'messages');
+  const prompt = await engine.encodeChat(messages, tools);
   if (prompt.tokens.length >= ctxLen) throw badRequest(`the prompt has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'messages');
   const params: RunParams = {
     tokens: prompt.tokens,
@@ -293,6 +294,7 @@ export async function completions(body: Json, ctx: RequestContext): Promise<Resp
   let tokens: number[];
   let promptText: string;
   if (typeof p === 'string') {
+    checkTextSize(p.length, engine.scheduler.contextLength, 'prompt');
     tokens = engine.encodeText(p);
     promptText = p;
   } else if (Array.isArray(p) && p.length > 0 && p.every((t) => Number.isInteger(t))) {

@@ -140,3 +140,20 @@ export async function loadImageUrl(url: string, path: string, o: ImageFetchOptio
   const bytes = new Uint8Array(Buffer.concat(chunks));
   return { type: 'image', data: bytes, mediaType: sniffImage(bytes, path) };
 }
+
+/**
+ * Refuses text that cannot fit the context before tokenizing it: tokenizing tens of megabytes would hold the event
+ * loop for seconds. A token is rarely longer than 32 characters, so more than 32 × context characters cannot fit.
+ */
+export function checkTextSize(chars: number, contextLength: number, param: string): void {
+  if (chars > contextLength * 32) {
+    throw badRequest(`the prompt has ${chars} characters, more than a ${contextLength}-token context can hold`, param);
+  }
+}
+
+/** Characters of text in chat messages (what the size check counts). */
+export function chatChars(messages: { content: { type: string; text?: string }[] }[]): number {
+  let n = 0;
+  for (const m of messages) for (const p of m.content) n += p.text?.length ?? 0;
+  return n;
+}
