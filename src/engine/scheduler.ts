@@ -84,7 +84,8 @@ export interface SchedulerOptions {
   parallel?: number;
   /** Requests that may wait for a slot before submit() refuses. Default 64. */
   maxQueue?: number;
-  /** Tokens one step may process in all (decode tokens first, then prefill chunks). Default 256. */
+  /** Tokens one step may process in all (decode tokens first, then prefill chunks). Default 128: a step holds the
+   * event loop (HTTP, /health, other clients' tokens) for its whole duration. */
   stepTokens?: number;
   /** Context limit: prompt + completion must fit. Default model.info.contextLength. */
   contextLength?: number;
@@ -158,7 +159,7 @@ export class Scheduler {
   constructor(readonly model: CausalLM, o: SchedulerOptions = {}) {
     this.parallel = o.parallel ?? 4;
     this.maxQueue = o.maxQueue ?? 64;
-    this.stepTokens = Math.max(o.stepTokens ?? 256, this.parallel);
+    this.stepTokens = Math.max(o.stepTokens ?? 128, this.parallel);
     this.contextLength = o.contextLength ?? model.info.contextLength;
     this.prefixCacheSize = o.prefixCacheSize ?? this.parallel;
     this.makePicker =

@@ -212,6 +212,11 @@ export function startServer(engine: ServerEngine, o: ServerOptions & { host?: st
           }),
       });
     });
+    // Model steps hold the event loop for up to a second or two; a short keep-alive timeout would then close idle
+    // client connections just as they are reused ("other side closed"). 65 s is the usual load-balancer-safe value.
+    const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
+    http.keepAliveTimeout = 65_000;
+    http.headersTimeout = 66_000;
     server.once('error', reject);
   });
 }
