@@ -18,6 +18,7 @@ at /. Requests that arrive while others generate join the same batch (continuous
   --parallel N           sequences decoded together (default 4)
   --ctx N                context length per sequence (default: the model's)
   --queue N              requests that may wait for a slot before 429 (default 64)
+  --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
   --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
 ${MODEL_USAGE}`,
@@ -32,6 +33,7 @@ ${MODEL_USAGE}`,
         parallel: { type: 'string' },
         ctx: { type: 'string' },
         queue: { type: 'string' },
+        'step-tokens': { type: 'string' },
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
       },
@@ -41,6 +43,7 @@ ${MODEL_USAGE}`,
     const parallel = parseNumber('parallel', values.parallel, { int: true, min: 1 }) ?? 4;
     const ctx = parseNumber('ctx', values.ctx, { int: true, min: 2 });
     const maxQueue = parseNumber('queue', values.queue, { int: true, min: 0 }) ?? 64;
+    const stepTokens = parseNumber('step-tokens', values['step-tokens'], { int: true, min: 1 });
     const host = values.host ?? '127.0.0.1';
     const apiKey = values['api-key'] ?? process.env.LLAMA4_API_KEY;
     const path = values.model ?? DEFAULT_MODEL_DIR;
@@ -50,6 +53,7 @@ ${MODEL_USAGE}`,
       ...loadOptions(values),
       parallel,
       maxQueue,
+      ...(stepTokens !== undefined ? { stepTokens } : {}),
       ...(ctx !== undefined ? { contextLength: ctx } : {}),
       ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
       onProgress(f, what) {
