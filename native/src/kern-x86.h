@@ -479,6 +479,54 @@ static void x_tile_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
   }
 }
 
+// Prefill version of the above: 8 rows' codes are decoded once per block and used for 4 tokens.
+template <bool Q4>
+static void x_tile8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                       float* out, size_t outStride) {
+  const int nb = K / 32;
+  constexpr int BB = Q4 ? 18 : 34;
+  int r = 0;
+  for (; r + 8 <= nrows; r += 8) {
+    const uint8_t* p[8];
+    for (int j = 0; j < 8; j++) p[j] = w + (size_t)(r + j) * rowBytes;
+    int t0 = 0;
+    for (; t0 + 4 <= ntok; t0 += 4) {
+      const ActQ8* y[4];
+      for (int t = 0; t < 4; t++) y[t] = (const ActQ8*)(act + (size_t)(t0 + t) * actStride);
+      __m256 acc[4], corr[4];
+      for (int t = 0; t < 4; t++) { acc[t] = _mm256_setzero_ps(); corr[t] = _mm256_setzero_ps(); }
+      for (int i = 0; i < nb; i++) {
+        __m256i q[8];
+        for (int j = 0; j < 8; j++) {
+          const uint8_t* b = p[j] + (size_t)i * BB + 2;
+          q[j] = Q4 ? unpack_nibbles16(b) : _mm256_loadu_si256((const __m256i*)b);
+        }
+        const __m128i sh = _mm_setr_epi16((short)rd16(p[0] + (size_t)i * BB), (short)rd16(p[1] + (size_t)i * BB), (short)rd16(p[2] + (size_t)i * BB),
+                                          (short)rd16(p[3] + (size_t)i * BB), (short)rd16(p[4] + (size_t)i * BB), (short)rd16(p[5] + (size_t)i * BB),
+                                          (short)rd16(p[6] + (size_t)i * BB), (short)rd16(p[7] + (size_t)i * BB));
+        const __m256 dw = _mm256_cvtph_ps(sh);
+        for (int t = 0; t < 4; t++) {
+          const __m256i v = _mm256_loadu_si256((const __m256i*)y[t][i].qs);
+          __m256i d[8];
+          for (int j = 0; j < 8; j++) d[j] = Q4 ? dot_u8i8(q[j], v) : dot_u8i8(_mm256_sign_epi8(q[j], q[j]), _mm256_sign_epi8(v, q[j]));
+          const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
+          const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(d[4], d[5]), _mm256_hadd_epi32(d[6], d[7]));
+          const __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+          const __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(y[t][i].d));
+          acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc[t]);
+          if (Q4) corr[t] = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y[t][i].isum), corr[t]);
+        }
+      }
+      for (int t = 0; t < 4; t++) {
+        const __m256 o = Q4 ? _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr[t], acc[t]) : acc[t];
+        _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, o);
+      }
+    }
+    for (; t0 < ntok; t0++) x_rows8_q0<Q4>(K, p[0], rowBytes, 8, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
+  }
+  if (r < nrows) x_tile_q0<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
+}
+
 // ---- activation quantization and f32 helpers ----
 static void x_quant_q8(const float* x, void* dst, int K) {
   ActQ8* y = (ActQ8*)dst;
@@ -526,8 +574,8 @@ static void fill_x86(KernelTable& t) {
   set(T_Q4_K, x_rows_q45_k<false>, ACT_Q8K);
   set(T_Q5_K, x_rows_q45_k<true>, ACT_Q8K);
   set(T_Q6_K, x_rows_q6_k, ACT_Q8K);
-  t.tile[T_Q8_0] = x_tile_q0<false>;
-  t.tile[T_Q4_0] = x_tile_q0<true>;
+  t.tile[T_Q8_0] = x_tile8_q0<false>;
+  t.tile[T_Q4_0] = x_tile8_q0<true>;
   t.tile[T_Q4_K] = x_tile_q45_k<false>;
   t.tile[T_Q5_K] = x_tile_q45_k<true>;
   t.tile[T_Q6_K] = x_tile_q6_k;
