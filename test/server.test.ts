@@ -380,3 +380,43 @@ test('remote image URLs only with the flag, with size limits', async () => {
     files.close();
   }
 });
+
+test('tool_choice required / a named tool / Anthropic any are enforced by constrained decoding', async () => {
+  const srv = await startServer(fakeEngine(), { port: 0, log: () => undefined });
+  try {
+    const openai = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const params = { type: 'object', properties: { city: { type: 'string', maxLength: 8 } }, required: ['city'], additionalProperties: false };
+    const tools: OpenAI.ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'get_weather', parameters: params } },
+      { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+    ];
+    // This conversation makes the fake model answer in prose; a required call must come out anyway.
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'user', content: 'w?' },
+      { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'c1', content: 'cold' },
+    ];
+    const free = await openai.chat.completions.create({ model: 'fake-llama4', messages, tools, temperature: 0 });
+    assert.equal(free.choices[0]!.message.content, 'The weather is cold.');
+    for (const tool_choice of ['required', { type: 'function', function: { name: 'get_time' } }] as const) {
+      const r = await openai.chat.completions.create({ model: 'fake-llama4', messages, tools, tool_choice, temperature: 0, max_tokens: 80 });
+      const ch = r.choices[0]!;
+      assert.equal(ch.finish_reason, 'tool_calls', JSON.stringify(ch.message));
+      const call = ch.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
+      if (typeof tool_choice === 'object') assert.equal(call.function.name, 'get_time');
+      else assert.ok(['get_weather', 'get_time'].includes(call.function.name));
+      const args = JSON.parse(call.function.arguments) as Record<string, unknown>;
+      if (call.function.name === 'get_weather') assert.ok(typeof args.city === 'string' && args.city.length <= 8);
+    }
+    const anthropic = new Anthropic({ baseURL: srv.url, apiKey: 'none', maxRetries: 0 });
+    const m = await anthropic.messages.create({
+      model: 'fake-llama4', max_tokens: 80, temperature: 0, tool_choice: { type: 'any' },
+      tools: [{ name: 'get_weather', input_schema: params as Anthropic.Tool.InputSchema }],
+      messages: [{ role: 'user', content: 'w?' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'cold' }] }],
+    });
+    assert.equal(m.stop_reason, 'tool_use');
+    assert.equal((m.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock).name, 'get_weather');
+  } finally {
+    await srv.close();
+  }
+});

@@ -4,9 +4,9 @@
  */
 import type { ChatMessage, ContentPart, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
-import { checkModel, type RequestContext } from './openai.ts';
+import { checkModel, compiles, type RequestContext } from './openai.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, type Json } from './util.ts';
+import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json } from './util.ts';
 
 export function anthropicError(e: ApiError): Json {
   const type = { invalid_request: 'invalid_request_error', authentication: 'authentication_error', not_found: 'not_found_error', rate_limit: 'rate_limit_error', server: 'api_error', too_large: 'request_too_large' }[e.kind];
@@ -58,7 +58,13 @@ async function readBlocks(content: unknown, path: string, ctx: RequestContext, a
   return { parts, toolUses, toolResults };
 }
 
-function readTools(body: Json): ToolSpec[] | null {
+function readTools(body: Json): { tools: ToolSpec[] | null; forced: boolean } {
+  const tools = readToolList(body);
+  const tc = isObject(body.tool_choice) ? body.tool_choice : undefined;
+  return { tools, forced: tools !== null && (tc?.type === 'any' || tc?.type === 'tool') };
+}
+
+function readToolList(body: Json): ToolSpec[] | null {
   const raw = field.arr(body, 'tools');
   if (!raw || raw.length === 0) return null;
   const tools = raw.map((t, i): ToolSpec => {
@@ -133,7 +139,7 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
       if (parts.length || !toolResults.length) msgs.push({ role: 'user', content: parts });
     }
   }
-  const tools = readTools(body);
+  const { tools, forced } = readTools(body);
   const sampling: RunParams['sampling'] = {};
   const t = field.num(body, 'temperature', 0, 1);
   if (t !== undefined) sampling.temperature = t;
@@ -153,7 +159,8 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
     n: 1,
     sampling,
     stop: readStops(body.stop_sequences, 'stop_sequences'),
-    json: null,
+    // tool_choice any/tool: the output must be one JSON call to one of the tools (constrained decoding).
+    json: forced ? { schema: toolCallSchema(tools!, compiles) } : null,
     tools,
     signal: ctx.signal,
   };

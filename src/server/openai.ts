@@ -5,7 +5,8 @@
 import type { ChatMessage, ContentPart, ServerEngine, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type LogprobEntry, type RunParams, type RunResult } from './generation.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, type ImageFetchOptions, type Json } from './util.ts';
+import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type ImageFetchOptions, type Json } from './util.ts';
+import { compileSchema } from '../engine/json-schema.ts';
 
 export interface RequestContext {
   engine: ServerEngine;
@@ -124,7 +125,24 @@ async function readMessages(body: Json, ctx: RequestContext): Promise<ChatMessag
   return out;
 }
 
-export function readTools(body: Json): ToolSpec[] | null {
+/** Whether a schema compiles for constrained decoding. */
+export function compiles(schema: unknown): boolean {
+  try {
+    compileSchema(schema);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** tools + tool_choice: the tools the model may call, and whether it must call one ('required' or a named function). */
+export function readTools(body: Json): { tools: ToolSpec[] | null; forced: boolean } {
+  const r = readToolList(body);
+  const c = body.tool_choice;
+  return { tools: r, forced: r !== null && (c === 'required' || isObject(c)) };
+}
+
+function readToolList(body: Json): ToolSpec[] | null {
   const raw = field.arr(body, 'tools');
   if (!raw || raw.length === 0) return null;
   const tools = raw.map((t, i): ToolSpec => {
@@ -189,8 +207,10 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
   const { engine } = ctx;
   const model = checkModel(engine, body);
   const messages = await readMessages(body, ctx);
-  const tools = readTools(body);
-  const json = readResponseFormat(body);
+  const { tools, forced } = readTools(body);
+  let json = readResponseFormat(body);
+  // A required tool call is enforced by decoding: the output must be one JSON call to one of the tools.
+  if (forced && json === null) json = { schema: toolCallSchema(tools!, compiles) };
   const logprobs = field.bool(body, 'logprobs') ?? false;
   const top = field.int(body, 'top_logprobs', 0, 20);
   if (top !== undefined && !logprobs) throw badRequest("'top_logprobs' requires 'logprobs': true", 'top_logprobs');
