@@ -108,9 +108,10 @@ switch (stage) {
   case 'sft': sft(); break;
   case 'arith':
     // Continue SFT with half the batches being packed arithmetic statements (loss on results only).
-    go(runCfg('arith', {
-      init_from: join(WORK, 'sft'), max_seconds: seconds ?? 900,
-      train: { steps: steps ?? 400, batch: 16, lr: 1.5e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
+    // Optional: pipeline.ts arith OUT FROM (a second round continues from the first).
+    go(runCfg(positionals[1] ?? 'arith', {
+      init_from: join(WORK, positionals[2] ?? 'sft'), max_seconds: seconds ?? 900,
+      train: { steps: steps ?? 400, batch: 16, lr: positionals[1] ? 2e-3 : 1.5e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
       data: { sft_file: join(WORK, 'sft.jsonl'), text_share: 0, tool_share: 0, arith_share: 0.5, seq_len: 64 }, eval_every: 50, save_every: 25,
     }));
     break;
@@ -125,7 +126,7 @@ switch (stage) {
 
 /** The most advanced student checkpoint present. */
 function latest(): string {
-  const have = ['dpo', 'arith', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
+  const have = ['dpo', 'arith2', 'arith', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
   if (!have.length) throw new Error('no student checkpoint yet');
   have.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return dirname(have[0]!);
@@ -171,7 +172,7 @@ function sft(): void {
 
 /** Near-miss answers: the right sentence with a wrong number (±1, ±2, ±10) or the model's own wrong output. */
 function dpo(): void {
-  const src = ['arith', 'sft'].map((n) => join(WORK, n)).find((d) => existsSync(join(d, 'model.safetensors'))) ?? latest();
+  const src = ['arith2', 'arith', 'sft'].map((n) => join(WORK, n)).find((d) => existsSync(join(d, 'model.safetensors'))) ?? latest();
   const enc = loadEncoder(join(WORK, 'tokenizer.json'));
   const policy = loadCheckpoint(src), ref = loadCheckpoint(src);
   const eot = enc.special('<|eot|>'), pad = enc.special('<|finetune_right_pad|>');
@@ -240,7 +241,7 @@ function report(): void {
   const { heldOut } = evalFacts();
   const small = arithmeticFacts().filter((f) => f.a <= 10 && f.b <= 10);
   const rows: string[] = [];
-  for (const n of ['teacher', 'student', 'distilled', 'sft', 'arith', 'dpo']) {
+  for (const n of ['teacher', 'student', 'distilled', 'sft', 'arith', 'arith2', 'dpo']) {
     const d = join(WORK, n);
     if (!existsSync(join(d, 'model.safetensors'))) continue;
     const m = loadCheckpoint(d);
