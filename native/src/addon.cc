@@ -120,7 +120,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::Attention>("attention"), InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
       InstanceMethod<&EngineWrap::Gelu>("gelu"), InstanceMethod<&EngineWrap::Add>("add"),
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
-      InstanceMethod<&EngineWrap::StreamRead>("streamRead"),
+      InstanceMethod<&EngineWrap::StreamRead>("streamRead"), InstanceMethod<&EngineWrap::HugePages>("hugePages"),
       InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
     });
   }
@@ -260,6 +260,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value StreamRead(const Napi::CallbackInfo& info) {
     Arr b = typed(info, 0, "bytes", napi_uint8_array);
     return Napi::Number::New(info.Env(), (double)(e(info.Env()).streamRead(b.p, b.bytes) & ((1ull << 52) - 1)));
+  }
+
+  // hugePages(bytes) -> bool: asks the kernel to back the 2 MiB-aligned interior of a weight buffer with huge
+  // pages (MADV_HUGEPAGE, then MADV_COLLAPSE for pages already present). Decode streams every weight byte once per
+  // token; with 4 KiB pages the hardware prefetchers stop at every page boundary and the TLB misses constantly.
+  // Advisory: returns false (and changes nothing) where the kernel declines.
+  Napi::Value HugePages(const Napi::CallbackInfo& info) {
+    Arr b = typed(info, 0, "bytes", napi_uint8_array);
+    const uintptr_t huge = uintptr_t(1) << 21;
+    const uintptr_t lo = ((uintptr_t)b.p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)b.p + b.bytes) & ~(huge - 1);
+    bool ok = false;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (hi > lo) {
+      ok = madvise((void*)lo, hi - lo, MADV_HUGEPAGE) == 0;
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+      ok = madvise((void*)lo, hi - lo, MADV_COLLAPSE) == 0 && ok;
+    }
+#endif
+    return Napi::Boolean::New(info.Env(), ok);
   }
 
   std::unique_ptr<Engine> engine_;

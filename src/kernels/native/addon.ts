@@ -28,6 +28,8 @@ export interface RawEngine {
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void;
   /** Reads every byte on all threads; returns a checksum (memory-bandwidth probe). */
   streamRead(bytes: Uint8Array): number;
+  /** Advises huge pages for the 2 MiB-aligned interior of a buffer (and collapses present pages); true if taken. */
+  hugePages(bytes: Uint8Array): boolean;
   dispose(): void;
 }
 
