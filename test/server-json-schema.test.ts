@@ -106,3 +106,16 @@ test('random walks through the mask always yield valid documents', () => {
   }
   assert.equal(complete, 80);
 });
+
+test('the free-string fast path allows exactly what running every token would', () => {
+  for (const [schema, prefix] of [[ANY_OBJECT, '{"k": "v'], [ANY_OBJECT, '{"ke'], [compileSchema({ type: 'object', properties: { a: { type: 'string', minLength: 3 } } }), '{"a": "x']] as const) {
+    const st = advance(initialState(schema), prefix);
+    const fast = new Set(allowedTokens(vocab, st));
+    const brute = new Set<number>();
+    for (let id = 0; id < VOCAB.length; id++) {
+      const t = vocab.text(id);
+      if (t && advance(st, t).length > 0) brute.add(id);
+    }
+    assert.deepEqual([...fast].sort((a, b) => a - b), [...brute].sort((a, b) => a - b), prefix);
+  }
+});

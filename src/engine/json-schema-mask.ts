@@ -6,7 +6,7 @@
  * once). Special tokens (text null) are never allowed, except the end tokens once the JSON value is complete.
  */
 import type { TokenConstraint } from './scheduler.ts';
-import { advance, canEnd, compileSchema, initialState, mustEnd, signature, ANY_OBJECT, type JsonState, type Schema } from './json-schema.ts';
+import { advance, canEnd, compileSchema, inFreeString, initialState, isPlainStringText, mustEnd, signature, ANY_OBJECT, type JsonState, type Schema } from './json-schema.ts';
 
 /** The decoded text of each token id: null for special/control tokens. Partial UTF-8 bytes decode to U+FFFD. */
 export interface TokenVocabulary {
@@ -21,16 +21,33 @@ interface SortedVocab {
   lcp: Int32Array;
 }
 
-const sortedCache = new WeakMap<TokenVocabulary, SortedVocab>();
+interface PreparedVocab {
+  all: SortedVocab;
+  /** Tokens a free-form string takes as they are (most of a 200k vocabulary), and the rest, sorted. */
+  plain: Int32Array;
+  special: SortedVocab;
+}
 
-function sortVocab(v: TokenVocabulary): SortedVocab {
-  let s = sortedCache.get(v);
-  if (s) return s;
+const sortedCache = new WeakMap<TokenVocabulary, PreparedVocab>();
+
+function sortVocab(v: TokenVocabulary): PreparedVocab {
+  let p = sortedCache.get(v);
+  if (p) return p;
   const entries: { id: number; t: string }[] = [];
   for (let id = 0; id < v.size; id++) {
     const t = v.text(id);
     if (t) entries.push({ id, t });
   }
+  p = {
+    all: sortEntries(entries),
+    plain: Int32Array.from(entries.filter((e) => isPlainStringText(e.t)).map((e) => e.id)),
+    special: sortEntries(entries.filter((e) => !isPlainStringText(e.t))),
+  };
+  sortedCache.set(v, p);
+  return p;
+}
+
+function sortEntries(entries: { id: number; t: string }[]): SortedVocab {
   entries.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : a.id - b.id));
   const ids = new Int32Array(entries.length);
   const texts: string[] = new Array(entries.length);
@@ -46,16 +63,28 @@ function sortVocab(v: TokenVocabulary): SortedVocab {
       lcp[i] = k;
     }
   }
-  s = { ids, texts, lcp };
-  sortedCache.set(v, s);
-  return s;
+  return { ids, texts, lcp };
 }
 
 /** Ids of the tokens whose whole text the automaton accepts from `state` (end tokens not included). */
 export function allowedTokens(vocab: TokenVocabulary, state: JsonState): Int32Array {
-  const { ids, texts, lcp } = sortVocab(vocab);
-  const out: number[] = [];
   if (mustEnd(state)) return new Int32Array(0);
+  const prepared = sortVocab(vocab);
+  // Inside a free-form string the plain tokens are all allowed without running them; only the others are walked.
+  if (inFreeString(state)) {
+    const rest = walk(prepared.special, state);
+    const out = new Int32Array(prepared.plain.length + rest.length);
+    out.set(prepared.plain);
+    out.set(rest, prepared.plain.length);
+    return out;
+  }
+  return Int32Array.from(walk(prepared.all, state));
+}
+
+/** The tokens of `sv` whose whole text the automaton accepts from `state`, sharing work along common prefixes. */
+function walk(sv: SortedVocab, state: JsonState): number[] {
+  const { ids, texts, lcp } = sv;
+  const out: number[] = [];
   const depth: JsonState[] = [state];
   let deadAt = Infinity; // prefix length at which the previous token's path died
   for (let i = 0; i < ids.length; i++) {
@@ -75,7 +104,7 @@ export function allowedTokens(vocab: TokenVocabulary, state: JsonState): Int32Ar
     }
     if (alive) out.push(ids[i]!);
   }
-  return Int32Array.from(out);
+  return out;
 }
 
 /** Masks shared by every request with the same vocabulary and schema, keyed by state signature (LRU). */

@@ -383,6 +383,23 @@ export function advance(state: JsonState, text: string): JsonState {
   return cur;
 }
 
+/**
+ * True when every stack is inside a free-form string (no enum, no maxLength, not mid-escape): then any text without
+ * '"', '\\' and control characters is accepted and leaves the state as it was (the mask's fast path).
+ */
+export function inFreeString(state: JsonState): boolean {
+  return state.length > 0 && state.every((s) => s.f.t === 'str' && s.f.opts === null && s.f.max === Infinity && s.f.esc === null);
+}
+
+/** Text a free-form string takes as is: no quote, backslash or control character. */
+export function isPlainStringText(t: string): boolean {
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
+
 /** True when the text so far is a complete value (generation may end here). */
 export function canEnd(state: JsonState): boolean {
   return state.some((s) => (s.f.t === 'root' && s.f.done) || (s.f.t === 'num' && s.up?.f.t === 'root' && ['zero', 'int', 'frac', 'exp'].includes(s.f.st)));
