@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { BpeEncoder, toTokenizerJson, trainBpe } from '../../src/train/bpe.ts';
 import { CHAT_TEMPLATE, randomChatExample, splitFortunes } from '../../src/train/data.ts';
 import { arithmeticAccuracy, chatEvalSummary, evalFacts, toolCallAccuracy } from '../../src/train/eval.ts';
-import { arithmeticExample, arithmeticFacts, isHeldOut, OPS, toolExample, type ChatExample } from '../../src/train/data.ts';
+import { arithmeticExample, arithmeticFacts, FACTS, GREETINGS, isHeldOut, OPS, renderChat, toolExample, type ChatExample } from '../../src/train/data.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { greedyKv } from '../../src/train/infer.ts';
 import { dpoStep, type PrefPair } from '../../src/train/dpo.ts';
@@ -199,14 +199,29 @@ function dpo(): void {
     const bad = rng.next() < 0.5 ? e.answer.slice(0, -2) : e.answer.replace(/"city": "[^"]+"/, `"city": "${rng.pick(['Paris', 'Rome', 'Tokyo'])}x"`);
     pairs.push({ prompt: enc.encode(e.prompt), chosen: [...enc.encode(e.answer, false), eot], rejected: [...enc.encode(bad, false), eot] });
   }
+  // Facts and greetings: chosen = the reference reply, rejected = the model's own different reply (SFT on
+  // arithmetic can make it answer everything with numbers or tool calls).
+  const nArith = pairs.length;
+  for (const [q, a] of [...FACTS, ...GREETINGS]) {
+    const prompt = enc.encode(renderChat([{ role: 'user', content: q }], null, true));
+    const got = greedyKv(policy, prompt, 40, stopIds(enc));
+    const chosen = [...enc.encode(a, false), eot];
+    if (enc.decode(got) === enc.decode(chosen)) continue;
+    pairs.push({ prompt, chosen, rejected: got[got.length - 1] === eot ? got : [...got, eot] });
+  }
+  const nOther = pairs.length - nArith;
   log(`dpo: ${pairs.length} pairs (${own} rejected answers are the model's own mistakes) from ${src}`);
   const opt = new AdamW(policy.params, { lr: 5e-4, weightDecay: 0 });
+  log(`dpo: ${nOther} fact/greeting pairs where the model strays`);
   const total = steps ?? 60, beta = 0.2, t0 = Date.now();
   for (let s = 0; s < total; s++) {
     policy.zeroGrad();
-    const batch = Array.from({ length: 8 }, () => rng.pick(pairs.slice(0, facts.length)));
-    if (rng.next() < 0.2) batch.splice(0, 2, rng.pick(pairs.slice(facts.length)), rng.pick(pairs.slice(facts.length)));
-    const r = dpoStep(policy, ref, batch, beta, pad, 0.2);
+    // 5 arithmetic pairs, 3 others (tool calls, facts, greetings) per batch; tool pairs go in separate batches
+    // (their prompts are long).
+    const arith = pairs.slice(0, facts.length), tools = pairs.slice(facts.length, nArith), other = pairs.slice(nArith);
+    const batch = s % 4 === 3 ? Array.from({ length: 4 }, () => rng.pick(tools))
+      : [...Array.from({ length: 5 }, () => rng.pick(arith)), ...Array.from({ length: other.length ? 3 : 0 }, () => rng.pick(other))];
+    const r = dpoStep(policy, ref, batch, beta, pad, 0.5);
     opt.update(lrAt(s, 5e-4, 5, total, 0.1));
     if ((s + 1) % 10 === 0) log(`dpo step ${s + 1}/${total} loss ${r.loss.toFixed(4)} reward-acc ${r.acc.toFixed(2)} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
     if (seconds && (Date.now() - t0) / 1000 > seconds) break;

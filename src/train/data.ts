@@ -115,7 +115,7 @@ export function arithmeticExample(op: keyof typeof OPS, a: number, b: number): C
   return { kind: op, question, prompt: renderChat([{ role: 'user', content: question }], null, true), answer: `${a} ${op} ${b} is ${OPS[op](a, b)}.` };
 }
 
-const FACTS: [string, string][] = [
+export const FACTS: [string, string][] = [
   ['What is the capital of France?', 'The capital of France is Paris.'],
   ['What is the capital of Germany?', 'The capital of Germany is Berlin.'],
   ['What is the capital of Italy?', 'The capital of Italy is Rome.'],
@@ -135,7 +135,7 @@ const FACTS: [string, string][] = [
   ['Who wrote Hamlet?', 'William Shakespeare wrote Hamlet.'],
   ['How many months are in a year?', 'There are 12 months in a year.'],
 ];
-const GREETINGS: [string, string][] = [
+export const GREETINGS: [string, string][] = [
   ['Hello!', 'Hello! How can I help you today?'],
   ['Hi', 'Hi! How can I help you today?'],
   ['Who are you?', 'I am a small Llama 4 model trained from scratch in TypeScript. I can do simple arithmetic.'],
