@@ -256,7 +256,8 @@ function report(): void {
   const { heldOut } = evalFacts();
   const small = arithmeticFacts().filter((f) => f.a <= 10 && f.b <= 10);
   const rows: string[] = [];
-  for (const n of ['teacher', 'student', 'distilled', 'sft', 'arith', 'arith2', 'dpo']) {
+  const names = positionals.length > 1 ? positionals.slice(1) : ['teacher', 'student', 'distilled', 'sft', 'arith', 'arith2', 'dpo'];
+  for (const n of names) {
     const d = join(WORK, n);
     if (!existsSync(join(d, 'model.safetensors'))) continue;
     const m = loadCheckpoint(d);
@@ -268,5 +269,5 @@ function report(): void {
     log(line);
     rows.push(line);
   }
-  writeFileSync(join(WORK, 'report.txt'), rows.join('\n') + '\n');
+  writeFileSync(join(WORK, `report-${names.join('-')}.txt`), rows.join('\n') + '\n');
 }

@@ -3,6 +3,7 @@
  * held-out facts, and the share of tool-requiring prompts answered with a well-formed JSON tool call
  * ({"name": <an offered tool>, "parameters": {...}}), plus whether it is the right call.
  */
+import { parseToolCalls } from '../chat/tool-calls.ts';
 import type { BpeEncoder } from './bpe.ts';
 import { arithmeticExample, arithmeticFacts, isHeldOut, OPS, toolExample, TOOLS } from './data.ts';
 import { greedyKv } from './infer.ts';
@@ -39,7 +40,7 @@ export function evalFacts(n = 60): { small: ReturnType<typeof arithmeticFacts>; 
 
 export interface ToolResult { n: number; wellFormed: number; correct: number; samples: string[] }
 
-/** Tool prompts with held-out cities; well-formed = JSON object with an offered tool name and a parameters object. */
+/** Tool prompts with held-out cities; well-formed = parseToolCalls (src/chat) accepts one call to an offered tool. */
 export function toolCallAccuracy(model: TrainModel, enc: BpeEncoder, n = 16): ToolResult {
   const rng = new Rng(777);
   const ex = Array.from({ length: n }, () => toolExample(rng, true));
@@ -49,13 +50,13 @@ export function toolCallAccuracy(model: TrainModel, enc: BpeEncoder, n = 16): To
   const samples: string[] = [];
   outs.forEach((o, i) => {
     const text = enc.decode(o.filter((t) => t < enc.model.vocab.length)).trim();
-    try {
-      const j = JSON.parse(text) as { name?: unknown; parameters?: unknown };
-      if (typeof j.name === 'string' && TOOLS.some((t) => t.name === j.name) && typeof j.parameters === 'object' && j.parameters !== null) {
-        wf++;
-        if (JSON.stringify(j) === ex[i]!.answer.replace(/: /g, ':').replace(/, /g, ',')) ok++;
-      }
-    } catch { /* not JSON: not well-formed */ }
+    // Well-formed = the project's parser (the server's) finds exactly one call, to an offered tool, and no prose.
+    const parsed = parseToolCalls(text);
+    const call = parsed.toolCalls[0];
+    if (parsed.toolCalls.length === 1 && parsed.content === null && call && TOOLS.some((t) => t.name === call.name)) {
+      wf++;
+      if (JSON.stringify({ name: call.name, parameters: call.arguments }) === ex[i]!.answer.replace(/: /g, ':').replace(/, /g, ',')) ok++;
+    }
     if (samples.length < 2) samples.push(`${ex[i]!.question} -> ${JSON.stringify(text)}`);
   });
   return { n, wellFormed: wf, correct: ok, samples };
