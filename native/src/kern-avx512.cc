@@ -1,10 +1,12 @@
 // AVX-512 (F/BW/VL/DQ + VNNI) kernels for Ice Lake / Sapphire Rapids / Zen 4. The AVX2 kernels are compiled here too
-// (the compiler may use EVEX encodings for them); the decode-critical formats get 512-bit versions:
-//  * q8_0 and q4_0 use VPDPBUSD (unsigned·signed 8-bit dot, 4 products per int32 lane), two blocks per instruction.
-//    VPDPBUSD needs an unsigned operand: q4_0 codes are 0..15 already; q8_0 codes are biased by +128 (xor 0x80) and
-//    the bias is removed through the activation block's integer sum (Σ(q+128)·v = Σq·v + 128·Σv).
-//  * f32/f16/bf16 use 16-wide FMA. bf16 weights are widened to f32 rather than using VDPBF16PS, which would round
-//    the activations to bf16 too; decode is memory-bound, so the wider arithmetic costs nothing.
+// (the compiler may use EVEX encodings for them); f32/f16/bf16 get 512-bit versions:
+//  * f32/f16/bf16 use 16-wide FMA (no prefill tile, so prefill runs these same row kernels token by token).
+//    bf16 weights are widened to f32 rather than using VDPBF16PS, which would round the activations to bf16 too;
+//    decode is memory-bound, so the wider arithmetic costs nothing.
+//  * q8_0/q4_0 use the AVX2 8-row kernels (x_rows8_q0 / x_tile8_q0). A VPDPBUSD row kernel (two blocks per
+//    instruction) used to replace the decode one, but its float accumulation (16 lanes over block pairs) differed
+//    from the prefill tile's, so a token's result depended on the batch size; the pair keeps decode and prefill
+//    bit-identical (batch invariance, see kern-x86.h) and is the one measured with callgrind.
 #include "common.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -55,47 +57,6 @@ static void z_rows_half(int K, const uint8_t* w, size_t rowBytes, int nrows, con
     out[r] = s;
   }
 }
-// Two 32-byte code vectors (blocks i, i+1) in one zmm.
-static inline __m512i pair256(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
-static inline __m512 pair_scale(float a, float b) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
-}
-template <bool Q4>
-static void z_rows_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
-  const int nb = K / 32;
-  const __m256i bias = _mm256_set1_epi8((char)0x80);
-  constexpr int BB = Q4 ? 18 : 34;
-  for (int r = 0; r < nrows; r++) {
-    const uint8_t* row = w + (size_t)r * rowBytes;
-    const ActQ8* y = (const ActQ8*)act;
-    __m512 acc = _mm512_setzero_ps();
-    float corr = 0;  // Σ d·(offset·Σv): 8 for q4_0 codes, 128 for biased q8_0 codes
-    auto codes = [&](int i) -> __m256i {
-      const uint8_t* b = row + (size_t)i * BB + 2;
-      return Q4 ? unpack_nibbles16(b) : _mm256_xor_si256(_mm256_loadu_si256((const __m256i*)b), bias);
-    };
-    int i = 0;
-    for (; i + 2 <= nb; i += 2) {
-      if (pf) { L4_PF(row + (size_t)i * BB); if (!Q4) L4_PF(row + (size_t)i * BB + 64); }
-      const __m512i u = pair256(codes(i), codes(i + 1));
-      const __m512i v = pair256(_mm256_loadu_si256((const __m256i*)y[i].qs), _mm256_loadu_si256((const __m256i*)y[i + 1].qs));
-      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, v);
-      const float d0 = half_to_float(rd16(row + (size_t)i * BB)) * y[i].d;
-      const float d1 = half_to_float(rd16(row + (size_t)(i + 1) * BB)) * y[i + 1].d;
-      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scale(d0, d1), acc);
-      corr += d0 * (float)y[i].isum + d1 * (float)y[i + 1].isum;
-    }
-    float s = hsum16(acc);
-    for (; i < nb; i++) {  // odd block count: 256-bit, unbiased codes (biased ones would saturate maddubs)
-      const uint8_t* b = row + (size_t)i * BB + 2;
-      const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
-      const float d = half_to_float(rd16(row + (size_t)i * BB)) * y[i].d;
-      if (Q4) { s += d * (float)hsum8i(dot_u8i8(unpack_nibbles16(b), v)); corr += d * (float)y[i].isum; }
-      else { const __m256i q = _mm256_loadu_si256((const __m256i*)b); s += d * (float)hsum8i(dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q))); }
-    }
-    out[r] = s - (Q4 ? 8.f : 128.f) * corr;
-  }
-}
 }  // namespace avx512
 
 const KernelTable* kernels_avx512() {
@@ -106,8 +67,6 @@ const KernelTable* kernels_avx512() {
     k.rows[T_F32] = avx512::z_rows_f32;
     k.rows[T_F16] = avx512::z_rows_half<false>;
     k.rows[T_BF16] = avx512::z_rows_half<true>;
-    k.rows[T_Q8_0] = avx512::z_rows_q0<false>;
-    k.rows[T_Q4_0] = avx512::z_rows_q0<true>;
     return k;
   }();
   return &t;

@@ -164,7 +164,15 @@ static float g_dot_f32(const float* a, const float* b, int n) {
   for (; i < n; i++) s += a[i] * b[i];
   return s;
 }
-static void g_axpy_f32(float* y, float a, const float* x, int n) { for (int i = 0; i < n; i++) y[i] += a * x[i]; }
+// y += a·x with one explicitly chosen rounding per element (a fused multiply-add where the ISA has one), so the
+// result never depends on how the compiler splits the loop into vector body and scalar tail (batch invariance).
+static void g_axpy_f32(float* y, float a, const float* x, int n) {
+#if defined(__FP_FAST_FMAF) || defined(FP_FAST_FMAF)
+  for (int i = 0; i < n; i++) y[i] = std::fma(a, x[i], y[i]);
+#else
+  for (int i = 0; i < n; i++) y[i] = y[i] + a * x[i];
+#endif
+}
 static void g_scale_f32(float* y, float a, int n) { for (int i = 0; i < n; i++) y[i] *= a; }
 
 // Generic rows kernel: dequantize 256 weights at a time into a stack buffer, dot with f32 activations.

@@ -335,43 +335,10 @@ static void x_rows8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
 }
 
 // ---- prefill tiles: one weight block decoded, used for 4 tokens ----
-template <bool Q4>
-static void x_tile_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                      float* out, size_t outStride) {
-  const int nb = K / 32;
-  constexpr int BB = Q4 ? 18 : 34;
-  for (int r = 0; r < nrows; r++) {
-    const uint8_t* row = w + (size_t)r * rowBytes;
-    int t0 = 0;
-    for (; t0 + 4 <= ntok; t0 += 4) {
-      const ActQ8* y[4];
-      for (int j = 0; j < 4; j++) y[j] = (const ActQ8*)(act + (size_t)(t0 + j) * actStride);
-      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      for (int i = 0; i < nb; i++) {
-        const uint8_t* b = row + (size_t)i * BB;
-        const float dw = _cvtsh_ss(rd16(b));
-        if (Q4) {
-          const __m256i q = unpack_nibbles16(b + 2);
-          for (int j = 0; j < 4; j++) {
-            const __m256i p = _mm256_sub_epi32(dot_u8i8(q, _mm256_loadu_si256((const __m256i*)y[j][i].qs)),
-                                               _mm256_setr_epi32(8 * y[j][i].isum, 0, 0, 0, 0, 0, 0, 0));
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y[j][i].d), _mm256_cvtepi32_ps(p), acc[j]);
-          }
-        } else {
-          const __m256i q = _mm256_loadu_si256((const __m256i*)(b + 2));
-          const __m256i aq = _mm256_sign_epi8(q, q);
-          for (int j = 0; j < 4; j++) {
-            const __m256i p = dot_u8i8(aq, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i*)y[j][i].qs), q));
-            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * y[j][i].d), _mm256_cvtepi32_ps(p), acc[j]);
-          }
-        }
-      }
-      for (int j = 0; j < 4; j++) out[(size_t)(t0 + j) * outStride + r] = hsum8(acc[j]);
-    }
-    for (; t0 < ntok; t0++)
-      (Q4 ? x_rows_q4_0 : x_rows_q8_0)(K, row, rowBytes, 1, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
-  }
-}
+// Batch invariance: every tile computes each (row, token) output with exactly the operations, in exactly the
+// order, of the row kernel the same table uses for decode (same integer sums, same float scale products, same FMA
+// chains and final reductions), and hands leftover tokens and rows to that row kernel. Continuous batching relies
+// on it: a request's logits must not depend on which other requests share the step.
 template <bool Q5>
 static void x_tile_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                          float* out, size_t outStride) {
@@ -385,7 +352,7 @@ static void x_tile_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, co
       const ActQ8K* y[4];
       for (int j = 0; j < 4; j++) y[j] = (const ActQ8K*)(act + (size_t)(t0 + j) * actStride);
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-      float mins[4] = {0, 0, 0, 0};
+      __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
       for (int i = 0; i < nb; i++) {
         const uint8_t* blk = row + (size_t)i * BB;
         const uint8_t* qs = blk + (Q5 ? 48 : 16);
@@ -411,17 +378,18 @@ static void x_tile_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, co
             sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
           }
         }
-        for (int t = 0; t < 4; t++) {
+        for (int t = 0; t < 4; t++) {  // exactly x_rows_q45_k's float work: 8-lane FMA chain, 4-lane minimum chain
           acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][i].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
           const __m256i bs = _mm256_loadu_si256((const __m256i*)y[t][i].bsums);
           const __m128i bs8 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-          __m128i pm = _mm_madd_epi16(mn, bs8);
-          pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4e));
-          pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xb1));
-          mins[t] += dm * y[t][i].d * (float)_mm_cvtsi128_si32(pm);
+          accm[t] = _mm_fmadd_ps(_mm_set1_ps(dm * y[t][i].d), _mm_cvtepi32_ps(_mm_madd_epi16(mn, bs8)), accm[t]);
         }
       }
-      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = hsum8(acc[t]) - mins[t];
+      for (int t = 0; t < 4; t++) {
+        __m128 m = _mm_add_ps(accm[t], _mm_movehl_ps(accm[t], accm[t]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[(size_t)(t0 + t) * outStride + r] = hsum8(acc[t]) - _mm_cvtss_f32(m);
+      }
     }
     for (; t0 < ntok; t0++)
       x_rows_q45_k<Q5>(K, row, rowBytes, 1, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
@@ -524,7 +492,9 @@ static void x_tile8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
     }
     for (; t0 < ntok; t0++) x_rows8_q0<Q4>(K, p[0], rowBytes, 8, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
   }
-  if (r < nrows) x_tile_q0<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
+  // the last nrows % 8 rows: the row kernel's own single-row path, token by token (as decode computes them)
+  if (r < nrows)
+    for (int t = 0; t < ntok; t++) x_rows8_q0<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act + (size_t)t * actStride, out + (size_t)t * outStride + r, false);
 }
 
 // ---- activation quantization and f32 helpers ----

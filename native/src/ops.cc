@@ -135,25 +135,60 @@ void Engine::rope(float* x, int T, int nHeads, int headDim, const float* cos, co
 
 // ---------------------------------------------------------------------------------------------------------------
 // Attention: q [T, H, d], k/v [S, Hkv, d] (f32). Flash-attention style: a unit of work is one kv head × a tile of
-// 16 queries (× a slice of the keys, see below); it walks the keys in blocks of 64 that stay in L1 while every query
-// of the tile and every query head sharing that kv head (GQA group) consumes them, with an online softmax
+// 16 queries (× a group of key slices, see below); it walks the keys in blocks of 64 that stay in L1 while every
+// query of the tile and every query head sharing that kv head (GQA group) consumes them, with an online softmax
 // (running max m, sum l, unnormalised output acc per query head). Each query's visible keys are one contiguous
 // range because both masks are intervals: causal (k <= q) and Llama 4's chunked mask (RoPE layers only see keys of
 // their own 8192-token chunk: floor(k/C) == floor(q/C)).
-// Decode (few queries, long cache) has too few units to feed every thread, so the keys are split into slices whose
-// partial (m, l, acc) are merged afterwards (flash-decoding).
-static constexpr int kQTile = 16, kKBlock = 64;
+//
+// Batch invariance (continuous batching must give each request exactly its solo output): a query's result may
+// depend only on the query and its visible keys, never on the other queries of the call, on T, S or on how threads
+// split the work. So the order of floating-point operations is pinned to absolute key positions:
+//  * key blocks are aligned to multiples of 64 positions (not to the start of the tile's union range), so the
+//    online-softmax rescaling points of a query are the same whatever else shares its tile;
+//  * keys are cut into slices of 512 positions, again at absolute multiples; each slice yields a partial (m, l, acc)
+//    per query head, and partials are folded into the result strictly in ascending slice order by one function
+//    (foldSlice). A prefill unit folds as it walks the slices; decode (too few units to feed every thread) spreads
+//    the slices over threads (flash-decoding), stores each slice's partial and folds them afterwards in the same
+//    order, so splitting or not gives the same bits.
+static constexpr int kQTile = 16, kKBlock = 64, kKSlice = 512;  // kKSlice is a multiple of kKBlock
+static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Folds one slice's partial (ms, ls, as[d]) into the running result (m, l, o[d]); ls == 0 means the slice had no
+// visible key. Out of line, so every caller gets the same instructions (no caller-dependent FMA contraction).
+[[gnu::noinline]] static void foldSlice(float& m, float& l, float* o, float ms, float ls, const float* as, int d) {
+  if (ls == 0) return;
+  if (l == 0) { m = ms; l = ls; std::memcpy(o, as, sizeof(float) * d); return; }
+  const float mn = std::max(m, ms), fa = std::exp(m - mn), fb = std::exp(ms - mn);
+  for (int i = 0; i < d; i++) o[i] = o[i] * fa + as[i] * fb;
+  l = l * fa + ls * fb;
+  m = mn;
+}
+// out = o / l; no visible key at all gives zeros (cannot happen in causal self-attention).
+[[gnu::noinline]] static void finishQuery(float* out, float l, const float* o, int d) {
+  if (l == 0) { std::memset(out, 0, sizeof(float) * d); return; }
+  const float inv = 1.f / l;
+  for (int i = 0; i < d; i++) out[i] = o[i] * inv;
+}
 
 void Engine::attention(float* out, const float* q, const float* k, const float* v, const AttnShape& s) {
   const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
+  if (T <= 0) return;
+  if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * H * d); return; }
   const int tiles = (T + kQTile - 1) / kQTile, nth = pool_.size();
   const int units0 = Hkv * tiles;
-  int nsplit = 1;
-  if (units0 < 4 * nth && S >= 1024) nsplit = std::min((4 * nth + units0 - 1) / units0, S / 512);
+  // slices [slice0 + i] cover absolute key positions [(slice0 + i)·kKSlice, …); key index j is position kPos0 + j
+  const int64_t slice0 = floorDiv(s.kPos0, kKSlice), nslices = floorDiv(s.kPos0 + S - 1, kKSlice) - slice0 + 1;
+  // Spread slices over threads only when the (kv head, query tile) units are too few; the split changes where the
+  // work runs, not the result. Partials are kept per slice: bound their memory.
+  int64_t nsplit = 1;
+  const double partFloats = (double)nslices * T * H * (d + 2);
+  if (units0 < 4 * nth && nslices > 1 && partFloats <= (double)(16 << 20))
+    nsplit = std::min<int64_t>(nslices, (4 * nth + units0 - 1) / units0);
   const size_t combos = (size_t)kQTile * group;
-  for (auto& b : scratch_) if (b.size() < combos * (d + 2) + kKBlock) b.resize(combos * (d + 2) + kKBlock);
-  // partials[split][t][h] = (m, l, acc[d]) when the keys are split
-  std::vector<float> part(nsplit > 1 ? (size_t)nsplit * T * H * (d + 2) : 0);
+  for (auto& b : scratch_) if (b.size() < combos * (2 * d + 4) + kKBlock) b.resize(combos * (2 * d + 4) + kKBlock);
+  // partials[slice][t][h] = (m, l, acc[d]) when the slices are split over threads
+  std::vector<float> part(nsplit > 1 ? (size_t)partFloats : 0);
   auto visible = [&](int t, int64_t& lo, int64_t& hi) {
     const int64_t qp = s.qPos0 + t;
     lo = 0; hi = S;
@@ -162,89 +197,96 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
   };
   parallelFor((int64_t)units0 * nsplit, 1, [&](int64_t a, int64_t b, int tid) {
     float* buf = scratch_[tid].data();
-    float* M = buf;                    // [combos] running max
-    float* L = M + combos;             // [combos] running sum
-    float* acc = L + combos;           // [combos][d]
-    float* sc = acc + combos * d;      // [kKBlock] scores of one block
+    float* M = buf;                    // [combos] running max within the slice
+    float* L = M + combos;             // [combos] running sum within the slice
+    float* Mr = L + combos;            // [combos] folded max over the slices so far
+    float* Lr = Mr + combos;           // [combos] folded sum
+    float* acc = Lr + combos;          // [combos][d] slice accumulator
+    float* Or = acc + combos * d;      // [combos][d] folded accumulator
+    float* sc = Or + combos * d;       // [kKBlock] scores of one block
     for (int64_t u = a; u < b; u++) {
       const int kvh = (int)(u % Hkv), split = (int)((u / Hkv) % nsplit), tile = (int)(u / Hkv / nsplit);
       const int t0 = tile * kQTile, t1 = std::min(T, t0 + kQTile);
-      const int64_t sa = (int64_t)split * S / nsplit, sb = (int64_t)(split + 1) * S / nsplit;
-      int64_t ulo = sb, uhi = sa;  // union of the tile's visible ranges within this slice
-      for (int t = t0; t < t1; t++) {
-        int64_t lo, hi; visible(t, lo, hi);
-        ulo = std::min(ulo, std::max(lo, sa)); uhi = std::max(uhi, std::min(hi, sb));
-      }
       const size_t nc = (size_t)(t1 - t0) * group;
-      for (size_t c = 0; c < nc; c++) { M[c] = -INFINITY; L[c] = 0; }
-      std::memset(acc, 0, sizeof(float) * nc * d);
-      for (int64_t kb = ulo; kb < uhi; kb += kKBlock) {
-        const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
+      for (size_t c = 0; c < nc; c++) { Mr[c] = -INFINITY; Lr[c] = 0; }
+      const int64_t i0 = split * nslices / nsplit, i1 = (split + 1) * nslices / nsplit;
+      for (int64_t si = i0; si < i1; si++) {
+        // this slice's key indices, clipped to the cache
+        const int64_t sa = std::max<int64_t>(0, (slice0 + si) * kKSlice - s.kPos0);
+        const int64_t sb = std::min<int64_t>(S, (slice0 + si + 1) * kKSlice - s.kPos0);
+        int64_t ulo = sb, uhi = sa;  // union of the tile's visible ranges within this slice
         for (int t = t0; t < t1; t++) {
           int64_t lo, hi; visible(t, lo, hi);
-          const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
-          if (jlo >= jhi) continue;
+          ulo = std::min(ulo, std::max(lo, sa)); uhi = std::max(uhi, std::min(hi, sb));
+        }
+        for (size_t c = 0; c < nc; c++) { M[c] = -INFINITY; L[c] = 0; }
+        std::memset(acc, 0, sizeof(float) * nc * d);
+        // blocks start at absolute positions that are multiples of kKBlock
+        for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
+          const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
+          for (int t = t0; t < t1; t++) {
+            int64_t lo, hi; visible(t, lo, hi);
+            const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
+            if (jlo >= jhi) continue;
+            for (int g = 0; g < group; g++) {
+              const int h = kvh * group + g;
+              const size_t c = (size_t)(t - t0) * group + g;
+              const float* qv = q + ((size_t)t * H + h) * d;
+              float bm = -INFINITY;
+              for (int64_t j = jlo; j < jhi; j++) {
+                const float x = kt_->dot_f32(qv, k + ((size_t)j * Hkv + kvh) * d, d) * s.scale;
+                sc[j - kb] = x;
+                bm = std::max(bm, x);
+              }
+              float* o = acc + c * d;
+              if (bm > M[c]) {  // new running max: rescale what was accumulated so far
+                const float f = std::exp(M[c] - bm);
+                if (L[c] != 0) kt_->scale_f32(o, f, d);
+                L[c] *= f;
+                M[c] = bm;
+              }
+              float l = 0;
+              for (int64_t j = jlo; j < jhi; j++) {
+                const float p = std::exp(sc[j - kb] - M[c]);
+                l += p;
+                kt_->axpy_f32(o, p, v + ((size_t)j * Hkv + kvh) * d, d);
+              }
+              L[c] += l;
+            }
+          }
+        }
+        for (int t = t0; t < t1; t++)
           for (int g = 0; g < group; g++) {
             const int h = kvh * group + g;
             const size_t c = (size_t)(t - t0) * group + g;
-            const float* qv = q + ((size_t)t * H + h) * d;
-            float bm = -INFINITY;
-            for (int64_t j = jlo; j < jhi; j++) {
-              const float x = kt_->dot_f32(qv, k + ((size_t)j * Hkv + kvh) * d, d) * s.scale;
-              sc[j - kb] = x;
-              bm = std::max(bm, x);
+            if (nsplit == 1) foldSlice(Mr[c], Lr[c], Or + c * d, M[c], L[c], acc + c * d, d);
+            else {
+              float* pp = part.data() + (((size_t)si * T + t) * H + h) * (d + 2);
+              pp[0] = M[c]; pp[1] = L[c];
+              if (L[c] != 0) std::memcpy(pp + 2, acc + c * d, sizeof(float) * d);
             }
-            float* o = acc + c * d;
-            if (bm > M[c]) {  // new running max: rescale what was accumulated so far
-              const float f = std::exp(M[c] - bm);
-              if (L[c] != 0) kt_->scale_f32(o, f, d);
-              L[c] *= f;
-              M[c] = bm;
-            }
-            float l = 0;
-            for (int64_t j = jlo; j < jhi; j++) {
-              const float p = std::exp(sc[j - kb] - M[c]);
-              l += p;
-              kt_->axpy_f32(o, p, v + ((size_t)j * Hkv + kvh) * d, d);
-            }
-            L[c] += l;
           }
-        }
       }
-      for (int t = t0; t < t1; t++)
-        for (int g = 0; g < group; g++) {
-          const int h = kvh * group + g;
-          const size_t c = (size_t)(t - t0) * group + g;
-          if (nsplit == 1) {
-            float* o = out + ((size_t)t * H + h) * d;
-            const float inv = L[c] > 0 ? 1.f / L[c] : 0.f;  // no visible key: zeros (cannot happen in causal self-attention)
-            for (int i = 0; i < d; i++) o[i] = acc[c * d + i] * inv;
-          } else {
-            float* pp = part.data() + (((size_t)split * T + t) * H + h) * (d + 2);
-            pp[0] = M[c]; pp[1] = L[c];
-            std::memcpy(pp + 2, acc + c * d, sizeof(float) * d);
+      if (nsplit == 1)
+        for (int t = t0; t < t1; t++)
+          for (int g = 0; g < group; g++) {
+            const int h = kvh * group + g;
+            const size_t c = (size_t)(t - t0) * group + g;
+            finishQuery(out + ((size_t)t * H + h) * d, Lr[c], Or + c * d, d);
           }
-        }
     }
   });
   if (nsplit == 1) return;
-  // merge the key slices: out = Σ acc_s·e^(m_s − m) / Σ l_s·e^(m_s − m)
+  // fold the slices' partials in ascending order, exactly as an unsplit unit does
   for (int t = 0; t < T; t++)
     for (int h = 0; h < H; h++) {
-      float m = -INFINITY;
-      for (int sp = 0; sp < nsplit; sp++) m = std::max(m, part[(((size_t)sp * T + t) * H + h) * (d + 2)]);
       float* o = out + ((size_t)t * H + h) * d;
-      std::memset(o, 0, sizeof(float) * d);
-      if (m == -INFINITY) continue;
-      double l = 0;
-      for (int sp = 0; sp < nsplit; sp++) {
-        const float* pp = part.data() + (((size_t)sp * T + t) * H + h) * (d + 2);
-        if (pp[1] == 0) continue;
-        const float f = std::exp(pp[0] - m);
-        l += (double)pp[1] * f;
-        kt_->axpy_f32(o, f, pp + 2, d);
+      float m = -INFINITY, l = 0;
+      for (int64_t si = 0; si < nslices; si++) {
+        const float* pp = part.data() + (((size_t)si * T + t) * H + h) * (d + 2);
+        foldSlice(m, l, o, pp[0], pp[1], pp + 2, d);
       }
-      kt_->scale_f32(o, (float)(1.0 / l), d);
+      finishQuery(o, l, o, d);
     }
 }
 

@@ -264,6 +264,57 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     });
   }
 
+  // Batch invariance: continuous batching must give each request exactly what it gets alone, so a token's
+  // matmul row and a query's attention output may not depend on how many other tokens share the call (nor on how
+  // threads split the work). Compared bit for bit, on random sizes that are not multiples of the tile sizes.
+  for (const dtype of MATMUL_TYPES) {
+    test(`${label}: matmul ${dtype} is batch-invariant (T=1 per row === one T>1 call, bit for bit)`, { skip: skip || (!canDecode(dtype) && `no row codec for ${dtype} registered yet`) }, () => {
+      const r = rng(31 + DTYPES[dtype].ggmlType);
+      const bs = DTYPES[dtype].blockSize;
+      for (let round = 0; round < 3; round++) {
+        const K = bs === 1 ? 8 + Math.floor(r.u() * 300) : bs * (1 + Math.floor(r.u() * (bs === 256 ? 6 : 40)));
+        const N = 1 + Math.floor(r.u() * 70), T = 2 + Math.floor(r.u() * 69), E = 2;
+        const { bytes } = randomWeight(dtype, E * N, K, 200 + round);
+        const w3 = be.weight(tensor('e', dtype, [E, N, K], bytes));
+        const w2 = be.weight(tensor('w', dtype, [N, K], bytes.subarray(0, byteSize(dtype, N * K))));
+        const x = randn(r, T * K);
+        for (const [w, expert] of [[w2, undefined], [w3, 1]] as const) {
+          const batched = new Float32Array(T * N);
+          be.matmul(batched, x, w, T, expert);
+          const one = new Float32Array(N);
+          for (let t = 0; t < T; t++) {
+            be.matmul(one, x.subarray(t * K, (t + 1) * K), w, 1, expert);
+            assertSameBits(batched.subarray(t * N, (t + 1) * N), one, `${dtype} K=${K} N=${N} T=${T}${expert === undefined ? '' : ' expert 1'} token ${t}`);
+          }
+        }
+      }
+    });
+  }
+
+  const invCases: Array<[string, { T: number; S: number; qPos0: number; chunk: number; d: number }]> = [
+    ['causal prefill', { T: 70, S: 70, qPos0: 0, chunk: 0, d: 32 }],
+    ['chunked prefill, odd head size', { T: 45, S: 45, qPos0: 0, chunk: 16, d: 40 }],
+    ['long cache (key slices when alone, none in the batch)', { T: 70, S: 2600, qPos0: 2530, chunk: 0, d: 32 }],
+    ['long cache, few queries (split both ways)', { T: 3, S: 1700, qPos0: 1697, chunk: 1024, d: 32 }],
+  ];
+  for (const [name, c] of invCases) {
+    t0(`attention is batch-invariant: ${name}`, () => {
+      const r = rng(41 + c.T), nHeads = 4, nKvHeads = 2, d = c.d;
+      const shape = (T: number, S: number, qPos0: number): AttentionShape =>
+        ({ nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0: 0, scale: 1 / Math.sqrt(d), mask: { causal: true, chunkSize: c.chunk } });
+      const q = randn(r, c.T * nHeads * d), k = randn(r, c.S * nKvHeads * d), v = randn(r, c.S * nKvHeads * d);
+      const batched = new Float32Array(q.length);
+      be.attention(batched, q, k, v, shape(c.T, c.S, c.qPos0));
+      const hd = nHeads * d, kd = nKvHeads * d;
+      for (let t = 0; t < c.T; t++) {
+        // the query alone, as in decode: the cache holds exactly the keys up to its own position
+        const S1 = c.qPos0 + t + 1, one = new Float32Array(hd);
+        be.attention(one, q.subarray(t * hd, (t + 1) * hd), k.subarray(0, S1 * kd), v.subarray(0, S1 * kd), shape(1, S1, c.qPos0 + t));
+        assertSameBits(batched.subarray(t * hd, (t + 1) * hd), one, `attention ${name} query ${t}`);
+      }
+    });
+  }
+
   t0('siluMul (aliasing gate), gelu, addInPlace, addBias', () => {
     const r = rng(19), n = 1000;
     const g = randn(r, n, 3), u = randn(r, n);
@@ -282,6 +333,15 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     be.addBias(mb, bias, 10, 10);
     close(mb, Array.from(m, (v, i) => v + bias[i % 10]!), 1e-14, 'addBias');
   });
+}
+
+/** Bit-for-bit equality of two float32 arrays (NaN payloads and signed zeros included). */
+function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length), b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs: ${got[i]} (batched) !== ${want[i]} (alone), diff ${got[i]! - want[i]!}`);
+  }
 }
 
 /** erf via the Abramowitz–Stegun 7.1.26-free route: high-order series / continued fraction in float64. */
