@@ -88,3 +88,21 @@ for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16
     }
   });
 }
+
+// Threads split rows (matmul) and keys (attention) differently with their number; the results may not change.
+test('native backend: 1 and 3 threads give the same logits bit for bit (Q4_K tiny Llama 4, prefill + decode)', async (t) => {
+  const file = sharedPath('gguf', 'llama4-tiny-g1-Q4_K.gguf');
+  if (!file) return t.skip('../shared/gguf missing');
+  const probe = tryCreateNativeBackend({ threads: 1 });
+  if (!probe.backend) return t.skip(`native backend unavailable: ${probe.reason}`);
+  probe.backend.dispose();
+  const runs: Float32Array[][] = [];
+  for (const threads of [1, 3]) {
+    const { model } = await loadModel(file, { backend: 'native', threads });
+    const seq = model.newSequence();
+    const rows = [model.forward([{ seq, tokens: PROMPTS[2]!, logits: 'all' }])[0]!.slice()];
+    for (let s = 0; s < 3; s++) rows.push(model.forward([{ seq, tokens: [PROMPTS[1]![s + 1]!], logits: 'all' }])[0]!.slice());
+    runs.push(rows);
+  }
+  runs[0]!.forEach((r, i) => sameBits(runs[1]![i]!, r, `call ${i}`));
+});
