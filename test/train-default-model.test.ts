@@ -53,4 +53,8 @@ test('the engine answers "What is A plus B?" from models/default in the chat for
     if (ans === `${a} plus ${b} is ${a + b}.`) right++;
   }
   t.diagnostic(`right sums: ${right}/${qs.length}`);
+  // The issue's acceptance question, and most small sums (the shipped model gets 6/6 here; allow one slip so a
+  // retrained model with a near miss elsewhere still passes).
+  assert.equal(ask('What is 7 plus 5?'), '7 plus 5 is 12.');
+  assert.ok(right >= qs.length - 1, `only ${right}/${qs.length} sums right`);
 });

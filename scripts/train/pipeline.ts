@@ -106,6 +106,16 @@ switch (stage) {
     break;
   }
   case 'sft': sft(); break;
+  case 'polish':
+    // After DPO: a short replay of the full generated chat mixture (facts, greetings, tools) plus arithmetic
+    // statements, because SFT on arithmetic mistakes makes the model forget the rest.
+    go(runCfg('polish', {
+      init_from: join(WORK, 'dpo'), max_seconds: seconds ?? 420,
+      train: { steps: steps ?? 250, batch: 16, lr: 1e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
+      data: { text_files: [join(WORK, 'corpus.txt')], text_share: 0.05, arith_share: 0.3, tool_share: 0.1, seq_len: 64, heldout_share: 0.05 },
+      eval_every: 50, save_every: 25,
+    }));
+    break;
   case 'arith':
     // Continue SFT with half the batches being packed arithmetic statements (loss on results only).
     // Optional: pipeline.ts arith OUT FROM (a second round continues from the first).
@@ -126,7 +136,7 @@ switch (stage) {
 
 /** The most advanced student checkpoint present. */
 function latest(): string {
-  const have = ['dpo', 'arith2', 'arith', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
+  const have = ['polish', 'dpo', 'arith2', 'arith', 'sft', 'distilled', 'student'].map((n) => join(WORK, n, 'model.safetensors')).filter((f) => existsSync(f));
   if (!have.length) throw new Error('no student checkpoint yet');
   have.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   return dirname(have[0]!);
