@@ -294,7 +294,10 @@ describe('server with a fake engine', () => {
     engine.model.delayMs = 0;
     const statuses = rs.map((r) => r.status);
     assert.ok(statuses.includes(429), `statuses ${statuses}`);
-    assert.equal(statuses.filter((s) => s === 200).length, 12, 'parallel 4 + queue 8 served');
+    // At most parallel 4 + queue 8 are held at once; a slow machine may free a slot before the last requests
+    // arrive, so more than 12 can be served in total, never fewer.
+    assert.ok(statuses.filter((s) => s === 200).length >= 12, `parallel 4 + queue 8 served: ${statuses}`);
+    assert.ok(statuses.every((s) => s === 200 || s === 429), `statuses ${statuses}`);
     const r429 = rs.find((r) => r.status === 429)!;
     assert.ok(Number(r429.headers.get('retry-after')) >= 1);
   });
