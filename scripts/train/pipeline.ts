@@ -106,6 +106,15 @@ switch (stage) {
     break;
   }
   case 'sft': sft(); break;
+  case 'tools':
+    // Extra tool-call practice (half the batches are tool prompts) on top of the polished model.
+    go(runCfg('tools', {
+      init_from: join(WORK, 'polish'), max_seconds: seconds ?? 420,
+      train: { steps: steps ?? 120, batch: 16, lr: 1e-3, warmup: 5, aux_coef: 0.01, weight_decay: 0 },
+      data: { text_files: [join(WORK, 'corpus.txt')], text_share: 0.05, arith_share: 0.2, tool_share: 0.5, seq_len: 64, heldout_share: 0.05 },
+      eval_every: 1000, save_every: 20,
+    }));
+    break;
   case 'polish':
     // After DPO: a short replay of the full generated chat mixture (facts, greetings, tools) plus arithmetic
     // statements, because SFT on arithmetic mistakes makes the model forget the rest.
