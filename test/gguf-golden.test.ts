@@ -17,7 +17,8 @@ import { readGguf } from '../src/io/gguf/index.ts';
 import { llama4FromGguf } from '../src/model/llama4/gguf-config.ts';
 import { Llama4TextModel } from '../src/model/llama4/text-model.ts';
 import { TsBackend } from '../src/kernels/ts/index.ts';
-import type { DType, Weight } from '../src/tensor/index.ts';
+import { tryCreateNativeBackend } from '../src/kernels/native/index.ts';
+import type { Backend, DType, Weight } from '../src/tensor/index.ts';
 import { dequantize, f16ToF32, f32ToF16, quantize } from '../src/tensor/index.ts';
 import { sharedPath } from './helpers/shared.ts';
 
@@ -60,6 +61,12 @@ class LlamaCppRoundingBackend extends TsBackend {
 
 const TYPES = ['F16', 'Q8_0', 'Q6_K', 'Q5_K', 'Q5_0', 'Q4_K', 'Q4_1', 'Q4_0'];
 
+// The llama.cpp comparison runs on the TypeScript reference and, when its addon is built, on the native backend
+// (whose matmuls round activations to 8-bit blocks as llama.cpp does) with the same tolerances.
+const native = tryCreateNativeBackend({ threads: 2 });
+if (!native.backend) process.stderr.write(`\n*** gguf-golden: native backend SKIPPED: ${native.reason} ***\n`);
+const BACKENDS: [string, Backend][] = [['typescript', new TsBackend()], ...(native.backend ? [['native', native.backend] as [string, Backend]] : [])];
+
 function f32(path: string): Float32Array {
   const b = readFileSync(path);
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
@@ -71,8 +78,8 @@ function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
-for (const type of TYPES) {
-  test(`${type}: logits and greedy steps agree with llama.cpp`, (t) => {
+for (const [bname, backend] of BACKENDS) for (const type of TYPES) {
+  test(`${type} [${bname}]: logits and greedy steps agree with llama.cpp`, (t) => {
     const dir = sharedPath('gguf');
     if (!dir) return t.skip('../shared/gguf missing');
     const base = join(dir, `llama4-tiny-g1-${type}`);
@@ -85,7 +92,7 @@ for (const type of TYPES) {
     ]);
     assert.equal(config.intermediateSize, 256);
     assert.equal(config.intermediateSizeMlp, 512);
-    const model = new Llama4TextModel(config, tensors, new TsBackend(), `${base}.gguf`);
+    const model = new Llama4TextModel(config, tensors, backend, `${base}.gguf`);
     const V = 512, ids: number[] = exp.input_ids, T = ids.length;
     const want = f32(`${base}.logits.f32`);
     const seq = model.newSequence();

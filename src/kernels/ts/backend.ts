@@ -144,6 +144,7 @@ export class TsBackend implements Backend {
     const { nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0, scale, mask } = p;
     const group = nHeads / nKvHeads;
     const scores = new Float64Array(S);
+    const acc = new Float64Array(d);
     for (let t = 0; t < T; t++) {
       const qp = qPos0 + t;
       // Visible keys form one contiguous range [lo, hi) of key indices.
@@ -167,7 +168,7 @@ export class TsBackend implements Backend {
         for (let s = lo; s < hi; s++) { const e = Math.exp(scores[s]! - max); scores[s] = e; sum += e; }
         for (let i = 0; i < d; i++) out[oo + i] = 0;
         if (hi <= lo) continue; // no visible key (cannot happen for causal self-attention)
-        const acc = new Float64Array(d);
+        acc.fill(0);
         for (let s = lo; s < hi; s++) {
           const pw = scores[s]! / sum;
           const vo = (s * nKvHeads + kvh) * d;
