@@ -15,7 +15,9 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <map>
 #include <string>
 
 #include "common.h"
@@ -24,6 +26,7 @@
 namespace l4 {
 
 int type_block_size(int t) {
+  t = r8_base(t);
   switch (t) {
     case T_F32: case T_F16: case T_BF16: return 1;
     case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
@@ -32,6 +35,7 @@ int type_block_size(int t) {
   }
 }
 int type_block_bytes(int t) {
+  t = r8_base(t);
   switch (t) {
     case T_F32: return 4; case T_F16: case T_BF16: return 2;
     case T_Q4_0: return 18; case T_Q4_1: return 20; case T_Q5_0: return 22; case T_Q5_1: return 24; case T_Q8_0: return 34;
@@ -109,6 +113,18 @@ static void check_type(const Napi::Env& env, int type, int64_t K) {
   if (K % type_block_size(type) != 0) throw Napi::RangeError::New(env, "row length " + std::to_string(K) + " is not a whole number of blocks");
 }
 
+// Live file mappings (base -> size), so repacking can tell a mapped source from a heap one. Guarded: the addon may
+// be loaded by worker threads too.
+static std::mutex g_mapMutex;
+static std::map<uintptr_t, size_t> g_mappings;
+static bool in_mapping(const uint8_t* p, size_t n) {
+  std::lock_guard<std::mutex> lock(g_mapMutex);
+  auto it = g_mappings.upper_bound((uintptr_t)p);
+  if (it == g_mappings.begin()) return false;
+  --it;
+  return (uintptr_t)p >= it->first && (uintptr_t)p + n <= it->first + it->second;
+}
+
 // ---- Engine ----
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
@@ -121,6 +137,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::Gelu>("gelu"), InstanceMethod<&EngineWrap::Add>("add"),
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
       InstanceMethod<&EngineWrap::StreamRead>("streamRead"), InstanceMethod<&EngineWrap::HugePages>("hugePages"),
+      InstanceMethod<&EngineWrap::CanRepack>("canRepack"), InstanceMethod<&EngineWrap::RepackR8>("repackR8"),
       InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
     });
   }
@@ -153,6 +170,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int type = (int)num(info, 3, "type", 0, T_COUNT - 1);
     const int64_t N = num(info, 4, "N", 1), K = num(info, 5, "K", 1), T = num(info, 6, "T", 0), ex = num(info, 7, "expert");
     check_type(env, type, K);
+    if (!e(env).kt()->rows[type]) throw Napi::RangeError::New(env, "weight type id " + std::to_string(type) + " has no kernel in the " + e(env).kt()->isa + " set");
+    if (is_r8(type) && N % 8) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0");
     const size_t rb = row_bytes(type, K);
     if (w.bytes < (size_t)(ex + 1) * N * rb) throw Napi::RangeError::New(env, "weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
     need(env, x, T * K, "x"); need(env, out, T * N, "out");
@@ -262,6 +281,44 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), (double)(e(info.Env()).streamRead(b.p, b.bytes) & ((1ull << 52) - 1)));
   }
 
+  // canRepack(type) -> the R8 type id when this kernel set has repacked kernels for the GGML type, else -1
+  Napi::Value CanRepack(const Napi::CallbackInfo& info) {
+    const int type = (int)num(info, 0, "type", 0, T_COUNT - 1), r8 = r8_of(type);
+    return Napi::Number::New(info.Env(), r8 >= 0 && e(info.Env()).kt()->rows[r8] ? r8 : -1);
+  }
+  // repackR8(src: Uint8Array, type, rows, K) -> ArrayBuffer in the R8 layout (common.h), from 2 MiB-aligned memory
+  // advised for huge pages (decode streams it once per token). When src lies in a mapped model file, its pages are
+  // dropped from this process afterwards (they stay in the page cache): the repacked copy replaces them, so resident
+  // memory holds the weights once.
+  Napi::Value RepackR8(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr src = typed(info, 0, "src", napi_uint8_array);
+    const int type = (int)num(info, 1, "type", 0, T_COUNT - 1);
+    const int64_t rows = num(info, 2, "rows", 8, INT64_C(1) << 40), K = num(info, 3, "K", 32);
+    if (r8_of(type) < 0) throw Napi::RangeError::New(env, "only q4_0 and q8_0 weights can be repacked");
+    check_type(env, type, K);
+    if (rows % 8) throw Napi::RangeError::New(env, "repacking needs a multiple of 8 rows, got " + std::to_string(rows));
+    const size_t n = (size_t)rows * row_bytes(type, K);
+    if (src.bytes != n) throw Napi::RangeError::New(env, "src has " + std::to_string(src.bytes) + " bytes, [" + std::to_string(rows) + ", " + std::to_string(K) + "] needs " + std::to_string(n));
+    void* dst = nullptr;
+    if (posix_memalign(&dst, size_t(1) << 21, n) != 0) throw Napi::Error::New(env, "cannot allocate " + std::to_string(n) + " bytes to repack a weight");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (n >= (size_t(1) << 21)) madvise(dst, (n + (size_t(1) << 21) - 1) & ~((size_t(1) << 21) - 1), MADV_HUGEPAGE);
+#endif
+    e(env).repackR8((uint8_t*)dst, src.p, type, rows, (int)K);
+    if (in_mapping(src.p, n)) {
+      const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+      const uintptr_t lo = ((uintptr_t)src.p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)src.p + n) & ~(pg - 1);
+      if (hi > lo) madvise((void*)lo, hi - lo, MADV_DONTNEED);
+    }
+    napi_value ab;
+    if (napi_create_external_arraybuffer(env, dst, n, [](napi_env, void* d, void*) { free(d); }, nullptr, &ab) != napi_ok) {
+      free(dst);
+      throw Napi::Error::New(env, "cannot create an external ArrayBuffer of " + std::to_string(n) + " bytes");
+    }
+    return Napi::Value(env, ab);
+  }
+
   // hugePages(bytes) -> bool: asks the kernel to back the 2 MiB-aligned interior of a weight buffer with huge
   // pages (MADV_HUGEPAGE, then MADV_COLLAPSE for pages already present). Decode streams every weight byte once per
   // token; with 4 KiB pages the hardware prefetchers stop at every page boundary and the TLB misses constantly.
@@ -295,7 +352,11 @@ struct Mapping {
   void* base = nullptr;
   size_t size = 0;
   std::set<size_t> liveViews;  // V8 refuses two external backing stores at the same address
-  ~Mapping() { if (base) munmap(base, size); }
+  ~Mapping() {
+    if (!base) return;
+    { std::lock_guard<std::mutex> lock(g_mapMutex); g_mappings.erase((uintptr_t)base); }
+    munmap(base, size);
+  }
 };
 struct ViewHint { std::shared_ptr<Mapping> m; size_t offset; };
 static constexpr size_t kMaxView = size_t(1) << 32;
@@ -319,6 +380,7 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
       void* p = mmap(nullptr, m_->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) { const int err = errno; close(fd); throw Napi::Error::New(env, path + ": mmap failed: " + std::strerror(err)); }
       m_->base = p;
+      { std::lock_guard<std::mutex> lock(g_mapMutex); g_mappings[(uintptr_t)p] = m_->size; }
       // Start reading ahead when the file comfortably fits in RAM; larger models page in on demand.
       const long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
       if (pages > 0 && psz > 0 && m_->size < (size_t)pages * (size_t)psz / 2) madvise(p, m_->size, MADV_WILLNEED);

@@ -12,8 +12,24 @@ namespace l4 {
 // Type ids are GGML's (the `ggmlType` column of src/tensor/dtype.ts), so TS passes them through unchanged.
 enum GType : int {
   T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
-  T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_Q8_K = 15, T_BF16 = 30, T_COUNT = 31
+  T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_Q8_K = 15, T_BF16 = 30,
+  // Our own ids (never in a file): q4_0 / q8_0 weights repacked at load into groups of 8 rows (layout below).
+  T_Q4_0_R8 = 40, T_Q8_0_R8 = 41, T_COUNT = 42
 };
+
+// ---- Repacked "R8" layouts ----
+// A q4_0/q8_0 matrix with N % 8 == 0 may be repacked (repack_r8 in ops.cc) so that decode reads one contiguous
+// stream per group of 8 rows and the 8-row kernels load what they need with a few wide loads: group g (rows 8g..8g+7)
+// occupies the same bytes as those 8 rows did, [8g·rowBytes, (8g+8)·rowBytes), as K/32 blocks of 8·blockBytes:
+//   [8 f16 scales, rows 0..7] [codes]
+//   q8_0 codes: rows 0..7, 32 int8 each (256 B).
+//   q4_0 codes: 16 nibble bytes per row in the order 0,4,1,5,2,6,3,7, so one 256-bit load holds rows k and k+4
+//               (128-bit lanes), and the horizontal-add tree of the kernel ends with the row sums in natural order.
+// Row bytes and expert offsets are unchanged (an expert's N rows stay where they were), and every (row, token)
+// result is bit-identical to the unpacked 8-row kernels' (same integer sums, same float operations).
+static inline bool is_r8(int t) { return t == T_Q4_0_R8 || t == T_Q8_0_R8; }
+static inline int r8_base(int t) { return t == T_Q4_0_R8 ? T_Q4_0 : t == T_Q8_0_R8 ? T_Q8_0 : t; }
+static inline int r8_of(int t) { return t == T_Q4_0 ? T_Q4_0_R8 : t == T_Q8_0 ? T_Q8_0_R8 : -1; }
 
 constexpr int QK = 32;    // elements per block of the *_0/*_1 formats
 constexpr int QKK = 256;  // elements per super-block of the K-quants

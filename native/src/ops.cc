@@ -70,15 +70,56 @@ void Engine::matmul(float* out, const float* x, const uint8_t* w, int type, int 
   pool_.run(matmulChunk, &c, (N + c.rows - 1) / c.rows);
 }
 
+// A row of a repacked (R8) matrix back in its file layout: row r's blocks gathered from its group (common.h).
+static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
+  const int base = r8_base(type), bb = type_block_bytes(base), nb = K / 32;
+  const size_t rb = (size_t)nb * bb, gb = 8 * (size_t)bb;
+  const uint8_t* g = w + (size_t)(r / 8) * 8 * rb;
+  const int j = (int)(r % 8), slot = base == T_Q4_0 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j, qb = bb - 2;
+  for (int i = 0; i < nb; i++) {
+    const uint8_t* blk = g + (size_t)i * gb;
+    std::memcpy(dst + (size_t)i * bb, blk + 2 * j, 2);
+    std::memcpy(dst + (size_t)i * bb + 2, blk + 16 + (size_t)slot * qb, qb);
+  }
+}
+
 void Engine::getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n) {
   const size_t rb = row_bytes(type, K);
+  if (is_r8(type)) {
+    std::vector<uint8_t> row(rb);
+    for (int i = 0; i < n; i++) { r8_row(type, w, ids[i], K, row.data()); kt_->dequant[r8_base(type)](row.data(), out + (size_t)i * K, K); }
+    return;
+  }
   for (int i = 0; i < n; i++) kt_->dequant[type](w + (size_t)ids[i] * rb, out + (size_t)i * K, K);
 }
 
 void Engine::dequant(float* out, const uint8_t* w, int type, int64_t rows, int K) {
   const size_t rb = row_bytes(type, K);
   parallelFor(rows, 64, [&](int64_t a, int64_t b, int) {
-    for (int64_t r = a; r < b; r++) kt_->dequant[type](w + (size_t)r * rb, out + (size_t)r * K, K);
+    std::vector<uint8_t> row(is_r8(type) ? rb : 0);
+    for (int64_t r = a; r < b; r++) {
+      if (is_r8(type)) { r8_row(type, w, r, K, row.data()); kt_->dequant[r8_base(type)](row.data(), out + (size_t)r * K, K); }
+      else kt_->dequant[type](w + (size_t)r * rb, out + (size_t)r * K, K);
+    }
+  });
+}
+
+// q4_0/q8_0 rows [rows, K] -> the R8 layout (common.h); rows % 8 == 0. Each group is written whole by one thread.
+void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K) {
+  const int bb = type_block_bytes(type), qb = bb - 2, nb = K / 32;
+  const size_t rb = (size_t)nb * bb;
+  parallelFor(rows / 8, 16, [&](int64_t a, int64_t b, int) {
+    for (int64_t g = a; g < b; g++) {
+      const uint8_t* s0 = src + (size_t)g * 8 * rb;
+      uint8_t* d = dst + (size_t)g * 8 * rb;
+      for (int i = 0; i < nb; i++, d += 8 * (size_t)bb)
+        for (int j = 0; j < 8; j++) {
+          const uint8_t* blk = s0 + (size_t)j * rb + (size_t)i * bb;
+          const int slot = type == T_Q4_0 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j;
+          std::memcpy(d + 2 * j, blk, 2);
+          std::memcpy(d + 16 + (size_t)slot * qb, blk + 2, qb);
+        }
+    }
   });
 }
 

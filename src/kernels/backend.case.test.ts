@@ -20,7 +20,7 @@ export function rng(seed: number): { u(): number; n(): number } {
   const u = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
   return { u, n: () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()) };
 }
-function randn(r: ReturnType<typeof rng>, n: number, scale = 1): Float32Array {
+export function randn(r: ReturnType<typeof rng>, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = r.n() * scale;
   return a;
@@ -273,7 +273,8 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       const bs = DTYPES[dtype].blockSize;
       for (let round = 0; round < 3; round++) {
         const K = bs === 1 ? 8 + Math.floor(r.u() * 300) : bs * (1 + Math.floor(r.u() * (bs === 256 ? 6 : 40)));
-        const N = 1 + Math.floor(r.u() * 70), T = 2 + Math.floor(r.u() * 69), E = 2;
+        // round 0 uses a multiple of 8 rows (the native core repacks q4_0/q8_0 such matrices into 8-row groups)
+        const N = round === 0 ? 8 * (1 + Math.floor(r.u() * 8)) : 1 + Math.floor(r.u() * 70), T = 2 + Math.floor(r.u() * 69), E = 2;
         const { bytes } = randomWeight(dtype, E * N, K, 200 + round);
         const w3 = be.weight(tensor('e', dtype, [E, N, K], bytes));
         const w2 = be.weight(tensor('w', dtype, [N, K], bytes.subarray(0, byteSize(dtype, N * K))));

@@ -30,6 +30,10 @@ export interface RawEngine {
   streamRead(bytes: Uint8Array): number;
   /** Advises huge pages for the 2 MiB-aligned interior of a buffer (and collapses present pages); true if taken. */
   hugePages(bytes: Uint8Array): boolean;
+  /** The internal id of the repacked (R8) layout of a GGML type when this kernel set has kernels for it, else -1. */
+  canRepack(type: number): number;
+  /** q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout (native/src/common.h), natively allocated. */
+  repackR8(src: Uint8Array, type: number, rows: number, K: number): ArrayBuffer;
   dispose(): void;
 }
 

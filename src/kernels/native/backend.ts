@@ -4,7 +4,7 @@
  * kernels on every call, which also keeps its buffer alive. Shapes are checked here so every misuse is one clear
  * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import type { AttentionShape, Backend, DType, RawTensor, Weight } from '../../tensor/index.ts';
 import { DTYPES, byteSize } from '../../tensor/index.ts';
 import type { NativeIsa, RawEngine } from './addon.ts';
@@ -15,6 +15,12 @@ export interface NativeBackendOptions {
   readonly threads?: number;
   /** Kernel set; default the best the CPU supports (LLAMA4_NATIVE_ISA overrides the default). */
   readonly isa?: NativeIsa;
+  /**
+   * Repack q4_0/q8_0 matrices at load into the 8-row interleaved layout the fastest kernels read (default true;
+   * LLAMA4_REPACK=0 turns it off). A repacked weight is a native copy instead of a view of the mapped file, so it is
+   * done only while the copies total at most half the machine's RAM: bigger models keep reading in place.
+   */
+  readonly repack?: boolean;
 }
 
 /** A weight as the native backend keeps it: [E, N, K] facts plus the stored bytes. */
@@ -22,8 +28,8 @@ class NativeWeight implements Weight {
   readonly rows: number; // N
   readonly cols: number; // K
   readonly experts: number; // E (1 for a plain matrix)
-  readonly type: number; // GGML type id
-  constructor(readonly dtype: DType, readonly shape: readonly number[], readonly bytes: Uint8Array) {
+  type: number; // GGML type id, or the native core's id of a repacked layout
+  constructor(readonly dtype: DType, readonly shape: readonly number[], public bytes: Uint8Array) {
     if (shape.length < 1 || shape.length > 3) throw new RangeError(`weights have 1 to 3 dimensions, got [${shape.join(', ')}]`);
     if (!shape.every((d) => Number.isSafeInteger(d) && d > 0)) throw new RangeError(`bad weight shape [${shape.join(', ')}]`);
     const s = shape.length === 1 ? [1, shape[0]!] : shape;
@@ -50,9 +56,13 @@ function need(a: ArrayLike<number>, n: number, what: string): void {
 export class NativeBackend implements Backend {
   readonly name: string;
   private idBuf = new Int32Array(64);
+  private repackBudget: number;
+  /** Bytes of weights repacked so far (see NativeBackendOptions.repack). */
+  repackedBytes = 0;
 
-  constructor(private readonly engine: RawEngine) {
+  constructor(private readonly engine: RawEngine, repack = process.env.LLAMA4_REPACK !== '0') {
     this.name = `native-${engine.isa}`;
+    this.repackBudget = repack ? totalmem() / 2 : 0;
   }
 
   /** Kernel set in use ("avx512", "avx2" or "scalar"). */
@@ -68,6 +78,13 @@ export class NativeBackend implements Backend {
     if (!DTYPES[t.dtype]) throw new RangeError(`unknown dtype ${t.dtype}`);
     if (!(t.bytes instanceof Uint8Array)) throw new TypeError(`${t.name}: bytes must be a Uint8Array`);
     const w = new NativeWeight(t.dtype, t.shape, t.bytes);
+    const r8 = this.engine.canRepack(w.type);
+    if (r8 >= 0 && w.rows % 8 === 0 && this.repackedBytes + t.bytes.length <= this.repackBudget) {
+      w.bytes = new Uint8Array(this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols));
+      w.type = r8;
+      this.repackedBytes += t.bytes.length;
+      return w; // the copy is already huge-page backed
+    }
     // Big weights are streamed once per token: back them with huge pages where the OS agrees (fewer TLB misses,
     // prefetchers not stopped at 4 KiB boundaries). LLAMA4_HUGEPAGES=0 turns this off.
     if (t.bytes.length >= HUGE_MIN && process.env.LLAMA4_HUGEPAGES !== '0') this.engine.hugePages(t.bytes);
@@ -151,7 +168,7 @@ export function tryCreateNativeBackend(opts: NativeBackendOptions = {}): { backe
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) return { backend: null, reason: `bad thread count ${threads}` };
   const isa = opts.isa ?? (process.env.LLAMA4_NATIVE_ISA as NativeIsa | undefined);
   try {
-    return { backend: new NativeBackend(new addon.Engine(threads, isa)), reason: '' };
+    return { backend: new NativeBackend(new addon.Engine(threads, isa), opts.repack ?? process.env.LLAMA4_REPACK !== '0'), reason: '' };
   } catch (e) {
     return { backend: null, reason: String((e as Error).message) };
   }
