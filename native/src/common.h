@@ -98,6 +98,13 @@ using QuantActFn = void (*)(const float* x, void* dst, int K);
 using TileFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                         float* out, size_t outStride);
 
+// Attention, one query-head row against n ≤ 64 keys of a block (rows of k and v `stride` floats apart, d floats each):
+// sc[j] = (q·k_j)·scale; if max_j sc[j] > *M the running output o[d] and sum *L are rescaled to the new max; then
+// *L += Σ exp(sc[j] − *M) and o += exp(sc[j] − *M)·v_j in key order. Each row's operations depend only on its own
+// q, keys and n (batch invariance, see ops.cc). sc is scratch of ≥ 64 floats.
+using AttnRowFn = void (*)(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
+                           float* M, float* L, float* o, float* sc);
+
 struct KernelTable {
   const char* isa;                 // "avx512", "avx2", "scalar"
   RowsFn rows[T_COUNT];            // per weight type; null = unsupported
@@ -109,6 +116,7 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int n);
   void (*axpy_f32)(float* y, float a, const float* x, int n);  // y += a·x
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
+  AttnRowFn attn_row;
 };
 
 const KernelTable* kernels_scalar();

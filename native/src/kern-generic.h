@@ -175,6 +175,27 @@ static void g_axpy_f32(float* y, float a, const float* x, int n) {
 }
 static void g_scale_f32(float* y, float a, int n) { for (int i = 0; i < n; i++) y[i] *= a; }
 
+// One query-head row against n keys of an attention block (see AttnRowFn in common.h): scores, online-softmax
+// update of (M, L), and o += Σ p_j·v_j in key order.
+static void g_attn_row(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
+                       float* M, float* L, float* o, float* sc) {
+  float bm = -INFINITY;
+  for (int j = 0; j < n; j++) { sc[j] = g_dot_f32(q, k + (size_t)j * stride, d) * scale; bm = std::max(bm, sc[j]); }
+  if (bm > *M) {  // new running max: rescale what was accumulated so far
+    const float f = std::exp(*M - bm);
+    if (*L != 0) g_scale_f32(o, f, d);
+    *L *= f;
+    *M = bm;
+  }
+  float l = 0;
+  for (int j = 0; j < n; j++) {
+    const float p = std::exp(sc[j] - *M);
+    l += p;
+    g_axpy_f32(o, p, v + (size_t)j * stride, d);
+  }
+  *L += l;
+}
+
 // Generic rows kernel: dequantize 256 weights at a time into a stack buffer, dot with f32 activations.
 template <DequantFn DQ, int BS, int BB>
 static void g_rows(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool) {
@@ -247,4 +268,5 @@ static void fill_generic(KernelTable& t) {
   set(T_Q8_K, g_rows<dq_q8_k, 256, 292>, dq_q8_k);
   t.quant_q8 = g_quant_q8; t.quant_q8k = g_quant_q8k;
   t.dot_f32 = g_dot_f32; t.axpy_f32 = g_axpy_f32; t.scale_f32 = g_scale_f32;
+  t.attn_row = g_attn_row;
 }

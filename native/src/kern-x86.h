@@ -531,6 +531,89 @@ static float x_dot_f32(const float* a, const float* b, int n) {
   return s;
 }
 
+// ---- attention row (AttnRowFn, common.h) ----
+// e^x for x ≤ 0 (softmax arguments), 8 lanes: 2^n·e^r with n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2),
+// e^r by a degree-6 polynomial (Cephes expf coefficients): relative error ~1e-7. Below −87.3 the result is 0.
+static inline __m256 exp_le0_ps(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33654f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(x, lo);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+// Dots of q with 4 key rows (d % 8 == 0): one accumulator per key over ascending 8-float chunks, then one fixed
+// reduction tree, so a key's score is the same bits whether it shares the call with 3 other keys or with copies of
+// itself (the tail).
+static inline __m128 dot4(const float* q, const float* k0, const float* k1, const float* k2, const float* k3, int d) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int i = 0; i < d; i += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + i);
+    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+  }
+  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+static void x_attn_row(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
+                       float* M, float* L, float* o, float* sc) {
+  if (d % 8 != 0 || n > 64) { g_attn_row(q, k, v, stride, n, d, scale, M, L, o, sc); return; }
+  const __m128 vs = _mm_set1_ps(scale);
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float* kj = k + (size_t)j * stride;
+    _mm_storeu_ps(sc + j, _mm_mul_ps(dot4(q, kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
+  }
+  for (; j < n; j++) {
+    const float* kj = k + (size_t)j * stride;
+    sc[j] = _mm_cvtss_f32(_mm_mul_ps(dot4(q, kj, kj, kj, kj, d), vs));
+  }
+  float bm = -INFINITY;
+  for (j = 0; j < n; j++) bm = std::max(bm, sc[j]);
+  if (bm > *M) {  // new running max: rescale what was accumulated so far
+    const float f = std::exp(*M - bm);
+    if (*L != 0) for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), _mm256_set1_ps(f)));
+    *L *= f;
+    *M = bm;
+  }
+  // p_j = e^(sc_j − M), 8 at a time (the padding lanes of the last group are computed and ignored)
+  const __m256 mv = _mm256_set1_ps(*M);
+  for (j = 0; j < n; j += 8) _mm256_storeu_ps(sc + j, exp_le0_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv)));
+  float l = 0;
+  for (j = 0; j < n; j++) l += sc[j];
+  *L += l;
+  // o += p_j·v_j in key order, 4 keys per pass over o (one load and store of o per 4 FMAs)
+  j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const float* vj = v + (size_t)j * stride;
+    const __m256 p0 = _mm256_set1_ps(sc[j]), p1 = _mm256_set1_ps(sc[j + 1]), p2 = _mm256_set1_ps(sc[j + 2]), p3 = _mm256_set1_ps(sc[j + 3]);
+    for (int i = 0; i < d; i += 8) {
+      __m256 a = _mm256_loadu_ps(o + i);
+      a = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vj + i), a);
+      a = _mm256_fmadd_ps(p1, _mm256_loadu_ps(vj + stride + i), a);
+      a = _mm256_fmadd_ps(p2, _mm256_loadu_ps(vj + 2 * stride + i), a);
+      a = _mm256_fmadd_ps(p3, _mm256_loadu_ps(vj + 3 * stride + i), a);
+      _mm256_storeu_ps(o + i, a);
+    }
+  }
+  for (; j < n; j++) {
+    const float* vj = v + (size_t)j * stride;
+    const __m256 p = _mm256_set1_ps(sc[j]);
+    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + i), _mm256_loadu_ps(o + i)));
+  }
+}
+
 static void fill_x86(KernelTable& t) {
   auto set = [&](int ty, RowsFn r, int a) { t.rows[ty] = r; t.act[ty] = a; };
   set(T_F32, x_rows_f32, ACT_F32);
@@ -551,4 +634,5 @@ static void fill_x86(KernelTable& t) {
   t.tile[T_Q6_K] = x_tile_q6_k;
   t.quant_q8 = x_quant_q8;
   t.dot_f32 = x_dot_f32;
+  t.attn_row = x_attn_row;
 }

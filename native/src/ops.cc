@@ -104,22 +104,28 @@ void Engine::dequant(float* out, const uint8_t* w, int type, int64_t rows, int K
   });
 }
 
-// q4_0/q8_0 rows [rows, K] -> the R8 layout (common.h); rows % 8 == 0. Each group is written whole by one thread.
+// q4_0/q8_0 rows [rows, K] -> the R8 layout (common.h); rows % 8 == 0. Each group is written whole by one thread,
+// with fixed-size copies (a libc call per 16-byte piece made repacking a 1 GB model take seconds).
+template <int BB>
+static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
+  constexpr int QB = BB - 2;
+  const size_t rb = (size_t)nb * BB;
+  for (int64_t g = g0; g < g1; g++) {
+    const uint8_t* s0 = src + (size_t)g * 8 * rb;
+    uint8_t* d = dst + (size_t)g * 8 * rb;
+    for (int i = 0; i < nb; i++, d += 8 * BB)
+      for (int j = 0; j < 8; j++) {
+        const uint8_t* blk = s0 + (size_t)j * rb + (size_t)i * BB;
+        const int slot = BB == 18 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j;
+        std::memcpy(d + 2 * j, blk, 2);
+        std::memcpy(d + 16 + slot * QB, blk + 2, QB);
+      }
+  }
+}
 void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K) {
-  const int bb = type_block_bytes(type), qb = bb - 2, nb = K / 32;
-  const size_t rb = (size_t)nb * bb;
   parallelFor(rows / 8, 16, [&](int64_t a, int64_t b, int) {
-    for (int64_t g = a; g < b; g++) {
-      const uint8_t* s0 = src + (size_t)g * 8 * rb;
-      uint8_t* d = dst + (size_t)g * 8 * rb;
-      for (int i = 0; i < nb; i++, d += 8 * (size_t)bb)
-        for (int j = 0; j < 8; j++) {
-          const uint8_t* blk = s0 + (size_t)j * rb + (size_t)i * bb;
-          const int slot = type == T_Q4_0 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j;
-          std::memcpy(d + 2 * j, blk, 2);
-          std::memcpy(d + 16 + (size_t)slot * qb, blk + 2, qb);
-        }
-    }
+    if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32);
+    else repack_groups<34>(dst, src, a, b, K / 32);
   });
 }
 
@@ -269,30 +275,12 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
             int64_t lo, hi; visible(t, lo, hi);
             const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
             if (jlo >= jhi) continue;
+            const size_t stride = (size_t)Hkv * d;
             for (int g = 0; g < group; g++) {
               const int h = kvh * group + g;
               const size_t c = (size_t)(t - t0) * group + g;
-              const float* qv = q + ((size_t)t * H + h) * d;
-              float bm = -INFINITY;
-              for (int64_t j = jlo; j < jhi; j++) {
-                const float x = kt_->dot_f32(qv, k + ((size_t)j * Hkv + kvh) * d, d) * s.scale;
-                sc[j - kb] = x;
-                bm = std::max(bm, x);
-              }
-              float* o = acc + c * d;
-              if (bm > M[c]) {  // new running max: rescale what was accumulated so far
-                const float f = std::exp(M[c] - bm);
-                if (L[c] != 0) kt_->scale_f32(o, f, d);
-                L[c] *= f;
-                M[c] = bm;
-              }
-              float l = 0;
-              for (int64_t j = jlo; j < jhi; j++) {
-                const float p = std::exp(sc[j - kb] - M[c]);
-                l += p;
-                kt_->axpy_f32(o, p, v + ((size_t)j * Hkv + kvh) * d, d);
-              }
-              L[c] += l;
+              kt_->attn_row(q + ((size_t)t * H + h) * d, k + (size_t)jlo * stride + (size_t)kvh * d, v + (size_t)jlo * stride + (size_t)kvh * d,
+                            stride, (int)(jhi - jlo), d, s.scale, &M[c], &L[c], acc + c * d, sc);
             }
           }
         }
