@@ -117,6 +117,10 @@ struct KernelTable {
   void (*axpy_f32)(float* y, float a, const float* x, int n);  // y += a·x
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
   AttnRowFn attn_row;
+  // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
+  void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);
+  // out[i] = silu(g[i])·u[i] = g/(1 + e^−g)·u; out may alias g or u.
+  void (*silu_mul)(float* out, const float* g, const float* u, int64_t n);
 };
 
 const KernelTable* kernels_scalar();

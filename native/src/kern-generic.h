@@ -175,6 +175,17 @@ static void g_axpy_f32(float* y, float a, const float* x, int n) {
 }
 static void g_scale_f32(float* y, float a, int n) { for (int i = 0; i < n; i++) y[i] *= a; }
 
+static void g_rms_norm_row(float* o, const float* x, const float* w, int dim, float eps) {
+  double ss = 0;
+  for (int i = 0; i < dim; i++) ss += (double)x[i] * x[i];
+  const float inv = (float)(1.0 / std::sqrt((double)(float)(ss / dim) + eps));
+  if (w) for (int i = 0; i < dim; i++) o[i] = (x[i] * inv) * w[i];
+  else for (int i = 0; i < dim; i++) o[i] = x[i] * inv;
+}
+static void g_silu_mul(float* out, const float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; i++) { const float v = g[i]; out[i] = v / (1.f + std::exp(-v)) * u[i]; }
+}
+
 // One query-head row against n keys of an attention block (see AttnRowFn in common.h): scores, online-softmax
 // update of (M, L), and o += Σ p_j·v_j in key order.
 static void g_attn_row(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
@@ -269,4 +280,6 @@ static void fill_generic(KernelTable& t) {
   t.quant_q8 = g_quant_q8; t.quant_q8k = g_quant_q8k;
   t.dot_f32 = g_dot_f32; t.axpy_f32 = g_axpy_f32; t.scale_f32 = g_scale_f32;
   t.attn_row = g_attn_row;
+  t.rms_norm_row = g_rms_norm_row;
+  t.silu_mul = g_silu_mul;
 }

@@ -551,6 +551,67 @@ static inline __m256 exp_le0_ps(__m256 x) {
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
+// e^x for any x, 8 lanes: the same reduction and polynomial with x clamped to ≤ 88 (2^n stays finite), so e^x
+// of a large argument is ~1.6e38 rather than inf (silu's g/(1 + e^−g) then gives ±0 as it should).
+static inline __m256 exp_ps(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33654f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(88.f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+static void x_silu_mul(float* out, const float* g, const float* u, int64_t n) {
+  int64_t i = 0;
+  const __m256 one = _mm256_set1_ps(1.f), neg = _mm256_set1_ps(-0.f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(g + i);
+    const __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, exp_ps(_mm256_xor_ps(v, neg))));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+  }
+  if (i < n) {  // the tail through the same vector code, so an element's result never depends on where chunks end
+    alignas(32) float gt[8] = {0}, ut[8] = {0};
+    std::memcpy(gt, g + i, sizeof(float) * (n - i));
+    std::memcpy(ut, u + i, sizeof(float) * (n - i));
+    const __m256 v = _mm256_load_ps(gt);
+    _mm256_store_ps(gt, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, exp_ps(_mm256_xor_ps(v, neg)))), _mm256_load_ps(ut)));
+    std::memcpy(out + i, gt, sizeof(float) * (n - i));
+  }
+}
+// RMSNorm of one row: squares summed in double, 8 floats per step into two 4-lane double accumulators.
+static void x_rms_norm_row(float* o, const float* x, const float* w, int dim, float eps) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+  int i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    a0 = _mm256_fmadd_pd(lo, lo, a0);
+    a1 = _mm256_fmadd_pd(hi, hi, a1);
+  }
+  const __m256d a = _mm256_add_pd(a0, a1);
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  for (; i < dim; i++) ss += (double)x[i] * x[i];
+  const float inv = (float)(1.0 / std::sqrt((double)(float)(ss / dim) + eps));
+  const __m256 vi = _mm256_set1_ps(inv);
+  i = 0;
+  if (w) {
+    for (; i + 8 <= dim; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), _mm256_loadu_ps(w + i)));
+    for (; i < dim; i++) o[i] = (x[i] * inv) * w[i];
+  } else {
+    for (; i + 8 <= dim; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+    for (; i < dim; i++) o[i] = x[i] * inv;
+  }
+}
 // Dots of q with 4 key rows (d % 8 == 0): one accumulator per key over ascending 8-float chunks, then one fixed
 // reduction tree, so a key's score is the same bits whether it shares the call with 3 other keys or with copies of
 // itself (the tail).
@@ -635,4 +696,6 @@ static void fill_x86(KernelTable& t) {
   t.quant_q8 = x_quant_q8;
   t.dot_f32 = x_dot_f32;
   t.attn_row = x_attn_row;
+  t.rms_norm_row = x_rms_norm_row;
+  t.silu_mul = x_silu_mul;
 }

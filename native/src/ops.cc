@@ -133,15 +133,7 @@ void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, 
 // Norms accumulate in double like the reference, so long rows do not drift.
 void Engine::rmsNorm(float* out, const float* x, const float* weight, int rows, int dim, float eps) {
   parallelFor(rows, 16, [&](int64_t a, int64_t b, int) {
-    for (int64_t r = a; r < b; r++) {
-      const float* xr = x + (size_t)r * dim;
-      float* o = out + (size_t)r * dim;
-      double ss = 0;
-      for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-      const float inv = (float)(1.0 / std::sqrt((double)(float)(ss / dim) + eps));
-      if (weight) for (int i = 0; i < dim; i++) o[i] = (xr[i] * inv) * weight[i];
-      else for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
-    }
+    for (int64_t r = a; r < b; r++) kt_->rms_norm_row(out + (size_t)r * dim, x + (size_t)r * dim, weight, dim, eps);
   });
 }
 
@@ -321,9 +313,7 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
 
 // ---------------------------------------------------------------------------------------------------------------
 void Engine::siluMul(float* out, const float* gate, const float* up, int64_t n) {
-  parallelFor(n, 1 << 15, [&](int64_t a, int64_t b, int) {
-    for (int64_t i = a; i < b; i++) { const float g = gate[i]; out[i] = g / (1.f + std::exp(-g)) * up[i]; }
-  });
+  parallelFor(n, 1 << 15, [&](int64_t a, int64_t b, int) { kt_->silu_mul(out + a, gate + a, up + a, b - a); });
 }
 // Exact erf GELU (torch nn.GELU() default), used by the vision encoder.
 void Engine::gelu(float* x, int64_t n) {
