@@ -32,6 +32,11 @@ export interface SequenceState {
   clone(): SequenceState;
   /** Bytes held by the caches (for memory tests and metrics). */
   cacheBytes(): number;
+  /**
+   * Releases the caches now; the state must not be used again. Optional: in-process states are simply
+   * garbage-collected, while a state living in another thread (a model worker) needs the word to free its memory.
+   */
+  free?(): void;
 }
 
 /** One sequence's share of a forward call. */
@@ -56,4 +61,15 @@ export interface CausalLM {
    * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize].
    */
   forward(items: readonly ForwardItem[]): Float32Array[];
+}
+
+/**
+ * A CausalLM whose forward may answer later (a model running in a worker thread; see src/server/worker-model.ts).
+ * Every CausalLM is one. The scheduler takes this type; sequence handles stay synchronous (the worker's proxy mirrors
+ * their length, truncation limit and cache size).
+ */
+export interface AsyncCausalLM {
+  readonly info: ModelInfo;
+  newSequence(): SequenceState;
+  forward(items: readonly ForwardItem[]): Float32Array[] | Promise<Float32Array[]>;
 }

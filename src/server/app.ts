@@ -207,7 +207,7 @@ export function startServer(engine: ServerEngine, o: ServerOptions & { host?: st
           new Promise<void>((res) => {
             engine.scheduler.close();
             const s = server as unknown as { closeAllConnections?: () => void; close(cb: () => void): void };
-            s.close(() => res());
+            s.close(() => void (engine.close?.() ?? Promise.resolve()).then(() => res(), () => res()));
             s.closeAllConnections?.();
           }),
       });
