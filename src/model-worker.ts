@@ -18,7 +18,7 @@ import { loadModel, type LoadOptions } from './load.ts';
 import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
 import { Llama4Sequence } from './model/llama4/text-model.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from './model/types.ts';
-import { ModelFileError } from './util/index.ts';
+import { Llama4Error, ModelFileError } from './util/index.ts';
 
 /** What the worker is started with (workerData). */
 export interface WorkerInit {
@@ -28,10 +28,11 @@ export interface WorkerInit {
   options: Omit<LoadOptions, 'onProgress'>;
 }
 
-/** An error as it crosses threads: its class name, message and (for ModelFileError) the file. */
+/** An error as it crosses threads: its class name, message, whether it is a Llama4Error and (ModelFileError) the file. */
 export interface WireError {
   name: string;
   message: string;
+  llama4?: boolean;
   file?: string;
   stack?: string;
 }
@@ -90,7 +91,13 @@ export type FromWorker =
 
 export function toWire(e: unknown): WireError {
   if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
-  return { name: e.name, message: e.message, ...(e instanceof ModelFileError ? { file: e.file } : {}), ...(e.stack ? { stack: e.stack } : {}) };
+  return {
+    name: e.name,
+    message: e.message,
+    ...(e instanceof Llama4Error ? { llama4: true } : {}),
+    ...(e instanceof ModelFileError ? { file: e.file } : {}),
+    ...(e.stack ? { stack: e.stack } : {}),
+  };
 }
 
 /**
@@ -183,7 +190,7 @@ function serveModel(model: CausalLM, encodeImages: ((tokens: number[], images: U
       }
       case 'images': {
         if (!encodeImages) {
-          post({ type: 'failed', id: m.id, error: { name: 'UsageError', message: 'this model does not take images' } });
+          post({ type: 'failed', id: m.id, error: { name: 'UsageError', message: 'this model does not take images', llama4: true } });
           return;
         }
         encodeImages(m.tokens, m.images).then(

@@ -8,11 +8,14 @@
  * - failures are one clear error: a bad model file at startup (its class kept), an exception in forward (that call
  *   only), a worker killed mid-request (the request fails, /health and later requests still answer);
  * - no leak: the worker's own count of sequences and cache bytes equals the scheduler's, and is zero once the kept
- *   prefixes are cleared.
+ *   prefixes are cleared;
+ * - image encoding in the worker equals the in-thread encoder (e_multimodal golden checkpoint);
+ * - `llama4 serve` (tsx dev run) starts the worker by default and with --no-worker runs in-thread.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -22,6 +25,9 @@ import { loadServerEngine } from '../src/server/load-engine.ts';
 import type { ServerEngine } from '../src/server/engine.ts';
 import { startModelWorker, WorkerModel } from '../src/server/worker-model.ts';
 import { Llama4Error, ModelFileError, UsageError } from '../src/util/index.ts';
+import { LLAMA4_IMAGE_TOKEN_IDS } from '../src/image/index.ts';
+import { imagePromptEncoder } from '../src/model/llama4/vision-prompt.ts';
+import { PROJECT_ROOT, sharedPath } from './helpers/shared.ts';
 
 /** A prompt of `n` token ids inside the default model's ordinary vocabulary (BOS first). */
 const longPrompt = (n: number) => [992, ...Array.from({ length: n - 1 }, (_, i) => ((i * 37) % 900) + 20)];
@@ -240,14 +246,75 @@ describe('model worker: failures are clear errors', () => {
       while (s.engine.scheduler.stats().steps < 3) await new Promise((r) => setTimeout(r, 5));
       await m.terminate();
       await assert.rejects(long, (e: Error) => e instanceof OpenAI.APIError && e.status === 500 && /model worker exited/.test(e.message));
+      // /health still answers, and says the model is gone (503, so a load balancer stops sending work here).
       const h = await fetch(`${s.srv.url}/health`);
-      assert.equal(h.status, 200);
+      assert.equal(h.status, 503);
+      const hb = (await h.json()) as { status: string; error: string };
+      assert.equal(hb.status, 'error');
+      assert.match(hb.error, /model worker exited/);
       const t0 = performance.now();
       await assert.rejects(s.openai.completions.create({ model: s.engine.modelId, prompt: 'hello', max_tokens: 4 }), (e: Error) => e instanceof OpenAI.APIError && e.status === 500 && /model worker exited/.test(e.message));
       assert.ok(performance.now() - t0 < 5000, 'no hang');
       assert.equal((await fetch(`${s.srv.url}/v1/models`)).status, 200);
     } finally {
       await s.srv.close();
+    }
+  });
+});
+
+const mm = sharedPath('golden', 'e_multimodal');
+const png = sharedPath('images', 'synthetic_50x50.png');
+
+describe('model worker: images are encoded in the worker', { skip: mm && png ? false : 'SKIPPED LOUDLY: ../shared/golden/e_multimodal or ../shared/images missing' }, () => {
+  test('prompt expansion and patch embeddings equal the in-thread encoder; a bad image is an ImageError (a Llama4Error)', async () => {
+    const loaded = await loadModel(mm!, { backend: 'typescript' });
+    const wm = await startModelWorker(mm!, { backend: 'typescript' });
+    try {
+      assert.equal(wm.ready.vision, true);
+      const bytes = new Uint8Array(readFileSync(png!));
+      const tokens = [1, 72, LLAMA4_IMAGE_TOKEN_IDS.image, 73, 2];
+      const a = await imagePromptEncoder(loaded.vision!)(tokens, [bytes]);
+      const b = await wm.encodeImages(tokens, [bytes]);
+      assert.deepEqual(b.tokens, a.tokens);
+      assert.ok(b.patchEmbeddings.length > 0);
+      assert.deepEqual(b.patchEmbeddings, a.patchEmbeddings);
+      await assert.rejects(wm.encodeImages(tokens, [Uint8Array.of(1, 2, 3)]), (e: Error) => e instanceof Llama4Error && e.name === 'ImageError' && /not a readable image/.test(e.message));
+    } finally {
+      await wm.close();
+    }
+  });
+});
+
+describe('model worker: the serve command', () => {
+  /** Starts `llama4 serve` on a free port, waits for its URL, fetches /health, stops it with SIGTERM. */
+  async function serveCli(args: string[]): Promise<{ health: unknown; stderr: string; code: number | null }> {
+    const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 60_000);
+      p.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      p.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+    });
+    const health = await (await fetch(`${url}/health`)).json();
+    const code = await new Promise<number | null>((resolve) => {
+      p.on('exit', (c) => resolve(c));
+      p.kill('SIGTERM');
+    });
+    return { health, stderr, code };
+  }
+
+  test('the tsx dev run starts the model worker by default, and --no-worker serves in-thread', async () => {
+    for (const args of [[], ['--no-worker']]) {
+      const r = await serveCli(args);
+      assert.equal((r.health as { status: string }).status, 'ok', r.stderr);
+      assert.equal(r.code, 0, r.stderr);
     }
   });
 });

@@ -167,6 +167,8 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
 
   app.get('/health', (c) => {
     const s = sched.stats();
+    const failure = engine.failure?.() ?? null;
+    if (failure !== null) return c.json({ status: 'error', error: failure, model: engine.modelId, active: s.active, queued: s.queued }, 503);
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));

@@ -95,4 +95,6 @@ export interface ServerEngine {
   newToolCallStream?(tools: ToolSpec[]): ToolCallStream;
   /** Releases the model (stops its worker thread); the server calls it on close. */
   close?(): Promise<void>;
+  /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */
+  failure?(): string | null;
 }

@@ -27,6 +27,8 @@ export interface Llama4EngineOptions extends SchedulerOptions {
   images?: ImagePromptEncoder;
   /** Releases what the model holds (a worker thread); called when the server closes. */
   close?: () => Promise<void>;
+  /** Why the model can no longer generate, or null (see ServerEngine.failure). */
+  failure?: () => string | null;
 }
 
 /** The chat layer's view of a message (OpenAI format; images become one `<|image|>` placeholder each). */
@@ -119,5 +121,6 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
     parseToolCalls: (text) => chatLayerToolCalls.parse(text),
     newToolCallStream: () => chatLayerToolCalls.stream(),
     ...(o.close ? { close: o.close } : {}),
+    ...(o.failure ? { failure: o.failure } : {}),
   };
 }

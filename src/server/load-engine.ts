@@ -49,6 +49,7 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
       chatTemplate: o.chatTemplate ?? template,
       ...(r.vision ? { images: (tokens, images) => model.encodeImages(tokens, images) } : {}),
       close: () => model.close(),
+      failure: () => model.dead?.message ?? null,
     });
   } catch (e) {
     await model.close();

@@ -22,7 +22,7 @@ import type { FromWorker, SeqFacts, ToWorker, WireError, WireItem, WorkerInit, W
 import type { AsyncCausalLM, ForwardItem, ModelInfo, SequenceState } from '../model/types.ts';
 import { ConfigError, Llama4Error, ModelFileError, UsageError } from '../util/index.ts';
 
-/** Rebuilds an error that crossed from the worker, keeping the classes callers branch on. */
+/** Rebuilds an error that crossed from the worker, keeping the classes callers branch on (Llama4Error = bad input). */
 export function fromWire(w: WireError): Error {
   let e: Error;
   if (w.name === 'ModelFileError' && w.file !== undefined) {
@@ -30,8 +30,11 @@ export function fromWire(w: WireError): Error {
     e = new ModelFileError(w.file, w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message);
   } else if (w.name === 'UsageError') e = new UsageError(w.message);
   else if (w.name === 'ConfigError') e = new ConfigError(w.message);
-  else if (w.name === 'Llama4Error') e = new Llama4Error(w.message);
-  else if (w.name === 'RangeError') e = new RangeError(w.message);
+  else if (w.llama4) {
+    // Another input error (ImageError, …): still a Llama4Error (the server answers 400), under its own name.
+    e = new Llama4Error(w.message);
+    Object.defineProperty(e, 'name', { value: w.name });
+  } else if (w.name === 'RangeError') e = new RangeError(w.message);
   else if (w.name === 'TypeError') e = new TypeError(w.message);
   else e = new Error(w.message);
   if (w.stack) e.stack = `${e.name}: ${e.message}\n    (in the model worker)\n${w.stack.split('\n').slice(1).join('\n')}`;
