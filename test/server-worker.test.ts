@@ -314,6 +314,7 @@ describe('model worker: the serve command', () => {
     for (const args of [[], ['--no-worker']]) {
       const r = await serveCli(args);
       assert.equal((r.health as { status: string }).status, 'ok', r.stderr);
+      assert.match(r.stderr, args.length ? /computing in-thread/ : /computing in a worker thread/);
       assert.equal(r.code, 0, r.stderr);
     }
   });

@@ -74,7 +74,7 @@ ${MODEL_USAGE}`,
       ...(apiKey ? { apiKey } : {}),
       images: { allowRemote: values['allow-remote-images'] === true },
     });
-    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}${apiKey ? ', API key required' : ''})\n`);
+    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
