@@ -57,7 +57,12 @@ function workerUrl(): URL {
 function spawn(init: WorkerInit): Worker {
   const url = workerUrl();
   if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: init });
-  const tsxApi = import.meta.resolve('tsx/esm/api');
+  let tsxApi: string;
+  try {
+    tsxApi = import.meta.resolve('tsx/esm/api');
+  } catch {
+    return new Worker(url, { workerData: init }); // no tsx: a runtime that strips types itself
+  }
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
   return new Worker(boot, { eval: true, workerData: init });
 }
