@@ -58,7 +58,8 @@ export interface CausalLM {
   newSequence(): SequenceState;
   /**
    * Runs every item in one batched pass (matrix products over all items' tokens together, attention per sequence),
-   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize].
+   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize]. The returned arrays
+   * belong to the caller (the model keeps no reference to them: the model worker transfers their buffers).
    */
   forward(items: readonly ForwardItem[]): Float32Array[];
 }
