@@ -195,8 +195,9 @@ function serveModel(model: CausalLM, encodeImages: ((tokens: number[], images: U
         }
         encodeImages(m.tokens, m.images).then(
           (r) => {
-            const pe = r.patchEmbeddings.byteOffset === 0 && r.patchEmbeddings.byteLength === r.patchEmbeddings.buffer.byteLength ? r.patchEmbeddings : r.patchEmbeddings.slice();
-            post({ type: 'images', id: m.id, tokens: r.tokens, patchEmbeddings: pe });
+            // A copy is sent (transferred): the encoder's feature cache may hold the array it returned.
+            const pe = r.patchEmbeddings.slice();
+            post({ type: 'images', id: m.id, tokens: r.tokens, patchEmbeddings: pe }, [pe.buffer]);
           },
           (e: unknown) => post({ type: 'failed', id: m.id, error: toWire(e) }),
         );

@@ -278,6 +278,8 @@ describe('model worker: images are encoded in the worker', { skip: mm && png ? f
       assert.deepEqual(b.tokens, a.tokens);
       assert.ok(b.patchEmbeddings.length > 0);
       assert.deepEqual(b.patchEmbeddings, a.patchEmbeddings);
+      const again = await wm.encodeImages(tokens, [bytes]); // the worker's feature cache answers this time
+      assert.deepEqual(again.patchEmbeddings, a.patchEmbeddings);
       await assert.rejects(wm.encodeImages(tokens, [Uint8Array.of(1, 2, 3)]), (e: Error) => e instanceof Llama4Error && e.name === 'ImageError' && /not a readable image/.test(e.message));
     } finally {
       await wm.close();

@@ -245,7 +245,12 @@ export class WorkerModel implements AsyncCausalLM {
       this.pending.set(m.id, { resolve, reject });
       // Keeps the process alive while an answer is due, and only then.
       if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage(m, transfer);
+      try {
+        this.worker.postMessage(m, transfer);
+      } catch (e) {
+        this.settle(m.id);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
     });
   }
 
