@@ -155,7 +155,10 @@ export interface ChatAssets {
  * tokenizer_config.json / chat_template.jinja in a folder, tokenizer.ggml.* and tokenizer.chat_template in a GGUF.
  * `tokenizerPath` overrides where the tokenizer (and its template) come from.
  */
-export function loadChatAssets(loaded: LoadedModel, tokenizerPath?: string): ChatAssets {
+export function loadChatAssets(
+  loaded: Pick<LoadedModel, 'format' | 'path' | 'tokenizerDir'> & { readonly config: { readonly vocabSize: number } },
+  tokenizerPath?: string,
+): ChatAssets {
   const from = tokenizerPath ?? (loaded.format === 'gguf' ? loaded.path : (loaded.tokenizerDir ?? loaded.path));
   return { tokenizer: loadTokenizerFrom(from, loaded.config.vocabSize), chatTemplate: loadChatTemplateFrom(from)?.template ?? null };
 }

@@ -1,10 +1,12 @@
 /** The continuous-batching scheduler (engine/scheduler.ts) on the fake model: batching, chunked prefill, n > 1,
- * cancellation, the bounded queue, prefix reuse (and its refusal by chunked layers), failing batches. */
+ * cancellation, the bounded queue, prefix reuse (and its refusal by chunked layers), failing batches, an
+ * asynchronous forward (a model worker) and freeing every dropped sequence. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QueueFullError, Scheduler, type GenerationRequest } from '../src/engine/scheduler.ts';
 import { FakeModel, detok, tokenize, scriptFor, EOT } from './server-fixtures.ts';
 import { UsageError } from '../src/util/index.ts';
+import type { AsyncCausalLM, ForwardItem, SequenceState } from '../src/model/types.ts';
 
 const chat = (text: string) => tokenize(`<|begin_of_text|><|header|>user\n${text}<|eot|><|header|>assistant\n`, true);
 
@@ -125,4 +127,85 @@ test('an exception outside forward (a broken constraint) fails its request, not 
   assert.match(bad.r.choices[0]!.error!.message, /broken mask/);
   const ok = await collect(s, { prompt: chat('fine'), maxTokens: 50 });
   assert.equal(ok.texts[0], 'Hello! You said: fine');
+});
+
+/** Sequences that count themselves: live until free(); use after free() is a failure. */
+class TrackedSeq implements SequenceState {
+  freed = false;
+  constructor(readonly inner: SequenceState, readonly live: Set<TrackedSeq>) {
+    live.add(this);
+  }
+  get length() {
+    return this.inner.length;
+  }
+  private check() {
+    if (this.freed) throw new Error('sequence used after free()');
+  }
+  truncate(n: number) {
+    this.check();
+    return this.inner.truncate(n);
+  }
+  clone() {
+    this.check();
+    return new TrackedSeq(this.inner.clone(), this.live);
+  }
+  cacheBytes() {
+    return this.inner.cacheBytes();
+  }
+  free() {
+    this.check();
+    this.freed = true;
+    this.live.delete(this);
+  }
+}
+
+/** The fake model behind an asynchronous forward (as a model worker answers), with tracked sequences. */
+class AsyncFake implements AsyncCausalLM {
+  readonly live = new Set<TrackedSeq>();
+  readonly inner: FakeModel;
+  constructor(o: ConstructorParameters<typeof FakeModel>[0] = {}) {
+    this.inner = new FakeModel(o);
+  }
+  get info() {
+    return this.inner.info;
+  }
+  newSequence() {
+    return new TrackedSeq(this.inner.newSequence(), this.live);
+  }
+  async forward(items: readonly ForwardItem[]) {
+    const unwrapped = items.map((it) => {
+      const s = it.seq as TrackedSeq;
+      if (s.freed) throw new Error('forward on a freed sequence');
+      return { ...it, seq: s.inner };
+    });
+    await new Promise((r) => setTimeout(r, 1));
+    return this.inner.forward(unwrapped);
+  }
+}
+
+test('an asynchronous forward gives the same outputs; every sequence the scheduler drops is freed, none is used after', async () => {
+  const prompts = ['one', 'a much longer prompt that needs several prefill steps to get through', 'three', 'one more'];
+  const solo = prompts.map((p) => scriptFor(chat(p), []));
+  for (const [chunk, keep] of [[0, 2], [8, 2], [0, 0]] as const) {
+    const model = new AsyncFake({ chunk });
+    const s = new Scheduler(model, { parallel: 4, stepTokens: 16, prefixCacheSize: keep });
+    const runs = await Promise.all(prompts.map((p) => collect(s, { prompt: chat(p), maxTokens: 64 })));
+    assert.deepEqual(runs.map((x) => x.texts[0]), solo);
+    // n > 1 (clones), prefix reuse and refusals, a cancelled request, an eviction beyond prefixCacheSize.
+    const n3 = await collect(s, { prompt: chat('one'), maxTokens: 20, n: 3, sampling: { temperature: 2, seed: 5 } });
+    assert.equal(n3.tokens.length, 3);
+    const ac = new AbortController();
+    const cancelled = collect(s, { prompt: chat('long story'), maxTokens: 5000, signal: ac.signal });
+    setTimeout(() => ac.abort(), 20);
+    assert.equal((await cancelled).r.choices[0]!.finishReason, 'cancelled');
+    for (const p of ['a', 'b', 'c']) await collect(s, { prompt: chat(p), maxTokens: 8 });
+    // A failing forward (image tokens without patch rows): its sequence is dropped, not kept.
+    const bad = await collect(s, { prompt: [...chat('x'), 2, 2], maxTokens: 5, patchEmbeddings: new Float32Array(8) });
+    assert.equal(bad.r.choices[0]!.finishReason, 'error');
+    assert.equal(s.stats().active, 0);
+    assert.equal(model.live.size, s.stats().cachedSequences, `chunk ${chunk}, keep ${keep}: live sequences are exactly the kept prefixes`);
+    assert.ok(model.live.size <= keep);
+    s.clearPrefixCache();
+    assert.equal(model.live.size, 0);
+  }
 });

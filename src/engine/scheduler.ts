@@ -5,7 +5,8 @@
  * sequences still prefilling add a chunk of their prompt (bounded by a per-step token budget, so that a long prompt
  * does not stall everyone else's decoding). Requests that arrive while others decode are admitted at the next step.
  * Between steps the loop yields to the event loop (setImmediate), so HTTP handlers, /health and client disconnects
- * are served while the model generates.
+ * are served while the model generates. forward() may also return a promise (a model in a worker thread): the event
+ * loop then stays free for the whole step, not only between steps.
  *
  * Other duties:
  * - bounded queue: `submit` throws QueueFullError when `maxQueue` requests already wait (the server answers 429);
@@ -13,9 +14,10 @@
  * - prompt-prefix reuse: finished sequences are kept (a few, LRU) with the tokens they hold; a new prompt that shares
  *   a prefix takes the best one and truncates it. Llama 4's chunked-attention layers keep only the current chunk,
  *   so truncate() can refuse (returns false) — then the request starts from a fresh sequence;
- * - n > 1: the prompt is prefilled once, then the sequence is cloned for each further choice.
+ * - n > 1: the prompt is prefilled once, then the sequence is cloned for each further choice;
+ * - every sequence the scheduler drops (not kept, evicted, refused truncation) is released with seq.free?.().
  */
-import type { CausalLM, ForwardItem, SequenceState } from '../model/types.ts';
+import type { AsyncCausalLM, ForwardItem, SequenceState } from '../model/types.ts';
 import { UsageError } from '../util/index.ts';
 import { makeSampler } from './sampler.ts';
 import { tokenLogprobs, type SamplingOptions, type TokenPicker, type TopLogprob } from './scheduler-sampling.ts';
@@ -156,7 +158,7 @@ export class Scheduler {
   private closed = false;
   private readonly counters = { steps: 0, promptTokensComputed: 0, promptTokensReused: 0, generatedTokens: 0 };
 
-  constructor(readonly model: CausalLM, o: SchedulerOptions = {}) {
+  constructor(readonly model: AsyncCausalLM, o: SchedulerOptions = {}) {
     this.parallel = o.parallel ?? 4;
     this.maxQueue = o.maxQueue ?? 64;
     this.stepTokens = Math.max(o.stepTokens ?? 128, this.parallel);
@@ -226,8 +228,9 @@ export class Scheduler {
     };
   }
 
-  /** Drops the kept prefixes (their caches become garbage). */
+  /** Drops the kept prefixes and releases their caches. */
   clearPrefixCache(): void {
+    for (const p of this.prefixes) p.seq.free?.();
     this.prefixes = [];
   }
 
@@ -260,7 +263,7 @@ export class Scheduler {
     try {
       while (this.queue.length > 0 || this.slots.length > 0) {
         try {
-          this.step();
+          await this.step();
         } catch (e) {
           // A bug outside forward() (sampling, a constraint, a callback) fails the running requests, never the process.
           const err = e instanceof Error ? e : new Error(String(e));
@@ -275,7 +278,7 @@ export class Scheduler {
   }
 
   /** One scheduling step: drop cancelled work, admit queued requests, run one batched forward, sample. */
-  private step(): void {
+  private async step(): Promise<void> {
     for (const s of this.slots) if (s.job.cancelled && !s.done) this.finish(s, 'cancelled');
     this.slots = this.slots.filter((s) => !s.done);
     while (this.queue.length > 0) {
@@ -319,7 +322,7 @@ export class Scheduler {
     }
     let out: Float32Array[];
     try {
-      out = this.model.forward(items);
+      out = await this.model.forward(items);
     } catch (e) {
       // A failing batch fails its requests, never the server.
       const err = e instanceof Error ? e : new Error(String(e));
@@ -380,7 +383,7 @@ export class Scheduler {
       if (p.seq.truncate(bestLen)) {
         seq = p.seq;
         start = bestLen;
-      }
+      } else p.seq.free?.();
     }
     seq ??= this.model.newSequence();
     job.result.cachedTokens = start;
@@ -456,8 +459,8 @@ export class Scheduler {
     if (error) c.error = error;
     if (this.prefixCacheSize > 0 && slot.seq.length === slot.fed.length && slot.fed.length > 0 && !this.closed) {
       this.prefixes.push({ tokens: slot.fed, reusable: Math.min(slot.reusable, slot.fed.length), seq: slot.seq });
-      while (this.prefixes.length > this.prefixCacheSize) this.prefixes.shift();
-    }
+      while (this.prefixes.length > this.prefixCacheSize) this.prefixes.shift()!.seq.free?.();
+    } else slot.seq.free?.();
     if (--slot.job.remaining === 0) slot.job.resolve(slot.job.result);
   }
 }

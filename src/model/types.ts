@@ -32,6 +32,11 @@ export interface SequenceState {
   clone(): SequenceState;
   /** Bytes held by the caches (for memory tests and metrics). */
   cacheBytes(): number;
+  /**
+   * Releases the caches now; the state must not be used again. Optional: in-process states are simply
+   * garbage-collected, while a state living in another thread (a model worker) needs the word to free its memory.
+   */
+  free?(): void;
 }
 
 /** One sequence's share of a forward call. */
@@ -53,7 +58,19 @@ export interface CausalLM {
   newSequence(): SequenceState;
   /**
    * Runs every item in one batched pass (matrix products over all items' tokens together, attention per sequence),
-   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize].
+   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize]. The returned arrays
+   * belong to the caller (the model keeps no reference to them: the model worker transfers their buffers).
    */
   forward(items: readonly ForwardItem[]): Float32Array[];
+}
+
+/**
+ * A CausalLM whose forward may answer later (a model running in a worker thread; see src/server/worker-model.ts).
+ * Every CausalLM is one. The scheduler takes this type; sequence handles stay synchronous (the worker's proxy mirrors
+ * their length, truncation limit and cache size).
+ */
+export interface AsyncCausalLM {
+  readonly info: ModelInfo;
+  newSequence(): SequenceState;
+  forward(items: readonly ForwardItem[]): Float32Array[] | Promise<Float32Array[]>;
 }

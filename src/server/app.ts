@@ -167,6 +167,8 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
 
   app.get('/health', (c) => {
     const s = sched.stats();
+    const failure = engine.failure?.() ?? null;
+    if (failure !== null) return c.json({ status: 'error', error: failure, model: engine.modelId, active: s.active, queued: s.queued }, 503);
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
@@ -207,7 +209,7 @@ export function startServer(engine: ServerEngine, o: ServerOptions & { host?: st
           new Promise<void>((res) => {
             engine.scheduler.close();
             const s = server as unknown as { closeAllConnections?: () => void; close(cb: () => void): void };
-            s.close(() => res());
+            s.close(() => void (engine.close?.() ?? Promise.resolve()).then(() => res(), () => res()));
             s.closeAllConnections?.();
           }),
       });

@@ -93,4 +93,8 @@ export interface ServerEngine {
   parseToolCalls(text: string, tools: ToolSpec[]): ParsedToolCalls;
   /** Streaming form of parseToolCalls; without it, outputs of requests with tools are buffered until the end. */
   newToolCallStream?(tools: ToolSpec[]): ToolCallStream;
+  /** Releases the model (stops its worker thread); the server calls it on close. */
+  close?(): Promise<void>;
+  /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */
+  failure?(): string | null;
 }

@@ -3,7 +3,7 @@
  * it has one, else the built-in Llama 4 format; its tool-call parsers), the scheduler, and optionally an image
  * encoder for early fusion.
  */
-import type { CausalLM } from '../model/types.ts';
+import type { AsyncCausalLM } from '../model/types.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, type ChatMessage as ChatLayerMessage, type ToolCallStreamEvent, type ToolDefinition } from '../chat/index.ts';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler.ts';
@@ -20,11 +20,15 @@ export type ImagePromptEncoder = (tokens: number[], images: Uint8Array[]) => Pro
 
 export interface Llama4EngineOptions extends SchedulerOptions {
   modelId: string;
-  model: CausalLM;
+  model: AsyncCausalLM;
   tokenizer: Tokenizer;
   /** Jinja chat template (tokenizer_config.json / GGUF tokenizer.chat_template); null = the built-in Llama 4 format. */
   chatTemplate?: string | null;
   images?: ImagePromptEncoder;
+  /** Releases what the model holds (a worker thread); called when the server closes. */
+  close?: () => Promise<void>;
+  /** Why the model can no longer generate, or null (see ServerEngine.failure). */
+  failure?: () => string | null;
 }
 
 /** The chat layer's view of a message (OpenAI format; images become one `<|image|>` placeholder each). */
@@ -116,5 +120,7 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
     tokenText: (t) => tokenizer.decode([t]),
     parseToolCalls: (text) => chatLayerToolCalls.parse(text),
     newToolCallStream: () => chatLayerToolCalls.stream(),
+    ...(o.close ? { close: o.close } : {}),
+    ...(o.failure ? { failure: o.failure } : {}),
   };
 }

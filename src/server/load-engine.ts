@@ -1,7 +1,9 @@
 /**
- * `llama4 serve`'s model loading: loadModel (the composition root) plus what the server needs beside the weights —
- * the tokenizer and chat template, read from the model folder (tokenizer.json / tokenizer.model,
- * tokenizer_config.json or chat_template.jinja) or from the GGUF metadata (tokenizer.ggml.*, tokenizer.chat_template).
+ * `llama4 serve`'s model loading: the model (in a worker thread by default, see worker-model.ts; or in this thread)
+ * plus what the server needs beside the weights — the tokenizer and chat template, read from the model folder
+ * (tokenizer.json / tokenizer.model, tokenizer_config.json or chat_template.jinja) or from the GGUF metadata
+ * (tokenizer.ggml.*, tokenizer.chat_template). Tokenization, sampling and scheduling stay on the main thread either
+ * way; with the worker, forward passes and image encoding run off it, so HTTP keeps answering during a step.
  */
 import { basename } from 'node:path';
 import { loadChatAssets, loadModel, type LoadOptions } from '../load.ts';
@@ -9,24 +11,48 @@ import { imagePromptEncoder } from '../model/llama4/vision-prompt.ts';
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
 import { llama4Engine } from './llama4-engine.ts';
+import { startModelWorker } from './worker-model.ts';
 
 export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   /** Folder or file with the tokenizer, when it is not beside the weights. */
   tokenizerPath?: string;
   /** Jinja chat template text overriding the model's. */
   chatTemplate?: string;
+  /** Run the model in a worker thread (default true); false computes on the main thread between HTTP events. */
+  worker?: boolean;
 }
 
 export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): Promise<ServerEngine> {
-  const loaded = await loadModel(path, o);
-  const model = loaded.model;
-  const { tokenizer, chatTemplate: template } = loadChatAssets(loaded, o.tokenizerPath);
-  return llama4Engine({
-    ...o,
-    modelId: basename(path.replace(/\/+$/, '')).replace(/\.gguf$/, ''),
-    model,
-    tokenizer,
-    chatTemplate: o.chatTemplate ?? template,
-    ...(loaded.vision ? { images: imagePromptEncoder(loaded.vision) } : {}),
-  });
+  const modelId = basename(path.replace(/\/+$/, '')).replace(/\.gguf$/, '');
+  if (o.worker === false) {
+    const loaded = await loadModel(path, o);
+    const { tokenizer, chatTemplate: template } = loadChatAssets(loaded, o.tokenizerPath);
+    return llama4Engine({
+      ...o,
+      modelId,
+      model: loaded.model,
+      tokenizer,
+      chatTemplate: o.chatTemplate ?? template,
+      ...(loaded.vision ? { images: imagePromptEncoder(loaded.vision) } : {}),
+    });
+  }
+  const { backend, threads, mmproj, onProgress } = o;
+  const model = await startModelWorker(path, { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}), ...(onProgress ? { onProgress } : {}) });
+  try {
+    const r = model.ready;
+    const { tokenizer, chatTemplate: template } = loadChatAssets({ path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } }, o.tokenizerPath);
+    return llama4Engine({
+      ...o,
+      modelId,
+      model,
+      tokenizer,
+      chatTemplate: o.chatTemplate ?? template,
+      ...(r.vision ? { images: (tokens, images) => model.encodeImages(tokens, images) } : {}),
+      close: () => model.close(),
+      failure: () => model.dead?.message ?? null,
+    });
+  } catch (e) {
+    await model.close();
+    throw e;
+  }
 }

@@ -21,6 +21,8 @@ at /. Requests that arrive while others generate join the same batch (continuous
   --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
   --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
+  --no-worker            compute on the main thread (default: a worker thread runs the model, so HTTP and
+                         /health answer during a step)
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
@@ -36,6 +38,7 @@ ${MODEL_USAGE}`,
         'step-tokens': { type: 'string' },
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
+        'no-worker': { type: 'boolean' },
       },
       strict: true,
     });
@@ -56,6 +59,7 @@ ${MODEL_USAGE}`,
       ...(stepTokens !== undefined ? { stepTokens } : {}),
       ...(ctx !== undefined ? { contextLength: ctx } : {}),
       ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+      worker: values['no-worker'] !== true,
       onProgress(f, what) {
         const pct = Math.floor(f * 100);
         if (pct === last) return;
@@ -70,7 +74,7 @@ ${MODEL_USAGE}`,
       ...(apiKey ? { apiKey } : {}),
       images: { allowRemote: values['allow-remote-images'] === true },
     });
-    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}${apiKey ? ', API key required' : ''})\n`);
+    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);

@@ -1,0 +1,338 @@
+/**
+ * The main thread's side of the model worker (src/model-worker.ts): `startModelWorker(path, options)` loads the model
+ * in a worker_threads Worker and returns a WorkerModel, an AsyncCausalLM whose forward() posts the batch and resolves
+ * with the logits (their buffers transferred, not copied) while the main event loop stays free.
+ *
+ * Sequence handles stay synchronous, as the scheduler needs them: a WorkerSequence mirrors its length, the lowest
+ * length truncate() can reach (reported by the worker after every operation) and its cache bytes. truncate() decides
+ * from that mirror (false below the floor: a chunked layer already dropped those positions), then tells the worker;
+ * clone() and newSequence() name the new sequence at once and the worker creates it in message order. free() (the
+ * scheduler calls it for every sequence it drops) releases the worker's caches; a FinalizationRegistry does the
+ * same for handles that are merely forgotten.
+ *
+ * Failures: a bad model file rejects startModelWorker with the worker's error (same class: ModelFileError,
+ * UsageError, …); an exception inside forward fails that forward only; a worker that dies fails every pending and
+ * later call with one error naming why, while the main thread (the server) keeps running.
+ */
+import { Worker } from 'node:worker_threads';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LoadOptions } from '../load.ts';
+import type { FromWorker, SeqFacts, ToWorker, WireError, WireItem, WorkerInit, WorkerReady, WorkerStats } from '../model-worker.ts';
+import type { AsyncCausalLM, ForwardItem, ModelInfo, SequenceState } from '../model/types.ts';
+import { ConfigError, Llama4Error, ModelFileError, UsageError } from '../util/index.ts';
+
+/** Rebuilds an error that crossed from the worker, keeping the classes callers branch on (Llama4Error = bad input). */
+export function fromWire(w: WireError): Error {
+  let e: Error;
+  if (w.name === 'ModelFileError' && w.file !== undefined) {
+    const prefix = `${w.file}: `;
+    e = new ModelFileError(w.file, w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message);
+  } else if (w.name === 'UsageError') e = new UsageError(w.message);
+  else if (w.name === 'ConfigError') e = new ConfigError(w.message);
+  else if (w.llama4) {
+    // Another input error (ImageError, …): still a Llama4Error (the server answers 400), under its own name.
+    e = new Llama4Error(w.message);
+    Object.defineProperty(e, 'name', { value: w.name });
+  } else if (w.name === 'RangeError') e = new RangeError(w.message);
+  else if (w.name === 'TypeError') e = new TypeError(w.message);
+  else e = new Error(w.message);
+  if (w.stack) e.stack = `${e.name}: ${e.message}\n    (in the model worker)\n${w.stack.split('\n').slice(1).join('\n')}`;
+  return e;
+}
+
+/**
+ * The worker file beside this module's parent folder, with this module's extension: src/model-worker.ts under tsx,
+ * dist/model-worker.js when compiled.
+ */
+function workerUrl(): URL {
+  const ext = extname(fileURLToPath(import.meta.url));
+  return new URL(`../model-worker${ext}`, import.meta.url);
+}
+
+/**
+ * Starts a Worker on the entry. A TypeScript entry (a tsx dev run) goes through a small bootstrap that registers tsx
+ * inside the worker first: Node 20 does not carry `--import tsx`'s loader hooks into worker threads.
+ */
+function spawn(init: WorkerInit): Worker {
+  const url = workerUrl();
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: init });
+  let tsxApi: string;
+  try {
+    tsxApi = import.meta.resolve('tsx/esm/api');
+  } catch {
+    return new Worker(url, { workerData: init }); // no tsx: a runtime that strips types itself
+  }
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: init });
+}
+
+export class WorkerSequence implements SequenceState {
+  /** Operations sent for this sequence; the worker's facts count only when they answer the latest one. */
+  ver = 1;
+  length: number;
+  floor: number;
+  bytes = 0;
+  freed = false;
+  /** A forward that included it failed: its caches may hold part of a step, so it is never truncated or reused. */
+  broken = false;
+  constructor(readonly owner: WorkerModel, readonly id: number, length = 0, floor = 0) {
+    this.length = length;
+    this.floor = floor;
+  }
+  truncate(length: number): boolean {
+    this.owner.usable(this);
+    if (this.broken || !Number.isInteger(length) || length < this.floor || length > this.length) return false;
+    this.length = length;
+    // The chunked caches settle after truncation; until the worker says where, assume nothing below `length`.
+    this.floor = length;
+    this.owner.send({ op: 'truncate', seq: this.id, ver: ++this.ver, length });
+    return true;
+  }
+  clone(): WorkerSequence {
+    this.owner.usable(this);
+    return this.owner.cloneOf(this);
+  }
+  cacheBytes(): number {
+    return this.freed ? 0 : this.bytes;
+  }
+  free(): void {
+    this.owner.release(this);
+  }
+}
+
+/** A model running in a worker thread. */
+export class WorkerModel implements AsyncCausalLM {
+  readonly info: ModelInfo;
+  /** Why the worker can no longer serve (it died or was closed), or null while it runs. */
+  dead: Error | null = null;
+  private nextSeq = 1;
+  private nextId = 1;
+  private readonly seqs = new Map<number, WeakRef<WorkerSequence>>();
+  private readonly pending = new Map<number, { resolve(m: FromWorker): void; reject(e: Error): void }>();
+  private readonly registry = new FinalizationRegistry<number>((id) => {
+    this.seqs.delete(id);
+    if (!this.dead) this.send({ op: 'free', seq: id });
+  });
+
+  constructor(private readonly worker: Worker, readonly ready: WorkerReady) {
+    this.info = ready.info;
+    worker.on('message', (m: FromWorker) => this.onMessage(m));
+    worker.on('error', (e) => this.die(new Error(`the model worker failed: ${e.message}`)));
+    worker.on('exit', (code) => this.die(new Error(`the model worker exited (code ${code})`)));
+    worker.unref();
+  }
+
+  newSequence(): WorkerSequence {
+    const s = this.track(new WorkerSequence(this, this.nextSeq++));
+    this.send({ op: 'new', seq: s.id, ver: s.ver });
+    return s;
+  }
+
+  /** Throws unless `s` is a live sequence of this model. */
+  usable(s: SequenceState): asserts s is WorkerSequence {
+    if (!(s instanceof WorkerSequence) || s.owner !== this) throw new UsageError('sequence was not created by this model');
+    if (s.freed) throw new UsageError(`sequence ${s.id} was freed`);
+  }
+
+  cloneOf(src: WorkerSequence): WorkerSequence {
+    const s = this.track(new WorkerSequence(this, this.nextSeq++, src.length, src.floor));
+    s.bytes = src.bytes;
+    s.broken = src.broken;
+    this.send({ op: 'clone', seq: s.id, ver: s.ver, from: src.id });
+    return s;
+  }
+
+  release(s: WorkerSequence): void {
+    if (s.freed || s.owner !== this) return;
+    s.freed = true;
+    this.registry.unregister(s);
+    this.seqs.delete(s.id);
+    if (!this.dead) this.send({ op: 'free', seq: s.id });
+  }
+
+  forward(items: readonly ForwardItem[]): Promise<Float32Array[]> {
+    if (this.dead) return Promise.reject(this.dead);
+    const transfer: ArrayBuffer[] = [];
+    const used: WorkerSequence[] = [];
+    let wire: WireItem[];
+    try {
+      wire = items.map((it) => {
+        this.usable(it.seq);
+        const s = it.seq;
+        used.push(s);
+        // Copies, so that only these bytes cross (a view would carry its whole buffer) and can be transferred.
+        const tokens = Int32Array.from(it.tokens);
+        transfer.push(tokens.buffer);
+        const w: WireItem = { seq: s.id, ver: ++s.ver, tokens, logits: it.logits };
+        if (it.patchEmbeddings) {
+          w.patchEmbeddings = it.patchEmbeddings.slice();
+          transfer.push(w.patchEmbeddings.buffer as ArrayBuffer);
+        }
+        return w;
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    for (let i = 0; i < used.length; i++) used[i]!.length += items[i]!.tokens.length;
+    return this.call({ op: 'forward', id: this.nextId++, items: wire }, transfer).then(
+      (m) => {
+        if (m.type !== 'forward') throw new Error(`model worker: unexpected reply ${m.type}`);
+        for (const f of m.seqs) this.apply(f);
+        return m.logits;
+      },
+      (e: Error) => {
+        for (const s of used) s.broken = true;
+        throw e;
+      },
+    );
+  }
+
+  /** Early fusion in the worker: expands the prompt's image placeholders and encodes the images (vision models). */
+  async encodeImages(tokens: number[], images: Uint8Array[]): Promise<{ tokens: number[]; patchEmbeddings: Float32Array }> {
+    const copies = images.map((b) => new Uint8Array(b));
+    const m = await this.call({ op: 'images', id: this.nextId++, tokens, images: copies }, copies.map((c) => c.buffer));
+    if (m.type !== 'images') throw new Error(`model worker: unexpected reply ${m.type}`);
+    return { tokens: m.tokens, patchEmbeddings: m.patchEmbeddings };
+  }
+
+  /** The worker's own count of live sequences and their cache bytes (after every message sent before this one). */
+  async workerStats(): Promise<WorkerStats> {
+    const m = await this.call({ op: 'stats', id: this.nextId++ });
+    if (m.type !== 'stats') throw new Error(`model worker: unexpected reply ${m.type}`);
+    return m.stats;
+  }
+
+  /** Sequences whose handles are still live on this side. */
+  get liveSequences(): number {
+    return this.seqs.size;
+  }
+
+  /** Stops the worker; pending and later calls fail. */
+  async close(): Promise<void> {
+    if (this.dead) return;
+    this.die(new Error('the model worker was stopped'));
+    await this.worker.terminate();
+  }
+
+  /** Test hook and last resort: kills the worker as a crash would (pending calls fail, the server goes on). */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  send(m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    if (this.dead) return;
+    this.worker.postMessage(m, transfer);
+  }
+
+  private track(s: WorkerSequence): WorkerSequence {
+    this.seqs.set(s.id, new WeakRef(s));
+    this.registry.register(s, s.id, s);
+    return s;
+  }
+
+  private apply(f: SeqFacts): void {
+    const s = this.seqs.get(f.seq)?.deref();
+    if (!s || s.ver !== f.ver) return;
+    s.length = f.length;
+    s.floor = f.floor;
+    s.bytes = f.bytes;
+  }
+
+  private call(m: ToWorker & { id: number }, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
+    if (this.dead) return Promise.reject(this.dead);
+    return new Promise<FromWorker>((resolve, reject) => {
+      this.pending.set(m.id, { resolve, reject });
+      // Keeps the process alive while an answer is due, and only then.
+      if (this.pending.size === 1) this.worker.ref();
+      try {
+        this.worker.postMessage(m, transfer);
+      } catch (e) {
+        this.settle(m.id);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  }
+
+  private settle(id: number): { resolve(m: FromWorker): void; reject(e: Error): void } | undefined {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    if (this.pending.size === 0) this.worker.unref();
+    return p;
+  }
+
+  private onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'seq':
+        this.apply(m.facts);
+        return;
+      case 'failed':
+        this.settle(m.id)?.reject(fromWire(m.error));
+        return;
+      case 'forward':
+      case 'images':
+      case 'stats':
+        this.settle(m.id)?.resolve(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private die(e: Error): void {
+    if (this.dead) return;
+    this.dead = e;
+    for (const [id, p] of [...this.pending]) {
+      this.pending.delete(id);
+      p.reject(e);
+    }
+    this.worker.unref();
+  }
+}
+
+export interface ModelWorkerOptions extends LoadOptions {}
+
+/**
+ * Loads `path` in a new worker thread with loadModel's options and resolves once the model is ready. Rejects with the
+ * loading error (its class kept) when the model cannot be loaded, or with a clear error when the worker dies first.
+ */
+export function startModelWorker(path: string, o: ModelWorkerOptions = {}): Promise<WorkerModel> {
+  const { onProgress, ...options } = o;
+  const init: WorkerInit = { llama4ModelWorker: true, path, options };
+  let worker: Worker;
+  try {
+    worker = spawn(init);
+  } catch (e) {
+    return Promise.reject(new Error(`could not start the model worker: ${(e as Error).message}`));
+  }
+  return new Promise<WorkerModel>((resolve, reject) => {
+    const onMessage = (m: FromWorker) => {
+      if (m.type === 'progress') onProgress?.(m.fraction, m.what);
+      else if (m.type === 'ready') {
+        cleanup();
+        resolve(new WorkerModel(worker, m));
+      } else if (m.type === 'init-error') {
+        cleanup();
+        void worker.terminate();
+        reject(fromWire(m.error));
+      }
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      void worker.terminate();
+      reject(new Error(`the model worker failed while loading ${path}: ${e.message}`));
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new Error(`the model worker exited (code ${code}) while loading ${path}`));
+    };
+    const cleanup = () => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+  });
+}
