@@ -23,7 +23,10 @@ function run(cmd, args) {
   if (r.status !== 0 || !line) throw new Error(`${cmd} failed (${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(line);
 }
-const ours = (m, t) => run('llama4 bench', ['--import', 'tsx', 'src/cli/main.ts', 'bench', '-m', m, '-t', String(t), '-p', o.prompt, '-n', o.gen, '-r', o.repeat, '--backend', 'native', '--json']);
+// Our side runs the built CLI (bin/llama4.js -> dist/, what `npm install` gives users; `npm run bench` builds first);
+// the tsx loader would add ~20 MB of resident memory that a user never pays.
+const ourCli = existsSync(join(root, 'dist/cli/main.js')) ? ['bin/llama4.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
+const ours = (m, t) => run('llama4 bench', [...ourCli, 'bench', '-m', m, '-t', String(t), '-p', o.prompt, '-n', o.gen, '-r', o.repeat, '--backend', 'native', '--json']);
 const theirs = (m, t) => run('llama.cpp', ['bench/llama-cpp.mjs', m, String(t), o.prompt, o.gen, o.repeat]);
 
 const rows = [];
