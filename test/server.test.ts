@@ -259,7 +259,7 @@ describe('server with a fake engine', () => {
     }
     assert.equal(n, 5);
     const t0 = Date.now();
-    while (engine.scheduler.stats().active > 0 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+    while (engine.scheduler.stats().active > 0 && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 10));
     assert.equal(engine.scheduler.stats().active, 0);
     await new Promise((r) => setTimeout(r, 20));
     const rec = logs.find((l) => l.cancelled === true);
