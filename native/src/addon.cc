@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -305,18 +306,33 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (n >= (size_t(1) << 21)) madvise(dst, (n + (size_t(1) << 21) - 1) & ~((size_t(1) << 21) - 1), MADV_HUGEPAGE);
 #endif
-    // Fault both sides in with one call each (MADV_POPULATE_*, Linux 5.14+; ignored where unknown): page faults
-    // taken one 4 KiB page at a time, by two threads contending for the process's memory map, made loading a
-    // 1 GB model take seconds. Page-aligned interior of the source only (it shares pages with its neighbours).
+    // Fault pages in with one call per range (MADV_POPULATE_*, Linux 5.14+; ignored where unknown): page faults
+    // taken one 4 KiB page at a time, by two threads contending for the process's memory map, made loading a 1 GB
+    // model take seconds. A mapped source is repacked 8 MiB at a time and each piece's pages are dropped right after
+    // (only pages wholly inside the tensor: its neighbours may be in use), so the weights are resident once plus
+    // one piece, never twice.
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = ((uintptr_t)src.p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)src.p + n) & ~(pg - 1);
     const bool mapped = in_mapping(src.p, n);
 #if defined(__linux__)
-    if (mapped && hi > lo) madvise((void*)lo, hi - lo, 22 /* MADV_POPULATE_READ */);
     madvise(dst, (n + pg - 1) & ~(pg - 1), 23 /* MADV_POPULATE_WRITE */);
 #endif
-    e(env).repackR8((uint8_t*)dst, src.p, type, rows, (int)K);
-    if (mapped && hi > lo) madvise((void*)lo, hi - lo, MADV_DONTNEED);
+    const size_t rb = row_bytes(type, K);
+    const int64_t piece = mapped ? std::max<int64_t>(8, ((int64_t)((size_t(8) << 20) / rb) / 8) * 8) : rows;
+    const uintptr_t first = ((uintptr_t)src.p + pg - 1) & ~(pg - 1), end = ((uintptr_t)src.p + n) & ~(pg - 1);
+    uintptr_t dropped = first;  // pages below this were dropped already
+    for (int64_t r0 = 0; r0 < rows; r0 += piece) {
+      const int64_t nr = std::min<int64_t>(piece, rows - r0);
+      const uint8_t* s0 = src.p + (size_t)r0 * rb;
+      if (mapped) {
+        const uintptr_t lo = std::max(first, (uintptr_t)s0 & ~(pg - 1)), hi = std::min(end, ((uintptr_t)s0 + nr * rb + pg - 1) & ~(pg - 1));
+        if (hi > lo) madvise((void*)lo, hi - lo, 22 /* MADV_POPULATE_READ */);
+      }
+      e(env).repackR8((uint8_t*)dst + (size_t)r0 * rb, s0, type, nr, (int)K);
+      if (mapped) {
+        const uintptr_t upto = std::min(end, ((uintptr_t)s0 + nr * rb) & ~(pg - 1));
+        if (upto > dropped) { madvise((void*)dropped, upto - dropped, MADV_DONTNEED); dropped = upto; }
+      }
+    }
     napi_value ab;
     if (napi_create_external_arraybuffer(env, dst, n, [](napi_env, void* d, void*) { free(d); }, nullptr, &ab) != napi_ok) {
       free(dst);
