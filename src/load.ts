@@ -104,7 +104,9 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     const gen = existsSync(genFile) ? readJson(genFile) : undefined;
     const config = parseHfConfig(configJson, gen);
     opts.onProgress?.(0, 'reading weights');
-    const src = openSafetensors(path);
+    // Mapped where the native core can map files: tensors used as stored (attention, norms, embeddings, shared
+    // experts) are read in place; routed-expert stacks are transposed into memory (HF stores them [E, in, out]).
+    const src = openSafetensors(path, canMmap() ? { mapFile: (f) => { const m = MappedFile.open(f); return (o, n) => m.bytes(o, n); } } : {});
     const tensors = loadHfTextTensors(config, src, path);
     const model = new Llama4TextModel(config, tensors, backend, path);
     const vision = loadVisionEncoder(configJson, src, backend, path);

@@ -132,7 +132,15 @@ export interface TensorSource {
  * Opens a model folder's safetensors: `model.safetensors.index.json` (sharded) or the *.safetensors files in it,
  * or one .safetensors file path.
  */
-export function openSafetensors(path: string): TensorSource {
+export interface OpenSafetensorsOptions {
+  /**
+   * Maps a file and returns a function giving views of its bytes (the composition root passes the native core's
+   * mmap here); tensors are then returned in place instead of read into memory. Null: read as usual.
+   */
+  readonly mapFile?: (file: string) => ((offset: number, length: number) => Uint8Array) | null;
+}
+
+export function openSafetensors(path: string, opts: OpenSafetensorsOptions = {}): TensorSource {
   const headers: SafetensorsHeader[] = [];
   if (statSync(path).isDirectory()) {
     const index = join(path, 'model.safetensors.index.json');
@@ -167,12 +175,17 @@ export function openSafetensors(path: string): TensorSource {
       infos.set(e.name, { dtype: e.dtype, shape: e.shape, file: h.path });
     }
   }
+  const views = new Map<string, ((offset: number, length: number) => Uint8Array) | null>();
   return {
     infos,
     read(name) {
       const h = owner.get(name);
       if (!h) throw new ModelFileError(headers[0]?.path ? dirname(headers[0].path) : path, `missing tensor "${name}"`);
-      return readSafetensorsTensor(h, name);
+      if (opts.mapFile && !views.has(h.path)) views.set(h.path, opts.mapFile(h.path));
+      const view = views.get(h.path);
+      if (!view) return readSafetensorsTensor(h, name);
+      const e = h.entries.get(name)!; // bounds were validated against the file size with the header
+      return { name, dtype: e.dtype, shape: e.shape, bytes: view(e.start, e.end - e.start) };
     },
   };
 }
