@@ -109,6 +109,13 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int n);
   void (*axpy_f32)(float* y, float a, const float* x, int n);  // y += a·x
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
+  // Attention over a compressed KV cache: the same as dot_f32 / axpy_f32 on the row's dequantized values, bit for
+  // bit (f16 and q8_0 values are exact in f32: converting first changes nothing), reading the stored row in place.
+  // f16: n IEEE halves; q8_0: n/32 BlockQ8_0 (n % 32 == 0).
+  float (*dot_f16)(const float* a, const uint8_t* b, int n);
+  float (*dot_q8_0)(const float* a, const uint8_t* b, int n);
+  void (*axpy_f16)(float* y, float a, const uint8_t* x, int n);
+  void (*axpy_q8_0)(float* y, float a, const uint8_t* x, int n);
 };
 
 const KernelTable* kernels_scalar();

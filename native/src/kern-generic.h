@@ -175,6 +175,32 @@ static void g_axpy_f32(float* y, float a, const float* x, int n) {
 }
 static void g_scale_f32(float* y, float a, int n) { for (int i = 0; i < n; i++) y[i] *= a; }
 
+// Compressed KV rows (attention): g_dot_f32 / g_axpy_f32 with each value loaded through LD, which yields exactly
+// the value the row dequantizer would store, so the results equal the f32 helpers' on the dequantized row.
+static inline float kv_ld_f16(const uint8_t* r, int i) { return half_to_float(rd16(r + 2 * i)); }
+static inline float kv_ld_q8_0(const uint8_t* r, int i) {
+  const BlockQ8_0* b = (const BlockQ8_0*)r + i / 32;
+  return (float)b->qs[i % 32] * half_to_float(b->d);
+}
+template <float (*LD)(const uint8_t*, int)>
+static float g_dot_kv(const float* a, const uint8_t* b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += a[i + j] * LD(b, i + j);
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; i++) s += a[i] * LD(b, i);
+  return s;
+}
+template <float (*LD)(const uint8_t*, int)>
+static void g_axpy_kv(float* y, float a, const uint8_t* x, int n) {
+#if defined(__FP_FAST_FMAF) || defined(FP_FAST_FMAF)
+  for (int i = 0; i < n; i++) y[i] = std::fma(a, LD(x, i), y[i]);
+#else
+  for (int i = 0; i < n; i++) y[i] = y[i] + a * LD(x, i);
+#endif
+}
+
 // Generic rows kernel: dequantize 256 weights at a time into a stack buffer, dot with f32 activations.
 template <DequantFn DQ, int BS, int BB>
 static void g_rows(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool) {
@@ -247,4 +273,6 @@ static void fill_generic(KernelTable& t) {
   set(T_Q8_K, g_rows<dq_q8_k, 256, 292>, dq_q8_k);
   t.quant_q8 = g_quant_q8; t.quant_q8k = g_quant_q8k;
   t.dot_f32 = g_dot_f32; t.axpy_f32 = g_axpy_f32; t.scale_f32 = g_scale_f32;
+  t.dot_f16 = g_dot_kv<kv_ld_f16>; t.dot_q8_0 = g_dot_kv<kv_ld_q8_0>;
+  t.axpy_f16 = g_axpy_kv<kv_ld_f16>; t.axpy_q8_0 = g_axpy_kv<kv_ld_q8_0>;
 }

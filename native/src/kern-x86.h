@@ -531,6 +531,36 @@ static float x_dot_f32(const float* a, const float* b, int n) {
   return s;
 }
 
+// Compressed KV rows: x_dot_f32's exact operation order with 8 values loaded at a time through F16C (f16) or
+// sign-extend + convert + ·d (q8_0; an 8-byte load never crosses a 32-value block), so each equals x_dot_f32 on
+// the dequantized row; the axpys are the element-wise FMA g_axpy_f32 compiles to in these units.
+static inline __m256 kv8_f16(const uint8_t* r, int i) { return load_f16x8(r + 2 * i); }
+static inline __m256 kv8_q8_0(const uint8_t* r, int i) {
+  const BlockQ8_0* b = (const BlockQ8_0*)r + i / 32;
+  const __m128i q = _mm_loadl_epi64((const __m128i*)(b->qs + i % 32));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(half_to_float(b->d)));
+}
+template <__m256 (*LD8)(const uint8_t*, int), float (*LD)(const uint8_t*, int)>
+static float x_dot_kv(const float* a, const uint8_t* b, int n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LD8(b, i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LD8(b, i + 8), a1);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LD8(b, i), a0);
+  float s = hsum8(_mm256_add_ps(a0, a1));
+  for (; i < n; i++) s += a[i] * LD(b, i);
+  return s;
+}
+template <__m256 (*LD8)(const uint8_t*, int), float (*LD)(const uint8_t*, int)>
+static void x_axpy_kv(float* y, float a, const uint8_t* x, int n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, LD8(x, i), _mm256_loadu_ps(y + i)));
+  for (; i < n; i++) y[i] = std::fma(a, LD(x, i), y[i]);
+}
+
 static void fill_x86(KernelTable& t) {
   auto set = [&](int ty, RowsFn r, int a) { t.rows[ty] = r; t.act[ty] = a; };
   set(T_F32, x_rows_f32, ACT_F32);
@@ -551,4 +581,6 @@ static void fill_x86(KernelTable& t) {
   t.tile[T_Q6_K] = x_tile_q6_k;
   t.quant_q8 = x_quant_q8;
   t.dot_f32 = x_dot_f32;
+  t.dot_f16 = x_dot_kv<kv8_f16, kv_ld_f16>; t.dot_q8_0 = x_dot_kv<kv8_q8_0, kv_ld_q8_0>;
+  t.axpy_f16 = x_axpy_kv<kv8_f16, kv_ld_f16>; t.axpy_q8_0 = x_axpy_kv<kv8_q8_0, kv_ld_q8_0>;
 }

@@ -212,7 +212,18 @@ static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -
   for (int i = 0; i < d; i++) out[i] = o[i] * inv;
 }
 
-void Engine::attention(float* out, const float* q, const float* k, const float* v, const AttnShape& s) {
+void Engine::attention(float* out, const float* q, const void* k, const void* v, const AttnShape& s) {
+  const uint8_t *kb = (const uint8_t*)k, *vb = (const uint8_t*)v;
+  if (s.kvType == T_F16) attentionT<T_F16>(out, q, kb, vb, s);
+  else if (s.kvType == T_Q8_0) attentionT<T_Q8_0>(out, q, kb, vb, s);
+  else attentionT<T_F32>(out, q, kb, vb, s);
+}
+
+// One body for every K/V storage type: KV selects the row loaders at compile time. The f32 instance calls exactly
+// what it did before compressed caches existed (dot_f32 / axpy_f32 on float rows), so its bits are unchanged; the
+// f16/q8_0 loaders equal those on the dequantized rows, so compressed attention inherits batch invariance.
+template <int KV>
+void Engine::attentionT(float* out, const float* q, const uint8_t* kbase, const uint8_t* vbase, const AttnShape& s) {
   const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
   if (T <= 0) return;
   if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * H * d); return; }
@@ -230,6 +241,19 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
   for (auto& b : scratch_) if (b.size() < combos * (2 * d + 4) + kKBlock) b.resize(combos * (2 * d + 4) + kKBlock);
   // partials[slice][t][h] = (m, l, acc[d]) when the slices are split over threads
   std::vector<float> part(nsplit > 1 ? (size_t)partFloats : 0);
+  // bytes per (key, kv head) row
+  const size_t rowB = KV == T_F32 ? (size_t)d * 4 : KV == T_F16 ? (size_t)d * 2 : (size_t)(d / QK) * sizeof(BlockQ8_0);
+  const KernelTable* kt = kt_;
+  auto kdot = [kt, d](const float* qv, const uint8_t* row) -> float {
+    if constexpr (KV == T_F32) return kt->dot_f32(qv, (const float*)row, d);
+    else if constexpr (KV == T_F16) return kt->dot_f16(qv, row, d);
+    else return kt->dot_q8_0(qv, row, d);
+  };
+  auto vaxpy = [kt, d](float* o, float p, const uint8_t* row) {
+    if constexpr (KV == T_F32) kt->axpy_f32(o, p, (const float*)row, d);
+    else if constexpr (KV == T_F16) kt->axpy_f16(o, p, row, d);
+    else kt->axpy_q8_0(o, p, row, d);
+  };
   auto visible = [&](int t, int64_t& lo, int64_t& hi) {
     const int64_t qp = s.qPos0 + t;
     lo = 0; hi = S;
@@ -275,7 +299,7 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
               const float* qv = q + ((size_t)t * H + h) * d;
               float bm = -INFINITY;
               for (int64_t j = jlo; j < jhi; j++) {
-                const float x = kt_->dot_f32(qv, k + ((size_t)j * Hkv + kvh) * d, d) * s.scale;
+                const float x = kdot(qv, kbase + ((size_t)j * Hkv + kvh) * rowB) * s.scale;
                 sc[j - kb] = x;
                 bm = std::max(bm, x);
               }
@@ -290,7 +314,7 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
               for (int64_t j = jlo; j < jhi; j++) {
                 const float p = std::exp(sc[j - kb] - M[c]);
                 l += p;
-                kt_->axpy_f32(o, p, v + ((size_t)j * Hkv + kvh) * d, d);
+                vaxpy(o, p, vbase + ((size_t)j * Hkv + kvh) * rowB);
               }
               L[c] += l;
             }
