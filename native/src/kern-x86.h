@@ -532,13 +532,39 @@ static float x_dot_f32(const float* a, const float* b, int n) {
 }
 
 // Compressed KV rows: x_dot_f32's exact operation order with 8 values loaded at a time through F16C (f16) or
-// sign-extend + convert + ·d (q8_0; an 8-byte load never crosses a 32-value block), so each equals x_dot_f32 on
-// the dequantized row; the axpys are the element-wise FMA g_axpy_f32 compiles to in these units.
+// sign-extend + convert + ·d (q8_0, exact in f32), so each equals x_dot_f32 on the dequantized row; the axpys are
+// the element-wise FMA g_axpy_f32 compiles to in these units.
 static inline __m256 kv8_f16(const uint8_t* r, int i) { return load_f16x8(r + 2 * i); }
-static inline __m256 kv8_q8_0(const uint8_t* r, int i) {
-  const BlockQ8_0* b = (const BlockQ8_0*)r + i / 32;
-  const __m128i q = _mm_loadl_epi64((const __m128i*)(b->qs + i % 32));
-  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(half_to_float(b->d)));
+// q8_0 rows a block at a time (one scale conversion per 32 values); the FMAs land in a0/a1 in x_dot_f32's order.
+static inline void kv32_q8_0(const BlockQ8_0* b, __m256 v[4]) {
+  const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
+  const __m256i q = _mm256_loadu_si256((const __m256i*)b->qs);
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  v[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d);
+  v[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d);
+  v[2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d);
+  v[3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d);
+}
+static float x_dot_q8_0_kv(const float* a, const uint8_t* b, int n) {  // n % 32 == 0
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, v[4];
+  const BlockQ8_0* blk = (const BlockQ8_0*)b;
+  for (int i = 0; i < n; i += 32, blk++) {
+    kv32_q8_0(blk, v);
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), v[0], a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), v[1], a1);
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), v[2], a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), v[3], a1);
+  }
+  return hsum8(_mm256_add_ps(a0, a1));
+}
+static void x_axpy_q8_0_kv(float* y, float a, const uint8_t* x, int n) {  // n % 32 == 0
+  const __m256 va = _mm256_set1_ps(a);
+  __m256 v[4];
+  const BlockQ8_0* blk = (const BlockQ8_0*)x;
+  for (int i = 0; i < n; i += 32, blk++) {
+    kv32_q8_0(blk, v);
+    for (int j = 0; j < 4; j++) _mm256_storeu_ps(y + i + 8 * j, _mm256_fmadd_ps(va, v[j], _mm256_loadu_ps(y + i + 8 * j)));
+  }
 }
 template <__m256 (*LD8)(const uint8_t*, int), float (*LD)(const uint8_t*, int)>
 static float x_dot_kv(const float* a, const uint8_t* b, int n) {
@@ -581,6 +607,6 @@ static void fill_x86(KernelTable& t) {
   t.tile[T_Q6_K] = x_tile_q6_k;
   t.quant_q8 = x_quant_q8;
   t.dot_f32 = x_dot_f32;
-  t.dot_f16 = x_dot_kv<kv8_f16, kv_ld_f16>; t.dot_q8_0 = x_dot_kv<kv8_q8_0, kv_ld_q8_0>;
-  t.axpy_f16 = x_axpy_kv<kv8_f16, kv_ld_f16>; t.axpy_q8_0 = x_axpy_kv<kv8_q8_0, kv_ld_q8_0>;
+  t.dot_f16 = x_dot_kv<kv8_f16, kv_ld_f16>; t.dot_q8_0 = x_dot_q8_0_kv;
+  t.axpy_f16 = x_axpy_kv<kv8_f16, kv_ld_f16>; t.axpy_q8_0 = x_axpy_q8_0_kv;
 }
