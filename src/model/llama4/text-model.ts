@@ -6,6 +6,7 @@
  * Per layer l:  h += Attn_l(RMSNorm(h));  h += FFN_l(RMSNorm(h));  logits = RMSNorm(h) · Woutᵀ.
  */
 import type { Backend, KvType, RawTensor, Weight } from '../../tensor/index.ts';
+import { isKvType } from '../../tensor/index.ts';
 import { UsageError, assert } from '../../util/index.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
 import type { LayerCache } from '../kv-cache.ts';
@@ -94,7 +95,7 @@ export class Llama4TextModel implements CausalLM {
   constructor(readonly config: Llama4Config, tensors: Map<string, RawTensor>, readonly backend: Backend, where = 'model', opts: TextModelOptions = {}) {
     validateTensors(config, tensors, where);
     this.kvType = opts.kvType ?? 'f32';
-    if (!['f32', 'f16', 'q8_0'].includes(this.kvType)) throw new UsageError(`unknown KV cache type '${this.kvType}' (f32, f16 or q8_0)`);
+    if (!isKvType(this.kvType)) throw new UsageError(`unknown KV cache type '${this.kvType}' (f32, f16 or q8_0)`);
     if (this.kvType === 'q8_0' && config.headDim % 32 !== 0) {
       throw new UsageError(`a q8_0 KV cache needs head_dim to be a multiple of 32 (this model has ${config.headDim}); use f16 or f32`);
     }
