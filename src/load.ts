@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, RawTensor } from './tensor/index.ts';
+import type { Backend, KvType, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
 import { MappedFile, canMmap, tryCreateNativeBackend } from './kernels/native/index.ts';
 import { openSafetensors } from './io/safetensors.ts';
@@ -38,6 +38,8 @@ export interface LoadOptions {
   onProgress?: (fraction: number, what: string) => void;
   /** llama.cpp multimodal projector GGUF (vision tower) to use with a GGUF text model. */
   mmproj?: string;
+  /** KV cache storage: f32 (default, exact), f16 or q8_0 (smaller caches, longer contexts; see TextModelOptions). */
+  kvType?: KvType;
 }
 
 export interface LoadedModel {
@@ -93,6 +95,8 @@ export async function createBackend(choice: BackendChoice = 'auto', threads?: nu
   return { backend: new TsBackend(), note };
 }
 
+const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvType: opts.kvType } : {});
+
 export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
   const { backend, note } = await createBackend(opts.backend, opts.threads);
@@ -108,7 +112,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     // experts) are read in place; routed-expert stacks are transposed into memory (HF stores them [E, in, out]).
     const src = openSafetensors(path, canMmap() ? { mapFile: (f) => { const m = MappedFile.open(f); return (o, n) => m.bytes(o, n); } } : {});
     const tensors = loadHfTextTensors(config, src, path);
-    const model = new Llama4TextModel(config, tensors, backend, path);
+    const model = new Llama4TextModel(config, tensors, backend, path, modelOptions(opts));
     const vision = loadVisionEncoder(configJson, src, backend, path);
     opts.onProgress?.(1, 'ready');
     return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision, samplingDefaults: samplingFrom(gen) };
@@ -118,7 +122,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     opts.onProgress?.(0, 'reading weights');
     const file = readGgufMapped(path) ?? readGguf(path);
     const { config, tensors } = llama4FromGguf(file.metadata, file.tensorData, path);
-    const model = new Llama4TextModel(config, tensors, backend, path);
+    const model = new Llama4TextModel(config, tensors, backend, path, modelOptions(opts));
     let vision: Llama4VisionEncoder | null = null;
     if (opts.mmproj) {
       const f = readGguf(opts.mmproj, (n) => n.startsWith('v.') || n.startsWith('mm.'));

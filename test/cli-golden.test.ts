@@ -32,7 +32,7 @@ for (const name of ['a_moe_all_chunked_temptuning', 'b_maverick_interleaved', 'c
 }
 
 test('CLI: user mistakes give one line and a non-zero exit', () => {
-  for (const args of [['logits', '--ids', '1,x'], ['generate', '-m', '/no/such/model', '--ids', '1'], ['logits', '--bogus'], ['nope']]) {
+  for (const args of [['logits', '--ids', '1,x'], ['generate', '-m', '/no/such/model', '--ids', '1'], ['logits', '--bogus'], ['nope'], ['logits', '--ids', '1', '--kv-type', 'q4_0']]) {
     const r = cli(args);
     assert.notEqual(r.status, 0, args.join(' '));
     assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace for ${args.join(' ')}`);

@@ -21,6 +21,8 @@ test('info on a llama.cpp GGUF: types, parameters, KV memory with one chunk per 
   // 4 layers: 3 chunked (8192 rows max) + 1 global (100000 rows), K and V of 2 heads × 64 float32.
   assert.equal(f.kvBytes, (3 * 8192 + 100000) * 2 * 64 * 4 * 2);
   assert.equal(kvCacheBytes(f.config, 100), 4 * 100 * 2 * 64 * 4 * 2);
+  assert.equal(kvCacheBytes(f.config, 100, 'f16'), 4 * 100 * 2 * 64 * 2 * 2);
+  assert.equal(kvCacheBytes(f.config, 100, 'q8_0'), 4 * 100 * 2 * 64 * (34 / 32) * 2);
   // Per layer: attention 2·256·256 + 2·128·256, router 4·256, 4 experts + shared of 3·256·256, 2 norms; + embd/out/norm.
   const perLayer = 2 * 256 * 256 + 2 * 128 * 256 + 4 * 256 + 5 * 3 * 256 * 256 + 2 * 256;
   assert.equal(f.totalParams, 4 * perLayer + 2 * 512 * 256 + 256);

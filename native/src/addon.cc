@@ -90,7 +90,7 @@ static Arr typed(const Napi::CallbackInfo& info, size_t i, const char* name, nap
   napi_get_typedarray_info(env, v, &a.type, &a.len, &data, nullptr, nullptr);
   if (a.type != want) throw Napi::TypeError::New(env, std::string(name) + " has the wrong typed-array type");
   a.p = (uint8_t*)data;
-  const size_t es = want == napi_float32_array || want == napi_int32_array ? 4 : 1;
+  const size_t es = want == napi_float32_array || want == napi_int32_array ? 4 : want == napi_uint16_array ? 2 : 1;
   a.bytes = a.len * es;
   return a;
 }
@@ -233,12 +233,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     need(env, x, T * H * d, "x"); need(env, c, T * d / 2, "cos"); need(env, s, T * d / 2, "sin");
     e(env).rope((float*)x.p, (int)T, (int)H, (int)d, (const float*)c.p, (const float*)s.p);
   }
-  // attention(out, q, k, v, nHeads, nKvHeads, headDim, T, S, qPos0, kPos0, scale, causal, chunkSize)
+  // attention(out, q, k, v, nHeads, nKvHeads, headDim, T, S, qPos0, kPos0, scale, causal, chunkSize, kvType)
+  // kvType (GGML id, default f32): f32 k/v are Float32Arrays, f16 Uint16Arrays of half bits, q8_0 Uint8Arrays of
+  // BlockQ8_0 (headDim % 32 == 0).
   void Attention(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     Arr out = typed(info, 0, "out", napi_float32_array), q = typed(info, 1, "q", napi_float32_array);
-    Arr k = typed(info, 2, "k", napi_float32_array), v = typed(info, 3, "v", napi_float32_array);
+    const int kvType = info.Length() > 14 && !info[14].IsUndefined() ? (int)num(info, 14, "kvType", 0, T_COUNT - 1) : T_F32;
+    if (kvType != T_F32 && kvType != T_F16 && kvType != T_Q8_0) throw Napi::RangeError::New(env, "unsupported kvType id " + std::to_string(kvType));
+    const napi_typedarray_type kvArr = kvType == T_F32 ? napi_float32_array : kvType == T_F16 ? napi_uint16_array : napi_uint8_array;
+    Arr k = typed(info, 2, "k", kvArr), v = typed(info, 3, "v", kvArr);
     AttnShape s{};
+    s.kvType = kvType;
     s.nHeads = (int)num(info, 4, "nHeads", 1); s.nKvHeads = (int)num(info, 5, "nKvHeads", 1); s.headDim = (int)num(info, 6, "headDim", 1);
     s.T = (int)num(info, 7, "T"); s.S = (int)num(info, 8, "S");
     s.qPos0 = num(info, 9, "qPos0", 0, INT64_C(1) << 50); s.kPos0 = num(info, 10, "kPos0", 0, INT64_C(1) << 50);
@@ -246,9 +252,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     s.causal = info[12].ToBoolean().Value();
     s.chunkSize = num(info, 13, "chunkSize", 0, INT64_C(1) << 50);
     if (s.nHeads % s.nKvHeads) throw Napi::RangeError::New(env, "nHeads must be a multiple of nKvHeads");
-    const int64_t qn = (int64_t)s.T * s.nHeads * s.headDim, kn = (int64_t)s.S * s.nKvHeads * s.headDim;
+    if (kvType == T_Q8_0 && s.headDim % QK) throw Napi::RangeError::New(env, "q8_0 keys/values need headDim a multiple of 32");
+    const int64_t qn = (int64_t)s.T * s.nHeads * s.headDim, kvals = (int64_t)s.S * s.nKvHeads * s.headDim;
+    const int64_t kn = kvType == T_Q8_0 ? kvals / QK * (int64_t)sizeof(BlockQ8_0) : kvals;  // typed-array elements
     need(env, q, qn, "q"); need(env, out, qn, "out"); need(env, k, kn, "k"); need(env, v, kn, "v");
-    e(env).attention((float*)out.p, (const float*)q.p, (const float*)k.p, (const float*)v.p, s);
+    e(env).attention((float*)out.p, (const float*)q.p, k.p, v.p, s);
   }
   void SiluMul(const Napi::CallbackInfo& info) {
     auto env = info.Env();

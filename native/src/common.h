@@ -98,12 +98,15 @@ using QuantActFn = void (*)(const float* x, void* dst, int K);
 using TileFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                         float* out, size_t outStride);
 
-// Attention, one query-head row against n ≤ 64 keys of a block (rows of k and v `stride` floats apart, d floats each):
-// sc[j] = (q·k_j)·scale; if max_j sc[j] > *M the running output o[d] and sum *L are rescaled to the new max; then
-// *L += Σ exp(sc[j] − *M) and o += exp(sc[j] − *M)·v_j in key order. Each row's operations depend only on its own
-// q, keys and n (batch invariance, see ops.cc). sc is scratch of ≥ 64 floats.
-using AttnRowFn = void (*)(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
+// Attention, one query-head row against n ≤ 64 keys of a block (key/value rows `stride` bytes apart, d values each,
+// stored as f32, f16 or q8_0 blocks — a compressed KV cache is read in place): sc[j] = (q·k_j)·scale; if
+// max_j sc[j] > *M the running output o[d] and sum *L are rescaled to the new max; then *L += Σ exp(sc[j] − *M) and
+// o += exp(sc[j] − *M)·v_j in key order. Each row's operations depend only on its own q, keys and n (batch
+// invariance, see ops.cc), and an f16/q8_0 row gives exactly the f32 result on its dequantized values (the loaders
+// produce the dequantized floats, then the same operations run). sc is scratch of ≥ 64 floats.
+using AttnRowFn = void (*)(const float* q, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d, float scale,
                            float* M, float* L, float* o, float* sc);
+static inline int kv_index(int kvType) { return kvType == T_F16 ? 1 : kvType == T_Q8_0 ? 2 : 0; }
 
 struct KernelTable {
   const char* isa;                 // "avx512", "avx2", "scalar"
@@ -116,7 +119,7 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, int n);
   void (*axpy_f32)(float* y, float a, const float* x, int n);  // y += a·x
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
-  AttnRowFn attn_row;
+  AttnRowFn attn_row[3];  // by K/V storage: [0] f32, [1] f16, [2] q8_0 (see kv_index)
   // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);
   // out[i] = silu(g[i])·u[i] = g/(1 + e^−g)·u; out may alias g or u.

@@ -175,6 +175,33 @@ static void g_axpy_f32(float* y, float a, const float* x, int n) {
 }
 static void g_scale_f32(float* y, float a, int n) { for (int i = 0; i < n; i++) y[i] *= a; }
 
+// K/V rows for attention: g_dot_f32 / g_axpy_f32 with each value loaded through LD, which yields exactly the value
+// the row dequantizer would store, so the results equal the f32 helpers' on the dequantized row.
+static inline float kv_ld_f32(const uint8_t* r, int i) { float f; std::memcpy(&f, r + 4 * i, 4); return f; }
+static inline float kv_ld_f16(const uint8_t* r, int i) { return half_to_float(rd16(r + 2 * i)); }
+static inline float kv_ld_q8_0(const uint8_t* r, int i) {
+  const BlockQ8_0* b = (const BlockQ8_0*)r + i / 32;
+  return (float)b->qs[i % 32] * half_to_float(b->d);
+}
+template <float (*LD)(const uint8_t*, int)>
+static float g_dot_kv(const float* a, const uint8_t* b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += a[i + j] * LD(b, i + j);
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; i++) s += a[i] * LD(b, i);
+  return s;
+}
+template <float (*LD)(const uint8_t*, int)>
+static void g_axpy_kv(float* y, float a, const uint8_t* x, int n) {
+#if defined(__FP_FAST_FMAF) || defined(FP_FAST_FMAF)
+  for (int i = 0; i < n; i++) y[i] = std::fma(a, LD(x, i), y[i]);
+#else
+  for (int i = 0; i < n; i++) y[i] = y[i] + a * LD(x, i);
+#endif
+}
+
 static void g_rms_norm_row(float* o, const float* x, const float* w, int dim, float eps) {
   double ss = 0;
   for (int i = 0; i < dim; i++) ss += (double)x[i] * x[i];
@@ -187,11 +214,12 @@ static void g_silu_mul(float* out, const float* g, const float* u, int64_t n) {
 }
 
 // One query-head row against n keys of an attention block (see AttnRowFn in common.h): scores, online-softmax
-// update of (M, L), and o += Σ p_j·v_j in key order.
-static void g_attn_row(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
+// update of (M, L), and o += Σ p_j·v_j in key order; LD loads value i of a stored K/V row.
+template <float (*LD)(const uint8_t*, int)>
+static void g_attn_row(const float* q, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d, float scale,
                        float* M, float* L, float* o, float* sc) {
   float bm = -INFINITY;
-  for (int j = 0; j < n; j++) { sc[j] = g_dot_f32(q, k + (size_t)j * stride, d) * scale; bm = std::max(bm, sc[j]); }
+  for (int j = 0; j < n; j++) { sc[j] = g_dot_kv<LD>(q, k + (size_t)j * stride, d) * scale; bm = std::max(bm, sc[j]); }
   if (bm > *M) {  // new running max: rescale what was accumulated so far
     const float f = std::exp(*M - bm);
     if (*L != 0) g_scale_f32(o, f, d);
@@ -202,7 +230,7 @@ static void g_attn_row(const float* q, const float* k, const float* v, size_t st
   for (int j = 0; j < n; j++) {
     const float p = std::exp(sc[j] - *M);
     l += p;
-    g_axpy_f32(o, p, v + (size_t)j * stride, d);
+    g_axpy_kv<LD>(o, p, v + (size_t)j * stride, d);
   }
   *L += l;
 }
@@ -279,7 +307,7 @@ static void fill_generic(KernelTable& t) {
   set(T_Q8_K, g_rows<dq_q8_k, 256, 292>, dq_q8_k);
   t.quant_q8 = g_quant_q8; t.quant_q8k = g_quant_q8k;
   t.dot_f32 = g_dot_f32; t.axpy_f32 = g_axpy_f32; t.scale_f32 = g_scale_f32;
-  t.attn_row = g_attn_row;
+  t.attn_row[0] = g_attn_row<kv_ld_f32>; t.attn_row[1] = g_attn_row<kv_ld_f16>; t.attn_row[2] = g_attn_row<kv_ld_q8_0>;
   t.rms_norm_row = g_rms_norm_row;
   t.silu_mul = g_silu_mul;
 }

@@ -612,33 +612,51 @@ static void x_rms_norm_row(float* o, const float* x, const float* w, int dim, fl
     for (; i < dim; i++) o[i] = x[i] * inv;
   }
 }
+// 8 values [i, i + 8) of a stored K/V row as floats, exactly as the row dequantizer gives them (i % 8 == 0):
+// f32 as is, f16 through F16C, q8_0 as int8·d of the value's block (one rounding, as dq_q8_0).
+template <int KV>
+static inline __m256 kv_load8(const uint8_t* r, int i) {
+  if constexpr (KV == 0) return _mm256_loadu_ps((const float*)r + i);
+  else if constexpr (KV == 1) return load_f16x8(r + 2 * i);
+  else {
+    const BlockQ8_0* b = (const BlockQ8_0*)r + i / 32;
+    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(b->qs + i % 32)));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(_cvtsh_ss(b->d)));
+  }
+}
 // Dots of q with 4 key rows (d % 8 == 0): one accumulator per key over ascending 8-float chunks, then one fixed
 // reduction tree, so a key's score is the same bits whether it shares the call with 3 other keys or with copies of
 // itself (the tail).
-static inline __m128 dot4(const float* q, const float* k0, const float* k1, const float* k2, const float* k3, int d) {
+template <int KV>
+static inline __m128 dot4(const float* q, const uint8_t* k0, const uint8_t* k1, const uint8_t* k2, const uint8_t* k3, int d) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   for (int i = 0; i < d; i += 8) {
     const __m256 qv = _mm256_loadu_ps(q + i);
-    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
-    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
-    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
-    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+    a0 = _mm256_fmadd_ps(qv, kv_load8<KV>(k0, i), a0);
+    a1 = _mm256_fmadd_ps(qv, kv_load8<KV>(k1, i), a1);
+    a2 = _mm256_fmadd_ps(qv, kv_load8<KV>(k2, i), a2);
+    a3 = _mm256_fmadd_ps(qv, kv_load8<KV>(k3, i), a3);
   }
   const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
-static void x_attn_row(const float* q, const float* k, const float* v, size_t stride, int n, int d, float scale,
+template <int KV>
+static void x_attn_row(const float* q, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d, float scale,
                        float* M, float* L, float* o, float* sc) {
-  if (d % 8 != 0 || n > 64) { g_attn_row(q, k, v, stride, n, d, scale, M, L, o, sc); return; }
+  if (d % 8 != 0 || n > 64) {
+    constexpr float (*LD)(const uint8_t*, int) = KV == 0 ? kv_ld_f32 : KV == 1 ? kv_ld_f16 : kv_ld_q8_0;
+    g_attn_row<LD>(q, k, v, stride, n, d, scale, M, L, o, sc);
+    return;
+  }
   const __m128 vs = _mm_set1_ps(scale);
   int j = 0;
   for (; j + 4 <= n; j += 4) {
-    const float* kj = k + (size_t)j * stride;
-    _mm_storeu_ps(sc + j, _mm_mul_ps(dot4(q, kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
+    const uint8_t* kj = k + (size_t)j * stride;
+    _mm_storeu_ps(sc + j, _mm_mul_ps(dot4<KV>(q, kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
   }
   for (; j < n; j++) {
-    const float* kj = k + (size_t)j * stride;
-    sc[j] = _mm_cvtss_f32(_mm_mul_ps(dot4(q, kj, kj, kj, kj, d), vs));
+    const uint8_t* kj = k + (size_t)j * stride;
+    sc[j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(q, kj, kj, kj, kj, d), vs));
   }
   float bm = -INFINITY;
   for (j = 0; j < n; j++) bm = std::max(bm, sc[j]);
@@ -657,21 +675,21 @@ static void x_attn_row(const float* q, const float* k, const float* v, size_t st
   // o += p_j·v_j in key order, 4 keys per pass over o (one load and store of o per 4 FMAs)
   j = 0;
   for (; j + 4 <= n; j += 4) {
-    const float* vj = v + (size_t)j * stride;
+    const uint8_t* vj = v + (size_t)j * stride;
     const __m256 p0 = _mm256_set1_ps(sc[j]), p1 = _mm256_set1_ps(sc[j + 1]), p2 = _mm256_set1_ps(sc[j + 2]), p3 = _mm256_set1_ps(sc[j + 3]);
     for (int i = 0; i < d; i += 8) {
       __m256 a = _mm256_loadu_ps(o + i);
-      a = _mm256_fmadd_ps(p0, _mm256_loadu_ps(vj + i), a);
-      a = _mm256_fmadd_ps(p1, _mm256_loadu_ps(vj + stride + i), a);
-      a = _mm256_fmadd_ps(p2, _mm256_loadu_ps(vj + 2 * stride + i), a);
-      a = _mm256_fmadd_ps(p3, _mm256_loadu_ps(vj + 3 * stride + i), a);
+      a = _mm256_fmadd_ps(p0, kv_load8<KV>(vj, i), a);
+      a = _mm256_fmadd_ps(p1, kv_load8<KV>(vj + stride, i), a);
+      a = _mm256_fmadd_ps(p2, kv_load8<KV>(vj + 2 * stride, i), a);
+      a = _mm256_fmadd_ps(p3, kv_load8<KV>(vj + 3 * stride, i), a);
       _mm256_storeu_ps(o + i, a);
     }
   }
   for (; j < n; j++) {
-    const float* vj = v + (size_t)j * stride;
+    const uint8_t* vj = v + (size_t)j * stride;
     const __m256 p = _mm256_set1_ps(sc[j]);
-    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + i), _mm256_loadu_ps(o + i)));
+    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, kv_load8<KV>(vj, i), _mm256_loadu_ps(o + i)));
   }
 }
 
@@ -695,7 +713,7 @@ static void fill_x86(KernelTable& t) {
   t.tile[T_Q6_K] = x_tile_q6_k;
   t.quant_q8 = x_quant_q8;
   t.dot_f32 = x_dot_f32;
-  t.attn_row = x_attn_row;
+  t.attn_row[0] = x_attn_row<0>; t.attn_row[1] = x_attn_row<1>; t.attn_row[2] = x_attn_row<2>;
   t.rms_norm_row = x_rms_norm_row;
   t.silu_mul = x_silu_mul;
 }

@@ -210,7 +210,18 @@ static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -
   for (int i = 0; i < d; i++) out[i] = o[i] * inv;
 }
 
-void Engine::attention(float* out, const float* q, const float* k, const float* v, const AttnShape& s) {
+void Engine::attention(float* out, const float* q, const void* k, const void* v, const AttnShape& s) {
+  const uint8_t *kb = (const uint8_t*)k, *vb = (const uint8_t*)v;
+  if (s.kvType == T_F16) attentionT<T_F16>(out, q, kb, vb, s);
+  else if (s.kvType == T_Q8_0) attentionT<T_Q8_0>(out, q, kb, vb, s);
+  else attentionT<T_F32>(out, q, kb, vb, s);
+}
+
+// One body for every K/V storage type: KV picks the kernel table's row function for the storage (attn_row[]), whose
+// f16/q8_0 loaders give exactly the dequantized values, so compressed attention equals f32 attention on the
+// dequantized cache and inherits batch invariance.
+template <int KV>
+void Engine::attentionT(float* out, const float* q, const uint8_t* kbase, const uint8_t* vbase, const AttnShape& s) {
   const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
   if (T <= 0) return;
   if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * H * d); return; }
@@ -228,6 +239,8 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
   for (auto& b : scratch_) if (b.size() < combos * (2 * d + 4) + kKBlock) b.resize(combos * (2 * d + 4) + kKBlock);
   // partials[slice][t][h] = (m, l, acc[d]) when the slices are split over threads
   std::vector<float> part(nsplit > 1 ? (size_t)partFloats : 0);
+  // bytes per (key, kv head) row
+  const size_t rowB = KV == T_F32 ? (size_t)d * 4 : KV == T_F16 ? (size_t)d * 2 : (size_t)(d / QK) * sizeof(BlockQ8_0);
   auto visible = [&](int t, int64_t& lo, int64_t& hi) {
     const int64_t qp = s.qPos0 + t;
     lo = 0; hi = S;
@@ -267,12 +280,12 @@ void Engine::attention(float* out, const float* q, const float* k, const float* 
             int64_t lo, hi; visible(t, lo, hi);
             const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
             if (jlo >= jhi) continue;
-            const size_t stride = (size_t)Hkv * d;
             for (int g = 0; g < group; g++) {
               const int h = kvh * group + g;
               const size_t c = (size_t)(t - t0) * group + g;
-              kt_->attn_row(q + ((size_t)t * H + h) * d, k + (size_t)jlo * stride + (size_t)kvh * d, v + (size_t)jlo * stride + (size_t)kvh * d,
-                            stride, (int)(jhi - jlo), d, s.scale, &M[c], &L[c], acc + c * d, sc);
+              kt_->attn_row[kv_index(KV)](q + ((size_t)t * H + h) * d, kbase + ((size_t)jlo * Hkv + kvh) * rowB,
+                                          vbase + ((size_t)jlo * Hkv + kvh) * rowB, (size_t)Hkv * rowB, (int)(jhi - jlo), d,
+                                          s.scale, &M[c], &L[c], acc + c * d, sc);
             }
           }
         }

@@ -15,6 +15,7 @@ struct AttnShape {
   float scale;
   bool causal;
   int64_t chunkSize;  // 0 = no chunking (NoPE / global layers)
+  int kvType;         // T_F32, T_F16 or T_Q8_0: how k/v rows are stored (q8_0: headDim % 32 == 0)
 };
 
 class Engine {
@@ -33,7 +34,8 @@ class Engine {
   void rmsNorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
   void layerNorm(float* out, const float* x, const float* weight, const float* bias, int rows, int dim, float eps);
   void rope(float* x, int T, int nHeads, int headDim, const float* cos, const float* sin);
-  void attention(float* out, const float* q, const float* k, const float* v, const AttnShape& s);
+  // k/v: [S][nKvHeads] rows of headDim values stored as s.kvType, read in place (no f32 copy of the cache).
+  void attention(float* out, const float* q, const void* k, const void* v, const AttnShape& s);
   void siluMul(float* out, const float* gate, const float* up, int64_t n);
   void gelu(float* x, int64_t n);
   void add(float* x, const float* y, int64_t n);
@@ -45,6 +47,7 @@ class Engine {
  private:
   // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).
   template <class F> void parallelFor(int64_t n, int64_t minPer, F&& f);
+  template <int KV> void attentionT(float* out, const float* q, const uint8_t* k, const uint8_t* v, const AttnShape& s);
 
   const KernelTable* kt_;
   Pool pool_;

@@ -3,11 +3,13 @@ import type { ParseArgsConfig } from 'node:util';
 import type { BackendChoice, LoadOptions } from '../load.ts';
 import type { SamplerOptions } from '../engine/index.ts';
 import { UsageError } from '../util/index.ts';
+import { isKvType } from '../tensor/index.ts';
 
 export const MODEL_OPTIONS = {
   model: { type: 'string', short: 'm' },
   backend: { type: 'string' },
   threads: { type: 'string', short: 't' },
+  'kv-type': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const SAMPLER_OPTIONS = {
@@ -23,7 +25,8 @@ export const SAMPLER_OPTIONS = {
 
 export const MODEL_USAGE = `  -m, --model PATH       model folder (config.json + safetensors) or .gguf file (default: the embedded model)
   --backend NAME         auto | native | typescript (default auto)
-  -t, --threads N        compute threads for the native backend`;
+  -t, --threads N        compute threads for the native backend
+  --kv-type T            KV cache storage: f32 (default, exact) | f16 | q8_0 (smaller cache, longer contexts)`;
 
 export const SAMPLER_USAGE = `  --temperature X        0 = greedy (default 0.7 for run/chat, 0 for generate)
   --top-k N  --top-p X  --min-p X
@@ -49,11 +52,13 @@ export function parseIds(v: string | undefined): number[] {
   });
 }
 
-export function loadOptions(values: { backend?: string | undefined; threads?: string | undefined }): LoadOptions {
+export function loadOptions(values: { backend?: string | undefined; threads?: string | undefined; 'kv-type'?: string | undefined }): LoadOptions {
   const b = values.backend ?? 'auto';
   if (b !== 'auto' && b !== 'native' && b !== 'typescript') throw new UsageError(`--backend must be auto, native or typescript, got '${b}'`);
   const threads = parseNumber('threads', values.threads, { int: true, min: 1 });
-  return { backend: b as BackendChoice, ...(threads !== undefined ? { threads } : {}) };
+  const kv = values['kv-type'];
+  if (kv !== undefined && !isKvType(kv)) throw new UsageError(`--kv-type must be f32, f16 or q8_0, got '${kv}'`);
+  return { backend: b as BackendChoice, ...(threads !== undefined ? { threads } : {}), ...(kv !== undefined ? { kvType: kv } : {}) };
 }
 
 export function samplerOptions(values: Record<string, unknown>, defaultTemperature: number): SamplerOptions {

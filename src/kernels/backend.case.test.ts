@@ -11,8 +11,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AttentionShape, Backend, DType, RawTensor } from '../tensor/index.ts';
-import { DTYPES, byteSize, dequantizeRow, f32ToBf16, f32ToF16, hasDequantizer } from '../tensor/index.ts';
+import type { AttentionShape, Backend, DType, KvData, KvType, RawTensor } from '../tensor/index.ts';
+import { DTYPES, allocKv, byteSize, dequantizeRow, encodeKv, f32ToBf16, f32ToF16, hasDequantizer, kvElements } from '../tensor/index.ts';
 
 /** Deterministic xorshift32 generator: uniform [0, 1) and standard normal values. */
 export function rng(seed: number): { u(): number; n(): number } {
@@ -244,20 +244,7 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       const r = rng(17 + c.T!), nHeads = 4, nKvHeads = 2, d = 32;
       const p: AttentionShape = { nHeads, nKvHeads, headDim: d, T: c.T!, S: c.S!, qPos0: c.qPos0!, kPos0: c.kPos0!, scale: 1 / Math.sqrt(d), mask: { causal: c.causal, chunkSize: c.chunk } };
       const q = randn(r, p.T * nHeads * d), k = randn(r, p.S * nKvHeads * d), v = randn(r, p.S * nKvHeads * d);
-      const ref = new Float64Array(q.length);
-      for (let t = 0; t < p.T; t++) for (let h = 0; h < nHeads; h++) {
-        const qp = p.qPos0 + t, kvh = Math.floor(h / (nHeads / nKvHeads));
-        const vis: number[] = [];
-        for (let s = 0; s < p.S; s++) {
-          const kp = p.kPos0 + s;
-          if (c.causal && kp > qp) continue;
-          if (c.chunk > 0 && Math.floor(kp / c.chunk) !== Math.floor(qp / c.chunk)) continue;
-          vis.push(s);
-        }
-        const sc = vis.map((s) => { let dot = 0; for (let i = 0; i < d; i++) dot += q[(t * nHeads + h) * d + i]! * k[(s * nKvHeads + kvh) * d + i]!; return dot * p.scale; });
-        const mx = Math.max(...sc), e = sc.map((z) => Math.exp(z - mx)), sum = e.reduce((a, b) => a + b, 0);
-        vis.forEach((s, j) => { for (let i = 0; i < d; i++) ref[(t * nHeads + h) * d + i]! += (e[j]! / sum) * v[(s * nKvHeads + kvh) * d + i]!; });
-      }
+      const ref = refAttention(q, k, v, p);
       const out = new Float32Array(q.length).fill(NaN);
       be.attention(out, q, k, v, p);
       close(out, ref, 1e-10, `attention ${name}`);
@@ -316,6 +303,61 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     });
   }
 
+  // Compressed KV caches (--kv-type f16 | q8_0): attention reads f16 halves / q8_0 blocks in place. Checked against
+  // the float64 reference fed the same dequantized K/V, and bit for bit against this backend's own f32 path on the
+  // dequantized values (the loaders must change the storage, not the arithmetic).
+  const kvCases = attnCases.filter(([name]) => !name.startsWith('bidirectional'));
+  for (const kvType of ['f16', 'q8_0'] as const) {
+    for (const [name, c] of kvCases) {
+      t0(`attention, ${kvType} K/V: ${name}`, () => {
+        const r = rng(23 + c.T!), nHeads = 4, nKvHeads = 2, d = 64;
+        const p: AttentionShape = { nHeads, nKvHeads, headDim: d, T: c.T!, S: c.S!, qPos0: c.qPos0!, kPos0: c.kPos0!, scale: 1 / Math.sqrt(d), mask: { causal: c.causal, chunkSize: c.chunk } };
+        const q = randn(r, p.T * nHeads * d), k = randn(r, p.S * nKvHeads * d, 2), v = randn(r, p.S * nKvHeads * d);
+        const kc = compressKv(kvType, k, nKvHeads * d), vc = compressKv(kvType, v, nKvHeads * d);
+        const out = new Float32Array(q.length).fill(NaN);
+        be.attention(out, q, kc.data, vc.data, { ...p, kvType });
+        close(out, refAttention(q, kc.values, vc.values, p), 1e-10, `attention ${kvType} ${name}`);
+        const viaF32 = new Float32Array(q.length);
+        be.attention(viaF32, q, kc.values, vc.values, p);
+        assertSameBits(out, viaF32, `attention ${kvType} ${name} vs f32 path on the dequantized K/V`);
+        // and the compression is really lossy: the exact f32 K/V give a different answer
+        const exact = new Float32Array(q.length);
+        be.attention(exact, q, k, v, p);
+        assert.ok(nmse(out, exact) > 0, 'compressed K/V should differ from the exact ones');
+      });
+    }
+    for (const [name, c] of invCases) {
+      const d = kvType === 'q8_0' ? 32 * Math.ceil(c.d / 32) : c.d; // q8_0 rows are whole 32-value blocks
+      t0(`attention is batch-invariant with ${kvType} K/V: ${name} (d=${d})`, () => {
+        const r = rng(43 + c.T), nHeads = 4, nKvHeads = 2;
+        const shape = (T: number, S: number, qPos0: number): AttentionShape =>
+          ({ nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0: 0, scale: 1 / Math.sqrt(d), mask: { causal: true, chunkSize: c.chunk }, kvType });
+        const q = randn(r, c.T * nHeads * d);
+        const kc = compressKv(kvType, randn(r, c.S * nKvHeads * d), nKvHeads * d).data, vc = compressKv(kvType, randn(r, c.S * nKvHeads * d), nKvHeads * d).data;
+        const batched = new Float32Array(q.length);
+        be.attention(batched, q, kc, vc, shape(c.T, c.S, c.qPos0));
+        const hd = nHeads * d, unit = kvElements(kvType, nKvHeads * d);
+        for (let t = 0; t < c.T; t++) {
+          const S1 = c.qPos0 + t + 1, one = new Float32Array(hd);
+          be.attention(one, q.subarray(t * hd, (t + 1) * hd), kc.subarray(0, S1 * unit), vc.subarray(0, S1 * unit), shape(1, S1, c.qPos0 + t));
+          assertSameBits(batched.subarray(t * hd, (t + 1) * hd), one, `attention ${kvType} ${name} query ${t}`);
+        }
+      });
+    }
+  }
+
+  t0('compressed K/V: wrong array kind, head size or length throw one clear error', () => {
+    const p = (kvType: KvType, d: number, S = 1): AttentionShape =>
+      ({ nHeads: 1, nKvHeads: 1, headDim: d, T: 1, S, qPos0: S - 1, kPos0: 0, scale: 1, mask: { causal: true, chunkSize: 0 }, kvType });
+    const q = new Float32Array(64), out = new Float32Array(64);
+    assert.throws(() => be.attention(out, q, new Float32Array(32), new Float32Array(32), p('f16', 32)), TypeError);
+    assert.throws(() => be.attention(out, q, new Uint16Array(34), new Uint16Array(34), p('q8_0', 32)), TypeError);
+    assert.throws(() => be.attention(out, q, new Uint8Array(34), new Uint8Array(34), p('f32', 32)), TypeError);
+    assert.throws(() => be.attention(out, q, new Uint8Array(68), new Uint8Array(68), p('q8_0', 40)), RangeError);
+    assert.throws(() => be.attention(out, q, new Uint8Array(34), new Uint8Array(33), p('q8_0', 32)), RangeError);
+    assert.throws(() => be.attention(out, q, new Uint16Array(64), new Uint16Array(63), p('f16', 32, 2)), RangeError);
+  });
+
   t0('siluMul (aliasing gate), gelu, addInPlace, addBias', () => {
     const r = rng(19), n = 1000;
     const g = randn(r, n, 3), u = randn(r, n);
@@ -334,6 +376,47 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     be.addBias(mb, bias, 10, 10);
     close(mb, Array.from(m, (v, i) => v + bias[i % 10]!), 1e-14, 'addBias');
   });
+}
+
+/** float64 attention over float32 q/k/v with the mask applied key by key (independent of the backends' ranges). */
+function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): Float64Array {
+  const { nHeads, nKvHeads, headDim: d, mask } = p;
+  const ref = new Float64Array(p.T * nHeads * d);
+  for (let t = 0; t < p.T; t++) for (let h = 0; h < nHeads; h++) {
+    const qp = p.qPos0 + t, kvh = Math.floor(h / (nHeads / nKvHeads));
+    const vis: number[] = [];
+    for (let s = 0; s < p.S; s++) {
+      const kp = p.kPos0 + s;
+      if (mask.causal && kp > qp) continue;
+      if (mask.chunkSize > 0 && Math.floor(kp / mask.chunkSize) !== Math.floor(qp / mask.chunkSize)) continue;
+      vis.push(s);
+    }
+    const sc = vis.map((s) => { let dot = 0; for (let i = 0; i < d; i++) dot += q[(t * nHeads + h) * d + i]! * k[(s * nKvHeads + kvh) * d + i]!; return dot * p.scale; });
+    const mx = Math.max(...sc), e = sc.map((z) => Math.exp(z - mx)), sum = e.reduce((a, b) => a + b, 0);
+    vis.forEach((s, j) => { for (let i = 0; i < d; i++) ref[(t * nHeads + h) * d + i]! += (e[j]! / sum) * v[(s * nKvHeads + kvh) * d + i]!; });
+  }
+  return ref;
+}
+
+/**
+ * K/V rows [S, nKvHeads·d] compressed as a KV cache stores them (src/tensor/kv.ts encoders), and their values
+ * decoded here by the formats' definitions (IEEE half; q8_0 x = int8 · f16 scale), independently of the codecs.
+ */
+function compressKv(type: KvType, x: Float32Array, rowSize: number): { data: KvData; values: Float32Array } {
+  const rows = x.length / rowSize, unit = kvElements(type, rowSize);
+  const data = allocKv(type, rows * unit);
+  for (let r = 0; r < rows; r++) encodeKv(type, x, r * rowSize, rowSize, data, r * unit);
+  const half = (h: number): number => { const e = (h >> 10) & 31, m = h & 1023, sg = h & 0x8000 ? -1 : 1; return e === 0 ? sg * m * 2 ** -24 : sg * (1 + m / 1024) * 2 ** (e - 15); };
+  const values = new Float32Array(x.length);
+  if (type === 'f16') for (let i = 0; i < x.length; i++) values[i] = half(data[i]!);
+  else {
+    const b = data as Uint8Array, dv = new DataView(b.buffer, b.byteOffset);
+    for (let blk = 0; blk < x.length / 32; blk++) {
+      const d = half(dv.getUint16(blk * 34, true));
+      for (let j = 0; j < 32; j++) values[blk * 32 + j] = dv.getInt8(blk * 34 + 2 + j) * d;
+    }
+  }
+  return { data, values };
 }
 
 /** Bit-for-bit equality of two float32 arrays (NaN payloads and signed zeros included). */

@@ -5,18 +5,24 @@
  * - ChunkedKvCache (RoPE layers): a query at position p sees only keys in its own chunk [C·floor(p/C), p], so after
  *   each step the cache keeps only the current chunk — its memory never exceeds one chunk plus the step's tokens,
  *   whatever the context length.
- * Rows are [nKvHeads · headDim] float32 (keys stored after RoPE and qk-norm, as the reference does).
+ * Rows are [nKvHeads · headDim] values (keys stored after RoPE and qk-norm, as the reference does), kept as
+ * float32 (exact) or compressed to f16 / q8_0 (KvType, src/tensor/kv.ts) as they are appended — llama.cpp's
+ * --cache-type-k/v. Attention reads the compressed rows in place; truncate/clone/bytes work on the stored form.
  */
+import type { KvData, KvType } from '../tensor/index.ts';
+import { allocKv, encodeKv, kvElements } from '../tensor/index.ts';
 
 /** What attention needs after an append: keys/values for positions kPos0 .. kPos0 + S - 1. */
 export interface KvView {
-  readonly k: Float32Array;
-  readonly v: Float32Array;
+  readonly k: KvData; // [S, nKvHeads, headDim] stored as kvType
+  readonly v: KvData;
+  readonly kvType: KvType;
   readonly kPos0: number;
   readonly S: number;
 }
 
 export interface LayerCache {
+  readonly kvType: KvType;
   /** Number of positions processed (the next row goes at position `length`). */
   readonly length: number;
   /** Appends n rows for positions length .. length + n - 1 and returns every key those queries may need. */
@@ -31,49 +37,60 @@ export interface LayerCache {
   bytes(): number;
 }
 
-/** Growable storage of rows for positions start .. start + rows - 1. */
+/** Growable storage of rows for positions start .. start + rows - 1, each row `unit` array elements. */
 class RowStore {
-  k: Float32Array;
-  v: Float32Array;
+  k: KvData;
+  v: KvData;
   rows = 0;
   start = 0; // absolute position of row 0
-  constructor(readonly rowSize: number, capacity: number) {
-    this.k = new Float32Array(capacity * rowSize);
-    this.v = new Float32Array(capacity * rowSize);
+  readonly unit: number;
+  constructor(readonly type: KvType, readonly rowSize: number, capacity: number) {
+    this.unit = kvElements(type, rowSize);
+    this.k = allocKv(type, capacity * this.unit);
+    this.v = allocKv(type, capacity * this.unit);
   }
   reserve(rows: number): void {
-    if (rows * this.rowSize <= this.k.length) return;
-    const cap = Math.max(rows, Math.ceil((this.k.length / this.rowSize) * 1.5), 16);
-    const k = new Float32Array(cap * this.rowSize);
-    const v = new Float32Array(cap * this.rowSize);
-    k.set(this.k.subarray(0, this.rows * this.rowSize));
-    v.set(this.v.subarray(0, this.rows * this.rowSize));
+    if (rows * this.unit <= this.k.length) return;
+    const cap = Math.max(rows, Math.ceil((this.k.length / this.unit) * 1.5), 16);
+    const k = allocKv(this.type, cap * this.unit);
+    const v = allocKv(this.type, cap * this.unit);
+    k.set(this.k.subarray(0, this.rows * this.unit) as never);
+    v.set(this.v.subarray(0, this.rows * this.unit) as never);
     this.k = k;
     this.v = v;
   }
   push(k: Float32Array, v: Float32Array, n: number): void {
     this.reserve(this.rows + n);
-    this.k.set(k.subarray(0, n * this.rowSize), this.rows * this.rowSize);
-    this.v.set(v.subarray(0, n * this.rowSize), this.rows * this.rowSize);
+    const rs = this.rowSize, u = this.unit;
+    if (this.type === 'f32') {
+      (this.k as Float32Array).set(k.subarray(0, n * rs), this.rows * u);
+      (this.v as Float32Array).set(v.subarray(0, n * rs), this.rows * u);
+    } else {
+      // one row at a time: q8_0 blocks of 32 never straddle rows (nor heads: headDim % 32 == 0 is checked by the model)
+      for (let r = 0; r < n; r++) {
+        encodeKv(this.type, k, r * rs, rs, this.k, (this.rows + r) * u);
+        encodeKv(this.type, v, r * rs, rs, this.v, (this.rows + r) * u);
+      }
+    }
     this.rows += n;
   }
   /** Removes the first `n` rows (moving the rest to the front). */
   dropFront(n: number): void {
     if (n <= 0) return;
-    const rs = this.rowSize;
-    this.k.copyWithin(0, n * rs, this.rows * rs);
-    this.v.copyWithin(0, n * rs, this.rows * rs);
+    const u = this.unit;
+    this.k.copyWithin(0, n * u, this.rows * u);
+    this.v.copyWithin(0, n * u, this.rows * u);
     this.rows -= n;
     this.start += n;
   }
   view(): KvView {
-    const n = this.rows * this.rowSize;
-    return { k: this.k.subarray(0, n), v: this.v.subarray(0, n), kPos0: this.start, S: this.rows };
+    const n = this.rows * this.unit;
+    return { k: this.k.subarray(0, n), v: this.v.subarray(0, n), kvType: this.type, kPos0: this.start, S: this.rows };
   }
   copyInto(o: RowStore): void {
     o.reserve(this.rows);
-    o.k.set(this.k.subarray(0, this.rows * this.rowSize));
-    o.v.set(this.v.subarray(0, this.rows * this.rowSize));
+    o.k.set(this.k.subarray(0, this.rows * this.unit) as never);
+    o.v.set(this.v.subarray(0, this.rows * this.unit) as never);
     o.rows = this.rows;
     o.start = this.start;
   }
@@ -81,8 +98,8 @@ class RowStore {
 
 export class FullKvCache implements LayerCache {
   private store: RowStore;
-  constructor(readonly rowSize: number, initialCapacity = 64) {
-    this.store = new RowStore(rowSize, initialCapacity);
+  constructor(readonly rowSize: number, initialCapacity = 64, readonly kvType: KvType = 'f32') {
+    this.store = new RowStore(kvType, rowSize, initialCapacity);
   }
   get length(): number {
     return this.store.start + this.store.rows;
@@ -100,7 +117,7 @@ export class FullKvCache implements LayerCache {
     this.store.rows = length;
   }
   clone(): LayerCache {
-    const c = new FullKvCache(this.rowSize, Math.max(this.store.rows, 1));
+    const c = new FullKvCache(this.rowSize, Math.max(this.store.rows, 1), this.kvType);
     this.store.copyInto(c.store);
     return c;
   }
@@ -111,8 +128,8 @@ export class FullKvCache implements LayerCache {
 
 export class ChunkedKvCache implements LayerCache {
   private store: RowStore;
-  constructor(readonly rowSize: number, readonly chunkSize: number) {
-    this.store = new RowStore(rowSize, Math.min(chunkSize, 64));
+  constructor(readonly rowSize: number, readonly chunkSize: number, readonly kvType: KvType = 'f32') {
+    this.store = new RowStore(kvType, rowSize, Math.min(chunkSize, 64));
   }
   get length(): number {
     return this.store.start + this.store.rows;
@@ -126,8 +143,8 @@ export class ChunkedKvCache implements LayerCache {
     const keepFrom = Math.floor(this.length / this.chunkSize) * this.chunkSize;
     this.store.dropFront(keepFrom - this.store.start);
     // A long prefill piece may have grown the storage past one chunk: give that memory back.
-    if (this.store.k.length > this.chunkSize * this.rowSize && this.store.rows <= this.chunkSize) {
-      const s = new RowStore(this.rowSize, this.chunkSize);
+    if (this.store.k.length > this.chunkSize * this.store.unit && this.store.rows <= this.chunkSize) {
+      const s = new RowStore(this.kvType, this.rowSize, this.chunkSize);
       this.store.copyInto(s);
       this.store = s;
     }
@@ -142,7 +159,7 @@ export class ChunkedKvCache implements LayerCache {
     this.settle();
   }
   clone(): LayerCache {
-    const c = new ChunkedKvCache(this.rowSize, this.chunkSize);
+    const c = new ChunkedKvCache(this.rowSize, this.chunkSize, this.kvType);
     this.store.copyInto(c.store);
     return c;
   }

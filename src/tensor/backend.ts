@@ -32,6 +32,16 @@ export interface AttentionMask {
 }
 
 /**
+ * Element type of attention keys/values (the KV cache's storage, src/tensor/kv.ts):
+ * - f32: Float32Array, the exact path;
+ * - f16: Uint16Array of IEEE half bits (round to nearest even);
+ * - q8_0: Uint8Array of GGML block_q8_0 (per 32 values: f16 scale d = amax/127, then 32 int8 q; x = q·d). Each
+ *   (key, kv head) row of headDim values is headDim/32 whole blocks, so headDim must be a multiple of 32.
+ */
+export type KvType = 'f32' | 'f16' | 'q8_0';
+export type KvData = Float32Array | Uint16Array | Uint8Array;
+
+/**
  * Shapes for one sequence's attention. Queries are T consecutive positions starting at qPos0; keys/values are
  * S consecutive positions starting at kPos0. Query head h reads kv head floor(h / (nHeads / nKvHeads)).
  */
@@ -46,6 +56,8 @@ export interface AttentionShape {
   /** Multiplies q·k before the softmax (head_dim^-0.5 in Llama 4, NoPE layers included). */
   readonly scale: number;
   readonly mask: AttentionMask;
+  /** How k and v are stored (default f32); compressed K/V are read in place, never expanded to a float32 copy. */
+  readonly kvType?: KvType;
 }
 
 /**
@@ -84,8 +96,12 @@ export interface Backend {
    */
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
 
-  /** out[T, nHeads, headDim] = softmax(mask(q·kᵀ·scale)) · v, q [T, nHeads, d], k/v [S, nKvHeads, d]. */
-  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, shape: AttentionShape): void;
+  /**
+   * out[T, nHeads, headDim] = softmax(mask(q·kᵀ·scale)) · v, q [T, nHeads, d], k/v [S, nKvHeads, d] stored as
+   * shape.kvType says (a typed array of the wrong kind is a TypeError). Compressed K/V give exactly what the f32
+   * path gives on their dequantized values.
+   */
+  attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, shape: AttentionShape): void;
 
   /** out[i] = silu(gate[i]) · up[i] for i < n. out may alias gate or up. */
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;

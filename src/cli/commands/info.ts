@@ -2,7 +2,7 @@
  * `llama4 info -m MODEL [--ctx N] [--json]`: what a model is and whether it fits — architecture, total and active
  * parameters, tensor types, and the memory for weights plus KV cache at a context length. Reads headers only.
  *
- * KV cache: every layer stores K and V rows of nkv·d float32 (this engine's cache type); chunked-attention layers
+ * KV cache: every layer stores K and V rows of nkv·d values (float32, or f16 / q8_0 with --kv-type); chunked-attention layers
  * keep at most one chunk (they never look further back), global (NoPE) layers keep the whole context.
  * Active parameters: those one token's forward pass multiplies with — all weights except the experts a token is
  * not routed to (E-1 of E per MoE layer) and the embedding table (a row lookup, not a product).
@@ -11,8 +11,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
-import type { DType } from '../../tensor/index.ts';
-import { DTYPES } from '../../tensor/index.ts';
+import type { DType, KvType } from '../../tensor/index.ts';
+import { DTYPES, isKvType, kvBytesPerValue } from '../../tensor/index.ts';
 import { readGgufHeader } from '../../io/gguf/index.ts';
 import { openSafetensors } from '../../io/safetensors.ts';
 import type { Llama4Config } from '../../model/llama4/config.ts';
@@ -34,26 +34,27 @@ export interface ModelFacts {
   readonly weightBytes: number;
   readonly tensorTypes: Record<string, number>;
   readonly ctx: number;
+  readonly kvType: KvType;
   readonly kvBytes: number;
 }
 
 const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 const bytesOf = (t: TensorFact): number => (count(t.shape) / DTYPES[t.dtype].blockSize) * DTYPES[t.dtype].bytesPerBlock;
 
-/** Bytes of the KV cache at `ctx` tokens (float32 K and V; chunked layers hold at most one chunk). */
-export function kvCacheBytes(cfg: Llama4Config, ctx: number): number {
-  const row = cfg.numKvHeads * cfg.headDim * 4 * 2;
+/** Bytes of the KV cache at `ctx` tokens (K and V stored as kvType; chunked layers hold at most one chunk). */
+export function kvCacheBytes(cfg: Llama4Config, ctx: number, kvType: KvType = 'f32'): number {
+  const row = cfg.numKvHeads * cfg.headDim * kvBytesPerValue(kvType) * 2;
   return cfg.layers.reduce((s, f) => s + row * (f.chunkSize > 0 ? Math.min(ctx, f.chunkSize) : ctx), 0);
 }
 
 /** Total and active parameters of the text model a config describes (same rule as `info`). */
 export function paramsOfConfig(cfg: Llama4Config): { total: number; active: number } {
-  const f = facts('', 'gguf', cfg, [...expectedShapes(cfg)].map(([name, shape]) => ({ name, dtype: 'f32' as DType, shape })), [], 1);
+  const f = facts('', 'gguf', cfg, [...expectedShapes(cfg)].map(([name, shape]) => ({ name, dtype: 'f32' as DType, shape })), [], 1, 'f32');
   return { total: f.totalParams, active: f.activeParams };
 }
 
 /** Facts from headers only (no tensor data is read). `text` tensors use internal (GGUF) names. */
-function facts(path: string, format: 'gguf' | 'safetensors', config: Llama4Config, text: TensorFact[], other: TensorFact[], ctx: number): ModelFacts {
+function facts(path: string, format: 'gguf' | 'safetensors', config: Llama4Config, text: TensorFact[], other: TensorFact[], ctx: number, kvType: KvType): ModelFacts {
   let total = 0, inactive = 0, weightBytes = 0;
   const tensorTypes: Record<string, number> = {};
   for (const t of text) {
@@ -67,12 +68,12 @@ function facts(path: string, format: 'gguf' | 'safetensors', config: Llama4Confi
   let otherParams = 0;
   for (const t of other) { otherParams += count(t.shape); weightBytes += bytesOf(t); }
   return {
-    path, format, config, totalParams: total, activeParams: total - inactive, otherParams, weightBytes, tensorTypes, ctx,
-    kvBytes: kvCacheBytes(config, ctx),
+    path, format, config, totalParams: total, activeParams: total - inactive, otherParams, weightBytes, tensorTypes, ctx, kvType,
+    kvBytes: kvCacheBytes(config, ctx, kvType),
   };
 }
 
-export function modelFacts(path: string, ctx?: number): ModelFacts {
+export function modelFacts(path: string, ctx?: number, kvType: KvType = 'f32'): ModelFacts {
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
   if (!statSync(path).isDirectory()) {
     const h = readGgufHeader(path);
@@ -83,7 +84,7 @@ export function modelFacts(path: string, ctx?: number): ModelFacts {
       (isText ? text : other).push({ name: isText ? internal : t.name, dtype: t.dtype, shape: t.shape });
     }
     const cfg = configFromGguf(h.metadata, new Map(text.map((t) => [t.name, t])), path);
-    return facts(path, 'gguf', cfg, text, other, ctx ?? cfg.maxPositionEmbeddings);
+    return facts(path, 'gguf', cfg, text, other, ctx ?? cfg.maxPositionEmbeddings, kvType);
   }
   const cfgFile = join(path, 'config.json');
   if (!existsSync(cfgFile)) throw new ModelFileError(path, 'not a model folder: config.json is missing');
@@ -99,7 +100,7 @@ export function modelFacts(path: string, ctx?: number): ModelFacts {
     const internal = name.endsWith('embed_tokens.weight') ? 'token_embd' : /experts\.(gate_up|down)_proj$/.test(name) ? `${name}_exps` : name;
     (isText ? text : other).push({ name: internal, dtype: info.dtype, shape: info.shape });
   }
-  return facts(path, 'safetensors', cfg, text, other, ctx ?? cfg.maxPositionEmbeddings);
+  return facts(path, 'safetensors', cfg, text, other, ctx ?? cfg.maxPositionEmbeddings, kvType);
 }
 
 function human(n: number): string {
@@ -123,7 +124,7 @@ export function formatFacts(f: ModelFacts): string {
     `attention     ${chunked} chunked layers (chunk ${c.attentionChunkSize}), ${c.numLayers - chunked} global (${nope} NoPE); qk-norm ${c.useQkNorm ? 'on' : 'off'}; rope theta ${c.ropeTheta}${c.ropeScaling || c.ropeFreqFactors ? ' (llama3 scaling)' : ''}; context ${c.maxPositionEmbeddings}`,
     `parameters    ${human(f.totalParams)} total, ${human(f.activeParams)} active per token${f.otherParams ? ` (+ ${human(f.otherParams)} outside the text model)` : ''}`,
     `tensor types  ${types}`,
-    `memory        weights ${gib(f.weightBytes)} + KV cache ${gib(f.kvBytes)} at ctx ${f.ctx} (float32) = ${gib(f.weightBytes + f.kvBytes)}`,
+    `memory        weights ${gib(f.weightBytes)} + KV cache ${gib(f.kvBytes)} at ctx ${f.ctx} (${f.kvType === 'f32' ? 'float32' : f.kvType}) = ${gib(f.weightBytes + f.kvBytes)}`,
   ].join('\n');
 }
 
@@ -132,18 +133,21 @@ export const infoCommand: Command = {
   summary: 'show a model\'s architecture, parameters, tensor types and memory at a context length',
   usage: `usage: llama4 info -m MODEL [--ctx N] [--json]
 Reads only headers. Active parameters exclude the experts a token is not routed to and the embedding table.
-KV cache memory counts float32 K and V per layer; chunked layers hold at most one chunk (8192 tokens).
+KV cache memory counts K and V per layer; chunked layers hold at most one chunk (8192 tokens).
   -m, --model PATH   model folder (config.json + safetensors) or .gguf file (default: the embedded model)
   --ctx N            context length for the KV cache (default: the model's context length)
+  --kv-type T        KV cache storage to count: f32 (default) | f16 | q8_0
   --json             print the facts as JSON`,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string', short: 'm' }, ctx: { type: 'string' }, json: { type: 'boolean' } } });
+    const { values } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string', short: 'm' }, ctx: { type: 'string' }, 'kv-type': { type: 'string' }, json: { type: 'boolean' } } });
+    const kv = values['kv-type'] ?? 'f32';
+    if (!isKvType(kv)) throw new UsageError(`--kv-type must be f32, f16 or q8_0, got '${kv}'`);
     let ctx: number | undefined;
     if (values.ctx !== undefined) {
       ctx = Number(values.ctx);
       if (!Number.isInteger(ctx) || ctx <= 0) throw new UsageError(`--ctx must be a positive integer, got '${values.ctx}'`);
     }
-    const f = modelFacts(values.model ?? DEFAULT_MODEL_DIR, ctx);
+    const f = modelFacts(values.model ?? DEFAULT_MODEL_DIR, ctx, kv);
     if (values.json) {
       const { config, ...rest } = f;
       process.stdout.write(JSON.stringify({ ...rest, layers: config.numLayers, hiddenSize: config.hiddenSize, experts: config.numExperts }) + '\n');

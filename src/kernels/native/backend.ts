@@ -5,8 +5,8 @@
  * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
  */
 import { availableParallelism, totalmem } from 'node:os';
-import type { AttentionShape, Backend, DType, RawTensor, Weight } from '../../tensor/index.ts';
-import { DTYPES, byteSize } from '../../tensor/index.ts';
+import type { AttentionShape, Backend, DType, KvData, RawTensor, Weight } from '../../tensor/index.ts';
+import { DTYPES, byteSize, checkKvArray } from '../../tensor/index.ts';
 import type { NativeIsa, RawEngine } from './addon.ts';
 import { loadAddon } from './addon.ts';
 
@@ -136,8 +136,17 @@ export class NativeBackend implements Backend {
     this.engine.rope(x, T, nHeads, headDim, cos, sin);
   }
 
-  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): void {
-    this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize);
+  attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
+    const kvType = p.kvType ?? 'f32';
+    if (kvType === 'f32') {
+      this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize);
+      return;
+    }
+    checkKvArray(kvType, k, 'k');
+    checkKvArray(kvType, v, 'v');
+    if (!DTYPES[kvType]) throw new RangeError(`unknown kvType ${kvType}`);
+    this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize,
+      DTYPES[kvType].ggmlType);
   }
 
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {

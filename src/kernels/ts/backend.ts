@@ -3,8 +3,8 @@
  * It is the specification every faster backend is checked against (backend.case.test.ts), and the fallback when
  * the native addon cannot load. Quantized weights stay quantized; matmul dequantizes one weight row at a time.
  */
-import type { AttentionShape, Backend, RawTensor, Weight } from '../../tensor/index.ts';
-import { DTYPES, byteSize, dequantizeRow } from '../../tensor/index.ts';
+import type { AttentionShape, Backend, KvData, RawTensor, Weight } from '../../tensor/index.ts';
+import { DTYPES, byteSize, checkKvArray, decodeKv, dequantizeRow, kvElements } from '../../tensor/index.ts';
 
 /** A weight as this backend keeps it: the stored bytes plus a float32 view when the bytes are plain aligned f32. */
 class TsWeight implements Weight {
@@ -140,7 +140,15 @@ export class TsBackend implements Backend {
     }
   }
 
-  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): void {
+  attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
+    const kvType = p.kvType ?? 'f32';
+    if (kvType !== 'f32') return this.attentionCompressed(out, q, k, v, p);
+    this.attentionF32(out, q, k as Float32Array, v as Float32Array, p);
+  }
+
+  private attentionF32(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): void {
+    checkKvArray('f32', k, 'k');
+    checkKvArray('f32', v, 'v');
     const { nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0, scale, mask } = p;
     const group = nHeads / nKvHeads;
     const scores = new Float64Array(S);
@@ -175,6 +183,54 @@ export class TsBackend implements Backend {
           for (let i = 0; i < d; i++) acc[i]! += pw * v[vo + i]!;
         }
         for (let i = 0; i < d; i++) out[oo + i] = acc[i]!;
+      }
+    }
+  }
+
+  /**
+   * f16 / q8_0 keys and values: the f32 loop's arithmetic on each (key, kv head) row dequantized on the fly into a
+   * float32 scratch row (values are exact in float32), so the result equals attentionF32 on the dequantized cache.
+   */
+  private attentionCompressed(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
+    const kvType = p.kvType!;
+    const { nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0, scale, mask } = p;
+    checkKvArray(kvType, k, 'k');
+    checkKvArray(kvType, v, 'v');
+    if (kvType === 'q8_0' && d % 32 !== 0) throw new RangeError(`q8_0 keys/values need headDim a multiple of 32, got ${d}`);
+    const need = kvElements(kvType, S * nKvHeads * d);
+    if (k.length < need || v.length < need) throw new RangeError(`k/v have ${Math.min(k.length, v.length)} elements, ${kvType} [${S}, ${nKvHeads}, ${d}] needs ${need}`);
+    const group = nHeads / nKvHeads;
+    const scores = new Float64Array(S);
+    const acc = new Float64Array(d);
+    const row = new Float32Array(d);
+    for (let t = 0; t < T; t++) {
+      const qp = qPos0 + t;
+      let lo = 0, hi = S;
+      if (mask.causal) hi = Math.min(S, qp - kPos0 + 1);
+      if (mask.chunkSize > 0) lo = Math.max(0, Math.floor(qp / mask.chunkSize) * mask.chunkSize - kPos0);
+      for (let h = 0; h < nHeads; h++) {
+        const kvh = Math.floor(h / group);
+        const qo = (t * nHeads + h) * d;
+        let max = -Infinity;
+        for (let s = lo; s < hi; s++) {
+          decodeKv(kvType, k, (s * nKvHeads + kvh) * d, d, row);
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += q[qo + i]! * row[i]!;
+          const sc = dot * scale;
+          scores[s] = sc;
+          if (sc > max) max = sc;
+        }
+        let sum = 0;
+        for (let s = lo; s < hi; s++) { const e = Math.exp(scores[s]! - max); scores[s] = e; sum += e; }
+        for (let i = 0; i < d; i++) out[qo + i] = 0;
+        if (hi <= lo) continue;
+        acc.fill(0);
+        for (let s = lo; s < hi; s++) {
+          const pw = scores[s]! / sum;
+          decodeKv(kvType, v, (s * nKvHeads + kvh) * d, d, row);
+          for (let i = 0; i < d; i++) acc[i]! += pw * row[i]!;
+        }
+        for (let i = 0; i < d; i++) out[qo + i] = acc[i]!;
       }
     }
   }

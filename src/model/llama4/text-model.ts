@@ -5,7 +5,8 @@
  * E experts, I expert width, Imlp dense width, V vocab.
  * Per layer l:  h += Attn_l(RMSNorm(h));  h += FFN_l(RMSNorm(h));  logits = RMSNorm(h) · Woutᵀ.
  */
-import type { Backend, RawTensor, Weight } from '../../tensor/index.ts';
+import type { Backend, KvType, RawTensor, Weight } from '../../tensor/index.ts';
+import { isKvType } from '../../tensor/index.ts';
 import { UsageError, assert } from '../../util/index.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
 import type { LayerCache } from '../kv-cache.ts';
@@ -55,6 +56,15 @@ export class Llama4Sequence implements SequenceState {
   }
 }
 
+export interface TextModelOptions {
+  /**
+   * Storage of every layer's KV cache (default f32, exact). f16 halves it, q8_0 stores ~1.06 bytes per value
+   * (head_dim must be a multiple of 32). Both the global (NoPE) caches, which grow with the context, and the chunked
+   * (RoPE) ones, which hold up to one chunk, use it — as llama.cpp's --cache-type-k/v does for its iSWA cache.
+   */
+  readonly kvType?: KvType;
+}
+
 /** Optional per-layer hook for tests and debugging: sees the residual stream after each layer. */
 export type LayerObserver = (layer: number, hidden: Float32Array, rows: number) => void;
 
@@ -76,13 +86,19 @@ export class Llama4TextModel implements CausalLM {
    */
   private readonly scratchBufs = new Map<string, Float32Array>();
   private scratchRows = 0;
+  readonly kvType: KvType;
 
   /**
    * @param tensors internal names (see weights.ts), already validated or validated here.
    * @param where file name used in error messages.
    */
-  constructor(readonly config: Llama4Config, tensors: Map<string, RawTensor>, readonly backend: Backend, where = 'model') {
+  constructor(readonly config: Llama4Config, tensors: Map<string, RawTensor>, readonly backend: Backend, where = 'model', opts: TextModelOptions = {}) {
     validateTensors(config, tensors, where);
+    this.kvType = opts.kvType ?? 'f32';
+    if (!isKvType(this.kvType)) throw new UsageError(`unknown KV cache type '${this.kvType}' (f32, f16 or q8_0)`);
+    if (this.kvType === 'q8_0' && config.headDim % 32 !== 0) {
+      throw new UsageError(`a q8_0 KV cache needs head_dim to be a multiple of 32 (this model has ${config.headDim}); use f16 or f32`);
+    }
     const w = (name: string): Weight => backend.weight(tensors.get(name)!);
     const f32 = (name: string): Float32Array => backend.toF32(w(name));
     this.tokEmbd = w('token_embd');
@@ -124,7 +140,8 @@ export class Llama4TextModel implements CausalLM {
 
   newSequence(): Llama4Sequence {
     const rowSize = this.config.numKvHeads * this.config.headDim;
-    return new Llama4Sequence(this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize) : new FullKvCache(rowSize))));
+    const t = this.kvType;
+    return new Llama4Sequence(this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t) : new FullKvCache(rowSize, 64, t))));
   }
 
   forward(items: readonly ForwardItem[]): Float32Array[] {
@@ -208,7 +225,7 @@ export class Llama4TextModel implements CausalLM {
         const kv = cache.append(k.subarray(o * nkv * d), v.subarray(o * nkv * d), n);
         be.attention(att.subarray(o * nh * d, (o + n) * nh * d), q.subarray(o * nh * d, (o + n) * nh * d), kv.k, kv.v, {
           nHeads: nh, nKvHeads: nkv, headDim: d, T: n, S: kv.S, qPos0, kPos0: kv.kPos0, scale,
-          mask: { causal: true, chunkSize: f.chunkSize },
+          mask: { causal: true, chunkSize: f.chunkSize }, kvType: kv.kvType,
         });
         cache.settle();
       });
