@@ -532,27 +532,9 @@ static float x_dot_f32(const float* a, const float* b, int n) {
 }
 
 // ---- attention row (AttnRowFn, common.h) ----
-// e^x for x ≤ 0 (softmax arguments), 8 lanes: 2^n·e^r with n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2),
-// e^r by a degree-6 polynomial (Cephes expf coefficients): relative error ~1e-7. Below −87.3 the result is 0.
-static inline __m256 exp_le0_ps(__m256 x) {
-  const __m256 lo = _mm256_set1_ps(-87.33654f);
-  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-  x = _mm256_max_ps(x, lo);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
-// e^x for any x, 8 lanes: the same reduction and polynomial with x clamped to ≤ 88 (2^n stays finite), so e^x
-// of a large argument is ~1.6e38 rather than inf (silu's g/(1 + e^−g) then gives ±0 as it should).
+// e^x, 8 lanes: 2^n·e^r with n = round(x·log2 e), r = x − n·ln 2 (two-part ln 2), e^r by a degree-6 polynomial
+// (Cephes expf coefficients): relative error ~1e-7. Below −87.3 the result is 0; x is clamped to ≤ 88 (2^n stays
+// finite), so e^x of a large argument is ~1.6e38 rather than inf (silu's g/(1 + e^−g) then gives ±0 as it should).
 static inline __m256 exp_ps(__m256 x) {
   const __m256 lo = _mm256_set1_ps(-87.33654f);
   const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
@@ -668,7 +650,7 @@ static void x_attn_row(const float* q, const uint8_t* k, const uint8_t* v, size_
   }
   // p_j = e^(sc_j − M), 8 at a time (the padding lanes of the last group are computed and ignored)
   const __m256 mv = _mm256_set1_ps(*M);
-  for (j = 0; j < n; j += 8) _mm256_storeu_ps(sc + j, exp_le0_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv)));
+  for (j = 0; j < n; j += 8) _mm256_storeu_ps(sc + j, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv)));
   float l = 0;
   for (j = 0; j < n; j++) l += sc[j];
   *L += l;
