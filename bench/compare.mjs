@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: llama4 bench vs llama.cpp (node-llama-cpp) on the same bench-2b GGUFs, same threads, same run.
 // Each measurement is its own process (so peak RSS is per engine); engines alternate to spread machine noise.
-// Usage: node bench/compare.mjs [--models DIR] [--threads 1,2] [-p 512] [-n 128] [-r 3] [--rounds 1]
+// Usage: node bench/compare.mjs [--models DIR] [--threads 1,2] [-p 512] [-n 128] [-r 3] [--kv-type f16] [--types q4_0,…]
 // Models: DIR/bench-2b-{q4_0,q8_0,q4_k_m}.gguf (make them with `llama4 make-test-model --preset bench-2b --type T`).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -14,6 +14,8 @@ const { values: o } = parseArgs({ options: {
   models: { type: 'string', default: join(root, 'bench-models') }, threads: { type: 'string', default: '1,2' },
   prompt: { type: 'string', short: 'p', default: '512' }, gen: { type: 'string', short: 'n', default: '128' },
   repeat: { type: 'string', short: 'r', default: '3' }, types: { type: 'string', default: 'q4_0,q8_0,q4_k_m' },
+  // llama.cpp keeps its KV cache in F16 by default; ours defaults to exact F32. The race uses the same cache type.
+  'kv-type': { type: 'string', default: 'f16' },
 } });
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
@@ -26,7 +28,7 @@ function run(cmd, args) {
 // Our side runs the built CLI (bin/llama4.js -> dist/, what `npm install` gives users; `npm run bench` builds first);
 // the tsx loader would add ~20 MB of resident memory that a user never pays.
 const ourCli = existsSync(join(root, 'dist/cli/main.js')) ? ['bin/llama4.js'] : ['--import', 'tsx', 'src/cli/main.ts'];
-const ours = (m, t) => run('llama4 bench', [...ourCli, 'bench', '-m', m, '-t', String(t), '-p', o.prompt, '-n', o.gen, '-r', o.repeat, '--backend', 'native', '--json']);
+const ours = (m, t) => run('llama4 bench', [...ourCli, 'bench', '-m', m, '-t', String(t), '-p', o.prompt, '-n', o.gen, '-r', o.repeat, '--backend', 'native', '--kv-type', o['kv-type'], '--json']);
 const theirs = (m, t) => run('llama.cpp', ['bench/llama-cpp.mjs', m, String(t), o.prompt, o.gen, o.repeat]);
 
 const rows = [];

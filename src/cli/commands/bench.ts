@@ -10,6 +10,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.ts';
 import type { Llama4Config } from '../../model/llama4/config.ts';
+import type { SequenceState } from '../../model/types.ts';
 import { loadModel } from '../../load.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 import { UsageError } from '../../util/index.ts';
@@ -89,9 +90,13 @@ ${MODEL_USAGE}`,
     const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
     const argmax = (r: Float32Array): number => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i]! > r[b]!) b = i; return b; };
 
+    // One sequence for every run, emptied between runs (llama-bench clears its context the same way): a fresh
+    // sequence per run would leave the previous runs' caches to the garbage collector and inflate peak RSS.
+    let seq = model.newSequence();
+    const fresh = (): SequenceState => (seq.truncate(0) ? seq : (seq = model.newSequence()));
     // Warm-up (not timed, as llama-bench does): pages the weights in and grows every scratch buffer once.
     {
-      const seq = model.newSequence();
+      const seq = fresh();
       model.forward([{ seq, tokens: Array.from({ length: Math.min(Math.max(P, 1), 64) }, rnd), logits: 'last' }]);
       for (let i = 0; i < 2; i++) model.forward([{ seq, tokens: [rnd()], logits: 'last' }]);
     }
@@ -101,14 +106,14 @@ ${MODEL_USAGE}`,
     for (let rep = 0; rep < R; rep++) {
       if (P > 0) {
         const ids = Array.from({ length: P }, rnd);
-        const seq = model.newSequence();
+        const seq = fresh();
         const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
         model.forward([{ seq, tokens: ids, logits: 'last' }]);
         pp.push(P / seconds(t0));
         ppCpu.push(cpuMs(c0) / P);
       }
       if (N > 0) {
-        const seq = model.newSequence();
+        const seq = fresh();
         let tok = rnd();
         const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
         for (let i = 0; i < N; i++) tok = argmax(model.forward([{ seq, tokens: [tok], logits: 'last' }])[0]!);

@@ -68,7 +68,7 @@ export interface TextModelOptions {
 /** Optional per-layer hook for tests and debugging: sees the residual stream after each layer. */
 export type LayerObserver = (layer: number, hidden: Float32Array, rows: number) => void;
 
-const SCRATCH_MAX_ROWS = 64;
+const SCRATCH_KEEP_ROWS = 512;
 
 export class Llama4TextModel implements CausalLM {
   readonly info: ModelInfo;
@@ -80,12 +80,12 @@ export class Llama4TextModel implements CausalLM {
   /** Set by tests to capture hidden states. */
   observer: LayerObserver | null = null;
   /**
-   * Work buffers reused across forward calls of up to SCRATCH_MAX_ROWS tokens (decode steps): allocating and zeroing
-   * a dozen arrays per step showed up as ~5% of decode time in garbage collection. Larger calls (prefill) allocate
-   * fresh so a long prompt's buffers are not kept alive. Every buffer is fully written before it is read.
+   * Work buffers, reused by every layer of a forward call and across calls: allocating and zeroing a dozen arrays per
+   * decode step showed up as ~5% of decode time in garbage collection, and a 512-token prefill churned ~200 MB of
+   * per-layer MoE buffers (peak RSS above llama.cpp's). They are dropped after a call of more than SCRATCH_KEEP_ROWS
+   * tokens, so one long prompt's buffers are not kept alive. Every buffer is fully written before it is read.
    */
   private readonly scratchBufs = new Map<string, Float32Array>();
-  private scratchRows = 0;
   readonly kvType: KvType;
 
   /**
@@ -132,7 +132,6 @@ export class Llama4TextModel implements CausalLM {
   }
 
   private buf(name: string, n: number): Float32Array {
-    if (this.scratchRows > SCRATCH_MAX_ROWS) return new Float32Array(n);
     let b = this.scratchBufs.get(name);
     if (!b || b.length < n) this.scratchBufs.set(name, (b = new Float32Array(n)));
     return b.length === n ? b : b.subarray(0, n);
@@ -170,7 +169,6 @@ export class Llama4TextModel implements CausalLM {
     });
 
     // h [N, H]: unscaled token embeddings, with image features written into <|patch|> slots (early fusion).
-    this.scratchRows = N;
     const h = this.buf('h', N * H);
     be.getRows(h, this.tokEmbd, ids);
     items.forEach((it, i) => { if (it.patchEmbeddings) this.fusePatches(h, ids, offsets[i]!, it.tokens.length, it.patchEmbeddings); });
@@ -240,7 +238,7 @@ export class Llama4TextModel implements CausalLM {
     }
 
     // Logits only for the rows asked for.
-    return items.map((it, i) => {
+    const out = items.map((it, i) => {
       const n = it.tokens.length;
       const rows = it.logits === 'none' || n === 0 ? 0 : it.logits === 'all' ? n : 1;
       if (rows === 0) return new Float32Array(0);
@@ -251,6 +249,8 @@ export class Llama4TextModel implements CausalLM {
       be.matmul(logits, xs, this.output, rows);
       return logits;
     });
+    if (N > SCRATCH_KEEP_ROWS) this.scratchBufs.clear();
+    return out;
   }
 
   /** Final-norm hidden states are also what tests compare; exposed for the golden hidden-state check. */
