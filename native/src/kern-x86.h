@@ -518,6 +518,31 @@ static void x_quant_q8(const float* x, void* dst, int K) {
     _mm256_storeu_si256((__m256i*)y[b].qs, p);
   }
 }
+// K-quant activations (ActQ8K), as g_quant_q8k computes them, bit for bit: amax and the rounding (nearest, ties to
+// even, like nearbyint) vectorized, the 16-element sums from the stored codes. Prefill quantizes T·K values per
+// matmul; the scalar version was a visible share of q4_K/q6_K prompt time.
+static void x_quant_q8k(const float* x, void* dst, int K) {
+  ActQ8K* y = (ActQ8K*)dst;
+  const __m256 signbit = _mm256_set1_ps(-0.0f);
+  for (int b = 0; b < K / 256; b++, x += 256) {
+    __m256 mx = _mm256_setzero_ps();
+    for (int j = 0; j < 256; j += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(signbit, _mm256_loadu_ps(x + j)));
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m)); m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float amax = _mm_cvtss_f32(m), d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    const __m256 vid = _mm256_set1_ps(id);
+    for (int j = 0; j < 256; j += 32) {
+      __m256i qi[4];
+      for (int k = 0; k < 4; k++)
+        qi[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+      p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256((__m256i*)(y[b].qs + j), p);
+    }
+    for (int i = 0; i < 16; i++) { int s = 0; for (int j = 0; j < 16; j++) s += y[b].qs[16 * i + j]; y[b].bsums[i] = (int16_t)s; }
+    y[b].d = d;
+  }
+}
 static float x_dot_f32(const float* a, const float* b, int n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0;
   int i = 0;
@@ -694,6 +719,7 @@ static void fill_x86(KernelTable& t) {
   t.tile[T_Q5_K] = x_tile_q45_k<true>;
   t.tile[T_Q6_K] = x_tile_q6_k;
   t.quant_q8 = x_quant_q8;
+  t.quant_q8k = x_quant_q8k;
   t.dot_f32 = x_dot_f32;
   t.attn_row[0] = x_attn_row<0>; t.attn_row[1] = x_attn_row<1>; t.attn_row[2] = x_attn_row<2>;
   t.rms_norm_row = x_rms_norm_row;
