@@ -40,13 +40,8 @@ static inline void r8_q4_codes(const uint8_t* codes, __m256i lo[4], __m256i hi[4
 static inline __m256i r8_q8_sums(const uint8_t* codes, const int8_t* yqs) {
   const __m256i v = _mm256_loadu_si256((const __m256i*)yqs);
   __m256i d[8];
-  for (int j = 0; j < 8; j++) {
-    const __m256i q = _mm256_loadu_si256((const __m256i*)(codes + 32 * j));
-    d[j] = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q));
-  }
-  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
-  const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(d[4], d[5]), _mm256_hadd_epi32(d[6], d[7]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+  for (int j = 0; j < 8; j++) d[j] = dot_q8(_mm256_loadu_si256((const __m256i*)(codes + 32 * j)), v);
+  return rowsums8(d);
 }
 
 // Decode: out[r] for r < nrows (a multiple of 8: repacking requires N % 8 == 0 and chunks are multiples of 8).
@@ -65,12 +60,9 @@ static void x_rows_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
       __m256i sum;
       if (Q4) { __m256i lo[4], hi[4]; r8_q4_codes(blk + 16, lo, hi); sum = r8_q4_sums(lo, hi, y[i].qs); }
       else sum = r8_q8_sums(blk + 16, y[i].qs);
-      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)blk)), _mm256_set1_ps(y[i].d));
-      acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc);
-      if (Q4) corr = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y[i].isum), corr);
+      q0_block<Q4>(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)blk)), y[i], sum, acc, corr);
     }
-    if (Q4) acc = _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc);  // Σ d·Σ(q−8)·v = Σ d·Σq·v − 8·Σ d·Σv
-    _mm256_storeu_ps(out + r, acc);
+    _mm256_storeu_ps(out + r, q0_finish<Q4>(acc, corr));
   }
 }
 
@@ -96,15 +88,10 @@ static void x_tile_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
         if (Q4) r8_q4_codes(blk + 16, lo, hi);
         for (int t = 0; t < 4; t++) {
           const __m256i sum = Q4 ? r8_q4_sums(lo, hi, y[t][i].qs) : r8_q8_sums(blk + 16, y[t][i].qs);
-          const __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(y[t][i].d));
-          acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc[t]);
-          if (Q4) corr[t] = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y[t][i].isum), corr[t]);
+          q0_block<Q4>(dw, y[t][i], sum, acc[t], corr[t]);
         }
       }
-      for (int t = 0; t < 4; t++) {
-        const __m256 o = Q4 ? _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr[t], acc[t]) : acc[t];
-        _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, o);
-      }
+      for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, q0_finish<Q4>(acc[t], corr[t]));
     }
     for (; t0 < ntok; t0++) x_rows_r8<Q4>(K, g, rowBytes, 8, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
   }

@@ -247,16 +247,30 @@ static void x_rows_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, co
     out[r] = hsum8(acc) - _mm_cvtss_f32(m);
   }
 }
-static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
-  const int nb = K / 256;
-  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
-  // Shuffles that spread int16 scales (2c, 2c+1) of a half over the two 128-bit lanes, 8 copies each.
-  __m256i shuf[4];
+// q6_K pieces shared by the decode and prefill kernels. Shuffles that spread the int16 scales (2c, 2c+1) of a half
+// over the two 128-bit lanes, 8 copies each:
+static inline void q6k_shuffles(__m256i shuf[4]) {
   for (int c = 0; c < 4; c++) {
     alignas(32) uint8_t m[32];
     for (int b = 0; b < 16; b++) { m[b] = (uint8_t)(4 * c + (b & 1)); m[16 + b] = (uint8_t)(4 * c + 2 + (b & 1)); }
     shuf[c] = _mm256_load_si256((const __m256i*)m);
   }
+}
+// The 6-bit codes (0..63) of half h (128 elements) of a q6_K block as 4 × 32 bytes: low 4 bits from ql, high 2 from qh.
+static inline void q6k_codes(const uint8_t* ql, const uint8_t* qh, int h, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+  const __m256i A = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
+  const __m256i B = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
+  const __m256i H = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
+  q[0] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4));
+}
+static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 256;
+  __m256i shuf[4];
+  q6k_shuffles(shuf);
   for (int r = 0; r < nrows; r++) {
     const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
     const ActQ8K* y = (const ActQ8K*)act;
@@ -269,16 +283,9 @@ static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
       __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i*)y[i].bsums)), 5);
       sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
       for (int h = 0; h < 2; h++) {  // two halves of 128 elements
-        const __m256i A = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
-        const __m256i B = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
-        const __m256i H = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
         const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
-        const __m256i q[4] = {
-            _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4)),
-            _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4)),
-        };
+        __m256i q[4];
+        q6k_codes(ql, qh, h, q);
         for (int c = 0; c < 4; c++) {  // 32 elements; first 16 use scale 2c, next 16 scale 2c+1 (of this half)
           const __m256i p = _mm256_maddubs_epi16(q[c], _mm256_loadu_si256((const __m256i*)(y[i].qs + 128 * h + 32 * c)));
           sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(sch, shuf[c])));
@@ -289,6 +296,32 @@ static void x_rows_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
     }
     out[r] = hsum8(acc);
   }
+}
+
+// ---- pieces shared by every q4_0/q8_0 8-row kernel (decode and prefill, file and repacked layouts) ----
+// Batch invariance rests on these: a (row, token) result goes through exactly these operations in every kernel.
+// Eight int32x8 partial dots, one per row -> one vector whose lane j is row j's sum.
+static inline __m256i rowsums8(const __m256i d[8]) {
+  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));  // [r0..r3 | r0..r3]
+  const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(d[4], d[5]), _mm256_hadd_epi32(d[6], d[7]));  // [r4..r7 | r4..r7]
+  return _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
+}
+// Σ codes·v of a q8_0 block (sign trick: |q| · (v · sign(q)) keeps maddubs' first operand unsigned).
+static inline __m256i dot_q8(__m256i q, __m256i v) { return dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q)); }
+// One block's float step: dw = the 8 rows' weight scales, sum = their integer block dots with activation block y.
+template <bool Q4>
+static inline void q0_block(__m256 dw, const ActQ8& y, __m256i sum, __m256& acc, __m256& corr) {
+  const __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(y.d));
+  acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc);
+  if (Q4) corr = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y.isum), corr);
+}
+// Σ d·Σ(q−8)·v = Σ d·Σq·v − 8·Σ d·Σv (q4_0's offset, applied once at the end).
+template <bool Q4>
+static inline __m256 q0_finish(__m256 acc, __m256 corr) { return Q4 ? _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc) : acc; }
+// The f16 scales of block i of 8 rows in the file layout (one per row, 8 scattered loads).
+static inline __m256 q0_scales8(const uint8_t* const p[8], size_t off) {
+  return _mm256_cvtph_ps(_mm_setr_epi16((short)rd16(p[0] + off), (short)rd16(p[1] + off), (short)rd16(p[2] + off), (short)rd16(p[3] + off),
+                                        (short)rd16(p[4] + off), (short)rd16(p[5] + off), (short)rd16(p[6] + off), (short)rd16(p[7] + off)));
 }
 
 // ---- 8-row matvec for q4_0/q8_0 (decode) ----
@@ -315,20 +348,11 @@ static void x_rows8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
         // this group is already reading)
         if (pf && (i & 1) == 0) _mm_prefetch((const char*)b + 8 * rowBytes, _MM_HINT_T0);
         if (Q4) d[j] = dot_u8i8(unpack_nibbles16(b + 2), v);
-        else { const __m256i q = _mm256_loadu_si256((const __m256i*)(b + 2)); d[j] = dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q)); }
+        else d[j] = dot_q8(_mm256_loadu_si256((const __m256i*)(b + 2)), v);
       }
-      const __m256i h01 = _mm256_hadd_epi32(d[0], d[1]), h23 = _mm256_hadd_epi32(d[2], d[3]);
-      const __m256i h45 = _mm256_hadd_epi32(d[4], d[5]), h67 = _mm256_hadd_epi32(d[6], d[7]);
-      const __m256i a = _mm256_hadd_epi32(h01, h23), c = _mm256_hadd_epi32(h45, h67);  // [r0..r3 | r0..r3], [r4..r7 | r4..r7]
-      const __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
-      const __m128i sh = _mm_setr_epi16((short)rd16(p[0] + (size_t)i * BB), (short)rd16(p[1] + (size_t)i * BB), (short)rd16(p[2] + (size_t)i * BB),
-                                        (short)rd16(p[3] + (size_t)i * BB), (short)rd16(p[4] + (size_t)i * BB), (short)rd16(p[5] + (size_t)i * BB),
-                                        (short)rd16(p[6] + (size_t)i * BB), (short)rd16(p[7] + (size_t)i * BB));
-      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(sh), _mm256_set1_ps(y[i].d));
-      acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc);
-      if (Q4) corr = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y[i].isum), corr);
+      q0_block<Q4>(q0_scales8(p, (size_t)i * BB), y[i], rowsums8(d), acc, corr);
     }
-    if (Q4) acc = _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc);  // Σ d·Σ(q−8)·v = Σ d·Σq·v − 8·Σ d·Σv
+    acc = q0_finish<Q4>(acc, corr);
     _mm256_storeu_ps(out + r, acc);
   }
   if (r < nrows) (Q4 ? x_rows_q4_0 : x_rows_q8_0)(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, out + r, pf);
@@ -398,13 +422,8 @@ static void x_tile_q45_k(int K, const uint8_t* w, size_t rowBytes, int nrows, co
 static void x_tile_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                         float* out, size_t outStride) {
   const int nb = K / 256;
-  const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
   __m256i shuf[4];
-  for (int c = 0; c < 4; c++) {
-    alignas(32) uint8_t m[32];
-    for (int b = 0; b < 16; b++) { m[b] = (uint8_t)(4 * c + (b & 1)); m[16 + b] = (uint8_t)(4 * c + 2 + (b & 1)); }
-    shuf[c] = _mm256_load_si256((const __m256i*)m);
-  }
+  q6k_shuffles(shuf);
   for (int r = 0; r < nrows; r++) {
     const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
     int t0 = 0;
@@ -419,16 +438,9 @@ static void x_tile_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, con
         for (int t = 0; t < 4; t++)
           sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i*)y[t][i].bsums)), 5));
         for (int h = 0; h < 2; h++) {
-          const __m256i A = _mm256_loadu_si256((const __m256i*)(ql + 64 * h));
-          const __m256i B = _mm256_loadu_si256((const __m256i*)(ql + 64 * h + 32));
-          const __m256i H = _mm256_loadu_si256((const __m256i*)(qh + 32 * h));
           const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
-          const __m256i q[4] = {
-              _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4)),
-              _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4)),
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4)),
-              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4)),
-          };
+          __m256i q[4];
+          q6k_codes(ql, qh, h, q);
           for (int c = 0; c < 4; c++) {
             const __m256i scv = _mm256_shuffle_epi8(sch, shuf[c]);
             for (int t = 0; t < 4; t++) {
@@ -469,26 +481,15 @@ static void x_tile8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
           const uint8_t* b = p[j] + (size_t)i * BB + 2;
           q[j] = Q4 ? unpack_nibbles16(b) : _mm256_loadu_si256((const __m256i*)b);
         }
-        const __m128i sh = _mm_setr_epi16((short)rd16(p[0] + (size_t)i * BB), (short)rd16(p[1] + (size_t)i * BB), (short)rd16(p[2] + (size_t)i * BB),
-                                          (short)rd16(p[3] + (size_t)i * BB), (short)rd16(p[4] + (size_t)i * BB), (short)rd16(p[5] + (size_t)i * BB),
-                                          (short)rd16(p[6] + (size_t)i * BB), (short)rd16(p[7] + (size_t)i * BB));
-        const __m256 dw = _mm256_cvtph_ps(sh);
+        const __m256 dw = q0_scales8(p, (size_t)i * BB);
         for (int t = 0; t < 4; t++) {
           const __m256i v = _mm256_loadu_si256((const __m256i*)y[t][i].qs);
           __m256i d[8];
-          for (int j = 0; j < 8; j++) d[j] = Q4 ? dot_u8i8(q[j], v) : dot_u8i8(_mm256_sign_epi8(q[j], q[j]), _mm256_sign_epi8(v, q[j]));
-          const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(d[0], d[1]), _mm256_hadd_epi32(d[2], d[3]));
-          const __m256i c = _mm256_hadd_epi32(_mm256_hadd_epi32(d[4], d[5]), _mm256_hadd_epi32(d[6], d[7]));
-          const __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20), _mm256_permute2x128_si256(a, c, 0x31));
-          const __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(y[t][i].d));
-          acc[t] = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc[t]);
-          if (Q4) corr[t] = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y[t][i].isum), corr[t]);
+          for (int j = 0; j < 8; j++) d[j] = Q4 ? dot_u8i8(q[j], v) : dot_q8(q[j], v);
+          q0_block<Q4>(dw, y[t][i], rowsums8(d), acc[t], corr[t]);
         }
       }
-      for (int t = 0; t < 4; t++) {
-        const __m256 o = Q4 ? _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr[t], acc[t]) : acc[t];
-        _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, o);
-      }
+      for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, q0_finish<Q4>(acc[t], corr[t]));
     }
     for (; t0 < ntok; t0++) x_rows8_q0<Q4>(K, p[0], rowBytes, 8, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
   }
