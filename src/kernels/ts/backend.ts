@@ -140,16 +140,29 @@ export class TsBackend implements Backend {
     }
   }
 
+  /**
+   * Keys/values stored as f32 are read in place; f16 / q8_0 rows are dequantized on the fly into a float32 scratch
+   * row (their values are exact in float32), so compressed attention equals f32 attention on the dequantized cache.
+   */
   attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
     const kvType = p.kvType ?? 'f32';
-    if (kvType !== 'f32') return this.attentionCompressed(out, q, k, v, p);
-    this.attentionF32(out, q, k as Float32Array, v as Float32Array, p);
-  }
-
-  private attentionF32(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): void {
-    checkKvArray('f32', k, 'k');
-    checkKvArray('f32', v, 'v');
     const { nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0, scale, mask } = p;
+    checkKvArray(kvType, k, 'k');
+    checkKvArray(kvType, v, 'v');
+    if (kvType !== 'f32') {
+      if (kvType === 'q8_0' && d % 32 !== 0) throw new RangeError(`q8_0 keys/values need headDim a multiple of 32, got ${d}`);
+      const need = kvElements(kvType, S * nKvHeads * d);
+      if (k.length < need || v.length < need) throw new RangeError(`k/v have ${Math.min(k.length, v.length)} elements, ${kvType} [${S}, ${nKvHeads}, ${d}] needs ${need}`);
+    }
+    // (key, kv head) row `r` of x as (rowArr, returned offset)
+    const scratch = new Float32Array(d);
+    let rowArr: Float32Array = scratch;
+    const rowAt = (x: KvData, r: number): number => {
+      if (kvType === 'f32') { rowArr = x as Float32Array; return r * d; }
+      decodeKv(kvType, x, r * d, d, scratch);
+      rowArr = scratch;
+      return 0;
+    };
     const group = nHeads / nKvHeads;
     const scores = new Float64Array(S);
     const acc = new Float64Array(d);
@@ -162,60 +175,11 @@ export class TsBackend implements Backend {
       for (let h = 0; h < nHeads; h++) {
         const kvh = Math.floor(h / group);
         const qo = (t * nHeads + h) * d;
-        const oo = qo;
         let max = -Infinity;
         for (let s = lo; s < hi; s++) {
-          const ko = (s * nKvHeads + kvh) * d;
+          const ko = rowAt(k, s * nKvHeads + kvh);
           let dot = 0;
-          for (let i = 0; i < d; i++) dot += q[qo + i]! * k[ko + i]!;
-          const sc = dot * scale;
-          scores[s] = sc;
-          if (sc > max) max = sc;
-        }
-        let sum = 0;
-        for (let s = lo; s < hi; s++) { const e = Math.exp(scores[s]! - max); scores[s] = e; sum += e; }
-        for (let i = 0; i < d; i++) out[oo + i] = 0;
-        if (hi <= lo) continue; // no visible key (cannot happen for causal self-attention)
-        acc.fill(0);
-        for (let s = lo; s < hi; s++) {
-          const pw = scores[s]! / sum;
-          const vo = (s * nKvHeads + kvh) * d;
-          for (let i = 0; i < d; i++) acc[i]! += pw * v[vo + i]!;
-        }
-        for (let i = 0; i < d; i++) out[oo + i] = acc[i]!;
-      }
-    }
-  }
-
-  /**
-   * f16 / q8_0 keys and values: the f32 loop's arithmetic on each (key, kv head) row dequantized on the fly into a
-   * float32 scratch row (values are exact in float32), so the result equals attentionF32 on the dequantized cache.
-   */
-  private attentionCompressed(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
-    const kvType = p.kvType!;
-    const { nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0, scale, mask } = p;
-    checkKvArray(kvType, k, 'k');
-    checkKvArray(kvType, v, 'v');
-    if (kvType === 'q8_0' && d % 32 !== 0) throw new RangeError(`q8_0 keys/values need headDim a multiple of 32, got ${d}`);
-    const need = kvElements(kvType, S * nKvHeads * d);
-    if (k.length < need || v.length < need) throw new RangeError(`k/v have ${Math.min(k.length, v.length)} elements, ${kvType} [${S}, ${nKvHeads}, ${d}] needs ${need}`);
-    const group = nHeads / nKvHeads;
-    const scores = new Float64Array(S);
-    const acc = new Float64Array(d);
-    const row = new Float32Array(d);
-    for (let t = 0; t < T; t++) {
-      const qp = qPos0 + t;
-      let lo = 0, hi = S;
-      if (mask.causal) hi = Math.min(S, qp - kPos0 + 1);
-      if (mask.chunkSize > 0) lo = Math.max(0, Math.floor(qp / mask.chunkSize) * mask.chunkSize - kPos0);
-      for (let h = 0; h < nHeads; h++) {
-        const kvh = Math.floor(h / group);
-        const qo = (t * nHeads + h) * d;
-        let max = -Infinity;
-        for (let s = lo; s < hi; s++) {
-          decodeKv(kvType, k, (s * nKvHeads + kvh) * d, d, row);
-          let dot = 0;
-          for (let i = 0; i < d; i++) dot += q[qo + i]! * row[i]!;
+          for (let i = 0; i < d; i++) dot += q[qo + i]! * rowArr[ko + i]!;
           const sc = dot * scale;
           scores[s] = sc;
           if (sc > max) max = sc;
@@ -223,12 +187,12 @@ export class TsBackend implements Backend {
         let sum = 0;
         for (let s = lo; s < hi; s++) { const e = Math.exp(scores[s]! - max); scores[s] = e; sum += e; }
         for (let i = 0; i < d; i++) out[qo + i] = 0;
-        if (hi <= lo) continue;
+        if (hi <= lo) continue; // no visible key (cannot happen for causal self-attention)
         acc.fill(0);
         for (let s = lo; s < hi; s++) {
           const pw = scores[s]! / sum;
-          decodeKv(kvType, v, (s * nKvHeads + kvh) * d, d, row);
-          for (let i = 0; i < d; i++) acc[i]! += pw * row[i]!;
+          const vo = rowAt(v, s * nKvHeads + kvh);
+          for (let i = 0; i < d; i++) acc[i]! += pw * rowArr[vo + i]!;
         }
         for (let i = 0; i < d; i++) out[qo + i] = acc[i]!;
       }
