@@ -112,6 +112,9 @@ struct KernelTable {
   const char* isa;                 // "avx512", "avx2", "scalar"
   RowsFn rows[T_COUNT];            // per weight type; null = unsupported
   TileFn tile[T_COUNT];            // optional multi-token kernels for prefill (same activation format as rows[])
+  // optional small-batch decode kernels (2..kBatchMax tokens, nrows % 8 == 0): each weight byte streamed once for
+  // all tokens with prefetch, results bit-identical to rows[] (kern-avx512-batch.h)
+  TileFn batch[T_COUNT];
   int act[T_COUNT];                // ActFmt each rows[] kernel expects
   DequantFn dequant[T_COUNT];      // row -> f32 (getRows, toF32)
   QuantActFn quant_q8;             // f32 -> ActQ8 blocks (K % 32 == 0)

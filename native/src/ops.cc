@@ -29,6 +29,7 @@ struct MatmulCtx {
   RowsFn fn; TileFn tile; const uint8_t* w; size_t rb; int N, K, T; const uint8_t* act; size_t actStride; float* out; int rows;
 };
 static constexpr int kPrefillRows = 16;
+static constexpr int kBatchMax = 16;  // calls with 2..kBatchMax tokens use KernelTable::batch where there is one
 
 static void matmulChunk(void* p, int chunk, int) {
   const auto& c = *(const MatmulCtx*)p;
@@ -61,6 +62,19 @@ void Engine::matmul(float* out, const float* x, const uint8_t* w, int type, int 
       for (int64_t t = a; t < b; t++) q(x + (size_t)t * K, dst + (size_t)t * actStride, K);
     });
     act = act_.data();
+  }
+  if (T > 1 && T <= kBatchMax && kt_->batch[type] && N % 8 == 0) {
+    // Small batch (decoding sequences, an expert's few tokens): decode's row chunks (multiples of 16, about 4 per
+    // thread, one weight stream each), every token computed while the block is in registers.
+    const int nth = pool_.size();
+    MatmulCtx c{fn, kt_->batch[type], w, row_bytes(type, K), N, K, T, act, actStride, out, 0};
+    c.rows = (std::max(16, (N + nth * 4 - 1) / (nth * 4)) + 15) / 16 * 16;
+    pool_.run([](void* p, int chunk, int) {
+      const auto& c = *(const MatmulCtx*)p;
+      const int r0 = chunk * c.rows, nr = std::min(c.rows, c.N - r0);
+      c.tile(c.K, c.w + (size_t)r0 * c.rb, c.rb, nr, c.act, c.actStride, c.T, c.out + r0, (size_t)c.N);
+    }, &c, (N + c.rows - 1) / c.rows);
+    return;
   }
   MatmulCtx c{fn, kt_->tile[type], w, row_bytes(type, K), N, K, T, act, actStride, out, kPrefillRows};
   if (T == 1) {  // about 4 chunks per thread, at least 8 rows each

@@ -279,6 +279,28 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     });
   }
 
+  // Small batches (2..16 tokens: decoding sequences, an expert's few tokens) have kernels of their own on some
+  // kernel sets; rows a multiple of 8 (repacked q4_0/q8_0), including an odd number of 8-row groups.
+  for (const dtype of ['q4_0', 'q8_0'] as const) {
+    test(`${label}: matmul ${dtype} small batches (T=2..16) are batch-invariant`, { skip }, () => {
+      const r = rng(77 + DTYPES[dtype].ggmlType);
+      for (const [N, K] of [[40, 96], [64, 256], [8, 64]] as const) {
+        const { bytes } = randomWeight(dtype, N, K, 300 + N);
+        const w = be.weight(tensor('w', dtype, [N, K], bytes));
+        const x = randn(r, 16 * K);
+        const one = new Float32Array(N);
+        for (const T of [2, 3, 5, 8, 9, 16]) {
+          const batched = new Float32Array(T * N);
+          be.matmul(batched, x, w, T);
+          for (let t = 0; t < T; t++) {
+            be.matmul(one, x.subarray(t * K, (t + 1) * K), w, 1);
+            assertSameBits(batched.subarray(t * N, (t + 1) * N), one, `${dtype} K=${K} N=${N} T=${T} token ${t}`);
+          }
+        }
+      }
+    });
+  }
+
   const invCases: Array<[string, { T: number; S: number; qPos0: number; chunk: number; d: number }]> = [
     ['causal prefill', { T: 70, S: 70, qPos0: 0, chunk: 0, d: 32 }],
     ['chunked prefill, odd head size', { T: 45, S: 45, qPos0: 0, chunk: 16, d: 40 }],

@@ -237,17 +237,29 @@ export class Llama4TextModel implements CausalLM {
       this.observer?.(l, h, N);
     }
 
-    // Logits only for the rows asked for.
-    const out = items.map((it, i) => {
-      const n = it.tokens.length;
-      const rows = it.logits === 'none' || n === 0 ? 0 : it.logits === 'all' ? n : 1;
-      if (rows === 0) return new Float32Array(0);
-      const first = offsets[i]! + n - rows;
-      const xs = this.buf('xs', rows * H);
-      be.rmsNorm(xs, h.subarray(first * H, (first + rows) * H), this.outputNorm, rows, H, cfg.rmsNormEps);
-      const logits = new Float32Array(rows * V);
-      be.matmul(logits, xs, this.output, rows);
-      return logits;
+    // Logits only for the rows asked for, all items' rows in ONE head matmul (the head is the biggest matrix: a
+    // batch of decoding sequences reads it once per step, not once per sequence). Rows are batch invariant, so a
+    // row's logits are the same bits whichever rows share the call.
+    const want = items.map((it) => (it.logits === 'none' || it.tokens.length === 0 ? 0 : it.logits === 'all' ? it.tokens.length : 1));
+    const R = want.reduce((a, b) => a + b, 0);
+    const xs = this.buf('xs', R * H);
+    let r0 = 0;
+    items.forEach((it, i) => {
+      const first = offsets[i]! + it.tokens.length - want[i]!;
+      xs.set(h.subarray(first * H, (first + want[i]!) * H), r0 * H);
+      r0 += want[i]!;
+    });
+    const all = new Float32Array(R * V);
+    if (R > 0) {
+      be.rmsNorm(xs, xs, this.outputNorm, R, H, cfg.rmsNormEps);
+      be.matmul(all, xs, this.output, R);
+    }
+    r0 = 0;
+    const out = want.map((rows) => {
+      // an item owning its whole buffer is what the worker can transfer without a copy
+      const o = items.length === 1 ? all : all.slice(r0 * V, (r0 + rows) * V);
+      r0 += rows;
+      return o;
     });
     if (N > SCRATCH_KEEP_ROWS) this.scratchBufs.clear();
     return out;
