@@ -131,7 +131,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Engine", {
-      InstanceMethod<&EngineWrap::Matmul>("matmul"), InstanceMethod<&EngineWrap::GetRows>("getRows"),
+      InstanceMethod<&EngineWrap::Matmul>("matmul"), InstanceMethod<&EngineWrap::MatmulMany>("matmulMany"),
+      InstanceMethod<&EngineWrap::GetRows>("getRows"),
       InstanceMethod<&EngineWrap::Dequant>("dequant"), InstanceMethod<&EngineWrap::RmsNorm>("rmsNorm"),
       InstanceMethod<&EngineWrap::LayerNorm>("layerNorm"), InstanceMethod<&EngineWrap::Rope>("rope"),
       InstanceMethod<&EngineWrap::Attention>("attention"), InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
@@ -166,18 +167,34 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // matmul(out, x, w, type, N, K, T, expert)
   void Matmul(const Napi::CallbackInfo& info) {
+    const MatmulJob j = matmulJob(info, 0);
+    if (j.T > 0) e(info.Env()).matmul(j.out, j.x, j.w, j.type, j.N, j.K, j.T);
+  }
+  // matmulMany(out, x, w, type, N, K, T, expert, out, x, …): several matmuls in one pool run
+  void MatmulMany(const Napi::CallbackInfo& info) {
+    if (info.Length() % 8 != 0 || info.Length() == 0) throw Napi::RangeError::New(info.Env(), "matmulMany takes groups of 8 arguments");
+    std::vector<MatmulJob> jobs;
+    for (size_t i = 0; i < info.Length(); i += 8) jobs.push_back(matmulJob(info, i));
+    for (size_t a = 0; a < jobs.size(); a++)  // an output may not be another job's input (jobs run concurrently)
+      for (size_t b = 0; b < jobs.size(); b++) {
+        const char *o0 = (const char*)jobs[a].out, *o1 = o0 + sizeof(float) * (size_t)jobs[a].T * jobs[a].N;
+        const char *x0 = (const char*)jobs[b].x, *x1 = x0 + sizeof(float) * (size_t)jobs[b].T * jobs[b].K;
+        if (a != b && o0 < x1 && x0 < o1 && jobs[a].T && jobs[b].T) throw Napi::RangeError::New(info.Env(), "matmulMany: an output overlaps another product's input");
+      }
+    e(info.Env()).matmulMany(jobs.data(), (int)jobs.size());
+  }
+  MatmulJob matmulJob(const Napi::CallbackInfo& info, size_t i) {
     auto env = info.Env();
-    Arr out = typed(info, 0, "out", napi_float32_array), x = typed(info, 1, "x", napi_float32_array), w = typed(info, 2, "w", napi_uint8_array);
-    const int type = (int)num(info, 3, "type", 0, T_COUNT - 1);
-    const int64_t N = num(info, 4, "N", 1), K = num(info, 5, "K", 1), T = num(info, 6, "T", 0), ex = num(info, 7, "expert");
+    Arr out = typed(info, i, "out", napi_float32_array), x = typed(info, i + 1, "x", napi_float32_array), w = typed(info, i + 2, "w", napi_uint8_array);
+    const int type = (int)num(info, i + 3, "type", 0, T_COUNT - 1);
+    const int64_t N = num(info, i + 4, "N", 1), K = num(info, i + 5, "K", 1), T = num(info, i + 6, "T", 0), ex = num(info, i + 7, "expert");
     check_type(env, type, K);
     if (!e(env).kt()->rows[type]) throw Napi::RangeError::New(env, "weight type id " + std::to_string(type) + " has no kernel in the " + e(env).kt()->isa + " set");
     if (is_r8(type) && N % 8) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0");
     const size_t rb = row_bytes(type, K);
     if (w.bytes < (size_t)(ex + 1) * N * rb) throw Napi::RangeError::New(env, "weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
     need(env, x, T * K, "x"); need(env, out, T * N, "out");
-    if (T == 0) return;
-    e(env).matmul((float*)out.p, (const float*)x.p, w.p + (size_t)ex * N * rb, type, (int)N, (int)K, (int)T);
+    return MatmulJob{(float*)out.p, (const float*)x.p, w.p + (size_t)ex * N * rb, type, (int)N, (int)K, (int)T};
   }
   // getRows(out, w, type, rows, K, ids: Int32Array)
   void GetRows(const Napi::CallbackInfo& info) {

@@ -27,15 +27,17 @@ void Engine::parallelFor(int64_t n, int64_t minPer, F&& f) {
 // token before moving on, so weights are read once per call instead of once per token.
 struct MatmulCtx {
   RowsFn fn; TileFn tile; const uint8_t* w; size_t rb; int N, K, T; const uint8_t* act; size_t actStride; float* out; int rows;
+  int mode;    // 0: decode rows (T = 1), 1: small-batch kernel, 2: prefill tiles (or row kernel token by token)
+  int chunk0;  // first chunk of this job in the call's chunk numbering
 };
 static constexpr int kPrefillRows = 16;
 static constexpr int kBatchMax = 16;  // calls with 2..kBatchMax tokens use KernelTable::batch where there is one
 
-static void matmulChunk(void* p, int chunk, int) {
-  const auto& c = *(const MatmulCtx*)p;
+static void matmulChunk(const MatmulCtx& c, int chunk) {
   const int r0 = chunk * c.rows, nr = std::min(c.rows, c.N - r0);
   const uint8_t* w = c.w + (size_t)r0 * c.rb;
-  if (c.T == 1) { c.fn(c.K, w, c.rb, nr, c.act, c.out + r0, true); return; }
+  if (c.mode == 0) { c.fn(c.K, w, c.rb, nr, c.act, c.out + r0, true); return; }
+  if (c.mode == 1) { c.tile(c.K, w, c.rb, nr, c.act, c.actStride, c.T, c.out + r0, (size_t)c.N); return; }
   if (c.tile) {  // token tiles of 32 keep the tile's activations in L2 while its 16 weight rows stay in L1
     for (int t = 0; t < c.T; t += 32)
       c.tile(c.K, w, c.rb, nr, c.act + (size_t)t * c.actStride, c.actStride, std::min(32, c.T - t), c.out + (size_t)t * c.N + r0, (size_t)c.N);
@@ -49,39 +51,68 @@ static void matmulChunk(void* p, int chunk, int) {
 }
 
 void Engine::matmul(float* out, const float* x, const uint8_t* w, int type, int N, int K, int T) {
-  const RowsFn fn = kt_->rows[type];
-  const int fmt = kt_->act[type];
-  const uint8_t* act = (const uint8_t*)x;
-  size_t actStride = (size_t)K * 4;
-  if (fmt != ACT_F32) {  // quantize the activations once per call (ggml's vec_dot_type conversion)
-    actStride = act_row_bytes(fmt, K);
-    if (act_.size() < actStride * T) act_.resize(actStride * T);
-    const QuantActFn q = fmt == ACT_Q8 ? kt_->quant_q8 : kt_->quant_q8k;
-    uint8_t* dst = act_.data();
-    parallelFor(T, 8, [&](int64_t a, int64_t b, int) {
-      for (int64_t t = a; t < b; t++) q(x + (size_t)t * K, dst + (size_t)t * actStride, K);
-    });
-    act = act_.data();
+  const MatmulJob j{out, x, w, type, N, K, T};
+  matmulMany(&j, 1);
+}
+
+// Several products in one pool run: one thread hand-off (and one wait for the slowest thread) instead of one per
+// matrix, which matters for the many small matrices of a batched MoE step. Activations are quantized once per
+// distinct input (q/k/v, gate/up and the router read the same x). Each job is computed exactly as matmul would.
+void Engine::matmulMany(const MatmulJob* jobs, int n) {
+  std::vector<MatmulCtx> cs((size_t)n);
+  std::vector<size_t> actOff((size_t)n, SIZE_MAX);
+  size_t actBytes = 0;
+  const int nth = pool_.size();
+  for (int i = 0; i < n; i++) {
+    const MatmulJob& j = jobs[i];
+    const int fmt = kt_->act[j.type];
+    if (fmt == ACT_F32 || j.T == 0) continue;
+    for (int p = 0; p < i && actOff[i] == SIZE_MAX; p++)
+      if (jobs[p].x == j.x && jobs[p].K == j.K && jobs[p].T == j.T && kt_->act[jobs[p].type] == fmt) actOff[i] = actOff[p];
+    if (actOff[i] == SIZE_MAX) { actOff[i] = actBytes; actBytes += act_row_bytes(fmt, j.K) * j.T; }
   }
-  if (T > 1 && T <= kBatchMax && kt_->batch[type] && N % 8 == 0) {
-    // Small batch (decoding sequences, an expert's few tokens): decode's row chunks (multiples of 16, about 4 per
-    // thread, one weight stream each), every token computed while the block is in registers.
-    const int nth = pool_.size();
-    MatmulCtx c{fn, kt_->batch[type], w, row_bytes(type, K), N, K, T, act, actStride, out, 0};
-    c.rows = (std::max(16, (N + nth * 4 - 1) / (nth * 4)) + 15) / 16 * 16;
-    pool_.run([](void* p, int chunk, int) {
-      const auto& c = *(const MatmulCtx*)p;
-      const int r0 = chunk * c.rows, nr = std::min(c.rows, c.N - r0);
-      c.tile(c.K, c.w + (size_t)r0 * c.rb, c.rb, nr, c.act, c.actStride, c.T, c.out + r0, (size_t)c.N);
-    }, &c, (N + c.rows - 1) / c.rows);
-    return;
+  if (act_.size() < actBytes) act_.resize(actBytes);
+  int chunks = 0;
+  for (int i = 0; i < n; i++) {
+    const MatmulJob& j = jobs[i];
+    const int fmt = kt_->act[j.type];
+    MatmulCtx& c = cs[i];
+    c = MatmulCtx{kt_->rows[j.type], kt_->tile[j.type], j.w, row_bytes(j.type, j.K), j.N, j.K, j.T, (const uint8_t*)j.x, (size_t)j.K * 4,
+                  j.out, kPrefillRows, 2, chunks};
+    if (j.T == 0) continue;
+    if (fmt != ACT_F32) {  // quantize the activations once (ggml's vec_dot_type conversion), unless an earlier job did
+      c.actStride = act_row_bytes(fmt, j.K);
+      c.act = act_.data() + actOff[i];
+      bool done = false;
+      for (int p = 0; p < i && !done; p++) done = cs[p].act == c.act && jobs[p].T > 0;
+      if (!done) {
+        const QuantActFn q = fmt == ACT_Q8 ? kt_->quant_q8 : kt_->quant_q8k;
+        uint8_t* dst = act_.data() + actOff[i];
+        parallelFor(j.T, 8, [&](int64_t a, int64_t b, int) {
+          for (int64_t t = a; t < b; t++) q(j.x + (size_t)t * j.K, dst + (size_t)t * c.actStride, j.K);
+        });
+      }
+    }
+    if (j.T == 1) {  // decode: about 4 chunks per thread, multiples of 8 rows for the 8-row kernels
+      c.mode = 0;
+      c.rows = (std::max(8, (j.N + nth * 4 - 1) / (nth * 4)) + 7) / 8 * 8;
+    } else if (j.T <= kBatchMax && kt_->batch[j.type] && j.N % 8 == 0) {
+      // small batch (decoding sequences, an expert's few tokens): decode's chunks (one weight stream each, multiples
+      // of 16 rows), every token computed while a block is in registers
+      c.mode = 1;
+      c.tile = kt_->batch[j.type];
+      c.rows = (std::max(16, (j.N + nth * 4 - 1) / (nth * 4)) + 15) / 16 * 16;
+    }
+    c.chunk0 = chunks;
+    chunks += (j.N + c.rows - 1) / c.rows;
   }
-  MatmulCtx c{fn, kt_->tile[type], w, row_bytes(type, K), N, K, T, act, actStride, out, kPrefillRows};
-  if (T == 1) {  // about 4 chunks per thread, at least 8 rows each
-    const int nth = pool_.size();
-    c.rows = (std::max(8, (N + nth * 4 - 1) / (nth * 4)) + 7) / 8 * 8;  // multiples of 8 for the 8-row kernels
-  }
-  pool_.run(matmulChunk, &c, (N + c.rows - 1) / c.rows);
+  struct Ctx { const MatmulCtx* cs; int n; } ctx{cs.data(), n};
+  pool_.run([](void* p, int chunk, int) {
+    const auto& x = *(const Ctx*)p;
+    int i = 0;
+    while (i + 1 < x.n && x.cs[i + 1].chunk0 <= chunk) i++;  // the last job starting at or before chunk (T = 0 jobs own none)
+    matmulChunk(x.cs[i], chunk - x.cs[i].chunk0);
+  }, &ctx, chunks);
 }
 
 // A row of a repacked (R8) matrix back in its file layout: row r's blocks gathered from its group (common.h).

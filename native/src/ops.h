@@ -18,6 +18,9 @@ struct AttnShape {
   int kvType;         // T_F32, T_F16 or T_Q8_0: how k/v rows are stored (q8_0: headDim % 32 == 0)
 };
 
+// One product of matmulMany: out[T, N] = x[T, K] · W[N, K]ᵀ (W already offset to the expert's slice).
+struct MatmulJob { float* out; const float* x; const uint8_t* w; int type, N, K, T; };
+
 class Engine {
  public:
   Engine(int threads, const KernelTable* kt);
@@ -26,6 +29,8 @@ class Engine {
 
   // out[T, N] = x[T, K] · W[N, K]ᵀ, W given as N rows of rowBytes (an expert's slice already offset by the caller).
   void matmul(float* out, const float* x, const uint8_t* w, int type, int N, int K, int T);
+  // The jobs' products in one pool run (results as matmul gives them); no job's out may overlap another's x.
+  void matmulMany(const MatmulJob* jobs, int n);
   // out[i, :] = row ids[i] of W as f32.
   void getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n);
   void dequant(float* out, const uint8_t* w, int type, int64_t rows, int K);

@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AttentionShape, Backend, DType, KvData, KvType, RawTensor } from '../tensor/index.ts';
+import type { AttentionShape, Backend, DType, KvData, KvType, RawTensor, Weight } from '../tensor/index.ts';
 import { DTYPES, allocKv, byteSize, dequantizeRow, encodeKv, f32ToBf16, f32ToF16, hasDequantizer, kvElements } from '../tensor/index.ts';
 
 /** Deterministic xorshift32 generator: uniform [0, 1) and standard normal values. */
@@ -280,11 +280,11 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   }
 
   // Small batches (2..16 tokens: decoding sequences, an expert's few tokens) have kernels of their own on some
-  // kernel sets; rows a multiple of 8 (repacked q4_0/q8_0), including an odd number of 8-row groups.
-  for (const dtype of ['q4_0', 'q8_0'] as const) {
+  // kernel sets; rows a multiple of 8 (repacked q4_0/q8_0), including an odd number of 8-row groups, and odd T.
+  for (const dtype of ['q4_0', 'q8_0', 'q6_k'] as const) {
     test(`${label}: matmul ${dtype} small batches (T=2..16) are batch-invariant`, { skip }, () => {
       const r = rng(77 + DTYPES[dtype].ggmlType);
-      for (const [N, K] of [[40, 96], [64, 256], [8, 64]] as const) {
+      for (const [N, K] of [[40, 256], [64, 512], [8, 256]] as const) {
         const { bytes } = randomWeight(dtype, N, K, 300 + N);
         const w = be.weight(tensor('w', dtype, [N, K], bytes));
         const x = randn(r, 16 * K);
@@ -300,6 +300,26 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       }
     });
   }
+
+  t0('matmulMany gives each job exactly what matmul gives (shared inputs, experts, mixed types and sizes, T = 0)', () => {
+    const r = rng(901);
+    const K = 256;
+    const mk = (dtype: DType, E: number, N: number, seed: number): Weight =>
+      be.weight(tensor('w', dtype, E > 1 ? [E, N, K] : [N, K], randomWeight(dtype, E * N, K, seed).bytes));
+    const wa = mk('q4_0', 1, 48, 1), wb = mk('q8_0', 1, 40, 2), wc = mk('q6_k', 1, 24, 3), we = mk('q4_0', 4, 16, 4), wf = mk('f32', 1, 8, 5);
+    const x1 = randn(r, 19 * K), x2 = randn(r, 3 * K), x3 = randn(r, K);
+    const jobs: Array<{ x: Float32Array; w: Weight; T: number; expert?: number; N: number }> = [
+      { x: x1, w: wa, T: 19, N: 48 }, { x: x1, w: wb, T: 19, N: 40 }, { x: x2, w: wa, T: 3, N: 48 }, { x: x2, w: wc, T: 3, N: 24 },
+      { x: x3, w: we, T: 1, expert: 2, N: 16 }, { x: x2, w: we, T: 3, expert: 1, N: 16 }, { x: x3, w: wf, T: 0, N: 8 }, { x: x3, w: wf, T: 1, N: 8 },
+    ];
+    const outs = jobs.map((j) => new Float32Array(j.T * j.N).fill(NaN));
+    be.matmulMany(jobs.map((j, i) => ({ out: outs[i]!, x: j.x, w: j.w, T: j.T, ...(j.expert !== undefined ? { expert: j.expert } : {}) })));
+    jobs.forEach((j, i) => {
+      const want = new Float32Array(j.T * j.N);
+      be.matmul(want, j.x, j.w, j.T, j.expert);
+      assertSameBits(outs[i]!, want, `job ${i}`);
+    });
+  });
 
   const invCases: Array<[string, { T: number; S: number; qPos0: number; chunk: number; d: number }]> = [
     ['causal prefill', { T: 70, S: 70, qPos0: 0, chunk: 0, d: 32 }],

@@ -60,6 +60,15 @@ export interface AttentionShape {
   readonly kvType?: KvType;
 }
 
+/** One product of Backend.matmulMany: out[T, N] = x[T, K] · W[N, K]ᵀ (W = w[expert] of a stack when given). */
+export interface MatmulJob {
+  readonly out: Float32Array;
+  readonly x: Float32Array;
+  readonly w: Weight;
+  readonly T: number;
+  readonly expert?: number;
+}
+
 /**
  * The compute seam. Model code calls only these operations; `load.ts` picks the implementation
  * (TypeScript reference in kernels/ts, native addon in kernels/native). Activations are float32, row-major,
@@ -74,6 +83,13 @@ export interface Backend {
 
   /** out[T, N] = x[T, K] · W[N, K]ᵀ. With `expert`, W is w[expert] of an [E, N, K] stack. */
   matmul(out: Float32Array, x: Float32Array, w: Weight, T: number, expert?: number): void;
+
+  /**
+   * Several matmuls, each giving exactly what matmul gives, in one call (a native backend hands them all to its
+   * threads at once: one hand-off for q/k/v or for every expert of a MoE step). No job's out may overlap another
+   * job's x.
+   */
+  matmulMany(jobs: readonly MatmulJob[]): void;
 
   /** out[i, :] = float32 row ids[i] of an [N, K] weight (token embeddings). */
   getRows(out: Float32Array, w: Weight, ids: ArrayLike<number>): void;

@@ -15,6 +15,8 @@ export interface RawEngine {
   readonly threads: number;
   readonly isa: NativeIsa;
   matmul(out: Float32Array, x: Float32Array, w: Uint8Array, type: number, N: number, K: number, T: number, expert: number): void;
+  /** Groups of matmul's 8 arguments (out, x, w, type, N, K, T, expert), run in one pool hand-off. */
+  matmulMany(...args: Array<Float32Array | Uint8Array | number>): void;
   getRows(out: Float32Array, w: Uint8Array, type: number, rows: number, K: number, ids: Int32Array): void;
   dequant(out: Float32Array, w: Uint8Array, type: number, rows: number, K: number): void;
   rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, rows: number, dim: number, eps: number): void;

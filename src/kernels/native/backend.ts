@@ -5,7 +5,7 @@
  * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
  */
 import { availableParallelism, totalmem } from 'node:os';
-import type { AttentionShape, Backend, DType, KvData, RawTensor, Weight } from '../../tensor/index.ts';
+import type { AttentionShape, Backend, DType, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
 import { DTYPES, byteSize, checkKvArray } from '../../tensor/index.ts';
 import type { NativeIsa, RawEngine } from './addon.ts';
 import { loadAddon } from './addon.ts';
@@ -97,6 +97,18 @@ export class NativeBackend implements Backend {
     need(x, T * w.cols, 'x');
     need(out, T * w.rows, 'out');
     this.engine.matmul(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
+  }
+
+  matmulMany(jobs: readonly MatmulJob[]): void {
+    const args: Array<Float32Array | Uint8Array | number> = [];
+    for (const { out, x, w: wAny, T, expert = 0 } of jobs) {
+      const w = own(wAny);
+      if (!(Number.isInteger(expert) && expert >= 0 && expert < w.experts)) throw new RangeError(`expert ${expert} out of range ${w.experts}`);
+      need(x, T * w.cols, 'x');
+      need(out, T * w.rows, 'out');
+      args.push(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
+    }
+    if (args.length) this.engine.matmulMany(...args);
   }
 
   getRows(out: Float32Array, wAny: Weight, ids: ArrayLike<number>): void {

@@ -5,7 +5,7 @@
  * E experts, I expert width, Imlp dense width, V vocab.
  * Per layer l:  h += Attn_l(RMSNorm(h));  h += FFN_l(RMSNorm(h));  logits = RMSNorm(h) · Woutᵀ.
  */
-import type { Backend, KvType, RawTensor, Weight } from '../../tensor/index.ts';
+import type { Backend, KvType, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
 import { isKvType } from '../../tensor/index.ts';
 import { UsageError, assert } from '../../util/index.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
@@ -196,9 +196,7 @@ export class Llama4TextModel implements CausalLM {
       const f = L.facts;
       // --- attention ---
       be.rmsNorm(x, h, L.attnNorm, N, H, cfg.rmsNormEps);
-      be.matmul(q, x, L.wq, N);
-      be.matmul(k, x, L.wk, N);
-      be.matmul(v, x, L.wv, N);
+      be.matmulMany([{ out: q, x, w: L.wq, T: N }, { out: k, x, w: L.wk, T: N }, { out: v, x, w: L.wv, T: N }]);
       if (f.usesRope) {
         be.rope(q, N, nh, d, cos, sin);
         be.rope(k, N, nkv, d, cos, sin);
@@ -291,8 +289,7 @@ export class Llama4TextModel implements CausalLM {
   private dense(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
     const Imlp = this.config.intermediateSizeMlp;
     const g = this.buf('g', N * Imlp), u = this.buf('u', N * Imlp);
-    this.backend.matmul(g, x, L.gate!, N);
-    this.backend.matmul(u, x, L.up!, N);
+    this.backend.matmulMany([{ out: g, x, w: L.gate!, T: N }, { out: u, x, w: L.up!, T: N }]);
     this.backend.siluMul(g, g, u, N * Imlp);
     this.backend.matmul(out, g, L.down!, N);
   }
@@ -300,55 +297,61 @@ export class Llama4TextModel implements CausalLM {
   /**
    * MoE (spec §2.3). T tokens, E experts, 1 active. Router: top-1 of x·Wrᵀ, score s = sigmoid(logit) — no softmax,
    * no renormalisation — and s scales the expert's INPUT (not its output; they differ through SiLU).
-   * Tokens are grouped by expert so each expert's matrices are read once per call (prefill batching).
    * out = shared_expert(x) + Σ expert_e(s·x).
+   * Tokens are grouped by expert (rows of one expert contiguous in xe), so each chosen expert's matrices are read
+   * once per call for all its tokens — across the sequences of a batched decode step as in a prompt. The whole
+   * layer is three matmulMany calls: router + shared gate/up, every chosen expert's gate/up, then the shared and
+   * every chosen expert's down (rows [0, N) shared, [N, 2N) routed, so one SiLU·mul covers both).
    */
   private moe(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
     const be = this.backend;
     const { hiddenSize: H, intermediateSize: I, numExperts: E } = this.config;
     const logits = this.buf('router', N * E);
-    be.matmul(logits, x, L.router!, N);
+    const g = this.buf('g', 2 * N * I), u = this.buf('u', 2 * N * I);
+    be.matmulMany([
+      { out: logits, x, w: L.router!, T: N },
+      { out: g.subarray(0, N * I), x, w: L.gateSh!, T: N },
+      { out: u.subarray(0, N * I), x, w: L.upSh!, T: N },
+    ]);
     const choice = new Int32Array(N);
     const score = new Float32Array(N);
-    const count = new Int32Array(E);
+    const start = new Int32Array(E + 1); // expert e's rows in xe: [start[e], start[e + 1])
     for (let t = 0; t < N; t++) {
       let best = 0; // ties go to the lowest index (torch.topk's order is unspecified; documented choice)
       for (let e = 1; e < E; e++) if (logits[t * E + e]! > logits[t * E + best]!) best = e;
       choice[t] = best;
       score[t] = 1 / (1 + Math.exp(-logits[t * E + best]!));
-      count[best]!++;
+      start[best + 1]!++;
     }
-    // Shared expert on the unscaled input.
-    const g = this.buf('g', N * I), u = this.buf('u', N * I);
-    be.matmul(g, x, L.gateSh!, N);
-    be.matmul(u, x, L.upSh!, N);
-    be.siluMul(g, g, u, N * I);
-    be.matmul(out, g, L.downSh!, N);
-    // Routed experts, one batched matmul chain per expert over its tokens.
-    const rows = new Int32Array(N);
+    for (let e = 0; e < E; e++) start[e + 1]! += start[e]!;
+    // xe [N, H]: each token's scaled input at its expert's next row; rowOf[t] = that row.
+    const xe = this.buf('xe', N * H);
+    const rowOf = new Int32Array(N);
+    const next = start.slice(0, E);
+    for (let t = 0; t < N; t++) {
+      const j = next[choice[t]!]!++;
+      rowOf[t] = j;
+      const s = score[t]!;
+      for (let i = 0; i < H; i++) xe[j * H + i] = x[t * H + i]! * s;
+    }
+    const ge = g.subarray(N * I), ue = u.subarray(N * I);
+    const up: MatmulJob[] = [];
+    const down: MatmulJob[] = [{ out: out, x: g.subarray(0, N * I), w: L.downSh!, T: N }];
+    const ye = this.buf('ye', N * H);
     for (let e = 0; e < E; e++) {
-      const n = count[e]!;
+      const a = start[e]!, n = start[e + 1]! - a;
       if (n === 0) continue;
-      const xe = this.buf('xe', n * H);
-      let j = 0;
-      for (let t = 0; t < N; t++) {
-        if (choice[t] !== e) continue;
-        rows[j] = t;
-        const s = score[t]!;
-        for (let i = 0; i < H; i++) xe[j * H + i] = x[t * H + i]! * s;
-        j++;
-      }
-      assert(j === n, 'expert token count');
-      const ge = g.subarray(0, n * I), ue = u.subarray(0, n * I);
-      be.matmul(ge, xe, L.gateExps!, n, e);
-      be.matmul(ue, xe, L.upExps!, n, e);
-      be.siluMul(ge, ge, ue, n * I);
-      const ye = this.buf('ye', n * H);
-      be.matmul(ye, ge, L.downExps!, n, e);
-      for (let r = 0; r < n; r++) {
-        const t = rows[r]!;
-        for (let i = 0; i < H; i++) out[t * H + i]! += ye[r * H + i]!;
-      }
+      const xs = xe.subarray(a * H, (a + n) * H);
+      up.push({ out: ge.subarray(a * I, (a + n) * I), x: xs, w: L.gateExps!, T: n, expert: e });
+      up.push({ out: ue.subarray(a * I, (a + n) * I), x: xs, w: L.upExps!, T: n, expert: e });
+      down.push({ out: ye.subarray(a * H, (a + n) * H), x: ge.subarray(a * I, (a + n) * I), w: L.downExps!, T: n, expert: e });
+    }
+    be.matmulMany(up);
+    be.siluMul(g, g, u, 2 * N * I);
+    be.matmulMany(down);
+    for (let t = 0; t < N; t++) {
+      const j = rowOf[t]!;
+      for (let i = 0; i < H; i++) out[t * H + i]! += ye[j * H + i]!;
     }
   }
 }
