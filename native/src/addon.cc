@@ -135,7 +135,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::GetRows>("getRows"),
       InstanceMethod<&EngineWrap::Dequant>("dequant"), InstanceMethod<&EngineWrap::RmsNorm>("rmsNorm"),
       InstanceMethod<&EngineWrap::LayerNorm>("layerNorm"), InstanceMethod<&EngineWrap::Rope>("rope"),
-      InstanceMethod<&EngineWrap::Attention>("attention"), InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
+      InstanceMethod<&EngineWrap::Attention>("attention"), InstanceMethod<&EngineWrap::AttentionMany>("attentionMany"),
+      InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
       InstanceMethod<&EngineWrap::Gelu>("gelu"), InstanceMethod<&EngineWrap::Add>("add"),
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
       InstanceMethod<&EngineWrap::StreamRead>("streamRead"), InstanceMethod<&EngineWrap::HugePages>("hugePages"),
@@ -254,26 +255,46 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // kvType (GGML id, default f32): f32 k/v are Float32Arrays, f16 Uint16Arrays of half bits, q8_0 Uint8Arrays of
   // BlockQ8_0 (headDim % 32 == 0).
   void Attention(const Napi::CallbackInfo& info) {
+    const AttnJob j = attnJob(info, 0, info.Length() > 14 && !info[14].IsUndefined());
+    e(info.Env()).attention(j.out, j.q, j.k, j.v, j.s);
+  }
+  // attentionMany(out, q, k, v, nHeads, nKvHeads, headDim, T, S, qPos0, kPos0, scale, causal, chunkSize, kvType, out, …)
+  void AttentionMany(const Napi::CallbackInfo& info) {
     auto env = info.Env();
-    Arr out = typed(info, 0, "out", napi_float32_array), q = typed(info, 1, "q", napi_float32_array);
-    const int kvType = info.Length() > 14 && !info[14].IsUndefined() ? (int)num(info, 14, "kvType", 0, T_COUNT - 1) : T_F32;
+    if (info.Length() % 15 != 0 || info.Length() == 0) throw Napi::RangeError::New(env, "attentionMany takes groups of 15 arguments");
+    std::vector<AttnJob> jobs;
+    for (size_t i = 0; i < info.Length(); i += 15) jobs.push_back(attnJob(info, i, true));
+    auto span = [](const AttnJob& j, const float* p) { return std::make_pair((const char*)p, (const char*)(p + (size_t)j.s.T * j.s.nHeads * j.s.headDim)); };
+    for (size_t a = 0; a < jobs.size(); a++)  // jobs run concurrently: an output may not overlap another job's q or output
+      for (size_t b = 0; b < jobs.size(); b++) {
+        if (a == b) continue;
+        const auto o = span(jobs[a], jobs[a].out), q = span(jobs[b], jobs[b].q), o2 = span(jobs[b], jobs[b].out);
+        if ((o.first < q.second && q.first < o.second) || (o.first < o2.second && o2.first < o.second))
+          throw Napi::RangeError::New(env, "attentionMany: an output overlaps another job's q or output");
+      }
+    e(env).attentionMany(jobs.data(), (int)jobs.size());
+  }
+  AttnJob attnJob(const Napi::CallbackInfo& info, size_t i, bool hasKvType) {
+    auto env = info.Env();
+    Arr out = typed(info, i, "out", napi_float32_array), q = typed(info, i + 1, "q", napi_float32_array);
+    const int kvType = hasKvType ? (int)num(info, i + 14, "kvType", 0, T_COUNT - 1) : T_F32;
     if (kvType != T_F32 && kvType != T_F16 && kvType != T_Q8_0) throw Napi::RangeError::New(env, "unsupported kvType id " + std::to_string(kvType));
     const napi_typedarray_type kvArr = kvType == T_F32 ? napi_float32_array : kvType == T_F16 ? napi_uint16_array : napi_uint8_array;
-    Arr k = typed(info, 2, "k", kvArr), v = typed(info, 3, "v", kvArr);
+    Arr k = typed(info, i + 2, "k", kvArr), v = typed(info, i + 3, "v", kvArr);
     AttnShape s{};
     s.kvType = kvType;
-    s.nHeads = (int)num(info, 4, "nHeads", 1); s.nKvHeads = (int)num(info, 5, "nKvHeads", 1); s.headDim = (int)num(info, 6, "headDim", 1);
-    s.T = (int)num(info, 7, "T"); s.S = (int)num(info, 8, "S");
-    s.qPos0 = num(info, 9, "qPos0", 0, INT64_C(1) << 50); s.kPos0 = num(info, 10, "kPos0", 0, INT64_C(1) << 50);
-    s.scale = (float)fnum(info, 11, "scale");
-    s.causal = info[12].ToBoolean().Value();
-    s.chunkSize = num(info, 13, "chunkSize", 0, INT64_C(1) << 50);
+    s.nHeads = (int)num(info, i + 4, "nHeads", 1); s.nKvHeads = (int)num(info, i + 5, "nKvHeads", 1); s.headDim = (int)num(info, i + 6, "headDim", 1);
+    s.T = (int)num(info, i + 7, "T"); s.S = (int)num(info, i + 8, "S");
+    s.qPos0 = num(info, i + 9, "qPos0", 0, INT64_C(1) << 50); s.kPos0 = num(info, i + 10, "kPos0", 0, INT64_C(1) << 50);
+    s.scale = (float)fnum(info, i + 11, "scale");
+    s.causal = info[i + 12].ToBoolean().Value();
+    s.chunkSize = num(info, i + 13, "chunkSize", 0, INT64_C(1) << 50);
     if (s.nHeads % s.nKvHeads) throw Napi::RangeError::New(env, "nHeads must be a multiple of nKvHeads");
     if (kvType == T_Q8_0 && s.headDim % QK) throw Napi::RangeError::New(env, "q8_0 keys/values need headDim a multiple of 32");
     const int64_t qn = (int64_t)s.T * s.nHeads * s.headDim, kvals = (int64_t)s.S * s.nKvHeads * s.headDim;
     const int64_t kn = kvType == T_Q8_0 ? kvals / QK * (int64_t)sizeof(BlockQ8_0) : kvals;  // typed-array elements
     need(env, q, qn, "q"); need(env, out, qn, "out"); need(env, k, kn, "k"); need(env, v, kn, "v");
-    e(env).attention((float*)out.p, (const float*)q.p, k.p, v.p, s);
+    return AttnJob{(float*)out.p, (const float*)q.p, k.p, v.p, s};
   }
   void SiluMul(const Napi::CallbackInfo& info) {
     auto env = info.Env();

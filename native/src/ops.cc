@@ -255,118 +255,175 @@ static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -
   for (int i = 0; i < d; i++) out[i] = o[i] * inv;
 }
 
-void Engine::attention(float* out, const float* q, const void* k, const void* v, const AttnShape& s) {
-  const uint8_t *kb = (const uint8_t*)k, *vb = (const uint8_t*)v;
-  if (s.kvType == T_F16) attentionT<T_F16>(out, q, kb, vb, s);
-  else if (s.kvType == T_Q8_0) attentionT<T_Q8_0>(out, q, kb, vb, s);
-  else attentionT<T_F32>(out, q, kb, vb, s);
-}
 
 // One body for every K/V storage type: KV picks the kernel table's row function for the storage (attn_row[]), whose
 // f16/q8_0 loaders give exactly the dequantized values, so compressed attention equals f32 attention on the
 // dequantized cache and inherits batch invariance.
-template <int KV>
-void Engine::attentionT(float* out, const float* q, const uint8_t* kbase, const uint8_t* vbase, const AttnShape& s) {
-  const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
-  if (T <= 0) return;
-  if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * H * d); return; }
-  const int tiles = (T + kQTile - 1) / kQTile, nth = pool_.size();
-  const int units0 = Hkv * tiles;
+// The fixed facts of one attention call, shared by its work units.
+struct AttnPlan {
+  float* out; const float* q; const uint8_t* kbase; const uint8_t* vbase; AttnShape s;
+  int tiles, units0;       // query tiles; (kv head, tile) units
+  int64_t slice0, nslices; // absolute key slices covered
+  int64_t nsplit;          // slices spread over this many units per (kv head, tile)
+  size_t rowB;             // bytes per (key, kv head) row
+  float* part;             // [slice][t][h](m, l, acc[d]) when nsplit > 1
+};
+static AttnPlan attnPlan(float* out, const float* q, const void* k, const void* v, const AttnShape& s) {
+  AttnPlan p{out, q, (const uint8_t*)k, (const uint8_t*)v, s, 0, 0, 0, 0, 1, 0, nullptr};
+  p.tiles = (s.T + kQTile - 1) / kQTile;
+  p.units0 = s.nKvHeads * p.tiles;
   // slices [slice0 + i] cover absolute key positions [(slice0 + i)·kKSlice, …); key index j is position kPos0 + j
-  const int64_t slice0 = floorDiv(s.kPos0, kKSlice), nslices = floorDiv(s.kPos0 + S - 1, kKSlice) - slice0 + 1;
+  p.slice0 = floorDiv(s.kPos0, kKSlice);
+  p.nslices = floorDiv(s.kPos0 + s.S - 1, kKSlice) - p.slice0 + 1;
+  const int d = s.headDim;
+  p.rowB = s.kvType == T_F32 ? (size_t)d * 4 : s.kvType == T_F16 ? (size_t)d * 2 : (size_t)(d / QK) * sizeof(BlockQ8_0);
+  return p;
+}
+
+void Engine::attention(float* out, const float* q, const void* k, const void* v, const AttnShape& s) {
+  const int T = s.T, S = s.S;
+  if (T <= 0) return;
+  if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * s.nHeads * s.headDim); return; }
+  AttnPlan p = attnPlan(out, q, k, v, s);
+  const int nth = pool_.size();
   // Spread slices over threads only when the (kv head, query tile) units are too few; the split changes where the
   // work runs, not the result. Partials are kept per slice: bound their memory.
-  int64_t nsplit = 1;
-  const double partFloats = (double)nslices * T * H * (d + 2);
-  if (units0 < 4 * nth && nslices > 1 && partFloats <= (double)(16 << 20))
-    nsplit = std::min<int64_t>(nslices, (4 * nth + units0 - 1) / units0);
+  const double partFloats = (double)p.nslices * T * s.nHeads * (s.headDim + 2);
+  if (p.units0 < 4 * nth && p.nslices > 1 && partFloats <= (double)(16 << 20))
+    p.nsplit = std::min<int64_t>(p.nslices, (4 * nth + p.units0 - 1) / p.units0);
+  std::vector<float> part(p.nsplit > 1 ? (size_t)partFloats : 0);
+  p.part = part.data();
+  attentionScratch(s.headDim, s.nHeads / s.nKvHeads);
+  parallelFor((int64_t)p.units0 * p.nsplit, 1, [&](int64_t a, int64_t b, int tid) {
+    for (int64_t u = a; u < b; u++) attnUnit(p, u, tid);
+  });
+  if (p.nsplit == 1) return;
+  // fold the slices' partials in ascending order, exactly as an unsplit unit does
+  const int H = s.nHeads, d = s.headDim;
+  for (int t = 0; t < T; t++)
+    for (int h = 0; h < H; h++) {
+      float* o = out + ((size_t)t * H + h) * d;
+      float m = -INFINITY, l = 0;
+      for (int64_t si = 0; si < p.nslices; si++) {
+        const float* pp = part.data() + (((size_t)si * T + t) * H + h) * (d + 2);
+        foldSlice(m, l, o, pp[0], pp[1], pp + 2, d);
+      }
+      finishQuery(o, l, o, d);
+    }
+}
+
+// Several sequences' attention (a batched decode step: each sequence's queries against its own cache) in one pool
+// run. Every (sequence, kv head, query tile) unit computes exactly what attention() computes for it unsplit, and an
+// unsplit unit gives the same bits as a split one (see above), so results equal separate calls.
+void Engine::attentionMany(const AttnJob* jobs, int n) {
+  std::vector<AttnPlan> ps;
+  std::vector<int64_t> first;  // first unit of each plan
+  int64_t units = 0;
+  for (int i = 0; i < n; i++) {
+    const AttnShape& s = jobs[i].s;
+    if (s.T <= 0) continue;
+    if (s.S <= 0) { std::memset(jobs[i].out, 0, sizeof(float) * (size_t)s.T * s.nHeads * s.headDim); continue; }
+    ps.push_back(attnPlan(jobs[i].out, jobs[i].q, jobs[i].k, jobs[i].v, s));
+    attentionScratch(s.headDim, s.nHeads / s.nKvHeads);
+    first.push_back(units);
+    units += ps.back().units0;
+  }
+  parallelFor(units, 1, [&](int64_t a, int64_t b, int tid) {
+    size_t i = 0;
+    for (int64_t u = a; u < b; u++) {
+      while (i + 1 < ps.size() && first[i + 1] <= u) i++;
+      attnUnit(ps[i], u - first[i], tid);
+    }
+  });
+}
+
+void Engine::attentionScratch(int d, int group) {
   const size_t combos = (size_t)kQTile * group;
   for (auto& b : scratch_) if (b.size() < combos * (2 * d + 4) + kKBlock) b.resize(combos * (2 * d + 4) + kKBlock);
-  // partials[slice][t][h] = (m, l, acc[d]) when the slices are split over threads
-  std::vector<float> part(nsplit > 1 ? (size_t)partFloats : 0);
-  // bytes per (key, kv head) row
-  const size_t rowB = KV == T_F32 ? (size_t)d * 4 : KV == T_F16 ? (size_t)d * 2 : (size_t)(d / QK) * sizeof(BlockQ8_0);
+}
+
+void Engine::attnUnit(const AttnPlan& p, int64_t u, int tid) {
+  if (p.s.kvType == T_F16) attnUnitT<T_F16>(p, u, tid);
+  else if (p.s.kvType == T_Q8_0) attnUnitT<T_Q8_0>(p, u, tid);
+  else attnUnitT<T_F32>(p, u, tid);
+}
+
+// One work unit: kv head × query tile × a range of key slices. One body for every K/V storage type: KV picks the
+// kernel table's row function for the storage (attn_row[]), whose f16/q8_0 loaders give exactly the dequantized
+// values, so compressed attention equals f32 attention on the dequantized cache and inherits batch invariance.
+template <int KV>
+void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
+  const AttnShape& s = p.s;
+  const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
+  const size_t combos = (size_t)kQTile * group, rowB = p.rowB;
+  const float* q = p.q;
+  const uint8_t *kbase = p.kbase, *vbase = p.vbase;
   auto visible = [&](int t, int64_t& lo, int64_t& hi) {
     const int64_t qp = s.qPos0 + t;
     lo = 0; hi = S;
     if (s.causal) hi = std::min<int64_t>(S, qp - s.kPos0 + 1);
     if (s.chunkSize > 0) lo = std::max<int64_t>(0, (qp / s.chunkSize) * s.chunkSize - s.kPos0);
   };
-  parallelFor((int64_t)units0 * nsplit, 1, [&](int64_t a, int64_t b, int tid) {
-    float* buf = scratch_[tid].data();
-    float* M = buf;                    // [combos] running max within the slice
-    float* L = M + combos;             // [combos] running sum within the slice
-    float* Mr = L + combos;            // [combos] folded max over the slices so far
-    float* Lr = Mr + combos;           // [combos] folded sum
-    float* acc = Lr + combos;          // [combos][d] slice accumulator
-    float* Or = acc + combos * d;      // [combos][d] folded accumulator
-    float* sc = Or + combos * d;       // [kKBlock] scores of one block
-    for (int64_t u = a; u < b; u++) {
-      const int kvh = (int)(u % Hkv), split = (int)((u / Hkv) % nsplit), tile = (int)(u / Hkv / nsplit);
-      const int t0 = tile * kQTile, t1 = std::min(T, t0 + kQTile);
-      const size_t nc = (size_t)(t1 - t0) * group;
-      for (size_t c = 0; c < nc; c++) { Mr[c] = -INFINITY; Lr[c] = 0; }
-      const int64_t i0 = split * nslices / nsplit, i1 = (split + 1) * nslices / nsplit;
-      for (int64_t si = i0; si < i1; si++) {
-        // this slice's key indices, clipped to the cache
-        const int64_t sa = std::max<int64_t>(0, (slice0 + si) * kKSlice - s.kPos0);
-        const int64_t sb = std::min<int64_t>(S, (slice0 + si + 1) * kKSlice - s.kPos0);
-        int64_t ulo = sb, uhi = sa;  // union of the tile's visible ranges within this slice
-        for (int t = t0; t < t1; t++) {
-          int64_t lo, hi; visible(t, lo, hi);
-          ulo = std::min(ulo, std::max(lo, sa)); uhi = std::max(uhi, std::min(hi, sb));
-        }
-        for (size_t c = 0; c < nc; c++) { M[c] = -INFINITY; L[c] = 0; }
-        std::memset(acc, 0, sizeof(float) * nc * d);
-        // blocks start at absolute positions that are multiples of kKBlock
-        for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
-          const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
-          for (int t = t0; t < t1; t++) {
-            int64_t lo, hi; visible(t, lo, hi);
-            const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
-            if (jlo >= jhi) continue;
-            for (int g = 0; g < group; g++) {
-              const int h = kvh * group + g;
-              const size_t c = (size_t)(t - t0) * group + g;
-              kt_->attn_row[kv_index(KV)](q + ((size_t)t * H + h) * d, kbase + ((size_t)jlo * Hkv + kvh) * rowB,
-                                          vbase + ((size_t)jlo * Hkv + kvh) * rowB, (size_t)Hkv * rowB, (int)(jhi - jlo), d,
-                                          s.scale, &M[c], &L[c], acc + c * d, sc);
-            }
-          }
-        }
-        for (int t = t0; t < t1; t++)
-          for (int g = 0; g < group; g++) {
-            const int h = kvh * group + g;
-            const size_t c = (size_t)(t - t0) * group + g;
-            if (nsplit == 1) foldSlice(Mr[c], Lr[c], Or + c * d, M[c], L[c], acc + c * d, d);
-            else {
-              float* pp = part.data() + (((size_t)si * T + t) * H + h) * (d + 2);
-              pp[0] = M[c]; pp[1] = L[c];
-              if (L[c] != 0) std::memcpy(pp + 2, acc + c * d, sizeof(float) * d);
-            }
-          }
-      }
-      if (nsplit == 1)
-        for (int t = t0; t < t1; t++)
-          for (int g = 0; g < group; g++) {
-            const int h = kvh * group + g;
-            const size_t c = (size_t)(t - t0) * group + g;
-            finishQuery(out + ((size_t)t * H + h) * d, Lr[c], Or + c * d, d);
-          }
+  float* buf = scratch_[tid].data();
+  float* M = buf;                    // [combos] running max within the slice
+  float* L = M + combos;             // [combos] running sum within the slice
+  float* Mr = L + combos;            // [combos] folded max over the slices so far
+  float* Lr = Mr + combos;           // [combos] folded sum
+  float* acc = Lr + combos;          // [combos][d] slice accumulator
+  float* Or = acc + combos * d;      // [combos][d] folded accumulator
+  float* sc = Or + combos * d;       // [kKBlock] scores of one block
+  const int64_t nsplit = p.nsplit, nslices = p.nslices, slice0 = p.slice0;
+  const int kvh = (int)(u % Hkv), split = (int)((u / Hkv) % nsplit), tile = (int)(u / Hkv / nsplit);
+  const int t0 = tile * kQTile, t1 = std::min(T, t0 + kQTile);
+  const size_t nc = (size_t)(t1 - t0) * group;
+  for (size_t c = 0; c < nc; c++) { Mr[c] = -INFINITY; Lr[c] = 0; }
+  const int64_t i0 = split * nslices / nsplit, i1 = (split + 1) * nslices / nsplit;
+  for (int64_t si = i0; si < i1; si++) {
+    // this slice's key indices, clipped to the cache
+    const int64_t sa = std::max<int64_t>(0, (slice0 + si) * kKSlice - s.kPos0);
+    const int64_t sb = std::min<int64_t>(S, (slice0 + si + 1) * kKSlice - s.kPos0);
+    int64_t ulo = sb, uhi = sa;  // union of the tile's visible ranges within this slice
+    for (int t = t0; t < t1; t++) {
+      int64_t lo, hi; visible(t, lo, hi);
+      ulo = std::min(ulo, std::max(lo, sa)); uhi = std::max(uhi, std::min(hi, sb));
     }
-  });
-  if (nsplit == 1) return;
-  // fold the slices' partials in ascending order, exactly as an unsplit unit does
-  for (int t = 0; t < T; t++)
-    for (int h = 0; h < H; h++) {
-      float* o = out + ((size_t)t * H + h) * d;
-      float m = -INFINITY, l = 0;
-      for (int64_t si = 0; si < nslices; si++) {
-        const float* pp = part.data() + (((size_t)si * T + t) * H + h) * (d + 2);
-        foldSlice(m, l, o, pp[0], pp[1], pp + 2, d);
+    for (size_t c = 0; c < nc; c++) { M[c] = -INFINITY; L[c] = 0; }
+    std::memset(acc, 0, sizeof(float) * nc * d);
+    // blocks start at absolute positions that are multiples of kKBlock
+    for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
+      const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
+      for (int t = t0; t < t1; t++) {
+        int64_t lo, hi; visible(t, lo, hi);
+        const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
+        if (jlo >= jhi) continue;
+        for (int g = 0; g < group; g++) {
+          const int h = kvh * group + g;
+          const size_t c = (size_t)(t - t0) * group + g;
+          kt_->attn_row[kv_index(KV)](q + ((size_t)t * H + h) * d, kbase + ((size_t)jlo * Hkv + kvh) * rowB,
+                                      vbase + ((size_t)jlo * Hkv + kvh) * rowB, (size_t)Hkv * rowB, (int)(jhi - jlo), d,
+                                      s.scale, &M[c], &L[c], acc + c * d, sc);
+        }
       }
-      finishQuery(o, l, o, d);
     }
+    for (int t = t0; t < t1; t++)
+      for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        const size_t c = (size_t)(t - t0) * group + g;
+        if (nsplit == 1) foldSlice(Mr[c], Lr[c], Or + c * d, M[c], L[c], acc + c * d, d);
+        else {
+          float* pp = p.part + (((size_t)si * T + t) * H + h) * (d + 2);
+          pp[0] = M[c]; pp[1] = L[c];
+          if (L[c] != 0) std::memcpy(pp + 2, acc + c * d, sizeof(float) * d);
+        }
+      }
+  }
+  if (nsplit == 1)
+    for (int t = t0; t < t1; t++)
+      for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        const size_t c = (size_t)(t - t0) * group + g;
+        finishQuery(p.out + ((size_t)t * H + h) * d, Lr[c], Or + c * d, d);
+      }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

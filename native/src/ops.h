@@ -19,6 +19,10 @@ struct AttnShape {
 };
 
 // One product of matmulMany: out[T, N] = x[T, K] · W[N, K]ᵀ (W already offset to the expert's slice).
+// One sequence's part of attentionMany.
+struct AttnJob { float* out; const float* q; const void* k; const void* v; AttnShape s; };
+struct AttnPlan;
+
 struct MatmulJob { float* out; const float* x; const uint8_t* w; int type, N, K, T; };
 
 class Engine {
@@ -41,6 +45,8 @@ class Engine {
   void rope(float* x, int T, int nHeads, int headDim, const float* cos, const float* sin);
   // k/v: [S][nKvHeads] rows of headDim values stored as s.kvType, read in place (no f32 copy of the cache).
   void attention(float* out, const float* q, const void* k, const void* v, const AttnShape& s);
+  // Several sequences' attention in one pool run (results as attention gives them); outputs must not overlap.
+  void attentionMany(const AttnJob* jobs, int n);
   void siluMul(float* out, const float* gate, const float* up, int64_t n);
   void gelu(float* x, int64_t n);
   void add(float* x, const float* y, int64_t n);
@@ -52,7 +58,9 @@ class Engine {
  private:
   // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).
   template <class F> void parallelFor(int64_t n, int64_t minPer, F&& f);
-  template <int KV> void attentionT(float* out, const float* q, const uint8_t* k, const uint8_t* v, const AttnShape& s);
+  void attentionScratch(int headDim, int group);  // grows every thread's scratch for units of this shape
+  void attnUnit(const AttnPlan& p, int64_t unit, int tid);
+  template <int KV> void attnUnitT(const AttnPlan& p, int64_t unit, int tid);
 
   const KernelTable* kt_;
   Pool pool_;

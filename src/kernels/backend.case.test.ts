@@ -321,6 +321,28 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     });
   });
 
+  t0('attentionMany gives each sequence exactly what attention gives (mixed lengths, chunked and not, f32/f16/q8_0 K/V)', () => {
+    const r = rng(4242);
+    const nh = 4, nkv = 2, d = 32;
+    const cases = [
+      { T: 1, S: 9, qPos0: 8, chunk: 0, kv: 'f32' }, { T: 3, S: 40, qPos0: 37, chunk: 16, kv: 'f32' }, { T: 0, S: 5, qPos0: 5, chunk: 0, kv: 'f32' },
+      { T: 1, S: 700, qPos0: 699, chunk: 0, kv: 'f16' }, { T: 18, S: 18, qPos0: 0, chunk: 0, kv: 'q8_0' }, { T: 1, S: 1, qPos0: 0, chunk: 8, kv: 'f16' },
+    ] as const;
+    const jobs = cases.map((c) => {
+      const kf = randn(r, c.S * nkv * d), vf = randn(r, c.S * nkv * d);
+      const k = c.kv === 'f32' ? kf : compressKv(c.kv, kf, nkv * d).data, v = c.kv === 'f32' ? vf : compressKv(c.kv, vf, nkv * d).data;
+      const shape: AttentionShape = { nHeads: nh, nKvHeads: nkv, headDim: d, T: c.T, S: c.S, qPos0: c.qPos0, kPos0: 0, scale: 0.17,
+        mask: { causal: true, chunkSize: c.chunk }, kvType: c.kv };
+      return { out: new Float32Array(c.T * nh * d).fill(NaN), q: randn(r, c.T * nh * d), k, v, shape };
+    });
+    be.attentionMany(jobs);
+    jobs.forEach((j, i) => {
+      const want = new Float32Array(j.out.length);
+      be.attention(want, j.q, j.k, j.v, j.shape);
+      assertSameBits(j.out, want, `job ${i}`);
+    });
+  });
+
   const invCases: Array<[string, { T: number; S: number; qPos0: number; chunk: number; d: number }]> = [
     ['causal prefill', { T: 70, S: 70, qPos0: 0, chunk: 0, d: 32 }],
     ['chunked prefill, odd head size', { T: 45, S: 45, qPos0: 0, chunk: 16, d: 40 }],

@@ -69,6 +69,15 @@ export interface MatmulJob {
   readonly expert?: number;
 }
 
+/** One sequence's part of Backend.attentionMany: the arguments of one attention call. */
+export interface AttentionJob {
+  readonly out: Float32Array;
+  readonly q: Float32Array;
+  readonly k: KvData;
+  readonly v: KvData;
+  readonly shape: AttentionShape;
+}
+
 /**
  * The compute seam. Model code calls only these operations; `load.ts` picks the implementation
  * (TypeScript reference in kernels/ts, native addon in kernels/native). Activations are float32, row-major,
@@ -118,6 +127,12 @@ export interface Backend {
    * path gives on their dequantized values.
    */
   attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, shape: AttentionShape): void;
+
+  /**
+   * Several attention calls (the sequences of a batched step, each against its own cache), each giving exactly what
+   * attention gives, in one call. No job's out may overlap another job's q or out.
+   */
+  attentionMany(jobs: readonly AttentionJob[]): void;
 
   /** out[i] = silu(gate[i]) · up[i] for i < n. out may alias gate or up. */
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;

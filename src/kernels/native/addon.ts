@@ -26,6 +26,8 @@ export interface RawEngine {
   attention(out: Float32Array, q: Float32Array, k: Float32Array | Uint16Array | Uint8Array, v: Float32Array | Uint16Array | Uint8Array,
     nHeads: number, nKvHeads: number, headDim: number, T: number, S: number, qPos0: number, kPos0: number, scale: number,
     causal: boolean, chunkSize: number, kvType?: number): void;
+  /** Groups of attention's 15 arguments (kvType included), run in one pool hand-off. */
+  attentionMany(...args: Array<Float32Array | Uint16Array | Uint8Array | number | boolean>): void;
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   gelu(x: Float32Array, n: number): void;
   add(x: Float32Array, y: Float32Array, n: number): void;

@@ -5,7 +5,7 @@
  * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
  */
 import { availableParallelism, totalmem } from 'node:os';
-import type { AttentionShape, Backend, DType, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
+import type { AttentionJob, AttentionShape, Backend, DType, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
 import { DTYPES, byteSize, checkKvArray } from '../../tensor/index.ts';
 import type { NativeIsa, RawEngine } from './addon.ts';
 import { loadAddon } from './addon.ts';
@@ -149,16 +149,17 @@ export class NativeBackend implements Backend {
   }
 
   attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
-    const kvType = p.kvType ?? 'f32';
-    if (kvType === 'f32') {
+    if ((p.kvType ?? 'f32') === 'f32') {
       this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize);
       return;
     }
-    checkKvArray(kvType, k, 'k');
-    checkKvArray(kvType, v, 'v');
-    if (!DTYPES[kvType]) throw new RangeError(`unknown kvType ${kvType}`);
-    this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize,
-      DTYPES[kvType].ggmlType);
+    this.engine.attention(out, q, k, v, ...attentionArgs(p, k, v));
+  }
+
+  attentionMany(jobs: readonly AttentionJob[]): void {
+    const args: Array<Float32Array | Uint16Array | Uint8Array | number | boolean> = [];
+    for (const { out, q, k, v, shape } of jobs) args.push(out, q, k, v, ...attentionArgs(shape, k, v));
+    if (args.length) this.engine.attentionMany(...args);
   }
 
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
@@ -176,6 +177,15 @@ export class NativeBackend implements Backend {
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {
     this.engine.addBias(x, bias, rows, dim);
   }
+}
+
+/** attention's arguments after out, q, k, v (the K/V arrays checked against kvType). */
+function attentionArgs(p: AttentionShape, k: KvData, v: KvData): [number, number, number, number, number, number, number, number, boolean, number, number] {
+  const kvType = p.kvType ?? 'f32';
+  checkKvArray(kvType, k, 'k');
+  checkKvArray(kvType, v, 'v');
+  if (!DTYPES[kvType]) throw new RangeError(`unknown kvType ${kvType}`);
+  return [p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize, DTYPES[kvType].ggmlType];
 }
 
 /**

@@ -3,7 +3,7 @@
  * It is the specification every faster backend is checked against (backend.case.test.ts), and the fallback when
  * the native addon cannot load. Quantized weights stay quantized; matmul dequantizes one weight row at a time.
  */
-import type { AttentionShape, Backend, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
+import type { AttentionJob, AttentionShape, Backend, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
 import { DTYPES, byteSize, checkKvArray, decodeKv, dequantizeRow, kvElements } from '../../tensor/index.ts';
 
 /** A weight as this backend keeps it: the stored bytes plus a float32 view when the bytes are plain aligned f32. */
@@ -49,6 +49,10 @@ export class TsBackend implements Backend {
   private scratchRow(k: number): Float32Array {
     if (this.row.length < k) this.row = new Float32Array(k);
     return this.row;
+  }
+
+  attentionMany(jobs: readonly AttentionJob[]): void {
+    for (const j of jobs) this.attention(j.out, j.q, j.k, j.v, j.shape);
   }
 
   matmulMany(jobs: readonly MatmulJob[]): void {

@@ -5,7 +5,7 @@
  * E experts, I expert width, Imlp dense width, V vocab.
  * Per layer l:  h += Attn_l(RMSNorm(h));  h += FFN_l(RMSNorm(h));  logits = RMSNorm(h) · Woutᵀ.
  */
-import type { Backend, KvType, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
+import type { AttentionJob, Backend, KvType, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
 import { isKvType } from '../../tensor/index.ts';
 import { UsageError, assert } from '../../util/index.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
@@ -151,6 +151,7 @@ export class Llama4TextModel implements CausalLM {
       if (!(it.seq instanceof Llama4Sequence)) throw new UsageError('sequence was not created by this model');
       return it.seq;
     });
+    if (new Set(seqs).size !== seqs.length) throw new UsageError('a sequence may appear only once in a forward() call');
     // Row offsets of each item inside the N concatenated tokens, and the absolute position of each row.
     const offsets: number[] = [];
     let N = 0;
@@ -212,6 +213,8 @@ export class Llama4TextModel implements CausalLM {
           if (s !== 1) for (let i = r * nh * d; i < (r + 1) * nh * d; i++) q[i] = q[i]! * s;
         }
       }
+      // Every sequence's queries against its own cache, all in one call.
+      const jobs: AttentionJob[] = [];
       items.forEach((it, i) => {
         const n = it.tokens.length;
         if (n === 0) return;
@@ -219,12 +222,14 @@ export class Llama4TextModel implements CausalLM {
         const cache = seqs[i]!.caches[l]!;
         const qPos0 = cache.length;
         const kv = cache.append(k.subarray(o * nkv * d), v.subarray(o * nkv * d), n);
-        be.attention(att.subarray(o * nh * d, (o + n) * nh * d), q.subarray(o * nh * d, (o + n) * nh * d), kv.k, kv.v, {
+        jobs.push({ out: att.subarray(o * nh * d, (o + n) * nh * d), q: q.subarray(o * nh * d, (o + n) * nh * d), k: kv.k, v: kv.v, shape: {
           nHeads: nh, nKvHeads: nkv, headDim: d, T: n, S: kv.S, qPos0, kPos0: kv.kPos0, scale,
           mask: { causal: true, chunkSize: f.chunkSize }, kvType: kv.kvType,
-        });
-        cache.settle();
+        } });
       });
+      if (jobs.length === 1) be.attention(jobs[0]!.out, jobs[0]!.q, jobs[0]!.k, jobs[0]!.v, jobs[0]!.shape); // may split key slices over threads
+      else be.attentionMany(jobs);
+      items.forEach((it, i) => { if (it.tokens.length) seqs[i]!.caches[l]!.settle(); });
       be.matmul(tmp, att, L.wo, N);
       be.addInPlace(h, tmp, N * H);
       // --- feed-forward ---
