@@ -40,8 +40,24 @@ export function checkKvArray(type: KvType, a: KvData, what: string): void {
  */
 export function encodeKv(type: KvType, src: Float32Array, so: number, values: number, dst: KvData, o: number): void {
   if (type === 'f32') (dst as Float32Array).set(src.subarray(so, so + values), o);
-  else if (type === 'f16') { const h = dst as Uint16Array; for (let i = 0; i < values; i++) h[o + i] = f32ToF16(src[so + i]!); }
+  else if (type === 'f16') encodeF16(src, so, values, dst as Uint16Array, o);
   else quantizeRow('q8_0', src, so, values, dst as Uint8Array, o);
+}
+
+/**
+ * f32 -> f16 (round to nearest even) of a run of values: f32ToF16's results, with the common case — a normal half,
+ * 2^-14 <= |x| < 2^16 — done on the bits in the loop (rebias the exponent, add half an ulp minus one plus the odd
+ * bit, shift; a carry into the exponent is the correct rounding up, to infinity at the top). Decode steps encode
+ * every new K/V row, so this loop runs layers × 2 × kv width times per token.
+ */
+function encodeF16(src: Float32Array, so: number, values: number, dst: Uint16Array, o: number): void {
+  const bits = new Uint32Array(src.buffer, src.byteOffset + so * 4, values);
+  for (let i = 0; i < values; i++) {
+    const b = bits[i]!;
+    const a = b & 0x7fffffff;
+    if (a >= 0x38800000 && a < 0x47800000) dst[o + i] = ((b >>> 16) & 0x8000) | ((a - 0x38000000 + 0xfff + ((a >>> 13) & 1)) >>> 13);
+    else dst[o + i] = f32ToF16(src[so + i]!);
+  }
 }
 
 /** Decodes `values` values starting at value index `first` (a multiple of 32 for q8_0) into out[oo ..]. */
