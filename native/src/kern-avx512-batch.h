@@ -126,7 +126,7 @@ static inline void b_q6k_row(const BlockQ6_K* b, int nb, const ActQ8K* const* y,
         const __m512i scv = dup256(_mm256_shuffle_epi8(sch, shuf[c])), qz = dup256(q[c]);
         for (int p = 0; p < NP; p++) {
           const __m512i pr = _mm512_maddubs_epi16(qz, load2x256(y[2 * p][i].qs + 128 * h + 32 * c, y[2 * p + 1][i].qs + 128 * h + 32 * c));
-          sumi[p] = _mm512_add_epi32(sumi[p], _mm512_madd_epi16(pr, scv));
+          sumi[p] = _mm512_dpwssd_epi32(sumi[p], pr, scv);  // = add(sumi, madd(pr, scv)), one instruction
         }
       }
     }
