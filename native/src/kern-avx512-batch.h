@@ -1,5 +1,6 @@
 // Small-batch decode kernels (2..16 tokens: continuous batching, MoE experts that several sequences chose) on
-// AVX-512 VNNI, included by the AVX-512 translation unit after kern-x86-r8.h.
+// AVX-512 VNNI, included by the AVX-512 translation unit after kern-x86-r8.h. The q4_0 one is also the prefill
+// tile of this kernel set (any number of tokens, 8 per pass).
 //
 // Decode of a batch is a matvec per token over the same weights: the weights should stream from DRAM once for all
 // tokens, and the arithmetic per (weight block, token) must be small enough that B tokens cost about one token's
@@ -167,5 +168,6 @@ static void b_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
 
 static void fill_avx512_batch(KernelTable& t) {
   t.batch[T_Q4_0_R8] = b16_q4_r8;
+  t.tile[T_Q4_0_R8] = b16_q4_r8;  // prefill too: half the instructions per (block, token) of the AVX2 tile, same bits
   t.batch[T_Q6_K] = b_q6_k;
 }
