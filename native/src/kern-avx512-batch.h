@@ -35,8 +35,8 @@ static inline void b16_q4_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]
   }
 }
 
-// out[t·outStride + r] for r < nrows (a multiple of 8), t < ntok; weights q4_0 R8, activations ActQ8.
-// Prefetches the weight stream (this is a decode kernel: every byte comes from DRAM once per call).
+// NT tokens × the 16 rows of groups ga, gb: out[t·outStride + r] (weights q4_0 R8, activations ActQ8). Prefetches
+// the weight streams (pfa, pfb: next lines to fetch), as decode does: every weight byte comes from DRAM once per call.
 template <int NT>
 static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, const uint8_t* act, size_t actStride,
                                float* out, size_t outStride, const uint8_t*& pfa, const uint8_t*& pfb) {
@@ -71,8 +71,66 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
     _mm512_storeu_ps(out + (size_t)t * outStride, _mm512_fnmadd_ps(_mm512_set1_ps(8.f), corr[t], acc[t]));
 }
 
-static void b16_q4_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                      float* out, size_t outStride) {
+// ---- q8_0 R8: the same scheme. Codes are signed, VPDPBUSD wants unsigned × signed: (q + 128)·v summed, minus
+// 128·Σv (the activation block's exact integer sum), gives Σq·v exactly. The codes of 16 rows (8 words each) are
+// transposed with an 8 × 8 word transpose in each 256-bit half.
+static inline void b16_q8_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]) {
+  __m512i R[8];
+  for (int j = 0; j < 8; j++)
+    R[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(a + 32 * j))),
+                              _mm256_loadu_si256((const __m256i*)(b + 32 * j)), 1);
+  __m512i t[8], u[8];
+  for (int j = 0; j < 4; j++) {
+    t[2 * j] = _mm512_unpacklo_epi32(R[2 * j], R[2 * j + 1]);
+    t[2 * j + 1] = _mm512_unpackhi_epi32(R[2 * j], R[2 * j + 1]);
+  }
+  u[0] = _mm512_unpacklo_epi64(t[0], t[2]); u[1] = _mm512_unpackhi_epi64(t[0], t[2]);
+  u[2] = _mm512_unpacklo_epi64(t[1], t[3]); u[3] = _mm512_unpackhi_epi64(t[1], t[3]);
+  u[4] = _mm512_unpacklo_epi64(t[4], t[6]); u[5] = _mm512_unpackhi_epi64(t[4], t[6]);
+  u[6] = _mm512_unpacklo_epi64(t[5], t[7]); u[7] = _mm512_unpackhi_epi64(t[5], t[7]);
+  // within each 256-bit half: [x.lane0 | y.lane0] (words 0..3) and [x.lane1 | y.lane1] (words 4..7)
+  const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  for (int c = 0; c < 4; c++) {
+    V[c] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[c], lo, u[c + 4]), flip);
+    V[c + 4] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[c], hi, u[c + 4]), flip);
+  }
+}
+template <int NT>
+static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, const uint8_t* act, size_t actStride,
+                               float* out, size_t outStride, const uint8_t*& pfa, const uint8_t*& pfb) {
+  constexpr size_t GB = 8 * 34;
+  const ActQ8* y[NT];
+  for (int t = 0; t < NT; t++) y[t] = (const ActQ8*)(act + (size_t)t * actStride);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+  for (int i = 0; i < nb; i++) {
+    const uint8_t* a = ga + (size_t)i * GB;
+    const uint8_t* b = gb + (size_t)i * GB;
+    for (const uint8_t* end = a + L4_PF_R8; pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
+    for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
+    __m512i V[8];
+    b16_q8_codes(a + 16, b + 16, V);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
+                                                              _mm_loadu_si128((const __m128i*)b), 1));
+    for (int t = 0; t < NT; t++) {
+      const int32_t* q = (const int32_t*)y[t][i].qs;
+      // word c of the activations pairs with V[c] (elements 4c..4c+3)
+      __m512i s0 = _mm512_set1_epi32(-128 * y[t][i].isum), s1 = _mm512_setzero_si512();
+      for (int c = 0; c < 4; c++) {
+        s0 = _mm512_dpbusd_epi32(s0, V[c], _mm512_set1_epi32(q[c]));
+        s1 = _mm512_dpbusd_epi32(s1, V[c + 4], _mm512_set1_epi32(q[c + 4]));
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride, acc[t]);
+}
+
+// Runs PASS<NT> over 16-row blocks and tokens in passes of 8; leftover 8 rows go to the R8 tile (same bits).
+template <bool Q4>
+static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                   float* out, size_t outStride) {
   const int nb = K / 32;
   const uint8_t *pfa = w, *pfb = w + 8 * rowBytes;
   int r = 0;
@@ -81,20 +139,24 @@ static void b16_q4_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
     const uint8_t* gb = ga + 8 * rowBytes;
     if (pfa < ga) pfa = ga;
     if (pfb < gb) pfb = gb;
-    int t = 0;
-    for (; t + 8 <= ntok; t += 8) b16_q4_pass<8>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb);
-    switch (ntok - t) {
-      case 7: b16_q4_pass<7>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      case 6: b16_q4_pass<6>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      case 5: b16_q4_pass<5>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      case 4: b16_q4_pass<4>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      case 3: b16_q4_pass<3>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      case 2: b16_q4_pass<2>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      case 1: b16_q4_pass<1>(nb, ga, gb, act + t * actStride, actStride, out + t * outStride + r, outStride, pfa, pfb); break;
-      default: break;
+    for (int t = 0; t < ntok; t += 8) {
+      const uint8_t* at = act + (size_t)t * actStride;
+      float* o = out + (size_t)t * outStride + r;
+#define L4_PASS(n) (Q4 ? b16_q4_pass<n>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb) : b16_q8_pass<n>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb))
+      switch (std::min(8, ntok - t)) {
+        case 8: L4_PASS(8); break;
+        case 7: L4_PASS(7); break;
+        case 6: L4_PASS(6); break;
+        case 5: L4_PASS(5); break;
+        case 4: L4_PASS(4); break;
+        case 3: L4_PASS(3); break;
+        case 2: L4_PASS(2); break;
+        default: L4_PASS(1); break;
+      }
+#undef L4_PASS
     }
   }
-  if (r < nrows) x_tile_r8<true>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
+  if (r < nrows) x_tile_r8<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
 }
 
 // ---- q6_K (the output head of most quantized files) ----
@@ -167,7 +229,8 @@ static void b_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
 }
 
 static void fill_avx512_batch(KernelTable& t) {
-  t.batch[T_Q4_0_R8] = b16_q4_r8;
-  t.tile[T_Q4_0_R8] = b16_q4_r8;  // prefill too: half the instructions per (block, token) of the AVX2 tile, same bits
+  // prefill too: about half the instructions per (block, token) of the AVX2 tiles, same bits
+  t.batch[T_Q4_0_R8] = t.tile[T_Q4_0_R8] = b16_r8<true>;
+  t.batch[T_Q8_0_R8] = t.tile[T_Q8_0_R8] = b16_r8<false>;
   t.batch[T_Q6_K] = b_q6_k;
 }
