@@ -3,7 +3,7 @@
 // steps in which every sequence adds one token. Ours: one forward() per step with B items (the scheduler's call).
 // llama.cpp (node-llama-cpp): one context with B sequences generating concurrently (its batch dispatcher puts the B
 // tokens of a step in one llama_decode). Aggregate tokens/s = B·N / decode seconds. Engines alternate per round.
-// Usage: npm run bench:batching --  [-m bench-models/bench-2b-q4_0.gguf] [-t 2] [-b 1,4,8,16] [-n 32] [--rounds 3] [--kv-type f16]
+// Usage: npm run bench:batching -- [-m bench-models/bench-2b-q4_0.gguf] [-t 2] [-b 1,4,8,16] [-n 32] [--rounds 3] [--kv-type f16]
 //        node bench/batching.mjs --side ours|llama.cpp MODEL THREADS B N KV   (one measurement, one JSON line)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
