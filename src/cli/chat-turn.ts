@@ -29,6 +29,8 @@ export interface TurnOptions {
   signal?: AbortSignal;
   /** Image files, in the order of the <|image|> placeholders the messages produce. */
   images?: string[];
+  /** Context limit (`-c`): prompt + answer must fit; the answer stops when it is full. */
+  contextLength?: number;
 }
 
 /** Streams the answer's text pieces; returns the full text and why generation ended. */
@@ -44,6 +46,10 @@ export async function* assistantTurn(ctx: ChatContext, messages: ChatMessage[], 
     ids = expandImagePrompt(ids, imgs, vision.cfg);
     patchEmbeddings = imgs.embeddings;
   }
+  if (o.contextLength !== undefined && ids.length >= o.contextLength) {
+    throw new UsageError(`the prompt has ${ids.length} tokens, but the context (-c) holds ${o.contextLength}`);
+  }
+  const maxTokens = o.contextLength !== undefined ? Math.min(o.maxTokens, o.contextLength - ids.length) : o.maxTokens;
   // Reuse the previous turn's cache when it is a prefix of this prompt (no images: features enter at prefill only).
   let seq = ctx.seq;
   if (seq && !patchEmbeddings) {
@@ -57,7 +63,7 @@ export async function* assistantTurn(ctx: ChatContext, messages: ChatMessage[], 
   const decoder = tokenizer.createStreamDecoder({ skipSpecial: true });
   const generated: number[] = [];
   let text = '';
-  const it = generate(model, ids, { maxTokens: o.maxTokens, sampler: o.sampler, stopTokens, seq, ...(o.signal ? { signal: o.signal } : {}), ...(patchEmbeddings ? { patchEmbeddings } : {}) });
+  const it = generate(model, ids, { maxTokens, sampler: o.sampler, stopTokens, seq, ...(o.signal ? { signal: o.signal } : {}), ...(patchEmbeddings ? { patchEmbeddings } : {}) });
   let finishReason: FinishReason;
   for (;;) {
     const r = await it.next();

@@ -20,10 +20,12 @@ export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   chatTemplate?: string;
   /** Run the model in a worker thread (default true); false computes on the main thread between HTTP events. */
   worker?: boolean;
+  /** The model id the API reports and accepts (`llama4 serve --alias`); default: the file or folder name. */
+  modelId?: string;
 }
 
 export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): Promise<ServerEngine> {
-  const modelId = basename(path.replace(/\/+$/, '')).replace(/\.gguf$/, '');
+  const modelId = o.modelId ?? basename(path.replace(/\/+$/, '')).replace(/\.gguf$/, '');
   if (o.worker === false) {
     const loaded = await loadModel(path, o);
     const { tokenizer, chatTemplate: template } = loadChatAssets(loaded, o.tokenizerPath);

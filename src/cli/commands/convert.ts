@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import { dequantize } from '../../tensor/index.ts';
 import type { TensorSource } from '../../io/safetensors.ts';
@@ -220,12 +221,13 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
     const tok = tokenizerFromFolder(dir, cfg);
     if (!tok) process.stderr.write('warning: no tokenizer.json or tokenizer.model in the folder; llama.cpp needs one to load the file\n');
     const t0 = Date.now();
+    const progress = createProgress(`converting ${dir}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, produce, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
-      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
+      onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
       threads: parseThreads(values.threads),
       pure: values.pure ?? false,
     });
-    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;

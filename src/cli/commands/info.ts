@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import type { DType, KvType } from '../../tensor/index.ts';
 import { DTYPES, isKvType, kvBytesPerValue } from '../../tensor/index.ts';

@@ -3,7 +3,8 @@
  * loads, with a synthetic GPT-2-style byte-level tokenizer. Also home of the GGUF model writer shared with
  * `convert`: config -> llama4 metadata, per-tensor types from the file type, tensors written one at a time.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import type { DType } from '../../tensor/index.ts';
 import { GgufType, GgufWriter, QuantizePool } from '../../io/gguf/index.ts';
@@ -237,12 +238,13 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const cfg = parseHfConfig(preset);
     const tok = syntheticTokenizer(cfg.vocabSize);
     const t0 = Date.now();
+    const progress = createProgress(`writing ${out}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, {
-      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
+      onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
       threads: parseThreads(values.threads),
       pure: values.pure ?? false,
     });
-    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;
