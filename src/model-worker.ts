@@ -14,7 +14,7 @@
  * thread), exactly as it counts the main thread in-thread; the main thread sleeps while a step runs.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { loadModel, type LoadOptions } from './load.ts';
+import { loadModel, type LoadedModel, type LoadOptions } from './load.ts';
 import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
 import { Llama4Sequence } from './model/llama4/text-model.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from './model/types.ts';
@@ -211,7 +211,7 @@ function serveModel(model: CausalLM, encodeImages: ((tokens: number[], images: U
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   const port = parentPort!;
-  let loaded;
+  let loaded: LoadedModel;
   try {
     loaded = await loadModel(init.path, { ...init.options, onProgress: (fraction, what) => port.postMessage({ type: 'progress', fraction, what } satisfies FromWorker) });
   } catch (e) {

@@ -105,7 +105,7 @@ test('chat: /help, /system, unknown commands and /bye are handled by the CLI, no
   assert.match(r.stdout, /system: Answer briefly\./);
   assert.match(r.stdout, /unknown command \/sytem \(did you mean \/system\?\); \/help lists the commands/);
   // Only the banner, prompts and the CLI's own replies: no model text (the model would answer every line it saw).
-  const own = /^(llama4 chat —.*|commands \(not sent.*|  \/.*|Ctrl-C while.*|\(no system message\)|\(system message set\)|system: Answer briefly\.|unknown command .*)$/;
+  const own = /^(llama4 chat —.*|commands \(not sent.*| {2}\/.*|Ctrl-C while.*|\(no system message\)|\(system message set\)|system: Answer briefly\.|unknown command .*)$/;
   const lines = r.stdout.split('\n').map((l) => l.replace(/^(> )+/, '')).filter((l) => l.length > 0);
   for (const l of lines) assert.match(l, own);
 });
@@ -163,7 +163,7 @@ test('serve: loading progress in a log (stderr not a terminal) is plain lines wi
 test('progress: a bar redrawn in place on a terminal, plain lines at tenths otherwise', () => {
   const sink = (tty: boolean) => {
     let out = '';
-    return { stream: { isTTY: tty, columns: 80, write: (s: string) => ((out += s), true) } as unknown as NodeJS.WritableStream, text: () => out };
+    return { stream: { isTTY: tty, columns: 80, write: (s: string) => { out += s; return true; } } as unknown as NodeJS.WritableStream, text: () => out };
   };
   const plain = sink(false);
   const p = createProgress('writing x', { stream: plain.stream });
@@ -175,7 +175,7 @@ test('progress: a bar redrawn in place on a terminal, plain lines at tenths othe
   const q = createProgress('writing x', { stream: tty.stream });
   q.update(0.5, 'half');
   q.done();
-  assert.match(tty.text(), /^\rwriting x \[#{12}\.{12}\]  50% half\x1b\[K\r\x1b\[K$/);
+  assert.match(tty.text(), /^\rwriting x \[#{12}\.{12}\] {2}50% half\x1b\[K\r\x1b\[K$/);
 });
 
 test('aliases apply only where the command has the target flag and no flag of that name', () => {

@@ -175,7 +175,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   app.get('/v1/models', (c) => c.json(modelsList(engine)));
   app.get('/v1/models/:id', (c) => {
     if (c.req.param('id') !== engine.modelId) return errorResponse('openai', new ApiError(404, 'not_found', `The model '${c.req.param('id')}' does not exist`, 'model'));
-    return c.json(modelsList(engine).data instanceof Array ? (modelsList(engine).data as Json[])[0] : {});
+    return c.json(Array.isArray(modelsList(engine).data) ? (modelsList(engine).data as Json[])[0] : {});
   });
   app.post('/v1/chat/completions', route('openai', chatCompletions));
   app.post('/v1/completions', route('openai', completions));

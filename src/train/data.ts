@@ -3,7 +3,7 @@
  * Llama 4's format, rendered exactly as the shipped chat template renders them (CHAT_TEMPLATE below), plus
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
-import { Rng } from './rng.ts';
+import type { Rng } from './rng.ts';
 
 export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
 export interface ChatMessage { role: 'system' | 'user' | 'assistant' | 'ipython'; content: string }

@@ -241,7 +241,7 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
       const batch = r0 < textShare ? data.textBatch(rng, tr.batch, T)
         : r0 < textShare + arithShare ? data.arithBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
       const logits = model.forward(batch.tokens, batch.B, batch.T);
-      let r;
+      let r: ReturnType<typeof distillLoss>;
       if (teacher) {
         // Codistillation: α (hard-label weight) moves from alpha_start to alpha_end over training; the soft part is
         // further scaled by min(1, exp(CE_student − CE_teacher)) so a teacher no better than the student on this

@@ -68,7 +68,7 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
     if (!values.messages) throw new UsageError('--messages FILE.json is required');
     const m = values.messages === '-' ? readJsonFile('stdin', '--messages', await readStdin()) : readJsonFile(values.messages, '--messages');
     let messages: unknown = m;
-    let tools: unknown = undefined;
+    let tools: unknown;
     if (m && typeof m === 'object' && !Array.isArray(m)) {
       messages = (m as { messages?: unknown }).messages;
       tools = (m as { tools?: unknown }).tools;
