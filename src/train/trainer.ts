@@ -21,17 +21,17 @@ export interface TrainRunConfig {
   seed?: number;
   tokenizer: string;
   model?: Record<string, unknown>;
-  init_from?: string;
+  init_from?: string | undefined;
   init?: { std?: number; base_width?: number };
   data: {
-    text_files?: string[];
+    text_files?: string[] | undefined;
     /** Share of micro-batches drawn from plain text (the rest: chat). */
     text_share?: number;
     seq_len?: number;
     heldout_share?: number;
     tool_share?: number;
     /** JSONL of {prompt, answer} chat examples; replaces the generated chat mixture (SFT). */
-    sft_file?: string;
+    sft_file?: string | undefined;
     /**
      * Share of micro-batches of packed arithmetic statements ("7 plus 5 is 12.", trained facts only) with the loss on
      * the result only: ~4x more result tokens per computed token than chat examples.

@@ -220,11 +220,12 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
     const produce = hfProducer(cfg, openSafetensors(dir), dir);
     const tok = tokenizerFromFolder(dir, cfg);
     if (!tok) process.stderr.write('warning: no tokenizer.json or tokenizer.model in the folder; llama.cpp needs one to load the file\n');
+    const threads = parseThreads(values.threads);
     const t0 = Date.now();
     const progress = createProgress(`converting ${dir}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, produce, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
       onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
-      threads: parseThreads(values.threads),
+      ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
     });
     progress.done();

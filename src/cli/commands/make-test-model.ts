@@ -237,11 +237,12 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
     const cfg = parseHfConfig(preset);
     const tok = syntheticTokenizer(cfg.vocabSize);
+    const threads = parseThreads(values.threads);
     const t0 = Date.now();
     const progress = createProgress(`writing ${out}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, {
       onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
-      threads: parseThreads(values.threads),
+      ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
     });
     progress.done();
