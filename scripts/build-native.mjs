@@ -6,14 +6,18 @@
 //                                             development checkout (a .git folder), which always builds from source
 //   node scripts/build-native.mjs --verbose   `npm run build:native`: always builds, compiler output shown
 //   node scripts/build-native.mjs --prebuild  `prepack`: builds with generic flags and copies the stripped binary to
-//                                             prebuilds/<platform>-<arch>/llama4_native.node; any failure fails the pack
+//                                             prebuilds/<platform>-<arch>/llama4_native.node; any failure fails the pack.
+//                                             On linux-x64 with aarch64-linux-gnu-g++ it also cross-builds
+//                                             prebuilds/linux-arm64/ (load-tested under qemu-aarch64 when
+//                                             LLAMA4_ARM64_NODE names an arm64 node binary)
 //
 // A failed install build never fails the install: it prints one line, and the engine falls back to the TypeScript
 // backend at run time (src/kernels/native/addon.ts says why). Set LLAMA4_SKIP_NATIVE=1 to skip the build.
 // The shipped binary keeps run-time CPU dispatch (native/binding.gyp: one static library per instruction set, a
 // baseline addon); never -march=native, so it runs on every CPU of its architecture.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -117,3 +121,44 @@ const strip = spawnSync('strip', ['--strip-unneeded', prebuilt], { encoding: 'ut
 if (strip.error || strip.status !== 0) console.log('llama4-ts: strip not available; the prebuilt binary keeps its symbols');
 if (!loads(prebuilt)) fail(`${prebuilt} does not load after the build`);
 console.log(`llama4-ts: prebuilt native core prebuilds/${platformDir}/llama4_native.node built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+// Cross-built linux-arm64 binary (portable kernel table: NEON kernels are not written yet). Optional: packing on a
+// machine without the cross compiler ships linux-x64 only, and arm64 installs build from source.
+const onPath = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+if (process.platform === 'linux' && process.arch === 'x64' && onPath('aarch64-linux-gnu-g++')) {
+  const t1 = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'llama4-arm64-'));
+  try {
+    cpSync(join(nativeDir, 'src'), join(dir, 'src'), { recursive: true });
+    copyFileSync(join(nativeDir, 'binding.gyp'), join(dir, 'binding.gyp'));
+    const crossEnv = {
+      ...env,
+      NODE_PATH: join(root, 'node_modules'), // binding.gyp resolves node-addon-api from the build folder
+      CC: 'aarch64-linux-gnu-gcc',
+      CXX: 'aarch64-linux-gnu-g++',
+      LINK: 'aarch64-linux-gnu-g++',
+      AR: 'aarch64-linux-gnu-ar',
+    };
+    const x = spawnSync(process.execPath, [gyp, 'rebuild', '--arch=arm64', `--nodedir=${nodedir}`, `--jobs=${process.env.LLAMA4_NATIVE_JOBS ?? '2'}`], {
+      cwd: dir,
+      env: crossEnv,
+      encoding: 'utf8',
+      stdio: verbose ? 'inherit' : 'pipe',
+    });
+    if (x.status !== 0) fail(`linux-arm64 cross build failed: ${`${x.stdout ?? ''}\n${x.stderr ?? ''}`.split('\n').find((l) => /error/i.test(l))?.trim() ?? x.status}`);
+    const armOut = join(root, 'prebuilds', 'linux-arm64', 'llama4_native.node');
+    mkdirSync(dirname(armOut), { recursive: true });
+    copyFileSync(join(dir, 'build', 'Release', 'llama4_native.node'), armOut);
+    spawnSync('aarch64-linux-gnu-strip', ['--strip-unneeded', armOut]);
+    const armNode = process.env.LLAMA4_ARM64_NODE;
+    let tested = 'not load-tested (set LLAMA4_ARM64_NODE to an arm64 node binary, with qemu-aarch64 installed)';
+    if (armNode && onPath('qemu-aarch64')) {
+      const q = spawnSync('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', armNode, '-e', `console.log(require(${JSON.stringify(armOut)}).isas().join(','))`], { encoding: 'utf8' });
+      if (q.status !== 0 || !q.stdout.trim()) fail(`prebuilds/linux-arm64 does not load under qemu-aarch64: ${q.stderr.split('\n')[0]}`);
+      tested = `loads under qemu-aarch64 (kernel sets ${q.stdout.trim()})`;
+    }
+    console.log(`llama4-ts: prebuilt native core prebuilds/linux-arm64/llama4_native.node cross-built in ${((Date.now() - t1) / 1000).toFixed(1)} s; ${tested}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
