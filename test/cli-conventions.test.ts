@@ -33,6 +33,13 @@ test('--version: the package version and the backend this machine would use', ()
   assert.match(ts.stdout, /^backend: typescript \(native core disabled by LLAMA4_NATIVE=0\)$/m);
 });
 
+test('run without a loadable native core says so in one line and answers on the TypeScript backend', () => {
+  const r = cli(['run', '--temp', '0', '-n', '8', Q], { env: { LLAMA4_NATIVE: '0' } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, 'llama4: native backend unavailable (native core disabled by LLAMA4_NATIVE=0); using the TypeScript backend\n');
+  assert.equal(r.stdout, cli(['run', '--temp', '0', '-n', '8', Q]).stdout);
+});
+
 test('help CMD prints that command\'s usage; unknown commands get a suggestion', () => {
   const a = cli(['help', 'run']);
   const b = cli(['run', '--help']);

@@ -33,6 +33,7 @@ ${MODEL_USAGE}`,
     const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
     const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, { ...loadOptions(values), onProgress: (f, what) => progress.update(f, what) });
     progress.done();
+    if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
     const ctx = newChatContext(loaded, loadChatAssets(loaded, values.tokenizer));
     const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
     let system: ChatMessage[] = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];

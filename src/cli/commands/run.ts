@@ -53,7 +53,8 @@ ${MODEL_USAGE}`,
     const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
     const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, { ...loadOptions(values), onProgress: (f, what) => progress.update(f, what) });
     progress.done();
-    if (loaded.backendNote && values.backend !== undefined) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
+    // Falling back to the (much slower) TypeScript backend is said once, in one line, not silently.
+    if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
     const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
     const ac = new AbortController();
     const onSigint = () => ac.abort();
