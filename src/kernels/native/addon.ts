@@ -82,6 +82,6 @@ export function loadAddon(): { addon: NativeAddon | null; reason: string; file: 
   }
   const reason = failures.length
     ? `native core failed to load (${failures.join('; ')})`
-    : `native core not built: no prebuilt binary for ${process.platform}-${process.arch} and no source build (run \`npm run build:native\`)`;
+    : `native core not built: no prebuilt binary for ${process.platform}-${process.arch} and no source build (\`npm run build:native\` in the package folder makes one)`;
   return (cached = { addon: null, reason, file: null });
 }
