@@ -20,6 +20,8 @@ import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } fr
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
+import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
+import type { ImagePromptEncoder } from './model/types.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
 import { ModelFileError, UsageError } from './util/index.ts';
@@ -56,6 +58,8 @@ export interface LoadedModel {
   readonly vision: Llama4VisionEncoder | null;
   /** Sampling defaults from generation_config.json (temperature, top_p, top_k; do_sample false = greedy). */
   readonly samplingDefaults: SamplerOptions;
+  /** Early fusion through `vision` (with a feature cache), or null for text-only models. */
+  readonly images: ImagePromptEncoder | null;
 }
 
 /** Llama 4 instruct's generation_config.json values, used when a model ships none. */
@@ -115,7 +119,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     const model = new Llama4TextModel(config, tensors, backend, path, modelOptions(opts));
     const vision = loadVisionEncoder(configJson, src, backend, path);
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision, samplingDefaults: samplingFrom(gen) };
+    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision, samplingDefaults: samplingFrom(gen), images: vision ? imagePromptEncoder(vision) : null };
   }
   if (path.endsWith('.gguf') || isGgufFile(path)) {
     // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
@@ -129,7 +133,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
       vision = mmprojEncoder(f.metadata, f.tensorData, backend, config.imageTokenId !== null ? { imageTokenId: config.imageTokenId } : {}, {}, opts.mmproj);
     }
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision, samplingDefaults: LLAMA4_SAMPLING };
+    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision, samplingDefaults: LLAMA4_SAMPLING, images: vision ? imagePromptEncoder(vision) : null };
   }
   throw new ModelFileError(path, 'expected a model folder (config.json + *.safetensors) or a .gguf file');
 }

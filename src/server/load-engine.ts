@@ -7,11 +7,11 @@
  */
 import { basename } from 'node:path';
 import { loadChatAssets, loadModel, type LoadOptions } from '../load.ts';
-import { imagePromptEncoder } from '../model/llama4/vision-prompt.ts';
+
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
 import { llama4Engine } from './llama4-engine.ts';
-import { startModelWorker } from './worker-model.ts';
+import { startModelWorker } from '../model-worker/index.ts';
 
 export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   /** Folder or file with the tokenizer, when it is not beside the weights. */
@@ -33,7 +33,7 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
       model: loaded.model,
       tokenizer,
       chatTemplate: o.chatTemplate ?? template,
-      ...(loaded.vision ? { images: imagePromptEncoder(loaded.vision) } : {}),
+      ...(loaded.images ? { images: loaded.images } : {}),
     });
   }
   const { backend, threads, mmproj, onProgress } = o;

@@ -54,6 +54,17 @@ export class Llama4Sequence implements SequenceState {
   cacheBytes(): number {
     return this.caches.reduce((s, c) => s + c.bytes(), 0);
   }
+  /** Binary search on canTruncate: the truncatable lengths of every layer form one interval ending at `length`. */
+  truncateFloor(): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.caches.every((c) => c.canTruncate(mid))) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
 }
 
 export interface TextModelOptions {
