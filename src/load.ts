@@ -24,7 +24,7 @@ import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
 import type { ImagePromptEncoder } from './model/types.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
-import { ModelFileError, UsageError } from './util/index.ts';
+import { ModelFileError, UsageError, fieldReader } from './util/index.ts';
 import type { SamplerOptions } from './engine/sampler.ts';
 
 /** The model shipped with the package (models/default), used when no -m is given. */
@@ -180,10 +180,7 @@ export function loadTokenizerFrom(path: string, vocabSize?: number): Tokenizer {
   if (!existsSync(path)) throw new UsageError(`not found: ${path}`);
   if (!isGgufPath(path)) return loadTokenizer(path);
   const md = readGgufHeader(path).metadata;
-  const num = (k: string) => {
-    const v = md.get(k);
-    return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
-  };
+  const num = fieldReader((k) => md.get(k), { where: path }).optNum;
   const tokens = md.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens)) throw new ModelFileError(path, 'the GGUF has no tokenizer (tokenizer.ggml.tokens)');
   const merges = md.get('tokenizer.ggml.merges');
