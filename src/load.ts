@@ -30,6 +30,8 @@ import { createChatEngine, type ChatEngine } from './engine/chat-engine.ts';
 import { ChatSession, type ChatSessionOptions } from './engine/chat-session.ts';
 import type { SchedulerOptions } from './engine/scheduler.ts';
 
+export type { Llama4Config } from './model/llama4/config.ts';
+
 /** The model shipped with the package (models/default), used when no -m is given. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/default/', import.meta.url));
 
