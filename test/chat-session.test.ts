@@ -101,7 +101,7 @@ describe('ChatSession on the default model', () => {
 test('dispose(): 60 loads keep no threads, no file mappings and bounded memory', { skip: process.platform !== 'linux' && 'needs /proc' }, () => {
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(PROJECT_ROOT, 'test/helpers/dispose-loop.ts'), '60'], { encoding: 'utf8', timeout: 300000, cwd: PROJECT_ROOT });
   assert.equal(r.status, 0, r.stderr);
-  const f = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number> & { base: { threads: number; mappings: number; rss: number } };
+  const f = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { [k in 'liveMappings' | 'maxThreads' | 'maxMappings' | 'mappings' | 'rssGrowth']: number } & { base: { threads: number; mappings: number; rss: number } };
   const facts = JSON.stringify(f);
   // While loaded, a native-backend model holds a pool thread and its mapping (else the check below means little).
   if (f.liveMappings === 0) process.stderr.write(`\n*** dispose test: no mapping while loaded (native core not built?): ${facts} ***\n`);
