@@ -100,8 +100,8 @@ const CHAT_ENGINE_OPTIONS: SchedulerOptions = { parallel: 1, stepTokens: 512 };
 
 /** Attaches chats and dispose() to a load: `mapped` are the files its weights are views of. */
 function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[]): LoadedModel {
-  const engines: ChatEngine[] = [];
-  const sessions = new Set<ChatSession>();
+  // Weak: engines and sessions a caller dropped are not kept alive by the model; dispose() reaches the rest.
+  const engines = new Set<WeakRef<ChatEngine>>();
   let chatEngine: ChatEngine | null = null;
   let disposed = false;
   const live = () => {
@@ -131,23 +131,20 @@ function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[]): LoadedMo
         chatTemplate: o.chatTemplate ?? chatTemplate,
         ...(loaded.images ? { images: loaded.images } : {}),
       });
-      engines.push(engine);
+      engines.add(new WeakRef(engine));
       return engine;
     },
     createChat(o = {}) {
       live();
       chatEngine ??= loaded.createChatEngine(CHAT_ENGINE_OPTIONS);
-      const session = new ChatSession(chatEngine, { ...o, defaults: parts.samplingDefaults });
-      sessions.add(session);
-      return session;
+      return new ChatSession(chatEngine, { ...o, defaults: parts.samplingDefaults, alive: () => !disposed });
     },
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (const s of sessions) s.dispose();
-      sessions.clear();
-      for (const e of engines) e.scheduler.close();
-      engines.length = 0;
+      // Closing a scheduler cancels its running turns (their sessions get finishReason 'cancelled').
+      for (const e of engines) e.deref()?.scheduler.close();
+      engines.clear();
       chatEngine = null;
       parts.model.dispose();
       parts.backend.dispose?.();

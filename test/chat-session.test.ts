@@ -90,7 +90,9 @@ describe('ChatSession on the default model', () => {
     assert.equal(chat.history.length, 0);
     const other = await loadModel();
     const c = other.createChat();
-    other.dispose();
+    // dispose() during a turn cancels it; the session refuses further turns.
+    const cut = await c.send('Tell me a story', { maxTokens: 400, sampling: { temperature: 1, seed: 3 }, onText: () => other.dispose() });
+    assert.equal(cut.finishReason, 'cancelled');
     await assert.rejects(c.send('hi'), UsageError);
     assert.throws(() => other.createChat(), UsageError);
     assert.throws(() => other.model.newSequence(), UsageError);
