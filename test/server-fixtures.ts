@@ -7,7 +7,7 @@ import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../src/mod
 import { Scheduler, type SchedulerOptions } from '../src/engine/scheduler.ts';
 import type { ChatMessage, ImagePart, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
 import { UsageError } from '../src/util/index.ts';
-import { chatLayerToolCalls } from '../src/server/llama4-engine.ts';
+import { chatLayerToolCalls } from '../src/engine/chat-engine.ts';
 
 export const SPECIALS = ['<|begin_of_text|>', '<|eot|>', '<|image|>', '<|header|>'] as const;
 export const BOS = 0;
