@@ -20,7 +20,6 @@ import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } fr
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
-import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
 import type { ImagePromptEncoder } from './model/types.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
@@ -107,12 +106,15 @@ function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[]): LoadedMo
   const live = () => {
     if (disposed) throw new UsageError('the model was disposed');
   };
-  const encodeImages = parts.vision ? imagePromptEncoder(parts.vision) : null;
+  // The image path (decoding through sharp) loads on first use: text-only work never imports it.
+  let encodeImages: ImagePromptEncoder | null = null;
+  const vision = parts.vision;
   const loaded: LoadedModel = {
     ...parts,
-    images: encodeImages
-      ? (tokens, images) => {
+    images: vision
+      ? async (tokens, images) => {
           live();
+          encodeImages ??= (await import('./model/llama4/vision-prompt.ts')).imagePromptEncoder(vision);
           return encodeImages(tokens, images);
         }
       : null,
