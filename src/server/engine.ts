@@ -93,6 +93,19 @@ export interface ServerEngine {
   parseToolCalls(text: string, tools: ToolSpec[]): ParsedToolCalls;
   /** Streaming form of parseToolCalls; without it, outputs of requests with tools are buffered until the end. */
   newToolCallStream?(tools: ToolSpec[]): ToolCallStream;
+  /** Token ids of plain text, no BOS; `special` recognises special-token text (llama-server's /tokenize). */
+  tokenize(text: string, special?: boolean): number[];
+  /** Text of token ids, special tokens included (/detokenize). */
+  detokenize(tokens: readonly number[]): string;
+  /** The rendered chat prompt as text, before tokenizing (/apply-template; same inputs as encodeChat). */
+  renderChat(messages: ChatMessage[], tools: ToolSpec[] | null): string;
+  /** The Jinja chat template in use, or null for the built-in Llama 4 format (/props, /api/show). */
+  readonly chatTemplate: string | null;
+  /**
+   * Final-norm hidden states of a token sequence, [tokens.length, hiddenSize] (a fresh sequence, prefilled in
+   * pieces of `stepTokens`; the embeddings endpoints pool them).
+   */
+  hiddenStates(tokens: readonly number[], signal?: AbortSignal): Promise<Float32Array>;
   /** Releases the model (stops its worker thread); the server calls it on close. */
   close?(): Promise<void>;
   /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */

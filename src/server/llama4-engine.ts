@@ -9,6 +9,7 @@ import { chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, 
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler.ts';
 import type { TokenVocabulary } from '../engine/json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
+import { computeHiddenStates } from './embeddings.ts';
 import type { ChatMessage, EncodedPrompt, ParsedToolCalls, ServerEngine, ToolCallStream, ToolSpec } from './engine.ts';
 
 /**
@@ -86,6 +87,20 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
       return texts[id] ?? null;
     },
   };
+  const render = (messages: ChatMessage[], tools: ToolSpec[] | null): string => {
+    try {
+      return renderChat({
+        messages: messages.map(chatMessage),
+        tools: tools ? toolDefinitions(tools) : null,
+        addGenerationPrompt: true,
+        ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
+        ...(bosText ? { bosToken: bosText } : {}),
+      });
+    } catch (e) {
+      if (e instanceof Llama4Error) throw e;
+      throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
+    }
+  };
   return {
     modelId: o.modelId,
     created: Math.floor(Date.now() / 1000),
@@ -96,22 +111,14 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
     async encodeChat(messages, tools) {
       const images = messages.flatMap((m) => m.content.flatMap((p) => (p.type === 'image' ? [p.data] : [])));
       if (images.length && !o.images) throw new UsageError('this model does not take images');
-      let text: string;
-      try {
-        text = renderChat({
-          messages: messages.map(chatMessage),
-          tools: tools ? toolDefinitions(tools) : null,
-          addGenerationPrompt: true,
-          ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
-          ...(bosText ? { bosToken: bosText } : {}),
-        });
-      } catch (e) {
-        if (e instanceof Llama4Error) throw e;
-        throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
-      }
-      const tokens = chatPromptIds(tokenizer, text);
+      const tokens = chatPromptIds(tokenizer, render(messages, tools));
       return images.length ? o.images!(tokens, images) : { tokens };
     },
+    renderChat: (messages, tools) => render(messages, tools),
+    chatTemplate: o.chatTemplate ?? null,
+    tokenize: (text, special) => tokenizer.encode(text, { allowSpecial: special === true }),
+    detokenize: (ids) => tokenizer.decode([...ids]),
+    hiddenStates: (tokens, signal) => computeHiddenStates(model, tokens, o.stepTokens ?? 128, signal),
     encodeText(text) {
       const ids = tokenizer.encode(text);
       return tokenizer.bosId !== undefined ? [tokenizer.bosId, ...ids] : ids;
