@@ -95,6 +95,7 @@ export function scriptFor(prompt: readonly number[], brightness: readonly number
     const m = /<\|header\|>tool\n([^<]*)<\|eot\|>(?![\s\S]*<\|header\|>tool)/.exec(text);
     return `The weather is ${m ? m[1] : '?'}.`;
   }
+  if (text.includes('TOOLS:') && text.includes('twice')) return '[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_weather", "parameters": {"city": "Rome"}}]';
   if (text.includes('TOOLS:')) return '{"name": "get_weather", "parameters": {"city": "Paris"}}';
   if (brightness.length) return `I see ${brightness.length} image(s), brightness ${brightness.map((b) => Math.round(b)).join(',')}.`;
   const users = [...text.matchAll(/<\|header\|>user\n([^<]*)<\|eot\|>/g)];

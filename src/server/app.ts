@@ -172,7 +172,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
       let body: unknown = {};
       const text = c.req.method === 'GET' || c.req.method === 'DELETE' ? '' : await c.req.text();
       // Ollama's clients send GET-style requests (/api/tags) and some POSTs (/api/ps) with no body.
-      if (text !== '' || api !== 'ollama') {
+      if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && (text !== '' || api !== 'ollama')) {
         try {
           body = JSON.parse(text);
         } catch {
