@@ -201,6 +201,8 @@ describe('server APIs with a fake engine', () => {
     assert.deepEqual(legacy.embedding, e.embeddings[0]);
     // Errors: Ollama's {"error"} with the field named.
     await assert.rejects(ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'x' }], options: { temperature: 'hot' as unknown as number } }), /options\.temperature/);
+    const load = await post('/api/chat', { model: 'x', messages: [] });
+    assert.equal(((await load.json()) as { done_reason: string }).done_reason, 'load', 'an empty chat loads the model, as Ollama');
     const r = await post('/api/chat', { model: 'x', messages: 'nope' });
     assert.equal(r.status, 400);
     assert.match(((await r.json()) as { error: string }).error, /messages/);

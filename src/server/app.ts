@@ -55,6 +55,9 @@ function loadPage(): string {
   return '<!doctype html><title>llama4-ts</title><p>The chat page is missing from this install.</p>';
 }
 
+/** Paths that require the API key when one is set. */
+const API_PATHS = /^\/(?:v1\/|api\/|metrics$|tokenize$|detokenize$|apply-template$|props$)/;
+
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof QueueFullError) return new ApiError(429, 'rate_limit', e.message, null, e.retryAfterS);
@@ -103,8 +106,8 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   };
   app.use('*', async (c, next) => {
     const p = c.req.path;
-    // Everything but the chat page and /health needs the key (the Ollama and utility routes use the model too).
-    if (p !== '/' && p !== '/health' && !authorized(c)) {
+    // The API routes need the key (the Ollama and utility routes use the model too); the page and /health do not.
+    if (API_PATHS.test(p) && !authorized(c)) {
       const e = new ApiError(401, 'authentication', 'Missing or invalid API key (send Authorization: Bearer KEY or x-api-key: KEY)');
       log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 401 });
       metrics.request(p, 401, 0);

@@ -49,18 +49,20 @@ export function meanPoolNormalized(hidden: Float32Array, rows: number, H: number
   return out;
 }
 
-/** One embedding request at a time; later ones wait (at most MAX_WAITING, then 429). */
-let chain: Promise<unknown> = Promise.resolve();
-let waiting = 0;
-function serialized<T>(f: () => Promise<T>): Promise<T> {
-  if (waiting >= MAX_WAITING) throw new ApiError(429, 'rate_limit', 'the server is busy: too many embedding requests are waiting', null, 1);
-  waiting++;
-  const run = chain.then(f, f);
-  chain = run.then(
+/** One embedding request at a time per engine; later ones wait (at most MAX_WAITING, then 429). */
+const queues = new WeakMap<ServerEngine, { chain: Promise<unknown>; waiting: number }>();
+function serialized<T>(engine: ServerEngine, f: () => Promise<T>): Promise<T> {
+  let q = queues.get(engine);
+  if (!q) queues.set(engine, (q = { chain: Promise.resolve(), waiting: 0 }));
+  if (q.waiting >= MAX_WAITING) throw new ApiError(429, 'rate_limit', 'the server is busy: too many embedding requests are waiting', null, 1);
+  q.waiting++;
+  const run = q.chain.then(f, f);
+  q.chain = run.then(
     () => undefined,
     () => undefined,
   );
-  return run.finally(() => waiting--);
+  const queue = q;
+  return run.finally(() => queue.waiting--);
 }
 
 /** An input list: a string, strings, token ids, or lists of token ids. Each becomes one token sequence. */
@@ -98,7 +100,7 @@ export function readEmbeddingInputs(v: unknown, engine: ServerEngine, path: stri
 /** Unit-length mean-pooled embeddings of token sequences, computed one after another. */
 export function embedAll(engine: ServerEngine, inputs: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
   const H = engine.scheduler.model.info.hiddenSize;
-  return serialized(async () => {
+  return serialized(engine, async () => {
     const out: Float32Array[] = [];
     for (const tokens of inputs) out.push(meanPoolNormalized(await engine.hiddenStates(tokens, signal), tokens.length, H));
     return out;

@@ -113,7 +113,6 @@ function readChatMessages(body: Json, ctx: RequestContext): ChatMessage[] {
         throw badRequest(`'${path}.role' must be one of system, user, assistant, tool`, `${path}.role`);
     }
   });
-  if (out.length === 0) throw badRequest("'messages' is empty", 'messages');
   return out;
 }
 
@@ -219,6 +218,8 @@ async function chat(body: Json, ctx: RequestContext): Promise<Response> {
   const { engine } = ctx;
   const model = modelName(body);
   const messages = readChatMessages(body, ctx);
+  // Ollama answers an empty conversation by loading the model; it is loaded already.
+  if (messages.length === 0) return Response.json({ model, created_at: nowIso(), message: { role: 'assistant', content: '' }, done: true, done_reason: 'load' });
   const { tools } = readTools(body);
   const json = readFormat(body);
   const ctxLen = engine.scheduler.contextLength;
