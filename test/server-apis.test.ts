@@ -50,7 +50,13 @@ describe('server APIs with a fake engine', () => {
     const got = await openai.responses.retrieve(r.id);
     assert.equal(got.id, r.id);
     assert.equal((got as { output_text?: string }).output_text ?? got.output.map((o) => (o.type === 'message' ? o.content.map((c) => (c.type === 'output_text' ? c.text : '')).join('') : '')).join(''), 'Hello! You said: hi there');
+    // item_reference: a stored output item stands for the assistant turn (the AI SDK sends these with store: true).
+    const ref = await openai.responses.create({ model: 'm', temperature: 0, input: [{ role: 'user', content: 'hi there' }, { type: 'item_reference', id: r.output[0]!.id! }, { role: 'user', content: 'again' }] });
+    assert.equal(ref.output_text, 'Hello! You said: again');
+    const full = await openai.responses.create({ model: 'm', temperature: 0, input: [{ role: 'user', content: 'hi there' }, { role: 'assistant', content: 'Hello! You said: hi there' }, { role: 'user', content: 'again' }] });
+    assert.equal(ref.usage!.input_tokens, full.usage!.input_tokens, 'the reference expands to the same turn');
     await openai.responses.delete(r.id);
+    await assert.rejects(openai.responses.create({ model: 'm', input: [{ type: 'item_reference', id: r.output[0]!.id! }] }), OpenAI.NotFoundError, 'deleted with its response');
     await assert.rejects(openai.responses.retrieve(r.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
     const short = await openai.responses.create({ model: 'm', input: 'hi there', max_output_tokens: 3, temperature: 0 });
     assert.equal(short.status, 'incomplete');

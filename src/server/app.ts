@@ -161,7 +161,6 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
     let result: RunResult | undefined;
     const ctx: RequestContext = {
       engine,
-      modelName: listedName,
       params: c.req.param(),
       images,
       signal: abort.signal,
@@ -173,9 +172,10 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
     };
     try {
       let body: unknown = {};
-      const text = c.req.method === 'GET' || c.req.method === 'DELETE' ? '' : await c.req.text();
-      // Ollama's clients send GET-style requests (/api/tags) and some POSTs (/api/ps) with no body.
-      if (c.req.method !== 'GET' && c.req.method !== 'DELETE' && (text !== '' || api !== 'ollama')) {
+      const hasBody = c.req.method !== 'GET' && c.req.method !== 'DELETE';
+      const text = hasBody ? await c.req.text() : '';
+      // GET/DELETE routes (a stored response) read no body; Ollama's clients may POST an empty one.
+      if (hasBody && (text !== '' || api !== 'ollama')) {
         try {
           body = JSON.parse(text);
         } catch {

@@ -11,8 +11,6 @@ import { readLogitBias } from './constraints.ts';
 
 export interface RequestContext {
   engine: ServerEngine;
-  /** The model name the server lists (--alias, else the file name). */
-  modelName: string;
   /** Path parameters of the route (`:id`). */
   params: Record<string, string>;
   images: ImageFetchOptions;
