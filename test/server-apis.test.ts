@@ -57,6 +57,9 @@ describe('server APIs with a fake engine', () => {
     assert.equal(ref.usage!.input_tokens, full.usage!.input_tokens, 'the reference expands to the same turn');
     await openai.responses.delete(r.id);
     await assert.rejects(openai.responses.create({ model: 'm', input: [{ type: 'item_reference', id: r.output[0]!.id! }] }), OpenAI.NotFoundError, 'deleted with its response');
+    for (let i = 0; i < 3; i++) await openai.responses.retrieve(`resp_random${i}`).catch(() => undefined);
+    const metrics = await (await fetch(`${srv.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
+    assert.ok(metrics.includes('route="/v1/responses/:id"') && !metrics.includes('resp_random'), 'metrics label the route pattern, not the id');
     await assert.rejects(openai.responses.retrieve(r.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
     const short = await openai.responses.create({ model: 'm', input: 'hi there', max_output_tokens: 3, temperature: 0 });
     assert.equal(short.status, 'incomplete');

@@ -155,7 +155,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
         metrics.generatedTokens.inc('', rec.completion_tokens as number);
         if (r.ttftS !== null) metrics.ttft.observe('', r.ttftS);
       }
-      metrics.request(c.req.path, status, s);
+      metrics.request(c.req.routePath, status, s); // the route pattern: ids in paths must not add series
       log(rec);
     };
     let result: RunResult | undefined;
