@@ -19,6 +19,9 @@ import { startServer, type RunningServer } from '../src/server/app.ts';
 import { loadServerEngine } from '../src/server/load-engine.ts';
 import type { ServerEngine } from '../src/server/engine.ts';
 import { meanPoolNormalized } from '../src/server/embeddings.ts';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from './helpers/shared.ts';
 
 const KEY = 'sk-clients';
 
@@ -159,4 +162,34 @@ describe('client libraries against the server with the default model', () => {
     );
     for (const r of auto) for (const c of r.choices[0]!.message.tool_calls ?? []) assert.equal(c.type === 'function' && c.function.name, 'lookup_city');
   });
+});
+
+test('llama4 serve --alias NAME --cors ORIGINS', async () => {
+  const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--port', '0', '--no-worker', '--alias', 'my-llama', '--cors', 'https://app.example'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 60_000);
+      p.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      p.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+    });
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+    assert.deepEqual(models.data.map((m) => m.id), ['my-llama']);
+    const allowed = await fetch(`${url}/v1/models`, { headers: { origin: 'https://app.example' } });
+    assert.equal(allowed.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.equal((await fetch(`${url}/v1/models`, { headers: { origin: 'http://localhost:3000' } })).status, 403, '--cors replaced the loopback default');
+  } finally {
+    await new Promise<void>((resolve) => {
+      if (p.exitCode !== null) return resolve();
+      p.on('exit', () => resolve());
+      p.kill('SIGTERM');
+    });
+  }
 });
