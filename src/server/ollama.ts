@@ -16,6 +16,7 @@ import { embedAll, readEmbeddingInputs } from './embeddings.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
 import { readTools, toolParams, type RequestContext } from './openai.ts';
 import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, readStops, type Json } from './util.ts';
+import { streamingResponse } from './sse.ts';
 import { capabilities, modelFacts, PACKAGE_VERSION } from './utility.ts';
 
 const nowIso = () => new Date().toISOString();
@@ -116,37 +117,16 @@ function readChatMessages(body: Json, ctx: RequestContext): ChatMessage[] {
   return out;
 }
 
-/** NDJSON streaming: one JSON object per line; the stream ends when `run` settles. */
+/** NDJSON streaming: one JSON object per line; an exception ends the stream with an `{"error"}` line. */
 function ndjsonResponse(run: (send: (o: Json) => void) => Promise<void>): Response {
-  const enc = new TextEncoder();
-  let closed = false;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      const send = (o: Json) => {
-        if (closed) return;
-        try {
-          controller.enqueue(enc.encode(JSON.stringify(o) + '\n'));
-        } catch {
-          closed = true;
-        }
-      };
-      run(send)
-        .catch((e: unknown) => send({ error: e instanceof Error ? e.message : String(e) }))
-        .finally(() => {
-          if (closed) return;
-          closed = true;
-          try {
-            controller.close();
-          } catch {
-            /* already cancelled */
-          }
-        });
+  return streamingResponse(
+    (put) => {
+      const send = (o: Json) => put(JSON.stringify(o) + '\n');
+      return run(send).catch((e: unknown) => send({ error: e instanceof Error ? e.message : String(e) }));
     },
-    cancel() {
-      closed = true;
-    },
-  });
-  return new Response(stream, { status: 200, headers: { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' } });
+    () => undefined,
+    { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' },
+  );
 }
 
 const doneReason = (c: ChoiceOutput) => {

@@ -49,7 +49,7 @@ export function toolParams(tools: ToolSpec[] | null, forced: boolean, parallel: 
 }
 
 /** temperature/top_p/seed/penalties shared by both OpenAI endpoints (plus llama.cpp's top_k, min_p, repeat_penalty). */
-function readSampling(body: Json): RunParams['sampling'] {
+export function readSampling(body: Json): RunParams['sampling'] {
   const s: RunParams['sampling'] = {};
   const t = field.num(body, 'temperature', 0, 2);
   if (t !== undefined) s.temperature = t;

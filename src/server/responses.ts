@@ -13,7 +13,7 @@
  */
 import type { ChatMessage, ContentPart, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
-import { checkModel, compiles, toolParams, type RequestContext } from './openai.ts';
+import { checkModel, compiles, readSampling, toolParams, type RequestContext } from './openai.ts';
 import { readLogitBias } from './constraints.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
 import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json } from './util.ts';
@@ -187,21 +187,6 @@ function readTextFormat(body: Json): { json: RunParams['json']; format: Json } {
   throw badRequest("'text.format.type' must be 'text', 'json_object' or 'json_schema'", 'text.format.type');
 }
 
-function readSamplingR(body: Json): RunParams['sampling'] {
-  const s: RunParams['sampling'] = {};
-  const t = field.num(body, 'temperature', 0, 2);
-  if (t !== undefined) s.temperature = t;
-  const p = field.num(body, 'top_p', 0, 1);
-  if (p !== undefined) s.topP = p;
-  const k = field.int(body, 'top_k', 0, 1e9);
-  if (k !== undefined) s.topK = k;
-  const mp = field.num(body, 'min_p', 0, 1);
-  if (mp !== undefined) s.minP = mp;
-  const seed = field.int(body, 'seed', -(2 ** 53), 2 ** 53);
-  if (seed !== undefined) s.seed = seed;
-  return s;
-}
-
 interface Built {
   id: string;
   model: string;
@@ -232,7 +217,7 @@ async function buildRequest(body: Json, ctx: RequestContext, store: ResponseStor
   const { json: fmtJson, format } = readTextFormat(body);
   const json = forced && fmtJson === null ? { schema: toolCallSchema(tools!, compiles) } : fmtJson;
   const parallel = field.bool(body, 'parallel_tool_calls');
-  const sampling = readSamplingR(body);
+  const sampling = readSampling(body);
   const maxOut = field.int(body, 'max_output_tokens', 1, 1e9);
   const stream = field.bool(body, 'stream') ?? false;
   const storeIt = field.bool(body, 'store') ?? true;
