@@ -8,7 +8,7 @@ import { Scheduler, type SchedulerOptions } from '../src/engine/scheduler.ts';
 import type { ChatMessage, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
 import { UsageError } from '../src/util/index.ts';
 import { chatLayerToolCalls } from '../src/server/llama4-engine.ts';
-import { computeHiddenStates } from '../src/server/embeddings.ts';
+import { computeHiddenStates } from '../src/engine/hidden-states.ts';
 
 export const SPECIALS = ['<|begin_of_text|>', '<|eot|>', '<|image|>', '<|header|>'] as const;
 export const BOS = 0;

@@ -5,7 +5,6 @@
  * The states come from a fresh sequence prefilled in pieces, one input at a time (a small queue keeps concurrent
  * requests from piling up prefill memory).
  */
-import type { AsyncCausalLM } from '../model/types.ts';
 import type { ServerEngine } from './engine.ts';
 import type { RequestContext } from './openai.ts';
 import { ApiError, badRequest, checkTextSize, field, type Json } from './util.ts';
@@ -13,29 +12,6 @@ import { ApiError, badRequest, checkTextSize, field, type Json } from './util.ts
 /** Inputs per request (OpenAI's limit) and the queue of embedding requests waiting for the model. */
 const MAX_INPUTS = 2048;
 const MAX_WAITING = 64;
-
-/**
- * Final-norm hidden states [tokens.length, hiddenSize] of `tokens`: a new sequence, prefilled `piece` tokens per
- * forward call (so an in-thread model yields to the event loop between pieces), freed afterwards.
- */
-export async function computeHiddenStates(model: AsyncCausalLM, tokens: readonly number[], piece: number, signal?: AbortSignal): Promise<Float32Array> {
-  const H = model.info.hiddenSize;
-  const out = new Float32Array(tokens.length * H);
-  const seq = model.newSequence();
-  try {
-    for (let i = 0; i < tokens.length; i += piece) {
-      if (signal?.aborted) throw new ApiError(400, 'invalid_request', 'the request was cancelled');
-      const part = tokens.slice(i, i + piece);
-      const [h] = await model.forward([{ seq, tokens: part, logits: 'hidden' }]);
-      if (!h || h.length !== part.length * H) throw new Error(`the model returned ${h?.length ?? 0} hidden values for ${part.length} tokens × ${H}`);
-      out.set(h, i * H);
-      if (i + piece < tokens.length) await new Promise<void>((r) => setImmediate(r));
-    }
-  } finally {
-    seq.free?.();
-  }
-  return out;
-}
 
 /** Mean over rows of [rows, H], then L2-normalised. */
 export function meanPoolNormalized(hidden: Float32Array, rows: number, H: number): Float32Array {

@@ -5,7 +5,7 @@
  */
 import { jsonConstraint } from '../engine/json-schema-mask.ts';
 import type { FinishReason, GenerationResult, SamplingOptions, TokenConstraint, TokenInfo, TopLogprob } from '../engine/scheduler.ts';
-import { biasedConstraint, lazyToolCallConstraint, type LogitBias } from './constraints.ts';
+import { biasedConstraint, lazyToolCallConstraint, type LogitBias } from '../engine/token-constraints.ts';
 import type { ParsedToolCalls, ServerEngine, StreamDecoder, ToolCall, ToolCallStream, ToolSpec } from './engine.ts';
 import { randomId } from './util.ts';
 

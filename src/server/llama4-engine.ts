@@ -9,7 +9,7 @@ import { chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, 
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler.ts';
 import type { TokenVocabulary } from '../engine/json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
-import { computeHiddenStates } from './embeddings.ts';
+import { computeHiddenStates } from '../engine/hidden-states.ts';
 import type { ChatMessage, EncodedPrompt, ParsedToolCalls, ServerEngine, ToolCallStream, ToolSpec } from './engine.ts';
 
 /**
