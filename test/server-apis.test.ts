@@ -12,6 +12,7 @@ import OpenAI from 'openai';
 import { Ollama } from 'ollama';
 import { startServer, type RunningServer } from '../src/server/app.ts';
 import { ResponseStore } from '../src/server/responses.ts';
+import { DEFAULT_CORS_ORIGINS, originMatcher } from '../src/server/cors.ts';
 import { fakeEngine, tokenize, VOCAB } from './server-fixtures.ts';
 
 const KEY = 'sk-apis';
@@ -292,6 +293,16 @@ describe('server APIs with a fake engine', () => {
     } finally {
       await open.close();
     }
+  });
+
+  test('CORS origin patterns: loopback with any port, nothing that only starts like it', () => {
+    const loop = originMatcher(DEFAULT_CORS_ORIGINS);
+    for (const o of ['http://localhost', 'http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:5173', 'https://localhost:443']) assert.ok(loop(o), o);
+    for (const o of ['http://localhost.evil.com', 'http://localhost:3000.evil.com', 'http://127.0.0.1.nip.io', 'http://evil.com', 'null', 'http://127.0.0.2:80', 'file://']) assert.ok(!loop(o), o);
+    const wild = originMatcher(['https://*.corp.example']);
+    assert.ok(wild('https://chat.corp.example'));
+    assert.ok(!wild('https://corp.example.evil.com') && !wild('http://chat.corp.example'));
+    assert.ok(originMatcher(['*'])('https://anything.example'));
   });
 
   test('logit_bias: the OpenAI map and the llama-server list change the greedy output', async () => {

@@ -274,9 +274,10 @@ const usageOf = (r: RunResult) => {
 const textOf = (c: ChoiceOutput) => (c.toolCalls.length ? (c.content ?? '') : c.text);
 
 const messageItem = (id: string, text: string, status: string): Json => ({ id, type: 'message', status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [], logprobs: [] }] });
-const callItem = (id: string, c: ChoiceOutput['toolCalls'][number], status: string): Json => ({ id, type: 'function_call', status, call_id: c.id, name: c.name, arguments: c.arguments });
+/** A function_call output item; its item id derives from the call id (unique, the same when streamed). */
+const callItem = (c: ChoiceOutput['toolCalls'][number], status: string): Json => ({ id: `fc_${c.id.replace(/^call_/, '')}`, type: 'function_call', status, call_id: c.id, name: c.name, arguments: c.arguments });
 
-function finalResponse(b: Built, r: RunResult, msgId: string, callIds: string[], forceMessage: boolean): Json {
+function finalResponse(b: Built, r: RunResult, msgId: string, forceMessage: boolean): Json {
   const c = r.choices[0]!;
   if (c.error) throw new ApiError(500, 'server', `generation failed: ${c.error.message}`);
   const incomplete = c.finishReason === 'length';
@@ -284,7 +285,7 @@ function finalResponse(b: Built, r: RunResult, msgId: string, callIds: string[],
   const text = textOf(c);
   const output: Json[] = [];
   if (text.trim() !== '' || forceMessage || c.toolCalls.length === 0) output.push(messageItem(msgId, text, status));
-  c.toolCalls.forEach((tc, k) => output.push(callItem(callIds[k]!, tc, 'completed')));
+  for (const tc of c.toolCalls) output.push(callItem(tc, 'completed'));
   return { ...b.base, status, incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null, output, usage: usageOf(r) };
 }
 
@@ -300,18 +301,17 @@ function remember(b: Built, store: ResponseStore, resp: Json, r: RunResult): voi
 export async function createResponse(body: Json, ctx: RequestContext, store: ResponseStore): Promise<Response> {
   const b = await buildRequest(body, ctx, store);
   const msgId = `msg_${randomId(32)}`;
-  const callIds = () => Array.from({ length: 16 }, () => `fc_${randomId(32)}`);
   if (!(field.bool(body, 'stream') ?? false)) {
     const r = await runGeneration(ctx.engine, b.params);
     ctx.done(r);
-    const resp = finalResponse(b, r, msgId, callIds(), false);
+    const resp = finalResponse(b, r, msgId, false);
     remember(b, store, resp, r);
     return Response.json(resp);
   }
-  return streamResponse(b, ctx, store, msgId, callIds());
+  return streamResponse(b, ctx, store, msgId);
 }
 
-function streamResponse(b: Built, ctx: RequestContext, store: ResponseStore, msgId: string, fcIds: string[]): Response {
+function streamResponse(b: Built, ctx: RequestContext, store: ResponseStore, msgId: string): Response {
   let seq = 0;
   let w: SseWriter | null = null;
   const early: string[] = [];
@@ -358,7 +358,7 @@ function streamResponse(b: Built, ctx: RequestContext, store: ResponseStore, msg
       return;
     }
     if (r.buffered && textOf(c).trim()) delta(textOf(c));
-    const resp = finalResponse(b, r, msgId, fcIds, open);
+    const resp = finalResponse(b, r, msgId, open);
     const status = resp.status as string;
     let index = 0;
     if (open) {
@@ -376,8 +376,8 @@ function streamResponse(b: Built, ctx: RequestContext, store: ResponseStore, msg
       ev('response.output_item.done', { output_index: 0, item: (resp.output as Json[])[0]! });
       index = 1;
     }
-    c.toolCalls.forEach((tc, k) => {
-      const item = callItem(fcIds[k]!, tc, 'completed');
+    c.toolCalls.forEach((tc) => {
+      const item = callItem(tc, 'completed');
       ev('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress', arguments: '' } });
       ev('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta: tc.arguments });
       ev('response.function_call_arguments.done', { item_id: item.id, output_index: index, name: tc.name, arguments: tc.arguments });
