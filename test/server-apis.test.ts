@@ -207,6 +207,10 @@ describe('server APIs with a fake engine', () => {
     assert.deepEqual(e.embeddings[0], e.embeddings[2]);
     assert.notDeepEqual(e.embeddings[0], e.embeddings[1]);
     assert.ok(Math.abs(Math.hypot(...e.embeddings[1]!) - 1) < 1e-6, 'unit length');
+    // Ollama truncates inputs longer than the context by default; truncate: false refuses them.
+    const long = 'ab '.repeat(3000);
+    assert.equal((await ollama.embed({ model: 'x', input: long })).embeddings[0]!.length, 8);
+    await assert.rejects(ollama.embed({ model: 'x', input: long, truncate: false }), /context holds 4096/);
     const legacy = await ollama.embeddings({ model: 'x', prompt: 'alpha' });
     assert.deepEqual(legacy.embedding, e.embeddings[0]);
     // Errors: Ollama's {"error"} with the field named.

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
 import { createOpenAI } from '@ai-sdk/openai';
-import { generateObject, generateText, jsonSchema, streamText, tool } from 'ai';
+import { embed, generateObject, generateText, jsonSchema, streamText, tool } from 'ai';
 import { ChatOpenAI } from '@langchain/openai';
 import { DEFAULT_MODEL_DIR, loadModel } from '../src/load.ts';
 import { startServer, type RunningServer } from '../src/server/app.ts';
@@ -105,6 +105,9 @@ describe('client libraries against the server with the default model', () => {
     for (let j = 0; j < H; j++) worst = Math.max(worst, Math.abs(want[j]! - e.data[0]!.embedding[j]!));
     assert.ok(worst < 1e-6, `worker embedding vs in-thread mean pool: max |Δ| = ${worst}`);
     assert.ok(Math.abs(Math.hypot(...e.data[1]!.embedding) - 1) < 1e-5);
+    // The AI SDK's embedding model reads the same endpoint.
+    const viaSdk = await embed({ model: aiOpenai().embedding('text-embedding-3-small'), value: 'The cat sat.', maxRetries: 0 });
+    assert.deepEqual(viaSdk.embedding, e.data[0]!.embedding);
   });
 
   test('ollama client: list, chat streaming and not, generate, embed', async () => {

@@ -41,8 +41,11 @@ function serialized<T>(engine: ServerEngine, f: () => Promise<T>): Promise<T> {
   return run.finally(() => queue.waiting--);
 }
 
-/** An input list: a string, strings, token ids, or lists of token ids. Each becomes one token sequence. */
-export function readEmbeddingInputs(v: unknown, engine: ServerEngine, path: string): number[][] {
+/**
+ * An input list: a string, strings, token ids, or lists of token ids. Each becomes one token sequence. An input
+ * longer than the context is refused (OpenAI), or cut to the context with `truncate` (Ollama's default).
+ */
+export function readEmbeddingInputs(v: unknown, engine: ServerEngine, path: string, truncate = false): number[][] {
   if (v === undefined || v === null) throw badRequest(`'${path}' is required`, path);
   const ctxLen = engine.scheduler.contextLength;
   const vocab = engine.vocabulary.size;
@@ -66,11 +69,12 @@ export function readEmbeddingInputs(v: unknown, engine: ServerEngine, path: stri
       throw badRequest(`'${at}' must be a string or an array of token ids`, path);
     });
   } else throw badRequest(`'${path}' must be a non-empty string, array of strings, array of token ids or array of such arrays`, path);
-  lists.forEach((l, i) => {
+  return lists.map((l, i) => {
     if (l.length === 0) throw badRequest(`'${path}' input ${i} is empty`, path);
-    if (l.length > ctxLen) throw badRequest(`'${path}' input ${i} has ${l.length} tokens; this server's context holds ${ctxLen}`, path);
+    if (l.length <= ctxLen) return l;
+    if (truncate) return l.slice(0, ctxLen);
+    throw badRequest(`'${path}' input ${i} has ${l.length} tokens; this server's context holds ${ctxLen}`, path);
   });
-  return lists;
 }
 
 /** Unit-length mean-pooled embeddings of token sequences, computed one after another. */

@@ -278,7 +278,7 @@ async function embed(body: Json, ctx: RequestContext): Promise<Response> {
   const H = ctx.engine.scheduler.model.info.hiddenSize;
   const dims = field.int(body, 'dimensions', 1, 1e9);
   if (dims !== undefined && dims !== H) throw badRequest(`'dimensions' ${dims} is not supported: this model's embeddings have ${H} dimensions`, 'dimensions');
-  const inputs = readEmbeddingInputs(body.input, ctx.engine, 'input');
+  const inputs = readEmbeddingInputs(body.input, ctx.engine, 'input', field.bool(body, 'truncate') ?? true);
   const vectors = await embedAll(ctx.engine, inputs, ctx.signal);
   const count = inputs.reduce((s, l) => s + l.length, 0);
   return Response.json({ model, embeddings: vectors.map((v) => Array.from(v)), total_duration: ns(performance.now() - t0), load_duration: 0, prompt_eval_count: count });
