@@ -33,6 +33,17 @@ interface StoredResponse {
   itemIds: string[];
 }
 
+/** About how many bytes a message holds (UTF-16 text, image bytes). */
+function messageBytes(m: ChatMessage): number {
+  const parts = typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content;
+  let n = (m.toolCalls ?? []).reduce((a, c) => a + 2 * (c.arguments.length + c.name.length), 0);
+  for (const p of parts) {
+    if (p.type === 'text') n += 2 * p.text.length;
+    else n += typeof p.data === 'string' ? 2 * p.data.length : p.data instanceof Uint8Array ? p.data.length : p.data.bytes.length;
+  }
+  return n;
+}
+
 /** In-memory store of responses and their output items, bounded in count, age and bytes (oldest evicted first). */
 export class ResponseStore {
   readonly o: ResponseStoreOptions;
@@ -46,7 +57,7 @@ export class ResponseStore {
     return this.responses.size;
   }
   put(id: string, response: Json, conversation: ChatMessage[]): void {
-    const bytes = conversation.reduce((s, m) => s + m.content.reduce((a, p) => a + (p.type === 'text' ? p.text.length * 2 : p.data.length), 0) + (m.toolCalls ?? []).reduce((a, c) => a + c.arguments.length * 2, 0), 0);
+    const bytes = conversation.reduce((s, m) => s + messageBytes(m), 0);
     const itemIds = ((response.output as Json[]) ?? []).map((it) => it.id as string);
     this.responses.set(id, { response, conversation, createdMs: Date.now(), bytes, itemIds });
     for (const it of response.output as Json[]) this.items.set(it.id as string, it);
