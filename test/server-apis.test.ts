@@ -329,6 +329,24 @@ describe('server APIs with a fake engine', () => {
     }
   });
 
+  test('wrong types are 400s naming the field; unknown fields are ignored', async () => {
+    const base = { model: 'x', messages: [{ role: 'user', content: 'types' }], max_tokens: 3 };
+    const cases: [string, unknown][] = [
+      ['n', 'two'], ['stop', 5], ['tools', {}], ['tool_choice', 5], ['stream', 'yes'], ['seed', 'x'], ['response_format', 'json'],
+      ['parallel_tool_calls', 'no'], ['max_tokens', -1], ['top_k', 'x'], ['min_p', 2], ['logprobs', 1], ['temperature', '0.5'], ['logit_bias', 7],
+    ];
+    for (const [k, v] of cases) {
+      const r = await post('/v1/chat/completions', { ...base, [k]: v, ...(k === 'tool_choice' ? { tools: [{ type: 'function', function: { name: 'f' } }] } : {}) });
+      assert.equal(r.status, 400, `${k}: ${JSON.stringify(v)}`);
+      const e = ((await r.json()) as { error: { message: string } }).error.message;
+      assert.ok(e.includes(k), `${k}: ${e}`);
+    }
+    const ok = await post('/v1/chat/completions', { ...base, temperature: 0, frobnicate: { deep: [1, 2] }, user: 'u', metadata: { a: 'b' }, store: true });
+    assert.equal(ok.status, 200);
+    const r = await post('/v1/responses', { model: 'x', input: 'x', max_output_tokens: 'many' });
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /max_output_tokens/);
+  });
+
   test('tool calls: only declared tools under auto and required; parallel_tool_calls: false keeps one', async () => {
     // The fake model wants get_weather; only `lookup` is declared.
     const lookup = { type: 'function', function: { name: 'lookup', description: 'look up', parameters: { type: 'object', properties: {}, additionalProperties: false } } };
