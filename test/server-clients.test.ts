@@ -58,6 +58,10 @@ describe('client libraries against the server with the default model', () => {
     assert.equal(r.toolCalls.length, 1, JSON.stringify(r.content));
     assert.equal(r.toolCalls[0]!.toolName, 'get_weather');
     assert.equal(typeof (r.toolCalls[0]!.input as { city: unknown }).city, 'string');
+    // Streamed, the call arrives through the function_call events.
+    const st = streamText({ model, prompt: 'What is the weather in Paris?', tools: { get_weather: weather }, toolChoice: 'required', temperature: 0, maxOutputTokens: 60, maxRetries: 0 });
+    const streamedCalls = await st.toolCalls;
+    assert.deepEqual(streamedCalls.map((c) => [c.toolName, c.input]), r.toolCalls.map((c) => [c.toolName, c.input]));
     // A tool with execute: the SDK runs it and sends the result back (function_call_output + item_reference).
     const calls: unknown[] = [];
     const withExec = tool({ ...weather, execute: async (input: { city: string }) => (calls.push(input), 'sunny') });
