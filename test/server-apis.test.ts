@@ -196,6 +196,14 @@ describe('server APIs with a fake engine', () => {
     // tools: the call comes back with object arguments; images: base64 strings.
     const t = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather', description: 'w', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }], options: { temperature: 0 }, stream: false });
     assert.deepEqual(t.message.tool_calls?.map((x) => [x.function.name, x.function.arguments]), [['get_weather', { city: 'Paris' }]]);
+    const streamedCalls: unknown[] = [];
+    let streamedText = '';
+    for await (const part of await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather', description: 'w', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }], options: { temperature: 0 }, stream: true })) {
+      streamedText += part.message.content;
+      for (const tc of part.message.tool_calls ?? []) streamedCalls.push([tc.function.name, tc.function.arguments]);
+    }
+    assert.deepEqual(streamedCalls, [['get_weather', { city: 'Paris' }]]);
+    assert.equal(streamedText, '', 'the call text is not streamed as content');
     const im = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'see', images: [PNG.toString('base64')] }], options: { temperature: 0 }, stream: false });
     assert.match(im.message.content, /^I see 1 image\(s\)/);
     // format: "json" gives parseable JSON (constrained decoding).
