@@ -23,7 +23,7 @@ import { applyTemplateRoute, countTokens, detokenizeRoute, modelsList, props, to
 import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
 export interface ServerOptions {
-  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on /v1/* and /metrics. */
+  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on the API routes (API_PATHS) and /metrics. */
   apiKey?: string;
   /** Largest request body in bytes (default 32 MiB: base64 images). */
   maxBodyBytes?: number;

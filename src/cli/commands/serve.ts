@@ -15,7 +15,7 @@ Anthropic API (/v1/messages, /v1/messages/count_tokens), the Ollama API (/api/ch
 /health, /metrics and a chat page at /. Requests that arrive while others generate join the same batch.
   --host ADDR            address to bind (default 127.0.0.1: this machine only)
   --port N               TCP port (default 8080; 0 = any free port)
-  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on /v1/* and /metrics
+  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on the API routes and /metrics
                          (default: the LLAMA4_API_KEY environment variable, else no key)
   --parallel N           sequences decoded together (default 4)
   --ctx N                context length per sequence (default: the model's)
