@@ -11,6 +11,7 @@ import { UsageError } from '../util/index.ts';
 import type { ChatEngine } from './chat-engine.ts';
 import type { FinishReason } from './common.ts';
 import { runGeneration } from './completion.ts';
+import { toolCallSchema } from './tool-schema.ts';
 import type { SamplingOptions } from './scheduler-sampling.ts';
 
 export interface ChatSessionOptions {
@@ -91,6 +92,8 @@ export class ChatSession {
           stop: [],
           json: null,
           tools,
+          // Calls only to the declared tools (as the server's tool_choice "auto"): an output opening a JSON object must be one.
+          ...(tools ? { toolTrigger: toolCallSchema(tools) } : {}),
           penalizePrompt: true,
           signal: ac.signal,
         },

@@ -6,7 +6,7 @@ import type { ChatMessage, ContentPart, ServerEngine, ToolSpec } from './engine.
 import { runGeneration, type ChoiceOutput, type LogprobEntry, type RunParams, type RunResult } from './generation.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
 import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type ImageFetchOptions, type Json } from './util.ts';
-import { compileSchema } from '../engine/json-schema.ts';
+import { compiles } from '../engine/tool-schema.ts';
 import { readLogitBias } from './constraints.ts';
 
 export interface RequestContext {
@@ -136,15 +136,7 @@ export async function readMessages(body: Json, ctx: RequestContext): Promise<Cha
   return out;
 }
 
-/** Whether a schema compiles for constrained decoding. */
-export function compiles(schema: unknown): boolean {
-  try {
-    compileSchema(schema);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { compiles } from '../engine/tool-schema.ts';
 
 /** tools + tool_choice: the tools the model may call, and whether it must call one ('required' or a named function). */
 export function readTools(body: Json): { tools: ToolSpec[] | null; forced: boolean } {
