@@ -124,6 +124,11 @@ for (const [bname, backend] of BACKENDS) for (const type of TYPES) {
     t.diagnostic(`${type}: max |Δ| ${maxStrict.toFixed(4)} over ${strictUntil} positions, mean |Δ| ${mean.toFixed(4)}`);
     assert.ok(maxStrict <= maxTol, `${type}: max |Δlogit| ${maxStrict} > ${maxTol}`);
     assert.ok(mean <= (type === 'F16' ? 0.01 : later ? 0.3 : 0.2), `${type}: mean |Δlogit| ${mean}`);
+    if (bname === 'native' && type.startsWith('IQ') && type !== 'IQ4_NL') {
+      // The native i-quant kernels round activations to q8_K blocks as llama.cpp does and sum the same integers, so
+      // they are held much tighter (measured: max 0.0000 before the first near-tie, mean 0.0000-0.033 over all).
+      assert.ok(maxStrict <= 0.01 && mean <= 0.06, `${type}: native max |Δ| ${maxStrict}, mean ${mean} (llama.cpp's rounding is reproduced)`);
+    }
     for (let p = 0; p < strictUntil; p++) {
       if (exp.argmax_margin[p] > clear) assert.equal(argmax(got!.subarray(p * V, (p + 1) * V)), exp.argmax[p], `${type}: argmax at position ${p}`);
     }
