@@ -21,7 +21,7 @@ try {
   if (flag === '--uniform-imatrix') {
     // llama.cpp wants ne[0]·ne[2] entries per tensor (row length × experts).
     const sizes: Record<string, number> = {};
-    for (const t of readGgufHeader(input).tensors) {
+    for (const t of readGgufHeader(input).tensors.values()) {
       if (t.shape.length < 2) continue;
       sizes[t.name] = t.shape[t.shape.length - 1]! * (t.shape.length === 3 ? t.shape[0]! : 1);
     }

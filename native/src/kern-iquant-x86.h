@@ -105,32 +105,45 @@ static void xi_rows_iq2_s(int K, const uint8_t* w, size_t rb, int nrows, const v
 }
 static void xi_rows_iq3_xxs(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   iq_rows_x<BlockIQ3XXS, 1, 4>(K, w, rb, nrows, act, out, pf, [](const BlockIQ3XXS& x, const ActQ8K& y, __m256 acc) {
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t* q = x.qs + 8 * ib;
-      uint32_t aux; std::memcpy(&aux, x.sas + 4 * ib, 4);
-      const __m256i g = _mm256_set_epi32((int)iq3xxs_grid[q[7]], (int)iq3xxs_grid[q[6]], (int)iq3xxs_grid[q[5]], (int)iq3xxs_grid[q[4]],
-                                         (int)iq3xxs_grid[q[3]], (int)iq3xxs_grid[q[2]], (int)iq3xxs_grid[q[1]], (int)iq3xxs_grid[q[0]]);
-      const __m256i s = _mm256_set_epi64x(iq_signs64.v[(aux >> 21) & 127], iq_signs64.v[(aux >> 14) & 127],
-                                          iq_signs64.v[(aux >> 7) & 127], iq_signs64.v[aux & 127]);
-      const __m256i dot = _mm256_maddubs_epi16(g, _mm256_sign_epi8(iq_ld(y.qs + 32 * ib), s));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot, _mm256_set1_epi16((short)(2 * (aux >> 28) + 1))));
+    __m256i s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib += 2) {
+      uint32_t aux[2]; std::memcpy(aux, x.sas + 4 * ib, 8);
+      const __m256i g1 = _mm256_i32gather_epi32((const int*)iq3xxs_grid, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x.qs + 8 * ib))), 4);
+      const __m256i g2 = _mm256_i32gather_epi32((const int*)iq3xxs_grid, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x.qs + 8 * ib + 8))), 4);
+      const __m256i sg1 = _mm256_set_epi64x(iq_signs64.v[(aux[0] >> 21) & 127], iq_signs64.v[(aux[0] >> 14) & 127],
+                                            iq_signs64.v[(aux[0] >> 7) & 127], iq_signs64.v[aux[0] & 127]);
+      const __m256i sg2 = _mm256_set_epi64x(iq_signs64.v[(aux[1] >> 21) & 127], iq_signs64.v[(aux[1] >> 14) & 127],
+                                            iq_signs64.v[(aux[1] >> 7) & 127], iq_signs64.v[aux[1] & 127]);
+      const __m256i d1 = _mm256_maddubs_epi16(g1, _mm256_sign_epi8(iq_ld(y.qs + 32 * ib), sg1));
+      const __m256i d2 = _mm256_maddubs_epi16(g2, _mm256_sign_epi8(iq_ld(y.qs + 32 * ib + 32), sg2));
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, _mm256_set1_epi16((short)(2 * (aux[0] >> 28) + 1))));
+      s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(d2, _mm256_set1_epi16((short)(2 * (aux[1] >> 28) + 1))));
     }
-    return iq_fin(acc, half_to_float(x.d) * y.d, sumi);
+    return iq_fin(acc, half_to_float(x.d) * y.d, _mm256_add_epi32(s1, s2));
   });
 }
 static void xi_rows_iq3_s(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   iq_rows_x<BlockIQ3S, 1, 1>(K, w, rb, nrows, act, out, pf, [](const BlockIQ3S& x, const ActQ8K& y, __m256 acc) {
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t* q = x.qs + 8 * ib; const int h = x.qh[ib];
-      auto gi = [&](int k) { return (int)iq3s_grid[q[k] | (((h >> k) & 1) << 8)]; };
-      const __m256i g = _mm256_set_epi32(gi(7), gi(6), gi(5), gi(4), gi(3), gi(2), gi(1), gi(0));
-      const __m256i dot = _mm256_maddubs_epi16(g, iq_apply_mask(iq_ld(y.qs + 32 * ib), iq_sign_mask32(x.signs + 4 * ib)));
-      const int ls = 2 * (ib & 1 ? x.scales[ib / 2] >> 4 : x.scales[ib / 2] & 0xf) + 1;
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot, _mm256_set1_epi16((short)ls)));
+    // 9-bit grid indices of two 32-blocks at once: low 8 bits from qs, bit 8 from qh (ggml's vector shifts)
+    const __m256i idx_shift = _mm256_set_epi32(1, 2, 3, 4, 5, 6, 7, 8), idx_mask = _mm256_set1_epi32(256);
+    alignas(32) uint32_t idx[16];
+    __m256i s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib += 2) {
+      const __m256i lo = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i*)(x.qs + 8 * ib)));
+      const __m256i h0 = _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(x.qh[ib]), idx_shift), idx_mask);
+      const __m256i h1 = _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(x.qh[ib + 1]), idx_shift), idx_mask);
+      _mm256_store_si256((__m256i*)idx, _mm256_or_si256(h0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(lo))));
+      _mm256_store_si256((__m256i*)(idx + 8), _mm256_or_si256(h1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(lo, 1))));
+      const __m256i g1 = _mm256_set_epi32((int)iq3s_grid[idx[7]], (int)iq3s_grid[idx[6]], (int)iq3s_grid[idx[5]], (int)iq3s_grid[idx[4]],
+                                          (int)iq3s_grid[idx[3]], (int)iq3s_grid[idx[2]], (int)iq3s_grid[idx[1]], (int)iq3s_grid[idx[0]]);
+      const __m256i g2 = _mm256_set_epi32((int)iq3s_grid[idx[15]], (int)iq3s_grid[idx[14]], (int)iq3s_grid[idx[13]], (int)iq3s_grid[idx[12]],
+                                          (int)iq3s_grid[idx[11]], (int)iq3s_grid[idx[10]], (int)iq3s_grid[idx[9]], (int)iq3s_grid[idx[8]]);
+      const __m256i d1 = _mm256_maddubs_epi16(g1, iq_apply_mask(iq_ld(y.qs + 32 * ib), iq_sign_mask32(x.signs + 4 * ib)));
+      const __m256i d2 = _mm256_maddubs_epi16(g2, iq_apply_mask(iq_ld(y.qs + 32 * ib + 32), iq_sign_mask32(x.signs + 4 * ib + 4)));
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, _mm256_set1_epi16((short)(2 * (x.scales[ib / 2] & 0xf) + 1))));
+      s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(d2, _mm256_set1_epi16((short)(2 * (x.scales[ib / 2] >> 4) + 1))));
     }
-    return iq_fin(acc, half_to_float(x.d) * y.d, sumi);
+    return iq_fin(acc, half_to_float(x.d) * y.d, _mm256_add_epi32(s1, s2));
   });
 }
 static void xi_rows_iq1_s(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
