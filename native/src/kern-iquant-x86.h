@@ -90,17 +90,25 @@ static void xi_rows_iq2_xs(int K, const uint8_t* w, size_t rb, int nrows, const 
     return iq_fin(acc, half_to_float(x.d) * y.d, sumi);
   });
 }
+static inline void iq2s_idx8(const uint8_t* qs, int h0, int h1, uint32_t* idx) {
+  const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)qs));
+  const __m256i hi = _mm256_sllv_epi32(_mm256_setr_epi32(h0, h0, h0, h0, h1, h1, h1, h1), _mm256_setr_epi32(8, 6, 4, 2, 8, 6, 4, 2));
+  _mm256_store_si256((__m256i*)idx, _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi32(0x300))));
+}
 static void xi_rows_iq2_s(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   iq_rows_x<BlockIQ2S, 1, 8>(K, w, rb, nrows, act, out, pf, [](const BlockIQ2S& x, const ActQ8K& y, __m256 acc) {
-    __m256i sumi = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t* qs = x.qs + 4 * ib; const int h = x.qh[ib];
-      const __m256i g = _mm256_set_epi64x(iq2s_grid[qs[3] | ((h << 2) & 0x300)], iq2s_grid[qs[2] | ((h << 4) & 0x300)],
-                                          iq2s_grid[qs[1] | ((h << 6) & 0x300)], iq2s_grid[qs[0] | ((h << 8) & 0x300)]);
-      const __m256i dot = _mm256_maddubs_epi16(g, iq_apply_mask(iq_ld(y.qs + 32 * ib), iq_sign_mask32(x.signs + 4 * ib)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(dot, iq_scale2(2 * (x.scales[ib] & 0xf) + 1, 2 * (x.scales[ib] >> 4) + 1)));
+    __m256i s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib += 2) {
+      alignas(32) uint32_t idx[8];
+      iq2s_idx8(x.qs + 4 * ib, x.qh[ib], x.qh[ib + 1], idx);
+      const __m256i g1 = _mm256_set_epi64x(iq2s_grid[idx[3]], iq2s_grid[idx[2]], iq2s_grid[idx[1]], iq2s_grid[idx[0]]);
+      const __m256i g2 = _mm256_set_epi64x(iq2s_grid[idx[7]], iq2s_grid[idx[6]], iq2s_grid[idx[5]], iq2s_grid[idx[4]]);
+      const __m256i d1 = _mm256_maddubs_epi16(g1, iq_apply_mask(iq_ld(y.qs + 32 * ib), iq_sign_mask32(x.signs + 4 * ib)));
+      const __m256i d2 = _mm256_maddubs_epi16(g2, iq_apply_mask(iq_ld(y.qs + 32 * ib + 32), iq_sign_mask32(x.signs + 4 * ib + 4)));
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, iq_scale2(2 * (x.scales[ib] & 0xf) + 1, 2 * (x.scales[ib] >> 4) + 1)));
+      s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(d2, iq_scale2(2 * (x.scales[ib + 1] & 0xf) + 1, 2 * (x.scales[ib + 1] >> 4) + 1)));
     }
-    return iq_fin(acc, half_to_float(x.d) * y.d, sumi);
+    return iq_fin(acc, half_to_float(x.d) * y.d, _mm256_add_epi32(s1, s2));
   });
 }
 static void xi_rows_iq3_xxs(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
@@ -148,36 +156,58 @@ static void xi_rows_iq3_s(int K, const uint8_t* w, size_t rb, int nrows, const v
 }
 static void xi_rows_iq1_s(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   iq_rows_x<BlockIQ1S, 1, 1>(K, w, rb, nrows, act, out, pf, [](const BlockIQ1S& x, const ActQ8K& y, __m256 acc) {
-    __m256i sumi = _mm256_setzero_si256();
+    __m256i s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256();
     int sumi1 = 0;
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t* qs = x.qs + 4 * ib; const int qh = x.qh[ib];
-      const __m256i g = _mm256_set_epi64x(iq1s_grid[qs[3] | ((qh >> 1) & 0x700)], iq1s_grid[qs[2] | ((qh << 2) & 0x700)],
-                                          iq1s_grid[qs[1] | ((qh << 5) & 0x700)], iq1s_grid[qs[0] | ((qh << 8) & 0x700)]);
-      const int ls = 2 * ((qh >> 12) & 7) + 1;
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(iq_mul_add_epi8(g, iq_ld(y.qs + 32 * ib)), _mm256_set1_epi16((short)ls)));
-      sumi1 += ls * (qh & 0x8000 ? -1 : 1) * (y.bsums[2 * ib] + y.bsums[2 * ib + 1]);
+    alignas(32) uint32_t gi[8];
+    for (int ib = 0; ib < 8; ib += 2) {
+      const int qh0 = x.qh[ib], qh1 = x.qh[ib + 1];
+      // 11-bit grid indices: qs byte | 3 bits of qh per group of 8 (bits 3l..3l+2)
+      const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x.qs + 4 * ib)));
+      const __m256i hi = _mm256_sllv_epi32(_mm256_setr_epi32(qh0, qh0, qh0, qh0, qh1, qh1, qh1, qh1), _mm256_setr_epi32(8, 5, 2, 32, 8, 5, 2, 32));  // (count 32 gives 0)
+      const __m256i hi3 = _mm256_srlv_epi32(_mm256_setr_epi32(0, 0, 0, qh0, 0, 0, 0, qh1), _mm256_setr_epi32(0, 0, 0, 1, 0, 0, 0, 1));
+      _mm256_store_si256((__m256i*)gi, _mm256_or_si256(lo, _mm256_and_si256(_mm256_or_si256(hi, hi3), _mm256_set1_epi32(0x700))));
+      const __m256i g1 = _mm256_set_epi64x(iq1s_grid[gi[3]], iq1s_grid[gi[2]], iq1s_grid[gi[1]], iq1s_grid[gi[0]]);
+      const __m256i g2 = _mm256_set_epi64x(iq1s_grid[gi[7]], iq1s_grid[gi[6]], iq1s_grid[gi[5]], iq1s_grid[gi[4]]);
+      const int ls1 = 2 * ((qh0 >> 12) & 7) + 1, ls2 = 2 * ((qh1 >> 12) & 7) + 1;
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(iq_mul_add_epi8(g1, iq_ld(y.qs + 32 * ib)), _mm256_set1_epi16((short)ls1)));
+      s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(iq_mul_add_epi8(g2, iq_ld(y.qs + 32 * ib + 32)), _mm256_set1_epi16((short)ls2)));
+      sumi1 += ls1 * (qh0 & 0x8000 ? -1 : 1) * (y.bsums[2 * ib] + y.bsums[2 * ib + 1])
+             + ls2 * (qh1 & 0x8000 ? -1 : 1) * (y.bsums[2 * ib + 2] + y.bsums[2 * ib + 3]);
     }
     // x = d·(grid + delta): the delta part is Σ delta·ls·(activation sums), one integer per super-block
-    const __m256 v = _mm256_add_ps(_mm256_cvtepi32_ps(sumi), _mm256_setr_ps(IQ1_DELTA * (float)sumi1, 0, 0, 0, 0, 0, 0, 0));
+    const __m256 v = _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s1, s2)), _mm256_setr_ps(IQ1_DELTA * (float)sumi1, 0, 0, 0, 0, 0, 0, 0));
     return _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(x.d) * y.d), v, acc);
   });
+}
+// ±1 bytes of the 4 groups of 8 of one IQ1_M 32-block: group l is negative where bit 3 (l even) / 7 (l odd) of
+// qh[l/2] is set
+static inline __m256i iq1m_delta(const uint8_t* qh) {
+  uint16_t h; std::memcpy(&h, qh, 2);
+  const __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(h), _mm256_set_epi64x(0x0101010101010101, 0x0101010101010101, 0, 0));
+  const __m256i m = _mm256_set_epi64x((long long)0x8080808080808080ull, 0x0808080808080808, (long long)0x8080808080808080ull, 0x0808080808080808);
+  return _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, m), m), _mm256_set1_epi8(1));
 }
 static void xi_rows_iq1_m(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   iq_rows_x<BlockIQ1M, 1, 1>(K, w, rb, nrows, act, out, pf, [](const BlockIQ1M& x, const ActQ8K& y, __m256 acc) {
     uint16_t sc[4]; std::memcpy(sc, x.scales, 8);
     const __m256i one8 = _mm256_set1_epi8(1);
     __m256i sumi1 = _mm256_setzero_si256(), sumi2 = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-      const uint8_t* qs = x.qs + 4 * ib; const uint8_t* qh = x.qh + 2 * ib;
-      const __m256i g = _mm256_set_epi64x(iq1s_grid[qs[3] | (((uint16_t)qh[1] << 4) & 0x700)], iq1s_grid[qs[2] | (((uint16_t)qh[1] << 8) & 0x700)],
-                                          iq1s_grid[qs[1] | (((uint16_t)qh[0] << 4) & 0x700)], iq1s_grid[qs[0] | (((uint16_t)qh[0] << 8) & 0x700)]);
-      const long long P = 0x0101010101010101ll, N = -1ll;
-      const __m256i delta = _mm256_set_epi64x(qh[1] & 0x80 ? N : P, qh[1] & 0x08 ? N : P, qh[0] & 0x80 ? N : P, qh[0] & 0x08 ? N : P);
-      const __m256i q8 = iq_ld(y.qs + 32 * ib);
-      const __m256i s = iq_scale2(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1, 2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
-      sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(iq_mul_add_epi8(g, q8), s));
-      sumi2 = _mm256_add_epi32(sumi2, _mm256_madd_epi16(_mm256_maddubs_epi16(one8, _mm256_sign_epi8(q8, delta)), s));
+    alignas(32) uint32_t gi[8];
+    for (int ib = 0; ib < 8; ib += 2) {
+      const uint8_t* qh = x.qh + 2 * ib;
+      // 11-bit grid indices of two 32-blocks: qs byte | 3 bits of qh (low nibble for even groups, high for odd)
+      const __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)(x.qs + 4 * ib)));
+      const __m256i hi = _mm256_sllv_epi32(_mm256_setr_epi32(qh[0], qh[0], qh[1], qh[1], qh[2], qh[2], qh[3], qh[3]), _mm256_setr_epi32(8, 4, 8, 4, 8, 4, 8, 4));
+      _mm256_store_si256((__m256i*)gi, _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi32(0x700))));
+      for (int k = 0; k < 2; k++) {
+        const uint32_t* g = gi + 4 * k;
+        const __m256i grid = _mm256_set_epi64x(iq1s_grid[g[3]], iq1s_grid[g[2]], iq1s_grid[g[1]], iq1s_grid[g[0]]);
+        const __m256i q8 = iq_ld(y.qs + 32 * (ib + k));
+        const int j = ib + k;
+        const __m256i s = iq_scale2(2 * ((sc[j / 2] >> (6 * (j % 2))) & 7) + 1, 2 * ((sc[j / 2] >> (6 * (j % 2) + 3)) & 7) + 1);
+        sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(iq_mul_add_epi8(grid, q8), s));
+        sumi2 = _mm256_add_epi32(sumi2, _mm256_madd_epi16(_mm256_maddubs_epi16(one8, _mm256_sign_epi8(q8, iq1m_delta(qh + 2 * k))), s));
+      }
     }
     const __m256 v = _mm256_fmadd_ps(_mm256_set1_ps(IQ1_DELTA), _mm256_cvtepi32_ps(sumi2), _mm256_cvtepi32_ps(sumi1));
     return _mm256_fmadd_ps(_mm256_set1_ps(half_to_float(iq1m_scale(x.scales)) * y.d), v, acc);
