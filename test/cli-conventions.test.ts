@@ -74,7 +74,7 @@ test('llama.cpp aliases: run --temp 0 -c 512 -n 8 equals the long spellings; -c 
   assert.equal(a.stdout, c.stdout);
   const d = cli(['run', '--temp', '0', '-c', '10', Q]);
   assert.equal(d.status, 1);
-  assert.match(d.stderr, /the prompt has \d+ tokens, but the context \(-c\) holds 10/);
+  assert.match(d.stderr, /the prompt has \d+ tokens, but the context holds 10/);
   // -c leaves room for just 2 answer tokens here: a shorter answer than with -n 8.
   const short = cli(['run', '--temp', '0', '-c', String(promptTokens() + 2), '-n', '8', Q]);
   assert.equal(short.status, 0, short.stderr);

@@ -12,13 +12,14 @@ export const serveCommand: Command = {
   name: 'serve',
   summary: 'OpenAI- and Anthropic-compatible HTTP server with a chat page',
   usage: `usage: llama4 serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [-c N]
-Serves POST /v1/chat/completions, /v1/completions, /v1/messages, GET /v1/models, /health, /metrics and a chat page
-at /. Requests that arrive while others generate join the same batch (continuous batching).
+Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings, /v1/models), the
+Anthropic API (/v1/messages, /v1/messages/count_tokens), the Ollama API (/api/chat, /api/generate, /api/embed,
+/api/tags, /api/show, /api/ps, /api/version), llama-server's /tokenize, /detokenize, /apply-template, /props, and
+/health, /metrics and a chat page at /. Requests that arrive while others generate join the same batch.
   --host ADDR            address to bind (default 127.0.0.1: this machine only)
   --port N               TCP port (default 8080; 0 = any free port); bound before the model loads, so a port
                          in use is reported at once
-  --alias NAME           the model id the API reports and accepts (default: the file or folder name)
-  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on /v1/* and /metrics
+  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on the API routes and /metrics
                          (default: the LLAMA4_API_KEY environment variable, else no key)
   --parallel N           sequences decoded together (default 4)
   -c, --ctx N            context length per sequence (default: the model's; --ctx-size is an alias)
@@ -26,6 +27,9 @@ at /. Requests that arrive while others generate join the same batch (continuous
   --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
   --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
+  --alias NAME           the model name /v1/models and /api/tags list (default: the file name; any name is accepted)
+  --cors ORIGINS         comma-separated origins browsers may call from, '*' as a wildcard (default: loopback:
+                         http(s)://localhost:*, 127.0.0.1:*, [::1]:*); '*' alone allows every origin
   --no-worker            compute on the main thread (default: a worker thread runs the model, so HTTP and
                          /health answer during a step)
 ${MODEL_USAGE}`,
@@ -36,7 +40,6 @@ ${MODEL_USAGE}`,
         ...MODEL_OPTIONS,
         host: { type: 'string' },
         port: { type: 'string' },
-        alias: { type: 'string' },
         'api-key': { type: 'string' },
         parallel: { type: 'string' },
         ctx: { type: 'string' },
@@ -44,6 +47,8 @@ ${MODEL_USAGE}`,
         'step-tokens': { type: 'string' },
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
+        alias: { type: 'string' },
+        cors: { type: 'string' },
         'no-worker': { type: 'boolean' },
       },
       strict: true,
@@ -56,7 +61,6 @@ ${MODEL_USAGE}`,
     const host = values.host ?? '127.0.0.1';
     const apiKey = values['api-key'] ?? process.env.LLAMA4_API_KEY;
     const path = values.model ?? DEFAULT_MODEL_DIR;
-    if (values.alias !== undefined && !values.alias.trim()) throw new UsageError('--alias needs a non-empty model id');
     // Bind first: a taken port is one line now, not a stack trace after a long load. The probe is released just
     // before the server listens (port 0 needs no probe: any free port will do).
     const probe = port === 0 ? null : await reservePort(host, port);
@@ -71,14 +75,14 @@ ${MODEL_USAGE}`,
         ...(stepTokens !== undefined ? { stepTokens } : {}),
         ...(ctx !== undefined ? { contextLength: ctx } : {}),
         ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
-        ...(values.alias !== undefined ? { modelId: values.alias } : {}),
         worker: values['no-worker'] !== true,
         onProgress: (f, what) => progress.update(f, what),
       });
     } finally {
       await new Promise<void>((resolve) => (probe ? probe.close(() => resolve()) : resolve()));
     }
-    progress.done(`loaded ${engine.modelId} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const name = values.alias || engine.modelId;
+    progress.done(`loaded ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     let srv: Awaited<ReturnType<typeof startServer>>;
     try {
       srv = await startServer(engine, {
@@ -86,12 +90,14 @@ ${MODEL_USAGE}`,
         port,
         ...(apiKey ? { apiKey } : {}),
         images: { allowRemote: values['allow-remote-images'] === true },
+        ...(values.alias ? { alias: values.alias } : {}),
+        ...(values.cors !== undefined ? { corsOrigins: values.cors.split(',').map((x) => x.trim()).filter((x) => x !== '') } : {}),
       });
     } catch (e) {
       await engine.close?.();
       throw bindError(e, host, port);
     }
-    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''})\n`);
+    process.stderr.write(`listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
