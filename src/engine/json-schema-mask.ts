@@ -6,6 +6,7 @@
  * once). Special tokens (text null) are never allowed, except the end tokens once the JSON value is complete.
  */
 import type { TokenConstraint } from './scheduler.ts';
+import { SchemaCache } from './json-schema-cache.ts';
 import { advance, canEnd, compileSchema, inFreeString, initialState, isPlainStringText, mustEnd, signature, ANY_OBJECT, type JsonState, type Schema } from './json-schema.ts';
 
 /** The decoded text of each token id: null for special/control tokens. Partial UTF-8 bytes decode to U+FFFD. */
@@ -107,24 +108,12 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
   return out;
 }
 
-/** Masks shared by every request with the same vocabulary and schema, keyed by state signature (LRU). */
-class MaskCache {
-  private readonly map = new Map<string, Int32Array>();
-  constructor(private readonly cap: number) {}
-  get(k: string): Int32Array | undefined {
-    const v = this.map.get(k);
-    if (v) {
-      this.map.delete(k);
-      this.map.set(k, v);
-    }
-    return v;
-  }
-  set(k: string, v: Int32Array): void {
-    this.map.set(k, v);
-    if (this.map.size > this.cap) this.map.delete(this.map.keys().next().value!);
-  }
+const caches = new WeakMap<TokenVocabulary, SchemaCache>();
+
+/** Bytes the compiled schemas and masks of `vocab` hold (tests: the cache stays in its budget). */
+export function schemaCacheBytes(vocab: TokenVocabulary): number {
+  return caches.get(vocab)?.bytes ?? 0;
 }
-const caches = new WeakMap<TokenVocabulary, Map<string, { schema: Schema; masks: MaskCache }>>();
 
 /** A per-schema factory of constraints (compile once per request, build one constraint per choice). */
 export interface JsonConstraintFactory {
@@ -138,14 +127,9 @@ export interface JsonConstraintFactory {
 export function jsonConstraint(vocab: TokenVocabulary, endTokens: readonly number[], schema?: unknown): JsonConstraintFactory {
   const key = schema === undefined ? '' : JSON.stringify(schema);
   let perVocab = caches.get(vocab);
-  if (!perVocab) caches.set(vocab, (perVocab = new Map()));
-  let entry = perVocab.get(key);
-  if (!entry) {
-    entry = { schema: schema === undefined ? ANY_OBJECT : compileSchema(schema), masks: new MaskCache(512) };
-    perVocab.set(key, entry);
-    if (perVocab.size > 64) perVocab.delete(perVocab.keys().next().value!);
-  }
-  const { schema: compiled, masks } = entry;
+  if (!perVocab) caches.set(vocab, (perVocab = new SchemaCache()));
+  const compiled = perVocab.schema(key, () => (schema === undefined ? ANY_OBJECT : compileSchema(schema)));
+  const masks = perVocab.masks(key);
   return () => {
     let state = initialState(compiled);
     return {

@@ -11,6 +11,7 @@
  * mode does) so that the model cannot wander off into invented keys.
  */
 import { UsageError } from '../util/index.ts';
+import { MAX_PARSE_STACKS, checkSchemaLimits } from './json-schema-limits.ts';
 
 export type Schema =
   | { readonly k: 'any' }
@@ -37,6 +38,7 @@ const KNOWN = new Set([
 
 /** Compiles a JSON Schema (parsed JSON) into the automaton's schema tree. Throws UsageError on what it can't honour. */
 export function compileSchema(root: unknown): Schema {
+  checkSchemaLimits(root, 'response_format json_schema');
   const refs = new Map<string, Schema>();
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const bad = (path: string, msg: string) => new UsageError(`response_format json_schema ${path}: ${msg}`);
@@ -378,6 +380,8 @@ export function advance(state: JsonState, text: string): JsonState {
     const c = text[i]!;
     const next: Stack[] = [];
     for (const s of cur) for (const n of step(s, c)) next.push(n);
+    // Nested anyOf alternatives multiply: the number of live readings could grow exponentially with depth.
+    if (next.length > MAX_PARSE_STACKS) throw new UsageError(`the JSON schema is too ambiguous: more than ${MAX_PARSE_STACKS} ways to read the output so far`);
     cur = next;
   }
   return cur;

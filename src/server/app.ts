@@ -13,7 +13,9 @@ import { Llama4Error } from '../util/index.ts';
 import { anthropicError, messages } from './anthropic.ts';
 import type { ServerEngine } from './engine.ts';
 import type { RunResult } from './generation.ts';
-import { Metrics } from './metrics.ts';
+import { checkBodyDepth, checkJsonContentType } from './body-limits.ts';
+import { hostPolicy, isLoopbackHost } from './host-check.ts';
+import { Metrics, routeLabeler } from './metrics.ts';
 import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
 import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
@@ -26,6 +28,8 @@ export interface ServerOptions {
   images?: Partial<ImageFetchOptions>;
   /** One structured record per request (default: a JSON line on stderr). */
   log?: (record: Record<string, unknown>) => void;
+  /** The address the server listens on: without an API key, only loopback Host headers (and this host) are answered. */
+  host?: string;
 }
 
 type Api = 'openai' | 'anthropic';
@@ -68,6 +72,8 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   const errorResponse = (api: Api, e: ApiError) =>
     Response.json(errorBody(api, e), { status: e.status, headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {} });
   const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : 'openai');
+  const routeOf = routeLabeler(() => app.routes.map((r) => r.path));
+  const hostAllowed = hostPolicy(o.host ?? '127.0.0.1', o.apiKey);
 
   const keyBuf = o.apiKey !== undefined ? Buffer.from(o.apiKey) : null;
   const authorized = (c: Context): boolean => {
@@ -80,10 +86,16 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   };
   app.use('*', async (c, next) => {
     const p = c.req.path;
+    if (hostAllowed && !hostAllowed(c.req.header('host'))) {
+      const e = new ApiError(403, 'authentication', 'this server answers only requests addressed to localhost (start it with --host NAME or --api-key KEY to serve other names)');
+      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 403, host: c.req.header('host') });
+      metrics.request(routeOf(p), 403, 0);
+      return errorResponse(apiOf(p), e);
+    }
     if ((p.startsWith('/v1/') || p === '/metrics') && !authorized(c)) {
       const e = new ApiError(401, 'authentication', 'Missing or invalid API key (send Authorization: Bearer KEY or x-api-key: KEY)');
       log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 401 });
-      metrics.request(p, 401, 0);
+      metrics.request(routeOf(p), 401, 0);
       return errorResponse(apiOf(p), e);
     }
     await next();
@@ -97,7 +109,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
         // The rest of the body is never read, so this connection must not be reused by the client.
         const r = errorResponse(apiOf(c.req.path), new ApiError(413, 'too_large', `request body larger than ${maxBody} bytes`));
         r.headers.set('connection', 'close');
-        metrics.request(c.req.path, 413, 0);
+        metrics.request(routeOf(c.req.path), 413, 0);
         log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: c.req.path, status: 413 });
         return r;
       },
@@ -128,7 +140,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
         metrics.generatedTokens.inc('', rec.completion_tokens as number);
         if (r.ttftS !== null) metrics.ttft.observe('', r.ttftS);
       }
-      metrics.request(c.req.path, status, s);
+      metrics.request(routeOf(c.req.path), status, s);
       log(rec);
     };
     let result: RunResult | undefined;
@@ -143,6 +155,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
       },
     };
     try {
+      checkJsonContentType(c.req.header('content-type'), c.req.header('origin'));
       let body: unknown;
       try {
         body = JSON.parse(await c.req.text());
@@ -150,6 +163,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
         throw new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
       }
       if (!isObject(body)) throw new ApiError(400, 'invalid_request', 'the request body must be a JSON object');
+      checkBodyDepth(body);
       const res = await handler(body, ctx);
       if (!rec.stream) finish(res.status, result);
       return res;
@@ -196,8 +210,11 @@ export interface RunningServer {
 
 /** Starts the server on host:port (port 0 = any free port). */
 export function startServer(engine: ServerEngine, o: ServerOptions & { host?: string; port?: number } = {}): Promise<RunningServer> {
-  const { app, metrics } = createApp(engine, o);
   const host = o.host ?? '127.0.0.1';
+  const { app, metrics } = createApp(engine, { ...o, host });
+  if (o.apiKey === undefined && !isLoopbackHost(host)) {
+    (o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n')))({ ts: new Date().toISOString(), level: 'warn', msg: `listening on ${host} without an API key: anyone who can reach this address can use the model (set --api-key)` });
+  }
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: o.port ?? 8080, hostname: host }, (info: AddressInfo) => {
       const h = host.includes(':') ? `[${host}]` : host;

@@ -3,6 +3,7 @@
  * names the offending field, ids, and image inputs (data URLs, base64, remote URLs behind a flag with limits).
  */
 import { randomBytes } from 'node:crypto';
+import { Llama4Error } from '../util/index.ts';
 import type { ImagePart } from './engine.ts';
 
 /** A request the server refuses. `kind` maps onto each API's error type names. */
@@ -16,6 +17,17 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The API error for a choice that failed while generating: the request's own fault (a Llama4Error, e.g. a JSON
+ * schema too ambiguous to follow) is a 400; a model that stopped (its worker died; `unavailable` set on the error)
+ * is a 503 the client may retry; anything else a 500.
+ */
+export function generationError(e: Error): ApiError {
+  if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
+  if ((e as { unavailable?: boolean }).unavailable === true) return new ApiError(503, 'server', `the model is unavailable: ${e.message}`, null, 1);
+  return new ApiError(500, 'server', `generation failed: ${e.message}`);
 }
 
 export const badRequest = (message: string, param: string | null = null) => new ApiError(400, 'invalid_request', message, param);
@@ -164,10 +176,34 @@ export function chatChars(messages: { content: { type: string; text?: string }[]
  * parameter schema uses keywords the automaton cannot honour gets "any object" for its parameters.
  */
 export function toolCallSchema(tools: { name: string; parameters?: unknown }[], compiles: (s: unknown) => boolean): unknown {
-  return {
-    anyOf: tools.map((t) => {
-      const params = t.parameters !== undefined && compiles(t.parameters) ? t.parameters : { type: 'object' };
-      return { type: 'object', properties: { name: { const: t.name }, parameters: params }, required: ['name', 'parameters'], additionalProperties: false };
-    }),
+  const $defs: Json = {};
+  const anyOf = tools.map((t, i) => {
+    const params = t.parameters !== undefined && compiles(t.parameters) ? hoistDefs(t.parameters, `tool${i}.`, $defs) : { type: 'object' };
+    return { type: 'object', properties: { name: { const: t.name }, parameters: params }, required: ['name', 'parameters'], additionalProperties: false };
+  });
+  return Object.keys($defs).length ? { $defs, anyOf } : { anyOf };
+}
+
+/**
+ * A tool's parameter schema moved under another root: its `$defs` / `definitions` go to the new root's `$defs` with
+ * `prefix` on their names, and its local `$ref`s are rewritten to match (a `$ref` resolves against the root).
+ */
+function hoistDefs(schema: unknown, prefix: string, into: Json): unknown {
+  const rewrite = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(rewrite);
+    if (!isObject(v)) return v;
+    const out: Json = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (k === '$ref' && typeof x === 'string') out[k] = x.replace(/^#\/(\$defs|definitions)\//, `#/$defs/${prefix}`);
+      else out[k] = rewrite(x);
+    }
+    return out;
   };
+  if (!isObject(schema)) return schema;
+  for (const k of ['$defs', 'definitions']) {
+    const defs = schema[k];
+    if (isObject(defs)) for (const [name, d] of Object.entries(defs)) into[`${prefix}${name}`] = rewrite(d);
+  }
+  const { $defs: _d, definitions: _f, ...rest } = schema;
+  return rewrite(rest);
 }
