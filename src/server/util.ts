@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { Llama4Error } from '../util/index.ts';
 import type { ImagePart } from './engine.ts';
+import { fetchRemoteImage, RemoteImageError } from './remote-image.ts';
 
 /** A request the server refuses. `kind` maps onto each API's error type names. */
 export class ApiError extends Error {
@@ -119,6 +120,8 @@ export interface ImageFetchOptions {
   allowRemote: boolean;
   maxBytes: number;
   timeoutMs: number;
+  /** Which resolved addresses remote images may come from (default: public addresses only, see remote-image.ts). */
+  allowAddress?: (ip: string) => boolean;
 }
 
 /** An image_url: a data URL, or a remote URL when allowed (fetched with size and time limits). */
@@ -130,26 +133,13 @@ export async function loadImageUrl(url: string, path: string, o: ImageFetchOptio
   }
   if (!/^https?:\/\//.test(url)) throw badRequest(`'${path}' must be a data: URL${o.allowRemote ? ' or an http(s) URL' : ''}`, path);
   if (!o.allowRemote) throw badRequest(`'${path}': remote image URLs are disabled on this server (start it with --allow-remote-images); send a data: URL`, path);
-  let res: Response;
+  let bytes: Uint8Array;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(o.timeoutMs), redirect: 'follow' });
+    bytes = await fetchRemoteImage(url, o);
   } catch (e) {
-    throw badRequest(`'${path}': fetching the image failed: ${(e as Error).message}`, path);
+    if (e instanceof RemoteImageError && e.tooLarge) throw new ApiError(413, 'too_large', `'${path}': the image is larger than ${o.maxBytes} bytes`, path);
+    throw badRequest(`'${path}': ${(e as Error).message}`, path);
   }
-  if (!res.ok || !res.body) throw badRequest(`'${path}': fetching the image answered HTTP ${res.status}`, path);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      total += chunk.length;
-      if (total > o.maxBytes) throw new ApiError(413, 'too_large', `'${path}': the image is larger than ${o.maxBytes} bytes`, path);
-      chunks.push(chunk);
-    }
-  } catch (e) {
-    if (e instanceof ApiError) throw e;
-    throw badRequest(`'${path}': fetching the image failed: ${(e as Error).message}`, path);
-  }
-  const bytes = new Uint8Array(Buffer.concat(chunks));
   return { type: 'image', data: bytes, mediaType: sniffImage(bytes, path) };
 }
 
