@@ -5,7 +5,7 @@
  */
 import type { AsyncCausalLM } from '../model/types.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
-import { chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, type ChatMessage as ChatLayerMessage, type ToolCallStreamEvent, type ToolDefinition } from '../chat/index.ts';
+import { SpecialTextGuard, chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, type ChatMessage as ChatLayerMessage, type ToolCallStreamEvent, type ToolDefinition } from '../chat/index.ts';
 import { Scheduler, type SchedulerOptions } from '../engine/scheduler.ts';
 import type { TokenVocabulary } from '../engine/json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
@@ -29,6 +29,12 @@ export interface Llama4EngineOptions extends SchedulerOptions {
   close?: () => Promise<void>;
   /** Why the model can no longer generate, or null (see ServerEngine.failure). */
   failure?: () => string | null;
+  /**
+   * Special-token text inside messages (`<|eot|>`, `<|header_start|>`, …) becomes control tokens, as the
+   * reference's apply_chat_template + tokenizer do. Off by default: a user could then forge system or assistant
+   * turns and displace images; only the template's own markers are control tokens (chat/plain-specials.ts).
+   */
+  specialTokensInMessages?: boolean;
 }
 
 /** The chat layer's view of a message (OpenAI format; images become one `<|image|>` placeholder each). */
@@ -97,10 +103,13 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
       const images = messages.flatMap((m) => m.content.flatMap((p) => (p.type === 'image' ? [p.data] : [])));
       if (images.length && !o.images) throw new UsageError('this model does not take images');
       let text: string;
+      const chatMessages = messages.map(chatMessage);
+      const toolDefs = tools ? toolDefinitions(tools) : null;
+      const guard = o.specialTokensInMessages ? null : new SpecialTextGuard(tokenizer, [chatMessages, toolDefs]);
       try {
         text = renderChat({
-          messages: messages.map(chatMessage),
-          tools: tools ? toolDefinitions(tools) : null,
+          messages: guard ? guard.protect(chatMessages) : chatMessages,
+          tools: guard ? guard.protect(toolDefs) : toolDefs,
           addGenerationPrompt: true,
           ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
           ...(bosText ? { bosToken: bosText } : {}),
@@ -109,7 +118,7 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
         if (e instanceof Llama4Error) throw e;
         throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
       }
-      const tokens = chatPromptIds(tokenizer, text);
+      const tokens = guard ? guard.encode(text) : chatPromptIds(tokenizer, text);
       return images.length ? o.images!(tokens, images) : { tokens };
     },
     encodeText(text) {

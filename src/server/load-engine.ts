@@ -20,6 +20,8 @@ export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   chatTemplate?: string;
   /** Run the model in a worker thread (default true); false computes on the main thread between HTTP events. */
   worker?: boolean;
+  /** Special-token text in messages becomes control tokens (the reference's behaviour; see Llama4EngineOptions). */
+  specialTokensInMessages?: boolean;
 }
 
 export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): Promise<ServerEngine> {

@@ -20,7 +20,10 @@ at /. Requests that arrive while others generate join the same batch (continuous
   --queue N              requests that may wait for a slot before 429 (default 64)
   --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
-  --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
+  --allow-remote-images  fetch http(s) image URLs from public addresses (off: only data URLs)
+  --special-tokens-in-messages
+                         treat special-token text typed in messages (<|eot|>, <|header_start|>, …) as control
+                         tokens, as the reference does (off: it is text; on, a user can forge system turns)
   --no-worker            compute on the main thread (default: a worker thread runs the model, so HTTP and
                          /health answer during a step)
 ${MODEL_USAGE}`,
@@ -38,6 +41,7 @@ ${MODEL_USAGE}`,
         'step-tokens': { type: 'string' },
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
+        'special-tokens-in-messages': { type: 'boolean' },
         'no-worker': { type: 'boolean' },
       },
       strict: true,
@@ -60,6 +64,7 @@ ${MODEL_USAGE}`,
       ...(ctx !== undefined ? { contextLength: ctx } : {}),
       ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
       worker: values['no-worker'] !== true,
+      specialTokensInMessages: values['special-tokens-in-messages'] === true,
       onProgress(f, what) {
         const pct = Math.floor(f * 100);
         if (pct === last) return;
