@@ -61,6 +61,12 @@ export interface LoadedModel {
 /** Llama 4 instruct's generation_config.json values, used when a model ships none. */
 const LLAMA4_SAMPLING: SamplerOptions = { temperature: 0.6, topP: 0.9 };
 
+/** The sampling defaults of a model path without loading it (the server reads them beside a worker-loaded model). */
+export function samplingDefaultsOf(path: string): SamplerOptions {
+  const genFile = join(path, 'generation_config.json');
+  return existsSync(path) && statSync(path).isDirectory() && existsSync(genFile) ? samplingFrom(readJson(genFile)) : LLAMA4_SAMPLING;
+}
+
 function samplingFrom(gen: unknown): SamplerOptions {
   if (!gen || typeof gen !== 'object') return LLAMA4_SAMPLING;
   const g = gen as Record<string, unknown>;

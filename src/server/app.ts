@@ -2,7 +2,6 @@
  * The HTTP server: routes, API keys, body limits, error mapping (each API's own error format), structured request
  * logs and metrics. Handlers only translate JSON (openai.ts, anthropic.ts); generation runs in the scheduler.
  */
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
@@ -16,6 +15,7 @@ import type { RunResult } from './generation.ts';
 import { checkBodyDepth, checkJsonContentType } from './body-limits.ts';
 import { hostPolicy, isLoopbackHost } from './host-check.ts';
 import { Metrics, routeLabeler } from './metrics.ts';
+import { mountChatPage } from './page.ts';
 import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
 import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
@@ -34,17 +34,6 @@ export interface ServerOptions {
 
 type Api = 'openai' | 'anthropic';
 type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
-
-function loadPage(): string {
-  for (const rel of ['./public/index.html', '../../src/server/public/index.html']) {
-    try {
-      return readFileSync(new URL(rel, import.meta.url), 'utf8');
-    } catch {
-      /* try the next location (dist/ has no copy) */
-    }
-  }
-  return '<!doctype html><title>llama4-ts</title><p>The chat page is missing from this install.</p>';
-}
 
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
@@ -194,8 +183,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   app.post('/v1/chat/completions', route('openai', chatCompletions));
   app.post('/v1/completions', route('openai', completions));
   app.post('/v1/messages', route('anthropic', messages));
-  const page = loadPage();
-  app.get('/', (c) => c.html(page));
+  mountChatPage(app, engine);
   app.notFound((c) => errorResponse(apiOf(c.req.path), new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((e, c) => errorResponse(apiOf(c.req.path), toApiError(e)));
   return { app, metrics };

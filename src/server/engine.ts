@@ -3,7 +3,7 @@
  * tests drive the server with a fake engine (a fake CausalLM and character tokenizer) and the real clients, and
  * `llama4 serve` builds the real one from a loaded model, its tokenizer and chat template (llama4-engine.ts).
  */
-import type { Scheduler } from '../engine/scheduler.ts';
+import type { SamplingOptions, Scheduler } from '../engine/scheduler.ts';
 import type { TokenVocabulary } from '../engine/json-schema-mask.ts';
 
 /** An image attached to a message: the raw file bytes (PNG, JPEG, GIF or WebP). */
@@ -97,4 +97,6 @@ export interface ServerEngine {
   close?(): Promise<void>;
   /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */
   failure?(): string | null;
+  /** The model's own sampling defaults (generation_config.json), which the chat page starts from. */
+  readonly samplingDefaults?: SamplingOptions;
 }

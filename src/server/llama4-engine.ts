@@ -6,7 +6,7 @@
 import type { AsyncCausalLM } from '../model/types.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { SpecialTextGuard, chatPromptIds, createToolCallStreamParser, parseToolCalls, renderChat, type ChatMessage as ChatLayerMessage, type ToolCallStreamEvent, type ToolDefinition } from '../chat/index.ts';
-import { Scheduler, type SchedulerOptions } from '../engine/scheduler.ts';
+import { Scheduler, type SamplingOptions, type SchedulerOptions } from '../engine/scheduler.ts';
 import type { TokenVocabulary } from '../engine/json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
 import type { ChatMessage, EncodedPrompt, ParsedToolCalls, ServerEngine, ToolCallStream, ToolSpec } from './engine.ts';
@@ -35,6 +35,8 @@ export interface Llama4EngineOptions extends SchedulerOptions {
    * turns and displace images; only the template's own markers are control tokens (chat/plain-specials.ts).
    */
   specialTokensInMessages?: boolean;
+  /** The model's sampling defaults (ServerEngine.samplingDefaults). */
+  samplingDefaults?: SamplingOptions;
 }
 
 /** The chat layer's view of a message (OpenAI format; images become one `<|image|>` placeholder each). */
@@ -131,5 +133,6 @@ export function llama4Engine(o: Llama4EngineOptions): ServerEngine {
     newToolCallStream: () => chatLayerToolCalls.stream(),
     ...(o.close ? { close: o.close } : {}),
     ...(o.failure ? { failure: o.failure } : {}),
+    ...(o.samplingDefaults ? { samplingDefaults: o.samplingDefaults } : {}),
   };
 }

@@ -6,7 +6,7 @@
  * way; with the worker, forward passes and image encoding run off it, so HTTP keeps answering during a step.
  */
 import { basename } from 'node:path';
-import { loadChatAssets, loadModel, type LoadOptions } from '../load.ts';
+import { loadChatAssets, loadModel, samplingDefaultsOf, type LoadOptions } from '../load.ts';
 import { imagePromptEncoder } from '../model/llama4/vision-prompt.ts';
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
@@ -35,6 +35,7 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
       model: loaded.model,
       tokenizer,
       chatTemplate: o.chatTemplate ?? template,
+      samplingDefaults: loaded.samplingDefaults,
       ...(loaded.vision ? { images: imagePromptEncoder(loaded.vision) } : {}),
     });
   }
@@ -49,6 +50,7 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
       model,
       tokenizer,
       chatTemplate: o.chatTemplate ?? template,
+      samplingDefaults: samplingDefaultsOf(path),
       ...(r.vision ? { images: (tokens, images) => model.encodeImages(tokens, images) } : {}),
       close: () => model.close(),
       failure: () => model.dead?.message ?? null,
