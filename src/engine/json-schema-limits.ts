@@ -28,10 +28,21 @@ export const SCHEMA_LIMITS: SchemaLimits = { maxDepth: 96, maxNodes: 50_000, max
 
 /**
  * Most live readings (automaton stacks) of one output: nested anyOf alternatives multiply (30 alternatives at each
- * of 4 levels is 810,000 after "[[[[" and a second per character), and the token mask runs the automaton for every
+ * of 4 levels is 810,000 after "[[[[" and a second per character; each live reading multiplies the token mask's work), and the token mask runs the automaton for every
  * candidate token. Past this the request fails with a UsageError instead of holding the scheduler.
  */
-export const MAX_PARSE_STACKS = 512;
+export const MAX_PARSE_STACKS = 64;
+
+/**
+ * Most automaton steps (stacks × characters) one token mask may take, and the most time: a step costs about a
+ * microsecond on the 2-core EPYC (more for numbers closing nested arrays), so a mask holds the scheduler about a
+ * second at most before the request fails. Ordinary schemas stay far below: dead prefixes are skipped, enum and key
+ * prefixes are binary searches, and free strings take their plain tokens without walking them (measured with
+ * Llama 4's 200k vocabulary: a maxLength string 15-40 ms, 5,000 object keys 40-70 ms, a 5,000-value enum 14 ms).
+ */
+export const MAX_MASK_WORK = 1_000_000;
+/** The same bound in time (a loaded machine, or steps dearer than the estimate): a mask stops after this long. */
+export const MAX_MASK_MS = 1500;
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
