@@ -17,7 +17,7 @@ import { hostPolicy, isLoopbackHost } from './host-check.ts';
 import { Metrics, routeLabeler } from './metrics.ts';
 import { mountChatPage } from './page.ts';
 import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
-import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
+import { ApiError, generationError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
 export interface ServerOptions {
   /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on /v1/* and /metrics. */
@@ -39,6 +39,7 @@ function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof QueueFullError) return new ApiError(429, 'rate_limit', e.message, null, e.retryAfterS);
   if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
+  if (e instanceof Error && (e as { unavailable?: boolean }).unavailable === true) return generationError(e);
   return new ApiError(500, 'server', `internal error: ${e instanceof Error ? e.message : String(e)}`);
 }
 

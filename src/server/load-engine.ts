@@ -11,6 +11,7 @@ import { imagePromptEncoder } from '../model/llama4/vision-prompt.ts';
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
 import { llama4Engine } from './llama4-engine.ts';
+import { SupervisedModel } from './supervised-model.ts';
 import { startModelWorker } from './worker-model.ts';
 
 export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
@@ -40,11 +41,15 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
     });
   }
   const { backend, threads, mmproj, onProgress } = o;
-  const model = await startModelWorker(path, { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}), ...(onProgress ? { onProgress } : {}) });
+  const workerOptions = { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}) };
+  const first = await startModelWorker(path, { ...workerOptions, ...(onProgress ? { onProgress } : {}) });
+  // A worker that dies is replaced (supervised-model.ts); the prefixes the scheduler kept lived in the dead one.
+  let engine: ServerEngine | null = null;
+  const model = new SupervisedModel(first, () => startModelWorker(path, workerOptions), () => engine?.scheduler.clearPrefixCache());
   try {
-    const r = model.ready;
+    const r = first.ready;
     const { tokenizer, chatTemplate: template } = loadChatAssets({ path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } }, o.tokenizerPath);
-    return llama4Engine({
+    engine = llama4Engine({
       ...o,
       modelId,
       model,
@@ -53,8 +58,9 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
       samplingDefaults: samplingDefaultsOf(path),
       ...(r.vision ? { images: (tokens, images) => model.encodeImages(tokens, images) } : {}),
       close: () => model.close(),
-      failure: () => model.dead?.message ?? null,
+      failure: () => model.failure(),
     });
+    return engine;
   } catch (e) {
     await model.close();
     throw e;
