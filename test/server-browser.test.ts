@@ -34,7 +34,7 @@ describe('chat page in headless chromium', { skip: why ? `SKIPPED LOUDLY: ${why}
     mkdirSync(OUT, { recursive: true });
     vision = await startServer({ ...fakeEngine({ parallel: 2 }), samplingDefaults: { temperature: 0.6, topP: 0.9 } }, { port: 0, log: () => undefined });
     textOnly = await startServer({ ...fakeEngine({ parallel: 2 }), supportsImages: false }, { port: 0, log: () => undefined });
-    slow = await startServer(fakeEngine({ parallel: 2, delayMs: 30 }), { port: 0, log: () => undefined });
+    slow = await startServer(fakeEngine({ parallel: 2, delayMs: 15 }), { port: 0, log: () => undefined });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // playwright makes a fresh empty profile itself (it refuses --user-data-dir here).
@@ -184,7 +184,7 @@ describe('chat page in headless chromium', { skip: why ? `SKIPPED LOUDLY: ${why}
     await page.click('.msg.user .edit');
     await page.fill('.edit-box textarea', 'edited question');
     await page.click('.edit-box .edit-send');
-    await page.waitForFunction(() => document.querySelector('.msg.assistant[data-done="true"] .text')?.textContent === 'Hello! You said: edited question', null, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('.msg.assistant[data-done="true"] .text')?.textContent === 'Hello! You said: edited question', null, { timeout: 40_000 });
     assert.deepEqual(await page.locator('.msg.user .text').allTextContents(), ['edited question']);
     await page.click('.msg.assistant .copy');
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'Hello! You said: edited question');

@@ -6,9 +6,8 @@
  * is ready run as before. While it starts, /health reports the failure and new requests fail the same way.
  * A worker that cannot be started again is retried on a later request, at most once per RETRY_MS.
  */
-import type { AsyncCausalLM, ForwardItem, ModelInfo, SequenceState } from '../model/types.ts';
-import type { WorkerModel } from './worker-model.ts';
-import { WorkerSequence } from './worker-model.ts';
+import type { AsyncCausalLM, EncodedImagePrompt, ForwardItem, ImageSource, ModelInfo, SequenceState } from '../model/types.ts';
+import { WorkerSequence, type WorkerModel } from '../model-worker/index.ts';
 
 /** The model cannot compute right now (its worker died and is being restarted): the client may retry. */
 export class ModelUnavailableError extends Error {
@@ -58,7 +57,7 @@ export class SupervisedModel implements AsyncCausalLM {
   }
 
   /** Early fusion in the worker (vision models). */
-  encodeImages(tokens: number[], images: Uint8Array[]): Promise<{ tokens: number[]; patchEmbeddings: Float32Array }> {
+  encodeImages(tokens: number[], images: readonly ImageSource[]): Promise<EncodedImagePrompt> {
     const model = this.current;
     if (model.dead) {
       this.check();
