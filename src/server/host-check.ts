@@ -33,7 +33,8 @@ export function hostPolicy(listenHost: string, apiKey: string | undefined): ((ho
   if (apiKey !== undefined || isUnspecifiedHost(listenHost)) return null;
   const own = listenHost.toLowerCase().replace(/^\[|\]$/g, '');
   return (value) => {
-    if (value === undefined) return false;
+    // No Host at all (HTTP/1.0, an in-process app.request) cannot come from a browser: browsers always send one.
+    if (value === undefined) return true;
     const h = hostOfHeader(value);
     return h !== null && (isLoopbackHost(h) || h === own);
   };
