@@ -149,7 +149,10 @@ describe('hostile requests', () => {
       const r = await post('/v1/chat/completions', body, { 'content-type': type });
       assert.equal(r.status, 415, type);
     }
-    assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example' })).status, 415);
+    // A form post from a page: refused by its content type on an allowed origin (CORS refuses other origins first).
+    assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost:3000' })).status, 415);
+    assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'text/plain', origin: 'http://localhost:3000' })).status, 415);
+    assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example' })).status, 403);
     // curl -d sends form-urlencoded without an Origin: still taken.
     assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded' })).status, 200);
   });

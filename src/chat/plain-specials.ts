@@ -40,8 +40,9 @@ function eachString(v: unknown, f: (s: string) => void): void {
   while (stack.length) {
     const x = stack.pop();
     if (typeof x === 'string') f(x);
-    else if (Array.isArray(x)) stack.push(...x);
-    else if (typeof x === 'object' && x !== null) stack.push(...Object.values(x));
+    else if (Array.isArray(x)) for (const y of x) stack.push(y);
+    // Plain objects only: image bytes (typed arrays) hold no text.
+    else if (typeof x === 'object' && x !== null && Object.getPrototypeOf(x) === Object.prototype) for (const y of Object.values(x)) stack.push(y);
   }
 }
 

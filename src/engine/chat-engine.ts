@@ -25,6 +25,7 @@ import {
 import { Scheduler, type SamplingOptions, type SchedulerOptions } from './scheduler.ts';
 import type { TokenVocabulary } from './json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
+import { computeHiddenStates } from './hidden-states.ts';
 
 export interface EncodedPrompt {
   tokens: number[];
@@ -74,6 +75,19 @@ export interface ChatEngine {
   parseToolCalls(text: string, tools: ToolSpec[]): ParsedToolCalls;
   /** Streaming form of parseToolCalls; without it, outputs of requests with tools are buffered until the end. */
   newToolCallStream?(tools: ToolSpec[]): ToolCallStream;
+  /** Token ids of plain text, no BOS; `special` recognises special-token text (llama-server's /tokenize). */
+  tokenize(text: string, special?: boolean): number[];
+  /** Text of token ids, special tokens included (/detokenize). */
+  detokenize(tokens: readonly number[]): string;
+  /** The rendered chat prompt as text, before tokenizing (/apply-template; same inputs as encodeChat). */
+  renderChat(messages: ChatMessage[], tools: ToolSpec[] | null): string;
+  /** The Jinja chat template in use, or null for the built-in Llama 4 format (/props, /api/show). */
+  readonly chatTemplate: string | null;
+  /**
+   * Final-norm hidden states of a token sequence, [tokens.length, hiddenSize] (a fresh sequence, prefilled in
+   * pieces of `stepTokens`; the embeddings endpoints pool them).
+   */
+  hiddenStates(tokens: readonly number[], signal?: AbortSignal): Promise<Float32Array>;
   /** Releases the model (stops its worker thread); the server calls it on close. */
   close?(): Promise<void>;
   /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */
@@ -146,6 +160,23 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
       return texts[id] ?? null;
     },
   };
+  /** The rendered prompt; with a guard, special-token text in the messages is marked (see chat/plain-specials.ts). */
+  const render = (messages: ChatMessage[], tools: ToolSpec[] | null, guard: SpecialTextGuard | null = null): string => {
+    const templateMessages = toTemplateMessages(messages);
+    const toolDefs = tools ? toolDefinitions(tools) : null;
+    try {
+      return renderChat({
+        messages: guard ? guard.protect(templateMessages) : templateMessages,
+        tools: guard ? guard.protect(toolDefs) : toolDefs,
+        addGenerationPrompt: true,
+        ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
+        ...(bosText ? { bosToken: bosText } : {}),
+      });
+    } catch (e) {
+      if (e instanceof Llama4Error) throw e;
+      throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
+    }
+  };
   return {
     modelId: o.modelId,
     created: Math.floor(Date.now() / 1000),
@@ -156,25 +187,17 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
     async encodeChat(messages, tools) {
       const images = messageImages(messages);
       if (images.length && !o.images) throw new UsageError('this model does not take images');
-      let text: string;
-      const templateMessages = toTemplateMessages(messages);
-      const toolDefs = tools ? toolDefinitions(tools) : null;
-      const guard = o.specialTokensInMessages ? null : new SpecialTextGuard(tokenizer, [templateMessages, toolDefs]);
-      try {
-        text = renderChat({
-          messages: guard ? guard.protect(templateMessages) : templateMessages,
-          tools: guard ? guard.protect(toolDefs) : toolDefs,
-          addGenerationPrompt: true,
-          ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
-          ...(bosText ? { bosToken: bosText } : {}),
-        });
-      } catch (e) {
-        if (e instanceof Llama4Error) throw e;
-        throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
-      }
+      // Only the template's own markers become control tokens, unless the reference's behaviour was asked for.
+      const guard = o.specialTokensInMessages ? null : new SpecialTextGuard(tokenizer, [messages, tools]);
+      const text = render(messages, tools, guard);
       const tokens = guard ? guard.encode(text) : chatPromptIds(tokenizer, text);
       return images.length ? o.images!(tokens, images) : { tokens };
     },
+    renderChat: (messages, tools) => render(messages, tools),
+    chatTemplate: o.chatTemplate ?? null,
+    tokenize: (text, special) => tokenizer.encode(text, { allowSpecial: special === true }),
+    detokenize: (ids) => tokenizer.decode([...ids]),
+    hiddenStates: (tokens, signal) => computeHiddenStates(model, tokens, o.stepTokens ?? 128, signal),
     encodeText(text) {
       const ids = tokenizer.encode(text);
       return tokenizer.bosId !== undefined ? [tokenizer.bosId, ...ids] : ids;

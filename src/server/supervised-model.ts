@@ -6,7 +6,7 @@
  * is ready run as before. While it starts, /health reports the failure and new requests fail the same way.
  * A worker that cannot be started again is retried on a later request, at most once per RETRY_MS.
  */
-import type { AsyncCausalLM, EncodedImagePrompt, ForwardItem, ImageSource, ModelInfo, SequenceState } from '../model/types.ts';
+import type { AsyncCausalLM, EncodedImagePrompt, ForwardItem, ImageSource, ModelInfo, SequenceState } from '../engine/index.ts';
 import { WorkerSequence, type WorkerModel } from '../model-worker/index.ts';
 
 /** The model cannot compute right now (its worker died and is being restarted): the client may retry. */

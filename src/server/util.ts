@@ -156,40 +156,4 @@ export function chatChars(messages: readonly { content: string | readonly { type
   return n;
 }
 
-/**
- * The JSON schema of one Llama 4 JSON tool call ({"name": …, "parameters": …}) to one of `tools`: used to enforce
- * tool_choice "required" / a named function (Anthropic "any" / "tool") through constrained decoding. A tool whose
- * parameter schema uses keywords the automaton cannot honour gets "any object" for its parameters.
- */
-export function toolCallSchema(tools: { name: string; parameters?: unknown }[], compiles: (s: unknown) => boolean): unknown {
-  const $defs: Json = {};
-  const anyOf = tools.map((t, i) => {
-    const params = t.parameters !== undefined && compiles(t.parameters) ? hoistDefs(t.parameters, `tool${i}.`, $defs) : { type: 'object' };
-    return { type: 'object', properties: { name: { const: t.name }, parameters: params }, required: ['name', 'parameters'], additionalProperties: false };
-  });
-  return Object.keys($defs).length ? { $defs, anyOf } : { anyOf };
-}
-
-/**
- * A tool's parameter schema moved under another root: its `$defs` / `definitions` go to the new root's `$defs` with
- * `prefix` on their names, and its local `$ref`s are rewritten to match (a `$ref` resolves against the root).
- */
-function hoistDefs(schema: unknown, prefix: string, into: Json): unknown {
-  const rewrite = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(rewrite);
-    if (!isObject(v)) return v;
-    const out: Json = {};
-    for (const [k, x] of Object.entries(v)) {
-      if (k === '$ref' && typeof x === 'string') out[k] = x.replace(/^#\/(\$defs|definitions)\//, `#/$defs/${prefix}`);
-      else out[k] = rewrite(x);
-    }
-    return out;
-  };
-  if (!isObject(schema)) return schema;
-  for (const k of ['$defs', 'definitions']) {
-    const defs = schema[k];
-    if (isObject(defs)) for (const [name, d] of Object.entries(defs)) into[`${prefix}${name}`] = rewrite(d);
-  }
-  const { $defs: _d, definitions: _f, ...rest } = schema;
-  return rewrite(rest);
-}
+export { toolCallSchema } from '../engine/tool-schema.ts';
