@@ -251,7 +251,7 @@ describe('model worker: failures are clear errors', () => {
       const long = s.openai.completions.create({ model: s.engine.modelId, prompt: longPrompt(600), max_tokens: 200, temperature: 0 });
       while (s.engine.scheduler.stats().steps < 3) await new Promise((r) => setTimeout(r, 5));
       await m.terminate();
-      await assert.rejects(long, (e: Error) => e instanceof OpenAI.APIError && e.status === 503 && /model worker stopped .*model worker exited.*restarted/.test(e.message));
+      await assert.rejects(long, (e: Error) => e instanceof OpenAI.APIError && e.status === 503 && /the model is unavailable: the model worker (stopped \(the model worker exited|was restarted)/.test(e.message));
       // /health answers 503 (a load balancer stops sending work here) while the new worker starts, then 200.
       const h = await fetch(`${s.srv.url}/health`);
       if (h.status === 503) assert.match(((await h.json()) as { error: string }).error, /model worker exited/);

@@ -42,9 +42,12 @@ export class SupervisedModel implements AsyncCausalLM {
 
   forward(items: readonly ForwardItem[]): Promise<Float32Array[]> {
     const model = this.current;
-    if (model.dead || items.some((it) => !(it.seq instanceof WorkerSequence) || it.seq.owner !== model)) {
-      // A sequence of a worker that died (kept by a request that was admitted before the restart).
+    if (model.dead) {
       this.check();
+      return Promise.reject(this.unavailable(model.dead.message));
+    }
+    if (items.some((it) => !(it.seq instanceof WorkerSequence) || it.seq.owner !== model)) {
+      // A sequence of a worker that died (held by a request admitted before the restart).
       return Promise.reject(this.unavailable('the model worker was restarted; this request lost its state'));
     }
     return model.forward(items).catch((e: Error) => {
