@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { loadChatAssets, loadModel } from '../src/load.ts';
 import { DEFAULT_MODEL_DIR } from '../src/load.ts';
 import { SpecialTextGuard, chatPromptIds, renderChat } from '../src/chat/index.ts';
-import { llama4Engine } from '../src/server/llama4-engine.ts';
+import { createChatEngine } from '../src/engine/chat-engine.ts';
 import type { ServerEngine } from '../src/server/engine.ts';
 import type { Tokenizer } from '../src/tokenizer/index.ts';
 
@@ -24,8 +24,8 @@ describe('special-token text in messages (default model)', () => {
     const assets = loadChatAssets(loaded);
     tokenizer = assets.tokenizer;
     template = assets.chatTemplate;
-    plain = llama4Engine({ modelId: 'd', model: loaded.model, tokenizer, chatTemplate: template });
-    reference = llama4Engine({ modelId: 'd', model: loaded.model, tokenizer, chatTemplate: template, specialTokensInMessages: true });
+    plain = createChatEngine({ modelId: 'd', model: loaded.model, tokenizer, chatTemplate: template });
+    reference = createChatEngine({ modelId: 'd', model: loaded.model, tokenizer, chatTemplate: template, specialTokensInMessages: true });
   });
   const specials = (ids: number[]) => ids.filter((t) => tokenizer.specialIds.has(t));
   const user = (text: string) => [{ role: 'user' as const, content: [{ type: 'text' as const, text }] }];
