@@ -32,6 +32,8 @@ int type_block_size(int t) {
     case T_F32: case T_F16: case T_BF16: return 1;
     case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
     case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: case T_Q8_K: return 256;
+    case T_IQ4_NL: return 32;
+    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ3_XXS: case T_IQ3_S: case T_IQ1_S: case T_IQ1_M: case T_IQ4_XS: return 256;
     default: return 0;
   }
 }
@@ -42,6 +44,8 @@ int type_block_bytes(int t) {
     case T_Q4_0: return 18; case T_Q4_1: return 20; case T_Q5_0: return 22; case T_Q5_1: return 24; case T_Q8_0: return 34;
     case T_Q2_K: return 84; case T_Q3_K: return 110; case T_Q4_K: return 144; case T_Q5_K: return 176; case T_Q6_K: return 210;
     case T_Q8_K: return 292;
+    case T_IQ2_XXS: return 66; case T_IQ2_XS: return 74; case T_IQ2_S: return 82; case T_IQ3_XXS: return 98; case T_IQ3_S: return 110;
+    case T_IQ1_S: return 50; case T_IQ1_M: return 56; case T_IQ4_NL: return 18; case T_IQ4_XS: return 136;
     default: return 0;
   }
 }
@@ -432,7 +436,8 @@ static constexpr size_t kMaxView = size_t(1) << 32;
 class MappedFile : public Napi::ObjectWrap<MappedFile> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "MappedFile", {InstanceMethod<&MappedFile::View>("view"), InstanceAccessor<&MappedFile::Size>("size")});
+    return DefineClass(env, "MappedFile", {InstanceMethod<&MappedFile::View>("view"), InstanceMethod<&MappedFile::Close>("close"),
+                                           InstanceAccessor<&MappedFile::Size>("size")});
   }
   explicit MappedFile(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedFile>(info) {
     auto env = info.Env();
@@ -457,11 +462,15 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
   }
 
  private:
-  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)m_->size); }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), m_ ? (double)m_->size : 0.0); }
+  // close(): drops this object's hold on the mapping. The file is unmapped once every view is gone too: the caller
+  // detaches the views it handed out (detach() below), so that happens now rather than at garbage collection.
+  void Close(const Napi::CallbackInfo&) { m_.reset(); }
   // view(offset, length) -> ArrayBuffer over file bytes [offset, offset + length)
   Napi::Value View(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     const int64_t off = num(info, 0, "offset", 0, INT64_C(1) << 52), len = num(info, 1, "length", 0, INT64_C(1) << 52);
+    if (!m_) throw Napi::Error::New(env, "the mapped file was closed");
     if ((size_t)off + (size_t)len > m_->size)
       throw Napi::RangeError::New(env, "range [" + std::to_string(off) + ", +" + std::to_string(len) + ") is past the end of the file (" + std::to_string(m_->size) + " bytes)");
     if ((size_t)len > kMaxView) throw Napi::RangeError::New(env, "a view of " + std::to_string(len) + " bytes exceeds Node's 4 GiB limit");
@@ -485,6 +494,16 @@ static Napi::Value Isas(const Napi::CallbackInfo& info) {
   for (auto& [n, t] : usable()) arr.Set(i++, Napi::String::New(info.Env(), n));
   return arr;
 }
+// detach(arrayBuffer) -> bool: detaches an external ArrayBuffer this addon made (a view of a mapped file, a repacked
+// weight): JavaScript sees it empty from now on, and its memory is released as soon as V8 lets go of it, instead of
+// at some later garbage collection. Used by dispose(); false when the buffer cannot be detached.
+static Napi::Value Detach(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "detach expects an ArrayBuffer");
+  bool already = false;
+  if (napi_is_detached_arraybuffer(env, info[0], &already) == napi_ok && already) return Napi::Boolean::New(env, true);
+  return Napi::Boolean::New(env, napi_detach_arraybuffer(env, info[0]) == napi_ok);
+}
 static Napi::Value HwThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)std::thread::hardware_concurrency());
 }
@@ -494,6 +513,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("MappedFile", MappedFile::Init(env));
   exports.Set("isas", Napi::Function::New(env, Isas));
   exports.Set("hardwareThreads", Napi::Function::New(env, HwThreads));
+  exports.Set("detach", Napi::Function::New(env, Detach));
   return exports;
 }
 

@@ -33,6 +33,12 @@ export interface SequenceState {
   /** Bytes held by the caches (for memory tests and metrics). */
   cacheBytes(): number;
   /**
+   * The lowest length truncate() can still reach: truncatable lengths form one interval [floor, length] (full caches
+   * from 0, chunked caches from the start of the chunk they still hold). Optional: without it only `length` is known
+   * to be reachable. The model worker reports it with every sequence so the host side can answer truncate() at once.
+   */
+  truncateFloor?(): number;
+  /**
    * Releases the caches now; the state must not be used again. Optional: in-process states are simply
    * garbage-collected, while a state living in another thread (a model worker) needs the word to free its memory.
    */
@@ -44,8 +50,12 @@ export interface ForwardItem {
   readonly seq: SequenceState;
   /** Tokens appended at positions seq.length, seq.length + 1, … */
   readonly tokens: ArrayLike<number>;
-  /** Which logits to return: every new position, the last one only, or none (pure prefill). */
-  readonly logits: 'all' | 'last' | 'none';
+  /**
+   * What to return: the logits of every new position, of the last one only, none (pure prefill), or 'hidden': the
+   * final-norm hidden states of every new position, [rows, hiddenSize] (embeddings; the same rows the output
+   * projection would read).
+   */
+  readonly logits: 'all' | 'last' | 'none' | 'hidden';
   /**
    * Early fusion: rows [nPatchTokens, hiddenSize] that replace, in order, the embeddings of this item's tokens equal
    * to ModelInfo.imageTokenId. The count must match.
@@ -58,14 +68,15 @@ export interface CausalLM {
   newSequence(): SequenceState;
   /**
    * Runs every item in one batched pass (matrix products over all items' tokens together, attention per sequence),
-   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize]. The returned arrays
+   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize] (or hidden states
+   * as [rows, hiddenSize] for `logits: 'hidden'`). The returned arrays
    * belong to the caller (the model keeps no reference to them: the model worker transfers their buffers).
    */
   forward(items: readonly ForwardItem[]): Float32Array[];
 }
 
 /**
- * A CausalLM whose forward may answer later (a model running in a worker thread; see src/server/worker-model.ts).
+ * A CausalLM whose forward may answer later (a model running in a worker thread; see src/model-worker/).
  * Every CausalLM is one. The scheduler takes this type; sequence handles stay synchronous (the worker's proxy mirrors
  * their length, truncation limit and cache size).
  */
@@ -74,3 +85,20 @@ export interface AsyncCausalLM {
   newSequence(): SequenceState;
   forward(items: readonly ForwardItem[]): Float32Array[] | Promise<Float32Array[]>;
 }
+
+/** An image as callers give it: a file path or data URL, the file's bytes, or bytes with a label for messages. */
+export type ImageSource = string | Uint8Array | { readonly bytes: Uint8Array; readonly label?: string };
+
+/** A prompt after early fusion: image placeholders expanded into patch tokens, and their features. */
+export interface EncodedImagePrompt {
+  tokens: number[];
+  /** [nImageTokens, hiddenSize] features for the image-token slots (see ForwardItem.patchEmbeddings). */
+  patchEmbeddings: Float32Array;
+}
+
+/**
+ * Early fusion: given a rendered prompt's tokens (one `<|image|>` placeholder id per image, in order) and the images,
+ * returns the expanded tokens (each placeholder replaced by its tile layout of `<|patch|>` ids) and the patch
+ * embeddings. Throws a Llama4Error (UsageError, ImageError) for images it cannot decode.
+ */
+export type ImagePromptEncoder = (tokens: number[], images: readonly ImageSource[]) => Promise<EncodedImagePrompt>;

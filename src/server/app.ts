@@ -2,7 +2,6 @@
  * The HTTP server: routes, API keys, body limits, error mapping (each API's own error format), structured request
  * logs and metrics. Handlers only translate JSON (openai.ts, anthropic.ts); generation runs in the scheduler.
  */
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
@@ -13,12 +12,20 @@ import { Llama4Error } from '../util/index.ts';
 import { anthropicError, messages } from './anthropic.ts';
 import type { ServerEngine } from './engine.ts';
 import type { RunResult } from './generation.ts';
-import { Metrics } from './metrics.ts';
-import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
-import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
+import { checkBodyDepth, checkJsonContentType } from './body-limits.ts';
+import { hostPolicy, isLoopbackHost } from './host-check.ts';
+import { Metrics, routeLabeler } from './metrics.ts';
+import { mountChatPage } from './page.ts';
+import { chatCompletions, completions, openaiError, type RequestContext } from './openai.ts';
+import { corsMiddleware, DEFAULT_CORS_ORIGINS } from './cors.ts';
+import { openaiEmbeddings } from './embeddings.ts';
+import { registerOllama } from './ollama.ts';
+import { createResponse, deleteResponse, getResponse, ResponseStore, type ResponseStoreOptions } from './responses.ts';
+import { applyTemplateRoute, countTokens, detokenizeRoute, modelsList, props, tokenizeRoute } from './utility.ts';
+import { ApiError, generationError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
 export interface ServerOptions {
-  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on /v1/* and /metrics. */
+  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on the API routes (API_PATHS) and /metrics. */
   apiKey?: string;
   /** Largest request body in bytes (default 32 MiB: base64 images). */
   maxBodyBytes?: number;
@@ -26,26 +33,29 @@ export interface ServerOptions {
   images?: Partial<ImageFetchOptions>;
   /** One structured record per request (default: a JSON line on stderr). */
   log?: (record: Record<string, unknown>) => void;
+  /** The model name /v1/models, /api/tags and /props list (default: the model file's name); any name is accepted. */
+  alias?: string;
+  /** Origins browsers may call from (see cors.ts; default DEFAULT_CORS_ORIGINS, loopback only). */
+  corsOrigins?: readonly string[];
+  /** Stored Responses API responses (previous_response_id): count and age bounds. */
+  responses?: Partial<ResponseStoreOptions>;
+  /** The address the server listens on: without an API key, only loopback Host headers (and this host) are answered. */
+  host?: string;
 }
 
-type Api = 'openai' | 'anthropic';
-type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
+export type Api = 'openai' | 'anthropic' | 'ollama';
+export type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
+/** Wraps a handler with body parsing, logging, metrics and error mapping in `api`'s format. */
+export type RouteMaker = (api: Api, handler: Handler) => (c: Context) => Promise<Response>;
 
-function loadPage(): string {
-  for (const rel of ['./public/index.html', '../../src/server/public/index.html']) {
-    try {
-      return readFileSync(new URL(rel, import.meta.url), 'utf8');
-    } catch {
-      /* try the next location (dist/ has no copy) */
-    }
-  }
-  return '<!doctype html><title>llama4-ts</title><p>The chat page is missing from this install.</p>';
-}
+/** Paths that require the API key when one is set. */
+const API_PATHS = /^\/(?:v1\/|api\/|metrics$|tokenize$|detokenize$|apply-template$|props$)/;
 
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof QueueFullError) return new ApiError(429, 'rate_limit', e.message, null, e.retryAfterS);
   if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
+  if (e instanceof Error && (e as { unavailable?: boolean }).unavailable === true) return generationError(e);
   return new ApiError(500, 'server', `internal error: ${e instanceof Error ? e.message : String(e)}`);
 }
 
@@ -64,10 +74,22 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
       llama4_kv_cache_bytes: { help: 'Bytes held by active and kept KV caches.', value: s.cacheBytes },
     };
   });
-  const errorBody = (api: Api, e: ApiError) => (api === 'anthropic' ? anthropicError(e) : openaiError(e));
+  const errorBody = (api: Api, e: ApiError) => (api === 'anthropic' ? anthropicError(e) : api === 'ollama' ? { error: e.message } : openaiError(e));
   const errorResponse = (api: Api, e: ApiError) =>
     Response.json(errorBody(api, e), { status: e.status, headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {} });
-  const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : 'openai');
+  const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : path.startsWith('/api/') ? 'ollama' : 'openai');
+  const routeOf = routeLabeler(() => app.routes.map((r) => r.path));
+  const hostAllowed = hostPolicy(o.host ?? '127.0.0.1', o.apiKey);
+  const listedName = o.alias ?? engine.modelId;
+  const store = new ResponseStore(o.responses);
+
+  app.use(
+    '*',
+    corsMiddleware(o.corsOrigins ?? DEFAULT_CORS_ORIGINS, (origin) => {
+      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', path: '(cors)', origin: origin.slice(0, 200), status: 403 });
+      return Response.json({ error: { message: `origin ${origin.slice(0, 200)} is not allowed (start the server with --cors ORIGINS)`, type: 'invalid_request_error', param: null, code: 'cors' } }, { status: 403 });
+    }),
+  );
 
   const keyBuf = o.apiKey !== undefined ? Buffer.from(o.apiKey) : null;
   const authorized = (c: Context): boolean => {
@@ -80,24 +102,31 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   };
   app.use('*', async (c, next) => {
     const p = c.req.path;
-    if ((p.startsWith('/v1/') || p === '/metrics') && !authorized(c)) {
+    if (hostAllowed && !hostAllowed(c.req.header('host'))) {
+      const e = new ApiError(403, 'authentication', 'this server answers only requests addressed to localhost (start it with --host NAME or --api-key KEY to serve other names)');
+      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 403, host: c.req.header('host') });
+      metrics.request(routeOf(p), 403, 0);
+      return errorResponse(apiOf(p), e);
+    }
+    // The API routes need the key (the Ollama and utility routes use the model too); the page and /health do not.
+    if (API_PATHS.test(p) && !authorized(c)) {
       const e = new ApiError(401, 'authentication', 'Missing or invalid API key (send Authorization: Bearer KEY or x-api-key: KEY)');
       log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 401 });
-      metrics.request(p, 401, 0);
+      metrics.request(routeOf(p), 401, 0);
       return errorResponse(apiOf(p), e);
     }
     await next();
   });
   const maxBody = o.maxBodyBytes ?? 32 * 1024 * 1024;
   app.use(
-    '/v1/*',
+    '*',
     bodyLimit({
       maxSize: maxBody,
       onError: (c) => {
         // The rest of the body is never read, so this connection must not be reused by the client.
         const r = errorResponse(apiOf(c.req.path), new ApiError(413, 'too_large', `request body larger than ${maxBody} bytes`));
         r.headers.set('connection', 'close');
-        metrics.request(c.req.path, 413, 0);
+        metrics.request(routeOf(c.req.path), 413, 0);
         log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: c.req.path, status: 413 });
         return r;
       },
@@ -128,12 +157,13 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
         metrics.generatedTokens.inc('', rec.completion_tokens as number);
         if (r.ttftS !== null) metrics.ttft.observe('', r.ttftS);
       }
-      metrics.request(c.req.path, status, s);
+      metrics.request(routeOf(c.req.path), status, s); // the route pattern: ids and made-up paths must not add series
       log(rec);
     };
     let result: RunResult | undefined;
     const ctx: RequestContext = {
       engine,
+      params: c.req.param(),
       images,
       signal: abort.signal,
       note: (f) => Object.assign(rec, f),
@@ -143,13 +173,20 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
       },
     };
     try {
-      let body: unknown;
-      try {
-        body = JSON.parse(await c.req.text());
-      } catch {
-        throw new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+      let body: unknown = {};
+      const hasBody = c.req.method !== 'GET' && c.req.method !== 'DELETE';
+      const text = hasBody ? await c.req.text() : '';
+      // GET/DELETE routes (a stored response) read no body; Ollama's clients may POST an empty one.
+      if (hasBody && (text !== '' || api !== 'ollama')) {
+        checkJsonContentType(c.req.header('content-type'), c.req.header('origin'));
+        try {
+          body = JSON.parse(text);
+        } catch {
+          throw new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+        }
       }
       if (!isObject(body)) throw new ApiError(400, 'invalid_request', 'the request body must be a JSON object');
+      checkBodyDepth(body);
       const res = await handler(body, ctx);
       if (!rec.stream) finish(res.status, result);
       return res;
@@ -172,16 +209,22 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
-  app.get('/v1/models', (c) => c.json(modelsList(engine)));
-  app.get('/v1/models/:id', (c) => {
-    if (c.req.param('id') !== engine.modelId) return errorResponse('openai', new ApiError(404, 'not_found', `The model '${c.req.param('id')}' does not exist`, 'model'));
-    return c.json(modelsList(engine).data instanceof Array ? (modelsList(engine).data as Json[])[0] : {});
-  });
+  app.get('/v1/models', (c) => c.json(modelsList(engine, listedName)));
+  app.get('/v1/models/:id', (c) => c.json({ ...((modelsList(engine, listedName).data as Json[])[0] ?? {}), id: c.req.param('id') }));
   app.post('/v1/chat/completions', route('openai', chatCompletions));
   app.post('/v1/completions', route('openai', completions));
   app.post('/v1/messages', route('anthropic', messages));
-  const page = loadPage();
-  app.get('/', (c) => c.html(page));
+  app.post('/v1/messages/count_tokens', route('anthropic', countTokens));
+  app.post('/v1/embeddings', route('openai', openaiEmbeddings));
+  app.post('/v1/responses', route('openai', (b, ctx) => createResponse(b, ctx, store)));
+  app.get('/v1/responses/:id', route('openai', (_b, ctx) => getResponse(ctx, store)));
+  app.delete('/v1/responses/:id', route('openai', (_b, ctx) => deleteResponse(ctx, store)));
+  app.post('/tokenize', route('openai', tokenizeRoute));
+  app.post('/detokenize', route('openai', detokenizeRoute));
+  app.post('/apply-template', route('openai', applyTemplateRoute));
+  app.get('/props', (c) => c.json(props(engine, listedName)));
+  registerOllama(app, route, engine, listedName);
+  mountChatPage(app, engine);
   app.notFound((c) => errorResponse(apiOf(c.req.path), new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((e, c) => errorResponse(apiOf(c.req.path), toApiError(e)));
   return { app, metrics };
@@ -196,8 +239,11 @@ export interface RunningServer {
 
 /** Starts the server on host:port (port 0 = any free port). */
 export function startServer(engine: ServerEngine, o: ServerOptions & { host?: string; port?: number } = {}): Promise<RunningServer> {
-  const { app, metrics } = createApp(engine, o);
   const host = o.host ?? '127.0.0.1';
+  const { app, metrics } = createApp(engine, { ...o, host });
+  if (o.apiKey === undefined && !isLoopbackHost(host)) {
+    (o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n')))({ ts: new Date().toISOString(), level: 'warn', msg: `listening on ${host} without an API key: anyone who can reach this address can use the model (set --api-key)` });
+  }
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: o.port ?? 8080, hostname: host }, (info: AddressInfo) => {
       const h = host.includes(':') ? `[${host}]` : host;

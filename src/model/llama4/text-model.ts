@@ -54,6 +54,17 @@ export class Llama4Sequence implements SequenceState {
   cacheBytes(): number {
     return this.caches.reduce((s, c) => s + c.bytes(), 0);
   }
+  /** Binary search on canTruncate: the truncatable lengths of every layer form one interval ending at `length`. */
+  truncateFloor(): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.caches.every((c) => c.canTruncate(mid))) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
 }
 
 export interface TextModelOptions {
@@ -87,6 +98,7 @@ export class Llama4TextModel implements CausalLM {
    */
   private readonly scratchBufs = new Map<string, Float32Array>();
   readonly kvType: KvType;
+  private disposed = false;
 
   /**
    * @param tensors internal names (see weights.ts), already validated or validated here.
@@ -131,6 +143,16 @@ export class Llama4TextModel implements CausalLM {
     };
   }
 
+  /**
+   * Lets go of the weights and work buffers; forward() and newSequence() refuse afterwards. The backend and the
+   * mapped files under the weights are released by whoever made them (LoadedModel.dispose in src/load.ts).
+   */
+  dispose(): void {
+    this.disposed = true;
+    this.layers.length = 0;
+    this.scratchBufs.clear();
+  }
+
   private buf(name: string, n: number): Float32Array {
     let b = this.scratchBufs.get(name);
     if (!b || b.length < n) this.scratchBufs.set(name, (b = new Float32Array(n)));
@@ -138,12 +160,14 @@ export class Llama4TextModel implements CausalLM {
   }
 
   newSequence(): Llama4Sequence {
+    if (this.disposed) throw new UsageError('the model was disposed');
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const t = this.kvType;
     return new Llama4Sequence(this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t) : new FullKvCache(rowSize, 64, t))));
   }
 
   forward(items: readonly ForwardItem[]): Float32Array[] {
+    if (this.disposed) throw new UsageError('the model was disposed');
     const cfg = this.config;
     const be = this.backend;
     const { hiddenSize: H, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V } = cfg;
@@ -242,15 +266,16 @@ export class Llama4TextModel implements CausalLM {
 
     // Logits only for the rows asked for, all items' rows in ONE head matmul (the head is the biggest matrix: a
     // batch of decoding sequences reads it once per step, not once per sequence). Rows are batch invariant, so a
-    // row's logits are the same bits whichever rows share the call.
-    const want = items.map((it) => (it.logits === 'none' || it.tokens.length === 0 ? 0 : it.logits === 'all' ? it.tokens.length : 1));
-    const R = want.reduce((a, b) => a + b, 0);
+    // row's logits are the same bits whichever rows share the call. 'hidden' items get final-norm states instead.
+    const want = items.map((it) => (it.logits === 'none' || it.tokens.length === 0 ? 0 : it.logits === 'all' || it.logits === 'hidden' ? it.tokens.length : 1));
+    const head = items.map((it, i) => (it.logits === 'hidden' ? 0 : want[i]!));
+    const R = head.reduce((a, b) => a + b, 0);
     const xs = this.buf('xs', R * H);
     let r0 = 0;
     items.forEach((it, i) => {
-      const first = offsets[i]! + it.tokens.length - want[i]!;
-      xs.set(h.subarray(first * H, (first + want[i]!) * H), r0 * H);
-      r0 += want[i]!;
+      const first = offsets[i]! + it.tokens.length - head[i]!;
+      xs.set(h.subarray(first * H, (first + head[i]!) * H), r0 * H);
+      r0 += head[i]!;
     });
     const all = new Float32Array(R * V);
     if (R > 0) {
@@ -258,7 +283,12 @@ export class Llama4TextModel implements CausalLM {
       be.matmul(all, xs, this.output, R);
     }
     r0 = 0;
-    const out = want.map((rows) => {
+    const out = items.map((it, i) => {
+      const rows = want[i]!;
+      if (it.logits === 'hidden') {
+        const first = offsets[i]! + it.tokens.length - rows;
+        return rows ? this.finalNorm(h.subarray(first * H, (first + rows) * H), rows) : new Float32Array(0);
+      }
       // an item owning its whole buffer is what the worker can transfer without a copy
       const o = items.length === 1 ? all : all.slice(r0 * V, (r0 + rows) * V);
       r0 += rows;
@@ -268,7 +298,7 @@ export class Llama4TextModel implements CausalLM {
     return out;
   }
 
-  /** Final-norm hidden states are also what tests compare; exposed for the golden hidden-state check. */
+  /** Final-norm hidden states [rows, H] of residual rows `h` (forward's 'hidden' output; the golden hidden-state check). */
   finalNorm(h: Float32Array, rows: number): Float32Array {
     const out = new Float32Array(rows * this.config.hiddenSize);
     this.backend.rmsNorm(out, h, this.outputNorm, rows, this.config.hiddenSize, this.config.rmsNormEps);
