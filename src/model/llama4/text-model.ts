@@ -7,7 +7,7 @@
  */
 import type { AttentionJob, Backend, KvType, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
 import { isKvType } from '../../tensor/index.ts';
-import { UsageError, assert } from '../../util/index.ts';
+import { UsageError } from '../../util/index.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
 import type { LayerCache } from '../kv-cache.ts';
 import { ChunkedKvCache, FullKvCache } from '../kv-cache.ts';
