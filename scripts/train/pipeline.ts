@@ -28,8 +28,9 @@ import { AdamW, lrAt } from '../../src/train/optim.ts';
 import { DataSource, heldOutPerplexity, loadEncoder } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
+import { SKILLS_MODEL, skillsPrepare, skillsReport, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' } } });
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
 const stage = positionals[0];
 mkdirSync(WORK, { recursive: true });
@@ -137,6 +138,24 @@ switch (stage) {
   case 'dpo': dpo(); break;
   case 'ship': ship(positionals[1] ?? latest()); break;
   case 'report': report(); break;
+  // The default model (skills curriculum, native backend): skills-prepare, skills-sft [--resume], skills-report NAMES.
+  case 'skills-prepare': skillsPrepare(join(WORK, 'skills'), log); break;
+  case 'skills-sft': {
+    useNativeTraining(log);
+    let stop = false;
+    process.on('SIGINT', () => { if (stop) process.exit(130); stop = true; log('stopping after this step'); });
+    process.on('SIGTERM', () => { stop = true; });
+    skillsTrain(skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
+      model: SKILLS_MODEL, max_seconds: seconds ?? 3600,
+      train: { steps: steps ?? 4000, batch: 0, lr: 3e-3, warmup: 100, aux_coef: 0.01, weight_decay: 0.05, min_lr_ratio: 0.05 },
+    }), log, values.resume ?? false, () => stop);
+    break;
+  }
+  case 'skills-report': {
+    const rows = skillsReport(WORK, positionals.slice(1), log);
+    writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');
+    break;
+  }
   default:
     console.error('usage: pipeline.ts prepare|teacher|student|distill|sft|dpo|ship|report [--work DIR]');
     process.exit(2);

@@ -51,7 +51,7 @@ export interface BpeModel {
  * Trains `nMerges` merges on the pre-tokens of `text` (word counts, then the most frequent adjacent pair each round,
  * ties broken by the pair's first appearance order for determinism).
  */
-export function trainBpe(text: string, nMerges: number): BpeModel {
+export function trainBpe(text: string, nMerges: number, opts: { wordPieces?: boolean } = {}): BpeModel {
   const b2u = bytesToUnicode();
   const enc = new TextEncoder();
   const counts = new Map<string, number>();
@@ -61,9 +61,15 @@ export function trainBpe(text: string, nMerges: number): BpeModel {
   const words: { syms: number[]; n: number }[] = [];
   for (const [w, n] of counts) words.push({ syms: [...enc.encode(w)], n });
   const merges: [string, string][] = [];
+  // wordPieces: merge only letters with letters and punctuation/space with punctuation/space, never digits, so a
+  // word splits into the same pieces whatever precedes it (" Paris" and "\"Paris" share "Paris"'s tokens: copying
+  // a word is copying tokens) and every number is its digits.
+  const cls = (id: number): number => (/^[A-Za-z]+$/.test(vocab[id]!) ? 1 : /[0-9]/.test(vocab[id]!) ? 3 : /[A-Za-z]/.test(vocab[id]!) ? 4 : 2);
+  const ok = (a: number, b: number): boolean => !opts.wordPieces || (cls(a) === cls(b) && cls(a) <= 2);
   for (let m = 0; m < nMerges; m++) {
     const pc = new Map<number, number>();
     for (const { syms, n } of words) for (let i = 0; i + 1 < syms.length; i++) {
+      if (!ok(syms[i]!, syms[i + 1]!)) continue;
       const k = syms[i]! * 65536 + syms[i + 1]!;
       pc.set(k, (pc.get(k) ?? 0) + n);
     }

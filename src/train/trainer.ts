@@ -11,6 +11,7 @@ import { loadCheckpoint, loadModelTensors, loadTrainerState, saveCheckpoint, dec
 import { parseTrainConfig } from './config.ts';
 import { arithmeticFacts, isHeldOut, OPS, randomChatExample, type ChatExample } from './data.ts';
 import { matmulStats } from './kernels.ts';
+import { randomSkillExampleOf, SKILL_SHARES } from './skills.ts';
 import { distillLoss } from './loss.ts';
 import { TrainModel } from './model.ts';
 import { AdamW, lrAt } from './optim.ts';
@@ -37,6 +38,11 @@ export interface TrainRunConfig {
      * the result only: ~4x more result tokens per computed token than chat examples.
      */
     arith_share?: number;
+    /**
+     * The default model's curriculum (src/train/skills.ts) instead of the chat mixture: micro-batches of about
+     * `tokens` tokens, all long examples (tool calls) or all short ones so padding stays small.
+     */
+    skills?: { tokens?: number; max_len?: number };
   };
   train: {
     steps: number; batch: number; accum?: number; lr: number; warmup?: number; min_lr_ratio?: number;
@@ -118,6 +124,24 @@ export class DataSource {
       targets.set(tgt.slice(0, T), b * T);
     }
     return { tokens, targets, B, T };
+  }
+
+  /** Skills curriculum: examples until B·T reaches the token budget; loss on answers only. */
+  skillsBatch(rng: Rng): Batch {
+    const sk = this.cfg.skills!, budget = sk.tokens ?? 2048, maxLen = sk.max_len ?? 512;
+    const eot = this.enc.special('<|eot|>'), pad = this.enc.special('<|finetune_right_pad|>');
+    const long = rng.next() < SKILL_SHARES.tool + SKILL_SHARES.followup;
+    const ex: { prompt: number[]; answer: number[] }[] = [];
+    let T = 0;
+    for (;;) {
+      const e = randomSkillExampleOf(rng, long);
+      const row = { prompt: this.enc.encode(e.prompt), answer: [...this.enc.encode(e.answer, false), eot] };
+      const len = row.prompt.length + row.answer.length - 1;
+      if (len > maxLen) continue;
+      if (ex.length > 0 && Math.max(T, len) * (ex.length + 1) > budget) break;
+      ex.push(row); T = Math.max(T, len);
+    }
+    return packChat(ex, maxLen, pad);
   }
 
   /** Chat examples padded to the longest; loss only on the answer and its <|eot|>. */
@@ -238,7 +262,7 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
     let lossSum = 0;
     for (let a = 0; a < accum; a++) {
       const r0 = rng.next(), arithShare = cfg.data.arith_share ?? 0;
-      const batch = r0 < textShare ? data.textBatch(rng, tr.batch, T)
+      const batch = cfg.data.skills ? data.skillsBatch(rng) : r0 < textShare ? data.textBatch(rng, tr.batch, T)
         : r0 < textShare + arithShare ? data.arithBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
       const logits = model.forward(batch.tokens, batch.B, batch.T);
       let r;

@@ -1,0 +1,77 @@
+/**
+ * Pipeline stages of the default model (imported by pipeline.ts): its tokenizer, SFT on the skills curriculum
+ * (src/train/skills.ts) with the native training backend, and the held-out skill report.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toTokenizerJson, trainBpe, BpeEncoder } from '../../src/train/bpe.ts';
+import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { setTrainBackend } from '../../src/train/kernels.ts';
+import { Rng } from '../../src/train/rng.ts';
+import { evaluateSkills, skillSummary } from '../../src/train/skills-eval.ts';
+import { randomSkillExample } from '../../src/train/skills.ts';
+import { loadEncoder, train, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
+import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
+
+export const SKILLS_MODEL = {
+  vocab_size: 1024, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, hidden_size: 128,
+  num_local_experts: 4, num_experts_per_tok: 1, interleave_moe_layer_step: 1, intermediate_size: 256, intermediate_size_mlp: 512,
+  no_rope_layer_interval: 4, attention_chunk_size: 512, use_qk_norm: true, attn_temperature_tuning: true, floor_scale: 8192, attn_scale: 0.1,
+  rope_theta: 10000, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
+};
+
+export function useNativeTraining(log: (s: string) => void, threads = 2): void {
+  const { backend, reason } = tryCreateNativeTrainBackend(threads);
+  if (backend) { setTrainBackend(backend); log(`training backend: ${backend.name}`); } else log(`training backend: typescript (${reason})`);
+}
+
+/** Tokenizer: 256 bytes + 736 word-piece merges (letters with letters, punctuation with punctuation, no digits) + specials. */
+export function skillsPrepare(dir: string, log: (s: string) => void): void {
+  mkdirSync(dir, { recursive: true });
+  const rng = new Rng(3);
+  let text = '';
+  for (let i = 0; i < 6000; i++) { const e = randomSkillExample(rng); text += e.prompt.replace(/<\|[a-z_0-9]+\|>/g, '\n') + e.answer + '\n'; }
+  const bpe = trainBpe(text, 736, { wordPieces: true });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toTokenizerJson(bpe)));
+  const enc = new BpeEncoder(bpe);
+  const lens: number[] = [];
+  const r2 = new Rng(9);
+  for (let i = 0; i < 400; i++) { const e = randomSkillExample(r2); lens.push(enc.encode(e.prompt).length + enc.encode(e.answer, false).length); }
+  lens.sort((a, b) => a - b);
+  log(`skills tokenizer: ${enc.vocabSize} ids; example lengths median ${lens[200]} p90 ${lens[360]} max ${lens[399]}; ` +
+    `"What is the weather in Reykjavik?" -> ${JSON.stringify(enc.encode('What is the weather in Reykjavik?').map((i) => enc.decode([i])))}`);
+}
+
+export function skillsRunConfig(work: string, name: string, extra: Partial<TrainRunConfig> & { train: TrainRunConfig['train'] }): TrainRunConfig {
+  return {
+    out: join(work, name), seed: 1, tokenizer: join(work, 'skills', 'tokenizer.json'),
+    init: { std: 0.02, base_width: 128 },
+    data: { skills: { tokens: 2048, max_len: 480 }, heldout_share: 0 },
+    eval_every: 500, save_every: 25, ...extra,
+  };
+}
+
+export function skillsHooks(log: (s: string) => void, evalN = 10): TrainHooks {
+  return { log, evaluate: (m, enc) => skillSummary(evaluateSkills(m, enc, evalN)) };
+}
+
+export function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): void {
+  const res = train(cfg, { ...skillsHooks(log), ...(stop ? { shouldStop: stop } : {}) }, resume);
+  log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%`);
+}
+
+export function skillsReport(work: string, names: string[], log: (s: string) => void, n = 50): string[] {
+  const enc = loadEncoder(join(work, 'skills', 'tokenizer.json'));
+  const rows: string[] = [];
+  for (const name of names) {
+    const m = loadCheckpoint(join(work, name));
+    const r = evaluateSkills(m, enc, n);
+    const line = `${name}: params ${m.paramCount()}, ${skillSummary(r)}`;
+    log(line);
+    for (const k of ['arith', 'tool', 'greeting', 'refusal'] as const) for (const s of r[k].samples) log(`  ${k}: ${s}`);
+    rows.push(line);
+  }
+  return rows;
+}
+
+export { loadEncoder };
