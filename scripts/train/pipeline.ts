@@ -145,14 +145,14 @@ switch (stage) {
     let stop = false;
     process.on('SIGINT', () => { if (stop) process.exit(130); stop = true; log('stopping after this step'); });
     process.on('SIGTERM', () => { stop = true; });
-    skillsTrain(skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
+    await skillsTrain(skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
       model: SKILLS_MODEL, max_seconds: seconds ?? 3600,
       train: { steps: steps ?? 4000, batch: 0, lr: 3e-3, warmup: 100, aux_coef: 0.01, weight_decay: 0.05, min_lr_ratio: 0.05 },
     }), log, values.resume ?? false, () => stop);
     break;
   }
   case 'skills-report': {
-    const rows = skillsReport(WORK, positionals.slice(1), log);
+    const rows = await skillsReport(WORK, positionals.slice(1), log);
     writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');
     break;
   }

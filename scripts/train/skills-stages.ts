@@ -8,9 +8,13 @@ import { toTokenizerJson, trainBpe, BpeEncoder } from '../../src/train/bpe.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { setTrainBackend } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
-import { evaluateSkills, skillSummary } from '../../src/train/skills-eval.ts';
+import { evaluateSkills, skillSummary, type GreedyDecode } from '../../src/train/skills-eval.ts';
+import { PolicySnapshot } from '../../src/train/decode.ts';
+import type { TrainModel } from '../../src/train/model.ts';
+import type { Backend } from '../../src/tensor/backend.ts';
+import { createBackend } from '../../src/load.ts';
 import { randomSkillExample } from '../../src/train/skills.ts';
-import { loadEncoder, train, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
+import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 
 export const SKILLS_MODEL = {
@@ -47,25 +51,33 @@ export function skillsRunConfig(work: string, name: string, extra: Partial<Train
     out: join(work, name), seed: 1, tokenizer: join(work, 'skills', 'tokenizer.json'),
     init: { std: 0.02, base_width: 128 },
     data: { skills: { tokens: 2048, max_len: 480 }, heldout_share: 0 },
-    eval_every: 500, save_every: 25, ...extra,
+    eval_every: 400, save_every: 20, ...extra,
   };
 }
 
-export function skillsHooks(log: (s: string) => void, evalN = 10): TrainHooks {
-  return { log, evaluate: (m, enc) => skillSummary(evaluateSkills(m, enc, evalN)) };
+/** Greedy decoding through Llama4TextModel (model/llama4) on a snapshot of the current weights. */
+export function snapshotDecoder(m: TrainModel, backend: Backend): GreedyDecode {
+  const snap = new PolicySnapshot(m, backend);
+  return (prompt, maxNew, stop) => snap.complete(prompt, { maxNew, stop });
 }
 
-export function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): void {
-  const res = train(cfg, { ...skillsHooks(log), ...(stop ? { shouldStop: stop } : {}) }, resume);
+export function skillsHooks(log: (s: string) => void, backend: Backend, evalN = 10): TrainHooks {
+  return { log, evaluate: (m, enc) => skillSummary(evaluateSkills(m, snapshotDecoder(m, backend), enc, evalN)) };
+}
+
+export async function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): Promise<void> {
+  const { backend } = await createBackend('auto');
+  const res = await trainAsync(cfg, { ...skillsHooks(log, backend), ...(stop ? { shouldStop: stop } : {}) }, resume);
   log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%`);
 }
 
-export function skillsReport(work: string, names: string[], log: (s: string) => void, n = 50): string[] {
+export async function skillsReport(work: string, names: string[], log: (s: string) => void, n = 50): Promise<string[]> {
   const enc = loadEncoder(join(work, 'skills', 'tokenizer.json'));
+  const { backend } = await createBackend('auto');
   const rows: string[] = [];
   for (const name of names) {
     const m = loadCheckpoint(join(work, name));
-    const r = evaluateSkills(m, enc, n);
+    const r = evaluateSkills(m, snapshotDecoder(m, backend), enc, n);
     const line = `${name}: params ${m.paramCount()}, ${skillSummary(r)}`;
     log(line);
     for (const k of ['arith', 'tool', 'greeting', 'refusal'] as const) for (const s of r[k].samples) log(`  ${k}: ${s}`);

@@ -6,7 +6,6 @@
  */
 import { parseToolCalls } from '../chat/tool-calls.ts';
 import type { BpeEncoder } from './bpe.ts';
-import { greedyKv } from './infer.ts';
 import { crossEntropy } from './loss.ts';
 import type { TrainModel } from './model.ts';
 import { packChat } from './trainer.ts';
@@ -35,20 +34,29 @@ export function skillCorrect(e: SkillExample, reply: string): boolean {
   }
 }
 
-export function greedyReply(model: TrainModel, enc: BpeEncoder, prompt: string, maxNew = 64): string {
-  const stops = [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];
-  const out = greedyKv(model, enc.encode(prompt), maxNew, stops);
+/** Greedy completion ids for a prompt (stop token excluded): PolicySnapshot.complete in practice. */
+export type GreedyDecode = (prompt: readonly number[], maxNew: number, stop: readonly number[]) => number[];
+
+export function stopIds(enc: BpeEncoder): number[] {
+  return [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];
+}
+
+export function greedyReply(decode: GreedyDecode, enc: BpeEncoder, prompt: string, maxNew = 64): string {
+  const out = decode(enc.encode(prompt), maxNew, stopIds(enc));
   return enc.decode(out.filter((t) => t < enc.model.vocab.length));
 }
 
-/** Scores `n` examples per set (greetings and refusals: all of theirs). */
-export function evaluateSkills(model: TrainModel, enc: BpeEncoder, n = 50): SkillReport {
+/**
+ * Scores `n` examples per set (greetings and refusals: all of theirs). Replies are decoded with `decode` (the
+ * inference model on the current weights); the answer perplexity is teacher-forced on the training model.
+ */
+export function evaluateSkills(model: TrainModel, decode: GreedyDecode, enc: BpeEncoder, n = 50): SkillReport {
   const sets = skillEvalSets(n);
   const out = {} as SkillReport;
   for (const [k, list] of Object.entries(sets) as [keyof typeof sets, SkillExample[]][]) {
     const s: SkillScore = { n: list.length, right: 0, samples: [] };
     for (const e of list) {
-      const reply = greedyReply(model, enc, e.prompt, e.kind === 'tool' ? 96 : 48);
+      const reply = greedyReply(decode, enc, e.prompt, e.kind === 'tool' ? 96 : 48);
       const ok = skillCorrect(e, reply);
       if (ok) s.right++;
       if (s.samples.length < 3 || (!ok && s.samples.length < 6)) s.samples.push(`${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);

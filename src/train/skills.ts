@@ -194,11 +194,11 @@ const ONE_ARG_EVAL = ['Could you {v0} the {n} for {v}?', '{V} the {n} for {v}, p
 const MULTI = ['{V} the {n} with {args}.', 'Please {v0} the {n} with {args}.', 'Can you {v0} the {n} with {args}?', '{V} {n}: {args}'];
 const MULTI_EVAL = ['Could you {v0} the {n} with {args}?', '{V} the {n} with {args}, please.'];
 
-/** One tool-call example: the right tool among 1–3 offered, arguments copied from the question. */
+/** One tool-call example: the right tool among 1–2 offered (evaluation: 1–3), arguments copied from the question. */
 export function toolCallExample(rng: Rng, split: Split): SkillExample {
   const tool = makeTool(rng, split);
   const offered = [tool.def];
-  const extra = rng.int(3);
+  const extra = rng.int(split === 'eval' ? 3 : 2);
   for (let i = 0; i < extra; i++) offered.push(makeTool(rng, split, tool.noun).def);
   rng.shuffle(offered);
   const args: Record<string, string | number> = {};
