@@ -28,9 +28,9 @@ import { AdamW, lrAt } from '../../src/train/optim.ts';
 import { DataSource, heldOutPerplexity, loadEncoder } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
-import { SKILLS_MODEL, skillsPrepare, skillsReport, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
+import { SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, prompts: { type: 'string' } } });
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
 const stage = positionals[0];
 mkdirSync(WORK, { recursive: true });
@@ -151,6 +151,10 @@ switch (stage) {
     }), log, values.resume ?? false, () => stop);
     break;
   }
+  case 'skills-rl':
+    // pipeline.ts skills-rl [FROM] [OUT]: GRPO from the SFT checkpoint.
+    await skillsRl(WORK, positionals[1] ?? 'skills-sft', positionals[2] ?? 'skills-rl', log, { steps: steps ?? 60, seconds: seconds ?? 900, ...(values.prompts ? { prompts: Number(values.prompts) } : {}) });
+    break;
   case 'skills-report': {
     const rows = await skillsReport(WORK, positionals.slice(1), log);
     writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');

@@ -2,18 +2,22 @@
  * Pipeline stages of the default model (imported by pipeline.ts): its tokenizer, SFT on the skills curriculum
  * (src/train/skills.ts) with the native training backend, and the held-out skill report.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseToolCalls } from '../../src/chat/tool-calls.ts';
+import { grpoStep, type GrpoStats, type RlTask } from '../../src/train/grpo.ts';
+import { AdamW } from '../../src/train/optim.ts';
+import { saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { join } from 'node:path';
 import { toTokenizerJson, trainBpe, BpeEncoder } from '../../src/train/bpe.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { setTrainBackend } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
-import { evaluateSkills, skillSummary, type GreedyDecode } from '../../src/train/skills-eval.ts';
+import { evaluateSkills, skillCorrect, skillSummary, stopIds, type GreedyDecode } from '../../src/train/skills-eval.ts';
 import { PolicySnapshot } from '../../src/train/decode.ts';
 import type { TrainModel } from '../../src/train/model.ts';
 import type { Backend } from '../../src/tensor/backend.ts';
 import { createBackend } from '../../src/load.ts';
-import { randomSkillExample } from '../../src/train/skills.ts';
+import { randomSkillExample, randomSkillExampleOf, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
 import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 
@@ -87,3 +91,53 @@ export async function skillsReport(work: string, names: string[], log: (s: strin
 }
 
 export { loadEncoder };
+
+/** Verifiable reward of a reply: right answer 1; a tool call to the right tool with wrong arguments 0.5; else 0. */
+export function skillReward(e: SkillExample, reply: string): number {
+  if (skillCorrect(e, reply)) return 1;
+  if (e.kind === 'tool') {
+    const p = parseToolCalls(reply);
+    if (p.toolCalls.length === 1 && !p.content && p.toolCalls[0]!.name === e.call!.name) return 0.5;
+  }
+  return 0;
+}
+
+/**
+ * Online RL (GRPO, src/train/grpo.ts) from an SFT checkpoint: prompts from the training generators (arithmetic and
+ * tool calls weighted up: they are where the SFT model still errs), G samples each at temperature 1 decoded by
+ * Llama4TextModel on the current weights, KL to the frozen SFT model. Writes `<out>` and `<out>/rewards.jsonl`.
+ */
+export async function skillsRl(work: string, from: string, out: string, log: (s: string) => void, o: { steps: number; seconds: number; prompts?: number; group?: number; beta?: number; lr?: number }): Promise<void> {
+  const enc = loadEncoder(join(work, 'skills', 'tokenizer.json'));
+  const { backend } = await createBackend('auto');
+  const policy = loadCheckpoint(join(work, from)), ref = loadCheckpoint(join(work, from));
+  const opt = new AdamW(policy.params, { lr: o.lr ?? 2e-4, weightDecay: 0, clip: 1 });
+  const rng = new Rng(77);
+  const stop = stopIds(enc);
+  const curve: GrpoStats[] = [];
+  const t0 = Date.now();
+  let interrupted = false;
+  const onSig = (): void => { interrupted = true; };
+  process.on('SIGINT', onSig);
+  for (let s = 0; s < o.steps && !interrupted && (Date.now() - t0) / 1000 < o.seconds; s++) {
+    const tasks: RlTask[] = [];
+    for (let i = 0; i < (o.prompts ?? 8); i++) {
+      const r = rng.next();
+      const e = r < 0.45 ? randomSkillExampleOf(rng, false, 'arith') : r < 0.85 ? toolCallExample(rng, 'train') : randomSkillExampleOf(rng, false);
+      tasks.push({ prompt: enc.encode(e.prompt), reward: (reply) => skillReward(e, reply), kind: e.kind });
+    }
+    const snap = new PolicySnapshot(policy, backend);
+    const sample = (prompt: readonly number[], n: number, r: Rng) => Array.from({ length: n }, () => {
+      const ids = snap.complete(prompt, { maxNew: 80, stop, temperature: 1 }, r);
+      return { ids, stopped: ids.length < 80 };
+    });
+    const st = grpoStep(policy, ref, tasks, sample, enc, opt, o.lr ?? 2e-4, rng, { group: o.group ?? 4, beta: o.beta ?? 0.05 });
+    curve.push(st);
+    appendFileSync(join(work, `${out}.rewards.jsonl`), JSON.stringify({ step: s + 1, ...st }) + '\n');
+    log(`rl step ${s + 1}/${o.steps} reward ${st.reward.toFixed(3)} ${Object.entries(st.rewardByKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')} kl ${st.kl.toFixed(4)} active groups ${st.activeGroups} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+    await new Promise<void>((res) => setImmediate(res));
+  }
+  process.off('SIGINT', onSig);
+  saveCheckpoint(join(work, out), policy, undefined, { step: curve.length, tokens: 0, rng: rng.state }, JSON.parse(readFileSync(join(work, from, 'config.json'), 'utf8')));
+  log(`rl: saved ${join(work, out)} after ${curve.length} steps`);
+}

@@ -261,8 +261,9 @@ function simple(kind: SkillKind, question: string, answer: string): SkillExample
 export const SKILL_SHARES = { tool: 0.34, greeting: 0.08, refusal: 0.13, followup: 0.04 };
 
 /** Examples of the long kinds (tool calls, follow-ups) or of the short ones, in their mixture proportions. */
-export function randomSkillExampleOf(rng: Rng, long: boolean): SkillExample {
+export function randomSkillExampleOf(rng: Rng, long: boolean, only?: 'arith'): SkillExample {
   const s = SKILL_SHARES;
+  if (only === 'arith') return randomArith(rng);
   return long ? randomSkillExample(rng, { tool: s.tool, greeting: 0, refusal: 0, followup: s.followup }, s.tool + s.followup)
     : randomSkillExample(rng, { tool: 0, greeting: s.greeting, refusal: s.refusal, followup: 0 });
 }
