@@ -3,6 +3,8 @@
  * Llama 4's format, rendered exactly as the shipped chat template renders them (CHAT_TEMPLATE below), plus
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
+import { renderChat as renderChatTemplate } from '../chat/template.ts';
+import type { ChatMessage as SharedChatMessage, ToolDefinition } from '../chat/types.ts';
 import { Rng } from './rng.ts';
 
 export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
@@ -57,24 +59,12 @@ export const CHAT_TEMPLATE = [
   "{%- if add_generation_prompt %}{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}{%- endif %}",
 ].join('');
 
-/** Renders like CHAT_TEMPLATE (a test checks the two agree through @huggingface/jinja). */
+/** The prompt text for `messages`: CHAT_TEMPLATE rendered by src/chat's Jinja renderer (what the model ships with). */
 export function renderChat(messages: readonly ChatMessage[], tools: readonly ToolSpec[] | null, addGenerationPrompt: boolean): string {
-  let s = '<|begin_of_text|>';
-  let toolsDone = false;
-  for (const m of messages) {
-    if (m.role === 'system') {
-      s += `<|header_start|>system<|header_end|>\n\n${tools ? 'Environment: ipython\n' : ''}${m.content.trim()}<|eot|>`;
-    } else if (m.role === 'user' && tools && !toolsDone) {
-      toolsDone = true;
-      s += '<|header_start|>user<|header_end|>\n\n';
-      s += 'Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n';
-      s += 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.Do not use variables.\n\n';
-      for (const t of tools) s += JSON.stringify(toolObject(t), null, 4) + '\n\n';
-      s += m.content.trim() + '<|eot|>';
-    } else s += `<|header_start|>${m.role}<|header_end|>\n\n${m.content}<|eot|>`;
-  }
-  if (addGenerationPrompt) s += '<|header_start|>assistant<|header_end|>\n\n';
-  return s;
+  return renderChatTemplate({
+    messages: messages.map((m) => ({ ...m })) as SharedChatMessage[], tools: tools ? tools.map((t) => toolObject(t) as unknown as ToolDefinition) : null,
+    addGenerationPrompt, template: CHAT_TEMPLATE,
+  });
 }
 
 export interface ChatExample {
