@@ -22,11 +22,13 @@ import { CHAT_TEMPLATE, randomChatExample, splitFortunes } from '../../src/train
 import { arithmeticAccuracy, chatEvalSummary, evalFacts, toolCallAccuracy } from '../../src/train/eval.ts';
 import { arithmeticExample, arithmeticFacts, FACTS, GREETINGS, isHeldOut, OPS, renderChat, toolExample, type ChatExample } from '../../src/train/data.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
-import { greedyKv } from '../../src/train/infer.ts';
+import { snapshotDecode } from '../../src/train/decode.ts';
+import { createBackend } from '../../src/load.ts';
 import { dpoStep, type PrefPair } from '../../src/train/dpo.ts';
 import { AdamW, lrAt } from '../../src/train/optim.ts';
 import { DataSource, heldOutPerplexity, loadEncoder } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/train/rng.ts';
+import type { TrainModel } from '../../src/train/model.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
@@ -34,6 +36,8 @@ const { values, positionals } = parseArgs({ allowPositionals: true, options: { w
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
 const stage = positionals[0];
 mkdirSync(WORK, { recursive: true });
+const { backend: inferBackend } = await createBackend('auto');
+const greedyKv = (m: TrainModel, p: readonly number[], n: number, stop: readonly number[]): number[] => snapshotDecode(m, inferBackend)(p, n, stop);
 const log = (s: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 export const FORTUNE_FILES = ['fortunes', 'literature', 'wisdom', 'people', 'science', 'education', 'platitudes', 'riddles', 'kids', 'tao',
@@ -78,7 +82,7 @@ function runCfg(name: string, extra: Partial<TrainRunConfig> & { train: TrainRun
 }
 
 function go(cfg: TrainRunConfig): void {
-  const res = train(cfg, { log, evaluate: (m, enc) => chatEvalSummary(m, enc, 30, false) }, true);
+  const res = train(cfg, { log, evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) }, true);
   log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%, held-out ppl ${res.heldOutPpl.toFixed(2)}`);
 }
 
@@ -269,7 +273,7 @@ function dpo(): void {
     if (seconds && (Date.now() - t0) / 1000 > seconds) break;
   }
   saveCheckpoint(join(WORK, 'dpo'), policy, undefined, undefined, JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')));
-  log(`dpo: saved ${join(WORK, 'dpo')}; ${chatEvalSummary(policy, enc, 60, true)}`);
+  log(`dpo: saved ${join(WORK, 'dpo')}; ${chatEvalSummary(snapshotDecode(policy, inferBackend), enc, 60, true)}`);
 }
 
 function ship(src: string): void {
@@ -304,7 +308,8 @@ function report(): void {
     if (!existsSync(join(d, 'model.safetensors'))) continue;
     const m = loadCheckpoint(d);
     const ppl = heldOutPerplexity(m, data.heldStream, 64, 64);
-    const a = arithmeticAccuracy(m, enc, small), h = arithmeticAccuracy(m, enc, heldOut), t = toolCallAccuracy(m, enc, 24);
+    const dec = snapshotDecode(m, inferBackend);
+    const a = arithmeticAccuracy(dec, enc, small), h = arithmeticAccuracy(dec, enc, heldOut), t = toolCallAccuracy(dec, enc, 24);
     const line = `${n}: params ${m.paramCount()}, held-out ppl ${ppl.toFixed(2)} (${data.heldStream.length} tokens, first 64x64 scored), ` +
       `arithmetic <=10 right number ${a.rightNumber}/${a.n} exact ${a.exact}/${a.n}, held-out facts right number ${h.rightNumber}/${h.n}, ` +
       `tool calls well-formed ${t.wellFormed}/${t.n} correct ${t.correct}/${t.n}`;

@@ -12,9 +12,8 @@ import { toTokenizerJson, trainBpe, BpeEncoder } from '../../src/train/bpe.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { setTrainBackend } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
-import { evaluateSkills, skillCorrect, skillSummary, stopIds, type GreedyDecode } from '../../src/train/skills-eval.ts';
-import { PolicySnapshot } from '../../src/train/decode.ts';
-import type { TrainModel } from '../../src/train/model.ts';
+import { evaluateSkills, skillCorrect, skillSummary, stopIds } from '../../src/train/skills-eval.ts';
+import { PolicySnapshot, snapshotDecode } from '../../src/train/decode.ts';
 import type { Backend } from '../../src/tensor/backend.ts';
 import { createBackend } from '../../src/load.ts';
 import { randomSkillExample, randomSkillExampleOf, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
@@ -54,16 +53,13 @@ export function skillsRunConfig(work: string, name: string, extra: Partial<Train
   return {
     out: join(work, name), seed: 1, tokenizer: join(work, 'skills', 'tokenizer.json'),
     init: { std: 0.02, base_width: 128 },
-    data: { skills: { tokens: 2048, max_len: 480 }, heldout_share: 0 },
+    data: { skills: { tokens: 1024, max_len: 480 }, heldout_share: 0 },
     eval_every: 400, save_every: 20, ...extra,
   };
 }
 
 /** Greedy decoding through Llama4TextModel (model/llama4) on a snapshot of the current weights. */
-export function snapshotDecoder(m: TrainModel, backend: Backend): GreedyDecode {
-  const snap = new PolicySnapshot(m, backend);
-  return (prompt, maxNew, stop) => snap.complete(prompt, { maxNew, stop });
-}
+export const snapshotDecoder = snapshotDecode;
 
 export function skillsHooks(log: (s: string) => void, backend: Backend, evalN = 10): TrainHooks {
   return { log, evaluate: (m, enc) => skillSummary(evaluateSkills(m, snapshotDecoder(m, backend), enc, evalN)) };

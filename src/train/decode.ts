@@ -14,6 +14,15 @@ import { toHfConfig } from './config.ts';
 import type { TrainModel } from './model.ts';
 import type { Rng } from './rng.ts';
 
+/** Greedy completion ids for a prompt (stop token excluded). */
+export type GreedyDecode = (prompt: readonly number[], maxNew: number, stop: readonly number[]) => number[];
+
+/** Greedy decoding through Llama4TextModel on a snapshot of `model`'s current weights. */
+export function snapshotDecode(model: TrainModel, backend: Backend): GreedyDecode {
+  const snap = new PolicySnapshot(model, backend);
+  return (prompt, maxNew, stop) => snap.complete(prompt, { maxNew, stop });
+}
+
 export interface DecodeOptions { maxNew: number; stop: readonly number[]; temperature?: number }
 
 /** An inference snapshot of a TrainModel (rebuild it after the weights change). */

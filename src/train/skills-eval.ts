@@ -34,8 +34,8 @@ export function skillCorrect(e: SkillExample, reply: string): boolean {
   }
 }
 
-/** Greedy completion ids for a prompt (stop token excluded): PolicySnapshot.complete in practice. */
-export type GreedyDecode = (prompt: readonly number[], maxNew: number, stop: readonly number[]) => number[];
+import type { GreedyDecode } from './decode.ts';
+export type { GreedyDecode };
 
 export function stopIds(enc: BpeEncoder): number[] {
   return [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];

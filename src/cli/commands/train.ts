@@ -10,7 +10,8 @@ import { UsageError } from '../../util/errors.ts';
 import { chatEvalSummary } from '../../train/eval.ts';
 import { trainAsync, type TrainProgress, type TrainRunConfig } from '../../train/trainer.ts';
 import { setTrainBackend } from '../../train/kernels.ts';
-import { createTrainBackend } from '../../load.ts';
+import { createBackend, createTrainBackend } from '../../load.ts';
+import { snapshotDecode } from '../../train/decode.ts';
 import type { Command } from '../command.ts';
 
 const usage = `usage: llama4 train --config FILE [--resume] [--chat-eval] [--backend auto|native|typescript] [--threads N]
@@ -78,6 +79,8 @@ export const trainCommand: Command = {
     const { backend, note } = createTrainBackend(choice, threads);
     if (note) process.stderr.write(`${note}\n`);
     setTrainBackend(backend);
+    // Evaluation decodes through the inference model (Llama4TextModel) on the compute backend llama4 run uses.
+    const { backend: inferBackend } = await createBackend(choice === 'typescript' ? 'typescript' : 'auto', threads);
     const tty = process.stderr.isTTY === true;
     let barShown = false;
     const progress = (p: TrainProgress): void => {
@@ -97,7 +100,7 @@ export const trainCommand: Command = {
       const res = await trainAsync(cfg, {
         log, progress,
         shouldStop: () => stop,
-        ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(m, enc, 30, false) } : {}),
+        ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) } : {}),
       }, values.resume ?? false);
       if (barShown) process.stderr.write('\n');
       process.stdout.write(`trained ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, ${(100 * res.matmulShare).toFixed(0)}% in matrix products; checkpoint ${cfg.out}\n`);
