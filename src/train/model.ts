@@ -9,6 +9,7 @@
  */
 import { assert } from '../util/errors.ts';
 import { ropeInvFreq, type TrainModelConfig } from './config.ts';
+import { attnTemperatureScale } from '../model/llama4/config.ts';
 import {
   attnBackward, attnForward, linear, linearBackward, matmulNT, rmsNormBwd, rmsNormFwd, scratch, sigmoid, swigluBwdPair, swigluFwd,
 } from './kernels.ts';
@@ -127,7 +128,7 @@ export class TrainModel {
 
   /** Temperature tuning factor for NoPE layers at absolute position p (spec §2.2). */
   private tempScale(p: number): number {
-    return 1 + this.cfg.attnScale * Math.log(1 + Math.floor((p + 1) / this.cfg.floorScale));
+    return attnTemperatureScale(this.cfg, p);
   }
 
   /**
