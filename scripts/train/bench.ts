@@ -14,12 +14,14 @@ import { matmulStats, setTrainBackend } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { TsTrainBackend } from '../../src/kernels/ts/train-ops.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
+import { SKILLS_MODEL } from './skills-stages.ts';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, steps: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' } } });
 const base = { vocab_size: 1024, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, num_local_experts: 4, attention_chunk_size: 64 };
 const shapes: Record<string, Record<string, unknown>> = {
   student: { ...base, hidden_size: 64, head_dim: 16, intermediate_size: 128, intermediate_size_mlp: 256 },
   teacher: { ...base, hidden_size: 96, head_dim: 24, intermediate_size: 192, intermediate_size_mlp: 384 },
+  default: SKILLS_MODEL,
 };
 const steps = Number(values.steps ?? 4);
 const { backend: native, reason } = tryCreateNativeTrainBackend(Number(values.threads ?? 2));

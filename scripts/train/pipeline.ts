@@ -30,6 +30,7 @@ import { DataSource, heldOutPerplexity, loadEncoder } from '../../src/train/trai
 import { Rng } from '../../src/train/rng.ts';
 import type { TrainModel } from '../../src/train/model.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
+import { SKILLS_CHAT_TEMPLATE } from '../../src/train/skills.ts';
 import { SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, prompts: { type: 'string' } } });
@@ -159,6 +160,7 @@ switch (stage) {
     // pipeline.ts skills-rl [FROM] [OUT]: GRPO from the SFT checkpoint.
     await skillsRl(WORK, positionals[1] ?? 'skills-sft', positionals[2] ?? 'skills-rl', log, { steps: steps ?? 60, seconds: seconds ?? 900, ...(values.prompts ? { prompts: Number(values.prompts) } : {}) });
     break;
+  case 'skills-ship': ship(join(WORK, positionals[1] ?? 'skills-rl'), join(WORK, 'skills', 'tokenizer.json'), SKILLS_CHAT_TEMPLATE); break;
   case 'skills-report': {
     const rows = await skillsReport(WORK, positionals.slice(1), log);
     writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');
@@ -276,19 +278,19 @@ function dpo(): void {
   log(`dpo: saved ${join(WORK, 'dpo')}; ${chatEvalSummary(snapshotDecode(policy, inferBackend), enc, 60, true)}`);
 }
 
-function ship(src: string): void {
+function ship(src: string, tokenizer = join(WORK, 'tokenizer.json'), template = CHAT_TEMPLATE): void {
   const dest = resolve(import.meta.dirname, '../../models/default');
   mkdirSync(dest, { recursive: true });
-  const enc = loadEncoder(join(WORK, 'tokenizer.json'));
+  const enc = loadEncoder(tokenizer);
   const cfg = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
   const ids = { bos: enc.special('<|begin_of_text|>'), eot: enc.special('<|eot|>'), eom: enc.special('<|eom|>'), end: enc.special('<|end_of_text|>'), pad: enc.special('<|finetune_right_pad|>') };
   Object.assign(cfg, { bos_token_id: ids.bos, eos_token_id: [ids.end, ids.eom, ids.eot], pad_token_id: ids.pad });
   writeFileSync(join(dest, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   copyFileSync(join(src, 'model.safetensors'), join(dest, 'model.safetensors'));
-  copyFileSync(join(WORK, 'tokenizer.json'), join(dest, 'tokenizer.json'));
+  copyFileSync(tokenizer, join(dest, 'tokenizer.json'));
   writeFileSync(join(dest, 'tokenizer_config.json'), JSON.stringify({
     tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<|begin_of_text|>', eos_token: '<|eot|>', pad_token: '<|finetune_right_pad|>',
-    model_max_length: cfg.max_position_embeddings, add_bos_token: false, chat_template: CHAT_TEMPLATE,
+    model_max_length: cfg.max_position_embeddings, add_bos_token: false, chat_template: template,
   }, null, 2) + '\n');
   writeFileSync(join(dest, 'generation_config.json'), JSON.stringify({
     bos_token_id: ids.bos, eos_token_id: [ids.end, ids.eom, ids.eot], pad_token_id: ids.pad, do_sample: false,

@@ -23,6 +23,19 @@ export function toolObject(t: ToolSpec): Record<string, unknown> {
  * go into the first user message with the HF template's JSON-call instructions; assistant tool calls render as
  * `{"name": …, "parameters": …}` after `<|python_start|>…<|python_end|>` like the HF template.
  */
+/**
+ * Jinja for the body of an assistant turn with tool calls (JSON `{"name": …, "parameters": …}`, as the HF template
+ * renders them) and the `elif` for tool-result turns; shared by CHAT_TEMPLATE and the skills model's template.
+ */
+export const TOOL_TURNS_JINJA = [
+  "{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}",
+  "{%- for tc in message['tool_calls'] %}{%- if tc['function'] is defined %}{%- set tc = tc['function'] %}{%- endif %}",
+  "{{- '{\"name\": \"' + tc['name'] + '\", \"parameters\": ' }}{%- if tc['arguments'] is string %}{{- tc['arguments'] }}{%- else %}{{- tc['arguments'] | tojson }}{%- endif %}{{- '}' }}",
+  "{%- endfor %}{{- '<|eot|>' }}",
+  "{%- elif message['role'] == 'tool' or message['role'] == 'ipython' %}",
+  "{{- '<|header_start|>ipython<|header_end|>\\n\\n' }}{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{{- message['content'] | tojson }}{%- endif %}{{- '<|eot|>' }}",
+];
+
 export const CHAT_TEMPLATE = [
   "{{- bos_token }}",
   "{%- if custom_tools is defined and custom_tools %}{%- set tools = custom_tools %}{%- endif %}",
@@ -44,12 +57,7 @@ export const CHAT_TEMPLATE = [
   "{%- if message['content'] is string %}{{- message['content'] | trim }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'text' %}{{- c['text'] | trim }}{%- endif %}{%- endfor %}{%- endif %}",
   "{{- '<|eot|>' }}",
   "{%- elif message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}",
-  "{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}",
-  "{%- for tc in message['tool_calls'] %}{%- if tc['function'] is defined %}{%- set tc = tc['function'] %}{%- endif %}",
-  "{{- '{\"name\": \"' + tc['name'] + '\", \"parameters\": ' }}{%- if tc['arguments'] is string %}{{- tc['arguments'] }}{%- else %}{{- tc['arguments'] | tojson }}{%- endif %}{{- '}' }}",
-  "{%- endfor %}{{- '<|eot|>' }}",
-  "{%- elif message['role'] == 'tool' or message['role'] == 'ipython' %}",
-  "{{- '<|header_start|>ipython<|header_end|>\\n\\n' }}{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{{- message['content'] | tojson }}{%- endif %}{{- '<|eot|>' }}",
+  ...TOOL_TURNS_JINJA,
   "{%- else %}",
   "{{- '<|header_start|>' + message['role'] + '<|header_end|>\\n\\n' }}",
   "{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'image' %}{{- '<|image|>' }}{%- elif c['type'] == 'text' %}{{- c['text'] }}{%- endif %}{%- endfor %}{%- endif %}",

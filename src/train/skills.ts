@@ -11,6 +11,7 @@
  */
 import { renderChat } from '../chat/template.ts';
 import type { ChatMessage, ToolDefinition } from '../chat/types.ts';
+import { TOOL_TURNS_JINJA } from './data.ts';
 import { Rng } from './rng.ts';
 
 /**
@@ -31,12 +32,7 @@ export const SKILLS_CHAT_TEMPLATE = [
   "{%- elif system_message %}{{- '<|header_start|>system<|header_end|>\\n\\n' + (system_message | trim) + '<|eot|>' }}{%- endif %}",
   "{%- for message in loop_messages %}",
   "{%- if message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}",
-  "{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}",
-  "{%- for tc in message['tool_calls'] %}{%- if tc['function'] is defined %}{%- set tc = tc['function'] %}{%- endif %}",
-  "{{- '{\"name\": \"' + tc['name'] + '\", \"parameters\": ' }}{%- if tc['arguments'] is string %}{{- tc['arguments'] }}{%- else %}{{- tc['arguments'] | tojson }}{%- endif %}{{- '}' }}",
-  "{%- endfor %}{{- '<|eot|>' }}",
-  "{%- elif message['role'] == 'tool' or message['role'] == 'ipython' %}",
-  "{{- '<|header_start|>ipython<|header_end|>\\n\\n' }}{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{{- message['content'] | tojson }}{%- endif %}{{- '<|eot|>' }}",
+  ...TOOL_TURNS_JINJA,
   "{%- else %}",
   "{{- '<|header_start|>' + message['role'] + '<|header_end|>\\n\\n' }}",
   "{%- if message['content'] is string %}{{- message['content'] | trim }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'text' %}{{- c['text'] | trim }}{%- endif %}{%- endfor %}{%- endif %}",
@@ -95,8 +91,10 @@ function randomArith(rng: Rng): SkillExample {
   if (r < 0.08) { const a = rng.int(13), b = rng.int(13); return arithExample('times', a, b, rng.pick(ARITH_TRAIN.times)); }
   const op = r < 0.54 ? 'plus' : 'minus';
   for (;;) {
-    // Mostly two-digit operands (what the evaluation asks), some one-digit ones (what users ask first).
-    const pick = (): number => (rng.next() < 0.8 ? 10 + rng.int(90) : rng.int(10));
+    // Mostly two-digit operands (what the evaluation asks), some one-digit ones, and 15% small pairs (both ≤ 12:
+    // what users ask first).
+    const small = rng.next() < 0.15;
+    const pick = (): number => (small ? rng.int(13) : rng.next() < 0.8 ? 10 + rng.int(90) : rng.int(10));
     let a = pick(), b = pick();
     if (op === 'minus' && a < b && rng.next() < 0.8) [a, b] = [b, a];
     if (isHeldOutPair(op, a, b)) continue;
