@@ -5,9 +5,9 @@
  */
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../src/model/types.ts';
 import { Scheduler, type SchedulerOptions } from '../src/engine/scheduler.ts';
-import type { ChatMessage, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
+import type { ChatMessage, ImagePart, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
 import { UsageError } from '../src/util/index.ts';
-import { chatLayerToolCalls } from '../src/server/llama4-engine.ts';
+import { chatLayerToolCalls } from '../src/engine/chat-engine.ts';
 
 export const SPECIALS = ['<|begin_of_text|>', '<|eot|>', '<|image|>', '<|header|>'] as const;
 export const BOS = 0;
@@ -173,13 +173,13 @@ export interface FakeEngineOptions extends FakeModelOptions, SchedulerOptions {
 }
 
 /** Renders a chat like Llama 4 does, with this fake vocabulary. */
-function render(messages: ChatMessage[], tools: ToolSpec[] | null): { text: string; images: Uint8Array[] } {
+function render(messages: ChatMessage[], tools: ToolSpec[] | null): { text: string; images: ImagePart['data'][] } {
   let text = '<|begin_of_text|>';
-  const images: Uint8Array[] = [];
+  const images: ImagePart['data'][] = [];
   if (tools) text += `<|header|>system\nTOOLS: ${tools.map((t) => t.name).join(', ')}<|eot|>`;
   for (const m of messages) {
     text += `<|header|>${m.role}\n`;
-    for (const p of m.content) {
+    for (const p of typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content) {
       if (p.type === 'text') text += p.text;
       else {
         images.push(p.data);
@@ -208,7 +208,9 @@ export function fakeEngine(o: FakeEngineOptions = {}): ServerEngine & { model: F
       const tokens = tokenize(text, true);
       if (images.length === 0) return { tokens };
       const patches = new Float32Array(images.length * PATCHES_PER_IMAGE * HIDDEN);
-      images.forEach((img, i) => {
+      images.forEach((data, i) => {
+        // The routes hand over the decoded request bytes.
+        const img = data instanceof Uint8Array ? data : typeof data === 'string' ? new TextEncoder().encode(data) : data.bytes;
         // "Vision encoder": mean byte value of the file; a truncated file is rejected like a real decoder would.
         if (img.length < 16) throw new UsageError(`image ${i + 1} could not be decoded: truncated file`);
         const mean = img.reduce((s, b) => s + b, 0) / img.length / 255;

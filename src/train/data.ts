@@ -3,12 +3,12 @@
  * Llama 4's format, rendered exactly as the shipped chat template renders them (CHAT_TEMPLATE below), plus
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
-import { renderChat as renderChatTemplate } from '../chat/template.ts';
-import type { ChatMessage as SharedChatMessage, ToolDefinition } from '../chat/types.ts';
+import { renderChat as renderChatTemplate, toTemplateMessages, type ChatMessage as SharedChatMessage, type ToolDefinition } from '../chat/index.ts';
 import { Rng } from './rng.ts';
 
 export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
-export interface ChatMessage { role: 'system' | 'user' | 'assistant' | 'ipython'; content: string }
+/** The project's one message type (src/chat/types.ts), text only: training chats are rendered from strings. */
+export type ChatMessage = SharedChatMessage & { content: string };
 
 /** An HF-style tool object as OpenAI clients send it (and the chat template serialises with tojson(indent=4)). */
 export function toolObject(t: ToolSpec): Record<string, unknown> {
@@ -70,7 +70,7 @@ export const CHAT_TEMPLATE = [
 /** The prompt text for `messages`: CHAT_TEMPLATE rendered by src/chat's Jinja renderer (what the model ships with). */
 export function renderChat(messages: readonly ChatMessage[], tools: readonly ToolSpec[] | null, addGenerationPrompt: boolean): string {
   return renderChatTemplate({
-    messages: messages.map((m) => ({ ...m })) as SharedChatMessage[], tools: tools ? tools.map((t) => toolObject(t) as unknown as ToolDefinition) : null,
+    messages: toTemplateMessages(messages), tools: tools ? tools.map((t) => toolObject(t) as unknown as ToolDefinition) : null,
     addGenerationPrompt, template: CHAT_TEMPLATE,
   });
 }

@@ -5,7 +5,7 @@
  */
 
 import type { AttnShape, MatmulLayout, TrainBackend } from '../tensor/train-backend.ts';
-import { transpose as tsTranspose, TsTrainBackend } from '../kernels/ts/train-ops.ts';
+import { transpose as tsTranspose, TsTrainBackend } from '../tensor/train-reference.ts';
 
 export const matmulStats = { ms: 0, flops: 0 };
 

@@ -10,7 +10,7 @@
  * (the `*_EVAL` lists below) that the training generators never draw from.
  */
 import { renderChat } from '../chat/template.ts';
-import type { ChatMessage, ToolDefinition } from '../chat/types.ts';
+import type { TemplateMessage, ToolDefinition } from '../chat/types.ts';
 import { TOOL_TURNS_JINJA } from './data.ts';
 import { Rng } from './rng.ts';
 
@@ -62,7 +62,7 @@ export interface SkillExample {
   tools?: ToolDefinition[];
 }
 
-export function renderSkills(messages: ChatMessage[], tools: ToolDefinition[] | null): string {
+export function renderSkills(messages: TemplateMessage[], tools: ToolDefinition[] | null): string {
   return renderChat({ messages, tools, addGenerationPrompt: true, template: SKILLS_CHAT_TEMPLATE });
 }
 
@@ -224,10 +224,10 @@ function followupExample(rng: Rng): SkillExample {
   const first = toolCallExample(rng, 'train');
   const tool = first.call!;
   const result = rng.next() < 0.5 ? String(1 + rng.int(999)) : word(rng, SYL_TRAIN, false) + (rng.next() < 0.5 ? ' ' + word(rng, SYL_TRAIN, false) : '');
-  const messages: ChatMessage[] = [
+  const messages: TemplateMessage[] = [
     { role: 'user', content: first.question },
-    { role: 'assistant', content: '', tool_calls: [{ id: 'call_0', type: 'function', function: { name: tool.name, arguments: JSON.stringify(tool.parameters) } }] } as unknown as ChatMessage,
-    { role: 'tool', content: result, tool_call_id: 'call_0' } as unknown as ChatMessage,
+    { role: 'assistant', content: '', tool_calls: [{ id: 'call_0', type: 'function', function: { name: tool.name, arguments: JSON.stringify(tool.parameters) } }] },
+    { role: 'tool', content: result, tool_call_id: 'call_0' },
   ];
   const prompt = renderChat({ messages, tools: first.tools!, addGenerationPrompt: true, template: SKILLS_CHAT_TEMPLATE });
   return { kind: 'followup', question: first.question, prompt, answer: `${tool.name} returned: ${result}.` };
