@@ -31,7 +31,7 @@ import { Rng } from '../../src/train/rng.ts';
 import type { TrainModel } from '../../src/train/model.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { SKILLS_CHAT_TEMPLATE } from '../../src/train/skills.ts';
-import { SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
+import { evaluateFolder, SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, prompts: { type: 'string' } } });
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
@@ -161,6 +161,15 @@ switch (stage) {
     await skillsRl(WORK, positionals[1] ?? 'skills-sft', positionals[2] ?? 'skills-rl', log, { steps: steps ?? 60, seconds: seconds ?? 900, ...(values.prompts ? { prompts: Number(values.prompts) } : {}) });
     break;
   case 'skills-ship': ship(join(WORK, positionals[1] ?? 'skills-rl'), join(WORK, 'skills', 'tokenizer.json'), SKILLS_CHAT_TEMPLATE); break;
+  case 'skills-folder': {
+    // pipeline.ts skills-folder DIR...: score model folders (e.g. models/default) through loadModel + their own template.
+    for (const d of positionals.slice(1)) {
+      const r = await evaluateFolder(resolve(d));
+      log(`${d}: ${r.line}`);
+      for (const s of r.samples) log(`  ${s}`);
+    }
+    break;
+  }
   case 'skills-report': {
     const rows = await skillsReport(WORK, positionals.slice(1), log);
     writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');

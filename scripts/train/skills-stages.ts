@@ -15,8 +15,9 @@ import { Rng } from '../../src/train/rng.ts';
 import { evaluateSkills, skillCorrect, skillSummary, stopIds } from '../../src/train/skills-eval.ts';
 import { PolicySnapshot, snapshotDecode } from '../../src/train/decode.ts';
 import type { Backend } from '../../src/tensor/backend.ts';
-import { createBackend } from '../../src/load.ts';
-import { randomSkillExample, randomSkillExampleOf, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
+import { createBackend, loadChatAssets, loadModel } from '../../src/load.ts';
+import { chatPromptIds, renderChat } from '../../src/chat/index.ts';
+import { randomSkillExample, randomSkillExampleOf, skillEvalSets, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
 import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 
@@ -136,4 +137,40 @@ export async function skillsRl(work: string, from: string, out: string, log: (s:
   process.off('SIGINT', onSig);
   saveCheckpoint(join(work, out), policy, undefined, { step: curve.length, tokens: 0, rng: rng.state }, JSON.parse(readFileSync(join(work, from, 'config.json'), 'utf8')));
   log(`rl: saved ${join(work, out)} after ${curve.length} steps`);
+}
+
+/**
+ * A model folder scored exactly as users meet it: loaded by `loadModel` (Llama4TextModel), its own tokenizer and
+ * chat template (src/tokenizer, src/chat), greedy decoding to its eos ids, on the same held-out sets.
+ */
+export async function evaluateFolder(dir: string, n = 50): Promise<{ line: string; scores: Record<string, [number, number]>; samples: string[] }> {
+  const loaded = await loadModel(dir);
+  const { tokenizer, chatTemplate } = loadChatAssets(loaded);
+  const m = loaded.model;
+  const sets = skillEvalSets(n);
+  const scores: Record<string, [number, number]> = {};
+  const samples: string[] = [];
+  for (const [k, list] of Object.entries(sets)) {
+    let right = 0;
+    for (const e of list) {
+      const prompt = renderChat({ messages: [{ role: 'user', content: e.question }], tools: e.tools ?? null, addGenerationPrompt: true, ...(chatTemplate ? { template: chatTemplate } : {}) });
+      const seq = m.newSequence();
+      let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
+      const out: number[] = [];
+      for (let i = 0; i < 96; i++) {
+        let best = 0;
+        for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+        if (m.info.eosTokenIds.includes(best)) break;
+        out.push(best);
+        [logits] = m.forward([{ seq, tokens: [best], logits: 'last' }]) as [Float32Array];
+      }
+      const reply = tokenizer.decode(out);
+      const ok = skillCorrect(e, reply);
+      if (ok) right++;
+      if (samples.length < 40 && (samples.filter((s) => s.startsWith(k)).length < 3)) samples.push(`${k} ${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);
+    }
+    scores[k] = [right, list.length];
+  }
+  const line = Object.entries(scores).map(([k, [r, t]]) => `${k} ${r}/${t}`).join(', ');
+  return { line, scores, samples };
 }
