@@ -31,7 +31,7 @@ import { Rng } from '../../src/train/rng.ts';
 import type { TrainModel } from '../../src/train/model.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { SKILLS_CHAT_TEMPLATE } from '../../src/train/skills.ts';
-import { evaluateFolder, SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
+import { evaluateFolder, folderExchanges, SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, prompts: { type: 'string' } } });
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
@@ -170,6 +170,10 @@ switch (stage) {
     }
     break;
   }
+  case 'skills-chat':
+    // pipeline.ts skills-chat DIR: ten verbatim exchanges with a model folder.
+    await folderExchanges(resolve(positionals[1] ?? 'models/default'), log);
+    break;
   case 'skills-report': {
     const rows = await skillsReport(WORK, positionals.slice(1), log);
     writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');

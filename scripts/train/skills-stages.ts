@@ -16,7 +16,7 @@ import { evaluateSkills, skillCorrect, skillSummary, stopIds } from '../../src/t
 import { PolicySnapshot, snapshotDecode } from '../../src/train/decode.ts';
 import type { Backend } from '../../src/tensor/backend.ts';
 import { createBackend, loadChatAssets, loadModel } from '../../src/load.ts';
-import { chatPromptIds, renderChat } from '../../src/chat/index.ts';
+import { chatPromptIds, renderChat, type ToolDefinition } from '../../src/chat/index.ts';
 import { randomSkillExample, randomSkillExampleOf, skillEvalSets, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
 import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
@@ -143,6 +143,40 @@ export async function skillsRl(work: string, from: string, out: string, log: (s:
  * A model folder scored exactly as users meet it: loaded by `loadModel` (Llama4TextModel), its own tokenizer and
  * chat template (src/tokenizer, src/chat), greedy decoding to its eos ids, on the same held-out sets.
  */
+/** One greedy chat turn with a model folder through its own tokenizer and chat template (what users see). */
+export async function folderChat(dir: string): Promise<(question: string, tools?: ToolDefinition[] | null) => string> {
+  const loaded = await loadModel(dir);
+  const { tokenizer, chatTemplate } = loadChatAssets(loaded);
+  const m = loaded.model;
+  return (question, tools = null) => {
+    const prompt = renderChat({ messages: [{ role: 'user', content: question }], tools, addGenerationPrompt: true, ...(chatTemplate ? { template: chatTemplate } : {}) });
+    const seq = m.newSequence();
+    let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
+    const out: number[] = [];
+    for (let i = 0; i < 96; i++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+      if (m.info.eosTokenIds.includes(best)) break;
+      out.push(best);
+      [logits] = m.forward([{ seq, tokens: [best], logits: 'last' }]) as [Float32Array];
+    }
+    return tokenizer.decode(out);
+  };
+}
+
+/** Ten exchanges a newcomer would try (the issue's examples), printed verbatim. */
+export async function folderExchanges(dir: string, log: (s: string) => void): Promise<void> {
+  const ask = await folderChat(dir);
+  const weather: ToolDefinition = { type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a city', parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] } } };
+  const book: ToolDefinition = { type: 'function', function: { name: 'book_table', description: 'Book a table at a restaurant', parameters: { type: 'object', properties: { restaurant: { type: 'string', description: 'The restaurant name' }, people: { type: 'integer', description: 'The number of people' } }, required: ['restaurant', 'people'] } } };
+  const qs: [string, ToolDefinition[] | null][] = [
+    ['What is 7 plus 5?', null], ['Hello! Who are you?', null], ['What is 23 plus 19?', null], ['What is 64 minus 27?', null],
+    ['What is the capital of France?', null], ['Write a poem about the sea.', null], ["Translate 'good morning' into German.", null],
+    ['What is the weather in Paris?', [weather]], ['What is the weather in Reykjavik?', [weather, book]], ['Book the table with restaurant Quillo and people 4.', [weather, book]],
+  ];
+  for (const [q, tools] of qs) log(`${tools ? `[tools: ${tools.map((t) => t.function.name).join(', ')}] ` : ''}${JSON.stringify(q)} -> ${JSON.stringify(ask(q, tools))}`);
+}
+
 export async function evaluateFolder(dir: string, n = 50): Promise<{ line: string; scores: Record<string, [number, number]>; samples: string[] }> {
   const loaded = await loadModel(dir);
   const { tokenizer, chatTemplate } = loadChatAssets(loaded);
