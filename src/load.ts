@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, KvType, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
-import { MappedFile, canMmap, tryCreateNativeBackend } from './kernels/native/index.ts';
+import { MappedFile, canMmap, nativeCoreInfo, tryCreateNativeBackend } from './kernels/native/index.ts';
 import type { TrainBackend } from './tensor/train-backend.ts';
 import { TsTrainBackend } from './kernels/ts/train-ops.ts';
 import { tryCreateNativeTrainBackend } from './kernels/native/train-backend.ts';
@@ -204,6 +204,16 @@ export function createTrainBackend(choice: BackendChoice = 'auto', threads = 2):
   const note = `native training backend unavailable (${reason}); training in TypeScript`;
   if (choice === 'native') throw new UsageError(note);
   return { backend: new TsTrainBackend(), note };
+}
+
+/**
+ * The backend `createBackend('auto')` would pick on this machine, as one line for `llama4 --version`:
+ * `native-avx512 (native/build/Release/llama4_native.node; kernel sets avx512, avx2, scalar)` or
+ * `typescript (native core not built: …)`.
+ */
+export function describeDefaultBackend(): string {
+  const n = nativeCoreInfo();
+  return n.isa ? `native-${n.isa} (${n.file}; kernel sets ${n.isas.join(', ')})` : `typescript (${n.reason})`;
 }
 
 const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvType: opts.kvType } : {});

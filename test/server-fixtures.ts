@@ -8,6 +8,7 @@ import { Scheduler, type SchedulerOptions } from '../src/engine/scheduler.ts';
 import type { ChatMessage, ImagePart, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
 import { UsageError } from '../src/util/index.ts';
 import { chatLayerToolCalls } from '../src/engine/chat-engine.ts';
+import { computeHiddenStates } from '../src/engine/hidden-states.ts';
 
 export const SPECIALS = ['<|begin_of_text|>', '<|eot|>', '<|image|>', '<|header|>'] as const;
 export const BOS = 0;
@@ -89,11 +90,11 @@ function hash(a: number, b: number): number {
 /** The reply the fake model gives to a prompt (text between specials decoded). */
 export function scriptFor(prompt: readonly number[], brightness: readonly number[]): string {
   const text = detok(prompt);
-  const h = prompt.lastIndexOf(HEADER);
   if (text.includes('<|header|>tool\n')) {
     const m = /<\|header\|>tool\n([^<]*)<\|eot\|>(?![\s\S]*<\|header\|>tool)/.exec(text);
     return `The weather is ${m ? m[1] : '?'}.`;
   }
+  if (text.includes('TOOLS:') && text.includes('twice')) return '[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_weather", "parameters": {"city": "Rome"}}]';
   if (text.includes('TOOLS:')) return '{"name": "get_weather", "parameters": {"city": "Paris"}}';
   if (brightness.length) return `I see ${brightness.length} image(s), brightness ${brightness.map((b) => Math.round(b)).join(',')}.`;
   const users = [...text.matchAll(/<\|header\|>user\n([^<]*)<\|eot\|>/g)];
@@ -141,6 +142,15 @@ export class FakeModel implements CausalLM {
       const start = seq.tokens.length;
       for (let r = 0; r < rows; r += PATCHES_PER_IMAGE) seq.images.push({ pos: start + toks.indexOf(IMAGE), value: it.patchEmbeddings![r * HIDDEN]! * 255 });
       seq.tokens.push(...toks);
+      if (it.logits === 'hidden') {
+        // "Hidden states": a fixed pseudo-random vector per (token, previous token), so texts differ and repeat.
+        const out = new Float32Array(toks.length * HIDDEN);
+        toks.forEach((t, k) => {
+          const prev = seq.tokens[start + k - 1] ?? -1;
+          for (let j = 0; j < HIDDEN; j++) out[k * HIDDEN + j] = hash(t * 1009 + prev, j) - 0.5;
+        });
+        return out;
+      }
       const want = it.logits === 'none' ? [] : it.logits === 'last' ? [seq.tokens.length - 1] : toks.map((_, k) => start + k);
       const out = new Float32Array(want.length * VOCAB.length);
       want.forEach((pos, r) => this.fillRow(seq, pos, out.subarray(r * VOCAB.length, (r + 1) * VOCAB.length)));
@@ -219,6 +229,11 @@ export function fakeEngine(o: FakeEngineOptions = {}): ServerEngine & { model: F
       return { tokens, patchEmbeddings: patches };
     },
     encodeText: (text) => [BOS, ...tokenize(text)],
+    tokenize: (text, special) => tokenize(text, special === true),
+    detokenize: (ids) => detok(ids),
+    renderChat: (messages, tools) => render(messages, tools).text,
+    chatTemplate: null,
+    hiddenStates: (tokens, signal) => computeHiddenStates(model, tokens, o.stepTokens ?? 128, signal),
     newDecoder(): StreamDecoder {
       return { push: (t) => (t < SPECIALS.length ? '' : (VOCAB[t] ?? '')), flush: () => '' };
     },

@@ -16,6 +16,7 @@ import { evaluateSkills, skillCorrect, skillSummary, stopIds } from '../../src/t
 import { PolicySnapshot, snapshotDecode } from '../../src/train/decode.ts';
 import type { Backend } from '../../src/tensor/backend.ts';
 import { createBackend, loadChatAssets, loadModel } from '../../src/load.ts';
+import { yieldToEventLoop } from '../../src/engine/index.ts';
 import { chatPromptIds, renderChat, type ToolDefinition } from '../../src/chat/index.ts';
 import { randomSkillExample, randomSkillExampleOf, skillEvalSets, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
 import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
@@ -68,7 +69,7 @@ export function skillsHooks(log: (s: string) => void, backend: Backend, evalN = 
 
 export async function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): Promise<void> {
   const { backend } = await createBackend('auto');
-  const res = await trainAsync(cfg, { ...skillsHooks(log, backend), ...(stop ? { shouldStop: stop } : {}) }, resume);
+  const res = await trainAsync(cfg, { ...skillsHooks(log, backend), ...(stop ? { shouldStop: stop } : {}) }, resume, yieldToEventLoop);
   log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%`);
 }
 
@@ -132,7 +133,7 @@ export async function skillsRl(work: string, from: string, out: string, log: (s:
     curve.push(st);
     appendFileSync(join(work, `${out}.rewards.jsonl`), JSON.stringify({ step: s + 1, ...st }) + '\n');
     log(`rl step ${s + 1}/${o.steps} reward ${st.reward.toFixed(3)} ${Object.entries(st.rewardByKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')} kl ${st.kl.toFixed(4)} active groups ${st.activeGroups} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
-    await new Promise<void>((res) => setImmediate(res));
+    await yieldToEventLoop();
   }
   process.off('SIGINT', onSig);
   saveCheckpoint(join(work, out), policy, undefined, { step: curve.length, tokens: 0, rng: rng.state }, JSON.parse(readFileSync(join(work, from, 'config.json'), 'utf8')));

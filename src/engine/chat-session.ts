@@ -11,6 +11,7 @@ import { UsageError } from '../util/index.ts';
 import type { ChatEngine } from './chat-engine.ts';
 import type { FinishReason } from './common.ts';
 import { runGeneration } from './completion.ts';
+import { toolCallSchema } from './tool-schema.ts';
 import type { SamplingOptions } from './scheduler-sampling.ts';
 
 export interface ChatSessionOptions {
@@ -70,6 +71,8 @@ export class ChatSession {
   /** Sends a user message (text, or any ChatMessage such as a tool result) and resolves with the answer. */
   async send(input: string | ChatMessage, o: SendOptions = {}): Promise<ChatReply> {
     if (this.disposed || this.opts.alive?.() === false) throw new UsageError('this chat session was disposed (its model was disposed)');
+    // One turn at a time: a second message before the answer would interleave the history.
+    if (this.running.size > 0) throw new UsageError('this chat session is already answering; await the turn (or abort it) before sending the next message');
     const message = this.userMessage(input, o.images);
     const ac = new AbortController();
     const onAbort = () => ac.abort(o.signal?.reason);
@@ -91,6 +94,8 @@ export class ChatSession {
           stop: [],
           json: null,
           tools,
+          // Calls only to the declared tools (as the server's tool_choice "auto"): an output opening a JSON object must be one.
+          ...(tools ? { toolTrigger: toolCallSchema(tools) } : {}),
           penalizePrompt: true,
           signal: ac.signal,
         },

@@ -24,17 +24,17 @@ export interface TrainRunConfig {
   seed?: number;
   tokenizer: string;
   model?: Record<string, unknown>;
-  init_from?: string;
+  init_from?: string | undefined;
   init?: { std?: number; base_width?: number };
   data: {
-    text_files?: string[];
+    text_files?: string[] | undefined;
     /** Share of micro-batches drawn from plain text (the rest: chat). */
     text_share?: number;
     seq_len?: number;
     heldout_share?: number;
     tool_share?: number;
     /** JSONL of {prompt, answer} chat examples; replaces the generated chat mixture (SFT). */
-    sft_file?: string;
+    sft_file?: string | undefined;
     /**
      * Share of micro-batches of packed arithmetic statements ("7 plus 5 is 12.", trained facts only) with the loss on
      * the result only: ~4x more result tokens per computed token than chat examples.
@@ -230,15 +230,18 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
 }
 
 /**
- * Runs training and yields to the event loop after every step, so a SIGINT handler (the CLI's Ctrl-C) runs
+ * Runs training and yields to the event loop after every step (with the engine's yieldToEventLoop, which the
+ * caller passes: train and engine are siblings), so a SIGINT handler (the CLI's Ctrl-C) runs
  * and `shouldStop` sees it before the next step: the step finishes, a checkpoint is saved, and training returns.
  */
-export async function trainAsync(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = false): Promise<TrainResult> {
+export async function trainAsync(
+  cfg: TrainRunConfig, hooks: TrainHooks, resume: boolean, yieldToEventLoop: () => Promise<void>,
+): Promise<TrainResult> {
   const it = trainSteps(cfg, hooks, resume);
   for (;;) {
     const r = it.next();
     if (r.done) return r.value;
-    await new Promise<void>((res) => setImmediate(res));
+    await yieldToEventLoop();
   }
 }
 
@@ -293,7 +296,7 @@ function* trainSteps(cfg: TrainRunConfig, hooks: TrainHooks, resume: boolean): G
       const batch = cfg.data.skills ? data.skillsBatch(rng) : r0 < textShare ? data.textBatch(rng, tr.batch, T)
         : r0 < textShare + arithShare ? data.arithBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
       const logits = model.forward(batch.tokens, batch.B, batch.T);
-      let r;
+      let r: ReturnType<typeof distillLoss>;
       if (teacher) {
         // Codistillation: α (hard-label weight) moves from alpha_start to alpha_end over training; the soft part is
         // further scaled by min(1, exp(CE_student − CE_teacher)) so a teacher no better than the student on this

@@ -3,7 +3,8 @@
  * a llama.cpp GGUF (architecture llama4), with the tokenizer (tokenizer.json, or Meta's tokenizer.model with merges
  * recovered from the ranks) and the chat template when the folder has them.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import { openHfCheckpoint, parseFileType, writeLlama4Gguf } from '../../model-files/index.ts';
 import { UsageError } from '../../util/index.ts';
@@ -16,11 +17,12 @@ export const convertCommand: Command = {
 Writes the text model of HF_DIR (config.json + safetensors) as a llama4 GGUF that llama.cpp loads, with the
 tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder has them.
   --type TYPE   f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q2_k | q3_k | q4_k | q5_k | q6_k |
-                q4_k_s | q4_k_m | q5_k_s | q5_k_m (default f16). Norms and the MoE router stay F32; quantization is
-                llama.cpp's reference quantizer, byte for byte.
+                q4_k_s | q4_k_m | q5_k_s | q5_k_m | iq4_nl | iq4_xs (default f16). Norms and the MoE router stay
+                F32; quantization is llama.cpp's quantizer without an importance matrix, byte for byte. (The lower
+                i-quants, IQ1_S…IQ3_S, need an importance matrix: this engine reads them but does not write them.)
   --pure        every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                 (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
-  -t, --threads N  worker threads for k-quant quantization (default: all cores; output is identical)
+  -t, --threads N  worker threads for k-quant / IQ4 quantization (default: all cores; output is identical)
   --force       write even when llama.cpp would run the config differently (it hard-codes chunk 8192, NoPE on
                 every 4th layer, temperature tuning and qk-norm by expert count); the differences are printed.`,
   async run(argv) {
@@ -38,13 +40,15 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
       process.stderr.write(`warning: ${msg}\n`);
     }
     if (!tok) process.stderr.write('warning: no tokenizer.json or tokenizer.model in the folder; llama.cpp needs one to load the file\n');
+    const threads = parseThreads(values.threads);
     const t0 = Date.now();
+    const progress = createProgress(`converting ${dir}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, produce, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
-      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
-      threads: parseThreads(values.threads),
+      onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
+      ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
     });
-    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;

@@ -2,7 +2,8 @@
  * `llama4 make-test-model --preset tiny|bench-2b --type TYPE OUT.gguf`: random-weight llama4 GGUFs that llama.cpp
  * loads, with a synthetic GPT-2-style byte-level tokenizer (the writer and the presets are in src/model-files).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import { parseFileType, presetConfig, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../../model-files/index.ts';
 import { UsageError } from '../../util/index.ts';
@@ -22,11 +23,11 @@ Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenize
   --preset NAME   tiny: hidden 256, 4 layers, 4/2 heads of 64, 4 experts (FFN 256) + shared, vocab 512
                   bench-2b: hidden 2048, 16 layers, 16/8 heads of 128, 16 experts (FFN 1024) + shared, MoE on
                   every layer, vocab 32000 (about 2.0 B total / 0.47 B active parameters)
-  --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', '…'].join(' | ')} (default f16)
+  --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', 'iq4_nl', 'iq4_xs', '…'].join(' | ')} (default f16)
   --pure          every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                   (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
   --seed N        random seed (default 1)
-  -t, --threads N worker threads for k-quant quantization (default: all cores; output is identical)
+  -t, --threads N worker threads for k-quant / IQ4 quantization (default: all cores; output is identical)
 Tensors are generated, quantized and written one at a time (k-quants of bench-2b take a while in TypeScript).`,
   async run(argv) {
     const { values, positionals } = parseArgs({
@@ -41,13 +42,15 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
     const cfg = presetConfig(presetName);
     const tok = syntheticTokenizer(cfg.vocabSize);
+    const threads = parseThreads(values.threads);
     const t0 = Date.now();
+    const progress = createProgress(`writing ${out}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, {
-      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
-      threads: parseThreads(values.threads),
+      onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
+      ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
     });
-    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;

@@ -5,13 +5,15 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import { UsageError } from '../../util/errors.ts';
 import { chatEvalSummary } from '../../train/eval.ts';
 import { trainAsync, type TrainProgress, type TrainRunConfig } from '../../train/trainer.ts';
 import { setTrainBackend } from '../../train/kernels.ts';
 import { createBackend, createTrainBackend } from '../../load.ts';
 import { snapshotDecode } from '../../train/decode.ts';
+import { yieldToEventLoop } from '../../engine/index.ts';
 import type { Command } from '../command.ts';
 
 const usage = `usage: llama4 train --config FILE [--resume] [--chat-eval] [--backend auto|native|typescript] [--threads N]
@@ -81,28 +83,25 @@ export const trainCommand: Command = {
     setTrainBackend(backend);
     // Evaluation decodes through the inference model (Llama4TextModel) on the compute backend llama4 run uses.
     const { backend: inferBackend } = await createBackend(choice === 'typescript' ? 'typescript' : 'auto', threads);
-    const tty = process.stderr.isTTY === true;
-    let barShown = false;
+    // On a terminal a bar (loss, tokens/s, ETA) under the log lines; elsewhere a plain progress line every 10 steps.
+    const bar = process.stdout.isTTY && process.stderr.isTTY ? createProgress('training') : null;
+    const log = (line: string): void => {
+      if (!bar) return void process.stdout.write(`${line}\n`);
+      bar.log(line);
+    };
     const progress = (p: TrainProgress): void => {
-      if (tty) {
-        const w = 24, done = Math.round((w * p.step) / p.steps);
-        process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(w - done)}] ${p.step}/${p.steps} loss ${p.emaLoss.toFixed(4)} ${p.tokPerSec.toFixed(0)} tok/s ETA ${fmtEta(p.etaSeconds)}   `);
-        barShown = true;
-      } else if (p.step % 10 === 0 || p.step === p.steps) {
+      if (bar) bar.update(p.step / p.steps, `step ${p.step}/${p.steps} loss ${p.emaLoss.toFixed(4)} ${p.tokPerSec.toFixed(0)} tok/s ETA ${fmtEta(p.etaSeconds)}`);
+      else if (p.step % 10 === 0 || p.step === p.steps) {
         process.stdout.write(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} (ema ${p.emaLoss.toFixed(4)}) tok/s ${p.tokPerSec.toFixed(0)} ETA ${fmtEta(p.etaSeconds)}\n`);
       }
-    };
-    const log = (line: string): void => {
-      if (barShown) { process.stderr.write('\n'); barShown = false; }
-      process.stdout.write(line + '\n');
     };
     try {
       const res = await trainAsync(cfg, {
         log, progress,
         shouldStop: () => stop,
         ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) } : {}),
-      }, values.resume ?? false);
-      if (barShown) process.stderr.write('\n');
+      }, values.resume ?? false, yieldToEventLoop);
+      bar?.done();
       process.stdout.write(`trained ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, ${(100 * res.matmulShare).toFixed(0)}% in matrix products; checkpoint ${cfg.out}\n`);
     } finally {
       process.off('SIGINT', onSig);
