@@ -77,6 +77,39 @@ static void xi_rows_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const
     return iq_fin(acc, half_to_float(x.d) * y.d, sumi);
   });
 }
+// Prefill tile for IQ2_XXS: the grid and sign vectors of each 32-block (the table gathers, the expensive part) are built
+// once for 4 tokens; per token the row kernel's integer sums and float steps (bit-identical results); leftover tokens
+// go to the row kernel.
+static void xi_tile_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                            float* out, size_t outStride) {
+  const int nb = K / 256;
+  int t0 = 0;
+  for (; t0 + 4 <= ntok; t0 += 4) {
+    const ActQ8K* y[4];
+    for (int t = 0; t < 4; t++) y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+    for (int r = 0; r < nrows; r++) {
+      const BlockIQ2XXS* x = (const BlockIQ2XXS*)(w + (size_t)r * rb);
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int i = 0; i < nb; i++) {
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int ib = 0; ib < 8; ib++) {
+          uint32_t aux[2]; std::memcpy(aux, x[i].qs + 4 * ib, 8);
+          const uint8_t* a8 = (const uint8_t*)aux;
+          const __m256i g = _mm256_set_epi64x(iq2xxs_grid[a8[3]], iq2xxs_grid[a8[2]], iq2xxs_grid[a8[1]], iq2xxs_grid[a8[0]]);
+          const __m256i s = _mm256_set_epi64x(iq_signs64.v[(aux[1] >> 21) & 127], iq_signs64.v[(aux[1] >> 14) & 127],
+                                              iq_signs64.v[(aux[1] >> 7) & 127], iq_signs64.v[aux[1] & 127]);
+          const __m256i sc = _mm256_set1_epi16((short)(2 * (aux[1] >> 28) + 1));
+          for (int t = 0; t < 4; t++)
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(g, _mm256_sign_epi8(iq_ld(y[t][i].qs + 32 * ib), s)), sc));
+        }
+        const float d = half_to_float(x[i].d);
+        for (int t = 0; t < 4; t++) acc[t] = iq_fin(acc[t], d * y[t][i].d, sumi[t]);
+      }
+      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = iq_hsum8(acc[t]) * ((float)1 / 8);
+    }
+  }
+  for (; t0 < ntok; t0++) xi_rows_iq2_xxs(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, false);
+}
 static void xi_rows_iq2_xs(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   iq_rows_x<BlockIQ2XS, 1, 8>(K, w, rb, nrows, act, out, pf, [](const BlockIQ2XS& x, const ActQ8K& y, __m256 acc) {
     __m256i sumi = _mm256_setzero_si256();
@@ -233,6 +266,37 @@ static void xi_rows_iq4_xs(int K, const uint8_t* w, size_t rb, int nrows, const 
     return iq_fin(acc, half_to_float(x.d) * y.d, _mm256_add_epi32(s1, s2));
   });
 }
+// Prefill tile for IQ4_XS: each super-block's 256 values (and their absolute values) are decoded once and used for 4
+// tokens. Per token the integer sums are the row kernel's (integer addition: any order gives the same int32) and the
+// float steps are its exact sequence (one FMA per super-block into 8 lanes, iq_hsum8), so a token's result is
+// bit-identical to xi_rows_iq4_xs's (batch invariance); leftover tokens go to the row kernel.
+static void xi_tile_iq4_xs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                           float* out, size_t outStride) {
+  const __m128i values = _mm_loadu_si128((const __m128i*)kvalues_iq4nl);
+  const int nb = K / 256;
+  int t0 = 0;
+  for (; t0 + 4 <= ntok; t0 += 4) {
+    const ActQ8K* y[4];
+    for (int t = 0; t < 4; t++) y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+    for (int r = 0; r < nrows; r++) {
+      const BlockIQ4XS* x = (const BlockIQ4XS*)(w + (size_t)r * rb);
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int i = 0; i < nb; i++) {
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int ib = 0; ib < 8; ib++) {
+          const int ls = (((x[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) | (((x[i].scales_h >> (2 * ib)) & 3) << 4)) - 32;
+          const __m256i v = iq4_values32(x[i].qs + 16 * ib, values), av = _mm256_sign_epi8(v, v), sc = _mm256_set1_epi16((short)ls);
+          for (int t = 0; t < 4; t++)
+            sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(iq_ld(y[t][i].qs + 32 * ib), v)), sc));
+        }
+        const float d = half_to_float(x[i].d);
+        for (int t = 0; t < 4; t++) acc[t] = iq_fin(acc[t], d * y[t][i].d, sumi[t]);
+      }
+      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = iq_hsum8(acc[t]) * ((float)1 / 1);
+    }
+  }
+  for (; t0 < ntok; t0++) xi_rows_iq4_xs(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, false);
+}
 static void xi_rows_iq4_nl(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool pf) {
   const __m128i values = _mm_loadu_si128((const __m128i*)kvalues_iq4nl);
   const __m256i one = _mm256_set1_epi16(1);
@@ -260,6 +324,7 @@ static void xi_rows_iq4_nl(int K, const uint8_t* w, size_t rowBytes, int nrows, 
 
 static void fill_iquant_x86(KernelTable& t) {
   t.rows[T_IQ2_XXS] = xi_rows_iq2_xxs;
+  t.tile[T_IQ2_XXS] = xi_tile_iq2_xxs;
   t.rows[T_IQ2_XS] = xi_rows_iq2_xs;
   t.rows[T_IQ2_S] = xi_rows_iq2_s;
   t.rows[T_IQ3_XXS] = xi_rows_iq3_xxs;
@@ -268,4 +333,5 @@ static void fill_iquant_x86(KernelTable& t) {
   t.rows[T_IQ1_M] = xi_rows_iq1_m;
   t.rows[T_IQ4_NL] = xi_rows_iq4_nl;
   t.rows[T_IQ4_XS] = xi_rows_iq4_xs;
+  t.tile[T_IQ4_XS] = xi_tile_iq4_xs;
 }
