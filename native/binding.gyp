@@ -26,16 +26,28 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-fPIC", "-Wno-maybe-uninitialized"],
         },
         {
+          "target_name": "train_avx2",
+          "type": "static_library",
+          "sources": ["src/train-kern-avx2.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-fPIC"],
+        },
+        {
+          "target_name": "train_avx512",
+          "type": "static_library",
+          "sources": ["src/train-kern-avx512.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-fPIC"],
+        },
+        {
           "target_name": "llama4_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc"],
-          "dependencies": ["kern_avx2", "kern_avx512"],
+          "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
+          "dependencies": ["kern_avx2", "kern_avx512", "train_avx2", "train_avx512"],
         },
       ],
     }, {
       "targets": [
         {
           "target_name": "llama4_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc"],
+          "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc", "src/train-ops.cc"],
         },
       ],
     }],

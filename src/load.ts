@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
 import type { Backend, KvType, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
 import { MappedFile, canMmap, nativeCoreInfo, tryCreateNativeBackend } from './kernels/native/index.ts';
+import type { TrainBackend } from './tensor/train-backend.ts';
+import { TsTrainBackend } from './kernels/ts/train-ops.ts';
+import { tryCreateNativeTrainBackend } from './kernels/native/train-backend.ts';
 import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
@@ -200,6 +203,16 @@ export async function createBackend(choice: BackendChoice = 'auto', threads?: nu
   const note = `native backend unavailable (${reason}); using the TypeScript backend`;
   if (choice === 'native') throw new UsageError(note);
   return { backend: new TsBackend(), note };
+}
+
+/** The training backend (src/tensor/train-backend.ts): native when its addon loads, else the TypeScript reference. */
+export function createTrainBackend(choice: BackendChoice = 'auto', threads = 2): { backend: TrainBackend; note: string | null } {
+  if (choice === 'typescript') return { backend: new TsTrainBackend(), note: null };
+  const { backend, reason } = tryCreateNativeTrainBackend(threads);
+  if (backend) return { backend, note: null };
+  const note = `native training backend unavailable (${reason}); training in TypeScript`;
+  if (choice === 'native') throw new UsageError(note);
+  return { backend: new TsTrainBackend(), note };
 }
 
 /**

@@ -508,12 +508,15 @@ static Napi::Value HwThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)std::thread::hardware_concurrency());
 }
 
+Napi::Function TrainEngineInit(Napi::Env env);  // train-ops.cc
+
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Init(env));
   exports.Set("MappedFile", MappedFile::Init(env));
   exports.Set("isas", Napi::Function::New(env, Isas));
   exports.Set("hardwareThreads", Napi::Function::New(env, HwThreads));
   exports.Set("detach", Napi::Function::New(env, Detach));
+  exports.Set("TrainEngine", TrainEngineInit(env));
   return exports;
 }
 

@@ -22,17 +22,23 @@ import { CHAT_TEMPLATE, randomChatExample, splitFortunes } from '../../src/train
 import { arithmeticAccuracy, chatEvalSummary, evalFacts, toolCallAccuracy } from '../../src/train/eval.ts';
 import { arithmeticExample, arithmeticFacts, FACTS, GREETINGS, isHeldOut, OPS, renderChat, toolExample, type ChatExample } from '../../src/train/data.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
-import { greedyKv } from '../../src/train/infer.ts';
+import { snapshotDecode } from '../../src/train/decode.ts';
+import { createBackend } from '../../src/load.ts';
 import { dpoStep, type PrefPair } from '../../src/train/dpo.ts';
 import { AdamW, lrAt } from '../../src/train/optim.ts';
 import { DataSource, heldOutPerplexity, loadEncoder } from '../../src/train/trainer.ts';
 import { Rng } from '../../src/train/rng.ts';
+import type { TrainModel } from '../../src/train/model.ts';
 import { train, type TrainRunConfig } from '../../src/train/trainer.ts';
+import { SKILLS_CHAT_TEMPLATE } from '../../src/train/skills.ts';
+import { evaluateFolder, folderExchanges, SKILLS_MODEL, skillsPrepare, skillsReport, skillsRl, skillsRunConfig, skillsTrain, useNativeTraining } from './skills-stages.ts';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { work: { type: 'string' }, seconds: { type: 'string' }, steps: { type: 'string' }, resume: { type: 'boolean' }, prompts: { type: 'string' } } });
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
 const stage = positionals[0];
 mkdirSync(WORK, { recursive: true });
+const { backend: inferBackend } = await createBackend('auto');
+const greedyKv = (m: TrainModel, p: readonly number[], n: number, stop: readonly number[]): number[] => snapshotDecode(m, inferBackend)(p, n, stop);
 const log = (s: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 export const FORTUNE_FILES = ['fortunes', 'literature', 'wisdom', 'people', 'science', 'education', 'platitudes', 'riddles', 'kids', 'tao',
@@ -77,7 +83,7 @@ function runCfg(name: string, extra: Partial<TrainRunConfig> & { train: TrainRun
 }
 
 function go(cfg: TrainRunConfig): void {
-  const res = train(cfg, { log, evaluate: (m, enc) => chatEvalSummary(m, enc, 30, false) }, true);
+  const res = train(cfg, { log, evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) }, true);
   log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%, held-out ppl ${res.heldOutPpl.toFixed(2)}`);
 }
 
@@ -137,6 +143,42 @@ switch (stage) {
   case 'dpo': dpo(); break;
   case 'ship': ship(positionals[1] ?? latest()); break;
   case 'report': report(); break;
+  // The default model (skills curriculum, native backend): skills-prepare, skills-sft [--resume], skills-report NAMES.
+  case 'skills-prepare': skillsPrepare(join(WORK, 'skills'), log); break;
+  case 'skills-sft': {
+    useNativeTraining(log);
+    let stop = false;
+    process.on('SIGINT', () => { if (stop) process.exit(130); stop = true; log('stopping after this step'); });
+    process.on('SIGTERM', () => { stop = true; });
+    await skillsTrain(skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
+      model: SKILLS_MODEL, max_seconds: seconds ?? 3600,
+      train: { steps: steps ?? 4000, batch: 0, lr: 3e-3, warmup: 100, aux_coef: 0.01, weight_decay: 0.05, min_lr_ratio: 0.05 },
+    }), log, values.resume ?? false, () => stop);
+    break;
+  }
+  case 'skills-rl':
+    // pipeline.ts skills-rl [FROM] [OUT]: GRPO from the SFT checkpoint.
+    await skillsRl(WORK, positionals[1] ?? 'skills-sft', positionals[2] ?? 'skills-rl', log, { steps: steps ?? 60, seconds: seconds ?? 900, ...(values.prompts ? { prompts: Number(values.prompts) } : {}) });
+    break;
+  case 'skills-ship': ship(join(WORK, positionals[1] ?? 'skills-rl'), join(WORK, 'skills', 'tokenizer.json'), SKILLS_CHAT_TEMPLATE); break;
+  case 'skills-folder': {
+    // pipeline.ts skills-folder DIR...: score model folders (e.g. models/default) through loadModel + their own template.
+    for (const d of positionals.slice(1)) {
+      const r = await evaluateFolder(resolve(d));
+      log(`${d}: ${r.line}`);
+      for (const s of r.samples) log(`  ${s}`);
+    }
+    break;
+  }
+  case 'skills-chat':
+    // pipeline.ts skills-chat DIR: ten verbatim exchanges with a model folder.
+    await folderExchanges(resolve(positionals[1] ?? 'models/default'), log);
+    break;
+  case 'skills-report': {
+    const rows = await skillsReport(WORK, positionals.slice(1), log);
+    writeFileSync(join(WORK, `skills-report-${positionals.slice(1).join('-')}.txt`), rows.join('\n') + '\n');
+    break;
+  }
   default:
     console.error('usage: pipeline.ts prepare|teacher|student|distill|sft|dpo|ship|report [--work DIR]');
     process.exit(2);
@@ -246,22 +288,22 @@ function dpo(): void {
     if (seconds && (Date.now() - t0) / 1000 > seconds) break;
   }
   saveCheckpoint(join(WORK, 'dpo'), policy, undefined, undefined, JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')));
-  log(`dpo: saved ${join(WORK, 'dpo')}; ${chatEvalSummary(policy, enc, 60, true)}`);
+  log(`dpo: saved ${join(WORK, 'dpo')}; ${chatEvalSummary(snapshotDecode(policy, inferBackend), enc, 60, true)}`);
 }
 
-function ship(src: string): void {
+function ship(src: string, tokenizer = join(WORK, 'tokenizer.json'), template = CHAT_TEMPLATE): void {
   const dest = resolve(import.meta.dirname, '../../models/default');
   mkdirSync(dest, { recursive: true });
-  const enc = loadEncoder(join(WORK, 'tokenizer.json'));
+  const enc = loadEncoder(tokenizer);
   const cfg = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
   const ids = { bos: enc.special('<|begin_of_text|>'), eot: enc.special('<|eot|>'), eom: enc.special('<|eom|>'), end: enc.special('<|end_of_text|>'), pad: enc.special('<|finetune_right_pad|>') };
   Object.assign(cfg, { bos_token_id: ids.bos, eos_token_id: [ids.end, ids.eom, ids.eot], pad_token_id: ids.pad });
   writeFileSync(join(dest, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   copyFileSync(join(src, 'model.safetensors'), join(dest, 'model.safetensors'));
-  copyFileSync(join(WORK, 'tokenizer.json'), join(dest, 'tokenizer.json'));
+  copyFileSync(tokenizer, join(dest, 'tokenizer.json'));
   writeFileSync(join(dest, 'tokenizer_config.json'), JSON.stringify({
     tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<|begin_of_text|>', eos_token: '<|eot|>', pad_token: '<|finetune_right_pad|>',
-    model_max_length: cfg.max_position_embeddings, add_bos_token: false, chat_template: CHAT_TEMPLATE,
+    model_max_length: cfg.max_position_embeddings, add_bos_token: false, chat_template: template,
   }, null, 2) + '\n');
   writeFileSync(join(dest, 'generation_config.json'), JSON.stringify({
     bos_token_id: ids.bos, eos_token_id: [ids.end, ids.eom, ids.eot], pad_token_id: ids.pad, do_sample: false,
@@ -281,7 +323,8 @@ function report(): void {
     if (!existsSync(join(d, 'model.safetensors'))) continue;
     const m = loadCheckpoint(d);
     const ppl = heldOutPerplexity(m, data.heldStream, 64, 64);
-    const a = arithmeticAccuracy(m, enc, small), h = arithmeticAccuracy(m, enc, heldOut), t = toolCallAccuracy(m, enc, 24);
+    const dec = snapshotDecode(m, inferBackend);
+    const a = arithmeticAccuracy(dec, enc, small), h = arithmeticAccuracy(dec, enc, heldOut), t = toolCallAccuracy(dec, enc, 24);
     const line = `${n}: params ${m.paramCount()}, held-out ppl ${ppl.toFixed(2)} (${data.heldStream.length} tokens, first 64x64 scored), ` +
       `arithmetic <=10 right number ${a.rightNumber}/${a.n} exact ${a.exact}/${a.n}, held-out facts right number ${h.rightNumber}/${h.n}, ` +
       `tool calls well-formed ${t.wellFormed}/${t.n} correct ${t.correct}/${t.n}`;

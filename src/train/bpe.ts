@@ -1,40 +1,30 @@
 /**
  * A small byte-level BPE trainer and encoder for data preparation, writing a standard Hugging Face tokenizer.json
  * (ByteLevel + merges, Llama 4's pre-tokenizer regex, Llama 4's chat special tokens appended at the end of the
- * vocab). The project's tokenizer loader (src/tokenizer) reads the result; this encoder exists so training data can
- * be prepared without depending on it, and a test checks that both agree.
+ * vocab). The byte table, the pre-tokenizer and the special-token names come from src/tokenizer; the project's
+ * tokenizer loader reads the result, and a test checks that it and this encoder agree.
  */
+import { LLAMA4_PATTERN_RUST, pretokenize as llama4Pretokenize } from '../tokenizer/pretokenize.ts';
+import { bytesToUnicode as tableBytesToUnicode } from '../tokenizer/byte-unicode.ts';
+import { llama4SpecialTokens } from '../tokenizer/special-tokens.ts';
 
-/** Meta's o200k pattern as written in tokenizer.json (Rust regex syntax, with (?i:…)). */
-export const LLAMA4_PATTERN =
-  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/** Meta's o200k pattern as written in tokenizer.json (from src/tokenizer, which implements it). */
+export const LLAMA4_PATTERN = LLAMA4_PATTERN_RUST;
 
-/** The same pattern for JavaScript: Node 20 has no inline (?i:…), so contractions are spelled out (ASCII corpus). */
-const JS_PATTERN = LLAMA4_PATTERN.replace(/\(\?i:'s\|'t\|'re\|'ve\|'m\|'ll\|'d\)/g, "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])");
+/** Llama 4's pre-tokenizer (src/tokenizer's implementation). */
+export const pretokenize = llama4Pretokenize;
 
-export function pretokenize(text: string): string[] {
-  return text.match(new RegExp(JS_PATTERN, 'gu')) ?? [];
-}
-
-/** GPT-2 byte ↔ printable-unicode map used by HF ByteLevel. */
+/** GPT-2 byte ↔ printable-unicode map used by HF ByteLevel: entry b spells byte b (src/tokenizer's table). */
 export function bytesToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let i = 33; i <= 126; i++) bs.push(i);
-  for (let i = 161; i <= 172; i++) bs.push(i);
-  for (let i = 174; i <= 255; i++) bs.push(i);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) if (!bs.includes(b)) { bs.push(b); cs.push(256 + n++); }
-  const out: string[] = new Array(256);
-  bs.forEach((b, i) => (out[b] = String.fromCodePoint(cs[i]!)));
-  return out;
+  return Array.from({ length: 256 }, (_, b) => tableBytesToUnicode(Uint8Array.of(b)));
 }
 
-/** Llama 4's chat and image special tokens (names as in Meta's list), appended after the BPE vocab. */
+/**
+ * The special tokens a small model gets, appended after its BPE vocab: Llama 4's named chat and image tokens (in
+ * Meta's order, from src/tokenizer; the reasoning ones left out) and 13 reserved post-training tokens — 32 ids.
+ */
 export const SPECIAL_TOKENS = [
-  '<|begin_of_text|>', '<|end_of_text|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|header_start|>',
-  '<|header_end|>', '<|eom|>', '<|eot|>', '<|step|>', '<|python_start|>', '<|python_end|>', '<|finetune_right_pad|>',
-  '<|image_start|>', '<|image_end|>', '<|tile_x_separator|>', '<|tile_y_separator|>', '<|image|>', '<|patch|>',
+  ...llama4SpecialTokens().filter((t) => !t.includes('reserved') && !t.startsWith('<|reasoning')),
   ...Array.from({ length: 13 }, (_, i) => `<|text_post_train_reserved_special_token_${i}|>`),
 ];
 
@@ -51,7 +41,7 @@ export interface BpeModel {
  * Trains `nMerges` merges on the pre-tokens of `text` (word counts, then the most frequent adjacent pair each round,
  * ties broken by the pair's first appearance order for determinism).
  */
-export function trainBpe(text: string, nMerges: number): BpeModel {
+export function trainBpe(text: string, nMerges: number, opts: { wordPieces?: boolean } = {}): BpeModel {
   const b2u = bytesToUnicode();
   const enc = new TextEncoder();
   const counts = new Map<string, number>();
@@ -61,9 +51,15 @@ export function trainBpe(text: string, nMerges: number): BpeModel {
   const words: { syms: number[]; n: number }[] = [];
   for (const [w, n] of counts) words.push({ syms: [...enc.encode(w)], n });
   const merges: [string, string][] = [];
+  // wordPieces: merge only letters with letters and punctuation/space with punctuation/space, never digits, so a
+  // word splits into the same pieces whatever precedes it (" Paris" and "\"Paris" share "Paris"'s tokens: copying
+  // a word is copying tokens) and every number is its digits.
+  const cls = (id: number): number => (/^[A-Za-z]+$/.test(vocab[id]!) ? 1 : /[0-9]/.test(vocab[id]!) ? 3 : /[A-Za-z]/.test(vocab[id]!) ? 4 : 2);
+  const ok = (a: number, b: number): boolean => !opts.wordPieces || (cls(a) === cls(b) && cls(a) <= 2);
   for (let m = 0; m < nMerges; m++) {
     const pc = new Map<number, number>();
     for (const { syms, n } of words) for (let i = 0; i + 1 < syms.length; i++) {
+      if (!ok(syms[i]!, syms[i + 1]!)) continue;
       const k = syms[i]! * 65536 + syms[i + 1]!;
       pc.set(k, (pc.get(k) ?? 0) + n);
     }

@@ -4,8 +4,11 @@
  * Linear-style stacks and HF's `x @ W` stacks: gate_up_proj [E, H, 2I] (gate = first I columns), down_proj [E, I, H].
  * Optimizer moments go to `optimizer.safetensors` and the step/RNG to `trainer_state.json` for exact resume.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import {
+  closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeSync,
+} from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { ModelFileError } from '../util/errors.ts';
 import { parseTrainConfig, toHfConfig } from './config.ts';
 import { transpose } from './kernels.ts';
@@ -138,14 +141,30 @@ export function loadCheckpoint(dir: string): TrainModel {
 export interface TrainerState { step: number; tokens: number; rng: number; [k: string]: unknown }
 
 /**
- * Writes the checkpoint atomically (temp files then rename): config.json, model.safetensors and, with an
- * optimizer, optimizer.safetensors + trainer_state.json.
+ * Writes a checkpoint so that a kill at any moment leaves the previous or the new one whole:
+ *   1. every file goes into a fresh folder `<dir>.ckpt/step-<n>-<time>.partial/`, fsynced, with `manifest.json`
+ *      (sha256 and size of each file) written last;
+ *   2. the folder is renamed to drop `.partial` (one rename: complete or absent);
+ *   3. `<dir>` — a symlink to the current folder — is replaced by renaming a new symlink over it (one atomic rename).
+ * Readers open `<dir>/model.safetensors` through the link as before. Older folders are pruned afterwards (the
+ * previous one is kept). A `<dir>` that is a real folder (checkpoints from before this layout) is moved into the
+ * store first; `resolveCheckpoint` finds the newest complete folder if a kill lands between that move and the link.
  */
 export function saveCheckpoint(dir: string, model: TrainModel, opt?: AdamW, state?: TrainerState, extraConfig: Record<string, unknown> = {}): void {
-  mkdirSync(dir, { recursive: true });
-  const put = (name: string, data: Uint8Array | string): void => {
-    writeFileSync(join(dir, `${name}.tmp`), data);
-    renameSync(join(dir, `${name}.tmp`), join(dir, name));
+  const store = `${dir}.ckpt`;
+  mkdirSync(store, { recursive: true });
+  const name = `step-${String(state?.step ?? 0).padStart(8, '0')}-${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const tmp = join(store, `${name}.partial`);
+  mkdirSync(tmp, { recursive: true });
+  const manifest: Record<string, { sha256: string; bytes: number }> = {};
+  const put = (file: string, data: Uint8Array | string): void => {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const fd = openSync(join(tmp, file), 'w');
+    try {
+      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally { closeSync(fd); }
+    if (file !== MANIFEST) manifest[file] = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
   };
   put('config.json', JSON.stringify({ ...toHfConfig(model.cfg), ...extraConfig }, null, 2) + '\n');
   put('model.safetensors', encodeSafetensors(modelTensors(model)));
@@ -157,6 +176,62 @@ export function saveCheckpoint(dir: string, model: TrainModel, opt?: AdamW, stat
     });
     put('optimizer.safetensors', encodeSafetensors(t));
     put('trainer_state.json', JSON.stringify({ ...state, optStep: opt.step }, null, 2) + '\n');
+  }
+  put(MANIFEST, JSON.stringify({ step: state?.step ?? null, files: manifest }, null, 2) + '\n');
+  const final = join(store, name);
+  renameSync(tmp, final);
+  syncDir(store);
+  // An old-layout checkpoint (a real folder) moves into the store; then the link is swapped in one rename.
+  const st = lstatOrNull(dir);
+  if (st && !st.isSymbolicLink()) renameSync(dir, join(store, `legacy-${Date.now().toString(36)}`));
+  const link = `${dir}.link-${process.pid}`;
+  rmSync(link, { force: true });
+  symlinkSync(relative(dirname(resolve(dir)), resolve(final)), link);
+  renameSync(link, dir);
+  syncDir(dirname(resolve(dir)));
+  // Keep the new folder and the one before it; partial folders of killed saves go too.
+  const keep = new Set([name]);
+  const done = readdirSync(store).filter((n) => n.startsWith('step-') && !n.endsWith('.partial')).sort(byStep);
+  if (done.length > 1) keep.add(done.filter((n) => n !== name).pop()!);
+  for (const n of readdirSync(store)) if (!keep.has(n) && (n.startsWith('step-') || n.startsWith('legacy-'))) rmSync(join(store, n), { recursive: true, force: true });
+}
+
+const MANIFEST = 'manifest.json';
+
+function byStep(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+
+function lstatOrNull(p: string): ReturnType<typeof lstatSync> | null {
+  try { return lstatSync(p); } catch { return null; }
+}
+
+function syncDir(d: string): void {
+  try { const fd = openSync(d, 'r'); try { fsyncSync(fd); } finally { closeSync(fd); } } catch { /* not supported on every filesystem */ }
+}
+
+/**
+ * The folder to resume from: `dir` when it exists (a link or an old-layout folder), else the newest complete
+ * folder of `<dir>.ckpt` (a kill between moving an old folder into the store and linking), else null.
+ */
+export function resolveCheckpoint(dir: string): string | null {
+  if (existsSync(dir)) return dir;
+  const store = `${dir}.ckpt`;
+  if (!existsSync(store)) return null;
+  const done = readdirSync(store).filter((n) => (n.startsWith('step-') || n.startsWith('legacy-')) && !n.endsWith('.partial')).sort(byStep);
+  return done.length ? join(store, done[done.length - 1]!) : null;
+}
+
+/** Checks every file a manifest lists (size and sha256); throws ModelFileError naming the first mismatch. No manifest: old layout, nothing to check. */
+export function verifyCheckpoint(dir: string): void {
+  const mp = join(dir, MANIFEST);
+  if (!existsSync(mp)) return;
+  let m: { files: Record<string, { sha256: string; bytes: number }> };
+  try { m = JSON.parse(readFileSync(mp, 'utf8')); } catch (e) { throw new ModelFileError(mp, `unreadable manifest (${(e as Error).message})`); }
+  for (const [file, want] of Object.entries(m.files)) {
+    const p = join(dir, file);
+    if (!existsSync(p)) throw new ModelFileError(p, 'listed in the checkpoint manifest but missing');
+    const bytes = readFileSync(p);
+    if (bytes.length !== want.bytes || createHash('sha256').update(bytes).digest('hex') !== want.sha256)
+      throw new ModelFileError(p, 'does not match the checkpoint manifest (size or sha256): the checkpoint is damaged');
   }
 }
 

@@ -1,10 +1,10 @@
 /**
  * The model configuration the trainer uses: the fields of a Hugging Face `llama4_text` config.json, with every
- * derived per-layer fact resolved (spec §1.1). The trainer keeps its own small parser so it depends only on util;
- * `toHfConfig` writes back a config.json the engine (and transformers) load.
+ * derived per-layer fact resolved (spec §1.1) by model/llama4's parser; `toHfConfig` writes back a config.json the
+ * engine (and transformers) load.
  */
 import { ConfigError } from '../util/errors.ts';
-import { jsonFields } from '../util/json-fields.ts';
+import { parseHfConfig, ropeInvFreq as llamaRopeInvFreq, type LayerFacts, type Llama4Config } from '../model/llama4/config.ts';
 
 export interface RopeScaling {
   readonly factor: number;
@@ -14,6 +14,9 @@ export interface RopeScaling {
 }
 
 export interface TrainModelConfig {
+  /** The inference model's view of the same config (model/llama4): the source of every derived fact below. */
+  readonly llama: Llama4Config;
+  readonly layers: readonly LayerFacts[];
   readonly vocabSize: number;
   readonly hiddenSize: number;
   readonly nLayers: number;
@@ -44,64 +47,39 @@ export interface TrainModelConfig {
   readonly routerAuxLossCoef: number;
 }
 
-const fields = (o: Record<string, unknown>) => jsonFields(o, { where: 'config.json', booleansAsNumbers: true, maxInt: 1 << 26 });
-const num = (o: Record<string, unknown>, key: string, dflt?: number): number => fields(o).num(key, dflt);
-const posInt = (o: Record<string, unknown>, key: string, dflt?: number): number => fields(o).posInt(key, dflt);
-
-/** Parses an HF llama4_text config (or the text_config of a llama4 config) and resolves the derived layer lists. */
+/**
+ * Parses an HF llama4_text config (or the text_config of a llama4 config) with model/llama4's parser — the same
+ * LayerFacts (RoPE/chunk, NoPE/temperature tuning, qk-norm, MoE) and RoPE frequencies the inference model uses —
+ * after filling the trainer's defaults for small models (a config.json written for a toy run often omits them).
+ */
 export function parseTrainConfig(raw: unknown): TrainModelConfig {
   if (typeof raw !== 'object' || raw === null) throw new ConfigError('config.json: expected a JSON object');
   let o = raw as Record<string, unknown>;
   if (o.model_type === 'llama4' && typeof o.text_config === 'object' && o.text_config !== null) o = o.text_config as Record<string, unknown>;
-  const H = posInt(o, 'hidden_size');
-  const nHeads = posInt(o, 'num_attention_heads');
-  const nKvHeads = posInt(o, 'num_key_value_heads', nHeads);
-  const headDim = posInt(o, 'head_dim', Math.floor(H / nHeads));
-  if (nHeads % nKvHeads !== 0) throw new ConfigError(`config.json: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`);
-  if (headDim % 2 !== 0) throw new ConfigError(`config.json: head_dim ${headDim} must be even (RoPE pairs)`);
-  const L = posInt(o, 'num_hidden_layers');
-  if (num(o, 'num_experts_per_tok', 1) !== 1) throw new ConfigError('config.json: only num_experts_per_tok = 1 (Llama 4 top-1 routing) is supported');
-  // Derived lists (spec §1.1): an explicit list wins; no_rope_layers uses 1 = RoPE (inverted name).
-  const interval = posInt(o, 'no_rope_layer_interval', 4);
-  let ropeLayers: boolean[];
-  if (Array.isArray(o.no_rope_layers) && o.no_rope_layers.length > 0) {
-    if (o.no_rope_layers.length !== L) throw new ConfigError(`config.json: no_rope_layers has ${o.no_rope_layers.length} entries, expected ${L}`);
-    ropeLayers = o.no_rope_layers.map((x) => Boolean(x));
-  } else ropeLayers = Array.from({ length: L }, (_, l) => (l + 1) % interval !== 0);
-  const step = posInt(o, 'interleave_moe_layer_step', 1);
-  let moeList: number[];
-  if (Array.isArray(o.moe_layers)) moeList = o.moe_layers.map((x) => Number(x));
-  else { moeList = []; for (let l = step - 1; l < L; l += step) moeList.push(l); }
-  for (const l of moeList) if (!Number.isInteger(l) || l < 0 || l >= L) throw new ConfigError(`config.json: moe_layers entry ${l} out of range 0..${L - 1}`);
-  const moeLayers = Array.from({ length: L }, (_, l) => moeList.includes(l));
-  const rs = (o.rope_scaling ?? (o.rope_parameters as Record<string, unknown> | undefined)) as Record<string, unknown> | null | undefined;
-  let ropeScaling: RopeScaling | null = null;
-  let ropeTheta = num(o, 'rope_theta', 500000);
-  if (rs && typeof rs === 'object') {
-    if (typeof rs.rope_theta === 'number') ropeTheta = rs.rope_theta;
-    const type = rs.rope_type ?? rs.type;
-    if (type === 'llama3') {
-      ropeScaling = {
-        factor: num(rs, 'factor'), lowFreqFactor: num(rs, 'low_freq_factor'), highFreqFactor: num(rs, 'high_freq_factor'),
-        originalMax: num(rs, 'original_max_position_embeddings'),
-      };
-    } else if (type !== undefined && type !== 'default') throw new ConfigError(`config.json: unsupported rope type ${JSON.stringify(type)}`);
-  }
-  const eos = o.eos_token_id;
-  const eosTokenIds = Array.isArray(eos) ? eos.map(Number) : typeof eos === 'number' ? [eos] : [];
-  const cfg: TrainModelConfig = {
-    vocabSize: posInt(o, 'vocab_size'), hiddenSize: H, nLayers: L, nHeads, nKvHeads, headDim,
-    intermediateSize: posInt(o, 'intermediate_size'), intermediateSizeMlp: posInt(o, 'intermediate_size_mlp', posInt(o, 'intermediate_size')),
-    nExperts: posInt(o, 'num_local_experts', 1), eps: num(o, 'rms_norm_eps', 1e-5), ropeTheta, ropeScaling, ropeLayers, moeLayers,
-    useQkNorm: Boolean(o.use_qk_norm ?? true), attnTemperatureTuning: Boolean(o.attn_temperature_tuning ?? true),
-    floorScale: num(o, 'floor_scale', 8192), attnScale: num(o, 'attn_scale', 0.1), chunkSize: posInt(o, 'attention_chunk_size', 8192),
-    maxPositions: posInt(o, 'max_position_embeddings', 4096),
-    bosTokenId: typeof o.bos_token_id === 'number' ? o.bos_token_id : null, eosTokenIds,
-    padTokenId: typeof o.pad_token_id === 'number' ? o.pad_token_id : null,
-    routerAuxLossCoef: num(o, 'router_aux_loss_coef', 0.001),
+  const filled: Record<string, unknown> = { ...o, model_type: 'llama4_text' };
+  for (const k of ['hidden_size', 'num_attention_heads', 'num_hidden_layers', 'vocab_size', 'intermediate_size'])
+    if (o[k] === undefined || o[k] === null) throw new ConfigError(`config.json: missing "${k}"`);
+  const defaults: Record<string, unknown> = {
+    num_local_experts: 1, intermediate_size_mlp: o.intermediate_size, max_position_embeddings: 4096, rope_theta: 500000,
   };
-  if (o.tie_word_embeddings === true) throw new ConfigError('config.json: tied embeddings are not Llama 4 (tie_word_embeddings must be false)');
-  return cfg;
+  for (const [k, v] of Object.entries(defaults)) if (filled[k] === undefined || filled[k] === null) filled[k] = v;
+  for (const k of ['use_qk_norm', 'attn_temperature_tuning']) if (typeof filled[k] === 'number') filled[k] = filled[k] !== 0;
+  const llama = parseHfConfig(filled);
+  if (llama.tieWordEmbeddings) throw new ConfigError('config.json: tied embeddings are not Llama 4 (tie_word_embeddings must be false)');
+  const aux = o.router_aux_loss_coef;
+  return {
+    llama, layers: llama.layers,
+    vocabSize: llama.vocabSize, hiddenSize: llama.hiddenSize, nLayers: llama.numLayers, nHeads: llama.numHeads, nKvHeads: llama.numKvHeads,
+    headDim: llama.headDim, intermediateSize: llama.intermediateSize, intermediateSizeMlp: llama.intermediateSizeMlp, nExperts: llama.numExperts,
+    eps: llama.rmsNormEps, ropeTheta: llama.ropeTheta,
+    ropeScaling: llama.ropeScaling ? { factor: llama.ropeScaling.factor, lowFreqFactor: llama.ropeScaling.lowFreqFactor,
+      highFreqFactor: llama.ropeScaling.highFreqFactor, originalMax: llama.ropeScaling.originalMaxPositionEmbeddings } : null,
+    ropeLayers: llama.layers.map((f) => f.usesRope), moeLayers: llama.layers.map((f) => f.isMoe),
+    useQkNorm: llama.useQkNorm, attnTemperatureTuning: llama.attnTemperatureTuning, floorScale: llama.floorScale, attnScale: llama.attnScale,
+    chunkSize: llama.attentionChunkSize, maxPositions: llama.maxPositionEmbeddings,
+    bosTokenId: llama.bosTokenId, eosTokenIds: llama.eosTokenIds, padTokenId: llama.padTokenId,
+    routerAuxLossCoef: typeof aux === 'number' && Number.isFinite(aux) ? aux : 0.001,
+  };
 }
 
 /** Writes the config back in HF llama4_text form (explicit layer lists, legacy rope keys like the golden files). */
@@ -125,24 +103,7 @@ export function toHfConfig(c: TrainModelConfig): Record<string, unknown> {
   };
 }
 
-/** Inverse frequencies per RoPE pair after llama3 scaling (spec §1.3), computed in fp32 like torch. */
+/** Inverse frequencies per RoPE pair: model/llama4's (llama3 scaling and rope_freqs factors included). */
 export function ropeInvFreq(c: TrainModelConfig): Float32Array {
-  const half = c.headDim / 2;
-  const inv = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    const base = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, (2 * i) / c.headDim)));
-    const s = c.ropeScaling;
-    if (!s) { inv[i] = base; continue; }
-    const wavelen = (2 * Math.PI) / base;
-    const lowWl = s.originalMax / s.lowFreqFactor;
-    const highWl = s.originalMax / s.highFreqFactor;
-    // Branch-wise so the 16/1/1 case (zero denominator) never produces NaN.
-    if (wavelen < highWl) inv[i] = base;
-    else if (wavelen > lowWl) inv[i] = base / s.factor;
-    else {
-      const sm = (s.originalMax / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-      inv[i] = (1 - sm) * (base / s.factor) + sm * base;
-    }
-  }
-  return inv;
+  return llamaRopeInvFreq(c.llama);
 }

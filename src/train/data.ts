@@ -3,7 +3,7 @@
  * Llama 4's format, rendered exactly as the shipped chat template renders them (CHAT_TEMPLATE below), plus
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
-import type { ChatMessage as SharedChatMessage } from '../chat/index.ts';
+import { renderChat as renderChatTemplate, toTemplateMessages, type ChatMessage as SharedChatMessage, type ToolDefinition } from '../chat/index.ts';
 import type { Rng } from './rng.ts';
 
 export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
@@ -23,6 +23,19 @@ export function toolObject(t: ToolSpec): Record<string, unknown> {
  * go into the first user message with the HF template's JSON-call instructions; assistant tool calls render as
  * `{"name": …, "parameters": …}` after `<|python_start|>…<|python_end|>` like the HF template.
  */
+/**
+ * Jinja for the body of an assistant turn with tool calls (JSON `{"name": …, "parameters": …}`, as the HF template
+ * renders them) and the `elif` for tool-result turns; shared by CHAT_TEMPLATE and the skills model's template.
+ */
+export const TOOL_TURNS_JINJA = [
+  "{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}",
+  "{%- for tc in message['tool_calls'] %}{%- if tc['function'] is defined %}{%- set tc = tc['function'] %}{%- endif %}",
+  "{{- '{\"name\": \"' + tc['name'] + '\", \"parameters\": ' }}{%- if tc['arguments'] is string %}{{- tc['arguments'] }}{%- else %}{{- tc['arguments'] | tojson }}{%- endif %}{{- '}' }}",
+  "{%- endfor %}{{- '<|eot|>' }}",
+  "{%- elif message['role'] == 'tool' or message['role'] == 'ipython' %}",
+  "{{- '<|header_start|>ipython<|header_end|>\\n\\n' }}{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{{- message['content'] | tojson }}{%- endif %}{{- '<|eot|>' }}",
+];
+
 export const CHAT_TEMPLATE = [
   "{{- bos_token }}",
   "{%- if custom_tools is defined and custom_tools %}{%- set tools = custom_tools %}{%- endif %}",
@@ -44,12 +57,7 @@ export const CHAT_TEMPLATE = [
   "{%- if message['content'] is string %}{{- message['content'] | trim }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'text' %}{{- c['text'] | trim }}{%- endif %}{%- endfor %}{%- endif %}",
   "{{- '<|eot|>' }}",
   "{%- elif message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}",
-  "{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}",
-  "{%- for tc in message['tool_calls'] %}{%- if tc['function'] is defined %}{%- set tc = tc['function'] %}{%- endif %}",
-  "{{- '{\"name\": \"' + tc['name'] + '\", \"parameters\": ' }}{%- if tc['arguments'] is string %}{{- tc['arguments'] }}{%- else %}{{- tc['arguments'] | tojson }}{%- endif %}{{- '}' }}",
-  "{%- endfor %}{{- '<|eot|>' }}",
-  "{%- elif message['role'] == 'tool' or message['role'] == 'ipython' %}",
-  "{{- '<|header_start|>ipython<|header_end|>\\n\\n' }}{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{{- message['content'] | tojson }}{%- endif %}{{- '<|eot|>' }}",
+  ...TOOL_TURNS_JINJA,
   "{%- else %}",
   "{{- '<|header_start|>' + message['role'] + '<|header_end|>\\n\\n' }}",
   "{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'image' %}{{- '<|image|>' }}{%- elif c['type'] == 'text' %}{{- c['text'] }}{%- endif %}{%- endfor %}{%- endif %}",
@@ -59,24 +67,12 @@ export const CHAT_TEMPLATE = [
   "{%- if add_generation_prompt %}{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}{%- endif %}",
 ].join('');
 
-/** Renders like CHAT_TEMPLATE (a test checks the two agree through @huggingface/jinja). */
+/** The prompt text for `messages`: CHAT_TEMPLATE rendered by src/chat's Jinja renderer (what the model ships with). */
 export function renderChat(messages: readonly ChatMessage[], tools: readonly ToolSpec[] | null, addGenerationPrompt: boolean): string {
-  let s = '<|begin_of_text|>';
-  let toolsDone = false;
-  for (const m of messages) {
-    if (m.role === 'system') {
-      s += `<|header_start|>system<|header_end|>\n\n${tools ? 'Environment: ipython\n' : ''}${m.content.trim()}<|eot|>`;
-    } else if (m.role === 'user' && tools && !toolsDone) {
-      toolsDone = true;
-      s += '<|header_start|>user<|header_end|>\n\n';
-      s += 'Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\n\n';
-      s += 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.Do not use variables.\n\n';
-      for (const t of tools) s += JSON.stringify(toolObject(t), null, 4) + '\n\n';
-      s += m.content.trim() + '<|eot|>';
-    } else s += `<|header_start|>${m.role}<|header_end|>\n\n${m.content}<|eot|>`;
-  }
-  if (addGenerationPrompt) s += '<|header_start|>assistant<|header_end|>\n\n';
-  return s;
+  return renderChatTemplate({
+    messages: toTemplateMessages(messages), tools: tools ? tools.map((t) => toolObject(t) as unknown as ToolDefinition) : null,
+    addGenerationPrompt, template: CHAT_TEMPLATE,
+  });
 }
 
 export interface ChatExample {

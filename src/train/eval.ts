@@ -6,17 +6,16 @@
 import { parseToolCalls } from '../chat/tool-calls.ts';
 import type { BpeEncoder } from './bpe.ts';
 import { arithmeticExample, arithmeticFacts, isHeldOut, OPS, toolExample, TOOLS } from './data.ts';
-import { greedyKv } from './infer.ts';
-import type { TrainModel } from './model.ts';
+import type { GreedyDecode } from './decode.ts';
 import { Rng } from './rng.ts';
 
 export interface ArithResult { n: number; exact: number; rightNumber: number; samples: string[] }
 
 /** Greedy answers; `exact` = the answer is exactly "A op B is C.", `rightNumber` = the last number in it is C. */
-export function arithmeticAccuracy(model: TrainModel, enc: BpeEncoder, facts: { op: keyof typeof OPS; a: number; b: number }[]): ArithResult {
+export function arithmeticAccuracy(decode: GreedyDecode, enc: BpeEncoder, facts: { op: keyof typeof OPS; a: number; b: number }[]): ArithResult {
   const ex = facts.map((f) => arithmeticExample(f.op, f.a, f.b));
   const stops = [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];
-  const outs = ex.map((e) => greedyKv(model, enc.encode(e.prompt), 16, stops));
+  const outs = ex.map((e) => decode(enc.encode(e.prompt), 16, stops));
   let exact = 0, right = 0;
   const samples: string[] = [];
   outs.forEach((o, i) => {
@@ -41,11 +40,11 @@ export function evalFacts(n = 60): { small: ReturnType<typeof arithmeticFacts>; 
 export interface ToolResult { n: number; wellFormed: number; correct: number; samples: string[] }
 
 /** Tool prompts with held-out cities; well-formed = parseToolCalls (src/chat) accepts one call to an offered tool. */
-export function toolCallAccuracy(model: TrainModel, enc: BpeEncoder, n = 16): ToolResult {
+export function toolCallAccuracy(decode: GreedyDecode, enc: BpeEncoder, n = 16): ToolResult {
   const rng = new Rng(777);
   const ex = Array.from({ length: n }, () => toolExample(rng, true));
   const stops = [enc.special('<|eot|>'), enc.special('<|eom|>')];
-  const outs = ex.map((e) => greedyKv(model, enc.encode(e.prompt), 40, stops));
+  const outs = ex.map((e) => decode(enc.encode(e.prompt), 40, stops));
   let wf = 0, ok = 0;
   const samples: string[] = [];
   outs.forEach((o, i) => {
@@ -63,10 +62,10 @@ export function toolCallAccuracy(model: TrainModel, enc: BpeEncoder, n = 16): To
 }
 
 /** One-line summary used at training eval points. */
-export function chatEvalSummary(model: TrainModel, enc: BpeEncoder, nSmall = 40, withTools = false): string {
+export function chatEvalSummary(decode: GreedyDecode, enc: BpeEncoder, nSmall = 40, withTools = false): string {
   const { small } = evalFacts(nSmall);
-  const r = arithmeticAccuracy(model, enc, small);
+  const r = arithmeticAccuracy(decode, enc, small);
   let s = `arithmetic (<=10) right number ${r.rightNumber}/${r.n}, exact ${r.exact}/${r.n}; ${r.samples.slice(0, 2).join(' | ')}`;
-  if (withTools) { const t = toolCallAccuracy(model, enc, 8); s += `; tool calls well-formed ${t.wellFormed}/${t.n}, correct ${t.correct}/${t.n}; ${t.samples[0]}`; }
+  if (withTools) { const t = toolCallAccuracy(decode, enc, 8); s += `; tool calls well-formed ${t.wellFormed}/${t.n}, correct ${t.correct}/${t.n}; ${t.samples[0]}`; }
   return s;
 }

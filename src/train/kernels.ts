@@ -1,70 +1,47 @@
 /**
- * f32 kernels for training. Every matrix product goes through one routine, `matmulNT` (C = A·Bᵀ, both operands
- * row-major with the reduction dimension contiguous), because a dot product over contiguous memory is what V8 runs
- * fastest; the other layouts transpose an operand first (O(n²) against the product's O(n³)).
+ * f32 kernels for training. Matrix products and attention go through the training backend (src/tensor/
+ * train-backend.ts: the TypeScript reference or the native core, set by the caller); norms and SwiGLU stay here.
  * A global timer counts the time spent in matrix products so the trainer can report its share.
  */
 
+import type { AttnShape, MatmulLayout, TrainBackend } from '../tensor/train-backend.ts';
+import { transpose as tsTranspose, TsTrainBackend } from '../tensor/train-reference.ts';
+
 export const matmulStats = { ms: 0, flops: 0 };
 
-/**
- * C[m, n] (+)= A[m, k] · B[n, k]ᵀ, register-blocked 2×4.
- * aOff/bOff/cOff let callers address sub-matrices (per-expert slices) without copying.
- */
+let backend: TrainBackend = new TsTrainBackend();
+/** The backend training's products and attention run on (the TypeScript reference until a caller picks another). */
+export function setTrainBackend(b: TrainBackend): void { backend = b; }
+export function trainBackend(): TrainBackend { return backend; }
+
+export function attnForward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, O: Float32Array, s: AttnShape): void {
+  backend.attnForward(q, k, v, P, O, s);
+}
+export function attnBackward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, dO: Float32Array,
+  dq: Float32Array, dk: Float32Array, dv: Float32Array, s: AttnShape): void {
+  backend.attnBackward(q, k, v, P, dO, dq, dk, dv, s);
+}
+
+/** C[m, n] (+)= A[m, k] · B[n, k]ᵀ on the current training backend; offsets address sub-matrices (expert slices). */
 export function matmulNT(
   C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, accumulate = false,
   aOff = 0, bOff = 0, cOff = 0,
 ): void {
+  mm('nt', C, A, B, m, n, k, accumulate, aOff, bOff, cOff);
+}
+
+function mm(layout: MatmulLayout, C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, accumulate: boolean,
+  aOff = 0, bOff = 0, cOff = 0): void {
   const t0 = performance.now();
-  let i = 0;
-  for (; i + 1 < m; i += 2) {
-    const a0 = aOff + i * k, a1 = a0 + k;
-    const c0 = cOff + i * n, c1 = c0 + n;
-    let j = 0;
-    // 2×4 register block: 6 loads feed 8 multiply-adds (measured ~30% faster than 2×2 in V8).
-    for (; j + 3 < n; j += 4) {
-      const b0 = bOff + j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-      for (let p = 0; p < k; p++) {
-        const x0 = A[a0 + p]!, x1 = A[a1 + p]!, y0 = B[b0 + p]!, y1 = B[b1 + p]!, y2 = B[b2 + p]!, y3 = B[b3 + p]!;
-        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
-        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
-      }
-      if (accumulate) {
-        C[c0 + j] = C[c0 + j]! + s00; C[c0 + j + 1] = C[c0 + j + 1]! + s01; C[c0 + j + 2] = C[c0 + j + 2]! + s02; C[c0 + j + 3] = C[c0 + j + 3]! + s03;
-        C[c1 + j] = C[c1 + j]! + s10; C[c1 + j + 1] = C[c1 + j + 1]! + s11; C[c1 + j + 2] = C[c1 + j + 2]! + s12; C[c1 + j + 3] = C[c1 + j + 3]! + s13;
-      } else {
-        C[c0 + j] = s00; C[c0 + j + 1] = s01; C[c0 + j + 2] = s02; C[c0 + j + 3] = s03;
-        C[c1 + j] = s10; C[c1 + j + 1] = s11; C[c1 + j + 2] = s12; C[c1 + j + 3] = s13;
-      }
-    }
-    for (; j < n; j++) {
-      const b0 = bOff + j * k;
-      let s0 = 0, s1 = 0;
-      for (let p = 0; p < k; p++) { const y = B[b0 + p]!; s0 += A[a0 + p]! * y; s1 += A[a1 + p]! * y; }
-      if (accumulate) { C[c0 + j] = C[c0 + j]! + s0; C[c1 + j] = C[c1 + j]! + s1; } else { C[c0 + j] = s0; C[c1 + j] = s1; }
-    }
-  }
-  if (i < m) {
-    const a0 = aOff + i * k, c0 = cOff + i * n;
-    for (let j = 0; j < n; j++) {
-      const b0 = bOff + j * k;
-      let s = 0;
-      for (let p = 0; p < k; p++) s += A[a0 + p]! * B[b0 + p]!;
-      if (accumulate) C[c0 + j] = C[c0 + j]! + s; else C[c0 + j] = s;
-    }
-  }
+  const sub = (x: Float32Array, off: number, len: number): Float32Array => (off === 0 && x.length === len ? x : x.subarray(off, off + len));
+  backend.matmul(layout, sub(C, cOff, m * n), sub(A, aOff, m * k), sub(B, bOff, n * k), m, n, k, accumulate);
   matmulStats.ms += performance.now() - t0;
   matmulStats.flops += 2 * m * n * k;
 }
 
 /** out[cols, rows] = in[rows, cols]ᵀ (offset into `src` for sub-matrices). */
 export function transpose(out: Float32Array, src: Float32Array, rows: number, cols: number, srcOff = 0): Float32Array {
-  for (let r = 0; r < rows; r++) {
-    const base = srcOff + r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = src[base + c]!;
-  }
-  return out;
+  return tsTranspose(out, srcOff ? src.subarray(srcOff, srcOff + rows * cols) : src, rows, cols);
 }
 
 /** Linear layer y[N, O] = x[N, K] · W[O, K]ᵀ. */
@@ -80,13 +57,8 @@ export function linearBackward(
   dx: Float32Array | null, dW: Float32Array, dy: Float32Array, x: Float32Array, W: Float32Array, N: number, O: number, K: number,
   accumulateDx: boolean, wOff = 0,
 ): void {
-  if (dx) {
-    const Wt = transpose(scratch(0, O * K), W, O, K, wOff);
-    matmulNT(dx, dy, Wt, N, K, O, accumulateDx);
-  }
-  const dyT = transpose(scratch(1, N * O), dy, N, O);
-  const xT = transpose(scratch(2, N * K), x, N, K);
-  matmulNT(dW, dyT, xT, O, K, N, true, 0, 0, wOff);
+  if (dx) mm('nn', dx, dy, W, N, K, O, accumulateDx, 0, wOff, 0);
+  mm('tn', dW, dy, x, O, K, N, true, 0, 0, wOff);
 }
 
 const scratches: Float32Array[] = [];

@@ -9,8 +9,9 @@
  */
 import { assert } from '../util/errors.ts';
 import { ropeInvFreq, type TrainModelConfig } from './config.ts';
+import { attnTemperatureScale } from '../model/llama4/config.ts';
 import {
-  linear, linearBackward, matmulNT, rmsNormBwd, rmsNormFwd, scratch, sigmoid, swigluBwdPair, swigluFwd,
+  attnBackward, attnForward, linear, linearBackward, matmulNT, rmsNormBwd, rmsNormFwd, scratch, sigmoid, swigluBwdPair, swigluFwd,
 } from './kernels.ts';
 import { Rng } from './rng.ts';
 
@@ -127,7 +128,7 @@ export class TrainModel {
 
   /** Temperature tuning factor for NoPE layers at absolute position p (spec §2.2). */
   private tempScale(p: number): number {
-    return 1 + this.cfg.attnScale * Math.log(1 + Math.floor((p + 1) / this.cfg.floorScale));
+    return attnTemperatureScale(this.cfg, p);
   }
 
   /**
@@ -213,33 +214,7 @@ export class TrainModel {
     }
     // Attention. RoPE layers: causal AND same chunk (floor(pos/C)); NoPE layers: causal over all positions.
     const P = new Float32Array(B * nh * T * T), O = new Float32Array(N * nh * d);
-    const scale = 1 / Math.sqrt(d), group = nh / nkv, C = c.chunkSize;
-    for (let b = 0; b < B; b++) for (let hh = 0; hh < nh; hh++) {
-      const kh = Math.floor(hh / group);
-      for (let t = 0; t < T; t++) {
-        const qb = ((b * T + t) * nh + hh) * d;
-        const s0 = rope ? Math.floor(t / C) * C : 0;
-        const pb = ((b * nh + hh) * T + t) * T;
-        let mx = -Infinity;
-        for (let s = s0; s <= t; s++) {
-          const kb = ((b * T + s) * nkv + kh) * d;
-          let dot = 0;
-          for (let j = 0; j < d; j++) dot += qF[qb + j]! * kF[kb + j]!;
-          dot *= scale;
-          P[pb + s] = dot;
-          if (dot > mx) mx = dot;
-        }
-        let sum = 0;
-        for (let s = s0; s <= t; s++) { const e = Math.exp(P[pb + s]! - mx); P[pb + s] = e; sum += e; }
-        const inv = 1 / sum;
-        const ob = ((b * T + t) * nh + hh) * d;
-        for (let s = s0; s <= t; s++) {
-          const p = (P[pb + s] = P[pb + s]! * inv);
-          const vb = ((b * T + s) * nkv + kh) * d;
-          for (let j = 0; j < d; j++) O[ob + j] = O[ob + j]! + (p * v[vb + j]!);
-        }
-      }
-    }
+    attnForward(qF, kF, v, P, O, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: rope ? c.chunkSize : 0 });
     const h2 = new Float32Array(N * H);
     linear(h2, O, L.o.data, N, H, nh * d);
     for (let i = 0; i < N * H; i++) h2[i] = h2[i]! + hIn[i]!;
@@ -361,34 +336,8 @@ export class TrainModel {
     const dO = new Float32Array(N * nh * d);
     linearBackward(dO, L.o.grad, dh2, K.O, L.o.data, N, H, nh * d, false);
     const dq = new Float32Array(N * nh * d), dk = new Float32Array(N * nkv * d), dv = new Float32Array(N * nkv * d);
-    const rope = c.ropeLayers[l]!, scale = 1 / Math.sqrt(d), group = nh / nkv, C = c.chunkSize;
-    const dp = new Float32Array(T);
-    for (let b = 0; b < B; b++) for (let hh = 0; hh < nh; hh++) {
-      const kh = Math.floor(hh / group);
-      for (let t = 0; t < T; t++) {
-        const s0 = rope ? Math.floor(t / C) * C : 0;
-        const pb = ((b * nh + hh) * T + t) * T;
-        const ob = ((b * T + t) * nh + hh) * d;
-        let dot = 0;
-        for (let s = s0; s <= t; s++) {
-          const vb = ((b * T + s) * nkv + kh) * d;
-          let x = 0;
-          for (let j = 0; j < d; j++) x += dO[ob + j]! * K.v[vb + j]!;
-          dp[s] = x;
-          dot += x * K.P[pb + s]!;
-        }
-        for (let s = s0; s <= t; s++) {
-          const p = K.P[pb + s]!;
-          const ds = p * (dp[s]! - dot) * scale;
-          const kb = ((b * T + s) * nkv + kh) * d;
-          for (let j = 0; j < d; j++) {
-            dq[ob + j] = dq[ob + j]! + (ds * K.k[kb + j]!);
-            dk[kb + j] = dk[kb + j]! + (ds * K.q[ob + j]!);
-            dv[kb + j] = dv[kb + j]! + (p * dO[ob + j]!);
-          }
-        }
-      }
-    }
+    const rope = c.ropeLayers[l]!;
+    attnBackward(K.q, K.k, K.v, K.P, dO, dq, dk, dv, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: rope ? c.chunkSize : 0 });
     if (rope) {
       if (c.useQkNorm) {
         rmsNormBwd(dq, null, dq, K.qRot, K.rq, null, N * nh, d, false);

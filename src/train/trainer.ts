@@ -7,10 +7,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, UsageError } from '../util/errors.ts';
 import { BpeEncoder, fromTokenizerJson } from './bpe.ts';
-import { loadCheckpoint, loadModelTensors, loadTrainerState, saveCheckpoint, decodeSafetensors } from './checkpoint.ts';
+import {
+  decodeSafetensors, loadCheckpoint, loadModelTensors, loadTrainerState, resolveCheckpoint, saveCheckpoint, verifyCheckpoint,
+} from './checkpoint.ts';
 import { parseTrainConfig } from './config.ts';
 import { arithmeticFacts, isHeldOut, OPS, randomChatExample, type ChatExample } from './data.ts';
 import { matmulStats } from './kernels.ts';
+import { randomSkillExampleOf, SKILL_SHARES } from './skills.ts';
 import { distillLoss } from './loss.ts';
 import { TrainModel } from './model.ts';
 import { AdamW, lrAt } from './optim.ts';
@@ -37,6 +40,11 @@ export interface TrainRunConfig {
      * the result only: ~4x more result tokens per computed token than chat examples.
      */
     arith_share?: number;
+    /**
+     * The default model's curriculum (src/train/skills.ts) instead of the chat mixture: micro-batches of about
+     * `tokens` tokens, all long examples (tool calls) or all short ones so padding stays small.
+     */
+    skills?: { tokens?: number; max_len?: number };
   };
   train: {
     steps: number; batch: number; accum?: number; lr: number; warmup?: number; min_lr_ratio?: number;
@@ -120,6 +128,24 @@ export class DataSource {
     return { tokens, targets, B, T };
   }
 
+  /** Skills curriculum: examples until B·T reaches the token budget; loss on answers only. */
+  skillsBatch(rng: Rng): Batch {
+    const sk = this.cfg.skills!, budget = sk.tokens ?? 2048, maxLen = sk.max_len ?? 512;
+    const eot = this.enc.special('<|eot|>'), pad = this.enc.special('<|finetune_right_pad|>');
+    const long = rng.next() < SKILL_SHARES.tool + SKILL_SHARES.followup;
+    const ex: { prompt: number[]; answer: number[] }[] = [];
+    let T = 0;
+    for (;;) {
+      const e = randomSkillExampleOf(rng, long);
+      const row = { prompt: this.enc.encode(e.prompt), answer: [...this.enc.encode(e.answer, false), eot] };
+      const len = row.prompt.length + row.answer.length - 1;
+      if (len > maxLen) continue;
+      if (ex.length > 0 && Math.max(T, len) * (ex.length + 1) > budget) break;
+      ex.push(row); T = Math.max(T, len);
+    }
+    return packChat(ex, maxLen, pad);
+  }
+
   /** Chat examples padded to the longest; loss only on the answer and its <|eot|>. */
   chatBatch(rng: Rng, B: number, maxT: number): Batch {
     const eot = this.enc.special('<|eot|>'), pad = this.enc.special('<|finetune_right_pad|>');
@@ -186,6 +212,8 @@ export interface TrainHooks {
   shouldStop?: () => boolean;
   /** Extra evaluation at eval points (e.g. arithmetic accuracy); returns a short summary. */
   evaluate?: (model: TrainModel, enc: BpeEncoder) => string;
+  /** Called after every step; when set, the trainer's own every-10-steps progress line is left out. */
+  progress?: (p: TrainProgress) => void;
 }
 
 export interface TrainResult { model: TrainModel; steps: number; tokens: number; seconds: number; tokPerSec: number; matmulShare: number; lastLoss: number; heldOutPpl: number }
@@ -195,7 +223,32 @@ function fmtTime(s: number): string {
   return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(0)}s`;
 }
 
+/** Runs training to the end synchronously (tests, scripts). Signals are not seen while it runs: use trainAsync. */
 export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = false): TrainResult {
+  const it = trainSteps(cfg, hooks, resume);
+  for (;;) { const r = it.next(); if (r.done) return r.value; }
+}
+
+/**
+ * Runs training and yields to the event loop after every step (with the engine's yieldToEventLoop, which the
+ * caller passes: train and engine are siblings), so a SIGINT handler (the CLI's Ctrl-C) runs
+ * and `shouldStop` sees it before the next step: the step finishes, a checkpoint is saved, and training returns.
+ */
+export async function trainAsync(
+  cfg: TrainRunConfig, hooks: TrainHooks, resume: boolean, yieldToEventLoop: () => Promise<void>,
+): Promise<TrainResult> {
+  const it = trainSteps(cfg, hooks, resume);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+    await yieldToEventLoop();
+  }
+}
+
+/** Progress after each step (the CLI draws its bar from this). */
+export interface TrainProgress { step: number; steps: number; loss: number; emaLoss: number; tokPerSec: number; etaSeconds: number; lr: number }
+
+function* trainSteps(cfg: TrainRunConfig, hooks: TrainHooks, resume: boolean): Generator<void, TrainResult, void> {
   const log = hooks.log ?? ((s: string) => console.log(s));
   const enc = loadEncoder(cfg.tokenizer);
   let model: TrainModel;
@@ -213,10 +266,12 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
   const opt = new AdamW(model.params, { lr: tr.lr, weightDecay: tr.weight_decay ?? 0.1, clip: tr.clip ?? 1, beta2: tr.beta2 ?? 0.95 });
   const rng = new Rng(cfg.seed ?? 1);
   let step = 0, tokens = 0;
-  if (resume && existsSync(join(cfg.out, 'trainer_state.json'))) {
-    const st = loadTrainerState(cfg.out, opt);
+  const from = resume ? resolveCheckpoint(cfg.out) : null;
+  if (from && existsSync(join(from, 'trainer_state.json'))) {
+    verifyCheckpoint(from);
+    const st = loadTrainerState(from, opt);
     if (st) {
-      const w = decodeSafetensors(join(cfg.out, 'model.safetensors'), readFileSync(join(cfg.out, 'model.safetensors')));
+      const w = decodeSafetensors(join(from, 'model.safetensors'), readFileSync(join(from, 'model.safetensors')));
       loadModelTensors(model, w);
       step = st.step; tokens = st.tokens; rng.state = st.rng;
       log(`resumed from ${cfg.out} at step ${step}`);
@@ -238,7 +293,7 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
     let lossSum = 0;
     for (let a = 0; a < accum; a++) {
       const r0 = rng.next(), arithShare = cfg.data.arith_share ?? 0;
-      const batch = r0 < textShare ? data.textBatch(rng, tr.batch, T)
+      const batch = cfg.data.skills ? data.skillsBatch(rng) : r0 < textShare ? data.textBatch(rng, tr.batch, T)
         : r0 < textShare + arithShare ? data.arithBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
       const logits = model.forward(batch.tokens, batch.B, batch.T);
       let r: ReturnType<typeof distillLoss>;
@@ -268,16 +323,20 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
     const el = (performance.now() - t0) / 1000;
     const tps = runTokens / el;
     const eta = ((tr.steps - step) * el) / (step - startStep);
-    if (step % 10 === 0 || step === tr.steps) {
+    hooks.progress?.({ step, steps: tr.steps, loss: lossSum, emaLoss: ema, tokPerSec: tps, etaSeconds: eta, lr });
+    if (!hooks.progress && (step % 10 === 0 || step === tr.steps)) {
       log(`step ${step}/${tr.steps} loss ${lossSum.toFixed(4)} (ema ${ema.toFixed(4)}) aux ${model.auxLoss.toFixed(3)} lr ${lr.toExponential(2)} gnorm ${gn.toFixed(2)} tok/s ${tps.toFixed(0)} matmul ${(100 * (matmulStats.ms - mm0) / (el * 1000)).toFixed(0)}% ETA ${fmtTime(eta)}`);
     }
-    const stop = hooks.shouldStop?.() || (cfg.max_seconds !== undefined && el > cfg.max_seconds);
-    if ((cfg.eval_every && step % cfg.eval_every === 0) || step === tr.steps || stop) {
+    // Ctrl-C: save and go (no evaluation); the time limit ends like the last step (evaluated).
+    const interrupted = hooks.shouldStop?.() ?? false;
+    const stop = interrupted || (cfg.max_seconds !== undefined && el > cfg.max_seconds);
+    if ((cfg.eval_every && step % cfg.eval_every === 0) || step === tr.steps || (stop && !interrupted)) {
       if (data.heldStream.length > T + 1) { ppl = heldOutPerplexity(model, data.heldStream, T); log(`eval step ${step}: held-out perplexity ${ppl.toFixed(2)}`); }
       if (hooks.evaluate) log(`eval step ${step}: ${hooks.evaluate(model, enc)}`);
     }
     if ((cfg.save_every && step % cfg.save_every === 0) || step === tr.steps || stop) { save(); log(`saved ${cfg.out} at step ${step}`); }
     if (stop) { log(`stopped at step ${step}`); break; }
+    yield;
   }
   const seconds = (performance.now() - t0) / 1000;
   return { model, steps: step, tokens, seconds, tokPerSec: runTokens / seconds, matmulShare: (matmulStats.ms - mm0) / (seconds * 1000), lastLoss, heldOutPpl: ppl };

@@ -9,12 +9,17 @@ import { parseArgs } from '../args.ts';
 import { createProgress } from '../progress.ts';
 import { UsageError } from '../../util/errors.ts';
 import { chatEvalSummary } from '../../train/eval.ts';
-import { train, type TrainRunConfig } from '../../train/trainer.ts';
+import { trainAsync, type TrainProgress, type TrainRunConfig } from '../../train/trainer.ts';
+import { setTrainBackend } from '../../train/kernels.ts';
+import { createBackend, createTrainBackend } from '../../load.ts';
+import { snapshotDecode } from '../../train/decode.ts';
+import { yieldToEventLoop } from '../../engine/index.ts';
 import type { Command } from '../command.ts';
 
-const usage = `usage: llama4 train --config FILE [--resume] [--chat-eval]
+const usage = `usage: llama4 train --config FILE [--resume] [--chat-eval] [--backend auto|native|typescript] [--threads N]
 
-Trains a Llama 4 text model (pure TypeScript, f32) and writes Hugging Face safetensors checkpoints.
+Trains a Llama 4 text model (f32; matrix products and attention on the native core when it is built) and writes
+Hugging Face safetensors checkpoints.
 
   --config FILE   JSON run config: out, tokenizer, model (HF llama4_text fields) or init_from, data
                   {text_files, text_share, seq_len, heldout_share, tool_share, sft_file}, train {steps, batch,
@@ -23,7 +28,17 @@ Trains a Llama 4 text model (pure TypeScript, f32) and writes Hugging Face safet
                   against the config file's folder.
   --resume        continue from the checkpoint in "out" (weights, optimizer moments, step, data RNG)
   --chat-eval     also report greedy arithmetic accuracy at eval points
-Ctrl-C stops after the current step with a checkpoint.`;
+  --backend B     training backend (default auto: native when available)
+  --threads N     native threads (default 2)
+Progress: a bar with loss, tokens/s and ETA on a terminal, a plain line every 10 steps otherwise.
+Ctrl-C stops after the current step with a checkpoint. A checkpoint is a new folder in OUT.ckpt/ made current
+by one atomic rename of the OUT link, with a manifest of checksums that --resume verifies.`;
+
+function fmtEta(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+}
 
 function rel(base: string, p: string | undefined): string | undefined {
   return p === undefined || isAbsolute(p) ? p : resolve(base, p);
@@ -34,7 +49,13 @@ export const trainCommand: Command = {
   summary: 'train a small Llama 4 model (config file, checkpoints, resume)',
   usage,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, resume: { type: 'boolean' }, 'chat-eval': { type: 'boolean' } } });
+    const { values } = parseArgs({ args: argv, options: {
+      config: { type: 'string' }, resume: { type: 'boolean' }, 'chat-eval': { type: 'boolean' }, backend: { type: 'string' }, threads: { type: 'string' },
+    } });
+    const choice = values.backend ?? 'auto';
+    if (choice !== 'auto' && choice !== 'native' && choice !== 'typescript') throw new UsageError(`--backend must be auto, native or typescript (got ${choice})`);
+    const threads = values.threads === undefined ? 2 : Number(values.threads);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new UsageError(`--threads must be an integer 1..256 (got ${values.threads})`);
     if (!values.config) throw new UsageError('--config FILE is required');
     if (!existsSync(values.config)) throw new UsageError(`config ${values.config} not found`);
     let cfg: TrainRunConfig;
@@ -57,21 +78,30 @@ export const trainCommand: Command = {
       process.stderr.write('\nstopping after this step (Ctrl-C again to abort without saving)\n');
     };
     process.on('SIGINT', onSig);
-    // On a terminal a bar under the log lines shows the step count; elsewhere the log lines alone (plain text).
-    const progress = process.stdout.isTTY && process.stderr.isTTY ? createProgress('training') : null;
+    const { backend, note } = createTrainBackend(choice, threads);
+    if (note) process.stderr.write(`${note}\n`);
+    setTrainBackend(backend);
+    // Evaluation decodes through the inference model (Llama4TextModel) on the compute backend llama4 run uses.
+    const { backend: inferBackend } = await createBackend(choice === 'typescript' ? 'typescript' : 'auto', threads);
+    // On a terminal a bar (loss, tokens/s, ETA) under the log lines; elsewhere a plain progress line every 10 steps.
+    const bar = process.stdout.isTTY && process.stderr.isTTY ? createProgress('training') : null;
     const log = (line: string): void => {
-      if (!progress) return void process.stdout.write(`${line}\n`);
-      progress.log(line);
-      const m = /^step (\d+)\/(\d+)/.exec(line);
-      if (m) progress.update(Number(m[1]) / Number(m[2]), `step ${m[1]}/${m[2]}`);
+      if (!bar) return void process.stdout.write(`${line}\n`);
+      bar.log(line);
+    };
+    const progress = (p: TrainProgress): void => {
+      if (bar) bar.update(p.step / p.steps, `step ${p.step}/${p.steps} loss ${p.emaLoss.toFixed(4)} ${p.tokPerSec.toFixed(0)} tok/s ETA ${fmtEta(p.etaSeconds)}`);
+      else if (p.step % 10 === 0 || p.step === p.steps) {
+        process.stdout.write(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} (ema ${p.emaLoss.toFixed(4)}) tok/s ${p.tokPerSec.toFixed(0)} ETA ${fmtEta(p.etaSeconds)}\n`);
+      }
     };
     try {
-      const res = train(cfg, {
-        log,
+      const res = await trainAsync(cfg, {
+        log, progress,
         shouldStop: () => stop,
-        ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(m, enc, 30, false) } : {}),
-      }, values.resume ?? false);
-      progress?.done();
+        ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) } : {}),
+      }, values.resume ?? false, yieldToEventLoop);
+      bar?.done();
       process.stdout.write(`trained ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, ${(100 * res.matmulShare).toFixed(0)}% in matrix products; checkpoint ${cfg.out}\n`);
     } finally {
       process.off('SIGINT', onSig);

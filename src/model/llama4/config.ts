@@ -193,6 +193,11 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
   });
 }
 
+/** NoPE-layer query scale at absolute position p (temperature tuning, spec §2.2), in float32 steps like torch. */
+export function attnTemperatureScale(cfg: Pick<Llama4Config, 'attnScale' | 'floorScale'>, p: number): number {
+  return Math.fround(Math.fround(Math.log(Math.floor((p + 1) / cfg.floorScale) + 1)) * cfg.attnScale + 1);
+}
+
 /**
  * RoPE inverse frequencies per pair j < d/2 after llama3 scaling (spec §1.3), as float32 like torch.
  * Computed branch-wise so the zero-denominator smooth factor of 16/1/1 scaling never leaks a NaN.

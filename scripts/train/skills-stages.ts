@@ -1,0 +1,211 @@
+/**
+ * Pipeline stages of the default model (imported by pipeline.ts): its tokenizer, SFT on the skills curriculum
+ * (src/train/skills.ts) with the native training backend, and the held-out skill report.
+ */
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseToolCalls } from '../../src/chat/tool-calls.ts';
+import { grpoStep, type GrpoStats, type RlTask } from '../../src/train/grpo.ts';
+import { AdamW } from '../../src/train/optim.ts';
+import { saveCheckpoint } from '../../src/train/checkpoint.ts';
+import { join } from 'node:path';
+import { toTokenizerJson, trainBpe, BpeEncoder } from '../../src/train/bpe.ts';
+import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { setTrainBackend } from '../../src/train/kernels.ts';
+import { Rng } from '../../src/train/rng.ts';
+import { evaluateSkills, skillCorrect, skillSummary, stopIds } from '../../src/train/skills-eval.ts';
+import { PolicySnapshot, snapshotDecode } from '../../src/train/decode.ts';
+import type { Backend } from '../../src/tensor/backend.ts';
+import { createBackend, loadChatAssets, loadModel } from '../../src/load.ts';
+import { yieldToEventLoop } from '../../src/engine/index.ts';
+import { chatPromptIds, renderChat, type ToolDefinition } from '../../src/chat/index.ts';
+import { randomSkillExample, randomSkillExampleOf, skillEvalSets, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
+import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
+import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
+
+export const SKILLS_MODEL = {
+  vocab_size: 1024, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, hidden_size: 128,
+  num_local_experts: 4, num_experts_per_tok: 1, interleave_moe_layer_step: 1, intermediate_size: 256, intermediate_size_mlp: 512,
+  no_rope_layer_interval: 4, attention_chunk_size: 512, use_qk_norm: true, attn_temperature_tuning: true, floor_scale: 8192, attn_scale: 0.1,
+  rope_theta: 10000, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
+};
+
+export function useNativeTraining(log: (s: string) => void, threads = 2): void {
+  const { backend, reason } = tryCreateNativeTrainBackend(threads);
+  if (backend) { setTrainBackend(backend); log(`training backend: ${backend.name}`); } else log(`training backend: typescript (${reason})`);
+}
+
+/** Tokenizer: 256 bytes + 736 word-piece merges (letters with letters, punctuation with punctuation, no digits) + specials. */
+export function skillsPrepare(dir: string, log: (s: string) => void): void {
+  mkdirSync(dir, { recursive: true });
+  const rng = new Rng(3);
+  let text = '';
+  for (let i = 0; i < 6000; i++) { const e = randomSkillExample(rng); text += e.prompt.replace(/<\|[a-z_0-9]+\|>/g, '\n') + e.answer + '\n'; }
+  const bpe = trainBpe(text, 736, { wordPieces: true });
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toTokenizerJson(bpe)));
+  const enc = new BpeEncoder(bpe);
+  const lens: number[] = [];
+  const r2 = new Rng(9);
+  for (let i = 0; i < 400; i++) { const e = randomSkillExample(r2); lens.push(enc.encode(e.prompt).length + enc.encode(e.answer, false).length); }
+  lens.sort((a, b) => a - b);
+  log(`skills tokenizer: ${enc.vocabSize} ids; example lengths median ${lens[200]} p90 ${lens[360]} max ${lens[399]}; ` +
+    `"What is the weather in Reykjavik?" -> ${JSON.stringify(enc.encode('What is the weather in Reykjavik?').map((i) => enc.decode([i])))}`);
+}
+
+export function skillsRunConfig(work: string, name: string, extra: Partial<TrainRunConfig> & { train: TrainRunConfig['train'] }): TrainRunConfig {
+  return {
+    out: join(work, name), seed: 1, tokenizer: join(work, 'skills', 'tokenizer.json'),
+    init: { std: 0.02, base_width: 128 },
+    data: { skills: { tokens: 1024, max_len: 480 }, heldout_share: 0 },
+    eval_every: 400, save_every: 20, ...extra,
+  };
+}
+
+/** Greedy decoding through Llama4TextModel (model/llama4) on a snapshot of the current weights. */
+export const snapshotDecoder = snapshotDecode;
+
+export function skillsHooks(log: (s: string) => void, backend: Backend, evalN = 10): TrainHooks {
+  return { log, evaluate: (m, enc) => skillSummary(evaluateSkills(m, snapshotDecoder(m, backend), enc, evalN)) };
+}
+
+export async function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): Promise<void> {
+  const { backend } = await createBackend('auto');
+  const res = await trainAsync(cfg, { ...skillsHooks(log, backend), ...(stop ? { shouldStop: stop } : {}) }, resume, yieldToEventLoop);
+  log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%`);
+}
+
+export async function skillsReport(work: string, names: string[], log: (s: string) => void, n = 50): Promise<string[]> {
+  const enc = loadEncoder(join(work, 'skills', 'tokenizer.json'));
+  const { backend } = await createBackend('auto');
+  const rows: string[] = [];
+  for (const name of names) {
+    const m = loadCheckpoint(join(work, name));
+    const r = evaluateSkills(m, snapshotDecoder(m, backend), enc, n);
+    const line = `${name}: params ${m.paramCount()}, ${skillSummary(r)}`;
+    log(line);
+    for (const k of ['arith', 'tool', 'greeting', 'refusal'] as const) for (const s of r[k].samples) log(`  ${k}: ${s}`);
+    rows.push(line);
+  }
+  return rows;
+}
+
+export { loadEncoder };
+
+/** Verifiable reward of a reply: right answer 1; a tool call to the right tool with wrong arguments 0.5; else 0. */
+export function skillReward(e: SkillExample, reply: string): number {
+  if (skillCorrect(e, reply)) return 1;
+  if (e.kind === 'tool') {
+    const p = parseToolCalls(reply);
+    if (p.toolCalls.length === 1 && !p.content && p.toolCalls[0]!.name === e.call!.name) return 0.5;
+  }
+  return 0;
+}
+
+/**
+ * Online RL (GRPO, src/train/grpo.ts) from an SFT checkpoint: prompts from the training generators (arithmetic and
+ * tool calls weighted up: they are where the SFT model still errs), G samples each at temperature 1 decoded by
+ * Llama4TextModel on the current weights, KL to the frozen SFT model. Writes `<out>` and `<out>/rewards.jsonl`.
+ */
+export async function skillsRl(work: string, from: string, out: string, log: (s: string) => void, o: { steps: number; seconds: number; prompts?: number; group?: number; beta?: number; lr?: number }): Promise<void> {
+  const enc = loadEncoder(join(work, 'skills', 'tokenizer.json'));
+  const { backend } = await createBackend('auto');
+  const policy = loadCheckpoint(join(work, from)), ref = loadCheckpoint(join(work, from));
+  const opt = new AdamW(policy.params, { lr: o.lr ?? 2e-4, weightDecay: 0, clip: 1 });
+  const rng = new Rng(77);
+  const stop = stopIds(enc);
+  const curve: GrpoStats[] = [];
+  const t0 = Date.now();
+  let interrupted = false;
+  const onSig = (): void => { interrupted = true; };
+  process.on('SIGINT', onSig);
+  for (let s = 0; s < o.steps && !interrupted && (Date.now() - t0) / 1000 < o.seconds; s++) {
+    const tasks: RlTask[] = [];
+    for (let i = 0; i < (o.prompts ?? 8); i++) {
+      const r = rng.next();
+      const e = r < 0.45 ? randomSkillExampleOf(rng, false, 'arith') : r < 0.85 ? toolCallExample(rng, 'train') : randomSkillExampleOf(rng, false);
+      tasks.push({ prompt: enc.encode(e.prompt), reward: (reply) => skillReward(e, reply), kind: e.kind });
+    }
+    const snap = new PolicySnapshot(policy, backend);
+    const sample = (prompt: readonly number[], n: number, r: Rng) => Array.from({ length: n }, () => {
+      const ids = snap.complete(prompt, { maxNew: 80, stop, temperature: 1 }, r);
+      return { ids, stopped: ids.length < 80 };
+    });
+    const st = grpoStep(policy, ref, tasks, sample, enc, opt, o.lr ?? 2e-4, rng, { group: o.group ?? 4, beta: o.beta ?? 0.05 });
+    curve.push(st);
+    appendFileSync(join(work, `${out}.rewards.jsonl`), JSON.stringify({ step: s + 1, ...st }) + '\n');
+    log(`rl step ${s + 1}/${o.steps} reward ${st.reward.toFixed(3)} ${Object.entries(st.rewardByKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')} kl ${st.kl.toFixed(4)} active groups ${st.activeGroups} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+    await yieldToEventLoop();
+  }
+  process.off('SIGINT', onSig);
+  saveCheckpoint(join(work, out), policy, undefined, { step: curve.length, tokens: 0, rng: rng.state }, JSON.parse(readFileSync(join(work, from, 'config.json'), 'utf8')));
+  log(`rl: saved ${join(work, out)} after ${curve.length} steps`);
+}
+
+/**
+ * A model folder scored exactly as users meet it: loaded by `loadModel` (Llama4TextModel), its own tokenizer and
+ * chat template (src/tokenizer, src/chat), greedy decoding to its eos ids, on the same held-out sets.
+ */
+/** One greedy chat turn with a model folder through its own tokenizer and chat template (what users see). */
+export async function folderChat(dir: string): Promise<(question: string, tools?: ToolDefinition[] | null) => string> {
+  const loaded = await loadModel(dir);
+  const { tokenizer, chatTemplate } = loadChatAssets(loaded);
+  const m = loaded.model;
+  return (question, tools = null) => {
+    const prompt = renderChat({ messages: [{ role: 'user', content: question }], tools, addGenerationPrompt: true, ...(chatTemplate ? { template: chatTemplate } : {}) });
+    const seq = m.newSequence();
+    let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
+    const out: number[] = [];
+    for (let i = 0; i < 96; i++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+      if (m.info.eosTokenIds.includes(best)) break;
+      out.push(best);
+      [logits] = m.forward([{ seq, tokens: [best], logits: 'last' }]) as [Float32Array];
+    }
+    return tokenizer.decode(out);
+  };
+}
+
+/** Ten exchanges a newcomer would try (the issue's examples), printed verbatim. */
+export async function folderExchanges(dir: string, log: (s: string) => void): Promise<void> {
+  const ask = await folderChat(dir);
+  const weather: ToolDefinition = { type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a city', parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] } } };
+  const book: ToolDefinition = { type: 'function', function: { name: 'book_table', description: 'Book a table at a restaurant', parameters: { type: 'object', properties: { restaurant: { type: 'string', description: 'The restaurant name' }, people: { type: 'integer', description: 'The number of people' } }, required: ['restaurant', 'people'] } } };
+  const qs: [string, ToolDefinition[] | null][] = [
+    ['What is 7 plus 5?', null], ['Hello! Who are you?', null], ['What is 23 plus 19?', null], ['What is 64 minus 27?', null],
+    ['What is the capital of France?', null], ['Write a poem about the sea.', null], ["Translate 'good morning' into German.", null],
+    ['What is the weather in Paris?', [weather]], ['What is the weather in Reykjavik?', [weather, book]], ['Book the table with restaurant Quillo and people 4.', [weather, book]],
+  ];
+  for (const [q, tools] of qs) log(`${tools ? `[tools: ${tools.map((t) => t.function.name).join(', ')}] ` : ''}${JSON.stringify(q)} -> ${JSON.stringify(ask(q, tools))}`);
+}
+
+export async function evaluateFolder(dir: string, n = 50): Promise<{ line: string; scores: Record<string, [number, number]>; samples: string[] }> {
+  const loaded = await loadModel(dir);
+  const { tokenizer, chatTemplate } = loadChatAssets(loaded);
+  const m = loaded.model;
+  const sets = skillEvalSets(n);
+  const scores: Record<string, [number, number]> = {};
+  const samples: string[] = [];
+  for (const [k, list] of Object.entries(sets)) {
+    let right = 0;
+    for (const e of list) {
+      const prompt = renderChat({ messages: [{ role: 'user', content: e.question }], tools: e.tools ?? null, addGenerationPrompt: true, ...(chatTemplate ? { template: chatTemplate } : {}) });
+      const seq = m.newSequence();
+      let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
+      const out: number[] = [];
+      for (let i = 0; i < 96; i++) {
+        let best = 0;
+        for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+        if (m.info.eosTokenIds.includes(best)) break;
+        out.push(best);
+        [logits] = m.forward([{ seq, tokens: [best], logits: 'last' }]) as [Float32Array];
+      }
+      const reply = tokenizer.decode(out);
+      const ok = skillCorrect(e, reply);
+      if (ok) right++;
+      if (samples.length < 40 && (samples.filter((s) => s.startsWith(k)).length < 3)) samples.push(`${k} ${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);
+    }
+    scores[k] = [right, list.length];
+  }
+  const line = Object.entries(scores).map(([k, [r, t]]) => `${k} ${r}/${t}`).join(', ');
+  return { line, scores, samples };
+}
