@@ -41,3 +41,4 @@ export { saveCheckpoint, loadCheckpoint } from './train/checkpoint.ts';
 export { AdamW, lrAt } from './train/optim.ts';
 export { trainBpe, BpeEncoder, toTokenizerJson } from './train/bpe.ts';
 export { dpoStep, type PrefPair } from './train/dpo.ts';
+export * from './guard/index.ts';

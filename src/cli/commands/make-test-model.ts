@@ -171,6 +171,22 @@ export const PRESETS: Readonly<Record<string, Record<string, unknown>>> = {
     head_dim: 128, num_local_experts: 16, num_experts_per_tok: 1, intermediate_size: 1024, intermediate_size_mlp: 4096,
     vocab_size: 32000, rope_theta: 500000, rms_norm_eps: 1e-5, interleave_moe_layer_step: 1, max_position_embeddings: 131072,
   },
+  // Llama Guard 4's shape (dense: no experts, FFN width intermediate_size_mlp; attention_chunk_size null; NoPE every
+  // 4th layer with temperature tuning). GGUF cannot say "no chunking": llama.cpp reads chunk 8192, so the context is
+  // capped at 8192 where the two agree exactly.
+  'guard-tiny': {
+    model_type: 'llama4_text', hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2,
+    head_dim: 64, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [],
+    intermediate_size: 512, intermediate_size_mlp: 512, vocab_size: 512, rope_theta: 500000, rms_norm_eps: 1e-5,
+    attention_chunk_size: null, max_position_embeddings: 8192,
+  },
+  // The same shape at benchmark size (about 0.19 B parameters) for `llama4 bench --guard`.
+  'guard-bench': {
+    model_type: 'llama4_text', hidden_size: 1024, num_hidden_layers: 8, num_attention_heads: 16, num_key_value_heads: 4,
+    head_dim: 64, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [],
+    intermediate_size: 4096, intermediate_size_mlp: 4096, vocab_size: 32000, rope_theta: 500000, rms_norm_eps: 1e-5,
+    attention_chunk_size: null, max_position_embeddings: 8192,
+  },
 };
 
 /** Deterministic random weights: N(0,1)·gain/√fan_in for matrices, 1 ± 0.1 for norms, N(0,1) embeddings. */
@@ -210,11 +226,14 @@ export function randomProducer(seed: number, hidden: number): TensorProducer {
 export const makeTestModelCommand: Command = {
   name: 'make-test-model',
   summary: 'write a random-weight llama4 GGUF (tiny for tests, bench-2b for benchmarks)',
-  usage: `usage: llama4 make-test-model --preset tiny|bench-2b --type TYPE [--pure] [--seed N] OUT.gguf
+  usage: `usage: llama4 make-test-model --preset tiny|bench-2b|guard-tiny|guard-bench --type TYPE [--pure] [--seed N] OUT.gguf
 Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenizer that llama.cpp loads.
   --preset NAME   tiny: hidden 256, 4 layers, 4/2 heads of 64, 4 experts (FFN 256) + shared, vocab 512
                   bench-2b: hidden 2048, 16 layers, 16/8 heads of 128, 16 experts (FFN 1024) + shared, MoE on
                   every layer, vocab 32000 (about 2.0 B total / 0.47 B active parameters)
+                  guard-tiny: Llama Guard 4's shape (dense FFN 512, no chunking, NoPE every 4th layer), hidden 256,
+                  4 layers, vocab 512, Llama 4 special tokens, no chat template (the built-in guard prompt applies)
+                  guard-bench: the guard shape at hidden 1024, 8 layers, FFN 4096, vocab 32000 (about 0.19 B)
   --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', '…'].join(' | ')} (default f16)
   --pure          every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                   (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
@@ -235,7 +254,7 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const seed = Number(values.seed ?? 1);
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
     const cfg = parseHfConfig(preset);
-    const tok = syntheticTokenizer(cfg.vocabSize);
+    const tok = presetName.startsWith('guard-') ? { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null } : syntheticTokenizer(cfg.vocabSize);
     const t0 = Date.now();
     const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, {
       onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
