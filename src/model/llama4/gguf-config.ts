@@ -8,8 +8,9 @@
  * - Chunked attention is always 8192 with every 4th layer (l+1 ≡ 0 mod 4) global and NoPE; temperature tuning on the
  *   NoPE layers uses floor 8192, scale 0.1, offset 1. `attention.sliding_window = 0` marks all-global, all-RoPE
  *   variants (no chunking, no NoPE, no tuning).
- * - Dense models (no experts; Llama Guard 4) carry expert_count 0 and interleave_moe_layer_step 0, and only the
- *   dense ffn_gate/ffn_up/ffn_down tensors. A checkpoint without chunking (`attention_chunk_size: null`) but with
+ * - Dense models (no experts; Llama Guard 4) have interleave_moe_layer_step 0 and only the dense
+ *   ffn_gate/ffn_up/ffn_down tensors. llama.cpp refuses expert_count 0 for llama4, so we write expert_count 1 /
+ *   expert_used_count 1 (unused: step 0 means no MoE layer) and read step 0 or expert_count 0 as dense. A checkpoint without chunking (`attention_chunk_size: null`) but with
  *   NoPE layers has no GGUF spelling: llama.cpp reads it as chunked at 8192, which agrees up to 8192 tokens.
  * - QK-norm is on unless the model has 128 experts (Maverick), as llama.cpp decides by model type.
  * - Llama-3 RoPE scaling is not stored as parameters: `rope_freqs.weight` [d/2] holds per-pair divisors of the
@@ -209,8 +210,10 @@ export function ggufMetadataFromConfig(cfg: Llama4Config, name: string): [string
     [k('attention.head_count_kv'), cfg.numKvHeads, 'u32'],
     [k('rope.freq_base'), cfg.ropeTheta, 'f32'],
     [k('attention.layer_norm_rms_epsilon'), cfg.rmsNormEps, 'f32'],
-    [k('expert_count'), moeLayers.length ? cfg.numExperts : 0, 'u32'],
-    [k('expert_used_count'), moeLayers.length ? 1 : 0, 'u32'],
+    // Dense models: llama.cpp refuses a llama4 with expert_count 0 ("llama4 model cannot have zero experts", seen
+    // with node-llama-cpp 3.22.1's build), but builds no expert tensors when the step is 0, so they say 1 / 1 / step 0.
+    [k('expert_count'), moeLayers.length ? cfg.numExperts : 1, 'u32'],
+    [k('expert_used_count'), 1, 'u32'],
     [k('attention.key_length'), cfg.headDim, 'u32'],
     [k('attention.value_length'), cfg.headDim, 'u32'],
     [k('vocab_size'), cfg.vocabSize, 'u32'],
