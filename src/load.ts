@@ -40,6 +40,8 @@ export interface LoadOptions {
   mmproj?: string;
   /** KV cache storage: f32 (default, exact), f16 or q8_0 (smaller caches, longer contexts; see TextModelOptions). */
   kvType?: KvType;
+  /** Compute on this backend instead of creating one (two models in one thread share one native thread pool). */
+  sharedBackend?: Backend;
 }
 
 export interface LoadedModel {
@@ -99,7 +101,7 @@ const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvTyp
 
 export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
-  const { backend, note } = await createBackend(opts.backend, opts.threads);
+  const { backend, note } = opts.sharedBackend ? { backend: opts.sharedBackend, note: null } : await createBackend(opts.backend, opts.threads);
   if (statSync(path).isDirectory()) {
     const cfgFile = join(path, 'config.json');
     if (!existsSync(cfgFile)) throw new ModelFileError(path, 'not a model folder: config.json is missing');

@@ -14,6 +14,7 @@ import { anthropicError, messages } from './anthropic.ts';
 import type { ServerEngine } from './engine.ts';
 import type { RunResult } from './generation.ts';
 import { Metrics } from './metrics.ts';
+import { GuardMetrics, mountModerations, screenedEngine, type GuardServerOptions } from './moderations.ts';
 import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
 import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
@@ -26,6 +27,8 @@ export interface ServerOptions {
   images?: Partial<ImageFetchOptions>;
   /** One structured record per request (default: a JSON line on stderr). */
   log?: (record: Record<string, unknown>) => void;
+  /** A Llama Guard beside the model: POST /v1/moderations, and screening of chat input/output (moderations.ts). */
+  guard?: GuardServerOptions;
 }
 
 type Api = 'openai' | 'anthropic';
@@ -49,8 +52,10 @@ function toApiError(e: unknown): ApiError {
   return new ApiError(500, 'server', `internal error: ${e instanceof Error ? e.message : String(e)}`);
 }
 
-export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: Hono; metrics: Metrics } {
+export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Hono; metrics: Metrics } {
   const app = new Hono();
+  const guardMetrics = new GuardMetrics();
+  const engine = o.guard ? screenedEngine(model, o.guard, guardMetrics) : model;
   const log = o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n'));
   const images: ImageFetchOptions = { allowRemote: false, maxBytes: 20 * 1024 * 1024, timeoutMs: 10_000, ...o.images };
   const sched = engine.scheduler;
@@ -171,7 +176,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
     if (failure !== null) return c.json({ status: 'error', error: failure, model: engine.modelId, active: s.active, queued: s.queued }, 503);
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
-  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', (c) => c.text(metrics.render() + (o.guard ? guardMetrics.text() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }));
   app.get('/v1/models', (c) => c.json(modelsList(engine)));
   app.get('/v1/models/:id', (c) => {
     if (c.req.param('id') !== engine.modelId) return errorResponse('openai', new ApiError(404, 'not_found', `The model '${c.req.param('id')}' does not exist`, 'model'));
@@ -180,6 +185,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   app.post('/v1/chat/completions', route('openai', chatCompletions));
   app.post('/v1/completions', route('openai', completions));
   app.post('/v1/messages', route('anthropic', messages));
+  if (o.guard) mountModerations(app, o.guard, guardMetrics, (h) => route('openai', h));
   const page = loadPage();
   app.get('/', (c) => c.html(page));
   app.notFound((c) => errorResponse(apiOf(c.req.path), new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));

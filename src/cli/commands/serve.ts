@@ -3,6 +3,10 @@ import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../../load.ts';
 import { loadServerEngine } from '../../server/load-engine.ts';
 import { startServer } from '../../server/app.ts';
+import { llama4Engine } from '../../server/llama4-engine.ts';
+import { imagePromptEncoder } from '../../model/llama4/vision-prompt.ts';
+import { loadGuard } from '../../guard/index.ts';
+import { UsageError } from '../../util/index.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 
 export const serveCommand: Command = {
@@ -23,6 +27,12 @@ at /. Requests that arrive while others generate join the same batch (continuous
   --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
   --no-worker            compute on the main thread (default: a worker thread runs the model, so HTTP and
                          /health answer during a step)
+  --guard GUARD          a Llama Guard checkpoint beside the model: POST /v1/moderations (OpenAI's shape);
+                         without -m the guard is served alone (its own model answers /v1/chat/completions too)
+  --guard-input          refuse chat requests whose last user message the guard finds unsafe (400, the API's
+                         own error body; counted in llama4_guard_refusals_total{stage="input"})
+  --guard-output         withhold answers the guard finds unsafe (streamed answers arrive at the end)
+  --guard-threshold X    unsafe when P(unsafe)/(P(safe)+P(unsafe)) > X (default 0.5)
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
@@ -39,6 +49,10 @@ ${MODEL_USAGE}`,
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
         'no-worker': { type: 'boolean' },
+        guard: { type: 'string' },
+        'guard-input': { type: 'boolean' },
+        'guard-output': { type: 'boolean' },
+        'guard-threshold': { type: 'string' },
       },
       strict: true,
     });
@@ -49,10 +63,21 @@ ${MODEL_USAGE}`,
     const stepTokens = parseNumber('step-tokens', values['step-tokens'], { int: true, min: 1 });
     const host = values.host ?? '127.0.0.1';
     const apiKey = values['api-key'] ?? process.env.LLAMA4_API_KEY;
+    if ((values['guard-input'] || values['guard-output'] || values['guard-threshold'] !== undefined) && !values.guard) throw new UsageError('--guard-input, --guard-output and --guard-threshold need --guard GUARD');
+    const guardThreshold = parseNumber('guard-threshold', values['guard-threshold'], { min: 0 });
+    // The guard computes on this thread; with --no-worker the model shares its backend (one native thread pool).
+    const guard = values.guard ? await loadGuard(values.guard, loadOptions(values)) : null;
+    const guardId = values.guard ? values.guard.replace(/\/+$/, '').split('/').pop()!.replace(/\.gguf$/, '') : '';
+    const alone = guard !== null && values.model === undefined;
     const path = values.model ?? DEFAULT_MODEL_DIR;
     const t0 = performance.now();
     let last = -1;
-    const engine = await loadServerEngine(path, {
+    const engine = alone ? llama4Engine({
+      modelId: guardId, model: guard.loaded.model, tokenizer: guard.tokenizer, chatTemplate: guard.chatTemplate, parallel, maxQueue,
+      ...(guard.loaded.vision ? { images: imagePromptEncoder(guard.loaded.vision) } : {}),
+      ...(stepTokens !== undefined ? { stepTokens } : {}), ...(ctx !== undefined ? { contextLength: ctx } : {}),
+    }) : await loadServerEngine(path, {
+      ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
       ...loadOptions(values),
       parallel,
       maxQueue,
@@ -73,8 +98,9 @@ ${MODEL_USAGE}`,
       port,
       ...(apiKey ? { apiKey } : {}),
       images: { allowRemote: values['allow-remote-images'] === true },
+      ...(guard ? { guard: { guard, modelId: guardId, screenInput: values['guard-input'] === true, screenOutput: values['guard-output'] === true, ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}) } } : {}),
     });
-    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''})\n`);
+    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
