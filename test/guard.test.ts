@@ -5,12 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LLAMA_GUARD_4_CATEGORIES, loadGuard, parseCategoryCodes, renderGuardPrompt, renderGuardTemplate, type GuardMessage } from '../src/guard/index.ts';
 import { spawnSync } from 'node:child_process';
 import { writeControlledGuard } from './helpers/guard-model.ts';
+import { parseHfConfig } from '../src/model/llama4/config.ts';
+import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/cli/commands/make-test-model.ts';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 
 const FIX = join(PROJECT_ROOT, 'test', 'fixtures', 'guard-prompt');
@@ -134,4 +136,27 @@ test('`llama4 guard` prints the verdict lines and exits 1 on unsafe (controlled 
   const o = JSON.parse(j.out);
   assert.equal(o.safe, false);
   assert.deepEqual(o.categories, ['S1']);
+});
+
+test('the prompt-prefix cache changes nothing: a second check equals the same check on a fresh guard', async () => {
+  const path = join(tmp, 'prefix.gguf');
+  const cfg = parseHfConfig(PRESETS['guard-tiny']!);
+  await writeLlama4Gguf(path, cfg, 'f32', randomProducer(9, cfg.hiddenSize), { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null }, 'prefix');
+  const a = await loadGuard(path, { backend: 'typescript' });
+  const b = await loadGuard(path, { backend: 'typescript' });
+  await a.check('First question, about bread.');
+  const conv: GuardMessage[] = [{ role: 'user', content: 'Second question, about cheese.' }];
+  const cached = await a.check(conv), fresh = await b.check(conv);
+  assert.ok(Math.abs(Math.log(cached.unsafeProbability) - Math.log(fresh.unsafeProbability)) < 1e-4, `${cached.unsafeProbability} vs ${fresh.unsafeProbability}`);
+  for (const k of Object.keys(fresh.scores)) assert.ok(Math.abs(Math.log(cached.scores[k]!) - Math.log(fresh.scores[k]!)) < 1e-4, k);
+});
+
+test('`llama4 bench --guard` reports the added latency per request and the idle decode ratio', () => {
+  const path = join(tmp, 'guard-tiny.gguf');
+  if (!existsSync(path)) assert.equal(cli(['make-test-model', '--preset', 'guard-tiny', '--type', 'q8_0', '-q', path]).code, 0);
+  const r = cli(['bench', '--guard', path, '-m', path, '-n', '4', '-r', '1', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  for (const k of ['input_screen_ms', 'output_screen_ms', 'decode_tps_without_guard', 'decode_tps_guard_idle', 'idle_ratio']) assert.ok(typeof j[k] === 'number' && j[k] > 0, k);
+  assert.ok(j.output_prompt_tokens > j.input_prompt_tokens);
 });

@@ -73,6 +73,12 @@ function startsWith(a: readonly number[], prefix: readonly number[]): boolean {
 /** Reads guard verdicts from a causal LM and its tokenizer (see the header for the arithmetic). */
 export class GuardScorer {
   private lineTokens: { id: number; text: string }[] | null = null;
+  /**
+   * Prompts already run (most recent last): every guard prompt starts with the same task and category text, so the
+   * next prompt reuses the longest common prefix (one clone + truncate) instead of recomputing it. Two entries: the
+   * user-turn and agent-turn prompts differ from their first line ('User' / 'Agent').
+   */
+  private readonly prefixes: { ids: readonly number[]; seq: SequenceState }[] = [];
   private readonly stopIds: Set<number>;
 
   constructor(private readonly model: AsyncCausalLM, private readonly tokenizer: Tokenizer) {
@@ -97,14 +103,36 @@ export class GuardScorer {
     return (this.lineTokens = out);
   }
 
+  /** A sequence holding the longest cached prefix of `ids` (at most ids.length - 1 tokens), and that length. */
+  private reuse(ids: readonly number[]): { seq: SequenceState; from: number } {
+    let best: { seq: SequenceState; ids: readonly number[] } | null = null, bestLen = 0;
+    for (const p of this.prefixes) {
+      let k = 0;
+      while (k < p.ids.length && k < ids.length - 1 && p.ids[k] === ids[k]) k++;
+      if (k > bestLen) { best = p; bestLen = k; }
+    }
+    if (best) {
+      const seq = best.seq.clone();
+      if (seq.truncate(bestLen)) return { seq, from: bestLen };
+      seq.free?.();
+    }
+    return { seq: this.model.newSequence(), from: 0 };
+  }
+
+  private remember(ids: readonly number[], seq: SequenceState): void {
+    this.prefixes.push({ ids: [...ids], seq });
+    if (this.prefixes.length > 2) this.prefixes.shift()!.seq.free?.();
+  }
+
   async score(promptIds: readonly number[], o: ScoreOptions): Promise<GuardVerdict> {
     const V = this.model.info.vocabSize;
     const cats = o.categories;
-    const base = this.model.newSequence();
+    const { seq: base, from } = o.patchEmbeddings ? { seq: this.model.newSequence(), from: 0 } : this.reuse(promptIds);
     const seqs: SequenceState[] = [base];
     try {
-      const [l0] = await this.model.forward([{ seq: base, tokens: promptIds, logits: 'last', ...(o.patchEmbeddings ? { patchEmbeddings: o.patchEmbeddings } : {}) }]);
+      const [l0] = await this.model.forward([{ seq: base, tokens: promptIds.slice(from), logits: 'last', ...(o.patchEmbeddings ? { patchEmbeddings: o.patchEmbeddings } : {}) }]);
       const first = l0!;
+      if (!o.patchEmbeddings) this.remember(promptIds, base.clone());
       const safeIds = this.enc('safe');
       const unsafeIds = this.enc('unsafe');
       const newline = this.enc('unsafe\n');
