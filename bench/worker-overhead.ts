@@ -9,7 +9,7 @@
 import { DEFAULT_MODEL_DIR, loadModel } from '../src/load.ts';
 import { Scheduler } from '../src/engine/scheduler.ts';
 import type { AsyncCausalLM } from '../src/model/types.ts';
-import { startModelWorker } from '../src/server/worker-model.ts';
+import { startModelWorker } from '../src/model-worker/index.ts';
 
 const [path = DEFAULT_MODEL_DIR, ns = '64', rs = '5', bs = '1,4', th] = process.argv.slice(2);
 const N = Number(ns);

@@ -33,7 +33,7 @@ export { createApp, startServer, type ServerOptions, type RunningServer } from '
 export type { ServerEngine, ChatMessage as ServerChatMessage, ToolSpec, EncodedPrompt } from './server/engine.ts';
 export { llama4Engine, type Llama4EngineOptions, type ImagePromptEncoder } from './server/llama4-engine.ts';
 export { loadServerEngine, type ServeLoadOptions } from './server/load-engine.ts';
-export { startModelWorker, WorkerModel, WorkerSequence, type ModelWorkerOptions } from './server/worker-model.ts';
+export { startModelWorker, WorkerModel, WorkerSequence, type ModelWorkerOptions } from './model-worker/index.ts';
 export { TrainModel, type Param as TrainParam, type InitOptions as TrainInitOptions } from './train/model.ts';
 export { parseTrainConfig, type TrainModelConfig } from './train/config.ts';
 export { train, type TrainRunConfig, type TrainResult } from './train/trainer.ts';

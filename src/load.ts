@@ -4,7 +4,7 @@
  * picks a backend (native when it loads, else TypeScript), and returns the model with its facts.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, KvType, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
@@ -20,10 +20,15 @@ import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } fr
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
+import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
+import type { ImagePromptEncoder } from './model/types.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
-import { ModelFileError, UsageError } from './util/index.ts';
+import { ModelFileError, UsageError, fieldReader } from './util/index.ts';
 import type { SamplerOptions } from './engine/sampler.ts';
+import { createChatEngine, type ChatEngine } from './engine/chat-engine.ts';
+import { ChatSession, type ChatSessionOptions } from './engine/chat-session.ts';
+import type { SchedulerOptions } from './engine/scheduler.ts';
 
 /** The model shipped with the package (models/default), used when no -m is given. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/default/', import.meta.url));
@@ -40,7 +45,10 @@ export interface LoadOptions {
   mmproj?: string;
   /** KV cache storage: f32 (default, exact), f16 or q8_0 (smaller caches, longer contexts; see TextModelOptions). */
   kvType?: KvType;
-  /** Compute on this backend instead of creating one (two models in one thread share one native thread pool). */
+  /**
+   * Compute on this backend instead of creating one (two models in one thread share one native thread pool); it
+   * stays its creator's: disposing this model leaves it alone.
+   */
   sharedBackend?: Backend;
 }
 
@@ -58,6 +66,98 @@ export interface LoadedModel {
   readonly vision: Llama4VisionEncoder | null;
   /** Sampling defaults from generation_config.json (temperature, top_p, top_k; do_sample false = greedy). */
   readonly samplingDefaults: SamplerOptions;
+  /** Early fusion through `vision` (with a feature cache), or null for text-only models. */
+  readonly images: ImagePromptEncoder | null;
+  /**
+   * A conversation with this model: history, KV-cache reuse across turns, streaming, tools, images, AbortSignal
+   * (see ChatSession). Sessions share one engine with one slot; they are disposed with the model.
+   */
+  createChat(o?: ChatSessionOptions): ChatSession;
+  /**
+   * A chat engine on this model (what the server and ChatSession run turns through), with its own scheduler; the
+   * tokenizer and template come from beside the weights unless `tokenizerPath` / `chatTemplate` say otherwise.
+   */
+  createChatEngine(o?: ChatEngineLoadOptions): ChatEngine;
+  /**
+   * Frees the model now rather than at garbage collection: stops its chats, the compute threads, natively allocated
+   * weight copies and the file mappings. Using the model afterwards throws UsageError. Safe to call twice.
+   */
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface ChatEngineLoadOptions extends SchedulerOptions {
+  /** Folder or file with the tokenizer, when it is not beside the weights. */
+  tokenizerPath?: string;
+  /** Jinja chat template text overriding the model's. */
+  chatTemplate?: string;
+  /** The id the server lists (default: the file or folder name). */
+  modelId?: string;
+}
+
+/** What a load produced, before the methods that use and release it are attached. */
+type LoadedParts = Omit<LoadedModel, 'createChat' | 'createChatEngine' | 'dispose' | 'disposed' | 'images'>;
+
+/** The engine sessions of `createChat` share: one slot, and prompts prefilled 512 tokens per step (as `generate`). */
+const CHAT_ENGINE_OPTIONS: SchedulerOptions = { parallel: 1, stepTokens: 512 };
+
+/** Attaches chats and dispose() to a load: `mapped` are the files its weights are views of. */
+function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[], ownsBackend = true): LoadedModel {
+  const engines: ChatEngine[] = [];
+  const sessions = new Set<ChatSession>();
+  let chatEngine: ChatEngine | null = null;
+  let disposed = false;
+  const live = () => {
+    if (disposed) throw new UsageError('the model was disposed');
+  };
+  const encodeImages = parts.vision ? imagePromptEncoder(parts.vision) : null;
+  const loaded: LoadedModel = {
+    ...parts,
+    images: encodeImages
+      ? (tokens, images) => {
+          live();
+          return encodeImages(tokens, images);
+        }
+      : null,
+    get disposed() {
+      return disposed;
+    },
+    createChatEngine(o = {}) {
+      live();
+      const { tokenizer, chatTemplate } = loadChatAssets(loaded, o.tokenizerPath);
+      const { tokenizerPath: _t, chatTemplate: _c, modelId, ...scheduling } = o;
+      const engine = createChatEngine({
+        ...scheduling,
+        modelId: modelId ?? basename(parts.path.replace(/\/+$/, '')).replace(/\.gguf$/, ''),
+        model: parts.model,
+        tokenizer,
+        chatTemplate: o.chatTemplate ?? chatTemplate,
+        ...(loaded.images ? { images: loaded.images } : {}),
+      });
+      engines.push(engine);
+      return engine;
+    },
+    createChat(o = {}) {
+      live();
+      chatEngine ??= loaded.createChatEngine(CHAT_ENGINE_OPTIONS);
+      const session = new ChatSession(chatEngine, { ...o, defaults: parts.samplingDefaults });
+      sessions.add(session);
+      return session;
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const s of sessions) s.dispose();
+      sessions.clear();
+      for (const e of engines) e.scheduler.close();
+      engines.length = 0;
+      chatEngine = null;
+      parts.model.dispose();
+      if (ownsBackend) parts.backend.dispose?.(); // a shared backend belongs to the model that made it
+      for (const m of mapped) m.close();
+    },
+  };
+  return loaded;
 }
 
 /** Llama 4 instruct's generation_config.json values, used when a model ships none. */
@@ -101,7 +201,21 @@ const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvTyp
 
 export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
+  const owns = !opts.sharedBackend;
   const { backend, note } = opts.sharedBackend ? { backend: opts.sharedBackend, note: null } : await createBackend(opts.backend, opts.threads);
+  const mapped: MappedFile[] = [];
+  try {
+    return finishLoad(readModel(path, opts, backend, note, mapped), mapped, owns);
+  } catch (e) {
+    // A load that fails keeps nothing: the pool's threads and the mappings go now, not at garbage collection.
+    if (owns) backend.dispose?.();
+    for (const m of mapped) m.close();
+    throw e;
+  }
+}
+
+/** The model, its config and vision tower from a folder or a GGUF; `mapped` collects the files it maps. */
+function readModel(path: string, opts: LoadOptions, backend: Backend, note: string | null, mapped: MappedFile[]): LoadedParts {
   if (statSync(path).isDirectory()) {
     const cfgFile = join(path, 'config.json');
     if (!existsSync(cfgFile)) throw new ModelFileError(path, 'not a model folder: config.json is missing');
@@ -112,7 +226,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
     opts.onProgress?.(0, 'reading weights');
     // Mapped where the native core can map files: tensors used as stored (attention, norms, embeddings, shared
     // experts) are read in place; routed-expert stacks are transposed into memory (HF stores them [E, in, out]).
-    const src = openSafetensors(path, canMmap() ? { mapFile: (f) => { const m = MappedFile.open(f); return (o, n) => m.bytes(o, n); } } : {});
+    const src = openSafetensors(path, canMmap() ? { mapFile: (f) => { const m = MappedFile.open(f); mapped.push(m); return (o, n) => m.bytes(o, n); } } : {});
     const tensors = loadHfTextTensors(config, src, path);
     const model = new Llama4TextModel(config, tensors, backend, path, modelOptions(opts));
     const vision = loadVisionEncoder(configJson, src, backend, path);
@@ -122,7 +236,7 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
   if (path.endsWith('.gguf') || isGgufFile(path)) {
     // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
     opts.onProgress?.(0, 'reading weights');
-    const file = readGgufMapped(path) ?? readGguf(path);
+    const file = readGgufMapped(path, mapped) ?? readGguf(path);
     const { config, tensors } = llama4FromGguf(file.metadata, file.tensorData, path);
     const model = new Llama4TextModel(config, tensors, backend, path, modelOptions(opts));
     let vision: Llama4VisionEncoder | null = null;
@@ -140,10 +254,11 @@ export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOpti
  * A GGUF whose tensors are views of a memory-mapped file (no copy; pages load on demand, so models larger than RAM
  * still start), or null when the native addon that maps files is not available.
  */
-function readGgufMapped(path: string): { metadata: GgufFile['metadata']; tensorData: Map<string, RawTensor> } | null {
+function readGgufMapped(path: string, files: MappedFile[]): { metadata: GgufFile['metadata']; tensorData: Map<string, RawTensor> } | null {
   if (!canMmap()) return null;
   const header = readGgufHeader(path);
   const mapped = MappedFile.open(path);
+  files.push(mapped);
   const tensorData = new Map<string, RawTensor>();
   for (const t of header.tensors.values()) {
     tensorData.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape, bytes: mapped.bytes(t.fileOffset, t.byteLength) });
@@ -178,10 +293,7 @@ export function loadTokenizerFrom(path: string, vocabSize?: number): Tokenizer {
   if (!existsSync(path)) throw new UsageError(`not found: ${path}`);
   if (!isGgufPath(path)) return loadTokenizer(path);
   const md = readGgufHeader(path).metadata;
-  const num = (k: string) => {
-    const v = md.get(k);
-    return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : undefined;
-  };
+  const num = fieldReader((k) => md.get(k), { where: path }).optNum;
   const tokens = md.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens)) throw new ModelFileError(path, 'the GGUF has no tokenizer (tokenizer.ggml.tokens)');
   const merges = md.get('tokenizer.ggml.merges');

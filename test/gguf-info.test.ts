@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { formatFacts, kvCacheBytes, modelFacts, paramsOfConfig } from '../src/cli/commands/info.ts';
-import { PRESETS } from '../src/cli/commands/make-test-model.ts';
+import { formatFacts } from '../src/cli/commands/info.ts';
+import { kvCacheBytes, modelFacts, paramsOfConfig } from '../src/model-files/index.ts';
+import { PRESETS } from '../src/model-files/index.ts';
 import { parseHfConfig } from '../src/model/llama4/config.ts';
 import { sharedPath } from './helpers/shared.ts';
 

@@ -14,7 +14,7 @@ import { readGguf } from '../src/io/gguf/index.ts';
 import type { FileType } from '../src/io/gguf/quant-policy.ts';
 import { tensorTypeFor } from '../src/io/gguf/quant-policy.ts';
 import { dequantize, quantize } from '../src/tensor/index.ts';
-import { randomProducer, writeLlama4Gguf } from '../src/cli/commands/make-test-model.ts';
+import { randomProducer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import { CASES, MODELS } from './fixtures/llamacpp-quantize/models.ts';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseHfConfig } from '../src/model/llama4/config.ts';
-import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/cli/commands/make-test-model.ts';
+import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import type { FileType } from '../src/io/gguf/quant-policy.ts';
 import { readGguf } from '../src/io/gguf/index.ts';
 import { llama4FromGguf } from '../src/model/llama4/gguf-config.ts';

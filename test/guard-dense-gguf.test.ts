@@ -17,7 +17,7 @@ import { parseHfConfig } from '../src/model/llama4/config.ts';
 import { llama4FromGguf } from '../src/model/llama4/gguf-config.ts';
 import { Llama4TextModel } from '../src/model/llama4/text-model.ts';
 import { TsBackend } from '../src/kernels/ts/index.ts';
-import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/cli/commands/make-test-model.ts';
+import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import { writeTinyCheckpoint, rng } from './helpers/tiny-checkpoint.ts';
 import { referenceLogits } from './helpers/reference-llama4.ts';
 import { maxAbsDiff, PROJECT_ROOT } from './helpers/shared.ts';

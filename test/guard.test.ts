@@ -12,7 +12,7 @@ import { LLAMA_GUARD_4_CATEGORIES, loadGuard, parseCategoryCodes, renderGuardPro
 import { spawnSync } from 'node:child_process';
 import { writeControlledGuard } from './helpers/guard-model.ts';
 import { parseHfConfig } from '../src/model/llama4/config.ts';
-import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/cli/commands/make-test-model.ts';
+import { PRESETS, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 
 const FIX = join(PROJECT_ROOT, 'test', 'fixtures', 'guard-prompt');

@@ -1,5 +1,5 @@
 /**
- * The model in a worker thread (src/model-worker.ts + src/server/worker-model.ts) with the real default model
+ * The model in a worker thread (src/model-worker/) with the real default model
  * (models/default) and the openai client:
  * - the event loop stays free: /health answers within 100 ms while a ~0.5 s prefill step runs in the worker, and the
  *   same check fails with the in-thread engine (the step holds the event loop);
@@ -23,7 +23,7 @@ import { DEFAULT_MODEL_DIR, loadModel, type LoadedModel } from '../src/load.ts';
 import { startServer, type RunningServer } from '../src/server/app.ts';
 import { loadServerEngine } from '../src/server/load-engine.ts';
 import type { ServerEngine } from '../src/server/engine.ts';
-import { startModelWorker, WorkerModel } from '../src/server/worker-model.ts';
+import { startModelWorker, WorkerModel } from '../src/model-worker/index.ts';
 import { Llama4Error, ModelFileError, UsageError } from '../src/util/index.ts';
 import { LLAMA4_IMAGE_TOKEN_IDS } from '../src/image/index.ts';
 import { imagePromptEncoder } from '../src/model/llama4/vision-prompt.ts';

@@ -394,7 +394,8 @@ static constexpr size_t kMaxView = size_t(1) << 32;
 class MappedFile : public Napi::ObjectWrap<MappedFile> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "MappedFile", {InstanceMethod<&MappedFile::View>("view"), InstanceAccessor<&MappedFile::Size>("size")});
+    return DefineClass(env, "MappedFile", {InstanceMethod<&MappedFile::View>("view"), InstanceMethod<&MappedFile::Close>("close"),
+                                           InstanceAccessor<&MappedFile::Size>("size")});
   }
   explicit MappedFile(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MappedFile>(info) {
     auto env = info.Env();
@@ -419,11 +420,15 @@ class MappedFile : public Napi::ObjectWrap<MappedFile> {
   }
 
  private:
-  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)m_->size); }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), m_ ? (double)m_->size : 0.0); }
+  // close(): drops this object's hold on the mapping. The file is unmapped once every view is gone too: the caller
+  // detaches the views it handed out (detach() below), so that happens now rather than at garbage collection.
+  void Close(const Napi::CallbackInfo&) { m_.reset(); }
   // view(offset, length) -> ArrayBuffer over file bytes [offset, offset + length)
   Napi::Value View(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     const int64_t off = num(info, 0, "offset", 0, INT64_C(1) << 52), len = num(info, 1, "length", 0, INT64_C(1) << 52);
+    if (!m_) throw Napi::Error::New(env, "the mapped file was closed");
     if ((size_t)off + (size_t)len > m_->size)
       throw Napi::RangeError::New(env, "range [" + std::to_string(off) + ", +" + std::to_string(len) + ") is past the end of the file (" + std::to_string(m_->size) + " bytes)");
     if ((size_t)len > kMaxView) throw Napi::RangeError::New(env, "a view of " + std::to_string(len) + " bytes exceeds Node's 4 GiB limit");
@@ -447,6 +452,16 @@ static Napi::Value Isas(const Napi::CallbackInfo& info) {
   for (auto& [n, t] : usable()) arr.Set(i++, Napi::String::New(info.Env(), n));
   return arr;
 }
+// detach(arrayBuffer) -> bool: detaches an external ArrayBuffer this addon made (a view of a mapped file, a repacked
+// weight): JavaScript sees it empty from now on, and its memory is released as soon as V8 lets go of it, instead of
+// at some later garbage collection. Used by dispose(); false when the buffer cannot be detached.
+static Napi::Value Detach(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "detach expects an ArrayBuffer");
+  bool already = false;
+  if (napi_is_detached_arraybuffer(env, info[0], &already) == napi_ok && already) return Napi::Boolean::New(env, true);
+  return Napi::Boolean::New(env, napi_detach_arraybuffer(env, info[0]) == napi_ok);
+}
 static Napi::Value HwThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)std::thread::hardware_concurrency());
 }
@@ -456,6 +471,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("MappedFile", MappedFile::Init(env));
   exports.Set("isas", Napi::Function::New(env, Isas));
   exports.Set("hardwareThreads", Napi::Function::New(env, HwThreads));
+  exports.Set("detach", Napi::Function::New(env, Detach));
   return exports;
 }
 

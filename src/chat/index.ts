@@ -1,5 +1,17 @@
 /** Llama 4 chat: prompt rendering (the model's Jinja template or the built-in format) and tool-call parsing. */
-export type { ChatMessage, ContentPart, ToolCall, ToolDefinition } from './types.ts';
+export type {
+  ChatMessage,
+  ContentPart,
+  TextPart,
+  ImagePart,
+  ToolCall,
+  ToolSpec,
+  TemplateMessage,
+  TemplateContentPart,
+  TemplateToolCall,
+  ToolDefinition,
+} from './types.ts';
+export { toTemplateMessages, toolDefinitions, messageImages } from './types.ts';
 export {
   renderChat,
   loadChatTemplate,

@@ -11,7 +11,7 @@
  */
 import { UsageError } from '../util/errors.ts';
 import { pyJsonDumps, pyRepr, pyStr, pyStrip, toRuntimeLike } from './python-format.ts';
-import type { ChatMessage, ContentPart } from './types.ts';
+import type { TemplateMessage, TemplateContentPart } from './types.ts';
 
 const HEADER = (role: string): string => `<|header_start|>${role}<|header_end|>\n\n`;
 const EOT = '<|eot|>';
@@ -19,7 +19,7 @@ const JSON_INSTRUCTIONS =
   'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' + 'Do not use variables.\n\n';
 
 export interface BuiltinRenderInput {
-  messages: ChatMessage[];
+  messages: TemplateMessage[];
   tools?: unknown[] | null;
   addGenerationPrompt: boolean;
   bosToken: string;
@@ -32,12 +32,12 @@ function trimmed(x: unknown): string {
 }
 
 /** Content as the template writes it: a string verbatim; parts in order, images as <|image|>. */
-function contentText(content: ChatMessage['content']): string {
+function contentText(content: TemplateMessage['content']): string {
   if (typeof content === 'string') return content;
   // The template iterates non-string content; Python fails on None ('NoneType' object is not iterable).
   if (!Array.isArray(content)) throw new UsageError("message content is null ('NoneType' object is not iterable); pass '' or set dropNulls");
   let out = '';
-  for (const part of content as ContentPart[]) {
+  for (const part of content as TemplateContentPart[]) {
     if (part.type === 'image') out += '<|image|>';
     else if (part.type === 'text') out += part.text ?? '';
   }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ModelFileError, UsageError } from '../util/errors.ts';
 import { JinjaTemplate, TemplateRaisedError } from './jinja.ts';
 import { renderLlama4Builtin } from './llama4-template.ts';
-import type { ChatMessage, ContentPart, ToolCall, ToolDefinition } from './types.ts';
+import type { TemplateMessage, TemplateContentPart, TemplateToolCall, ToolDefinition } from './types.ts';
 
 /** A model's chat template(s) as found on disk or in GGUF metadata. */
 export interface ChatTemplateSource {
@@ -21,7 +21,7 @@ export interface ChatTemplateSource {
 }
 
 export interface RenderChatOptions {
-  messages: ChatMessage[];
+  messages: TemplateMessage[];
   /** OpenAI tool list; null/undefined: the template sees no `tools` variable. */
   tools?: ToolDefinition[] | null;
   addGenerationPrompt: boolean;
@@ -65,13 +65,13 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 const isToolRole = (role: string): boolean => role === 'tool' || role === 'ipython';
 
 /** OpenAI-style messages → what Llama 4 templates expect (copies; the caller's objects are not changed). */
-export function normalizeMessages(messages: unknown, opts: { dropNulls?: boolean } = {}): ChatMessage[] {
+export function normalizeMessages(messages: unknown, opts: { dropNulls?: boolean } = {}): TemplateMessage[] {
   if (!Array.isArray(messages)) throw new UsageError('messages must be a list');
   return messages.map((m, i) => {
     if (!isRecord(m) || typeof m.role !== 'string' || m.role.length === 0) {
       throw new UsageError(`messages[${i}] must be an object with a string "role"`);
     }
-    const out: ChatMessage = { ...(m as unknown as ChatMessage) };
+    const out: TemplateMessage = { ...(m as unknown as TemplateMessage) };
     const c = m.content;
     if (c === undefined || (c === null && opts.dropNulls)) out.content = '';
     else if (c === null) out.content = null; // as transformers passes it: most templates then fail, like Python
@@ -88,7 +88,7 @@ export function normalizeMessages(messages: unknown, opts: { dropNulls?: boolean
   });
 }
 
-function normalizePart(p: unknown, i: number, j: number): ContentPart {
+function normalizePart(p: unknown, i: number, j: number): TemplateContentPart {
   if (typeof p === 'string') return { type: 'text', text: p };
   if (!isRecord(p) || typeof p.type !== 'string') throw new UsageError(`messages[${i}].content[${j}] must be an object with a "type"`);
   if (p.type === 'text') {
@@ -97,10 +97,10 @@ function normalizePart(p: unknown, i: number, j: number): ContentPart {
   }
   // Every image form becomes {type: 'image'}: the templates write one <|image|> for it.
   if (p.type === 'image_url' || p.type === 'image' || p.type === 'input_image') return { ...p, type: 'image' };
-  return p as ContentPart;
+  return p as TemplateContentPart;
 }
 
-function normalizeCall(tc: unknown, i: number, j: number): ToolCall {
+function normalizeCall(tc: unknown, i: number, j: number): TemplateToolCall {
   if (!isRecord(tc)) throw new UsageError(`messages[${i}].tool_calls[${j}] must be an object`);
   // Accept both {function: {name, arguments}} and a flat {name, arguments}.
   const fn = isRecord(tc.function) ? tc.function : tc;
@@ -115,7 +115,7 @@ function normalizeCall(tc: unknown, i: number, j: number): ToolCall {
       /* keep the string: the template writes it as given */
     }
   }
-  const out: ToolCall = { type: 'function', function: { name: fn.name, arguments: args as Record<string, unknown> } };
+  const out: TemplateToolCall = { type: 'function', function: { name: fn.name, arguments: args as Record<string, unknown> } };
   if (typeof tc.id === 'string') out.id = tc.id;
   return out;
 }

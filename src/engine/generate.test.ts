@@ -55,7 +55,7 @@ test('an AbortSignal stops generation between tokens', async () => {
   const it = generate(model, [0], { maxTokens: 50, sampler: { temperature: 0 }, stopTokens: [], signal: ac.signal });
   for (;;) {
     const r = await it.next();
-    if (r.done) { assert.equal(r.value, 'abort'); break; }
+    if (r.done) { assert.equal(r.value, 'cancelled'); break; }
     got.push(r.value.token);
     if (got.length === 3) ac.abort();
   }

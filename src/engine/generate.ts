@@ -7,8 +7,9 @@ import type { CausalLM, SequenceState } from '../model/types.ts';
 import { UsageError } from '../util/index.ts';
 import type { Sampler, SamplerOptions } from './sampler.ts';
 import { makeSampler } from './sampler.ts';
+import { yieldToEventLoop, type FinishReason } from './common.ts';
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type { FinishReason } from './common.ts';
 
 export interface GenerateOptions {
   /** Tokens to generate at most. */
@@ -34,8 +35,6 @@ export interface GenerationStep {
   /** The logits the token was sampled from. */
   readonly logits: Float32Array;
 }
-
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * Runs `tokens` through the model in pieces of `chunk`, returning the last position's logits.
@@ -83,11 +82,11 @@ export async function* generate(model: CausalLM, prompt: readonly number[], opts
   try {
     logits = await prefill(model, seq, prompt.slice(seq.length), opts.prefillChunk ?? 512, opts.patchEmbeddings, opts.signal);
   } catch (e) {
-    if (opts.signal?.aborted) return 'abort';
+    if (opts.signal?.aborted) return 'cancelled';
     throw e;
   }
   for (let i = 0; i < opts.maxTokens; i++) {
-    if (opts.signal?.aborted) return 'abort';
+    if (opts.signal?.aborted) return 'cancelled';
     opts.onLogits?.(logits, history);
     const token = sampler.sample(logits, history);
     const isStop = stops.has(token);
@@ -96,7 +95,7 @@ export async function* generate(model: CausalLM, prompt: readonly number[], opts
     if (isStop) return 'stop';
     if (i + 1 === opts.maxTokens || history.length >= model.info.contextLength) return 'length';
     await yieldToEventLoop();
-    if (opts.signal?.aborted) return 'abort';
+    if (opts.signal?.aborted) return 'cancelled';
     [logits] = model.forward([{ seq, tokens: [token], logits: 'last' }]) as [Float32Array];
   }
   return 'length';

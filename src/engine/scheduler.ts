@@ -20,9 +20,11 @@
 import type { AsyncCausalLM, ForwardItem, SequenceState } from '../model/types.ts';
 import { UsageError } from '../util/index.ts';
 import { makeSampler } from './sampler.ts';
+import { yieldToEventLoop, type FinishReason } from './common.ts';
 import { tokenLogprobs, type SamplingOptions, type TokenPicker, type TopLogprob } from './scheduler-sampling.ts';
 
 export type { SamplingOptions, TokenPicker, TopLogprob } from './scheduler-sampling.ts';
+export type { FinishReason } from './common.ts';
 
 /** Restricts which token may come next (constrained decoding); one instance per choice. */
 export interface TokenConstraint {
@@ -62,9 +64,12 @@ export interface GenerationRequest {
   onToken?(choice: number, info: TokenInfo): boolean | void;
   /** Called when the request leaves the queue and its prefill starts. */
   onStart?(): void;
+  /**
+   * Penalties (repetition, presence, frequency) count the prompt's tokens as well as the generated ones, as HF's
+   * repetition_penalty over input_ids does (`llama4 run`, ChatSession). Default false: generated tokens only (OpenAI).
+   */
+  penalizePrompt?: boolean;
 }
-
-export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
 
 export interface GenerationResult {
   promptTokens: number;
@@ -132,6 +137,8 @@ interface Slot {
   reusable: number;
   prefilling: boolean;
   generated: number[];
+  /** What the picker's penalties see: `generated`, or the prompt followed by it (penalizePrompt). */
+  history: number[];
   constraint: TokenConstraint | null;
   done: boolean;
 }
@@ -141,8 +148,6 @@ interface CachedPrefix {
   reusable: number;
   seq: SequenceState;
 }
-
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export class Scheduler {
   readonly parallel: number;
@@ -343,7 +348,8 @@ export class Scheduler {
         slot.prefilling = false;
         // n > 1: every further choice starts from a copy of the prefilled sequence and samples from the same row.
         for (let c = 1; c < slot.job.n; c++) {
-          const clone: Slot = { ...slot, choice: c, seq: slot.seq.clone(), fed: [...slot.fed], generated: [], pending: [] };
+          const generated: number[] = [];
+          const clone: Slot = { ...slot, choice: c, seq: slot.seq.clone(), fed: [...slot.fed], generated, history: slot.job.req.penalizePrompt ? [...slot.job.req.prompt] : generated, pending: [] };
           clone.constraint = slot.job.req.constraint ? slot.job.req.constraint() : null;
           this.slots.push(clone);
           this.safeSample(clone, row);
@@ -386,6 +392,7 @@ export class Scheduler {
       } else p.seq.free?.();
     }
     seq ??= this.model.newSequence();
+    const generated: number[] = [];
     job.result.cachedTokens = start;
     this.counters.promptTokensReused += start;
     // Patch rows for image tokens already inside the reused prefix are skipped (reuse stops before images, so none).
@@ -398,7 +405,8 @@ export class Scheduler {
       fed: req.prompt.slice(0, start),
       reusable,
       prefilling: true,
-      generated: [],
+      generated,
+      history: req.penalizePrompt ? [...req.prompt] : generated,
       constraint: req.constraint ? req.constraint() : null,
       done: false,
     });
@@ -424,13 +432,14 @@ export class Scheduler {
       row = new Float32Array(raw);
       slot.constraint.mask(row);
     }
-    const token = job.pickers[slot.choice]!.pick(row, slot.generated);
+    const token = job.pickers[slot.choice]!.pick(row, slot.history);
     if (slot.constraint && !(row[token]! > -Infinity)) {
       return this.finish(slot, 'error', new Error('constrained decoding found no allowed token'));
     }
     const stops = req.stopTokens ?? this.model.info.eosTokenIds;
     if (stops.includes(token)) return this.finish(slot, 'stop');
     slot.generated.push(token);
+    if (slot.history !== slot.generated) slot.history.push(token);
     this.counters.generatedTokens++;
     job.result.choices[slot.choice]!.completionTokens++;
     slot.constraint?.accept(token);

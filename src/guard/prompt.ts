@@ -22,12 +22,12 @@
  * {Role} is 'User' when the last message is the user's and 'Agent' when it is the assistant's. With an image in the
  * conversation the category list stops at S13 (S14, code interpreter abuse, is text-only).
  */
-import { renderChat, type ChatTemplateSource, type ContentPart as ChatContentPart } from '../chat/index.ts';
+import { renderChat, type ChatTemplateSource, type ImagePart, type TemplateContentPart } from '../chat/index.ts';
 import { UsageError } from '../util/index.ts';
 import { LLAMA_GUARD_4_CATEGORIES, TEXT_ONLY_CATEGORIES, type GuardCategory } from './categories.ts';
 
-/** An image in a guarded message: a file path or the file's bytes (PNG, JPEG, GIF, WebP). */
-export type GuardImage = string | Uint8Array;
+/** An image in a guarded message: a file path or data URL, or the file's bytes (PNG, JPEG, GIF, WebP). */
+export type GuardImage = ImagePart['data'];
 
 export type GuardContentPart = { type: 'text'; text: string } | { type: 'image'; image: GuardImage };
 
@@ -120,7 +120,7 @@ export function renderGuardTemplate(template: string | ChatTemplateSource, messa
   const excluded = LLAMA_GUARD_4_CATEGORIES.filter((c) => !chosen.has(c.code)).map((c) => c.code);
   const chatMessages = messages.map((m) => ({
     role: m.role,
-    content: parts(m).map((p): ChatContentPart => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image' })),
+    content: parts(m).map((p): TemplateContentPart => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image' })),
   }));
   return renderChat({ messages: chatMessages, addGenerationPrompt: true, template, extra: { excluded_category_keys: excluded } });
 }

@@ -33,6 +33,12 @@ export interface SequenceState {
   /** Bytes held by the caches (for memory tests and metrics). */
   cacheBytes(): number;
   /**
+   * The lowest length truncate() can still reach: truncatable lengths form one interval [floor, length] (full caches
+   * from 0, chunked caches from the start of the chunk they still hold). Optional: without it only `length` is known
+   * to be reachable. The model worker reports it with every sequence so the host side can answer truncate() at once.
+   */
+  truncateFloor?(): number;
+  /**
    * Releases the caches now; the state must not be used again. Optional: in-process states are simply
    * garbage-collected, while a state living in another thread (a model worker) needs the word to free its memory.
    */
@@ -65,7 +71,7 @@ export interface CausalLM {
 }
 
 /**
- * A CausalLM whose forward may answer later (a model running in a worker thread; see src/server/worker-model.ts).
+ * A CausalLM whose forward may answer later (a model running in a worker thread; see src/model-worker/).
  * Every CausalLM is one. The scheduler takes this type; sequence handles stay synchronous (the worker's proxy mirrors
  * their length, truncation limit and cache size).
  */
@@ -74,3 +80,20 @@ export interface AsyncCausalLM {
   newSequence(): SequenceState;
   forward(items: readonly ForwardItem[]): Float32Array[] | Promise<Float32Array[]>;
 }
+
+/** An image as callers give it: a file path or data URL, the file's bytes, or bytes with a label for messages. */
+export type ImageSource = string | Uint8Array | { readonly bytes: Uint8Array; readonly label?: string };
+
+/** A prompt after early fusion: image placeholders expanded into patch tokens, and their features. */
+export interface EncodedImagePrompt {
+  tokens: number[];
+  /** [nImageTokens, hiddenSize] features for the image-token slots (see ForwardItem.patchEmbeddings). */
+  patchEmbeddings: Float32Array;
+}
+
+/**
+ * Early fusion: given a rendered prompt's tokens (one `<|image|>` placeholder id per image, in order) and the images,
+ * returns the expanded tokens (each placeholder replaced by its tile layout of `<|patch|>` ids) and the patch
+ * embeddings. Throws a Llama4Error (UsageError, ImageError) for images it cannot decode.
+ */
+export type ImagePromptEncoder = (tokens: number[], images: readonly ImageSource[]) => Promise<EncodedImagePrompt>;

@@ -1,5 +1,5 @@
 /**
- * `llama4 serve`'s model loading: the model (in a worker thread by default, see worker-model.ts; or in this thread)
+ * `llama4 serve`'s model loading: the model (in a worker thread by default, see src/model-worker; or in this thread)
  * plus what the server needs beside the weights — the tokenizer and chat template, read from the model folder
  * (tokenizer.json / tokenizer.model, tokenizer_config.json or chat_template.jinja) or from the GGUF metadata
  * (tokenizer.ggml.*, tokenizer.chat_template). Tokenization, sampling and scheduling stay on the main thread either
@@ -7,11 +7,10 @@
  */
 import { basename } from 'node:path';
 import { loadChatAssets, loadModel, type LoadOptions } from '../load.ts';
-import { imagePromptEncoder } from '../model/llama4/vision-prompt.ts';
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
-import { llama4Engine } from './llama4-engine.ts';
-import { startModelWorker } from './worker-model.ts';
+import { createChatEngine } from '../engine/chat-engine.ts';
+import { startModelWorker } from '../model-worker/index.ts';
 
 export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   /** Folder or file with the tokenizer, when it is not beside the weights. */
@@ -26,22 +25,15 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
   const modelId = basename(path.replace(/\/+$/, '')).replace(/\.gguf$/, '');
   if (o.worker === false) {
     const loaded = await loadModel(path, o);
-    const { tokenizer, chatTemplate: template } = loadChatAssets(loaded, o.tokenizerPath);
-    return llama4Engine({
-      ...o,
-      modelId,
-      model: loaded.model,
-      tokenizer,
-      chatTemplate: o.chatTemplate ?? template,
-      ...(loaded.vision ? { images: imagePromptEncoder(loaded.vision) } : {}),
-    });
+    const engine = loaded.createChatEngine({ ...o, modelId });
+    return { ...engine, close: async () => loaded.dispose() };
   }
   const { backend, threads, mmproj, onProgress } = o;
   const model = await startModelWorker(path, { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}), ...(onProgress ? { onProgress } : {}) });
   try {
     const r = model.ready;
     const { tokenizer, chatTemplate: template } = loadChatAssets({ path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } }, o.tokenizerPath);
-    return llama4Engine({
+    return createChatEngine({
       ...o,
       modelId,
       model,

@@ -80,7 +80,8 @@ export function guardConversation(messages: readonly ChatMessage[]): GuardMessag
   const out: GuardMessage[] = [];
   for (const m of messages) {
     if (m.role !== 'user' && m.role !== 'assistant') continue;
-    const parts: GuardContentPart[] = m.content.map((p) => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image', image: p.data }));
+    const content = typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content;
+    const parts: GuardContentPart[] = content.map((p) => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image', image: p.data }));
     const last = out[out.length - 1];
     if (last && last.role === m.role) (last.content as GuardContentPart[]).push(...parts);
     else if (out.length > 0 || m.role === 'user') out.push({ role: m.role, content: parts });

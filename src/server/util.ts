@@ -2,7 +2,6 @@
  * Shared helpers of the HTTP layer: the API error type (each API formats it its own way), field validation that
  * names the offending field, ids, and image inputs (data URLs, base64, remote URLs behind a flag with limits).
  */
-import { randomBytes } from 'node:crypto';
 import type { ImagePart } from './engine.ts';
 
 /** A request the server refuses. `kind` maps onto each API's error type names. */
@@ -20,13 +19,7 @@ export class ApiError extends Error {
 
 export const badRequest = (message: string, param: string | null = null) => new ApiError(400, 'invalid_request', message, param);
 
-const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-export function randomId(len: number): string {
-  const b = randomBytes(len);
-  let s = '';
-  for (let i = 0; i < len; i++) s += ALNUM[b[i]! % ALNUM.length];
-  return s;
-}
+export { randomId } from '../engine/completion.ts';
 
 export type Json = Record<string, unknown>;
 export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -152,9 +145,12 @@ export function checkTextSize(chars: number, contextLength: number, param: strin
 }
 
 /** Characters of text in chat messages (what the size check counts). */
-export function chatChars(messages: { content: { type: string; text?: string }[] }[]): number {
+export function chatChars(messages: readonly { content: string | readonly { type: string; text?: string }[] }[]): number {
   let n = 0;
-  for (const m of messages) for (const p of m.content) n += p.text?.length ?? 0;
+  for (const m of messages) {
+    if (typeof m.content === 'string') n += m.content.length;
+    else for (const p of m.content) n += p.text?.length ?? 0;
+  }
   return n;
 }
 

@@ -69,6 +69,13 @@ export interface AttentionShape {
 export interface Backend {
   readonly name: string;
 
+  /**
+   * Releases what the backend holds outside the JavaScript heap (thread pool, natively allocated weight copies) now
+   * rather than at garbage collection; the backend and its weights are unusable afterwards. Optional: a backend that
+   * holds nothing of the kind has none.
+   */
+  dispose?(): void;
+
   /** Adopts a stored tensor of shape [N, K] or [E, N, K]. The backend may keep a view of `t.bytes` (no copy). */
   weight(t: RawTensor): Weight;
 

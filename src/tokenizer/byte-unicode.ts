@@ -16,6 +16,11 @@ const CHAR_TO_BYTE = new Map<number, number>();
   }
 }
 
+/** The printable character standing for each byte (index = byte), as byte-level vocabularies spell them. */
+export function gpt2ByteChars(): string[] {
+  return [...BYTE_TO_CHAR];
+}
+
 /** Bytes → GPT-2 unicode form ("Ġhello"). */
 export function bytesToUnicode(bytes: Uint8Array): string {
   let s = '';

@@ -11,4 +11,4 @@ export {
 } from './load.ts';
 export { pretokenize, llama4PretokenizeRegExp, LLAMA4_PRETOKENIZE_SOURCE, LLAMA4_PRETOKENIZE_FLAGS } from './pretokenize.ts';
 export { llama4SpecialTokens, LLAMA4_IDS, LLAMA4_NUM_BASE_TOKENS, LLAMA4_NUM_SPECIAL_TOKENS } from './special-tokens.ts';
-export { bytesToUnicode, unicodeToBytes } from './byte-unicode.ts';
+export { bytesToUnicode, unicodeToBytes, gpt2ByteChars } from './byte-unicode.ts';

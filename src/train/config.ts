@@ -4,6 +4,7 @@
  * `toHfConfig` writes back a config.json the engine (and transformers) load.
  */
 import { ConfigError } from '../util/errors.ts';
+import { jsonFields } from '../util/json-fields.ts';
 
 export interface RopeScaling {
   readonly factor: number;
@@ -43,22 +44,9 @@ export interface TrainModelConfig {
   readonly routerAuxLossCoef: number;
 }
 
-function num(o: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = o[key];
-  if (v === undefined || v === null) {
-    if (dflt === undefined) throw new ConfigError(`config.json: missing "${key}"`);
-    return dflt;
-  }
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`config.json: "${key}" must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function posInt(o: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = num(o, key, dflt);
-  if (!Number.isInteger(v) || v < 1 || v > 1 << 26) throw new ConfigError(`config.json: "${key}" must be a positive integer, got ${v}`);
-  return v;
-}
+const fields = (o: Record<string, unknown>) => jsonFields(o, { where: 'config.json', booleansAsNumbers: true, maxInt: 1 << 26 });
+const num = (o: Record<string, unknown>, key: string, dflt?: number): number => fields(o).num(key, dflt);
+const posInt = (o: Record<string, unknown>, key: string, dflt?: number): number => fields(o).posInt(key, dflt);
 
 /** Parses an HF llama4_text config (or the text_config of a llama4 config) and resolves the derived layer lists. */
 export function parseTrainConfig(raw: unknown): TrainModelConfig {

@@ -8,7 +8,7 @@
  * are in Meta's tokenizer (60411 and 72110), so first-token classification can go either way.
  */
 import { parseHfConfig } from '../../src/model/llama4/config.ts';
-import { PRESETS, syntheticTokenizer, writeLlama4Gguf, type GgufTokenizer } from '../../src/cli/commands/make-test-model.ts';
+import { PRESETS, syntheticTokenizer, writeLlama4Gguf, type GgufTokenizer } from '../../src/model-files/index.ts';
 
 const EXTRA: [string, string][] = [['s', 'a'], ['f', 'e'], ['sa', 'fe'], ['u', 'n'], ['un', 'safe']];
 

@@ -1,11 +1,10 @@
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import type { Command } from '../command.ts';
-import { DEFAULT_MODEL_DIR, loadChatAssets, loadModel } from '../../load.ts';
-import type { ChatMessage } from '../../chat/index.ts';
+import { DEFAULT_MODEL_DIR, loadModel } from '../../load.ts';
+import { ChatSession } from '../../engine/index.ts';
 import { Llama4Error } from '../../util/index.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions, parseNumber, samplerOptions } from '../options.ts';
-import { assistantTurn, newChatContext } from '../chat-turn.ts';
 
 export const chatCommand: Command = {
   name: 'chat',
@@ -26,10 +25,10 @@ ${MODEL_USAGE}`,
     });
     const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 512;
     const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, loadOptions(values));
-    const ctx = newChatContext(loaded, loadChatAssets(loaded, values.tokenizer));
     const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
-    const system: ChatMessage[] = values.system !== undefined ? [{ role: 'system', content: values.system }] : [];
-    let history: ChatMessage[] = [];
+    // The conversation is a ChatSession on the chat engine (one slot): history, and the KV cache reused across turns.
+    const engine = loaded.createChatEngine({ parallel: 1, stepTokens: 512, ...(values.tokenizer !== undefined ? { tokenizerPath: values.tokenizer } : {}) });
+    const chat = new ChatSession(engine, { ...(values.system !== undefined ? { system: values.system } : {}), maxTokens, sampling: sampler });
     const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ', terminal: process.stdin.isTTY ?? false });
     let answering: AbortController | null = null;
     rl.on('SIGINT', () => {
@@ -42,29 +41,18 @@ ${MODEL_USAGE}`,
       const text = line.trim();
       if (text === '/exit' || text === '/quit') break;
       if (text === '/reset') {
-        history = [];
-        ctx.seq = null;
-        ctx.cached = [];
+        chat.reset();
         process.stdout.write('(conversation cleared)\n');
         rl.prompt();
         continue;
       }
       if (!text) { rl.prompt(); continue; }
-      history.push({ role: 'user', content: text });
       answering = new AbortController();
-      let answer = '';
       try {
-        const turn = assistantTurn(ctx, [...system, ...history], { maxTokens, sampler, signal: answering.signal });
-        for (;;) {
-          const r = await turn.next();
-          if (r.done) { if (r.value.finishReason === 'abort') process.stdout.write(' [stopped]'); break; }
-          answer += r.value;
-          process.stdout.write(r.value);
-        }
-        history.push({ role: 'assistant', content: answer });
+        const reply = await chat.send(text, { signal: answering.signal, onText: (piece) => process.stdout.write(piece) });
+        if (reply.finishReason === 'cancelled') process.stdout.write(' [stopped]');
       } catch (e) {
         if (!(e instanceof Llama4Error)) throw e;
-        history.pop();
         process.stdout.write(`error: ${e.message}`);
       } finally {
         answering = null;

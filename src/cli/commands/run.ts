@@ -1,11 +1,9 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR, loadChatAssets, loadModel } from '../../load.ts';
-import { generate } from '../../engine/index.ts';
-import type { ChatMessage, ContentPart } from '../../chat/index.ts';
+import { ChatSession, generate } from '../../engine/index.ts';
 import { UsageError } from '../../util/index.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions, parseIds, parseNumber, samplerOptions } from '../options.ts';
-import { assistantTurn, newChatContext } from '../chat-turn.ts';
 
 export const runCommand: Command = {
   name: 'run',
@@ -52,19 +50,12 @@ ${MODEL_USAGE}`,
         process.stdout.write((decoder?.flush() ?? '') + '\n');
         return 0;
       }
-      const assets = loadChatAssets(loaded, values.tokenizer);
-      const messages: ChatMessage[] = [];
-      if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
+      // One chat turn through the chat engine (one slot), as the server and the library run theirs.
       const images = values.image ?? [];
-      const content: ContentPart[] = [...images.map(() => ({ type: 'image' as const })), { type: 'text', text: text! }];
-      messages.push({ role: 'user', content: images.length ? content : text! });
-      const ctx = newChatContext(loaded, assets);
-      const turn = assistantTurn(ctx, messages, { maxTokens, sampler, signal: ac.signal, images });
-      for (;;) {
-        const r = await turn.next();
-        if (r.done) break;
-        process.stdout.write(r.value);
-      }
+      if (images.length && !loaded.vision) throw new UsageError('this model has no vision tower: --image needs a multimodal checkpoint');
+      const engine = loaded.createChatEngine({ parallel: 1, stepTokens: 512, ...(values.tokenizer !== undefined ? { tokenizerPath: values.tokenizer } : {}) });
+      const chat = new ChatSession(engine, { ...(values.system !== undefined ? { system: values.system } : {}), maxTokens, sampling: sampler });
+      await chat.send(text!, { images, signal: ac.signal, onText: (piece) => process.stdout.write(piece) });
       process.stdout.write('\n');
       return 0;
     } finally {

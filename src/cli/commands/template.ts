@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Command } from '../command.ts';
-import { renderChat, templateFromConfigValue, type ChatMessage, type ChatTemplateSource, type ToolDefinition } from '../../chat/index.ts';
+import { renderChat, templateFromConfigValue, type TemplateMessage, type ChatTemplateSource, type ToolDefinition } from '../../chat/index.ts';
 import { UsageError } from '../../util/index.ts';
 import { loadChatTemplateFrom } from '../../load.ts';
 
@@ -86,7 +86,7 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
     }
     const template = findTemplate(values.model, values.template);
     const prompt = renderChat({
-      messages: messages as ChatMessage[],
+      messages: messages as TemplateMessage[],
       tools: (tools ?? null) as ToolDefinition[] | null,
       addGenerationPrompt: values['generation-prompt'] ?? false,
       dropNulls: values['drop-nulls'] ?? false,

@@ -42,6 +42,8 @@ export interface RawEngine {
 export interface RawMappedFile {
   readonly size: number;
   view(offset: number, length: number): ArrayBuffer;
+  /** Drops this object's hold on the mapping (unmapped once its views are detached or collected). Older builds lack it. */
+  close?(): void;
 }
 
 export interface NativeAddon {
@@ -49,6 +51,8 @@ export interface NativeAddon {
   MappedFile: new (path: string) => RawMappedFile;
   isas(): NativeIsa[];
   hardwareThreads(): number;
+  /** Detaches an external ArrayBuffer the addon made (mapped view, repacked weight), releasing it now. Older builds lack it. */
+  detach?(buffer: ArrayBuffer): boolean;
 }
 
 let cached: { addon: NativeAddon | null; reason: string } | null = null;

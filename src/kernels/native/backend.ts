@@ -59,6 +59,8 @@ export class NativeBackend implements Backend {
   private repackBudget: number;
   /** Bytes of weights repacked so far (see NativeBackendOptions.repack). */
   repackedBytes = 0;
+  /** The natively allocated copies, released by dispose(). */
+  private repacked: ArrayBuffer[] = [];
 
   constructor(private readonly engine: RawEngine, repack = process.env.LLAMA4_REPACK !== '0') {
     this.name = `native-${engine.isa}`;
@@ -69,8 +71,16 @@ export class NativeBackend implements Backend {
   get isa(): NativeIsa { return this.engine.isa; }
   /** Threads in the pool, the caller's included. */
   get threads(): number { return this.engine.threads; }
-  /** Stops the pool's threads now instead of at garbage collection; the backend is unusable afterwards. */
-  dispose(): void { this.engine.dispose(); }
+  /**
+   * Stops the pool's threads and frees the repacked weight copies now instead of at garbage collection; the backend
+   * and its weights are unusable afterwards.
+   */
+  dispose(): void {
+    const detach = loadAddon().addon?.detach;
+    if (detach) for (const b of this.repacked) detach(b);
+    this.repacked = [];
+    this.engine.dispose();
+  }
   /** Reads every byte of `bytes` on all pool threads and returns a checksum: the benchmarks' bandwidth probe. */
   streamRead(bytes: Uint8Array): number { return this.engine.streamRead(bytes); }
 
@@ -80,7 +90,9 @@ export class NativeBackend implements Backend {
     const w = new NativeWeight(t.dtype, t.shape, t.bytes);
     const r8 = this.engine.canRepack(w.type);
     if (r8 >= 0 && w.rows % 8 === 0 && this.repackedBytes + t.bytes.length <= this.repackBudget) {
-      w.bytes = new Uint8Array(this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols));
+      const copy = this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols);
+      this.repacked.push(copy);
+      w.bytes = new Uint8Array(copy);
       w.type = r8;
       this.repackedBytes += t.bytes.length;
       return w; // the copy is already huge-page backed

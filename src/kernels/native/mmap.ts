@@ -13,6 +13,7 @@ export class MappedFile {
   readonly size: number;
   private whole: Uint8Array | null = null;
   private readonly views = new Map<number, Uint8Array>();
+  private closed = false;
 
   private constructor(readonly path: string, private readonly raw: RawMappedFile, wholeViewLimit: number) {
     this.size = raw.size;
@@ -32,8 +33,23 @@ export class MappedFile {
     return new MappedFile(path, raw, Math.min(opts.wholeViewLimit ?? WHOLE_FILE_VIEW_LIMIT, WHOLE_FILE_VIEW_LIMIT));
   }
 
+  /**
+   * Unmaps the file now: every view handed out is detached (reads as empty from then on) and the mapping goes with
+   * the last of them. Whoever closes must be done with the bytes (LoadedModel.dispose closes after the model).
+   */
+  close(): void {
+    const detach = loadAddon().addon?.detach;
+    const views = [...(this.whole ? [this.whole] : []), ...this.views.values()];
+    this.whole = null;
+    this.views.clear();
+    this.closed = true;
+    if (detach) for (const v of views) detach(v.buffer as ArrayBuffer);
+    this.raw.close?.();
+  }
+
   /** The bytes [offset, offset + length) of the file, in place (a view of the mapping; writes stay private). */
   bytes(offset: number, length: number): Uint8Array {
+    if (this.closed) throw new ModelFileError(this.path, 'the file was closed (its model was disposed)');
     if (!(Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.size))
       throw new ModelFileError(this.path, `range [${offset}, ${offset}+${length}) is outside the file (${this.size} bytes)`);
     if (this.whole) return this.whole.subarray(offset, offset + length);

@@ -4,7 +4,7 @@
  * Defaults are Hugging Face's Llama4TextConfig defaults (spec §1.1); where the class default is wrong for real
  * checkpoints (bos/eos ids) we still follow the file, as the reference does.
  */
-import { ConfigError } from '../../util/index.ts';
+import { ConfigError, jsonFields } from '../../util/index.ts';
 
 export interface RopeScaling {
   readonly factor: number;
@@ -66,21 +66,9 @@ export interface Llama4Config {
 
 type Json = Record<string, unknown>;
 
-function num(o: Json, key: string, def?: number): number {
-  const v = o[key];
-  if (v === undefined || v === null) {
-    if (def === undefined) throw new ConfigError(`config.json: missing required field "${key}"`);
-    return def;
-  }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`config.json: "${key}" must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function posInt(o: Json, key: string, def?: number): number {
-  const v = num(o, key, def);
-  if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`config.json: "${key}" must be a positive integer, got ${v}`);
-  return v;
-}
+const fields = (o: Json) => jsonFields(o, { where: 'config.json' });
+const num = (o: Json, key: string, def?: number): number => fields(o).num(key, def);
+const posInt = (o: Json, key: string, def?: number): number => fields(o).posInt(key, def);
 
 /** Largest chunk / floor size accepted: positions are int32 in both backends' attention. */
 export const MAX_ATTENTION_SPAN = 2 ** 31 - 1;

@@ -19,7 +19,7 @@
  */
 import type { RawTensor } from '../../tensor/index.ts';
 import { dequantize } from '../../tensor/index.ts';
-import { ConfigError, ModelFileError } from '../../util/index.ts';
+import { ConfigError, ModelFileError, fieldReader } from '../../util/index.ts';
 import type { LayerFacts, Llama4Config } from './config.ts';
 import { validateTensors } from './weights.ts';
 
@@ -67,10 +67,7 @@ function getPosInt(md: GgufMetadata, key: string, file: string, def?: number): n
   return v;
 }
 
-function optId(md: GgufMetadata, key: string): number | null {
-  const v = md.get(key);
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
-}
+const optId = (md: GgufMetadata, key: string): number | null => fieldReader((k) => md.get(k), { where: '' }).optId(key);
 
 /**
  * Builds the Llama4Config that llama.cpp would run for this GGUF metadata. `tensorShapes` (internal names)

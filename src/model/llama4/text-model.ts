@@ -54,6 +54,17 @@ export class Llama4Sequence implements SequenceState {
   cacheBytes(): number {
     return this.caches.reduce((s, c) => s + c.bytes(), 0);
   }
+  /** Binary search on canTruncate: the truncatable lengths of every layer form one interval ending at `length`. */
+  truncateFloor(): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.caches.every((c) => c.canTruncate(mid))) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
 }
 
 export interface TextModelOptions {
@@ -87,6 +98,7 @@ export class Llama4TextModel implements CausalLM {
    */
   private readonly scratchBufs = new Map<string, Float32Array>();
   readonly kvType: KvType;
+  private disposed = false;
 
   /**
    * @param tensors internal names (see weights.ts), already validated or validated here.
@@ -131,6 +143,16 @@ export class Llama4TextModel implements CausalLM {
     };
   }
 
+  /**
+   * Lets go of the weights and work buffers; forward() and newSequence() refuse afterwards. The backend and the
+   * mapped files under the weights are released by whoever made them (LoadedModel.dispose in src/load.ts).
+   */
+  dispose(): void {
+    this.disposed = true;
+    this.layers.length = 0;
+    this.scratchBufs.clear();
+  }
+
   private buf(name: string, n: number): Float32Array {
     let b = this.scratchBufs.get(name);
     if (!b || b.length < n) this.scratchBufs.set(name, (b = new Float32Array(n)));
@@ -138,12 +160,14 @@ export class Llama4TextModel implements CausalLM {
   }
 
   newSequence(): Llama4Sequence {
+    if (this.disposed) throw new UsageError('the model was disposed');
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const t = this.kvType;
     return new Llama4Sequence(this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t) : new FullKvCache(rowSize, 64, t))));
   }
 
   forward(items: readonly ForwardItem[]): Float32Array[] {
+    if (this.disposed) throw new UsageError('the model was disposed');
     const cfg = this.config;
     const be = this.backend;
     const { hiddenSize: H, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V } = cfg;

@@ -2,7 +2,7 @@
  * The vision side of a Llama 4 config.json (`vision_config` plus the top-level image token ids), spec §1.2, §1.4.
  * Only what the encoder and prompt expansion need; every derived size is checked here so the encoder can trust it.
  */
-import { ConfigError } from '../../util/index.ts';
+import { ConfigError, jsonFields } from '../../util/index.ts';
 
 export interface Llama4VisionConfig {
   /** ViT width (1408 in Scout/Maverick). */
@@ -37,29 +37,10 @@ export interface Llama4VisionConfig {
 
 type Json = Record<string, unknown>;
 
-function num(obj: Json, key: string, file: string, dflt?: number): number {
-  const v = obj[key];
-  if (v === undefined || v === null) {
-    if (dflt !== undefined) return dflt;
-    throw new ConfigError(`${file}: vision_config.${key} is missing`);
-  }
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${file}: vision_config.${key} must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function posInt(obj: Json, key: string, file: string, dflt?: number): number {
-  const v = num(obj, key, file, dflt);
-  if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${file}: vision_config.${key} must be a positive integer, got ${v}`);
-  return v;
-}
-
-function optId(top: Json, keys: string[]): number | null {
-  for (const k of keys) {
-    const v = top[k];
-    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return v;
-  }
-  return null;
-}
+const visionFields = (obj: Json, file: string) => jsonFields(obj, { where: file, label: (k) => `vision_config.${k}` });
+const num = (obj: Json, key: string, file: string, dflt?: number): number => visionFields(obj, file).num(key, dflt);
+const posInt = (obj: Json, key: string, file: string, dflt?: number): number => visionFields(obj, file).posInt(key, dflt);
+const optId = (top: Json, keys: string[]): number | null => jsonFields(top, { where: '' }).optId(...keys);
 
 /** True when a parsed config.json describes a multimodal Llama 4 (has a vision_config). */
 export function hasVisionConfig(config: unknown): boolean {

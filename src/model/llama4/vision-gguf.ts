@@ -16,7 +16,7 @@
 /** GGUF metadata as io/gguf reads it (number | bigint | string | … per key); only numbers and strings are read here. */
 type GgufMetadata = ReadonlyMap<string, unknown>;
 import type { Backend, RawTensor } from '../../tensor/index.ts';
-import { ModelFileError } from '../../util/index.ts';
+import { ModelFileError, fieldReader } from '../../util/index.ts';
 import { parseVisionConfig } from './vision-config.ts';
 import { Llama4VisionEncoder, type VisionEncoderOptions } from './vision.ts';
 import { LLAMA4_IMAGE_TOKEN_IDS } from '../../image/index.ts';
@@ -73,12 +73,8 @@ export function mmprojToHfTensors(tensors: ReadonlyMap<string, RawTensor>, where
   return out;
 }
 
-function num(meta: GgufMetadata, key: string, where: string): number {
-  const v = meta.get(key);
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(v);
-  throw new ModelFileError(where, `metadata key ${key} is missing or not a number`);
-}
+const num = (meta: GgufMetadata, key: string, where: string): number =>
+  fieldReader((k) => meta.get(k), { where, label: (k) => `metadata key ${k}`, error: (m) => new ModelFileError(where, m.slice(where.length + 2)) }).num(key);
 
 /** Token ids the mmproj cannot know (they live in the text model's vocabulary); Meta's ids by default. */
 export interface MmprojTokenIds {

@@ -13,6 +13,7 @@ import { LLAMA4_IMAGE_TOKEN_IDS, decodeImage, expandImageTokenIds, expandImagePl
 import { UsageError } from '../../util/index.ts';
 import type { Llama4VisionConfig } from './vision-config.ts';
 import type { Llama4VisionEncoder } from './vision.ts';
+import type { ImagePromptEncoder } from '../types.ts';
 
 /**
  * The image token ids of a model: `<|patch|>`, `<|image_start|>`, `<|image_end|>` from its config; `<|image|>` and
@@ -145,11 +146,12 @@ export function expandImagePromptText(text: string, images: EncodedImages | read
 export function imagePromptEncoder(
   encoder: Llama4VisionEncoder,
   opts: EncodeImageOptions & { readonly ids?: ImageTokenIds } = {},
-): (tokens: number[], images: Uint8Array[]) => Promise<{ tokens: number[]; patchEmbeddings: Float32Array }> {
+): ImagePromptEncoder {
   const cache = opts.cache ?? new ImageFeatureCache();
   const ids = opts.ids ?? imageTokenIdsFor(encoder.cfg);
   return async (tokens, images) => {
-    const imgs = await encodeImages(encoder, images.map((bytes, i) => ({ bytes, label: `#${i + 1}` })), { ...opts, cache });
+    const inputs = images.map((x, i) => (x instanceof Uint8Array ? { bytes: x, label: `#${i + 1}` } : x));
+    const imgs = await encodeImages(encoder, inputs, { ...opts, cache });
     return { tokens: expandImagePrompt(tokens, imgs, encoder.cfg, ids), patchEmbeddings: imgs.embeddings };
   };
 }

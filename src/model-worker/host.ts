@@ -1,5 +1,5 @@
 /**
- * The main thread's side of the model worker (src/model-worker.ts): `startModelWorker(path, options)` loads the model
+ * The host side of the model worker (worker.ts computes; protocol.ts has the messages): `startModelWorker(path, options)` loads the model
  * in a worker_threads Worker and returns a WorkerModel, an AsyncCausalLM whose forward() posts the batch and resolves
  * with the logits (their buffers transferred, not copied) while the main event loop stays free.
  *
@@ -18,36 +18,17 @@ import { Worker } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadOptions } from '../load.ts';
-import type { FromWorker, SeqFacts, ToWorker, WireError, WireItem, WorkerInit, WorkerReady, WorkerStats } from '../model-worker.ts';
-import type { AsyncCausalLM, ForwardItem, ModelInfo, SequenceState } from '../model/types.ts';
-import { ConfigError, Llama4Error, ModelFileError, UsageError } from '../util/index.ts';
-
-/** Rebuilds an error that crossed from the worker, keeping the classes callers branch on (Llama4Error = bad input). */
-export function fromWire(w: WireError): Error {
-  let e: Error;
-  if (w.name === 'ModelFileError' && w.file !== undefined) {
-    const prefix = `${w.file}: `;
-    e = new ModelFileError(w.file, w.message.startsWith(prefix) ? w.message.slice(prefix.length) : w.message);
-  } else if (w.name === 'UsageError') e = new UsageError(w.message);
-  else if (w.name === 'ConfigError') e = new ConfigError(w.message);
-  else if (w.llama4) {
-    // Another input error (ImageError, …): still a Llama4Error (the server answers 400), under its own name.
-    e = new Llama4Error(w.message);
-    Object.defineProperty(e, 'name', { value: w.name });
-  } else if (w.name === 'RangeError') e = new RangeError(w.message);
-  else if (w.name === 'TypeError') e = new TypeError(w.message);
-  else e = new Error(w.message);
-  if (w.stack) e.stack = `${e.name}: ${e.message}\n    (in the model worker)\n${w.stack.split('\n').slice(1).join('\n')}`;
-  return e;
-}
+import type { AsyncCausalLM, EncodedImagePrompt, ForwardItem, ImageSource, ModelInfo, SequenceState } from '../model/types.ts';
+import { UsageError } from '../util/index.ts';
+import { fromWire, type FromWorker, type SeqFacts, type ToWorker, type WireItem, type WorkerInit, type WorkerReady, type WorkerStats } from './protocol.ts';
 
 /**
- * The worker file beside this module's parent folder, with this module's extension: src/model-worker.ts under tsx,
- * dist/model-worker.js when compiled.
+ * The worker entry beside this module, with this module's extension: src/model-worker/worker.ts under tsx,
+ * dist/model-worker/worker.js when compiled.
  */
 function workerUrl(): URL {
   const ext = extname(fileURLToPath(import.meta.url));
-  return new URL(`../model-worker${ext}`, import.meta.url);
+  return new URL(`./worker${ext}`, import.meta.url);
 }
 
 /**
@@ -189,9 +170,16 @@ export class WorkerModel implements AsyncCausalLM {
   }
 
   /** Early fusion in the worker: expands the prompt's image placeholders and encodes the images (vision models). */
-  async encodeImages(tokens: number[], images: Uint8Array[]): Promise<{ tokens: number[]; patchEmbeddings: Float32Array }> {
-    const copies = images.map((b) => new Uint8Array(b));
-    const m = await this.call({ op: 'images', id: this.nextId++, tokens, images: copies }, copies.map((c) => c.buffer));
+  async encodeImages(tokens: number[], images: readonly ImageSource[]): Promise<EncodedImagePrompt> {
+    // Bytes are copied so that only they cross (and can be transferred); paths and data URLs go as text.
+    const transfer: ArrayBuffer[] = [];
+    const copy = (b: Uint8Array) => {
+      const c = new Uint8Array(b);
+      transfer.push(c.buffer);
+      return c;
+    };
+    const copies = images.map((x): ImageSource => (typeof x === 'string' ? x : x instanceof Uint8Array ? copy(x) : { ...x, bytes: copy(x.bytes) }));
+    const m = await this.call({ op: 'images', id: this.nextId++, tokens, images: copies }, transfer);
     if (m.type !== 'images') throw new Error(`model worker: unexpected reply ${m.type}`);
     return { tokens: m.tokens, patchEmbeddings: m.patchEmbeddings };
   }

@@ -1,124 +1,22 @@
 /**
- * The model worker: a worker_threads entry that loads a model with loadModel (same options as in-thread) and serves
- * its compute to the main thread, so that the main thread's event loop (HTTP, tokenization, sampling, scheduling)
- * never waits for a forward pass. The main side is src/server/worker-model.ts; this file also defines the messages.
- *
- * Protocol. Sequences are named by numbers the main side picks. Every sequence operation carries `ver`, the count of
- * operations the main side has sent for that sequence; the worker echoes it with the sequence's facts (length, the
- * lowest length truncate can reach, cache bytes), so the main side's mirror takes only the answer to its latest op.
- * Messages are handled in the order they arrive; forward is synchronous here, so operations on one sequence never
- * interleave. An operation that fails on a sequence (bad clone source, …) marks it broken: the next forward that
- * uses it fails with that error. Anything thrown inside a handler becomes an error reply, never a dead worker.
+ * The model worker's worker side: a worker_threads entry that loads a model with loadModel (same options as
+ * in-thread) and serves its compute to the host thread, so that the host's event loop (HTTP, tokenization, sampling,
+ * scheduling) never waits for a forward pass. The host side is host.ts; the messages are in protocol.ts. It sees the
+ * model only through CausalLM / SequenceState (model/types.ts).
  *
  * Threads: the native backend's pool runs with `threads` threads counting this worker's JS thread (the pool's caller
  * thread), exactly as it counts the main thread in-thread; the main thread sleeps while a step runs.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { loadModel, type LoadOptions } from './load.ts';
-import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
-import { Llama4Sequence } from './model/llama4/text-model.ts';
-import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from './model/types.ts';
-import { Llama4Error, ModelFileError } from './util/index.ts';
+import { loadModel } from '../load.ts';
+import type { CausalLM, ForwardItem, ImagePromptEncoder, SequenceState } from '../model/types.ts';
+import { toWire, type FromWorker, type SeqFacts, type ToWorker, type WorkerInit } from './protocol.ts';
 
-/** What the worker is started with (workerData). */
-export interface WorkerInit {
-  /** Marks a model worker (the entry does nothing when imported elsewhere). */
-  llama4ModelWorker: true;
-  path: string;
-  options: Omit<LoadOptions, 'onProgress'>;
-}
-
-/** An error as it crosses threads: its class name, message, whether it is a Llama4Error and (ModelFileError) the file. */
-export interface WireError {
-  name: string;
-  message: string;
-  llama4?: boolean;
-  file?: string;
-  stack?: string;
-}
-
-export interface WireItem {
-  seq: number;
-  ver: number;
-  tokens: Int32Array;
-  logits: ForwardItem['logits'];
-  patchEmbeddings?: Float32Array;
-}
-
-export type ToWorker =
-  | { op: 'forward'; id: number; items: WireItem[] }
-  | { op: 'new'; seq: number; ver: number }
-  | { op: 'clone'; seq: number; ver: number; from: number }
-  | { op: 'truncate'; seq: number; ver: number; length: number }
-  | { op: 'free'; seq: number }
-  | { op: 'images'; id: number; tokens: number[]; images: Uint8Array[] }
-  | { op: 'stats'; id: number };
-
-/** A sequence's state after operation `ver`: `floor` is the lowest length truncate() can still reach. */
-export interface SeqFacts {
-  seq: number;
-  ver: number;
-  length: number;
-  floor: number;
-  bytes: number;
-}
-
-/** The worker's own count of what it holds (tests: no sequence leaks). */
-export interface WorkerStats {
-  sequences: number;
-  cacheBytes: number;
-}
-
-export interface WorkerReady {
-  type: 'ready';
-  info: ModelInfo;
-  format: 'safetensors' | 'gguf';
-  tokenizerDir: string | null;
-  backendNote: string | null;
-  backend: string;
-  vision: boolean;
-}
-
-export type FromWorker =
-  | WorkerReady
-  | { type: 'progress'; fraction: number; what: string }
-  | { type: 'init-error'; error: WireError }
-  | { type: 'seq'; facts: SeqFacts }
-  | { type: 'forward'; id: number; logits: Float32Array[]; seqs: SeqFacts[] }
-  | { type: 'images'; id: number; tokens: number[]; patchEmbeddings: Float32Array }
-  | { type: 'stats'; id: number; stats: WorkerStats }
-  | { type: 'failed'; id: number; error: WireError };
-
-export function toWire(e: unknown): WireError {
-  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
-  return {
-    name: e.name,
-    message: e.message,
-    ...(e instanceof Llama4Error ? { llama4: true } : {}),
-    ...(e instanceof ModelFileError ? { file: e.file } : {}),
-    ...(e.stack ? { stack: e.stack } : {}),
-  };
-}
-
-/**
- * The lowest length `seq` can be truncated to. Truncatable lengths form one interval [floor, length] (full caches:
- * from 0; chunked caches: from the start of the chunk they still hold), so a binary search on canTruncate finds it.
- */
-function truncateFloor(seq: SequenceState): number {
-  if (!(seq instanceof Llama4Sequence)) return seq.length;
-  const ok = (n: number) => seq.caches.every((c) => c.canTruncate(n));
-  let lo = 0;
-  let hi = seq.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ok(mid)) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
-}
+/** The lowest length `seq` can be truncated to (see SequenceState.truncateFloor). */
+const truncateFloor = (seq: SequenceState): number => seq.truncateFloor?.() ?? seq.length;
 
 /** Serves one loaded model over `port` (the worker's parentPort). */
-function serveModel(model: CausalLM, encodeImages: ((tokens: number[], images: Uint8Array[]) => Promise<{ tokens: number[]; patchEmbeddings: Float32Array }>) | null) {
+function serveModel(model: CausalLM, encodeImages: ImagePromptEncoder | null) {
   const port = parentPort!;
   const seqs = new Map<number, SequenceState>();
   const broken = new Map<number, Error>();
@@ -218,7 +116,7 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'init-error', error: toWire(e) } satisfies FromWorker);
     return;
   }
-  serveModel(loaded.model, loaded.vision ? imagePromptEncoder(loaded.vision) : null);
+  serveModel(loaded.model, loaded.images);
   port.postMessage({
     type: 'ready',
     info: loaded.model.info,
