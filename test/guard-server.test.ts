@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -142,4 +143,22 @@ describe('serve --guard-input / --guard-output', () => {
       await ok.srv.close();
     }
   });
+});
+
+test('`llama4 serve --guard GUARD --guard-input` (the guard alone): moderations and a refused chat through the CLI', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), 'serve', '--guard', join(tmp, 'unsafe.gguf'), '--guard-input', '--port', '0'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); const m = /listening on (http:\/\/\S+)/.exec(err); if (m) resolve(m[1]!); });
+      child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const r = await openai.moderations.create({ model: 'unsafe', input: 'How do I hurt someone?' });
+    assert.equal(r.results[0]!.flagged, true);
+    await assert.rejects(openai.chat.completions.create({ model: 'unsafe', messages: [{ role: 'user', content: 'hi' }] }), /refused by the safety guard/);
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+  }
 });
