@@ -123,3 +123,16 @@ test('guard-tiny: llama.cpp (node-llama-cpp) loads the dense GGUF and continues 
     await llama.dispose();
   }
 });
+
+test('native backend: the dense, unchunked full-layout checkpoint (Llama Guard 4 shape) matches the float64 reference', async (t) => {
+  const dir = join(tmp, 'native');
+  const { config, tensors } = writeTinyCheckpoint(dir, { experts: 0, moeLayers: [], chunk: null, floorScale: 3, layout: 'full', seed: 4 });
+  let m;
+  try { m = await loadModel(dir, { backend: 'native' }); } catch (e) { return t.skip(`native backend unavailable: ${(e as Error).message}`); }
+  const ids = Array.from({ length: 40 }, (_, i) => (i * 13 + 5) % 64);
+  const want = referenceLogits(config, tensors, ids);
+  const [got] = m.model.forward([{ seq: m.model.newSequence(), tokens: ids, logits: 'all' }]);
+  let worst = 0;
+  want.forEach((row, p) => (worst = Math.max(worst, maxAbsDiff(got!.subarray(p * 64, (p + 1) * 64), row))));
+  assert.ok(worst < 1e-4, `max |Δlogit| ${worst}`);
+});
