@@ -1,7 +1,7 @@
 /**
  * What running the model in a worker thread costs per decode step: the same greedy decode (B sequences, one token
  * each per step, argmax on the main thread) through the in-thread model and through the model worker
- * (src/server/worker-model.ts), rounds alternating so that load on a shared machine hits both alike; then the same
+ * (src/model-worker/), rounds alternating so that load on a shared machine hits both alike; then the same
  * through the Scheduler (the server's loop: setImmediate between steps, sampling, prefix bookkeeping).
  * Reports median ms per step, decode tok/s and the worker's overhead per step.
  * Usage: node --import tsx bench/worker-overhead.ts [MODEL=models/default] [steps=64] [rounds=5] [batch=1,4] [threads]

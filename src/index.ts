@@ -1,44 +1,52 @@
-/** The public API of llama4-ts: named re-exports only. */
-export * from './util/index.ts';
-export * from './tensor/index.ts';
-export type * from './model/types.ts';
-export { loadModel, loadChatAssets, createBackend, DEFAULT_MODEL_DIR } from './load.ts';
-export type { LoadOptions, LoadedModel, ChatAssets, BackendChoice } from './load.ts';
-export * from './engine/index.ts';
-export { parseHfConfig, ropeInvFreq } from './model/llama4/config.ts';
-export type { Llama4Config, LayerFacts, RopeScaling } from './model/llama4/config.ts';
-export { Llama4TextModel, Llama4Sequence } from './model/llama4/text-model.ts';
-export { FullKvCache, ChunkedKvCache } from './model/kv-cache.ts';
-export type { LayerCache, KvView } from './model/kv-cache.ts';
-export { openSafetensors, readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.ts';
-export type { TensorSource, SafetensorsHeader } from './io/safetensors.ts';
-export { TsBackend } from './kernels/ts/index.ts';
-export { NativeBackend, tryCreateNativeBackend, nativeIsas, MappedFile, mmapFile, canMmap, type NativeBackendOptions, type NativeIsa } from './kernels/native/index.ts';
-export * from './tokenizer/index.ts';
-export * from './image/index.ts';
-export * from './model/llama4/vision-config.ts';
-export { Llama4VisionEncoder, loadVisionEncoder, hasVisionTensors } from './model/llama4/vision.ts';
-export type { VisionTensorSource, VisionEncoderOptions } from './model/llama4/vision.ts';
-export * from './model/llama4/vision-prompt.ts';
-export { mmprojEncoder, mmprojToHfTensors, mmprojConfig } from './model/llama4/vision-gguf.ts';
-export * from './chat/index.ts';
-export { readGguf, readGgufHeader, readTensorBytes, isGgufFile, GgufWriter, GgufType, FILE_TYPES, LLAMA_FTYPE, parseFileType, tensorTypeFor } from './io/gguf/index.ts';
-export type { GgufFile, GgufHeader, GgufTensorInfo, GgufValue, FileType } from './io/gguf/index.ts';
-export { configFromGguf, llama4FromGguf, ggufMetadataFromConfig, ggufIncompatibilities, ropeFreqFactorsFor, LLAMA4_GGUF_CONSTANTS } from './model/llama4/gguf-config.ts';
-export { Scheduler, QueueFullError } from './engine/scheduler.ts';
-export type { SchedulerOptions, SchedulerStats, GenerationRequest, GenerationResult, TokenConstraint, TokenInfo, TokenPicker, SamplingOptions } from './engine/scheduler.ts';
-export { compileSchema } from './engine/json-schema.ts';
-export { jsonConstraint, allowedTokens, type TokenVocabulary } from './engine/json-schema-mask.ts';
-export { createApp, startServer, type ServerOptions, type RunningServer } from './server/app.ts';
-export type { ServerEngine, ChatMessage as ServerChatMessage, ToolSpec, EncodedPrompt } from './server/engine.ts';
-export { llama4Engine, type Llama4EngineOptions, type ImagePromptEncoder } from './server/llama4-engine.ts';
+/**
+ * The public API of llama4-ts (`import … from 'llama4-ts'`): load a model, chat with it, generate, the tokenizer and
+ * chat helpers, start a server, errors and types. Named re-exports only. Everything else sits behind subpaths:
+ * `llama4-ts/engine` (scheduler, sampler, constrained decoding), `llama4-ts/model` (the Llama 4 model, configs, KV
+ * caches, vision tower), `llama4-ts/gguf` (GGUF/safetensors reading and writing, conversion, test models),
+ * `llama4-ts/kernels` (backends, tensor codecs, mapped files), `llama4-ts/image`, `llama4-ts/server`,
+ * `llama4-ts/train` (src/exports/).
+ */
+
+// Loading (the composition root) and chatting.
+export { loadModel, loadChatAssets, loadTokenizerFrom, loadChatTemplateFrom, DEFAULT_MODEL_DIR } from './load.ts';
+export type { LoadOptions, LoadedModel, ChatAssets, BackendChoice, ChatEngineLoadOptions } from './load.ts';
+export { ChatSession, type ChatSessionOptions, type SendOptions, type ChatReply } from './engine/index.ts';
+
+// Generation on raw token ids.
+export { generate, generateAll, prefill, makeSampler, type GenerateOptions, type GenerationStep, type Sampler, type SamplerOptions, type FinishReason } from './engine/index.ts';
+
+// Tokenizer and chat helpers.
+export { loadTokenizer, type Tokenizer, type StreamDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.ts';
+export {
+  renderChat,
+  chatPromptIds,
+  loadChatTemplate,
+  parseToolCalls,
+  createToolCallStreamParser,
+  toTemplateMessages,
+  type ChatMessage,
+  type ContentPart,
+  type TextPart,
+  type ImagePart,
+  type ToolCall,
+  type ToolSpec,
+  type TemplateMessage,
+  type ToolDefinition,
+  type RenderChatOptions,
+  type ParsedToolCall,
+  type ToolCallStreamEvent,
+} from './chat/index.ts';
+
+// Serving.
+export { startServer, createApp, type ServerOptions, type RunningServer } from './server/app.ts';
 export { loadServerEngine, type ServeLoadOptions } from './server/load-engine.ts';
-export { startModelWorker, WorkerModel, WorkerSequence, type ModelWorkerOptions } from './model-worker/index.ts';
-export { TrainModel, type Param as TrainParam, type InitOptions as TrainInitOptions } from './train/model.ts';
-export { parseTrainConfig, type TrainModelConfig } from './train/config.ts';
-export { train, type TrainRunConfig, type TrainResult } from './train/trainer.ts';
-export { saveCheckpoint, loadCheckpoint } from './train/checkpoint.ts';
-export { AdamW, lrAt } from './train/optim.ts';
-export { trainBpe, BpeEncoder, toTokenizerJson } from './train/bpe.ts';
-export { dpoStep, type PrefPair } from './train/dpo.ts';
-export * from './guard/index.ts';
+export type { ServerEngine } from './server/engine.ts';
+
+// Safety: Llama Guard 4 as a classifier (src/guard).
+export { loadGuard, Guard, LLAMA_GUARD_4_CATEGORIES, parseCategoryCodes, renderGuardPrompt } from './guard/index.ts';
+export type { GuardCheckOptions, GuardCheckResult, GuardInput, GuardMessage, GuardContentPart, GuardCategory, GuardVerdict, LoadGuardOptions } from './guard/index.ts';
+
+// Errors and the model-facing types.
+export { Llama4Error, ModelFileError, ConfigError, UsageError } from './util/index.ts';
+export type { CausalLM, AsyncCausalLM, ModelInfo, SequenceState, ForwardItem, ImageSource, ImagePromptEncoder } from './model/types.ts';
+export type { KvType } from './tensor/index.ts';

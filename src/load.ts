@@ -20,7 +20,6 @@ import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } fr
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
-import { imagePromptEncoder } from './model/llama4/vision-prompt.ts';
 import type { ImagePromptEncoder } from './model/types.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';
@@ -29,6 +28,8 @@ import type { SamplerOptions } from './engine/sampler.ts';
 import { createChatEngine, type ChatEngine } from './engine/chat-engine.ts';
 import { ChatSession, type ChatSessionOptions } from './engine/chat-session.ts';
 import type { SchedulerOptions } from './engine/scheduler.ts';
+
+export type { Llama4Config } from './model/llama4/config.ts';
 
 /** The model shipped with the package (models/default), used when no -m is given. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models/default/', import.meta.url));
@@ -103,19 +104,22 @@ const CHAT_ENGINE_OPTIONS: SchedulerOptions = { parallel: 1, stepTokens: 512 };
 
 /** Attaches chats and dispose() to a load: `mapped` are the files its weights are views of. */
 function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[], ownsBackend = true): LoadedModel {
-  const engines: ChatEngine[] = [];
-  const sessions = new Set<ChatSession>();
+  // Weak: engines and sessions a caller dropped are not kept alive by the model; dispose() reaches the rest.
+  const engines = new Set<WeakRef<ChatEngine>>();
   let chatEngine: ChatEngine | null = null;
   let disposed = false;
   const live = () => {
     if (disposed) throw new UsageError('the model was disposed');
   };
-  const encodeImages = parts.vision ? imagePromptEncoder(parts.vision) : null;
+  // The image path (decoding through sharp) loads on first use: text-only work never imports it.
+  let encodeImages: ImagePromptEncoder | null = null;
+  const vision = parts.vision;
   const loaded: LoadedModel = {
     ...parts,
-    images: encodeImages
-      ? (tokens, images) => {
+    images: vision
+      ? async (tokens, images) => {
           live();
+          encodeImages ??= (await import('./model/llama4/vision-prompt.ts')).imagePromptEncoder(vision);
           return encodeImages(tokens, images);
         }
       : null,
@@ -134,23 +138,20 @@ function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[], ownsBacke
         chatTemplate: o.chatTemplate ?? chatTemplate,
         ...(loaded.images ? { images: loaded.images } : {}),
       });
-      engines.push(engine);
+      engines.add(new WeakRef(engine));
       return engine;
     },
     createChat(o = {}) {
       live();
       chatEngine ??= loaded.createChatEngine(CHAT_ENGINE_OPTIONS);
-      const session = new ChatSession(chatEngine, { ...o, defaults: parts.samplingDefaults });
-      sessions.add(session);
-      return session;
+      return new ChatSession(chatEngine, { ...o, defaults: parts.samplingDefaults, alive: () => !disposed });
     },
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (const s of sessions) s.dispose();
-      sessions.clear();
-      for (const e of engines) e.scheduler.close();
-      engines.length = 0;
+      // Closing a scheduler cancels its running turns (their sessions get finishReason 'cancelled').
+      for (const e of engines) e.deref()?.scheduler.close();
+      engines.clear();
       chatEngine = null;
       parts.model.dispose();
       if (ownsBackend) parts.backend.dispose?.(); // a shared backend belongs to the model that made it

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chatPromptIds, loadChatTemplate, renderChat, type ChatMessage, type ToolDefinition } from '../src/chat/index.ts';
+import { chatPromptIds, loadChatTemplate, renderChat, type TemplateMessage, type ToolDefinition } from '../src/chat/index.ts';
 import { percentFormat, pyFloatRepr, pyJsonDumps, pyStrip, toRuntimeLike } from '../src/chat/python-format.ts';
 import { UsageError } from '../src/util/errors.ts';
 
@@ -22,7 +22,7 @@ if (!HAVE) console.warn(`\n*** ${SKIP} ***\n`);
 interface ChatCase {
   id: string;
   template: string;
-  messages: ChatMessage[];
+  messages: TemplateMessage[];
   tools: ToolDefinition[] | null;
   extra_context: Record<string, unknown> | null;
   add_generation_prompt: boolean;
@@ -35,7 +35,7 @@ const templateText = (name: string): string => readFileSync(join(SHARED, 'templa
 const HF = 'hf-convert_llama4_weights_to_hf.jinja';
 const TEMPLATES = [HF, 'vllm-tool_chat_template_llama4_json.jinja', 'vllm-tool_chat_template_llama4_pythonic.jinja'];
 
-function render(c: { messages: ChatMessage[]; tools: ToolDefinition[] | null; extra_context: Record<string, unknown> | null; add_generation_prompt: boolean; bos_token: string }, template?: string): string {
+function render(c: { messages: TemplateMessage[]; tools: ToolDefinition[] | null; extra_context: Record<string, unknown> | null; add_generation_prompt: boolean; bos_token: string }, template?: string): string {
   return renderChat({
     messages: c.messages,
     tools: c.tools,
@@ -92,7 +92,7 @@ test('one BOS: the render starts with it and chatPromptIds never doubles it', ()
 });
 
 test('OpenAI-style input: image_url parts, JSON-string arguments, null content and null tool_calls', () => {
-  const messages: ChatMessage[] = [
+  const messages: TemplateMessage[] = [
     { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, { type: 'text', text: 'What is this?' }] },
     { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a": 1, "b": "x"}' } }] },
     { role: 'tool', tool_call_id: 'c1', content: '{"ok": true}' },
@@ -113,8 +113,8 @@ test('OpenAI-style input: image_url parts, JSON-string arguments, null content a
 });
 
 test('bad conversations give one clear UsageError', { skip: SKIP }, () => {
-  assert.throws(() => renderChat({ messages: 'hi' as unknown as ChatMessage[], addGenerationPrompt: true }), UsageError);
-  assert.throws(() => renderChat({ messages: [{ content: 'x' } as unknown as ChatMessage], addGenerationPrompt: true }), UsageError);
+  assert.throws(() => renderChat({ messages: 'hi' as unknown as TemplateMessage[], addGenerationPrompt: true }), UsageError);
+  assert.throws(() => renderChat({ messages: [{ content: 'x' } as unknown as TemplateMessage], addGenerationPrompt: true }), UsageError);
   assert.throws(() => renderChat({ messages: [{ role: 'user', content: 5 as unknown as string }], addGenerationPrompt: true }), UsageError);
   const tools: ToolDefinition[] = [{ type: 'function', function: { name: 'f', parameters: {} } }];
   // The HF template raises when tools must go into a first user message that does not exist.
@@ -132,7 +132,7 @@ test('loadChatTemplate: chat_template.jinja, then tokenizer_config.json (string 
     assert.equal(loadChatTemplate(dir), undefined);
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: [{ name: 'default', template: 'D{{ messages|length }}' }, { name: 'tool_use', template: 'T{{ tools|length }}' }] }));
     const t = loadChatTemplate(dir)!;
-    const msgs: ChatMessage[] = [{ role: 'user', content: 'x' }];
+    const msgs: TemplateMessage[] = [{ role: 'user', content: 'x' }];
     assert.equal(renderChat({ messages: msgs, addGenerationPrompt: false, template: t }), 'D1');
     assert.equal(renderChat({ messages: msgs, tools: [{ type: 'function', function: { name: 'f' } }], addGenerationPrompt: false, template: t }), 'T1');
     writeFileSync(join(dir, 'chat_template.jinja'), '{{ bos_token }}J');
@@ -190,7 +190,7 @@ test('more conversations: ours == Python Jinja2 on all three templates, built-in
     return;
   }
   const weather: ToolDefinition = { type: 'function', function: { name: 'get_weather', description: 'Weather «now» ✓', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
-  const convs: { messages: ChatMessage[]; tools: ToolDefinition[] | null; extra: Record<string, unknown> | null }[] = [
+  const convs: { messages: TemplateMessage[]; tools: ToolDefinition[] | null; extra: Record<string, unknown> | null }[] = [
     { messages: [{ role: 'system', content: '\u0085\uFEFF sys \u3000' }, { role: 'user', content: '\u001f hi \uFEFF' }], tools: null, extra: null },
     { messages: [{ role: 'system', content: ' S ' }, { role: 'user', content: '  Q  ' }], tools: [weather], extra: null },
     { messages: [{ role: 'user', content: [{ type: 'text', text: ' a ' }, { type: 'image' }] }], tools: [weather], extra: null },

@@ -59,7 +59,14 @@ class LlamaCppRoundingBackend extends TsBackend {
   }
 }
 
-const TYPES = ['F16', 'Q8_0', 'Q6_K', 'Q5_K', 'Q5_0', 'Q4_K', 'Q4_1', 'Q4_0'];
+const FIRST_TYPES = ['F16', 'Q8_0', 'Q6_K', 'Q5_K', 'Q5_0', 'Q4_K', 'Q4_1', 'Q4_0'];
+// Files added later (BF16, the low k-quants, the i-quants and llama-quantize's own Q4_K_M / IQ2_M mixes) are
+// checked with the README's suggested bounds, which each file's own weights run in f32 pass: BF16 max 0.2 on all
+// positions (measured scale 0.087; llama.cpp rounds BF16 activations to bf16); the others max 0.7 on the positions
+// before the first router gap below 0.1 and mean 0.3 over all (measured scales 0.31-0.52 without flips, up to 7.2
+// with them, IQ2_S's mean 0.26).
+const LATER_TYPES = ['BF16', 'Q3_K', 'Q2_K', 'Q4_K_M', 'IQ4_NL', 'IQ4_XS', 'IQ3_S', 'IQ3_XXS', 'IQ2_M', 'IQ2_S', 'IQ2_XS', 'IQ2_XXS', 'IQ1_M', 'IQ1_S'];
+const TYPES = [...FIRST_TYPES, ...LATER_TYPES];
 
 // The llama.cpp comparison runs on the TypeScript reference and, when its addon is built, on the native backend
 // (whose matmuls round activations to 8-bit blocks as llama.cpp does) with the same tolerances.
@@ -100,10 +107,11 @@ for (const [bname, backend] of BACKENDS) for (const type of TYPES) {
     assert.equal(got!.length, T * V);
 
     const gaps: number[] = exp.router_min_gap_per_position;
-    const firstFlip = gaps.findIndex((g) => g < 0.05);
-    const strictUntil = type === 'F16' || type === 'Q8_0' ? T : firstFlip < 0 ? T : firstFlip;
-    const maxTol = type === 'F16' ? 0.05 : 0.6;
-    const clear = type === 'F16' ? 0.1 : 0.5;
+    const later = LATER_TYPES.includes(type);
+    const firstFlip = gaps.findIndex((g) => g < (later ? 0.1 : 0.05));
+    const strictUntil = type === 'F16' || type === 'Q8_0' || type === 'BF16' ? T : firstFlip < 0 ? T : firstFlip;
+    const maxTol = type === 'F16' ? 0.05 : type === 'BF16' ? 0.2 : later ? 0.7 : 0.6;
+    const clear = type === 'F16' ? 0.1 : type === 'BF16' ? 0.2 : 0.5;
     let sum = 0, maxStrict = 0;
     for (let p = 0; p < T; p++) {
       for (let v = 0; v < V; v++) {
@@ -115,7 +123,12 @@ for (const [bname, backend] of BACKENDS) for (const type of TYPES) {
     const mean = sum / (T * V);
     t.diagnostic(`${type}: max |Δ| ${maxStrict.toFixed(4)} over ${strictUntil} positions, mean |Δ| ${mean.toFixed(4)}`);
     assert.ok(maxStrict <= maxTol, `${type}: max |Δlogit| ${maxStrict} > ${maxTol}`);
-    assert.ok(mean <= (type === 'F16' ? 0.01 : 0.2), `${type}: mean |Δlogit| ${mean}`);
+    assert.ok(mean <= (type === 'F16' ? 0.01 : later ? 0.3 : 0.2), `${type}: mean |Δlogit| ${mean}`);
+    if (bname === 'native' && type.startsWith('IQ') && type !== 'IQ4_NL') {
+      // The native i-quant kernels round activations to q8_K blocks as llama.cpp does and sum the same integers, so
+      // they are held much tighter (measured: max 0.0000 before the first near-tie, mean 0.0000-0.033 over all).
+      assert.ok(maxStrict <= 0.01 && mean <= 0.06, `${type}: native max |Δ| ${maxStrict}, mean ${mean} (llama.cpp's rounding is reproduced)`);
+    }
     for (let p = 0; p < strictUntil; p++) {
       if (exp.argmax_margin[p] > clear) assert.equal(argmax(got!.subarray(p * V, (p + 1) * V)), exp.argmax[p], `${type}: argmax at position ${p}`);
     }
@@ -132,11 +145,11 @@ for (const [bname, backend] of BACKENDS) for (const type of TYPES) {
       if (k + 1 < greedy.length) row = model.forward([{ seq, tokens: [greedy[k]!], logits: 'last' }])[0]!;
     }
     t.diagnostic(`${type}: generation max |Δ| ${genMax.toFixed(4)}`);
-    if (type === 'F16' || type === 'Q8_0') assert.ok(genMax <= maxTol, `${type}: generation max |Δlogit| ${genMax}`);
+    if (type === 'F16' || type === 'Q8_0' || type === 'BF16') assert.ok(genMax <= maxTol, `${type}: generation max |Δlogit| ${genMax}`);
   });
 }
 
-for (const type of TYPES) {
+for (const type of FIRST_TYPES) {
   test(`${type}: with llama.cpp's activation rounding our logits move much closer to llama.cpp's`, (t) => {
     const dir = sharedPath('gguf');
     if (!dir) return t.skip('../shared/gguf missing');

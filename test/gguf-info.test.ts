@@ -33,3 +33,12 @@ test('info on a llama.cpp GGUF: types, parameters, KV memory with one chunk per 
   assert.match(text, /42 q4_k, 13 f32/);
   assert.match(text, /3 chunked layers \(chunk 8192\), 1 global \(1 NoPE\)/);
 });
+
+test("info on llama-quantize's IQ2_M mix: every tensor type as the file's expected.json lists them", (t) => {
+  const dir = sharedPath('gguf');
+  if (!dir) return t.skip('../shared/gguf missing');
+  const f = modelFacts(join(dir, 'llama4-tiny-g1-IQ2_M.gguf'), 1000);
+  // expected.json tensor_types: IQ2_S 32, IQ3_S 5, Q4_K 4, Q5_K 1, F32 13
+  assert.deepEqual(f.tensorTypes, { iq2_s: 32, iq3_s: 5, q4_k: 4, q5_k: 1, f32: 13 });
+  assert.match(formatFacts(f), /32 iq2_s, 13 f32, 5 iq3_s, 4 q4_k, 1 q5_k/);
+});

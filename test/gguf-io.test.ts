@@ -101,7 +101,7 @@ test('malformed headers: one ModelFileError that names the problem', () => withD
   let pos = -1;
   for (let i = 0; i < headerEnd - 12; i++) if (bytes.readUInt32LE(i) === 8 && bytes.readBigUInt64LE(i + 4) === 0n && bytes.subarray(i - 16, i).includes(2)) pos = i;
   assert.ok(pos > 0);
-  const ty = Buffer.from(bytes); ty.writeUInt32LE(20, pos); expectError(ty, /IQ4_NL/);
+  const ty = Buffer.from(bytes); ty.writeUInt32LE(39, pos); expectError(ty, /MXFP4/);
   const off = Buffer.from(bytes); off.writeBigUInt64LE(7n, pos + 4); expectError(off, /alignment/);
   assert.throws(() => readGguf(join(dir, 'missing.gguf')), (e: Error) => e instanceof ModelFileError && /cannot open/.test(e.message));
 }));

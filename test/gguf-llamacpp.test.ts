@@ -1,5 +1,5 @@
 /**
- * Files WE write load in llama.cpp: tiny random llama4 GGUFs from make-test-model's writer (F16, Q8_0, Q4_K_M)
+ * Files WE write load in llama.cpp: tiny random llama4 GGUFs from make-test-model's writer (F16, Q8_0, Q4_K_M, IQ4_XS)
  * are loaded by node-llama-cpp (llama.cpp prebuilt, CPU only, offline) and its greedy continuation of a prompt is
  * compared with ours. Tokens must agree step by step; they may part only at a step where our top-1 margin is not
  * clear (0.1 for F16, 0.5 for quantized files, where llama.cpp's 8-bit activation rounding moves logits by ~0.3).
@@ -50,7 +50,7 @@ test('GGUFs we write load in llama.cpp (node-llama-cpp) and continue greedily li
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
   try {
     const cfg = parseHfConfig(PRESETS['tiny']);
-    for (const ftype of ['f16', 'q8_0', 'q4_k_m'] as FileType[]) {
+    for (const ftype of ['f16', 'q8_0', 'q4_k_m', 'iq4_xs'] as FileType[]) {
       const path = join(dir, `tiny-${ftype}.gguf`);
       await writeLlama4Gguf(path, cfg, ftype, randomProducer(7, cfg.hiddenSize), syntheticTokenizer(cfg.vocabSize), 'llama4-tiny-test');
       const ours = ourGreedy(path);

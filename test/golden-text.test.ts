@@ -79,6 +79,10 @@ for (const [bname, backend] of BACKENDS) for (const name of CASES) {
       const fin = model.finalNorm(hidden[hidden.length - 1]!, exp.input_ids.length);
       assert.ok(maxAbsDiff(fin, exp.hidden_states.final_norm.flat()) < 1e-4, 'final norm');
       assert.equal(fin.length, exp.input_ids.length * H);
+      // forward's 'hidden' output (what the server's embeddings pool) is the same reference tensor, from a fresh pass.
+      const [viaForward] = model.forward([{ seq: model.newSequence(), tokens: exp.input_ids, logits: 'hidden' }]);
+      assert.equal(viaForward!.length, exp.input_ids.length * H);
+      assert.ok(maxAbsDiff(viaForward!, exp.hidden_states.final_norm.flat()) < 1e-4, "forward's hidden output vs the reference final norm");
     }
   });
 

@@ -37,7 +37,7 @@ function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   assert.equal(first, -1, `${what}: logits differ from the solo run (first at ${first}, max |Δ| ${worst})`);
 }
 
-for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16']) {
+for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16', 'IQ4_XS', 'IQ4_NL', 'IQ2_XXS', 'IQ3_S', 'IQ1_M', 'IQ2_M']) {
   test(`native backend, ${type} tiny Llama 4: 3 sequences batched === each alone, bit for bit`, async (t) => {
     const file = sharedPath('gguf', `llama4-tiny-g1-${type}.gguf`);
     if (!file) return t.skip('../shared/gguf missing');

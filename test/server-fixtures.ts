@@ -5,9 +5,10 @@
  */
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../src/model/types.ts';
 import { Scheduler, type SchedulerOptions } from '../src/engine/scheduler.ts';
-import type { ChatMessage, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
+import type { ChatMessage, ImagePart, ServerEngine, StreamDecoder, ToolSpec } from '../src/server/engine.ts';
 import { UsageError } from '../src/util/index.ts';
-import { chatLayerToolCalls } from '../src/server/llama4-engine.ts';
+import { chatLayerToolCalls } from '../src/engine/chat-engine.ts';
+import { computeHiddenStates } from '../src/engine/hidden-states.ts';
 
 export const SPECIALS = ['<|begin_of_text|>', '<|eot|>', '<|image|>', '<|header|>'] as const;
 export const BOS = 0;
@@ -94,6 +95,7 @@ export function scriptFor(prompt: readonly number[], brightness: readonly number
     const m = /<\|header\|>tool\n([^<]*)<\|eot\|>(?![\s\S]*<\|header\|>tool)/.exec(text);
     return `The weather is ${m ? m[1] : '?'}.`;
   }
+  if (text.includes('TOOLS:') && text.includes('twice')) return '[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_weather", "parameters": {"city": "Rome"}}]';
   if (text.includes('TOOLS:')) return '{"name": "get_weather", "parameters": {"city": "Paris"}}';
   if (brightness.length) return `I see ${brightness.length} image(s), brightness ${brightness.map((b) => Math.round(b)).join(',')}.`;
   const users = [...text.matchAll(/<\|header\|>user\n([^<]*)<\|eot\|>/g)];
@@ -141,6 +143,15 @@ export class FakeModel implements CausalLM {
       const start = seq.tokens.length;
       for (let r = 0; r < rows; r += PATCHES_PER_IMAGE) seq.images.push({ pos: start + toks.indexOf(IMAGE), value: it.patchEmbeddings![r * HIDDEN]! * 255 });
       seq.tokens.push(...toks);
+      if (it.logits === 'hidden') {
+        // "Hidden states": a fixed pseudo-random vector per (token, previous token), so texts differ and repeat.
+        const out = new Float32Array(toks.length * HIDDEN);
+        toks.forEach((t, k) => {
+          const prev = seq.tokens[start + k - 1] ?? -1;
+          for (let j = 0; j < HIDDEN; j++) out[k * HIDDEN + j] = hash(t * 1009 + prev, j) - 0.5;
+        });
+        return out;
+      }
       const want = it.logits === 'none' ? [] : it.logits === 'last' ? [seq.tokens.length - 1] : toks.map((_, k) => start + k);
       const out = new Float32Array(want.length * VOCAB.length);
       want.forEach((pos, r) => this.fillRow(seq, pos, out.subarray(r * VOCAB.length, (r + 1) * VOCAB.length)));
@@ -173,13 +184,13 @@ export interface FakeEngineOptions extends FakeModelOptions, SchedulerOptions {
 }
 
 /** Renders a chat like Llama 4 does, with this fake vocabulary. */
-function render(messages: ChatMessage[], tools: ToolSpec[] | null): { text: string; images: Uint8Array[] } {
+function render(messages: ChatMessage[], tools: ToolSpec[] | null): { text: string; images: ImagePart['data'][] } {
   let text = '<|begin_of_text|>';
-  const images: Uint8Array[] = [];
+  const images: ImagePart['data'][] = [];
   if (tools) text += `<|header|>system\nTOOLS: ${tools.map((t) => t.name).join(', ')}<|eot|>`;
   for (const m of messages) {
     text += `<|header|>${m.role}\n`;
-    for (const p of m.content) {
+    for (const p of typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content) {
       if (p.type === 'text') text += p.text;
       else {
         images.push(p.data);
@@ -208,7 +219,9 @@ export function fakeEngine(o: FakeEngineOptions = {}): ServerEngine & { model: F
       const tokens = tokenize(text, true);
       if (images.length === 0) return { tokens };
       const patches = new Float32Array(images.length * PATCHES_PER_IMAGE * HIDDEN);
-      images.forEach((img, i) => {
+      images.forEach((data, i) => {
+        // The routes hand over the decoded request bytes.
+        const img = data instanceof Uint8Array ? data : typeof data === 'string' ? new TextEncoder().encode(data) : data.bytes;
         // "Vision encoder": mean byte value of the file; a truncated file is rejected like a real decoder would.
         if (img.length < 16) throw new UsageError(`image ${i + 1} could not be decoded: truncated file`);
         const mean = img.reduce((s, b) => s + b, 0) / img.length / 255;
@@ -217,6 +230,11 @@ export function fakeEngine(o: FakeEngineOptions = {}): ServerEngine & { model: F
       return { tokens, patchEmbeddings: patches };
     },
     encodeText: (text) => [BOS, ...tokenize(text)],
+    tokenize: (text, special) => tokenize(text, special === true),
+    detokenize: (ids) => detok(ids),
+    renderChat: (messages, tools) => render(messages, tools).text,
+    chatTemplate: null,
+    hiddenStates: (tokens, signal) => computeHiddenStates(model, tokens, o.stepTokens ?? 128, signal),
     newDecoder(): StreamDecoder {
       return { push: (t) => (t < SPECIALS.length ? '' : (VOCAB[t] ?? '')), flush: () => '' };
     },

@@ -54,9 +54,13 @@ const vocab = { size: VOCAB.length, text: (id: number) => (id < SPECIALS.length 
 test('token mask: exactly the tokens whose whole text fits, end tokens only when complete', () => {
   const s = compileSchema({ type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false });
   const first = [...allowedTokens(vocab, initialState(s))].map((i) => VOCAB[i]).sort();
-  assert.deepEqual(first, ['\n', ' ', '{', '{"'].sort());
+  // No whitespace before the value (llama.cpp's JSON grammar), one character at most between tokens.
+  assert.deepEqual(first, ['{', '{"'].sort());
   const mid = [...allowedTokens(vocab, advance(initialState(s), '{"ok":'))].map((i) => VOCAB[i]).sort();
   assert.deepEqual(mid, ['\n', ' ', 'f', 'false', 't', 'true'].sort());
+  const afterSpace = [...allowedTokens(vocab, advance(initialState(s), '{"ok": '))].map((i) => VOCAB[i]).sort();
+  assert.deepEqual(afterSpace, ['f', 'false', 't', 'true'].sort());
+  assert.equal(advance(initialState(s), '{ \n').length, 0, 'two whitespace characters in a row are refused');
   const c = jsonConstraint(vocab, [1], { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false })();
   for (const t of ['{"', 'o', 'k', '":', 'true', '}']) {
     const row = new Float32Array(VOCAB.length);

@@ -1,6 +1,6 @@
 /**
  * An image through the HTTP API into a real vision path: the e_multimodal golden checkpoint (vision tower +
- * projector + early fusion) behind llama4Engine, with a small byte-level tokenizer built here (the checkpoint has
+ * projector + early fusion) behind the chat engine (createChatEngine), with a small byte-level tokenizer built here (the checkpoint has
  * none; its 256-token vocabulary holds the image tokens at 248..250). The server's greedy answer to a message with
  * an image must equal generate() on the same prompt ids and patch embeddings, and the image must matter.
  */
@@ -12,7 +12,7 @@ import { loadModel } from '../src/load.ts';
 import { generateAll } from '../src/engine/index.ts';
 import { bytesToUnicode, tokenizerFromGguf } from '../src/tokenizer/index.ts';
 import { imagePromptEncoder, imageTokenIdsFor } from '../src/model/llama4/vision-prompt.ts';
-import { llama4Engine } from '../src/server/llama4-engine.ts';
+import { createChatEngine } from '../src/engine/chat-engine.ts';
 import { startServer, type RunningServer } from '../src/server/app.ts';
 import type { ServerEngine } from '../src/server/engine.ts';
 import { sharedPath } from './helpers/shared.ts';
@@ -56,7 +56,7 @@ describe('server with a real vision model (e_multimodal)', { skip: dir && png ? 
   before(async () => {
     loaded = await loadModel(dir!, { backend: 'typescript' });
     assert.ok(loaded.vision, 'the checkpoint has a vision tower');
-    engine = llama4Engine({
+    engine = createChatEngine({
       modelId: 'e_multimodal',
       model: loaded.model,
       tokenizer: tinyTokenizer(),

@@ -32,6 +32,8 @@ int type_block_size(int t) {
     case T_F32: case T_F16: case T_BF16: return 1;
     case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
     case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: case T_Q8_K: return 256;
+    case T_IQ4_NL: return 32;
+    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ3_XXS: case T_IQ3_S: case T_IQ1_S: case T_IQ1_M: case T_IQ4_XS: return 256;
     default: return 0;
   }
 }
@@ -42,6 +44,8 @@ int type_block_bytes(int t) {
     case T_Q4_0: return 18; case T_Q4_1: return 20; case T_Q5_0: return 22; case T_Q5_1: return 24; case T_Q8_0: return 34;
     case T_Q2_K: return 84; case T_Q3_K: return 110; case T_Q4_K: return 144; case T_Q5_K: return 176; case T_Q6_K: return 210;
     case T_Q8_K: return 292;
+    case T_IQ2_XXS: return 66; case T_IQ2_XS: return 74; case T_IQ2_S: return 82; case T_IQ3_XXS: return 98; case T_IQ3_S: return 110;
+    case T_IQ1_S: return 50; case T_IQ1_M: return 56; case T_IQ4_NL: return 18; case T_IQ4_XS: return 136;
     default: return 0;
   }
 }

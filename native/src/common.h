@@ -13,6 +13,9 @@ namespace l4 {
 enum GType : int {
   T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
   T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_Q8_K = 15, T_BF16 = 30,
+  // i-quants (kern-iquant.h)
+  T_IQ2_XXS = 16, T_IQ2_XS = 17, T_IQ3_XXS = 18, T_IQ1_S = 19, T_IQ4_NL = 20, T_IQ3_S = 21, T_IQ2_S = 22, T_IQ4_XS = 23,
+  T_IQ1_M = 29,
   // Our own ids (never in a file): q4_0 / q8_0 weights repacked at load into groups of 8 rows (layout below).
   T_Q4_0_R8 = 40, T_Q8_0_R8 = 41, T_COUNT = 42
 };

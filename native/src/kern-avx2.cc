@@ -10,6 +10,8 @@ namespace avx2 {
 #include "kern-generic.h"
 #include "kern-x86.h"
 #include "kern-x86-r8.h"
+#include "kern-iquant.h"
+#include "kern-iquant-x86.h"
 }  // namespace avx2
 
 const KernelTable* kernels_avx2() {
@@ -17,6 +19,8 @@ const KernelTable* kernels_avx2() {
     KernelTable k{}; k.isa = "avx2";
     avx2::fill_generic(k);  // q2_K/q3_K and dequantizers: generic code, auto-vectorized for AVX2
     avx2::fill_x86(k);      // hand-written integer/FMA kernels for the hot formats
+    avx2::fill_iquant(k);      // i-quants: portable integer kernels, then AVX2 ones (kern-iquant*.h)
+    avx2::fill_iquant_x86(k);
     avx2::fill_x86_r8(k);   // repacked q4_0/q8_0 (kern-x86-r8.h)
     return k;
   }();

@@ -17,6 +17,8 @@ namespace avx512 {
 #include "kern-generic.h"
 #include "kern-x86.h"
 #include "kern-x86-r8.h"
+#include "kern-iquant.h"
+#include "kern-iquant-x86.h"
 
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -65,6 +67,8 @@ const KernelTable* kernels_avx512() {
     KernelTable k{}; k.isa = "avx512";
     avx512::fill_generic(k);
     avx512::fill_x86(k);
+    avx512::fill_iquant(k);      // i-quants: portable integer kernels, then AVX2 ones (kern-iquant*.h)
+    avx512::fill_iquant_x86(k);
     avx512::fill_x86_r8(k);  // repacked q4_0/q8_0 (kern-x86-r8.h)
     k.rows[T_F32] = avx512::z_rows_f32;
     k.rows[T_F16] = avx512::z_rows_half<false>;

@@ -5,10 +5,11 @@
 namespace l4 {
 namespace scalar {
 #include "kern-generic.h"
+#include "kern-iquant.h"
 }  // namespace scalar
 
 const KernelTable* kernels_scalar() {
-  static KernelTable t = [] { KernelTable k{}; k.isa = "scalar"; scalar::fill_generic(k); return k; }();
+  static KernelTable t = [] { KernelTable k{}; k.isa = "scalar"; scalar::fill_generic(k); scalar::fill_iquant(k); return k; }();
   return &t;
 }
 }  // namespace l4

@@ -24,6 +24,7 @@ import {
 import { Scheduler, type SchedulerOptions } from './scheduler.ts';
 import type { TokenVocabulary } from './json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
+import { computeHiddenStates } from './hidden-states.ts';
 
 export interface EncodedPrompt {
   tokens: number[];
@@ -73,6 +74,19 @@ export interface ChatEngine {
   parseToolCalls(text: string, tools: ToolSpec[]): ParsedToolCalls;
   /** Streaming form of parseToolCalls; without it, outputs of requests with tools are buffered until the end. */
   newToolCallStream?(tools: ToolSpec[]): ToolCallStream;
+  /** Token ids of plain text, no BOS; `special` recognises special-token text (llama-server's /tokenize). */
+  tokenize(text: string, special?: boolean): number[];
+  /** Text of token ids, special tokens included (/detokenize). */
+  detokenize(tokens: readonly number[]): string;
+  /** The rendered chat prompt as text, before tokenizing (/apply-template; same inputs as encodeChat). */
+  renderChat(messages: ChatMessage[], tools: ToolSpec[] | null): string;
+  /** The Jinja chat template in use, or null for the built-in Llama 4 format (/props, /api/show). */
+  readonly chatTemplate: string | null;
+  /**
+   * Final-norm hidden states of a token sequence, [tokens.length, hiddenSize] (a fresh sequence, prefilled in
+   * pieces of `stepTokens`; the embeddings endpoints pool them).
+   */
+  hiddenStates(tokens: readonly number[], signal?: AbortSignal): Promise<Float32Array>;
   /** Releases the model (stops its worker thread); the server calls it on close. */
   close?(): Promise<void>;
   /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */
@@ -135,6 +149,20 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
       return texts[id] ?? null;
     },
   };
+  const render = (messages: ChatMessage[], tools: ToolSpec[] | null): string => {
+    try {
+      return renderChat({
+        messages: toTemplateMessages(messages),
+        tools: tools ? toolDefinitions(tools) : null,
+        addGenerationPrompt: true,
+        ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
+        ...(bosText ? { bosToken: bosText } : {}),
+      });
+    } catch (e) {
+      if (e instanceof Llama4Error) throw e;
+      throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
+    }
+  };
   return {
     modelId: o.modelId,
     created: Math.floor(Date.now() / 1000),
@@ -145,22 +173,14 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
     async encodeChat(messages, tools) {
       const images = messageImages(messages);
       if (images.length && !o.images) throw new UsageError('this model does not take images');
-      let text: string;
-      try {
-        text = renderChat({
-          messages: toTemplateMessages(messages),
-          tools: tools ? toolDefinitions(tools) : null,
-          addGenerationPrompt: true,
-          ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
-          ...(bosText ? { bosToken: bosText } : {}),
-        });
-      } catch (e) {
-        if (e instanceof Llama4Error) throw e;
-        throw new UsageError(`the chat template refused the conversation: ${(e as Error).message}`);
-      }
-      const tokens = chatPromptIds(tokenizer, text);
+      const tokens = chatPromptIds(tokenizer, render(messages, tools));
       return images.length ? o.images!(tokens, images) : { tokens };
     },
+    renderChat: (messages, tools) => render(messages, tools),
+    chatTemplate: o.chatTemplate ?? null,
+    tokenize: (text, special) => tokenizer.encode(text, { allowSpecial: special === true }),
+    detokenize: (ids) => tokenizer.decode([...ids]),
+    hiddenStates: (tokens, signal) => computeHiddenStates(model, tokens, o.stepTokens ?? 128, signal),
     encodeText(text) {
       const ids = tokenizer.encode(text);
       return tokenizer.bosId !== undefined ? [tokenizer.bosId, ...ids] : ids;

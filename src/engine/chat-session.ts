@@ -11,6 +11,7 @@ import { UsageError } from '../util/index.ts';
 import type { ChatEngine } from './chat-engine.ts';
 import type { FinishReason } from './common.ts';
 import { runGeneration } from './completion.ts';
+import { toolCallSchema } from './tool-schema.ts';
 import type { SamplingOptions } from './scheduler-sampling.ts';
 
 export interface ChatSessionOptions {
@@ -48,7 +49,7 @@ export interface ChatReply {
   toString(): string;
 }
 
-/** A conversation on a ChatEngine. Create one with `loadedModel.createChat()`; it is disposed with the model. */
+/** A conversation on a ChatEngine. Create one with `loadedModel.createChat()`; it ends when the model is disposed. */
 export class ChatSession {
   /** The conversation so far: the system message (if any), then user, assistant and tool messages. */
   readonly history: ChatMessage[] = [];
@@ -57,14 +58,19 @@ export class ChatSession {
 
   constructor(
     private readonly engine: ChatEngine,
-    private readonly opts: ChatSessionOptions & { /** sampling under opts.sampling (the model's defaults) */ defaults?: SamplingOptions } = {},
+    private readonly opts: ChatSessionOptions & {
+      /** Sampling under `sampling` (the model's generation_config.json). */
+      defaults?: SamplingOptions;
+      /** False once the model is gone (LoadedModel.dispose): turns are refused. */
+      alive?: () => boolean;
+    } = {},
   ) {
     if (opts.system !== undefined) this.history.push({ role: 'system', content: opts.system });
   }
 
   /** Sends a user message (text, or any ChatMessage such as a tool result) and resolves with the answer. */
   async send(input: string | ChatMessage, o: SendOptions = {}): Promise<ChatReply> {
-    if (this.disposed) throw new UsageError('this chat session was disposed (its model was disposed)');
+    if (this.disposed || this.opts.alive?.() === false) throw new UsageError('this chat session was disposed (its model was disposed)');
     const message = this.userMessage(input, o.images);
     const ac = new AbortController();
     const onAbort = () => ac.abort(o.signal?.reason);
@@ -86,6 +92,8 @@ export class ChatSession {
           stop: [],
           json: null,
           tools,
+          // Calls only to the declared tools (as the server's tool_choice "auto"): an output opening a JSON object must be one.
+          ...(tools ? { toolTrigger: toolCallSchema(tools) } : {}),
           penalizePrompt: true,
           signal: ac.signal,
         },
@@ -149,7 +157,7 @@ export class ChatSession {
     this.history.splice(this.opts.system !== undefined ? 1 : 0);
   }
 
-  /** Stops a running turn and refuses new ones. The model's dispose() calls it for every session. */
+  /** Stops a running turn and refuses new ones (the model's dispose() does the same for all its sessions). */
   dispose(): void {
     this.disposed = true;
     for (const ac of this.running) ac.abort();

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import type { ToolCall, ToolSpec } from '../chat/index.ts';
 import { jsonConstraint } from './json-schema-mask.ts';
-import type { FinishReason, GenerationResult, SamplingOptions, TokenInfo, TopLogprob } from './scheduler.ts';
+import type { FinishReason, GenerationResult, SamplingOptions, TokenConstraint, TokenInfo, TopLogprob } from './scheduler.ts';
+import { biasedConstraint, lazyToolCallConstraint, type LogitBias } from './token-constraints.ts';
 import type { ChatEngine, ParsedToolCalls, StreamDecoder, ToolCallStream } from './chat-engine.ts';
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -35,7 +36,27 @@ export interface RunParams {
   tools: ToolSpec[] | null;
   /** Penalties count the prompt's tokens too (HF's repetition_penalty; `llama4 run`), not only the generated ones. */
   penalizePrompt?: boolean;
+  /**
+   * tool_choice "auto": the JSON schema of one call to a declared tool (toolCallSchema). An output that opens with
+   * `{` must match it (lazyToolCallConstraint); prose stays free.
+   */
+  toolTrigger?: unknown;
+  /** parallel_tool_calls: false → 1 (the first call is kept). */
+  maxToolCalls?: number;
+  /** Token id → logit bias (-Infinity bans). */
+  logitBias?: LogitBias | null;
   signal?: AbortSignal;
+}
+
+/** The per-choice constraint of a request: JSON mode or the lazy tool-call trigger, with the logit bias on top. */
+function constraintFactory(engine: ChatEngine, p: RunParams): (() => TokenConstraint) | undefined {
+  const json = p.json ? jsonConstraint(engine.vocabulary, engine.endTokens, p.json.schema) : undefined;
+  const trigger = !json && p.toolTrigger !== undefined ? jsonConstraint(engine.vocabulary, engine.endTokens, p.toolTrigger) : undefined;
+  if (!json && !trigger && !p.logitBias) return undefined;
+  return () => {
+    const inner = json ? json() : trigger ? lazyToolCallConstraint(engine.vocabulary, trigger()) : null;
+    return p.logitBias ? biasedConstraint(p.logitBias, inner) : inner!;
+  };
 }
 
 export interface LogprobEntry {
@@ -122,7 +143,8 @@ export function runGeneration(engine: ChatEngine, p: RunParams, onDelta?: DeltaL
   // without one) the whole output is buffered and parsed at the end.
   const toolStreams = p.tools && engine.newToolCallStream ? Array.from({ length: p.n }, () => engine.newToolCallStream!(p.tools!)) : null;
   const buffered = p.tools !== null && toolStreams === null;
-  const factory = p.json ? jsonConstraint(engine.vocabulary, engine.endTokens, p.json.schema) : undefined;
+  const factory = constraintFactory(engine, p);
+  const shown = Array.from({ length: p.n }, () => '');
   const toEntry = (info: TokenInfo): LogprobEntry => ({
     token: engine.tokenText(info.token),
     logprob: info.logprob ?? 0,
@@ -146,12 +168,13 @@ export function runGeneration(engine: ChatEngine, p: RunParams, onDelta?: DeltaL
       const lp = p.topLogprobs !== undefined ? [toEntry(info)] : [];
       for (const e of lp) lps[choice]!.push(e);
       // (computed before the call: `onDelta?.(…)` would skip evaluating its arguments when there is no listener)
-      const shown = toolStreams ? toolStreams[choice]!.push(piece) : piece;
-      if (!buffered) onDelta?.(choice, shown, lp);
+      const visible = toolStreams ? toolStreams[choice]!.push(piece) : piece;
+      shown[choice] += visible;
+      if (!buffered) onDelta?.(choice, visible, lp);
       return stops[choice]!.stopped !== null;
     },
   });
-  return pending.then((res) => finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, toolStreams, ttft: () => ttft }, onDelta));
+  return pending.then((res) => finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, toolStreams, shown, ttft: () => ttft }, onDelta));
 }
 
 interface RunState {
@@ -161,8 +184,13 @@ interface RunState {
   lps: LogprobEntry[][];
   buffered: boolean;
   toolStreams: ToolCallStream[] | null;
+  /** Text streamed so far per choice. */
+  shown: string[];
   ttft(): number | null;
 }
+
+/** Whether every call names a tool of the request. */
+const declaredOnly = (calls: ParsedToolCalls['toolCalls'], tools: ToolSpec[]) => calls.every((c) => tools.some((t) => t.name === c.name));
 
 function finishRun(engine: ChatEngine, p: RunParams, res: GenerationResult, st: RunState, onDelta?: DeltaListener): RunResult {
   const { decoders, stops, texts, lps, buffered, toolStreams } = st;
@@ -174,16 +202,23 @@ function finishRun(engine: ChatEngine, p: RunParams, res: GenerationResult, st: 
     let content: string | null = texts[i]!;
     if (toolStreams) {
       const ts = toolStreams[i]!;
-      const shown = ts.push(tail);
+      const more = ts.push(tail);
       const end = ts.end();
-      if (shown + end.content) onDelta?.(i, shown + end.content, []);
+      if (more + end.content) onDelta?.(i, more + end.content, []);
+      st.shown[i] += more + end.content;
       calls = end.toolCalls;
+      if (calls.length && !declaredOnly(calls, p.tools!)) {
+        // A call to a tool the request did not declare is not a call: the held-back text goes out as prose.
+        calls = [];
+        const text = texts[i]!;
+        if (text.startsWith(st.shown[i]!) && text.length > st.shown[i]!.length) onDelta?.(i, text.slice(st.shown[i]!.length), []);
+      }
       if (calls.length) content = engine.parseToolCalls(texts[i]!, p.tools!).content;
     } else {
       if (tail && !buffered) onDelta?.(i, tail, []);
       if (p.tools && p.tools.length > 0) {
         const parsed = engine.parseToolCalls(texts[i]!, p.tools);
-        calls = parsed.toolCalls;
+        calls = declaredOnly(parsed.toolCalls, p.tools) ? parsed.toolCalls : [];
         if (calls.length) content = parsed.content;
       }
     }
@@ -198,7 +233,7 @@ function finishRun(engine: ChatEngine, p: RunParams, res: GenerationResult, st: 
       ...(c.error ? { error: c.error } : {}),
     };
     if (calls.length > 0 && c.finishReason !== 'cancelled' && c.finishReason !== 'error') {
-      out.toolCalls = calls.map((tc) => ({
+      out.toolCalls = calls.slice(0, p.maxToolCalls ?? calls.length).map((tc) => ({
         id: `call_${randomId(24)}`,
         name: tc.name,
         arguments: typeof tc.arguments === 'string' ? tc.arguments : JSON.stringify(tc.arguments ?? {}),

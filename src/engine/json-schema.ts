@@ -162,7 +162,10 @@ type Frame =
   | { t: 'num'; integer: boolean; st: NumState; digits: number }
   | { t: 'lit'; opts: readonly string[]; buf: string };
 
-/** Immutable stack node; `ws` counts consecutive whitespace (bounded so the model can't pad forever). */
+/**
+ * Immutable stack node; `ws` counts consecutive whitespace. As llama.cpp's JSON grammar, at most one whitespace
+ * character between tokens and none before the value: runs of spaces and newlines would eat a small max_tokens.
+ */
 export interface Stack {
   readonly f: Frame;
   readonly up: Stack | null;
@@ -171,7 +174,7 @@ export interface Stack {
 /** A state of the automaton: the stacks still alive (nondeterminism from anyOf and literals). */
 export type JsonState = readonly Stack[];
 
-const MAX_WS = 16;
+const MAX_WS = 1;
 const MAX_DIGITS = 24;
 // '\r' is valid JSON whitespace but only ever a way to stall; the model gets space, newline and tab.
 const WS = new Set([' ', '\n', '\t']);
@@ -270,7 +273,7 @@ function step(st: Stack, c: string): Stack[] {
     case 'root':
       return [];
     case 'val':
-      if (ws) return skipWs();
+      if (ws) return st.up?.f.t === 'root' ? [] : skipWs();
       return startValue(f.s, st.up!, c);
     case 'obj':
       if (ws && f.ph !== 4) return skipWs();

@@ -4,7 +4,6 @@
  */
 import { chatPromptIds } from '../chat/index.ts';
 import { loadChatAssets, loadModel, type LoadedModel, type LoadOptions } from '../load.ts';
-import { encodeImages, expandImagePrompt } from '../model/llama4/vision-prompt.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { UsageError } from '../util/index.ts';
 import { LLAMA_GUARD_4_CATEGORIES, parseCategoryCodes, type GuardCategory } from './categories.ts';
@@ -57,11 +56,11 @@ export class Guard {
     let patchEmbeddings: Float32Array | undefined;
     const images = guardImages(messages);
     if (images.length) {
-      const vision = this.loaded.vision;
-      if (!vision) throw new UsageError('guard: this checkpoint has no vision tower, so it cannot check images');
-      const enc = await encodeImages(vision, images);
-      ids = expandImagePrompt(ids, enc, vision.cfg);
-      patchEmbeddings = enc.embeddings;
+      const encode = this.loaded.images;
+      if (!encode) throw new UsageError('guard: this checkpoint has no vision tower, so it cannot check images');
+      const enc = await encode(ids, images);
+      ids = enc.tokens;
+      patchEmbeddings = enc.patchEmbeddings;
     }
     if (ids.length >= this.loaded.model.info.contextLength) throw new UsageError(`guard: the prompt has ${ids.length} tokens, over the guard's context of ${this.loaded.model.info.contextLength}`);
     const categories = promptCategories(messages, { categories: chosen });

@@ -44,6 +44,7 @@ function close(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what
 const HALF_SCALES: Partial<Record<DType, number[]>> = {
   q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0],
   q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+  iq2_xxs: [0], iq2_xs: [0], iq2_s: [0], iq3_xxs: [0], iq3_s: [0], iq1_s: [0], iq4_nl: [0], iq4_xs: [0],
 };
 
 /** Random weight bytes [rows, K] of any dtype, and their float32 values per the registered codecs. */
@@ -65,6 +66,13 @@ export function randomWeight(dtype: DType, rows: number, K: number, seed: number
         dv.setUint16(b * bytesPerBlock + off, f32ToF16(mag * (r.u() < 0.5 ? -1 : 1)), true);
       });
       if (dtype === 'q8_k') dv.setFloat32(b * bytesPerBlock, 0.001 + 0.01 * r.u(), true);
+      if (dtype === 'iq1_m') {  // its f16 scale is the top nibble of each of the 4 u16 words at bytes 48..55
+        const h = f32ToF16((0.002 + 0.02 * r.u()) * (r.u() < 0.5 ? -1 : 1));
+        for (let k = 0; k < 4; k++) {
+          const p = b * bytesPerBlock + 48 + 2 * k;
+          dv.setUint16(p, (dv.getUint16(p, true) & 0x0fff) | (((h >> (4 * k)) & 15) << 12), true);
+        }
+      }
     }
   }
   const values = new Float32Array(n);
@@ -103,7 +111,8 @@ function refMatmul(x: Float32Array, W: Float32Array, T: number, N: number, K: nu
   return out;
 }
 
-const MATMUL_TYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+const MATMUL_TYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k',
+  'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'iq1_s', 'iq1_m', 'iq4_nl', 'iq4_xs'];
 const FLOAT_TOL = 1e-9, QUANT_TOL = 5e-4;
 
 export interface ConformanceOptions {

@@ -50,8 +50,12 @@ export interface ForwardItem {
   readonly seq: SequenceState;
   /** Tokens appended at positions seq.length, seq.length + 1, … */
   readonly tokens: ArrayLike<number>;
-  /** Which logits to return: every new position, the last one only, or none (pure prefill). */
-  readonly logits: 'all' | 'last' | 'none';
+  /**
+   * What to return: the logits of every new position, of the last one only, none (pure prefill), or 'hidden': the
+   * final-norm hidden states of every new position, [rows, hiddenSize] (embeddings; the same rows the output
+   * projection would read).
+   */
+  readonly logits: 'all' | 'last' | 'none' | 'hidden';
   /**
    * Early fusion: rows [nPatchTokens, hiddenSize] that replace, in order, the embeddings of this item's tokens equal
    * to ModelInfo.imageTokenId. The count must match.
@@ -64,7 +68,8 @@ export interface CausalLM {
   newSequence(): SequenceState;
   /**
    * Runs every item in one batched pass (matrix products over all items' tokens together, attention per sequence),
-   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize]. The returned arrays
+   * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize] (or hidden states
+   * as [rows, hiddenSize] for `logits: 'hidden'`). The returned arrays
    * belong to the caller (the model keeps no reference to them: the model worker transfers their buffers).
    */
   forward(items: readonly ForwardItem[]): Float32Array[];

@@ -4,7 +4,7 @@
  */
 import type { ChatMessage, ContentPart, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
-import { checkModel, compiles, type RequestContext } from './openai.ts';
+import { checkModel, compiles, toolParams, type RequestContext } from './openai.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
 import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json } from './util.ts';
 
@@ -110,11 +110,8 @@ function contentBlocks(c: ChoiceOutput): Json[] {
 
 const usage = (r: RunResult) => ({ input_tokens: r.promptTokens, output_tokens: r.choices[0]?.completionTokens ?? 0, cache_read_input_tokens: r.cachedTokens, cache_creation_input_tokens: 0 });
 
-export async function messages(body: Json, ctx: RequestContext): Promise<Response> {
-  const { engine } = ctx;
-  const model = checkModel(engine, body);
-  const maxTokens = field.int(body, 'max_tokens', 1, 1e9);
-  if (maxTokens === undefined) throw badRequest('max_tokens: Field required', 'max_tokens');
+/** The conversation and tools of a Messages request (also what /v1/messages/count_tokens counts). */
+export async function readAnthropicChat(body: Json, ctx: RequestContext): Promise<{ msgs: ChatMessage[]; tools: ToolSpec[] | null; forced: boolean }> {
   const raw = field.arr(body, 'messages');
   if (!raw || raw.length === 0) throw badRequest('messages: at least one message is required', 'messages');
   const msgs: ChatMessage[] = [];
@@ -140,6 +137,17 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
     }
   }
   const { tools, forced } = readTools(body);
+  return { msgs, tools, forced };
+}
+
+export async function messages(body: Json, ctx: RequestContext): Promise<Response> {
+  const { engine } = ctx;
+  const model = checkModel(engine, body);
+  const maxTokens = field.int(body, 'max_tokens', 1, 1e9);
+  if (maxTokens === undefined) throw badRequest('max_tokens: Field required', 'max_tokens');
+  const { msgs, tools, forced } = await readAnthropicChat(body, ctx);
+  const tc = field.obj(body, 'tool_choice');
+  const noParallel = tc !== undefined && field.bool(tc, 'disable_parallel_tool_use', 'tool_choice.disable_parallel_tool_use') === true;
   const sampling: RunParams['sampling'] = {};
   const t = field.num(body, 'temperature', 0, 1);
   if (t !== undefined) sampling.temperature = t;
@@ -162,6 +170,7 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
     // tool_choice any/tool: the output must be one JSON call to one of the tools (constrained decoding).
     json: forced ? { schema: toolCallSchema(tools!, compiles) } : null,
     tools,
+    ...toolParams(tools, forced, noParallel ? false : undefined),
     signal: ctx.signal,
   };
   ctx.note({ model, stream, prompt_tokens: prompt.tokens.length, tools: tools?.length ?? 0 });

@@ -15,11 +15,16 @@ import type { ServerEngine } from './engine.ts';
 import type { RunResult } from './generation.ts';
 import { Metrics } from './metrics.ts';
 import { GuardMetrics, mountModerations, screenedEngine, type GuardServerOptions } from './moderations.ts';
-import { chatCompletions, completions, modelsList, openaiError, type RequestContext } from './openai.ts';
+import { chatCompletions, completions, openaiError, type RequestContext } from './openai.ts';
+import { corsMiddleware, DEFAULT_CORS_ORIGINS } from './cors.ts';
+import { openaiEmbeddings } from './embeddings.ts';
+import { registerOllama } from './ollama.ts';
+import { createResponse, deleteResponse, getResponse, ResponseStore, type ResponseStoreOptions } from './responses.ts';
+import { applyTemplateRoute, countTokens, detokenizeRoute, modelsList, props, tokenizeRoute } from './utility.ts';
 import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
 export interface ServerOptions {
-  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on /v1/* and /metrics. */
+  /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on the API routes (API_PATHS) and /metrics. */
   apiKey?: string;
   /** Largest request body in bytes (default 32 MiB: base64 images). */
   maxBodyBytes?: number;
@@ -27,12 +32,20 @@ export interface ServerOptions {
   images?: Partial<ImageFetchOptions>;
   /** One structured record per request (default: a JSON line on stderr). */
   log?: (record: Record<string, unknown>) => void;
+  /** The model name /v1/models, /api/tags and /props list (default: the model file's name); any name is accepted. */
+  alias?: string;
+  /** Origins browsers may call from (see cors.ts; default DEFAULT_CORS_ORIGINS, loopback only). */
+  corsOrigins?: readonly string[];
+  /** Stored Responses API responses (previous_response_id): count and age bounds. */
+  responses?: Partial<ResponseStoreOptions>;
   /** A Llama Guard beside the model: POST /v1/moderations, and screening of chat input/output (moderations.ts). */
   guard?: GuardServerOptions;
 }
 
-type Api = 'openai' | 'anthropic';
-type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
+export type Api = 'openai' | 'anthropic' | 'ollama';
+export type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
+/** Wraps a handler with body parsing, logging, metrics and error mapping in `api`'s format. */
+export type RouteMaker = (api: Api, handler: Handler) => (c: Context) => Promise<Response>;
 
 function loadPage(): string {
   for (const rel of ['./public/index.html', '../../src/server/public/index.html']) {
@@ -44,6 +57,9 @@ function loadPage(): string {
   }
   return '<!doctype html><title>llama4-ts</title><p>The chat page is missing from this install.</p>';
 }
+
+/** Paths that require the API key when one is set. */
+const API_PATHS = /^\/(?:v1\/|api\/|metrics$|tokenize$|detokenize$|apply-template$|props$)/;
 
 function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
@@ -69,10 +85,20 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
       llama4_kv_cache_bytes: { help: 'Bytes held by active and kept KV caches.', value: s.cacheBytes },
     };
   });
-  const errorBody = (api: Api, e: ApiError) => (api === 'anthropic' ? anthropicError(e) : openaiError(e));
+  const errorBody = (api: Api, e: ApiError) => (api === 'anthropic' ? anthropicError(e) : api === 'ollama' ? { error: e.message } : openaiError(e));
   const errorResponse = (api: Api, e: ApiError) =>
     Response.json(errorBody(api, e), { status: e.status, headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {} });
-  const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : 'openai');
+  const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : path.startsWith('/api/') ? 'ollama' : 'openai');
+  const listedName = o.alias ?? engine.modelId;
+  const store = new ResponseStore(o.responses);
+
+  app.use(
+    '*',
+    corsMiddleware(o.corsOrigins ?? DEFAULT_CORS_ORIGINS, (origin) => {
+      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', path: '(cors)', origin: origin.slice(0, 200), status: 403 });
+      return Response.json({ error: { message: `origin ${origin.slice(0, 200)} is not allowed (start the server with --cors ORIGINS)`, type: 'invalid_request_error', param: null, code: 'cors' } }, { status: 403 });
+    }),
+  );
 
   const keyBuf = o.apiKey !== undefined ? Buffer.from(o.apiKey) : null;
   const authorized = (c: Context): boolean => {
@@ -85,7 +111,8 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   };
   app.use('*', async (c, next) => {
     const p = c.req.path;
-    if ((p.startsWith('/v1/') || p === '/metrics') && !authorized(c)) {
+    // The API routes need the key (the Ollama and utility routes use the model too); the page and /health do not.
+    if (API_PATHS.test(p) && !authorized(c)) {
       const e = new ApiError(401, 'authentication', 'Missing or invalid API key (send Authorization: Bearer KEY or x-api-key: KEY)');
       log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 401 });
       metrics.request(p, 401, 0);
@@ -95,7 +122,7 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   });
   const maxBody = o.maxBodyBytes ?? 32 * 1024 * 1024;
   app.use(
-    '/v1/*',
+    '*',
     bodyLimit({
       maxSize: maxBody,
       onError: (c) => {
@@ -133,12 +160,13 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
         metrics.generatedTokens.inc('', rec.completion_tokens as number);
         if (r.ttftS !== null) metrics.ttft.observe('', r.ttftS);
       }
-      metrics.request(c.req.path, status, s);
+      metrics.request(c.req.routePath, status, s); // the route pattern: ids in paths must not add series
       log(rec);
     };
     let result: RunResult | undefined;
     const ctx: RequestContext = {
       engine,
+      params: c.req.param(),
       images,
       signal: abort.signal,
       note: (f) => Object.assign(rec, f),
@@ -148,11 +176,16 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
       },
     };
     try {
-      let body: unknown;
-      try {
-        body = JSON.parse(await c.req.text());
-      } catch {
-        throw new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+      let body: unknown = {};
+      const hasBody = c.req.method !== 'GET' && c.req.method !== 'DELETE';
+      const text = hasBody ? await c.req.text() : '';
+      // GET/DELETE routes (a stored response) read no body; Ollama's clients may POST an empty one.
+      if (hasBody && (text !== '' || api !== 'ollama')) {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          throw new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+        }
       }
       if (!isObject(body)) throw new ApiError(400, 'invalid_request', 'the request body must be a JSON object');
       const res = await handler(body, ctx);
@@ -177,14 +210,21 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
   app.get('/metrics', (c) => c.text(metrics.render() + (o.guard ? guardMetrics.text() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }));
-  app.get('/v1/models', (c) => c.json(modelsList(engine)));
-  app.get('/v1/models/:id', (c) => {
-    if (c.req.param('id') !== engine.modelId) return errorResponse('openai', new ApiError(404, 'not_found', `The model '${c.req.param('id')}' does not exist`, 'model'));
-    return c.json(modelsList(engine).data instanceof Array ? (modelsList(engine).data as Json[])[0] : {});
-  });
+  app.get('/v1/models', (c) => c.json(modelsList(engine, listedName)));
+  app.get('/v1/models/:id', (c) => c.json({ ...((modelsList(engine, listedName).data as Json[])[0] ?? {}), id: c.req.param('id') }));
   app.post('/v1/chat/completions', route('openai', chatCompletions));
   app.post('/v1/completions', route('openai', completions));
   app.post('/v1/messages', route('anthropic', messages));
+  app.post('/v1/messages/count_tokens', route('anthropic', countTokens));
+  app.post('/v1/embeddings', route('openai', openaiEmbeddings));
+  app.post('/v1/responses', route('openai', (b, ctx) => createResponse(b, ctx, store)));
+  app.get('/v1/responses/:id', route('openai', (_b, ctx) => getResponse(ctx, store)));
+  app.delete('/v1/responses/:id', route('openai', (_b, ctx) => deleteResponse(ctx, store)));
+  app.post('/tokenize', route('openai', tokenizeRoute));
+  app.post('/detokenize', route('openai', detokenizeRoute));
+  app.post('/apply-template', route('openai', applyTemplateRoute));
+  app.get('/props', (c) => c.json(props(engine, listedName)));
+  registerOllama(app, route, engine, listedName);
   if (o.guard) mountModerations(app, o.guard, guardMetrics, (h) => route('openai', h));
   const page = loadPage();
   app.get('/', (c) => c.html(page));

@@ -6,10 +6,13 @@ import type { ChatMessage, ContentPart, ServerEngine, ToolSpec } from './engine.
 import { runGeneration, type ChoiceOutput, type LogprobEntry, type RunParams, type RunResult } from './generation.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
 import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type ImageFetchOptions, type Json } from './util.ts';
-import { compileSchema } from '../engine/json-schema.ts';
+import { compiles } from '../engine/tool-schema.ts';
+import { readLogitBias } from './constraints.ts';
 
 export interface RequestContext {
   engine: ServerEngine;
+  /** Path parameters of the route (`:id`). */
+  params: Record<string, string>;
   images: ImageFetchOptions;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
@@ -26,19 +29,27 @@ export function openaiError(e: ApiError): Json {
   return { error: { message: e.message, type, param: e.param, code } };
 }
 
-export function checkModel(engine: ServerEngine, body: Json): string {
+/**
+ * The request's `model`: required, and (one model served, as llama-server) any name is accepted and echoed back,
+ * so clients configured for another model name (`gpt-4o-mini`) work unchanged.
+ */
+export function checkModel(_engine: ServerEngine, body: Json): string {
   const model = field.str(body, 'model');
   if (model === undefined) throw badRequest("'model' is required", 'model');
-  if (model !== engine.modelId) throw new ApiError(404, 'not_found', `The model '${model}' does not exist; this server serves '${engine.modelId}'`, 'model');
   return model;
 }
 
-export function modelsList(engine: ServerEngine): Json {
-  return { object: 'list', data: [{ id: engine.modelId, object: 'model', created: engine.created, owned_by: 'llama4-ts' }] };
+/** The tool-related fields every chat API maps the same way (see RunParams). */
+export function toolParams(tools: ToolSpec[] | null, forced: boolean, parallel: boolean | undefined): Pick<RunParams, 'toolTrigger' | 'maxToolCalls'> {
+  return {
+    // tool_choice auto: an output that opens a JSON object must be a call to a declared tool.
+    ...(tools && !forced ? { toolTrigger: toolCallSchema(tools, compiles) } : {}),
+    ...(parallel === false ? { maxToolCalls: 1 } : {}),
+  };
 }
 
 /** temperature/top_p/seed/penalties shared by both OpenAI endpoints (plus llama.cpp's top_k, min_p, repeat_penalty). */
-function readSampling(body: Json): RunParams['sampling'] {
+export function readSampling(body: Json): RunParams['sampling'] {
   const s: RunParams['sampling'] = {};
   const t = field.num(body, 'temperature', 0, 2);
   if (t !== undefined) s.temperature = t;
@@ -70,7 +81,7 @@ function textOf(content: unknown, path: string): string {
     .join('');
 }
 
-async function readMessages(body: Json, ctx: RequestContext): Promise<ChatMessage[]> {
+export async function readMessages(body: Json, ctx: RequestContext): Promise<ChatMessage[]> {
   const raw = field.arr(body, 'messages');
   if (!raw || raw.length === 0) throw badRequest("'messages' must be a non-empty array", 'messages');
   const out: ChatMessage[] = [];
@@ -125,15 +136,7 @@ async function readMessages(body: Json, ctx: RequestContext): Promise<ChatMessag
   return out;
 }
 
-/** Whether a schema compiles for constrained decoding. */
-export function compiles(schema: unknown): boolean {
-  try {
-    compileSchema(schema);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { compiles } from '../engine/tool-schema.ts';
 
 /** tools + tool_choice: the tools the model may call, and whether it must call one ('required' or a named function). */
 export function readTools(body: Json): { tools: ToolSpec[] | null; forced: boolean } {
@@ -208,6 +211,8 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
   const model = checkModel(engine, body);
   const messages = await readMessages(body, ctx);
   const { tools, forced } = readTools(body);
+  const parallelCalls = field.bool(body, 'parallel_tool_calls');
+  const logitBias = readLogitBias(body.logit_bias, engine);
   let json = readResponseFormat(body);
   // A required tool call is enforced by decoding: the output must be one JSON call to one of the tools.
   if (forced && json === null) json = { schema: toolCallSchema(tools!, compiles) };
@@ -234,6 +239,8 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
     ...(logprobs ? { topLogprobs: top ?? 0 } : {}),
     json,
     tools,
+    ...(json === null ? toolParams(tools, forced, parallelCalls) : parallelCalls === false ? { maxToolCalls: 1 } : {}),
+    logitBias,
     signal: ctx.signal,
   };
   ctx.note({ model, n, stream, prompt_tokens: prompt.tokens.length, tools: tools?.length ?? 0, json: json !== null });
@@ -339,6 +346,7 @@ export async function completions(body: Json, ctx: RequestContext): Promise<Resp
     ...(lpN !== undefined ? { topLogprobs: lpN } : {}),
     json: null,
     tools: null,
+    logitBias: readLogitBias(body.logit_bias, engine),
     signal: ctx.signal,
   };
   ctx.note({ model, n, stream, prompt_tokens: tokens.length });

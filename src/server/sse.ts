@@ -10,6 +10,22 @@ export interface SseWriter {
 }
 
 export function sseResponse(run: (w: SseWriter) => Promise<void>, onCancel: () => void, headers: Record<string, string> = {}): Response {
+  return streamingResponse(
+    (put) =>
+      run({
+        send: (data, event) => put(`${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`),
+        raw: (data) => put(`data: ${data}\n\n`),
+      }),
+    onCancel,
+    { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers },
+  );
+}
+
+/**
+ * A streaming 200 Response: `run` writes text pieces with `put` (dropped once the client is gone); the stream closes
+ * when `run` settles, and `onCancel` fires when the client goes away. SSE and Ollama's NDJSON build on it.
+ */
+export function streamingResponse(run: (put: (s: string) => void) => Promise<void>, onCancel: () => void, headers: Record<string, string>): Response {
   const enc = new TextEncoder();
   let closed = false;
   const stream = new ReadableStream<Uint8Array>({
@@ -22,11 +38,7 @@ export function sseResponse(run: (w: SseWriter) => Promise<void>, onCancel: () =
           closed = true;
         }
       };
-      const w: SseWriter = {
-        send: (data, event) => put(`${event ? `event: ${event}\n` : ''}data: ${JSON.stringify(data)}\n\n`),
-        raw: (data) => put(`data: ${data}\n\n`),
-      };
-      run(w).finally(() => {
+      run(put).finally(() => {
         if (!closed) {
           closed = true;
           try {
@@ -42,8 +54,5 @@ export function sseResponse(run: (w: SseWriter) => Promise<void>, onCancel: () =
       onCancel();
     },
   });
-  return new Response(stream, {
-    status: 200,
-    headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers },
-  });
+  return new Response(stream, { status: 200, headers });
 }

@@ -154,16 +154,4 @@ export function chatChars(messages: readonly { content: string | readonly { type
   return n;
 }
 
-/**
- * The JSON schema of one Llama 4 JSON tool call ({"name": …, "parameters": …}) to one of `tools`: used to enforce
- * tool_choice "required" / a named function (Anthropic "any" / "tool") through constrained decoding. A tool whose
- * parameter schema uses keywords the automaton cannot honour gets "any object" for its parameters.
- */
-export function toolCallSchema(tools: { name: string; parameters?: unknown }[], compiles: (s: unknown) => boolean): unknown {
-  return {
-    anyOf: tools.map((t) => {
-      const params = t.parameters !== undefined && compiles(t.parameters) ? t.parameters : { type: 'object' };
-      return { type: 'object', properties: { name: { const: t.name }, parameters: params }, required: ['name', 'parameters'], additionalProperties: false };
-    }),
-  };
-}
+export { toolCallSchema } from '../engine/tool-schema.ts';

@@ -6,7 +6,8 @@
 export type DType =
   | 'f32' | 'f16' | 'bf16'
   | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0'
-  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k';
+  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k'
+  | 'iq2_xxs' | 'iq2_xs' | 'iq2_s' | 'iq3_xxs' | 'iq3_s' | 'iq1_s' | 'iq1_m' | 'iq4_nl' | 'iq4_xs';
 
 export interface DTypeInfo {
   /** Elements per block (1 for plain floats). */
@@ -32,6 +33,16 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = {
   q6_k: { blockSize: 256, bytesPerBlock: 210, ggmlType: 14 },
   q8_k: { blockSize: 256, bytesPerBlock: 292, ggmlType: 15 },
   bf16: { blockSize: 1, bytesPerBlock: 2, ggmlType: 30 },
+  // i-quants (src/tensor/quant/iquants.ts)
+  iq2_xxs: { blockSize: 256, bytesPerBlock: 66, ggmlType: 16 },
+  iq2_xs: { blockSize: 256, bytesPerBlock: 74, ggmlType: 17 },
+  iq3_xxs: { blockSize: 256, bytesPerBlock: 98, ggmlType: 18 },
+  iq1_s: { blockSize: 256, bytesPerBlock: 50, ggmlType: 19 },
+  iq4_nl: { blockSize: 32, bytesPerBlock: 18, ggmlType: 20 },
+  iq3_s: { blockSize: 256, bytesPerBlock: 110, ggmlType: 21 },
+  iq2_s: { blockSize: 256, bytesPerBlock: 82, ggmlType: 22 },
+  iq4_xs: { blockSize: 256, bytesPerBlock: 136, ggmlType: 23 },
+  iq1_m: { blockSize: 256, bytesPerBlock: 56, ggmlType: 29 },
 };
 
 export function isQuantized(dtype: DType): boolean {

@@ -3,10 +3,12 @@
  * Llama 4's format, rendered exactly as the shipped chat template renders them (CHAT_TEMPLATE below), plus
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
+import type { ChatMessage as SharedChatMessage } from '../chat/index.ts';
 import { Rng } from './rng.ts';
 
 export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
-export interface ChatMessage { role: 'system' | 'user' | 'assistant' | 'ipython'; content: string }
+/** The project's one message type (src/chat/types.ts), text only: training chats are rendered from strings. */
+export type ChatMessage = SharedChatMessage & { content: string };
 
 /** An HF-style tool object as OpenAI clients send it (and the chat template serialises with tojson(indent=4)). */
 export function toolObject(t: ToolSpec): Record<string, unknown> {

@@ -16,11 +16,12 @@ export const convertCommand: Command = {
 Writes the text model of HF_DIR (config.json + safetensors) as a llama4 GGUF that llama.cpp loads, with the
 tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder has them.
   --type TYPE   f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1 | q2_k | q3_k | q4_k | q5_k | q6_k |
-                q4_k_s | q4_k_m | q5_k_s | q5_k_m (default f16). Norms and the MoE router stay F32; quantization is
-                llama.cpp's reference quantizer, byte for byte.
+                q4_k_s | q4_k_m | q5_k_s | q5_k_m | iq4_nl | iq4_xs (default f16). Norms and the MoE router stay
+                F32; quantization is llama.cpp's quantizer without an importance matrix, byte for byte. (The lower
+                i-quants, IQ1_S…IQ3_S, need an importance matrix: this engine reads them but does not write them.)
   --pure        every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                 (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
-  -t, --threads N  worker threads for k-quant quantization (default: all cores; output is identical)
+  -t, --threads N  worker threads for k-quant / IQ4 quantization (default: all cores; output is identical)
   --force       write even when llama.cpp would run the config differently (it hard-codes chunk 8192, NoPE on
                 every 4th layer, temperature tuning and qk-norm by expert count); the differences are printed.`,
   async run(argv) {

@@ -12,7 +12,7 @@
  */
 import { loadModel, type LoadOptions } from '../../load.ts';
 import { loadGuard, type GuardMessage } from '../../guard/index.ts';
-import type { CausalLM } from '../../model/types.ts';
+import type { CausalLM } from '../../engine/index.ts';
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 

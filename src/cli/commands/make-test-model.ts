@@ -25,11 +25,11 @@ Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenize
                   guard-tiny: Llama Guard 4's shape (dense FFN 512, no chunking, NoPE every 4th layer), hidden 256,
                   4 layers, vocab 512, Llama 4 special tokens, no chat template (the built-in guard prompt applies)
                   guard-bench: the guard shape at hidden 1024, 8 layers, FFN 4096, vocab 32000 (about 0.19 B)
-  --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', '…'].join(' | ')} (default f16)
+  --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', 'iq4_nl', 'iq4_xs', '…'].join(' | ')} (default f16)
   --pure          every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                   (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
   --seed N        random seed (default 1)
-  -t, --threads N worker threads for k-quant quantization (default: all cores; output is identical)
+  -t, --threads N worker threads for k-quant / IQ4 quantization (default: all cores; output is identical)
 Tensors are generated, quantized and written one at a time (k-quants of bench-2b take a while in TypeScript).`,
   async run(argv) {
     const { values, positionals } = parseArgs({

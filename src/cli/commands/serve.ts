@@ -3,8 +3,6 @@ import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../../load.ts';
 import { loadServerEngine } from '../../server/load-engine.ts';
 import { startServer } from '../../server/app.ts';
-import { llama4Engine } from '../../server/llama4-engine.ts';
-import { imagePromptEncoder } from '../../model/llama4/vision-prompt.ts';
 import { loadGuard } from '../../guard/index.ts';
 import { UsageError } from '../../util/index.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
@@ -13,11 +11,13 @@ export const serveCommand: Command = {
   name: 'serve',
   summary: 'OpenAI- and Anthropic-compatible HTTP server with a chat page',
   usage: `usage: llama4 serve -m MODEL [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--ctx N]
-Serves POST /v1/chat/completions, /v1/completions, /v1/messages, GET /v1/models, /health, /metrics and a chat page
-at /. Requests that arrive while others generate join the same batch (continuous batching).
+Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings, /v1/models), the
+Anthropic API (/v1/messages, /v1/messages/count_tokens), the Ollama API (/api/chat, /api/generate, /api/embed,
+/api/tags, /api/show, /api/ps, /api/version), llama-server's /tokenize, /detokenize, /apply-template, /props, and
+/health, /metrics and a chat page at /. Requests that arrive while others generate join the same batch.
   --host ADDR            address to bind (default 127.0.0.1: this machine only)
   --port N               TCP port (default 8080; 0 = any free port)
-  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on /v1/* and /metrics
+  --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on the API routes and /metrics
                          (default: the LLAMA4_API_KEY environment variable, else no key)
   --parallel N           sequences decoded together (default 4)
   --ctx N                context length per sequence (default: the model's)
@@ -25,6 +25,9 @@ at /. Requests that arrive while others generate join the same batch (continuous
   --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
   --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
+  --alias NAME           the model name /v1/models and /api/tags list (default: the file name; any name is accepted)
+  --cors ORIGINS         comma-separated origins browsers may call from, '*' as a wildcard (default: loopback:
+                         http(s)://localhost:*, 127.0.0.1:*, [::1]:*); '*' alone allows every origin
   --no-worker            compute on the main thread (default: a worker thread runs the model, so HTTP and
                          /health answer during a step)
   --guard GUARD          a Llama Guard checkpoint beside the model: POST /v1/moderations (OpenAI's shape);
@@ -48,6 +51,8 @@ ${MODEL_USAGE}`,
         'step-tokens': { type: 'string' },
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
+        alias: { type: 'string' },
+        cors: { type: 'string' },
         'no-worker': { type: 'boolean' },
         guard: { type: 'string' },
         'guard-input': { type: 'boolean' },
@@ -72,9 +77,8 @@ ${MODEL_USAGE}`,
     const path = values.model ?? DEFAULT_MODEL_DIR;
     const t0 = performance.now();
     let last = -1;
-    const engine = alone ? llama4Engine({
-      modelId: guardId, model: guard.loaded.model, tokenizer: guard.tokenizer, chatTemplate: guard.chatTemplate, parallel, maxQueue,
-      ...(guard.loaded.vision ? { images: imagePromptEncoder(guard.loaded.vision) } : {}),
+    const engine = alone ? guard.loaded.createChatEngine({
+      modelId: guardId, parallel, maxQueue, ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
       ...(stepTokens !== undefined ? { stepTokens } : {}), ...(ctx !== undefined ? { contextLength: ctx } : {}),
     }) : await loadServerEngine(path, {
       ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
@@ -99,6 +103,8 @@ ${MODEL_USAGE}`,
       ...(apiKey ? { apiKey } : {}),
       images: { allowRemote: values['allow-remote-images'] === true },
       ...(guard ? { guard: { guard, modelId: guardId, screenInput: values['guard-input'] === true, screenOutput: values['guard-output'] === true, ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}) } } : {}),
+      ...(values.alias ? { alias: values.alias } : {}),
+      ...(values.cors !== undefined ? { corsOrigins: values.cors.split(',').map((x) => x.trim()).filter((x) => x !== '') } : {}),
     });
     process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`);
     await new Promise<void>((resolve) => {

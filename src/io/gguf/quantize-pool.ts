@@ -11,7 +11,7 @@ import type { DType } from '../../tensor/index.ts';
 import { DTYPES, quantize } from '../../tensor/index.ts';
 
 /** Types whose quantizer is slow enough to be worth the copies to and from workers. */
-const SLOW: ReadonlySet<DType> = new Set(['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k']);
+const SLOW: ReadonlySet<DType> = new Set(['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs']);
 const MIN_PARALLEL = 1 << 20;
 
 export class QuantizePool {

@@ -38,14 +38,13 @@ export const GGUF_MAX_DIMS = 4;
 
 const BY_GGML_TYPE = new Map<number, DType>(Object.entries(DTYPES).map(([k, v]) => [v.ggmlType, k as DType]));
 
-/** The DType of a GGML type id, or undefined for types this project does not implement (IQ*, TQ*, MXFP4 …). */
+/** The DType of a GGML type id, or undefined for types this project does not implement (TQ*, MXFP4 …). */
 export function dtypeOfGgmlType(id: number): DType | undefined {
   return BY_GGML_TYPE.get(id);
 }
 
 /** GGML type names of ids this project cannot decode, for clear error messages. */
 export const OTHER_GGML_TYPES: Readonly<Record<number, string>> = {
-  4: 'Q4_2 (removed)', 5: 'Q4_3 (removed)', 9: 'Q8_1', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S',
-  20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
-  29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
+  4: 'Q4_2 (removed)', 5: 'Q4_3 (removed)', 9: 'Q8_1', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
+  34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
 };

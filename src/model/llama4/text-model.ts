@@ -264,9 +264,10 @@ export class Llama4TextModel implements CausalLM {
     // Logits only for the rows asked for.
     const out = items.map((it, i) => {
       const n = it.tokens.length;
-      const rows = it.logits === 'none' || n === 0 ? 0 : it.logits === 'all' ? n : 1;
+      const rows = it.logits === 'none' || n === 0 ? 0 : it.logits === 'all' || it.logits === 'hidden' ? n : 1;
       if (rows === 0) return new Float32Array(0);
       const first = offsets[i]! + n - rows;
+      if (it.logits === 'hidden') return this.finalNorm(h.subarray(first * H, (first + rows) * H), rows);
       const xs = this.buf('xs', rows * H);
       be.rmsNorm(xs, h.subarray(first * H, (first + rows) * H), this.outputNorm, rows, H, cfg.rmsNormEps);
       const logits = new Float32Array(rows * V);
@@ -277,7 +278,7 @@ export class Llama4TextModel implements CausalLM {
     return out;
   }
 
-  /** Final-norm hidden states are also what tests compare; exposed for the golden hidden-state check. */
+  /** Final-norm hidden states [rows, H] of residual rows `h` (forward's 'hidden' output; the golden hidden-state check). */
   finalNorm(h: Float32Array, rows: number): Float32Array {
     const out = new Float32Array(rows * this.config.hiddenSize);
     this.backend.rmsNorm(out, h, this.outputNorm, rows, this.config.hiddenSize, this.config.rmsNormEps);
