@@ -4,7 +4,7 @@
 import { tryCreateNativeBackend } from '../src/kernels/native/index.ts';
 const be = tryCreateNativeBackend({ threads: Number(process.argv[2] ?? 1) }).backend!;
 const H = 16, Hkv = 8, d = 128;
-for (const [T, S] of [[256, 4096], [1, 4096], [1, 32768]]) {
+for (const [T, S] of [[256, 4096], [1, 4096], [1, 32768]] as [number, number][]) {
   const q = new Float32Array(T * H * d).map(() => Math.random() - 0.5), k = new Float32Array(S * Hkv * d).map(() => Math.random() - 0.5), v = k.slice();
   const out = new Float32Array(T * H * d);
   const p = { nHeads: H, nKvHeads: Hkv, headDim: d, T, S, qPos0: S - T, kPos0: 0, scale: 1 / Math.sqrt(d), mask: { causal: true, chunkSize: 0 } };

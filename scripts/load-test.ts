@@ -135,9 +135,11 @@ const settle = async () => {
 };
 
 let failures = 0;
-const fail = (msg: string) => {
+/** Counts and prints a failure; returns 'bad' so a job can `return fail(…)`. */
+const fail = (msg: string): 'bad' => {
   failures++;
   console.error(`FAIL ${msg}`);
+  return 'bad';
 };
 
 // 1. Solo references.
@@ -160,11 +162,11 @@ const jobs = Array.from({ length: benchOnly ? 0 : N }, (_, k) => {
   const invalidAt = INVALID > 0 ? Math.floor(N / INVALID) : Infinity;
   if (INVALID > 0 && k % invalidAt === invalidAt - 1 && Math.floor(k / invalidAt) < INVALID) {
     const [name, run, want] = INVALID_KINDS[Math.floor(k / invalidAt) % INVALID_KINDS.length]!;
-    return run().then((o) => (o.status === want ? 'invalid-ok' : (fail(`#${k} ${name}: HTTP ${o.status}, wanted ${want}`), 'bad')));
+    return run().then((o) => (o.status === want ? 'invalid-ok' : fail(`#${k} ${name}: HTTP ${o.status}, wanted ${want}`)));
   }
   return stream(valid(k)).then((o) => {
-    if (o.status !== 200) return (fail(`#${k}: HTTP ${o.status}`), 'bad');
-    if (o.text !== solo[k % TOPICS.length]) return (fail(`#${k}: output differs from its solo run:\n  solo ${JSON.stringify(solo[k % TOPICS.length])}\n  load ${JSON.stringify(o.text)}`), 'bad');
+    if (o.status !== 200) return fail(`#${k}: HTTP ${o.status}`);
+    if (o.text !== solo[k % TOPICS.length]) return fail(`#${k}: output differs from its solo run:\n  solo ${JSON.stringify(solo[k % TOPICS.length])}\n  load ${JSON.stringify(o.text)}`);
     return 'valid-ok';
   });
 });

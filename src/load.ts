@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, KvType, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
-import { MappedFile, canMmap, tryCreateNativeBackend } from './kernels/native/index.ts';
+import { MappedFile, canMmap, nativeCoreInfo, tryCreateNativeBackend } from './kernels/native/index.ts';
 import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
@@ -196,6 +196,16 @@ export async function createBackend(choice: BackendChoice = 'auto', threads?: nu
   const note = `native backend unavailable (${reason}); using the TypeScript backend`;
   if (choice === 'native') throw new UsageError(note);
   return { backend: new TsBackend(), note };
+}
+
+/**
+ * The backend `createBackend('auto')` would pick on this machine, as one line for `llama4 --version`:
+ * `native-avx512 (native/build/Release/llama4_native.node; kernel sets avx512, avx2, scalar)` or
+ * `typescript (native core not built: …)`.
+ */
+export function describeDefaultBackend(): string {
+  const n = nativeCoreInfo();
+  return n.isa ? `native-${n.isa} (${n.file}; kernel sets ${n.isas.join(', ')})` : `typescript (${n.reason})`;
 }
 
 const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvType: opts.kvType } : {});

@@ -124,3 +124,17 @@ test('the public root exports a curated surface; the rest sits behind subpath ex
   const root = readFileSync(join(SRC, 'index.ts'), 'utf8');
   assert.doesNotMatch(root, /from '\.\/(kernels|io|train|model-files|model-worker|model\/llama4)\//);
 });
+
+test('one home each: the message type, the finish reason, the event-loop yield, the turn-end token union', () => {
+  const homes: [RegExp, string][] = [
+    [/^export (interface|type) ChatMessage\b/m, 'chat/types.ts'],
+    [/^export type FinishReason\b/m, 'engine/common.ts'],
+    [/new Promise<void>\(\(\w+\) => setImmediate\(\w+\)\)/, 'engine/common.ts'],
+    [/new Set\(\[\.\.\.\w+\.stopIds/, 'engine/chat-engine.ts'],
+  ];
+  for (const [re, home] of homes) {
+    // train/data.ts narrows the shared ChatMessage to text (a derived type, not a second definition).
+    const where = files(SRC).filter((f) => re.test(readFileSync(f, 'utf8')) && !(home === 'chat/types.ts' && /ChatMessage = SharedChatMessage/.test(readFileSync(f, 'utf8'))));
+    assert.deepEqual(where.map((f) => relative(SRC, f)), [home], String(re));
+  }
+});

@@ -30,7 +30,7 @@ function editHeader(dir: string, edit: (h: Record<string, any>) => void): void {
   const len = Number(buf.readBigUInt64LE(0));
   const header = JSON.parse(buf.subarray(8, 8 + len).toString('utf8'));
   edit(header);
-  let json = Buffer.from(JSON.stringify(header));
+  const json = Buffer.from(JSON.stringify(header));
   const data = buf.subarray(8 + len);
   const lenBuf = Buffer.alloc(8);
   lenBuf.writeBigUInt64LE(BigInt(json.length));

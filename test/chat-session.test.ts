@@ -72,8 +72,12 @@ describe('ChatSession on the default model', () => {
     assert.equal(chat.history.length, 4);
   });
 
-  test('an AbortSignal stops a turn; the partial answer stays', async () => {
+  test('an AbortSignal stops a turn; the partial answer stays; one turn at a time', async () => {
     const chat = model.createChat();
+    const busy = chat.send('What is 7 plus 5?');
+    await assert.rejects(chat.send('And 2 plus 3?'), (e: Error) => e instanceof UsageError && /already answering/.test(e.message));
+    await busy;
+    chat.reset();
     const ac = new AbortController();
     const r = await chat.send('Tell me a story', { maxTokens: 400, sampling: { temperature: 1, seed: 1 }, signal: ac.signal, onText: () => ac.abort() });
     assert.equal(r.finishReason, 'cancelled');

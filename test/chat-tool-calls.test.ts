@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createToolCallStreamParser, parseToolCalls, type ToolCallParse } from '../src/chat/index.ts';
 import { parseToolCalls as rootParseToolCalls } from '../src/index.ts';
 

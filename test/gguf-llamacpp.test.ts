@@ -57,7 +57,7 @@ test('GGUFs we write load in llama.cpp (node-llama-cpp) and continue greedily li
       const model = await llama.loadModel({ modelPath: path });
       const ctx = await model.createContext({ contextSize: 64, threads: 1 });
       const theirs: number[] = [];
-      for await (const tok of ctx.getSequence().evaluate(PROMPT, { temperature: 0 })) {
+      for await (const tok of ctx.getSequence().evaluate(PROMPT as unknown as Parameters<ReturnType<typeof ctx.getSequence>['evaluate']>[0], { temperature: 0 })) {
         theirs.push(tok as number);
         if (theirs.length >= N_GEN) break;
       }

@@ -12,6 +12,9 @@ import { startServer, type RunningServer } from '../src/server/app.ts';
 import { fakeEngine } from './server-fixtures.ts';
 import { sharedPath } from './helpers/shared.ts';
 
+/** The page's DOM, as the callbacks passed to page.waitForFunction see it (they run in the browser; tsconfig has no DOM lib). */
+declare const document: { getElementById(id: string): { textContent: string | null } | null };
+
 const CHROMIUM = '/usr/bin/chromium';
 function ensureChromium(): string | null {
   if (existsSync(CHROMIUM)) return null;

@@ -64,7 +64,7 @@ describe('client libraries against the server with the default model', () => {
     assert.deepEqual(streamedCalls.map((c) => [c.toolName, c.input]), r.toolCalls.map((c) => [c.toolName, c.input]));
     // A tool with execute: the SDK runs it and sends the result back (function_call_output + item_reference).
     const calls: unknown[] = [];
-    const withExec = tool({ ...weather, execute: async (input: { city: string }) => (calls.push(input), 'sunny') });
+    const withExec = tool({ ...weather, execute: async (input: { city: string }) => { calls.push(input); return 'sunny'; } });
     const two = await generateText({ model, prompt: 'Weather in Paris?', tools: { get_weather: withExec }, toolChoice: 'required', temperature: 0, maxOutputTokens: 40, maxRetries: 0, stopWhen: ({ steps }) => steps.length >= 2, prepareStep: ({ stepNumber }) => (stepNumber > 0 ? { toolChoice: 'none' } : {}) });
     assert.equal(calls.length, 1);
     assert.equal(two.steps.length, 2);

@@ -90,7 +90,6 @@ function hash(a: number, b: number): number {
 /** The reply the fake model gives to a prompt (text between specials decoded). */
 export function scriptFor(prompt: readonly number[], brightness: readonly number[]): string {
   const text = detok(prompt);
-  const h = prompt.lastIndexOf(HEADER);
   if (text.includes('<|header|>tool\n')) {
     const m = /<\|header\|>tool\n([^<]*)<\|eot\|>(?![\s\S]*<\|header\|>tool)/.exec(text);
     return `The weather is ${m ? m[1] : '?'}.`;

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { DEFAULT_MODEL_DIR, loadModel, type LoadedModel } from '../src/load.ts';
-import { startServer, type RunningServer } from '../src/server/app.ts';
+import { startServer } from '../src/server/app.ts';
 import { loadServerEngine } from '../src/server/load-engine.ts';
 import type { ServerEngine } from '../src/server/engine.ts';
 import { startModelWorker, WorkerModel } from '../src/model-worker/index.ts';
@@ -143,7 +143,7 @@ describe('model worker: identical to the in-thread model', () => {
     assert.equal(b2.truncate(140), true);
     const f1 = lm.newSequence();
     const f2 = wm.newSequence();
-    const items = (a: typeof a1, b: typeof a1, f: typeof a1) => [
+    const items = <S,>(a: S, b: S, f: S) => [
       { seq: a, tokens: [5, 6, 7], logits: 'all' as const },
       { seq: b, tokens: [9], logits: 'last' as const },
       { seq: f, tokens: p.slice(0, 20), logits: 'none' as const },

@@ -10,6 +10,9 @@ import Anthropic from '@anthropic-ai/sdk';
 import { startServer, type RunningServer } from '../src/server/app.ts';
 import { fakeEngine, scriptFor, tokenize } from './server-fixtures.ts';
 
+/** temperature 0 for the Anthropic client: the API takes it, but this SDK version's request types do not list it. */
+const T0 = { temperature: 0 } as object;
+
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
   'base64',
@@ -183,31 +186,31 @@ describe('server with a fake engine', () => {
   });
 
   test('Anthropic messages: plain, streaming, tools with tool_result, image', async () => {
-    const m = await anthropic.messages.create({ model: 'fake-llama4', max_tokens: 100, system: 'be brief', messages: [{ role: 'user', content: 'hey' }], temperature: 0 });
+    const m = await anthropic.messages.create({ model: 'fake-llama4', max_tokens: 100, system: 'be brief', messages: [{ role: 'user', content: 'hey' }], ...T0 });
     assert.deepEqual(m.content, [{ type: 'text', text: 'Hello! You said: hey' }]);
     assert.equal(m.stop_reason, 'end_turn');
     assert.equal(m.usage.output_tokens, tokenize('Hello! You said: hey').length);
-    const stream = anthropic.messages.stream({ model: 'fake-llama4', max_tokens: 100, messages: [{ role: 'user', content: 'hey' }], temperature: 0 });
+    const stream = anthropic.messages.stream({ model: 'fake-llama4', max_tokens: 100, messages: [{ role: 'user', content: 'hey' }], ...T0 });
     let deltas = 0;
     stream.on('text', () => deltas++);
     const final = await stream.finalMessage();
     assert.deepEqual(final.content.map((b) => (b.type === 'text' ? b.text : '')), ['Hello! You said: hey']);
     assert.ok(deltas > 3);
     const tools: Anthropic.Tool[] = [{ name: 'get_weather', description: 'weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }];
-    const t1 = await anthropic.messages.create({ model: 'fake-llama4', max_tokens: 100, tools, temperature: 0, messages: [{ role: 'user', content: 'Weather?' }] });
+    const t1 = await anthropic.messages.create({ model: 'fake-llama4', max_tokens: 100, tools, ...T0, messages: [{ role: 'user', content: 'Weather?' }] });
     assert.equal(t1.stop_reason, 'tool_use');
     const use = t1.content.find((b) => b.type === 'tool_use')! as Anthropic.ToolUseBlock;
     assert.deepEqual(use.input, { city: 'Paris' });
     const t2 = await anthropic.messages.create({
-      model: 'fake-llama4', max_tokens: 100, tools, temperature: 0,
+      model: 'fake-llama4', max_tokens: 100, tools, ...T0,
       messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: t1.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'rainy' }] }],
     });
     assert.deepEqual(t2.content, [{ type: 'text', text: 'The weather is rainy.' }]);
-    const ts = anthropic.messages.stream({ model: 'fake-llama4', max_tokens: 100, tools, temperature: 0, messages: [{ role: 'user', content: 'Weather?' }] });
+    const ts = anthropic.messages.stream({ model: 'fake-llama4', max_tokens: 100, tools, ...T0, messages: [{ role: 'user', content: 'Weather?' }] });
     const tf = await ts.finalMessage();
     assert.equal(tf.stop_reason, 'tool_use');
     assert.deepEqual((tf.content[0] as Anthropic.ToolUseBlock).input, { city: 'Paris' });
-    const img = await anthropic.messages.create({ model: 'fake-llama4', max_tokens: 100, temperature: 0, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG.toString('base64') } }, { type: 'text', text: 'describe' }] }] });
+    const img = await anthropic.messages.create({ model: 'fake-llama4', max_tokens: 100, ...T0, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG.toString('base64') } }, { type: 'text', text: 'describe' }] }] });
     assert.match((img.content[0] as Anthropic.TextBlock).text, /^I see 1 image\(s\)/);
   });
 
@@ -417,7 +420,7 @@ test('tool_choice required / a named tool / Anthropic any are enforced by constr
     }
     const anthropic = new Anthropic({ baseURL: srv.url, apiKey: 'none', maxRetries: 0 });
     const m = await anthropic.messages.create({
-      model: 'fake-llama4', max_tokens: 80, temperature: 0, tool_choice: { type: 'any' },
+      model: 'fake-llama4', max_tokens: 80, ...T0, tool_choice: { type: 'any' },
       tools: [{ name: 'get_weather', input_schema: params as Anthropic.Tool.InputSchema }],
       messages: [{ role: 'user', content: 'w?' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'cold' }] }],
     });

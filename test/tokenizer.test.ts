@@ -85,6 +85,10 @@ test('streaming decoder emits only whole characters and reassembles every case',
   const e = t.encode('é')[0]!;
   const bytes = t.decodeBytes([e]);
   assert.equal(bytes.length, 2);
+  const lead = t.tokenToId('\u00c3')!; // the byte-level token of 0xC3, the first byte of 'é'
+  assert.deepEqual([...t.decodeBytes([lead])], [0xc3]);
+  assert.equal(d.push(lead), '');
+  assert.equal(d.flush(), '\uFFFD');
 });
 
 test('special tokens: Meta list, 200000–202047, recognised only with allowSpecial', { skip: SKIP }, () => {

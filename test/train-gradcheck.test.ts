@@ -43,7 +43,7 @@ function check(name: string, cfgRaw: Record<string, unknown>): void {
       let nu = 0;
       for (const x of u) nu += x * x;
       nu = Math.sqrt(nu);
-      for (let i = 0; i < u.length; i++) u[i] /= nu;
+      for (let i = 0; i < u.length; i++) u[i]! /= nu;
       let gu = 0;
       for (let i = 0; i < u.length; i++) gu += p.grad[i]! * u[i]!;
       const w0 = Float32Array.from(p.data), eps = 1e-2;

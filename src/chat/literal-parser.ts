@@ -94,41 +94,39 @@ export function parseValue(c: Cursor, mode: Mode): unknown {
 
 function parseValueAt(c: Cursor, mode: Mode): unknown {
   const ch = c.peek();
-  {
-    if (ch === '"' || ch === "'") return parseString(c, mode, false);
-    if (ch === '[') return parseSeq(c, mode, '[', ']');
-    if (ch === '(') {
-      if (mode === 'json') throw pythonOnly(c);
-      return parseSeq(c, mode, '(', ')');
-    }
-    if (ch === '{') return parseDict(c, mode);
-    if (/[-+0-9.]/.test(ch)) return parseNumber(c);
-    if (mode === 'json' && /[rRbBuU]/.test(ch) && /^[rRbBuU]{1,2}["']/.test(c.s.slice(c.i, c.i + 3))) throw pythonOnly(c);
-    if (mode === 'python' && /[rRbBuU]/.test(ch)) {
-      // String prefixes: r"raw", b"bytes", u"text" (also rb/br).
-      const head = c.s.slice(c.i, c.i + 3);
-      const m = /^(?:[rR][bB]?|[bB][rR]?|[uU])(?=["'])/.exec(head);
-      if (m) {
-        c.i += m[0].length;
-        return parseString(c, mode, /[rR]/.test(m[0]));
-      }
-      if (/^(?:[rR][bB]?|[bB][rR]?|[uU])$/.test(head)) throw INCOMPLETE; // the quote has not arrived yet
-
-    }
-    if (IDENT_START.test(codePointAt(c.s, c.i))) {
-      const start = c.i;
-      while (c.i < c.s.length && IDENT.test(codePointAt(c.s, c.i))) c.i += codePointAt(c.s, c.i).length;
-      const word = c.s.slice(start, c.i);
-      if (c.i >= c.s.length) {
-        // "Tru" may become "True"; "my_city" never becomes a literal.
-        if (Object.keys(KEYWORDS).some((k) => k.startsWith(word))) throw INCOMPLETE;
-        throw FAIL;
-      }
-      if (word in KEYWORDS) return KEYWORDS[word];
-      throw FAIL; // a variable or call: not a literal
-    }
-    throw FAIL;
+  if (ch === '"' || ch === "'") return parseString(c, mode, false);
+  if (ch === '[') return parseSeq(c, mode, '[', ']');
+  if (ch === '(') {
+    if (mode === 'json') throw pythonOnly(c);
+    return parseSeq(c, mode, '(', ')');
   }
+  if (ch === '{') return parseDict(c, mode);
+  if (/[-+0-9.]/.test(ch)) return parseNumber(c);
+  if (mode === 'json' && /[rRbBuU]/.test(ch) && /^[rRbBuU]{1,2}["']/.test(c.s.slice(c.i, c.i + 3))) throw pythonOnly(c);
+  if (mode === 'python' && /[rRbBuU]/.test(ch)) {
+    // String prefixes: r"raw", b"bytes", u"text" (also rb/br).
+    const head = c.s.slice(c.i, c.i + 3);
+    const m = /^(?:[rR][bB]?|[bB][rR]?|[uU])(?=["'])/.exec(head);
+    if (m) {
+      c.i += m[0].length;
+      return parseString(c, mode, /[rR]/.test(m[0]));
+    }
+    if (/^(?:[rR][bB]?|[bB][rR]?|[uU])$/.test(head)) throw INCOMPLETE; // the quote has not arrived yet
+
+  }
+  if (IDENT_START.test(codePointAt(c.s, c.i))) {
+    const start = c.i;
+    while (c.i < c.s.length && IDENT.test(codePointAt(c.s, c.i))) c.i += codePointAt(c.s, c.i).length;
+    const word = c.s.slice(start, c.i);
+    if (c.i >= c.s.length) {
+      // "Tru" may become "True"; "my_city" never becomes a literal.
+      if (Object.keys(KEYWORDS).some((k) => k.startsWith(word))) throw INCOMPLETE;
+      throw FAIL;
+    }
+    if (word in KEYWORDS) return KEYWORDS[word];
+    throw FAIL; // a variable or call: not a literal
+  }
+  throw FAIL;
 }
 
 function parseSeq(c: Cursor, mode: Mode, open: string, close: string): unknown[] {

@@ -10,10 +10,11 @@ export const MODEL_OPTIONS = {
   backend: { type: 'string' },
   threads: { type: 'string', short: 't' },
   'kv-type': { type: 'string' },
+  mmproj: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const SAMPLER_OPTIONS = {
-  temperature: { type: 'string' },
+  temperature: { type: 'string' }, // --temp (llama.cpp) is an alias: src/cli/args.ts
   'top-k': { type: 'string' },
   'top-p': { type: 'string' },
   'min-p': { type: 'string' },
@@ -26,9 +27,11 @@ export const SAMPLER_OPTIONS = {
 export const MODEL_USAGE = `  -m, --model PATH       model folder (config.json + safetensors) or .gguf file (default: the embedded model)
   --backend NAME         auto | native | typescript (default auto)
   -t, --threads N        compute threads for the native backend
-  --kv-type T            KV cache storage: f32 (default, exact) | f16 | q8_0 (smaller cache, longer contexts)`;
+  --kv-type T            KV cache storage: f32 (default, exact) | f16 | q8_0 (smaller cache, longer contexts)
+  --mmproj FILE          vision projector GGUF (llama.cpp's mmproj file) for a GGUF model's images`;
 
-export const SAMPLER_USAGE = `  --temperature X        0 = greedy (default 0.7 for run/chat, 0 for generate)
+export const SAMPLER_USAGE = `  --temp, --temperature X  0 = greedy (run/chat default: the model's generation_config.json, else 0.6;
+                         generate: 0)
   --top-k N  --top-p X  --min-p X
   --repeat-penalty X  --presence-penalty X  --frequency-penalty X
   --seed N               reproducible sampling`;
@@ -52,13 +55,18 @@ export function parseIds(v: string | undefined): number[] {
   });
 }
 
-export function loadOptions(values: { backend?: string | undefined; threads?: string | undefined; 'kv-type'?: string | undefined }): LoadOptions {
+export function loadOptions(values: { backend?: string | undefined; threads?: string | undefined; 'kv-type'?: string | undefined; mmproj?: string | undefined }): LoadOptions {
   const b = values.backend ?? 'auto';
   if (b !== 'auto' && b !== 'native' && b !== 'typescript') throw new UsageError(`--backend must be auto, native or typescript, got '${b}'`);
   const threads = parseNumber('threads', values.threads, { int: true, min: 1 });
   const kv = values['kv-type'];
   if (kv !== undefined && !isKvType(kv)) throw new UsageError(`--kv-type must be f32, f16 or q8_0, got '${kv}'`);
-  return { backend: b as BackendChoice, ...(threads !== undefined ? { threads } : {}), ...(kv !== undefined ? { kvType: kv } : {}) };
+  return {
+    backend: b as BackendChoice,
+    ...(threads !== undefined ? { threads } : {}),
+    ...(kv !== undefined ? { kvType: kv } : {}),
+    ...(values.mmproj !== undefined ? { mmproj: values.mmproj } : {}),
+  };
 }
 
 export function samplerOptions(values: Record<string, unknown>, defaultTemperature: number): SamplerOptions {

@@ -71,6 +71,8 @@ export class ChatSession {
   /** Sends a user message (text, or any ChatMessage such as a tool result) and resolves with the answer. */
   async send(input: string | ChatMessage, o: SendOptions = {}): Promise<ChatReply> {
     if (this.disposed || this.opts.alive?.() === false) throw new UsageError('this chat session was disposed (its model was disposed)');
+    // One turn at a time: a second message before the answer would interleave the history.
+    if (this.running.size > 0) throw new UsageError('this chat session is already answering; await the turn (or abort it) before sending the next message');
     const message = this.userMessage(input, o.images);
     const ac = new AbortController();
     const onAbort = () => ac.abort(o.signal?.reason);

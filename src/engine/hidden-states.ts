@@ -4,6 +4,7 @@
  */
 import type { AsyncCausalLM } from '../model/types.ts';
 import { UsageError } from '../util/index.ts';
+import { yieldToEventLoop } from './common.ts';
 
 /**
  * Final-norm hidden states [tokens.length, hiddenSize] of `tokens`: a new sequence, prefilled `piece` tokens per
@@ -20,7 +21,7 @@ export async function computeHiddenStates(model: AsyncCausalLM, tokens: readonly
       const [h] = await model.forward([{ seq, tokens: part, logits: 'hidden' }]);
       if (!h || h.length !== part.length * H) throw new Error(`the model returned ${h?.length ?? 0} hidden values for ${part.length} tokens × ${H}`);
       out.set(h, i * H);
-      if (i + piece < tokens.length) await new Promise<void>((r) => setImmediate(r));
+      if (i + piece < tokens.length) await yieldToEventLoop();
     }
   } finally {
     seq.free?.();

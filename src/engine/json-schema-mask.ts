@@ -127,9 +127,7 @@ class MaskCache {
 const caches = new WeakMap<TokenVocabulary, Map<string, { schema: Schema; masks: MaskCache }>>();
 
 /** A per-schema factory of constraints (compile once per request, build one constraint per choice). */
-export interface JsonConstraintFactory {
-  (): TokenConstraint;
-}
+export type JsonConstraintFactory = () => TokenConstraint;
 
 /**
  * Builds the constraint factory for `schema` (parsed JSON Schema; undefined = any JSON object, the json_object mode).

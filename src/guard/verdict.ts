@@ -15,7 +15,7 @@
  *   categories (the ones the prompt lists) and ended by a newline or a stop token (at most 24 tokens); only when the
  *   verdict is unsafe.
  */
-import type { AsyncCausalLM, SequenceState } from '../model/types.ts';
+import { turnEndTokens, type AsyncCausalLM, type SequenceState } from '../engine/index.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import type { GuardCategory } from './categories.ts';
 
@@ -82,7 +82,7 @@ export class GuardScorer {
   private readonly stopIds: Set<number>;
 
   constructor(private readonly model: AsyncCausalLM, private readonly tokenizer: Tokenizer) {
-    this.stopIds = new Set([...tokenizer.stopIds, ...model.info.eosTokenIds]);
+    this.stopIds = new Set(turnEndTokens(tokenizer, model));
   }
 
   private enc(s: string): number[] {

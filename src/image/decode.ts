@@ -8,7 +8,7 @@
  * ImageError naming the source; nothing is decoded before the byte and pixel limits are checked.
  */
 import { readFile, stat } from 'node:fs/promises';
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata, default as Sharp } from 'sharp';
 import { Llama4Error } from '../util/index.ts';
 
 /** A decoded image: `data[(y * width + x) * 3 + c]`, c in R, G, B. */
@@ -35,6 +35,21 @@ export interface DecodeLimits {
 
 export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_IMAGE_PIXELS = 64 * 1024 * 1024;
+
+/**
+ * sharp, imported on first use: text-only users never load libvips, and a sharp whose native part is missing or
+ * broken (wrong platform, blocked install scripts) costs image calls only, with one clear error
+ * (test/sharp-missing.test.ts makes the import fail).
+ */
+let sharpModule: Promise<typeof Sharp> | null = null;
+async function loadSharp(src: string): Promise<typeof Sharp> {
+  sharpModule ??= import('sharp').then((m: { default: typeof Sharp }) => m.default);
+  try {
+    return await sharpModule;
+  } catch (e) {
+    throw new ImageError(src, `image decoding needs the 'sharp' package, which failed to load (${sharpMessage(e)}); reinstall it with \`npm install sharp\``);
+  }
+}
 
 /** Formats we accept (sharp can read more, e.g. SVG or TIFF; those are refused so the surface stays small). */
 const FORMATS = new Set(['jpeg', 'png', 'webp', 'gif']);
@@ -117,6 +132,7 @@ export async function decodeImage(input: ImageInput, limits: DecodeLimits = {}):
   const maxPixels = limits.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   const src = describe(input);
   const bytes = await readImageBytes(input, maxBytes);
+  const sharp = await loadSharp(src);
   // failOn 'truncated' turns libvips' "premature end of file" warnings into errors; limitInputPixels makes sharp
   // refuse from the header alone. pages: 1 = first frame of GIF/WebP animations. ignoreIcc: the reference (PIL)
   // does no colour management, so a Display-P3 photo's stored values go to the model as they are; sharp would

@@ -94,7 +94,7 @@ export function randomProducer(seed: number, hidden: number): TensorProducer {
   // Box-Muller, using both values of each pair (the generator is the slow part of writing bench-2b).
   let spare = NaN;
   const gauss = (): number => {
-    if (spare === spare) { const v = spare; spare = NaN; return v; }
+    if (!Number.isNaN(spare)) { const v = spare; spare = NaN; return v; }
     const r = Math.sqrt(-2 * Math.log(next() + 1e-12)), a = 2 * Math.PI * next();
     spare = r * Math.sin(a);
     return r * Math.cos(a);

@@ -8,7 +8,7 @@
  * thread), exactly as it counts the main thread in-thread; the main thread sleeps while a step runs.
  */
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { loadModel } from '../load.ts';
+import { loadModel, type LoadedModel } from '../load.ts';
 import type { CausalLM, ForwardItem, ImagePromptEncoder, SequenceState } from '../model/types.ts';
 import { toWire, type FromWorker, type SeqFacts, type ToWorker, type WorkerInit } from './protocol.ts';
 
@@ -109,7 +109,7 @@ function serveModel(model: CausalLM, encodeImages: ImagePromptEncoder | null) {
 async function main(): Promise<void> {
   const init = workerData as WorkerInit;
   const port = parentPort!;
-  let loaded;
+  let loaded: LoadedModel;
   try {
     loaded = await loadModel(init.path, { ...init.options, onProgress: (fraction, what) => port.postMessage({ type: 'progress', fraction, what } satisfies FromWorker) });
   } catch (e) {

@@ -6,7 +6,7 @@
  *   with `tokenizer_config.json` beside it naming bos/eos.
  * - GGUF arrays (`tokenizer.ggml.tokens/merges/token_type`): the GGUF reader calls `tokenizerFromGguf`.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelFileError, UsageError } from '../util/errors.ts';
 import { unicodeToBinary } from './byte-unicode.ts';
@@ -261,7 +261,7 @@ export function findTokenizerFiles(dir: string): { tokenizerJson?: string; tikto
  * tokenizer_config.json for bos/eos) or from one of those files.
  */
 export function loadTokenizer(path: string): Tokenizer {
-  let st;
+  let st: Stats;
   try {
     st = statSync(path);
   } catch {

@@ -4,7 +4,7 @@
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
 import type { ChatMessage as SharedChatMessage } from '../chat/index.ts';
-import { Rng } from './rng.ts';
+import type { Rng } from './rng.ts';
 
 export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
 /** The project's one message type (src/chat/types.ts), text only: training chats are rendered from strings. */

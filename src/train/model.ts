@@ -29,13 +29,13 @@ export interface Param {
 export interface InitOptions {
   seed?: number;
   /** Base init std at the base width (HF initializer_range). */
-  initStd?: number;
+  initStd?: number | undefined;
   /**
    * MetaP-style width transfer: hidden matrices get init std ∝ sqrt(baseWidth/fan_in) and Adam LR ∝ baseWidth/fan_in,
    * so hyperparameters tuned at baseWidth carry over to wider models. Output projections are further scaled by
    * 1/sqrt(2·L) (depth). Defaults to the model's hidden size (multipliers 1 at that width).
    */
-  baseWidth?: number;
+  baseWidth?: number | undefined;
 }
 
 interface Layer {

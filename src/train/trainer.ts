@@ -21,17 +21,17 @@ export interface TrainRunConfig {
   seed?: number;
   tokenizer: string;
   model?: Record<string, unknown>;
-  init_from?: string;
+  init_from?: string | undefined;
   init?: { std?: number; base_width?: number };
   data: {
-    text_files?: string[];
+    text_files?: string[] | undefined;
     /** Share of micro-batches drawn from plain text (the rest: chat). */
     text_share?: number;
     seq_len?: number;
     heldout_share?: number;
     tool_share?: number;
     /** JSONL of {prompt, answer} chat examples; replaces the generated chat mixture (SFT). */
-    sft_file?: string;
+    sft_file?: string | undefined;
     /**
      * Share of micro-batches of packed arithmetic statements ("7 plus 5 is 12.", trained facts only) with the loss on
      * the result only: ~4x more result tokens per computed token than chat examples.
@@ -241,7 +241,7 @@ export function train(cfg: TrainRunConfig, hooks: TrainHooks = {}, resume = fals
       const batch = r0 < textShare ? data.textBatch(rng, tr.batch, T)
         : r0 < textShare + arithShare ? data.arithBatch(rng, tr.batch, T) : data.chatBatch(rng, tr.batch, 512);
       const logits = model.forward(batch.tokens, batch.B, batch.T);
-      let r;
+      let r: ReturnType<typeof distillLoss>;
       if (teacher) {
         // Codistillation: α (hard-label weight) moves from alpha_start to alpha_end over training; the soft part is
         // further scaled by min(1, exp(CE_student − CE_teacher)) so a teacher no better than the student on this

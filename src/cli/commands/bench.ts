@@ -5,13 +5,13 @@
  * Decode is bound by memory bandwidth, so the report also gives the weight bytes a decode step reads, as GB/s and as
  * a percentage of the read bandwidth measured on the spot with the same threads (the native backend's probe).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.ts';
 import type { Llama4Config } from '../../load.ts';
 import type { SequenceState } from '../../engine/index.ts';
-import { loadModel } from '../../load.ts';
+import { DEFAULT_MODEL_DIR, loadModel } from '../../load.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 import { UsageError } from '../../util/index.ts';
 import { runGuardBench } from './guard-bench.ts';
@@ -62,7 +62,7 @@ function measureBandwidth(backend: unknown): number | null {
 export const benchCommand: Command = {
   name: 'bench',
   summary: 'measure prefill and decode tokens/s and decode memory bandwidth of a model',
-  usage: `usage: llama4 bench -m MODEL [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]
+  usage: `usage: llama4 bench [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]
 Prefill: a P-token prompt in one forward pass. Decode: N single-token steps from an empty cache (llama-bench's pp/tg).
 Reports medians of R runs (and CPU ms per token, steadier than wall time on a shared machine), the weight bytes each decode step reads as GB/s and as a percentage of the memory read
 bandwidth measured on the spot, and the process's peak resident memory.
@@ -85,11 +85,11 @@ ${MODEL_USAGE}`,
         gen: parseNumber('gen', values.gen, { int: true, min: 1 }) ?? 64, repeat: parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3,
       });
     }
-    if (!values.model) throw new UsageError('give the model to measure with -m MODEL');
     const P = parseNumber('prompt', values.prompt, { int: true, min: 0 }) ?? 512;
     const N = parseNumber('gen', values.gen, { int: true, min: 0 }) ?? 128;
     const R = parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3;
-    const { model, config, backend, backendNote } = await loadModel(values.model, loadOptions(values));
+    const path = values.model ?? DEFAULT_MODEL_DIR;
+    const { model, config, backend, backendNote } = await loadModel(path, loadOptions(values));
     if (backendNote && !values.json) process.stderr.write(`llama4 bench: ${backendNote}\n`);
     if (P + N > model.info.contextLength) throw new UsageError(`-p + -n = ${P + N} exceeds the model's context (${model.info.contextLength})`);
     const V = config.vocabSize;
@@ -132,7 +132,7 @@ ${MODEL_USAGE}`,
     }
     const peakRss = process.resourceUsage().maxRSS * 1024; // before the bandwidth probe allocates its buffer
     const { total, active } = parameterCounts(config);
-    const activeBytes = (weightFileBytes(values.model) * active) / total;
+    const activeBytes = (weightFileBytes(path) * active) / total;
     const decodeTps = tg.length ? median(tg) : 0;
     const decodeGbps = (decodeTps * activeBytes) / 1e9;
     const bw = N > 0 ? measureBandwidth(backend) : null;
@@ -156,7 +156,7 @@ ${MODEL_USAGE}`,
     else {
       const f = (x: number) => x.toFixed(2);
       process.stdout.write(
-        `model    ${values.model} (${backend.name}, ${result.threads} thread${result.threads === 1 ? '' : 's'})\n` +
+        `model    ${path} (${backend.name}, ${result.threads} thread${result.threads === 1 ? '' : 's'})\n` +
         (P ? `prefill  ${f(result.prefill_tps)} tok/s (pp${P}, median of ${R})\n` : '') +
         (N ? `decode   ${f(decodeTps)} tok/s (tg${N}, median of ${R}); ${f(decodeGbps)} GB/s of weights` +
           (bw ? ` = ${result.bandwidth_pct!.toFixed(0)}% of ${f(bw)} GB/s measured read bandwidth\n` : ' (no bandwidth probe on this backend)\n') : '') +

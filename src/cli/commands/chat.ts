@@ -1,4 +1,6 @@
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
+import { CHAT_COMMANDS_HELP, parseChatCommand } from '../chat-commands.ts';
 import { createInterface } from 'node:readline';
 import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR, loadModel } from '../../load.ts';
@@ -9,40 +11,67 @@ import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions
 export const chatCommand: Command = {
   name: 'chat',
   summary: 'interactive chat in the terminal (streaming, history, /reset)',
-  usage: `usage: llama4 chat [-m MODEL] [--system TEXT] [-n N] [sampling options]
-Type a message and press Enter. Commands: /reset forgets the conversation, /exit (or Ctrl-D) leaves.
-Ctrl-C stops the answer being written without leaving; Ctrl-C at an empty prompt leaves.
+  usage: `usage: llama4 chat [-m MODEL] [--system TEXT] [-n N] [-c N] [sampling options]
+Type a message and press Enter.
+${CHAT_COMMANDS_HELP}
   --system TEXT          system message for the whole conversation
   --tokenizer PATH       tokenizer file or folder when it is not beside the weights
-  -n, --max-tokens N     per-answer length limit (default 512)
+  -n, --max-tokens N     per-answer length limit (default 512; --n-predict is an alias)
+  -c, --ctx N            context length: the conversation + answer (default: the model's; --ctx-size is an alias)
 ${SAMPLER_USAGE}
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { ...MODEL_OPTIONS, ...SAMPLER_OPTIONS, system: { type: 'string' }, tokenizer: { type: 'string' }, 'max-tokens': { type: 'string', short: 'n' } },
+      options: { ...MODEL_OPTIONS, ...SAMPLER_OPTIONS, system: { type: 'string' }, tokenizer: { type: 'string' }, 'max-tokens': { type: 'string', short: 'n' }, ctx: { type: 'string' } },
       strict: true,
     });
     const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 512;
-    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, loadOptions(values));
+    const contextLength = parseNumber('ctx', values.ctx, { int: true, min: 2 });
+    const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
+    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, { ...loadOptions(values), onProgress: (f, what) => progress.update(f, what) });
+    progress.done();
+    if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
     const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
     // The conversation is a ChatSession on the chat engine (one slot): history, and the KV cache reused across turns.
-    const engine = loaded.createChatEngine({ parallel: 1, stepTokens: 512, ...(values.tokenizer !== undefined ? { tokenizerPath: values.tokenizer } : {}) });
-    const chat = new ChatSession(engine, { ...(values.system !== undefined ? { system: values.system } : {}), maxTokens, sampling: sampler });
+    const engine = loaded.createChatEngine({
+      parallel: 1,
+      stepTokens: 512,
+      ...(contextLength !== undefined ? { contextLength } : {}),
+      ...(values.tokenizer !== undefined ? { tokenizerPath: values.tokenizer } : {}),
+    });
+    const session = (system: string | undefined) => new ChatSession(engine, { ...(system !== undefined ? { system } : {}), maxTokens, sampling: sampler });
+    let system = values.system;
+    let chat = session(system);
     const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ', terminal: process.stdin.isTTY ?? false });
     let answering: AbortController | null = null;
     rl.on('SIGINT', () => {
       if (answering) answering.abort();
       else rl.close();
     });
-    process.stdout.write(`llama4 chat — ${loaded.path} (${loaded.backend.name}). /reset, /exit, Ctrl-C stops an answer.\n`);
+    process.stdout.write(`llama4 chat — ${loaded.path} (${loaded.backend.name}). /help lists commands, /bye leaves, Ctrl-C stops an answer.\n`);
     rl.prompt();
     for await (const line of rl) {
       const text = line.trim();
-      if (text === '/exit' || text === '/quit') break;
-      if (text === '/reset') {
-        chat.reset();
-        process.stdout.write('(conversation cleared)\n');
+      const command = parseChatCommand(text);
+      if (command?.kind === 'exit') break;
+      if (command) {
+        if (command.kind === 'help') process.stdout.write(`${CHAT_COMMANDS_HELP}\n`);
+        else if (command.kind === 'unknown') process.stdout.write(`${command.message}\n`);
+        else if (command.kind === 'system' && !command.text) process.stdout.write(system !== undefined ? `system: ${system}\n` : '(no system message)\n');
+        else if (command.kind === 'system') {
+          // A new session opening with the new system message, carrying the turns so far (the engine reuses the
+          // cached prefix where it still matches).
+          system = command.text;
+          const next = session(system);
+          next.history.push(...chat.history.filter((m) => m.role !== 'system'));
+          chat.dispose();
+          chat = next;
+          process.stdout.write('(system message set)\n');
+        } else if (command.kind === 'reset') {
+          chat.reset();
+          process.stdout.write('(conversation cleared)\n');
+        }
         rl.prompt();
         continue;
       }

@@ -3,7 +3,8 @@
  * a llama.cpp GGUF (architecture llama4), with the tokenizer (tokenizer.json, or Meta's tokenizer.model with merges
  * recovered from the ranks) and the chat template when the folder has them.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import { openHfCheckpoint, parseFileType, writeLlama4Gguf } from '../../model-files/index.ts';
 import { UsageError } from '../../util/index.ts';
@@ -39,13 +40,15 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
       process.stderr.write(`warning: ${msg}\n`);
     }
     if (!tok) process.stderr.write('warning: no tokenizer.json or tokenizer.model in the folder; llama.cpp needs one to load the file\n');
+    const threads = parseThreads(values.threads);
     const t0 = Date.now();
+    const progress = createProgress(`converting ${dir}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, produce, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
-      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
-      threads: parseThreads(values.threads),
+      onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
+      ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
     });
-    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;

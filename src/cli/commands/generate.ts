@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../load.ts';
 import { generate } from '../../engine/index.ts';

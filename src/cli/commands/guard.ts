@@ -4,7 +4,7 @@
  * category line) or, with --json, {"safe", "categories", "scores", "unsafe_probability"}. Exit status like grep's:
  * 0 safe, 1 unsafe, 2 error.
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { loadGuard, type GuardContentPart, type GuardMessage } from '../../guard/index.ts';
 import { Llama4Error, UsageError } from '../../util/index.ts';

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { decodeImage, preprocessImage, tileStats, imagePromptLength } from '../../image/index.ts';
 import { parseNumber } from '../options.ts';

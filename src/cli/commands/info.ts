@@ -3,7 +3,7 @@
  * parameters, tensor types, and the memory for weights plus KV cache at a context length (src/model-files/facts.ts
  * computes them from headers only; this command prints them).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { isKvType } from '../../tensor/index.ts';
 import { DEFAULT_MODEL_DIR } from '../../load.ts';

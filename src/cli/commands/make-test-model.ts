@@ -2,7 +2,8 @@
  * `llama4 make-test-model --preset tiny|bench-2b --type TYPE OUT.gguf`: random-weight llama4 GGUFs that llama.cpp
  * loads, with a synthetic GPT-2-style byte-level tokenizer (the writer and the presets are in src/model-files).
  */
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import { parseFileType, presetConfig, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../../model-files/index.ts';
 import { UsageError } from '../../util/index.ts';
@@ -44,13 +45,15 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
     const cfg = presetConfig(presetName);
     const tok = presetName.startsWith('guard-') ? { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null } : syntheticTokenizer(cfg.vocabSize);
+    const threads = parseThreads(values.threads);
     const t0 = Date.now();
+    const progress = createProgress(`writing ${out}`, { quiet: values.quiet === true });
     const sum = await writeLlama4Gguf(out, cfg, ftype, randomProducer(seed, cfg.hiddenSize), tok, `llama4-${presetName}-random`, {
-      onTensor: (n, i, total) => { if (!values.quiet && process.stderr.isTTY) process.stderr.write(`\r[${i + 1}/${total}] ${n.padEnd(28)}`); },
-      threads: parseThreads(values.threads),
+      onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
+      ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
     });
-    if (!values.quiet && process.stderr.isTTY) process.stderr.write("\n");
+    progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;

@@ -1,26 +1,29 @@
-import { parseArgs } from 'node:util';
+import { createServer } from 'node:net';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
+import { UsageError } from '../../util/index.ts';
 import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../../load.ts';
 import { loadServerEngine } from '../../server/load-engine.ts';
 import { startServer } from '../../server/app.ts';
 import { loadGuard } from '../../guard/index.ts';
-import { UsageError } from '../../util/index.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'OpenAI- and Anthropic-compatible HTTP server with a chat page',
-  usage: `usage: llama4 serve -m MODEL [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--ctx N]
+  usage: `usage: llama4 serve [-m MODEL] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [-c N]
 Serves the OpenAI API (/v1/chat/completions, /v1/completions, /v1/responses, /v1/embeddings, /v1/models), the
 Anthropic API (/v1/messages, /v1/messages/count_tokens), the Ollama API (/api/chat, /api/generate, /api/embed,
 /api/tags, /api/show, /api/ps, /api/version), llama-server's /tokenize, /detokenize, /apply-template, /props, and
 /health, /metrics and a chat page at /. Requests that arrive while others generate join the same batch.
   --host ADDR            address to bind (default 127.0.0.1: this machine only)
-  --port N               TCP port (default 8080; 0 = any free port)
+  --port N               TCP port (default 8080; 0 = any free port); bound before the model loads, so a port
+                         in use is reported at once
   --api-key KEY          require Authorization: Bearer KEY (or x-api-key: KEY) on the API routes and /metrics
                          (default: the LLAMA4_API_KEY environment variable, else no key)
   --parallel N           sequences decoded together (default 4)
-  --ctx N                context length per sequence (default: the model's)
+  -c, --ctx N            context length per sequence (default: the model's; --ctx-size is an alias)
   --queue N              requests that may wait for a slot before 429 (default 64)
   --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
@@ -75,38 +78,48 @@ ${MODEL_USAGE}`,
     const guardId = values.guard ? values.guard.replace(/\/+$/, '').split('/').pop()!.replace(/\.gguf$/, '') : '';
     const alone = guard !== null && values.model === undefined;
     const path = values.model ?? DEFAULT_MODEL_DIR;
+    // Bind first: a taken port is one line now, not a stack trace after a long load. The probe is released just
+    // before the server listens (port 0 needs no probe: any free port will do).
+    const probe = port === 0 ? null : await reservePort(host, port);
     const t0 = performance.now();
-    let last = -1;
-    const engine = alone ? guard.loaded.createChatEngine({
-      modelId: guardId, parallel, maxQueue, ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
-      ...(stepTokens !== undefined ? { stepTokens } : {}), ...(ctx !== undefined ? { contextLength: ctx } : {}),
-    }) : await loadServerEngine(path, {
-      ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
-      ...loadOptions(values),
-      parallel,
-      maxQueue,
-      ...(stepTokens !== undefined ? { stepTokens } : {}),
-      ...(ctx !== undefined ? { contextLength: ctx } : {}),
-      ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
-      worker: values['no-worker'] !== true,
-      onProgress(f, what) {
-        const pct = Math.floor(f * 100);
-        if (pct === last) return;
-        last = pct;
-        process.stderr.write(`\rloading ${path}: ${String(pct).padStart(3)}% ${what}\x1b[K`);
-      },
-    });
-    process.stderr.write(`\rloaded ${engine.modelId} in ${((performance.now() - t0) / 1000).toFixed(1)} s\x1b[K\n`);
-    const srv = await startServer(engine, {
-      host,
-      port,
-      ...(apiKey ? { apiKey } : {}),
-      images: { allowRemote: values['allow-remote-images'] === true },
-      ...(guard ? { guard: { guard, modelId: guardId, screenInput: values['guard-input'] === true, screenOutput: values['guard-output'] === true, ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}) } } : {}),
-      ...(values.alias ? { alias: values.alias } : {}),
-      ...(values.cors !== undefined ? { corsOrigins: values.cors.split(',').map((x) => x.trim()).filter((x) => x !== '') } : {}),
-    });
-    process.stderr.write(`listening on ${srv.url}  (model '${engine.modelId}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`);
+    const progress = createProgress(`loading ${path}`);
+    let engine: Awaited<ReturnType<typeof loadServerEngine>>;
+    try {
+      engine = alone ? guard.loaded.createChatEngine({
+        modelId: guardId, parallel, maxQueue, ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+        ...(stepTokens !== undefined ? { stepTokens } : {}), ...(ctx !== undefined ? { contextLength: ctx } : {}),
+      }) : await loadServerEngine(path, {
+        ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
+        ...loadOptions(values),
+        parallel,
+        maxQueue,
+        ...(stepTokens !== undefined ? { stepTokens } : {}),
+        ...(ctx !== undefined ? { contextLength: ctx } : {}),
+        ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+        worker: values['no-worker'] !== true,
+        onProgress: (f, what) => progress.update(f, what),
+      });
+    } finally {
+      await new Promise<void>((resolve) => (probe ? probe.close(() => resolve()) : resolve()));
+    }
+    const name = values.alias || engine.modelId;
+    progress.done(`loaded ${name} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    let srv: Awaited<ReturnType<typeof startServer>>;
+    try {
+      srv = await startServer(engine, {
+        host,
+        port,
+        ...(apiKey ? { apiKey } : {}),
+        images: { allowRemote: values['allow-remote-images'] === true },
+        ...(guard ? { guard: { guard, modelId: guardId, screenInput: values['guard-input'] === true, screenOutput: values['guard-output'] === true, ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}) } } : {}),
+        ...(values.alias ? { alias: values.alias } : {}),
+        ...(values.cors !== undefined ? { corsOrigins: values.cors.split(',').map((x) => x.trim()).filter((x) => x !== '') } : {}),
+      });
+    } catch (e) {
+      await engine.close?.();
+      throw bindError(e, host, port);
+    }
+    process.stderr.write(`listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
@@ -117,3 +130,21 @@ ${MODEL_USAGE}`,
     return 0;
   },
 };
+
+/** One-line UsageError for a port that cannot be bound, or the error itself. */
+function bindError(e: unknown, host: string, port: number): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new UsageError(`port ${port} on ${host} is already in use (another server?); choose another with --port`);
+  if (code === 'EACCES') return new UsageError(`no permission to bind port ${port} on ${host}; choose a port above 1023 with --port`);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return new UsageError(`cannot bind ${host}: not an address of this machine (--host)`);
+  return e;
+}
+
+/** Listens on host:port (holding it while the model loads), or throws the one-line bind error. */
+function reservePort(host: string, port: number): Promise<ReturnType<typeof createServer>> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (e) => reject(bindError(e, host, port)));
+    probe.listen({ host, port, exclusive: true }, () => resolve(probe));
+  });
+}

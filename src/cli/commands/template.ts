@@ -1,14 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseArgs, readStdin } from '../args.ts';
 import type { Command } from '../command.ts';
 import { renderChat, templateFromConfigValue, type TemplateMessage, type ChatTemplateSource, type ToolDefinition } from '../../chat/index.ts';
 import { UsageError } from '../../util/index.ts';
 import { loadChatTemplateFrom } from '../../load.ts';
 
-function readJsonFile(path: string, what: string): unknown {
-  if (!existsSync(path)) throw new UsageError(`${what}: no such file: ${path}`);
+function readJsonFile(path: string, what: string, text?: string): unknown {
+  if (text === undefined && !existsSync(path)) throw new UsageError(`${what}: no such file: ${path}`);
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(text ?? readFileSync(path, 'utf8'));
   } catch (e) {
     throw new UsageError(`${what}: ${path} is not valid JSON (${(e as Error).message})`);
   }
@@ -40,7 +40,7 @@ Renders the messages as the model will see them (Python Jinja2 semantics) and pr
 prints {"prompt": "..."}. Without -m or --template (or when the model has none) the built-in Llama 4 format is used.
   -m, --model PATH       model folder (chat_template.jinja / tokenizer_config.json) or .gguf file
   --template FILE        a Jinja template file, or a JSON file with a "chat_template" field
-  --messages FILE        JSON: a list of OpenAI-style messages (or {"messages": [...], "tools": [...]})
+  --messages FILE        JSON: a list of OpenAI-style messages (or {"messages": [...], "tools": [...]}); - reads stdin
   --tools FILE           JSON: an OpenAI tool list
   --context JSON         extra template variables as a JSON object, e.g. '{"tools_in_user_message": false}'
   --generation-prompt    end with the assistant header (add_generation_prompt)
@@ -66,9 +66,9 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
     });
     void positionals;
     if (!values.messages) throw new UsageError('--messages FILE.json is required');
-    const m = readJsonFile(values.messages, '--messages');
+    const m = values.messages === '-' ? readJsonFile('stdin', '--messages', await readStdin()) : readJsonFile(values.messages, '--messages');
     let messages: unknown = m;
-    let tools: unknown = undefined;
+    let tools: unknown;
     if (m && typeof m === 'object' && !Array.isArray(m)) {
       messages = (m as { messages?: unknown }).messages;
       tools = (m as { tools?: unknown }).tools;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR, loadTokenizerFrom } from '../../load.ts';
 import type { Tokenizer } from '../../tokenizer/index.ts';

@@ -5,7 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from '../args.ts';
+import { createProgress } from '../progress.ts';
 import { UsageError } from '../../util/errors.ts';
 import { chatEvalSummary } from '../../train/eval.ts';
 import { train, type TrainRunConfig } from '../../train/trainer.ts';
@@ -56,11 +57,21 @@ export const trainCommand: Command = {
       process.stderr.write('\nstopping after this step (Ctrl-C again to abort without saving)\n');
     };
     process.on('SIGINT', onSig);
+    // On a terminal a bar under the log lines shows the step count; elsewhere the log lines alone (plain text).
+    const progress = process.stdout.isTTY && process.stderr.isTTY ? createProgress('training') : null;
+    const log = (line: string): void => {
+      if (!progress) return void process.stdout.write(`${line}\n`);
+      progress.log(line);
+      const m = /^step (\d+)\/(\d+)/.exec(line);
+      if (m) progress.update(Number(m[1]) / Number(m[2]), `step ${m[1]}/${m[2]}`);
+    };
     try {
       const res = train(cfg, {
+        log,
         shouldStop: () => stop,
         ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(m, enc, 30, false) } : {}),
       }, values.resume ?? false);
+      progress?.done();
       process.stdout.write(`trained ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, ${(100 * res.matmulShare).toFixed(0)}% in matrix products; checkpoint ${cfg.out}\n`);
     } finally {
       process.off('SIGINT', onSig);

@@ -1,7 +1,11 @@
 /**
- * Loads the compiled Node-API addon (native/build/Release/llama4_native.node, built by scripts/build-native.mjs)
- * and describes its raw surface. Loading never throws: when the addon is missing or does not load, the reason is
- * kept as one line so the composition root can say why it uses the TypeScript backend instead.
+ * Loads the compiled Node-API addon and describes its raw surface. Candidates, in the order node-gyp-build uses:
+ * a local source build (native/build/Release/llama4_native.node, made by scripts/build-native.mjs), then the
+ * prebuilt binary shipped in the package (prebuilds/<platform>-<arch>/llama4_native.node, made at `npm pack`).
+ * A source build only exists when one was asked for (a development checkout, or an install where no prebuilt binary
+ * loaded), so installs use the prebuilt one; a developer's fresh build wins over a prebuilt left by an earlier pack.
+ * The first candidate that loads is used. Loading never throws: when none loads, the reasons are kept as one line so
+ * the composition root can say why it uses the TypeScript backend instead.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -55,20 +59,33 @@ export interface NativeAddon {
   detach?(buffer: ArrayBuffer): boolean;
 }
 
-let cached: { addon: NativeAddon | null; reason: string } | null = null;
+let cached: { addon: NativeAddon | null; reason: string; file: string | null } | null = null;
 
-/** The addon, or null plus a one-line reason. LLAMA4_NATIVE=0 disables it (forces the TypeScript backend). */
-export function loadAddon(): { addon: NativeAddon | null; reason: string } {
+/** Where the addon may be, best first (paths relative to the package root, for messages). */
+export function addonCandidates(): { file: string; rel: string }[] {
+  const root = new URL('../../../', import.meta.url);
+  const rels = ['native/build/Release/llama4_native.node', `prebuilds/${process.platform}-${process.arch}/llama4_native.node`];
+  return rels.map((rel) => ({ file: fileURLToPath(new URL(rel, root)), rel }));
+}
+
+/**
+ * The addon, or null plus a one-line reason; `file` is the package-relative path of the binary that loaded.
+ * LLAMA4_NATIVE=0 disables it (forces the TypeScript backend).
+ */
+export function loadAddon(): { addon: NativeAddon | null; reason: string; file: string | null } {
   if (cached) return cached;
-  const file = fileURLToPath(new URL('../../../native/build/Release/llama4_native.node', import.meta.url));
-  if (process.env.LLAMA4_NATIVE === '0') cached = { addon: null, reason: 'native core disabled by LLAMA4_NATIVE=0' };
-  else if (!existsSync(file)) cached = { addon: null, reason: 'native core not built (run `npm run build:native`)' };
-  else {
+  if (process.env.LLAMA4_NATIVE === '0') return (cached = { addon: null, reason: 'native core disabled by LLAMA4_NATIVE=0', file: null });
+  const failures: string[] = [];
+  for (const { file, rel } of addonCandidates()) {
+    if (!existsSync(file)) continue;
     try {
-      cached = { addon: createRequire(import.meta.url)(file) as NativeAddon, reason: '' };
+      return (cached = { addon: createRequire(import.meta.url)(file) as NativeAddon, reason: '', file: rel });
     } catch (e) {
-      cached = { addon: null, reason: `native core failed to load: ${String((e as Error).message).split('\n')[0]}` };
+      failures.push(`${rel} failed to load: ${String((e as Error).message).split('\n')[0]}`);
     }
   }
-  return cached;
+  const reason = failures.length
+    ? `native core failed to load (${failures.join('; ')})`
+    : `native core not built: no prebuilt binary for ${process.platform}-${process.arch} and no source build (\`npm run build:native\` in the package folder makes one)`;
+  return (cached = { addon: null, reason, file: null });
 }

@@ -199,3 +199,16 @@ export function tryCreateNativeBackend(opts: NativeBackendOptions = {}): { backe
 export function nativeIsas(): NativeIsa[] {
   return loadAddon().addon?.isas() ?? [];
 }
+
+/**
+ * What the native core would run on this machine, without starting threads: the kernel set `tryCreateNativeBackend`
+ * picks (LLAMA4_NATIVE_ISA honoured when usable), the binary it came from, or null plus the reason it is unavailable.
+ */
+export function nativeCoreInfo(): { isa: NativeIsa | null; isas: NativeIsa[]; file: string | null; reason: string } {
+  const { addon, reason, file } = loadAddon();
+  if (!addon) return { isa: null, isas: [], file: null, reason };
+  const isas = addon.isas();
+  const forced = process.env.LLAMA4_NATIVE_ISA as NativeIsa | undefined;
+  if (forced && !isas.includes(forced)) return { isa: null, isas, file, reason: `LLAMA4_NATIVE_ISA=${forced} is not usable on this CPU` };
+  return { isa: forced ?? isas[0] ?? null, isas, file, reason: '' };
+}

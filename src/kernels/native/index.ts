@@ -3,6 +3,6 @@
  * persistent thread pool) and memory-mapped model files. Everything degrades to "null plus a reason" when the addon
  * is not built, so the composition root can fall back to the TypeScript backend.
  */
-export { NativeBackend, nativeIsas, tryCreateNativeBackend, type NativeBackendOptions } from './backend.ts';
+export { NativeBackend, nativeCoreInfo, nativeIsas, tryCreateNativeBackend, type NativeBackendOptions } from './backend.ts';
 export { MappedFile, canMmap, mmapFile } from './mmap.ts';
 export { loadAddon, type NativeIsa } from './addon.ts';

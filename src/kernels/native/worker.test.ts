@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { nativeIsas, tryCreateNativeBackend } from './index.ts';
+import { loadAddon, nativeIsas, tryCreateNativeBackend } from './index.ts';
 
 const skip = nativeIsas().length ? false : 'native core unavailable';
 // The worker loads the compiled addon directly (workers do not inherit the TypeScript loader).
@@ -22,7 +22,7 @@ const body = (file: string) => `
   } catch (e) { parentPort.postMessage(String(e)); }`;
 
 test('native: works inside worker threads, concurrently with the main thread', { skip }, async () => {
-  const mod = fileURLToPath(new URL('../../../native/build/Release/llama4_native.node', import.meta.url));
+  const mod = fileURLToPath(new URL(`../../../${loadAddon().file}`, import.meta.url));
   const run = () => new Promise<unknown>((res, rej) => { const w = new Worker(body(mod), { eval: true }); w.once('message', res); w.once('error', rej); });
   const [a, b] = await Promise.all([run(), run()]);
   const be = tryCreateNativeBackend({ threads: 2 }).backend!;
