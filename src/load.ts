@@ -94,6 +94,8 @@ export interface ChatEngineLoadOptions extends SchedulerOptions {
   chatTemplate?: string;
   /** The id the server lists (default: the file or folder name). */
   modelId?: string;
+  /** Special-token text in messages becomes control tokens (the reference's behaviour; see ChatEngineOptions). */
+  specialTokensInMessages?: boolean;
 }
 
 /** What a load produced, before the methods that use and release it are attached. */
@@ -136,6 +138,7 @@ function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[], ownsBacke
         model: parts.model,
         tokenizer,
         chatTemplate: o.chatTemplate ?? chatTemplate,
+        samplingDefaults: parts.samplingDefaults,
         ...(loaded.images ? { images: loaded.images } : {}),
       });
       engines.add(new WeakRef(engine));
@@ -163,6 +166,12 @@ function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[], ownsBacke
 
 /** Llama 4 instruct's generation_config.json values, used when a model ships none. */
 const LLAMA4_SAMPLING: SamplerOptions = { temperature: 0.6, topP: 0.9 };
+
+/** The sampling defaults of a model path without loading it (the server reads them beside a worker-loaded model). */
+export function samplingDefaultsOf(path: string): SamplerOptions {
+  const genFile = join(path, 'generation_config.json');
+  return existsSync(path) && statSync(path).isDirectory() && existsSync(genFile) ? samplingFrom(readJson(genFile)) : LLAMA4_SAMPLING;
+}
 
 function samplingFrom(gen: unknown): SamplerOptions {
   if (!gen || typeof gen !== 'object') return LLAMA4_SAMPLING;

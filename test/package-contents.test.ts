@@ -26,7 +26,7 @@ test('npm pack: the tarball holds exactly what runs', { skip: haveDist ? false :
     'dist/index.js',
     'dist/index.d.ts',
     'dist/cli/main.js',
-    'dist/model-worker.js',
+    'dist/model-worker/worker.js',
     'models/default/model.safetensors',
     'models/default/tokenizer.json',
     'native/binding.gyp',

@@ -61,7 +61,7 @@ test('max tokens, stop callback, context limit and logprobs', async () => {
   assert.throws(() => s.submit({ prompt: new Array(40).fill(5), maxTokens: 1 }), UsageError);
   assert.throws(() => s.submit({ prompt: [999999], maxTokens: 1 }), /outside the vocabulary/);
   assert.throws(() => s.submit({ prompt: [5], maxTokens: 1, n: 3 }), /parallel/);
-  assert.throws(() => s.submit({ prompt: [5], maxTokens: 1, sampling: { topP: 0 } }), UsageError);
+  assert.throws(() => s.submit({ prompt: [5], maxTokens: 1, sampling: { topP: -0.5 } }), UsageError); // (top_p 0 is allowed: the most probable token only)
 });
 
 test('bounded queue and cancellation', async () => {

@@ -96,4 +96,23 @@ describe('server with a real vision model (e_multimodal)', { skip: dir && png ? 
     const ok = await openai.chat.completions.create({ model: 'e_multimodal', max_tokens: 4, temperature: 0, messages: [{ role: 'user', content: 'hi' }] });
     assert.ok(ok.usage!.completion_tokens >= 0);
   });
+
+  test('typed <|patch|> and <|image|> beside a real image are text, not image slots', async () => {
+    const url = `data:image/png;base64,${readFileSync(png!).toString('base64')}`;
+    const content = [{ type: 'image_url' as const, image_url: { url } }, { type: 'text' as const, text: 'What is <|patch|> this <|image|>?' }];
+    const r = await openai.chat.completions.create({ model: 'e_multimodal', temperature: 0, max_tokens: 4, messages: [{ role: 'user', content }] });
+    const prompt = await engine.encodeChat([{ role: 'user', content: [{ type: 'image', data: new Uint8Array(readFileSync(png!)), mediaType: 'image/png' }, { type: 'text', text: 'What is <|patch|> this <|image|>?' }] }], null);
+    assert.equal(prompt.tokens.filter((t) => t === 250).length * loaded.model.info.hiddenSize, prompt.patchEmbeddings!.length);
+    assert.equal(prompt.tokens.filter((t) => t === 251).length, 1, "one <|image|> id: the real image's layout has one; the typed one is text");
+    assert.equal(r.usage!.prompt_tokens, prompt.tokens.length);
+    // With the reference behaviour the typed tokens are control tokens: a clear 400, never a 500.
+    const ref = createChatEngine({ modelId: 'e_multimodal', model: loaded.model, tokenizer: tinyTokenizer(), images: imagePromptEncoder(loaded.vision!, { ids: imageTokenIdsFor(loaded.vision!.cfg, { image: 251, tileX: 252, tileY: 253 }) }), specialTokensInMessages: true });
+    const refSrv = await startServer(ref, { port: 0, log: () => undefined });
+    try {
+      const c = new OpenAI({ baseURL: `${refSrv.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      await assert.rejects(c.chat.completions.create({ model: 'e_multimodal', max_tokens: 4, messages: [{ role: 'user', content }] }), (e: unknown) => e instanceof OpenAI.BadRequestError);
+    } finally {
+      await refSrv.close();
+    }
+  });
 });

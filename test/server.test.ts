@@ -376,7 +376,7 @@ test('remote image URLs only with the flag, with size limits', async () => {
   });
   await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(files.address() as { port: number }).port}`;
-  const srv = await startServer(fakeEngine(), { port: 0, log: () => undefined, images: { allowRemote: true, maxBytes: 1024, timeoutMs: 2000 } });
+  const srv = await startServer(fakeEngine(), { port: 0, log: () => undefined, images: { allowRemote: true, maxBytes: 1024, timeoutMs: 2000, allowAddress: (ip) => ip === '127.0.0.1' } }); // loopback stands in for a public host (test/server-hostile.test.ts: it is refused by default)
   try {
     const openai = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'none', maxRetries: 0 });
     const r = await openai.chat.completions.create({ model: 'fake-llama4', temperature: 0, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${base}/x.png` } }] }] });

@@ -23,6 +23,7 @@ export {
   type PromptEncoder,
 } from './template.ts';
 export { renderLlama4Builtin } from './llama4-template.ts';
+export { SpecialTextGuard, type SpecialTextEncoder } from './plain-specials.ts';
 export {
   parseToolCalls,
   createToolCallStreamParser,

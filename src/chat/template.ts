@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFileError, UsageError } from '../util/errors.ts';
+import { jsonTextDepth } from '../util/json-depth.ts';
 import { JinjaTemplate, TemplateRaisedError } from './jinja.ts';
 import { renderLlama4Builtin } from './llama4-template.ts';
 import type { TemplateMessage, TemplateContentPart, TemplateToolCall, ToolDefinition } from './types.ts';
@@ -100,14 +101,18 @@ function normalizePart(p: unknown, i: number, j: number): TemplateContentPart {
   return p as TemplateContentPart;
 }
 
+/** Tool-call argument text nested deeper than this is passed to the template as text, not parsed. */
+const MAX_ARGUMENT_DEPTH = 128;
+
 function normalizeCall(tc: unknown, i: number, j: number): TemplateToolCall {
   if (!isRecord(tc)) throw new UsageError(`messages[${i}].tool_calls[${j}] must be an object`);
   // Accept both {function: {name, arguments}} and a flat {name, arguments}.
   const fn = isRecord(tc.function) ? tc.function : tc;
   if (typeof fn.name !== 'string') throw new UsageError(`messages[${i}].tool_calls[${j}] has no function name`);
   let args = fn.arguments ?? fn.parameters ?? {};
-  if (typeof args === 'string') {
-    // OpenAI sends arguments JSON-encoded; templates expect the object.
+  // OpenAI sends arguments JSON-encoded; templates expect the object. Deeply nested text stays a string: the
+  // template's tojson would recurse once per level.
+  if (typeof args === 'string' && jsonTextDepth(args) <= MAX_ARGUMENT_DEPTH) {
     try {
       const parsedArgs: unknown = JSON.parse(args);
       if (isRecord(parsedArgs)) args = parsedArgs;

@@ -10,6 +10,7 @@ import type { StreamDecoder, Tokenizer } from '../tokenizer/index.ts';
 
 export type { StreamDecoder } from '../tokenizer/index.ts';
 import {
+  SpecialTextGuard,
   chatPromptIds,
   createToolCallStreamParser,
   messageImages,
@@ -21,7 +22,7 @@ import {
   type ToolCallStreamEvent,
   type ToolSpec,
 } from '../chat/index.ts';
-import { Scheduler, type SchedulerOptions } from './scheduler.ts';
+import { Scheduler, type SamplingOptions, type SchedulerOptions } from './scheduler.ts';
 import type { TokenVocabulary } from './json-schema-mask.ts';
 import { Llama4Error, UsageError } from '../util/index.ts';
 import { computeHiddenStates } from './hidden-states.ts';
@@ -91,6 +92,8 @@ export interface ChatEngine {
   close?(): Promise<void>;
   /** Why the model can no longer generate (its worker thread died), or null; /health then answers 503. */
   failure?(): string | null;
+  /** The model's own sampling defaults (generation_config.json), which the chat page starts from. */
+  readonly samplingDefaults?: SamplingOptions;
 }
 
 export interface ChatEngineOptions extends SchedulerOptions {
@@ -104,6 +107,14 @@ export interface ChatEngineOptions extends SchedulerOptions {
   close?: () => Promise<void>;
   /** Why the model can no longer generate, or null (see ChatEngine.failure). */
   failure?: () => string | null;
+  /**
+   * Special-token text inside messages (`<|eot|>`, `<|header_start|>`, …) becomes control tokens, as the
+   * reference's apply_chat_template + tokenizer do. Off by default: a user could then forge system or assistant
+   * turns and displace images; only the template's own markers are control tokens (chat/plain-specials.ts).
+   */
+  specialTokensInMessages?: boolean;
+  /** The model's sampling defaults (ChatEngine.samplingDefaults). */
+  samplingDefaults?: SamplingOptions;
 }
 
 /** The tokens that end a turn: the tokenizer's stop ids and the model's EOS ids, each once, in that order. */
@@ -149,11 +160,14 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
       return texts[id] ?? null;
     },
   };
-  const render = (messages: ChatMessage[], tools: ToolSpec[] | null): string => {
+  /** The rendered prompt; with a guard, special-token text in the messages is marked (see chat/plain-specials.ts). */
+  const render = (messages: ChatMessage[], tools: ToolSpec[] | null, guard: SpecialTextGuard | null = null): string => {
+    const templateMessages = toTemplateMessages(messages);
+    const toolDefs = tools ? toolDefinitions(tools) : null;
     try {
       return renderChat({
-        messages: toTemplateMessages(messages),
-        tools: tools ? toolDefinitions(tools) : null,
+        messages: guard ? guard.protect(templateMessages) : templateMessages,
+        tools: guard ? guard.protect(toolDefs) : toolDefs,
         addGenerationPrompt: true,
         ...(o.chatTemplate ? { template: o.chatTemplate } : {}),
         ...(bosText ? { bosToken: bosText } : {}),
@@ -173,7 +187,10 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
     async encodeChat(messages, tools) {
       const images = messageImages(messages);
       if (images.length && !o.images) throw new UsageError('this model does not take images');
-      const tokens = chatPromptIds(tokenizer, render(messages, tools));
+      // Only the template's own markers become control tokens, unless the reference's behaviour was asked for.
+      const guard = o.specialTokensInMessages ? null : new SpecialTextGuard(tokenizer, [messages, tools]);
+      const text = render(messages, tools, guard);
+      const tokens = guard ? guard.encode(text) : chatPromptIds(tokenizer, text);
       return images.length ? o.images!(tokens, images) : { tokens };
     },
     renderChat: (messages, tools) => render(messages, tools),
@@ -191,5 +208,6 @@ export function createChatEngine(o: ChatEngineOptions): ChatEngine {
     newToolCallStream: () => chatLayerToolCalls.stream(),
     ...(o.close ? { close: o.close } : {}),
     ...(o.failure ? { failure: o.failure } : {}),
+    ...(o.samplingDefaults ? { samplingDefaults: o.samplingDefaults } : {}),
   };
 }

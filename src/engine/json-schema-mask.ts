@@ -6,7 +6,10 @@
  * once). Special tokens (text null) are never allowed, except the end tokens once the JSON value is complete.
  */
 import type { TokenConstraint } from './scheduler.ts';
-import { advance, canEnd, compileSchema, inFreeString, initialState, isPlainStringText, mustEnd, signature, ANY_OBJECT, type JsonState, type Schema } from './json-schema.ts';
+import { SchemaCache } from './json-schema-cache.ts';
+import { MAX_MASK_MS, MAX_MASK_WORK } from './json-schema-limits.ts';
+import { UsageError } from '../util/index.ts';
+import { advance, canEnd, compileSchema, freeStringRoom, initialState, isPlainStringText, mustEnd, signature, ANY_OBJECT, type JsonState } from './json-schema.ts';
 
 /** The decoded text of each token id: null for special/control tokens. Partial UTF-8 bytes decode to U+FFFD. */
 export interface TokenVocabulary {
@@ -23,8 +26,9 @@ interface SortedVocab {
 
 interface PreparedVocab {
   all: SortedVocab;
-  /** Tokens a free-form string takes as they are (most of a 200k vocabulary), and the rest, sorted. */
+  /** Tokens a free-form string takes as they are (most of a 200k vocabulary), shortest first; plainLen[i] = length of plain[i]. */
   plain: Int32Array;
+  plainLen: Int32Array;
   special: SortedVocab;
 }
 
@@ -38,9 +42,11 @@ function sortVocab(v: TokenVocabulary): PreparedVocab {
     const t = v.text(id);
     if (t) entries.push({ id, t });
   }
+  const plain = entries.filter((e) => isPlainStringText(e.t)).sort((a, b) => a.t.length - b.t.length || a.id - b.id);
   p = {
     all: sortEntries(entries),
-    plain: Int32Array.from(entries.filter((e) => isPlainStringText(e.t)).map((e) => e.id)),
+    plain: Int32Array.from(plain, (e) => e.id),
+    plainLen: Int32Array.from(plain, (e) => e.t.length),
     special: sortEntries(entries.filter((e) => !isPlainStringText(e.t))),
   };
   sortedCache.set(v, p);
@@ -70,12 +76,25 @@ function sortEntries(entries: { id: number; t: string }[]): SortedVocab {
 export function allowedTokens(vocab: TokenVocabulary, state: JsonState): Int32Array {
   if (mustEnd(state)) return new Int32Array(0);
   const prepared = sortVocab(vocab);
-  // Inside a free-form string the plain tokens are all allowed without running them; only the others are walked.
-  if (inFreeString(state)) {
+  // Inside free-form strings the plain tokens that fit (all of them without maxLength) are allowed without running
+  // them (a string with maxLength once walked the whole vocabulary per token: 1.6 s with Llama 4's); only the others
+  // are walked.
+  const room = freeStringRoom(state);
+  if (room >= 0) {
+    const { plain, plainLen } = prepared;
+    let n = plain.length;
+    if (room < Infinity) {
+      let lo = 0;
+      while (lo < n) {
+        const mid = (lo + n) >> 1;
+        if (plainLen[mid]! <= room) lo = mid + 1;
+        else n = mid;
+      }
+    }
     const rest = walk(prepared.special, state);
-    const out = new Int32Array(prepared.plain.length + rest.length);
-    out.set(prepared.plain);
-    out.set(rest, prepared.plain.length);
+    const out = new Int32Array(n + rest.length);
+    out.set(plain.subarray(0, n));
+    out.set(rest, n);
     return out;
   }
   return Int32Array.from(walk(prepared.all, state));
@@ -87,6 +106,9 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
   const out: number[] = [];
   const depth: JsonState[] = [state];
   let deadAt = Infinity; // prefix length at which the previous token's path died
+  let work = 0; // stack steps so far: a state with many live readings costs that many steps per character
+  let steps = 0;
+  const deadline = performance.now() + MAX_MASK_MS;
   for (let i = 0; i < ids.length; i++) {
     const t = texts[i]!;
     const l = lcp[i]!;
@@ -94,6 +116,10 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
     deadAt = Infinity;
     let alive = true;
     for (let d = l; d < t.length; d++) {
+      work += depth[d]!.length;
+      if (work > MAX_MASK_WORK || (++steps & 255) === 0 && performance.now() > deadline) {
+        throw new UsageError(`the JSON schema is too expensive to follow here (one token's mask passed ${work > MAX_MASK_WORK ? `${MAX_MASK_WORK} automaton steps` : `${MAX_MASK_MS} ms`})`);
+      }
       const next = advance(depth[d]!, t[d]!);
       depth[d + 1] = next;
       if (next.length === 0) {
@@ -107,24 +133,12 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
   return out;
 }
 
-/** Masks shared by every request with the same vocabulary and schema, keyed by state signature (LRU). */
-class MaskCache {
-  private readonly map = new Map<string, Int32Array>();
-  constructor(private readonly cap: number) {}
-  get(k: string): Int32Array | undefined {
-    const v = this.map.get(k);
-    if (v) {
-      this.map.delete(k);
-      this.map.set(k, v);
-    }
-    return v;
-  }
-  set(k: string, v: Int32Array): void {
-    this.map.set(k, v);
-    if (this.map.size > this.cap) this.map.delete(this.map.keys().next().value!);
-  }
+const caches = new WeakMap<TokenVocabulary, SchemaCache>();
+
+/** Bytes the compiled schemas and masks of `vocab` hold (tests: the cache stays in its budget). */
+export function schemaCacheBytes(vocab: TokenVocabulary): number {
+  return caches.get(vocab)?.bytes ?? 0;
 }
-const caches = new WeakMap<TokenVocabulary, Map<string, { schema: Schema; masks: MaskCache }>>();
 
 /** A per-schema factory of constraints (compile once per request, build one constraint per choice). */
 export type JsonConstraintFactory = () => TokenConstraint;
@@ -136,14 +150,9 @@ export type JsonConstraintFactory = () => TokenConstraint;
 export function jsonConstraint(vocab: TokenVocabulary, endTokens: readonly number[], schema?: unknown): JsonConstraintFactory {
   const key = schema === undefined ? '' : JSON.stringify(schema);
   let perVocab = caches.get(vocab);
-  if (!perVocab) caches.set(vocab, (perVocab = new Map()));
-  let entry = perVocab.get(key);
-  if (!entry) {
-    entry = { schema: schema === undefined ? ANY_OBJECT : compileSchema(schema), masks: new MaskCache(512) };
-    perVocab.set(key, entry);
-    if (perVocab.size > 64) perVocab.delete(perVocab.keys().next().value!);
-  }
-  const { schema: compiled, masks } = entry;
+  if (!perVocab) caches.set(vocab, (perVocab = new SchemaCache()));
+  const compiled = perVocab.schema(key, () => (schema === undefined ? ANY_OBJECT : compileSchema(schema)));
+  const masks = perVocab.masks(key);
   return () => {
     let state = initialState(compiled);
     return {

@@ -11,11 +11,13 @@
  * mode does) so that the model cannot wander off into invented keys.
  */
 import { UsageError } from '../util/index.ts';
+import { MAX_PARSE_STACKS, checkSchemaLimits } from './json-schema-limits.ts';
 
 export type Schema =
   | { readonly k: 'any' }
   | { readonly k: 'object'; props: Map<string, Schema>; required: Set<string>; additional: Schema | null }
   | { readonly k: 'array'; items: Schema; min: number; max: number }
+  /** options: the allowed values, sorted ascending (prefix tests binary-search them). */
   | { readonly k: 'string'; min: number; max: number; options: string[] | null }
   | { readonly k: 'number'; integer: boolean }
   /** JSON texts that are not strings: true, false, null, enum/const numbers, objects, arrays. */
@@ -37,6 +39,7 @@ const KNOWN = new Set([
 
 /** Compiles a JSON Schema (parsed JSON) into the automaton's schema tree. Throws UsageError on what it can't honour. */
 export function compileSchema(root: unknown): Schema {
+  checkSchemaLimits(root, 'response_format json_schema');
   const refs = new Map<string, Schema>();
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const bad = (path: string, msg: string) => new UsageError(`response_format json_schema ${path}: ${msg}`);
@@ -75,7 +78,7 @@ export function compileSchema(root: unknown): Schema {
       const strs = s.enum.filter((v): v is string => typeof v === 'string');
       const others = s.enum.filter((v) => typeof v !== 'string').map((v) => JSON.stringify(v));
       const opts: Schema[] = [];
-      if (strs.length) opts.push({ k: 'string', min: 0, max: Infinity, options: strs });
+      if (strs.length) opts.push({ k: 'string', min: 0, max: Infinity, options: [...new Set(strs)].sort() });
       if (others.length) opts.push({ k: 'literal', options: others });
       return opts.length === 1 ? opts[0]! : { k: 'anyOf', options: opts };
     }
@@ -251,7 +254,7 @@ function litStep(f: Extract<Frame, { t: 'lit' }>, up: Stack | null, c: string): 
 }
 
 function keyFrame(s: ObjSchema, seen: readonly string[]): Frame {
-  const opts = s.additional ? null : [...s.props.keys()].filter((k) => !seen.includes(k));
+  const opts = s.additional ? null : [...s.props.keys()].filter((k) => !seen.includes(k)).sort();
   return { t: 'str', opts, buf: '', len: 0, esc: null, min: 0, max: Infinity, key: true };
 }
 
@@ -370,8 +373,20 @@ function strStep(f: Extract<Frame, { t: 'str' }>, st: Stack, c: string): Stack[]
   if (f.len + 1 > f.max) return [];
   // Keys of free-form objects are remembered too (duplicate keys are not checked there).
   const buf = f.opts || f.key ? f.buf + ch : '';
-  if (f.opts && !f.opts.some((o) => o.startsWith(buf))) return [];
+  if (f.opts && !hasPrefix(f.opts, buf)) return [];
   return [push({ ...f, buf, len: f.len + 1, esc: null }, st.up)];
+}
+
+/** Whether some string of `sorted` (ascending) starts with `p`: those form a run that begins where `p` would go. */
+function hasPrefix(sorted: readonly string[], p: string): boolean {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < sorted.length && sorted[lo]!.startsWith(p);
 }
 
 /** Advances a state by a string; an empty result means the string is not allowed here. */
@@ -381,6 +396,8 @@ export function advance(state: JsonState, text: string): JsonState {
     const c = text[i]!;
     const next: Stack[] = [];
     for (const s of cur) for (const n of step(s, c)) next.push(n);
+    // Nested anyOf alternatives multiply: the number of live readings could grow exponentially with depth.
+    if (next.length > MAX_PARSE_STACKS) throw new UsageError(`the JSON schema is too ambiguous: more than ${MAX_PARSE_STACKS} ways to read the output so far`);
     cur = next;
   }
   return cur;
@@ -392,6 +409,21 @@ export function advance(state: JsonState, text: string): JsonState {
  */
 export function inFreeString(state: JsonState): boolean {
   return state.length > 0 && state.every((s) => s.f.t === 'str' && s.f.opts === null && s.f.max === Infinity && s.f.esc === null);
+}
+
+/**
+ * When every stack is inside a string without enum options and not mid-escape: how many more characters the
+ * tightest one takes (Infinity without maxLength). Any plain text (isPlainStringText) that short is accepted and
+ * leaves each stack in its string. Otherwise -1.
+ */
+export function freeStringRoom(state: JsonState): number {
+  if (state.length === 0) return -1;
+  let room = Infinity;
+  for (const s of state) {
+    if (s.f.t !== 'str' || s.f.opts !== null || s.f.esc !== null) return -1;
+    room = Math.min(room, s.f.max - s.f.len);
+  }
+  return room;
 }
 
 /** Text a free-form string takes as is: no quote, backslash or control character. */

@@ -63,6 +63,16 @@ test('a seed makes sampling reproducible and the draws follow the distribution',
 
 test('bad sampler options are rejected', () => {
   assert.throws(() => makeSampler({ temperature: -1 }), /temperature/);
-  assert.throws(() => makeSampler({ topP: 0 }), /top_p/);
+  assert.throws(() => makeSampler({ topP: -0.1 }), /top_p/);
+  assert.throws(() => makeSampler({ topP: 1.5 }), /top_p/);
+});
+
+test('top_p 0 keeps only the most probable token', () => {
+  const logits = Float32Array.from([0.5, 2, 1.9, -1, 0]);
+  const s = makeSampler({ temperature: 1, topP: 0, seed: 3 });
+  for (let i = 0; i < 200; i++) assert.equal(s.sample(logits, []), 1);
+});
+
+test('top_k option is an integer', () => {
   assert.throws(() => makeSampler({ topK: 1.5 }), /top_k/);
 });

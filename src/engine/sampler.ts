@@ -158,7 +158,8 @@ export function draw(c: Candidates, rand: () => number): number {
 export function makeSampler(o: SamplerOptions = {}): Sampler {
   const temperature = o.temperature ?? 1;
   if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new UsageError(`temperature must be >= 0, got ${o.temperature}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new UsageError(`top_p must be in (0, 1], got ${o.topP}`);
+  // top_p 0 keeps the single most probable token (as llama.cpp does, and as OpenAI's range 0..1 allows).
+  if (o.topP !== undefined && !(o.topP >= 0 && o.topP <= 1)) throw new UsageError(`top_p must be in [0, 1], got ${o.topP}`);
   if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) throw new UsageError(`min_p must be in [0, 1], got ${o.minP}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new UsageError(`top_k must be a non-negative integer, got ${o.topK}`);
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new UsageError(`repetition penalty must be > 0, got ${o.repetitionPenalty}`);

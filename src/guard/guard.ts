@@ -2,7 +2,7 @@
  * `loadGuard(path)` + `guard.check(conversation)`: a Llama Guard 4 checkpoint (any Llama 4 the loader reads; Guard
  * 4 itself is a dense Llama 4 with attention_chunk_size null and a vision tower) as a safety classifier.
  */
-import { chatPromptIds } from '../chat/index.ts';
+import { SpecialTextGuard } from '../chat/index.ts';
 import { loadChatAssets, loadModel, type LoadedModel, type LoadOptions } from '../load.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { UsageError } from '../util/index.ts';
@@ -51,8 +51,11 @@ export class Guard {
     const chosen = resolveCategories(opts.categories);
     const threshold = opts.threshold ?? 0.5;
     if (!(threshold >= 0 && threshold < 1)) throw new UsageError(`guard: threshold must be in [0, 1), got ${threshold}`);
-    const prompt = this.render(messages, { categories: chosen });
-    let ids = chatPromptIds(this.tokenizer, prompt);
+    // Special-token text inside the judged messages ("<|eot|>…") stays text: only the prompt's own markers are control
+    // tokens, so a message cannot end the guard's user turn and write its own verdict.
+    const specials = new SpecialTextGuard(this.tokenizer, messages);
+    const prompt = this.render(specials.protect(messages), { categories: chosen });
+    let ids = specials.encode(prompt);
     let patchEmbeddings: Float32Array | undefined;
     const images = guardImages(messages);
     if (images.length) {

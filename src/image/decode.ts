@@ -124,6 +124,26 @@ export async function readImageBytes(input: ImageInput, maxBytes = DEFAULT_MAX_I
 }
 
 /**
+ * Width and height from the image's header, without decoding (what a per-request pixel budget is checked
+ * against before any image is decoded). Same errors as decodeImage for unreadable or unsupported inputs.
+ */
+export async function readImageSize(input: ImageInput, limits: DecodeLimits = {}): Promise<{ width: number; height: number }> {
+  const src = describe(input);
+  const bytes = await readImageBytes(input, limits.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES);
+  const sharp = await loadSharp(src);
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { pages: 1, page: 0, limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw new ImageError(src, `not a readable image (${sharpMessage(e)})`);
+  }
+  if (!meta.format || !FORMATS.has(meta.format)) throw new ImageError(src, `unsupported format ${meta.format ?? 'unknown'} (JPEG, PNG, WebP and GIF are supported)`);
+  const width = meta.width ?? 0, height = meta.height ?? 0;
+  if (!(width > 0 && height > 0)) throw new ImageError(src, 'image has no pixels');
+  return { width, height };
+}
+
+/**
  * Decodes an image to RGB u8. EXIF orientation is applied (so width/height are the displayed ones), GIF and
  * animated WebP give their first frame, grey/palette/CMYK images are converted to sRGB, alpha is dropped.
  */

@@ -6,7 +6,7 @@ import type { ChatMessage, ContentPart, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
 import { checkModel, compiles, toolParams, type RequestContext } from './openai.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json } from './util.ts';
+import { type ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json, generationError } from './util.ts';
 
 export function anthropicError(e: ApiError): Json {
   const type = { invalid_request: 'invalid_request_error', authentication: 'authentication_error', not_found: 'not_found_error', rate_limit: 'rate_limit_error', server: 'api_error', too_large: 'request_too_large' }[e.kind];
@@ -86,7 +86,7 @@ function readToolList(body: Json): ToolSpec[] | null {
 }
 
 function stopReason(c: ChoiceOutput): string {
-  if (c.error) throw new ApiError(500, 'server', `generation failed: ${c.error.message}`);
+  if (c.error) throw generationError(c.error);
   if (c.finishReason === 'tool_calls') return 'tool_use';
   if (c.finishReason === 'length') return 'max_tokens';
   return c.stopSequence !== null ? 'stop_sequence' : 'end_turn';
@@ -202,7 +202,7 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
     ctx.done(r);
     const c = r.choices[0]!;
     if (c.error) {
-      writer.send(anthropicError(new ApiError(500, 'server', `generation failed: ${c.error.message}`)), 'error');
+      writer.send(anthropicError(generationError(c.error)), 'error');
       return;
     }
     let index = 0;

@@ -2,7 +2,6 @@
  * The HTTP server: routes, API keys, body limits, error mapping (each API's own error format), structured request
  * logs and metrics. Handlers only translate JSON (openai.ts, anthropic.ts); generation runs in the scheduler.
  */
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
@@ -13,7 +12,10 @@ import { Llama4Error } from '../util/index.ts';
 import { anthropicError, messages } from './anthropic.ts';
 import type { ServerEngine } from './engine.ts';
 import type { RunResult } from './generation.ts';
-import { Metrics } from './metrics.ts';
+import { checkBodyDepth, checkJsonContentType } from './body-limits.ts';
+import { hostPolicy, isLoopbackHost } from './host-check.ts';
+import { Metrics, routeLabeler } from './metrics.ts';
+import { mountChatPage } from './page.ts';
 import { GuardMetrics, mountModerations, screenedEngine, type GuardServerOptions } from './moderations.ts';
 import { chatCompletions, completions, openaiError, type RequestContext } from './openai.ts';
 import { corsMiddleware, DEFAULT_CORS_ORIGINS } from './cors.ts';
@@ -21,7 +23,7 @@ import { openaiEmbeddings } from './embeddings.ts';
 import { registerOllama } from './ollama.ts';
 import { createResponse, deleteResponse, getResponse, ResponseStore, type ResponseStoreOptions } from './responses.ts';
 import { applyTemplateRoute, countTokens, detokenizeRoute, modelsList, props, tokenizeRoute } from './utility.ts';
-import { ApiError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
+import { ApiError, generationError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
 
 export interface ServerOptions {
   /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on the API routes (API_PATHS) and /metrics. */
@@ -40,23 +42,14 @@ export interface ServerOptions {
   responses?: Partial<ResponseStoreOptions>;
   /** A Llama Guard beside the model: POST /v1/moderations, and screening of chat input/output (moderations.ts). */
   guard?: GuardServerOptions;
+  /** The address the server listens on: without an API key, only loopback Host headers (and this host) are answered. */
+  host?: string;
 }
 
 export type Api = 'openai' | 'anthropic' | 'ollama';
 export type Handler = (body: Json, ctx: RequestContext) => Promise<Response>;
 /** Wraps a handler with body parsing, logging, metrics and error mapping in `api`'s format. */
 export type RouteMaker = (api: Api, handler: Handler) => (c: Context) => Promise<Response>;
-
-function loadPage(): string {
-  for (const rel of ['./public/index.html', '../../src/server/public/index.html']) {
-    try {
-      return readFileSync(new URL(rel, import.meta.url), 'utf8');
-    } catch {
-      /* try the next location (dist/ has no copy) */
-    }
-  }
-  return '<!doctype html><title>llama4-ts</title><p>The chat page is missing from this install.</p>';
-}
 
 /** Paths that require the API key when one is set. */
 const API_PATHS = /^\/(?:v1\/|api\/|metrics$|tokenize$|detokenize$|apply-template$|props$)/;
@@ -65,6 +58,7 @@ function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof QueueFullError) return new ApiError(429, 'rate_limit', e.message, null, e.retryAfterS);
   if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
+  if (e instanceof Error && (e as { unavailable?: boolean }).unavailable === true) return generationError(e);
   return new ApiError(500, 'server', `internal error: ${e instanceof Error ? e.message : String(e)}`);
 }
 
@@ -89,6 +83,8 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   const errorResponse = (api: Api, e: ApiError) =>
     Response.json(errorBody(api, e), { status: e.status, headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {} });
   const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : path.startsWith('/api/') ? 'ollama' : 'openai');
+  const routeOf = routeLabeler(() => app.routes.map((r) => r.path));
+  const hostAllowed = hostPolicy(o.host ?? '127.0.0.1', o.apiKey);
   const listedName = o.alias ?? engine.modelId;
   const store = new ResponseStore(o.responses);
 
@@ -111,11 +107,17 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   };
   app.use('*', async (c, next) => {
     const p = c.req.path;
+    if (hostAllowed && !hostAllowed(c.req.header('host'))) {
+      const e = new ApiError(403, 'authentication', 'this server answers only requests addressed to localhost (start it with --host NAME or --api-key KEY to serve other names)');
+      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 403, host: c.req.header('host') });
+      metrics.request(routeOf(p), 403, 0);
+      return errorResponse(apiOf(p), e);
+    }
     // The API routes need the key (the Ollama and utility routes use the model too); the page and /health do not.
     if (API_PATHS.test(p) && !authorized(c)) {
       const e = new ApiError(401, 'authentication', 'Missing or invalid API key (send Authorization: Bearer KEY or x-api-key: KEY)');
       log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 401 });
-      metrics.request(p, 401, 0);
+      metrics.request(routeOf(p), 401, 0);
       return errorResponse(apiOf(p), e);
     }
     await next();
@@ -129,7 +131,7 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
         // The rest of the body is never read, so this connection must not be reused by the client.
         const r = errorResponse(apiOf(c.req.path), new ApiError(413, 'too_large', `request body larger than ${maxBody} bytes`));
         r.headers.set('connection', 'close');
-        metrics.request(c.req.path, 413, 0);
+        metrics.request(routeOf(c.req.path), 413, 0);
         log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: c.req.path, status: 413 });
         return r;
       },
@@ -160,7 +162,7 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
         metrics.generatedTokens.inc('', rec.completion_tokens as number);
         if (r.ttftS !== null) metrics.ttft.observe('', r.ttftS);
       }
-      metrics.request(c.req.routePath, status, s); // the route pattern: ids in paths must not add series
+      metrics.request(routeOf(c.req.path), status, s); // the route pattern: ids and made-up paths must not add series
       log(rec);
     };
     let result: RunResult | undefined;
@@ -181,6 +183,7 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
       const text = hasBody ? await c.req.text() : '';
       // GET/DELETE routes (a stored response) read no body; Ollama's clients may POST an empty one.
       if (hasBody && (text !== '' || api !== 'ollama')) {
+        checkJsonContentType(c.req.header('content-type'), c.req.header('origin'));
         try {
           body = JSON.parse(text);
         } catch {
@@ -188,6 +191,7 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
         }
       }
       if (!isObject(body)) throw new ApiError(400, 'invalid_request', 'the request body must be a JSON object');
+      checkBodyDepth(body);
       const res = await handler(body, ctx);
       if (!rec.stream) finish(res.status, result);
       return res;
@@ -226,8 +230,7 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   app.get('/props', (c) => c.json(props(engine, listedName)));
   registerOllama(app, route, engine, listedName);
   if (o.guard) mountModerations(app, o.guard, guardMetrics, (h) => route('openai', h));
-  const page = loadPage();
-  app.get('/', (c) => c.html(page));
+  mountChatPage(app, engine);
   app.notFound((c) => errorResponse(apiOf(c.req.path), new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((e, c) => errorResponse(apiOf(c.req.path), toApiError(e)));
   return { app, metrics };
@@ -242,8 +245,11 @@ export interface RunningServer {
 
 /** Starts the server on host:port (port 0 = any free port). */
 export function startServer(engine: ServerEngine, o: ServerOptions & { host?: string; port?: number } = {}): Promise<RunningServer> {
-  const { app, metrics } = createApp(engine, o);
   const host = o.host ?? '127.0.0.1';
+  const { app, metrics } = createApp(engine, { ...o, host });
+  if (o.apiKey === undefined && !isLoopbackHost(host)) {
+    (o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n')))({ ts: new Date().toISOString(), level: 'warn', msg: `listening on ${host} without an API key: anyone who can reach this address can use the model (set --api-key)` });
+  }
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: o.port ?? 8080, hostname: host }, (info: AddressInfo) => {
       const h = host.includes(':') ? `[${host}]` : host;

@@ -6,11 +6,12 @@
  * way; with the worker, forward passes and image encoding run off it, so HTTP keeps answering during a step.
  */
 import { basename } from 'node:path';
-import { loadChatAssets, loadModel, type LoadOptions } from '../load.ts';
+import { loadChatAssets, loadModel, samplingDefaultsOf, type LoadOptions } from '../load.ts';
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
 import { createChatEngine } from '../engine/chat-engine.ts';
 import { startModelWorker } from '../model-worker/index.ts';
+import { SupervisedModel } from './supervised-model.ts';
 
 export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   /** Folder or file with the tokenizer, when it is not beside the weights. */
@@ -19,6 +20,8 @@ export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   chatTemplate?: string;
   /** Run the model in a worker thread (default true); false computes on the main thread between HTTP events. */
   worker?: boolean;
+  /** Special-token text in messages becomes control tokens (the reference's behaviour; see Llama4EngineOptions). */
+  specialTokensInMessages?: boolean;
 }
 
 export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): Promise<ServerEngine> {
@@ -29,20 +32,26 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
     return { ...engine, close: async () => loaded.dispose() };
   }
   const { backend, threads, mmproj, onProgress } = o;
-  const model = await startModelWorker(path, { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}), ...(onProgress ? { onProgress } : {}) });
+  const workerOptions = { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}) };
+  const first = await startModelWorker(path, { ...workerOptions, ...(onProgress ? { onProgress } : {}) });
+  // A worker that dies is replaced (supervised-model.ts); the prefixes the scheduler kept lived in the dead one.
+  let engine: ServerEngine | null = null;
+  const model = new SupervisedModel(first, () => startModelWorker(path, workerOptions), () => engine?.scheduler.clearPrefixCache());
   try {
-    const r = model.ready;
+    const r = first.ready;
     const { tokenizer, chatTemplate: template } = loadChatAssets({ path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } }, o.tokenizerPath);
-    return createChatEngine({
+    engine = createChatEngine({
       ...o,
       modelId,
       model,
       tokenizer,
       chatTemplate: o.chatTemplate ?? template,
+      samplingDefaults: samplingDefaultsOf(path),
       ...(r.vision ? { images: (tokens, images) => model.encodeImages(tokens, images) } : {}),
       close: () => model.close(),
-      failure: () => model.dead?.message ?? null,
+      failure: () => model.failure(),
     });
+    return engine;
   } catch (e) {
     await model.close();
     throw e;

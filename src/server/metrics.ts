@@ -46,6 +46,10 @@ export class Metrics {
   readonly ttft = new Histogram('llama4_time_to_first_token_seconds', 'Time from request to its first generated token.');
   constructor(private readonly gauges: () => Record<string, { help: string; value: number }>) {}
 
+  /**
+   * `route` must be a route pattern (routeLabel), never a raw path: each distinct label is a series kept forever,
+   * so unauthenticated requests to made-up paths would otherwise grow the metrics without bound.
+   */
   request(route: string, status: number, seconds: number): void {
     this.requests.inc(`route="${esc(route)}",status="${status}"`);
     this.latency.observe(`route="${esc(route)}"`, seconds);
@@ -61,4 +65,16 @@ export class Metrics {
     this.ttft.render(out);
     return out.join('\n') + '\n';
   }
+}
+
+/** The label of a request path: the pattern of the route it matches ('/v1/models/:id'), or 'unmatched'. */
+export function routeLabeler(patterns: () => readonly string[]): (path: string) => string {
+  let compiled: { pattern: string; re: RegExp }[] | null = null;
+  return (path) => {
+    compiled ??= [...new Set(patterns())]
+      .filter((p) => !p.includes('*'))
+      .map((p) => ({ pattern: p, re: new RegExp(`^${p.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`) }));
+    for (const r of compiled) if (r.re.test(path)) return r.pattern;
+    return 'unmatched';
+  };
 }

@@ -5,7 +5,7 @@
 import type { ChatMessage, ContentPart, ServerEngine, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type LogprobEntry, type RunParams, type RunResult } from './generation.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type ImageFetchOptions, type Json } from './util.ts';
+import { type ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type ImageFetchOptions, type Json, generationError } from './util.ts';
 import { compiles } from '../engine/tool-schema.ts';
 import { readLogitBias } from './constraints.ts';
 
@@ -195,7 +195,7 @@ const chatLogprobs = (lps: LogprobEntry[]) => ({
 });
 
 function finishReasonOf(c: ChoiceOutput): string {
-  if (c.error) throw new ApiError(500, 'server', `generation failed: ${c.error.message}`);
+  if (c.error) throw generationError(c.error);
   return c.finishReason === 'cancelled' ? 'stop' : c.finishReason;
 }
 
@@ -280,7 +280,7 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
     ctx.done(r);
     const failed = r.choices.find((c) => c.error);
     if (failed) {
-      writer.send(openaiError(new ApiError(500, 'server', `generation failed: ${failed.error!.message}`)));
+      writer.send(openaiError(generationError(failed.error!)));
       writer.raw('[DONE]');
       return;
     }
@@ -379,7 +379,7 @@ export async function completions(body: Json, ctx: RequestContext): Promise<Resp
     const r = await pending;
     ctx.done(r);
     const failed = r.choices.find((c) => c.error);
-    if (failed) writer.send(openaiError(new ApiError(500, 'server', `generation failed: ${failed.error!.message}`)));
+    if (failed) writer.send(openaiError(generationError(failed.error!)));
     else r.choices.forEach((c, i) => writer.send(chunk([{ index: i, text: '', logprobs: null, finish_reason: finishReasonOf(c) }])));
     if (includeUsage && !failed) writer.send(chunk([], usageOf(r)));
     writer.raw('[DONE]');

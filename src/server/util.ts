@@ -2,7 +2,9 @@
  * Shared helpers of the HTTP layer: the API error type (each API formats it its own way), field validation that
  * names the offending field, ids, and image inputs (data URLs, base64, remote URLs behind a flag with limits).
  */
+import { Llama4Error } from '../util/index.ts';
 import type { ImagePart } from './engine.ts';
+import { fetchRemoteImage, RemoteImageError } from './remote-image.ts';
 
 /** A request the server refuses. `kind` maps onto each API's error type names. */
 export class ApiError extends Error {
@@ -15,6 +17,17 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The API error for a choice that failed while generating: the request's own fault (a Llama4Error, e.g. a JSON
+ * schema too ambiguous to follow) is a 400; a model that stopped (its worker died; `unavailable` set on the error)
+ * is a 503 the client may retry; anything else a 500.
+ */
+export function generationError(e: Error): ApiError {
+  if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
+  if ((e as { unavailable?: boolean }).unavailable === true) return new ApiError(503, 'server', `the model is unavailable: ${e.message}`, null, 1);
+  return new ApiError(500, 'server', `generation failed: ${e.message}`);
 }
 
 export const badRequest = (message: string, param: string | null = null) => new ApiError(400, 'invalid_request', message, param);
@@ -100,6 +113,8 @@ export interface ImageFetchOptions {
   allowRemote: boolean;
   maxBytes: number;
   timeoutMs: number;
+  /** Which resolved addresses remote images may come from (default: public addresses only, see remote-image.ts). */
+  allowAddress?: (ip: string) => boolean;
 }
 
 /** An image_url: a data URL, or a remote URL when allowed (fetched with size and time limits). */
@@ -111,26 +126,13 @@ export async function loadImageUrl(url: string, path: string, o: ImageFetchOptio
   }
   if (!/^https?:\/\//.test(url)) throw badRequest(`'${path}' must be a data: URL${o.allowRemote ? ' or an http(s) URL' : ''}`, path);
   if (!o.allowRemote) throw badRequest(`'${path}': remote image URLs are disabled on this server (start it with --allow-remote-images); send a data: URL`, path);
-  let res: Response;
+  let bytes: Uint8Array;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(o.timeoutMs), redirect: 'follow' });
+    bytes = await fetchRemoteImage(url, o);
   } catch (e) {
-    throw badRequest(`'${path}': fetching the image failed: ${(e as Error).message}`, path);
+    if (e instanceof RemoteImageError && e.tooLarge) throw new ApiError(413, 'too_large', `'${path}': the image is larger than ${o.maxBytes} bytes`, path);
+    throw badRequest(`'${path}': ${(e as Error).message}`, path);
   }
-  if (!res.ok || !res.body) throw badRequest(`'${path}': fetching the image answered HTTP ${res.status}`, path);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      total += chunk.length;
-      if (total > o.maxBytes) throw new ApiError(413, 'too_large', `'${path}': the image is larger than ${o.maxBytes} bytes`, path);
-      chunks.push(chunk);
-    }
-  } catch (e) {
-    if (e instanceof ApiError) throw e;
-    throw badRequest(`'${path}': fetching the image failed: ${(e as Error).message}`, path);
-  }
-  const bytes = new Uint8Array(Buffer.concat(chunks));
   return { type: 'image', data: bytes, mediaType: sniffImage(bytes, path) };
 }
 

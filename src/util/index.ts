@@ -1,2 +1,3 @@
 export * from './errors.ts';
+export * from './json-depth.ts';
 export * from './json-fields.ts';

@@ -27,7 +27,10 @@ Anthropic API (/v1/messages, /v1/messages/count_tokens), the Ollama API (/api/ch
   --queue N              requests that may wait for a slot before 429 (default 64)
   --step-tokens N        tokens per batched step (default 128; smaller = snappier /health and streams, slower prefill)
   --tokenizer PATH       tokenizer folder/file when it is not beside the weights
-  --allow-remote-images  fetch http(s) image URLs (off: only data URLs)
+  --allow-remote-images  fetch http(s) image URLs from public addresses (off: only data URLs)
+  --special-tokens-in-messages
+                         treat special-token text typed in messages (<|eot|>, <|header_start|>, …) as control
+                         tokens, as the reference does (off: it is text; on, a user can forge system turns)
   --alias NAME           the model name /v1/models and /api/tags list (default: the file name; any name is accepted)
   --cors ORIGINS         comma-separated origins browsers may call from, '*' as a wildcard (default: loopback:
                          http(s)://localhost:*, 127.0.0.1:*, [::1]:*); '*' alone allows every origin
@@ -54,6 +57,7 @@ ${MODEL_USAGE}`,
         'step-tokens': { type: 'string' },
         tokenizer: { type: 'string' },
         'allow-remote-images': { type: 'boolean' },
+        'special-tokens-in-messages': { type: 'boolean' },
         alias: { type: 'string' },
         cors: { type: 'string' },
         'no-worker': { type: 'boolean' },
@@ -97,6 +101,7 @@ ${MODEL_USAGE}`,
         ...(ctx !== undefined ? { contextLength: ctx } : {}),
         ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
         worker: values['no-worker'] !== true,
+        specialTokensInMessages: values['special-tokens-in-messages'] === true,
         onProgress: (f, what) => progress.update(f, what),
       });
     } finally {
