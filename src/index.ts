@@ -42,6 +42,10 @@ export { startServer, createApp, type ServerOptions, type RunningServer } from '
 export { loadServerEngine, type ServeLoadOptions } from './server/load-engine.ts';
 export type { ServerEngine } from './server/engine.ts';
 
+// Safety: Llama Guard 4 as a classifier (src/guard).
+export { loadGuard, Guard, LLAMA_GUARD_4_CATEGORIES, parseCategoryCodes, renderGuardPrompt } from './guard/index.ts';
+export type { GuardCheckOptions, GuardCheckResult, GuardInput, GuardMessage, GuardContentPart, GuardCategory, GuardVerdict, LoadGuardOptions } from './guard/index.ts';
+
 // Errors and the model-facing types.
 export { Llama4Error, ModelFileError, ConfigError, UsageError } from './util/index.ts';
 export type { CausalLM, AsyncCausalLM, ModelInfo, SequenceState, ForwardItem, ImageSource, ImagePromptEncoder } from './model/types.ts';

@@ -49,6 +49,11 @@ export interface LoadOptions {
   mmproj?: string;
   /** KV cache storage: f32 (default, exact), f16 or q8_0 (smaller caches, longer contexts; see TextModelOptions). */
   kvType?: KvType;
+  /**
+   * Compute on this backend instead of creating one (two models in one thread share one native thread pool); it
+   * stays its creator's: disposing this model leaves it alone.
+   */
+  sharedBackend?: Backend;
 }
 
 export interface LoadedModel {
@@ -103,7 +108,7 @@ type LoadedParts = Omit<LoadedModel, 'createChat' | 'createChatEngine' | 'dispos
 const CHAT_ENGINE_OPTIONS: SchedulerOptions = { parallel: 1, stepTokens: 512 };
 
 /** Attaches chats and dispose() to a load: `mapped` are the files its weights are views of. */
-function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[]): LoadedModel {
+function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[], ownsBackend = true): LoadedModel {
   // Weak: engines and sessions a caller dropped are not kept alive by the model; dispose() reaches the rest.
   const engines = new Set<WeakRef<ChatEngine>>();
   let chatEngine: ChatEngine | null = null;
@@ -155,7 +160,7 @@ function finishLoad(parts: LoadedParts, mapped: readonly MappedFile[]): LoadedMo
       engines.clear();
       chatEngine = null;
       parts.model.dispose();
-      parts.backend.dispose?.();
+      if (ownsBackend) parts.backend.dispose?.(); // a shared backend belongs to the model that made it
       for (const m of mapped) m.close();
     },
   };
@@ -229,13 +234,14 @@ const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvTyp
 
 export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
-  const { backend, note } = await createBackend(opts.backend, opts.threads);
+  const owns = !opts.sharedBackend;
+  const { backend, note } = opts.sharedBackend ? { backend: opts.sharedBackend, note: null } : await createBackend(opts.backend, opts.threads);
   const mapped: MappedFile[] = [];
   try {
-    return finishLoad(readModel(path, opts, backend, note, mapped), mapped);
+    return finishLoad(readModel(path, opts, backend, note, mapped), mapped, owns);
   } catch (e) {
     // A load that fails keeps nothing: the pool's threads and the mappings go now, not at garbage collection.
-    backend.dispose?.();
+    if (owns) backend.dispose?.();
     for (const m of mapped) m.close();
     throw e;
   }

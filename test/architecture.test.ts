@@ -13,7 +13,7 @@ import { PROJECT_ROOT } from './helpers/shared.ts';
 const SRC = join(PROJECT_ROOT, 'src');
 /** Layer rank; equal ranks are siblings that must not import each other. */
 const RANK: Record<string, number> = {
-  util: 0, tensor: 1, kernels: 2, io: 2, tokenizer: 2, chat: 2, image: 2, model: 3, engine: 4, train: 4, 'load.ts': 4.5, 'model-files': 4.5, 'model-worker': 4.6, server: 5, cli: 6, 'index.ts': 7, exports: 7,
+  util: 0, tensor: 1, kernels: 2, io: 2, tokenizer: 2, chat: 2, image: 2, model: 3, engine: 4, train: 4, 'load.ts': 4.5, 'model-files': 4.5, 'model-worker': 4.6, guard: 4.8, server: 5, cli: 6, 'index.ts': 7, exports: 7,
 };
 /** chat may import tokenizer types (house style rule 3). */
 const ALLOWED_SIBLING = new Set(['chat->tokenizer']);
@@ -74,8 +74,8 @@ test('the CLI and the server reach the model only through src/load.ts and the en
   // load.ts (model-files for the file tools), chat turns are the engine's ChatEngine / ChatSession, and the server's
   // worker thread is model-worker/, which loads through load.ts in that thread.
   const allowed: Record<string, Set<string>> = {
-    cli: new Set(['util', 'tensor', 'tokenizer', 'chat', 'image', 'engine', 'load.ts', 'model-files', 'train', 'server', 'cli']),
-    server: new Set(['util', 'tensor', 'tokenizer', 'chat', 'image', 'engine', 'load.ts', 'model-worker', 'server']),
+    cli: new Set(['util', 'tensor', 'tokenizer', 'chat', 'image', 'engine', 'load.ts', 'model-files', 'train', 'guard', 'server', 'cli']),
+    server: new Set(['util', 'tensor', 'tokenizer', 'chat', 'image', 'engine', 'load.ts', 'model-worker', 'guard', 'server']),
   };
   const bad = imports()
     .filter(([f, t]) => allowed[area(f)] && !allowed[area(f)]!.has(area(t)))

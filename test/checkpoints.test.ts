@@ -16,7 +16,7 @@ import { maxAbsDiff } from './helpers/shared.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'llama4-ckpt-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
-const VARIANTS: Record<string, TinySpec> = {
+const VARIANTS: Record<string, TinySpec & { long?: boolean }> = {
   'GQA 2, all MoE, qk-norm, temperature tuning (floor 4)': {},
   'one KV head (nkv = 1)': { kvHeads: 1 },
   'as many KV heads as query heads': { kvHeads: 4 },
@@ -28,6 +28,10 @@ const VARIANTS: Record<string, TinySpec> = {
   'sharded into 3 files': { shards: 3 },
   'no MoE, all RoPE': { moeLayers: [], noRopeLayers: [1, 1, 1, 1], tempTuning: false },
   'long sequence over several chunks (chunk 4)': { chunk: 4, floorScale: 3 },
+  // Llama Guard 4's shape: no experts at all, attention_chunk_size null, NoPE layers and temperature tuning kept.
+  'dense (0 experts, step 0), attention_chunk_size null, NoPE + tuning (Llama Guard 4 shape)': { experts: 0, step: 0, moeLayers: [], chunk: null, floorScale: 3, long: true },
+  'dense, chunk null, full llama4 layout (language_model.*), GQA 4:1': { experts: 0, moeLayers: [], chunk: null, kvHeads: 1, floorScale: 5, layout: 'full', long: true },
+  'dense, chunk null, all RoPE, qk-norm off': { experts: 0, moeLayers: [], chunk: null, noRopeLayers: [1, 1, 1, 1], qkNorm: false, long: true },
 };
 
 let n = 0;
@@ -37,7 +41,7 @@ for (const [name, spec] of Object.entries(VARIANTS)) {
     const { config, tensors } = writeTinyCheckpoint(dir, { ...spec, seed: 11 + n });
     const { model } = await loadModel(dir, { backend: 'typescript' });
     const r = rng(99 + n);
-    const ids = Array.from({ length: spec.chunk ? 23 : 14 }, () => Math.floor(r() * 64));
+    const ids = Array.from({ length: spec.chunk || spec.long ? 23 : 14 }, () => Math.floor(r() * 64));
     const want = referenceLogits(config, tensors, ids);
     const [got] = model.forward([{ seq: model.newSequence(), tokens: ids, logits: 'all' }]);
     const V = 64;

@@ -63,6 +63,22 @@ export const PRESETS: Readonly<Record<string, Record<string, unknown>>> = {
     head_dim: 128, num_local_experts: 16, num_experts_per_tok: 1, intermediate_size: 1024, intermediate_size_mlp: 4096,
     vocab_size: 32000, rope_theta: 500000, rms_norm_eps: 1e-5, interleave_moe_layer_step: 1, max_position_embeddings: 131072,
   },
+  // Llama Guard 4's shape (dense: no experts, FFN width intermediate_size_mlp; attention_chunk_size null; NoPE every
+  // 4th layer with temperature tuning). GGUF cannot say "no chunking": llama.cpp reads chunk 8192, so the context is
+  // capped at 8192 where the two agree exactly. Written without a chat template (the built-in guard prompt applies).
+  'guard-tiny': {
+    model_type: 'llama4_text', hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2,
+    head_dim: 64, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [],
+    intermediate_size: 512, intermediate_size_mlp: 512, vocab_size: 512, rope_theta: 500000, rms_norm_eps: 1e-5,
+    attention_chunk_size: null, max_position_embeddings: 8192,
+  },
+  // The same shape at benchmark size (about 0.19 B parameters) for `llama4 bench --guard`.
+  'guard-bench': {
+    model_type: 'llama4_text', hidden_size: 1024, num_hidden_layers: 8, num_attention_heads: 16, num_key_value_heads: 4,
+    head_dim: 64, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [],
+    intermediate_size: 4096, intermediate_size_mlp: 4096, vocab_size: 32000, rope_theta: 500000, rms_norm_eps: 1e-5,
+    attention_chunk_size: null, max_position_embeddings: 8192,
+  },
 };
 
 /** Deterministic random weights: N(0,1)·gain/√fan_in for matrices, 1 ± 0.1 for norms, N(0,1) embeddings. */

@@ -16,6 +16,7 @@ import { checkBodyDepth, checkJsonContentType } from './body-limits.ts';
 import { hostPolicy, isLoopbackHost } from './host-check.ts';
 import { Metrics, routeLabeler } from './metrics.ts';
 import { mountChatPage } from './page.ts';
+import { GuardMetrics, mountModerations, screenedEngine, type GuardServerOptions } from './moderations.ts';
 import { chatCompletions, completions, openaiError, type RequestContext } from './openai.ts';
 import { corsMiddleware, DEFAULT_CORS_ORIGINS } from './cors.ts';
 import { openaiEmbeddings } from './embeddings.ts';
@@ -39,6 +40,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** Stored Responses API responses (previous_response_id): count and age bounds. */
   responses?: Partial<ResponseStoreOptions>;
+  /** A Llama Guard beside the model: POST /v1/moderations, and screening of chat input/output (moderations.ts). */
+  guard?: GuardServerOptions;
   /** The address the server listens on: without an API key, only loopback Host headers (and this host) are answered. */
   host?: string;
 }
@@ -59,8 +62,10 @@ function toApiError(e: unknown): ApiError {
   return new ApiError(500, 'server', `internal error: ${e instanceof Error ? e.message : String(e)}`);
 }
 
-export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: Hono; metrics: Metrics } {
+export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Hono; metrics: Metrics } {
   const app = new Hono();
+  const guardMetrics = new GuardMetrics();
+  const engine = o.guard ? screenedEngine(model, o.guard, guardMetrics) : model;
   const log = o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n'));
   const images: ImageFetchOptions = { allowRemote: false, maxBytes: 20 * 1024 * 1024, timeoutMs: 10_000, ...o.images };
   const sched = engine.scheduler;
@@ -208,7 +213,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
     if (failure !== null) return c.json({ status: 'error', error: failure, model: engine.modelId, active: s.active, queued: s.queued }, 503);
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
-  app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', (c) => c.text(metrics.render() + (o.guard ? guardMetrics.text() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }));
   app.get('/v1/models', (c) => c.json(modelsList(engine, listedName)));
   app.get('/v1/models/:id', (c) => c.json({ ...((modelsList(engine, listedName).data as Json[])[0] ?? {}), id: c.req.param('id') }));
   app.post('/v1/chat/completions', route('openai', chatCompletions));
@@ -224,6 +229,7 @@ export function createApp(engine: ServerEngine, o: ServerOptions = {}): { app: H
   app.post('/apply-template', route('openai', applyTemplateRoute));
   app.get('/props', (c) => c.json(props(engine, listedName)));
   registerOllama(app, route, engine, listedName);
+  if (o.guard) mountModerations(app, o.guard, guardMetrics, (h) => route('openai', h));
   mountChatPage(app, engine);
   app.notFound((c) => errorResponse(apiOf(c.req.path), new ApiError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`)));
   app.onError((e, c) => errorResponse(apiOf(c.req.path), toApiError(e)));

@@ -78,7 +78,8 @@ export function referenceLogits(config: Record<string, any>, tensors: Map<string
         const kvh = Math.floor(hh / (nh / nkv));
         const sc: number[] = [], keys: number[] = [];
         for (let s = 0; s <= t; s++) {
-          if (useRope && Math.floor(s / C) !== Math.floor(t / C)) continue;
+          // attention_chunk_size null: HF gives RoPE layers the plain causal mask (no chunking).
+          if (useRope && C != null && Math.floor(s / C) !== Math.floor(t / C)) continue;
           let dot = 0; for (let i = 0; i < d; i++) dot += qt[hh * d + i]! * k[s]![kvh * d + i]!;
           sc.push(dot / Math.sqrt(d)); keys.push(s);
         }

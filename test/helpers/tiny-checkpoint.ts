@@ -10,7 +10,7 @@ import { writeSafetensors } from '../../src/io/safetensors.ts';
 
 export interface TinySpec {
   hidden?: number; heads?: number; kvHeads?: number; headDim?: number; layers?: number; experts?: number;
-  inter?: number; interMlp?: number; vocab?: number; chunk?: number; floorScale?: number; attnScale?: number;
+  inter?: number; interMlp?: number; vocab?: number; chunk?: number | null; floorScale?: number; attnScale?: number;
   moeLayers?: number[]; noRopeLayers?: number[]; step?: number; qkNorm?: boolean; tempTuning?: boolean;
   ropeTheta?: number; ropeScaling?: Record<string, unknown> | null; dtype?: 'f32' | 'bf16'; shards?: number;
   std?: number; seed?: number; layout?: 'text' | 'full'; eos?: number | number[];
@@ -29,11 +29,11 @@ export function tinyModel(spec: TinySpec = {}) {
   const H = spec.hidden ?? 32, nh = spec.heads ?? 4, nkv = spec.kvHeads ?? 2, d = spec.headDim ?? 8, L = spec.layers ?? 4;
   const E = spec.experts ?? 3, I = spec.inter ?? 24, Imlp = spec.interMlp ?? 40, V = spec.vocab ?? 64;
   const step = spec.step ?? 1;
-  const moeLayers = spec.moeLayers ?? Array.from({ length: L }, (_, l) => l).filter((l) => l % step === step - 1);
+  const moeLayers = spec.moeLayers ?? (step === 0 || E === 0 ? [] : Array.from({ length: L }, (_, l) => l).filter((l) => l % step === step - 1));
   const config: Record<string, unknown> = {
     architectures: ['Llama4ForCausalLM'], model_type: 'llama4_text', hidden_size: H, num_attention_heads: nh,
     num_key_value_heads: nkv, head_dim: d, num_hidden_layers: L, num_local_experts: E, num_experts_per_tok: 1,
-    intermediate_size: I, intermediate_size_mlp: Imlp, vocab_size: V, attention_chunk_size: spec.chunk ?? 8,
+    intermediate_size: I, intermediate_size_mlp: Imlp, vocab_size: V, attention_chunk_size: spec.chunk === undefined ? 8 : spec.chunk,
     floor_scale: spec.floorScale ?? 4, attn_scale: spec.attnScale ?? 0.1, interleave_moe_layer_step: step,
     moe_layers: moeLayers, use_qk_norm: spec.qkNorm ?? true, attn_temperature_tuning: spec.tempTuning ?? true,
     rope_theta: spec.ropeTheta ?? 10000, rope_scaling: spec.ropeScaling ?? null, rms_norm_eps: 1e-5,
@@ -91,13 +91,22 @@ function toRaw(name: string, shape: number[], data: Float32Array, dtype: 'f32' |
   return { name, dtype, shape, bytes: out };
 }
 
-/** Writes the model as an HF folder; returns the in-memory config and float32 tensors too. */
+/**
+ * Writes the model as an HF folder; returns the in-memory text config and float32 tensors too (HF text names).
+ * layout 'full' writes what Llama4ForConditionalGeneration saves (Llama Guard 4's layout): model_type "llama4" with
+ * the text config under text_config and tensors under language_model.* (no vision tower).
+ */
 export function writeTinyCheckpoint(dir: string, spec: TinySpec = {}) {
   const m = tinyModel(spec);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(m.config, null, 2));
+  const full = spec.layout === 'full';
+  const fileConfig = full
+    ? { architectures: ['Llama4ForConditionalGeneration'], model_type: 'llama4', image_token_index: 200092, text_config: m.config, tie_word_embeddings: false }
+    : m.config;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(fileConfig, null, 2));
   const dtype = spec.dtype ?? 'f32';
-  const raws = [...m.tensors].map(([n, v]) => toRaw(n, v.shape, v.data, dtype));
+  const fileName = (n: string) => (full ? `language_model.${n}` : n);
+  const raws = [...m.tensors].map(([n, v]) => toRaw(fileName(n), v.shape, v.data, dtype));
   const shards = spec.shards ?? 1;
   if (shards === 1) {
     writeSafetensors(join(dir, 'model.safetensors'), raws);

@@ -14,6 +14,7 @@ import type { SequenceState } from '../../engine/index.ts';
 import { DEFAULT_MODEL_DIR, loadModel } from '../../load.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 import { UsageError } from '../../util/index.ts';
+import { runGuardBench } from './guard-bench.ts';
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 
@@ -70,12 +71,20 @@ bandwidth measured on the spot, and the process's peak resident memory.
   -n, --gen N            decoded tokens (default 128; 0 skips decode)
   -r, --repeat N         runs per figure (default 3)
   --json                 one JSON object on stdout
+  --guard GUARD          instead: a Llama Guard's added latency per request (input and output screening) and,
+                         with -m, the model's decode tok/s before and after the guard is loaded (idle)
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
       args: argv, strict: true,
-      options: { ...MODEL_OPTIONS, prompt: { type: 'string', short: 'p' }, gen: { type: 'string', short: 'n' }, repeat: { type: 'string', short: 'r' }, json: { type: 'boolean' } },
+      options: { ...MODEL_OPTIONS, prompt: { type: 'string', short: 'p' }, gen: { type: 'string', short: 'n' }, repeat: { type: 'string', short: 'r' }, json: { type: 'boolean' }, guard: { type: 'string' } },
     });
+    if (values.guard) {
+      return runGuardBench({
+        guard: values.guard, ...(values.model ? { model: values.model } : {}), json: values.json === true, load: loadOptions(values),
+        gen: parseNumber('gen', values.gen, { int: true, min: 1 }) ?? 64, repeat: parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3,
+      });
+    }
     const P = parseNumber('prompt', values.prompt, { int: true, min: 0 }) ?? 512;
     const N = parseNumber('gen', values.gen, { int: true, min: 0 }) ?? 128;
     const R = parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3;

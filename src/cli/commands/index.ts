@@ -13,5 +13,6 @@ import { convertCommand } from './convert.ts';
 import { infoCommand } from './info.ts';
 import { tokenizeCommand } from './tokenize.ts';
 import { templateCommand } from './template.ts';
+import { guardCommand } from './guard.ts';
 
-export const COMMANDS: readonly Command[] = [runCommand, chatCommand, serveCommand, logitsCommand, generateCommand, imageTilesCommand, trainCommand, benchCommand, makeTestModelCommand, convertCommand, infoCommand, tokenizeCommand, templateCommand];
+export const COMMANDS: readonly Command[] = [runCommand, chatCommand, serveCommand, logitsCommand, generateCommand, imageTilesCommand, trainCommand, benchCommand, makeTestModelCommand, convertCommand, infoCommand, tokenizeCommand, templateCommand, guardCommand];

@@ -28,7 +28,7 @@ export function formatFacts(f: ModelFacts): string {
     `model         ${f.path} (${f.format})`,
     `architecture  llama4 text: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} heads / ${c.numKvHeads} KV heads × ${c.headDim}, vocab ${c.vocabSize}`,
     `feed-forward  ${moe ? `${moe} MoE layers: ${c.numExperts} routed experts (top-1) + shared expert, width ${c.intermediateSize}` : 'no MoE'}${moe < c.numLayers ? `; ${c.numLayers - moe} dense layers, width ${c.intermediateSizeMlp}` : ''}`,
-    `attention     ${chunked} chunked layers (chunk ${c.attentionChunkSize}), ${c.numLayers - chunked} global (${nope} NoPE); qk-norm ${c.useQkNorm ? 'on' : 'off'}; rope theta ${c.ropeTheta}${c.ropeScaling || c.ropeFreqFactors ? ' (llama3 scaling)' : ''}; context ${c.maxPositionEmbeddings}`,
+    `attention     ${c.attentionChunkSize === null ? 'no chunking (attention_chunk_size null)' : `${chunked} chunked layers (chunk ${c.attentionChunkSize})`}, ${c.numLayers - chunked} global (${nope} NoPE); qk-norm ${c.useQkNorm ? 'on' : 'off'}; rope theta ${c.ropeTheta}${c.ropeScaling || c.ropeFreqFactors ? ' (llama3 scaling)' : ''}; context ${c.maxPositionEmbeddings}`,
     `parameters    ${human(f.totalParams)} total, ${human(f.activeParams)} active per token${f.otherParams ? ` (+ ${human(f.otherParams)} outside the text model)` : ''}`,
     `tensor types  ${types}`,
     `memory        weights ${gib(f.weightBytes)} + KV cache ${gib(f.kvBytes)} at ctx ${f.ctx} (${f.kvType === 'f32' ? 'float32' : f.kvType}) = ${gib(f.weightBytes + f.kvBytes)}`,

@@ -18,11 +18,14 @@ export function parseThreads(s: string | undefined): number | undefined {
 export const makeTestModelCommand: Command = {
   name: 'make-test-model',
   summary: 'write a random-weight llama4 GGUF (tiny for tests, bench-2b for benchmarks)',
-  usage: `usage: llama4 make-test-model --preset tiny|bench-2b --type TYPE [--pure] [--seed N] OUT.gguf
+  usage: `usage: llama4 make-test-model --preset tiny|bench-2b|guard-tiny|guard-bench --type TYPE [--pure] [--seed N] OUT.gguf
 Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenizer that llama.cpp loads.
   --preset NAME   tiny: hidden 256, 4 layers, 4/2 heads of 64, 4 experts (FFN 256) + shared, vocab 512
                   bench-2b: hidden 2048, 16 layers, 16/8 heads of 128, 16 experts (FFN 1024) + shared, MoE on
                   every layer, vocab 32000 (about 2.0 B total / 0.47 B active parameters)
+                  guard-tiny: Llama Guard 4's shape (dense FFN 512, no chunking, NoPE every 4th layer), hidden 256,
+                  4 layers, vocab 512, Llama 4 special tokens, no chat template (the built-in guard prompt applies)
+                  guard-bench: the guard shape at hidden 1024, 8 layers, FFN 4096, vocab 32000 (about 0.19 B)
   --type TYPE     ${['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q4_k_m', 'q5_k_m', 'iq4_nl', 'iq4_xs', '…'].join(' | ')} (default f16)
   --pure          every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                   (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
@@ -41,7 +44,7 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const seed = Number(values.seed ?? 1);
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
     const cfg = presetConfig(presetName);
-    const tok = syntheticTokenizer(cfg.vocabSize);
+    const tok = presetName.startsWith('guard-') ? { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null } : syntheticTokenizer(cfg.vocabSize);
     const threads = parseThreads(values.threads);
     const t0 = Date.now();
     const progress = createProgress(`writing ${out}`, { quiet: values.quiet === true });

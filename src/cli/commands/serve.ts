@@ -6,6 +6,7 @@ import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../../load.ts';
 import { loadServerEngine } from '../../server/load-engine.ts';
 import { startServer } from '../../server/app.ts';
+import { loadGuard } from '../../guard/index.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 
 export const serveCommand: Command = {
@@ -35,6 +36,12 @@ Anthropic API (/v1/messages, /v1/messages/count_tokens), the Ollama API (/api/ch
                          http(s)://localhost:*, 127.0.0.1:*, [::1]:*); '*' alone allows every origin
   --no-worker            compute on the main thread (default: a worker thread runs the model, so HTTP and
                          /health answer during a step)
+  --guard GUARD          a Llama Guard checkpoint beside the model: POST /v1/moderations (OpenAI's shape);
+                         without -m the guard is served alone (its own model answers /v1/chat/completions too)
+  --guard-input          refuse chat requests whose last user message the guard finds unsafe (400, the API's
+                         own error body; counted in llama4_guard_refusals_total{stage="input"})
+  --guard-output         withhold answers the guard finds unsafe (streamed answers arrive at the end)
+  --guard-threshold X    unsafe when P(unsafe)/(P(safe)+P(unsafe)) > X (default 0.5)
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
@@ -54,6 +61,10 @@ ${MODEL_USAGE}`,
         alias: { type: 'string' },
         cors: { type: 'string' },
         'no-worker': { type: 'boolean' },
+        guard: { type: 'string' },
+        'guard-input': { type: 'boolean' },
+        'guard-output': { type: 'boolean' },
+        'guard-threshold': { type: 'string' },
       },
       strict: true,
     });
@@ -64,6 +75,12 @@ ${MODEL_USAGE}`,
     const stepTokens = parseNumber('step-tokens', values['step-tokens'], { int: true, min: 1 });
     const host = values.host ?? '127.0.0.1';
     const apiKey = values['api-key'] ?? process.env.LLAMA4_API_KEY;
+    if ((values['guard-input'] || values['guard-output'] || values['guard-threshold'] !== undefined) && !values.guard) throw new UsageError('--guard-input, --guard-output and --guard-threshold need --guard GUARD');
+    const guardThreshold = parseNumber('guard-threshold', values['guard-threshold'], { min: 0 });
+    // The guard computes on this thread; with --no-worker the model shares its backend (one native thread pool).
+    const guard = values.guard ? await loadGuard(values.guard, loadOptions(values)) : null;
+    const guardId = values.guard ? values.guard.replace(/\/+$/, '').split('/').pop()!.replace(/\.gguf$/, '') : '';
+    const alone = guard !== null && values.model === undefined;
     const path = values.model ?? DEFAULT_MODEL_DIR;
     // Bind first: a taken port is one line now, not a stack trace after a long load. The probe is released just
     // before the server listens (port 0 needs no probe: any free port will do).
@@ -72,7 +89,11 @@ ${MODEL_USAGE}`,
     const progress = createProgress(`loading ${path}`);
     let engine: Awaited<ReturnType<typeof loadServerEngine>>;
     try {
-      engine = await loadServerEngine(path, {
+      engine = alone ? guard.loaded.createChatEngine({
+        modelId: guardId, parallel, maxQueue, ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+        ...(stepTokens !== undefined ? { stepTokens } : {}), ...(ctx !== undefined ? { contextLength: ctx } : {}),
+      }) : await loadServerEngine(path, {
+        ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
         ...loadOptions(values),
         parallel,
         maxQueue,
@@ -95,6 +116,7 @@ ${MODEL_USAGE}`,
         port,
         ...(apiKey ? { apiKey } : {}),
         images: { allowRemote: values['allow-remote-images'] === true },
+        ...(guard ? { guard: { guard, modelId: guardId, screenInput: values['guard-input'] === true, screenOutput: values['guard-output'] === true, ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}) } } : {}),
         ...(values.alias ? { alias: values.alias } : {}),
         ...(values.cors !== undefined ? { corsOrigins: values.cors.split(',').map((x) => x.trim()).filter((x) => x !== '') } : {}),
       });
@@ -102,7 +124,7 @@ ${MODEL_USAGE}`,
       await engine.close?.();
       throw bindError(e, host, port);
     }
-    process.stderr.write(`listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''})\n`);
+    process.stderr.write(`listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);

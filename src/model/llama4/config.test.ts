@@ -57,3 +57,35 @@ test('unsupported or inconsistent configs are clear errors', () => {
   assert.throws(() => parseHfConfig({ ...base, num_experts_per_tok: 2 }), /num_experts_per_tok 2/);
   assert.throws(() => parseHfConfig({ model_type: 'llama4' }), /needs a "text_config"/);
 });
+
+test('dense checkpoints (Llama Guard 4 shape): 0 experts, step 0, moe_layers [], num_experts_per_tok 0', () => {
+  const g = parseHfConfig({ ...base, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [], intermediate_size_mlp: 96 });
+  assert.ok(g.layers.every((f) => !f.isMoe));
+  assert.equal(g.numExperts, 0);
+  assert.equal(g.intermediateSizeMlp, 96);
+  // No experts and no list: dense too (HF's range(step-1, L, step) would be all-MoE with nothing to route to).
+  assert.ok(parseHfConfig({ ...base, num_local_experts: 0 }).layers.every((f) => !f.isMoe));
+  assert.throws(() => parseHfConfig({ ...base, num_local_experts: 0, moe_layers: [1] }), /moe_layers lists layer 1 but num_local_experts is 0/);
+  assert.throws(() => parseHfConfig({ ...base, moe_layers: [1], num_experts_per_tok: 0 }), /num_experts_per_tok 0/);
+});
+
+test('attention_chunk_size null: no chunking on any layer; NoPE layers and their temperature tuning stay (HF)', () => {
+  const c = parseHfConfig({ ...base, attention_chunk_size: null });
+  assert.equal(c.attentionChunkSize, null);
+  assert.ok(c.layers.every((f) => f.chunkSize === 0));
+  assert.deepEqual(c.layers.map((f) => f.usesRope), [true, true, true, false, true, true, true, false]);
+  assert.deepEqual(c.layers.map((f) => f.temperatureTuning), [false, false, false, true, false, false, false, true]);
+  // Absent (not null) keeps HF's class default.
+  assert.equal(parseHfConfig(base).attentionChunkSize, 8192);
+});
+
+test('nonsense attention settings are one clear error at load, not a RangeError in the forward pass', () => {
+  for (const bad of [1e308, 0, -4, 2.5, Number.NaN, Infinity, 2 ** 31, '8192', true]) {
+    assert.throws(() => parseHfConfig({ ...base, attention_chunk_size: bad }), (e: Error) => e.name === 'ConfigError' && /"attention_chunk_size" must be an integer from 1 to 2147483647/.test(e.message), String(bad));
+  }
+  for (const bad of [1e308, 0, 0.5, Number.NaN]) {
+    assert.throws(() => parseHfConfig({ ...base, floor_scale: bad }), /"floor_scale" must be an integer from 1/, String(bad));
+  }
+  assert.throws(() => parseHfConfig({ ...base, attn_scale: Number.NaN }), /"attn_scale" must be a number/);
+  assert.throws(() => parseHfConfig({ ...base, interleave_moe_layer_step: -1 }), /non-negative integer/);
+});

@@ -44,7 +44,12 @@ export interface Llama4Config {
   readonly ropeScaling: RopeScaling | null;
   /** Per-pair divisors of the inverse frequency (GGUF `rope_freqs.weight`, llama.cpp freq_factors), else absent/null. */
   readonly ropeFreqFactors?: Float32Array | null;
-  readonly attentionChunkSize: number;
+  /**
+   * Chunk of the RoPE layers' local attention; null when the checkpoint sets `attention_chunk_size: null` (Llama Guard
+   * 4): then every layer attends over the whole causal sequence (HF uses the plain causal mask for RoPE layers when
+   * no chunk size is set), while NoPE layers and their temperature tuning stay exactly as configured.
+   */
+  readonly attentionChunkSize: number | null;
   readonly attnTemperatureTuning: boolean;
   readonly attnScale: number;
   readonly floorScale: number;
@@ -64,6 +69,24 @@ type Json = Record<string, unknown>;
 const fields = (o: Json) => jsonFields(o, { where: 'config.json' });
 const num = (o: Json, key: string, def?: number): number => fields(o).num(key, def);
 const posInt = (o: Json, key: string, def?: number): number => fields(o).posInt(key, def);
+
+/** Largest chunk / floor size accepted: positions are int32 in both backends' attention. */
+export const MAX_ATTENTION_SPAN = 2 ** 31 - 1;
+
+/** A positive integer no larger than MAX_ATTENTION_SPAN (chunk and floor sizes divide positions). */
+function attentionSpan(o: Json, key: string, def: number): number {
+  const v = o[key];
+  if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > MAX_ATTENTION_SPAN)) {
+    throw new ConfigError(`config.json: "${key}" must be an integer from 1 to ${MAX_ATTENTION_SPAN}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
+  }
+  return v === undefined || v === null ? def : (v as number);
+}
+
+function nonNegInt(o: Json, key: string, def: number): number {
+  const v = num(o, key, def);
+  if (!Number.isInteger(v) || v < 0) throw new ConfigError(`config.json: "${key}" must be a non-negative integer, got ${v}`);
+  return v;
+}
 
 function intList(o: Json, key: string): number[] | null {
   const v = o[key];
@@ -124,11 +147,11 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
   const numKvHeads = posInt(t, 'num_key_value_heads', numHeads);
   const headDim = t['head_dim'] == null ? hiddenSize / numHeads : posInt(t, 'head_dim');
   const numLayers = posInt(t, 'num_hidden_layers', 48);
-  const numExperts = posInt(t, 'num_local_experts', 16);
-  const numExpertsPerTok = posInt(t, 'num_experts_per_tok', 1);
+  // Dense checkpoints (Llama Guard 4) say num_local_experts 0, moe_layers [] and often num_experts_per_tok 0.
+  const numExperts = nonNegInt(t, 'num_local_experts', 16);
+  const numExpertsPerTok = nonNegInt(t, 'num_experts_per_tok', 1);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ConfigError(`config.json: head_dim ${headDim} must be an even integer`);
   if (numHeads % numKvHeads !== 0) throw new ConfigError(`config.json: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  if (numExpertsPerTok !== 1) throw new ConfigError(`config.json: num_experts_per_tok ${numExpertsPerTok} is not supported (Llama 4 routes each token to 1 expert)`);
   const hiddenAct = t['hidden_act'] ?? 'silu';
   if (hiddenAct !== 'silu') throw new ConfigError(`config.json: hidden_act ${JSON.stringify(hiddenAct)} is not supported (Llama 4 uses silu)`);
 
@@ -137,14 +160,19 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
   let noRope = intList(t, 'no_rope_layers');
   if (!noRope || noRope.length === 0) noRope = Array.from({ length: numLayers }, (_, l) => ((l + 1) % interval !== 0 ? 1 : 0));
   if (noRope.length !== numLayers) throw new ConfigError(`config.json: no_rope_layers has ${noRope.length} entries for ${numLayers} layers`);
-  // moe_layers: explicit list (even []) wins, else every `step`-th layer starting at step-1.
-  const step = posInt(t, 'interleave_moe_layer_step', 1);
+  // moe_layers: explicit list (even []) wins, else every `step`-th layer starting at step-1. Step 0 or no experts
+  // means dense everywhere (HF would fail on range(-1, L, 0); llama.cpp: MoE iff step > 0 && (l+1) % step == 0).
+  const step = nonNegInt(t, 'interleave_moe_layer_step', 1);
   let moe = intList(t, 'moe_layers');
-  if (!moe) moe = Array.from({ length: numLayers }, (_, l) => l).filter((l) => l % step === step - 1);
+  if (!moe) moe = step === 0 || numExperts === 0 ? [] : Array.from({ length: numLayers }, (_, l) => l).filter((l) => l % step === step - 1);
   for (const l of moe) if (l < 0 || l >= numLayers) throw new ConfigError(`config.json: moe_layers entry ${l} is outside 0..${numLayers - 1}`);
+  if (moe.length && numExperts === 0) throw new ConfigError(`config.json: moe_layers lists layer ${moe[0]} but num_local_experts is 0`);
+  if (moe.length && numExpertsPerTok !== 1) throw new ConfigError(`config.json: num_experts_per_tok ${numExpertsPerTok} is not supported (Llama 4 routes each token to 1 expert)`);
   const moeSet = new Set(moe);
 
-  const attentionChunkSize = posInt(t, 'attention_chunk_size', 8192);
+  // Absent: HF's default 8192. Explicit null: no chunking (see Llama4Config.attentionChunkSize). Anything else must
+  // be a usable span — 1e308 used to load and then fail inside attention.
+  const attentionChunkSize = t['attention_chunk_size'] === null ? null : attentionSpan(t, 'attention_chunk_size', 8192);
   // Scout ships attn_temperature_tuning as the integer 4: any truthy value means on.
   const attnTemperatureTuning = Boolean(t['attn_temperature_tuning'] ?? true);
   const useQkNorm = Boolean(t['use_qk_norm'] ?? true);
@@ -152,7 +180,7 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
     const usesRope = r !== 0;
     return {
       usesRope,
-      chunkSize: usesRope ? attentionChunkSize : 0,
+      chunkSize: usesRope && attentionChunkSize !== null ? attentionChunkSize : 0,
       qkNorm: useQkNorm && usesRope,
       temperatureTuning: attnTemperatureTuning && !usesRope,
       isMoe: moeSet.has(l),
@@ -174,14 +202,14 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
     numKvHeads,
     headDim,
     numExperts,
-    numExpertsPerTok,
+    numExpertsPerTok: moe.length ? 1 : numExpertsPerTok,
     rmsNormEps: num(t, 'rms_norm_eps', 1e-5),
     ropeTheta: rope.theta,
     ropeScaling: rope.scaling,
     attentionChunkSize,
     attnTemperatureTuning,
     attnScale: num(t, 'attn_scale', 0.1),
-    floorScale: posInt(t, 'floor_scale', 8192),
+    floorScale: attentionSpan(t, 'floor_scale', 8192),
     useQkNorm,
     maxPositionEmbeddings: posInt(t, 'max_position_embeddings', 131072),
     bosTokenId: typeof bos === 'number' ? bos : null,

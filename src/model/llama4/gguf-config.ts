@@ -8,6 +8,10 @@
  * - Chunked attention is always 8192 with every 4th layer (l+1 ≡ 0 mod 4) global and NoPE; temperature tuning on the
  *   NoPE layers uses floor 8192, scale 0.1, offset 1. `attention.sliding_window = 0` marks all-global, all-RoPE
  *   variants (no chunking, no NoPE, no tuning).
+ * - Dense models (no experts; Llama Guard 4) have interleave_moe_layer_step 0 and only the dense
+ *   ffn_gate/ffn_up/ffn_down tensors. llama.cpp refuses expert_count 0 for llama4, so we write expert_count 1 /
+ *   expert_used_count 1 (unused: step 0 means no MoE layer) and read step 0 or expert_count 0 as dense. A checkpoint without chunking (`attention_chunk_size: null`) but with
+ *   NoPE layers has no GGUF spelling: llama.cpp reads it as chunked at 8192, which agrees up to 8192 tokens.
  * - QK-norm is on unless the model has 128 experts (Maverick), as llama.cpp decides by model type.
  * - Llama-3 RoPE scaling is not stored as parameters: `rope_freqs.weight` [d/2] holds per-pair divisors of the
  *   inverse frequency (θ = pos·inv_j / ff_j), returned here as ropeFreqFactors.
@@ -91,7 +95,9 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
   if (numExperts > 0 && numExpertsPerTok !== 1) {
     throw new ConfigError(`${file}: expert_used_count ${numExpertsPerTok} is not supported (Llama 4 routes each token to 1 expert)`);
   }
-  const step = getPosInt(md, k('interleave_moe_layer_step'), file, 1);
+  // 0 (what a dense model such as Llama Guard 4 carries) means no MoE layers, as in llama.cpp.
+  const step = getNum(md, k('interleave_moe_layer_step'), file, 1);
+  if (!Number.isInteger(step) || step < 0) throw new ModelFileError(file, `GGUF metadata key '${k('interleave_moe_layer_step')}' must be a non-negative integer, got ${step}`);
   // Swapped names (see header): feed_forward_length is the dense width, expert_feed_forward_length the expert width.
   const intermediateSizeMlp = getNum(md, k('feed_forward_length'), file, 0);
   const intermediateSize = getNum(md, k('expert_feed_forward_length'), file, 0);
@@ -107,7 +113,7 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
       qkNorm: useQkNorm && usesRope,
       temperatureTuning: !allGlobal && !usesRope,
       // llama.cpp: MoE iff (l+1) % n_moe_layer_step == 0, and only when the model has experts.
-      isMoe: numExperts > 0 && (l + 1) % step === 0,
+      isMoe: numExperts > 0 && step > 0 && (l + 1) % step === 0,
     });
   });
   if (layers.some((f) => f.isMoe) && intermediateSize <= 0) throw new ModelFileError(file, `GGUF metadata key '${k('expert_feed_forward_length')}' is missing`);
@@ -133,8 +139,8 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
     numHeads,
     numKvHeads,
     headDim,
-    numExperts: Math.max(numExperts, 1),
-    numExpertsPerTok: 1,
+    numExperts: layers.some((f) => f.isMoe) ? numExperts : 0,
+    numExpertsPerTok: layers.some((f) => f.isMoe) ? 1 : 0,
     rmsNormEps,
     ropeTheta,
     ropeScaling: null,
@@ -186,7 +192,9 @@ export function llama4FromGguf(md: GgufMetadata, ggufTensors: ReadonlyMap<string
 export function ggufMetadataFromConfig(cfg: Llama4Config, name: string): [string, number | string | boolean, 'u32' | 'f32' | 'str' | 'bool'][] {
   const k = (s: string): string => `llama4.${s}`;
   const moeLayers = cfg.layers.map((f, l) => (f.isMoe ? l : -1)).filter((l) => l >= 0);
-  const step = moeLayers.length ? moeLayers[0]! + 1 : 1;
+  // Dense models get step 0: llama.cpp builds MoE tensors iff step > 0 && (l+1) % step == 0, so step 1 with
+  // expert_count 0 would make it look for 0-expert router tensors.
+  const step = moeLayers.length ? moeLayers[0]! + 1 : 0;
   const allGlobal = cfg.layers.every((g) => g.usesRope && g.chunkSize === 0);
   return [
     ['general.architecture', 'llama4', 'str'],
@@ -199,8 +207,10 @@ export function ggufMetadataFromConfig(cfg: Llama4Config, name: string): [string
     [k('attention.head_count_kv'), cfg.numKvHeads, 'u32'],
     [k('rope.freq_base'), cfg.ropeTheta, 'f32'],
     [k('attention.layer_norm_rms_epsilon'), cfg.rmsNormEps, 'f32'],
-    [k('expert_count'), moeLayers.length ? cfg.numExperts : 0, 'u32'],
-    [k('expert_used_count'), moeLayers.length ? 1 : 0, 'u32'],
+    // Dense models: llama.cpp refuses a llama4 with expert_count 0 ("llama4 model cannot have zero experts", seen
+    // with node-llama-cpp 3.22.1's build), but builds no expert tensors when the step is 0, so they say 1 / 1 / step 0.
+    [k('expert_count'), moeLayers.length ? cfg.numExperts : 1, 'u32'],
+    [k('expert_used_count'), 1, 'u32'],
     [k('attention.key_length'), cfg.headDim, 'u32'],
     [k('attention.value_length'), cfg.headDim, 'u32'],
     [k('vocab_size'), cfg.vocabSize, 'u32'],
@@ -226,7 +236,8 @@ export function ggufIncompatibilities(cfg: Llama4Config): string[] {
     if (!allGlobal && f.usesRope !== ((l + 1) % C.noRopeStep !== 0)) out.push(`layer ${l} RoPE/NoPE differs from the fixed every-4th-layer NoPE pattern`);
   });
   if (!allGlobal) {
-    if (cfg.attentionChunkSize !== C.chunkSize) out.push(`attention_chunk_size ${cfg.attentionChunkSize} (llama.cpp uses ${C.chunkSize})`);
+    if (cfg.attentionChunkSize === null) out.push(`attention_chunk_size null (no chunking; llama.cpp chunks RoPE layers at ${C.chunkSize} unless all layers are RoPE, so results agree only up to ${C.chunkSize} tokens)`);
+    else if (cfg.attentionChunkSize !== C.chunkSize) out.push(`attention_chunk_size ${cfg.attentionChunkSize} (llama.cpp uses ${C.chunkSize})`);
     if (cfg.layers.some((f) => !f.usesRope)) {
       if (!cfg.attnTemperatureTuning) out.push('attn_temperature_tuning off (llama.cpp always tunes NoPE layers)');
       else if (cfg.floorScale !== C.floorScale || Math.fround(cfg.attnScale) !== Math.fround(C.attnScale)) out.push(`temperature tuning floor ${cfg.floorScale} / scale ${cfg.attnScale} (llama.cpp uses ${C.floorScale} / ${C.attnScale})`);
