@@ -108,7 +108,7 @@ test('guard-tiny: llama.cpp (node-llama-cpp) loads the dense GGUF and continues 
     const model = await llama.loadModel({ modelPath: path });
     const ctx = await model.createContext({ contextSize: 64, threads: 1 });
     const theirs: number[] = [];
-    for await (const tok of ctx.getSequence().evaluate(prompt, { temperature: 0 })) {
+    for await (const tok of ctx.getSequence().evaluate(prompt as never, { temperature: 0 })) {
       theirs.push(tok as number);
       if (theirs.length >= 8) break;
     }

@@ -39,7 +39,8 @@ export interface TrainModelConfig {
   readonly attnTemperatureTuning: boolean;
   readonly floorScale: number;
   readonly attnScale: number;
-  readonly chunkSize: number;
+  /** attention_chunk_size; null = no chunking (every layer global). Per-layer spans are in `layers`. */
+  readonly chunkSize: number | null;
   readonly maxPositions: number;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];

@@ -214,7 +214,7 @@ export class TrainModel {
     }
     // Attention. RoPE layers: causal AND same chunk (floor(pos/C)); NoPE layers: causal over all positions.
     const P = new Float32Array(B * nh * T * T), O = new Float32Array(N * nh * d);
-    attnForward(qF, kF, v, P, O, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: rope ? c.chunkSize : 0 });
+    attnForward(qF, kF, v, P, O, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
     const h2 = new Float32Array(N * H);
     linear(h2, O, L.o.data, N, H, nh * d);
     for (let i = 0; i < N * H; i++) h2[i] = h2[i]! + hIn[i]!;
@@ -337,7 +337,7 @@ export class TrainModel {
     linearBackward(dO, L.o.grad, dh2, K.O, L.o.data, N, H, nh * d, false);
     const dq = new Float32Array(N * nh * d), dk = new Float32Array(N * nkv * d), dv = new Float32Array(N * nkv * d);
     const rope = c.ropeLayers[l]!;
-    attnBackward(K.q, K.k, K.v, K.P, dO, dq, dk, dv, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: rope ? c.chunkSize : 0 });
+    attnBackward(K.q, K.k, K.v, K.P, dO, dq, dk, dv, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
     if (rope) {
       if (c.useQkNorm) {
         rmsNormBwd(dq, null, dq, K.qRot, K.rq, null, N * nh, d, false);
