@@ -136,7 +136,8 @@ describe('serve --guard-input / --guard-output', () => {
       let text = '';
       for await (const ch of stream) text += ch.choices[0]?.delta.content ?? '';
       assert.equal(text, 'Hello! You said: stream me');
-      const a = await ok.anthropic.messages.create({ model: 'fake-llama4', max_tokens: 50, messages: [{ role: 'user', content: 'hi there' }] });
+      // temperature 0 (the fake engine samples otherwise); this SDK version's request types do not list it.
+      const a = await ok.anthropic.messages.create({ model: 'fake-llama4', max_tokens: 50, messages: [{ role: 'user', content: 'hi there' }], ...({ temperature: 0 } as object) });
       assert.equal((a.content[0] as { text: string }).text, 'Hello! You said: hi there');
       assert.match(await (await fetch(`${ok.srv.url}/metrics`)).text(), /llama4_guard_checks_total 6/);
     } finally {

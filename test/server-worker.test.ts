@@ -79,25 +79,29 @@ describe('model worker: the event loop answers during a step', () => {
   test('/health within 100 ms during long prefill steps with the worker; the in-thread engine fails the same check', async () => {
     // One step prefills 8 × 1900 tokens (stepTokens 16000): hundreds of ms of compute in a single forward call, even
     // with the native kernels on a quiet machine (3 × 1900 took only 250 ms there, too short for the check to mean much).
-    // The machine is shared: a descheduled process can miss any bound now and then, so each engine gets three rounds
-    // and the best one counts. The in-thread engine blocks in every round (the step holds the event loop).
+    // The machine is shared: a descheduled process can miss any bound now and then, so the worker gets three rounds
+    // and its best one counts. The in-thread engine is the control: its step holds the event loop, so /health must be
+    // slow in at least one of its three rounds (requests that arrive apart can split the prefill into shorter steps,
+    // and the batched kernels made a step short enough that one round may slip under the bound).
     for (const worker of [true, false]) {
       const s = await serve(worker, { stepTokens: 16000, parallel: 8 });
       try {
         await healthDuringLongStep(s, 64); // warm-up (first-call costs)
         const rounds: string[] = [];
         let best = Infinity;
-        for (let round = 0; round < 3 && (worker ? best >= 100 : true); round++) {
+        let worst = 0;
+        for (let round = 0; round < 3 && (worker ? best >= 100 : worst < 100); round++) {
           s.engine.scheduler.clearPrefixCache();
           const m = await healthDuringLongStep(s, 1900, 8);
           rounds.push(`slowest /health ${m.maxMs.toFixed(0)} ms over ${m.polls} polls, request ${m.requestMs.toFixed(0)} ms`);
           assert.ok(m.requestMs > 300, `the steps must be slow enough for the check to mean something (${rounds.at(-1)})`);
           assert.ok(m.polls >= (worker ? 5 : 1), rounds.at(-1));
           best = Math.min(best, m.maxMs);
+          worst = Math.max(worst, m.maxMs);
         }
         const where = `${worker ? 'worker' : 'in-thread'}: ${rounds.join('; ')}`;
         if (worker) assert.ok(best < 100, where);
-        else assert.ok(best >= 100, where);
+        else assert.ok(worst >= 100, where);
       } finally {
         await s.srv.close();
       }
