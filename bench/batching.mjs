@@ -13,10 +13,24 @@ import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PROMPT = 16; // prompt tokens per sequence (prefilled before the timed steps)
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 const secs = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
-const argmax = (r) => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i; return b; };
-function ids(seed, n) { let s = seed; return Array.from({ length: n }, () => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s % 32000; }); }
+const argmax = (r) => {
+  let b = 0;
+  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
+  return b;
+};
+function ids(seed, n) {
+  let s = seed;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s % 32000;
+  });
+}
 
 async function ours(model, threads, B, N, kv) {
   const { loadModel } = await import(join(root, 'dist/load.js'));
@@ -24,7 +38,13 @@ async function ours(model, threads, B, N, kv) {
   const seqs = Array.from({ length: B }, () => m.newSequence());
   const warm = m.newSequence();
   m.forward([{ seq: warm, tokens: ids(7, 32), logits: 'last' }]);
-  for (let i = 0; i < 2; i++) m.forward(seqs.map((seq, b) => ({ seq, tokens: ids(100 + b, PROMPT), logits: 'last' })).slice(0, 1 + i * (B - 1)).map((it) => ({ ...it, tokens: [1] })));
+  for (let i = 0; i < 2; i++)
+    m.forward(
+      seqs
+        .map((seq, b) => ({ seq, tokens: ids(100 + b, PROMPT), logits: 'last' }))
+        .slice(0, 1 + i * (B - 1))
+        .map((it) => ({ ...it, tokens: [1] })),
+    );
   for (const s of seqs) s.truncate(0);
   let last = m.forward(seqs.map((seq, b) => ({ seq, tokens: ids(100 + b, PROMPT), logits: 'last' }))).map(argmax);
   const t0 = process.hrtime.bigint();
@@ -36,16 +56,40 @@ async function theirs(model, threads, B, N) {
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: threads });
   const mdl = await llama.loadModel({ modelPath: model, gpuLayers: 0, useMmap: true });
-  const ctx = await mdl.createContext({ contextSize: B * (PROMPT + N + 64), batchSize: Math.max(B * PROMPT, 64), threads: { ideal: threads, min: threads }, flashAttention: false, sequences: B });
+  const ctx = await mdl.createContext({
+    contextSize: B * (PROMPT + N + 64),
+    batchSize: Math.max(B * PROMPT, 64),
+    threads: { ideal: threads, min: threads },
+    flashAttention: false,
+    sequences: B,
+  });
   const seqs = Array.from({ length: B }, () => ctx.getSequence());
   // warm-up: one short generation on every sequence, then cleared
-  await Promise.all(seqs.map(async (s, b) => { let c = 0; for await (const t of s.evaluate(ids(100 + b, 4), { temperature: 0 })) { void t; if (++c >= 2) break; } await s.clearHistory(); }));
+  await Promise.all(
+    seqs.map(async (s, b) => {
+      let c = 0;
+      for await (const t of s.evaluate(ids(100 + b, 4), { temperature: 0 })) {
+        void t;
+        if (++c >= 2) break;
+      }
+      await s.clearHistory();
+    }),
+  );
   await Promise.all(seqs.map((s, b) => s.evaluateWithoutGeneratingNewTokens(ids(100 + b, PROMPT))));
   const t0 = process.hrtime.bigint();
   // Each sequence generates N tokens (its first step evaluates one more prompt token, like our first step).
-  await Promise.all(seqs.map(async (s, b) => { let c = 0; for await (const t of s.evaluate([ids(500 + b, 1)[0]], { temperature: 0 })) { void t; if (++c >= N) break; } }));
+  await Promise.all(
+    seqs.map(async (s, b) => {
+      let c = 0;
+      for await (const t of s.evaluate([ids(500 + b, 1)[0]], { temperature: 0 })) {
+        void t;
+        if (++c >= N) break;
+      }
+    }),
+  );
   const r = { aggregate_tps: (B * N) / secs(t0) };
-  await ctx.dispose(); await mdl.dispose();
+  await ctx.dispose();
+  await mdl.dispose();
   return r;
 }
 
@@ -56,15 +100,31 @@ if (argv[0] === '--side') {
   process.stdout.write(JSON.stringify(r) + '\n');
   process.exit(0);
 }
-const { values: o } = parseArgs({ args: argv, options: {
-  model: { type: 'string', short: 'm', default: join(root, 'bench-models/bench-2b-q4_0.gguf') }, threads: { type: 'string', short: 't', default: '2' },
-  batches: { type: 'string', short: 'b', default: '1,4,8,16' }, gen: { type: 'string', short: 'n', default: '32' },
-  rounds: { type: 'string', default: '3' }, 'kv-type': { type: 'string', default: 'f16' }, 'ours-only': { type: 'boolean' },
-} });
-if (!existsSync(o.model)) throw new Error(`${o.model} not found (make it with llama4 make-test-model --preset bench-2b --type q4_0 ${o.model})`);
+const { values: o } = parseArgs({
+  args: argv,
+  options: {
+    model: { type: 'string', short: 'm', default: join(root, 'bench-models/bench-2b-q4_0.gguf') },
+    threads: { type: 'string', short: 't', default: '2' },
+    batches: { type: 'string', short: 'b', default: '1,4,8,16' },
+    gen: { type: 'string', short: 'n', default: '32' },
+    rounds: { type: 'string', default: '3' },
+    'kv-type': { type: 'string', default: 'f16' },
+    'ours-only': { type: 'boolean' },
+  },
+});
+if (!existsSync(o.model))
+  throw new Error(`${o.model} not found (make it with llama4 make-test-model --preset bench-2b --type q4_0 ${o.model})`);
 function side(name, B) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--side', name, o.model, o.threads, String(B), o.gen, o['kv-type']], { cwd: root, encoding: 'utf8' });
-  const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const r = spawnSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--side', name, o.model, o.threads, String(B), o.gen, o['kv-type']],
+    { cwd: root, encoding: 'utf8' },
+  );
+  const line = (r.stdout ?? '')
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (r.status !== 0 || !line) throw new Error(`${name} B=${B} failed: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(line).aggregate_tps;
 }
@@ -75,14 +135,26 @@ for (let round = 1; round <= +o.rounds; round++) {
     const r = res.get(B);
     r.a.push(side('ours', B));
     if (!o['ours-only']) r.b.push(side('llama.cpp', B));
-    console.log(`round ${round} B=${String(B).padStart(2)}  ours ${r.a.at(-1).toFixed(1)} tok/s` + (o['ours-only'] ? '' : `  llama.cpp ${r.b.at(-1).toFixed(1)} tok/s (x${(r.a.at(-1) / r.b.at(-1)).toFixed(2)})`));
+    console.log(
+      `round ${round} B=${String(B).padStart(2)}  ours ${r.a.at(-1).toFixed(1)} tok/s` +
+        (o['ours-only'] ? '' : `  llama.cpp ${r.b.at(-1).toFixed(1)} tok/s (x${(r.a.at(-1) / r.b.at(-1)).toFixed(2)})`),
+    );
   }
 }
-const a1 = res.has(1) ? median(res.get(1).a) : null, b1 = res.has(1) && !o['ours-only'] ? median(res.get(1).b) : null;
-console.log(`\n${o.model}, ${o.threads} threads, ${o.gen} steps, KV ${o['kv-type']}; medians of ${o.rounds} rounds (ratio: median of per-round ratios)`);
-console.log('| sequences | ours tok/s | llama.cpp tok/s | ours / llama.cpp | ours vs our 1 | llama.cpp vs its 1 |\n|---:|---:|---:|---:|---:|---:|');
+const a1 = res.has(1) ? median(res.get(1).a) : null,
+  b1 = res.has(1) && !o['ours-only'] ? median(res.get(1).b) : null;
+console.log(
+  `\n${o.model}, ${o.threads} threads, ${o.gen} steps, KV ${o['kv-type']}; medians of ${o.rounds} rounds (ratio: median of per-round ratios)`,
+);
+console.log(
+  '| sequences | ours tok/s | llama.cpp tok/s | ours / llama.cpp | ours vs our 1 | llama.cpp vs its 1 |\n|---:|---:|---:|---:|---:|---:|',
+);
 for (const B of Bs) {
-  const r = res.get(B), a = median(r.a), b = r.b.length ? median(r.b) : NaN;
+  const r = res.get(B),
+    a = median(r.a),
+    b = r.b.length ? median(r.b) : NaN;
   const ratio = r.b.length ? median(r.a.map((x, i) => x / r.b[i])) : NaN;
-  console.log(`| ${B} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${ratio.toFixed(2)} | ${a1 ? (a / a1).toFixed(2) : '-'} | ${b1 ? (b / b1).toFixed(2) : '-'} |`);
+  console.log(
+    `| ${B} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${ratio.toFixed(2)} | ${a1 ? (a / a1).toFixed(2) : '-'} | ${b1 ? (b / b1).toFixed(2) : '-'} |`,
+  );
 }

@@ -14,15 +14,22 @@ const [path, ps = '1024,8192,32768', ns = '12', th] = positionals;
 if (!path) throw new Error('usage: bench/context-sweep.ts MODEL.gguf [P,P,...] [N] [threads] [--kv-type f32|f16|q8_0]');
 const kvType = values['kv-type']!;
 if (!isKvType(kvType)) throw new Error(`--kv-type: '${kvType}' is not f32, f16 or q8_0`);
-const { model, config, backend } = await loadModel(path, { backend: 'auto', kvType: kvType as KvType, ...(th ? { threads: Number(th) } : {}) });
-const V = config.vocabSize, N = Number(ns);
+const { model, config, backend } = await loadModel(path, {
+  backend: 'auto',
+  kvType: kvType as KvType,
+  ...(th ? { threads: Number(th) } : {}),
+});
+const V = config.vocabSize,
+  N = Number(ns);
 const seq = model.newSequence() as Llama4Sequence;
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-let prefillMs = 0, prefilled = 0;
+let prefillMs = 0,
+  prefilled = 0;
 for (const P of ps.split(',').map(Number)) {
   const t0 = performance.now();
   while (seq.length < P) {
-    const n = Math.min(512, P - seq.length), at = seq.length;
+    const n = Math.min(512, P - seq.length),
+      at = seq.length;
     model.forward([{ seq, tokens: Array.from({ length: n }, (_, j) => ((at + j) * 7919) % V), logits: 'none' }]);
     prefilled += n;
   }
@@ -34,8 +41,11 @@ for (const P of ps.split(',').map(Number)) {
     steps.push(performance.now() - s0);
   }
   steps.sort((a, b) => a - b);
-  const sizes = (chunked: boolean) => seq.caches.filter((_, l) => (config.layers[l]!.chunkSize > 0) === chunked).reduce((m, c) => Math.max(m, c.bytes()), 0);
-  console.log(`[${backend.name}, kv ${kvType}] context ${P}: decode ${(1000 / steps[steps.length >> 1]!).toFixed(2)} tok/s (median of ${N}); ` +
-    `prefill so far ${(prefilled / prefillMs * 1000).toFixed(1)} tok/s over ${prefilled} tokens; largest chunked-layer cache ${mib(sizes(true))} MiB, ` +
-    `largest global-layer cache ${mib(sizes(false))} MiB, all caches ${mib(seq.cacheBytes())} MiB, RSS ${mib(process.memoryUsage().rss)} MiB`);
+  const sizes = (chunked: boolean) =>
+    seq.caches.filter((_, l) => config.layers[l]!.chunkSize > 0 === chunked).reduce((m, c) => Math.max(m, c.bytes()), 0);
+  console.log(
+    `[${backend.name}, kv ${kvType}] context ${P}: decode ${(1000 / steps[steps.length >> 1]!).toFixed(2)} tok/s (median of ${N}); ` +
+      `prefill so far ${((prefilled / prefillMs) * 1000).toFixed(1)} tok/s over ${prefilled} tokens; largest chunked-layer cache ${mib(sizes(true))} MiB, ` +
+      `largest global-layer cache ${mib(sizes(false))} MiB, all caches ${mib(seq.cacheBytes())} MiB, RSS ${mib(process.memoryUsage().rss)} MiB`,
+  );
 }

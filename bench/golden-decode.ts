@@ -22,5 +22,7 @@ for (const name of ['a_moe_all_chunked_temptuning', 'b_maverick_interleaved', 'c
     runs.push(n / ((performance.now() - t0) / 1000));
   }
   const med = (a: number[]) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-  console.log(`${name} [${be.name}]: prefill ${med(pre).toFixed(0)} tok/s, decode ${med(runs).toFixed(0)} tok/s (median of 5; ${n} tokens after a 64-token prompt)`);
+  console.log(
+    `${name} [${be.name}]: prefill ${med(pre).toFixed(0)} tok/s, decode ${med(runs).toFixed(0)} tok/s (median of 5; ${n} tokens after a 64-token prompt)`,
+  );
 }

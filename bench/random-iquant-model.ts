@@ -13,7 +13,8 @@ import { DTYPES, byteSize, f32ToF16 } from '../src/tensor/index.ts';
 import { GgufType, GgufWriter, readGgufHeader, readTensorBytes } from '../src/io/gguf/index.ts';
 
 const [input, output, from, to, ftype] = process.argv.slice(2) as [string, string, DType, DType, string];
-if (!ftype || !DTYPES[from] || !DTYPES[to] || to === 'iq1_m') throw new Error('usage: bench/random-iquant-model.ts IN.gguf OUT.gguf FROM TO LLAMA_FTYPE (TO: an i-quant with its f16 scale first)');
+if (!ftype || !DTYPES[from] || !DTYPES[to] || to === 'iq1_m')
+  throw new Error('usage: bench/random-iquant-model.ts IN.gguf OUT.gguf FROM TO LLAMA_FTYPE (TO: an i-quant with its f16 scale first)');
 const h = readGgufHeader(input);
 const w = new GgufWriter(output, h.alignment);
 for (const [key, value] of h.metadata) {
@@ -28,13 +29,25 @@ let s = 12345;
 const fd = openSync(input, 'r');
 try {
   for (const t of h.tensors.values()) {
-    if (t.dtype !== from) { w.writeTensor(t.name, readTensorBytes(fd, t, input)); continue; }
+    if (t.dtype !== from) {
+      w.writeTensor(t.name, readTensorBytes(fd, t, input));
+      continue;
+    }
     const n = t.shape.reduce((a, b) => a * b, 1);
     const bytes = new Uint8Array(byteSize(to, n));
     const words = new Uint32Array(bytes.buffer);
-    for (let i = 0; i < words.length; i++) { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; words[i] = s >>> 0; }
-    const bb = DTYPES[to].bytesPerBlock, d = f32ToF16(to.startsWith('iq2') ? 4e-4 : to.startsWith('iq3') ? 2e-3 : 4e-3);
-    for (let p = 0; p < bytes.length; p += bb) { bytes[p] = d & 0xff; bytes[p + 1] = d >> 8; }
+    for (let i = 0; i < words.length; i++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      words[i] = s >>> 0;
+    }
+    const bb = DTYPES[to].bytesPerBlock,
+      d = f32ToF16(to.startsWith('iq2') ? 4e-4 : to.startsWith('iq3') ? 2e-3 : 4e-3);
+    for (let p = 0; p < bytes.length; p += bb) {
+      bytes[p] = d & 0xff;
+      bytes[p + 1] = d >> 8;
+    }
     w.writeTensor(t.name, bytes);
   }
 } finally {

@@ -49,7 +49,9 @@ async function schedulerLoop(m: AsyncCausalLM, B: number): Promise<number> {
   const s = new Scheduler(m, { parallel: B, prefixCacheSize: 0 });
   const t0 = performance.now();
   const steps0 = s.stats().steps;
-  await Promise.all(Array.from({ length: B }, (_, k) => s.submit({ prompt: prompt(k), maxTokens: N, stopTokens: [], sampling: { temperature: 0 } })));
+  await Promise.all(
+    Array.from({ length: B }, (_, k) => s.submit({ prompt: prompt(k), maxTokens: N, stopTokens: [], sampling: { temperature: 0 } })),
+  );
   const ms = (performance.now() - t0) / (s.stats().steps - steps0);
   s.close();
   return ms;

@@ -113,14 +113,17 @@ for (const mk of makefiles.filter((f) => existsSync(f))) {
 const baseObjs = join(nativeDir, 'build', 'Release', 'obj.target', 'llama4_native', 'src');
 for (const obj of existsSync(baseObjs) ? readdirSync(baseObjs).filter((f) => f.endsWith('.o')) : []) {
   const d = spawnSync('objdump', ['-d', join(baseObjs, obj)], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (d.status === 0 && /%[yz]mm\d/.test(d.stdout)) fail(`native/src/${obj.replace(/\.o$/, '.cc')} compiled to AVX code outside the per-ISA kernels`);
+  if (d.status === 0 && /%[yz]mm\d/.test(d.stdout))
+    fail(`native/src/${obj.replace(/\.o$/, '.cc')} compiled to AVX code outside the per-ISA kernels`);
 }
 mkdirSync(dirname(prebuilt), { recursive: true });
 copyFileSync(built, prebuilt);
 const strip = spawnSync('strip', ['--strip-unneeded', prebuilt], { encoding: 'utf8' });
 if (strip.error || strip.status !== 0) console.log('llama4-ts: strip not available; the prebuilt binary keeps its symbols');
 if (!loads(prebuilt)) fail(`${prebuilt} does not load after the build`);
-console.log(`llama4-ts: prebuilt native core prebuilds/${platformDir}/llama4_native.node built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `llama4-ts: prebuilt native core prebuilds/${platformDir}/llama4_native.node built in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 // Cross-built linux-arm64 binary (portable kernel table: NEON kernels are not written yet). Optional: packing on a
 // machine without the cross compiler ships linux-x64 only, and arm64 installs build from source.
@@ -139,13 +142,25 @@ if (process.platform === 'linux' && process.arch === 'x64' && onPath('aarch64-li
       LINK: 'aarch64-linux-gnu-g++',
       AR: 'aarch64-linux-gnu-ar',
     };
-    const x = spawnSync(process.execPath, [gyp, 'rebuild', '--arch=arm64', `--nodedir=${nodedir}`, `--jobs=${process.env.LLAMA4_NATIVE_JOBS ?? '2'}`], {
-      cwd: dir,
-      env: crossEnv,
-      encoding: 'utf8',
-      stdio: verbose ? 'inherit' : 'pipe',
-    });
-    if (x.status !== 0) fail(`linux-arm64 cross build failed: ${`${x.stdout ?? ''}\n${x.stderr ?? ''}`.split('\n').find((l) => /error/i.test(l))?.trim() ?? x.status}`);
+    const x = spawnSync(
+      process.execPath,
+      [gyp, 'rebuild', '--arch=arm64', `--nodedir=${nodedir}`, `--jobs=${process.env.LLAMA4_NATIVE_JOBS ?? '2'}`],
+      {
+        cwd: dir,
+        env: crossEnv,
+        encoding: 'utf8',
+        stdio: verbose ? 'inherit' : 'pipe',
+      },
+    );
+    if (x.status !== 0)
+      fail(
+        `linux-arm64 cross build failed: ${
+          `${x.stdout ?? ''}\n${x.stderr ?? ''}`
+            .split('\n')
+            .find((l) => /error/i.test(l))
+            ?.trim() ?? x.status
+        }`,
+      );
     const armOut = join(root, 'prebuilds', 'linux-arm64', 'llama4_native.node');
     mkdirSync(dirname(armOut), { recursive: true });
     copyFileSync(join(dir, 'build', 'Release', 'llama4_native.node'), armOut);
@@ -153,11 +168,17 @@ if (process.platform === 'linux' && process.arch === 'x64' && onPath('aarch64-li
     const armNode = process.env.LLAMA4_ARM64_NODE;
     let tested = 'not load-tested (set LLAMA4_ARM64_NODE to an arm64 node binary, with qemu-aarch64 installed)';
     if (armNode && onPath('qemu-aarch64')) {
-      const q = spawnSync('qemu-aarch64', ['-L', '/usr/aarch64-linux-gnu', armNode, '-e', `console.log(require(${JSON.stringify(armOut)}).isas().join(','))`], { encoding: 'utf8' });
+      const q = spawnSync(
+        'qemu-aarch64',
+        ['-L', '/usr/aarch64-linux-gnu', armNode, '-e', `console.log(require(${JSON.stringify(armOut)}).isas().join(','))`],
+        { encoding: 'utf8' },
+      );
       if (q.status !== 0 || !q.stdout.trim()) fail(`prebuilds/linux-arm64 does not load under qemu-aarch64: ${q.stderr.split('\n')[0]}`);
       tested = `loads under qemu-aarch64 (kernel sets ${q.stdout.trim()})`;
     }
-    console.log(`llama4-ts: prebuilt native core prebuilds/linux-arm64/llama4_native.node cross-built in ${((Date.now() - t1) / 1000).toFixed(1)} s; ${tested}`);
+    console.log(
+      `llama4-ts: prebuilt native core prebuilds/linux-arm64/llama4_native.node cross-built in ${((Date.now() - t1) / 1000).toFixed(1)} s; ${tested}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

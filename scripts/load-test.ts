@@ -54,7 +54,12 @@ if (values.fake || !values.model) {
   engine = fakeEngine({ parallel: PARALLEL, maxQueue: N * 2 });
 } else {
   const backend = (values.backend ?? 'auto') as 'auto' | 'native' | 'typescript';
-  engine = await loadServerEngine(values.model, { backend, ...(values.threads ? { threads: Number(values.threads) } : {}), parallel: PARALLEL, maxQueue: N * 2 });
+  engine = await loadServerEngine(values.model, {
+    backend,
+    ...(values.threads ? { threads: Number(values.threads) } : {}),
+    parallel: PARALLEL,
+    maxQueue: N * 2,
+  });
 }
 const srv = await startServer(engine, { host: '127.0.0.1', port: 0, log: () => undefined });
 if (!srv.url.startsWith('http://127.0.0.1:')) throw new Error('load test runs against 127.0.0.1 only');
@@ -94,7 +99,10 @@ async function stream(body: unknown, headers: Record<string, string> = {}): Prom
       const line = buf.slice(0, i);
       buf = buf.slice(i + 2);
       if (!line.startsWith('data: ') || line === 'data: [DONE]') continue;
-      const j = JSON.parse(line.slice(6)) as { choices: { delta: { content?: string }; finish_reason: string | null }[]; usage?: { completion_tokens: number } };
+      const j = JSON.parse(line.slice(6)) as {
+        choices: { delta: { content?: string }; finish_reason: string | null }[];
+        usage?: { completion_tokens: number };
+      };
       if (j.usage) tokens = j.usage.completion_tokens;
       for (const c of j.choices ?? []) {
         text += c.delta?.content ?? '';
@@ -118,8 +126,20 @@ const INVALID_KINDS: [string, () => Promise<Outcome>, number][] = [
   ['unknown model', () => stream({ ...valid(0), model: 'no-such-model' }), 404],
   ['wrong type', () => stream({ ...valid(0), temperature: 'warm' }), 400],
   ['empty messages', () => stream({ ...valid(0), messages: [] }), 400],
-  ['invalid image', () => stream({ ...valid(0), messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,bm90IGFuIGltYWdl' } }] }] }), 400],
-  ['prompt too long', () => stream({ ...valid(0), messages: [{ role: 'user', content: 'word '.repeat(engine.scheduler.contextLength + 10) }] }), 400],
+  [
+    'invalid image',
+    () =>
+      stream({
+        ...valid(0),
+        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,bm90IGFuIGltYWdl' } }] }],
+      }),
+    400,
+  ],
+  [
+    'prompt too long',
+    () => stream({ ...valid(0), messages: [{ role: 'user', content: 'word '.repeat(engine.scheduler.contextLength + 10) }] }),
+    400,
+  ],
   ['bad n', () => stream({ ...valid(0), n: 0 }), 400],
   ['bad role', () => stream({ ...valid(0), messages: [{ role: 'robot', content: 'x' }] }), 400],
 ];
@@ -166,14 +186,19 @@ const jobs = Array.from({ length: benchOnly ? 0 : N }, (_, k) => {
   }
   return stream(valid(k)).then((o) => {
     if (o.status !== 200) return fail(`#${k}: HTTP ${o.status}`);
-    if (o.text !== solo[k % TOPICS.length]) return fail(`#${k}: output differs from its solo run:\n  solo ${JSON.stringify(solo[k % TOPICS.length])}\n  load ${JSON.stringify(o.text)}`);
+    if (o.text !== solo[k % TOPICS.length])
+      return fail(
+        `#${k}: output differs from its solo run:\n  solo ${JSON.stringify(solo[k % TOPICS.length])}\n  load ${JSON.stringify(o.text)}`,
+      );
     return 'valid-ok';
   });
 });
 const results = await Promise.all(jobs);
 const loadS = (performance.now() - t1) / 1000;
 const count = (s: string) => results.filter((r) => r === s).length;
-console.log(`load: ${count('valid-ok')} valid requests equal their solo output, ${count('invalid-ok')} invalid ones got their 4xx, ${count('bad')} failures, ${loadS.toFixed(1)} s`);
+console.log(
+  `load: ${count('valid-ok')} valid requests equal their solo output, ${count('invalid-ok')} invalid ones got their 4xx, ${count('bad')} failures, ${loadS.toFixed(1)} s`,
+);
 const health = await fetch(`${srv.url}/health`);
 if (health.status !== 200) fail(`health after load: HTTP ${health.status}`);
 
@@ -188,10 +213,16 @@ if (end.kv !== 0) fail(`KV caches still held after the load: ${end.kv} bytes`);
 for (const c of BENCH) {
   engine.scheduler.clearPrefixCache();
   const tb = performance.now();
-  const outs = await Promise.all(Array.from({ length: c }, (_, i) => stream({ ...valid(i + 100, BENCH_TOKENS), messages: [{ role: 'user', content: `Story ${i}: ${prompt(i)}` }] })));
+  const outs = await Promise.all(
+    Array.from({ length: c }, (_, i) =>
+      stream({ ...valid(i + 100, BENCH_TOKENS), messages: [{ role: 'user', content: `Story ${i}: ${prompt(i)}` }] }),
+    ),
+  );
   const s = (performance.now() - tb) / 1000;
   const toks = outs.reduce((a, o) => a + o.tokens, 0);
-  console.log(`throughput: ${c} client(s): ${toks} tokens in ${s.toFixed(2)} s = ${(toks / s).toFixed(1)} tok/s aggregate (prefill included)`);
+  console.log(
+    `throughput: ${c} client(s): ${toks} tokens in ${s.toFixed(2)} s = ${(toks / s).toFixed(1)} tok/s aggregate (prefill included)`,
+  );
 }
 
 await srv.close();

@@ -17,6 +17,9 @@ function find(dir, out = []) {
 const filters = process.argv.slice(2);
 let files = [...find('src'), ...find('test')].sort();
 if (filters.length) files = files.filter((f) => filters.some((s) => f.includes(s)));
-if (files.length === 0) { console.error('no test files matched'); process.exit(1); }
+if (files.length === 0) {
+  console.error('no test files matched');
+  process.exit(1);
+}
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -13,7 +13,17 @@ export type { LoadOptions, LoadedModel, ChatAssets, BackendChoice, ChatEngineLoa
 export { ChatSession, type ChatSessionOptions, type SendOptions, type ChatReply } from './engine/index.ts';
 
 // Generation on raw token ids.
-export { generate, generateAll, prefill, makeSampler, type GenerateOptions, type GenerationStep, type Sampler, type SamplerOptions, type FinishReason } from './engine/index.ts';
+export {
+  generate,
+  generateAll,
+  prefill,
+  makeSampler,
+  type GenerateOptions,
+  type GenerationStep,
+  type Sampler,
+  type SamplerOptions,
+  type FinishReason,
+} from './engine/index.ts';
 
 // Tokenizer and chat helpers.
 export { loadTokenizer, type Tokenizer, type StreamDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.ts';
@@ -44,7 +54,16 @@ export type { ServerEngine } from './server/engine.ts';
 
 // Safety: Llama Guard 4 as a classifier (src/guard).
 export { loadGuard, Guard, LLAMA_GUARD_4_CATEGORIES, parseCategoryCodes, renderGuardPrompt } from './guard/index.ts';
-export type { GuardCheckOptions, GuardCheckResult, GuardInput, GuardMessage, GuardContentPart, GuardCategory, GuardVerdict, LoadGuardOptions } from './guard/index.ts';
+export type {
+  GuardCheckOptions,
+  GuardCheckResult,
+  GuardInput,
+  GuardMessage,
+  GuardContentPart,
+  GuardCategory,
+  GuardVerdict,
+  LoadGuardOptions,
+} from './guard/index.ts';
 
 // Errors and the model-facing types.
 export { Llama4Error, ModelFileError, ConfigError, UsageError } from './util/index.ts';

@@ -235,7 +235,9 @@ const modelOptions = (opts: LoadOptions) => (opts.kvType !== undefined ? { kvTyp
 export async function loadModel(path: string = DEFAULT_MODEL_DIR, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
   const owns = !opts.sharedBackend;
-  const { backend, note } = opts.sharedBackend ? { backend: opts.sharedBackend, note: null } : await createBackend(opts.backend, opts.threads);
+  const { backend, note } = opts.sharedBackend
+    ? { backend: opts.sharedBackend, note: null }
+    : await createBackend(opts.backend, opts.threads);
   const mapped: MappedFile[] = [];
   try {
     return finishLoad(readModel(path, opts, backend, note, mapped), mapped, owns);
@@ -259,12 +261,33 @@ function readModel(path: string, opts: LoadOptions, backend: Backend, note: stri
     opts.onProgress?.(0, 'reading weights');
     // Mapped where the native core can map files: tensors used as stored (attention, norms, embeddings, shared
     // experts) are read in place; routed-expert stacks are transposed into memory (HF stores them [E, in, out]).
-    const src = openSafetensors(path, canMmap() ? { mapFile: (f) => { const m = MappedFile.open(f); mapped.push(m); return (o, n) => m.bytes(o, n); } } : {});
+    const src = openSafetensors(
+      path,
+      canMmap()
+        ? {
+            mapFile: (f) => {
+              const m = MappedFile.open(f);
+              mapped.push(m);
+              return (o, n) => m.bytes(o, n);
+            },
+          }
+        : {},
+    );
     const tensors = loadHfTextTensors(config, src, path);
     const model = new Llama4TextModel(config, tensors, backend, path, modelOptions(opts));
     const vision = loadVisionEncoder(configJson, src, backend, path);
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'safetensors', backend, tokenizerDir: path, backendNote: note, vision, samplingDefaults: samplingFrom(gen) };
+    return {
+      model,
+      config,
+      path,
+      format: 'safetensors',
+      backend,
+      tokenizerDir: path,
+      backendNote: note,
+      vision,
+      samplingDefaults: samplingFrom(gen),
+    };
   }
   if (path.endsWith('.gguf') || isGgufFile(path)) {
     // GGUF (llama.cpp layout): metadata -> Llama4Config, `<name>.weight` -> internal names; tensors stay quantized.
@@ -275,10 +298,27 @@ function readModel(path: string, opts: LoadOptions, backend: Backend, note: stri
     let vision: Llama4VisionEncoder | null = null;
     if (opts.mmproj) {
       const f = readGguf(opts.mmproj, (n) => n.startsWith('v.') || n.startsWith('mm.'));
-      vision = mmprojEncoder(f.metadata, f.tensorData, backend, config.imageTokenId !== null ? { imageTokenId: config.imageTokenId } : {}, {}, opts.mmproj);
+      vision = mmprojEncoder(
+        f.metadata,
+        f.tensorData,
+        backend,
+        config.imageTokenId !== null ? { imageTokenId: config.imageTokenId } : {},
+        {},
+        opts.mmproj,
+      );
     }
     opts.onProgress?.(1, 'ready');
-    return { model, config, path, format: 'gguf', backend, tokenizerDir: null, backendNote: note, vision, samplingDefaults: LLAMA4_SAMPLING };
+    return {
+      model,
+      config,
+      path,
+      format: 'gguf',
+      backend,
+      tokenizerDir: null,
+      backendNote: note,
+      vision,
+      samplingDefaults: LLAMA4_SAMPLING,
+    };
   }
   throw new ModelFileError(path, 'expected a model folder (config.json + *.safetensors) or a .gguf file');
 }

@@ -13,7 +13,24 @@ import { PROJECT_ROOT } from './helpers/shared.ts';
 const SRC = join(PROJECT_ROOT, 'src');
 /** Layer rank; equal ranks are siblings that must not import each other. */
 const RANK: Record<string, number> = {
-  util: 0, tensor: 1, kernels: 2, io: 2, tokenizer: 2, chat: 2, image: 2, model: 3, engine: 4, train: 4, 'load.ts': 4.5, 'model-files': 4.5, 'model-worker': 4.6, guard: 4.8, server: 5, cli: 6, 'index.ts': 7, exports: 7,
+  util: 0,
+  tensor: 1,
+  kernels: 2,
+  io: 2,
+  tokenizer: 2,
+  chat: 2,
+  image: 2,
+  model: 3,
+  engine: 4,
+  train: 4,
+  'load.ts': 4.5,
+  'model-files': 4.5,
+  'model-worker': 4.6,
+  guard: 4.8,
+  server: 5,
+  cli: 6,
+  'index.ts': 7,
+  exports: 7,
 };
 /** chat may import tokenizer types (house style rule 3). */
 const ALLOWED_SIBLING = new Set(['chat->tokenizer']);
@@ -53,8 +70,12 @@ test('imports point only down the layer chain', () => {
       if (!target.startsWith(SRC)) continue;
       const to = area(target);
       if (to === from) continue;
-      const rf = RANK[from], rt = RANK[to];
-      if (rf === undefined || rt === undefined) { bad.push(`${relative(SRC, f)}: unknown area ${rf === undefined ? from : to}`); continue; }
+      const rf = RANK[from],
+        rt = RANK[to];
+      if (rf === undefined || rt === undefined) {
+        bad.push(`${relative(SRC, f)}: unknown area ${rf === undefined ? from : to}`);
+        continue;
+      }
       const typeOnly = /^(import|export)\s+type\b/.test(m[0]);
       if (rt > rf || (rt === rf && !(typeOnly && ALLOWED_SIBLING.has(`${from}->${to}`)) && !ALLOWED_SIBLING.has(`${from}->${to}`))) {
         bad.push(`${relative(SRC, f)} imports ${relative(SRC, target)} (${from} -> ${to})`);
@@ -66,7 +87,10 @@ test('imports point only down the layer chain', () => {
 
 test('model code never names a concrete backend or file format', () => {
   const bad = files(join(SRC, 'model')).filter((f) => /from\s+['"][^'"]*(kernels|io)\//.test(readFileSync(f, 'utf8')));
-  assert.deepEqual(bad.map((f) => relative(SRC, f)), []);
+  assert.deepEqual(
+    bad.map((f) => relative(SRC, f)),
+    [],
+  );
 });
 
 test('the CLI and the server reach the model only through src/load.ts and the engine', () => {
@@ -93,7 +117,10 @@ test('the engine sees models only through model/types.ts (so it runs on fake mod
 test('only the composition roots name a concrete backend or file format', () => {
   // kernels/ (TsBackend, NativeBackend, mapped files): load.ts; io/ (GGUF, safetensors): load.ts and model-files.
   // The public entry points (index.ts, exports/) re-export them.
-  const roots: Record<string, Set<string>> = { kernels: new Set(['load.ts', 'index.ts', 'exports']), io: new Set(['load.ts', 'model-files', 'index.ts', 'exports']) };
+  const roots: Record<string, Set<string>> = {
+    kernels: new Set(['load.ts', 'index.ts', 'exports']),
+    io: new Set(['load.ts', 'model-files', 'index.ts', 'exports']),
+  };
   const bad = imports()
     .filter(([f, t]) => area(f) !== area(t) && roots[area(t)] && !roots[area(t)]!.has(area(f)))
     .map(([f, t]) => `${relative(SRC, f)} imports ${relative(SRC, t)}`);
@@ -103,11 +130,17 @@ test('only the composition roots name a concrete backend or file format', () => 
 test('the model worker is one folder whose halves meet only through protocol.ts and the CausalLM interface', () => {
   const dir = join(SRC, 'model-worker');
   const text = (n: string) => readFileSync(join(dir, n), 'utf8');
-  assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.ts')).sort(), ['host.ts', 'index.ts', 'protocol.ts', 'worker.ts']);
+  assert.deepEqual(
+    readdirSync(dir)
+      .filter((n) => n.endsWith('.ts'))
+      .sort(),
+    ['host.ts', 'index.ts', 'protocol.ts', 'worker.ts'],
+  );
   assert.doesNotMatch(text('host.ts'), /from '\.\/worker\.ts'/);
   assert.doesNotMatch(text('worker.ts'), /from '\.\/host\.ts'/);
   // No concrete model class crosses the boundary: sequences are SequenceStates, models CausalLMs.
-  for (const n of ['host.ts', 'worker.ts', 'protocol.ts']) assert.doesNotMatch(text(n), /model\/llama4|instanceof Llama4(Sequence|TextModel)|\.caches\b/, n);
+  for (const n of ['host.ts', 'worker.ts', 'protocol.ts'])
+    assert.doesNotMatch(text(n), /model\/llama4|instanceof Llama4(Sequence|TextModel)|\.caches\b/, n);
 });
 
 test('the public root exports a curated surface; the rest sits behind subpath exports', () => {
@@ -134,7 +167,14 @@ test('one home each: the message type, the finish reason, the event-loop yield, 
   ];
   for (const [re, home] of homes) {
     // train/data.ts narrows the shared ChatMessage to text (a derived type, not a second definition).
-    const where = files(SRC).filter((f) => re.test(readFileSync(f, 'utf8')) && !(home === 'chat/types.ts' && /ChatMessage = SharedChatMessage/.test(readFileSync(f, 'utf8'))));
-    assert.deepEqual(where.map((f) => relative(SRC, f)), [home], String(re));
+    const where = files(SRC).filter(
+      (f) =>
+        re.test(readFileSync(f, 'utf8')) && !(home === 'chat/types.ts' && /ChatMessage = SharedChatMessage/.test(readFileSync(f, 'utf8'))),
+    );
+    assert.deepEqual(
+      where.map((f) => relative(SRC, f)),
+      [home],
+      String(re),
+    );
   }
 });

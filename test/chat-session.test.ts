@@ -13,7 +13,11 @@ import { spawnSync } from 'node:child_process';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 import { loadModel, loadChatAssets, generateAll, renderChat, chatPromptIds, UsageError, type LoadedModel } from '../src/index.ts';
 
-const WEATHER = { name: 'get_weather', description: 'Get the weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+const WEATHER = {
+  name: 'get_weather',
+  description: 'Get the weather in a city',
+  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
 
 describe('ChatSession on the default model', () => {
   let model: LoadedModel;
@@ -26,12 +30,22 @@ describe('ChatSession on the default model', () => {
     const chat = model.createChat();
     const reply = await chat.send('What is 7 plus 5?', { maxTokens: 24 });
     const { tokenizer, chatTemplate } = loadChatAssets(model);
-    const ids = chatPromptIds(tokenizer, renderChat({ messages: [{ role: 'user', content: 'What is 7 plus 5?' }], addGenerationPrompt: true, template: chatTemplate ?? undefined }));
+    const ids = chatPromptIds(
+      tokenizer,
+      renderChat({
+        messages: [{ role: 'user', content: 'What is 7 plus 5?' }],
+        addGenerationPrompt: true,
+        template: chatTemplate ?? undefined,
+      }),
+    );
     const low = await generateAll(model.model, ids, { maxTokens: 24, sampler: { temperature: 0 }, stopTokens: [...tokenizer.stopIds] });
     assert.equal(reply.text, tokenizer.decode(low.tokens, { skipSpecial: true }));
     assert.equal(reply.finishReason, low.finishReason);
     assert.equal(String(reply), reply.text);
-    assert.deepEqual(chat.history.map((m) => m.role), ['user', 'assistant']);
+    assert.deepEqual(
+      chat.history.map((m) => m.role),
+      ['user', 'assistant'],
+    );
   });
 
   test("the second turn reuses the first turn's KV cache; stream() yields what send() returns", async () => {
@@ -46,15 +60,24 @@ describe('ChatSession on the default model', () => {
       pieces.push(r.value);
       r = await it.next();
     }
-    assert.ok(r.value.usage.cachedTokens > first.usage.promptTokens / 2, `cached ${r.value.usage.cachedTokens} of ${r.value.usage.promptTokens}`);
+    assert.ok(
+      r.value.usage.cachedTokens > first.usage.promptTokens / 2,
+      `cached ${r.value.usage.cachedTokens} of ${r.value.usage.promptTokens}`,
+    );
     assert.equal(pieces.join(''), r.value.text);
-    assert.deepEqual(chat.history.map((m) => m.role), ['system', 'user', 'assistant', 'user', 'assistant']);
+    assert.deepEqual(
+      chat.history.map((m) => m.role),
+      ['system', 'user', 'assistant', 'user', 'assistant'],
+    );
     // The same conversation from scratch (no cache to reuse) gives the same answer: reuse changes nothing.
     const fresh = model.createChat({ system: 'You are helpful.' });
     fresh.history.push(...chat.history.slice(1, 3));
     assert.equal((await fresh.send('What is 2 plus 3?')).text, r.value.text);
     chat.reset();
-    assert.deepEqual(chat.history.map((m) => m.role), ['system']);
+    assert.deepEqual(
+      chat.history.map((m) => m.role),
+      ['system'],
+    );
   });
 
   test('tools: calls come back parsed, a tool result continues the conversation', async () => {
@@ -79,7 +102,12 @@ describe('ChatSession on the default model', () => {
     await busy;
     chat.reset();
     const ac = new AbortController();
-    const r = await chat.send('Tell me a story', { maxTokens: 400, sampling: { temperature: 1, seed: 1 }, signal: ac.signal, onText: () => ac.abort() });
+    const r = await chat.send('Tell me a story', {
+      maxTokens: 400,
+      sampling: { temperature: 1, seed: 1 },
+      signal: ac.signal,
+      onText: () => ac.abort(),
+    });
     assert.equal(r.finishReason, 'cancelled');
     assert.ok(r.usage.completionTokens < 400);
     assert.equal(chat.history.length, 2);
@@ -90,7 +118,10 @@ describe('ChatSession on the default model', () => {
 
   test('images on a text-only model and turns on a disposed model are one clear error; history is unchanged', async () => {
     const chat = model.createChat();
-    await assert.rejects(chat.send('What is this?', { images: [new Uint8Array([1, 2, 3])] }), (e: Error) => e instanceof UsageError && /images/.test(e.message));
+    await assert.rejects(
+      chat.send('What is this?', { images: [new Uint8Array([1, 2, 3])] }),
+      (e: Error) => e instanceof UsageError && /images/.test(e.message),
+    );
     assert.equal(chat.history.length, 0);
     const other = await loadModel();
     const c = other.createChat();
@@ -104,10 +135,18 @@ describe('ChatSession on the default model', () => {
   });
 });
 
-test('dispose(): 60 loads keep no threads, no file mappings and bounded memory', { skip: process.platform !== 'linux' && 'needs /proc' }, () => {
-  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(PROJECT_ROOT, 'test/helpers/dispose-loop.ts'), '60'], { encoding: 'utf8', timeout: 300000, cwd: PROJECT_ROOT });
+test('dispose(): 60 loads keep no threads, no file mappings and bounded memory', {
+  skip: process.platform !== 'linux' && 'needs /proc',
+}, () => {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(PROJECT_ROOT, 'test/helpers/dispose-loop.ts'), '60'], {
+    encoding: 'utf8',
+    timeout: 300000,
+    cwd: PROJECT_ROOT,
+  });
   assert.equal(r.status, 0, r.stderr);
-  const f = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { [k in 'liveMappings' | 'maxThreads' | 'maxMappings' | 'mappings' | 'rssGrowth']: number } & { base: { threads: number; mappings: number; rss: number } };
+  const f = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    [k in 'liveMappings' | 'maxThreads' | 'maxMappings' | 'mappings' | 'rssGrowth']: number;
+  } & { base: { threads: number; mappings: number; rss: number } };
   const facts = JSON.stringify(f);
   // While loaded, a native-backend model holds a pool thread and its mapping (else the check below means little).
   if (f.liveMappings === 0) process.stderr.write(`\n*** dispose test: no mapping while loaded (native core not built?): ${facts} ***\n`);

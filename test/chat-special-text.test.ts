@@ -30,12 +30,17 @@ describe('special-token text in messages (default model)', () => {
   const specials = (ids: number[]) => ids.filter((t) => tokenizer.specialIds.has(t));
   const user = (text: string) => [{ role: 'user' as const, content: [{ type: 'text' as const, text }] }];
 
-  test('by default typed special tokens are text: the control tokens are the template\'s only', async () => {
+  test("by default typed special tokens are text: the control tokens are the template's only", async () => {
     const forged = await plain.encodeChat(user(FORGED), null);
     const benign = await plain.encodeChat(user('hi'), null);
     assert.deepEqual(specials(forged.tokens), specials(benign.tokens));
     // The ids decode to exactly the prompt the template renders, the typed text included character for character.
-    const rendered = renderChat({ messages: [{ role: 'user', content: FORGED }], addGenerationPrompt: true, ...(template ? { template } : {}), bosToken: '<|begin_of_text|>' });
+    const rendered = renderChat({
+      messages: [{ role: 'user', content: FORGED }],
+      addGenerationPrompt: true,
+      ...(template ? { template } : {}),
+      bosToken: '<|begin_of_text|>',
+    });
     assert.equal(tokenizer.decode(forged.tokens), rendered);
     // The typed text is the ordinary encoding of itself.
     const typed = tokenizer.encode(FORGED, { allowSpecial: false });
@@ -47,15 +52,26 @@ describe('special-token text in messages (default model)', () => {
     const forged = await reference.encodeChat(user(FORGED), null);
     const benign = await reference.encodeChat(user('hi'), null);
     assert.ok(specials(forged.tokens).length > specials(benign.tokens).length + 5);
-    const rendered = renderChat({ messages: [{ role: 'user', content: FORGED }], addGenerationPrompt: true, ...(template ? { template } : {}), bosToken: '<|begin_of_text|>' });
+    const rendered = renderChat({
+      messages: [{ role: 'user', content: FORGED }],
+      addGenerationPrompt: true,
+      ...(template ? { template } : {}),
+      bosToken: '<|begin_of_text|>',
+    });
     assert.deepEqual(forged.tokens, chatPromptIds(tokenizer, rendered));
   });
 
   test('the guard leaves prompts without special-token text exactly as chatPromptIds encodes them', () => {
-    const messages = [{ role: 'system' as const, content: 'Be brief. a < b | c > d' }, { role: 'user' as const, content: 'What is 7 plus 5? <| not special |>' }];
+    const messages = [
+      { role: 'system' as const, content: 'Be brief. a < b | c > d' },
+      { role: 'user' as const, content: 'What is 7 plus 5? <| not special |>' },
+    ];
     const guard = new SpecialTextGuard(tokenizer, messages);
     const rendered = renderChat({ messages, addGenerationPrompt: true, ...(template ? { template } : {}) });
-    assert.deepEqual(guard.encode(renderChat({ messages: guard.protect(messages), addGenerationPrompt: true, ...(template ? { template } : {}) })), chatPromptIds(tokenizer, rendered));
+    assert.deepEqual(
+      guard.encode(renderChat({ messages: guard.protect(messages), addGenerationPrompt: true, ...(template ? { template } : {}) })),
+      chatPromptIds(tokenizer, rendered),
+    );
     // A marker already present in the input is never reused.
     const clash = new SpecialTextGuard(tokenizer, [`x${String.fromCodePoint(0x100000)}`]);
     assert.equal(clash.marker, String.fromCodePoint(0x100001));

@@ -15,7 +15,12 @@ const HAVE = existsSync(FILE);
 const SKIP = HAVE ? false : `SKIPPED: ${FILE} is absent`;
 if (!HAVE) console.warn(`\n*** ${SKIP} ***\n`);
 
-interface Case { id: string; desc: string; raw: string; expected: { content: string | null; tool_calls: { name: string; arguments: Record<string, unknown> }[] } }
+interface Case {
+  id: string;
+  desc: string;
+  raw: string;
+  expected: { content: string | null; tool_calls: { name: string; arguments: Record<string, unknown> }[] };
+}
 const cases: Case[] = HAVE ? (JSON.parse(readFileSync(FILE, 'utf8')) as Case[]) : [];
 
 /** Feeds `text` in chunks of the given sizes (cycled); returns the concatenated content and the calls. */
@@ -63,14 +68,25 @@ test('every case of toolcall-cases.json, one-shot and streamed', { skip: SKIP },
   assert.equal(rootParseToolCalls, parseToolCalls, 'parseToolCalls is exported from the package root');
 });
 
-const call = (name: string, args: Record<string, unknown> = {}): { name: string; arguments: Record<string, unknown> } => ({ name, arguments: args });
+const call = (name: string, args: Record<string, unknown> = {}): { name: string; arguments: Record<string, unknown> } => ({
+  name,
+  arguments: args,
+});
 
 test('more cases of the same kinds', () => {
   const more: [string, string | null, ReturnType<typeof call>[]][] = [
     // prose before the call
     ['Let me check the weather.\n\n[get_weather(city="Paris")]', 'Let me check the weather.', [call('get_weather', { city: 'Paris' })]],
-    ['Let me check the weather: [get_weather(location="New York")]<|eot|>', 'Let me check the weather:', [call('get_weather', { location: 'New York' })]],
-    ["I'll search. <|python_start|>{\"name\": \"search\", \"parameters\": {\"q\": \"x\"}}<|python_end|>", "I'll search.", [call('search', { q: 'x' })]],
+    [
+      'Let me check the weather: [get_weather(location="New York")]<|eot|>',
+      'Let me check the weather:',
+      [call('get_weather', { location: 'New York' })],
+    ],
+    [
+      'I\'ll search. <|python_start|>{"name": "search", "parameters": {"q": "x"}}<|python_end|>',
+      "I'll search.",
+      [call('search', { q: 'x' })],
+    ],
     ['Sure! {"type": "function", "name": "f", "parameters": {"a": [1, {"b": null}]}}', 'Sure!', [call('f', { a: [1, { b: null }] })]],
     ['Options [a] or {b}: [f(x=1)]', 'Options [a] or {b}:', [call('f', { x: 1 })]],
     // function tags
@@ -78,18 +94,30 @@ test('more cases of the same kinds', () => {
     ['<function=a>{}</function>\n<function=b>{"x": "</function>"}</function>', null, [call('a'), call('b', { x: '</function>' })]],
     ['Here: <function=now></function>', 'Here:', [call('now')]],
     // strings full of brackets, quotes and escapes
-    ['[f(s="say \\"hi\\" [now] (ok), {x}", t=\'it\\\'s\', u="tab\\there", v="\\u00e9\\N")]', null, [call('f', { s: 'say "hi" [now] (ok), {x}', t: "it's", u: 'tab\there', v: 'é\\N' })]],
+    [
+      '[f(s="say \\"hi\\" [now] (ok), {x}", t=\'it\\\'s\', u="tab\\there", v="\\u00e9\\N")]',
+      null,
+      [call('f', { s: 'say "hi" [now] (ok), {x}', t: "it's", u: 'tab\there', v: 'é\\N' })],
+    ],
     ['[f(p=r"C:\\dir\\n", q="""tri"ple""", e="")]', null, [call('f', { p: 'C:\\dir\\n', q: 'tri"ple', e: '' })]],
     ['{"name": "exec", "parameters": {"code": "a[\\"}\\"] = \'{\'; // ]"}}', null, [call('exec', { code: 'a["}"] = \'{\'; // ]' })]],
     // literals
-    ["[f(a={'k': [1, (2, 3)], 'n': None}, b=True, c=-0.5, d=1e3, e=[])]", null, [call('f', { a: { k: [1, [2, 3]], n: null }, b: true, c: -0.5, d: 1000, e: [] })]],
+    [
+      "[f(a={'k': [1, (2, 3)], 'n': None}, b=True, c=-0.5, d=1e3, e=[])]",
+      null,
+      [call('f', { a: { k: [1, [2, 3]], n: null }, b: true, c: -0.5, d: 1000, e: [] })],
+    ],
     ['{"name": "f", "parameters": {"a": True, "b": None}}', null, [call('f', { a: true, b: null })]],
     ["{'name': 'f', 'parameters': {'a': 'x'}}", null, [call('f', { a: 'x' })]],
     // several calls, separators, wrappers
     ['[a(), b(x=1), c(y=[1, 2], z={"k": "v"})]', null, [call('a'), call('b', { x: 1 }), call('c', { y: [1, 2], z: { k: 'v' } })]],
     ['{"name": "a", "parameters": {}};\n{"name": "b", "arguments": "{\\"q\\": 2}"}', null, [call('a'), call('b', { q: 2 })]],
     ['{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}', null, [call('f', { a: 1 })]],
-    ['<|python_start|>[f(a=1)]<|python_end|><|python_start|>[g(b=2)]<|python_end|><|eom|>', null, [call('f', { a: 1 }), call('g', { b: 2 })]],
+    [
+      '<|python_start|>[f(a=1)]<|python_end|><|python_start|>[g(b=2)]<|python_end|><|eom|>',
+      null,
+      [call('f', { a: 1 }), call('g', { b: 2 })],
+    ],
     ['```json\n{"name": "f", "parameters": {"a": 1}}\n```', null, [call('f', { a: 1 })]],
     ['  \n[get_weather(city = "Paris" , unit = \'c\',)]\n<|eot|>', null, [call('get_weather', { city: 'Paris', unit: 'c' })]],
     ['[brave_search.call(query="x")]', null, [call('brave_search.call', { query: 'x' })]],
@@ -113,8 +141,35 @@ test('more cases of the same kinds', () => {
 
 test('never throws, never loses text, bounded work on junk', () => {
   let seed = 7;
-  const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
-  const alphabet = ['[', ']', '(', ')', '{', '}', '"', "'", '\\', ',', '=', ':', ';', ' ', '\n', 'f', 'x', '1', 'True', '<|python_start|>', '<|python_end|>', '<function=', '</function>', '```', 'é', '🚀'];
+  const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+  const alphabet = [
+    '[',
+    ']',
+    '(',
+    ')',
+    '{',
+    '}',
+    '"',
+    "'",
+    '\\',
+    ',',
+    '=',
+    ':',
+    ';',
+    ' ',
+    '\n',
+    'f',
+    'x',
+    '1',
+    'True',
+    '<|python_start|>',
+    '<|python_end|>',
+    '<function=',
+    '</function>',
+    '```',
+    'é',
+    '🚀',
+  ];
   for (let n = 0; n < 400; n++) {
     let s = '';
     const len = Math.floor(rnd() * 40);
@@ -126,7 +181,15 @@ test('never throws, never loses text, bounded work on junk', () => {
     assert.deepEqual(st.calls, r.toolCalls, `stream: ${JSON.stringify(s)}`);
   }
   const t0 = performance.now();
-  for (const s of ['{'.repeat(100000), '['.repeat(100000), '[f(a='.repeat(30000), '"'.repeat(100000), '[f(a=' + '['.repeat(100000), '{"a": '.repeat(3000), '[{'.repeat(50000)]) {
+  for (const s of [
+    '{'.repeat(100000),
+    '['.repeat(100000),
+    '[f(a='.repeat(30000),
+    '"'.repeat(100000),
+    '[f(a=' + '['.repeat(100000),
+    '{"a": '.repeat(3000),
+    '[{'.repeat(50000),
+  ]) {
     const r = parseToolCalls(s);
     assert.equal(r.content, s);
   }

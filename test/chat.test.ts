@@ -35,7 +35,16 @@ const templateText = (name: string): string => readFileSync(join(SHARED, 'templa
 const HF = 'hf-convert_llama4_weights_to_hf.jinja';
 const TEMPLATES = [HF, 'vllm-tool_chat_template_llama4_json.jinja', 'vllm-tool_chat_template_llama4_pythonic.jinja'];
 
-function render(c: { messages: TemplateMessage[]; tools: ToolDefinition[] | null; extra_context: Record<string, unknown> | null; add_generation_prompt: boolean; bos_token: string }, template?: string): string {
+function render(
+  c: {
+    messages: TemplateMessage[];
+    tools: ToolDefinition[] | null;
+    extra_context: Record<string, unknown> | null;
+    add_generation_prompt: boolean;
+    bos_token: string;
+  },
+  template?: string,
+): string {
   return renderChat({
     messages: c.messages,
     tools: c.tools,
@@ -70,7 +79,12 @@ test('one BOS: the render starts with it and chatPromptIds never doubles it', ()
   const prompt = renderChat({ messages: [{ role: 'user', content: 'Hi' }], addGenerationPrompt: true });
   assert.equal(prompt, '<|begin_of_text|><|header_start|>user<|header_end|>\n\nHi<|eot|><|header_start|>assistant<|header_end|>\n\n');
   // A stand-in encoder: specials are single ids, other text one id per char.
-  const specials = new Map([['<|begin_of_text|>', 200000], ['<|header_start|>', 200005], ['<|header_end|>', 200006], ['<|eot|>', 200008]]);
+  const specials = new Map([
+    ['<|begin_of_text|>', 200000],
+    ['<|header_start|>', 200005],
+    ['<|header_end|>', 200006],
+    ['<|eot|>', 200008],
+  ]);
   const enc = {
     bosId: 200000,
     encode(text: string, opts?: { allowSpecial?: boolean }): number[] {
@@ -93,8 +107,18 @@ test('one BOS: the render starts with it and chatPromptIds never doubles it', ()
 
 test('OpenAI-style input: image_url parts, JSON-string arguments, null content and null tool_calls', () => {
   const messages: TemplateMessage[] = [
-    { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, { type: 'text', text: 'What is this?' }] },
-    { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a": 1, "b": "x"}' } }] },
+    {
+      role: 'user',
+      content: [
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+        { type: 'text', text: 'What is this?' },
+      ],
+    },
+    {
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a": 1, "b": "x"}' } }],
+    },
     { role: 'tool', tool_call_id: 'c1', content: '{"ok": true}' },
     { role: 'assistant', content: 'Done.', tool_calls: null },
   ];
@@ -107,7 +131,7 @@ test('OpenAI-style input: image_url parts, JSON-string arguments, null content a
       '<|header_start|>assistant<|header_end|>\n\nDone.<|eot|>',
   );
   // The caller's objects are not modified.
-  assert.equal(typeof (messages[1]!.tool_calls![0]!.function.arguments), 'string');
+  assert.equal(typeof messages[1]!.tool_calls![0]!.function.arguments, 'string');
   // Without dropNulls, null content fails as it does in transformers (Python: 'NoneType' object is not iterable).
   assert.throws(() => renderChat({ messages, addGenerationPrompt: false }), UsageError);
 });
@@ -130,11 +154,22 @@ test('loadChatTemplate: chat_template.jinja, then tokenizer_config.json (string 
   const dir = mkdtempSync(join(tmpdir(), 'llama4-chat-'));
   try {
     assert.equal(loadChatTemplate(dir), undefined);
-    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: [{ name: 'default', template: 'D{{ messages|length }}' }, { name: 'tool_use', template: 'T{{ tools|length }}' }] }));
+    writeFileSync(
+      join(dir, 'tokenizer_config.json'),
+      JSON.stringify({
+        chat_template: [
+          { name: 'default', template: 'D{{ messages|length }}' },
+          { name: 'tool_use', template: 'T{{ tools|length }}' },
+        ],
+      }),
+    );
     const t = loadChatTemplate(dir)!;
     const msgs: TemplateMessage[] = [{ role: 'user', content: 'x' }];
     assert.equal(renderChat({ messages: msgs, addGenerationPrompt: false, template: t }), 'D1');
-    assert.equal(renderChat({ messages: msgs, tools: [{ type: 'function', function: { name: 'f' } }], addGenerationPrompt: false, template: t }), 'T1');
+    assert.equal(
+      renderChat({ messages: msgs, tools: [{ type: 'function', function: { name: 'f' } }], addGenerationPrompt: false, template: t }),
+      'T1',
+    );
     writeFileSync(join(dir, 'chat_template.jinja'), '{{ bos_token }}J');
     assert.equal(renderChat({ messages: msgs, addGenerationPrompt: false, template: loadChatTemplate(dir)! }), '<|begin_of_text|>J');
   } finally {
@@ -145,13 +180,19 @@ test('loadChatTemplate: chat_template.jinja, then tokenizer_config.json (string 
 test('Python semantics: %-format, repr of floats, json.dumps, str.strip', () => {
   const v = toRuntimeLike({ a: [1, 'x', null, true, 1.5], "it's": { k: 'q"' } });
   assert.equal(percentFormat('%s', [v]), `{'a': [1, 'x', None, True, 1.5], "it's": {'k': 'q"'}}`);
-  assert.equal(percentFormat('%d|%5.2f|%-4s|%r|%%', [toRuntimeLike(7.9), toRuntimeLike(3.14259), toRuntimeLike('ab'), toRuntimeLike('ab')]), "7| 3.14|ab  |'ab'|%");
+  assert.equal(
+    percentFormat('%d|%5.2f|%-4s|%r|%%', [toRuntimeLike(7.9), toRuntimeLike(3.14259), toRuntimeLike('ab'), toRuntimeLike('ab')]),
+    "7| 3.14|ab  |'ab'|%",
+  );
   assert.equal(pyFloatRepr(1e16), '1e+16');
   assert.equal(pyFloatRepr(123456789012345.6), '123456789012345.6');
   assert.equal(pyFloatRepr(0.0001), '0.0001');
   assert.equal(pyFloatRepr(0.00001), '1e-05');
   assert.equal(pyFloatRepr(2.5e-7), '2.5e-07');
-  assert.equal(pyJsonDumps({ a: [1, { b: 'é' }], c: {} }, 4), '{\n    "a": [\n        1,\n        {\n            "b": "é"\n        }\n    ],\n    "c": {}\n}');
+  assert.equal(
+    pyJsonDumps({ a: [1, { b: 'é' }], c: {} }, 4),
+    '{\n    "a": [\n        1,\n        {\n            "b": "é"\n        }\n    ],\n    "c": {}\n}',
+  );
   assert.equal(pyStrip('\u0085 x \uFEFF'), 'x \uFEFF');
 });
 
@@ -189,31 +230,121 @@ test('more conversations: ours == Python Jinja2 on all three templates, built-in
     t.skip('python3 with jinja2 is not installed');
     return;
   }
-  const weather: ToolDefinition = { type: 'function', function: { name: 'get_weather', description: 'Weather «now» ✓', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } };
+  const weather: ToolDefinition = {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Weather «now» ✓',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  };
   const convs: { messages: TemplateMessage[]; tools: ToolDefinition[] | null; extra: Record<string, unknown> | null }[] = [
-    { messages: [{ role: 'system', content: '\u0085\uFEFF sys \u3000' }, { role: 'user', content: '\u001f hi \uFEFF' }], tools: null, extra: null },
-    { messages: [{ role: 'system', content: ' S ' }, { role: 'user', content: '  Q  ' }], tools: [weather], extra: null },
+    {
+      messages: [
+        { role: 'system', content: '\u0085\uFEFF sys \u3000' },
+        { role: 'user', content: '\u001f hi \uFEFF' },
+      ],
+      tools: null,
+      extra: null,
+    },
+    {
+      messages: [
+        { role: 'system', content: ' S ' },
+        { role: 'user', content: '  Q  ' },
+      ],
+      tools: [weather],
+      extra: null,
+    },
     { messages: [{ role: 'user', content: [{ type: 'text', text: ' a ' }, { type: 'image' }] }], tools: [weather], extra: null },
     { messages: [{ role: 'user', content: 'Q' }], tools: [weather], extra: { custom_tools: [weather] } },
-    { messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'Q' }], tools: [weather, weather], extra: { tools_in_user_message: false } },
+    {
+      messages: [
+        { role: 'system', content: 'S' },
+        { role: 'user', content: 'Q' },
+      ],
+      tools: [weather, weather],
+      extra: { tools_in_user_message: false },
+    },
     {
       messages: [
         { role: 'user', content: 'go' },
-        { role: 'assistant', content: 'ok', tool_calls: [{ type: 'function', function: { name: 'f', arguments: { i: -3, x: 2.5, big: 1e20, s: "it's \"q\"\n", b: false, n: null, l: [1, [2, 'z']], d: { 'k k': { z: true } } } } }, { type: 'function', function: { name: 'g', arguments: {} } }] },
-        { role: 'tool', content: [{ type: 'text', text: 'r1' }, { type: 'text', text: 'r2' }] },
+        {
+          role: 'assistant',
+          content: 'ok',
+          tool_calls: [
+            {
+              type: 'function',
+              function: {
+                name: 'f',
+                arguments: { i: -3, x: 2.5, big: 1e20, s: 'it\'s "q"\n', b: false, n: null, l: [1, [2, 'z']], d: { 'k k': { z: true } } },
+              },
+            },
+            { type: 'function', function: { name: 'g', arguments: {} } },
+          ],
+        },
+        {
+          role: 'tool',
+          content: [
+            { type: 'text', text: 'r1' },
+            { type: 'text', text: 'r2' },
+          ],
+        },
         { role: 'ipython', content: { temp: 21.5, ok: true } as unknown as string },
         { role: 'assistant', content: [{ type: 'text', text: ' fine ' }] },
       ],
       tools: null,
       extra: null,
     },
-    { messages: [{ role: 'user', content: '<|eot|> {{ not a template }} {% raw %} 🚀' }, { role: 'assistant', content: '', tool_calls: [] }, { role: 'user', content: '' }], tools: null, extra: { date_string: '01 Jan 2025' } },
-    { messages: [{ role: 'system', content: [{ type: 'text', text: ' list system ' }, { type: 'text', text: 'ignored' }] }, { role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }], tools: [], extra: null },
+    {
+      messages: [
+        { role: 'user', content: '<|eot|> {{ not a template }} {% raw %} 🚀' },
+        { role: 'assistant', content: '', tool_calls: [] },
+        { role: 'user', content: '' },
+      ],
+      tools: null,
+      extra: { date_string: '01 Jan 2025' },
+    },
+    {
+      messages: [
+        {
+          role: 'system',
+          content: [
+            { type: 'text', text: ' list system ' },
+            { type: 'text', text: 'ignored' },
+          ],
+        },
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: 'y' },
+      ],
+      tools: [],
+      extra: null,
+    },
     // null content: Python fails in most places, prints None for a tool result
-    { messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'f', arguments: { a: 1 } } }] }], tools: null, extra: null },
-    { messages: [{ role: 'user', content: 'q' }, { role: 'tool', content: null }], tools: null, extra: null },
+    {
+      messages: [
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'f', arguments: { a: 1 } } }] },
+      ],
+      tools: null,
+      extra: null,
+    },
+    {
+      messages: [
+        { role: 'user', content: 'q' },
+        { role: 'tool', content: null },
+      ],
+      tools: null,
+      extra: null,
+    },
     { messages: [{ role: 'user', content: null }], tools: [weather], extra: null },
-    { messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'a', tool_calls: null }], tools: null, extra: null },
+    {
+      messages: [
+        { role: 'user', content: 'q' },
+        { role: 'assistant', content: 'a', tool_calls: null },
+      ],
+      tools: null,
+      extra: null,
+    },
     // tools but no user message: the HF template raises
     { messages: [{ role: 'system', content: 'S' }], tools: [weather], extra: null },
   ];
@@ -223,7 +354,13 @@ test('more conversations: ours == Python Jinja2 on all three templates, built-in
   for (const conv of convs) {
     for (const name of TEMPLATES) {
       for (const gen of [true, false]) {
-        const context: Record<string, unknown> = { messages: conv.messages, add_generation_prompt: gen, bos_token: '<|begin_of_text|>', eos_token: '<|eot|>', ...(conv.extra ?? {}) };
+        const context: Record<string, unknown> = {
+          messages: conv.messages,
+          add_generation_prompt: gen,
+          bos_token: '<|begin_of_text|>',
+          eos_token: '<|eot|>',
+          ...(conv.extra ?? {}),
+        };
         if (conv.tools !== null) context.tools = conv.tools;
         jobs.push({ template: templateText(name), context });
         const opts = { messages: conv.messages, tools: conv.tools, addGenerationPrompt: gen, ...(conv.extra ? { extra: conv.extra } : {}) };

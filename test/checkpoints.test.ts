@@ -22,16 +22,44 @@ const VARIANTS: Record<string, TinySpec & { long?: boolean }> = {
   'as many KV heads as query heads': { kvHeads: 4 },
   'explicit no_rope_layers and moe_layers lists': { noRopeLayers: [1, 0, 1, 1], moeLayers: [0, 2] },
   'Maverick interleave (step 2), qk-norm off, no tuning': { step: 2, qkNorm: false, tempTuning: false, ropeTheta: 500000 },
-  'llama3 rope scaling 16/1/1 (Scout)': { ropeTheta: 500000, ropeScaling: { rope_type: 'llama3', factor: 16, low_freq_factor: 1, high_freq_factor: 1, original_max_position_embeddings: 8 } },
-  'llama3 rope scaling 8/4/1 (smooth band)': { headDim: 16, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } },
+  'llama3 rope scaling 16/1/1 (Scout)': {
+    ropeTheta: 500000,
+    ropeScaling: { rope_type: 'llama3', factor: 16, low_freq_factor: 1, high_freq_factor: 1, original_max_position_embeddings: 8 },
+  },
+  'llama3 rope scaling 8/4/1 (smooth band)': {
+    headDim: 16,
+    ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+  },
   'BF16 weights': { dtype: 'bf16' },
   'sharded into 3 files': { shards: 3 },
   'no MoE, all RoPE': { moeLayers: [], noRopeLayers: [1, 1, 1, 1], tempTuning: false },
   'long sequence over several chunks (chunk 4)': { chunk: 4, floorScale: 3 },
   // Llama Guard 4's shape: no experts at all, attention_chunk_size null, NoPE layers and temperature tuning kept.
-  'dense (0 experts, step 0), attention_chunk_size null, NoPE + tuning (Llama Guard 4 shape)': { experts: 0, step: 0, moeLayers: [], chunk: null, floorScale: 3, long: true },
-  'dense, chunk null, full llama4 layout (language_model.*), GQA 4:1': { experts: 0, moeLayers: [], chunk: null, kvHeads: 1, floorScale: 5, layout: 'full', long: true },
-  'dense, chunk null, all RoPE, qk-norm off': { experts: 0, moeLayers: [], chunk: null, noRopeLayers: [1, 1, 1, 1], qkNorm: false, long: true },
+  'dense (0 experts, step 0), attention_chunk_size null, NoPE + tuning (Llama Guard 4 shape)': {
+    experts: 0,
+    step: 0,
+    moeLayers: [],
+    chunk: null,
+    floorScale: 3,
+    long: true,
+  },
+  'dense, chunk null, full llama4 layout (language_model.*), GQA 4:1': {
+    experts: 0,
+    moeLayers: [],
+    chunk: null,
+    kvHeads: 1,
+    floorScale: 5,
+    layout: 'full',
+    long: true,
+  },
+  'dense, chunk null, all RoPE, qk-norm off': {
+    experts: 0,
+    moeLayers: [],
+    chunk: null,
+    noRopeLayers: [1, 1, 1, 1],
+    qkNorm: false,
+    long: true,
+  },
 };
 
 let n = 0;
@@ -61,7 +89,8 @@ test('batched forward of several sequences equals running each alone', async () 
   const dir = join(tmp, 'batch');
   writeTinyCheckpoint(dir, { chunk: 4, seed: 3 });
   const { model } = await loadModel(dir, { backend: 'typescript' });
-  const a = [3, 9, 27, 5, 1, 8, 13], b = [40, 2, 2, 7, 33];
+  const a = [3, 9, 27, 5, 1, 8, 13],
+    b = [40, 2, 2, 7, 33];
   const [la] = model.forward([{ seq: model.newSequence(), tokens: a, logits: 'all' }]);
   const [lb] = model.forward([{ seq: model.newSequence(), tokens: b, logits: 'all' }]);
   const [ba, bb] = model.forward([
@@ -83,7 +112,9 @@ test('chunked layers keep at most one chunk of cache while global layers grow', 
   let maxChunked = 0;
   for (let p = 20; p < 120; p++) {
     model.forward([{ seq, tokens: [Math.floor(r() * 64)], logits: 'none' }]);
-    seq.caches.forEach((c, l) => { if (config.layers[l]!.chunkSize > 0) maxChunked = Math.max(maxChunked, c.bytes()); });
+    seq.caches.forEach((c, l) => {
+      if (config.layers[l]!.chunkSize > 0) maxChunked = Math.max(maxChunked, c.bytes());
+    });
   }
   assert.ok(maxChunked <= 8 * rowBytes, `chunked cache reached ${maxChunked} bytes, one chunk is ${8 * rowBytes}`);
   const global = seq.caches[3]!.bytes();

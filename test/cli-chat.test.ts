@@ -6,7 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 
 const cli = (args: string[], input?: string) =>
-  spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', timeout: 120000, ...(input !== undefined ? { input } : {}) });
+  spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), ...args], {
+    encoding: 'utf8',
+    timeout: 120000,
+    ...(input !== undefined ? { input } : {}),
+  });
 
 test('run: answers a prompt on the default model, greedy runs are reproducible', () => {
   const a = cli(['run', 'What is 7 plus 5?', '-n', '24', '--temperature', '0']);

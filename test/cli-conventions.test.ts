@@ -40,7 +40,7 @@ test('run without a loadable native core says so in one line and answers on the 
   assert.equal(r.stdout, cli(['run', '--temp', '0', '-n', '8', Q]).stdout);
 });
 
-test('help CMD prints that command\'s usage; unknown commands get a suggestion', () => {
+test("help CMD prints that command's usage; unknown commands get a suggestion", () => {
   const a = cli(['help', 'run']);
   const b = cli(['run', '--help']);
   assert.equal(a.status, 0);
@@ -53,7 +53,7 @@ test('help CMD prints that command\'s usage; unknown commands get a suggestion',
   assert.match(cli(['help', 'serv']).stderr, /did you mean 'serve'/);
 });
 
-test('unknown flags: one line with a suggestion instead of Node\'s parseArgs message', () => {
+test("unknown flags: one line with a suggestion instead of Node's parseArgs message", () => {
   const r = cli(['run', '--tmep', '0', 'hi']);
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim(), "llama4 run: unknown option '--tmep' (did you mean --temp?)");
@@ -104,7 +104,9 @@ test('the prompt from stdin: a pipe, or -', () => {
 });
 
 test('chat: /help, /system, unknown commands and /bye are handled by the CLI, not sent to the model', () => {
-  const r = cli(['chat', '-n', '4', '--temp', '0'], { input: '/help\n/system\n/system Answer briefly.\n/system\n/sytem x\n/bye\nnot reached\n' });
+  const r = cli(['chat', '-n', '4', '--temp', '0'], {
+    input: '/help\n/system\n/system Answer briefly.\n/system\n/sytem x\n/bye\nnot reached\n',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /\/bye, \/exit, \/quit {5}leave/);
   assert.match(r.stdout, /\(no system message\)/);
@@ -112,8 +114,12 @@ test('chat: /help, /system, unknown commands and /bye are handled by the CLI, no
   assert.match(r.stdout, /system: Answer briefly\./);
   assert.match(r.stdout, /unknown command \/sytem \(did you mean \/system\?\); \/help lists the commands/);
   // Only the banner, prompts and the CLI's own replies: no model text (the model would answer every line it saw).
-  const own = /^(llama4 chat —.*|commands \(not sent.*| {2}\/.*|Ctrl-C while.*|\(no system message\)|\(system message set\)|system: Answer briefly\.|unknown command .*)$/;
-  const lines = r.stdout.split('\n').map((l) => l.replace(/^(> )+/, '')).filter((l) => l.length > 0);
+  const own =
+    /^(llama4 chat —.*|commands \(not sent.*| {2}\/.*|Ctrl-C while.*|\(no system message\)|\(system message set\)|system: Answer briefly\.|unknown command .*)$/;
+  const lines = r.stdout
+    .split('\n')
+    .map((l) => l.replace(/^(> )+/, ''))
+    .filter((l) => l.length > 0);
   for (const l of lines) assert.match(l, own);
 });
 
@@ -138,14 +144,19 @@ test('serve: a taken port is one line before the model loads', async () => {
   try {
     const r = cli(['serve', '--port', String(port)]);
     assert.equal(r.status, 1);
-    assert.equal(r.stderr.trim(), `llama4 serve: port ${port} on 127.0.0.1 is already in use (another server?); choose another with --port`);
+    assert.equal(
+      r.stderr.trim(),
+      `llama4 serve: port ${port} on 127.0.0.1 is already in use (another server?); choose another with --port`,
+    );
   } finally {
     blocker.close();
   }
 });
 
 test('serve: loading progress in a log (stderr not a terminal) is plain lines without escapes', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--alias', 'tiny-chat'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve', '--port', '0', '--alias', 'tiny-chat'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr.setEncoding('utf8');
   await new Promise<void>((resolve, reject) => {
@@ -170,7 +181,17 @@ test('serve: loading progress in a log (stderr not a terminal) is plain lines wi
 test('progress: a bar redrawn in place on a terminal, plain lines at tenths otherwise', () => {
   const sink = (tty: boolean) => {
     let out = '';
-    return { stream: { isTTY: tty, columns: 80, write: (s: string) => { out += s; return true; } } as unknown as NodeJS.WritableStream, text: () => out };
+    return {
+      stream: {
+        isTTY: tty,
+        columns: 80,
+        write: (s: string) => {
+          out += s;
+          return true;
+        },
+      } as unknown as NodeJS.WritableStream,
+      text: () => out,
+    };
   };
   const plain = sink(false);
   const p = createProgress('writing x', { stream: plain.stream });

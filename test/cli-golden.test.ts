@@ -7,7 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { PROJECT_ROOT, sharedPath, maxAbsDiff } from './helpers/shared.ts';
 
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), ...args], { encoding: 'utf8', timeout: 120000, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), ...args], {
+    encoding: 'utf8',
+    timeout: 120000,
+    maxBuffer: 64 << 20,
+  });
   return r;
 }
 
@@ -25,14 +29,31 @@ for (const name of ['a_moe_all_chunked_temptuning', 'b_maverick_interleaved', 'c
     const last = cli(['logits', '-m', dir, '--ids', exp.input_ids.join(','), '--json']);
     assert.equal(JSON.parse(last.stdout).logits.length, 1);
     const g = exp.generation;
-    const r2 = cli(['generate', '-m', dir, '--ids', g.prompt_ids.join(','), '-n', String(g.max_new_tokens), '--temperature', '0', '--json']);
+    const r2 = cli([
+      'generate',
+      '-m',
+      dir,
+      '--ids',
+      g.prompt_ids.join(','),
+      '-n',
+      String(g.max_new_tokens),
+      '--temperature',
+      '0',
+      '--json',
+    ]);
     assert.equal(r2.status, 0, r2.stderr);
     assert.deepEqual(JSON.parse(r2.stdout).ids, g.generated_ids);
   });
 }
 
 test('CLI: user mistakes give one line and a non-zero exit', () => {
-  for (const args of [['logits', '--ids', '1,x'], ['generate', '-m', '/no/such/model', '--ids', '1'], ['logits', '--bogus'], ['nope'], ['logits', '--ids', '1', '--kv-type', 'q4_0']]) {
+  for (const args of [
+    ['logits', '--ids', '1,x'],
+    ['generate', '-m', '/no/such/model', '--ids', '1'],
+    ['logits', '--bogus'],
+    ['nope'],
+    ['logits', '--ids', '1', '--kv-type', 'q4_0'],
+  ]) {
     const r = cli(args);
     assert.notEqual(r.status, 0, args.join(' '));
     assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace for ${args.join(' ')}`);

@@ -21,7 +21,10 @@ async function cli(args: string[]): Promise<{ code: number; err: string }> {
   // Capture stderr only: the test runner reports through stdout, and swallowing it would lose test results.
   const write = process.stderr.write.bind(process.stderr);
   let err = '';
-  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
+  process.stderr.write = ((s: string) => {
+    err += s;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     return { code: await main(args), err };
   } finally {
@@ -47,7 +50,11 @@ test('convert f32/q8_0: the GGUF runs the same model as the HF folder (rope_freq
     const ids = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % 256);
     const ref = await loadModel(hf, { backend: 'typescript' });
     const want = ref.model.forward([{ seq: ref.model.newSequence(), tokens: ids, logits: 'all' }])[0]!;
-    for (const [type, tol] of [['f32', 2e-4], ['q8_0', 0.05]] as const) { // q8_0: relative to the logit range
+    for (const [type, tol] of [
+      ['f32', 2e-4],
+      ['q8_0', 0.05],
+    ] as const) {
+      // q8_0: relative to the logit range
       const out = join(dir, `a-${type}.gguf`);
       const r = await cli(['convert', hf, out, '--type', type, '-q']);
       assert.equal(r.code, 0, r.err);
@@ -58,7 +65,9 @@ test('convert f32/q8_0: the GGUF runs the same model as the HF folder (rope_freq
       const g = await loadModel(out, { backend: 'typescript' });
       assert.equal(g.format, 'gguf');
       const got = g.model.forward([{ seq: g.model.newSequence(), tokens: ids, logits: 'all' }])[0]!;
-      let m = 0, range = 0, sum = 0;
+      let m = 0,
+        range = 0,
+        sum = 0;
       for (let i = 0; i < want.length; i++) {
         const d = Math.abs(got[i]! - want[i]!);
         m = Math.max(m, d);
@@ -66,7 +75,9 @@ test('convert f32/q8_0: the GGUF runs the same model as the HF folder (rope_freq
         range = Math.max(range, Math.abs(want[i]!));
       }
       const mean = sum / want.length;
-      t.diagnostic(`${type}: |Δlogit| GGUF vs HF folder max ${m.toExponential(2)} mean ${mean.toExponential(2)} (logits up to ${range.toFixed(1)})`);
+      t.diagnostic(
+        `${type}: |Δlogit| GGUF vs HF folder max ${m.toExponential(2)} mean ${mean.toExponential(2)} (logits up to ${range.toFixed(1)})`,
+      );
       // f32 is the same model exactly; q8_0 may flip a top-1 expert where routers nearly tie, so judge the mean.
       assert.ok(type === 'f32' ? m < tol : mean < tol * range, `${type}: |Δlogit| max ${m} mean ${mean}`);
     }
@@ -96,11 +107,22 @@ test('convert refuses configs llama.cpp would run differently unless --force', a
 });
 
 test('merges recovered from tiktoken ranks', () => {
-  const ranks = new Map([['a', 0], ['b', 1], ['c', 2], ['ab', 3], ['bc', 4], ['abc', 5]]);
-  assert.deepEqual(mergesFromRanks(ranks, 'test'), [['a', 'b'], ['b', 'c'], ['ab', 'c']]);
+  const ranks = new Map([
+    ['a', 0],
+    ['b', 1],
+    ['c', 2],
+    ['ab', 3],
+    ['bc', 4],
+    ['abc', 5],
+  ]);
+  assert.deepEqual(mergesFromRanks(ranks, 'test'), [
+    ['a', 'b'],
+    ['b', 'c'],
+    ['ab', 'c'],
+  ]);
 });
 
-test('the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (ours and llama.cpp\'s)', async (t) => {
+test("the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (ours and llama.cpp's)", async (t) => {
   const model = sharedPath('tokenizer', 'llama4-tokenizer.model');
   const cases = sharedPath('tokenizer', 'cases.jsonl');
   if (!model || !cases) return t.skip('../shared/tokenizer missing');
@@ -109,18 +131,44 @@ test('the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (our
     symlinkSync(model, join(dir, 'tokenizer.model'));
     // A tiny model body with Llama 4's full vocabulary, so llama.cpp can load the tokenizer.
     const cfg = parseHfConfig({
-      model_type: 'llama4_text', hidden_size: 64, num_hidden_layers: 4, num_attention_heads: 2, num_key_value_heads: 1,
-      head_dim: 32, num_local_experts: 2, intermediate_size: 64, intermediate_size_mlp: 64, vocab_size: 202048,
-      bos_token_id: 200000, eos_token_id: [200001, 200007, 200008], pad_token_id: 200018,
+      model_type: 'llama4_text',
+      hidden_size: 64,
+      num_hidden_layers: 4,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 32,
+      num_local_experts: 2,
+      intermediate_size: 64,
+      intermediate_size_mlp: 64,
+      vocab_size: 202048,
+      bos_token_id: 200000,
+      eos_token_id: [200001, 200007, 200008],
+      pad_token_id: 200018,
     });
     const tok = tokenizerFromFolder(dir, cfg)!;
     assert.equal(tok.tokens.length, 202048);
     assert.equal(tok.merges.length, 200000 - 256);
     assert.equal(tok.tokens[200008], '<|eot|>');
     const ref = tokenizerFromTiktoken(readFileSync(model, 'utf8'));
-    const fromGguf = tokenizerFromGguf({ tokens: tok.tokens, merges: tok.merges, tokenTypes: [...tok.types], bosId: 200000, eosId: 200008, vocabSize: 202048 });
-    const rows = readFileSync(cases, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; ids: number[] }).slice(0, 120);
-    for (const r of rows) assert.deepEqual(fromGguf.encode(r.text, { addBos: false } as never), ref.encode(r.text, { addBos: false } as never), r.text.slice(0, 40));
+    const fromGguf = tokenizerFromGguf({
+      tokens: tok.tokens,
+      merges: tok.merges,
+      tokenTypes: [...tok.types],
+      bosId: 200000,
+      eosId: 200008,
+      vocabSize: 202048,
+    });
+    const rows = readFileSync(cases, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { text: string; ids: number[] })
+      .slice(0, 120);
+    for (const r of rows)
+      assert.deepEqual(
+        fromGguf.encode(r.text, { addBos: false } as never),
+        ref.encode(r.text, { addBos: false } as never),
+        r.text.slice(0, 40),
+      );
 
     let getLlama: typeof import('node-llama-cpp').getLlama;
     try {
@@ -160,11 +208,18 @@ test('convert takes the tokenizer from tokenizer.json (vocab, merges, added toke
     tc.floor_scale = 8192;
     writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
     copyFileSync(join(golden, 'model.safetensors'), join(dir, 'model.safetensors'));
-    const vocab: Record<string, number> = { 'Ġ': 0, a: 1, b: 2, 'Ġa': 3, ab: 4 };
-    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
-      model: { type: 'BPE', vocab, merges: ['Ġ a', ['a', 'b']] },
-      added_tokens: [{ id: 200, content: '<|begin_of_text|>', special: true }, { id: 201, content: '<|eot|>', special: true }, { id: 202, content: 'plain', special: false }],
-    }));
+    const vocab: Record<string, number> = { Ġ: 0, a: 1, b: 2, Ġa: 3, ab: 4 };
+    writeFileSync(
+      join(dir, 'tokenizer.json'),
+      JSON.stringify({
+        model: { type: 'BPE', vocab, merges: ['Ġ a', ['a', 'b']] },
+        added_tokens: [
+          { id: 200, content: '<|begin_of_text|>', special: true },
+          { id: 201, content: '<|eot|>', special: true },
+          { id: 202, content: 'plain', special: false },
+        ],
+      }),
+    );
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{{ bos_token }}{{ messages[0].content }}' }));
     const out = join(dir, 'out.gguf');
     const r = await cli(['convert', dir, out, '--type', 'f16', '-q']);

@@ -23,9 +23,14 @@ function f32File(path: string): Float32Array {
 }
 function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
-  const gw = new Uint32Array(got.buffer, got.byteOffset, got.length), ww = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  const gw = new Uint32Array(got.buffer, got.byteOffset, got.length),
+    ww = new Uint32Array(want.buffer, want.byteOffset, want.length);
   let first = -1;
-  for (let i = 0; i < ww.length; i++) if (gw[i] !== ww[i]) { first = i; break; }
+  for (let i = 0; i < ww.length; i++)
+    if (gw[i] !== ww[i]) {
+      first = i;
+      break;
+    }
   assert.equal(first, -1, `${what}: first difference at element ${first}: ${got[first]} vs ${want[first]}`);
 }
 
@@ -47,7 +52,8 @@ for (const type of ['iq4_nl', 'iq4_xs'] as DType[]) {
     const ref = new Uint8Array(readFileSync(join(FIX, `${type}.bin`)));
     const ours = quantize(type, input, 256);
     assert.equal(ours.length, ref.length);
-    const bpb = DTYPES[type].bytesPerBlock, bad = new Set<number>();
+    const bpb = DTYPES[type].bytesPerBlock,
+      bad = new Set<number>();
     for (let i = 0; i < ref.length; i++) if (ours[i] !== ref[i]) bad.add(Math.floor(i / bpb));
     assert.deepEqual([...bad], [], `${type}: blocks differing from llama.cpp`);
   });
@@ -55,7 +61,10 @@ for (const type of ['iq4_nl', 'iq4_xs'] as DType[]) {
 
 test('IQ4 quantize -> dequantize error on gaussian rows is what 4.25 / 4.5 bits give', () => {
   let s = 11;
-  const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return (s + 0.5) / 2 ** 32; };
+  const rnd = (): number => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return (s + 0.5) / 2 ** 32;
+  };
   const x = new Float32Array(256 * 32);
   for (let i = 0; i < x.length; i++) x[i] = Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
   let ss = 0;
@@ -83,8 +92,13 @@ test('every i-quant tensor of the ../shared/gguf files decodes close to the F16 
       const v = dequantize(tensor.dtype, tensor.bytes, n);
       const ref = f16.get(tn)!;
       const w = dequantize(ref.dtype, ref.bytes, n);
-      let e = 0, ss = 0;
-      for (let i = 0; i < n; i++) { assert.ok(Number.isFinite(v[i]!), `${name} ${tn}`); e += (v[i]! - w[i]!) ** 2; ss += w[i]! ** 2; }
+      let e = 0,
+        ss = 0;
+      for (let i = 0; i < n; i++) {
+        assert.ok(Number.isFinite(v[i]!), `${name} ${tn}`);
+        e += (v[i]! - w[i]!) ** 2;
+        ss += w[i]! ** 2;
+      }
       worst[tensor.dtype] = Math.max(worst[tensor.dtype] ?? 0, Math.sqrt(e / ss));
       seen.add(tensor.dtype);
     }

@@ -18,7 +18,10 @@ import { randomProducer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import { CASES, MODELS } from './fixtures/llamacpp-quantize/models.ts';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 
-const expected = JSON.parse(readFileSync(join(PROJECT_ROOT, 'test/fixtures/llamacpp-quantize/expected.json'), 'utf8')) as Record<string, { types: Record<string, string>; sha256: string }>;
+const expected = JSON.parse(readFileSync(join(PROJECT_ROOT, 'test/fixtures/llamacpp-quantize/expected.json'), 'utf8')) as Record<
+  string,
+  { types: Record<string, string>; sha256: string }
+>;
 
 for (const [model, ftype] of CASES) {
   test(`${model} ${ftype}: tensor types and bytes equal llama_model_quantize's`, async () => {
@@ -39,7 +42,11 @@ for (const [model, ftype] of CASES) {
       const types: Record<string, string> = {};
       const h = createHash('sha256');
       // Sorted by name: llama.cpp writes tensors in its own order.
-    for (const [n, t] of [...f.tensorData].sort((a, b) => (a[0] < b[0] ? -1 : 1))) { types[n] = t.dtype; h.update(n); h.update(t.bytes); }
+      for (const [n, t] of [...f.tensorData].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+        types[n] = t.dtype;
+        h.update(n);
+        h.update(t.bytes);
+      }
       assert.deepEqual(types, want.types, 'per-tensor types');
       assert.equal(h.digest('hex'), want.sha256, 'tensor bytes');
     } finally {

@@ -26,7 +26,8 @@ function ourGreedy(path: string): { ids: number[]; margins: number[] } {
   const model = new Llama4TextModel(config, tensors, new TsBackend(), path);
   const seq = model.newSequence();
   let row = model.forward([{ seq, tokens: PROMPT, logits: 'last' }])[0]!;
-  const ids: number[] = [], margins: number[] = [];
+  const ids: number[] = [],
+    margins: number[] = [];
   for (let k = 0; k < N_GEN; k++) {
     let a = 0;
     for (let i = 1; i < row.length; i++) if (row[i]! > row[a]!) a = i;
@@ -57,7 +58,9 @@ test('GGUFs we write load in llama.cpp (node-llama-cpp) and continue greedily li
       const model = await llama.loadModel({ modelPath: path });
       const ctx = await model.createContext({ contextSize: 64, threads: 1 });
       const theirs: number[] = [];
-      for await (const tok of ctx.getSequence().evaluate(PROMPT as unknown as Parameters<ReturnType<typeof ctx.getSequence>['evaluate']>[0], { temperature: 0 })) {
+      for await (const tok of ctx
+        .getSequence()
+        .evaluate(PROMPT as unknown as Parameters<ReturnType<typeof ctx.getSequence>['evaluate']>[0], { temperature: 0 })) {
         theirs.push(tok as number);
         if (theirs.length >= N_GEN) break;
       }
@@ -69,7 +72,10 @@ test('GGUFs we write load in llama.cpp (node-llama-cpp) and continue greedily li
       let compared = 0;
       for (let k = 0; k < N_GEN; k++) {
         if (theirs[k] !== ours.ids[k]) {
-          assert.ok(ours.margins[k]! < clear, `${ftype}: greedy token ${k} differs with a clear margin ${ours.margins[k]} (ours ${ours.ids.join(',')} vs llama.cpp ${theirs.join(',')})`);
+          assert.ok(
+            ours.margins[k]! < clear,
+            `${ftype}: greedy token ${k} differs with a clear margin ${ours.margins[k]} (ours ${ours.ids.join(',')} vs llama.cpp ${theirs.join(',')})`,
+          );
           break;
         }
         compared++;

@@ -10,14 +10,20 @@ for (const type of ['F16', 'Q8_0', 'Q4_K']) {
   test(`loadModel(${type}.gguf): auto (mmap + native when built) and TypeScript backends agree with llama.cpp's logits`, async (t) => {
     const file = sharedPath('gguf', `llama4-tiny-g1-${type}.gguf`);
     if (!file) return t.skip('../shared/gguf missing');
-    const exp = JSON.parse(readFileSync(file.replace('.gguf', '.expected.json'), 'utf8')) as { input_ids: number[]; router_min_gap_per_position: number[] };
+    const exp = JSON.parse(readFileSync(file.replace('.gguf', '.expected.json'), 'utf8')) as {
+      input_ids: number[];
+      router_min_gap_per_position: number[];
+    };
     const ref = new Float32Array(readFileSync(file.replace('.gguf', '.logits.f32')).buffer.slice(0));
     const ids = exp.input_ids.slice(0, 12);
     const V = 512;
     const rows: Float32Array[] = [];
     for (const backend of ['typescript', 'auto'] as const) {
       const { model, backend: be } = await loadModel(file, { backend });
-      if (backend === 'auto' && be.name === 'typescript') process.stderr.write(`\n*** native backend not built: auto fell back to TypeScript (mmap path not exercised: canMmap=${canMmap()}) ***\n`);
+      if (backend === 'auto' && be.name === 'typescript')
+        process.stderr.write(
+          `\n*** native backend not built: auto fell back to TypeScript (mmap path not exercised: canMmap=${canMmap()}) ***\n`,
+        );
       const [l] = model.forward([{ seq: model.newSequence(), tokens: ids, logits: 'all' }]);
       rows.push(l!);
     }
@@ -28,6 +34,7 @@ for (const type of ['F16', 'Q8_0', 'Q4_K']) {
     let clear = exp.router_min_gap_per_position.findIndex((g) => g < 0.05);
     if (clear < 0) clear = ids.length;
     clear = Math.min(clear, ids.length);
-    for (const r of rows) assert.ok(maxAbsDiff(r.subarray(0, clear * V), ref.subarray(0, clear * V)) < tol, `max |Δ| over ${clear} positions`);
+    for (const r of rows)
+      assert.ok(maxAbsDiff(r.subarray(0, clear * V), ref.subarray(0, clear * V)) < tol, `max |Δ| over ${clear} positions`);
   });
 }

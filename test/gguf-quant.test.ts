@@ -39,19 +39,38 @@ for (const type of EXACT_TYPES) {
     const ref = new Uint8Array(readFileSync(join(FIX, `${type}.bin`)));
     const want = f32File(join(FIX, `${type}.deq.f32`));
     const got = dequantize(type, ref, input.length);
-    const gw = new Uint32Array(got.buffer), ww = new Uint32Array(want.buffer);
+    const gw = new Uint32Array(got.buffer),
+      ww = new Uint32Array(want.buffer);
     let first = -1;
-    for (let i = 0; i < ww.length; i++) if (gw[i] !== ww[i]) { first = i; break; }
+    for (let i = 0; i < ww.length; i++)
+      if (gw[i] !== ww[i]) {
+        first = i;
+        break;
+      }
     assert.equal(first, -1, `first difference at element ${first}: ${got[first]} vs ${want[first]}`);
   });
 }
 
-test('quantize -> dequantize error stays within each format\'s bound on gaussian rows', () => {
+test("quantize -> dequantize error stays within each format's bound on gaussian rows", () => {
   // Relative RMS error on N(0,1) rows, measured (q8_0 .0053, q6_k .0177, q5_k .0358, q5_1 .0375, q5_0 .0427,
   // q4_k .0717, q4_1 .0782, q4_0 .0856, q3_k .151, q2_k .296) plus ~12% slack; below 2/3 of it is suspicious too.
-  const bound: Record<string, number> = { q8_0: 0.006, q6_k: 0.02, q5_k: 0.04, q5_1: 0.042, q5_0: 0.048, q4_k: 0.08, q4_1: 0.088, q4_0: 0.096, q3_k: 0.17, q2_k: 0.33 };
+  const bound: Record<string, number> = {
+    q8_0: 0.006,
+    q6_k: 0.02,
+    q5_k: 0.04,
+    q5_1: 0.042,
+    q5_0: 0.048,
+    q4_k: 0.08,
+    q4_1: 0.088,
+    q4_0: 0.096,
+    q3_k: 0.17,
+    q2_k: 0.33,
+  };
   let s = 7;
-  const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return (s + 0.5) / 2 ** 32; };
+  const rnd = (): number => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return (s + 0.5) / 2 ** 32;
+  };
   const x = new Float32Array(256 * 32);
   for (let i = 0; i < x.length; i++) x[i] = Math.sqrt(-2 * Math.log(rnd())) * Math.cos(2 * Math.PI * rnd());
   let ss = 0;
@@ -69,11 +88,14 @@ test('quantize -> dequantize error stays within each format\'s bound on gaussian
 test('all-zero rows round-trip to zeros in every format', () => {
   for (const type of TYPES) {
     const y = dequantize(type, quantize(type, new Float32Array(256), 256), 256);
-    assert.ok(y.every((v) => v === 0), `${type}: zeros came back as ${y.find((v) => v !== 0)}`);
+    assert.ok(
+      y.every((v) => v === 0),
+      `${type}: zeros came back as ${y.find((v) => v !== 0)}`,
+    );
   }
 });
 
-test('../shared/gguf: every quantized tensor dequantizes close to the F16 file\'s weights', (t) => {
+test("../shared/gguf: every quantized tensor dequantizes close to the F16 file's weights", (t) => {
   const dir = sharedPath('gguf');
   if (!dir) return t.skip('../shared/gguf missing');
   const f16 = readGguf(join(dir, 'llama4-tiny-g1-F16.gguf'));
@@ -87,9 +109,14 @@ test('../shared/gguf: every quantized tensor dequantizes close to the F16 file\'
       assert.ok(tf, `${name}: ${tn} missing from the F16 file`);
       assert.deepEqual(tq.shape, tf.shape);
       const n = tq.shape.reduce((a, b) => a * b, 1);
-      const a = dequantize(tq.dtype, tq.bytes, n), b = dequantize(tf.dtype, tf.bytes, n);
-      let es = 0, ss = 0;
-      for (let i = 0; i < n; i++) { es += (a[i]! - b[i]!) ** 2; ss += b[i]! ** 2; }
+      const a = dequantize(tq.dtype, tq.bytes, n),
+        b = dequantize(tf.dtype, tf.bytes, n);
+      let es = 0,
+        ss = 0;
+      for (let i = 0; i < n; i++) {
+        es += (a[i]! - b[i]!) ** 2;
+        ss += b[i]! ** 2;
+      }
       const rel = Math.sqrt(es / ss);
       if (tq.dtype !== 'f32') quantized++;
       assert.ok(rel < (tq.dtype === 'f32' ? 1e-3 : bound), `${name} ${tn} (${tq.dtype}): relative error ${rel}`);

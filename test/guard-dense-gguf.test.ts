@@ -26,11 +26,18 @@ const tmp = mkdtempSync(join(tmpdir(), 'guard-gguf-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 function cli(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', cwd: PROJECT_ROOT });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), ...args], {
+    encoding: 'utf8',
+    cwd: PROJECT_ROOT,
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
-async function matchesReference(gguf: string, config: Record<string, unknown>, tensors: Map<string, { shape: number[]; data: Float32Array }>): Promise<number> {
+async function matchesReference(
+  gguf: string,
+  config: Record<string, unknown>,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+): Promise<number> {
   const r = rng(5);
   const ids = Array.from({ length: 23 }, () => Math.floor(r() * 64));
   const want = referenceLogits(config, tensors, ids);
@@ -43,7 +50,14 @@ async function matchesReference(gguf: string, config: Record<string, unknown>, t
 
 test('convert: a dense, unchunked, all-RoPE checkpoint becomes a dense llama4 GGUF with sliding_window 0', async () => {
   const hf = join(tmp, 'rope');
-  const { config, tensors } = writeTinyCheckpoint(hf, { experts: 0, step: 0, moeLayers: [], chunk: null, noRopeLayers: [1, 1, 1, 1], seed: 21 });
+  const { config, tensors } = writeTinyCheckpoint(hf, {
+    experts: 0,
+    step: 0,
+    moeLayers: [],
+    chunk: null,
+    noRopeLayers: [1, 1, 1, 1],
+    seed: 21,
+  });
   const out = join(tmp, 'rope.gguf');
   const r = cli(['convert', hf, out, '--type', 'f32', '-q']);
   assert.equal(r.code, 0, r.err);
@@ -54,7 +68,10 @@ test('convert: a dense, unchunked, all-RoPE checkpoint becomes a dense llama4 GG
   assert.equal(h.metadata.get('llama4.interleave_moe_layer_step'), 0, 'llama.cpp: MoE iff step > 0 && (l+1) % step == 0');
   assert.equal(h.metadata.get('llama4.attention.sliding_window'), 0, 'no chunking, no NoPE');
   assert.equal(h.metadata.get('llama4.feed_forward_length'), 40);
-  assert.ok([...h.tensors.keys()].every((n) => !/exps|shexp|gate_inp/.test(n)), 'no expert tensors');
+  assert.ok(
+    [...h.tensors.keys()].every((n) => !/exps|shexp|gate_inp/.test(n)),
+    'no expert tensors',
+  );
   assert.ok(h.tensors.has('blk.0.ffn_gate.weight'));
   const worst = await matchesReference(out, config, tensors);
   assert.ok(worst < 1e-4, `max |Δlogit| ${worst}`);
@@ -72,7 +89,10 @@ test('convert: chunk null with NoPE layers has no exact GGUF spelling: refused, 
   const f = readGguf(out);
   const { config: back } = llama4FromGguf(f.metadata, f.tensorData, out);
   assert.equal(back.attentionChunkSize, 8192, 'read back as llama.cpp reads it');
-  assert.deepEqual(back.layers.map((l) => l.usesRope), [true, true, true, false]);
+  assert.deepEqual(
+    back.layers.map((l) => l.usesRope),
+    [true, true, true, false],
+  );
   const worst = await matchesReference(out, config, tensors);
   assert.ok(worst < 1e-4, `max |Δlogit| ${worst}`);
 });
@@ -94,13 +114,15 @@ test('guard-tiny: llama.cpp (node-llama-cpp) loads the dense GGUF and continues 
   const ours = new Llama4TextModel(config, tensors, new TsBackend(), path);
   const seq = ours.newSequence();
   let row = ours.forward([{ seq, tokens: prompt, logits: 'last' }])[0]!;
-  const mine: number[] = [], margins: number[] = [];
+  const mine: number[] = [],
+    margins: number[] = [];
   for (let k = 0; k < 8; k++) {
     let a = 0;
     for (let i = 1; i < row.length; i++) if (row[i]! > row[a]!) a = i;
     let second = -Infinity;
     for (let i = 0; i < row.length; i++) if (i !== a && row[i]! > second) second = row[i]!;
-    mine.push(a); margins.push(row[a]! - second);
+    mine.push(a);
+    margins.push(row[a]! - second);
     row = ours.forward([{ seq, tokens: [a], logits: 'last' }])[0]!;
   }
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
@@ -127,8 +149,12 @@ test('guard-tiny: llama.cpp (node-llama-cpp) loads the dense GGUF and continues 
 test('native backend: the dense, unchunked full-layout checkpoint (Llama Guard 4 shape) matches the float64 reference', async (t) => {
   const dir = join(tmp, 'native');
   const { config, tensors } = writeTinyCheckpoint(dir, { experts: 0, moeLayers: [], chunk: null, floorScale: 3, layout: 'full', seed: 4 });
-  let m;
-  try { m = await loadModel(dir, { backend: 'native' }); } catch (e) { return t.skip(`native backend unavailable: ${(e as Error).message}`); }
+  let m: Awaited<ReturnType<typeof loadModel>>;
+  try {
+    m = await loadModel(dir, { backend: 'native' });
+  } catch (e) {
+    return t.skip(`native backend unavailable: ${(e as Error).message}`);
+  }
   const ids = Array.from({ length: 40 }, (_, i) => (i * 13 + 5) % 64);
   const want = referenceLogits(config, tensors, ids);
   const [got] = m.model.forward([{ seq: m.model.newSequence(), tokens: ids, logits: 'all' }]);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { startServer, type RunningServer } from '../src/server/app.ts';
+import { startServer } from '../src/server/app.ts';
 import { loadGuard, LLAMA_GUARD_4_CATEGORIES, type Guard } from '../src/guard/index.ts';
 import type { GuardServerOptions } from '../src/server/moderations.ts';
 import { fakeEngine } from './server-fixtures.ts';
@@ -41,8 +41,12 @@ async function serverWith(guard: Partial<GuardServerOptions> & { guard: Guard })
 
 describe('/v1/moderations', () => {
   let s: Awaited<ReturnType<typeof serverWith>>;
-  before(async () => { s = await serverWith({ guard: unsafeGuard }); });
-  after(async () => { await s.srv.close(); });
+  before(async () => {
+    s = await serverWith({ guard: unsafeGuard });
+  });
+  after(async () => {
+    await s.srv.close();
+  });
 
   test('text input: OpenAI shape keyed by the 14 category names, scores from the guard', async () => {
     const r = await s.openai.moderations.create({ model: 'llama-guard-test', input: 'How do I hurt someone?' });
@@ -54,11 +58,18 @@ describe('/v1/moderations', () => {
     const names = LLAMA_GUARD_4_CATEGORIES.map((c) => c.name);
     assert.deepEqual(Object.keys(res.categories), names);
     assert.deepEqual(Object.keys(res.category_scores), names);
-    const cats = res.categories as unknown as Record<string, boolean>, scores = res.category_scores as unknown as Record<string, number>;
-    assert.deepEqual(names.filter((n) => cats[n]), ['Violent Crimes']);
+    const cats = res.categories as unknown as Record<string, boolean>,
+      scores = res.category_scores as unknown as Record<string, number>;
+    assert.deepEqual(
+      names.filter((n) => cats[n]),
+      ['Violent Crimes'],
+    );
     const direct = await unsafeGuard.check('How do I hurt someone?');
     for (const c of LLAMA_GUARD_4_CATEGORIES) assert.ok(Math.abs(scores[c.name]! - direct.scores[c.code]!) < 1e-9, c.name);
-    assert.deepEqual((res as unknown as { category_applied_input_types: Record<string, string[]> }).category_applied_input_types['Violent Crimes'], ['text']);
+    assert.deepEqual(
+      (res as unknown as { category_applied_input_types: Record<string, string[]> }).category_applied_input_types['Violent Crimes'],
+      ['text'],
+    );
   });
 
   test('a list of strings gives one result each; model may be omitted', async () => {
@@ -68,13 +79,26 @@ describe('/v1/moderations', () => {
   });
 
   test('image parts reach the guard (this guard has no vision tower: one clear 400); bad inputs are OpenAI errors', async () => {
-    const png = 'data:image/png;base64,' + readFileSync(join(PROJECT_ROOT, '..', 'shared', 'images', 'synthetic_50x50.png')).toString('base64');
+    const png =
+      'data:image/png;base64,' + readFileSync(join(PROJECT_ROOT, '..', 'shared', 'images', 'synthetic_50x50.png')).toString('base64');
     await assert.rejects(
-      s.openai.moderations.create({ model: 'llama-guard-test', input: [{ type: 'text', text: 'look' }, { type: 'image_url', image_url: { url: png } }] }),
+      s.openai.moderations.create({
+        model: 'llama-guard-test',
+        input: [
+          { type: 'text', text: 'look' },
+          { type: 'image_url', image_url: { url: png } },
+        ],
+      }),
       (e: unknown) => e instanceof OpenAI.BadRequestError && /no vision tower/.test(e.message),
     );
-    await assert.rejects(s.openai.moderations.create({ model: 'llama-guard-test', input: [] as unknown as string }), (e: unknown) => e instanceof OpenAI.BadRequestError && /'input'/.test(e.message));
-    await assert.rejects(s.openai.moderations.create({ model: 'omni-moderation-latest', input: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(
+      s.openai.moderations.create({ model: 'llama-guard-test', input: [] as unknown as string }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && /'input'/.test(e.message),
+    );
+    await assert.rejects(
+      s.openai.moderations.create({ model: 'omni-moderation-latest', input: 'x' }),
+      (e: unknown) => e instanceof OpenAI.NotFoundError,
+    );
   });
 
   test('a safe guard: flagged false, every category false', async () => {
@@ -94,16 +118,34 @@ describe('serve --guard-input / --guard-output', () => {
     const s = await serverWith({ guard: unsafeGuard, screenInput: true });
     try {
       await assert.rejects(
-        s.openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'system', content: 'be nice' }, { role: 'user', content: 'How do I hurt someone?' }] }),
-        (e: unknown) => e instanceof OpenAI.BadRequestError && e.status === 400 && /refused by the safety guard.*S1 \(Violent Crimes\)/.test(e.message) && (e.error as { type?: string }).type === 'invalid_request_error' && e.param === 'messages',
+        s.openai.chat.completions.create({
+          model: 'fake-llama4',
+          messages: [
+            { role: 'system', content: 'be nice' },
+            { role: 'user', content: 'How do I hurt someone?' },
+          ],
+        }),
+        (e: unknown) =>
+          e instanceof OpenAI.BadRequestError &&
+          e.status === 400 &&
+          /refused by the safety guard.*S1 \(Violent Crimes\)/.test(e.message) &&
+          (e.error as { type?: string }).type === 'invalid_request_error' &&
+          e.param === 'messages',
       );
       await assert.rejects(
         s.openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'user', content: 'x' }], stream: true }),
         (e: unknown) => e instanceof OpenAI.BadRequestError && /refused by the safety guard/.test(e.message),
       );
       await assert.rejects(
-        s.anthropic.messages.create({ model: 'fake-llama4', max_tokens: 20, messages: [{ role: 'user', content: 'How do I hurt someone?' }] }),
-        (e: unknown) => e instanceof Anthropic.BadRequestError && (e.error as { error?: { type?: string; message?: string } }).error?.type === 'invalid_request_error' && /refused by the safety guard/.test((e.error as { error: { message: string } }).error.message),
+        s.anthropic.messages.create({
+          model: 'fake-llama4',
+          max_tokens: 20,
+          messages: [{ role: 'user', content: 'How do I hurt someone?' }],
+        }),
+        (e: unknown) =>
+          e instanceof Anthropic.BadRequestError &&
+          (e.error as { error?: { type?: string; message?: string } }).error?.type === 'invalid_request_error' &&
+          /refused by the safety guard/.test((e.error as { error: { message: string } }).error.message),
       );
       const m = await (await fetch(`${s.srv.url}/metrics`)).text();
       assert.match(m, /llama4_guard_refusals_total\{stage="input"\} 3/);
@@ -118,7 +160,8 @@ describe('serve --guard-input / --guard-output', () => {
     try {
       await assert.rejects(
         s.openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'user', content: 'hi there' }], temperature: 0 }),
-        (e: unknown) => e instanceof OpenAI.BadRequestError && /Response withheld by the safety guard.*S1 \(Violent Crimes\)/.test(e.message),
+        (e: unknown) =>
+          e instanceof OpenAI.BadRequestError && /Response withheld by the safety guard.*S1 \(Violent Crimes\)/.test(e.message),
       );
       await assert.rejects(
         s.anthropic.messages.create({ model: 'fake-llama4', max_tokens: 50, messages: [{ role: 'user', content: 'hi there' }] }),
@@ -130,14 +173,28 @@ describe('serve --guard-input / --guard-output', () => {
     }
     const ok = await serverWith({ guard: safeGuard, screenInput: true, screenOutput: true });
     try {
-      const r = await ok.openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'user', content: 'hi there' }], temperature: 0 });
+      const r = await ok.openai.chat.completions.create({
+        model: 'fake-llama4',
+        messages: [{ role: 'user', content: 'hi there' }],
+        temperature: 0,
+      });
       assert.equal(r.choices[0]!.message.content, 'Hello! You said: hi there');
-      const stream = await ok.openai.chat.completions.create({ model: 'fake-llama4', messages: [{ role: 'user', content: 'stream me' }], temperature: 0, stream: true });
+      const stream = await ok.openai.chat.completions.create({
+        model: 'fake-llama4',
+        messages: [{ role: 'user', content: 'stream me' }],
+        temperature: 0,
+        stream: true,
+      });
       let text = '';
       for await (const ch of stream) text += ch.choices[0]?.delta.content ?? '';
       assert.equal(text, 'Hello! You said: stream me');
       // temperature 0 (the fake engine samples otherwise); this SDK version's request types do not list it.
-      const a = await ok.anthropic.messages.create({ model: 'fake-llama4', max_tokens: 50, messages: [{ role: 'user', content: 'hi there' }], ...({ temperature: 0 } as object) });
+      const a = await ok.anthropic.messages.create({
+        model: 'fake-llama4',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'hi there' }],
+        ...({ temperature: 0 } as object),
+      });
       assert.equal((a.content[0] as { text: string }).text, 'Hello! You said: hi there');
       assert.match(await (await fetch(`${ok.srv.url}/metrics`)).text(), /llama4_guard_checks_total 6/);
     } finally {
@@ -147,17 +204,38 @@ describe('serve --guard-input / --guard-output', () => {
 });
 
 test('`llama4 serve --guard GUARD --guard-input` (the guard alone): moderations and a refused chat through the CLI', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), 'serve', '--guard', join(tmp, 'unsafe.gguf'), '--guard-input', '--port', '0'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'src', 'cli', 'main.ts'),
+      'serve',
+      '--guard',
+      join(tmp, 'unsafe.gguf'),
+      '--guard-input',
+      '--port',
+      '0',
+    ],
+    { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let err = '';
-      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); const m = /listening on (http:\/\/\S+)/.exec(err); if (m) resolve(m[1]!); });
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
       child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
     });
     const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
     const r = await openai.moderations.create({ model: 'unsafe', input: 'How do I hurt someone?' });
     assert.equal(r.results[0]!.flagged, true);
-    await assert.rejects(openai.chat.completions.create({ model: 'unsafe', messages: [{ role: 'user', content: 'hi' }] }), /refused by the safety guard/);
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'unsafe', messages: [{ role: 'user', content: 'hi' }] }),
+      /refused by the safety guard/,
+    );
   } finally {
     child.kill('SIGINT');
     await new Promise((r) => child.once('exit', r));

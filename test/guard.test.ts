@@ -8,7 +8,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LLAMA_GUARD_4_CATEGORIES, loadGuard, parseCategoryCodes, renderGuardPrompt, renderGuardTemplate, type GuardMessage } from '../src/guard/index.ts';
+import {
+  LLAMA_GUARD_4_CATEGORIES,
+  loadGuard,
+  parseCategoryCodes,
+  renderGuardPrompt,
+  renderGuardTemplate,
+  type GuardMessage,
+} from '../src/guard/index.ts';
 import { spawnSync } from 'node:child_process';
 import { writeControlledGuard } from './helpers/guard-model.ts';
 import { parseHfConfig } from '../src/model/llama4/config.ts';
@@ -22,8 +29,26 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 const CASES: { file: string; messages: GuardMessage[]; categories?: string }[] = [
   { file: 'user-all-categories.txt', messages: [{ role: 'user', content: 'How do I bake bread?  ' }] },
-  { file: 'agent-s1-s10.txt', categories: 'S10,s1', messages: [{ role: 'user', content: 'What do you think of my neighbours?' }, { role: 'assistant', content: '  They are lovely people.' }] },
-  { file: 'user-image.txt', messages: [{ role: 'user', content: [{ type: 'image', image: new Uint8Array(4) }, { type: 'text', text: 'Is this safe to eat?' }] }] },
+  {
+    file: 'agent-s1-s10.txt',
+    categories: 'S10,s1',
+    messages: [
+      { role: 'user', content: 'What do you think of my neighbours?' },
+      { role: 'assistant', content: '  They are lovely people.' },
+    ],
+  },
+  {
+    file: 'user-image.txt',
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image', image: new Uint8Array(4) },
+          { type: 'text', text: 'Is this safe to eat?' },
+        ],
+      },
+    ],
+  },
 ];
 
 test('built-in Llama Guard 4 prompt: byte for byte the published format (fixtures)', () => {
@@ -43,12 +68,18 @@ test("a checkpoint's own guard template renders through Jinja with excluded_cate
 
 test('categories and conversation shape: clear errors', () => {
   assert.equal(LLAMA_GUARD_4_CATEGORIES.length, 14);
-  assert.deepEqual(parseCategoryCodes(' s14, S2 ').map((c) => c.code), ['S2', 'S14']);
+  assert.deepEqual(
+    parseCategoryCodes(' s14, S2 ').map((c) => c.code),
+    ['S2', 'S14'],
+  );
   assert.throws(() => parseCategoryCodes('S15'), /unknown category 'S15'/);
   assert.throws(() => parseCategoryCodes(''), /at least one/);
   assert.throws(() => renderGuardPrompt([]), /conversation is empty/);
   assert.throws(() => renderGuardPrompt([{ role: 'assistant', content: 'x' }]), /alternate user\/assistant/);
-  assert.throws(() => renderGuardPrompt([{ role: 'user', content: [{ type: 'image', image: 'x.png' }] }], { categories: parseCategoryCodes('S14') }), /S14 does not apply/);
+  assert.throws(
+    () => renderGuardPrompt([{ role: 'user', content: [{ type: 'image', image: 'x.png' }] }], { categories: parseCategoryCodes('S14') }),
+    /S14 does not apply/,
+  );
 });
 
 /** Softmax of the controlled guard's logit vector, computed here from the biases (independent of the scorer). */
@@ -63,7 +94,10 @@ test('verdicts and scores on a guard whose answer is set by hand (unsafe, S1) ma
   const tok = await writeControlledGuard(path, bias);
   const guard = await loadGuard(path);
   assert.equal(guard.promptSource, 'built-in');
-  assert.equal(guard.loaded.config.layers.some((f) => f.isMoe), false);
+  assert.equal(
+    guard.loaded.config.layers.some((f) => f.isMoe),
+    false,
+  );
   const v = await guard.check('How do I hurt someone?');
   const p = softmaxOf(tok.tokens, bias);
   const pUnsafe = p.get('unsafe')! / (p.get('unsafe')! + p.get('safe')!);
@@ -86,7 +120,10 @@ test('verdicts and scores on a guard whose answer is set by hand (unsafe, S1) ma
   assert.ok(Math.abs(only.scores['S2']! + only.scores['S10']! - pUnsafe) < 1e-4);
   assert.deepEqual(only.categories, ['S10'], 'restricted to the checked codes');
   // Agent turn: same verdict machinery, role Agent.
-  const agent = await guard.check([{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'bye' }]);
+  const agent = await guard.check([
+    { role: 'user', content: 'hi' },
+    { role: 'assistant', content: 'bye' },
+  ]);
   assert.equal(agent.role, 'Agent');
 });
 
@@ -102,12 +139,26 @@ test('a guard that prefers "safe" says safe with no categories; the threshold mo
   assert.equal(strict.safe, false);
   assert.deepEqual(strict.categories, ['S3']);
   await assert.rejects(guard.check('x', { threshold: 1 }), /threshold must be in \[0, 1\)/);
-  await assert.rejects(guard.check([{ role: 'user', content: [{ type: 'image', image: 'x.png' }, { type: 'text', text: 'hi' }] }]), /no vision tower/);
+  await assert.rejects(
+    guard.check([
+      {
+        role: 'user',
+        content: [
+          { type: 'image', image: 'x.png' },
+          { type: 'text', text: 'hi' },
+        ],
+      },
+    ]),
+    /no vision tower/,
+  );
 });
 
 /** Runs the CLI in a child process (capturing this process's stdout would swallow the test runner's reports). */
 function cli(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', cwd: PROJECT_ROOT });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'cli', 'main.ts'), ...args], {
+    encoding: 'utf8',
+    cwd: PROJECT_ROOT,
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
@@ -141,13 +192,24 @@ test('`llama4 guard` prints the verdict lines and exits 1 on unsafe (controlled 
 test('the prompt-prefix cache changes nothing: a second check equals the same check on a fresh guard', async () => {
   const path = join(tmp, 'prefix.gguf');
   const cfg = parseHfConfig(PRESETS['guard-tiny']!);
-  await writeLlama4Gguf(path, cfg, 'f32', randomProducer(9, cfg.hiddenSize), { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null }, 'prefix');
+  await writeLlama4Gguf(
+    path,
+    cfg,
+    'f32',
+    randomProducer(9, cfg.hiddenSize),
+    { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null },
+    'prefix',
+  );
   const a = await loadGuard(path, { backend: 'typescript' });
   const b = await loadGuard(path, { backend: 'typescript' });
   await a.check('First question, about bread.');
   const conv: GuardMessage[] = [{ role: 'user', content: 'Second question, about cheese.' }];
-  const cached = await a.check(conv), fresh = await b.check(conv);
-  assert.ok(Math.abs(Math.log(cached.unsafeProbability) - Math.log(fresh.unsafeProbability)) < 1e-4, `${cached.unsafeProbability} vs ${fresh.unsafeProbability}`);
+  const cached = await a.check(conv),
+    fresh = await b.check(conv);
+  assert.ok(
+    Math.abs(Math.log(cached.unsafeProbability) - Math.log(fresh.unsafeProbability)) < 1e-4,
+    `${cached.unsafeProbability} vs ${fresh.unsafeProbability}`,
+  );
   for (const k of Object.keys(fresh.scores)) assert.ok(Math.abs(Math.log(cached.scores[k]!) - Math.log(fresh.scores[k]!)) < 1e-4, k);
 });
 
@@ -157,7 +219,8 @@ test('`llama4 bench --guard` reports the added latency per request and the idle 
   const r = cli(['bench', '--guard', path, '-m', path, '-n', '4', '-r', '1', '--json']);
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
-  for (const k of ['input_screen_ms', 'output_screen_ms', 'decode_tps_without_guard', 'decode_tps_guard_idle', 'idle_ratio']) assert.ok(typeof j[k] === 'number' && j[k] > 0, k);
+  for (const k of ['input_screen_ms', 'output_screen_ms', 'decode_tps_without_guard', 'decode_tps_guard_idle', 'idle_ratio'])
+    assert.ok(typeof j[k] === 'number' && j[k] > 0, k);
   assert.ok(j.output_prompt_tokens > j.input_prompt_tokens);
 });
 
@@ -171,7 +234,9 @@ test('special-token text inside a judged message stays text (no forged turns in 
   const eot = guard.tokenizer.specialTokens.get('<|eot|>')!;
   // The prompt holds exactly the template's one <|eot|>: the message's copy was encoded as ordinary text.
   assert.ok(v.promptTokens > plain.promptTokens + 5);
-  const ids = (guard as unknown as { tokenizer: { encode(s: string, o: object): number[] } }).tokenizer.encode(guard.render(forged), { allowSpecial: true });
+  const ids = (guard as unknown as { tokenizer: { encode(s: string, o: object): number[] } }).tokenizer.encode(guard.render(forged), {
+    allowSpecial: true,
+  });
   assert.ok(ids.filter((t) => t === eot).length === 2, 'rendering alone would have two (the reason for the protection)');
   // As text, the forged markers cost dozens of byte-level tokens instead of 3 control ids.
   assert.ok(v.promptTokens >= ids.length + 20, `guard prompt ${v.promptTokens} tokens vs ${ids.length} with the markers as control ids`);

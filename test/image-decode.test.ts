@@ -15,7 +15,13 @@ import { sharedPath } from './helpers/shared.ts';
 /** A W x H RGB test pattern: R = 10x, G = 10y, B = 77. */
 function pattern(w: number, h: number): Buffer {
   const b = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) { const o = (y * w + x) * 3; b[o] = 10 * x; b[o + 1] = 10 * y; b[o + 2] = 77; }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      b[o] = 10 * x;
+      b[o + 1] = 10 * y;
+      b[o + 2] = 77;
+    }
   return b;
 }
 const raw = (w: number, h: number, ch: 3 | 4 | 1 = 3) => ({ raw: { width: w, height: h, channels: ch } });
@@ -24,7 +30,10 @@ test('PNG, WebP (lossless), GIF first frame and JPEG decode to RGB u8', async ()
   const px = pattern(6, 4);
   const png = await sharp(px, raw(6, 4)).png().toBuffer();
   const webp = await sharp(px, raw(6, 4)).webp({ lossless: true }).toBuffer();
-  for (const [name, buf] of [['png', png], ['webp', webp]] as const) {
+  for (const [name, buf] of [
+    ['png', png],
+    ['webp', webp],
+  ] as const) {
     const img = await decodeImage(new Uint8Array(buf));
     assert.equal(img.width, 6, name);
     assert.equal(img.height, 4, name);
@@ -49,7 +58,8 @@ test('animated GIF: first frame only', async () => {
   const red = Buffer.alloc(4 * 4 * 3).map((_, i) => (i % 3 === 0 ? 255 : 0));
   const blue = Buffer.alloc(4 * 4 * 3).map((_, i) => (i % 3 === 2 ? 255 : 0));
   const anim = await sharp(Buffer.concat([red, blue]), { raw: { width: 4, height: 8, channels: 3, pageHeight: 4 } as never })
-    .gif({ loop: 0 }).toBuffer();
+    .gif({ loop: 0 })
+    .toBuffer();
   const meta = await sharp(anim).metadata();
   assert.equal(meta.pages, 2, 'test GIF has two frames');
   const img = await decodeImage(new Uint8Array(anim));
@@ -71,10 +81,14 @@ test('EXIF orientation is applied', async () => {
 
 test('alpha is dropped without compositing; grey becomes RGB', async () => {
   const rgba = Buffer.from([200, 100, 50, 0, 10, 20, 30, 255]);
-  const png = await sharp(rgba, raw(2, 1, 4)).png().toBuffer();
+  const png = await sharp(rgba, raw(2, 1, 4))
+    .png()
+    .toBuffer();
   const img = await decodeImage(new Uint8Array(png));
   assert.deepEqual([...img.data], [200, 100, 50, 10, 20, 30]); // the transparent pixel keeps its colour
-  const grey = await sharp(Buffer.from([0, 128, 255]), raw(3, 1, 1)).png().toBuffer();
+  const grey = await sharp(Buffer.from([0, 128, 255]), raw(3, 1, 1))
+    .png()
+    .toBuffer();
   const g = await decodeImage(new Uint8Array(grey));
   assert.deepEqual([...g.data], [0, 0, 0, 128, 128, 128, 255, 255, 255]);
 });
@@ -114,12 +128,20 @@ test('bad inputs give one clear ImageError and later decodes still work', async 
     ['garbage', () => decodeImage(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])), /not a readable image/],
     ['empty', () => decodeImage(new Uint8Array(0)), /empty/],
     ['truncated png', () => decodeImage(new Uint8Array(png.subarray(0, png.length - 40))), /corrupt or truncated|not a readable/],
-    ['truncated jpeg', () => decodeImage(new Uint8Array(jpg.subarray(0, Math.floor(jpg.length / 2)))), /corrupt or truncated|not a readable/],
+    [
+      'truncated jpeg',
+      () => decodeImage(new Uint8Array(jpg.subarray(0, Math.floor(jpg.length / 2)))),
+      /corrupt or truncated|not a readable/,
+    ],
     ['too many bytes', () => decodeImage(new Uint8Array(png), { maxBytes: 100 }), /over the 100-byte limit/],
     ['too many pixels', () => decodeImage(new Uint8Array(png), { maxPixels: 399 }), /pixel|limit/],
     ['missing file', () => decodeImage('/nonexistent/x.png'), /cannot read \(ENOENT\)/],
     ['directory', () => decodeImage(tmpdir()), /not a regular file/],
-    ['svg', () => decodeImage(new Uint8Array(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'))), /unsupported format|not a readable/],
+    [
+      'svg',
+      () => decodeImage(new Uint8Array(Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'))),
+      /unsupported format|not a readable/,
+    ],
   ];
   for (const [name, p, re] of cases) {
     await assert.rejects(p(), (e: unknown) => {
@@ -132,9 +154,13 @@ test('bad inputs give one clear ImageError and later decodes still work', async 
   assert.equal(ok.width, 20);
 });
 
-test('the reference JPEG and PNG decode to their recorded sizes', { skip: !sharedPath('images') && '../shared/images missing' }, async () => {
+test('the reference JPEG and PNG decode to their recorded sizes', {
+  skip: !sharedPath('images') && '../shared/images missing',
+}, async () => {
   const dir = sharedPath('images')!;
-  const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { images: Array<{ file: string; width: number; height: number }> };
+  const exp = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as {
+    images: Array<{ file: string; width: number; height: number }>;
+  };
   for (const im of exp.images) {
     const img = await decodeImage(join(dir, im.file));
     assert.equal(img.width, im.width);

@@ -9,24 +9,53 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sharedPath } from './helpers/shared.ts';
 import {
-  bestFitCanvas, decodeImage, expandImagePlaceholders, expandImageTokenIds, imagePromptLength, imagePromptText,
-  imagePromptTokenIds, planTiles, preprocessImage, resizeBilinearAntialias, rgbImage, supportedCanvases, tileStats,
+  bestFitCanvas,
+  decodeImage,
+  expandImagePlaceholders,
+  expandImageTokenIds,
+  imagePromptLength,
+  imagePromptText,
+  imagePromptTokenIds,
+  planTiles,
+  preprocessImage,
+  resizeBilinearAntialias,
+  rgbImage,
+  supportedCanvases,
+  tileStats,
   LLAMA4_IMAGE_TOKEN_IDS,
 } from '../src/image/index.ts';
 
-interface ExpectedTile { mean: number; std: number; sum: number; abs_sum: number; channel_sums: number[]; pixels: Array<[number, number, number, number]> }
+interface ExpectedTile {
+  mean: number;
+  std: number;
+  sum: number;
+  abs_sum: number;
+  channel_sums: number[];
+  pixels: Array<[number, number, number, number]>;
+}
 interface ExpectedImage {
-  file: string; width: number; height: number; aspect_ratios: [number, number]; pixel_values_shape: number[];
-  tiles: ExpectedTile[]; patch_tokens_per_tile: number; image_prompt_tokens: string[]; image_prompt_token_count: number;
+  file: string;
+  width: number;
+  height: number;
+  aspect_ratios: [number, number];
+  pixel_values_shape: number[];
+  tiles: ExpectedTile[];
+  patch_tokens_per_tile: number;
+  image_prompt_tokens: string[];
+  image_prompt_token_count: number;
 }
 
 const dir = sharedPath('images');
-const expected = dir ? (JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { images: ExpectedImage[]; special_token_ids: Record<string, number> }) : null;
+const expected = dir
+  ? (JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as { images: ExpectedImage[]; special_token_ids: Record<string, number> })
+  : null;
 
 /** One bf16 step near ±1 (2^-7), which is also one grey level after normalisation (2/255 rounds to it). */
 const BF16_STEP = 2 ** -7;
 
-test('reference images: grids, shapes, pixels and statistics match the HF processor', { skip: !expected && '../shared/images missing' }, async () => {
+test('reference images: grids, shapes, pixels and statistics match the HF processor', {
+  skip: !expected && '../shared/images missing',
+}, async () => {
   for (const im of expected!.images) {
     const img = await decodeImage(join(dir!, im.file));
     assert.equal(img.width, im.width, im.file);
@@ -34,18 +63,33 @@ test('reference images: grids, shapes, pixels and statistics match the HF proces
     const t = preprocessImage(img);
     assert.deepEqual([...t.grid], im.aspect_ratios, `${im.file} grid`);
     assert.deepEqual([t.nTiles, 3, t.tileSize, t.tileSize], im.pixel_values_shape, `${im.file} shape`);
-    assert.equal(t.pixels.length, im.pixel_values_shape.reduce((a, b) => a * b, 1));
+    assert.equal(
+      t.pixels.length,
+      im.pixel_values_shape.reduce((a, b) => a * b, 1),
+    );
     const { resized } = planTiles(img.height, img.width);
     const bodyResized = resized[0] !== img.height || resized[1] !== img.width;
-    const S = t.tileSize, plane = S * S;
+    const S = t.tileSize,
+      plane = S * S;
     im.tiles.forEach((et, i) => {
       const isGlobal = t.nTiles > 1 && i === t.nTiles - 1;
       const resizedTile = isGlobal ? !(img.width === S && img.height === S) : bodyResized;
       const o = i * 3 * plane;
-      let sum = 0, abs = 0, sq = 0;
+      let sum = 0,
+        abs = 0,
+        sq = 0;
       const ch = [0, 0, 0];
-      for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) { const v = t.pixels[o + c * plane + p]!; sum += v; abs += Math.abs(v); sq += v * v; ch[c]! += v; }
-      const n = 3 * plane, mean = sum / n, std = Math.sqrt(sq / n - mean * mean);
+      for (let c = 0; c < 3; c++)
+        for (let p = 0; p < plane; p++) {
+          const v = t.pixels[o + c * plane + p]!;
+          sum += v;
+          abs += Math.abs(v);
+          sq += v * v;
+          ch[c]! += v;
+        }
+      const n = 3 * plane,
+        mean = sum / n,
+        std = Math.sqrt(sq / n - mean * mean);
       for (const [c, y, x, v] of et.pixels) {
         const got = t.pixels[o + c * plane + y * S + x]!;
         if (resizedTile) assert.ok(Math.abs(got - v) <= BF16_STEP, `${im.file} tile ${i} pixel [${c},${y},${x}] ${got} vs ${v}`);
@@ -79,7 +123,11 @@ test('reference images: prompt expansion tokens and counts are exact', { skip: !
     const text = imagePromptText(im.aspect_ratios, im.patch_tokens_per_tile);
     assert.equal(text, im.image_prompt_tokens.join(''), im.file);
     const tokIds = imagePromptTokenIds(im.aspect_ratios, im.patch_tokens_per_tile);
-    assert.deepEqual(tokIds, im.image_prompt_tokens.map((s) => ids[s]), im.file);
+    assert.deepEqual(
+      tokIds,
+      im.image_prompt_tokens.map((s) => ids[s]),
+      im.file,
+    );
     assert.equal(tokIds.length, im.image_prompt_token_count);
     assert.equal(imagePromptLength(im.aspect_ratios, im.patch_tokens_per_tile), im.image_prompt_token_count);
   }
@@ -88,16 +136,41 @@ test('reference images: prompt expansion tokens and counts are exact', { skip: !
 test('canvases: HF order, best fit, no upscaling of images that fit', () => {
   const c = supportedCanvases(16, 336);
   // n = 16 first: ratios 1/16, 2/8, 4/4, 8/2, 16/1, then n = 15 …; 1x1 (ratio 1) joins the 4x4 group.
-  assert.deepEqual(c.slice(0, 10), [[336, 5376], [672, 2688], [336, 1344], [1344, 1344], [1008, 1008], [672, 672], [336, 336], [2688, 672], [1344, 336], [5376, 336]]);
+  assert.deepEqual(c.slice(0, 10), [
+    [336, 5376],
+    [672, 2688],
+    [336, 1344],
+    [1344, 1344],
+    [1008, 1008],
+    [672, 672],
+    [336, 336],
+    [2688, 672],
+    [1344, 336],
+    [5376, 336],
+  ]);
   const squares = c.filter(([h, w]) => h === w);
-  assert.deepEqual(squares, [[1344, 1344], [1008, 1008], [672, 672], [336, 336]]);
+  assert.deepEqual(squares, [
+    [1344, 1344],
+    [1008, 1008],
+    [672, 672],
+    [336, 336],
+  ]);
   assert.equal(c.length, new Set(c.map((x) => x.join('x'))).size);
   // Every factor pair of n <= 16 appears exactly once.
   let pairs = 0;
   for (let n = 1; n <= 16; n++) for (let h = 1; h <= n; h++) if (n % h === 0) pairs++;
   assert.equal(c.length, pairs);
   // Small image: smallest upscale wins, smallest area among equals.
-  assert.deepEqual(bestFitCanvas(200, 300, [[224, 672], [672, 224], [224, 448], [448, 224], [224, 224]]), [224, 448]);
+  assert.deepEqual(
+    bestFitCanvas(200, 300, [
+      [224, 672],
+      [672, 224],
+      [224, 448],
+      [448, 224],
+      [224, 224],
+    ]),
+    [224, 448],
+  );
   // Larger than any canvas: the largest downscale; 10000x10000 → 4x4.
   assert.deepEqual(planTiles(10000, 10000).grid, [4, 4]);
   assert.deepEqual(planTiles(10000, 10000).resized, [1344, 1344]);
@@ -121,8 +194,16 @@ test('resize: identity, constants, hand-computed upscale and downscale', () => {
   const img = new Uint8Array(4 * 5 * 3).map((_, i) => (i * 37) % 256);
   assert.deepEqual(resizeBilinearAntialias(img, 4, 5, 4, 5), img);
   const flat = new Uint8Array(7 * 9 * 3).fill(131);
-  for (const [h, w] of [[3, 4], [20, 30], [7, 2], [1, 1]] as const) {
-    assert.ok(resizeBilinearAntialias(flat, 7, 9, h, w).every((v) => v === 131), `${h}x${w}`);
+  for (const [h, w] of [
+    [3, 4],
+    [20, 30],
+    [7, 2],
+    [1, 1],
+  ] as const) {
+    assert.ok(
+      resizeBilinearAntialias(flat, 7, 9, h, w).every((v) => v === 131),
+      `${h}x${w}`,
+    );
   }
   // 1x2 → 1x4 upscale: centres at 0.25, 0.75, 1.25, 1.75 in input pixels → weights (1,0), (.75,.25), (.25,.75), (0,1).
   const two = new Uint8Array([0, 0, 0, 200, 100, 40]);
@@ -139,9 +220,11 @@ test('resize: identity, constants, hand-computed upscale and downscale', () => {
 
 test('synthetic images: multi-tile layout, padding with -1, global tile, small tiles', () => {
   // 60x30 (h x w) with tile 28 and at most 4 tiles: 2x1 grid of 28-pixel tiles, resized to 56x28, + global.
-  const W = 30, H = 60;
+  const W = 30,
+    H = 60;
   const data = new Uint8Array(W * H * 3);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) data[(y * W + x) * 3 + c] = (x * 7 + y * 3 + c * 50) % 256;
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) data[(y * W + x) * 3 + c] = (x * 7 + y * 3 + c * 50) % 256;
   const t = preprocessImage(rgbImage(W, H, data), { tileSize: 28, maxTiles: 4 });
   assert.deepEqual(t.grid, [2, 1]);
   assert.equal(t.nTiles, 3);
@@ -152,7 +235,9 @@ test('synthetic images: multi-tile layout, padding with -1, global tile, small t
   const w = preprocessImage(white);
   assert.deepEqual(w.grid, [1, 2]);
   assert.equal(w.nTiles, 3);
-  const S = 336, plane = S * S, tile1 = 3 * plane;
+  const S = 336,
+    plane = S * S,
+    tile1 = 3 * plane;
   assert.equal(w.pixels[tile1 + 0 * S + 163], 1); // last image column in tile 1 (x = 336 + 163 = 499)
   assert.equal(w.pixels[tile1 + 0 * S + 164], -1); // padding
   assert.equal(w.pixels[tile1 + 2 * plane + 299 * S + 100], 1);
@@ -172,21 +257,67 @@ test('prompt expansion: layout, several images, mismatched counts', () => {
   assert.deepEqual(imagePromptTokenIds([2, 2], 1, ids), [1, 4, 5, 4, 6, 4, 5, 4, 6, 3, 4, 2]);
   assert.deepEqual(imagePromptTokenIds([1, 3], 1, ids), [1, 4, 5, 4, 5, 4, 6, 3, 4, 2]);
   assert.equal(imagePromptLength([3, 4], 144), 3 + 12 + 144 * 13);
-  const text = expandImagePlaceholders('a<|image|>b<|image|>c', [[1, 1], [1, 2]], 1);
-  assert.equal(text, 'a<|image_start|><|image|><|patch|><|image_end|>b<|image_start|><|patch|><|tile_x_separator|><|patch|><|tile_y_separator|><|image|><|patch|><|image_end|>c');
+  const text = expandImagePlaceholders(
+    'a<|image|>b<|image|>c',
+    [
+      [1, 1],
+      [1, 2],
+    ],
+    1,
+  );
+  assert.equal(
+    text,
+    'a<|image_start|><|image|><|patch|><|image_end|>b<|image_start|><|patch|><|tile_x_separator|><|patch|><|tile_y_separator|><|image|><|patch|><|image_end|>c',
+  );
   assert.throws(() => expandImagePlaceholders('<|image|>', [], 1), /1 <\|image\|> placeholders for 0 images/);
-  assert.deepEqual(expandImageTokenIds([9, 3, 9, 3], [[1, 1], [1, 1]], 1, ids), [9, 1, 3, 4, 2, 9, 1, 3, 4, 2]);
-  assert.throws(() => expandImageTokenIds([3], [[1, 1], [1, 1]], 1, ids), /1 image placeholders for 2 images/);
+  assert.deepEqual(
+    expandImageTokenIds(
+      [9, 3, 9, 3],
+      [
+        [1, 1],
+        [1, 1],
+      ],
+      1,
+      ids,
+    ),
+    [9, 1, 3, 4, 2, 9, 1, 3, 4, 2],
+  );
+  assert.throws(
+    () =>
+      expandImageTokenIds(
+        [3],
+        [
+          [1, 1],
+          [1, 1],
+        ],
+        1,
+        ids,
+      ),
+    /1 image placeholders for 2 images/,
+  );
   assert.throws(() => expandImageTokenIds([3, 3], [[1, 1]], 1, ids), /more image placeholders/);
 });
 
-test('with Meta\'s tokenizer: text expansion tokenises to exactly the id expansion', { skip: !sharedPath('tokenizer', 'llama4-tokenizer.model') && 'tokenizer missing' }, async () => {
+test("with Meta's tokenizer: text expansion tokenises to exactly the id expansion", {
+  skip: !sharedPath('tokenizer', 'llama4-tokenizer.model') && 'tokenizer missing',
+}, async () => {
   const { loadTokenizer } = await import('../src/tokenizer/index.ts');
   const tok = loadTokenizer(sharedPath('tokenizer', 'llama4-tokenizer.model')!);
-  for (const [name, id] of Object.entries({ '<|image_start|>': 200080, '<|image_end|>': 200081, '<|tile_x_separator|>': 200084, '<|tile_y_separator|>': 200085, '<|image|>': 200090, '<|patch|>': 200092 })) {
+  for (const [name, id] of Object.entries({
+    '<|image_start|>': 200080,
+    '<|image_end|>': 200081,
+    '<|tile_x_separator|>': 200084,
+    '<|tile_y_separator|>': 200085,
+    '<|image|>': 200090,
+    '<|patch|>': 200092,
+  })) {
     assert.deepEqual(tok.encode(name, { allowSpecial: true }), [id], name);
   }
-  const grids: Array<[number, number]> = [[2, 3], [1, 1], [4, 1]];
+  const grids: Array<[number, number]> = [
+    [2, 3],
+    [1, 1],
+    [4, 1],
+  ];
   const text = '<|header_start|>user<|header_end|>\n\nCompare <|image|>, <|image|> and <|image|>.<|eot|>';
   const viaText = tok.encode(expandImagePlaceholders(text, grids, 144), { allowSpecial: true });
   const viaIds = expandImageTokenIds(tok.encode(text, { allowSpecial: true }), grids, 144);

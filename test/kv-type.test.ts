@@ -23,7 +23,11 @@ process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const TINY = join(tmp, 'tiny');
 writeTinyCheckpoint(TINY, { headDim: 32, hidden: 64, chunk: 32, layers: 4, vocab: 64, moeLayers: [], seed: 3 });
 
-interface Run { logits: Float32Array; bytes: number; V: number }
+interface Run {
+  logits: Float32Array;
+  bytes: number;
+  V: number;
+}
 
 /** Logits at every position of `ids`: prefill in 100-token pieces, then the last 8 tokens decoded one by one. */
 async function run(path: string, backend: BackendChoice, kvType: KvType, ids: number[]): Promise<Run> {
@@ -31,23 +35,35 @@ async function run(path: string, backend: BackendChoice, kvType: KvType, ids: nu
   const seq = model.newSequence();
   const parts: Float32Array[] = [];
   const P = ids.length;
-  for (let i = 0; i < P - 8; i += 100) parts.push(model.forward([{ seq, tokens: ids.slice(i, Math.min(i + 100, P - 8)), logits: 'all' }])[0]!);
+  for (let i = 0; i < P - 8; i += 100)
+    parts.push(model.forward([{ seq, tokens: ids.slice(i, Math.min(i + 100, P - 8)), logits: 'all' }])[0]!);
   for (let i = P - 8; i < P; i++) parts.push(model.forward([{ seq, tokens: [ids[i]!], logits: 'last' }])[0]!);
   const logits = new Float32Array(P * config.vocabSize);
   let o = 0;
-  for (const p of parts) { logits.set(p, o); o += p.length; }
+  for (const p of parts) {
+    logits.set(p, o);
+    o += p.length;
+  }
   return { logits, bytes: seq.cacheBytes(), V: config.vocabSize };
 }
 
 function compare(got: Run, ref: Run): { maxAbs: number; meanAbs: number; rel: number; agree: number } {
-  const V = ref.V, P = ref.logits.length / V;
-  let maxAbs = 0, sum = 0, maxRef = 0, agree = 0;
+  const V = ref.V,
+    P = ref.logits.length / V;
+  let maxAbs = 0,
+    sum = 0,
+    maxRef = 0,
+    agree = 0;
   for (let p = 0; p < P; p++) {
-    let a = 0, b = 0;
+    let a = 0,
+      b = 0;
     for (let j = 0; j < V; j++) {
-      const x = got.logits[p * V + j]!, y = ref.logits[p * V + j]!;
+      const x = got.logits[p * V + j]!,
+        y = ref.logits[p * V + j]!;
       const e = Math.abs(x - y);
-      maxAbs = Math.max(maxAbs, e); sum += e; maxRef = Math.max(maxRef, Math.abs(y));
+      maxAbs = Math.max(maxAbs, e);
+      sum += e;
+      maxRef = Math.max(maxRef, Math.abs(y));
       if (x > got.logits[p * V + a]!) a = j;
       if (y > ref.logits[p * V + b]!) b = j;
     }
@@ -56,10 +72,14 @@ function compare(got: Run, ref: Run): { maxAbs: number; meanAbs: number; rel: nu
   return { maxAbs, meanAbs: sum / (P * V), rel: maxAbs / maxRef, agree: agree / P };
 }
 
-const fmt = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toExponential(2)}`).join(', ');
+const fmt = (o: Record<string, number>) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toExponential(2)}`)
+    .join(', ');
 const backends: BackendChoice[] = ['typescript', 'native'];
 /** The reason a backend cannot run here, or null (native without its addon is skipped loudly). */
-const missing = (b: BackendChoice) => (b === 'native' && nativeIsas().length === 0 ? 'native backend unavailable (addon not built or not loadable)' : null);
+const missing = (b: BackendChoice) =>
+  b === 'native' && nativeIsas().length === 0 ? 'native backend unavailable (addon not built or not loadable)' : null;
 
 for (const backend of backends) {
   test(`kv-type (${backend}): tiny head_dim-32 model, 500 positions over 16 chunks — f16 and q8_0 logits vs f32`, async (t) => {
@@ -67,8 +87,10 @@ for (const backend of backends) {
     const r = rng(5);
     const ids = Array.from({ length: 500 }, () => Math.floor(r() * 64));
     const ref = await run(TINY, backend, 'f32', ids);
-    const f16 = await run(TINY, backend, 'f16', ids), q8 = await run(TINY, backend, 'q8_0', ids);
-    const e16 = compare(f16, ref), e8 = compare(q8, ref);
+    const f16 = await run(TINY, backend, 'f16', ids),
+      q8 = await run(TINY, backend, 'q8_0', ids);
+    const e16 = compare(f16, ref),
+      e8 = compare(q8, ref);
     console.log(`# ${backend} tiny, 500 positions: f16 ${fmt(e16)}; cache ${f16.bytes} vs f32 ${ref.bytes} bytes`);
     console.log(`# ${backend} tiny, 500 positions: q8_0 ${fmt(e8)}; cache ${q8.bytes} bytes`);
     // storage: f16 is half of f32; q8_0 is 34/128 of it (allocation growth is the same for every type)
@@ -93,7 +115,10 @@ for (const backend of backends) {
     assert.ok(e.maxAbs > 0 && e.rel < 1e-3 && e.meanAbs < 1e-3, `f16: ${fmt(e)}`);
     assert.equal(e.agree, 1);
     assert.equal(f16.bytes * 2, ref.bytes);
-    await assert.rejects(loadModel(DEFAULT_MODEL_DIR, { backend, kvType: 'q8_0' }), (err: Error) => err instanceof UsageError && /head_dim/.test(err.message));
+    await assert.rejects(
+      loadModel(DEFAULT_MODEL_DIR, { backend, kvType: 'q8_0' }),
+      (err: Error) => err instanceof UsageError && /head_dim/.test(err.message),
+    );
   });
 
   test(`kv-type (${backend}): a compressed cache decodes token by token exactly as one prefill computes`, async (t) => {

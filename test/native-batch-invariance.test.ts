@@ -19,7 +19,10 @@ const STEPS = 6;
 function prompt(len: number, seed: number): number[] {
   const ids = [480];
   let s = seed;
-  for (let i = 1; i < len; i++) { s = (s * 1103515245 + 12345) % 2147483648; ids.push(s % 480); }
+  for (let i = 1; i < len; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    ids.push(s % 480);
+  }
   return ids;
 }
 const PROMPTS = [prompt(5, 1), prompt(13, 2), prompt(22, 3)];
@@ -31,13 +34,34 @@ function argmax(a: Float32Array, row: number): number {
 }
 function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
-  const a = new Uint32Array(got.buffer, got.byteOffset, got.length), b = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  let first = -1, worst = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) { if (first < 0) first = i; worst = Math.max(worst, Math.abs(got[i]! - want[i]!)); }
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length),
+    b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  let first = -1,
+    worst = 0;
+  for (let i = 0; i < a.length; i++)
+    if (a[i] !== b[i]) {
+      if (first < 0) first = i;
+      worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+    }
   assert.equal(first, -1, `${what}: logits differ from the solo run (first at ${first}, max |Δ| ${worst})`);
 }
 
-for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16', 'IQ4_XS', 'IQ4_NL', 'IQ2_XXS', 'IQ3_S', 'IQ1_M', 'IQ2_M']) {
+for (const type of [
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q8_0',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'F16',
+  'IQ4_XS',
+  'IQ4_NL',
+  'IQ2_XXS',
+  'IQ3_S',
+  'IQ1_M',
+  'IQ2_M',
+]) {
   test(`native backend, ${type} tiny Llama 4: 3 sequences batched === each alone, bit for bit`, async (t) => {
     const file = sharedPath('gguf', `llama4-tiny-g1-${type}.gguf`);
     if (!file) return t.skip('../shared/gguf missing');
@@ -49,7 +73,8 @@ for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16
 
     // Solo runs: prefill, then greedy decode one token per call. solo[i] = logits rows in order (prompt rows, then
     // one row per decode step); tokens[i] = the greedy tokens fed back.
-    const solo: Float32Array[][] = [], tokens: number[][] = [];
+    const solo: Float32Array[][] = [],
+      tokens: number[][] = [];
     for (const p of PROMPTS) {
       const seq = model.newSequence();
       const rows = [model.forward([{ seq, tokens: p, logits: 'all' }])[0]!.slice()];
@@ -72,12 +97,19 @@ for (const type of ['Q4_0', 'Q4_1', 'Q5_0', 'Q8_0', 'Q4_K', 'Q5_K', 'Q6_K', 'F16
       const out = model.forward(items.map(([i, toks]) => ({ seq: seqs[i]!, tokens: toks, logits: 'all' as const })));
       items.forEach(([i], j) => got[i]!.push(out[j]!.slice()));
     };
-    step([[0, PROMPTS[0]!], [1, PROMPTS[1]!]]);
-    step([[0, [tokens[0]![0]!]], [2, PROMPTS[2]!], [1, [tokens[1]![0]!]]]);
+    step([
+      [0, PROMPTS[0]!],
+      [1, PROMPTS[1]!],
+    ]);
+    step([
+      [0, [tokens[0]![0]!]],
+      [2, PROMPTS[2]!],
+      [1, [tokens[1]![0]!]],
+    ]);
     for (let s = 0; s < STEPS; s++) {
       const items: Array<[number, number[]]> = [];
       for (let i = 0; i < 3; i++) {
-        const k = i === 2 ? s : s + 1;  // sequence 2 started one call later
+        const k = i === 2 ? s : s + 1; // sequence 2 started one call later
         if (k < STEPS) items.push([i, [tokens[i]![k]!]]);
       }
       if (items.length) step(items);

@@ -16,7 +16,10 @@ import { DEFAULT_CORS_ORIGINS, originMatcher } from '../src/server/cors.ts';
 import { fakeEngine, tokenize, VOCAB } from './server-fixtures.ts';
 
 const KEY = 'sk-apis';
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 describe('server APIs with a fake engine', () => {
   let srv: RunningServer;
@@ -30,11 +33,20 @@ describe('server APIs with a fake engine', () => {
   });
   after(() => srv.close());
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${srv.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers }, body: JSON.stringify(body) });
+    fetch(`${srv.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}`, ...headers },
+      body: JSON.stringify(body),
+    });
   const chat = async (body: Record<string, unknown>) => {
     const r = await post('/v1/chat/completions', { model: 'x', temperature: 0, ...body });
     assert.equal(r.status, 200, await r.clone().text());
-    return (await r.json()) as { choices: { message: { content: string | null; tool_calls?: { function: { name: string; arguments: string } }[] }; finish_reason: string }[] };
+    return (await r.json()) as {
+      choices: {
+        message: { content: string | null; tool_calls?: { function: { name: string; arguments: string } }[] };
+        finish_reason: string;
+      }[];
+    };
   };
 
   test('Responses API: text, usage, instructions, any model name, retrieve and delete', async () => {
@@ -46,21 +58,55 @@ describe('server APIs with a fake engine', () => {
     assert.equal(r.usage!.input_tokens, prompt);
     assert.equal(r.usage!.output_tokens, tokenize('Hello! You said: hi there').length);
     // instructions become the system turn: the prompt grows by exactly that message.
-    const withSys = await openai.responses.create({ model: 'm', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi there' }] }], instructions: 'Be nice', temperature: 0 });
+    const withSys = await openai.responses.create({
+      model: 'm',
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'hi there' }] }],
+      instructions: 'Be nice',
+      temperature: 0,
+    });
     assert.equal(withSys.usage!.input_tokens, prompt + tokenize('<|header|>system\nBe nice<|eot|>', true).length);
     const got = await openai.responses.retrieve(r.id);
     assert.equal(got.id, r.id);
-    assert.equal((got as { output_text?: string }).output_text ?? got.output.map((o) => (o.type === 'message' ? o.content.map((c) => (c.type === 'output_text' ? c.text : '')).join('') : '')).join(''), 'Hello! You said: hi there');
+    assert.equal(
+      (got as { output_text?: string }).output_text ??
+        got.output
+          .map((o) => (o.type === 'message' ? o.content.map((c) => (c.type === 'output_text' ? c.text : '')).join('') : ''))
+          .join(''),
+      'Hello! You said: hi there',
+    );
     // item_reference: a stored output item stands for the assistant turn (the AI SDK sends these with store: true).
-    const ref = await openai.responses.create({ model: 'm', temperature: 0, input: [{ role: 'user', content: 'hi there' }, { type: 'item_reference', id: r.output[0]!.id! }, { role: 'user', content: 'again' }] });
+    const ref = await openai.responses.create({
+      model: 'm',
+      temperature: 0,
+      input: [
+        { role: 'user', content: 'hi there' },
+        { type: 'item_reference', id: r.output[0]!.id! },
+        { role: 'user', content: 'again' },
+      ],
+    });
     assert.equal(ref.output_text, 'Hello! You said: again');
-    const full = await openai.responses.create({ model: 'm', temperature: 0, input: [{ role: 'user', content: 'hi there' }, { role: 'assistant', content: 'Hello! You said: hi there' }, { role: 'user', content: 'again' }] });
+    const full = await openai.responses.create({
+      model: 'm',
+      temperature: 0,
+      input: [
+        { role: 'user', content: 'hi there' },
+        { role: 'assistant', content: 'Hello! You said: hi there' },
+        { role: 'user', content: 'again' },
+      ],
+    });
     assert.equal(ref.usage!.input_tokens, full.usage!.input_tokens, 'the reference expands to the same turn');
     await openai.responses.delete(r.id);
-    await assert.rejects(openai.responses.create({ model: 'm', input: [{ type: 'item_reference', id: r.output[0]!.id! }] }), OpenAI.NotFoundError, 'deleted with its response');
+    await assert.rejects(
+      openai.responses.create({ model: 'm', input: [{ type: 'item_reference', id: r.output[0]!.id! }] }),
+      OpenAI.NotFoundError,
+      'deleted with its response',
+    );
     for (let i = 0; i < 3; i++) await openai.responses.retrieve(`resp_random${i}`).catch(() => undefined);
     const metrics = await (await fetch(`${srv.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })).text();
-    assert.ok(metrics.includes('route="/v1/responses/:id"') && !metrics.includes('resp_random'), 'metrics label the route pattern, not the id');
+    assert.ok(
+      metrics.includes('route="/v1/responses/:id"') && !metrics.includes('resp_random'),
+      'metrics label the route pattern, not the id',
+    );
     await assert.rejects(openai.responses.retrieve(r.id), (e: unknown) => e instanceof OpenAI.NotFoundError);
     const short = await openai.responses.create({ model: 'm', input: 'hi there', max_output_tokens: 3, temperature: 0 });
     assert.equal(short.status, 'incomplete');
@@ -83,25 +129,48 @@ describe('server APIs with a fake engine', () => {
     assert.equal(text, 'Hello! You said: stream me');
     const head = ['response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added'];
     assert.deepEqual(types.slice(0, 4), head);
-    assert.deepEqual(types.slice(-4), ['response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed']);
+    assert.deepEqual(types.slice(-4), [
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
+    ]);
     assert.ok(completed);
     assert.equal(completed.usage!.output_tokens, tokenize(text).length);
   });
 
   test('Responses API: a function call, its output through previous_response_id, streaming calls', async () => {
-    const tools: OpenAI.Responses.Tool[] = [{ type: 'function', name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, strict: false }];
+    const tools: OpenAI.Responses.Tool[] = [
+      {
+        type: 'function',
+        name: 'get_weather',
+        description: 'Weather',
+        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        strict: false,
+      },
+    ];
     const r1 = await openai.responses.create({ model: 'm', input: 'weather in Paris?', tools, temperature: 0 });
     const call = r1.output.find((o) => o.type === 'function_call');
     assert.ok(call && call.type === 'function_call', JSON.stringify(r1.output));
     assert.equal(call.name, 'get_weather');
     assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
-    const r2 = await openai.responses.create({ model: 'm', previous_response_id: r1.id, input: [{ type: 'function_call_output', call_id: call.call_id, output: 'sunny' }], tools, temperature: 0 });
+    const r2 = await openai.responses.create({
+      model: 'm',
+      previous_response_id: r1.id,
+      input: [{ type: 'function_call_output', call_id: call.call_id, output: 'sunny' }],
+      tools,
+      temperature: 0,
+    });
     assert.equal(r2.output_text, 'The weather is sunny.');
     // The same conversation sent in full (no stored response) gives the same answer.
     const r3 = await openai.responses.create({
       model: 'm',
       store: false,
-      input: [{ role: 'user', content: 'weather in Paris?' }, { type: 'function_call', call_id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' }, { type: 'function_call_output', call_id: 'c1', output: 'rainy' }],
+      input: [
+        { role: 'user', content: 'weather in Paris?' },
+        { type: 'function_call', call_id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' },
+        { type: 'function_call_output', call_id: 'c1', output: 'rainy' },
+      ],
       tools,
       temperature: 0,
     });
@@ -111,16 +180,25 @@ describe('server APIs with a fake engine', () => {
     const stream = await openai.responses.create({ model: 'm', input: 'weather?', tools, temperature: 0, stream: true });
     const evs: OpenAI.Responses.ResponseStreamEvent[] = [];
     for await (const ev of stream) evs.push(ev);
-    const args = evs.filter((e) => e.type === 'response.function_call_arguments.delta').map((e) => (e as { delta: string }).delta).join('');
+    const args = evs
+      .filter((e) => e.type === 'response.function_call_arguments.delta')
+      .map((e) => (e as { delta: string }).delta)
+      .join('');
     assert.deepEqual(JSON.parse(args), { city: 'Paris' });
     const done = evs.find((e) => e.type === 'response.function_call_arguments.done') as { name?: string; arguments: string };
     assert.equal(done.arguments, args);
     assert.ok(evs.some((e) => e.type === 'response.output_item.added' && e.item.type === 'function_call' && e.item.name === 'get_weather'));
     assert.equal(evs[evs.length - 1]!.type, 'response.completed');
     // A missing previous response is a 404 in OpenAI's format.
-    await assert.rejects(openai.responses.create({ model: 'm', previous_response_id: 'resp_nope', input: 'x' }), (e: unknown) => e instanceof OpenAI.NotFoundError && /not found/.test((e as Error).message));
+    await assert.rejects(
+      openai.responses.create({ model: 'm', previous_response_id: 'resp_nope', input: 'x' }),
+      (e: unknown) => e instanceof OpenAI.NotFoundError && /not found/.test((e as Error).message),
+    );
     // Wrong types are 400s naming the field; unknown fields are ignored.
-    await assert.rejects(openai.responses.create({ model: 'm', input: 'x', temperature: 'hot' as unknown as number }), (e: unknown) => e instanceof OpenAI.BadRequestError && /temperature/.test((e as Error).message));
+    await assert.rejects(
+      openai.responses.create({ model: 'm', input: 'x', temperature: 'hot' as unknown as number }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && /temperature/.test((e as Error).message),
+    );
     const unknown = await post('/v1/responses', { model: 'm', input: 'hi', temperature: 0, some_future_field: { a: 1 } });
     assert.equal(unknown.status, 200);
     const bad = await post('/v1/responses', { model: 'm', input: 'hi', tools: [{ type: 'web_search' }] });
@@ -134,16 +212,36 @@ describe('server APIs with a fake engine', () => {
       input: 'give json',
       temperature: 0,
       max_output_tokens: 60,
-      text: { format: { type: 'json_schema', name: 'x', strict: true, schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false } } },
+      text: {
+        format: {
+          type: 'json_schema',
+          name: 'x',
+          strict: true,
+          schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false },
+        },
+      },
     });
     assert.equal(typeof (JSON.parse(r.output_text) as { ok: boolean }).ok, 'boolean');
-    const img = await openai.responses.create({ model: 'm', temperature: 0, input: [{ role: 'user', content: [{ type: 'input_image', image_url: `data:image/png;base64,${PNG.toString('base64')}`, detail: 'auto' }, { type: 'input_text', text: 'what?' }] }] });
+    const img = await openai.responses.create({
+      model: 'm',
+      temperature: 0,
+      input: [
+        {
+          role: 'user',
+          content: [
+            { type: 'input_image', image_url: `data:image/png;base64,${PNG.toString('base64')}`, detail: 'auto' },
+            { type: 'input_text', text: 'what?' },
+          ],
+        },
+      ],
+    });
     assert.match(img.output_text, /^I see 1 image\(s\)/);
   });
 
   test('the response store is bounded in count and age', async () => {
     const s = new ResponseStore({ maxCount: 2, maxAgeS: 3600 });
-    for (const id of ['a', 'b', 'c']) s.put(id, { id, output: [{ id: `item_${id}` }] }, [{ role: 'user', content: [{ type: 'text', text: id }] }]);
+    for (const id of ['a', 'b', 'c'])
+      s.put(id, { id, output: [{ id: `item_${id}` }] }, [{ role: 'user', content: [{ type: 'text', text: id }] }]);
     assert.equal(s.size, 2);
     assert.equal(s.get('a'), undefined, 'the oldest went first');
     assert.equal(s.item('item_a'), undefined, 'with its items');
@@ -159,55 +257,129 @@ describe('server APIs with a fake engine', () => {
 
   test('Ollama API through the ollama client: list, show, ps, version, chat, generate, embed', async () => {
     const list = await ollama.list();
-    assert.deepEqual(list.models.map((m) => m.name), ['my-model']);
+    assert.deepEqual(
+      list.models.map((m) => m.name),
+      ['my-model'],
+    );
     const show = await ollama.show({ model: 'my-model' });
     assert.ok(show.capabilities.includes('tools'));
     assert.equal((show.model_info as unknown as Record<string, unknown>)['fake.context_length'], 4096);
     assert.equal((await ollama.ps()).models.length, 1);
     assert.ok((await ollama.version()).version);
-    const c = await ollama.chat({ model: 'llama3', messages: [{ role: 'user', content: 'hi ollama' }], options: { temperature: 0 }, stream: false });
+    const c = await ollama.chat({
+      model: 'llama3',
+      messages: [{ role: 'user', content: 'hi ollama' }],
+      options: { temperature: 0 },
+      stream: false,
+    });
     assert.equal(c.message.content, 'Hello! You said: hi ollama');
     assert.equal(c.done_reason, 'stop');
     assert.equal(c.eval_count, tokenize('Hello! You said: hi ollama').length);
     let streamed = '';
     let last: { done: boolean; done_reason?: string } | null = null;
-    for await (const part of await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'hi ollama' }], options: { temperature: 0 }, stream: true })) {
+    for await (const part of await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'hi ollama' }],
+      options: { temperature: 0 },
+      stream: true,
+    })) {
       streamed += part.message.content;
       last = part;
     }
     assert.equal(streamed, 'Hello! You said: hi ollama');
     assert.equal(last?.done, true);
     // options: num_predict and stop map onto the request.
-    const short = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'hi ollama' }], options: { temperature: 0, num_predict: 3 }, stream: false });
+    const short = await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'hi ollama' }],
+      options: { temperature: 0, num_predict: 3 },
+      stream: false,
+    });
     assert.equal(short.done_reason, 'length');
     assert.equal(short.eval_count, 3);
-    const stopped = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'hi ollama' }], options: { temperature: 0, stop: ['said'] }, stream: false });
+    const stopped = await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'hi ollama' }],
+      options: { temperature: 0, stop: ['said'] },
+      stream: false,
+    });
     assert.equal(stopped.message.content, 'Hello! You ');
     const g = await ollama.generate({ model: 'x', prompt: 'hi gen', system: 'sys', options: { temperature: 0 }, stream: false });
     assert.equal(g.response, 'Hello! You said: hi gen');
     let gs = '';
-    for await (const part of await ollama.generate({ model: 'x', prompt: 'hi gen', options: { temperature: 0 }, stream: true })) gs += part.response;
+    for await (const part of await ollama.generate({ model: 'x', prompt: 'hi gen', options: { temperature: 0 }, stream: true }))
+      gs += part.response;
     assert.equal(gs, 'Hello! You said: hi gen');
     // raw: a plain completion of the text, as /v1/completions gives it.
-    const raw = await ollama.generate({ model: 'x', prompt: 'Once', raw: true, options: { temperature: 0, num_predict: 5 }, stream: false });
+    const raw = await ollama.generate({
+      model: 'x',
+      prompt: 'Once',
+      raw: true,
+      options: { temperature: 0, num_predict: 5 },
+      stream: false,
+    });
     const viaOpenai = await openai.completions.create({ model: 'x', prompt: 'Once', max_tokens: 5, temperature: 0 });
     assert.equal(raw.response, viaOpenai.choices[0]!.text);
     assert.equal(raw.eval_count, 5);
     // tools: the call comes back with object arguments; images: base64 strings.
-    const t = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather', description: 'w', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }], options: { temperature: 0 }, stream: false });
-    assert.deepEqual(t.message.tool_calls?.map((x) => [x.function.name, x.function.arguments]), [['get_weather', { city: 'Paris' }]]);
+    const t = await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'weather?' }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'w',
+            parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+          },
+        },
+      ],
+      options: { temperature: 0 },
+      stream: false,
+    });
+    assert.deepEqual(
+      t.message.tool_calls?.map((x) => [x.function.name, x.function.arguments]),
+      [['get_weather', { city: 'Paris' }]],
+    );
     const streamedCalls: unknown[] = [];
     let streamedText = '';
-    for await (const part of await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'weather?' }], tools: [{ type: 'function', function: { name: 'get_weather', description: 'w', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }], options: { temperature: 0 }, stream: true })) {
+    for await (const part of await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'weather?' }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'w',
+            parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+          },
+        },
+      ],
+      options: { temperature: 0 },
+      stream: true,
+    })) {
       streamedText += part.message.content;
       for (const tc of part.message.tool_calls ?? []) streamedCalls.push([tc.function.name, tc.function.arguments]);
     }
     assert.deepEqual(streamedCalls, [['get_weather', { city: 'Paris' }]]);
     assert.equal(streamedText, '', 'the call text is not streamed as content');
-    const im = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'see', images: [PNG.toString('base64')] }], options: { temperature: 0 }, stream: false });
+    const im = await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'see', images: [PNG.toString('base64')] }],
+      options: { temperature: 0 },
+      stream: false,
+    });
     assert.match(im.message.content, /^I see 1 image\(s\)/);
     // format: "json" gives parseable JSON (constrained decoding).
-    const j = await ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'json' }], format: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false }, options: { temperature: 0, num_predict: 40 }, stream: false });
+    const j = await ollama.chat({
+      model: 'x',
+      messages: [{ role: 'user', content: 'json' }],
+      format: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false },
+      options: { temperature: 0, num_predict: 40 },
+      stream: false,
+    });
     assert.equal(typeof (JSON.parse(j.message.content) as { ok: boolean }).ok, 'boolean');
     const e = await ollama.embed({ model: 'x', input: ['alpha', 'beta', 'alpha'] });
     assert.equal(e.embeddings.length, 3);
@@ -222,7 +394,10 @@ describe('server APIs with a fake engine', () => {
     const legacy = await ollama.embeddings({ model: 'x', prompt: 'alpha' });
     assert.deepEqual(legacy.embedding, e.embeddings[0]);
     // Errors: Ollama's {"error"} with the field named.
-    await assert.rejects(ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'x' }], options: { temperature: 'hot' as unknown as number } }), /options\.temperature/);
+    await assert.rejects(
+      ollama.chat({ model: 'x', messages: [{ role: 'user', content: 'x' }], options: { temperature: 'hot' as unknown as number } }),
+      /options\.temperature/,
+    );
     const load = await post('/api/chat', { model: 'x', messages: [] });
     assert.equal(((await load.json()) as { done_reason: string }).done_reason, 'load', 'an empty chat loads the model, as Ollama');
     const r = await post('/api/chat', { model: 'x', messages: 'nope' });
@@ -246,21 +421,35 @@ describe('server APIs with a fake engine', () => {
     const tt = await openai.embeddings.create({ model: 'm', input: [ids, ids], encoding_format: 'float' });
     assert.equal(tt.data.length, 2);
     assert.equal(a.usage.prompt_tokens, 2 + tokenize('alpha').length + tokenize('beta').length);
-    await assert.rejects(openai.embeddings.create({ model: 'm', input: 'x', dimensions: 4 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /dimensions/.test((e as Error).message));
-    await assert.rejects(openai.embeddings.create({ model: 'm', input: [99999] }), (e: unknown) => e instanceof OpenAI.BadRequestError && /vocabulary/.test((e as Error).message));
+    await assert.rejects(
+      openai.embeddings.create({ model: 'm', input: 'x', dimensions: 4 }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && /dimensions/.test((e as Error).message),
+    );
+    await assert.rejects(
+      openai.embeddings.create({ model: 'm', input: [99999] }),
+      (e: unknown) => e instanceof OpenAI.BadRequestError && /vocabulary/.test((e as Error).message),
+    );
     await assert.rejects(openai.embeddings.create({ model: 'm', input: [] as string[] }), OpenAI.BadRequestError);
   });
 
   test('llama-server utilities: tokenize, detokenize, apply-template, props, models with capabilities, alias', async () => {
     const tok = (await (await post('/tokenize', { content: 'Hello the' })).json()) as { tokens: number[] };
     assert.deepEqual(tok.tokens, tokenize('Hello the'));
-    const pieces = (await (await post('/tokenize', { content: 'Hello the', with_pieces: true, add_special: true })).json()) as { tokens: { id: number; piece: string }[] };
-    assert.deepEqual(pieces.tokens.map((p) => p.piece), ['<|begin_of_text|>', 'Hello', ' the']);
+    const pieces = (await (await post('/tokenize', { content: 'Hello the', with_pieces: true, add_special: true })).json()) as {
+      tokens: { id: number; piece: string }[];
+    };
+    assert.deepEqual(
+      pieces.tokens.map((p) => p.piece),
+      ['<|begin_of_text|>', 'Hello', ' the'],
+    );
     const det = (await (await post('/detokenize', { tokens: tok.tokens })).json()) as { content: string };
     assert.equal(det.content, 'Hello the');
     const tpl = (await (await post('/apply-template', { messages: [{ role: 'user', content: 'hi' }] })).json()) as { prompt: string };
     assert.equal(tpl.prompt, '<|begin_of_text|><|header|>user\nhi<|eot|><|header|>assistant\n');
-    const props = (await (await fetch(`${srv.url}/props`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as Record<string, unknown>;
+    const props = (await (await fetch(`${srv.url}/props`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as Record<
+      string,
+      unknown
+    >;
     assert.equal(props.n_ctx, 4096);
     assert.equal(props.model_alias, 'my-model');
     assert.ok(String(props.build_info).startsWith('llama4-ts '));
@@ -278,24 +467,46 @@ describe('server APIs with a fake engine', () => {
   });
 
   test('CORS: loopback origins allowed by default, others refused, preflight answered, key still required', async () => {
-    const pre = await fetch(`${srv.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' } });
+    const pre = await fetch(`${srv.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://localhost:3000',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
+    });
     assert.equal(pre.status, 204);
     assert.equal(pre.headers.get('access-control-allow-origin'), 'http://localhost:3000');
     assert.match(pre.headers.get('access-control-allow-headers') ?? '', /authorization/);
     assert.match(pre.headers.get('access-control-allow-methods') ?? '', /POST/);
-    const ok = await post('/v1/chat/completions', { model: 'x', messages: [{ role: 'user', content: 'cors' }], temperature: 0 }, { origin: 'http://127.0.0.1:5173' });
+    const ok = await post(
+      '/v1/chat/completions',
+      { model: 'x', messages: [{ role: 'user', content: 'cors' }], temperature: 0 },
+      { origin: 'http://127.0.0.1:5173' },
+    );
     assert.equal(ok.status, 200);
     assert.equal(ok.headers.get('access-control-allow-origin'), 'http://127.0.0.1:5173');
     const noKey = await fetch(`${srv.url}/v1/models`, { headers: { origin: 'http://localhost:3000' } });
     assert.equal(noKey.status, 401, 'the API key is still required');
     assert.equal(noKey.headers.get('access-control-allow-origin'), 'http://localhost:3000', 'and the browser can read the 401');
-    const evil = await post('/v1/chat/completions', { model: 'x', messages: [{ role: 'user', content: 'x' }] }, { origin: 'https://evil.example' });
+    const evil = await post(
+      '/v1/chat/completions',
+      { model: 'x', messages: [{ role: 'user', content: 'x' }] },
+      { origin: 'https://evil.example' },
+    );
     assert.equal(evil.status, 403);
     assert.equal(evil.headers.get('access-control-allow-origin'), null);
-    const evilPre = await fetch(`${srv.url}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    const evilPre = await fetch(`${srv.url}/v1/chat/completions`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
     assert.equal(evilPre.status, 403);
     // --cors widens (or narrows) the list; '*' allows every origin.
-    const open = await startServer(fakeEngine(), { port: 0, log: () => undefined, corsOrigins: ['https://app.example', 'https://*.corp.example'] });
+    const open = await startServer(fakeEngine(), {
+      port: 0,
+      log: () => undefined,
+      corsOrigins: ['https://app.example', 'https://*.corp.example'],
+    });
     try {
       const h = async (origin: string) => (await fetch(`${open.url}/v1/models`, { headers: { origin } })).status;
       assert.equal(await h('https://app.example'), 200);
@@ -309,8 +520,18 @@ describe('server APIs with a fake engine', () => {
 
   test('CORS origin patterns: loopback with any port, nothing that only starts like it', () => {
     const loop = originMatcher(DEFAULT_CORS_ORIGINS);
-    for (const o of ['http://localhost', 'http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:5173', 'https://localhost:443']) assert.ok(loop(o), o);
-    for (const o of ['http://localhost.evil.com', 'http://localhost:3000.evil.com', 'http://127.0.0.1.nip.io', 'http://evil.com', 'null', 'http://127.0.0.2:80', 'file://']) assert.ok(!loop(o), o);
+    for (const o of ['http://localhost', 'http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:5173', 'https://localhost:443'])
+      assert.ok(loop(o), o);
+    for (const o of [
+      'http://localhost.evil.com',
+      'http://localhost:3000.evil.com',
+      'http://127.0.0.1.nip.io',
+      'http://evil.com',
+      'null',
+      'http://127.0.0.2:80',
+      'file://',
+    ])
+      assert.ok(!loop(o), o);
     const wild = originMatcher(['https://*.corp.example']);
     assert.ok(wild('https://chat.corp.example'));
     assert.ok(!wild('https://corp.example.evil.com') && !wild('http://chat.corp.example'));
@@ -340,16 +561,39 @@ describe('server APIs with a fake engine', () => {
   test('wrong types are 400s naming the field; unknown fields are ignored', async () => {
     const base = { model: 'x', messages: [{ role: 'user', content: 'types' }], max_tokens: 3 };
     const cases: [string, unknown][] = [
-      ['n', 'two'], ['stop', 5], ['tools', {}], ['tool_choice', 5], ['stream', 'yes'], ['seed', 'x'], ['response_format', 'json'],
-      ['parallel_tool_calls', 'no'], ['max_tokens', -1], ['top_k', 'x'], ['min_p', 2], ['logprobs', 1], ['temperature', '0.5'], ['logit_bias', 7],
+      ['n', 'two'],
+      ['stop', 5],
+      ['tools', {}],
+      ['tool_choice', 5],
+      ['stream', 'yes'],
+      ['seed', 'x'],
+      ['response_format', 'json'],
+      ['parallel_tool_calls', 'no'],
+      ['max_tokens', -1],
+      ['top_k', 'x'],
+      ['min_p', 2],
+      ['logprobs', 1],
+      ['temperature', '0.5'],
+      ['logit_bias', 7],
     ];
     for (const [k, v] of cases) {
-      const r = await post('/v1/chat/completions', { ...base, [k]: v, ...(k === 'tool_choice' ? { tools: [{ type: 'function', function: { name: 'f' } }] } : {}) });
+      const r = await post('/v1/chat/completions', {
+        ...base,
+        [k]: v,
+        ...(k === 'tool_choice' ? { tools: [{ type: 'function', function: { name: 'f' } }] } : {}),
+      });
       assert.equal(r.status, 400, `${k}: ${JSON.stringify(v)}`);
       const e = ((await r.json()) as { error: { message: string } }).error.message;
       assert.ok(e.includes(k), `${k}: ${e}`);
     }
-    const ok = await post('/v1/chat/completions', { ...base, temperature: 0, frobnicate: { deep: [1, 2] }, user: 'u', metadata: { a: 'b' }, store: true });
+    const ok = await post('/v1/chat/completions', {
+      ...base,
+      temperature: 0,
+      frobnicate: { deep: [1, 2] },
+      user: 'u',
+      metadata: { a: 'b' },
+      store: true,
+    });
     assert.equal(ok.status, 200);
     const r = await post('/v1/responses', { model: 'x', input: 'x', max_output_tokens: 'many' });
     assert.match(((await r.json()) as { error: { message: string } }).error.message, /max_output_tokens/);
@@ -357,18 +601,41 @@ describe('server APIs with a fake engine', () => {
 
   test('tool calls: only declared tools under auto and required; parallel_tool_calls: false keeps one', async () => {
     // The fake model wants get_weather; only `lookup` is declared.
-    const lookup = { type: 'function', function: { name: 'lookup', description: 'look up', parameters: { type: 'object', properties: {}, additionalProperties: false } } };
+    const lookup = {
+      type: 'function',
+      function: { name: 'lookup', description: 'look up', parameters: { type: 'object', properties: {}, additionalProperties: false } },
+    };
     for (const tool_choice of ['auto', 'required']) {
       const r = await chat({ messages: [{ role: 'user', content: 'weather?' }], tools: [lookup], tool_choice, max_tokens: 60 });
       const calls = r.choices[0]!.message.tool_calls ?? [];
-      assert.deepEqual(calls.map((c) => c.function.name), ['lookup'], `${tool_choice}: ${JSON.stringify(r.choices[0]!.message)}`);
+      assert.deepEqual(
+        calls.map((c) => c.function.name),
+        ['lookup'],
+        `${tool_choice}: ${JSON.stringify(r.choices[0]!.message)}`,
+      );
     }
-    const weather = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } };
+    const weather = {
+      type: 'function',
+      function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } },
+    };
     const two = await chat({ messages: [{ role: 'user', content: 'weather twice' }], tools: [weather], max_tokens: 300 });
     assert.equal(two.choices[0]!.message.tool_calls?.length, 2, JSON.stringify(two.choices[0]));
-    const one = await chat({ messages: [{ role: 'user', content: 'weather twice' }], tools: [weather], parallel_tool_calls: false, max_tokens: 300 });
-    assert.deepEqual(one.choices[0]!.message.tool_calls?.map((c) => JSON.parse(c.function.arguments) as unknown), [{ city: 'Paris' }]);
-    const badType = await post('/v1/chat/completions', { model: 'x', messages: [{ role: 'user', content: 'x' }], tools: [weather], parallel_tool_calls: 'no' });
+    const one = await chat({
+      messages: [{ role: 'user', content: 'weather twice' }],
+      tools: [weather],
+      parallel_tool_calls: false,
+      max_tokens: 300,
+    });
+    assert.deepEqual(
+      one.choices[0]!.message.tool_calls?.map((c) => JSON.parse(c.function.arguments) as unknown),
+      [{ city: 'Paris' }],
+    );
+    const badType = await post('/v1/chat/completions', {
+      model: 'x',
+      messages: [{ role: 'user', content: 'x' }],
+      tools: [weather],
+      parallel_tool_calls: 'no',
+    });
     assert.equal(badType.status, 400);
     assert.match(((await badType.json()) as { error: { message: string } }).error.message, /parallel_tool_calls/);
   });

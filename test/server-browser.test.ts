@@ -36,20 +36,33 @@ const why = ensureChromium();
 const image = sharedPath('images', 'synthetic_50x50.png');
 const OUT = new URL('../test-output/', import.meta.url);
 
-describe('chat page in headless chromium', { skip: why ? `SKIPPED LOUDLY: ${why}` : image ? false : 'SKIPPED LOUDLY: ../shared/images missing' }, () => {
+describe('chat page in headless chromium', {
+  skip: why ? `SKIPPED LOUDLY: ${why}` : image ? false : 'SKIPPED LOUDLY: ../shared/images missing',
+}, () => {
   let vision: RunningServer;
   let textOnly: RunningServer;
   let slow: RunningServer;
   let browser: Browser;
   before(async () => {
     mkdirSync(OUT, { recursive: true });
-    vision = await startServer({ ...fakeEngine({ parallel: 2 }), samplingDefaults: { temperature: 0.6, topP: 0.9 } }, { port: 0, log: () => undefined });
+    vision = await startServer(
+      { ...fakeEngine({ parallel: 2 }), samplingDefaults: { temperature: 0.6, topP: 0.9 } },
+      { port: 0, log: () => undefined },
+    );
     textOnly = await startServer({ ...fakeEngine({ parallel: 2 }), supportsImages: false }, { port: 0, log: () => undefined });
     slow = await startServer(fakeEngine({ parallel: 2, delayMs: 15 }), { port: 0, log: () => undefined });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       // playwright makes a fresh empty profile itself (it refuses --user-data-dir here).
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   });
   after(async () => {
@@ -195,7 +208,11 @@ describe('chat page in headless chromium', { skip: why ? `SKIPPED LOUDLY: ${why}
     await page.click('.msg.user .edit');
     await page.fill('.edit-box textarea', 'edited question');
     await page.click('.edit-box .edit-send');
-    await page.waitForFunction(() => document.querySelector('.msg.assistant[data-done="true"] .text')?.textContent === 'Hello! You said: edited question', null, { timeout: 40_000 });
+    await page.waitForFunction(
+      () => document.querySelector('.msg.assistant[data-done="true"] .text')?.textContent === 'Hello! You said: edited question',
+      null,
+      { timeout: 40_000 },
+    );
     assert.deepEqual(await page.locator('.msg.user .text').allTextContents(), ['edited question']);
     await page.click('.msg.assistant .copy');
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'Hello! You said: edited question');
@@ -206,16 +223,19 @@ describe('chat page in headless chromium', { skip: why ? `SKIPPED LOUDLY: ${why}
     const text = await open(textOnly);
     assert.equal(await text.page.isVisible('#attach-btn'), false, 'no attach button for a text-only model');
     const png = readFileSync(image!).toString('base64');
-    const pasteAndDrop = (p: Page) => p.evaluate(async (b64) => {
-      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      const dt = new DataTransfer();
-      dt.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
-      document.getElementById('input')!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
-      const dt2 = new DataTransfer();
-      dt2.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
-      document.getElementById('form')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt2, bubbles: true, cancelable: true }));
-      await new Promise((r) => setTimeout(r, 300));
-    }, png);
+    const pasteAndDrop = (p: Page) =>
+      p.evaluate(async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+        document
+          .getElementById('input')!
+          .dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+        const dt2 = new DataTransfer();
+        dt2.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+        document.getElementById('form')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt2, bubbles: true, cancelable: true }));
+        await new Promise((r) => setTimeout(r, 300));
+      }, png);
     await pasteAndDrop(text.page);
     assert.equal(await text.page.locator('#preview img').count(), 0);
     assert.equal(await text.page.textContent('#status'), 'this model does not take images');

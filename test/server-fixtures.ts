@@ -94,7 +94,8 @@ export function scriptFor(prompt: readonly number[], brightness: readonly number
     const m = /<\|header\|>tool\n([^<]*)<\|eot\|>(?![\s\S]*<\|header\|>tool)/.exec(text);
     return `The weather is ${m ? m[1] : '?'}.`;
   }
-  if (text.includes('TOOLS:') && text.includes('twice')) return '[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_weather", "parameters": {"city": "Rome"}}]';
+  if (text.includes('TOOLS:') && text.includes('twice'))
+    return '[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_weather", "parameters": {"city": "Rome"}}]';
   if (text.includes('TOOLS:')) return '{"name": "get_weather", "parameters": {"city": "Paris"}}';
   if (brightness.length) return `I see ${brightness.length} image(s), brightness ${brightness.map((b) => Math.round(b)).join(',')}.`;
   const users = [...text.matchAll(/<\|header\|>user\n([^<]*)<\|eot\|>/g)];
@@ -118,7 +119,15 @@ export class FakeModel implements CausalLM {
   delayMs: number;
   private readonly chunk: number;
   constructor(o: FakeModelOptions = {}) {
-    this.info = { architecture: 'fake', vocabSize: VOCAB.length, hiddenSize: HIDDEN, contextLength: o.contextLength ?? 4096, bosTokenId: BOS, eosTokenIds: [EOT], imageTokenId: IMAGE };
+    this.info = {
+      architecture: 'fake',
+      vocabSize: VOCAB.length,
+      hiddenSize: HIDDEN,
+      contextLength: o.contextLength ?? 4096,
+      bosTokenId: BOS,
+      eosTokenIds: [EOT],
+      imageTokenId: IMAGE,
+    };
     this.delayMs = o.delayMs ?? 0;
     this.chunk = o.chunk ?? 0;
   }
@@ -140,7 +149,8 @@ export class FakeModel implements CausalLM {
       const rows = it.patchEmbeddings ? it.patchEmbeddings.length / HIDDEN : 0;
       if (rows !== nImg) throw new UsageError(`patch rows ${rows} != image tokens ${nImg}`);
       const start = seq.tokens.length;
-      for (let r = 0; r < rows; r += PATCHES_PER_IMAGE) seq.images.push({ pos: start + toks.indexOf(IMAGE), value: it.patchEmbeddings![r * HIDDEN]! * 255 });
+      for (let r = 0; r < rows; r += PATCHES_PER_IMAGE)
+        seq.images.push({ pos: start + toks.indexOf(IMAGE), value: it.patchEmbeddings![r * HIDDEN]! * 255 });
       seq.tokens.push(...toks);
       if (it.logits === 'hidden') {
         // "Hidden states": a fixed pseudo-random vector per (token, previous token), so texts differ and repeat.

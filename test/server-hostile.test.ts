@@ -13,7 +13,10 @@ import { isPublicAddress } from '../src/server/remote-image.ts';
 import { UsageError } from '../src/util/index.ts';
 import { fakeEngine } from './server-fixtures.ts';
 
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+  'base64',
+);
 const MODEL = 'fake-llama4';
 const user = [{ role: 'user', content: 'hi' }];
 const deepJson = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
@@ -48,8 +51,15 @@ describe('hostile requests', () => {
   after(async () => {
     await srv.close();
   });
-  const post = (path: string, body: unknown, headers?: Record<string, string>) => postRaw(base, path, typeof body === 'string' ? body : JSON.stringify(body), headers);
-  const schemaRequest = (schema: unknown) => post('/v1/chat/completions', { model: MODEL, messages: user, max_tokens: 40, response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } });
+  const post = (path: string, body: unknown, headers?: Record<string, string>) =>
+    postRaw(base, path, typeof body === 'string' ? body : JSON.stringify(body), headers);
+  const schemaRequest = (schema: unknown) =>
+    post('/v1/chat/completions', {
+      model: MODEL,
+      messages: user,
+      max_tokens: 40,
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema } },
+    });
   const healthy = async () => assert.equal((await fetch(`${base}/health`, { signal: AbortSignal.timeout(2000) })).status, 200);
 
   test('schema: a $ref cycle that reads nothing is a 400 and the server keeps answering', async () => {
@@ -62,7 +72,11 @@ describe('hostile requests', () => {
   });
 
   test('schema: a left-recursive anyOf is a 400', async () => {
-    const r = await schemaRequest({ $defs: { e: { anyOf: [{ $ref: '#/$defs/e' }, { type: 'string' }] } }, type: 'object', properties: { v: { $ref: '#/$defs/e' } } });
+    const r = await schemaRequest({
+      $defs: { e: { anyOf: [{ $ref: '#/$defs/e' }, { type: 'string' }] } },
+      type: 'object',
+      properties: { v: { $ref: '#/$defs/e' } },
+    });
     assert.equal(r.status, 400);
     assert.match(errMessage(r), /\$ref cycle/);
     await healthy();
@@ -71,7 +85,10 @@ describe('hostile requests', () => {
   test('schema: 10k-deep nesting in response_format is a 400', async () => {
     let s = '{"type":"string"}';
     for (let i = 0; i < 10_000; i++) s = `{"type":"array","items":${s}}`;
-    const r = await post('/v1/chat/completions', `{"model":"${MODEL}","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":${s}}}}`);
+    const r = await post(
+      '/v1/chat/completions',
+      `{"model":"${MODEL}","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":${s}}}}`,
+    );
     assert.equal(r.status, 400);
     assert.match(errMessage(r), /nested deeper than 128 levels/);
   });
@@ -85,13 +102,19 @@ describe('hostile requests', () => {
     // Within the bounds, the largest schemas compile in milliseconds.
     const t1 = performance.now();
     compileSchema({ enum: Array.from({ length: 5000 }, (_, i) => `value number ${i}`) });
-    compileSchema({ type: 'object', properties: Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`p${i}`, { type: 'array', items: { type: 'integer' } }])) });
+    compileSchema({
+      type: 'object',
+      properties: Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`p${i}`, { type: 'array', items: { type: 'integer' } }])),
+    });
     assert.ok(performance.now() - t1 < 2000, `compiling took ${performance.now() - t1} ms`);
   });
 
   test('schema: nested anyOf alternatives that multiply fail the request with a 400, not a stall', async () => {
     const $defs: Record<string, unknown> = { l6: { type: 'string' } };
-    for (let d = 5; d >= 0; d--) $defs[`l${d}`] = { anyOf: Array.from({ length: 30 }, (_, i) => ({ type: 'array', items: { $ref: `#/$defs/l${d + 1}` }, maxItems: 100 + i })) };
+    for (let d = 5; d >= 0; d--)
+      $defs[`l${d}`] = {
+        anyOf: Array.from({ length: 30 }, (_, i) => ({ type: 'array', items: { $ref: `#/$defs/l${d + 1}` }, maxItems: 100 + i })),
+      };
     const t0 = performance.now();
     const r = await schemaRequest({ $defs, $ref: '#/$defs/l0' });
     assert.equal(r.status, 400, JSON.stringify(r.json));
@@ -116,14 +139,28 @@ describe('hostile requests', () => {
   test('deep bodies: assistant tool_calls arguments (object and text) and Anthropic tool_use.input are 400s', async () => {
     const head = `{"model":"${MODEL}","max_tokens":4,"messages":[{"role":"user","content":"hi"},`;
     const tail = `,{"role":"tool","tool_call_id":"c1","content":"x"}]}`;
-    const asObject = await post('/v1/chat/completions', `${head}{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":${deepJson(10_000)}}}]}${tail}`);
+    const asObject = await post(
+      '/v1/chat/completions',
+      `${head}{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":${deepJson(10_000)}}}]}${tail}`,
+    );
     assert.equal(asObject.status, 400);
     assert.match(errMessage(asObject), /nested deeper than 128 levels/);
-    const anthropic = await post('/v1/messages', `{"model":"${MODEL}","max_tokens":4,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":${deepJson(10_000)}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`);
+    const anthropic = await post(
+      '/v1/messages',
+      `{"model":"${MODEL}","max_tokens":4,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":${deepJson(10_000)}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"x"}]}]}`,
+    );
     assert.equal(anthropic.status, 400);
     assert.equal(anthropic.json.error.type, 'invalid_request_error');
     // As JSON text the arguments are a string; the chat layer keeps such text as it is instead of parsing it.
-    const asText = await post('/v1/chat/completions', { model: MODEL, max_tokens: 4, messages: [...user, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: deepJson(200) } }] }, { role: 'tool', tool_call_id: 'c1', content: 'x' }] });
+    const asText = await post('/v1/chat/completions', {
+      model: MODEL,
+      max_tokens: 4,
+      messages: [
+        ...user,
+        { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: deepJson(200) } }] },
+        { role: 'tool', tool_call_id: 'c1', content: 'x' },
+      ],
+    });
     assert.ok(asText.status === 200 || asText.status === 400, `status ${asText.status}: ${errMessage(asText)}`);
     await healthy();
   });
@@ -134,8 +171,21 @@ describe('hostile requests', () => {
   });
 
   test('a $ref in tool parameters works with tool_choice required', async () => {
-    const parameters = { $defs: { city: { type: 'string', maxLength: 6 } }, type: 'object', properties: { city: { $ref: '#/$defs/city' } }, required: ['city'], additionalProperties: false };
-    const r = await post('/v1/chat/completions', { model: MODEL, messages: user, max_tokens: 60, temperature: 0, tool_choice: 'required', tools: [{ type: 'function', function: { name: 'get_weather', parameters } }] });
+    const parameters = {
+      $defs: { city: { type: 'string', maxLength: 6 } },
+      type: 'object',
+      properties: { city: { $ref: '#/$defs/city' } },
+      required: ['city'],
+      additionalProperties: false,
+    };
+    const r = await post('/v1/chat/completions', {
+      model: MODEL,
+      messages: user,
+      max_tokens: 60,
+      temperature: 0,
+      tool_choice: 'required',
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters } }],
+    });
     assert.equal(r.status, 200, errMessage(r));
     const call = r.json.choices[0].message.tool_calls[0];
     assert.equal(call.function.name, 'get_weather');
@@ -150,9 +200,17 @@ describe('hostile requests', () => {
       assert.equal(r.status, 415, type);
     }
     // A form post from a page: refused by its content type on an allowed origin (CORS refuses other origins first).
-    assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost:3000' })).status, 415);
+    assert.equal(
+      (await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost:3000' }))
+        .status,
+      415,
+    );
     assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'text/plain', origin: 'http://localhost:3000' })).status, 415);
-    assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example' })).status, 403);
+    assert.equal(
+      (await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://evil.example' }))
+        .status,
+      403,
+    );
     // curl -d sends form-urlencoded without an Origin: still taken.
     assert.equal((await post('/v1/chat/completions', body, { 'content-type': 'application/x-www-form-urlencoded' })).status, 200);
   });
@@ -160,8 +218,10 @@ describe('hostile requests', () => {
   test('without an API key only loopback Host values are answered', async () => {
     const url = `${base}/health`;
     const port = new URL(base).port;
-    for (const h of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost', `[::1]:${port}`, `app.localhost:${port}`]) assert.equal(await getWithHost(url, h), 200, h);
-    for (const h of [`evil.example:${port}`, 'evil.example', `192.168.1.5:${port}`, `127.0.0.1.evil.example`]) assert.equal(await getWithHost(url, h), 403, h);
+    for (const h of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost', `[::1]:${port}`, `app.localhost:${port}`])
+      assert.equal(await getWithHost(url, h), 200, h);
+    for (const h of [`evil.example:${port}`, 'evil.example', `192.168.1.5:${port}`, `127.0.0.1.evil.example`])
+      assert.equal(await getWithHost(url, h), 403, h);
     assert.equal(await getWithHost(`${base}/`, 'rebind.example'), 403);
   });
 });
@@ -175,7 +235,10 @@ test('Host checks: --host adds its own name, an API key or 0.0.0.0 take any Host
     assert.equal(await getWithHost(`${named.url}/health`, 'my-box.lan'), 403);
     assert.equal(await getWithHost(`${keyed.url}/health`, 'my-box.lan'), 200);
     assert.equal(await getWithHost(`http://127.0.0.1:${open.port}/health`, 'my-box.lan'), 200);
-    assert.ok(logs.some((r) => r.level === 'warn' && /without an API key/.test(String(r.msg))), JSON.stringify(logs));
+    assert.ok(
+      logs.some((r) => r.level === 'warn' && /without an API key/.test(String(r.msg))),
+      JSON.stringify(logs),
+    );
   } finally {
     await Promise.all([named.close(), keyed.close(), open.close()]);
   }
@@ -234,16 +297,32 @@ describe('remote images (--allow-remote-images)', () => {
     internal.close();
     publicSide.close();
   });
-  const imageRequest = (url: string) => ({ model: MODEL, max_tokens: 30, temperature: 0, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }] });
+  const imageRequest = (url: string) => ({
+    model: MODEL,
+    max_tokens: 30,
+    temperature: 0,
+    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }],
+  });
 
   test('loopback, private, link-local and numeric forms are refused after resolution, with one message', async () => {
-    const srv = await startServer(fakeEngine(), { port: 0, log: () => undefined, images: { allowRemote: true, maxBytes: 1 << 20, timeoutMs: 2000 } });
+    const srv = await startServer(fakeEngine(), {
+      port: 0,
+      log: () => undefined,
+      images: { allowRemote: true, maxBytes: 1 << 20, timeoutMs: 2000 },
+    });
     try {
       const urls = [
-        `http://127.0.0.1:${internalPort}/x.png`, `http://localhost:${internalPort}/x.png`, `http://2130706433:${internalPort}/x.png`,
-        `http://0x7f.1:${internalPort}/x.png`, `http://0.0.0.0:${internalPort}/x.png`, `http://[::1]:${internalPort}/x.png`,
-        `http://[::ffff:127.0.0.1]:${internalPort}/x.png`, 'http://169.254.169.254/latest/meta-data', 'http://10.0.0.1/x.png',
-        'http://192.168.0.1/x.png', `http://127.0.0.1:1/closed-port.png`,
+        `http://127.0.0.1:${internalPort}/x.png`,
+        `http://localhost:${internalPort}/x.png`,
+        `http://2130706433:${internalPort}/x.png`,
+        `http://0x7f.1:${internalPort}/x.png`,
+        `http://0.0.0.0:${internalPort}/x.png`,
+        `http://[::1]:${internalPort}/x.png`,
+        `http://[::ffff:127.0.0.1]:${internalPort}/x.png`,
+        'http://169.254.169.254/latest/meta-data',
+        'http://10.0.0.1/x.png',
+        'http://192.168.0.1/x.png',
+        `http://127.0.0.1:1/closed-port.png`,
       ];
       const messages = new Set<string>();
       for (const u of urls) {
@@ -259,12 +338,20 @@ describe('remote images (--allow-remote-images)', () => {
   });
 
   test('every redirect hop is checked; allowed hosts still work', async () => {
-    const srv = await startServer(fakeEngine(), { port: 0, log: () => undefined, images: { allowRemote: true, maxBytes: 1 << 20, timeoutMs: 2000, allowAddress: (ip) => ip === '127.0.0.2' } });
+    const srv = await startServer(fakeEngine(), {
+      port: 0,
+      log: () => undefined,
+      images: { allowRemote: true, maxBytes: 1 << 20, timeoutMs: 2000, allowAddress: (ip) => ip === '127.0.0.2' },
+    });
     try {
       const ok = await postRaw(srv.url, '/v1/chat/completions', JSON.stringify(imageRequest(`http://127.0.0.2:${publicPort}/hop.png`)));
       assert.equal(ok.status, 200, errMessage(ok));
       assert.match(ok.json.choices[0].message.content, /^I see 1 image/);
-      const redirected = await postRaw(srv.url, '/v1/chat/completions', JSON.stringify(imageRequest(`http://127.0.0.2:${publicPort}/to-internal.png`)));
+      const redirected = await postRaw(
+        srv.url,
+        '/v1/chat/completions',
+        JSON.stringify(imageRequest(`http://127.0.0.2:${publicPort}/to-internal.png`)),
+      );
       assert.equal(redirected.status, 400);
       assert.match(errMessage(redirected), /could not be fetched from that URL/);
       assert.equal(internalHits, 0);
@@ -274,15 +361,37 @@ describe('remote images (--allow-remote-images)', () => {
   });
 
   test('address classes', () => {
-    for (const ip of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '0.0.0.0', '100.64.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '224.0.0.1']) assert.equal(isPublicAddress(ip), false, ip);
+    for (const ip of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '0.0.0.0',
+      '100.64.0.1',
+      '::1',
+      '::',
+      'fe80::1',
+      'fd00::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:10.0.0.1',
+      '224.0.0.1',
+    ])
+      assert.equal(isPublicAddress(ip), false, ip);
     for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPublicAddress(ip), true, ip);
   });
 });
 
 test('schema limits are UsageErrors naming the bound', () => {
-  assert.throws(() => compileSchema({ $defs: { a: { $ref: '#/$defs/b' }, b: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' }), (e: unknown) => e instanceof UsageError && /#\/\$defs\/a → #\/\$defs\/b → #\/\$defs\/a/.test((e as Error).message));
+  assert.throws(
+    () => compileSchema({ $defs: { a: { $ref: '#/$defs/b' }, b: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' }),
+    (e: unknown) => e instanceof UsageError && /#\/\$defs\/a → #\/\$defs\/b → #\/\$defs\/a/.test((e as Error).message),
+  );
   // Recursion through an object or array reads a character each turn: allowed.
-  assert.doesNotThrow(() => compileSchema({ $defs: { t: { type: 'array', items: { anyOf: [{ $ref: '#/$defs/t' }, { type: 'integer' }] } } }, $ref: '#/$defs/t' }));
+  assert.doesNotThrow(() =>
+    compileSchema({ $defs: { t: { type: 'array', items: { anyOf: [{ $ref: '#/$defs/t' }, { type: 'integer' }] } } }, $ref: '#/$defs/t' }),
+  );
 });
 
 test('token masks: a maxLength string takes the plain tokens that fit; enum prefixes', async () => {

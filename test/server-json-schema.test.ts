@@ -15,14 +15,39 @@ const accepts = (s: Schema, text: string) => {
 test('the automaton accepts exactly the documents of the schema', () => {
   const s = compileSchema({
     type: 'object',
-    properties: { a: { type: 'integer' }, b: { type: ['string', 'null'] }, c: { type: 'array', items: { enum: [1, 'x', true] }, minItems: 1, maxItems: 2 }, d: { const: 'k' } },
+    properties: {
+      a: { type: 'integer' },
+      b: { type: ['string', 'null'] },
+      c: { type: 'array', items: { enum: [1, 'x', true] }, minItems: 1, maxItems: 2 },
+      d: { const: 'k' },
+    },
     required: ['a'],
   });
-  for (const ok of ['{"a":1}', '{ "a" : -12 , "b" : null }', '{"b":"h\\u00e9\\"","a":0}', '{"a":3,"c":[1,"x"]}', '{"a":3,"c":[true]}', '{"a":1,"d":"k"}']) {
+  for (const ok of [
+    '{"a":1}',
+    '{ "a" : -12 , "b" : null }',
+    '{"b":"h\\u00e9\\"","a":0}',
+    '{"a":3,"c":[1,"x"]}',
+    '{"a":3,"c":[true]}',
+    '{"a":1,"d":"k"}',
+  ]) {
     assert.ok(accepts(s, ok), ok);
     assert.ok(mustEnd(advance(initialState(s), ok)), ok);
   }
-  for (const bad of ['{}', '{"a":1.5}', '{"a":01}', '{"a":1,"a":2}', '{"a":1,"e":2}', '{"a":1,"c":[]}', '{"a":1,"c":[1,1,1]}', '{"a":1,"c":[2]}', '{"a":1,"d":"kk"}', '{"a":1,}', '[1]', '{"b":"\n","a":1}']) {
+  for (const bad of [
+    '{}',
+    '{"a":1.5}',
+    '{"a":01}',
+    '{"a":1,"a":2}',
+    '{"a":1,"e":2}',
+    '{"a":1,"c":[]}',
+    '{"a":1,"c":[1,1,1]}',
+    '{"a":1,"c":[2]}',
+    '{"a":1,"d":"kk"}',
+    '{"a":1,}',
+    '[1]',
+    '{"b":"\n","a":1}',
+  ]) {
     assert.ok(!accepts(s, bad), bad);
   }
   // json_object: any object, nested values of any type.
@@ -31,7 +56,16 @@ test('the automaton accepts exactly the documents of the schema', () => {
 });
 
 test('$ref with recursion, anyOf and length limits', () => {
-  const s = compileSchema({ $defs: { node: { type: 'object', properties: { v: { type: 'string', maxLength: 2 }, kids: { type: 'array', items: { $ref: '#/$defs/node' } } }, required: ['v'] } }, $ref: '#/$defs/node' });
+  const s = compileSchema({
+    $defs: {
+      node: {
+        type: 'object',
+        properties: { v: { type: 'string', maxLength: 2 }, kids: { type: 'array', items: { $ref: '#/$defs/node' } } },
+        required: ['v'],
+      },
+    },
+    $ref: '#/$defs/node',
+  });
   assert.ok(accepts(s, '{"v":"ab","kids":[{"v":"c","kids":[]},{"v":""}]}'));
   assert.ok(!accepts(s, '{"v":"abc"}'));
   assert.ok(!accepts(s, '{"v":"a","kids":[{"kids":[]}]}'));
@@ -42,10 +76,16 @@ test('$ref with recursion, anyOf and length limits', () => {
 });
 
 test('unsupported or broken schemas are one clear UsageError', () => {
-  assert.throws(() => compileSchema({ type: 'object', patternProperties: {} }), (e: unknown) => e instanceof UsageError && /patternProperties/.test((e as Error).message));
+  assert.throws(
+    () => compileSchema({ type: 'object', patternProperties: {} }),
+    (e: unknown) => e instanceof UsageError && /patternProperties/.test((e as Error).message),
+  );
   assert.throws(() => compileSchema({ $ref: 'http://x/y' }), UsageError);
   assert.throws(() => compileSchema({ type: 'strange' }), /unknown type/);
-  assert.throws(() => compileSchema({ type: 'object', properties: { a: {} }, required: ['b'], additionalProperties: false }), /required property 'b'/);
+  assert.throws(
+    () => compileSchema({ type: 'object', properties: { a: {} }, required: ['b'], additionalProperties: false }),
+    /required property 'b'/,
+  );
   assert.throws(() => compileSchema({ type: 'string', minLength: 3, maxLength: 2 }), /maxLength < minLength/);
 });
 
@@ -61,7 +101,12 @@ test('token mask: exactly the tokens whose whole text fits, end tokens only when
   const afterSpace = [...allowedTokens(vocab, advance(initialState(s), '{"ok": '))].map((i) => VOCAB[i]).sort();
   assert.deepEqual(afterSpace, ['f', 'false', 't', 'true'].sort());
   assert.equal(advance(initialState(s), '{ \n').length, 0, 'two whitespace characters in a row are refused');
-  const c = jsonConstraint(vocab, [1], { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'], additionalProperties: false })();
+  const c = jsonConstraint(vocab, [1], {
+    type: 'object',
+    properties: { ok: { type: 'boolean' } },
+    required: ['ok'],
+    additionalProperties: false,
+  })();
   for (const t of ['{"', 'o', 'k', '":', 'true', '}']) {
     const row = new Float32Array(VOCAB.length);
     c.mask(row);
@@ -75,7 +120,17 @@ test('token mask: exactly the tokens whose whole text fits, end tokens only when
 
 test('random walks through the mask always yield valid documents', () => {
   const schemas = [
-    { type: 'object', properties: { n: { type: 'number' }, s: { type: 'string', maxLength: 4 }, e: { enum: ['aa', 'ab', 'b'] }, l: { type: 'array', items: { type: 'integer' }, maxItems: 3 } }, required: ['n', 's', 'e', 'l'], additionalProperties: false },
+    {
+      type: 'object',
+      properties: {
+        n: { type: 'number' },
+        s: { type: 'string', maxLength: 4 },
+        e: { enum: ['aa', 'ab', 'b'] },
+        l: { type: 'array', items: { type: 'integer' }, maxItems: 3 },
+      },
+      required: ['n', 's', 'e', 'l'],
+      additionalProperties: false,
+    },
     { type: 'array', items: { type: 'boolean' }, minItems: 1, maxItems: 4 },
   ];
   const rand = seededRandom(42);
@@ -112,7 +167,11 @@ test('random walks through the mask always yield valid documents', () => {
 });
 
 test('the free-string fast path allows exactly what running every token would', () => {
-  for (const [schema, prefix] of [[ANY_OBJECT, '{"k": "v'], [ANY_OBJECT, '{"ke'], [compileSchema({ type: 'object', properties: { a: { type: 'string', minLength: 3 } } }), '{"a": "x']] as const) {
+  for (const [schema, prefix] of [
+    [ANY_OBJECT, '{"k": "v'],
+    [ANY_OBJECT, '{"ke'],
+    [compileSchema({ type: 'object', properties: { a: { type: 'string', minLength: 3 } } }), '{"a": "x'],
+  ] as const) {
     const st = advance(initialState(schema), prefix);
     const fast = new Set(allowedTokens(vocab, st));
     const brute = new Set<number>();
@@ -120,6 +179,10 @@ test('the free-string fast path allows exactly what running every token would', 
       const t = vocab.text(id);
       if (t && advance(st, t).length > 0) brute.add(id);
     }
-    assert.deepEqual([...fast].sort((a, b) => a - b), [...brute].sort((a, b) => a - b), prefix);
+    assert.deepEqual(
+      [...fast].sort((a, b) => a - b),
+      [...brute].sort((a, b) => a - b),
+      prefix,
+    );
   }
 });

@@ -13,9 +13,13 @@ import type { ServerEngine } from '../src/server/engine.ts';
 import { sharedPath } from './helpers/shared.ts';
 
 const gguf = sharedPath('gguf', 'llama4-tiny-g1-F16.gguf');
-const expected = gguf ? (JSON.parse(readFileSync(gguf.replace(/\.gguf$/, '.expected.json'), 'utf8')) as { input_ids: number[]; greedy: { ids: number[] } }) : null;
+const expected = gguf
+  ? (JSON.parse(readFileSync(gguf.replace(/\.gguf$/, '.expected.json'), 'utf8')) as { input_ids: number[]; greedy: { ids: number[] } })
+  : null;
 
-describe('server with the tiny GGUF model', { skip: gguf ? false : 'SKIPPED LOUDLY: ../shared/gguf/llama4-tiny-g1-F16.gguf is missing' }, () => {
+describe('server with the tiny GGUF model', {
+  skip: gguf ? false : 'SKIPPED LOUDLY: ../shared/gguf/llama4-tiny-g1-F16.gguf is missing',
+}, () => {
   let srv: RunningServer;
   let engine: ServerEngine;
   let openai: OpenAI;
@@ -49,23 +53,48 @@ describe('server with the tiny GGUF model', { skip: gguf ? false : 'SKIPPED LOUD
     const stepsBefore = engine.scheduler.stats().steps;
     // Together (with prefix reuse from the solo runs' kept sequences), twice.
     for (let round = 0; round < 2; round++) {
-      const together = await Promise.all(prompts.map((p) => openai.completions.create({ model: engine.modelId, prompt: p, max_tokens: 12, temperature: 0 })));
-      assert.deepEqual(together.map((t) => t.choices[0]!.text), solo);
+      const together = await Promise.all(
+        prompts.map((p) => openai.completions.create({ model: engine.modelId, prompt: p, max_tokens: 12, temperature: 0 })),
+      );
+      assert.deepEqual(
+        together.map((t) => t.choices[0]!.text),
+        solo,
+      );
     }
     const steps = engine.scheduler.stats().steps - stepsBefore;
     assert.ok(steps < 2 * 4 * 12, `batched: ${steps} forward passes for 8 requests of 12 tokens`);
     assert.ok(engine.scheduler.stats().promptTokensReused > 0);
   });
 
-  test('chat through the model\'s own template, streaming and JSON mode', async () => {
-    const r = await openai.chat.completions.create({ model: engine.modelId, messages: [{ role: 'user', content: 'hello there' }], max_tokens: 8, temperature: 0 });
-    const st = await openai.chat.completions.create({ model: engine.modelId, messages: [{ role: 'user', content: 'hello there' }], max_tokens: 8, temperature: 0, stream: true });
+  test("chat through the model's own template, streaming and JSON mode", async () => {
+    const r = await openai.chat.completions.create({
+      model: engine.modelId,
+      messages: [{ role: 'user', content: 'hello there' }],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    const st = await openai.chat.completions.create({
+      model: engine.modelId,
+      messages: [{ role: 'user', content: 'hello there' }],
+      max_tokens: 8,
+      temperature: 0,
+      stream: true,
+    });
     let text = '';
     for await (const c of st) text += c.choices[0]?.delta.content ?? '';
     assert.equal(text, r.choices[0]!.message.content);
     const j = await openai.chat.completions.create({
-      model: engine.modelId, messages: [{ role: 'user', content: 'json please' }], max_tokens: 60, seed: 3,
-      response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'boolean' }, b: { enum: ['yes', 'no'] } }, required: ['a', 'b'] } } },
+      model: engine.modelId,
+      messages: [{ role: 'user', content: 'json please' }],
+      max_tokens: 60,
+      seed: 3,
+      response_format: {
+        type: 'json_schema',
+        json_schema: {
+          name: 'x',
+          schema: { type: 'object', properties: { a: { type: 'boolean' }, b: { enum: ['yes', 'no'] } }, required: ['a', 'b'] },
+        },
+      },
     });
     const out = j.choices[0]!.message.content!;
     assert.equal(j.choices[0]!.finish_reason, 'stop', out);

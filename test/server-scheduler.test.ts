@@ -23,8 +23,14 @@ test('concurrent requests share forward calls, long prompts prefill in pieces, o
   const solo: string[] = [];
   for (const p of prompts) solo.push((await collect(new Scheduler(new FakeModel()), { prompt: chat(p), maxTokens: 64 })).texts[0]!);
   const runs = await Promise.all(prompts.map((p) => collect(s, { prompt: chat(p), maxTokens: 64 })));
-  assert.deepEqual(runs.map((x) => x.texts[0]), solo);
-  assert.deepEqual(solo, prompts.map((p) => scriptFor(chat(p), [])));
+  assert.deepEqual(
+    runs.map((x) => x.texts[0]),
+    solo,
+  );
+  assert.deepEqual(
+    solo,
+    prompts.map((p) => scriptFor(chat(p), [])),
+  );
   assert.ok(Math.max(...model.batchSizes) === 3, `batch sizes ${model.batchSizes.slice(0, 12)}`);
   // The long prompt (about 80 tokens) took several steps while the others were already decoding.
   assert.ok(model.batchSizes.length >= 6);
@@ -40,7 +46,10 @@ test('n > 1 prefills once and clones; seeds make choices reproducible', async ()
   assert.deepEqual(a.texts, b.texts);
   assert.equal(a.r.choices.length, 3);
   assert.ok(new Set(a.texts).size > 1);
-  assert.deepEqual(a.r.choices.map((c) => c.completionTokens), a.tokens.map((t) => t.length));
+  assert.deepEqual(
+    a.r.choices.map((c) => c.completionTokens),
+    a.tokens.map((t) => t.length),
+  );
 });
 
 test('max tokens, stop callback, context limit and logprobs', async () => {
@@ -49,10 +58,16 @@ test('max tokens, stop callback, context limit and logprobs', async () => {
   assert.equal(r1.r.choices[0]!.finishReason, 'length');
   assert.equal(r1.r.choices[0]!.completionTokens, 3);
   let n = 0;
-  const r2 = await s.submit({ prompt: chat('hello'), maxTokens: 50, sampling: { temperature: 0 }, topLogprobs: 2, onToken: (_c, info) => {
-    assert.ok(info.logprob! <= 0 && info.top!.length === 2 && info.top![0]!.token === info.token);
-    return ++n === 4;
-  } });
+  const r2 = await s.submit({
+    prompt: chat('hello'),
+    maxTokens: 50,
+    sampling: { temperature: 0 },
+    topLogprobs: 2,
+    onToken: (_c, info) => {
+      assert.ok(info.logprob! <= 0 && info.top!.length === 2 && info.top![0]!.token === info.token);
+      return ++n === 4;
+    },
+  });
   assert.equal(r2.choices[0]!.finishReason, 'stop');
   assert.equal(r2.choices[0]!.completionTokens, 4);
   const long = await collect(s, { prompt: chat('hello hello hello'), maxTokens: 1000 });
@@ -73,7 +88,10 @@ test('bounded queue and cancellation', async () => {
   const q1 = collect(s, { prompt: chat('a'), maxTokens: 50 });
   const q2ac = new AbortController();
   const q2 = collect(s, { prompt: chat('b'), maxTokens: 5, signal: q2ac.signal });
-  assert.throws(() => s.submit({ prompt: chat('c'), maxTokens: 5 }), (e: unknown) => e instanceof QueueFullError && e.retryAfterS >= 1);
+  assert.throws(
+    () => s.submit({ prompt: chat('c'), maxTokens: 5 }),
+    (e: unknown) => e instanceof QueueFullError && e.retryAfterS >= 1,
+  );
   q2ac.abort(); // cancelled while queued: resolves at once
   assert.equal((await q2).r.choices[0]!.finishReason, 'cancelled');
   await new Promise((r) => setTimeout(r, 30));
@@ -121,7 +139,17 @@ test('a failing forward fails its batch only; the scheduler keeps going', async 
 test('an exception outside forward (a broken constraint) fails its request, not the process', async () => {
   const s = new Scheduler(new FakeModel(), { parallel: 2 });
   const good = collect(s, { prompt: chat('neighbour'), maxTokens: 50 });
-  const bad = await collect(s, { prompt: chat('x'), maxTokens: 5, constraint: () => ({ mask() { throw new Error('broken mask'); }, accept() {}, done: false }) });
+  const bad = await collect(s, {
+    prompt: chat('x'),
+    maxTokens: 5,
+    constraint: () => ({
+      mask() {
+        throw new Error('broken mask');
+      },
+      accept() {},
+      done: false,
+    }),
+  });
   assert.equal(bad.r.choices[0]!.finishReason, 'error');
   assert.equal((await good).texts[0], 'Hello! You said: neighbour', 'the request batched beside it is unharmed');
   assert.match(bad.r.choices[0]!.error!.message, /broken mask/);
@@ -132,7 +160,10 @@ test('an exception outside forward (a broken constraint) fails its request, not 
 /** Sequences that count themselves: live until free(); use after free() is a failure. */
 class TrackedSeq implements SequenceState {
   freed = false;
-  constructor(readonly inner: SequenceState, readonly live: Set<TrackedSeq>) {
+  constructor(
+    readonly inner: SequenceState,
+    readonly live: Set<TrackedSeq>,
+  ) {
     live.add(this);
   }
   get length() {
@@ -186,11 +217,18 @@ class AsyncFake implements AsyncCausalLM {
 test('an asynchronous forward gives the same outputs; every sequence the scheduler drops is freed, none is used after', async () => {
   const prompts = ['one', 'a much longer prompt that needs several prefill steps to get through', 'three', 'one more'];
   const solo = prompts.map((p) => scriptFor(chat(p), []));
-  for (const [chunk, keep] of [[0, 2], [8, 2], [0, 0]] as const) {
+  for (const [chunk, keep] of [
+    [0, 2],
+    [8, 2],
+    [0, 0],
+  ] as const) {
     const model = new AsyncFake({ chunk });
     const s = new Scheduler(model, { parallel: 4, stepTokens: 16, prefixCacheSize: keep });
     const runs = await Promise.all(prompts.map((p) => collect(s, { prompt: chat(p), maxTokens: 64 })));
-    assert.deepEqual(runs.map((x) => x.texts[0]), solo);
+    assert.deepEqual(
+      runs.map((x) => x.texts[0]),
+      solo,
+    );
     // n > 1 (clones), prefix reuse and refusals, a cancelled request, an eviction beyond prefixCacheSize.
     const n3 = await collect(s, { prompt: chat('one'), maxTokens: 20, n: 3, sampling: { temperature: 2, seed: 5 } });
     assert.equal(n3.tokens.length, 3);

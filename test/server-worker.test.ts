@@ -56,7 +56,14 @@ async function healthDuringLongStep(s: Awaited<ReturnType<typeof serve>>, prompt
   const t0 = performance.now();
   // `copies` requests with distinct prompts, prefilled together in one step when they arrive together.
   const req = Promise.all(
-    Array.from({ length: copies }, (_, k) => s.openai.completions.create({ model: s.engine.modelId, prompt: [992, 20 + k, ...longPrompt(promptLen - 1).slice(1)], max_tokens: 4, temperature: 0 })),
+    Array.from({ length: copies }, (_, k) =>
+      s.openai.completions.create({
+        model: s.engine.modelId,
+        prompt: [992, 20 + k, ...longPrompt(promptLen - 1).slice(1)],
+        max_tokens: 4,
+        temperature: 0,
+      }),
+    ),
   ).finally(() => (done = true));
   const poll = (async () => {
     while (!done) {
@@ -149,7 +156,7 @@ describe('model worker: identical to the in-thread model', () => {
     assert.equal(b2.truncate(140), true);
     const f1 = lm.newSequence();
     const f2 = wm.newSequence();
-    const items = <S,>(a: S, b: S, f: S) => [
+    const items = <S>(a: S, b: S, f: S) => [
       { seq: a, tokens: [5, 6, 7], logits: 'all' as const },
       { seq: b, tokens: [9], logits: 'last' as const },
       { seq: f, tokens: p.slice(0, 20), logits: 'none' as const },
@@ -157,7 +164,11 @@ describe('model worker: identical to the in-thread model', () => {
     const r1 = lm.forward(items(a1, b1, f1));
     const r2 = await wm.forward(items(a2, b2, f2));
     assert.deepEqual(r2, r1);
-    for (const [x, y] of [[a1, a2], [b1, b2], [f1, f2]] as const) {
+    for (const [x, y] of [
+      [a1, a2],
+      [b1, b2],
+      [f1, f2],
+    ] as const) {
       assert.equal(y.length, x.length);
       assert.equal(y.cacheBytes(), x.cacheBytes());
     }
@@ -167,7 +178,10 @@ describe('model worker: identical to the in-thread model', () => {
 
   test('an exception in forward fails that call with its own error class; the worker goes on', async () => {
     const s = wm.newSequence();
-    await assert.rejects(wm.forward([{ seq: s, tokens: [1, 999999], logits: 'last' }]), (e: Error) => e instanceof UsageError && /outside the vocabulary/.test(e.message));
+    await assert.rejects(
+      wm.forward([{ seq: s, tokens: [1, 999999], logits: 'last' }]),
+      (e: Error) => e instanceof UsageError && /outside the vocabulary/.test(e.message),
+    );
     s.free();
     const t = wm.newSequence();
     const [out] = await wm.forward([{ seq: t, tokens: [992, 30], logits: 'last' }]);
@@ -195,11 +209,28 @@ describe('model worker: server outputs identical to the in-thread engine', () =>
     const runAll = async (s: typeof w) => {
       const m = s.engine.modelId;
       const out: unknown[] = [];
-      out.push(strip(await s.openai.completions.create({ model: m, prompt: 'Once upon a time', max_tokens: 24, temperature: 0, logprobs: 3 })));
-      out.push(strip(await s.openai.chat.completions.create({ model: m, messages: [{ role: 'user', content: 'Tell me about cats.' }], max_tokens: 20, temperature: 0.9, seed: 7, n: 2, logprobs: true, top_logprobs: 2 })));
+      out.push(
+        strip(await s.openai.completions.create({ model: m, prompt: 'Once upon a time', max_tokens: 24, temperature: 0, logprobs: 3 })),
+      );
+      out.push(
+        strip(
+          await s.openai.chat.completions.create({
+            model: m,
+            messages: [{ role: 'user', content: 'Tell me about cats.' }],
+            max_tokens: 20,
+            temperature: 0.9,
+            seed: 7,
+            n: 2,
+            logprobs: true,
+            top_logprobs: 2,
+          }),
+        ),
+      );
       // Concurrent requests sharing a prefix (batched, prefix reuse from the kept sequences).
       const batch = await Promise.all(
-        ['The weather today', 'The weather today is', 'The cat sat on the'].map((prompt) => s.openai.completions.create({ model: m, prompt, max_tokens: 16, temperature: 0, logprobs: 1 })),
+        ['The weather today', 'The weather today is', 'The cat sat on the'].map((prompt) =>
+          s.openai.completions.create({ model: m, prompt, max_tokens: 16, temperature: 0, logprobs: 1 }),
+        ),
       );
       // Which kept prefix each one finds depends on arrival timing, so cached_tokens is left out here.
       out.push(batch.map((r) => ({ choices: r.choices, completion: r.usage!.completion_tokens, prompt: r.usage!.prompt_tokens })));
@@ -214,7 +245,16 @@ describe('model worker: server outputs identical to the in-thread engine', () =>
   test('no leak: the worker holds exactly the kept prefixes, and nothing once they are cleared', async () => {
     const m = workerOf(w.engine);
     await Promise.all(
-      Array.from({ length: 6 }, (_, i) => w.openai.completions.create({ model: w.engine.modelId, prompt: `Story number ${i}:`, max_tokens: 8, temperature: 0.5, seed: i, n: 1 + (i % 2) })),
+      Array.from({ length: 6 }, (_, i) =>
+        w.openai.completions.create({
+          model: w.engine.modelId,
+          prompt: `Story number ${i}:`,
+          max_tokens: 8,
+          temperature: 0.5,
+          seed: i,
+          n: 1 + (i % 2),
+        }),
+      ),
     );
     const ws = await m.workerStats();
     const st = w.engine.scheduler.stats();
@@ -237,7 +277,10 @@ describe('model worker: failures are clear errors', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('a missing or corrupt model file fails startup with the loader error, class kept', async () => {
-    await assert.rejects(loadServerEngine(join(dir, 'missing.gguf')), (e: Error) => e instanceof ModelFileError && /no such file/.test(e.message));
+    await assert.rejects(
+      loadServerEngine(join(dir, 'missing.gguf')),
+      (e: Error) => e instanceof ModelFileError && /no such file/.test(e.message),
+    );
     const bad = join(dir, 'bad.gguf');
     writeFileSync(bad, Buffer.concat([Buffer.from('GGUF'), Buffer.alloc(60, 0xff)]));
     await assert.rejects(loadServerEngine(bad), (e: Error) => e instanceof Llama4Error && e.message.includes(bad));
@@ -255,7 +298,13 @@ describe('model worker: failures are clear errors', () => {
       const long = s.openai.completions.create({ model: s.engine.modelId, prompt: longPrompt(600), max_tokens: 200, temperature: 0 });
       while (s.engine.scheduler.stats().steps < 3) await new Promise((r) => setTimeout(r, 5));
       await m.terminate();
-      await assert.rejects(long, (e: Error) => e instanceof OpenAI.APIError && e.status === 503 && /the model is unavailable: the model worker (stopped \(the model worker exited|was restarted)/.test(e.message));
+      await assert.rejects(
+        long,
+        (e: Error) =>
+          e instanceof OpenAI.APIError &&
+          e.status === 503 &&
+          /the model is unavailable: the model worker (stopped \(the model worker exited|was restarted)/.test(e.message),
+      );
       // /health answers 503 (a load balancer stops sending work here) while the new worker starts, then 200.
       const h = await fetch(`${s.srv.url}/health`);
       if (h.status === 503) assert.match(((await h.json()) as { error: string }).error, /model worker exited/);
@@ -277,7 +326,9 @@ describe('model worker: failures are clear errors', () => {
 const mm = sharedPath('golden', 'e_multimodal');
 const png = sharedPath('images', 'synthetic_50x50.png');
 
-describe('model worker: images are encoded in the worker', { skip: mm && png ? false : 'SKIPPED LOUDLY: ../shared/golden/e_multimodal or ../shared/images missing' }, () => {
+describe('model worker: images are encoded in the worker', {
+  skip: mm && png ? false : 'SKIPPED LOUDLY: ../shared/golden/e_multimodal or ../shared/images missing',
+}, () => {
   test('prompt expansion and patch embeddings equal the in-thread encoder; a bad image is an ImageError (a Llama4Error)', async () => {
     const loaded = await loadModel(mm!, { backend: 'typescript' });
     const wm = await startModelWorker(mm!, { backend: 'typescript' });
@@ -292,7 +343,10 @@ describe('model worker: images are encoded in the worker', { skip: mm && png ? f
       assert.deepEqual(b.patchEmbeddings, a.patchEmbeddings);
       const again = await wm.encodeImages(tokens, [bytes]); // the worker's feature cache answers this time
       assert.deepEqual(again.patchEmbeddings, a.patchEmbeddings);
-      await assert.rejects(wm.encodeImages(tokens, [Uint8Array.of(1, 2, 3)]), (e: Error) => e instanceof Llama4Error && e.name === 'ImageError' && /not a readable image/.test(e.message));
+      await assert.rejects(
+        wm.encodeImages(tokens, [Uint8Array.of(1, 2, 3)]),
+        (e: Error) => e instanceof Llama4Error && e.name === 'ImageError' && /not a readable image/.test(e.message),
+      );
     } finally {
       await wm.close();
     }
@@ -302,7 +356,9 @@ describe('model worker: images are encoded in the worker', { skip: mm && png ? f
 describe('model worker: the serve command', () => {
   /** Starts `llama4 serve` on a free port, waits for its URL, fetches /health, stops it with SIGTERM. */
   async function serveCli(args: string[]): Promise<{ health: unknown; stderr: string; code: number | null }> {
-    const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--port', '0', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli/main.ts'), 'serve', '--port', '0', ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 60_000);

@@ -15,7 +15,8 @@ const hook = `export async function resolve(specifier, context, next) {
 }`;
 const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
 const withoutSharp = ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(register)}`];
-const node = (args: string[]) => spawnSync(process.execPath, [...withoutSharp, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 120000 });
+const node = (args: string[]) =>
+  spawnSync(process.execPath, [...withoutSharp, ...args], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 120000 });
 
 test('sharp unavailable: the root module imports and an image call is one clear error', () => {
   const code = `

@@ -12,7 +12,10 @@ import { SPECIALS, VOCAB } from './server-fixtures.ts';
 
 const vocab = { size: VOCAB.length, text: (id: number) => (id < SPECIALS.length ? null : (VOCAB[id] ?? null)) };
 const id = (t: string) => VOCAB.indexOf(t);
-const callSchema = toolCallSchema([{ name: 'lookup', parameters: { type: 'object', properties: {}, additionalProperties: false } }], () => true);
+const callSchema = toolCallSchema(
+  [{ name: 'lookup', parameters: { type: 'object', properties: {}, additionalProperties: false } }],
+  () => true,
+);
 const lazy = () => lazyToolCallConstraint(vocab, jsonConstraint(vocab, [1], callSchema)());
 const allowed = (c: { mask(l: Float32Array): void }) => {
   const row = new Float32Array(VOCAB.length);
@@ -49,7 +52,13 @@ test('lazy tool call: after `{` only the declared call can be written, and it en
 
 test('logit bias: added to the row, -Infinity bans, the inner mask still applies', () => {
   const row = new Float32Array(VOCAB.length).fill(1);
-  biasedConstraint(new Map([[id('Z'), 2.5], [id('H'), -Infinity]]), null).mask(row);
+  biasedConstraint(
+    new Map([
+      [id('Z'), 2.5],
+      [id('H'), -Infinity],
+    ]),
+    null,
+  ).mask(row);
   assert.equal(row[id('Z')], 3.5);
   assert.equal(row[id('H')], -Infinity);
   assert.equal(row[id('A')], 1);

@@ -14,12 +14,19 @@ const SKIP = existsSync(MODEL) && existsSync(CHAT) ? false : `SKIPPED: ${SHARED}
 if (SKIP) console.warn(`\n*** ${SKIP} ***\n`);
 
 function cli(args: string[], input?: string): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', input: input ?? '', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    encoding: 'utf8',
+    input: input ?? '',
+    maxBuffer: 64 << 20,
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 test('tokenize: TEXT, --special, --json and --jsonl agree with cases.jsonl', { skip: SKIP }, () => {
-  const cases = readFileSync(join(SHARED, 'tokenizer/cases.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; ids: number[]; ids_with_special: number[]; has_special_text: boolean });
+  const cases = readFileSync(join(SHARED, 'tokenizer/cases.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { text: string; ids: number[]; ids_with_special: number[]; has_special_text: boolean });
   const withSpecial = cases.find((c) => c.has_special_text)!;
   let r = cli(['tokenize', '--tokenizer', MODEL, withSpecial.text, '--special', '--json']);
   assert.equal(r.code, 0, r.err);
@@ -29,7 +36,10 @@ test('tokenize: TEXT, --special, --json and --jsonl agree with cases.jsonl', { s
   // --jsonl: the whole corpus in one process.
   r = cli(['tokenize', '--tokenizer', MODEL, '--jsonl'], cases.map((c) => JSON.stringify({ text: c.text })).join('\n') + '\n');
   assert.equal(r.code, 0, r.err);
-  const lines = r.out.trim().split('\n').map((l) => (JSON.parse(l) as { ids: number[] }).ids);
+  const lines = r.out
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { ids: number[] }).ids);
   assert.equal(lines.length, cases.length);
   lines.forEach((ids, i) => assert.deepEqual(ids, cases[i]!.ids, `line ${i + 1}`));
   // One clear error, exit code 1.
@@ -47,13 +57,31 @@ test('tokenize -m GGUF reads tokenizer.ggml.* (byte-level merges, control tokens
 });
 
 test('template: the HF template via --template, tools and --context, prints {"prompt"}', { skip: SKIP }, () => {
-  const cases = JSON.parse(readFileSync(join(CHAT, 'chat-cases.json'), 'utf8')) as { template: string; messages: unknown; tools: unknown; extra_context: unknown; add_generation_prompt: boolean; rendered_python_jinja2: string }[];
+  const cases = JSON.parse(readFileSync(join(CHAT, 'chat-cases.json'), 'utf8')) as {
+    template: string;
+    messages: unknown;
+    tools: unknown;
+    extra_context: unknown;
+    add_generation_prompt: boolean;
+    rendered_python_jinja2: string;
+  }[];
   const c = cases.find((x) => x.tools && x.extra_context && x.template.startsWith('vllm-tool_chat_template_llama4_json'))!;
   const dir = mkdtempSync(join(tmpdir(), 'llama4-tpl-'));
   try {
     writeFileSync(join(dir, 'm.json'), JSON.stringify(c.messages));
     writeFileSync(join(dir, 't.json'), JSON.stringify(c.tools));
-    const args = ['template', '--template', join(CHAT, 'templates', c.template), '--messages', join(dir, 'm.json'), '--tools', join(dir, 't.json'), '--context', JSON.stringify(c.extra_context), '--json'];
+    const args = [
+      'template',
+      '--template',
+      join(CHAT, 'templates', c.template),
+      '--messages',
+      join(dir, 'm.json'),
+      '--tools',
+      join(dir, 't.json'),
+      '--context',
+      JSON.stringify(c.extra_context),
+      '--json',
+    ];
     if (c.add_generation_prompt) args.push('--generation-prompt');
     const r = cli(args);
     assert.equal(r.code, 0, r.err);

@@ -30,15 +30,25 @@ const HAVE = existsSync(MODEL);
 const SKIP = HAVE ? false : `SKIPPED: ${MODEL} is absent (Meta's Llama 4 tokenizer.model lives in ../shared and is never committed)`;
 if (!HAVE) console.warn(`\n*** ${SKIP} ***\n`);
 
-interface Case { id: string; kind: string; text: string; ids: number[]; ids_with_special: number[] }
+interface Case {
+  id: string;
+  kind: string;
+  text: string;
+  ids: number[];
+  ids_with_special: number[];
+}
 const cases: Case[] = HAVE
-  ? readFileSync(join(SHARED, 'cases.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Case)
+  ? readFileSync(join(SHARED, 'cases.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Case)
   : [];
 
 let tokCache: Tokenizer | undefined;
 const tok = (): Tokenizer => (tokCache ??= loadTokenizer(MODEL));
 
-const META_PATTERN = "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const META_PATTERN =
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 test('every case of cases.jsonl: ids (special text as text) and ids_with_special', { skip: SKIP }, () => {
   assert.equal(cases.length, 358);
@@ -73,7 +83,7 @@ test('streaming decoder emits only whole characters and reassembles every case',
       // No replacement characters and no lone surrogates: nothing broken is ever emitted.
       assert.ok(!piece.includes('\uFFFD') || c.text.includes('\uFFFD'), `${c.id}: U+FFFD emitted`);
       assert.ok((piece as unknown as { isWellFormed(): boolean }).isWellFormed(), `${c.id}: lone surrogate emitted`);
-      if (piece === '' ) splitChars++;
+      if (piece === '') splitChars++;
       out += piece;
     }
     out += d.flush();
@@ -97,17 +107,38 @@ test('special tokens: Meta list, 200000–202047, recognised only with allowSpec
   assert.equal(list.length, 2048);
   assert.equal(new Set(list).size, 2048);
   const expect: [string, number][] = [
-    ['<|begin_of_text|>', 200000], ['<|end_of_text|>', 200001], ['<|fim_suffix|>', 200004], ['<|header_start|>', 200005],
-    ['<|header_end|>', 200006], ['<|eom|>', 200007], ['<|eot|>', 200008], ['<|step|>', 200009],
-    ['<|text_post_train_reserved_special_token_0|>', 200010], ['<|text_post_train_reserved_special_token_5|>', 200015],
-    ['<|python_start|>', 200016], ['<|python_end|>', 200017], ['<|finetune_right_pad|>', 200018],
-    ['<|text_post_train_reserved_special_token_8|>', 200019], ['<|text_post_train_reserved_special_token_68|>', 200079],
-    ['<|image_start|>', 200080], ['<|image_end|>', 200081], ['<|vision_reserved_special_token_1|>', 200083],
-    ['<|tile_x_separator|>', 200084], ['<|tile_y_separator|>', 200085], ['<|vision_reserved_special_token_2|>', 200086],
-    ['<|vision_reserved_special_token_5|>', 200089], ['<|image|>', 200090], ['<|vision_reserved_special_token_6|>', 200091],
-    ['<|patch|>', 200092], ['<|vision_reserved_special_token_7|>', 200093], ['<|vision_reserved_special_token_1047|>', 201133],
-    ['<|reasoning_reserved_special_token_0|>', 201134], ['<|reasoning_thinking_start|>', 201142],
-    ['<|reasoning_thinking_end|>', 201143], ['<|reserved_special_token_0|>', 201144], ['<|reserved_special_token_903|>', 202047],
+    ['<|begin_of_text|>', 200000],
+    ['<|end_of_text|>', 200001],
+    ['<|fim_suffix|>', 200004],
+    ['<|header_start|>', 200005],
+    ['<|header_end|>', 200006],
+    ['<|eom|>', 200007],
+    ['<|eot|>', 200008],
+    ['<|step|>', 200009],
+    ['<|text_post_train_reserved_special_token_0|>', 200010],
+    ['<|text_post_train_reserved_special_token_5|>', 200015],
+    ['<|python_start|>', 200016],
+    ['<|python_end|>', 200017],
+    ['<|finetune_right_pad|>', 200018],
+    ['<|text_post_train_reserved_special_token_8|>', 200019],
+    ['<|text_post_train_reserved_special_token_68|>', 200079],
+    ['<|image_start|>', 200080],
+    ['<|image_end|>', 200081],
+    ['<|vision_reserved_special_token_1|>', 200083],
+    ['<|tile_x_separator|>', 200084],
+    ['<|tile_y_separator|>', 200085],
+    ['<|vision_reserved_special_token_2|>', 200086],
+    ['<|vision_reserved_special_token_5|>', 200089],
+    ['<|image|>', 200090],
+    ['<|vision_reserved_special_token_6|>', 200091],
+    ['<|patch|>', 200092],
+    ['<|vision_reserved_special_token_7|>', 200093],
+    ['<|vision_reserved_special_token_1047|>', 201133],
+    ['<|reasoning_reserved_special_token_0|>', 201134],
+    ['<|reasoning_thinking_start|>', 201142],
+    ['<|reasoning_thinking_end|>', 201143],
+    ['<|reserved_special_token_0|>', 201144],
+    ['<|reserved_special_token_903|>', 202047],
   ];
   for (const [text, id] of expect) {
     assert.equal(t.tokenToId(text), id, text);
@@ -138,21 +169,112 @@ function rng(seed: number): () => number {
   };
 }
 
-test('random text in many scripts and odd whitespace matches tiktoken with Meta\'s pattern', { skip: SKIP }, () => {
+test("random text in many scripts and odd whitespace matches tiktoken with Meta's pattern", { skip: SKIP }, () => {
   const t = tok();
   const specials: Record<string, number> = {};
-  llama4SpecialTokens().forEach((s, i) => { specials[s] = 200000 + i; });
+  llama4SpecialTokens().forEach((s, i) => {
+    specials[s] = 200000 + i;
+  });
   const ref = new Tiktoken(readFileSync(MODEL, 'utf8'), specials, META_PATTERN);
   try {
     const atoms = [
-      'the', 'The', 'THE', "don't", "DON'T", "we'Re", "it'ſ", "I'LL", "'ve", 'naïve', 'Ærø', 'straße', 'İstanbul', 'ǅemal',
-      'Привет', 'мир', 'Ελληνικά', 'עברית', 'العربية', 'हिन्दी', 'தமிழ்', 'ไทย', '中文字符', '日本語のテキスト', '한국어', 'ქართული',
-      '😀', '👩‍💻', '🏳️‍🌈', '🇩🇪', 'e\u0301', 'a\u0308\u0323', '\u0301', 'Z̤̺̗a̩l̠g̸o', '①', '½', '٣٤٥', '१२३', '12345', '3.14159', '1,000,000',
-      ' ', '  ', '\t', '\n', '\r\n', '\r', '\n\n\n', ' \n ', '\u00A0', '\u0085', '\uFEFF', '\u2028', '\u3000', '\u200B', '\u000B', '\f',
-      '.', '...', '!?', '/', '//', '<|eot|>', '<|', '|>', '{"a": [1, 2]}', '$x', '#', '@user', '\\', '"', "'", '```', '->', '=>',
-      '\u0000', '\u007F', '\uFFFD', '\u{10FFFF}', '\u{1D400}', 'ꙮ', 'ﬁ', 'Ⅻ', 'ǈ', 'ᾼ',
+      'the',
+      'The',
+      'THE',
+      "don't",
+      "DON'T",
+      "we'Re",
+      "it'ſ",
+      "I'LL",
+      "'ve",
+      'naïve',
+      'Ærø',
+      'straße',
+      'İstanbul',
+      'ǅemal',
+      'Привет',
+      'мир',
+      'Ελληνικά',
+      'עברית',
+      'العربية',
+      'हिन्दी',
+      'தமிழ்',
+      'ไทย',
+      '中文字符',
+      '日本語のテキスト',
+      '한국어',
+      'ქართული',
+      '😀',
+      '👩‍💻',
+      '🏳️‍🌈',
+      '🇩🇪',
+      'e\u0301',
+      'a\u0308\u0323',
+      '\u0301',
+      'Z̤̺̗a̩l̠g̸o',
+      '①',
+      '½',
+      '٣٤٥',
+      '१२३',
+      '12345',
+      '3.14159',
+      '1,000,000',
+      ' ',
+      '  ',
+      '\t',
+      '\n',
+      '\r\n',
+      '\r',
+      '\n\n\n',
+      ' \n ',
+      '\u00A0',
+      '\u0085',
+      '\uFEFF',
+      '\u2028',
+      '\u3000',
+      '\u200B',
+      '\u000B',
+      '\f',
+      '.',
+      '...',
+      '!?',
+      '/',
+      '//',
+      '<|eot|>',
+      '<|',
+      '|>',
+      '{"a": [1, 2]}',
+      '$x',
+      '#',
+      '@user',
+      '\\',
+      '"',
+      "'",
+      '```',
+      '->',
+      '=>',
+      '\u0000',
+      '\u007F',
+      '\uFFFD',
+      '\u{10FFFF}',
+      '\u{1D400}',
+      'ꙮ',
+      'ﬁ',
+      'Ⅻ',
+      'ǈ',
+      'ᾼ',
       // New in Unicode 17 (this Node) but unassigned for tiktoken's Rust tables; and unassigned everywhere.
-      '\u{1ACF}', '\u{1AE5}', '\u{A7CE}', '\u{10945}', '\u{11DE3}', '\u{16EA5}', '\u{18D90}', '\u{2CEA5}', '\u{323B5}', '\u{E0080}', '\u{50000}',
+      '\u{1ACF}',
+      '\u{1AE5}',
+      '\u{A7CE}',
+      '\u{10945}',
+      '\u{11DE3}',
+      '\u{16EA5}',
+      '\u{18D90}',
+      '\u{2CEA5}',
+      '\u{323B5}',
+      '\u{E0080}',
+      '\u{50000}',
     ];
     let checked = 0;
     for (let seed = 1; seed <= 400; seed++) {
@@ -168,7 +290,14 @@ test('random text in many scripts and odd whitespace matches tiktoken with Meta\
       checked++;
     }
     // Long runs take the heap path (pieces over 64 bytes): same ids as tiktoken.
-    for (const s of [' '.repeat(5000) + 'x', '\n'.repeat(3000), 'a'.repeat(2000), '中'.repeat(700), '😀'.repeat(300), '1'.repeat(999) + '-'.repeat(500)]) {
+    for (const s of [
+      ' '.repeat(5000) + 'x',
+      '\n'.repeat(3000),
+      'a'.repeat(2000),
+      '中'.repeat(700),
+      '😀'.repeat(300),
+      '1'.repeat(999) + '-'.repeat(500),
+    ]) {
       assert.deepEqual(t.encode(s), Array.from(ref.encode_ordinary(s)), `long run ${JSON.stringify(s.slice(0, 3))}×${s.length}`);
     }
     assert.equal(checked, 400);
@@ -217,7 +346,9 @@ function hfJsonFromRanks(ranks: Map<string, number>, keep: (bin: string) => bool
   return { vocab, merges: merges.map(([l, r]) => `${u(l)} ${u(r)}`) };
 }
 
-test('a tokenizer.json built here (ASCII subset of the Llama 4 vocab) round trips through loadTokenizer and GGUF arrays', { skip: SKIP }, () => {
+test('a tokenizer.json built here (ASCII subset of the Llama 4 vocab) round trips through loadTokenizer and GGUF arrays', {
+  skip: SKIP,
+}, () => {
   const ranks = new Map<string, number>();
   for (const line of readFileSync(MODEL, 'utf8').split('\n')) {
     if (!line) continue;
@@ -226,11 +357,29 @@ test('a tokenizer.json built here (ASCII subset of the Llama 4 vocab) round trip
   }
   // Keep ASCII tokens of up to 6 bytes: a real but small vocabulary (its ids are sparse; holes decode to nothing).
   const { vocab, merges } = hfJsonFromRanks(ranks, (bin) => bin.length <= 6 && /^[\x20-\x7e]+$/.test(bin));
-  const special = [['<|begin_of_text|>', 200000], ['<|end_of_text|>', 200001], ['<|eot|>', 200008]] as const;
+  const special = [
+    ['<|begin_of_text|>', 200000],
+    ['<|end_of_text|>', 200001],
+    ['<|eot|>', 200008],
+  ] as const;
   const json = {
     version: '1.0',
-    added_tokens: special.map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: META_PATTERN }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+    added_tokens: special.map(([content, id]) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: META_PATTERN }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
     decoder: { type: 'ByteLevel' },
     model: { type: 'BPE', ignore_merges: true, vocab, merges },
   };
@@ -243,18 +392,37 @@ test('a tokenizer.json built here (ASCII subset of the Llama 4 vocab) round trip
     assert.equal(hf.eosId, 200008);
     // Reference: tiktoken on the same reduced ranks.
     const sub = [...ranks].filter(([bin]) => bin.length === 1 || (bin.length <= 6 && /^[\x20-\x7e]+$/.test(bin)));
-    const ref = tokenizerFromTiktoken(sub.map(([bin, id]) => `${Buffer.from(bin, 'latin1').toString('base64')} ${id}`).join('\n'), 'subset', {
-      specials: new Map(special),
-    });
+    const ref = tokenizerFromTiktoken(
+      sub.map(([bin, id]) => `${Buffer.from(bin, 'latin1').toString('base64')} ${id}`).join('\n'),
+      'subset',
+      {
+        specials: new Map(special),
+      },
+    );
     const ggufTokens: string[] = [];
     const types: number[] = [];
-    for (const [piece, id] of Object.entries(vocab)) { ggufTokens[id] = piece; types[id] = 1; }
-    for (const [content, id] of special) { ggufTokens[id] = content; types[id] = 3; }
-    for (let i = 0; i < ggufTokens.length; i++) if (ggufTokens[i] === undefined) { ggufTokens[i] = `<unused_${i}>`; types[i] = 5; }
+    for (const [piece, id] of Object.entries(vocab)) {
+      ggufTokens[id] = piece;
+      types[id] = 1;
+    }
+    for (const [content, id] of special) {
+      ggufTokens[id] = content;
+      types[id] = 3;
+    }
+    for (let i = 0; i < ggufTokens.length; i++)
+      if (ggufTokens[i] === undefined) {
+        ggufTokens[i] = `<unused_${i}>`;
+        types[i] = 5;
+      }
     const gg = tokenizerFromGguf({ tokens: ggufTokens, merges, tokenTypes: types, bosId: 200000, eosId: 200008 });
     const texts = [
-      ...cases.filter((c) => /^[\x20-\x7e\n\t]*$/.test(c.text)).map((c) => c.text).slice(0, 60),
-      "Hello world, it's 2025! <|eot|> don't STOP", '    indented\n\tcode();', '',
+      ...cases
+        .filter((c) => /^[\x20-\x7e\n\t]*$/.test(c.text))
+        .map((c) => c.text)
+        .slice(0, 60),
+      "Hello world, it's 2025! <|eot|> don't STOP",
+      '    indented\n\tcode();',
+      '',
     ];
     assert.ok(texts.length > 20);
     for (const s of texts) {
@@ -287,13 +455,55 @@ test('the ASCII scanner splits exactly like the RegExp (corpus and 20,000 random
   const re = new RegExp(LLAMA4_PRETOKENIZE_SOURCE, LLAMA4_PRETOKENIZE_FLAGS);
   const scan = (s: string): string[] => {
     const out: string[] = [];
-    for (let p = 0; p < s.length; ) { const e = asciiPieceEnd(s, p); out.push(s.slice(p, e)); p = e; }
+    for (let p = 0; p < s.length; ) {
+      const e = asciiPieceEnd(s, p);
+      out.push(s.slice(p, e));
+      p = e;
+    }
     return out;
   };
   const texts = cases.map((c) => c.text).filter(isAscii);
   assert.ok(texts.length > 100);
   const r = rng(99);
-  const atoms = ["'s", "'S", "'re", "'RE", "'Ll", "'d", "'x", "'", 'a', 'B', 'ab', 'AB', 'Ab', 'aB', '1', '12', '1234', ' ', '  ', '\t', '\n', '\r\n', '\r', '\v', '\f', '/', '//', '.', '!?', '-', '\x00', '\x1b', '\x7f', '\x1c', '_', '"', '#'];
+  const atoms = [
+    "'s",
+    "'S",
+    "'re",
+    "'RE",
+    "'Ll",
+    "'d",
+    "'x",
+    "'",
+    'a',
+    'B',
+    'ab',
+    'AB',
+    'Ab',
+    'aB',
+    '1',
+    '12',
+    '1234',
+    ' ',
+    '  ',
+    '\t',
+    '\n',
+    '\r\n',
+    '\r',
+    '\v',
+    '\f',
+    '/',
+    '//',
+    '.',
+    '!?',
+    '-',
+    '\x00',
+    '\x1b',
+    '\x7f',
+    '\x1c',
+    '_',
+    '"',
+    '#',
+  ];
   for (let k = 0; k < 20000; k++) {
     let s = '';
     const n = 1 + Math.floor(r() * 12);

@@ -12,10 +12,14 @@ import { loadTokenizer } from '../src/tokenizer/index.ts';
 const DIR = resolve(process.cwd(), 'models/default');
 
 test('models/default is a small Llama 4 (MoE, chunked + NoPE layers) in the HF layout', (t) => {
-  if (!existsSync(DIR)) { t.skip('models/default missing'); return; }
+  if (!existsSync(DIR)) {
+    t.skip('models/default missing');
+    return;
+  }
   const total = readdirSync(DIR).reduce((a, f) => a + statSync(join(DIR, f)).size, 0);
   assert.ok(total <= 20 * 1024 * 1024, `models/default is ${total} bytes`);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) assert.ok(existsSync(join(DIR, f)), f);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'])
+    assert.ok(existsSync(join(DIR, f)), f);
   const cfg = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8'));
   assert.equal(cfg.model_type, 'llama4_text');
   assert.ok(cfg.moe_layers.length > 0 && cfg.num_local_experts > 1, 'MoE layers');
@@ -25,7 +29,10 @@ test('models/default is a small Llama 4 (MoE, chunked + NoPE layers) in the HF l
 });
 
 test('the engine answers "What is A plus B?" from models/default in the chat format', async (t) => {
-  if (!existsSync(DIR)) { t.skip('models/default missing'); return; }
+  if (!existsSync(DIR)) {
+    t.skip('models/default missing');
+    return;
+  }
   const { model } = await loadModel(DIR, { backend: 'typescript' });
   const tok = loadTokenizer(DIR);
   const tpl = new Template(JSON.parse(readFileSync(join(DIR, 'tokenizer_config.json'), 'utf8')).chat_template);
@@ -46,7 +53,14 @@ test('the engine answers "What is A plus B?" from models/default in the chat for
     return tok.decode(out);
   };
   let right = 0;
-  const qs: [number, number][] = [[7, 5], [3, 4], [2, 6], [8, 1], [5, 5], [9, 3]];
+  const qs: [number, number][] = [
+    [7, 5],
+    [3, 4],
+    [2, 6],
+    [8, 1],
+    [5, 5],
+    [9, 3],
+  ];
   for (const [a, b] of qs) {
     const ans = ask(`What is ${a} plus ${b}?`);
     assert.match(ans, new RegExp(`^${a} plus ${b} is \\d+\\.$`), `answer to ${a} plus ${b}: ${JSON.stringify(ans)}`);

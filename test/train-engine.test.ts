@@ -16,9 +16,24 @@ import { loadModel } from '../src/load.ts';
 
 test('engine logits equal training-forward logits on a saved checkpoint', async () => {
   const cfg = parseTrainConfig({
-    vocab_size: 61, hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, num_hidden_layers: 4,
-    intermediate_size: 24, intermediate_size_mlp: 40, num_local_experts: 3, moe_layers: [0, 1, 3], attention_chunk_size: 5,
-    floor_scale: 4, attn_scale: 0.3, rope_theta: 1000, use_qk_norm: true, attn_temperature_tuning: true, bos_token_id: 0, eos_token_id: 1,
+    vocab_size: 61,
+    hidden_size: 32,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 8,
+    num_hidden_layers: 4,
+    intermediate_size: 24,
+    intermediate_size_mlp: 40,
+    num_local_experts: 3,
+    moe_layers: [0, 1, 3],
+    attention_chunk_size: 5,
+    floor_scale: 4,
+    attn_scale: 0.3,
+    rope_theta: 1000,
+    use_qk_norm: true,
+    attn_temperature_tuning: true,
+    bos_token_id: 0,
+    eos_token_id: 1,
     rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
   });
   const model = new TrainModel(cfg, { seed: 5, initStd: 0.1 });
@@ -28,7 +43,11 @@ test('engine logits equal training-forward logits on a saved checkpoint', async 
   const tokens = Int32Array.from({ length: T }, () => rng.int(61));
   for (let s = 0; s < 3; s++) {
     model.zeroGrad();
-    const r = distillLoss(model.forward(tokens, 1, T), Int32Array.from(tokens, (_, i) => tokens[(i + 1) % T]!), 61);
+    const r = distillLoss(
+      model.forward(tokens, 1, T),
+      Int32Array.from(tokens, (_, i) => tokens[(i + 1) % T]!),
+      61,
+    );
     model.backward(r.dLogits, 0.01);
     opt.update(1e-2);
   }

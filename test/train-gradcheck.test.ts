@@ -10,9 +10,22 @@ import { distillLoss } from '../src/train/loss.ts';
 import { Rng } from '../src/train/rng.ts';
 
 const base = {
-  vocab_size: 23, hidden_size: 12, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 6, num_hidden_layers: 4,
-  intermediate_size: 8, intermediate_size_mlp: 10, num_local_experts: 3, attention_chunk_size: 3, floor_scale: 2,
-  attn_scale: 0.5, rope_theta: 100, no_rope_layers: [1, 1, 0, 1], moe_layers: [0, 2, 3], use_qk_norm: true,
+  vocab_size: 23,
+  hidden_size: 12,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 6,
+  num_hidden_layers: 4,
+  intermediate_size: 8,
+  intermediate_size_mlp: 10,
+  num_local_experts: 3,
+  attention_chunk_size: 3,
+  floor_scale: 2,
+  attn_scale: 0.5,
+  rope_theta: 100,
+  no_rope_layers: [1, 1, 0, 1],
+  moe_layers: [0, 2, 3],
+  use_qk_norm: true,
   attn_temperature_tuning: true,
   rope_scaling: { rope_type: 'llama3', factor: 4, low_freq_factor: 1, high_freq_factor: 2, original_max_position_embeddings: 8 },
 };
@@ -22,7 +35,10 @@ function check(name: string, cfgRaw: Record<string, unknown>): void {
     const cfg = parseTrainConfig(cfgRaw);
     const model = new TrainModel(cfg, { seed: 3, initStd: 0.25 });
     const rng = new Rng(9);
-    const B = 2, T = 7, N = B * T, V = cfg.vocabSize;
+    const B = 2,
+      T = 7,
+      N = B * T,
+      V = cfg.vocabSize;
     const tokens = Int32Array.from({ length: N }, () => rng.int(V));
     const targets = Int32Array.from({ length: N }, (_, i) => (i % 5 === 0 ? -1 : rng.int(V)));
     const teacher = Float32Array.from({ length: N * V }, () => rng.normal());
@@ -46,14 +62,16 @@ function check(name: string, cfgRaw: Record<string, unknown>): void {
       for (let i = 0; i < u.length; i++) u[i]! /= nu;
       let gu = 0;
       for (let i = 0; i < u.length; i++) gu += p.grad[i]! * u[i]!;
-      const w0 = Float32Array.from(p.data), eps = 1e-2;
+      const w0 = Float32Array.from(p.data),
+        eps = 1e-2;
       for (let i = 0; i < u.length; i++) p.data[i] = w0[i]! + eps * u[i]!;
       const lp = lossAt();
       for (let i = 0; i < u.length; i++) p.data[i] = w0[i]! - eps * u[i]!;
       const lm = lossAt();
       p.data.set(w0);
       const fd = (lp - lm) / (2 * eps);
-      const err = Math.abs(fd - gu); if (process.env.GC_DEBUG) console.log(p.name, fd, gu);
+      const err = Math.abs(fd - gu);
+      if (process.env.GC_DEBUG) console.log(p.name, fd, gu);
       assert.ok(err <= 1e-5 + 1e-2 * Math.abs(fd), `${p.name}: finite difference ${fd} vs backward ${gu}`);
       assert.ok(Math.abs(gu) > 0, `${p.name}: zero gradient`);
       checked++;
@@ -64,20 +82,32 @@ function check(name: string, cfgRaw: Record<string, unknown>): void {
 
 check('MoE + dense, chunked, NoPE temperature, qk-norm, llama3 scaling', base);
 check('qk-norm off, nkv = 1, all MoE, no temperature tuning', {
-  ...base, use_qk_norm: false, num_key_value_heads: 1, moe_layers: [0, 1, 2, 3], attn_temperature_tuning: false, rope_scaling: null,
+  ...base,
+  use_qk_norm: false,
+  num_key_value_heads: 1,
+  moe_layers: [0, 1, 2, 3],
+  attn_temperature_tuning: false,
+  rope_scaling: null,
 });
 check('dense only, nkv = nh, global attention', {
-  ...base, num_key_value_heads: 4, moe_layers: [], attention_chunk_size: 100, no_rope_layers: [1, 0, 1, 0],
+  ...base,
+  num_key_value_heads: 4,
+  moe_layers: [],
+  attention_chunk_size: 100,
+  no_rope_layers: [1, 0, 1, 0],
 });
 
 test('DPO gradient matches finite differences and a few steps raise the reward margin', async () => {
   const { dpoStep } = await import('../src/train/dpo.ts');
   const { AdamW } = await import('../src/train/optim.ts');
   const cfg = parseTrainConfig({ ...base, moe_layers: [0, 3] });
-  const policy = new TrainModel(cfg, { seed: 4, initStd: 0.25 }), ref = new TrainModel(cfg, { seed: 4, initStd: 0.25 });
+  const policy = new TrainModel(cfg, { seed: 4, initStd: 0.25 }),
+    ref = new TrainModel(cfg, { seed: 4, initStd: 0.25 });
   const rng = new Rng(2);
   const pairs = Array.from({ length: 3 }, () => ({
-    prompt: Array.from({ length: 4 }, () => rng.int(23)), chosen: Array.from({ length: 3 }, () => rng.int(23)), rejected: Array.from({ length: 2 }, () => rng.int(23)),
+    prompt: Array.from({ length: 4 }, () => rng.int(23)),
+    chosen: Array.from({ length: 3 }, () => rng.int(23)),
+    rejected: Array.from({ length: 2 }, () => rng.int(23)),
   }));
   // Move the policy off the reference so the margin is not zero.
   for (const p of policy.params) for (let i = 0; i < p.data.length; i++) p.data[i] = p.data[i]! + 0.05 * rng.normal();
@@ -87,7 +117,8 @@ test('DPO gradient matches finite differences and a few steps raise the reward m
   const u = Float32Array.from({ length: p.data.length }, () => rng.normal());
   let gu = 0;
   for (let i = 0; i < u.length; i++) gu += p.grad[i]! * u[i]!;
-  const w0 = Float32Array.from(p.data), eps = 1e-3;
+  const w0 = Float32Array.from(p.data),
+    eps = 1e-3;
   const lossAt = (sgn: number): number => {
     for (let i = 0; i < u.length; i++) p.data[i] = w0[i]! + sgn * eps * u[i]!;
     // The NLL term is part of the objective: loss + 0.3·mean-per-token NLL of chosen answers.
@@ -102,6 +133,10 @@ test('DPO gradient matches finite differences and a few steps raise the reward m
   const first = dpoStep(policy, ref, pairs, 0.5, 0);
   opt.update(3e-3);
   let last = first;
-  for (let s = 0; s < 10; s++) { policy.zeroGrad(); last = dpoStep(policy, ref, pairs, 0.5, 0); opt.update(3e-3); }
+  for (let s = 0; s < 10; s++) {
+    policy.zeroGrad();
+    last = dpoStep(policy, ref, pairs, 0.5, 0);
+    opt.update(3e-3);
+  }
   assert.ok(last.loss < first.loss, `DPO loss ${first.loss} -> ${last.loss}`);
 });

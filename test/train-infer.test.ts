@@ -15,19 +15,32 @@ import { tryCreateNativeBackend } from '../src/kernels/native/index.ts';
 import type { Backend } from '../src/tensor/backend.ts';
 
 const cfg = parseTrainConfig({
-  vocab_size: 50, hidden_size: 24, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 6, num_hidden_layers: 4,
-  intermediate_size: 16, intermediate_size_mlp: 20, num_local_experts: 3, moe_layers: [0, 2, 3], attention_chunk_size: 4,
-  floor_scale: 3, attn_scale: 0.4, rope_theta: 500,
+  vocab_size: 50,
+  hidden_size: 24,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 6,
+  num_hidden_layers: 4,
+  intermediate_size: 16,
+  intermediate_size_mlp: 20,
+  num_local_experts: 3,
+  moe_layers: [0, 2, 3],
+  attention_chunk_size: 4,
+  floor_scale: 3,
+  attn_scale: 0.4,
+  rope_theta: 500,
 });
 const backends: Backend[] = [new TsBackend()];
 const nat = tryCreateNativeBackend({ threads: 2 });
-if (nat.backend) backends.push(nat.backend); else console.log(`# native backend skipped: ${nat.reason}`);
+if (nat.backend) backends.push(nat.backend);
+else console.log(`# native backend skipped: ${nat.reason}`);
 
 for (const be of backends) {
   test(`training forward = Llama4TextModel forward (${be.name})`, () => {
     const model = new TrainModel(cfg, { seed: 2, initStd: 0.2 });
     const rng = new Rng(1);
-    const T = 15, toks = Array.from({ length: T }, () => rng.int(50));
+    const T = 15,
+      toks = Array.from({ length: T }, () => rng.int(50));
     const full = model.forward(Int32Array.from(toks), 1, T, false);
     const snap = new PolicySnapshot(model, be);
     const seq = snap.model.newSequence();

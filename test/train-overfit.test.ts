@@ -12,14 +12,25 @@ test('a tiny model overfits a short text', () => {
   const text = 'The quick brown fox jumps over the lazy dog.';
   const ids = [...Buffer.from(text, 'latin1')];
   const cfg = parseTrainConfig({
-    vocab_size: 128, hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8, num_hidden_layers: 4,
-    intermediate_size: 32, intermediate_size_mlp: 64, num_local_experts: 2, attention_chunk_size: 16, rope_theta: 1000,
+    vocab_size: 128,
+    hidden_size: 32,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 8,
+    num_hidden_layers: 4,
+    intermediate_size: 32,
+    intermediate_size_mlp: 64,
+    num_local_experts: 2,
+    attention_chunk_size: 16,
+    rope_theta: 1000,
   });
   const model = new TrainModel(cfg, { seed: 1 });
   const opt = new AdamW(model.params, { lr: 1e-2, weightDecay: 0 });
   const T = ids.length - 1;
-  const x = Int32Array.from(ids.slice(0, T)), y = Int32Array.from(ids.slice(1));
-  let first = 0, last = 0;
+  const x = Int32Array.from(ids.slice(0, T)),
+    y = Int32Array.from(ids.slice(1));
+  let first = 0,
+    last = 0;
   const steps = 150;
   for (let s = 0; s < steps; s++) {
     model.zeroGrad();

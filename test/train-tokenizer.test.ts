@@ -9,7 +9,8 @@ import { CHAT_TEMPLATE, renderChat, toolObject, TOOLS, randomChatExample, splitF
 import { tokenizerFromHfJson } from '../src/tokenizer/index.ts';
 import { Rng } from '../src/train/rng.ts';
 
-const text = `It's 7 o'clock: "Time flies" -- they say.\nWhat is 12 plus 30? 12 plus 30 is 42.\n\n  Indented   text\tand tabs.\n` +
+const text =
+  `It's 7 o'clock: "Time flies" -- they say.\nWhat is 12 plus 30? 12 plus 30 is 42.\n\n  Indented   text\tand tabs.\n` +
   'Numbers 1234567 and symbols ==> {"name": "get_weather"} ünïcödé 東京 🙂';
 
 test('BPE trainer: merges are learned, encode/decode round-trips, specials sit at the end of the vocab', () => {
@@ -29,7 +30,10 @@ test('BPE trainer: merges are learned, encode/decode round-trips, specials sit a
 test('the project tokenizer loader reads our tokenizer.json and encodes identically', () => {
   const rng = new Rng(3);
   let corpus = text;
-  for (let i = 0; i < 200; i++) { const e = randomChatExample(rng, undefined, 0.2); corpus += e.prompt + e.answer + '\n'; }
+  for (let i = 0; i < 200; i++) {
+    const e = randomChatExample(rng, undefined, 0.2);
+    corpus += e.prompt + e.answer + '\n';
+  }
   const bpe = trainBpe(corpus.replace(/<\|[a-z_0-9]+\|>/g, ' '), 200);
   const ours = new BpeEncoder(bpe);
   const theirs = tokenizerFromHfJson(toTokenizerJson(bpe), 'tokenizer.json', { bos_token: '<|begin_of_text|>', eos_token: '<|eot|>' });
@@ -47,16 +51,34 @@ test('the shipped chat template renders exactly like the training data', () => {
   const msgs = [{ role: 'user' as const, content: 'What is 7 plus 5?' }];
   assert.equal(tpl.render({ ...base, messages: msgs }), renderChat(msgs, null, true));
   const tools = [TOOLS[1]!, TOOLS[0]!];
-  const withTools = tpl.render({ ...base, messages: [{ role: 'user', content: 'What time is it in Paris?' }], tools: tools.map(toolObject) });
+  const withTools = tpl.render({
+    ...base,
+    messages: [{ role: 'user', content: 'What time is it in Paris?' }],
+    tools: tools.map(toolObject),
+  });
   assert.equal(withTools, renderChat([{ role: 'user', content: 'What time is it in Paris?' }], tools, true));
-  const sys = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'Hi' }, { role: 'assistant' as const, content: 'Hi!' }, { role: 'user' as const, content: 'What is 2 plus 2?' }];
+  const sys = [
+    { role: 'system' as const, content: 'Be brief.' },
+    { role: 'user' as const, content: 'Hi' },
+    { role: 'assistant' as const, content: 'Hi!' },
+    { role: 'user' as const, content: 'What is 2 plus 2?' },
+  ];
   assert.equal(tpl.render({ ...base, messages: sys }), renderChat(sys, null, true));
   // Assistant tool calls come out in the JSON form the model is trained to emit.
-  const tc = tpl.render({ ...base, add_generation_prompt: false, messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: '', tool_calls: [{ type: 'function', function: { name: 'get_time', arguments: { city: 'Rome' } } }] }] });
+  const tc = tpl.render({
+    ...base,
+    add_generation_prompt: false,
+    messages: [
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: '', tool_calls: [{ type: 'function', function: { name: 'get_time', arguments: { city: 'Rome' } } }] },
+    ],
+  });
   assert.ok(tc.endsWith('<|header_start|>assistant<|header_end|>\n\n{"name": "get_time", "parameters": {"city": "Rome"}}<|eot|>'), tc);
 });
 
 test('fortune splitting keeps clean English paragraphs', () => {
-  const docs = splitFortunes('A short one.\n%\nThis is a proper fortune, long enough to keep.\n\t-- Someone\n%\nNon-ascii caf\u00e9 entry is dropped here.\n%\n');
+  const docs = splitFortunes(
+    'A short one.\n%\nThis is a proper fortune, long enough to keep.\n\t-- Someone\n%\nNon-ascii caf\u00e9 entry is dropped here.\n%\n',
+  );
   assert.deepEqual(docs, ['This is a proper fortune, long enough to keep.\n -- Someone']);
 });

@@ -32,12 +32,16 @@ const dir = sharedPath('golden', 'e_multimodal');
 function loadCase() {
   const config = JSON.parse(readFileSync(join(dir!, 'config.json'), 'utf8'));
   const exp = JSON.parse(readFileSync(join(dir!, 'expected.json'), 'utf8')) as {
-    pixel_values: number[][]; vision_model_output: number[][][] | number[][]; image_features_after_projector: number[][];
+    pixel_values: number[][];
+    vision_model_output: number[][][] | number[][];
+    image_features_after_projector: number[][];
   };
   return { config, exp, tensors: readSafetensors(join(dir!, 'model.safetensors')) };
 }
 
-test('e_multimodal: vision_model output and projected features within 1e-4 of HF', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+test('e_multimodal: vision_model output and projected features within 1e-4 of HF', {
+  skip: !dir && '../shared/golden/e_multimodal missing',
+}, () => {
   const { config, exp, tensors } = loadCase();
   const cfg = parseVisionConfig(config);
   assert.equal(cfg.tokensPerTile, 4);
@@ -61,7 +65,10 @@ test('e_multimodal: vision_model output and projected features within 1e-4 of HF
 
 test('e_multimodal on the native backend: same tolerance', { skip: !dir && '../shared/golden/e_multimodal missing' }, (t) => {
   const { backend, reason } = tryCreateNativeBackend({ threads: 1 });
-  if (!backend) { t.skip(`native backend unavailable: ${reason}`); return; }
+  if (!backend) {
+    t.skip(`native backend unavailable: ${reason}`);
+    return;
+  }
   const { config, exp, tensors } = loadCase();
   const enc = new Llama4VisionEncoder(parseVisionConfig(config), tensors, backend, { tilesPerBatch: 2 });
   const pixels = Float32Array.from(exp.pixel_values.flat());
@@ -77,7 +84,9 @@ test('e_multimodal on the native backend: same tolerance', { skip: !dir && '../s
   assert.ok(dv < 1e-4, `native vision_model_output max abs diff ${dv}`);
 });
 
-test('bf16 vision weights (as the hub checkpoints store them) stay close to the f32 reference', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+test('bf16 vision weights (as the hub checkpoints store them) stay close to the f32 reference', {
+  skip: !dir && '../shared/golden/e_multimodal missing',
+}, () => {
   const { config, exp, tensors } = loadCase();
   const bf = new Map<string, RawTensor>();
   for (const [name, t] of tensors) {
@@ -95,7 +104,7 @@ test('bf16 vision weights (as the hub checkpoints store them) stay close to the 
   const d = maxAbsDiff(feats, want);
   // bf16 weights carry ~2^-9 relative error each; through 2 ViT layers and 3 projections that stays within 2% (measured 0.54%).
   assert.ok(d < 0.02 * scale, `bf16 features max abs diff ${d} (scale ${scale})`);
-  assert.ok(d > 0, "bf16 path really used");
+  assert.ok(d > 0, 'bf16 path really used');
   process.stdout.write(`# bf16 vision weights: features max abs diff ${d.toExponential(2)} of max ${scale.toFixed(3)}\n`);
 });
 
@@ -103,7 +112,8 @@ test('several tiles: batched encoding equals tile-by-tile, order kept', { skip: 
   const { config, exp, tensors } = loadCase();
   const cfg = parseVisionConfig(config);
   const base = Float32Array.from(exp.pixel_values.flat());
-  const n = 3, len = base.length;
+  const n = 3,
+    len = base.length;
   const pixels = new Float32Array(n * len);
   for (let t = 0; t < n; t++) for (let i = 0; i < len; i++) pixels[t * len + i] = t === 1 ? base[i]! : Math.sin(i * (t + 1) * 0.37);
   const batched = new Llama4VisionEncoder(cfg, tensors, new TsBackend(), { tilesPerBatch: 2 }).encode(pixels, n);
@@ -124,19 +134,31 @@ function hfPixelShuffle(x: Float32Array, nPatches: number, c: number, r: number)
   const s = Math.sqrt(nPatches);
   // view [s(h), s(w), c] → view [h, w·r, c/r] → permute(0,2,1,3) → [w·r, h, c/r]
   const A = (h: number, w: number, k: number) => x[(h * s + w) * c + k]!; // [h, w, c]
-  const w1 = s * r, c1 = c / r;
-  const B = (h: number, w: number, k: number) => { const flat = (h * w1 + w) * c1 + k; return A(Math.floor(flat / (s * c)), Math.floor(flat / c) % s, flat % c); };
+  const w1 = s * r,
+    c1 = c / r;
+  const B = (h: number, w: number, k: number) => {
+    const flat = (h * w1 + w) * c1 + k;
+    return A(Math.floor(flat / (s * c)), Math.floor(flat / c) % s, flat % c);
+  };
   const Bp = (w: number, h: number, k: number) => B(h, w, k); // [w1, h, c1] (contiguous copy)
   // view [h·r, w·r, c/r²] of the contiguous [w1, s, c1] tensor → permute(0,2,1,3)
-  const h2 = s * r, c2 = c / (r * r);
-  const C = (i: number, j: number, k: number) => { const flat = (i * w1 + j) * c2 + k; return Bp(Math.floor(flat / (s * c1)), Math.floor(flat / c1) % s, flat % c1); };
+  const h2 = s * r,
+    c2 = c / (r * r);
+  const C = (i: number, j: number, k: number) => {
+    const flat = (i * w1 + j) * c2 + k;
+    return Bp(Math.floor(flat / (s * c1)), Math.floor(flat / c1) % s, flat % c1);
+  };
   const out = new Float32Array(h2 * w1 * c2);
   for (let a = 0; a < w1; a++) for (let b = 0; b < h2; b++) for (let k = 0; k < c2; k++) out[(a * h2 + b) * c2 + k] = C(b, a, k);
   return out;
 }
 
 test('pixel shuffle matches the HF view/permute code', () => {
-  for (const [side, c] of [[4, 3], [6, 2], [24, 5]] as const) {
+  for (const [side, c] of [
+    [4, 3],
+    [6, 2],
+    [24, 5],
+  ] as const) {
     const x = Float32Array.from({ length: side * side * c }, (_, i) => i);
     assert.deepEqual(pixelShuffle(x, side, c, 0.5), hfPixelShuffle(x, side * side, c, 0.5), `side ${side}`);
   }
@@ -161,7 +183,10 @@ test('vision config: derived sizes and clear errors', { skip: !dir && '../shared
   const { config, tensors } = loadCase();
   const bad = (patch: Record<string, unknown>) => ({ ...config, vision_config: { ...config.vision_config, ...patch } });
   assert.throws(() => parseVisionConfig({ text_config: {} }), /no vision_config/);
-  assert.throws(() => parseVisionConfig(bad({ intermediate_size: 100 })), (e) => e instanceof ConfigError && /intermediate_size 100/.test(e.message));
+  assert.throws(
+    () => parseVisionConfig(bad({ intermediate_size: 100 })),
+    (e) => e instanceof ConfigError && /intermediate_size 100/.test(e.message),
+  );
   assert.throws(() => parseVisionConfig(bad({ num_attention_heads: 16 })), /multiple of 4 for 2-D RoPE/);
   assert.throws(() => parseVisionConfig(bad({ patch_size: 5 })), /not a multiple of patch_size/);
   assert.throws(() => parseVisionConfig(bad({ hidden_size: 'x' })), /must be a number/);
@@ -170,7 +195,10 @@ test('vision config: derived sizes and clear errors', { skip: !dir && '../shared
   const cfg = parseVisionConfig(config);
   const missing = new Map(tensors);
   missing.delete('vision_model.model.layers.1.mlp.fc2.bias');
-  assert.throws(() => new Llama4VisionEncoder(cfg, missing, new TsBackend()), (e) => e instanceof ModelFileError && /layers\.1\.mlp\.fc2\.bias/.test(e.message));
+  assert.throws(
+    () => new Llama4VisionEncoder(cfg, missing, new TsBackend()),
+    (e) => e instanceof ModelFileError && /layers\.1\.mlp\.fc2\.bias/.test(e.message),
+  );
   const wrong = new Map(tensors);
   const t = tensors.get('vision_model.class_embedding')!;
   wrong.set('vision_model.class_embedding', { ...t, shape: [16], bytes: t.bytes.subarray(0, 64) } as RawTensor);
@@ -178,7 +206,12 @@ test('vision config: derived sizes and clear errors', { skip: !dir && '../shared
 });
 
 /** Writes a llama.cpp-style Llama 4 mmproj GGUF from HF vision tensors (the converter's renames, §6.4). */
-function writeMmproj(path: string, tensors: Map<string, RawTensor>, cfgJson: { vision_config: Record<string, number> }, opts: { convPatch: boolean; postNorm: 'ln2' | 'attn_post_norm'; f16: boolean }): void {
+function writeMmproj(
+  path: string,
+  tensors: Map<string, RawTensor>,
+  cfgJson: { vision_config: Record<string, number> },
+  opts: { convPatch: boolean; postNorm: 'ln2' | 'attn_post_norm'; f16: boolean },
+): void {
   const v = cfgJson.vision_config;
   const w = new GgufWriter(path);
   w.set('general.architecture', 'clip');
@@ -194,12 +227,22 @@ function writeMmproj(path: string, tensors: Map<string, RawTensor>, cfgJson: { v
   w.set('clip.vision.projector.scale_factor', 2);
   w.set('clip.use_gelu', true);
   const rename: Array<[string, string]> = [
-    ['vision_model.patch_embedding.linear.weight', 'v.patch_embd.weight'], ['vision_model.class_embedding', 'v.class_embd'],
-    ['vision_model.positional_embedding_vlm', 'v.position_embd.weight'], ['vision_model.layernorm_pre.', 'v.pre_ln.'],
-    ['vision_model.layernorm_post.', 'v.post_ln.'], ['vision_model.vision_adapter.mlp.fc1.', 'mm.model.mlp.1.'],
-    ['vision_model.vision_adapter.mlp.fc2.', 'mm.model.mlp.2.'], ['multi_modal_projector.linear_1.', 'mm.model.fc.'],
-    ['self_attn.q_proj.', 'attn_q.'], ['self_attn.k_proj.', 'attn_k.'], ['self_attn.v_proj.', 'attn_v.'], ['self_attn.o_proj.', 'attn_out.'],
-    ['input_layernorm.', 'ln1.'], ['post_attention_layernorm.', `${opts.postNorm}.`], ['mlp.fc1.', 'ffn_up.'], ['mlp.fc2.', 'ffn_down.'],
+    ['vision_model.patch_embedding.linear.weight', 'v.patch_embd.weight'],
+    ['vision_model.class_embedding', 'v.class_embd'],
+    ['vision_model.positional_embedding_vlm', 'v.position_embd.weight'],
+    ['vision_model.layernorm_pre.', 'v.pre_ln.'],
+    ['vision_model.layernorm_post.', 'v.post_ln.'],
+    ['vision_model.vision_adapter.mlp.fc1.', 'mm.model.mlp.1.'],
+    ['vision_model.vision_adapter.mlp.fc2.', 'mm.model.mlp.2.'],
+    ['multi_modal_projector.linear_1.', 'mm.model.fc.'],
+    ['self_attn.q_proj.', 'attn_q.'],
+    ['self_attn.k_proj.', 'attn_k.'],
+    ['self_attn.v_proj.', 'attn_v.'],
+    ['self_attn.o_proj.', 'attn_out.'],
+    ['input_layernorm.', 'ln1.'],
+    ['post_attention_layernorm.', `${opts.postNorm}.`],
+    ['mlp.fc1.', 'ffn_up.'],
+    ['mlp.fc2.', 'ffn_down.'],
     ['vision_model.model.layers.', 'v.blk.'],
   ];
   const out: RawTensor[] = [];
@@ -215,7 +258,8 @@ function writeMmproj(path: string, tensors: Map<string, RawTensor>, cfgJson: { v
       const src = new Float32Array(bytes.slice().buffer);
       const h = new Uint16Array(src.length);
       for (let i = 0; i < src.length; i++) h[i] = f32ToF16(src[i]!);
-      dtype = 'f16'; bytes = new Uint8Array(h.buffer);
+      dtype = 'f16';
+      bytes = new Uint8Array(h.buffer);
     }
     out.push({ name: g, dtype, shape, bytes });
   }
@@ -225,13 +269,20 @@ function writeMmproj(path: string, tensors: Map<string, RawTensor>, cfgJson: { v
   w.close();
 }
 
-test('llama.cpp mmproj GGUF: renamed tensors and clip.* metadata give the same features', { skip: !dir && '../shared/golden/e_multimodal missing' }, () => {
+test('llama.cpp mmproj GGUF: renamed tensors and clip.* metadata give the same features', {
+  skip: !dir && '../shared/golden/e_multimodal missing',
+}, () => {
   const { config, exp, tensors } = loadCase();
   const tmp = mkdtempSync(join(tmpdir(), 'l4mmproj-'));
   try {
     const pixels = Float32Array.from(exp.pixel_values.flat());
     const want = exp.image_features_after_projector.flat();
-    for (const [i, opts] of ([{ convPatch: false, postNorm: 'ln2', f16: false }, { convPatch: true, postNorm: 'attn_post_norm', f16: true }] as const).entries()) {
+    for (const [i, opts] of (
+      [
+        { convPatch: false, postNorm: 'ln2', f16: false },
+        { convPatch: true, postNorm: 'attn_post_norm', f16: true },
+      ] as const
+    ).entries()) {
       const file = join(tmp, `mmproj-${i}.gguf`);
       writeMmproj(file, tensors, config, opts);
       const enc = loadMmprojEncoder(file, new TsBackend(), { imageTokenId: 250, boiTokenId: 248, eoiTokenId: 249 });
@@ -248,7 +299,10 @@ test('llama.cpp mmproj GGUF: renamed tensors and clip.* metadata give the same f
     w.set('clip.projector_type', 'mlp');
     w.writeHeader();
     w.close();
-    assert.throws(() => loadMmprojEncoder(other, new TsBackend()), (e) => e instanceof ModelFileError && /projector_type is "mlp"/.test(e.message));
+    assert.throws(
+      () => loadMmprojEncoder(other, new TsBackend()),
+      (e) => e instanceof ModelFileError && /projector_type is "mlp"/.test(e.message),
+    );
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

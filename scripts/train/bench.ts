@@ -16,8 +16,17 @@ import { TsTrainBackend } from '../../src/kernels/ts/train-ops.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 import { SKILLS_MODEL } from './skills-stages.ts';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, steps: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' } } });
-const base = { vocab_size: 1024, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, num_local_experts: 4, attention_chunk_size: 64 };
+const { values } = parseArgs({
+  options: { json: { type: 'boolean' }, steps: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' } },
+});
+const base = {
+  vocab_size: 1024,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  num_local_experts: 4,
+  attention_chunk_size: 64,
+};
 const shapes: Record<string, Record<string, unknown>> = {
   student: { ...base, hidden_size: 64, head_dim: 16, intermediate_size: 128, intermediate_size_mlp: 256 },
   teacher: { ...base, hidden_size: 96, head_dim: 24, intermediate_size: 192, intermediate_size_mlp: 384 },
@@ -25,17 +34,28 @@ const shapes: Record<string, Record<string, unknown>> = {
 };
 const steps = Number(values.steps ?? 4);
 const { backend: native, reason } = tryCreateNativeTrainBackend(Number(values.threads ?? 2));
-if (!native) { console.error(`native training backend unavailable: ${reason}`); process.exit(1); }
+if (!native) {
+  console.error(`native training backend unavailable: ${reason}`);
+  process.exit(1);
+}
 
 function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; gflops: number; share: number } {
   const m = new TrainModel(parseTrainConfig(raw));
   const opt = new AdamW(m.params, { lr: 1e-3 });
   const V = Number(raw.vocab_size);
-  const rng = new Rng(1), B = 16, T = 64, N = B * T;
-  const tok = Int32Array.from({ length: N }, () => rng.int(V)), tgt = Int32Array.from({ length: N }, () => rng.int(V));
+  const rng = new Rng(1),
+    B = 16,
+    T = 64,
+    N = B * T;
+  const tok = Int32Array.from({ length: N }, () => rng.int(V)),
+    tgt = Int32Array.from({ length: N }, () => rng.int(V));
   let ms = 0;
   for (let s = 0; s <= nSteps; s++) {
-    if (s === 1) { matmulStats.ms = 0; matmulStats.flops = 0; ms = 0; }
+    if (s === 1) {
+      matmulStats.ms = 0;
+      matmulStats.flops = 0;
+      ms = 0;
+    }
     const t0 = performance.now();
     m.zeroGrad();
     const r = crossEntropy(m.forward(tok, B, T), tgt, V);
@@ -43,21 +63,46 @@ function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; g
     opt.update(1e-3);
     ms += performance.now() - t0;
   }
-  return { tps: (nSteps * N / ms) * 1000, gflops: matmulStats.flops / matmulStats.ms / 1e6, share: matmulStats.ms / ms };
+  return { tps: ((nSteps * N) / ms) * 1000, gflops: matmulStats.flops / matmulStats.ms / 1e6, share: matmulStats.ms / ms };
 }
 
 const names = values.configs ? values.configs.split(',') : ['student', 'teacher'];
-const results: Record<string, { typescript_tps: number; native_tps: number; speedup: number; matmul_gflops: number; ts_matmul_gflops: number }> = {};
+const results: Record<
+  string,
+  { typescript_tps: number; native_tps: number; speedup: number; matmul_gflops: number; ts_matmul_gflops: number }
+> = {};
 for (const name of names) {
   const raw = shapes[name];
-  if (!raw) { console.error(`unknown config ${name}`); process.exit(2); }
+  if (!raw) {
+    console.error(`unknown config ${name}`);
+    process.exit(2);
+  }
   setTrainBackend(new TsTrainBackend());
   const ts = measure(raw, Math.max(1, Math.ceil(steps / 2)));
   setTrainBackend(native);
   const nat = measure(raw, steps);
-  results[name] = { typescript_tps: Math.round(ts.tps), native_tps: Math.round(nat.tps), speedup: +(nat.tps / ts.tps).toFixed(2), matmul_gflops: +nat.gflops.toFixed(2), ts_matmul_gflops: +ts.gflops.toFixed(2) };
-  if (!values.json) console.log(`${name}: TS ${ts.tps.toFixed(0)} tok/s (${(100 * ts.share).toFixed(0)}% in products, ${ts.gflops.toFixed(2)} GFLOP/s), native ${native.name} ${nat.tps.toFixed(0)} tok/s (${(100 * nat.share).toFixed(0)}% in products, ${nat.gflops.toFixed(2)} GFLOP/s): ${(nat.tps / ts.tps).toFixed(1)}x`);
+  results[name] = {
+    typescript_tps: Math.round(ts.tps),
+    native_tps: Math.round(nat.tps),
+    speedup: +(nat.tps / ts.tps).toFixed(2),
+    matmul_gflops: +nat.gflops.toFixed(2),
+    ts_matmul_gflops: +ts.gflops.toFixed(2),
+  };
+  if (!values.json)
+    console.log(
+      `${name}: TS ${ts.tps.toFixed(0)} tok/s (${(100 * ts.share).toFixed(0)}% in products, ${ts.gflops.toFixed(2)} GFLOP/s), native ${native.name} ${nat.tps.toFixed(0)} tok/s (${(100 * nat.share).toFixed(0)}% in products, ${nat.gflops.toFixed(2)} GFLOP/s): ${(nat.tps / ts.tps).toFixed(1)}x`,
+    );
 }
 const first = results[names[0]!]!;
-if (values.json) console.log(JSON.stringify({ typescript_tps: first.typescript_tps, native_tps: first.native_tps, matmul_gflops: first.matmul_gflops, config: names[0], backend: native.name, configs: results }));
+if (values.json)
+  console.log(
+    JSON.stringify({
+      typescript_tps: first.typescript_tps,
+      native_tps: first.native_tps,
+      matmul_gflops: first.matmul_gflops,
+      config: names[0],
+      backend: native.name,
+      configs: results,
+    }),
+  );
 native.dispose();

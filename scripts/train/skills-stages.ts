@@ -23,15 +23,34 @@ import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '.
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 
 export const SKILLS_MODEL = {
-  vocab_size: 1024, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, hidden_size: 128,
-  num_local_experts: 4, num_experts_per_tok: 1, interleave_moe_layer_step: 1, intermediate_size: 256, intermediate_size_mlp: 512,
-  no_rope_layer_interval: 4, attention_chunk_size: 512, use_qk_norm: true, attn_temperature_tuning: true, floor_scale: 8192, attn_scale: 0.1,
-  rope_theta: 10000, max_position_embeddings: 2048, rms_norm_eps: 1e-5,
+  vocab_size: 1024,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 32,
+  hidden_size: 128,
+  num_local_experts: 4,
+  num_experts_per_tok: 1,
+  interleave_moe_layer_step: 1,
+  intermediate_size: 256,
+  intermediate_size_mlp: 512,
+  no_rope_layer_interval: 4,
+  attention_chunk_size: 512,
+  use_qk_norm: true,
+  attn_temperature_tuning: true,
+  floor_scale: 8192,
+  attn_scale: 0.1,
+  rope_theta: 10000,
+  max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5,
 };
 
 export function useNativeTraining(log: (s: string) => void, threads = 2): void {
   const { backend, reason } = tryCreateNativeTrainBackend(threads);
-  if (backend) { setTrainBackend(backend); log(`training backend: ${backend.name}`); } else log(`training backend: typescript (${reason})`);
+  if (backend) {
+    setTrainBackend(backend);
+    log(`training backend: ${backend.name}`);
+  } else log(`training backend: typescript (${reason})`);
 }
 
 /** Tokenizer: 256 bytes + 736 word-piece merges (letters with letters, punctuation with punctuation, no digits) + specials. */
@@ -39,24 +58,40 @@ export function skillsPrepare(dir: string, log: (s: string) => void): void {
   mkdirSync(dir, { recursive: true });
   const rng = new Rng(3);
   let text = '';
-  for (let i = 0; i < 6000; i++) { const e = randomSkillExample(rng); text += e.prompt.replace(/<\|[a-z_0-9]+\|>/g, '\n') + e.answer + '\n'; }
+  for (let i = 0; i < 6000; i++) {
+    const e = randomSkillExample(rng);
+    text += e.prompt.replace(/<\|[a-z_0-9]+\|>/g, '\n') + e.answer + '\n';
+  }
   const bpe = trainBpe(text, 736, { wordPieces: true });
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toTokenizerJson(bpe)));
   const enc = new BpeEncoder(bpe);
   const lens: number[] = [];
   const r2 = new Rng(9);
-  for (let i = 0; i < 400; i++) { const e = randomSkillExample(r2); lens.push(enc.encode(e.prompt).length + enc.encode(e.answer, false).length); }
+  for (let i = 0; i < 400; i++) {
+    const e = randomSkillExample(r2);
+    lens.push(enc.encode(e.prompt).length + enc.encode(e.answer, false).length);
+  }
   lens.sort((a, b) => a - b);
-  log(`skills tokenizer: ${enc.vocabSize} ids; example lengths median ${lens[200]} p90 ${lens[360]} max ${lens[399]}; ` +
-    `"What is the weather in Reykjavik?" -> ${JSON.stringify(enc.encode('What is the weather in Reykjavik?').map((i) => enc.decode([i])))}`);
+  log(
+    `skills tokenizer: ${enc.vocabSize} ids; example lengths median ${lens[200]} p90 ${lens[360]} max ${lens[399]}; ` +
+      `"What is the weather in Reykjavik?" -> ${JSON.stringify(enc.encode('What is the weather in Reykjavik?').map((i) => enc.decode([i])))}`,
+  );
 }
 
-export function skillsRunConfig(work: string, name: string, extra: Partial<TrainRunConfig> & { train: TrainRunConfig['train'] }): TrainRunConfig {
+export function skillsRunConfig(
+  work: string,
+  name: string,
+  extra: Partial<TrainRunConfig> & { train: TrainRunConfig['train'] },
+): TrainRunConfig {
   return {
-    out: join(work, name), seed: 1, tokenizer: join(work, 'skills', 'tokenizer.json'),
+    out: join(work, name),
+    seed: 1,
+    tokenizer: join(work, 'skills', 'tokenizer.json'),
     init: { std: 0.02, base_width: 128 },
     data: { skills: { tokens: 1024, max_len: 480 }, heldout_share: 0 },
-    eval_every: 400, save_every: 20, ...extra,
+    eval_every: 400,
+    save_every: 20,
+    ...extra,
   };
 }
 
@@ -70,7 +105,9 @@ export function skillsHooks(log: (s: string) => void, backend: Backend, evalN = 
 export async function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): Promise<void> {
   const { backend } = await createBackend('auto');
   const res = await trainAsync(cfg, { ...skillsHooks(log, backend), ...(stop ? { shouldStop: stop } : {}) }, resume, yieldToEventLoop);
-  log(`done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%`);
+  log(
+    `done ${cfg.out}: ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, matmul share ${(100 * res.matmulShare).toFixed(0)}%`,
+  );
 }
 
 export async function skillsReport(work: string, names: string[], log: (s: string) => void, n = 50): Promise<string[]> {
@@ -105,38 +142,59 @@ export function skillReward(e: SkillExample, reply: string): number {
  * tool calls weighted up: they are where the SFT model still errs), G samples each at temperature 1 decoded by
  * Llama4TextModel on the current weights, KL to the frozen SFT model. Writes `<out>` and `<out>/rewards.jsonl`.
  */
-export async function skillsRl(work: string, from: string, out: string, log: (s: string) => void, o: { steps: number; seconds: number; prompts?: number; group?: number; beta?: number; lr?: number }): Promise<void> {
+export async function skillsRl(
+  work: string,
+  from: string,
+  out: string,
+  log: (s: string) => void,
+  o: { steps: number; seconds: number; prompts?: number; group?: number; beta?: number; lr?: number },
+): Promise<void> {
   const enc = loadEncoder(join(work, 'skills', 'tokenizer.json'));
   const { backend } = await createBackend('auto');
-  const policy = loadCheckpoint(join(work, from)), ref = loadCheckpoint(join(work, from));
+  const policy = loadCheckpoint(join(work, from)),
+    ref = loadCheckpoint(join(work, from));
   const opt = new AdamW(policy.params, { lr: o.lr ?? 2e-4, weightDecay: 0, clip: 1 });
   const rng = new Rng(77);
   const stop = stopIds(enc);
   const curve: GrpoStats[] = [];
   const t0 = Date.now();
   let interrupted = false;
-  const onSig = (): void => { interrupted = true; };
+  const onSig = (): void => {
+    interrupted = true;
+  };
   process.on('SIGINT', onSig);
   for (let s = 0; s < o.steps && !interrupted && (Date.now() - t0) / 1000 < o.seconds; s++) {
     const tasks: RlTask[] = [];
     for (let i = 0; i < (o.prompts ?? 8); i++) {
       const r = rng.next();
-      const e = r < 0.45 ? randomSkillExampleOf(rng, false, 'arith') : r < 0.85 ? toolCallExample(rng, 'train') : randomSkillExampleOf(rng, false);
+      const e =
+        r < 0.45 ? randomSkillExampleOf(rng, false, 'arith') : r < 0.85 ? toolCallExample(rng, 'train') : randomSkillExampleOf(rng, false);
       tasks.push({ prompt: enc.encode(e.prompt), reward: (reply) => skillReward(e, reply), kind: e.kind });
     }
     const snap = new PolicySnapshot(policy, backend);
-    const sample = (prompt: readonly number[], n: number, r: Rng) => Array.from({ length: n }, () => {
-      const ids = snap.complete(prompt, { maxNew: 80, stop, temperature: 1 }, r);
-      return { ids, stopped: ids.length < 80 };
-    });
+    const sample = (prompt: readonly number[], n: number, r: Rng) =>
+      Array.from({ length: n }, () => {
+        const ids = snap.complete(prompt, { maxNew: 80, stop, temperature: 1 }, r);
+        return { ids, stopped: ids.length < 80 };
+      });
     const st = grpoStep(policy, ref, tasks, sample, enc, opt, o.lr ?? 2e-4, rng, { group: o.group ?? 4, beta: o.beta ?? 0.05 });
     curve.push(st);
     appendFileSync(join(work, `${out}.rewards.jsonl`), JSON.stringify({ step: s + 1, ...st }) + '\n');
-    log(`rl step ${s + 1}/${o.steps} reward ${st.reward.toFixed(3)} ${Object.entries(st.rewardByKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')} kl ${st.kl.toFixed(4)} active groups ${st.activeGroups} (${((Date.now() - t0) / 1000).toFixed(0)}s)`);
+    log(
+      `rl step ${s + 1}/${o.steps} reward ${st.reward.toFixed(3)} ${Object.entries(st.rewardByKind)
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(' ')} kl ${st.kl.toFixed(4)} active groups ${st.activeGroups} (${((Date.now() - t0) / 1000).toFixed(0)}s)`,
+    );
     await yieldToEventLoop();
   }
   process.off('SIGINT', onSig);
-  saveCheckpoint(join(work, out), policy, undefined, { step: curve.length, tokens: 0, rng: rng.state }, JSON.parse(readFileSync(join(work, from, 'config.json'), 'utf8')));
+  saveCheckpoint(
+    join(work, out),
+    policy,
+    undefined,
+    { step: curve.length, tokens: 0, rng: rng.state },
+    JSON.parse(readFileSync(join(work, from, 'config.json'), 'utf8')),
+  );
   log(`rl: saved ${join(work, out)} after ${curve.length} steps`);
 }
 
@@ -150,7 +208,12 @@ export async function folderChat(dir: string): Promise<(question: string, tools?
   const { tokenizer, chatTemplate } = loadChatAssets(loaded);
   const m = loaded.model;
   return (question, tools = null) => {
-    const prompt = renderChat({ messages: [{ role: 'user', content: question }], tools, addGenerationPrompt: true, ...(chatTemplate ? { template: chatTemplate } : {}) });
+    const prompt = renderChat({
+      messages: [{ role: 'user', content: question }],
+      tools,
+      addGenerationPrompt: true,
+      ...(chatTemplate ? { template: chatTemplate } : {}),
+    });
     const seq = m.newSequence();
     let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
     const out: number[] = [];
@@ -168,17 +231,51 @@ export async function folderChat(dir: string): Promise<(question: string, tools?
 /** Ten exchanges a newcomer would try (the issue's examples), printed verbatim. */
 export async function folderExchanges(dir: string, log: (s: string) => void): Promise<void> {
   const ask = await folderChat(dir);
-  const weather: ToolDefinition = { type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a city', parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] } } };
-  const book: ToolDefinition = { type: 'function', function: { name: 'book_table', description: 'Book a table at a restaurant', parameters: { type: 'object', properties: { restaurant: { type: 'string', description: 'The restaurant name' }, people: { type: 'integer', description: 'The number of people' } }, required: ['restaurant', 'people'] } } };
+  const weather: ToolDefinition = {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Get the current weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] },
+    },
+  };
+  const book: ToolDefinition = {
+    type: 'function',
+    function: {
+      name: 'book_table',
+      description: 'Book a table at a restaurant',
+      parameters: {
+        type: 'object',
+        properties: {
+          restaurant: { type: 'string', description: 'The restaurant name' },
+          people: { type: 'integer', description: 'The number of people' },
+        },
+        required: ['restaurant', 'people'],
+      },
+    },
+  };
   const qs: [string, ToolDefinition[] | null][] = [
-    ['What is 7 plus 5?', null], ['Hello! Who are you?', null], ['What is 23 plus 19?', null], ['What is 64 minus 27?', null],
-    ['What is the capital of France?', null], ['Write a poem about the sea.', null], ["Translate 'good morning' into German.", null],
-    ['What is the weather in Paris?', [weather]], ['What is the weather in Reykjavik?', [weather, book]], ['Book the table with restaurant Quillo and people 4.', [weather, book]],
+    ['What is 7 plus 5?', null],
+    ['Hello! Who are you?', null],
+    ['What is 23 plus 19?', null],
+    ['What is 64 minus 27?', null],
+    ['What is the capital of France?', null],
+    ['Write a poem about the sea.', null],
+    ["Translate 'good morning' into German.", null],
+    ['What is the weather in Paris?', [weather]],
+    ['What is the weather in Reykjavik?', [weather, book]],
+    ['Book the table with restaurant Quillo and people 4.', [weather, book]],
   ];
-  for (const [q, tools] of qs) log(`${tools ? `[tools: ${tools.map((t) => t.function.name).join(', ')}] ` : ''}${JSON.stringify(q)} -> ${JSON.stringify(ask(q, tools))}`);
+  for (const [q, tools] of qs)
+    log(
+      `${tools ? `[tools: ${tools.map((t) => t.function.name).join(', ')}] ` : ''}${JSON.stringify(q)} -> ${JSON.stringify(ask(q, tools))}`,
+    );
 }
 
-export async function evaluateFolder(dir: string, n = 50): Promise<{ line: string; scores: Record<string, [number, number]>; samples: string[] }> {
+export async function evaluateFolder(
+  dir: string,
+  n = 50,
+): Promise<{ line: string; scores: Record<string, [number, number]>; samples: string[] }> {
   const loaded = await loadModel(dir);
   const { tokenizer, chatTemplate } = loadChatAssets(loaded);
   const m = loaded.model;
@@ -188,7 +285,12 @@ export async function evaluateFolder(dir: string, n = 50): Promise<{ line: strin
   for (const [k, list] of Object.entries(sets)) {
     let right = 0;
     for (const e of list) {
-      const prompt = renderChat({ messages: [{ role: 'user', content: e.question }], tools: e.tools ?? null, addGenerationPrompt: true, ...(chatTemplate ? { template: chatTemplate } : {}) });
+      const prompt = renderChat({
+        messages: [{ role: 'user', content: e.question }],
+        tools: e.tools ?? null,
+        addGenerationPrompt: true,
+        ...(chatTemplate ? { template: chatTemplate } : {}),
+      });
       const seq = m.newSequence();
       let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
       const out: number[] = [];
@@ -202,10 +304,13 @@ export async function evaluateFolder(dir: string, n = 50): Promise<{ line: strin
       const reply = tokenizer.decode(out);
       const ok = skillCorrect(e, reply);
       if (ok) right++;
-      if (samples.length < 40 && (samples.filter((s) => s.startsWith(k)).length < 3)) samples.push(`${k} ${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);
+      if (samples.length < 40 && samples.filter((s) => s.startsWith(k)).length < 3)
+        samples.push(`${k} ${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);
     }
     scores[k] = [right, list.length];
   }
-  const line = Object.entries(scores).map(([k, [r, t]]) => `${k} ${r}/${t}`).join(', ');
+  const line = Object.entries(scores)
+    .map(([k, [r, t]]) => `${k} ${r}/${t}`)
+    .join(', ');
   return { line, scores, samples };
 }

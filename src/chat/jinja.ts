@@ -12,7 +12,10 @@ import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
 import { percentFormat, pyStr, pyStrip, strftime, type RuntimeLike } from './python-format.ts';
 
 type Program = ReturnType<typeof parse>;
-interface Node { type: string; [k: string]: unknown }
+interface Node {
+  type: string;
+  [k: string]: unknown;
+}
 type Value = RuntimeLike & { toString(): string };
 type Fn = (...args: unknown[]) => Value;
 

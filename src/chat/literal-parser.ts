@@ -21,7 +21,10 @@ export class Cursor {
   depth = 0;
   /** Set when JSON parsing failed on syntax Python accepts ('quotes', trailing commas, tuples): worth a retry. */
   pythonish = false;
-  constructor(readonly s: string, public i = 0) {}
+  constructor(
+    readonly s: string,
+    public i = 0,
+  ) {}
 
   get end(): boolean {
     return this.i >= this.s.length;
@@ -112,7 +115,6 @@ function parseValueAt(c: Cursor, mode: Mode): unknown {
       return parseString(c, mode, /[rR]/.test(m[0]));
     }
     if (/^(?:[rR][bB]?|[bB][rR]?|[uU])$/.test(head)) throw INCOMPLETE; // the quote has not arrived yet
-
   }
   if (IDENT_START.test(codePointAt(c.s, c.i))) {
     const start = c.i;
@@ -133,12 +135,18 @@ function parseSeq(c: Cursor, mode: Mode, open: string, close: string): unknown[]
   c.expect(open);
   const out: unknown[] = [];
   c.skipWs();
-  if (c.peek() === close) { c.i++; return out; }
+  if (c.peek() === close) {
+    c.i++;
+    return out;
+  }
   for (;;) {
     out.push(parseValue(c, mode));
     c.skipWs();
     const ch = c.peek();
-    if (ch === close) { c.i++; return out; }
+    if (ch === close) {
+      c.i++;
+      return out;
+    }
     if (ch !== ',') throw FAIL;
     c.i++;
     c.skipWs();
@@ -154,7 +162,10 @@ function parseDict(c: Cursor, mode: Mode): Record<string, unknown> {
   c.expect('{');
   const out: Record<string, unknown> = {};
   c.skipWs();
-  if (c.peek() === '}') { c.i++; return out; }
+  if (c.peek() === '}') {
+    c.i++;
+    return out;
+  }
   for (;;) {
     c.skipWs();
     const k = parseValue(c, mode);
@@ -168,7 +179,10 @@ function parseDict(c: Cursor, mode: Mode): Record<string, unknown> {
     Object.defineProperty(out, key, { value: parseValue(c, mode), enumerable: true, writable: true, configurable: true });
     c.skipWs();
     const ch = c.peek();
-    if (ch === '}') { c.i++; return out; }
+    if (ch === '}') {
+      c.i++;
+      return out;
+    }
     if (ch !== ',') throw FAIL;
     c.i++;
     c.skipWs();
@@ -193,7 +207,10 @@ function parseNumber(c: Cursor): number {
   if (c.i >= c.s.length || /^(?:[eE][-+]?|[xXoObB])$/.test(c.s.slice(c.i))) throw INCOMPLETE;
   let text = m[0].replace(/_/g, '');
   let sign = 1;
-  if (text[0] === '-' || text[0] === '+') { if (text[0] === '-') sign = -1; text = text.slice(1); }
+  if (text[0] === '-' || text[0] === '+') {
+    if (text[0] === '-') sign = -1;
+    text = text.slice(1);
+  }
   let v: number;
   if (/^0[xX]/.test(text)) v = parseInt(text.slice(2), 16);
   else if (/^0[oO]/.test(text)) v = parseInt(text.slice(2), 8);
@@ -215,12 +232,23 @@ function parseString(c: Cursor, mode: Mode, raw: boolean): string {
   for (;;) {
     if (c.i >= c.s.length) throw INCOMPLETE;
     const ch = c.s[c.i]!;
-    if (c.s.startsWith(quote, c.i)) { c.i += quote.length; return out; }
+    if (c.s.startsWith(quote, c.i)) {
+      c.i += quote.length;
+      return out;
+    }
     if (ch === '\n' && quote.length === 1) throw FAIL; // unterminated single-line string
-    if (ch !== '\\') { out += ch; c.i++; continue; }
+    if (ch !== '\\') {
+      out += ch;
+      c.i++;
+      continue;
+    }
     if (c.i + 1 >= c.s.length) throw INCOMPLETE;
     const e = c.s[c.i + 1]!;
-    if (raw) { out += ch + e; c.i += 2; continue; }
+    if (raw) {
+      out += ch + e;
+      c.i += 2;
+      continue;
+    }
     c.i += 2;
     if (e in SIMPLE_ESCAPES) out += SIMPLE_ESCAPES[e];
     else if (e === '/' && mode === 'json') out += '/';
@@ -241,7 +269,8 @@ function parseString(c: Cursor, mode: Mode, raw: boolean): string {
       let oct = e;
       while (oct.length < 3 && c.i < c.s.length && /[0-7]/.test(c.s[c.i]!)) oct += c.s[c.i++];
       out += String.fromCharCode(parseInt(oct, 8));
-    } else if (mode === 'python') out += '\\' + e; // Python keeps unknown escapes verbatim
+    } else if (mode === 'python')
+      out += '\\' + e; // Python keeps unknown escapes verbatim
     else throw pythonOnly(c);
   }
 }

@@ -35,7 +35,8 @@ function trimmed(x: unknown): string {
 function contentText(content: TemplateMessage['content']): string {
   if (typeof content === 'string') return content;
   // The template iterates non-string content; Python fails on None ('NoneType' object is not iterable).
-  if (!Array.isArray(content)) throw new UsageError("message content is null ('NoneType' object is not iterable); pass '' or set dropNulls");
+  if (!Array.isArray(content))
+    throw new UsageError("message content is null ('NoneType' object is not iterable); pass '' or set dropNulls");
   let out = '';
   for (const part of content as TemplateContentPart[]) {
     if (part.type === 'image') out += '<|image|>';
@@ -86,7 +87,8 @@ export function renderLlama4Builtin(input: BuiltinRenderInput): string {
   for (const m of messages) {
     const isTool = m.role === 'ipython' || m.role === 'tool';
     const hasCallsKey = m.tool_calls !== undefined;
-    if (hasCallsKey && m.tool_calls === null) throw new UsageError("tool_calls is null (object of type 'NoneType' has no len()); omit it or set dropNulls");
+    if (hasCallsKey && m.tool_calls === null)
+      throw new UsageError("tool_calls is null (object of type 'NoneType' has no len()); omit it or set dropNulls");
     if (!(isTool || hasCallsKey)) {
       out += HEADER(m.role) + contentText(m.content) + EOT;
     } else if (hasCallsKey && m.tool_calls!.length > 0) {
@@ -98,7 +100,10 @@ export function renderLlama4Builtin(input: BuiltinRenderInput): string {
     } else if (isTool) {
       const c = m.content;
       // The template's `content is mapping or content is iterable` holds for strings, lists and dicts.
-      out += HEADER('ipython') + ((c !== null && typeof c === 'object') || typeof c === 'string' ? pyJsonDumps(c) : pyStr(toRuntimeLike(c))) + EOT;
+      out +=
+        HEADER('ipython') +
+        ((c !== null && typeof c === 'object') || typeof c === 'string' ? pyJsonDumps(c) : pyStr(toRuntimeLike(c))) +
+        EOT;
     }
     // An assistant message with an empty tool_calls list matches no branch of the template: dropped.
   }

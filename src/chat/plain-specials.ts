@@ -42,7 +42,8 @@ function eachString(v: unknown, f: (s: string) => void): void {
     if (typeof x === 'string') f(x);
     else if (Array.isArray(x)) for (const y of x) stack.push(y);
     // Plain objects only: image bytes (typed arrays) hold no text.
-    else if (typeof x === 'object' && x !== null && Object.getPrototypeOf(x) === Object.prototype) for (const y of Object.values(x)) stack.push(y);
+    else if (typeof x === 'object' && x !== null && Object.getPrototypeOf(x) === Object.prototype)
+      for (const y of Object.values(x)) stack.push(y);
   }
 }
 
@@ -51,7 +52,10 @@ export class SpecialTextGuard {
   readonly marker: string;
   private readonly re: RegExp | null;
 
-  constructor(private readonly tokenizer: SpecialTextEncoder, inputs: unknown) {
+  constructor(
+    private readonly tokenizer: SpecialTextEncoder,
+    inputs: unknown,
+  ) {
     this.re = specialPattern(tokenizer.specialTokens);
     const used = new Set<number>();
     eachString(inputs, (s) => {

@@ -115,7 +115,10 @@ export function percentFormat(fmt: string, args: RuntimeLike[] | Map<string, Run
     out += fmt.slice(last, m.index);
     last = m.index + m[0].length;
     const [, key, flags = '', widthText, precText, conv = 's'] = m;
-    if (conv === '%') { out += '%'; continue; }
+    if (conv === '%') {
+      out += '%';
+      continue;
+    }
     let v: RuntimeLike | undefined;
     if (key !== undefined) {
       if (!(args instanceof Map)) throw new Error('format requires a mapping');
@@ -129,21 +132,49 @@ export function percentFormat(fmt: string, args: RuntimeLike[] | Map<string, Run
     const prec = precText === undefined ? undefined : Number(precText);
     let s: string;
     switch (conv) {
-      case 's': s = pyStr(v); if (prec !== undefined) s = s.slice(0, prec); break;
-      case 'r': case 'a': s = pyRepr(v); break;
-      case 'd': case 'i': case 'u': s = String(Math.trunc(toNumber(v, conv))); break;
-      case 'f': case 'F': s = toNumber(v, conv).toFixed(prec ?? 6); break;
-      case 'e': case 'E': {
-        s = toNumber(v, conv).toExponential(prec ?? 6).replace(/e([+-])(\d)$/, 'e$10$2');
+      case 's':
+        s = pyStr(v);
+        if (prec !== undefined) s = s.slice(0, prec);
+        break;
+      case 'r':
+      case 'a':
+        s = pyRepr(v);
+        break;
+      case 'd':
+      case 'i':
+      case 'u':
+        s = String(Math.trunc(toNumber(v, conv)));
+        break;
+      case 'f':
+      case 'F':
+        s = toNumber(v, conv).toFixed(prec ?? 6);
+        break;
+      case 'e':
+      case 'E': {
+        s = toNumber(v, conv)
+          .toExponential(prec ?? 6)
+          .replace(/e([+-])(\d)$/, 'e$10$2');
         if (conv === 'E') s = s.toUpperCase();
         break;
       }
-      case 'g': case 'G': s = String(Number(toNumber(v, conv).toPrecision(prec || 6))); break;
-      case 'x': s = Math.trunc(toNumber(v, conv)).toString(16); break;
-      case 'X': s = Math.trunc(toNumber(v, conv)).toString(16).toUpperCase(); break;
-      case 'o': s = Math.trunc(toNumber(v, conv)).toString(8); break;
-      case 'c': s = v.type === 'StringValue' ? (v.value as string) : String.fromCodePoint(toNumber(v, conv)); break;
-      default: s = pyStr(v);
+      case 'g':
+      case 'G':
+        s = String(Number(toNumber(v, conv).toPrecision(prec || 6)));
+        break;
+      case 'x':
+        s = Math.trunc(toNumber(v, conv)).toString(16);
+        break;
+      case 'X':
+        s = Math.trunc(toNumber(v, conv)).toString(16).toUpperCase();
+        break;
+      case 'o':
+        s = Math.trunc(toNumber(v, conv)).toString(8);
+        break;
+      case 'c':
+        s = v.type === 'StringValue' ? (v.value as string) : String.fromCodePoint(toNumber(v, conv));
+        break;
+      default:
+        s = pyStr(v);
     }
     if (flags.includes('+') && /^[0-9]/.test(s) && conv !== 's' && conv !== 'r') s = '+' + s;
     const width = widthText === undefined ? 0 : Number(widthText);
@@ -169,30 +200,46 @@ export function strftime(d: Date, fmt: string): string {
   const p2 = (n: number): string => String(n).padStart(2, '0');
   return fmt.replace(/%([YmdbBaAHIMSpyjeZz%])/g, (_, c: string) => {
     switch (c) {
-      case 'Y': return String(d.getFullYear());
-      case 'y': return p2(d.getFullYear() % 100);
-      case 'm': return p2(d.getMonth() + 1);
-      case 'd': return p2(d.getDate());
-      case 'e': return String(d.getDate()).padStart(2, ' ');
-      case 'b': return MONTHS[d.getMonth()]!.slice(0, 3);
-      case 'B': return MONTHS[d.getMonth()]!;
-      case 'a': return DAYS[d.getDay()]!.slice(0, 3);
-      case 'A': return DAYS[d.getDay()]!;
-      case 'H': return p2(d.getHours());
-      case 'I': return p2(((d.getHours() + 11) % 12) + 1);
-      case 'M': return p2(d.getMinutes());
-      case 'S': return p2(d.getSeconds());
-      case 'p': return d.getHours() < 12 ? 'AM' : 'PM';
+      case 'Y':
+        return String(d.getFullYear());
+      case 'y':
+        return p2(d.getFullYear() % 100);
+      case 'm':
+        return p2(d.getMonth() + 1);
+      case 'd':
+        return p2(d.getDate());
+      case 'e':
+        return String(d.getDate()).padStart(2, ' ');
+      case 'b':
+        return MONTHS[d.getMonth()]!.slice(0, 3);
+      case 'B':
+        return MONTHS[d.getMonth()]!;
+      case 'a':
+        return DAYS[d.getDay()]!.slice(0, 3);
+      case 'A':
+        return DAYS[d.getDay()]!;
+      case 'H':
+        return p2(d.getHours());
+      case 'I':
+        return p2(((d.getHours() + 11) % 12) + 1);
+      case 'M':
+        return p2(d.getMinutes());
+      case 'S':
+        return p2(d.getSeconds());
+      case 'p':
+        return d.getHours() < 12 ? 'AM' : 'PM';
       case 'j': {
         const start = new Date(d.getFullYear(), 0, 1);
         return String(Math.floor((d.getTime() - start.getTime()) / 86400000) + 1).padStart(3, '0');
       }
-      case 'Z': return '';
+      case 'Z':
+        return '';
       case 'z': {
         const off = -d.getTimezoneOffset();
         return (off >= 0 ? '+' : '-') + p2(Math.floor(Math.abs(off) / 60)) + p2(Math.abs(off) % 60);
       }
-      default: return '%';
+      default:
+        return '%';
     }
   });
 }
@@ -204,7 +251,8 @@ export function strftime(d: Date, fmt: string): string {
 export function pyJsonDumps(value: unknown, indent?: number, depth = 0): string {
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? JSON.stringify(value) : Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (typeof value !== 'object') return JSON.stringify(String(value));
   const pad = indent ? '\n' + ' '.repeat(indent * (depth + 1)) : '';

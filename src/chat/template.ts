@@ -75,8 +75,10 @@ export function normalizeMessages(messages: unknown, opts: { dropNulls?: boolean
     const out: TemplateMessage = { ...(m as unknown as TemplateMessage) };
     const c = m.content;
     if (c === undefined || (c === null && opts.dropNulls)) out.content = '';
-    else if (c === null) out.content = null; // as transformers passes it: most templates then fail, like Python
-    else if (Array.isArray(c) && (!isToolRole(m.role) || c.every((p) => isRecord(p) && typeof p.type === 'string'))) out.content = c.map((p, j) => normalizePart(p, i, j));
+    else if (c === null)
+      out.content = null; // as transformers passes it: most templates then fail, like Python
+    else if (Array.isArray(c) && (!isToolRole(m.role) || c.every((p) => isRecord(p) && typeof p.type === 'string')))
+      out.content = c.map((p, j) => normalizePart(p, i, j));
     else if (typeof c !== 'string' && !Array.isArray(c) && !isToolRole(m.role)) {
       // Tool results may be any JSON value (templates tojson them); other roles carry text or parts.
       throw new UsageError(`messages[${i}].content must be a string, a list of parts or null`);
@@ -141,7 +143,13 @@ export function renderChat(opts: RenderChatOptions): string {
   const bosToken = opts.bosToken ?? '<|begin_of_text|>';
   if (opts.template === undefined) {
     try {
-      return renderLlama4Builtin({ messages, tools, addGenerationPrompt: opts.addGenerationPrompt, bosToken, ...(opts.extra ? { extra: opts.extra } : {}) });
+      return renderLlama4Builtin({
+        messages,
+        tools,
+        addGenerationPrompt: opts.addGenerationPrompt,
+        bosToken,
+        ...(opts.extra ? { extra: opts.extra } : {}),
+      });
     } catch (e) {
       if (e instanceof RangeError) throw new UsageError('chat: tool arguments or results are too deeply nested');
       throw e;

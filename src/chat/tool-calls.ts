@@ -54,7 +54,10 @@ function attemptAt(text: string, start: number): { result: Attempt; work: number
       c.skipWs();
       if (calls.length > 0) {
         if (c.end) return done({ calls });
-        while (!c.end && /[;,]/.test(c.s[c.i]!)) { c.i++; c.skipWs(); }
+        while (!c.end && /[;,]/.test(c.s[c.i]!)) {
+          c.i++;
+          c.skipWs();
+        }
         if (c.end) return done({ calls });
       }
       calls.push(...parseItem(c));
@@ -97,8 +100,14 @@ function parseFence(c: Cursor): ParsedToolCall[] {
   for (;;) {
     c.skipWs();
     if (calls.length > 0) {
-      while (!c.end && /[;,]/.test(c.s[c.i]!)) { c.i++; c.skipWs(); }
-      if (c.startsWith('```')) { c.i += 3; return calls; }
+      while (!c.end && /[;,]/.test(c.s[c.i]!)) {
+        c.i++;
+        c.skipWs();
+      }
+      if (c.startsWith('```')) {
+        c.i += 3;
+        return calls;
+      }
     }
     calls.push(...parseItem(c, true));
   }
@@ -111,24 +120,36 @@ function parsePythonList(c: Cursor): ParsedToolCall[] {
     calls.push(parsePythonCall(c));
     c.skipWs();
     const ch = c.peek();
-    if (ch === ']') { c.i++; return calls; }
+    if (ch === ']') {
+      c.i++;
+      return calls;
+    }
     if (ch !== ',') throw FAIL;
     c.i++;
     c.skipWs();
-    if (c.peek() === ']') { c.i++; return calls; }
+    if (c.peek() === ']') {
+      c.i++;
+      return calls;
+    }
   }
 }
 
 /** `name(k=v, …)`; a dotted name (`brave_search.call`) is allowed. */
 function parsePythonCall(c: Cursor): ParsedToolCall {
   let name = parseIdent(c);
-  while (c.peek() === '.') { c.i++; name += '.' + parseIdent(c); }
+  while (c.peek() === '.') {
+    c.i++;
+    name += '.' + parseIdent(c);
+  }
   c.skipWs();
   c.expect('(');
   const args: Record<string, unknown> = {};
   const seen = new Set<string>();
   c.skipWs();
-  if (c.peek() === ')') { c.i++; return { name, arguments: args }; }
+  if (c.peek() === ')') {
+    c.i++;
+    return { name, arguments: args };
+  }
   for (;;) {
     c.skipWs();
     const key = parseIdent(c); // a positional argument fails here (or at the missing '=')
@@ -140,11 +161,17 @@ function parsePythonCall(c: Cursor): ParsedToolCall {
     setKey(args, key, parseValue(c, 'python'));
     c.skipWs();
     const ch = c.peek();
-    if (ch === ')') { c.i++; return { name, arguments: args }; }
+    if (ch === ')') {
+      c.i++;
+      return { name, arguments: args };
+    }
     if (ch !== ',') throw FAIL;
     c.i++;
     c.skipWs();
-    if (c.peek() === ')') { c.i++; return { name, arguments: args }; }
+    if (c.peek() === ')') {
+      c.i++;
+      return { name, arguments: args };
+    }
   }
 }
 

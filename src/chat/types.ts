@@ -88,10 +88,16 @@ export function toTemplateMessages(messages: readonly ChatMessage[]): TemplateMe
   return messages.map((m) => {
     let content: TemplateMessage['content'];
     if (typeof m.content === 'string') content = m.content;
-    else if (m.content.some((p) => p.type === 'image')) content = m.content.map((p): TemplateContentPart => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image' }));
+    else if (m.content.some((p) => p.type === 'image'))
+      content = m.content.map((p): TemplateContentPart => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image' }));
     else content = m.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
     const out: TemplateMessage = { role: m.role, content };
-    if (m.toolCalls?.length) out.tool_calls = m.toolCalls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+    if (m.toolCalls?.length)
+      out.tool_calls = m.toolCalls.map((c) => ({
+        id: c.id,
+        type: 'function' as const,
+        function: { name: c.name, arguments: c.arguments },
+      }));
     if (m.toolCallId) out.tool_call_id = m.toolCallId;
     if (m.name) out.name = m.name;
     return out;
@@ -102,7 +108,11 @@ export function toTemplateMessages(messages: readonly ChatMessage[]): TemplateMe
 export function toolDefinitions(tools: readonly ToolSpec[]): ToolDefinition[] {
   return tools.map((t) => ({
     type: 'function',
-    function: { name: t.name, ...(t.description ? { description: t.description } : {}), ...(t.parameters ? { parameters: t.parameters as Record<string, unknown> } : {}) },
+    function: {
+      name: t.name,
+      ...(t.description ? { description: t.description } : {}),
+      ...(t.parameters ? { parameters: t.parameters as Record<string, unknown> } : {}),
+    },
   }));
 }
 

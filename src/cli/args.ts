@@ -23,7 +23,11 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Rewrites alias flags in argv to the command's own names (stops at `--`). */
 export function applyAliases(argv: readonly string[], options: Options): string[] {
-  const shorts = new Set(Object.values(options).map((o) => o.short).filter(Boolean));
+  const shorts = new Set(
+    Object.values(options)
+      .map((o) => o.short)
+      .filter(Boolean),
+  );
   const out: string[] = [];
   let rest = false;
   for (const a of argv) {
@@ -47,10 +51,13 @@ export function applyAliases(argv: readonly string[], options: Options): string[
 
 /** Edit distance: insert, delete, substitute and swap of neighbours (`rnu` → `run`) each cost 1. */
 function distance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
     for (let j = 1; j <= b.length; j++) {
-      const row = d[i]!, up = d[i - 1]!;
+      const row = d[i]!,
+        up = d[i - 1]!;
       row[j] = Math.min(up[j]! + 1, row[j - 1]! + 1, up[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
       if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
     }
@@ -103,7 +110,9 @@ export function parseArgs<T extends ParseArgsConfig>(config: T): ReturnType<type
       throw new UsageError(`unknown option '${name}' (${hint ? `did you mean ${hint}?` : '--help lists the options'})`);
     }
     if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new UsageError(`unexpected argument '${/'([^']+)'/.exec(msg)?.[1] ?? '?'}' (this command takes only options; --help lists them)`);
+      throw new UsageError(
+        `unexpected argument '${/'([^']+)'/.exec(msg)?.[1] ?? '?'}' (this command takes only options; --help lists them)`,
+      );
     }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const flag = /--[\w-]+/.exec(msg)?.[0];

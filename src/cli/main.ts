@@ -16,7 +16,10 @@ function version(): string {
 }
 
 function unknownCommand(name: string): string {
-  const hint = suggest(name, COMMANDS.map((c) => c.name));
+  const hint = suggest(
+    name,
+    COMMANDS.map((c) => c.name),
+  );
   return `llama4: unknown command '${name}'${hint ? ` (did you mean '${hint}'?)` : ''}; \`llama4 --help\` lists the commands\n`;
 }
 

@@ -40,7 +40,9 @@ export function parseNumber(flag: string, v: string | undefined, opts: { int?: b
   if (v === undefined) return undefined;
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
-    throw new UsageError(`--${flag} expects ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got '${v}'`);
+    throw new UsageError(
+      `--${flag} expects ${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got '${v}'`,
+    );
   }
   return n;
 }
@@ -55,9 +57,15 @@ export function parseIds(v: string | undefined): number[] {
   });
 }
 
-export function loadOptions(values: { backend?: string | undefined; threads?: string | undefined; 'kv-type'?: string | undefined; mmproj?: string | undefined }): LoadOptions {
+export function loadOptions(values: {
+  backend?: string | undefined;
+  threads?: string | undefined;
+  'kv-type'?: string | undefined;
+  mmproj?: string | undefined;
+}): LoadOptions {
   const b = values.backend ?? 'auto';
-  if (b !== 'auto' && b !== 'native' && b !== 'typescript') throw new UsageError(`--backend must be auto, native or typescript, got '${b}'`);
+  if (b !== 'auto' && b !== 'native' && b !== 'typescript')
+    throw new UsageError(`--backend must be auto, native or typescript, got '${b}'`);
   const threads = parseNumber('threads', values.threads, { int: true, min: 1 });
   const kv = values['kv-type'];
   if (kv !== undefined && !isKvType(kv)) throw new UsageError(`--kv-type must be f32, f16 or q8_0, got '${kv}'`);

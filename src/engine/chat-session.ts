@@ -72,7 +72,8 @@ export class ChatSession {
   async send(input: string | ChatMessage, o: SendOptions = {}): Promise<ChatReply> {
     if (this.disposed || this.opts.alive?.() === false) throw new UsageError('this chat session was disposed (its model was disposed)');
     // One turn at a time: a second message before the answer would interleave the history.
-    if (this.running.size > 0) throw new UsageError('this chat session is already answering; await the turn (or abort it) before sending the next message');
+    if (this.running.size > 0)
+      throw new UsageError('this chat session is already answering; await the turn (or abort it) before sending the next message');
     const message = this.userMessage(input, o.images);
     const ac = new AbortController();
     const onAbort = () => ac.abort(o.signal?.reason);
@@ -99,7 +100,11 @@ export class ChatSession {
           penalizePrompt: true,
           signal: ac.signal,
         },
-        o.onText ? (_choice, text) => { if (text) o.onText!(text); } : undefined,
+        o.onText
+          ? (_choice, text) => {
+              if (text) o.onText!(text);
+            }
+          : undefined,
       );
       const c = res.choices[0]!;
       if (c.error) throw c.error;
@@ -136,7 +141,17 @@ export class ChatSession {
     if (o.signal?.aborted) ac.abort(o.signal.reason);
     o.signal?.addEventListener('abort', onAbort, { once: true });
     let done = false;
-    const turn = this.send(input, { ...o, signal: ac.signal, onText: (p) => { pieces.push(p); wake?.(); } }).finally(() => { done = true; wake?.(); });
+    const turn = this.send(input, {
+      ...o,
+      signal: ac.signal,
+      onText: (p) => {
+        pieces.push(p);
+        wake?.();
+      },
+    }).finally(() => {
+      done = true;
+      wake?.();
+    });
     turn.catch(() => {}); // rethrown below; not an unhandled rejection while pieces are being read
     try {
       for (;;) {

@@ -174,7 +174,9 @@ export function runGeneration(engine: ChatEngine, p: RunParams, onDelta?: DeltaL
       return stops[choice]!.stopped !== null;
     },
   });
-  return pending.then((res) => finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, toolStreams, shown, ttft: () => ttft }, onDelta));
+  return pending.then((res) =>
+    finishRun(engine, p, res, { decoders, stops, texts, lps, buffered, toolStreams, shown, ttft: () => ttft }, onDelta),
+  );
 }
 
 interface RunState {

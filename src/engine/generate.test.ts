@@ -8,10 +8,21 @@ function fakeModel(V = 10) {
   const calls: number[][] = [];
   class Seq implements SequenceState {
     tokens: number[] = [];
-    get length() { return this.tokens.length; }
-    truncate(n: number) { this.tokens.length = n; return true; }
-    clone() { const s = new Seq(); s.tokens = [...this.tokens]; return s; }
-    cacheBytes() { return 0; }
+    get length() {
+      return this.tokens.length;
+    }
+    truncate(n: number) {
+      this.tokens.length = n;
+      return true;
+    }
+    clone() {
+      const s = new Seq();
+      s.tokens = [...this.tokens];
+      return s;
+    }
+    cacheBytes() {
+      return 0;
+    }
   }
   const model: CausalLM = {
     info: { architecture: 'fake', vocabSize: V, hiddenSize: 2, contextLength: 64, bosTokenId: null, eosTokenIds: [9], imageTokenId: 7 },
@@ -35,7 +46,10 @@ test('greedy generation streams tokens and stops at an eos id', async () => {
   const { model } = fakeModel();
   const steps = [];
   for await (const s of generate(model, [3], { maxTokens: 20, sampler: { temperature: 0 } })) steps.push(s);
-  assert.deepEqual(steps.map((s) => s.token), [4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    steps.map((s) => s.token),
+    [4, 5, 6, 7, 8, 9],
+  );
   assert.equal(steps.at(-1)!.isStop, true);
   const all = await generateAll(model, [3], { maxTokens: 20, sampler: { temperature: 0 } });
   assert.deepEqual(all, { tokens: [4, 5, 6, 7, 8], finishReason: 'stop' });
@@ -43,7 +57,10 @@ test('greedy generation streams tokens and stops at an eos id', async () => {
 
 test('maxTokens ends with "length"; empty stop list runs past eos', async () => {
   const { model } = fakeModel();
-  assert.deepEqual(await generateAll(model, [3], { maxTokens: 3, sampler: { temperature: 0 } }), { tokens: [4, 5, 6], finishReason: 'length' });
+  assert.deepEqual(await generateAll(model, [3], { maxTokens: 3, sampler: { temperature: 0 } }), {
+    tokens: [4, 5, 6],
+    finishReason: 'length',
+  });
   const r = await generateAll(model, [7], { maxTokens: 4, sampler: { temperature: 0 }, stopTokens: [] });
   assert.deepEqual(r.tokens, [8, 9, 0, 1]);
 });
@@ -55,7 +72,10 @@ test('an AbortSignal stops generation between tokens', async () => {
   const it = generate(model, [0], { maxTokens: 50, sampler: { temperature: 0 }, stopTokens: [], signal: ac.signal });
   for (;;) {
     const r = await it.next();
-    if (r.done) { assert.equal(r.value, 'cancelled'); break; }
+    if (r.done) {
+      assert.equal(r.value, 'cancelled');
+      break;
+    }
     got.push(r.value.token);
     if (got.length === 3) ac.abort();
   }
@@ -68,7 +88,11 @@ test('prefill runs long prompts in bounded pieces and splits image features by <
   const prompt = [1, 7, 7, 2, 3, 7, 4, 5];
   const feats = Float32Array.from([1, 1, 2, 2, 3, 3]); // 3 patch rows of hidden 2
   await prefill(model, seq, prompt, 3, feats);
-  assert.deepEqual(calls, [[1, 7, 7], [2, 3, 7], [4, 5]]);
+  assert.deepEqual(calls, [
+    [1, 7, 7],
+    [2, 3, 7],
+    [4, 5],
+  ]);
   assert.equal(seq.length, 8);
   await assert.rejects(prefill(model, model.newSequence(), [7, 1], 3, feats), /<\|patch\|> tokens/);
 });

@@ -40,7 +40,14 @@ export interface GenerationStep {
  * Runs `tokens` through the model in pieces of `chunk`, returning the last position's logits.
  * Image features are split across pieces by counting <|patch|> tokens.
  */
-export async function prefill(model: CausalLM, seq: SequenceState, tokens: readonly number[], chunk = 512, patchEmbeddings?: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
+export async function prefill(
+  model: CausalLM,
+  seq: SequenceState,
+  tokens: readonly number[],
+  chunk = 512,
+  patchEmbeddings?: Float32Array,
+  signal?: AbortSignal,
+): Promise<Float32Array> {
   if (tokens.length === 0) throw new UsageError('the prompt is empty');
   const H = model.info.hiddenSize;
   const img = model.info.imageTokenId;
@@ -56,7 +63,9 @@ export async function prefill(model: CausalLM, seq: SequenceState, tokens: reado
       if (n > 0) feats = patchEmbeddings.subarray(featRow * H, (featRow + n) * H);
       featRow += n;
     }
-    [logits] = model.forward([{ seq, tokens: piece, logits: last ? 'last' : 'none', ...(feats ? { patchEmbeddings: feats } : {}) }]) as [Float32Array];
+    [logits] = model.forward([{ seq, tokens: piece, logits: last ? 'last' : 'none', ...(feats ? { patchEmbeddings: feats } : {}) }]) as [
+      Float32Array,
+    ];
     if (!last) await yieldToEventLoop();
   }
   if (patchEmbeddings && featRow * H !== patchEmbeddings.length) {
@@ -69,11 +78,16 @@ export async function prefill(model: CausalLM, seq: SequenceState, tokens: reado
  * Streams generated tokens. The generator's return value is why it stopped.
  * The prompt must not already be in `opts.seq` beyond its current length: tokens from seq.length on are prefilled.
  */
-export async function* generate(model: CausalLM, prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GenerationStep, FinishReason> {
+export async function* generate(
+  model: CausalLM,
+  prompt: readonly number[],
+  opts: GenerateOptions,
+): AsyncGenerator<GenerationStep, FinishReason> {
   const sampler = opts.sampler && 'sample' in opts.sampler ? opts.sampler : makeSampler(opts.sampler ?? {});
   const stops = new Set(opts.stopTokens ?? model.info.eosTokenIds);
   const seq = opts.seq ?? model.newSequence();
-  if (seq.length > prompt.length) throw new UsageError(`the sequence already holds ${seq.length} tokens, more than the ${prompt.length}-token prompt`);
+  if (seq.length > prompt.length)
+    throw new UsageError(`the sequence already holds ${seq.length} tokens, more than the ${prompt.length}-token prompt`);
   if (prompt.length + opts.maxTokens > model.info.contextLength && prompt.length >= model.info.contextLength) {
     throw new UsageError(`the prompt (${prompt.length} tokens) does not fit the model's context of ${model.info.contextLength} tokens`);
   }
@@ -102,7 +116,11 @@ export async function* generate(model: CausalLM, prompt: readonly number[], opts
 }
 
 /** Collects a whole generation: the generated ids (stop token excluded) and why it ended. */
-export async function generateAll(model: CausalLM, prompt: readonly number[], opts: GenerateOptions): Promise<{ tokens: number[]; finishReason: FinishReason }> {
+export async function generateAll(
+  model: CausalLM,
+  prompt: readonly number[],
+  opts: GenerateOptions,
+): Promise<{ tokens: number[]; finishReason: FinishReason }> {
   const tokens: number[] = [];
   const it = generate(model, prompt, opts);
   for (;;) {

@@ -104,7 +104,8 @@ function checkRefCycles(root: unknown, bad: (msg: string) => Error): void {
   const state = new Map<string, 1 | 2>();
   // Every definition starts a search (a cycle may sit under a property, reached only after a '{').
   const start: string[] = [];
-  for (const k of ['$defs', 'definitions']) if (isObj(root[k])) for (const name of Object.keys(root[k] as object)) start.push(`#/${k}/${name}`);
+  for (const k of ['$defs', 'definitions'])
+    if (isObj(root[k])) for (const name of Object.keys(root[k] as object)) start.push(`#/${k}/${name}`);
   for (const first of start) {
     if (state.get(first) === 2) continue;
     const path: { ref: string; next: string[] }[] = [];

@@ -9,7 +9,18 @@ import type { TokenConstraint } from './scheduler.ts';
 import { SchemaCache } from './json-schema-cache.ts';
 import { MAX_MASK_MS, MAX_MASK_WORK } from './json-schema-limits.ts';
 import { UsageError } from '../util/index.ts';
-import { advance, canEnd, compileSchema, freeStringRoom, initialState, isPlainStringText, mustEnd, signature, ANY_OBJECT, type JsonState } from './json-schema.ts';
+import {
+  advance,
+  canEnd,
+  compileSchema,
+  freeStringRoom,
+  initialState,
+  isPlainStringText,
+  mustEnd,
+  signature,
+  ANY_OBJECT,
+  type JsonState,
+} from './json-schema.ts';
 
 /** The decoded text of each token id: null for special/control tokens. Partial UTF-8 bytes decode to U+FFFD. */
 export interface TokenVocabulary {
@@ -117,8 +128,10 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
     let alive = true;
     for (let d = l; d < t.length; d++) {
       work += depth[d]!.length;
-      if (work > MAX_MASK_WORK || (++steps & 255) === 0 && performance.now() > deadline) {
-        throw new UsageError(`the JSON schema is too expensive to follow here (one token's mask passed ${work > MAX_MASK_WORK ? `${MAX_MASK_WORK} automaton steps` : `${MAX_MASK_MS} ms`})`);
+      if (work > MAX_MASK_WORK || ((++steps & 255) === 0 && performance.now() > deadline)) {
+        throw new UsageError(
+          `the JSON schema is too expensive to follow here (one token's mask passed ${work > MAX_MASK_WORK ? `${MAX_MASK_WORK} automaton steps` : `${MAX_MASK_MS} ms`})`,
+        );
       }
       const next = advance(depth[d]!, t[d]!);
       depth[d + 1] = next;

@@ -31,10 +31,44 @@ const ANY: Schema = { k: 'any' };
 export const ANY_OBJECT: Schema = { k: 'object', props: new Map(), required: new Set(), additional: ANY };
 
 const KNOWN = new Set([
-  'type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'minLength', 'maxLength',
-  'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions', '$schema', '$id', 'title', 'description',
-  'default', 'examples', 'format', 'pattern', 'strict', 'nullable', 'minimum', 'maximum', 'exclusiveMinimum',
-  'exclusiveMaximum', 'multipleOf', 'propertyNames', 'uniqueItems', 'deprecated', 'readOnly', 'writeOnly', '$comment',
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'minItems',
+  'maxItems',
+  'minLength',
+  'maxLength',
+  'enum',
+  'const',
+  'anyOf',
+  'oneOf',
+  'allOf',
+  '$ref',
+  '$defs',
+  'definitions',
+  '$schema',
+  '$id',
+  'title',
+  'description',
+  'default',
+  'examples',
+  'format',
+  'pattern',
+  'strict',
+  'nullable',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'propertyNames',
+  'uniqueItems',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  '$comment',
 ]);
 
 /** Compiles a JSON Schema (parsed JSON) into the automaton's schema tree. Throws UsageError on what it can't honour. */
@@ -44,7 +78,8 @@ export function compileSchema(root: unknown): Schema {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const bad = (path: string, msg: string) => new UsageError(`response_format json_schema ${path}: ${msg}`);
 
-  const literalOf = (v: unknown): Schema => (typeof v === 'string' ? { k: 'string', min: 0, max: Infinity, options: [v] } : { k: 'literal', options: [JSON.stringify(v)] });
+  const literalOf = (v: unknown): Schema =>
+    typeof v === 'string' ? { k: 'string', min: 0, max: Infinity, options: [v] } : { k: 'literal', options: [JSON.stringify(v)] };
 
   function compile(s: unknown, path: string): Schema {
     if (s === true || (isObj(s) && Object.keys(s).length === 0)) return ANY;
@@ -112,7 +147,8 @@ export function compileSchema(root: unknown): Schema {
           if (ap === false) additional = null;
           else if (ap === undefined || ap === true) additional = s.properties === undefined ? ANY : null;
           else additional = compile(ap, `${path}/additionalProperties`);
-          if (additional === null) for (const r of required) if (!props.has(r)) throw bad(path, `required property '${r}' is not in properties`);
+          if (additional === null)
+            for (const r of required) if (!props.has(r)) throw bad(path, `required property '${r}' is not in properties`);
           return { k: 'object', props, required, additional };
         }
         case 'array': {
@@ -310,7 +346,8 @@ function step(st: Stack, c: string): Stack[] {
       return strStep(f, st, c);
     case 'num': {
       const d = c >= '0' && c <= '9';
-      const next = (ns: NumState): Stack[] => (f.digits + (d ? 1 : 0) > MAX_DIGITS ? [] : [push({ ...f, st: ns, digits: f.digits + (d ? 1 : 0) }, st.up)]);
+      const next = (ns: NumState): Stack[] =>
+        f.digits + (d ? 1 : 0) > MAX_DIGITS ? [] : [push({ ...f, st: ns, digits: f.digits + (d ? 1 : 0) }, st.up)];
       switch (f.st) {
         case 'sign':
           if (d) return next(c === '0' ? 'zero' : 'int');
@@ -397,7 +434,8 @@ export function advance(state: JsonState, text: string): JsonState {
     const next: Stack[] = [];
     for (const s of cur) for (const n of step(s, c)) next.push(n);
     // Nested anyOf alternatives multiply: the number of live readings could grow exponentially with depth.
-    if (next.length > MAX_PARSE_STACKS) throw new UsageError(`the JSON schema is too ambiguous: more than ${MAX_PARSE_STACKS} ways to read the output so far`);
+    if (next.length > MAX_PARSE_STACKS)
+      throw new UsageError(`the JSON schema is too ambiguous: more than ${MAX_PARSE_STACKS} ways to read the output so far`);
     cur = next;
   }
   return cur;
@@ -437,7 +475,9 @@ export function isPlainStringText(t: string): boolean {
 
 /** True when the text so far is a complete value (generation may end here). */
 export function canEnd(state: JsonState): boolean {
-  return state.some((s) => (s.f.t === 'root' && s.f.done) || (s.f.t === 'num' && s.up?.f.t === 'root' && ['zero', 'int', 'frac', 'exp'].includes(s.f.st)));
+  return state.some(
+    (s) => (s.f.t === 'root' && s.f.done) || (s.f.t === 'num' && s.up?.f.t === 'root' && ['zero', 'int', 'frac', 'exp'].includes(s.f.st)),
+  );
 }
 
 /** True when nothing but the end may follow. */
@@ -463,17 +503,29 @@ export function signature(state: JsonState): string {
       const f = s.f;
       out += `${s.ws}`;
       switch (f.t) {
-        case 'root': out += `R${f.done ? 1 : 0}`; break;
-        case 'val': out += `V${sid(f.s)}`; break;
+        case 'root':
+          out += `R${f.done ? 1 : 0}`;
+          break;
+        case 'val':
+          out += `V${sid(f.s)}`;
+          break;
         case 'obj': {
           const free = f.s.props.size === 0 && f.s.required.size === 0;
           out += `O${sid(f.s)}.${f.ph}.${(f.ph === 2 || f.ph === 4) && !free ? f.key : ''}.${free ? '' : f.seen.join('\u0001')}`;
           break;
         }
-        case 'arr': out += `A${sid(f.s)}.${f.ph}.${Math.min(f.count, Math.max(f.s.min, f.s.max === Infinity ? 0 : f.s.max))}`; break;
-        case 'str': out += `S${f.opts || (f.key && s.up?.f.t === 'obj' && s.up.f.s.props.size > 0) ? f.buf + '\u0001' + (f.opts ?? []).join('\u0001') : ''}.${f.max === Infinity ? Math.min(f.len, f.min) : f.len}.${f.esc ?? '-'}.${f.key ? 1 : 0}`; break;
-        case 'num': out += `N${f.integer ? 1 : 0}${f.st}${f.digits}`; break;
-        case 'lit': out += `L${f.buf}\u0001${f.opts.join('\u0001')}`; break;
+        case 'arr':
+          out += `A${sid(f.s)}.${f.ph}.${Math.min(f.count, Math.max(f.s.min, f.s.max === Infinity ? 0 : f.s.max))}`;
+          break;
+        case 'str':
+          out += `S${f.opts || (f.key && s.up?.f.t === 'obj' && s.up.f.s.props.size > 0) ? f.buf + '\u0001' + (f.opts ?? []).join('\u0001') : ''}.${f.max === Infinity ? Math.min(f.len, f.min) : f.len}.${f.esc ?? '-'}.${f.key ? 1 : 0}`;
+          break;
+        case 'num':
+          out += `N${f.integer ? 1 : 0}${f.st}${f.digits}`;
+          break;
+        case 'lit':
+          out += `L${f.buf}\u0001${f.opts.join('\u0001')}`;
+          break;
       }
       out += '|';
     }

@@ -49,7 +49,10 @@ test('penalties: repetition divides positive and multiplies negative logits; pre
 });
 
 test('a seed makes sampling reproducible and the draws follow the distribution', () => {
-  const draw = (seed: number) => { const s = makeSampler({ temperature: 1, seed }); return Array.from({ length: 50 }, () => s.sample(logits, [])); };
+  const draw = (seed: number) => {
+    const s = makeSampler({ temperature: 1, seed });
+    return Array.from({ length: 50 }, () => s.sample(logits, []));
+  };
   assert.deepEqual(draw(42), draw(42));
   assert.notDeepEqual(draw(42), draw(43));
   const s = makeSampler({ temperature: 1, seed: 7 });
@@ -58,7 +61,10 @@ test('a seed makes sampling reproducible and the draws follow the distribution',
   const c = softmaxCandidates(logits, 1);
   for (let i = 0; i < c.n; i++) assert.ok(Math.abs(counts[c.ids[i]!] / 20000 - c.p[i]!) < 0.015, `token ${c.ids[i]}`);
   const r = makeRng(1);
-  for (let i = 0; i < 1000; i++) { const x = r(); assert.ok(x >= 0 && x < 1); }
+  for (let i = 0; i < 1000; i++) {
+    const x = r();
+    assert.ok(x >= 0 && x < 1);
+  }
 });
 
 test('bad sampler options are rejected', () => {

@@ -27,7 +27,11 @@ export interface Sampler {
 }
 
 /** A candidate set: token ids with their (unnormalised, then normalised) probabilities. */
-interface Candidates { ids: Int32Array; p: Float64Array; n: number }
+interface Candidates {
+  ids: Int32Array;
+  p: Float64Array;
+  n: number;
+}
 
 export function argmax(logits: ArrayLike<number>): number {
   let b = 0;
@@ -37,11 +41,16 @@ export function argmax(logits: ArrayLike<number>): number {
 
 /** Applies repetition / presence / frequency penalties in place to a copy of the logits. */
 export function applyPenalties(logits: Float32Array, history: ArrayLike<number>, o: SamplerOptions): void {
-  const rep = o.repetitionPenalty ?? 1, pres = o.presencePenalty ?? 0, freq = o.frequencyPenalty ?? 0;
+  const rep = o.repetitionPenalty ?? 1,
+    pres = o.presencePenalty ?? 0,
+    freq = o.frequencyPenalty ?? 0;
   if (rep === 1 && pres === 0 && freq === 0) return;
   const start = o.penaltyWindow ? Math.max(0, history.length - o.penaltyWindow) : 0;
   const counts = new Map<number, number>();
-  for (let i = start; i < history.length; i++) { const t = history[i]!; counts.set(t, (counts.get(t) ?? 0) + 1); }
+  for (let i = start; i < history.length; i++) {
+    const t = history[i]!;
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
   for (const [t, c] of counts) {
     if (t < 0 || t >= logits.length) continue;
     let l = logits[t]!;
@@ -59,13 +68,17 @@ export function softmaxCandidates(logits: Float32Array, temperature: number): Ca
   if (max === -Infinity) throw new UsageError('every token is masked out: nothing can be sampled');
   const p = new Float64Array(V);
   const ids = new Int32Array(V);
-  let sum = 0, n = 0;
+  let sum = 0,
+    n = 0;
   for (let i = 0; i < V; i++) {
     const l = logits[i]!;
     if (l === -Infinity) continue;
     const e = Math.exp((l - max) / temperature);
     if (e === 0) continue;
-    ids[n] = i; p[n] = e; sum += e; n++;
+    ids[n] = i;
+    p[n] = e;
+    sum += e;
+    n++;
   }
   for (let i = 0; i < n; i++) p[i]! /= sum;
   return { ids, p, n };
@@ -74,8 +87,10 @@ export function softmaxCandidates(logits: Float32Array, temperature: number): Ca
 /** Sorts the first n candidates by probability, descending (ties by lower id). */
 function sortCandidates(c: Candidates): void {
   const order = Array.from({ length: c.n }, (_, i) => i).sort((a, b) => c.p[b]! - c.p[a]! || c.ids[a]! - c.ids[b]!);
-  const ids = order.map((i) => c.ids[i]!), p = order.map((i) => c.p[i]!);
-  c.ids.set(ids); c.p.set(p);
+  const ids = order.map((i) => c.ids[i]!),
+    p = order.map((i) => c.p[i]!);
+  c.ids.set(ids);
+  c.p.set(p);
 }
 
 /**
@@ -87,7 +102,12 @@ function keepTop(c: Candidates, enough: (sorted: Candidates) => number): void {
   for (let i = 0; i < c.n; i++) if (c.p[i]! > pmax) pmax = c.p[i]!;
   for (let thr = pmax * 1e-3; ; thr = thr > 1e-300 ? thr * 1e-3 : 0) {
     const sub: Candidates = { ids: new Int32Array(c.n), p: new Float64Array(c.n), n: 0 };
-    for (let i = 0; i < c.n; i++) if (c.p[i]! >= thr) { sub.ids[sub.n] = c.ids[i]!; sub.p[sub.n] = c.p[i]!; sub.n++; }
+    for (let i = 0; i < c.n; i++)
+      if (c.p[i]! >= thr) {
+        sub.ids[sub.n] = c.ids[i]!;
+        sub.p[sub.n] = c.p[i]!;
+        sub.n++;
+      }
     sortCandidates(sub);
     const keep = enough(sub);
     if (keep <= sub.n || thr === 0) {
@@ -118,7 +138,10 @@ export function applyTopP(c: Candidates, topP: number): void {
   if (topP >= 1) return;
   keepTop(c, (s) => {
     let cum = 0;
-    for (let i = 0; i < s.n; i++) { cum += s.p[i]!; if (cum >= topP) return i + 1; }
+    for (let i = 0; i < s.n; i++) {
+      cum += s.p[i]!;
+      if (cum >= topP) return i + 1;
+    }
     return Infinity; // not enough mass above the threshold yet: lower it
   });
 }
@@ -129,19 +152,38 @@ export function applyMinP(c: Candidates, minP: number): void {
   let pmax = 0;
   for (let i = 0; i < c.n; i++) if (c.p[i]! > pmax) pmax = c.p[i]!;
   let n = 0;
-  for (let i = 0; i < c.n; i++) if (c.p[i]! >= minP * pmax) { c.ids[n] = c.ids[i]!; c.p[n] = c.p[i]!; n++; }
+  for (let i = 0; i < c.n; i++)
+    if (c.p[i]! >= minP * pmax) {
+      c.ids[n] = c.ids[i]!;
+      c.p[n] = c.p[i]!;
+      n++;
+    }
   c.n = n;
 }
 
 /** xoshiro128** — small, fast, reproducible across platforms. */
 export function makeRng(seed: number): () => number {
   let s = seed >>> 0;
-  const split = () => { s = (s + 0x9e3779b9) >>> 0; let z = s; z = Math.imul(z ^ (z >>> 16), 0x85ebca6b); z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35); return (z ^ (z >>> 16)) >>> 0; };
-  let a = split(), b = split(), c = split(), d = split();
+  const split = () => {
+    s = (s + 0x9e3779b9) >>> 0;
+    let z = s;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = split(),
+    b = split(),
+    c = split(),
+    d = split();
   return () => {
-    const r = Math.imul(((Math.imul(b, 5) << 7) | (Math.imul(b, 5) >>> 25)), 9) >>> 0;
+    const r = Math.imul((Math.imul(b, 5) << 7) | (Math.imul(b, 5) >>> 25), 9) >>> 0;
     const t = (b << 9) >>> 0;
-    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = ((d << 11) | (d >>> 21)) >>> 0;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = ((d << 11) | (d >>> 21)) >>> 0;
     return r / 4294967296;
   };
 }
@@ -151,7 +193,10 @@ export function draw(c: Candidates, rand: () => number): number {
   let total = 0;
   for (let i = 0; i < c.n; i++) total += c.p[i]!;
   let u = rand() * total;
-  for (let i = 0; i < c.n; i++) { u -= c.p[i]!; if (u < 0) return c.ids[i]!; }
+  for (let i = 0; i < c.n; i++) {
+    u -= c.p[i]!;
+    if (u < 0) return c.ids[i]!;
+  }
   return c.ids[c.n - 1]!;
 }
 
@@ -161,8 +206,10 @@ export function makeSampler(o: SamplerOptions = {}): Sampler {
   // top_p 0 keeps the single most probable token (as llama.cpp does, and as OpenAI's range 0..1 allows).
   if (o.topP !== undefined && !(o.topP >= 0 && o.topP <= 1)) throw new UsageError(`top_p must be in [0, 1], got ${o.topP}`);
   if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) throw new UsageError(`min_p must be in [0, 1], got ${o.minP}`);
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new UsageError(`top_k must be a non-negative integer, got ${o.topK}`);
-  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new UsageError(`repetition penalty must be > 0, got ${o.repetitionPenalty}`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0))
+    throw new UsageError(`top_k must be a non-negative integer, got ${o.topK}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0))
+    throw new UsageError(`repetition penalty must be > 0, got ${o.repetitionPenalty}`);
   const rand = makeRng(o.seed ?? Math.floor(Math.random() * 2 ** 32));
   return {
     sample(logits, history) {

@@ -163,7 +163,10 @@ export class Scheduler {
   private closed = false;
   private readonly counters = { steps: 0, promptTokensComputed: 0, promptTokensReused: 0, generatedTokens: 0 };
 
-  constructor(readonly model: AsyncCausalLM, o: SchedulerOptions = {}) {
+  constructor(
+    readonly model: AsyncCausalLM,
+    o: SchedulerOptions = {},
+  ) {
     this.parallel = o.parallel ?? 4;
     this.maxQueue = o.maxQueue ?? 64;
     this.stepTokens = Math.max(o.stepTokens ?? 128, this.parallel);
@@ -195,11 +198,15 @@ export class Scheduler {
     }
     if (!(req.maxTokens >= 1)) throw new UsageError(`max_tokens must be at least 1, got ${req.maxTokens}`);
     const vocab = this.model.info.vocabSize;
-    for (const t of req.prompt) if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new UsageError(`prompt token ${t} is outside the vocabulary (0..${vocab - 1})`);
+    for (const t of req.prompt)
+      if (!Number.isInteger(t) || t < 0 || t >= vocab)
+        throw new UsageError(`prompt token ${t} is outside the vocabulary (0..${vocab - 1})`);
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(Math.max(1, Math.ceil(this.queue.length / this.parallel)));
     // Pickers are built here so that bad sampling options fail the request, not the loop. Choice c uses seed + c.
     const seed = req.sampling?.seed;
-    const pickers = Array.from({ length: n }, (_, c) => this.makePicker({ ...req.sampling, ...(seed !== undefined ? { seed: seed + c } : {}) }));
+    const pickers = Array.from({ length: n }, (_, c) =>
+      this.makePicker({ ...req.sampling, ...(seed !== undefined ? { seed: seed + c } : {}) }),
+    );
     return new Promise<GenerationResult>((resolve) => {
       const job: Job = {
         req,
@@ -349,7 +356,15 @@ export class Scheduler {
         // n > 1: every further choice starts from a copy of the prefilled sequence and samples from the same row.
         for (let c = 1; c < slot.job.n; c++) {
           const generated: number[] = [];
-          const clone: Slot = { ...slot, choice: c, seq: slot.seq.clone(), fed: [...slot.fed], generated, history: slot.job.req.penalizePrompt ? [...slot.job.req.prompt] : generated, pending: [] };
+          const clone: Slot = {
+            ...slot,
+            choice: c,
+            seq: slot.seq.clone(),
+            fed: [...slot.fed],
+            generated,
+            history: slot.job.req.penalizePrompt ? [...slot.job.req.prompt] : generated,
+            pending: [],
+          };
           clone.constraint = slot.job.req.constraint ? slot.job.req.constraint() : null;
           this.slots.push(clone);
           this.safeSample(clone, row);

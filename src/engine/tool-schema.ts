@@ -23,8 +23,14 @@ export function compiles(schema: unknown): boolean {
 export function toolCallSchema(tools: { name: string; parameters?: unknown }[], compilesFn: (s: unknown) => boolean = compiles): unknown {
   const $defs: Record<string, unknown> = {};
   const anyOf = tools.map((t, i) => {
-    const params = t.parameters !== undefined && compilesFn(t.parameters) ? hoistDefs(t.parameters, `tool${i}.`, $defs) : { type: 'object' };
-    return { type: 'object', properties: { name: { const: t.name }, parameters: params }, required: ['name', 'parameters'], additionalProperties: false };
+    const params =
+      t.parameters !== undefined && compilesFn(t.parameters) ? hoistDefs(t.parameters, `tool${i}.`, $defs) : { type: 'object' };
+    return {
+      type: 'object',
+      properties: { name: { const: t.name }, parameters: params },
+      required: ['name', 'parameters'],
+      additionalProperties: false,
+    };
   });
   return Object.keys($defs).length ? { $defs, anyOf } : { anyOf };
 }

@@ -2,4 +2,13 @@
 export * from '../tensor/index.ts';
 export { createBackend } from '../load.ts';
 export { TsBackend } from '../kernels/ts/index.ts';
-export { NativeBackend, tryCreateNativeBackend, nativeIsas, MappedFile, mmapFile, canMmap, type NativeBackendOptions, type NativeIsa } from '../kernels/native/index.ts';
+export {
+  NativeBackend,
+  tryCreateNativeBackend,
+  nativeIsas,
+  MappedFile,
+  mmapFile,
+  canMmap,
+  type NativeBackendOptions,
+  type NativeIsa,
+} from '../kernels/native/index.ts';

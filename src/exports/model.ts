@@ -10,5 +10,12 @@ export { Llama4VisionEncoder, loadVisionEncoder, hasVisionTensors } from '../mod
 export type { VisionTensorSource, VisionEncoderOptions } from '../model/llama4/vision.ts';
 export * from '../model/llama4/vision-prompt.ts';
 export { mmprojEncoder, mmprojToHfTensors, mmprojConfig } from '../model/llama4/vision-gguf.ts';
-export { configFromGguf, llama4FromGguf, ggufMetadataFromConfig, ggufIncompatibilities, ropeFreqFactorsFor, LLAMA4_GGUF_CONSTANTS } from '../model/llama4/gguf-config.ts';
+export {
+  configFromGguf,
+  llama4FromGguf,
+  ggufMetadataFromConfig,
+  ggufIncompatibilities,
+  ropeFreqFactorsFor,
+  LLAMA4_GGUF_CONSTANTS,
+} from '../model/llama4/gguf-config.ts';
 export { loadHfTextTensors, expectedShapes, hfPrefixes } from '../model/llama4/weights.ts';

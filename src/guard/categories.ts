@@ -13,12 +13,24 @@ export interface GuardCategory {
   readonly name: string;
 }
 
-export const LLAMA_GUARD_4_CATEGORIES: readonly GuardCategory[] = Object.freeze([
-  ['S1', 'Violent Crimes'], ['S2', 'Non-Violent Crimes'], ['S3', 'Sex Crimes'], ['S4', 'Child Exploitation'],
-  ['S5', 'Defamation'], ['S6', 'Specialized Advice'], ['S7', 'Privacy'], ['S8', 'Intellectual Property'],
-  ['S9', 'Indiscriminate Weapons'], ['S10', 'Hate'], ['S11', 'Self-Harm'], ['S12', 'Sexual Content'],
-  ['S13', 'Elections'], ['S14', 'Code Interpreter Abuse'],
-].map(([code, name]) => Object.freeze({ code: code!, name: name! })));
+export const LLAMA_GUARD_4_CATEGORIES: readonly GuardCategory[] = Object.freeze(
+  [
+    ['S1', 'Violent Crimes'],
+    ['S2', 'Non-Violent Crimes'],
+    ['S3', 'Sex Crimes'],
+    ['S4', 'Child Exploitation'],
+    ['S5', 'Defamation'],
+    ['S6', 'Specialized Advice'],
+    ['S7', 'Privacy'],
+    ['S8', 'Intellectual Property'],
+    ['S9', 'Indiscriminate Weapons'],
+    ['S10', 'Hate'],
+    ['S11', 'Self-Harm'],
+    ['S12', 'Sexual Content'],
+    ['S13', 'Elections'],
+    ['S14', 'Code Interpreter Abuse'],
+  ].map(([code, name]) => Object.freeze({ code: code!, name: name! })),
+);
 
 /** Categories that only make sense for text: left out of the prompt when an image is present. */
 export const TEXT_ONLY_CATEGORIES: ReadonlySet<string> = new Set(['S14']);

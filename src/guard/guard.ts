@@ -32,7 +32,11 @@ export class Guard {
   /** Where the prompt comes from: the checkpoint's own guard template, or the built-in Llama Guard 4 format. */
   readonly promptSource: 'checkpoint template' | 'built-in';
 
-  constructor(readonly loaded: LoadedModel, readonly tokenizer: Tokenizer, readonly chatTemplate: string | null) {
+  constructor(
+    readonly loaded: LoadedModel,
+    readonly tokenizer: Tokenizer,
+    readonly chatTemplate: string | null,
+  ) {
     this.scorer = new GuardScorer(loaded.model, tokenizer);
     this.promptSource = isGuardTemplate(chatTemplate) ? 'checkpoint template' : 'built-in';
   }
@@ -65,7 +69,10 @@ export class Guard {
       ids = enc.tokens;
       patchEmbeddings = enc.patchEmbeddings;
     }
-    if (ids.length >= this.loaded.model.info.contextLength) throw new UsageError(`guard: the prompt has ${ids.length} tokens, over the guard's context of ${this.loaded.model.info.contextLength}`);
+    if (ids.length >= this.loaded.model.info.contextLength)
+      throw new UsageError(
+        `guard: the prompt has ${ids.length} tokens, over the guard's context of ${this.loaded.model.info.contextLength}`,
+      );
     const categories = promptCategories(messages, { categories: chosen });
     const v = await this.scorer.score(ids, { categories, threshold, ...(patchEmbeddings ? { patchEmbeddings } : {}) });
     return { ...v, role: messages.length % 2 === 1 ? 'User' : 'Agent', promptTokens: ids.length };

@@ -57,11 +57,15 @@ export function guardRole(messages: readonly GuardMessage[]): 'User' | 'Agent' {
   if (!Array.isArray(messages) || messages.length === 0) throw new UsageError('guard: the conversation is empty');
   messages.forEach((m, i) => {
     const want = i % 2 === 0 ? 'user' : 'assistant';
-    if (!m || m.role !== want) throw new UsageError(`guard: message ${i} has role ${JSON.stringify(m?.role)}; turns must alternate user/assistant starting with user`);
+    if (!m || m.role !== want)
+      throw new UsageError(
+        `guard: message ${i} has role ${JSON.stringify(m?.role)}; turns must alternate user/assistant starting with user`,
+      );
     const ps = parts(m);
     if (!Array.isArray(ps)) throw new UsageError(`guard: message ${i} content must be a string or a list of parts`);
     for (const p of ps) {
-      if (p?.type === 'text' ? typeof p.text !== 'string' : p?.type !== 'image') throw new UsageError(`guard: message ${i} has a content part that is neither text nor image`);
+      if (p?.type === 'text' ? typeof p.text !== 'string' : p?.type !== 'image')
+        throw new UsageError(`guard: message ${i} has a content part that is neither text nor image`);
     }
   });
   return messages.length % 2 === 1 ? 'User' : 'Agent';
@@ -76,7 +80,9 @@ export function guardImages(messages: readonly GuardMessage[]): GuardImage[] {
 export function promptCategories(messages: readonly GuardMessage[], opts: GuardPromptOptions = {}): GuardCategory[] {
   const chosen = opts.categories ?? LLAMA_GUARD_4_CATEGORIES;
   const withImage = guardImages(messages).length > 0;
-  const out = LLAMA_GUARD_4_CATEGORIES.filter((c) => chosen.some((x) => x.code === c.code) && !(withImage && TEXT_ONLY_CATEGORIES.has(c.code)));
+  const out = LLAMA_GUARD_4_CATEGORIES.filter(
+    (c) => chosen.some((x) => x.code === c.code) && !(withImage && TEXT_ONLY_CATEGORIES.has(c.code)),
+  );
   if (out.length === 0) throw new UsageError('guard: no category left to check (S14 does not apply to conversations with images)');
   return out;
 }
@@ -114,7 +120,11 @@ export function isGuardTemplate(t: string | ChatTemplateSource | null | undefine
  * The prompt through a checkpoint's own guard template, with the variables Meta's template reads: content as lists
  * of {type:'text'|'image'} parts and `excluded_category_keys` for the categories not chosen.
  */
-export function renderGuardTemplate(template: string | ChatTemplateSource, messages: readonly GuardMessage[], opts: GuardPromptOptions = {}): string {
+export function renderGuardTemplate(
+  template: string | ChatTemplateSource,
+  messages: readonly GuardMessage[],
+  opts: GuardPromptOptions = {},
+): string {
   guardRole(messages);
   const chosen = new Set((opts.categories ?? LLAMA_GUARD_4_CATEGORIES).map((c) => c.code));
   const excluded = LLAMA_GUARD_4_CATEGORIES.filter((c) => !chosen.has(c.code)).map((c) => c.code);

@@ -81,7 +81,10 @@ export class GuardScorer {
   private readonly prefixes: { ids: readonly number[]; seq: SequenceState }[] = [];
   private readonly stopIds: Set<number>;
 
-  constructor(private readonly model: AsyncCausalLM, private readonly tokenizer: Tokenizer) {
+  constructor(
+    private readonly model: AsyncCausalLM,
+    private readonly tokenizer: Tokenizer,
+  ) {
     this.stopIds = new Set(turnEndTokens(tokenizer, model));
   }
 
@@ -105,11 +108,15 @@ export class GuardScorer {
 
   /** A sequence holding the longest cached prefix of `ids` (at most ids.length - 1 tokens), and that length. */
   private reuse(ids: readonly number[]): { seq: SequenceState; from: number } {
-    let best: { seq: SequenceState; ids: readonly number[] } | null = null, bestLen = 0;
+    let best: { seq: SequenceState; ids: readonly number[] } | null = null,
+      bestLen = 0;
     for (const p of this.prefixes) {
       let k = 0;
       while (k < p.ids.length && k < ids.length - 1 && p.ids[k] === ids[k]) k++;
-      if (k > bestLen) { best = p; bestLen = k; }
+      if (k > bestLen) {
+        best = p;
+        bestLen = k;
+      }
     }
     if (best) {
       const seq = best.seq.clone();
@@ -130,7 +137,9 @@ export class GuardScorer {
     const { seq: base, from } = o.patchEmbeddings ? { seq: this.model.newSequence(), from: 0 } : this.reuse(promptIds);
     const seqs: SequenceState[] = [base];
     try {
-      const [l0] = await this.model.forward([{ seq: base, tokens: promptIds.slice(from), logits: 'last', ...(o.patchEmbeddings ? { patchEmbeddings: o.patchEmbeddings } : {}) }]);
+      const [l0] = await this.model.forward([
+        { seq: base, tokens: promptIds.slice(from), logits: 'last', ...(o.patchEmbeddings ? { patchEmbeddings: o.patchEmbeddings } : {}) },
+      ]);
       const first = l0!;
       if (!o.patchEmbeddings) this.remember(promptIds, base.clone());
       const safeIds = this.enc('safe');
@@ -139,12 +148,17 @@ export class GuardScorer {
       const catIds = cats.map((c) => this.enc('unsafe\n' + c.code));
       // A: the tokens every category answer shares ("unsafe", "\n", "S" with Meta's tokenizer), all logits kept.
       const shared = catIds[0]!.slice(0, commonPrefix(catIds));
-      if (!startsWith(shared, unsafeIds) || !startsWith(shared, newline)) throw new Error('guard: tokenizer splits "unsafe\\n" unexpectedly');
+      if (!startsWith(shared, unsafeIds) || !startsWith(shared, newline))
+        throw new Error('guard: tokenizer splits "unsafe\\n" unexpectedly');
       const a = base.clone();
       seqs.push(a);
       const items = [{ seq: a, tokens: shared, logits: 'all' as const }];
       let b: SequenceState | null = null;
-      if (safeIds.length > 1) { b = base.clone(); seqs.push(b); items.push({ seq: b, tokens: safeIds.slice(0, -1), logits: 'all' as const }); }
+      if (safeIds.length > 1) {
+        b = base.clone();
+        seqs.push(b);
+        items.push({ seq: b, tokens: safeIds.slice(0, -1), logits: 'all' as const });
+      }
       const outs = await this.model.forward(items);
       const aRows = outs[0]!;
       // Teacher-forced log-probability of `ids` given the first row and the rows after each of its tokens.
@@ -167,10 +181,17 @@ export class GuardScorer {
         const res = await this.model.forward(idx.map((i) => ({ seq: clones[i]!, tokens: rests[i]!.slice(0, -1), logits: 'all' as const })));
         idx.forEach((i, k) => (lp[i] = forced(rests[i]!, afterShared, res[k]!)));
       }
-      rests.forEach((r, i) => { if (r.length === 1) lp[i] = logSoftmaxAt(afterShared, r[0]!); });
+      rests.forEach((r, i) => {
+        if (r.length === 1) lp[i] = logSoftmaxAt(afterShared, r[0]!);
+      });
       const p = lp.map((x) => Math.exp(x));
       // A code whose tokens begin another code's (S1 / S10): its string ends there only without that continuation.
-      const q = p.map((pi, i) => Math.max(0, pi - rests.reduce((s, r, j) => (j !== i && r.length > rests[i]!.length && startsWith(r, rests[i]!) ? s + p[j]! : s), 0)));
+      const q = p.map((pi, i) =>
+        Math.max(
+          0,
+          pi - rests.reduce((s, r, j) => (j !== i && r.length > rests[i]!.length && startsWith(r, rests[i]!) ? s + p[j]! : s), 0),
+        ),
+      );
       const zq = q.reduce((s, x) => s + x, 0);
       const scores: Record<string, number> = {};
       cats.forEach((c, i) => (scores[c.code] = zq > 0 ? (pUnsafe * q[i]!) / zq : 0));
@@ -184,7 +205,14 @@ export class GuardScorer {
   }
 
   /** Greedy decode of the category line, continuing sequence `a` (which holds the shared prefix). */
-  private async categoryLine(a: SequenceState, aRows: Float32Array, shared: number[], lineStart: number, cats: readonly GuardCategory[], seqs: SequenceState[]): Promise<string[]> {
+  private async categoryLine(
+    a: SequenceState,
+    aRows: Float32Array,
+    shared: number[],
+    lineStart: number,
+    cats: readonly GuardCategory[],
+    seqs: SequenceState[],
+  ): Promise<string[]> {
     const V = this.model.info.vocabSize;
     const seq = a.clone();
     seqs.push(seq);
@@ -193,15 +221,27 @@ export class GuardScorer {
     const cands = this.categoryLineTokens();
     const codes = cats.map((c) => c.code);
     for (let step = 0; step < MAX_LINE_TOKENS; step++) {
-      let best = -1, bestLogit = -Infinity;
+      let best = -1,
+        bestLogit = -Infinity;
       if (fullLine(line, codes)) {
-        for (const id of this.stopIds) if (id < V && row[id]! > bestLogit) { best = id; bestLogit = row[id]!; }
+        for (const id of this.stopIds)
+          if (id < V && row[id]! > bestLogit) {
+            best = id;
+            bestLogit = row[id]!;
+          }
         const nl = this.enc('\n')[0];
-        if (nl !== undefined && row[nl]! > bestLogit) { best = nl; bestLogit = row[nl]!; }
+        if (nl !== undefined && row[nl]! > bestLogit) {
+          best = nl;
+          bestLogit = row[nl]!;
+        }
       }
       let stop = best >= 0;
       for (const c of cands) {
-        if (row[c.id]! > bestLogit && partialLine(line + c.text, codes)) { best = c.id; bestLogit = row[c.id]!; stop = false; }
+        if (row[c.id]! > bestLogit && partialLine(line + c.text, codes)) {
+          best = c.id;
+          bestLogit = row[c.id]!;
+          stop = false;
+        }
       }
       if (best < 0 || stop) break;
       line += cands.find((c) => c.id === best)!.text;

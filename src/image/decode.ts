@@ -21,7 +21,10 @@ export interface RgbImage {
 /** A bad image input (corrupt, truncated, oversized, unsupported). */
 export class ImageError extends Llama4Error {
   override readonly name = 'ImageError';
-  constructor(readonly source: string, detail: string) {
+  constructor(
+    readonly source: string,
+    detail: string,
+  ) {
     super(`image ${source}: ${detail}`);
   }
 }
@@ -47,7 +50,10 @@ async function loadSharp(src: string): Promise<typeof Sharp> {
   try {
     return await sharpModule;
   } catch (e) {
-    throw new ImageError(src, `image decoding needs the 'sharp' package, which failed to load (${sharpMessage(e)}); reinstall it with \`npm install sharp\``);
+    throw new ImageError(
+      src,
+      `image decoding needs the 'sharp' package, which failed to load (${sharpMessage(e)}); reinstall it with \`npm install sharp\``,
+    );
   }
 }
 
@@ -137,8 +143,10 @@ export async function readImageSize(input: ImageInput, limits: DecodeLimits = {}
   } catch (e) {
     throw new ImageError(src, `not a readable image (${sharpMessage(e)})`);
   }
-  if (!meta.format || !FORMATS.has(meta.format)) throw new ImageError(src, `unsupported format ${meta.format ?? 'unknown'} (JPEG, PNG, WebP and GIF are supported)`);
-  const width = meta.width ?? 0, height = meta.height ?? 0;
+  if (!meta.format || !FORMATS.has(meta.format))
+    throw new ImageError(src, `unsupported format ${meta.format ?? 'unknown'} (JPEG, PNG, WebP and GIF are supported)`);
+  const width = meta.width ?? 0,
+    height = meta.height ?? 0;
   if (!(width > 0 && height > 0)) throw new ImageError(src, 'image has no pixels');
   return { width, height };
 }
@@ -167,7 +175,8 @@ export async function decodeImage(input: ImageInput, limits: DecodeLimits = {}):
   if (!meta.format || !FORMATS.has(meta.format)) {
     throw new ImageError(src, `unsupported format ${meta.format ?? 'unknown'} (JPEG, PNG, WebP and GIF are supported)`);
   }
-  const w0 = meta.width ?? 0, h0 = meta.height ?? 0;
+  const w0 = meta.width ?? 0,
+    h0 = meta.height ?? 0;
   if (!(w0 > 0 && h0 > 0)) throw new ImageError(src, 'image has no pixels');
   if (w0 * h0 > maxPixels) throw new ImageError(src, `${w0}x${h0} is over the ${maxPixels}-pixel limit`);
   try {

@@ -25,7 +25,8 @@ function flatten(x: unknown, where: string): { shape: number[]; values: number[]
       values.push(v);
       return;
     }
-    if (!Array.isArray(v) || v.length !== shape[d]) throw new UsageError(`${where}: ${path || 'top level'} is not an array of ${shape[d]} (ragged pixel array)`);
+    if (!Array.isArray(v) || v.length !== shape[d])
+      throw new UsageError(`${where}: ${path || 'top level'} is not an array of ${shape[d]} (ragged pixel array)`);
     v.forEach((e, i) => walk(e, d + 1, `${path}[${i}]`));
   };
   walk(x, 0, '');

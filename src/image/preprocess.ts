@@ -53,10 +53,16 @@ export function supportedCanvases(maxTiles: number, tileSize: number): Array<[nu
  * (largest with resizeToMaxCanvas); otherwise the largest downscale. Among canvases with exactly that s, the smallest
  * area, first in list order on ties.
  */
-export function bestFitCanvas(height: number, width: number, canvases: ReadonlyArray<readonly [number, number]>, resizeToMaxCanvas = false): [number, number] {
+export function bestFitCanvas(
+  height: number,
+  width: number,
+  canvases: ReadonlyArray<readonly [number, number]>,
+  resizeToMaxCanvas = false,
+): [number, number] {
   // torch computes these scales in float32; exact equality below depends on that.
   const scales = canvases.map(([hc, wc]) => {
-    const sw = Math.fround(wc / width), sh = Math.fround(hc / height);
+    const sw = Math.fround(wc / width),
+      sh = Math.fround(hc / height);
     return sh > sw ? sw : sh;
   });
   const up = scales.filter((s) => s >= 1);
@@ -74,16 +80,27 @@ export function bestFitCanvas(height: number, width: number, canvases: ReadonlyA
 
 /** HF `get_max_res_without_distortion`: the largest (h, w) with the image's aspect inside (th, tw), floors. */
 export function fitWithoutDistortion(height: number, width: number, th: number, tw: number): [number, number] {
-  const sw = tw / width, sh = th / height;
+  const sw = tw / width,
+    sh = th / height;
   let nh: number, nw: number;
-  if (sw < sh) { nw = tw; nh = Math.min(Math.floor(height * sw), th); }
-  else { nh = th; nw = Math.min(Math.floor(width * sh), tw); }
+  if (sw < sh) {
+    nw = tw;
+    nh = Math.min(Math.floor(height * sw), th);
+  } else {
+    nh = th;
+    nw = Math.min(Math.floor(width * sh), tw);
+  }
   return [Math.max(1, nh), Math.max(1, nw)];
 }
 
 /** The chosen grid and resize target for an image of (height, width). */
-export function planTiles(height: number, width: number, opts: PreprocessOptions = {}): { grid: [number, number]; resized: [number, number]; canvas: [number, number] } {
-  const S = opts.tileSize ?? 336, maxTiles = opts.maxTiles ?? 16;
+export function planTiles(
+  height: number,
+  width: number,
+  opts: PreprocessOptions = {},
+): { grid: [number, number]; resized: [number, number]; canvas: [number, number] } {
+  const S = opts.tileSize ?? 336,
+    maxTiles = opts.maxTiles ?? 16;
   check(Number.isInteger(S) && S >= 1, `tile size must be a positive integer, got ${S}`);
   check(Number.isInteger(maxTiles) && maxTiles >= 1 && maxTiles <= 64, `max tiles must be an integer in 1..64, got ${maxTiles}`);
   const canvas = bestFitCanvas(height, width, supportedCanvases(maxTiles, S), opts.resizeToMaxCanvas ?? false);
@@ -127,7 +144,9 @@ function writeTile(out: Float32Array, o: number, img: Uint8Array, h: number, w: 
         out[p + plane] = NORM_LUT[img[s + 1]!]!;
         out[p + 2 * plane] = NORM_LUT[img[s + 2]!]!;
       } else {
-        out[p] = PAD_VALUE; out[p + plane] = PAD_VALUE; out[p + 2 * plane] = PAD_VALUE;
+        out[p] = PAD_VALUE;
+        out[p + plane] = PAD_VALUE;
+        out[p + 2 * plane] = PAD_VALUE;
       }
     }
   }
@@ -139,12 +158,14 @@ export function preprocessImage(image: RgbImage, opts: PreprocessOptions = {}): 
   const { grid, resized } = planTiles(image.height, image.width, opts);
   const [rows, cols] = grid;
   const [rh, rw] = resized;
-  const body = rh === image.height && rw === image.width ? image.data : resizeBilinearAntialias(image.data, image.height, image.width, rh, rw);
+  const body =
+    rh === image.height && rw === image.width ? image.data : resizeBilinearAntialias(image.data, image.height, image.width, rh, rw);
   const nGrid = rows * cols;
   const nTiles = nGrid > 1 ? nGrid + 1 : 1;
   const tileLen = 3 * S * S;
   const pixels = new Float32Array(nTiles * tileLen);
-  for (let ty = 0; ty < rows; ty++) for (let tx = 0; tx < cols; tx++) writeTile(pixels, (ty * cols + tx) * tileLen, body, rh, rw, ty, tx, S);
+  for (let ty = 0; ty < rows; ty++)
+    for (let tx = 0; tx < cols; tx++) writeTile(pixels, (ty * cols + tx) * tileLen, body, rh, rw, ty, tx, S);
   if (nGrid > 1) {
     // The global tile: the ORIGINAL image resized (aspect-distorting) to one tile, not the padded canvas.
     const g = image.height === S && image.width === S ? image.data : resizeBilinearAntialias(image.data, image.height, image.width, S, S);

@@ -52,7 +52,9 @@ function layout<T>(grid: readonly [number, number], tokensPerTile: number, k: Re
   check(Number.isInteger(rows) && Number.isInteger(cols) && rows >= 1 && cols >= 1, `bad tile grid [${rows}, ${cols}]`);
   check(Number.isInteger(tokensPerTile) && tokensPerTile >= 1, `bad tokens per tile ${tokensPerTile}`);
   const out: T[] = [k.start];
-  const patches = (): void => { for (let i = 0; i < tokensPerTile; i++) out.push(k.patch); };
+  const patches = (): void => {
+    for (let i = 0; i < tokensPerTile; i++) out.push(k.patch);
+  };
   if (rows * cols > 1) {
     for (let y = 0; y < rows; y++) {
       for (let x = 0; x < cols; x++) {
@@ -69,7 +71,11 @@ function layout<T>(grid: readonly [number, number], tokensPerTile: number, k: Re
 }
 
 /** Token ids replacing one `<|image|>` placeholder. */
-export function imagePromptTokenIds(grid: readonly [number, number], tokensPerTile: number, ids: ImageTokenIds = LLAMA4_IMAGE_TOKEN_IDS): number[] {
+export function imagePromptTokenIds(
+  grid: readonly [number, number],
+  tokensPerTile: number,
+  ids: ImageTokenIds = LLAMA4_IMAGE_TOKEN_IDS,
+): number[] {
   return layout(grid, tokensPerTile, ids);
 }
 
@@ -94,12 +100,20 @@ export function expandImagePlaceholders(text: string, grids: ReadonlyArray<reado
  * Same on token ids: each `ids.image` in `tokens` is replaced by image i's expansion. Use this when the prompt was
  * tokenised with the placeholder as one special token.
  */
-export function expandImageTokenIds(tokens: ArrayLike<number>, grids: ReadonlyArray<readonly [number, number]>, tokensPerTile: number, ids: ImageTokenIds = LLAMA4_IMAGE_TOKEN_IDS): number[] {
+export function expandImageTokenIds(
+  tokens: ArrayLike<number>,
+  grids: ReadonlyArray<readonly [number, number]>,
+  tokensPerTile: number,
+  ids: ImageTokenIds = LLAMA4_IMAGE_TOKEN_IDS,
+): number[] {
   const out: number[] = [];
   let next = 0;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]!;
-    if (t !== ids.image) { out.push(t); continue; }
+    if (t !== ids.image) {
+      out.push(t);
+      continue;
+    }
     check(next < grids.length, `prompt has more image placeholders than the ${grids.length} images given`);
     for (const u of imagePromptTokenIds(grids[next++]!, tokensPerTile, ids)) out.push(u);
   }

@@ -28,7 +28,8 @@ function computePass(n: number, m: number): Pass {
   const support = scale >= 1 ? scale : 1; // interp_size (2) · 0.5 · max(scale, 1)
   const invscale = scale >= 1 ? f(1 / scale) : 1;
   const ksize = Math.ceil(support) * 2 + 1;
-  const xmin = new Int32Array(m), xsize = new Int32Array(m);
+  const xmin = new Int32Array(m),
+    xsize = new Int32Array(m);
   const weights = new Float32Array(m * ksize);
   for (let i = 0; i < m; i++) {
     const center = f(scale * (i + 0.5));
@@ -74,7 +75,9 @@ export function resizeBilinearAntialias(src: Uint8Array, h: number, w: number, o
     for (let y = 0; y < h; y++) {
       const row = y * w * 3;
       for (let x = 0; x < outW; x++) {
-        const lo = p.xmin[x]!, size = p.xsize[x]!, wo = x * p.ksize;
+        const lo = p.xmin[x]!,
+          size = p.xsize[x]!,
+          wo = x * p.ksize;
         const oo = (y * outW + x) * 3;
         for (let c = 0; c < 3; c++) {
           const base = row + lo * 3 + c;
@@ -97,7 +100,9 @@ export function resizeBilinearAntialias(src: Uint8Array, h: number, w: number, o
   const p = computePass(h, outH);
   const stride = curW * 3;
   for (let y = 0; y < outH; y++) {
-    const lo = p.xmin[y]!, size = p.xsize[y]!, wo = y * p.ksize;
+    const lo = p.xmin[y]!,
+      size = p.xsize[y]!,
+      wo = y * p.ksize;
     for (let xc = 0; xc < stride; xc++) {
       let s = size > 0 ? f(cur[lo * stride + xc]! * p.weights[wo]!) : 0;
       for (let j = 1; j < size; j++) s = f(s + cur[(lo + j) * stride + xc]! * p.weights[wo + j]!);

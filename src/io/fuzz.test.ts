@@ -20,7 +20,10 @@ const SHARED = resolve(fileURLToPath(new URL('../../..', import.meta.url)), 'sha
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32; };
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
 }
 
 /** A small GGUF with every metadata type (nested arrays included) and float + block-quantized tensors. */
@@ -29,13 +32,20 @@ function writeSampleGguf(path: string): void {
   w.set('general.architecture', 'llama4');
   w.set('u8', 7, GgufType.UINT8).set('i8', -7, GgufType.INT8).set('u16', 700, GgufType.UINT16).set('i16', -700, GgufType.INT16);
   w.set('u32', 70000, GgufType.UINT32).set('i32', -70000, GgufType.INT32).set('f32', 0.5, GgufType.FLOAT32);
-  w.set('u64', 2n ** 40n, GgufType.UINT64).set('i64', -(2n ** 40n), GgufType.INT64).set('f64', 0.25, GgufType.FLOAT64);
+  w.set('u64', 2n ** 40n, GgufType.UINT64)
+    .set('i64', -(2n ** 40n), GgufType.INT64)
+    .set('f64', 0.25, GgufType.FLOAT64);
   w.set('b', true).set('s', 'héllo');
-  w.set('tokens', ['a', 'bb', 'ccc', '<|x|>']).set('scores', new Float32Array([0, -1, -2, -3])).set('types', new Int32Array([1, 1, 1, 3]));
+  w.set('tokens', ['a', 'bb', 'ccc', '<|x|>'])
+    .set('scores', new Float32Array([0, -1, -2, -3]))
+    .set('types', new Int32Array([1, 1, 1, 3]));
   w.set('nested', [['x', 'y'], ['z']] as string[][]).set('flags', [true, false]);
   const x = new Float32Array(64 * 32);
   for (let i = 0; i < x.length; i++) x[i] = Math.sin(i);
-  w.addTensor('a.weight', 'f32', [4, 32]).addTensor('b.weight', 'q8_0', [8, 32]).addTensor('c.weight', 'q4_k', [2, 256]).addTensor('d.weight', 'f16', [3, 2, 32]);
+  w.addTensor('a.weight', 'f32', [4, 32])
+    .addTensor('b.weight', 'q8_0', [8, 32])
+    .addTensor('c.weight', 'q4_k', [2, 256])
+    .addTensor('d.weight', 'f16', [3, 2, 32]);
   w.writeHeader();
   w.writeTensor('a.weight', new Uint8Array(x.buffer, 0, 4 * 32 * 4).slice());
   w.writeTensor('b.weight', quantize('q8_0', x.subarray(0, 256), 32));
@@ -50,7 +60,9 @@ function writeSampleSafetensors(path: string): void {
     const f = new Float32Array(n).map((_, i) => i / 7);
     return { name, dtype: 'f32', shape, bytes: new Uint8Array(f.buffer) };
   };
-  writeSafetensors(path, [t('model.embed_tokens.weight', [16, 8]), t('model.norm.weight', [8]), t('lm_head.weight', [16, 8])], { format: 'pt' });
+  writeSafetensors(path, [t('model.embed_tokens.weight', [16, 8]), t('model.norm.weight', [8]), t('lm_head.weight', [16, 8])], {
+    format: 'pt',
+  });
 }
 
 type Mutation = { what: string; bytes: Uint8Array };
@@ -70,7 +82,10 @@ function mutations(orig: Uint8Array, seed: number, n: number, headerLen: number)
     if (kind === 1 || kind === 2) {
       // flip 1-4 bits in the header, where every count/length/offset lives
       const flips = 1 + Math.floor(r() * 4);
-      for (let f = 0; f < flips; f++) { const p = Math.floor(r() * headerLen); b[p] = b[p]! ^ (1 << Math.floor(r() * 8)); }
+      for (let f = 0; f < flips; f++) {
+        const p = Math.floor(r() * headerLen);
+        b[p] = b[p]! ^ (1 << Math.floor(r() * 8));
+      }
       out.push({ what: `bit flips in header (${flips})`, bytes: b });
     } else if (kind === 3) {
       // overwrite 8 header bytes with a large or random value (huge counts / lengths / offsets)
@@ -88,8 +103,17 @@ function mutations(orig: Uint8Array, seed: number, n: number, headerLen: number)
   return out;
 }
 
-function runCases(dir: string, name: string, orig: Uint8Array, headerLen: number, load: (p: string) => number, seed: number, n: number): { ok: number; errors: number } {
-  let ok = 0, errors = 0;
+function runCases(
+  dir: string,
+  name: string,
+  orig: Uint8Array,
+  headerLen: number,
+  load: (p: string) => number,
+  seed: number,
+  n: number,
+): { ok: number; errors: number } {
+  let ok = 0,
+    errors = 0;
   for (const [i, m] of mutations(orig, seed, n, headerLen).entries()) {
     const p = join(dir, `${name}-${i}`);
     writeFileSync(p, m.bytes);
@@ -177,15 +201,27 @@ test('a GGUF whose header claims absurd counts is rejected before allocating', (
   try {
     const p = join(dir, 'huge.gguf');
     const b = Buffer.alloc(64);
-    b.writeUInt32LE(0x46554747, 0); b.writeUInt32LE(3, 4);
-    b.writeBigUInt64LE(0n, 8); b.writeBigUInt64LE(1n, 16);
+    b.writeUInt32LE(0x46554747, 0);
+    b.writeUInt32LE(3, 4);
+    b.writeBigUInt64LE(0n, 8);
+    b.writeBigUInt64LE(1n, 16);
     // one key: "k", type ARRAY of UINT8 with 2^60 elements
-    b.writeBigUInt64LE(1n, 24); b.write('k', 32); b.writeUInt32LE(9, 33); b.writeUInt32LE(0, 37); b.writeBigUInt64LE(2n ** 60n, 41);
+    b.writeBigUInt64LE(1n, 24);
+    b.write('k', 32);
+    b.writeUInt32LE(9, 33);
+    b.writeUInt32LE(0, 37);
+    b.writeBigUInt64LE(2n ** 60n, 41);
     writeFileSync(p, b);
-    assert.throws(() => readGguf(p), (e: Error) => e instanceof Llama4Error && /element count/.test(e.message));
+    assert.throws(
+      () => readGguf(p),
+      (e: Error) => e instanceof Llama4Error && /element count/.test(e.message),
+    );
     b.writeBigUInt64LE(2n ** 62n, 16);
     writeFileSync(p, b);
-    assert.throws(() => readGguf(p), (e: Error) => e instanceof Llama4Error && /metadata count/.test(e.message));
+    assert.throws(
+      () => readGguf(p),
+      (e: Error) => e instanceof Llama4Error && /metadata count/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

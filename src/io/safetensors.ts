@@ -49,7 +49,8 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const n = lenBuf.readBigUInt64LE(0);
-    if (n > BigInt(fileSize - 8)) throw new ModelFileError(path, `header length ${n} exceeds the file size ${fileSize} (truncated or not a safetensors file)`);
+    if (n > BigInt(fileSize - 8))
+      throw new ModelFileError(path, `header length ${n} exceeds the file size ${fileSize} (truncated or not a safetensors file)`);
     if (n > BigInt(MAX_HEADER)) throw new ModelFileError(path, `header length ${n} is implausibly large`);
     const headerLen = Number(n);
     const hb = Buffer.alloc(headerLen);
@@ -75,7 +76,8 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     // Ranges must not overlap.
     const sorted = [...entries.values()].sort((a, b) => a.start - b.start);
     for (let i = 1; i < sorted.length; i++) {
-      const prev = sorted[i - 1]!, cur = sorted[i]!;
+      const prev = sorted[i - 1]!,
+        cur = sorted[i]!;
       if (cur.start < prev.end) throw new ModelFileError(path, `tensors "${prev.name}" and "${cur.name}" overlap in the data section`);
     }
     return { path, fileSize, entries, metadata };
@@ -90,15 +92,21 @@ function parseEntry(path: string, name: string, v: unknown, dataStart: number, d
   const { dtype, shape, data_offsets: offs } = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   if (typeof dtype !== 'string') throw bad('missing dtype');
   const dt = DTYPE_MAP[dtype];
-  if (!dt) throw bad(KNOWN_UNSUPPORTED.has(dtype) ? `dtype ${dtype} is not supported (F32, F16, BF16 are)` : `unknown dtype ${JSON.stringify(dtype)}`);
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-  if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`data_offsets ${JSON.stringify(offs)} are not two non-negative integers`);
+  if (!dt)
+    throw bad(
+      KNOWN_UNSUPPORTED.has(dtype) ? `dtype ${dtype} is not supported (F32, F16, BF16 are)` : `unknown dtype ${JSON.stringify(dtype)}`,
+    );
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw bad(`data_offsets ${JSON.stringify(offs)} are not two non-negative integers`);
   const [b, e] = offs as [number, number];
   if (e < b) throw bad(`data_offsets [${b}, ${e}] end before they begin`);
   if (e > dataSize) throw bad(`data_offsets [${b}, ${e}] run past the end of the data section (${dataSize} bytes; file truncated?)`);
   let numel = 1;
   for (const d of shape as number[]) numel *= d;
-  if (!Number.isSafeInteger(numel) || numel * dt.size !== e - b) throw bad(`shape [${shape.join(', ')}] × ${dtype} needs ${numel * dt.size} bytes but data_offsets give ${e - b}`);
+  if (!Number.isSafeInteger(numel) || numel * dt.size !== e - b)
+    throw bad(`shape [${shape.join(', ')}] × ${dtype} needs ${numel * dt.size} bytes but data_offsets give ${e - b}`);
   return { name, dtype: dt.dtype, shape: shape as number[], start: dataStart + b, end: dataStart + e };
 }
 
@@ -156,7 +164,8 @@ export function openSafetensors(path: string, opts: OpenSafetensorsOptions = {})
       for (const f of files) headers.push(readSafetensorsHeader(join(path, f)));
       for (const [name, f] of Object.entries(map)) {
         const h = headers.find((x) => x.path === join(path, f))!;
-        if (!h.entries.has(name)) throw new ModelFileError(h.path, `tensor "${name}" is listed in model.safetensors.index.json but not in this shard`);
+        if (!h.entries.has(name))
+          throw new ModelFileError(h.path, `tensor "${name}" is listed in model.safetensors.index.json but not in this shard`);
       }
     } else {
       const single = join(path, 'model.safetensors');

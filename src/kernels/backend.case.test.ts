@@ -17,7 +17,14 @@ import { DTYPES, allocKv, byteSize, dequantizeRow, encodeKv, f32ToBf16, f32ToF16
 /** Deterministic xorshift32 generator: uniform [0, 1) and standard normal values. */
 export function rng(seed: number): { u(): number; n(): number } {
   let s = seed >>> 0 || 1;
-  const u = (): number => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 4294967296; };
+  const u = (): number => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
   return { u, n: () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u()) };
 }
 export function randn(r: ReturnType<typeof rng>, n: number, scale = 1): Float32Array {
@@ -26,8 +33,12 @@ export function randn(r: ReturnType<typeof rng>, n: number, scale = 1): Float32A
   return a;
 }
 export function nmse(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let e = 0, s = 0;
-  for (let i = 0; i < ref.length; i++) { e += (out[i]! - ref[i]!) ** 2; s += ref[i]! ** 2; }
+  let e = 0,
+    s = 0;
+  for (let i = 0; i < ref.length; i++) {
+    e += (out[i]! - ref[i]!) ** 2;
+    s += ref[i]! ** 2;
+  }
   return s === 0 ? e : e / s;
 }
 function close(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what: string): void {
@@ -42,9 +53,24 @@ function close(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what
 // The second offset, where present, is the block minimum's scale: kept small, as in real quantized weights
 // (whose minimums roughly cancel the codes' mean), so dot products are not dominated by one large offset term.
 const HALF_SCALES: Partial<Record<DType, number[]>> = {
-  q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0],
-  q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
-  iq2_xxs: [0], iq2_xs: [0], iq2_s: [0], iq3_xxs: [0], iq3_s: [0], iq1_s: [0], iq4_nl: [0], iq4_xs: [0],
+  q4_0: [0],
+  q4_1: [0, 2],
+  q5_0: [0],
+  q5_1: [0, 2],
+  q8_0: [0],
+  q2_k: [80, 82],
+  q3_k: [108],
+  q4_k: [0, 2],
+  q5_k: [0, 2],
+  q6_k: [208],
+  iq2_xxs: [0],
+  iq2_xs: [0],
+  iq2_s: [0],
+  iq3_xxs: [0],
+  iq3_s: [0],
+  iq1_s: [0],
+  iq4_nl: [0],
+  iq4_xs: [0],
 };
 
 /** Random weight bytes [rows, K] of any dtype, and their float32 values per the registered codecs. */
@@ -66,7 +92,8 @@ export function randomWeight(dtype: DType, rows: number, K: number, seed: number
         dv.setUint16(b * bytesPerBlock + off, f32ToF16(mag * (r.u() < 0.5 ? -1 : 1)), true);
       });
       if (dtype === 'q8_k') dv.setFloat32(b * bytesPerBlock, 0.001 + 0.01 * r.u(), true);
-      if (dtype === 'iq1_m') {  // its f16 scale is the top nibble of each of the 4 u16 words at bytes 48..55
+      if (dtype === 'iq1_m') {
+        // its f16 scale is the top nibble of each of the 4 u16 words at bytes 48..55
         const h = f32ToF16((0.002 + 0.02 * r.u()) * (r.u() < 0.5 ? -1 : 1));
         for (let k = 0; k < 4; k++) {
           const p = b * bytesPerBlock + 48 + 2 * k;
@@ -85,14 +112,26 @@ export function randomWeight(dtype: DType, rows: number, K: number, seed: number
 function refDequantRow(dtype: DType, src: Uint8Array, off: number, K: number, out: Float32Array, o: number): void {
   if (hasDequantizer(dtype)) return dequantizeRow(dtype, src, off, K, out, o);
   const dv = new DataView(src.buffer, src.byteOffset);
-  const half = (p: number): number => { const h = dv.getUint16(p, true); const e = (h >> 10) & 31, m = h & 1023, s = h & 0x8000 ? -1 : 1; return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15); };
+  const half = (p: number): number => {
+    const h = dv.getUint16(p, true);
+    const e = (h >> 10) & 31,
+      m = h & 1023,
+      s = h & 0x8000 ? -1 : 1;
+    return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
+  };
   for (let b = 0; b < K / 32; b++) {
     if (dtype === 'q8_0') {
-      const p = off + b * 34, d = half(p);
+      const p = off + b * 34,
+        d = half(p);
       for (let j = 0; j < 32; j++) out[o + b * 32 + j] = dv.getInt8(p + 2 + j) * d;
     } else if (dtype === 'q4_0') {
-      const p = off + b * 18, d = half(p);
-      for (let j = 0; j < 16; j++) { const q = src[p + 2 + j]!; out[o + b * 32 + j] = ((q & 15) - 8) * d; out[o + b * 32 + j + 16] = ((q >> 4) - 8) * d; }
+      const p = off + b * 18,
+        d = half(p);
+      for (let j = 0; j < 16; j++) {
+        const q = src[p + 2 + j]!;
+        out[o + b * 32 + j] = ((q & 15) - 8) * d;
+        out[o + b * 32 + j + 16] = ((q >> 4) - 8) * d;
+      }
     } else throw new Error(`no codec for ${dtype}`);
   }
 }
@@ -103,17 +142,41 @@ function canDecode(dtype: DType): boolean {
 /** out[t, n] = Σ_k x[t, k] · W[n, k] in float64. */
 function refMatmul(x: Float32Array, W: Float32Array, T: number, N: number, K: number, wOff = 0): Float64Array {
   const out = new Float64Array(T * N);
-  for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += x[t * K + k]! * W[wOff + n * K + k]!;
-    out[t * N + n] = s;
-  }
+  for (let t = 0; t < T; t++)
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[t * K + k]! * W[wOff + n * K + k]!;
+      out[t * N + n] = s;
+    }
   return out;
 }
 
-const MATMUL_TYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k',
-  'iq2_xxs', 'iq2_xs', 'iq2_s', 'iq3_xxs', 'iq3_s', 'iq1_s', 'iq1_m', 'iq4_nl', 'iq4_xs'];
-const FLOAT_TOL = 1e-9, QUANT_TOL = 5e-4;
+const MATMUL_TYPES: DType[] = [
+  'f32',
+  'f16',
+  'bf16',
+  'q8_0',
+  'q4_0',
+  'q4_1',
+  'q5_0',
+  'q5_1',
+  'q2_k',
+  'q3_k',
+  'q4_k',
+  'q5_k',
+  'q6_k',
+  'iq2_xxs',
+  'iq2_xs',
+  'iq2_s',
+  'iq3_xxs',
+  'iq3_s',
+  'iq1_s',
+  'iq1_m',
+  'iq4_nl',
+  'iq4_xs',
+];
+const FLOAT_TOL = 1e-9,
+  QUANT_TOL = 5e-4;
 
 export interface ConformanceOptions {
   /** Expect a RangeError when x/out are shorter than the shapes need (TsBackend relies on JS bounds instead). */
@@ -130,8 +193,12 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   const tensor = (name: string, dtype: DType, shape: number[], bytes: Uint8Array): RawTensor => ({ name, dtype, shape, bytes });
 
   for (const dtype of MATMUL_TYPES) {
-    test(`${label}: matmul ${dtype} (decode, prefill, expert slice)`, { skip: skip || (!canDecode(dtype) && `no row codec for ${dtype} registered yet`) }, () => {
-      const K = 512, N = 37, E = 3;
+    test(`${label}: matmul ${dtype} (decode, prefill, expert slice)`, {
+      skip: skip || (!canDecode(dtype) && `no row codec for ${dtype} registered yet`),
+    }, () => {
+      const K = 512,
+        N = 37,
+        E = 3;
       const tol = DTYPES[dtype].blockSize > 1 ? QUANT_TOL : FLOAT_TOL;
       const r = rng(7 + DTYPES[dtype].ggmlType);
       const { bytes, values } = randomWeight(dtype, E * N, K, 100 + DTYPES[dtype].ggmlType);
@@ -148,7 +215,8 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       }
       // a long row: accumulation over many blocks
       const big = randomWeight(dtype, 32, 4096, 5);
-      const xb = randn(r, 4096), ob = new Float32Array(32);
+      const xb = randn(r, 4096),
+        ob = new Float32Array(32);
       be.matmul(ob, xb, be.weight(tensor('b', dtype, [32, 4096], big.bytes)), 1);
       close(ob, refMatmul(xb, big.values, 1, 32, 4096), tol, `${dtype} K=4096`);
       // rows and dequantization
@@ -161,11 +229,14 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   }
 
   t0('matmul on unaligned f32 bytes and a large N', () => {
-    const K = 96, N = 300, T = 2;
+    const K = 96,
+      N = 300,
+      T = 2;
     const { bytes, values } = randomWeight('f32', N, K, 3);
     const shifted = new Uint8Array(bytes.length + 1).subarray(1);
     shifted.set(bytes);
-    const x = randn(rng(4), T * K), out = new Float32Array(T * N);
+    const x = randn(rng(4), T * K),
+      out = new Float32Array(T * N);
     be.matmul(out, x, be.weight(tensor('u', 'f32', [N, K], shifted)), T);
     close(out, refMatmul(x, values, T, N, K), FLOAT_TOL, 'unaligned f32');
   });
@@ -179,16 +250,32 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       assert.throws(() => be.matmul(new Float32Array(1), new Float32Array(64), w, 1), RangeError);
       assert.throws(() => be.matmul(new Float32Array(2), new Float32Array(63), w, 1), RangeError);
       assert.throws(() => be.rmsNorm(new Float32Array(10), new Float32Array(10), null, 2, 10, 1e-5), RangeError);
-      assert.throws(() => be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), new Float32Array(7),
-        { nHeads: 1, nKvHeads: 1, headDim: 8, T: 1, S: 1, qPos0: 0, kPos0: 0, scale: 1, mask: { causal: true, chunkSize: 0 } }), RangeError);
+      assert.throws(
+        () =>
+          be.attention(new Float32Array(8), new Float32Array(8), new Float32Array(8), new Float32Array(7), {
+            nHeads: 1,
+            nKvHeads: 1,
+            headDim: 8,
+            T: 1,
+            S: 1,
+            qPos0: 0,
+            kPos0: 0,
+            scale: 1,
+            mask: { causal: true, chunkSize: 0 },
+          }),
+        RangeError,
+      );
     }
     assert.throws(() => be.getRows(new Float32Array(64), w, [4]), RangeError);
     be.matmul(new Float32Array(0), new Float32Array(0), w, 0); // T = 0 is a no-op
   });
 
   t0('rmsNorm with and without weight, in place', () => {
-    const r = rng(11), rows = 5, dim = 320;
-    const x = randn(r, rows * dim, 3), wt = randn(r, dim);
+    const r = rng(11),
+      rows = 5,
+      dim = 320;
+    const x = randn(r, rows * dim, 3),
+      wt = randn(r, dim);
     for (const weight of [wt, null]) {
       const ref = new Float64Array(rows * dim);
       for (let i = 0; i < rows; i++) {
@@ -207,11 +294,16 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   });
 
   t0('layerNorm', () => {
-    const r = rng(12), rows = 4, dim = 200;
-    const x = randn(r, rows * dim, 2), w = randn(r, dim), b = randn(r, dim);
+    const r = rng(12),
+      rows = 4,
+      dim = 200;
+    const x = randn(r, rows * dim, 2),
+      w = randn(r, dim),
+      b = randn(r, dim);
     const ref = new Float64Array(rows * dim);
     for (let i = 0; i < rows; i++) {
-      let m = 0, v = 0;
+      let m = 0,
+        v = 0;
       for (let j = 0; j < dim; j++) m += x[i * dim + j]!;
       m /= dim;
       for (let j = 0; j < dim; j++) v += (x[i * dim + j]! - m) ** 2;
@@ -224,15 +316,30 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   });
 
   t0('rope rotates interleaved pairs', () => {
-    const r = rng(13), T = 6, H = 3, d = 16;
-    const x = randn(r, T * H * d), cos = new Float32Array(T * d / 2), sin = new Float32Array(T * d / 2);
-    for (let i = 0; i < cos.length; i++) { const a = r.u() * 6; cos[i] = Math.cos(a); sin[i] = Math.sin(a); }
-    const ref = new Float64Array(x.length);
-    for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let j = 0; j < d / 2; j++) {
-      const o = (t * H + h) * d, c = cos[t * d / 2 + j]!, s = sin[t * d / 2 + j]!, a = x[o + 2 * j]!, b = x[o + 2 * j + 1]!;
-      ref[o + 2 * j] = a * c - b * s;
-      ref[o + 2 * j + 1] = a * s + b * c;
+    const r = rng(13),
+      T = 6,
+      H = 3,
+      d = 16;
+    const x = randn(r, T * H * d),
+      cos = new Float32Array((T * d) / 2),
+      sin = new Float32Array((T * d) / 2);
+    for (let i = 0; i < cos.length; i++) {
+      const a = r.u() * 6;
+      cos[i] = Math.cos(a);
+      sin[i] = Math.sin(a);
     }
+    const ref = new Float64Array(x.length);
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < d / 2; j++) {
+          const o = (t * H + h) * d,
+            c = cos[(t * d) / 2 + j]!,
+            s = sin[(t * d) / 2 + j]!,
+            a = x[o + 2 * j]!,
+            b = x[o + 2 * j + 1]!;
+          ref[o + 2 * j] = a * c - b * s;
+          ref[o + 2 * j + 1] = a * s + b * c;
+        }
     const y = x.slice();
     be.rope(y, T, H, d, cos, sin);
     close(y, ref, 1e-12, 'rope');
@@ -250,9 +357,24 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   ];
   for (const [name, c] of attnCases) {
     t0(`attention: ${name}`, () => {
-      const r = rng(17 + c.T!), nHeads = 4, nKvHeads = 2, d = 32;
-      const p: AttentionShape = { nHeads, nKvHeads, headDim: d, T: c.T!, S: c.S!, qPos0: c.qPos0!, kPos0: c.kPos0!, scale: 1 / Math.sqrt(d), mask: { causal: c.causal, chunkSize: c.chunk } };
-      const q = randn(r, p.T * nHeads * d), k = randn(r, p.S * nKvHeads * d), v = randn(r, p.S * nKvHeads * d);
+      const r = rng(17 + c.T!),
+        nHeads = 4,
+        nKvHeads = 2,
+        d = 32;
+      const p: AttentionShape = {
+        nHeads,
+        nKvHeads,
+        headDim: d,
+        T: c.T!,
+        S: c.S!,
+        qPos0: c.qPos0!,
+        kPos0: c.kPos0!,
+        scale: 1 / Math.sqrt(d),
+        mask: { causal: c.causal, chunkSize: c.chunk },
+      };
+      const q = randn(r, p.T * nHeads * d),
+        k = randn(r, p.S * nKvHeads * d),
+        v = randn(r, p.S * nKvHeads * d);
       const ref = refAttention(q, k, v, p);
       const out = new Float32Array(q.length).fill(NaN);
       be.attention(out, q, k, v, p);
@@ -264,24 +386,35 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   // matmul row and a query's attention output may not depend on how many other tokens share the call (nor on how
   // threads split the work). Compared bit for bit, on random sizes that are not multiples of the tile sizes.
   for (const dtype of MATMUL_TYPES) {
-    test(`${label}: matmul ${dtype} is batch-invariant (T=1 per row === one T>1 call, bit for bit)`, { skip: skip || (!canDecode(dtype) && `no row codec for ${dtype} registered yet`) }, () => {
+    test(`${label}: matmul ${dtype} is batch-invariant (T=1 per row === one T>1 call, bit for bit)`, {
+      skip: skip || (!canDecode(dtype) && `no row codec for ${dtype} registered yet`),
+    }, () => {
       const r = rng(31 + DTYPES[dtype].ggmlType);
       const bs = DTYPES[dtype].blockSize;
       for (let round = 0; round < 3; round++) {
         const K = bs === 1 ? 8 + Math.floor(r.u() * 300) : bs * (1 + Math.floor(r.u() * (bs === 256 ? 6 : 40)));
         // round 0 uses a multiple of 8 rows (the native core repacks q4_0/q8_0 such matrices into 8-row groups)
-        const N = round === 0 ? 8 * (1 + Math.floor(r.u() * 8)) : 1 + Math.floor(r.u() * 70), T = 2 + Math.floor(r.u() * 69), E = 2;
+        const N = round === 0 ? 8 * (1 + Math.floor(r.u() * 8)) : 1 + Math.floor(r.u() * 70),
+          T = 2 + Math.floor(r.u() * 69),
+          E = 2;
         const { bytes } = randomWeight(dtype, E * N, K, 200 + round);
         const w3 = be.weight(tensor('e', dtype, [E, N, K], bytes));
         const w2 = be.weight(tensor('w', dtype, [N, K], bytes.subarray(0, byteSize(dtype, N * K))));
         const x = randn(r, T * K);
-        for (const [w, expert] of [[w2, undefined], [w3, 1]] as const) {
+        for (const [w, expert] of [
+          [w2, undefined],
+          [w3, 1],
+        ] as const) {
           const batched = new Float32Array(T * N);
           be.matmul(batched, x, w, T, expert);
           const one = new Float32Array(N);
           for (let t = 0; t < T; t++) {
             be.matmul(one, x.subarray(t * K, (t + 1) * K), w, 1, expert);
-            assertSameBits(batched.subarray(t * N, (t + 1) * N), one, `${dtype} K=${K} N=${N} T=${T}${expert === undefined ? '' : ' expert 1'} token ${t}`);
+            assertSameBits(
+              batched.subarray(t * N, (t + 1) * N),
+              one,
+              `${dtype} K=${K} N=${N} T=${T}${expert === undefined ? '' : ' expert 1'} token ${t}`,
+            );
           }
         }
       }
@@ -293,7 +426,11 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   for (const dtype of ['q4_0', 'q8_0', 'q6_k'] as const) {
     test(`${label}: matmul ${dtype} small batches (T=2..16) are batch-invariant`, { skip }, () => {
       const r = rng(77 + DTYPES[dtype].ggmlType);
-      for (const [N, K] of [[40, 256], [64, 512], [8, 256]] as const) {
+      for (const [N, K] of [
+        [40, 256],
+        [64, 512],
+        [8, 256],
+      ] as const) {
         const { bytes } = randomWeight(dtype, N, K, 300 + N);
         const w = be.weight(tensor('w', dtype, [N, K], bytes));
         const x = randn(r, 16 * K);
@@ -315,11 +452,23 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     const K = 256;
     const mk = (dtype: DType, E: number, N: number, seed: number): Weight =>
       be.weight(tensor('w', dtype, E > 1 ? [E, N, K] : [N, K], randomWeight(dtype, E * N, K, seed).bytes));
-    const wa = mk('q4_0', 1, 48, 1), wb = mk('q8_0', 1, 40, 2), wc = mk('q6_k', 1, 24, 3), we = mk('q4_0', 4, 16, 4), wf = mk('f32', 1, 8, 5);
-    const x1 = randn(r, 19 * K), x2 = randn(r, 3 * K), x3 = randn(r, K);
+    const wa = mk('q4_0', 1, 48, 1),
+      wb = mk('q8_0', 1, 40, 2),
+      wc = mk('q6_k', 1, 24, 3),
+      we = mk('q4_0', 4, 16, 4),
+      wf = mk('f32', 1, 8, 5);
+    const x1 = randn(r, 19 * K),
+      x2 = randn(r, 3 * K),
+      x3 = randn(r, K);
     const jobs: Array<{ x: Float32Array; w: Weight; T: number; expert?: number; N: number }> = [
-      { x: x1, w: wa, T: 19, N: 48 }, { x: x1, w: wb, T: 19, N: 40 }, { x: x2, w: wa, T: 3, N: 48 }, { x: x2, w: wc, T: 3, N: 24 },
-      { x: x3, w: we, T: 1, expert: 2, N: 16 }, { x: x2, w: we, T: 3, expert: 1, N: 16 }, { x: x3, w: wf, T: 0, N: 8 }, { x: x3, w: wf, T: 1, N: 8 },
+      { x: x1, w: wa, T: 19, N: 48 },
+      { x: x1, w: wb, T: 19, N: 40 },
+      { x: x2, w: wa, T: 3, N: 48 },
+      { x: x2, w: wc, T: 3, N: 24 },
+      { x: x3, w: we, T: 1, expert: 2, N: 16 },
+      { x: x2, w: we, T: 3, expert: 1, N: 16 },
+      { x: x3, w: wf, T: 0, N: 8 },
+      { x: x3, w: wf, T: 1, N: 8 },
     ];
     const outs = jobs.map((j) => new Float32Array(j.T * j.N).fill(NaN));
     be.matmulMany(jobs.map((j, i) => ({ out: outs[i]!, x: j.x, w: j.w, T: j.T, ...(j.expert !== undefined ? { expert: j.expert } : {}) })));
@@ -332,16 +481,34 @@ export function runBackendConformance(label: string, make: () => Backend | strin
 
   t0('attentionMany gives each sequence exactly what attention gives (mixed lengths, chunked and not, f32/f16/q8_0 K/V)', () => {
     const r = rng(4242);
-    const nh = 4, nkv = 2, d = 32;
+    const nh = 4,
+      nkv = 2,
+      d = 32;
     const cases = [
-      { T: 1, S: 9, qPos0: 8, chunk: 0, kv: 'f32' }, { T: 3, S: 40, qPos0: 37, chunk: 16, kv: 'f32' }, { T: 0, S: 5, qPos0: 5, chunk: 0, kv: 'f32' },
-      { T: 1, S: 700, qPos0: 699, chunk: 0, kv: 'f16' }, { T: 18, S: 18, qPos0: 0, chunk: 0, kv: 'q8_0' }, { T: 1, S: 1, qPos0: 0, chunk: 8, kv: 'f16' },
+      { T: 1, S: 9, qPos0: 8, chunk: 0, kv: 'f32' },
+      { T: 3, S: 40, qPos0: 37, chunk: 16, kv: 'f32' },
+      { T: 0, S: 5, qPos0: 5, chunk: 0, kv: 'f32' },
+      { T: 1, S: 700, qPos0: 699, chunk: 0, kv: 'f16' },
+      { T: 18, S: 18, qPos0: 0, chunk: 0, kv: 'q8_0' },
+      { T: 1, S: 1, qPos0: 0, chunk: 8, kv: 'f16' },
     ] as const;
     const jobs = cases.map((c) => {
-      const kf = randn(r, c.S * nkv * d), vf = randn(r, c.S * nkv * d);
-      const k = c.kv === 'f32' ? kf : compressKv(c.kv, kf, nkv * d).data, v = c.kv === 'f32' ? vf : compressKv(c.kv, vf, nkv * d).data;
-      const shape: AttentionShape = { nHeads: nh, nKvHeads: nkv, headDim: d, T: c.T, S: c.S, qPos0: c.qPos0, kPos0: 0, scale: 0.17,
-        mask: { causal: true, chunkSize: c.chunk }, kvType: c.kv };
+      const kf = randn(r, c.S * nkv * d),
+        vf = randn(r, c.S * nkv * d);
+      const k = c.kv === 'f32' ? kf : compressKv(c.kv, kf, nkv * d).data,
+        v = c.kv === 'f32' ? vf : compressKv(c.kv, vf, nkv * d).data;
+      const shape: AttentionShape = {
+        nHeads: nh,
+        nKvHeads: nkv,
+        headDim: d,
+        T: c.T,
+        S: c.S,
+        qPos0: c.qPos0,
+        kPos0: 0,
+        scale: 0.17,
+        mask: { causal: true, chunkSize: c.chunk },
+        kvType: c.kv,
+      };
       return { out: new Float32Array(c.T * nh * d).fill(NaN), q: randn(r, c.T * nh * d), k, v, shape };
     });
     be.attentionMany(jobs);
@@ -360,16 +527,32 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   ];
   for (const [name, c] of invCases) {
     t0(`attention is batch-invariant: ${name}`, () => {
-      const r = rng(41 + c.T), nHeads = 4, nKvHeads = 2, d = c.d;
-      const shape = (T: number, S: number, qPos0: number): AttentionShape =>
-        ({ nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0: 0, scale: 1 / Math.sqrt(d), mask: { causal: true, chunkSize: c.chunk } });
-      const q = randn(r, c.T * nHeads * d), k = randn(r, c.S * nKvHeads * d), v = randn(r, c.S * nKvHeads * d);
+      const r = rng(41 + c.T),
+        nHeads = 4,
+        nKvHeads = 2,
+        d = c.d;
+      const shape = (T: number, S: number, qPos0: number): AttentionShape => ({
+        nHeads,
+        nKvHeads,
+        headDim: d,
+        T,
+        S,
+        qPos0,
+        kPos0: 0,
+        scale: 1 / Math.sqrt(d),
+        mask: { causal: true, chunkSize: c.chunk },
+      });
+      const q = randn(r, c.T * nHeads * d),
+        k = randn(r, c.S * nKvHeads * d),
+        v = randn(r, c.S * nKvHeads * d);
       const batched = new Float32Array(q.length);
       be.attention(batched, q, k, v, shape(c.T, c.S, c.qPos0));
-      const hd = nHeads * d, kd = nKvHeads * d;
+      const hd = nHeads * d,
+        kd = nKvHeads * d;
       for (let t = 0; t < c.T; t++) {
         // the query alone, as in decode: the cache holds exactly the keys up to its own position
-        const S1 = c.qPos0 + t + 1, one = new Float32Array(hd);
+        const S1 = c.qPos0 + t + 1,
+          one = new Float32Array(hd);
         be.attention(one, q.subarray(t * hd, (t + 1) * hd), k.subarray(0, S1 * kd), v.subarray(0, S1 * kd), shape(1, S1, c.qPos0 + t));
         assertSameBits(batched.subarray(t * hd, (t + 1) * hd), one, `attention ${name} query ${t}`);
       }
@@ -383,10 +566,26 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   for (const kvType of ['f16', 'q8_0'] as const) {
     for (const [name, c] of kvCases) {
       t0(`attention, ${kvType} K/V: ${name}`, () => {
-        const r = rng(23 + c.T!), nHeads = 4, nKvHeads = 2, d = 64;
-        const p: AttentionShape = { nHeads, nKvHeads, headDim: d, T: c.T!, S: c.S!, qPos0: c.qPos0!, kPos0: c.kPos0!, scale: 1 / Math.sqrt(d), mask: { causal: c.causal, chunkSize: c.chunk } };
-        const q = randn(r, p.T * nHeads * d), k = randn(r, p.S * nKvHeads * d, 2), v = randn(r, p.S * nKvHeads * d);
-        const kc = compressKv(kvType, k, nKvHeads * d), vc = compressKv(kvType, v, nKvHeads * d);
+        const r = rng(23 + c.T!),
+          nHeads = 4,
+          nKvHeads = 2,
+          d = 64;
+        const p: AttentionShape = {
+          nHeads,
+          nKvHeads,
+          headDim: d,
+          T: c.T!,
+          S: c.S!,
+          qPos0: c.qPos0!,
+          kPos0: c.kPos0!,
+          scale: 1 / Math.sqrt(d),
+          mask: { causal: c.causal, chunkSize: c.chunk },
+        };
+        const q = randn(r, p.T * nHeads * d),
+          k = randn(r, p.S * nKvHeads * d, 2),
+          v = randn(r, p.S * nKvHeads * d);
+        const kc = compressKv(kvType, k, nKvHeads * d),
+          vc = compressKv(kvType, v, nKvHeads * d);
         const out = new Float32Array(q.length).fill(NaN);
         be.attention(out, q, kc.data, vc.data, { ...p, kvType });
         close(out, refAttention(q, kc.values, vc.values, p), 1e-10, `attention ${kvType} ${name}`);
@@ -402,17 +601,38 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     for (const [name, c] of invCases) {
       const d = kvType === 'q8_0' ? 32 * Math.ceil(c.d / 32) : c.d; // q8_0 rows are whole 32-value blocks
       t0(`attention is batch-invariant with ${kvType} K/V: ${name} (d=${d})`, () => {
-        const r = rng(43 + c.T), nHeads = 4, nKvHeads = 2;
-        const shape = (T: number, S: number, qPos0: number): AttentionShape =>
-          ({ nHeads, nKvHeads, headDim: d, T, S, qPos0, kPos0: 0, scale: 1 / Math.sqrt(d), mask: { causal: true, chunkSize: c.chunk }, kvType });
+        const r = rng(43 + c.T),
+          nHeads = 4,
+          nKvHeads = 2;
+        const shape = (T: number, S: number, qPos0: number): AttentionShape => ({
+          nHeads,
+          nKvHeads,
+          headDim: d,
+          T,
+          S,
+          qPos0,
+          kPos0: 0,
+          scale: 1 / Math.sqrt(d),
+          mask: { causal: true, chunkSize: c.chunk },
+          kvType,
+        });
         const q = randn(r, c.T * nHeads * d);
-        const kc = compressKv(kvType, randn(r, c.S * nKvHeads * d), nKvHeads * d).data, vc = compressKv(kvType, randn(r, c.S * nKvHeads * d), nKvHeads * d).data;
+        const kc = compressKv(kvType, randn(r, c.S * nKvHeads * d), nKvHeads * d).data,
+          vc = compressKv(kvType, randn(r, c.S * nKvHeads * d), nKvHeads * d).data;
         const batched = new Float32Array(q.length);
         be.attention(batched, q, kc, vc, shape(c.T, c.S, c.qPos0));
-        const hd = nHeads * d, unit = kvElements(kvType, nKvHeads * d);
+        const hd = nHeads * d,
+          unit = kvElements(kvType, nKvHeads * d);
         for (let t = 0; t < c.T; t++) {
-          const S1 = c.qPos0 + t + 1, one = new Float32Array(hd);
-          be.attention(one, q.subarray(t * hd, (t + 1) * hd), kc.subarray(0, S1 * unit), vc.subarray(0, S1 * unit), shape(1, S1, c.qPos0 + t));
+          const S1 = c.qPos0 + t + 1,
+            one = new Float32Array(hd);
+          be.attention(
+            one,
+            q.subarray(t * hd, (t + 1) * hd),
+            kc.subarray(0, S1 * unit),
+            vc.subarray(0, S1 * unit),
+            shape(1, S1, c.qPos0 + t),
+          );
           assertSameBits(batched.subarray(t * hd, (t + 1) * hd), one, `attention ${kvType} ${name} query ${t}`);
         }
       });
@@ -420,9 +640,20 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   }
 
   t0('compressed K/V: wrong array kind, head size or length throw one clear error', () => {
-    const p = (kvType: KvType, d: number, S = 1): AttentionShape =>
-      ({ nHeads: 1, nKvHeads: 1, headDim: d, T: 1, S, qPos0: S - 1, kPos0: 0, scale: 1, mask: { causal: true, chunkSize: 0 }, kvType });
-    const q = new Float32Array(64), out = new Float32Array(64);
+    const p = (kvType: KvType, d: number, S = 1): AttentionShape => ({
+      nHeads: 1,
+      nKvHeads: 1,
+      headDim: d,
+      T: 1,
+      S,
+      qPos0: S - 1,
+      kPos0: 0,
+      scale: 1,
+      mask: { causal: true, chunkSize: 0 },
+      kvType,
+    });
+    const q = new Float32Array(64),
+      out = new Float32Array(64);
     assert.throws(() => be.attention(out, q, new Float32Array(32), new Float32Array(32), p('f16', 32)), TypeError);
     assert.throws(() => be.attention(out, q, new Uint16Array(34), new Uint16Array(34), p('q8_0', 32)), TypeError);
     assert.throws(() => be.attention(out, q, new Uint8Array(34), new Uint8Array(34), p('f32', 32)), TypeError);
@@ -432,22 +663,44 @@ export function runBackendConformance(label: string, make: () => Backend | strin
   });
 
   t0('siluMul (aliasing gate), gelu, addInPlace, addBias', () => {
-    const r = rng(19), n = 1000;
-    const g = randn(r, n, 3), u = randn(r, n);
+    const r = rng(19),
+      n = 1000;
+    const g = randn(r, n, 3),
+      u = randn(r, n);
     const ref = Array.from(g, (v, i) => (v / (1 + Math.exp(-v))) * u[i]!);
     const out = g.slice();
     be.siluMul(out, out, u, n);
     close(out, ref, 1e-12, 'siluMul');
-    const x = randn(r, n, 3), gx = x.slice();
+    const x = randn(r, n, 3),
+      gx = x.slice();
     be.gelu(gx, n);
     // erf by its Taylor series is exact enough for |x| < 12 in float64 reference terms; use the identity with erfc
-    close(gx, Array.from(x, (v) => 0.5 * v * (1 + erfRef(v / Math.SQRT2))), 1e-12, 'gelu');
-    const a = randn(r, n), b = randn(r, n), s = a.slice();
+    close(
+      gx,
+      Array.from(x, (v) => 0.5 * v * (1 + erfRef(v / Math.SQRT2))),
+      1e-12,
+      'gelu',
+    );
+    const a = randn(r, n),
+      b = randn(r, n),
+      s = a.slice();
     be.addInPlace(s, b, n);
-    close(s, Array.from(a, (v, i) => v + b[i]!), 1e-14, 'addInPlace');
-    const bias = randn(r, 10), m = randn(r, 100), mb = m.slice();
+    close(
+      s,
+      Array.from(a, (v, i) => v + b[i]!),
+      1e-14,
+      'addInPlace',
+    );
+    const bias = randn(r, 10),
+      m = randn(r, 100),
+      mb = m.slice();
     be.addBias(mb, bias, 10, 10);
-    close(mb, Array.from(m, (v, i) => v + bias[i % 10]!), 1e-14, 'addBias');
+    close(
+      mb,
+      Array.from(m, (v, i) => v + bias[i % 10]!),
+      1e-14,
+      'addBias',
+    );
   });
 }
 
@@ -455,19 +708,29 @@ export function runBackendConformance(label: string, make: () => Backend | strin
 function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): Float64Array {
   const { nHeads, nKvHeads, headDim: d, mask } = p;
   const ref = new Float64Array(p.T * nHeads * d);
-  for (let t = 0; t < p.T; t++) for (let h = 0; h < nHeads; h++) {
-    const qp = p.qPos0 + t, kvh = Math.floor(h / (nHeads / nKvHeads));
-    const vis: number[] = [];
-    for (let s = 0; s < p.S; s++) {
-      const kp = p.kPos0 + s;
-      if (mask.causal && kp > qp) continue;
-      if (mask.chunkSize > 0 && Math.floor(kp / mask.chunkSize) !== Math.floor(qp / mask.chunkSize)) continue;
-      vis.push(s);
+  for (let t = 0; t < p.T; t++)
+    for (let h = 0; h < nHeads; h++) {
+      const qp = p.qPos0 + t,
+        kvh = Math.floor(h / (nHeads / nKvHeads));
+      const vis: number[] = [];
+      for (let s = 0; s < p.S; s++) {
+        const kp = p.kPos0 + s;
+        if (mask.causal && kp > qp) continue;
+        if (mask.chunkSize > 0 && Math.floor(kp / mask.chunkSize) !== Math.floor(qp / mask.chunkSize)) continue;
+        vis.push(s);
+      }
+      const sc = vis.map((s) => {
+        let dot = 0;
+        for (let i = 0; i < d; i++) dot += q[(t * nHeads + h) * d + i]! * k[(s * nKvHeads + kvh) * d + i]!;
+        return dot * p.scale;
+      });
+      const mx = Math.max(...sc),
+        e = sc.map((z) => Math.exp(z - mx)),
+        sum = e.reduce((a, b) => a + b, 0);
+      vis.forEach((s, j) => {
+        for (let i = 0; i < d; i++) ref[(t * nHeads + h) * d + i]! += (e[j]! / sum) * v[(s * nKvHeads + kvh) * d + i]!;
+      });
     }
-    const sc = vis.map((s) => { let dot = 0; for (let i = 0; i < d; i++) dot += q[(t * nHeads + h) * d + i]! * k[(s * nKvHeads + kvh) * d + i]!; return dot * p.scale; });
-    const mx = Math.max(...sc), e = sc.map((z) => Math.exp(z - mx)), sum = e.reduce((a, b) => a + b, 0);
-    vis.forEach((s, j) => { for (let i = 0; i < d; i++) ref[(t * nHeads + h) * d + i]! += (e[j]! / sum) * v[(s * nKvHeads + kvh) * d + i]!; });
-  }
   return ref;
 }
 
@@ -476,14 +739,21 @@ function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, p: Atte
  * decoded here by the formats' definitions (IEEE half; q8_0 x = int8 · f16 scale), independently of the codecs.
  */
 function compressKv(type: KvType, x: Float32Array, rowSize: number): { data: KvData; values: Float32Array } {
-  const rows = x.length / rowSize, unit = kvElements(type, rowSize);
+  const rows = x.length / rowSize,
+    unit = kvElements(type, rowSize);
   const data = allocKv(type, rows * unit);
   for (let r = 0; r < rows; r++) encodeKv(type, x, r * rowSize, rowSize, data, r * unit);
-  const half = (h: number): number => { const e = (h >> 10) & 31, m = h & 1023, sg = h & 0x8000 ? -1 : 1; return e === 0 ? sg * m * 2 ** -24 : sg * (1 + m / 1024) * 2 ** (e - 15); };
+  const half = (h: number): number => {
+    const e = (h >> 10) & 31,
+      m = h & 1023,
+      sg = h & 0x8000 ? -1 : 1;
+    return e === 0 ? sg * m * 2 ** -24 : sg * (1 + m / 1024) * 2 ** (e - 15);
+  };
   const values = new Float32Array(x.length);
   if (type === 'f16') for (let i = 0; i < x.length; i++) values[i] = half(data[i]!);
   else {
-    const b = data as Uint8Array, dv = new DataView(b.buffer, b.byteOffset);
+    const b = data as Uint8Array,
+      dv = new DataView(b.buffer, b.byteOffset);
     for (let blk = 0; blk < x.length / 32; blk++) {
       const d = half(dv.getUint16(blk * 34, true));
       for (let j = 0; j < 32; j++) values[blk * 32 + j] = dv.getInt8(blk * 34 + 2 + j) * d;
@@ -495,7 +765,8 @@ function compressKv(type: KvType, x: Float32Array, rowSize: number): { data: KvD
 /** Bit-for-bit equality of two float32 arrays (NaN payloads and signed zeros included). */
 function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
-  const a = new Uint32Array(got.buffer, got.byteOffset, got.length), b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length),
+    b = new Uint32Array(want.buffer, want.byteOffset, want.length);
   for (let i = 0; i < a.length; i++) {
     if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs: ${got[i]} (batched) !== ${want[i]} (alone), diff ${got[i]! - want[i]!}`);
   }
@@ -505,12 +776,18 @@ function assertSameBits(got: Float32Array, want: Float32Array, what: string): vo
 function erfRef(x: number): number {
   const ax = Math.abs(x);
   if (ax < 3) {
-    let sum = x, term = x;
-    for (let n = 1; n < 200; n++) { term *= -x * x / n; const add = term / (2 * n + 1); sum += add; if (Math.abs(add) < 1e-17) break; }
+    let sum = x,
+      term = x;
+    for (let n = 1; n < 200; n++) {
+      term *= (-x * x) / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17) break;
+    }
     return (2 / Math.sqrt(Math.PI)) * sum;
   }
   let f = 0;
-  for (let n = 80; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 80; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return x > 0 ? 1 - erfc : erfc - 1;
 }

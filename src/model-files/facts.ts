@@ -19,7 +19,11 @@ import { configFromGguf } from '../model/llama4/gguf-config.ts';
 import { expectedShapes, hfPrefixes } from '../model/llama4/weights.ts';
 import { ModelFileError } from '../util/index.ts';
 
-interface TensorFact { name: string; dtype: DType; shape: readonly number[] }
+interface TensorFact {
+  name: string;
+  dtype: DType;
+  shape: readonly number[];
+}
 
 export interface ModelFacts {
   readonly path: string;
@@ -46,13 +50,31 @@ export function kvCacheBytes(cfg: Llama4Config, ctx: number, kvType: KvType = 'f
 
 /** Total and active parameters of the text model a config describes (same rule as `info`). */
 export function paramsOfConfig(cfg: Llama4Config): { total: number; active: number } {
-  const f = facts('', 'gguf', cfg, [...expectedShapes(cfg)].map(([name, shape]) => ({ name, dtype: 'f32' as DType, shape })), [], 1, 'f32');
+  const f = facts(
+    '',
+    'gguf',
+    cfg,
+    [...expectedShapes(cfg)].map(([name, shape]) => ({ name, dtype: 'f32' as DType, shape })),
+    [],
+    1,
+    'f32',
+  );
   return { total: f.totalParams, active: f.activeParams };
 }
 
 /** Facts from headers only (no tensor data is read). `text` tensors use internal (GGUF) names. */
-function facts(path: string, format: 'gguf' | 'safetensors', config: Llama4Config, text: TensorFact[], other: TensorFact[], ctx: number, kvType: KvType): ModelFacts {
-  let total = 0, inactive = 0, weightBytes = 0;
+function facts(
+  path: string,
+  format: 'gguf' | 'safetensors',
+  config: Llama4Config,
+  text: TensorFact[],
+  other: TensorFact[],
+  ctx: number,
+  kvType: KvType,
+): ModelFacts {
+  let total = 0,
+    inactive = 0,
+    weightBytes = 0;
   const tensorTypes: Record<string, number> = {};
   for (const t of text) {
     const n = count(t.shape);
@@ -63,9 +85,21 @@ function facts(path: string, format: 'gguf' | 'safetensors', config: Llama4Confi
     if (t.name === 'token_embd') inactive += n;
   }
   let otherParams = 0;
-  for (const t of other) { otherParams += count(t.shape); weightBytes += bytesOf(t); }
+  for (const t of other) {
+    otherParams += count(t.shape);
+    weightBytes += bytesOf(t);
+  }
   return {
-    path, format, config, totalParams: total, activeParams: total - inactive, otherParams, weightBytes, tensorTypes, ctx, kvType,
+    path,
+    format,
+    config,
+    totalParams: total,
+    activeParams: total - inactive,
+    otherParams,
+    weightBytes,
+    tensorTypes,
+    ctx,
+    kvType,
     kvBytes: kvCacheBytes(config, ctx, kvType),
   };
 }
@@ -74,7 +108,8 @@ export function modelFacts(path: string, ctx?: number, kvType: KvType = 'f32'): 
   if (!existsSync(path)) throw new ModelFileError(path, 'no such file or folder');
   if (!statSync(path).isDirectory()) {
     const h = readGgufHeader(path);
-    const text: TensorFact[] = [], other: TensorFact[] = [];
+    const text: TensorFact[] = [],
+      other: TensorFact[] = [];
     for (const t of h.tensors.values()) {
       const internal = t.name.replace(/\.weight$/, '');
       const isText = internal === 'token_embd' || internal === 'output_norm' || internal === 'output' || internal.startsWith('blk.');
@@ -86,15 +121,24 @@ export function modelFacts(path: string, ctx?: number, kvType: KvType = 'f32'): 
   const cfgFile = join(path, 'config.json');
   if (!existsSync(cfgFile)) throw new ModelFileError(path, 'not a model folder: config.json is missing');
   let json: unknown;
-  try { json = JSON.parse(readFileSync(cfgFile, 'utf8')); } catch (e) { throw new ModelFileError(cfgFile, `not valid JSON (${(e as Error).message})`); }
+  try {
+    json = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  } catch (e) {
+    throw new ModelFileError(cfgFile, `not valid JSON (${(e as Error).message})`);
+  }
   const cfg = parseHfConfig(json);
   const src = openSafetensors(path);
   const { model, head } = hfPrefixes(cfg);
-  const text: TensorFact[] = [], other: TensorFact[] = [];
+  const text: TensorFact[] = [],
+    other: TensorFact[] = [];
   for (const [name, info] of src.infos) {
     const isText = name.startsWith(model) || name === head;
     // Name the ones the active-parameter rule needs in internal terms; the rest only count.
-    const internal = name.endsWith('embed_tokens.weight') ? 'token_embd' : /experts\.(gate_up|down)_proj$/.test(name) ? `${name}_exps` : name;
+    const internal = name.endsWith('embed_tokens.weight')
+      ? 'token_embd'
+      : /experts\.(gate_up|down)_proj$/.test(name)
+        ? `${name}_exps`
+        : name;
     (isText ? text : other).push({ name: internal, dtype: info.dtype, shape: info.shape });
   }
   return facts(path, 'safetensors', cfg, text, other, ctx ?? cfg.maxPositionEmbeddings, kvType);

@@ -47,7 +47,12 @@ export interface WriteOptions {
 }
 
 export async function writeLlama4Gguf(
-  out: string, cfg: Llama4Config, ftype: FileType, produce: TensorProducer, tok: GgufTokenizer | null, name: string,
+  out: string,
+  cfg: Llama4Config,
+  ftype: FileType,
+  produce: TensorProducer,
+  tok: GgufTokenizer | null,
+  name: string,
   opts: WriteOptions = {},
 ): Promise<WriteSummary> {
   const { onTensor, threads } = opts;
@@ -60,13 +65,24 @@ export async function writeLlama4Gguf(
   if (tok) {
     w.set('tokenizer.ggml.model', 'gpt2').set('tokenizer.ggml.pre', 'llama4');
     w.set('tokenizer.ggml.tokens', tok.tokens).set('tokenizer.ggml.token_type', tok.types).set('tokenizer.ggml.merges', tok.merges);
-    const ids: [string, number | null][] = [['bos', tok.bos], ['eos', tok.eos], ['eot', tok.eot], ['eom', tok.eom], ['padding', tok.pad]];
+    const ids: [string, number | null][] = [
+      ['bos', tok.bos],
+      ['eos', tok.eos],
+      ['eot', tok.eot],
+      ['eom', tok.eom],
+      ['padding', tok.pad],
+    ];
     for (const [k, v] of ids) if (v !== null) w.set(`tokenizer.ggml.${k}_token_id`, v, GgufType.UINT32);
     w.set('tokenizer.ggml.add_bos_token', true);
     if (tok.chatTemplate) w.set('tokenizer.chat_template', tok.chatTemplate);
   }
   const plan: { name: string; shape: readonly number[]; dtype: DType }[] = [];
-  for (const [n, shape] of expectedShapes(cfg)) plan.push({ name: n, shape, dtype: tensorTypeFor(ftype, n, shape, cfg.numLayers, { pure: opts.pure ?? false, nGqa: cfg.numHeads / cfg.numKvHeads }) });
+  for (const [n, shape] of expectedShapes(cfg))
+    plan.push({
+      name: n,
+      shape,
+      dtype: tensorTypeFor(ftype, n, shape, cfg.numLayers, { pure: opts.pure ?? false, nGqa: cfg.numHeads / cfg.numKvHeads }),
+    });
   const ff = ropeFreqFactorsFor(cfg);
   if (ff) plan.push({ name: 'rope_freqs', shape: [ff.length], dtype: 'f32' });
   for (const t of plan) w.addTensor(`${t.name}.weight`, t.dtype, t.shape);

@@ -56,10 +56,14 @@ export function mergesFromRanks(ranks: Map<string, number>, source: string): [st
   for (const [tok, rank] of byRank) {
     let parts = [...tok];
     for (;;) {
-      let best = -1, bestRank = Infinity;
+      let best = -1,
+        bestRank = Infinity;
       for (let i = 0; i + 1 < parts.length; i++) {
         const r = ranks.get(parts[i]! + parts[i + 1]!);
-        if (r !== undefined && r < bestRank) { bestRank = r; best = i; }
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
       }
       if (best < 0 || bestRank >= rank) break;
       parts = [...parts.slice(0, best), parts[best]! + parts[best + 1]!, ...parts.slice(best + 2)];
@@ -81,8 +85,12 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
   if (existsSync(tj)) {
     const j = readJson(tj);
     const model = isObj(j) ? j['model'] : undefined;
-    if (!isObj(model) || !isObj(model['vocab'])) throw new ModelFileError(tj, 'no model.vocab (only BPE tokenizer.json files are supported)');
-    for (const [t, id] of Object.entries(model['vocab'] as Record<string, number>)) { tokens[id] = t; types[id] = 1; }
+    if (!isObj(model) || !isObj(model['vocab']))
+      throw new ModelFileError(tj, 'no model.vocab (only BPE tokenizer.json files are supported)');
+    for (const [t, id] of Object.entries(model['vocab'] as Record<string, number>)) {
+      tokens[id] = t;
+      types[id] = 1;
+    }
     const added = isObj(j) && Array.isArray(j['added_tokens']) ? (j['added_tokens'] as Record<string, unknown>[]) : [];
     for (const a of added) {
       if (typeof a['id'] !== 'number' || typeof a['content'] !== 'string') continue;
@@ -98,21 +106,37 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
       if (sp <= 0) continue;
       ranks.set(Buffer.from(line.slice(0, sp), 'base64').toString('latin1'), Number(line.slice(sp + 1)));
     }
-    for (const [bin, id] of ranks) { tokens[id] = toByteLevel(bin, chars); types[id] = 1; }
+    for (const [bin, id] of ranks) {
+      tokens[id] = toByteLevel(bin, chars);
+      types[id] = 1;
+    }
     merges = mergesFromRanks(ranks, tm).map(([a, b]) => `${toByteLevel(a, chars)} ${toByteLevel(b, chars)}`);
-    llama4SpecialTokens().forEach((t, i) => { tokens[ranks.size + i] = t; types[ranks.size + i] = 3; });
+    llama4SpecialTokens().forEach((t, i) => {
+      tokens[ranks.size + i] = t;
+      types[ranks.size + i] = 3;
+    });
   } else {
     return null;
   }
   // Pad to the model's vocabulary (rows beyond the tokenizer exist and are computed) like llama.cpp's converter.
   const n = Math.max(cfg.vocabSize, tokens.length);
-  for (let i = 0; i < n; i++) if (tokens[i] === undefined) { tokens[i] = `[PAD${i}]`; types[i] = 5; }
-  const idOf = (t: string): number | null => { const i = tokens.indexOf(t); return i >= 0 ? i : null; };
+  for (let i = 0; i < n; i++)
+    if (tokens[i] === undefined) {
+      tokens[i] = `[PAD${i}]`;
+      types[i] = 5;
+    }
+  const idOf = (t: string): number | null => {
+    const i = tokens.indexOf(t);
+    return i >= 0 ? i : null;
+  };
   return {
-    tokens, types: Int32Array.from(types), merges,
+    tokens,
+    types: Int32Array.from(types),
+    merges,
     bos: cfg.bosTokenId ?? idOf('<|begin_of_text|>'),
     eos: cfg.eosTokenIds[0] ?? idOf('<|eot|>'),
-    eot: idOf('<|eot|>'), eom: idOf('<|eom|>'),
+    eot: idOf('<|eot|>'),
+    eom: idOf('<|eom|>'),
     pad: cfg.padTokenId,
     chatTemplate: chatTemplate(dir),
   };
@@ -120,12 +144,19 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
 
 /** Internal name (after `blk.N.`) -> HF name (after `layers.N.`) for tensors that only change name. */
 const HF_NAMES: Record<string, string> = {
-  attn_norm: 'input_layernorm.weight', ffn_norm: 'post_attention_layernorm.weight',
-  attn_q: 'self_attn.q_proj.weight', attn_k: 'self_attn.k_proj.weight', attn_v: 'self_attn.v_proj.weight',
-  attn_output: 'self_attn.o_proj.weight', ffn_gate_inp: 'feed_forward.router.weight',
-  ffn_gate_shexp: 'feed_forward.shared_expert.gate_proj.weight', ffn_up_shexp: 'feed_forward.shared_expert.up_proj.weight',
-  ffn_down_shexp: 'feed_forward.shared_expert.down_proj.weight', ffn_gate: 'feed_forward.gate_proj.weight',
-  ffn_up: 'feed_forward.up_proj.weight', ffn_down: 'feed_forward.down_proj.weight',
+  attn_norm: 'input_layernorm.weight',
+  ffn_norm: 'post_attention_layernorm.weight',
+  attn_q: 'self_attn.q_proj.weight',
+  attn_k: 'self_attn.k_proj.weight',
+  attn_v: 'self_attn.v_proj.weight',
+  attn_output: 'self_attn.o_proj.weight',
+  ffn_gate_inp: 'feed_forward.router.weight',
+  ffn_gate_shexp: 'feed_forward.shared_expert.gate_proj.weight',
+  ffn_up_shexp: 'feed_forward.shared_expert.up_proj.weight',
+  ffn_down_shexp: 'feed_forward.shared_expert.down_proj.weight',
+  ffn_gate: 'feed_forward.gate_proj.weight',
+  ffn_up: 'feed_forward.up_proj.weight',
+  ffn_down: 'feed_forward.down_proj.weight',
 };
 
 /**
@@ -144,11 +175,18 @@ export function hfProducer(cfg: Llama4Config, src: TensorSource, where: string):
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new ModelFileError(where, `tensor "${hf}" has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`);
     }
-    return dequantize(t.dtype, t.bytes, shape.reduce((a, b) => a * b, 1));
+    return dequantize(
+      t.dtype,
+      t.bytes,
+      shape.reduce((a, b) => a * b, 1),
+    );
   };
   return (name, shape) => {
     const kept = pending.get(name);
-    if (kept) { pending.delete(name); return kept; }
+    if (kept) {
+      pending.delete(name);
+      return kept;
+    }
     if (name === 'token_embd') return read(`${model}embed_tokens.weight`, shape);
     if (name === 'output_norm') return read(`${model}norm.weight`, shape);
     if (name === 'output') return read(head, shape);
@@ -160,7 +198,8 @@ export function hfProducer(cfg: Llama4Config, src: TensorSource, where: string):
       // [E, H, 2I] -> [E, 2I, H]: rows 0..I-1 of each expert are gate, I..2I-1 up.
       const gu = read(`${p}feed_forward.experts.gate_up_proj`, [E, H, 2 * I]);
       const t = new Float32Array(transposeLast2(new Uint8Array(gu.buffer), 'f32', E, H, 2 * I).buffer);
-      const gate = new Float32Array(E * I * H), up = new Float32Array(E * I * H);
+      const gate = new Float32Array(E * I * H),
+        up = new Float32Array(E * I * H);
       for (let e = 0; e < E; e++) {
         gate.set(t.subarray(e * 2 * I * H, (e * 2 + 1) * I * H), e * I * H);
         up.set(t.subarray((e * 2 + 1) * I * H, (e + 1) * 2 * I * H), e * I * H);
@@ -195,5 +234,10 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   if (!existsSync(cfgFile)) throw new ModelFileError(dir, 'not a model folder: config.json is missing');
   const genFile = join(dir, 'generation_config.json');
   const config = parseHfConfig(readJson(cfgFile), existsSync(genFile) ? readJson(genFile) : undefined);
-  return { config, incompatibilities: ggufIncompatibilities(config), produce: hfProducer(config, openSafetensors(dir), dir), tokenizer: tokenizerFromFolder(dir, config) };
+  return {
+    config,
+    incompatibilities: ggufIncompatibilities(config),
+    produce: hfProducer(config, openSafetensors(dir), dir),
+    tokenizer: tokenizerFromFolder(dir, config),
+  };
 }

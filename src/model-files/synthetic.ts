@@ -10,8 +10,16 @@ import type { GgufTokenizer, TensorProducer } from './gguf-writer.ts';
 
 /** Llama 4's first special tokens (spec §4), in id order from the first special id. */
 const LLAMA4_SPECIALS = [
-  '<|begin_of_text|>', '<|end_of_text|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|header_start|>',
-  '<|header_end|>', '<|eom|>', '<|eot|>', '<|step|>',
+  '<|begin_of_text|>',
+  '<|end_of_text|>',
+  '<|fim_prefix|>',
+  '<|fim_middle|>',
+  '<|fim_suffix|>',
+  '<|header_start|>',
+  '<|header_end|>',
+  '<|eom|>',
+  '<|eot|>',
+  '<|step|>',
 ];
 
 export const SIMPLE_CHAT_TEMPLATE =
@@ -23,7 +31,8 @@ export const SIMPLE_CHAT_TEMPLATE =
  */
 export function syntheticTokenizer(vocabSize: number): GgufTokenizer {
   const nSpecial = 32;
-  if (vocabSize < 256 + nSpecial) throw new UsageError(`vocabulary ${vocabSize} is too small for a byte-level tokenizer (>= ${256 + nSpecial})`);
+  if (vocabSize < 256 + nSpecial)
+    throw new UsageError(`vocabulary ${vocabSize} is too small for a byte-level tokenizer (>= ${256 + nSpecial})`);
   const bytes = gpt2ByteChars();
   const tokens = [...bytes];
   const merges: string[] = [];
@@ -46,7 +55,14 @@ export function syntheticTokenizer(vocabSize: number): GgufTokenizer {
   const types = new Int32Array(vocabSize).fill(1);
   types.fill(3, first);
   return {
-    tokens, types, merges, bos: first, eos: first + 8, eot: first + 8, eom: first + 7, pad: first + 9,
+    tokens,
+    types,
+    merges,
+    bos: first,
+    eos: first + 8,
+    eot: first + 8,
+    eom: first + 7,
+    pad: first + 9,
     chatTemplate: SIMPLE_CHAT_TEMPLATE,
   };
 }
@@ -54,30 +70,80 @@ export function syntheticTokenizer(vocabSize: number): GgufTokenizer {
 /** HF-style config.json of each preset (parsed by the same parser as real checkpoints). */
 export const PRESETS: Readonly<Record<string, Record<string, unknown>>> = {
   tiny: {
-    model_type: 'llama4_text', hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2,
-    head_dim: 64, num_local_experts: 4, num_experts_per_tok: 1, intermediate_size: 256, intermediate_size_mlp: 512,
-    vocab_size: 512, rope_theta: 500000, rms_norm_eps: 1e-5, interleave_moe_layer_step: 1, max_position_embeddings: 131072,
+    model_type: 'llama4_text',
+    hidden_size: 256,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 64,
+    num_local_experts: 4,
+    num_experts_per_tok: 1,
+    intermediate_size: 256,
+    intermediate_size_mlp: 512,
+    vocab_size: 512,
+    rope_theta: 500000,
+    rms_norm_eps: 1e-5,
+    interleave_moe_layer_step: 1,
+    max_position_embeddings: 131072,
   },
   'bench-2b': {
-    model_type: 'llama4_text', hidden_size: 2048, num_hidden_layers: 16, num_attention_heads: 16, num_key_value_heads: 8,
-    head_dim: 128, num_local_experts: 16, num_experts_per_tok: 1, intermediate_size: 1024, intermediate_size_mlp: 4096,
-    vocab_size: 32000, rope_theta: 500000, rms_norm_eps: 1e-5, interleave_moe_layer_step: 1, max_position_embeddings: 131072,
+    model_type: 'llama4_text',
+    hidden_size: 2048,
+    num_hidden_layers: 16,
+    num_attention_heads: 16,
+    num_key_value_heads: 8,
+    head_dim: 128,
+    num_local_experts: 16,
+    num_experts_per_tok: 1,
+    intermediate_size: 1024,
+    intermediate_size_mlp: 4096,
+    vocab_size: 32000,
+    rope_theta: 500000,
+    rms_norm_eps: 1e-5,
+    interleave_moe_layer_step: 1,
+    max_position_embeddings: 131072,
   },
   // Llama Guard 4's shape (dense: no experts, FFN width intermediate_size_mlp; attention_chunk_size null; NoPE every
   // 4th layer with temperature tuning). GGUF cannot say "no chunking": llama.cpp reads chunk 8192, so the context is
   // capped at 8192 where the two agree exactly. Written without a chat template (the built-in guard prompt applies).
   'guard-tiny': {
-    model_type: 'llama4_text', hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2,
-    head_dim: 64, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [],
-    intermediate_size: 512, intermediate_size_mlp: 512, vocab_size: 512, rope_theta: 500000, rms_norm_eps: 1e-5,
-    attention_chunk_size: null, max_position_embeddings: 8192,
+    model_type: 'llama4_text',
+    hidden_size: 256,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 64,
+    num_local_experts: 0,
+    num_experts_per_tok: 0,
+    interleave_moe_layer_step: 0,
+    moe_layers: [],
+    intermediate_size: 512,
+    intermediate_size_mlp: 512,
+    vocab_size: 512,
+    rope_theta: 500000,
+    rms_norm_eps: 1e-5,
+    attention_chunk_size: null,
+    max_position_embeddings: 8192,
   },
   // The same shape at benchmark size (about 0.19 B parameters) for `llama4 bench --guard`.
   'guard-bench': {
-    model_type: 'llama4_text', hidden_size: 1024, num_hidden_layers: 8, num_attention_heads: 16, num_key_value_heads: 4,
-    head_dim: 64, num_local_experts: 0, num_experts_per_tok: 0, interleave_moe_layer_step: 0, moe_layers: [],
-    intermediate_size: 4096, intermediate_size_mlp: 4096, vocab_size: 32000, rope_theta: 500000, rms_norm_eps: 1e-5,
-    attention_chunk_size: null, max_position_embeddings: 8192,
+    model_type: 'llama4_text',
+    hidden_size: 1024,
+    num_hidden_layers: 8,
+    num_attention_heads: 16,
+    num_key_value_heads: 4,
+    head_dim: 64,
+    num_local_experts: 0,
+    num_experts_per_tok: 0,
+    interleave_moe_layer_step: 0,
+    moe_layers: [],
+    intermediate_size: 4096,
+    intermediate_size_mlp: 4096,
+    vocab_size: 32000,
+    rope_theta: 500000,
+    rms_norm_eps: 1e-5,
+    attention_chunk_size: null,
+    max_position_embeddings: 8192,
   },
 };
 
@@ -94,8 +160,13 @@ export function randomProducer(seed: number, hidden: number): TensorProducer {
   // Box-Muller, using both values of each pair (the generator is the slow part of writing bench-2b).
   let spare = NaN;
   const gauss = (): number => {
-    if (!Number.isNaN(spare)) { const v = spare; spare = NaN; return v; }
-    const r = Math.sqrt(-2 * Math.log(next() + 1e-12)), a = 2 * Math.PI * next();
+    if (!Number.isNaN(spare)) {
+      const v = spare;
+      spare = NaN;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(next() + 1e-12)),
+      a = 2 * Math.PI * next();
     spare = r * Math.sin(a);
     return r * Math.cos(a);
   };

@@ -20,7 +20,16 @@ import { fileURLToPath } from 'node:url';
 import type { LoadOptions } from '../load.ts';
 import type { AsyncCausalLM, EncodedImagePrompt, ForwardItem, ImageSource, ModelInfo, SequenceState } from '../model/types.ts';
 import { UsageError } from '../util/index.ts';
-import { fromWire, type FromWorker, type SeqFacts, type ToWorker, type WireItem, type WorkerInit, type WorkerReady, type WorkerStats } from './protocol.ts';
+import {
+  fromWire,
+  type FromWorker,
+  type SeqFacts,
+  type ToWorker,
+  type WireItem,
+  type WorkerInit,
+  type WorkerReady,
+  type WorkerStats,
+} from './protocol.ts';
 
 /**
  * The worker entry beside this module, with this module's extension: src/model-worker/worker.ts under tsx,
@@ -57,7 +66,12 @@ export class WorkerSequence implements SequenceState {
   freed = false;
   /** A forward that included it failed: its caches may hold part of a step, so it is never truncated or reused. */
   broken = false;
-  constructor(readonly owner: WorkerModel, readonly id: number, length = 0, floor = 0) {
+  constructor(
+    readonly owner: WorkerModel,
+    readonly id: number,
+    length = 0,
+    floor = 0,
+  ) {
     this.length = length;
     this.floor = floor;
   }
@@ -96,7 +110,10 @@ export class WorkerModel implements AsyncCausalLM {
     if (!this.dead) this.send({ op: 'free', seq: id });
   });
 
-  constructor(private readonly worker: Worker, readonly ready: WorkerReady) {
+  constructor(
+    private readonly worker: Worker,
+    readonly ready: WorkerReady,
+  ) {
     this.info = ready.info;
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (e) => this.die(new Error(`the model worker failed: ${e.message}`)));
@@ -178,7 +195,9 @@ export class WorkerModel implements AsyncCausalLM {
       transfer.push(c.buffer);
       return c;
     };
-    const copies = images.map((x): ImageSource => (typeof x === 'string' ? x : x instanceof Uint8Array ? copy(x) : { ...x, bytes: copy(x.bytes) }));
+    const copies = images.map(
+      (x): ImageSource => (typeof x === 'string' ? x : x instanceof Uint8Array ? copy(x) : { ...x, bytes: copy(x.bytes) }),
+    );
     const m = await this.call({ op: 'images', id: this.nextId++, tokens, images: copies }, transfer);
     if (m.type !== 'images') throw new Error(`model worker: unexpected reply ${m.type}`);
     return { tokens: m.tokens, patchEmbeddings: m.patchEmbeddings };

@@ -21,7 +21,13 @@ function serveModel(model: CausalLM, encodeImages: ImagePromptEncoder | null) {
   const seqs = new Map<number, SequenceState>();
   const broken = new Map<number, Error>();
   const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
-  const facts = (id: number, ver: number, s: SequenceState): SeqFacts => ({ seq: id, ver, length: s.length, floor: truncateFloor(s), bytes: s.cacheBytes() });
+  const facts = (id: number, ver: number, s: SequenceState): SeqFacts => ({
+    seq: id,
+    ver,
+    length: s.length,
+    floor: truncateFloor(s),
+    bytes: s.cacheBytes(),
+  });
   const get = (id: number): SequenceState => {
     const b = broken.get(id);
     if (b) throw b;
@@ -54,7 +60,8 @@ function serveModel(model: CausalLM, encodeImages: ImagePromptEncoder | null) {
           // Each row goes back by transfer when it owns its whole buffer; a view into a shared buffer is copied first.
           const transfer = new Set<ArrayBuffer>();
           const logits = out.map((a) => {
-            const whole = a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer && !transfer.has(a.buffer);
+            const whole =
+              a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer && !transfer.has(a.buffer);
             const own = whole ? a : a.slice();
             transfer.add(own.buffer as ArrayBuffer);
             return own;
@@ -72,7 +79,10 @@ function serveModel(model: CausalLM, encodeImages: ImagePromptEncoder | null) {
       case 'truncate':
         return seqOp(m.seq, m.ver, () => {
           const s = get(m.seq);
-          if (!s.truncate(m.length)) throw new Error(`model worker: sequence ${m.seq} cannot be truncated to ${m.length} (length ${s.length}, floor ${truncateFloor(s)})`);
+          if (!s.truncate(m.length))
+            throw new Error(
+              `model worker: sequence ${m.seq} cannot be truncated to ${m.length} (length ${s.length}, floor ${truncateFloor(s)})`,
+            );
           return s;
         });
       case 'free':
@@ -111,7 +121,10 @@ async function main(): Promise<void> {
   const port = parentPort!;
   let loaded: LoadedModel;
   try {
-    loaded = await loadModel(init.path, { ...init.options, onProgress: (fraction, what) => port.postMessage({ type: 'progress', fraction, what } satisfies FromWorker) });
+    loaded = await loadModel(init.path, {
+      ...init.options,
+      onProgress: (fraction, what) => port.postMessage({ type: 'progress', fraction, what } satisfies FromWorker),
+    });
   } catch (e) {
     port.postMessage({ type: 'init-error', error: toWire(e) } satisfies FromWorker);
     return;

@@ -10,7 +10,10 @@ const ROW = 2 * 64; // nKvHeads 2 · headDim 64
 function rows(n: number, seed: number): Float32Array {
   const a = new Float32Array(n * ROW);
   let s = seed;
-  for (let i = 0; i < a.length; i++) { s = (s * 1103515245 + 12345) >>> 0; a[i] = (s / 2 ** 32 - 0.5) * 6; }
+  for (let i = 0; i < a.length; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    a[i] = (s / 2 ** 32 - 0.5) * 6;
+  }
   return a;
 }
 /** The float32 values a view holds for positions [from, to). */
@@ -23,7 +26,8 @@ function values(type: KvType, data: KvData, kPos0: number, from: number, to: num
 for (const type of KV_TYPES) {
   test(`FullKvCache ${type}: appends, truncate, clone and bytes`, () => {
     const c = new FullKvCache(ROW, 4, type);
-    const k = rows(30, 1), v = rows(30, 2);
+    const k = rows(30, 1),
+      v = rows(30, 2);
     c.append(k, v, 10);
     const view = c.append(k.subarray(10 * ROW), v.subarray(10 * ROW), 20);
     assert.equal(view.kvType, type);
@@ -33,7 +37,8 @@ for (const type of KV_TYPES) {
     let maxErr = 0;
     for (let i = 0; i < got.length; i++) maxErr = Math.max(maxErr, Math.abs(got[i]! - k[i]!));
     // f32 exact; f16 relative 2^-11 of |x| <= 3; q8_0 half a step of amax/127 (amax <= 3)
-    const bound = type === 'f32' ? 0 : type === 'f16' ? 3 * 2 ** -11 : (3 / 127) * 0.57 /* half a step plus the f16 scale rounding (127·2^-11 steps) */;
+    const bound =
+      type === 'f32' ? 0 : type === 'f16' ? 3 * 2 ** -11 : (3 / 127) * 0.57 /* half a step plus the f16 scale rounding (127·2^-11 steps) */;
     assert.ok(maxErr <= bound, `${type}: max error ${maxErr} > ${bound}`);
     if (type !== 'f32') assert.ok(maxErr > 0, 'a compressed cache is lossy');
     const bytesPerRow = type === 'f32' ? ROW * 8 : type === 'f16' ? ROW * 4 : (ROW / 32) * 34 * 2;
@@ -49,8 +54,10 @@ for (const type of KV_TYPES) {
   });
 
   test(`ChunkedKvCache ${type}: keeps one chunk, stored compressed`, () => {
-    const C = 8, c = new ChunkedKvCache(ROW, C, type);
-    const k = rows(37, 3), v = rows(37, 4);
+    const C = 8,
+      c = new ChunkedKvCache(ROW, C, type);
+    const k = rows(37, 3),
+      v = rows(37, 4);
     const full = new FullKvCache(ROW, 64, type); // the same rows, never dropped
     for (let p = 0; p < 37; p++) {
       const view = c.append(k.subarray(p * ROW), v.subarray(p * ROW), 1);

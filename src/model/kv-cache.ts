@@ -44,7 +44,11 @@ class RowStore {
   rows = 0;
   start = 0; // absolute position of row 0
   readonly unit: number;
-  constructor(readonly type: KvType, readonly rowSize: number, capacity: number) {
+  constructor(
+    readonly type: KvType,
+    readonly rowSize: number,
+    capacity: number,
+  ) {
     this.unit = kvElements(type, rowSize);
     this.k = allocKv(type, capacity * this.unit);
     this.v = allocKv(type, capacity * this.unit);
@@ -61,7 +65,8 @@ class RowStore {
   }
   push(k: Float32Array, v: Float32Array, n: number): void {
     this.reserve(this.rows + n);
-    const rs = this.rowSize, u = this.unit;
+    const rs = this.rowSize,
+      u = this.unit;
     if (this.type === 'f32') {
       (this.k as Float32Array).set(k.subarray(0, n * rs), this.rows * u);
       (this.v as Float32Array).set(v.subarray(0, n * rs), this.rows * u);
@@ -98,7 +103,11 @@ class RowStore {
 
 export class FullKvCache implements LayerCache {
   private store: RowStore;
-  constructor(readonly rowSize: number, initialCapacity = 64, readonly kvType: KvType = 'f32') {
+  constructor(
+    readonly rowSize: number,
+    initialCapacity = 64,
+    readonly kvType: KvType = 'f32',
+  ) {
     this.store = new RowStore(kvType, rowSize, initialCapacity);
   }
   get length(): number {
@@ -128,7 +137,11 @@ export class FullKvCache implements LayerCache {
 
 export class ChunkedKvCache implements LayerCache {
   private store: RowStore;
-  constructor(readonly rowSize: number, readonly chunkSize: number, readonly kvType: KvType = 'f32') {
+  constructor(
+    readonly rowSize: number,
+    readonly chunkSize: number,
+    readonly kvType: KvType = 'f32',
+  ) {
     this.store = new RowStore(kvType, rowSize, Math.min(chunkSize, 64));
   }
   get length(): number {
@@ -154,7 +167,8 @@ export class ChunkedKvCache implements LayerCache {
     return length >= 0 && length <= this.length && Math.floor(length / this.chunkSize) * this.chunkSize >= this.store.start;
   }
   truncate(length: number): void {
-    if (!this.canTruncate(length)) throw new RangeError(`cannot truncate a chunked cache holding ${this.store.start}..${this.length} to ${length}`);
+    if (!this.canTruncate(length))
+      throw new RangeError(`cannot truncate a chunked cache holding ${this.store.start}..${this.length} to ${length}`);
     this.store.rows = length - this.store.start;
     this.settle();
   }

@@ -6,14 +6,40 @@ import type { ChatMessage, ContentPart, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
 import { checkModel, compiles, toolParams, type RequestContext } from './openai.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { type ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json, generationError } from './util.ts';
+import {
+  type ApiError,
+  badRequest,
+  chatChars,
+  checkTextSize,
+  decodeBase64Image,
+  field,
+  isObject,
+  loadImageUrl,
+  randomId,
+  readStops,
+  toolCallSchema,
+  type Json,
+  generationError,
+} from './util.ts';
 
 export function anthropicError(e: ApiError): Json {
-  const type = { invalid_request: 'invalid_request_error', authentication: 'authentication_error', not_found: 'not_found_error', rate_limit: 'rate_limit_error', server: 'api_error', too_large: 'request_too_large' }[e.kind];
+  const type = {
+    invalid_request: 'invalid_request_error',
+    authentication: 'authentication_error',
+    not_found: 'not_found_error',
+    rate_limit: 'rate_limit_error',
+    server: 'api_error',
+    too_large: 'request_too_large',
+  }[e.kind];
   return { type: 'error', error: { type, message: e.message } };
 }
 
-async function readBlocks(content: unknown, path: string, ctx: RequestContext, allowTools: 'user' | 'assistant'): Promise<{ parts: ContentPart[]; toolUses: ChatMessage['toolCalls']; toolResults: ChatMessage[] }> {
+async function readBlocks(
+  content: unknown,
+  path: string,
+  ctx: RequestContext,
+  allowTools: 'user' | 'assistant',
+): Promise<{ parts: ContentPart[]; toolUses: ChatMessage['toolCalls']; toolResults: ChatMessage[] }> {
   const parts: ContentPart[] = [];
   const toolUses: NonNullable<ChatMessage['toolCalls']> = [];
   const toolResults: ChatMessage[] = [];
@@ -33,7 +59,8 @@ async function readBlocks(content: unknown, path: string, ctx: RequestContext, a
         if (!ctx.engine.supportsImages) throw badRequest(`${bp}: this model does not take images`, bp);
         const src = b.source;
         if (!isObject(src)) throw badRequest(`${bp}.source: Field required`, bp);
-        if (src.type === 'base64' && typeof src.data === 'string') parts.push(decodeBase64Image(src.data, `${bp}.source.data`, ctx.images.maxBytes));
+        if (src.type === 'base64' && typeof src.data === 'string')
+          parts.push(decodeBase64Image(src.data, `${bp}.source.data`, ctx.images.maxBytes));
         else if (src.type === 'url' && typeof src.url === 'string') parts.push(await loadImageUrl(src.url, `${bp}.source.url`, ctx.images));
         else throw badRequest(`${bp}.source: must be {type: 'base64', media_type, data} or {type: 'url', url}`, bp);
         break;
@@ -48,7 +75,11 @@ async function readBlocks(content: unknown, path: string, ctx: RequestContext, a
         if (typeof b.tool_use_id !== 'string') throw badRequest(`${bp}.tool_use_id: Field required`, bp);
         const inner = b.content === undefined ? [] : await readBlocks(b.content, `${bp}.content`, ctx, 'user');
         const text = Array.isArray(inner) ? '' : inner.parts.map((p) => (p.type === 'text' ? p.text : '')).join('');
-        toolResults.push({ role: 'tool', toolCallId: b.tool_use_id, content: [{ type: 'text', text: b.is_error === true ? `Error: ${text}` : text }] });
+        toolResults.push({
+          role: 'tool',
+          toolCallId: b.tool_use_id,
+          content: [{ type: 'text', text: b.is_error === true ? `Error: ${text}` : text }],
+        });
         break;
       }
       default:
@@ -69,7 +100,8 @@ function readToolList(body: Json): ToolSpec[] | null {
   if (!raw || raw.length === 0) return null;
   const tools = raw.map((t, i): ToolSpec => {
     const p = `tools.${i}`;
-    if (!isObject(t) || typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name)) throw badRequest(`${p}.name: must match ^[a-zA-Z0-9_-]{1,64}$`, p);
+    if (!isObject(t) || typeof t.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(t.name))
+      throw badRequest(`${p}.name: must match ^[a-zA-Z0-9_-]{1,64}$`, p);
     if (t.type !== undefined && t.type !== 'custom') throw badRequest(`${p}.type: server tools (${String(t.type)}) are not supported`, p);
     if (!isObject(t.input_schema)) throw badRequest(`${p}.input_schema: Field required`, p);
     return { name: t.name, ...(typeof t.description === 'string' ? { description: t.description } : {}), parameters: t.input_schema };
@@ -108,10 +140,18 @@ function contentBlocks(c: ChoiceOutput): Json[] {
   return blocks;
 }
 
-const usage = (r: RunResult) => ({ input_tokens: r.promptTokens, output_tokens: r.choices[0]?.completionTokens ?? 0, cache_read_input_tokens: r.cachedTokens, cache_creation_input_tokens: 0 });
+const usage = (r: RunResult) => ({
+  input_tokens: r.promptTokens,
+  output_tokens: r.choices[0]?.completionTokens ?? 0,
+  cache_read_input_tokens: r.cachedTokens,
+  cache_creation_input_tokens: 0,
+});
 
 /** The conversation and tools of a Messages request (also what /v1/messages/count_tokens counts). */
-export async function readAnthropicChat(body: Json, ctx: RequestContext): Promise<{ msgs: ChatMessage[]; tools: ToolSpec[] | null; forced: boolean }> {
+export async function readAnthropicChat(
+  body: Json,
+  ctx: RequestContext,
+): Promise<{ msgs: ChatMessage[]; tools: ToolSpec[] | null; forced: boolean }> {
   const raw = field.arr(body, 'messages');
   if (!raw || raw.length === 0) throw badRequest('messages: at least one message is required', 'messages');
   const msgs: ChatMessage[] = [];
@@ -159,7 +199,8 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
   const ctxLen = engine.scheduler.contextLength;
   checkTextSize(chatChars(msgs), ctxLen, 'messages');
   const prompt = await engine.encodeChat(msgs, tools);
-  if (prompt.tokens.length >= ctxLen) throw badRequest(`prompt is too long: ${prompt.tokens.length} tokens > ${ctxLen - 1} maximum`, 'messages');
+  if (prompt.tokens.length >= ctxLen)
+    throw badRequest(`prompt is too long: ${prompt.tokens.length} tokens > ${ctxLen - 1} maximum`, 'messages');
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),
@@ -179,7 +220,16 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
     const r = await runGeneration(engine, params);
     ctx.done(r);
     const c = r.choices[0]!;
-    return Response.json({ id, type: 'message', role: 'assistant', model, content: contentBlocks(c), stop_reason: stopReason(c), stop_sequence: c.stopSequence, usage: usage(r) });
+    return Response.json({
+      id,
+      type: 'message',
+      role: 'assistant',
+      model,
+      content: contentBlocks(c),
+      stop_reason: stopReason(c),
+      stop_sequence: c.stopSequence,
+      usage: usage(r),
+    });
   }
   let w: SseWriter | null = null;
   const early: string[] = [];
@@ -193,39 +243,70 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
     w!.send({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, 'content_block_delta');
   };
   const pending = runGeneration(engine, params, (_i, text) => (w ? sendText(text) : early.push(text)));
-  return sseResponse(async (writer) => {
-    w = writer;
-    writer.send({ type: 'message_start', message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: prompt.tokens.length, output_tokens: 0 } } }, 'message_start');
-    writer.send({ type: 'ping' }, 'ping');
-    for (const e of early) sendText(e);
-    const r = await pending;
-    ctx.done(r);
-    const c = r.choices[0]!;
-    if (c.error) {
-      writer.send(anthropicError(generationError(c.error)), 'error');
-      return;
-    }
-    let index = 0;
-    if (params.tools) {
-      // Buffered output: text first, then one tool_use block per call with its input as one JSON delta.
-      for (const b of contentBlocks(c)) {
-        if (b.type === 'text') {
-          if (r.buffered) sendText(b.text as string); // otherwise the prose has streamed already
-          continue;
-        }
-        if (textOpen) {
+  return sseResponse(
+    async (writer) => {
+      w = writer;
+      writer.send(
+        {
+          type: 'message_start',
+          message: {
+            id,
+            type: 'message',
+            role: 'assistant',
+            model,
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { input_tokens: prompt.tokens.length, output_tokens: 0 },
+          },
+        },
+        'message_start',
+      );
+      writer.send({ type: 'ping' }, 'ping');
+      for (const e of early) sendText(e);
+      const r = await pending;
+      ctx.done(r);
+      const c = r.choices[0]!;
+      if (c.error) {
+        writer.send(anthropicError(generationError(c.error)), 'error');
+        return;
+      }
+      let index = 0;
+      if (params.tools) {
+        // Buffered output: text first, then one tool_use block per call with its input as one JSON delta.
+        for (const b of contentBlocks(c)) {
+          if (b.type === 'text') {
+            if (r.buffered) sendText(b.text as string); // otherwise the prose has streamed already
+            continue;
+          }
+          if (textOpen) {
+            writer.send({ type: 'content_block_stop', index }, 'content_block_stop');
+            textOpen = false;
+            index++;
+          }
+          writer.send(
+            { type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } },
+            'content_block_start',
+          );
+          writer.send(
+            { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(b.input) } },
+            'content_block_delta',
+          );
           writer.send({ type: 'content_block_stop', index }, 'content_block_stop');
-          textOpen = false;
           index++;
         }
-        writer.send({ type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }, 'content_block_start');
-        writer.send({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(b.input) } }, 'content_block_delta');
-        writer.send({ type: 'content_block_stop', index }, 'content_block_stop');
-        index++;
       }
-    }
-    if (textOpen) writer.send({ type: 'content_block_stop', index }, 'content_block_stop');
-    writer.send({ type: 'message_delta', delta: { stop_reason: stopReason(c), stop_sequence: c.stopSequence }, usage: { output_tokens: c.completionTokens } }, 'message_delta');
-    writer.send({ type: 'message_stop' }, 'message_stop');
-  }, () => undefined);
+      if (textOpen) writer.send({ type: 'content_block_stop', index }, 'content_block_stop');
+      writer.send(
+        {
+          type: 'message_delta',
+          delta: { stop_reason: stopReason(c), stop_sequence: c.stopSequence },
+          usage: { output_tokens: c.completionTokens },
+        },
+        'message_delta',
+      );
+      writer.send({ type: 'message_stop' }, 'message_stop');
+    },
+    () => undefined,
+  );
 }

@@ -79,9 +79,13 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
       llama4_kv_cache_bytes: { help: 'Bytes held by active and kept KV caches.', value: s.cacheBytes },
     };
   });
-  const errorBody = (api: Api, e: ApiError) => (api === 'anthropic' ? anthropicError(e) : api === 'ollama' ? { error: e.message } : openaiError(e));
+  const errorBody = (api: Api, e: ApiError) =>
+    api === 'anthropic' ? anthropicError(e) : api === 'ollama' ? { error: e.message } : openaiError(e);
   const errorResponse = (api: Api, e: ApiError) =>
-    Response.json(errorBody(api, e), { status: e.status, headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {} });
+    Response.json(errorBody(api, e), {
+      status: e.status,
+      headers: e.retryAfterS !== undefined ? { 'retry-after': String(e.retryAfterS) } : {},
+    });
   const apiOf = (path: string): Api => (path.startsWith('/v1/messages') ? 'anthropic' : path.startsWith('/api/') ? 'ollama' : 'openai');
   const routeOf = routeLabeler(() => app.routes.map((r) => r.path));
   const hostAllowed = hostPolicy(o.host ?? '127.0.0.1', o.apiKey);
@@ -92,7 +96,17 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
     '*',
     corsMiddleware(o.corsOrigins ?? DEFAULT_CORS_ORIGINS, (origin) => {
       log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', path: '(cors)', origin: origin.slice(0, 200), status: 403 });
-      return Response.json({ error: { message: `origin ${origin.slice(0, 200)} is not allowed (start the server with --cors ORIGINS)`, type: 'invalid_request_error', param: null, code: 'cors' } }, { status: 403 });
+      return Response.json(
+        {
+          error: {
+            message: `origin ${origin.slice(0, 200)} is not allowed (start the server with --cors ORIGINS)`,
+            type: 'invalid_request_error',
+            param: null,
+            code: 'cors',
+          },
+        },
+        { status: 403 },
+      );
     }),
   );
 
@@ -108,8 +122,20 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   app.use('*', async (c, next) => {
     const p = c.req.path;
     if (hostAllowed && !hostAllowed(c.req.header('host'))) {
-      const e = new ApiError(403, 'authentication', 'this server answers only requests addressed to localhost (start it with --host NAME or --api-key KEY to serve other names)');
-      log({ ts: new Date().toISOString(), level: 'warn', msg: 'request', method: c.req.method, path: p, status: 403, host: c.req.header('host') });
+      const e = new ApiError(
+        403,
+        'authentication',
+        'this server answers only requests addressed to localhost (start it with --host NAME or --api-key KEY to serve other names)',
+      );
+      log({
+        ts: new Date().toISOString(),
+        level: 'warn',
+        msg: 'request',
+        method: c.req.method,
+        path: p,
+        status: 403,
+        host: c.req.header('host'),
+      });
       metrics.request(routeOf(p), 403, 0);
       return errorResponse(apiOf(p), e);
     }
@@ -140,7 +166,14 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
 
   const route = (api: Api, handler: Handler) => async (c: Context) => {
     const t0 = performance.now();
-    const rec: Record<string, unknown> = { ts: new Date().toISOString(), level: 'info', msg: 'request', id: randomId(12), method: c.req.method, path: c.req.path };
+    const rec: Record<string, unknown> = {
+      ts: new Date().toISOString(),
+      level: 'info',
+      msg: 'request',
+      id: randomId(12),
+      method: c.req.method,
+      path: c.req.path,
+    };
     const abort = new AbortController();
     const clientSignal = c.req.raw.signal;
     const onClientAbort = () => abort.abort();
@@ -210,10 +243,13 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   app.get('/health', (c) => {
     const s = sched.stats();
     const failure = engine.failure?.() ?? null;
-    if (failure !== null) return c.json({ status: 'error', error: failure, model: engine.modelId, active: s.active, queued: s.queued }, 503);
+    if (failure !== null)
+      return c.json({ status: 'error', error: failure, model: engine.modelId, active: s.active, queued: s.queued }, 503);
     return c.json({ status: 'ok', model: engine.modelId, active: s.active, queued: s.queued });
   });
-  app.get('/metrics', (c) => c.text(metrics.render() + (o.guard ? guardMetrics.text() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.get('/metrics', (c) =>
+    c.text(metrics.render() + (o.guard ? guardMetrics.text() : ''), 200, { 'content-type': 'text/plain; version=0.0.4' }),
+  );
   app.get('/v1/models', (c) => c.json(modelsList(engine, listedName)));
   app.get('/v1/models/:id', (c) => c.json({ ...((modelsList(engine, listedName).data as Json[])[0] ?? {}), id: c.req.param('id') }));
   app.post('/v1/chat/completions', route('openai', chatCompletions));
@@ -221,9 +257,18 @@ export function createApp(model: ServerEngine, o: ServerOptions = {}): { app: Ho
   app.post('/v1/messages', route('anthropic', messages));
   app.post('/v1/messages/count_tokens', route('anthropic', countTokens));
   app.post('/v1/embeddings', route('openai', openaiEmbeddings));
-  app.post('/v1/responses', route('openai', (b, ctx) => createResponse(b, ctx, store)));
-  app.get('/v1/responses/:id', route('openai', (_b, ctx) => getResponse(ctx, store)));
-  app.delete('/v1/responses/:id', route('openai', (_b, ctx) => deleteResponse(ctx, store)));
+  app.post(
+    '/v1/responses',
+    route('openai', (b, ctx) => createResponse(b, ctx, store)),
+  );
+  app.get(
+    '/v1/responses/:id',
+    route('openai', (_b, ctx) => getResponse(ctx, store)),
+  );
+  app.delete(
+    '/v1/responses/:id',
+    route('openai', (_b, ctx) => deleteResponse(ctx, store)),
+  );
   app.post('/tokenize', route('openai', tokenizeRoute));
   app.post('/detokenize', route('openai', detokenizeRoute));
   app.post('/apply-template', route('openai', applyTemplateRoute));
@@ -248,7 +293,11 @@ export function startServer(engine: ServerEngine, o: ServerOptions & { host?: st
   const host = o.host ?? '127.0.0.1';
   const { app, metrics } = createApp(engine, { ...o, host });
   if (o.apiKey === undefined && !isLoopbackHost(host)) {
-    (o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n')))({ ts: new Date().toISOString(), level: 'warn', msg: `listening on ${host} without an API key: anyone who can reach this address can use the model (set --api-key)` });
+    (o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n')))({
+      ts: new Date().toISOString(),
+      level: 'warn',
+      msg: `listening on ${host} without an API key: anyone who can reach this address can use the model (set --api-key)`,
+    });
   }
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: o.port ?? 8080, hostname: host }, (info: AddressInfo) => {
@@ -261,7 +310,13 @@ export function startServer(engine: ServerEngine, o: ServerOptions & { host?: st
           new Promise<void>((res) => {
             engine.scheduler.close();
             const s = server as unknown as { closeAllConnections?: () => void; close(cb: () => void): void };
-            s.close(() => void (engine.close?.() ?? Promise.resolve()).then(() => res(), () => res()));
+            s.close(
+              () =>
+                void (engine.close?.() ?? Promise.resolve()).then(
+                  () => res(),
+                  () => res(),
+                ),
+            );
             s.closeAllConnections?.();
           }),
       });

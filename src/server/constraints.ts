@@ -17,7 +17,8 @@ export function readLogitBias(v: unknown, engine: ServerEngine, path = 'logit_bi
   const out = new Map<number, number>();
   const vocab = engine.vocabulary.size;
   const put = (id: number, bias: unknown, at: string) => {
-    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw badRequest(`'${at}': token id ${id} is outside the vocabulary (0..${vocab - 1})`, path);
+    if (!Number.isInteger(id) || id < 0 || id >= vocab)
+      throw badRequest(`'${at}': token id ${id} is outside the vocabulary (0..${vocab - 1})`, path);
     let b: number;
     if (bias === false) b = -Infinity;
     else if (typeof bias === 'number' && Number.isFinite(bias) && bias >= -100 && bias <= 100) b = bias <= -100 ? -Infinity : bias;

@@ -8,7 +8,14 @@
  */
 import type { MiddlewareHandler } from 'hono';
 
-export const DEFAULT_CORS_ORIGINS = ['http://localhost:*', 'http://127.0.0.1:*', 'http://[::1]:*', 'https://localhost:*', 'https://127.0.0.1:*', 'https://[::1]:*'];
+export const DEFAULT_CORS_ORIGINS = [
+  'http://localhost:*',
+  'http://127.0.0.1:*',
+  'http://[::1]:*',
+  'https://localhost:*',
+  'https://127.0.0.1:*',
+  'https://[::1]:*',
+];
 
 /** Compiles origin patterns: `*` matches any run of host or port characters; `scheme://host:*` also matches no port. */
 export function originMatcher(patterns: readonly string[]): (origin: string) => boolean {
@@ -22,7 +29,8 @@ export function originMatcher(patterns: readonly string[]): (origin: string) => 
 }
 
 const ALLOW_METHODS = 'GET, POST, DELETE, OPTIONS';
-const DEFAULT_ALLOW_HEADERS = 'authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-stainless-os, x-stainless-lang, x-stainless-package-version, x-stainless-runtime, x-stainless-runtime-version, x-stainless-arch, x-stainless-retry-count, x-stainless-timeout, user-agent';
+const DEFAULT_ALLOW_HEADERS =
+  'authorization, content-type, x-api-key, anthropic-version, anthropic-beta, openai-beta, x-stainless-os, x-stainless-lang, x-stainless-package-version, x-stainless-runtime, x-stainless-runtime-version, x-stainless-arch, x-stainless-retry-count, x-stainless-timeout, user-agent';
 
 export function corsMiddleware(patterns: readonly string[], refuse: (origin: string) => Response): MiddlewareHandler {
   const allowed = originMatcher(patterns);

@@ -30,7 +30,8 @@ const queues = new WeakMap<ServerEngine, { chain: Promise<unknown>; waiting: num
 function serialized<T>(engine: ServerEngine, f: () => Promise<T>): Promise<T> {
   let q = queues.get(engine);
   if (!q) queues.set(engine, (q = { chain: Promise.resolve(), waiting: 0 }));
-  if (q.waiting >= MAX_WAITING) throw new ApiError(429, 'rate_limit', 'the server is busy: too many embedding requests are waiting', null, 1);
+  if (q.waiting >= MAX_WAITING)
+    throw new ApiError(429, 'rate_limit', 'the server is busy: too many embedding requests are waiting', null, 1);
   q.waiting++;
   const run = q.chain.then(f, f);
   q.chain = run.then(
@@ -54,7 +55,9 @@ export function readEmbeddingInputs(v: unknown, engine: ServerEngine, path: stri
     return engine.encodeText(s);
   };
   const ofIds = (a: unknown[], at: string) => {
-    for (const t of a) if (!Number.isInteger(t) || (t as number) < 0 || (t as number) >= vocab) throw badRequest(`'${at}': token ${String(t)} is outside the vocabulary (0..${vocab - 1})`, path);
+    for (const t of a)
+      if (!Number.isInteger(t) || (t as number) < 0 || (t as number) >= vocab)
+        throw badRequest(`'${at}': token ${String(t)} is outside the vocabulary (0..${vocab - 1})`, path);
     return a as number[];
   };
   let lists: number[][];
@@ -94,7 +97,11 @@ export async function openaiEmbeddings(body: Json, ctx: RequestContext): Promise
   if (model === undefined) throw badRequest("'model' is required", 'model');
   const H = engine.scheduler.model.info.hiddenSize;
   const dims = field.int(body, 'dimensions', 1, 1e9);
-  if (dims !== undefined && dims !== H) throw badRequest(`'dimensions' ${dims} is not supported: this model's embeddings have ${H} dimensions (it cannot shorten them)`, 'dimensions');
+  if (dims !== undefined && dims !== H)
+    throw badRequest(
+      `'dimensions' ${dims} is not supported: this model's embeddings have ${H} dimensions (it cannot shorten them)`,
+      'dimensions',
+    );
   const format = field.str(body, 'encoding_format') ?? 'float';
   if (format !== 'float' && format !== 'base64') throw badRequest("'encoding_format' must be 'float' or 'base64'", 'encoding_format');
   const inputs = readEmbeddingInputs(body.input, engine, 'input');
@@ -103,7 +110,11 @@ export async function openaiEmbeddings(body: Json, ctx: RequestContext): Promise
   const vectors = await embedAll(engine, inputs, ctx.signal);
   return Response.json({
     object: 'list',
-    data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: format === 'base64' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v) })),
+    data: vectors.map((v, index) => ({
+      object: 'embedding',
+      index,
+      embedding: format === 'base64' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v),
+    })),
     model,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
   });

@@ -36,10 +36,17 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
   const first = await startModelWorker(path, { ...workerOptions, ...(onProgress ? { onProgress } : {}) });
   // A worker that dies is replaced (supervised-model.ts); the prefixes the scheduler kept lived in the dead one.
   let engine: ServerEngine | null = null;
-  const model = new SupervisedModel(first, () => startModelWorker(path, workerOptions), () => engine?.scheduler.clearPrefixCache());
+  const model = new SupervisedModel(
+    first,
+    () => startModelWorker(path, workerOptions),
+    () => engine?.scheduler.clearPrefixCache(),
+  );
   try {
     const r = first.ready;
-    const { tokenizer, chatTemplate: template } = loadChatAssets({ path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } }, o.tokenizerPath);
+    const { tokenizer, chatTemplate: template } = loadChatAssets(
+      { path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } },
+      o.tokenizerPath,
+    );
     engine = createChatEngine({
       ...o,
       modelId,

@@ -4,7 +4,11 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
 class Histogram {
   private readonly counts = new Map<string, { buckets: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly bounds = LATENCY_BUCKETS) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds = LATENCY_BUCKETS,
+  ) {}
   observe(labels: string, v: number): void {
     let h = this.counts.get(labels);
     if (!h) this.counts.set(labels, (h = { buckets: this.bounds.map(() => 0), sum: 0, count: 0 }));
@@ -25,7 +29,10 @@ class Histogram {
 
 class Counter {
   private readonly values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
   inc(labels = '', by = 1): void {
     this.values.set(labels, (this.values.get(labels) ?? 0) + by);
   }
@@ -60,7 +67,8 @@ export class Metrics {
     this.requests.render(out);
     this.promptTokens.render(out);
     this.generatedTokens.render(out);
-    for (const [name, g] of Object.entries(this.gauges())) out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.value}`);
+    for (const [name, g] of Object.entries(this.gauges()))
+      out.push(`# HELP ${name} ${g.help}`, `# TYPE ${name} gauge`, `${name} ${g.value}`);
     this.latency.render(out);
     this.ttft.render(out);
     return out.join('\n') + '\n';
@@ -73,7 +81,15 @@ export function routeLabeler(patterns: () => readonly string[]): (path: string) 
   return (path) => {
     compiled ??= [...new Set(patterns())]
       .filter((p) => !p.includes('*'))
-      .map((p) => ({ pattern: p, re: new RegExp(`^${p.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}/?$`) }));
+      .map((p) => ({
+        pattern: p,
+        re: new RegExp(
+          `^${p
+            .split('/')
+            .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+            .join('/')}/?$`,
+        ),
+      }));
     for (const r of compiled) if (r.re.test(path)) return r.pattern;
     return 'unmatched';
   };

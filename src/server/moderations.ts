@@ -37,8 +37,13 @@ export class GuardMetrics {
   private readonly refusals = { input: 0, output: 0 };
   private checks = 0;
   private seconds = 0;
-  refused(stage: 'input' | 'output'): void { this.refusals[stage]++; }
-  checked(s: number): void { this.checks++; this.seconds += s; }
+  refused(stage: 'input' | 'output'): void {
+    this.refusals[stage]++;
+  }
+  checked(s: number): void {
+    this.checks++;
+    this.seconds += s;
+  }
   /** Prometheus text of these counters (appended to /metrics). */
   text(): string {
     const out: string[] = [];
@@ -46,10 +51,24 @@ export class GuardMetrics {
     return out.join('\n') + '\n';
   }
   render(out: string[]): void {
-    out.push('# HELP llama4_guard_refusals_total Chat requests refused by the safety guard, by stage.', '# TYPE llama4_guard_refusals_total counter');
-    out.push(`llama4_guard_refusals_total{stage="input"} ${this.refusals.input}`, `llama4_guard_refusals_total{stage="output"} ${this.refusals.output}`);
-    out.push('# HELP llama4_guard_checks_total Guard classifications run (moderations and screening).', '# TYPE llama4_guard_checks_total counter', `llama4_guard_checks_total ${this.checks}`);
-    out.push('# HELP llama4_guard_seconds_total Time spent in guard classifications.', '# TYPE llama4_guard_seconds_total counter', `llama4_guard_seconds_total ${this.seconds}`);
+    out.push(
+      '# HELP llama4_guard_refusals_total Chat requests refused by the safety guard, by stage.',
+      '# TYPE llama4_guard_refusals_total counter',
+    );
+    out.push(
+      `llama4_guard_refusals_total{stage="input"} ${this.refusals.input}`,
+      `llama4_guard_refusals_total{stage="output"} ${this.refusals.output}`,
+    );
+    out.push(
+      '# HELP llama4_guard_checks_total Guard classifications run (moderations and screening).',
+      '# TYPE llama4_guard_checks_total counter',
+      `llama4_guard_checks_total ${this.checks}`,
+    );
+    out.push(
+      '# HELP llama4_guard_seconds_total Time spent in guard classifications.',
+      '# TYPE llama4_guard_seconds_total counter',
+      `llama4_guard_seconds_total ${this.seconds}`,
+    );
   }
 }
 
@@ -66,9 +85,10 @@ const NAME_OF = new Map(LLAMA_GUARD_4_CATEGORIES.map((c) => [c.code, c.name]));
 
 function refusal(stage: 'input' | 'output', codes: string[], param: string | null): ApiError {
   const what = codes.length ? codes.map((c) => `${c} (${NAME_OF.get(c)})`).join(', ') : 'unsafe content';
-  const msg = stage === 'input'
-    ? `Request refused by the safety guard: the last user message was classified unsafe: ${what}. The model was not run.`
-    : `Response withheld by the safety guard: the model's answer was classified unsafe: ${what}.`;
+  const msg =
+    stage === 'input'
+      ? `Request refused by the safety guard: the last user message was classified unsafe: ${what}. The model was not run.`
+      : `Response withheld by the safety guard: the model's answer was classified unsafe: ${what}.`;
   return new ApiError(400, 'invalid_request', msg, param);
 }
 
@@ -81,7 +101,9 @@ export function guardConversation(messages: readonly ChatMessage[]): GuardMessag
   for (const m of messages) {
     if (m.role !== 'user' && m.role !== 'assistant') continue;
     const content = typeof m.content === 'string' ? [{ type: 'text' as const, text: m.content }] : m.content;
-    const parts: GuardContentPart[] = content.map((p) => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image', image: p.data }));
+    const parts: GuardContentPart[] = content.map((p) =>
+      p.type === 'text' ? { type: 'text', text: p.text } : { type: 'image', image: p.data },
+    );
     const last = out[out.length - 1];
     if (last && last.role === m.role) (last.content as GuardContentPart[]).push(...parts);
     else if (out.length > 0 || m.role === 'user') out.push({ role: m.role, content: parts });
@@ -105,7 +127,10 @@ export function screenedEngine(engine: ServerEngine, o: GuardServerOptions, metr
       while (conv.length && conv[conv.length - 1]!.role !== 'user') conv.pop();
       if (conv.length) {
         const v = await timedCheck(o, metrics, conv);
-        if (!v.safe) { metrics.refused('input'); throw refusal('input', v.categories, 'messages'); }
+        if (!v.safe) {
+          metrics.refused('input');
+          throw refusal('input', v.categories, 'messages');
+        }
       }
     }
     const p = await engine.encodeChat(messages, tools);
@@ -118,7 +143,12 @@ export function screenedEngine(engine: ServerEngine, o: GuardServerOptions, metr
     const messages = conversations.get(req.prompt) ?? [];
     const n = req.n ?? 1;
     const held: TokenInfo[][] = Array.from({ length: n }, () => []);
-    const inner: GenerationRequest = { ...req, onToken: (choice, info) => { held[choice]!.push(info); } };
+    const inner: GenerationRequest = {
+      ...req,
+      onToken: (choice, info) => {
+        held[choice]!.push(info);
+      },
+    };
     return sched.submit(inner).then(async (res) => {
       for (let c = 0; c < n; c++) {
         const dec = engine.newDecoder();
@@ -126,7 +156,10 @@ export function screenedEngine(engine: ServerEngine, o: GuardServerOptions, metr
         const conv = guardConversation([...messages, { role: 'assistant', content: [{ type: 'text', text: answer }] }]);
         if (conv.length === 0 || conv[0]!.role !== 'user') conv.unshift({ role: 'user', content: '' });
         const v = await timedCheck(o, metrics, conv);
-        if (!v.safe) { metrics.refused('output'); throw refusal('output', v.categories, null); }
+        if (!v.safe) {
+          metrics.refused('output');
+          throw refusal('output', v.categories, null);
+        }
       }
       // Approved: hand the tokens to the route as if they had just been generated (stop strings still apply).
       for (let c = 0; c < n; c++) for (const info of held[c]!) if (req.onToken?.(c, info) === true) break;
@@ -155,8 +188,10 @@ type ModerationInput = { messages: GuardMessage[]; types: ('text' | 'image')[] }
 async function readInputs(body: Json, ctx: RequestContext): Promise<ModerationInput[]> {
   const input = body.input;
   if (typeof input === 'string') return [{ messages: [{ role: 'user', content: input }], types: ['text'] }];
-  if (!Array.isArray(input) || input.length === 0) throw badRequest("'input' must be a string, a non-empty list of strings, or a non-empty list of content parts", 'input');
-  if (input.every((x) => typeof x === 'string')) return (input as string[]).map((s) => ({ messages: [{ role: 'user', content: s }], types: ['text'] }));
+  if (!Array.isArray(input) || input.length === 0)
+    throw badRequest("'input' must be a string, a non-empty list of strings, or a non-empty list of content parts", 'input');
+  if (input.every((x) => typeof x === 'string'))
+    return (input as string[]).map((s) => ({ messages: [{ role: 'user', content: s }], types: ['text'] }));
   const parts: GuardContentPart[] = [];
   const types = new Set<'text' | 'image'>();
   for (const [i, p] of input.entries()) {
@@ -178,28 +213,47 @@ async function readInputs(body: Json, ctx: RequestContext): Promise<ModerationIn
     }
   }
   // Images first, as the guard prompt places them before the message text.
-  const ordered = [...parts.filter((p) => p.type === 'image'), { type: 'text' as const, text: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n\n') }];
+  const ordered = [
+    ...parts.filter((p) => p.type === 'image'),
+    { type: 'text' as const, text: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n\n') },
+  ];
   return [{ messages: [{ role: 'user', content: ordered }], types: [...types] }];
 }
 
 /** Adds POST /v1/moderations (through the app's `route` wrapper: logs, metrics, OpenAI error bodies). */
-export function mountModerations(app: Hono, o: GuardServerOptions, metrics: GuardMetrics, route: (handler: (body: Json, ctx: RequestContext) => Promise<Response>) => (c: Context) => Promise<Response>): void {
-  app.post('/v1/moderations', route(async (body, ctx) => {
-    const model = body.model;
-    if (model !== undefined && model !== o.modelId) throw new ApiError(404, 'not_found', `The model '${String(model)}' does not exist; this server's moderation model is '${o.modelId}'`, 'model');
-    const inputs = await readInputs(body, ctx);
-    const results: Json[] = [];
-    for (const inp of inputs) {
-      const v = await timedCheck(o, metrics, inp.messages);
-      const categories: Record<string, boolean> = {}, scores: Record<string, number> = {}, applied: Record<string, string[]> = {};
-      for (const c of LLAMA_GUARD_4_CATEGORIES) {
-        categories[c.name] = v.categories.includes(c.code);
-        scores[c.name] = v.scores[c.code] ?? 0;
-        applied[c.name] = inp.types.filter((t) => t === 'text' || !TEXT_ONLY_CATEGORIES.has(c.code));
+export function mountModerations(
+  app: Hono,
+  o: GuardServerOptions,
+  metrics: GuardMetrics,
+  route: (handler: (body: Json, ctx: RequestContext) => Promise<Response>) => (c: Context) => Promise<Response>,
+): void {
+  app.post(
+    '/v1/moderations',
+    route(async (body, ctx) => {
+      const model = body.model;
+      if (model !== undefined && model !== o.modelId)
+        throw new ApiError(
+          404,
+          'not_found',
+          `The model '${String(model)}' does not exist; this server's moderation model is '${o.modelId}'`,
+          'model',
+        );
+      const inputs = await readInputs(body, ctx);
+      const results: Json[] = [];
+      for (const inp of inputs) {
+        const v = await timedCheck(o, metrics, inp.messages);
+        const categories: Record<string, boolean> = {},
+          scores: Record<string, number> = {},
+          applied: Record<string, string[]> = {};
+        for (const c of LLAMA_GUARD_4_CATEGORIES) {
+          categories[c.name] = v.categories.includes(c.code);
+          scores[c.name] = v.scores[c.code] ?? 0;
+          applied[c.name] = inp.types.filter((t) => t === 'text' || !TEXT_ONLY_CATEGORIES.has(c.code));
+        }
+        results.push({ flagged: !v.safe, categories, category_scores: scores, category_applied_input_types: applied });
       }
-      results.push({ flagged: !v.safe, categories, category_scores: scores, category_applied_input_types: applied });
-    }
-    ctx.note({ model: o.modelId, inputs: inputs.length, flagged: results.filter((r) => r.flagged).length });
-    return Response.json({ id: `modr-${randomId(24)}`, model: o.modelId, results });
-  }));
+      ctx.note({ model: o.modelId, inputs: inputs.length, flagged: results.filter((r) => r.flagged).length });
+      return Response.json({ id: `modr-${randomId(24)}`, model: o.modelId, results });
+    }),
+  );
 }

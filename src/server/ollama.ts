@@ -25,7 +25,14 @@ const ns = (ms: number) => Math.round(ms * 1e6);
 /** Ollama's `details` block for the served model. */
 function details(engine: ServerEngine): Json {
   const arch = modelFacts(engine).architecture;
-  return { parent_model: '', format: engine.modelId.includes('gguf') ? 'gguf' : 'safetensors', family: arch, families: [arch], parameter_size: '', quantization_level: '' };
+  return {
+    parent_model: '',
+    format: engine.modelId.includes('gguf') ? 'gguf' : 'safetensors',
+    family: arch,
+    families: [arch],
+    parameter_size: '',
+    quantization_level: '',
+  };
 }
 
 function modelEntry(engine: ServerEngine, name: string): Json {
@@ -33,7 +40,10 @@ function modelEntry(engine: ServerEngine, name: string): Json {
 }
 
 /** `options` → sampling, stop strings, token and context limits. Wrong types are 400s naming the option. */
-function readOptions(body: Json, ctxLen: number): { sampling: RunParams['sampling']; stop: string[]; numPredict: number | undefined; numCtx: number } {
+function readOptions(
+  body: Json,
+  ctxLen: number,
+): { sampling: RunParams['sampling']; stop: string[]; numPredict: number | undefined; numCtx: number } {
   const o = field.obj(body, 'options') ?? {};
   const at = (k: string) => `options.${k}`;
   const s: RunParams['sampling'] = {};
@@ -57,7 +67,12 @@ function readOptions(body: Json, ctxLen: number): { sampling: RunParams['samplin
   if (fp !== undefined) s.frequencyPenalty = fp;
   const np = field.int(o, 'num_predict', -2, 1e9, at('num_predict'));
   const nc = field.int(o, 'num_ctx', 1, 1e9, at('num_ctx'));
-  return { sampling: s, stop: readStops(o.stop, at('stop')), numPredict: np !== undefined && np > 0 ? np : undefined, numCtx: Math.min(nc ?? ctxLen, ctxLen) };
+  return {
+    sampling: s,
+    stop: readStops(o.stop, at('stop')),
+    numPredict: np !== undefined && np > 0 ? np : undefined,
+    numCtx: Math.min(nc ?? ctxLen, ctxLen),
+  };
 }
 
 /** `format`: "json" (any JSON object), a JSON schema, or absent/"" (free text). */
@@ -66,7 +81,7 @@ function readFormat(body: Json): RunParams['json'] {
   if (f === undefined || f === null || f === '') return null;
   if (f === 'json') return {};
   if (isObject(f)) return { schema: f };
-  throw badRequest("'format' must be \"json\" or a JSON schema object", 'format');
+  throw badRequest('\'format\' must be "json" or a JSON schema object', 'format');
 }
 
 function images(v: unknown, path: string, ctx: RequestContext): ContentPart[] {
@@ -98,16 +113,29 @@ function readChatMessages(body: Json, ctx: RequestContext): ChatMessage[] {
       case 'assistant': {
         const calls = (field.arr(m, 'tool_calls', `${path}.tool_calls`) ?? []).map((c, j) => {
           const f = isObject(c) && isObject(c.function) ? c.function : null;
-          if (!f || typeof f.name !== 'string') throw badRequest(`'${path}.tool_calls[${j}]' must be {function: {name, arguments}}`, `${path}.tool_calls`);
-          return { id: `call_${i}_${j}`, name: f.name, arguments: typeof f.arguments === 'string' ? f.arguments : JSON.stringify(f.arguments ?? {}) };
+          if (!f || typeof f.name !== 'string')
+            throw badRequest(`'${path}.tool_calls[${j}]' must be {function: {name, arguments}}`, `${path}.tool_calls`);
+          return {
+            id: `call_${i}_${j}`,
+            name: f.name,
+            arguments: typeof f.arguments === 'string' ? f.arguments : JSON.stringify(f.arguments ?? {}),
+          };
         });
         out.push({ role: 'assistant', content: text, ...(calls.length ? { toolCalls: calls } : {}) });
         break;
       }
       case 'tool': {
         const name = field.str(m, 'tool_name', `${path}.tool_name`) ?? field.str(m, 'name', `${path}.name`);
-        const call = [...out].reverse().flatMap((x) => x.toolCalls ?? []).find((c) => name === undefined || c.name === name);
-        out.push({ role: 'tool', content: text, toolCallId: call?.id ?? '', ...(name ?? call?.name ? { name: (name ?? call?.name)! } : {}) });
+        const call = [...out]
+          .reverse()
+          .flatMap((x) => x.toolCalls ?? [])
+          .find((c) => name === undefined || c.name === name);
+        out.push({
+          role: 'tool',
+          content: text,
+          toolCallId: call?.id ?? '',
+          ...((name ?? call?.name) ? { name: (name ?? call?.name)! } : {}),
+        });
         break;
       }
       default:
@@ -137,7 +165,14 @@ const doneReason = (c: ChoiceOutput) => {
 const stats = (r: RunResult, t0: number) => {
   const total = performance.now() - t0;
   const ttft = (r.ttftS ?? 0) * 1000;
-  return { total_duration: ns(total), load_duration: 0, prompt_eval_count: r.promptTokens, prompt_eval_duration: ns(ttft), eval_count: r.choices[0]?.completionTokens ?? 0, eval_duration: ns(Math.max(0, total - ttft)) };
+  return {
+    total_duration: ns(total),
+    load_duration: 0,
+    prompt_eval_count: r.promptTokens,
+    prompt_eval_duration: ns(ttft),
+    eval_count: r.choices[0]?.completionTokens ?? 0,
+    eval_duration: ns(Math.max(0, total - ttft)),
+  };
 };
 
 const toolCallsJson = (c: ChoiceOutput) =>
@@ -152,7 +187,13 @@ const toolCallsJson = (c: ChoiceOutput) =>
   });
 
 /** Runs a generation and answers in Ollama's shape: `frame(text)` builds one streamed object, `final` the last. */
-async function answer(ctx: RequestContext, body: Json, params: RunParams, frame: (text: string) => Json, final: (c: ChoiceOutput, r: RunResult) => Json): Promise<Response> {
+async function answer(
+  ctx: RequestContext,
+  body: Json,
+  params: RunParams,
+  frame: (text: string) => Json,
+  final: (c: ChoiceOutput, r: RunResult) => Json,
+): Promise<Response> {
   const t0 = performance.now();
   const stream = field.bool(body, 'stream') ?? true;
   if (!stream) {
@@ -199,14 +240,16 @@ async function chat(body: Json, ctx: RequestContext): Promise<Response> {
   const model = modelName(body);
   const messages = readChatMessages(body, ctx);
   // Ollama answers an empty conversation by loading the model; it is loaded already.
-  if (messages.length === 0) return Response.json({ model, created_at: nowIso(), message: { role: 'assistant', content: '' }, done: true, done_reason: 'load' });
+  if (messages.length === 0)
+    return Response.json({ model, created_at: nowIso(), message: { role: 'assistant', content: '' }, done: true, done_reason: 'load' });
   const { tools } = readTools(body);
   const json = readFormat(body);
   const ctxLen = engine.scheduler.contextLength;
   const opt = readOptions(body, ctxLen);
   checkTextSize(chatChars(messages), opt.numCtx, 'messages');
   const prompt = await engine.encodeChat(messages, tools);
-  if (prompt.tokens.length >= opt.numCtx) throw badRequest(`the prompt has ${prompt.tokens.length} tokens; the context holds ${opt.numCtx}`, 'messages');
+  if (prompt.tokens.length >= opt.numCtx)
+    throw badRequest(`the prompt has ${prompt.tokens.length} tokens; the context holds ${opt.numCtx}`, 'messages');
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),
@@ -224,7 +267,11 @@ async function chat(body: Json, ctx: RequestContext): Promise<Response> {
   return answer(ctx, body, params, msg, (c) => ({
     model,
     created_at: nowIso(),
-    message: { role: 'assistant', content: c.toolCalls.length ? (c.content ?? '') : c.text, ...(c.toolCalls.length ? { tool_calls: toolCallsJson(c) } : {}) },
+    message: {
+      role: 'assistant',
+      content: c.toolCalls.length ? (c.content ?? '') : c.text,
+      ...(c.toolCalls.length ? { tool_calls: toolCallsJson(c) } : {}),
+    },
   }));
 }
 
@@ -235,7 +282,8 @@ async function generate(body: Json, ctx: RequestContext): Promise<Response> {
   const system = field.str(body, 'system');
   const raw = field.bool(body, 'raw') ?? false;
   if (field.str(body, 'suffix')) throw badRequest("'suffix' (fill-in-the-middle) is not supported by this model", 'suffix');
-  if (field.str(body, 'template')) throw badRequest("'template' overrides are not supported; the model's chat template is used (or raw: true)", 'template');
+  if (field.str(body, 'template'))
+    throw badRequest("'template' overrides are not supported; the model's chat template is used (or raw: true)", 'template');
   const imgs = images(body.images, 'images', ctx);
   if (prompt === '' && imgs.length === 0) {
     // Ollama answers an empty prompt by loading the model; it is loaded already.
@@ -251,7 +299,10 @@ async function generate(body: Json, ctx: RequestContext): Promise<Response> {
     if (imgs.length) throw badRequest("'images' need the chat template: drop raw: true", 'images');
     tokens = engine.encodeText(prompt);
   } else {
-    const msgs: ChatMessage[] = [...(system ? [{ role: 'system' as const, content: [{ type: 'text' as const, text: system }] }] : []), { role: 'user', content: [...imgs, { type: 'text', text: prompt }] }];
+    const msgs: ChatMessage[] = [
+      ...(system ? [{ role: 'system' as const, content: [{ type: 'text' as const, text: system }] }] : []),
+      { role: 'user', content: [...imgs, { type: 'text', text: prompt }] },
+    ];
     const enc = await engine.encodeChat(msgs, null);
     tokens = enc.tokens;
     patchEmbeddings = enc.patchEmbeddings;
@@ -269,7 +320,13 @@ async function generate(body: Json, ctx: RequestContext): Promise<Response> {
     signal: ctx.signal,
   };
   ctx.note({ model, prompt_tokens: tokens.length, raw, json: json !== null });
-  return answer(ctx, body, params, (t) => ({ model, created_at: nowIso(), response: t, done: false }), (c) => ({ model, created_at: nowIso(), response: c.text }));
+  return answer(
+    ctx,
+    body,
+    params,
+    (t) => ({ model, created_at: nowIso(), response: t, done: false }),
+    (c) => ({ model, created_at: nowIso(), response: c.text }),
+  );
 }
 
 async function embed(body: Json, ctx: RequestContext): Promise<Response> {
@@ -277,11 +334,18 @@ async function embed(body: Json, ctx: RequestContext): Promise<Response> {
   const model = modelName(body);
   const H = ctx.engine.scheduler.model.info.hiddenSize;
   const dims = field.int(body, 'dimensions', 1, 1e9);
-  if (dims !== undefined && dims !== H) throw badRequest(`'dimensions' ${dims} is not supported: this model's embeddings have ${H} dimensions`, 'dimensions');
+  if (dims !== undefined && dims !== H)
+    throw badRequest(`'dimensions' ${dims} is not supported: this model's embeddings have ${H} dimensions`, 'dimensions');
   const inputs = readEmbeddingInputs(body.input, ctx.engine, 'input', field.bool(body, 'truncate') ?? true);
   const vectors = await embedAll(ctx.engine, inputs, ctx.signal);
   const count = inputs.reduce((s, l) => s + l.length, 0);
-  return Response.json({ model, embeddings: vectors.map((v) => Array.from(v)), total_duration: ns(performance.now() - t0), load_duration: 0, prompt_eval_count: count });
+  return Response.json({
+    model,
+    embeddings: vectors.map((v) => Array.from(v)),
+    total_duration: ns(performance.now() - t0),
+    load_duration: 0,
+    prompt_eval_count: count,
+  });
 }
 
 async function embeddingsLegacy(body: Json, ctx: RequestContext): Promise<Response> {
@@ -304,7 +368,13 @@ async function show(body: Json, ctx: RequestContext): Promise<Response> {
     parameters: '',
     template: engine.chatTemplate ?? '',
     details: details(engine),
-    model_info: { 'general.architecture': a, [`${a}.context_length`]: f.trainedContext, [`${a}.embedding_length`]: f.hiddenSize, [`${a}.vocab_size`]: f.vocabSize, 'llama4-ts.server_context_length': f.contextLength },
+    model_info: {
+      'general.architecture': a,
+      [`${a}.context_length`]: f.trainedContext,
+      [`${a}.embedding_length`]: f.hiddenSize,
+      [`${a}.vocab_size`]: f.vocabSize,
+      'llama4-ts.server_context_length': f.contextLength,
+    },
     capabilities: capabilities(engine),
     modified_at: new Date(engine.created * 1000).toISOString(),
   });
@@ -321,7 +391,16 @@ export function registerOllama(app: Hono, route: RouteMaker, engine: ServerEngin
   app.get('/api/tags', (c) => c.json({ models: [modelEntry(engine, listedName)] }));
   app.get('/api/ps', (c) => {
     const e = modelEntry(engine, listedName);
-    return c.json({ models: [{ ...e, expires_at: new Date(Date.now() + 365 * 86400_000).toISOString(), size_vram: 0, context_length: engine.scheduler.contextLength }] });
+    return c.json({
+      models: [
+        {
+          ...e,
+          expires_at: new Date(Date.now() + 365 * 86400_000).toISOString(),
+          size_vram: 0,
+          context_length: engine.scheduler.contextLength,
+        },
+      ],
+    });
   });
   // Requests the server cannot honour answer in Ollama's format too.
   for (const p of ['/api/pull', '/api/push', '/api/create', '/api/copy', '/api/delete']) {

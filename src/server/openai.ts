@@ -5,7 +5,21 @@
 import type { ChatMessage, ContentPart, ServerEngine, ToolSpec } from './engine.ts';
 import { runGeneration, type ChoiceOutput, type LogprobEntry, type RunParams, type RunResult } from './generation.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { type ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type ImageFetchOptions, type Json, generationError } from './util.ts';
+import {
+  type ApiError,
+  badRequest,
+  chatChars,
+  checkTextSize,
+  field,
+  isObject,
+  loadImageUrl,
+  randomId,
+  readStops,
+  toolCallSchema,
+  type ImageFetchOptions,
+  type Json,
+  generationError,
+} from './util.ts';
 import { compiles } from '../engine/tool-schema.ts';
 import { readLogitBias } from './constraints.ts';
 
@@ -24,7 +38,14 @@ export interface RequestContext {
 
 /** OpenAI error body. */
 export function openaiError(e: ApiError): Json {
-  const type = { invalid_request: 'invalid_request_error', authentication: 'authentication_error', not_found: 'invalid_request_error', rate_limit: 'rate_limit_error', server: 'server_error', too_large: 'invalid_request_error' }[e.kind];
+  const type = {
+    invalid_request: 'invalid_request_error',
+    authentication: 'authentication_error',
+    not_found: 'invalid_request_error',
+    rate_limit: 'rate_limit_error',
+    server: 'server_error',
+    too_large: 'invalid_request_error',
+  }[e.kind];
   const code = e.kind === 'not_found' && e.param === 'model' ? 'model_not_found' : e.kind === 'authentication' ? 'invalid_api_key' : null;
   return { error: { message: e.message, type, param: e.param, code } };
 }
@@ -40,7 +61,11 @@ export function checkModel(_engine: ServerEngine, body: Json): string {
 }
 
 /** The tool-related fields every chat API maps the same way (see RunParams). */
-export function toolParams(tools: ToolSpec[] | null, forced: boolean, parallel: boolean | undefined): Pick<RunParams, 'toolTrigger' | 'maxToolCalls'> {
+export function toolParams(
+  tools: ToolSpec[] | null,
+  forced: boolean,
+  parallel: boolean | undefined,
+): Pick<RunParams, 'toolTrigger' | 'maxToolCalls'> {
   return {
     // tool_choice auto: an output that opens a JSON object must be a call to a declared tool.
     ...(tools && !forced ? { toolTrigger: toolCallSchema(tools, compiles) } : {}),
@@ -75,7 +100,8 @@ function textOf(content: unknown, path: string): string {
   if (!Array.isArray(content)) throw badRequest(`'${path}' must be a string or an array of text parts`, path);
   return content
     .map((p, i) => {
-      if (!isObject(p) || p.type !== 'text' || typeof p.text !== 'string') throw badRequest(`'${path}[${i}]' must be a text part`, `${path}[${i}]`);
+      if (!isObject(p) || p.type !== 'text' || typeof p.text !== 'string')
+        throw badRequest(`'${path}[${i}]' must be a text part`, `${path}[${i}]`);
       return p.text;
     })
     .join('');
@@ -90,7 +116,8 @@ export async function readMessages(body: Json, ctx: RequestContext): Promise<Cha
     const path = `messages[${i}]`;
     if (!isObject(m)) throw badRequest(`'${path}' must be an object`, path);
     const role = m.role;
-    if (role === 'system' || role === 'developer') out.push({ role: 'system', content: [{ type: 'text', text: textOf(m.content, `${path}.content`) }] });
+    if (role === 'system' || role === 'developer')
+      out.push({ role: 'system', content: [{ type: 'text', text: textOf(m.content, `${path}.content`) }] });
     else if (role === 'user') {
       const parts: ContentPart[] = [];
       if (typeof m.content === 'string') parts.push({ type: 'text', text: m.content });
@@ -119,9 +146,14 @@ export async function readMessages(body: Json, ctx: RequestContext): Promise<Cha
       if (calls) {
         msg.toolCalls = calls.map((c, j) => {
           const cp = `${path}.tool_calls[${j}]`;
-          if (!isObject(c) || !isObject(c.function) || typeof c.function.name !== 'string') throw badRequest(`'${cp}' must be {id, type: 'function', function: {name, arguments}}`, cp);
+          if (!isObject(c) || !isObject(c.function) || typeof c.function.name !== 'string')
+            throw badRequest(`'${cp}' must be {id, type: 'function', function: {name, arguments}}`, cp);
           const args = c.function.arguments;
-          return { id: typeof c.id === 'string' ? c.id : '', name: c.function.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) };
+          return {
+            id: typeof c.id === 'string' ? c.id : '',
+            name: c.function.name,
+            arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}),
+          };
         });
       }
       if (!text && !msg.toolCalls?.length) throw badRequest(`'${path}' has neither content nor tool_calls`, path);
@@ -130,7 +162,12 @@ export async function readMessages(body: Json, ctx: RequestContext): Promise<Cha
       const id = field.str(m, 'tool_call_id', `${path}.tool_call_id`);
       if (id === undefined) throw badRequest(`'${path}.tool_call_id' is required`, `${path}.tool_call_id`);
       const name = out.flatMap((x) => x.toolCalls ?? []).find((c) => c.id === id)?.name;
-      out.push({ role: 'tool', content: [{ type: 'text', text: textOf(m.content, `${path}.content`) }], toolCallId: id, ...(name ? { name } : {}) });
+      out.push({
+        role: 'tool',
+        content: [{ type: 'text', text: textOf(m.content, `${path}.content`) }],
+        toolCallId: id,
+        ...(name ? { name } : {}),
+      });
     } else throw badRequest(`'${path}.role' must be one of system, developer, user, assistant, tool`, `${path}.role`);
   }
   return out;
@@ -150,11 +187,14 @@ function readToolList(body: Json): ToolSpec[] | null {
   if (!raw || raw.length === 0) return null;
   const tools = raw.map((t, i): ToolSpec => {
     const p = `tools[${i}]`;
-    if (!isObject(t) || t.type !== 'function' || !isObject(t.function)) throw badRequest(`'${p}' must be {type: 'function', function: {...}}`, p);
+    if (!isObject(t) || t.type !== 'function' || !isObject(t.function))
+      throw badRequest(`'${p}' must be {type: 'function', function: {...}}`, p);
     const name = t.function.name;
-    if (typeof name !== 'string' || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name)) throw badRequest(`'${p}.function.name' must match [a-zA-Z0-9_.-]{1,64}`, `${p}.function.name`);
+    if (typeof name !== 'string' || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name))
+      throw badRequest(`'${p}.function.name' must match [a-zA-Z0-9_.-]{1,64}`, `${p}.function.name`);
     const params = t.function.parameters;
-    if (params !== undefined && !isObject(params)) throw badRequest(`'${p}.function.parameters' must be a JSON Schema object`, `${p}.function.parameters`);
+    if (params !== undefined && !isObject(params))
+      throw badRequest(`'${p}.function.parameters' must be a JSON Schema object`, `${p}.function.parameters`);
     const desc = t.function.description;
     return { name, ...(typeof desc === 'string' ? { description: desc } : {}), ...(params !== undefined ? { parameters: params } : {}) };
   });
@@ -177,7 +217,8 @@ function readResponseFormat(body: Json): RunParams['json'] {
     const js = field.obj(rf, 'json_schema', 'response_format.json_schema');
     if (!js) throw badRequest("'response_format.json_schema' is required", 'response_format.json_schema');
     if (typeof js.name !== 'string') throw badRequest("'response_format.json_schema.name' is required", 'response_format.json_schema.name');
-    if (js.schema !== undefined && !isObject(js.schema)) throw badRequest("'response_format.json_schema.schema' must be an object", 'response_format.json_schema.schema');
+    if (js.schema !== undefined && !isObject(js.schema))
+      throw badRequest("'response_format.json_schema.schema' must be an object", 'response_format.json_schema.schema');
     return js.schema === undefined ? {} : { schema: js.schema };
   }
   throw badRequest("'response_format.type' must be 'text', 'json_object' or 'json_schema'", 'response_format.type');
@@ -190,7 +231,12 @@ function maxTokens(body: Json, ctxLen: number, promptLen: number, dflt: number):
 
 const bytesOf = (s: string) => [...Buffer.from(s, 'utf8')];
 const chatLogprobs = (lps: LogprobEntry[]) => ({
-  content: lps.map((e) => ({ token: e.token, logprob: e.logprob, bytes: bytesOf(e.token), top_logprobs: e.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytesOf(t.token) })) })),
+  content: lps.map((e) => ({
+    token: e.token,
+    logprob: e.logprob,
+    bytes: bytesOf(e.token),
+    top_logprobs: e.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: bytesOf(t.token) })),
+  })),
   refusal: null,
 });
 
@@ -201,10 +247,16 @@ function finishReasonOf(c: ChoiceOutput): string {
 
 function usageOf(r: RunResult): Json {
   const completion = r.choices.reduce((s, c) => s + c.completionTokens, 0);
-  return { prompt_tokens: r.promptTokens, completion_tokens: completion, total_tokens: r.promptTokens + completion, prompt_tokens_details: { cached_tokens: r.cachedTokens } };
+  return {
+    prompt_tokens: r.promptTokens,
+    completion_tokens: completion,
+    total_tokens: r.promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: r.cachedTokens },
+  };
 }
 
-const toolCallsJson = (c: ChoiceOutput) => c.toolCalls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
+const toolCallsJson = (c: ChoiceOutput) =>
+  c.toolCalls.map((t) => ({ id: t.id, type: 'function', function: { name: t.name, arguments: t.arguments } }));
 
 export async function chatCompletions(body: Json, ctx: RequestContext): Promise<Response> {
   const { engine } = ctx;
@@ -228,7 +280,8 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
   const ctxLen = engine.scheduler.contextLength;
   checkTextSize(chatChars(messages), ctxLen, 'messages');
   const prompt = await engine.encodeChat(messages, tools);
-  if (prompt.tokens.length >= ctxLen) throw badRequest(`the prompt has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'messages');
+  if (prompt.tokens.length >= ctxLen)
+    throw badRequest(`the prompt has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'messages');
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),
@@ -256,7 +309,12 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
       object: 'chat.completion',
       choices: r.choices.map((c, i) => ({
         index: i,
-        message: { role: 'assistant', content: c.toolCalls.length ? c.content : c.text, refusal: null, ...(c.toolCalls.length ? { tool_calls: toolCallsJson(c) } : {}) },
+        message: {
+          role: 'assistant',
+          content: c.toolCalls.length ? c.content : c.text,
+          refusal: null,
+          ...(c.toolCalls.length ? { tool_calls: toolCallsJson(c) } : {}),
+        },
         logprobs: logprobs ? chatLogprobs(c.logprobs) : null,
         finish_reason: finishReasonOf(c),
       })),
@@ -264,7 +322,12 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
     });
   }
 
-  const chunk = (choices: unknown[], usage?: Json) => ({ ...base, object: 'chat.completion.chunk', choices, ...(includeUsage ? { usage: usage ?? null } : {}) });
+  const chunk = (choices: unknown[], usage?: Json) => ({
+    ...base,
+    object: 'chat.completion.chunk',
+    choices,
+    ...(includeUsage ? { usage: usage ?? null } : {}),
+  });
   let w: SseWriter | null = null;
   const early: [number, string, LogprobEntry[]][] = [];
   const send = (i: number, text: string, lps: LogprobEntry[]) => {
@@ -272,34 +335,41 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
     w!.send(chunk([{ index: i, delta: { content: text }, logprobs: lps.length ? chatLogprobs(lps) : null, finish_reason: null }]));
   };
   const pending = runGeneration(engine, params, (i, text, lps) => (w ? send(i, text, lps) : early.push([i, text, lps])));
-  return sseResponse(async (writer) => {
-    w = writer;
-    for (let i = 0; i < n; i++) writer.send(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
-    for (const e of early) send(...e);
-    const r = await pending;
-    ctx.done(r);
-    const failed = r.choices.find((c) => c.error);
-    if (failed) {
-      writer.send(openaiError(generationError(failed.error!)));
-      writer.raw('[DONE]');
-      return;
-    }
-    r.choices.forEach((c, i) => {
-      if (params.tools) {
-        // Tool calls go out once the output could be parsed (and the prose too when it was buffered).
-        const delta: Json = {};
-        if (r.buffered) {
-          if (c.toolCalls.length && c.content) delta.content = c.content;
-          else if (!c.toolCalls.length && c.text) delta.content = c.text;
-        }
-        if (c.toolCalls.length) delta.tool_calls = toolCallsJson(c).map((t, k) => ({ index: k, ...t }));
-        if (Object.keys(delta).length) writer.send(chunk([{ index: i, delta, logprobs: logprobs && r.buffered ? chatLogprobs(c.logprobs) : null, finish_reason: null }]));
+  return sseResponse(
+    async (writer) => {
+      w = writer;
+      for (let i = 0; i < n; i++)
+        writer.send(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+      for (const e of early) send(...e);
+      const r = await pending;
+      ctx.done(r);
+      const failed = r.choices.find((c) => c.error);
+      if (failed) {
+        writer.send(openaiError(generationError(failed.error!)));
+        writer.raw('[DONE]');
+        return;
       }
-      writer.send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: finishReasonOf(c) }]));
-    });
-    if (includeUsage) writer.send(chunk([], usageOf(r)));
-    writer.raw('[DONE]');
-  }, () => undefined);
+      r.choices.forEach((c, i) => {
+        if (params.tools) {
+          // Tool calls go out once the output could be parsed (and the prose too when it was buffered).
+          const delta: Json = {};
+          if (r.buffered) {
+            if (c.toolCalls.length && c.content) delta.content = c.content;
+            else if (!c.toolCalls.length && c.text) delta.content = c.text;
+          }
+          if (c.toolCalls.length) delta.tool_calls = toolCallsJson(c).map((t, k) => ({ index: k, ...t }));
+          if (Object.keys(delta).length)
+            writer.send(
+              chunk([{ index: i, delta, logprobs: logprobs && r.buffered ? chatLogprobs(c.logprobs) : null, finish_reason: null }]),
+            );
+        }
+        writer.send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: finishReasonOf(c) }]));
+      });
+      if (includeUsage) writer.send(chunk([], usageOf(r)));
+      writer.raw('[DONE]');
+    },
+    () => undefined,
+  );
 }
 
 /** Legacy logprobs of /v1/completions. */
@@ -310,7 +380,12 @@ function legacyLogprobs(lps: LogprobEntry[], start: number): Json {
     text_offset.push(off);
     off += e.token.length;
   }
-  return { tokens: lps.map((e) => e.token), token_logprobs: lps.map((e) => e.logprob), top_logprobs: lps.map((e) => Object.fromEntries(e.top.map((t) => [t.token, t.logprob]))), text_offset };
+  return {
+    tokens: lps.map((e) => e.token),
+    token_logprobs: lps.map((e) => e.logprob),
+    top_logprobs: lps.map((e) => Object.fromEntries(e.top.map((t) => [t.token, t.logprob]))),
+    text_offset,
+  };
 }
 
 export async function completions(body: Json, ctx: RequestContext): Promise<Response> {
@@ -358,7 +433,12 @@ export async function completions(body: Json, ctx: RequestContext): Promise<Resp
     ctx.done(r);
     return Response.json({
       ...base,
-      choices: r.choices.map((c, i) => ({ index: i, text: (echo ? promptText : '') + c.text, logprobs: lpN !== undefined ? legacyLogprobs(c.logprobs, echo ? promptText.length : 0) : null, finish_reason: finishReasonOf(c) })),
+      choices: r.choices.map((c, i) => ({
+        index: i,
+        text: (echo ? promptText : '') + c.text,
+        logprobs: lpN !== undefined ? legacyLogprobs(c.logprobs, echo ? promptText.length : 0) : null,
+        finish_reason: finishReasonOf(c),
+      })),
       usage: usageOf(r),
     });
   }
@@ -372,16 +452,19 @@ export async function completions(body: Json, ctx: RequestContext): Promise<Resp
     offsets[i]! += text.length;
   };
   const pending = runGeneration(engine, params, (i, t, l) => (w ? send(i, t, l) : early.push([i, t, l])));
-  return sseResponse(async (writer) => {
-    w = writer;
-    if (echo) for (let i = 0; i < n; i++) send(i, promptText, []);
-    for (const e of early) send(...e);
-    const r = await pending;
-    ctx.done(r);
-    const failed = r.choices.find((c) => c.error);
-    if (failed) writer.send(openaiError(generationError(failed.error!)));
-    else r.choices.forEach((c, i) => writer.send(chunk([{ index: i, text: '', logprobs: null, finish_reason: finishReasonOf(c) }])));
-    if (includeUsage && !failed) writer.send(chunk([], usageOf(r)));
-    writer.raw('[DONE]');
-  }, () => undefined);
+  return sseResponse(
+    async (writer) => {
+      w = writer;
+      if (echo) for (let i = 0; i < n; i++) send(i, promptText, []);
+      for (const e of early) send(...e);
+      const r = await pending;
+      ctx.done(r);
+      const failed = r.choices.find((c) => c.error);
+      if (failed) writer.send(openaiError(generationError(failed.error!)));
+      else r.choices.forEach((c, i) => writer.send(chunk([{ index: i, text: '', logprobs: null, finish_reason: finishReasonOf(c) }])));
+      if (includeUsage && !failed) writer.send(chunk([], usageOf(r)));
+      writer.raw('[DONE]');
+    },
+    () => undefined,
+  );
 }

@@ -15,8 +15,13 @@ const PUBLIC_FILES: Record<string, string> = {
   '/chat.js': 'chat.js',
   '/chat.css': 'chat.css',
 };
-const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+const TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /** A file of src/server/public (dist/ has no copy: the compiled server reads the one under src/). */
 function publicFile(name: string): string | null {
@@ -48,7 +53,12 @@ export function mountChatPage(app: Hono, engine: ServerEngine): void {
       if (!cache.has(path)) cache.set(path, load());
       const body = cache.get(path);
       if (body === null || body === undefined) return c.text(`${path} is missing from this install`, 404);
-      return c.body(body, 200, { 'content-type': type, 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'cache-control': 'no-cache' });
+      return c.body(body, 200, {
+        'content-type': type,
+        'content-security-policy': CSP,
+        'x-content-type-options': 'nosniff',
+        'cache-control': 'no-cache',
+      });
     });
   for (const [path, file] of Object.entries(PUBLIC_FILES)) serve(path, () => publicFile(file), TYPES[file.split('.').pop()!]!);
   for (const [path, pkg] of Object.entries(VENDOR)) serve(path, () => vendorFile(pkg), TYPES.js!);

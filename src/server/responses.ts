@@ -16,7 +16,19 @@ import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from
 import { checkModel, compiles, readSampling, toolParams, type RequestContext } from './openai.ts';
 import { readLogitBias } from './constraints.ts';
 import { sseResponse, type SseWriter } from './sse.ts';
-import { ApiError, badRequest, chatChars, checkTextSize, field, isObject, loadImageUrl, randomId, readStops, toolCallSchema, type Json } from './util.ts';
+import {
+  ApiError,
+  badRequest,
+  chatChars,
+  checkTextSize,
+  field,
+  isObject,
+  loadImageUrl,
+  randomId,
+  readStops,
+  toolCallSchema,
+  type Json,
+} from './util.ts';
 
 export interface ResponseStoreOptions {
   maxCount: number;
@@ -110,10 +122,20 @@ function partsOf(content: unknown, path: string, allowImages: boolean, ctx: Requ
       } else if (p.type === 'input_image') {
         if (!allowImages) throw badRequest(`'${pp}': images are only taken in user messages`, pp);
         if (!ctx.engine.supportsImages) throw badRequest(`'${pp}': this model does not take images`, pp);
-        const url = typeof p.image_url === 'string' ? p.image_url : isObject(p.image_url) && typeof p.image_url.url === 'string' ? p.image_url.url : undefined;
-        if (url === undefined) throw badRequest(`'${pp}.image_url' must be a data: URL${p.file_id ? ' (file_id is not supported: there is no file store)' : ''}`, `${pp}.image_url`);
+        const url =
+          typeof p.image_url === 'string'
+            ? p.image_url
+            : isObject(p.image_url) && typeof p.image_url.url === 'string'
+              ? p.image_url.url
+              : undefined;
+        if (url === undefined)
+          throw badRequest(
+            `'${pp}.image_url' must be a data: URL${p.file_id ? ' (file_id is not supported: there is no file store)' : ''}`,
+            `${pp}.image_url`,
+          );
         out.push(await loadImageUrl(url, `${pp}.image_url`, ctx.images));
-      } else throw badRequest(`'${pp}.type' ${JSON.stringify(p.type)} is not supported (input_text, input_image, output_text)`, `${pp}.type`);
+      } else
+        throw badRequest(`'${pp}.type' ${JSON.stringify(p.type)} is not supported (input_text, input_image, output_text)`, `${pp}.type`);
     }
     return out;
   })();
@@ -125,7 +147,8 @@ async function addItem(out: ChatMessage[], it: unknown, path: string, ctx: Reque
   const type = it.type ?? 'message';
   if (type === 'message') {
     const role = it.role;
-    if (role === 'system' || role === 'developer') out.push({ role: 'system', content: await partsOf(it.content, `${path}.content`, false, ctx) });
+    if (role === 'system' || role === 'developer')
+      out.push({ role: 'system', content: await partsOf(it.content, `${path}.content`, false, ctx) });
     else if (role === 'user') out.push({ role: 'user', content: await partsOf(it.content, `${path}.content`, true, ctx) });
     else if (role === 'assistant') {
       const parts = await partsOf(it.content, `${path}.content`, false, ctx);
@@ -145,17 +168,30 @@ async function addItem(out: ChatMessage[], it: unknown, path: string, ctx: Reque
     const callId = field.str(it, 'call_id', `${path}.call_id`);
     if (callId === undefined) throw badRequest(`'${path}.call_id' is required`, `${path}.call_id`);
     const output = it.output;
-    const text = typeof output === 'string' ? output : (await partsOf(output, `${path}.output`, false, ctx)).map((p) => (p.type === 'text' ? p.text : '')).join('');
+    const text =
+      typeof output === 'string'
+        ? output
+        : (await partsOf(output, `${path}.output`, false, ctx)).map((p) => (p.type === 'text' ? p.text : '')).join('');
     const name = out.flatMap((m) => m.toolCalls ?? []).find((c) => c.id === callId)?.name;
     out.push({ role: 'tool', content: [textPart(text)], toolCallId: callId, ...(name ? { name } : {}) });
   } else if (type === 'item_reference') {
     const id = field.str(it, 'id', `${path}.id`);
     const ref = id !== undefined && depth === 0 ? store.item(id) : undefined;
-    if (!ref) throw new ApiError(404, 'not_found', `'${path}': item '${String(id)}' is not stored on this server (stored items expire after ${store.o.maxAgeS} s)`, `${path}.id`);
+    if (!ref)
+      throw new ApiError(
+        404,
+        'not_found',
+        `'${path}': item '${String(id)}' is not stored on this server (stored items expire after ${store.o.maxAgeS} s)`,
+        `${path}.id`,
+      );
     await addItem(out, ref, path, ctx, store, depth + 1);
   } else if (type === 'reasoning') {
     /* this model has no reasoning items to carry */
-  } else throw badRequest(`'${path}.type' ${JSON.stringify(type)} is not supported (message, function_call, function_call_output, item_reference)`, `${path}.type`);
+  } else
+    throw badRequest(
+      `'${path}.type' ${JSON.stringify(type)} is not supported (message, function_call, function_call_output, item_reference)`,
+      `${path}.type`,
+    );
 }
 
 /** Function tools (the Responses API's flat form) and tool_choice. */
@@ -165,12 +201,19 @@ function readResponseTools(body: Json): { tools: ToolSpec[] | null; forced: bool
   const tools = raw.map((t, i): ToolSpec => {
     const p = `tools[${i}]`;
     if (!isObject(t)) throw badRequest(`'${p}' must be an object`, p);
-    if (t.type !== 'function') throw badRequest(`'${p}.type' ${JSON.stringify(t.type)} is not supported: only function tools run on this server`, `${p}.type`);
+    if (t.type !== 'function')
+      throw badRequest(`'${p}.type' ${JSON.stringify(t.type)} is not supported: only function tools run on this server`, `${p}.type`);
     const name = t.name;
-    if (typeof name !== 'string' || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name)) throw badRequest(`'${p}.name' must match [a-zA-Z0-9_.-]{1,64}`, `${p}.name`);
+    if (typeof name !== 'string' || !/^[a-zA-Z0-9_.-]{1,64}$/.test(name))
+      throw badRequest(`'${p}.name' must match [a-zA-Z0-9_.-]{1,64}`, `${p}.name`);
     const params = t.parameters;
-    if (params !== undefined && params !== null && !isObject(params)) throw badRequest(`'${p}.parameters' must be a JSON Schema object`, `${p}.parameters`);
-    return { name, ...(typeof t.description === 'string' ? { description: t.description } : {}), ...(isObject(params) ? { parameters: params } : {}) };
+    if (params !== undefined && params !== null && !isObject(params))
+      throw badRequest(`'${p}.parameters' must be a JSON Schema object`, `${p}.parameters`);
+    return {
+      name,
+      ...(typeof t.description === 'string' ? { description: t.description } : {}),
+      ...(isObject(params) ? { parameters: params } : {}),
+    };
   });
   const c = body.tool_choice;
   if (c === undefined || c === null || c === 'auto') return { tools, forced: false };
@@ -214,7 +257,13 @@ async function buildRequest(body: Json, ctx: RequestContext, store: ResponseStor
   const conversation: ChatMessage[] = [];
   if (prevId !== undefined) {
     const prev = store.get(prevId);
-    if (!prev) throw new ApiError(404, 'not_found', `Previous response with id '${prevId}' not found (responses are kept in memory for ${store.o.maxAgeS} s, ${store.o.maxCount} at most)`, 'previous_response_id');
+    if (!prev)
+      throw new ApiError(
+        404,
+        'not_found',
+        `Previous response with id '${prevId}' not found (responses are kept in memory for ${store.o.maxAgeS} s, ${store.o.maxCount} at most)`,
+        'previous_response_id',
+      );
     conversation.push(...prev.conversation);
   }
   const input = body.input;
@@ -235,7 +284,8 @@ async function buildRequest(body: Json, ctx: RequestContext, store: ResponseStor
   const ctxLen = engine.scheduler.contextLength;
   checkTextSize(chatChars(messages), ctxLen, 'input');
   const prompt = await engine.encodeChat(messages, tools);
-  if (prompt.tokens.length >= ctxLen) throw badRequest(`the input has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'input');
+  if (prompt.tokens.length >= ctxLen)
+    throw badRequest(`the input has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'input');
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),
@@ -249,7 +299,14 @@ async function buildRequest(body: Json, ctx: RequestContext, store: ResponseStor
     logitBias: readLogitBias(body.logit_bias, engine),
     signal: ctx.signal,
   };
-  ctx.note({ model, stream, prompt_tokens: prompt.tokens.length, tools: tools?.length ?? 0, json: json !== null, previous_response_id: prevId ?? null });
+  ctx.note({
+    model,
+    stream,
+    prompt_tokens: prompt.tokens.length,
+    tools: tools?.length ?? 0,
+    json: json !== null,
+    previous_response_id: prevId ?? null,
+  });
   const id = `resp_${randomId(32)}`;
   const base: Json = {
     id,
@@ -278,15 +335,34 @@ async function buildRequest(body: Json, ctx: RequestContext, store: ResponseStor
 
 const usageOf = (r: RunResult) => {
   const out = r.choices[0]?.completionTokens ?? 0;
-  return { input_tokens: r.promptTokens, input_tokens_details: { cached_tokens: r.cachedTokens }, output_tokens: out, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: r.promptTokens + out };
+  return {
+    input_tokens: r.promptTokens,
+    input_tokens_details: { cached_tokens: r.cachedTokens },
+    output_tokens: out,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: r.promptTokens + out,
+  };
 };
 
 /** The assistant text of a finished choice (the prose beside tool calls, or all of it). */
 const textOf = (c: ChoiceOutput) => (c.toolCalls.length ? (c.content ?? '') : c.text);
 
-const messageItem = (id: string, text: string, status: string): Json => ({ id, type: 'message', status, role: 'assistant', content: [{ type: 'output_text', text, annotations: [], logprobs: [] }] });
+const messageItem = (id: string, text: string, status: string): Json => ({
+  id,
+  type: 'message',
+  status,
+  role: 'assistant',
+  content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
+});
 /** A function_call output item; its item id derives from the call id (unique, the same when streamed). */
-const callItem = (c: ChoiceOutput['toolCalls'][number], status: string): Json => ({ id: `fc_${c.id.replace(/^call_/, '')}`, type: 'function_call', status, call_id: c.id, name: c.name, arguments: c.arguments });
+const callItem = (c: ChoiceOutput['toolCalls'][number], status: string): Json => ({
+  id: `fc_${c.id.replace(/^call_/, '')}`,
+  type: 'function_call',
+  status,
+  call_id: c.id,
+  name: c.name,
+  arguments: c.arguments,
+});
 
 function finalResponse(b: Built, r: RunResult, msgId: string, forceMessage: boolean): Json {
   const c = r.choices[0]!;
@@ -304,7 +380,11 @@ function remember(b: Built, store: ResponseStore, resp: Json, r: RunResult): voi
   if (!b.store) return;
   const c = r.choices[0]!;
   const text = textOf(c);
-  const reply: ChatMessage = { role: 'assistant', content: text ? [textPart(text)] : [], ...(c.toolCalls.length ? { toolCalls: c.toolCalls } : {}) };
+  const reply: ChatMessage = {
+    role: 'assistant',
+    content: text ? [textPart(text)] : [],
+    ...(c.toolCalls.length ? { toolCalls: c.toolCalls } : {}),
+  };
   store.put(b.id, resp, [...b.conversation, reply]);
 }
 
@@ -333,7 +413,10 @@ function streamResponse(b: Built, ctx: RequestContext, store: ResponseStore, msg
   const openMessage = () => {
     if (open) return;
     open = true;
-    ev('response.output_item.added', { output_index: 0, item: { id: msgId, type: 'message', status: 'in_progress', role: 'assistant', content: [] } });
+    ev('response.output_item.added', {
+      output_index: 0,
+      item: { id: msgId, type: 'message', status: 'in_progress', role: 'assistant', content: [] },
+    });
     ev('response.content_part.added', { item_id: msgId, output_index: 0, content_index: 0, part: part('') });
   };
   const delta = (t: string) => {
@@ -349,55 +432,64 @@ function streamResponse(b: Built, ctx: RequestContext, store: ResponseStore, msg
   };
   const pending = runGeneration(ctx.engine, b.params, (_i, t) => (w ? delta(t) : early.push(t)));
   const inProgress = { ...b.base, status: 'in_progress', output: [], usage: null };
-  return sseResponse(async (writer) => {
-    w = writer;
-    ev('response.created', { response: inProgress });
-    ev('response.in_progress', { response: inProgress });
-    for (const t of early) delta(t);
-    let r: RunResult;
-    try {
-      r = await pending;
-    } catch (e) {
-      ev('error', { code: 'server_error', message: `generation failed: ${(e as Error).message}`, param: null });
-      return;
-    }
-    ctx.done(r);
-    const c = r.choices[0]!;
-    if (c.error) {
-      const failed = { ...b.base, status: 'failed', error: { code: 'server_error', message: `generation failed: ${c.error.message}` }, output: [], usage: usageOf(r) };
-      ev('response.failed', { response: failed });
-      return;
-    }
-    if (r.buffered && textOf(c).trim()) delta(textOf(c));
-    const resp = finalResponse(b, r, msgId, open);
-    const status = resp.status as string;
-    let index = 0;
-    if (open) {
-      const full = (resp.output as Json[])[0]!;
-      const finalText = ((full.content as Json[])[0]!.text as string) ?? '';
-      ev('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text: finalText, logprobs: [] });
-      ev('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part: part(finalText) });
-      ev('response.output_item.done', { output_index: 0, item: full });
-      index = 1;
-    } else if (c.toolCalls.length === 0) {
-      // An empty answer is still one (empty) message item, as in the non-streaming response.
-      openMessage();
-      ev('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text: '', logprobs: [] });
-      ev('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part: part('') });
-      ev('response.output_item.done', { output_index: 0, item: (resp.output as Json[])[0]! });
-      index = 1;
-    }
-    c.toolCalls.forEach((tc) => {
-      const item = callItem(tc, 'completed');
-      ev('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress', arguments: '' } });
-      ev('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta: tc.arguments });
-      ev('response.function_call_arguments.done', { item_id: item.id, output_index: index, name: tc.name, arguments: tc.arguments });
-      ev('response.output_item.done', { output_index: index, item });
-      index++;
-    });
-    remember(b, store, resp, r);
-    ev(status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: resp });
-  }, () => undefined);
+  return sseResponse(
+    async (writer) => {
+      w = writer;
+      ev('response.created', { response: inProgress });
+      ev('response.in_progress', { response: inProgress });
+      for (const t of early) delta(t);
+      let r: RunResult;
+      try {
+        r = await pending;
+      } catch (e) {
+        ev('error', { code: 'server_error', message: `generation failed: ${(e as Error).message}`, param: null });
+        return;
+      }
+      ctx.done(r);
+      const c = r.choices[0]!;
+      if (c.error) {
+        const failed = {
+          ...b.base,
+          status: 'failed',
+          error: { code: 'server_error', message: `generation failed: ${c.error.message}` },
+          output: [],
+          usage: usageOf(r),
+        };
+        ev('response.failed', { response: failed });
+        return;
+      }
+      if (r.buffered && textOf(c).trim()) delta(textOf(c));
+      const resp = finalResponse(b, r, msgId, open);
+      const status = resp.status as string;
+      let index = 0;
+      if (open) {
+        const full = (resp.output as Json[])[0]!;
+        const finalText = ((full.content as Json[])[0]!.text as string) ?? '';
+        ev('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text: finalText, logprobs: [] });
+        ev('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part: part(finalText) });
+        ev('response.output_item.done', { output_index: 0, item: full });
+        index = 1;
+      } else if (c.toolCalls.length === 0) {
+        // An empty answer is still one (empty) message item, as in the non-streaming response.
+        openMessage();
+        ev('response.output_text.done', { item_id: msgId, output_index: 0, content_index: 0, text: '', logprobs: [] });
+        ev('response.content_part.done', { item_id: msgId, output_index: 0, content_index: 0, part: part('') });
+        ev('response.output_item.done', { output_index: 0, item: (resp.output as Json[])[0]! });
+        index = 1;
+      }
+      c.toolCalls.forEach((tc) => {
+        const item = callItem(tc, 'completed');
+        ev('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress', arguments: '' } });
+        ev('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta: tc.arguments });
+        ev('response.function_call_arguments.done', { item_id: item.id, output_index: index, name: tc.name, arguments: tc.arguments });
+        ev('response.output_item.done', { output_index: index, item });
+        index++;
+      });
+      remember(b, store, resp, r);
+      ev(status === 'incomplete' ? 'response.incomplete' : 'response.completed', { response: resp });
+    },
+    () => undefined,
+  );
 }
 
 /** GET /v1/responses/:id. */

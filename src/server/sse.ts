@@ -17,7 +17,13 @@ export function sseResponse(run: (w: SseWriter) => Promise<void>, onCancel: () =
         raw: (data) => put(`data: ${data}\n\n`),
       }),
     onCancel,
-    { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', ...headers },
+    {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      ...headers,
+    },
   );
 }
 
@@ -25,7 +31,11 @@ export function sseResponse(run: (w: SseWriter) => Promise<void>, onCancel: () =
  * A streaming 200 Response: `run` writes text pieces with `put` (dropped once the client is gone); the stream closes
  * when `run` settles, and `onCancel` fires when the client goes away. SSE and Ollama's NDJSON build on it.
  */
-export function streamingResponse(run: (put: (s: string) => void) => Promise<void>, onCancel: () => void, headers: Record<string, string>): Response {
+export function streamingResponse(
+  run: (put: (s: string) => void) => Promise<void>,
+  onCancel: () => void,
+  headers: Record<string, string>,
+): Response {
   const enc = new TextEncoder();
   let closed = false;
   const stream = new ReadableStream<Uint8Array>({

@@ -26,7 +26,8 @@ export class ApiError extends Error {
  */
 export function generationError(e: Error): ApiError {
   if (e instanceof Llama4Error) return new ApiError(400, 'invalid_request', e.message);
-  if ((e as { unavailable?: boolean }).unavailable === true) return new ApiError(503, 'server', `the model is unavailable: ${e.message}`, null, 1);
+  if ((e as { unavailable?: boolean }).unavailable === true)
+    return new ApiError(503, 'server', `the model is unavailable: ${e.message}`, null, 1);
   return new ApiError(500, 'server', `generation failed: ${e.message}`);
 }
 
@@ -81,7 +82,8 @@ export const field = {
 export function readStops(v: unknown, path: string): string[] {
   if (v === undefined || v === null) return [];
   const list = typeof v === 'string' ? [v] : v;
-  if (!Array.isArray(list) || !list.every((s) => typeof s === 'string')) throw badRequest(`'${path}' must be a string or an array of strings`, path);
+  if (!Array.isArray(list) || !list.every((s) => typeof s === 'string'))
+    throw badRequest(`'${path}' must be a string or an array of strings`, path);
   if (list.length > 16) throw badRequest(`'${path}' has ${list.length} entries; at most 16`, path);
   if (list.some((s) => s.length === 0)) throw badRequest(`'${path}' entries must not be empty`, path);
   return list as string[];
@@ -125,12 +127,17 @@ export async function loadImageUrl(url: string, path: string, o: ImageFetchOptio
     return decodeBase64Image(m[3]!, path, o.maxBytes);
   }
   if (!/^https?:\/\//.test(url)) throw badRequest(`'${path}' must be a data: URL${o.allowRemote ? ' or an http(s) URL' : ''}`, path);
-  if (!o.allowRemote) throw badRequest(`'${path}': remote image URLs are disabled on this server (start it with --allow-remote-images); send a data: URL`, path);
+  if (!o.allowRemote)
+    throw badRequest(
+      `'${path}': remote image URLs are disabled on this server (start it with --allow-remote-images); send a data: URL`,
+      path,
+    );
   let bytes: Uint8Array;
   try {
     bytes = await fetchRemoteImage(url, o);
   } catch (e) {
-    if (e instanceof RemoteImageError && e.tooLarge) throw new ApiError(413, 'too_large', `'${path}': the image is larger than ${o.maxBytes} bytes`, path);
+    if (e instanceof RemoteImageError && e.tooLarge)
+      throw new ApiError(413, 'too_large', `'${path}': the image is larger than ${o.maxBytes} bytes`, path);
     throw badRequest(`'${path}': ${(e as Error).message}`, path);
   }
   return { type: 'image', data: bytes, mediaType: sniffImage(bytes, path) };

@@ -23,9 +23,21 @@ export function capabilities(engine: ServerEngine): string[] {
 }
 
 /** Model facts shared by /v1/models, /props and /api/show. */
-export function modelFacts(engine: ServerEngine): { contextLength: number; trainedContext: number; hiddenSize: number; vocabSize: number; architecture: string } {
+export function modelFacts(engine: ServerEngine): {
+  contextLength: number;
+  trainedContext: number;
+  hiddenSize: number;
+  vocabSize: number;
+  architecture: string;
+} {
   const info = engine.scheduler.model.info;
-  return { contextLength: engine.scheduler.contextLength, trainedContext: info.contextLength, hiddenSize: info.hiddenSize, vocabSize: info.vocabSize, architecture: info.architecture };
+  return {
+    contextLength: engine.scheduler.contextLength,
+    trainedContext: info.contextLength,
+    hiddenSize: info.hiddenSize,
+    vocabSize: info.vocabSize,
+    architecture: info.architecture,
+  };
 }
 
 /** GET /v1/models: the one model under its listed name (--alias, else the file name). */
@@ -41,7 +53,13 @@ export function modelsList(engine: ServerEngine, name: string): Json {
         owned_by: 'llama4-ts',
         context_length: f.contextLength,
         capabilities: capabilities(engine),
-        meta: { n_ctx: f.contextLength, n_ctx_train: f.trainedContext, n_embd: f.hiddenSize, n_vocab: f.vocabSize, architecture: f.architecture },
+        meta: {
+          n_ctx: f.contextLength,
+          n_ctx_train: f.trainedContext,
+          n_embd: f.hiddenSize,
+          n_vocab: f.vocabSize,
+          architecture: f.architecture,
+        },
       },
     ],
   };
@@ -68,9 +86,11 @@ export async function detokenizeRoute(body: Json, ctx: RequestContext): Promise<
   if (!tokens) throw badRequest("'tokens' is required (an array of token ids)", 'tokens');
   const V = engine.vocabulary.size;
   tokens.forEach((t, i) => {
-    if (!Number.isInteger(t) || (t as number) < 0 || (t as number) >= V) throw badRequest(`'tokens[${i}]' must be a token id in 0..${V - 1}`, 'tokens');
+    if (!Number.isInteger(t) || (t as number) < 0 || (t as number) >= V)
+      throw badRequest(`'tokens[${i}]' must be a token id in 0..${V - 1}`, 'tokens');
   });
-  if (tokens.length > engine.scheduler.contextLength * 4) throw badRequest(`'tokens' has ${tokens.length} ids; at most ${engine.scheduler.contextLength * 4}`, 'tokens');
+  if (tokens.length > engine.scheduler.contextLength * 4)
+    throw badRequest(`'tokens' has ${tokens.length} ids; at most ${engine.scheduler.contextLength * 4}`, 'tokens');
   return Response.json({ content: engine.detokenize(tokens as number[]) });
 }
 

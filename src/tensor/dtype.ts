@@ -4,10 +4,29 @@
  * exactly as in GGUF files (ggml-common.h), so file bytes can be used in place.
  */
 export type DType =
-  | 'f32' | 'f16' | 'bf16'
-  | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0'
-  | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k'
-  | 'iq2_xxs' | 'iq2_xs' | 'iq2_s' | 'iq3_xxs' | 'iq3_s' | 'iq1_s' | 'iq1_m' | 'iq4_nl' | 'iq4_xs';
+  | 'f32'
+  | 'f16'
+  | 'bf16'
+  | 'q4_0'
+  | 'q4_1'
+  | 'q5_0'
+  | 'q5_1'
+  | 'q8_0'
+  | 'q2_k'
+  | 'q3_k'
+  | 'q4_k'
+  | 'q5_k'
+  | 'q6_k'
+  | 'q8_k'
+  | 'iq2_xxs'
+  | 'iq2_xs'
+  | 'iq2_s'
+  | 'iq3_xxs'
+  | 'iq3_s'
+  | 'iq1_s'
+  | 'iq1_m'
+  | 'iq4_nl'
+  | 'iq4_xs';
 
 export interface DTypeInfo {
   /** Elements per block (1 for plain floats). */

@@ -52,14 +52,18 @@ export function f32ToF16(x: number): number {
     const half = 1 << (shift - 1);
     let r = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
-    if (rem > half || (rem === half && (r & 1))) r++;
+    if (rem > half || (rem === half && r & 1)) r++;
     return sign | r;
   }
   let r = mant >>> 13;
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (r & 1))) {
+  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
     r++;
-    if (r === 0x400) { r = 0; e++; if (e >= 31) return sign | 0x7c00; }
+    if (r === 0x400) {
+      r = 0;
+      e++;
+      if (e >= 31) return sign | 0x7c00;
+    }
   }
   return sign | (e << 10) | r;
 }

@@ -31,7 +31,10 @@ export function allocKv(type: KvType, elements: number): KvData {
 /** The typed-array kind each type must be passed as; a mismatch is a TypeError at the backend seam. */
 export function checkKvArray(type: KvType, a: KvData, what: string): void {
   const ok = type === 'f32' ? a instanceof Float32Array : type === 'f16' ? a instanceof Uint16Array : a instanceof Uint8Array;
-  if (!ok) throw new TypeError(`${what}: kvType ${type} needs a ${type === 'f32' ? 'Float32Array' : type === 'f16' ? 'Uint16Array' : 'Uint8Array'}, got ${a.constructor.name}`);
+  if (!ok)
+    throw new TypeError(
+      `${what}: kvType ${type} needs a ${type === 'f32' ? 'Float32Array' : type === 'f16' ? 'Uint16Array' : 'Uint8Array'}, got ${a.constructor.name}`,
+    );
 }
 
 /**
@@ -62,9 +65,18 @@ function encodeF16(src: Float32Array, so: number, values: number, dst: Uint16Arr
 
 /** Decodes `values` values starting at value index `first` (a multiple of 32 for q8_0) into out[oo ..]. */
 export function decodeKv(type: KvType, src: KvData, first: number, values: number, out: Float32Array | Float64Array, oo = 0): void {
-  if (type === 'f32') { for (let i = 0; i < values; i++) out[oo + i] = src[first + i]!; return; }
-  if (type === 'f16') { for (let i = 0; i < values; i++) out[oo + i] = f16ToF32(src[first + i]!); return; }
-  if (out instanceof Float32Array) { dequantizeRow('q8_0', src as Uint8Array, (first / 32) * 34, values, out, oo); return; }
+  if (type === 'f32') {
+    for (let i = 0; i < values; i++) out[oo + i] = src[first + i]!;
+    return;
+  }
+  if (type === 'f16') {
+    for (let i = 0; i < values; i++) out[oo + i] = f16ToF32(src[first + i]!);
+    return;
+  }
+  if (out instanceof Float32Array) {
+    dequantizeRow('q8_0', src as Uint8Array, (first / 32) * 34, values, out, oo);
+    return;
+  }
   const tmp = new Float32Array(values);
   dequantizeRow('q8_0', src as Uint8Array, (first / 32) * 34, values, tmp, 0);
   out.set(tmp, oo);

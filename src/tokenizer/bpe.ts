@@ -37,7 +37,10 @@ export class MergeTable {
    *   `add` has been called for every merge.
    * @param maxEntries lazily resolved pairs kept before the table starts over (bounds memory on huge inputs).
    */
-  constructor(private readonly resolve?: PairResolver, private readonly maxEntries = 1 << 21) {
+  constructor(
+    private readonly resolve?: PairResolver,
+    private readonly maxEntries = 1 << 21,
+  ) {
     this.keys = new Int32Array(2 << 16).fill(-1);
     this.vals = new Float64Array(1 << 16);
     this.mask = (1 << 16) - 1;
@@ -155,11 +158,17 @@ function mergeSmall(bin: string, table: MergeTable): number[] {
     let bi = -1;
     for (let i = 0; i < len - 1; i++) {
       const v = val[i]!;
-      if (v < best) { best = v; bi = i; }
+      if (v < best) {
+        best = v;
+        bi = i;
+      }
     }
     if (bi < 0) break;
     ids[bi] = MergeTable.result(best);
-    for (let j = bi + 1; j < len - 1; j++) { ids[j] = ids[j + 1]!; val[j] = val[j + 1]!; }
+    for (let j = bi + 1; j < len - 1; j++) {
+      ids[j] = ids[j + 1]!;
+      val[j] = val[j + 1]!;
+    }
     len--;
     if (bi + 1 < len) {
       const v = table.get(ids[bi]!, ids[bi + 1]!);
@@ -186,7 +195,10 @@ function mergeLarge(bin: string, table: MergeTable): number[] {
   const val = new Float64Array(n).fill(NONE);
   const alive = new Uint8Array(n + 1).fill(1);
   for (let i = 0; i < n; i++) id[i] = table.byteIds[bin.charCodeAt(i)]!;
-  for (let i = 0; i <= n; i++) { next[i] = i + 1; prev[i] = i - 1; }
+  for (let i = 0; i <= n; i++) {
+    next[i] = i + 1;
+    prev[i] = i - 1;
+  }
   const heap = new Heap();
   const POS = 4294967296; // heap key = priority·2³² + position: lowest priority first, then leftmost
   const setVal = (i: number): void => {
@@ -217,7 +229,9 @@ function mergeLarge(bin: string, table: MergeTable): number[] {
 /** Binary min-heap of numbers. */
 class Heap {
   private a: number[] = [];
-  get size(): number { return this.a.length; }
+  get size(): number {
+    return this.a.length;
+  }
   push(v: number): void {
     const a = this.a;
     let i = a.length;

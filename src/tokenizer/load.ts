@@ -41,7 +41,9 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 }
 
 const B64 = new Int8Array(128).fill(-1);
-'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((c, i) => { B64[c.charCodeAt(0)] = i; });
+'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((c, i) => {
+  B64[c.charCodeAt(0)] = i;
+});
 
 /** Base64 text[a, b) → binary string (one char per byte), or undefined if it is not valid base64. */
 function decodeBase64Binary(text: string, a: number, b: number): string | undefined {
@@ -86,7 +88,10 @@ export function tokenizerFromTiktoken(
     if (end < 0) end = n;
     let lineEnd = end;
     if (lineEnd > pos && text.charCodeAt(lineEnd - 1) === 13) lineEnd--;
-    if (lineEnd === pos) { pos = end + 1; continue; }
+    if (lineEnd === pos) {
+      pos = end + 1;
+      continue;
+    }
     const sp = text.indexOf(' ', pos);
     if (sp < 0 || sp >= lineEnd || sp === pos) bad('expected "base64 rank"');
     const bin = decodeBase64Binary(text, pos, sp);
@@ -109,7 +114,10 @@ export function tokenizerFromTiktoken(
     // Meta's tokenizer.py: specials are numbered from the number of ranks (200000 for Llama 4).
     const base = Math.max(maxRank + 1, tokens.size);
     if (base !== LLAMA4_NUM_BASE_TOKENS) {
-      throw new ModelFileError(source, `${base} ranks; Llama 4's tokenizer.model has ${LLAMA4_NUM_BASE_TOKENS} (pass the special tokens explicitly for another vocabulary)`);
+      throw new ModelFileError(
+        source,
+        `${base} ranks; Llama 4's tokenizer.model has ${LLAMA4_NUM_BASE_TOKENS} (pass the special tokens explicitly for another vocabulary)`,
+      );
     }
     sp = new Map(llama4SpecialTokens().map((t, i) => [t, base + i]));
   }
@@ -133,12 +141,14 @@ function tokenText(x: unknown): string | undefined {
 export function tokenizerFromHfJson(json: unknown, source = 'tokenizer.json', config?: unknown): BpeTokenizer {
   if (!isRecord(json) || !isRecord(json.model)) throw new ModelFileError(source, 'not a tokenizer.json (no "model" object)');
   const model = json.model;
-  if (model.type !== undefined && model.type !== 'BPE') throw new ModelFileError(source, `model type ${String(model.type)} is not supported (byte-level BPE only)`);
+  if (model.type !== undefined && model.type !== 'BPE')
+    throw new ModelFileError(source, `model type ${String(model.type)} is not supported (byte-level BPE only)`);
   if (!isRecord(model.vocab)) throw new ModelFileError(source, 'model.vocab is not an object');
   const specials = new Map<string, number>();
   const added = Array.isArray(json.added_tokens) ? json.added_tokens : [];
   for (const t of added) {
-    if (!isRecord(t) || typeof t.content !== 'string' || !Number.isInteger(t.id)) throw new ModelFileError(source, 'malformed added_tokens entry');
+    if (!isRecord(t) || typeof t.content !== 'string' || !Number.isInteger(t.id))
+      throw new ModelFileError(source, 'malformed added_tokens entry');
     specials.set(t.content, t.id as number);
   }
   if (isRecord(config) && isRecord(config.added_tokens_decoder)) {
@@ -217,7 +227,8 @@ export function tokenizerFromGguf(v: GgufVocabArrays): BpeTokenizer {
     if (type === 5) return;
     const bin = type === 1 || type === 6 ? unicodeToBinary(piece) : undefined;
     if (bin !== undefined && !tokens.has(bin)) tokens.set(bin, id);
-    else if (type === 1 || type === 6) throw new ModelFileError(source, `token ${id} ${JSON.stringify(piece)} is not in byte-level form or is a duplicate`);
+    else if (type === 1 || type === 6)
+      throw new ModelFileError(source, `token ${id} ${JSON.stringify(piece)} is not in byte-level form or is a duplicate`);
     else specials.set(piece, id);
   });
   const merges: [string, string][] = [];

@@ -17,26 +17,32 @@ function reserved(prefix: string, count: number, start = 0): string[] {
 export function llama4SpecialTokens(): string[] {
   const basic = ['<|begin_of_text|>', '<|end_of_text|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>'];
   const textPostTrain = [
-    '<|header_start|>', '<|header_end|>', '<|eom|>', '<|eot|>', '<|step|>',
+    '<|header_start|>',
+    '<|header_end|>',
+    '<|eom|>',
+    '<|eot|>',
+    '<|step|>',
     ...reserved('text_post_train_reserved_special_token', 6),
-    '<|python_start|>', '<|python_end|>', '<|finetune_right_pad|>',
+    '<|python_start|>',
+    '<|python_end|>',
+    '<|finetune_right_pad|>',
     // Meta skips _6 and _7 here: the three named tokens above took their places.
     ...reserved('text_post_train_reserved_special_token', 61, 8),
   ];
   const vision = [
-    '<|image_start|>', '<|image_end|>',
-    '<|vision_reserved_special_token_0|>', '<|vision_reserved_special_token_1|>',
-    '<|tile_x_separator|>', '<|tile_y_separator|>',
+    '<|image_start|>',
+    '<|image_end|>',
+    '<|vision_reserved_special_token_0|>',
+    '<|vision_reserved_special_token_1|>',
+    '<|tile_x_separator|>',
+    '<|tile_y_separator|>',
     ...reserved('vision_reserved_special_token', 4, 2),
     '<|image|>',
     '<|vision_reserved_special_token_6|>',
     '<|patch|>',
     ...reserved('vision_reserved_special_token', 1041, 7),
   ];
-  const reasoning = [
-    ...reserved('reasoning_reserved_special_token', 8),
-    '<|reasoning_thinking_start|>', '<|reasoning_thinking_end|>',
-  ];
+  const reasoning = [...reserved('reasoning_reserved_special_token', 8), '<|reasoning_thinking_start|>', '<|reasoning_thinking_end|>'];
   const all = [...basic, ...textPostTrain, ...vision, ...reasoning];
   // Pad with <|reserved_special_token_N|> to 2048 entries (904 of them).
   all.push(...reserved('reserved_special_token', LLAMA4_NUM_SPECIAL_TOKENS - all.length));

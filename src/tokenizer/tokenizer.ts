@@ -38,7 +38,11 @@ const UTF8_DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 /** UTF-8 bytes of `s` as a binary string (ASCII strings are returned as is). */
 function toBinary(s: string): string {
   let ascii = true;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break; }
+  for (let i = 0; i < s.length; i++)
+    if (s.charCodeAt(i) >= 0x80) {
+      ascii = false;
+      break;
+    }
   if (ascii) return s;
   const bytes = UTF8.encode(s);
   let out = '';
@@ -126,7 +130,8 @@ function buildMergeTable(vocab: BpeVocab): MergeTable {
   const byteId: number[] = [];
   for (let b = 0; b < 256; b++) {
     const id = tokens.get(String.fromCharCode(b));
-    if (id === undefined) throw new ModelFileError(source, `byte-level BPE vocabulary lacks a token for byte 0x${b.toString(16).padStart(2, '0')}`);
+    if (id === undefined)
+      throw new ModelFileError(source, `byte-level BPE vocabulary lacks a token for byte 0x${b.toString(16).padStart(2, '0')}`);
     byteId.push(id);
   }
   let table: MergeTable;
@@ -137,7 +142,10 @@ function buildMergeTable(vocab: BpeVocab): MergeTable {
       const b = tokens.get(r);
       const c = tokens.get(l + r);
       if (a === undefined || b === undefined || c === undefined) {
-        throw new ModelFileError(source, `merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) names a token that is not in the vocabulary`);
+        throw new ModelFileError(
+          source,
+          `merge ${i} (${JSON.stringify(l)} + ${JSON.stringify(r)}) names a token that is not in the vocabulary`,
+        );
       }
       const packed = MergeTable.pack(i, c);
       if (l.length === 1 && r.length === 1) table.addBytePair(l.charCodeAt(0), r.charCodeAt(0), packed);
@@ -227,7 +235,11 @@ export class BpeTokenizer implements Tokenizer {
     for (let id = 0; id < n; id++) {
       this.offset[id] = pos;
       const sb = specialBytes.get(id);
-      if (sb) { this.bytes.set(sb, pos); pos += sb.length; continue; }
+      if (sb) {
+        this.bytes.set(sb, pos);
+        pos += sb.length;
+        continue;
+      }
       const bin = texts[id];
       if (bin !== undefined) for (let i = 0; i < bin.length; i++) this.bytes[pos++] = bin.charCodeAt(i);
     }
@@ -240,13 +252,24 @@ export class BpeTokenizer implements Tokenizer {
     this.eosId = eosIds[0] ?? find('<|end_of_text|>');
     this.eotId = find('<|eot|>');
     const stops = new Set<number>(eosIds);
-    for (const t of ['<|end_of_text|>', '<|eom|>', '<|eot|>']) { const id = find(t); if (id !== undefined) stops.add(id); }
+    for (const t of ['<|end_of_text|>', '<|eom|>', '<|eot|>']) {
+      const id = find(t);
+      if (id !== undefined) stops.add(id);
+    }
     if (this.eosId !== undefined) stops.add(this.eosId);
     this.stopIds = stops;
 
     const plain = [...specials.keys()].every(isPlainSpecial);
-    this.specialRe = plain || specials.size === 0 ? null : new RegExp(
-      [...specials.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+    this.specialRe =
+      plain || specials.size === 0
+        ? null
+        : new RegExp(
+            [...specials.keys()]
+              .sort((a, b) => b.length - a.length)
+              .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+              .join('|'),
+            'g',
+          );
   }
 
   /** Empties the pre-token cache and lazily resolved merges (memory, or benchmarks of first-encounter speed). */
@@ -356,7 +379,10 @@ export class BpeTokenizer implements Tokenizer {
       const a = this.offset[id]!;
       const b = this.offset[id + 1]!;
       if (b - a === 1) out[pos++] = this.bytes[a]!;
-      else { out.set(this.bytes.subarray(a, b), pos); pos += b - a; }
+      else {
+        out.set(this.bytes.subarray(a, b), pos);
+        pos += b - a;
+      }
     }
     return out;
   }

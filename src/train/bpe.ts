@@ -54,28 +54,43 @@ export function trainBpe(text: string, nMerges: number, opts: { wordPieces?: boo
   // wordPieces: merge only letters with letters and punctuation/space with punctuation/space, never digits, so a
   // word splits into the same pieces whatever precedes it (" Paris" and "\"Paris" share "Paris"'s tokens: copying
   // a word is copying tokens) and every number is its digits.
-  const cls = (id: number): number => (/^[A-Za-z]+$/.test(vocab[id]!) ? 1 : /[0-9]/.test(vocab[id]!) ? 3 : /[A-Za-z]/.test(vocab[id]!) ? 4 : 2);
+  const cls = (id: number): number =>
+    /^[A-Za-z]+$/.test(vocab[id]!) ? 1 : /[0-9]/.test(vocab[id]!) ? 3 : /[A-Za-z]/.test(vocab[id]!) ? 4 : 2;
   const ok = (a: number, b: number): boolean => !opts.wordPieces || (cls(a) === cls(b) && cls(a) <= 2);
   for (let m = 0; m < nMerges; m++) {
     const pc = new Map<number, number>();
-    for (const { syms, n } of words) for (let i = 0; i + 1 < syms.length; i++) {
-      if (!ok(syms[i]!, syms[i + 1]!)) continue;
-      const k = syms[i]! * 65536 + syms[i + 1]!;
-      pc.set(k, (pc.get(k) ?? 0) + n);
-    }
-    let best = -1, bestN = 0;
-    for (const [k, n] of pc) if (n > bestN || (n === bestN && k < best)) { best = k; bestN = n; }
+    for (const { syms, n } of words)
+      for (let i = 0; i + 1 < syms.length; i++) {
+        if (!ok(syms[i]!, syms[i + 1]!)) continue;
+        const k = syms[i]! * 65536 + syms[i + 1]!;
+        pc.set(k, (pc.get(k) ?? 0) + n);
+      }
+    let best = -1,
+      bestN = 0;
+    for (const [k, n] of pc)
+      if (n > bestN || (n === bestN && k < best)) {
+        best = k;
+        bestN = n;
+      }
     if (best < 0 || bestN < 2) break;
-    const a = Math.floor(best / 65536), b = best % 65536;
+    const a = Math.floor(best / 65536),
+      b = best % 65536;
     const s = vocab[a]! + vocab[b]!;
     let id = ids.get(s);
-    if (id === undefined) { id = vocab.length; vocab.push(s); ids.set(s, id); }
+    if (id === undefined) {
+      id = vocab.length;
+      vocab.push(s);
+      ids.set(s, id);
+    }
     merges.push([vocab[a]!, vocab[b]!]);
     for (const w of words) {
       const x = w.syms;
       let j = 0;
       for (let i = 0; i < x.length; i++) {
-        if (i + 1 < x.length && x[i] === a && x[i + 1] === b) { x[j++] = id; i++; } else x[j++] = x[i]!;
+        if (i + 1 < x.length && x[i] === a && x[i + 1] === b) {
+          x[j++] = id;
+          i++;
+        } else x[j++] = x[i]!;
       }
       x.length = j;
     }
@@ -114,10 +129,14 @@ export class BpeEncoder {
     if (hit) return hit;
     let parts = [...new TextEncoder().encode(w)].map((b) => this.b2u[b]!);
     for (;;) {
-      let best = -1, bi = -1;
+      let best = -1,
+        bi = -1;
       for (let i = 0; i + 1 < parts.length; i++) {
         const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
-        if (r !== undefined && (best < 0 || r < best)) { best = r; bi = i; }
+        if (r !== undefined && (best < 0 || r < best)) {
+          best = r;
+          bi = i;
+        }
       }
       if (bi < 0) break;
       parts = [...parts.slice(0, bi), parts[bi]! + parts[bi + 1]!, ...parts.slice(bi + 2)];
@@ -133,7 +152,10 @@ export class BpeEncoder {
     for (const piece of pieces) {
       if (!piece) continue;
       const sp = allowSpecial ? this.model.specials.get(piece) : undefined;
-      if (sp !== undefined) { out.push(sp); continue; }
+      if (sp !== undefined) {
+        out.push(sp);
+        continue;
+      }
       for (const w of pretokenize(piece)) out.push(...this.word(w));
     }
     return out;
@@ -142,7 +164,10 @@ export class BpeEncoder {
   decode(ids: readonly number[]): string {
     const bytes: number[] = [];
     let s = '';
-    const flush = (): void => { s += new TextDecoder().decode(new Uint8Array(bytes)); bytes.length = 0; };
+    const flush = (): void => {
+      s += new TextDecoder().decode(new Uint8Array(bytes));
+      bytes.length = 0;
+    };
     for (const id of ids) {
       if (id >= this.model.vocab.length) {
         flush();
@@ -162,9 +187,17 @@ export function toTokenizerJson(model: BpeModel): Record<string, unknown> {
   model.vocab.forEach((s, i) => (vocab[s] = i));
   const bos = model.specials.get('<|begin_of_text|>')!;
   return {
-    version: '1.0', truncation: null, padding: null,
+    version: '1.0',
+    truncation: null,
+    padding: null,
     added_tokens: [...model.specials].map(([content, id]) => ({
-      id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
     })),
     normalizer: null,
     pre_tokenizer: {
@@ -177,14 +210,26 @@ export function toTokenizerJson(model: BpeModel): Record<string, unknown> {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '<|begin_of_text|>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<|begin_of_text|>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [bos], tokens: ['<|begin_of_text|>'] } },
     },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: model.merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: model.merges,
     },
   };
 }

@@ -6,7 +6,18 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
 } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { ModelFileError } from '../util/errors.ts';
@@ -15,7 +26,11 @@ import { transpose } from './kernels.ts';
 import { TrainModel } from './model.ts';
 import type { AdamW } from './optim.ts';
 
-export interface StTensor { dtype: 'F32'; shape: number[]; data: Float32Array }
+export interface StTensor {
+  dtype: 'F32';
+  shape: number[];
+  data: Float32Array;
+}
 
 /** Serialises f32 tensors as safetensors (8-byte header length, JSON header, 8-aligned data). */
 export function encodeSafetensors(tensors: Map<string, StTensor>, metadata: Record<string, string> = {}): Uint8Array {
@@ -44,7 +59,8 @@ export function encodeSafetensors(tensors: Map<string, StTensor>, metadata: Reco
 
 function bf16ToF32(lo: number, hi: number): number {
   const b = new DataView(new ArrayBuffer(4));
-  b.setUint16(2, hi | 0, true); b.setUint16(0, lo, true);
+  b.setUint16(2, hi | 0, true);
+  b.setUint16(0, lo, true);
   return b.getFloat32(0, true);
 }
 
@@ -55,7 +71,9 @@ export function decodeSafetensors(file: string, bytes: Uint8Array): Map<string, 
   const hl = Number(dv.getBigUint64(0, true));
   if (hl > bytes.length - 8 || hl > 100_000_000) throw new ModelFileError(file, `header length ${hl} exceeds the file`);
   let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  try { header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + hl)).toString('utf8')); } catch (e) {
+  try {
+    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + hl)).toString('utf8'));
+  } catch (e) {
     throw new ModelFileError(file, `bad JSON header (${(e as Error).message})`);
   }
   const base = 8 + hl;
@@ -67,7 +85,10 @@ export function decodeSafetensors(file: string, bytes: Uint8Array): Map<string, 
     const size = info.dtype === 'F32' ? 4 : info.dtype === 'F16' || info.dtype === 'BF16' ? 2 : 0;
     if (!size) throw new ModelFileError(file, `${name}: unsupported dtype ${info.dtype}`);
     if (typeof a !== 'number' || typeof b !== 'number' || b - a !== n * size || base + b > bytes.length)
-      throw new ModelFileError(file, `${name}: data_offsets ${JSON.stringify(info.data_offsets)} do not match shape ${JSON.stringify(info.shape)}`);
+      throw new ModelFileError(
+        file,
+        `${name}: data_offsets ${JSON.stringify(info.data_offsets)} do not match shape ${JSON.stringify(info.shape)}`,
+      );
     const data = new Float32Array(n);
     const src = bytes.subarray(base + a, base + b);
     const sv = new DataView(src.buffer, src.byteOffset, src.byteLength);
@@ -82,7 +103,9 @@ export function decodeSafetensors(file: string, bytes: Uint8Array): Map<string, 
 }
 
 function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    m = h & 0x3ff;
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
@@ -100,7 +123,10 @@ export function modelTensors(model: TrainModel): Map<string, StTensor> {
   const out = new Map<string, StTensor>();
   for (const p of model.params) {
     const kind = expertKind(p.name);
-    if (!kind) { out.set(p.name, { dtype: 'F32', shape: [...p.shape], data: p.data }); continue; }
+    if (!kind) {
+      out.set(p.name, { dtype: 'F32', shape: [...p.shape], data: p.data });
+      continue;
+    }
     // internal [E, R, C] (Linear-style) → HF [E, C, R] (x @ W).
     const [E, R, C] = p.shape as [number, number, number];
     const data = new Float32Array(p.data.length);
@@ -119,7 +145,10 @@ export function loadModelTensors(model: TrainModel, tensors: Map<string, StTenso
     const want = kind ? [p.shape[0]!, p.shape[2]!, p.shape[1]!] : [...p.shape];
     if (t.shape.length !== want.length || t.shape.some((x, i) => x !== want[i]))
       throw new ModelFileError(file, `${p.name}: shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(want)}`);
-    if (!kind) { p.data.set(t.data); continue; }
+    if (!kind) {
+      p.data.set(t.data);
+      continue;
+    }
     const [E, R, C] = p.shape as [number, number, number];
     for (let e = 0; e < E; e++) transpose(p.data.subarray(e * R * C), t.data, C, R, e * R * C);
   }
@@ -130,7 +159,11 @@ export function loadCheckpoint(dir: string): TrainModel {
   const cfgPath = join(dir, 'config.json');
   if (!existsSync(cfgPath)) throw new ModelFileError(cfgPath, 'not found');
   let raw: unknown;
-  try { raw = JSON.parse(readFileSync(cfgPath, 'utf8')); } catch (e) { throw new ModelFileError(cfgPath, (e as Error).message); }
+  try {
+    raw = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  } catch (e) {
+    throw new ModelFileError(cfgPath, (e as Error).message);
+  }
   const model = new TrainModel(parseTrainConfig(raw));
   const stPath = join(dir, 'model.safetensors');
   if (!existsSync(stPath)) throw new ModelFileError(stPath, 'not found');
@@ -138,7 +171,12 @@ export function loadCheckpoint(dir: string): TrainModel {
   return model;
 }
 
-export interface TrainerState { step: number; tokens: number; rng: number; [k: string]: unknown }
+export interface TrainerState {
+  step: number;
+  tokens: number;
+  rng: number;
+  [k: string]: unknown;
+}
 
 /**
  * Writes a checkpoint so that a kill at any moment leaves the previous or the new one whole:
@@ -150,7 +188,13 @@ export interface TrainerState { step: number; tokens: number; rng: number; [k: s
  * previous one is kept). A `<dir>` that is a real folder (checkpoints from before this layout) is moved into the
  * store first; `resolveCheckpoint` finds the newest complete folder if a kill lands between that move and the link.
  */
-export function saveCheckpoint(dir: string, model: TrainModel, opt?: AdamW, state?: TrainerState, extraConfig: Record<string, unknown> = {}): void {
+export function saveCheckpoint(
+  dir: string,
+  model: TrainModel,
+  opt?: AdamW,
+  state?: TrainerState,
+  extraConfig: Record<string, unknown> = {},
+): void {
   const store = `${dir}.ckpt`;
   mkdirSync(store, { recursive: true });
   const name = `step-${String(state?.step ?? 0).padStart(8, '0')}-${Date.now().toString(36)}${process.pid.toString(36)}`;
@@ -161,9 +205,11 @@ export function saveCheckpoint(dir: string, model: TrainModel, opt?: AdamW, stat
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const fd = openSync(join(tmp, file), 'w');
     try {
-      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off);
+      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
       fsyncSync(fd);
-    } finally { closeSync(fd); }
+    } finally {
+      closeSync(fd);
+    }
     if (file !== MANIFEST) manifest[file] = { sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
   };
   put('config.json', JSON.stringify({ ...toHfConfig(model.cfg), ...extraConfig }, null, 2) + '\n');
@@ -191,21 +237,39 @@ export function saveCheckpoint(dir: string, model: TrainModel, opt?: AdamW, stat
   syncDir(dirname(resolve(dir)));
   // Keep the new folder and the one before it; partial folders of killed saves go too.
   const keep = new Set([name]);
-  const done = readdirSync(store).filter((n) => n.startsWith('step-') && !n.endsWith('.partial')).sort(byStep);
+  const done = readdirSync(store)
+    .filter((n) => n.startsWith('step-') && !n.endsWith('.partial'))
+    .sort(byStep);
   if (done.length > 1) keep.add(done.filter((n) => n !== name).pop()!);
-  for (const n of readdirSync(store)) if (!keep.has(n) && (n.startsWith('step-') || n.startsWith('legacy-'))) rmSync(join(store, n), { recursive: true, force: true });
+  for (const n of readdirSync(store))
+    if (!keep.has(n) && (n.startsWith('step-') || n.startsWith('legacy-'))) rmSync(join(store, n), { recursive: true, force: true });
 }
 
 const MANIFEST = 'manifest.json';
 
-function byStep(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+function byStep(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 function lstatOrNull(p: string): ReturnType<typeof lstatSync> | null {
-  try { return lstatSync(p); } catch { return null; }
+  try {
+    return lstatSync(p);
+  } catch {
+    return null;
+  }
 }
 
 function syncDir(d: string): void {
-  try { const fd = openSync(d, 'r'); try { fsyncSync(fd); } finally { closeSync(fd); } } catch { /* not supported on every filesystem */ }
+  try {
+    const fd = openSync(d, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* not supported on every filesystem */
+  }
 }
 
 /**
@@ -216,7 +280,9 @@ export function resolveCheckpoint(dir: string): string | null {
   if (existsSync(dir)) return dir;
   const store = `${dir}.ckpt`;
   if (!existsSync(store)) return null;
-  const done = readdirSync(store).filter((n) => (n.startsWith('step-') || n.startsWith('legacy-')) && !n.endsWith('.partial')).sort(byStep);
+  const done = readdirSync(store)
+    .filter((n) => (n.startsWith('step-') || n.startsWith('legacy-')) && !n.endsWith('.partial'))
+    .sort(byStep);
   return done.length ? join(store, done[done.length - 1]!) : null;
 }
 
@@ -225,7 +291,11 @@ export function verifyCheckpoint(dir: string): void {
   const mp = join(dir, MANIFEST);
   if (!existsSync(mp)) return;
   let m: { files: Record<string, { sha256: string; bytes: number }> };
-  try { m = JSON.parse(readFileSync(mp, 'utf8')); } catch (e) { throw new ModelFileError(mp, `unreadable manifest (${(e as Error).message})`); }
+  try {
+    m = JSON.parse(readFileSync(mp, 'utf8'));
+  } catch (e) {
+    throw new ModelFileError(mp, `unreadable manifest (${(e as Error).message})`);
+  }
   for (const [file, want] of Object.entries(m.files)) {
     const p = join(dir, file);
     if (!existsSync(p)) throw new ModelFileError(p, 'listed in the checkpoint manifest but missing');
@@ -237,14 +307,17 @@ export function verifyCheckpoint(dir: string): void {
 
 /** Restores optimizer moments and returns the trainer state, or null when the directory has none. */
 export function loadTrainerState(dir: string, opt: AdamW): TrainerState | null {
-  const sp = join(dir, 'trainer_state.json'), op = join(dir, 'optimizer.safetensors');
+  const sp = join(dir, 'trainer_state.json'),
+    op = join(dir, 'optimizer.safetensors');
   if (!existsSync(sp) || !existsSync(op)) return null;
   const state = JSON.parse(readFileSync(sp, 'utf8')) as TrainerState & { optStep: number };
   const t = decodeSafetensors(op, readFileSync(op));
   opt.params.forEach((p, i) => {
-    const m = t.get(`m.${p.name}`), v = t.get(`v.${p.name}`);
+    const m = t.get(`m.${p.name}`),
+      v = t.get(`v.${p.name}`);
     if (!m || !v || m.data.length !== p.data.length) throw new ModelFileError(op, `optimizer state for ${p.name} missing or wrong size`);
-    opt.m[i]!.set(m.data); opt.v[i]!.set(v.data);
+    opt.m[i]!.set(m.data);
+    opt.v[i]!.set(v.data);
   });
   opt.step = state.optStep;
   return state;

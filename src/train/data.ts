@@ -3,10 +3,19 @@
  * Llama 4's format, rendered exactly as the shipped chat template renders them (CHAT_TEMPLATE below), plus
  * plain-text packing for pretraining. Everything is deterministic given an Rng.
  */
-import { renderChat as renderChatTemplate, toTemplateMessages, type ChatMessage as SharedChatMessage, type ToolDefinition } from '../chat/index.ts';
+import {
+  renderChat as renderChatTemplate,
+  toTemplateMessages,
+  type ChatMessage as SharedChatMessage,
+  type ToolDefinition,
+} from '../chat/index.ts';
 import type { Rng } from './rng.ts';
 
-export interface ToolSpec { name: string; description: string; params: Record<string, { type: string; description: string }> }
+export interface ToolSpec {
+  name: string;
+  description: string;
+  params: Record<string, { type: string; description: string }>;
+}
 /** The project's one message type (src/chat/types.ts), text only: training chats are rendered from strings. */
 export type ChatMessage = SharedChatMessage & { content: string };
 
@@ -14,7 +23,11 @@ export type ChatMessage = SharedChatMessage & { content: string };
 export function toolObject(t: ToolSpec): Record<string, unknown> {
   return {
     type: 'function',
-    function: { name: t.name, description: t.description, parameters: { type: 'object', properties: t.params, required: Object.keys(t.params) } },
+    function: {
+      name: t.name,
+      description: t.description,
+      parameters: { type: 'object', properties: t.params, required: Object.keys(t.params) },
+    },
   };
 }
 
@@ -37,41 +50,43 @@ export const TOOL_TURNS_JINJA = [
 ];
 
 export const CHAT_TEMPLATE = [
-  "{{- bos_token }}",
-  "{%- if custom_tools is defined and custom_tools %}{%- set tools = custom_tools %}{%- endif %}",
-  "{%- if tools is not defined or not tools %}{%- set tools = none %}{%- endif %}",
+  '{{- bos_token }}',
+  '{%- if custom_tools is defined and custom_tools %}{%- set tools = custom_tools %}{%- endif %}',
+  '{%- if tools is not defined or not tools %}{%- set tools = none %}{%- endif %}',
   "{%- if messages[0]['role'] == 'system' %}",
   "{%- if messages[0]['content'] is string %}{%- set system_message = messages[0]['content']|trim %}{%- else %}{%- set system_message = messages[0]['content'][0]['text']|trim %}{%- endif %}",
-  "{%- set loop_messages = messages[1:] %}",
+  '{%- set loop_messages = messages[1:] %}',
   "{{- '<|header_start|>system<|header_end|>\\n\\n' }}{%- if tools is not none %}{{- 'Environment: ipython\\n' }}{%- endif %}{{- system_message }}{{- '<|eot|>' }}",
-  "{%- else %}{%- set loop_messages = messages %}{%- endif %}",
-  "{%- set ns = namespace(tools_done=false) %}",
-  "{%- for message in loop_messages %}",
+  '{%- else %}{%- set loop_messages = messages %}{%- endif %}',
+  '{%- set ns = namespace(tools_done=false) %}',
+  '{%- for message in loop_messages %}',
   "{%- if message['role'] == 'user' and tools is not none and not ns.tools_done %}",
-  "{%- set ns.tools_done = true %}",
+  '{%- set ns.tools_done = true %}',
   "{{- '<|header_start|>user<|header_end|>\\n\\n' }}",
   "{{- 'Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.\\n\\n' }}",
-  "{{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.' }}",
+  '{{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.\' }}',
   "{{- 'Do not use variables.\\n\\n' }}",
   "{%- for t in tools %}{{- t | tojson(indent=4) }}{{- '\\n\\n' }}{%- endfor %}",
   "{%- if message['content'] is string %}{{- message['content'] | trim }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'text' %}{{- c['text'] | trim }}{%- endif %}{%- endfor %}{%- endif %}",
   "{{- '<|eot|>' }}",
   "{%- elif message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}",
   ...TOOL_TURNS_JINJA,
-  "{%- else %}",
+  '{%- else %}',
   "{{- '<|header_start|>' + message['role'] + '<|header_end|>\\n\\n' }}",
   "{%- if message['content'] is string %}{{- message['content'] }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'image' %}{{- '<|image|>' }}{%- elif c['type'] == 'text' %}{{- c['text'] }}{%- endif %}{%- endfor %}{%- endif %}",
   "{{- '<|eot|>' }}",
-  "{%- endif %}",
-  "{%- endfor %}",
+  '{%- endif %}',
+  '{%- endfor %}',
   "{%- if add_generation_prompt %}{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}{%- endif %}",
 ].join('');
 
 /** The prompt text for `messages`: CHAT_TEMPLATE rendered by src/chat's Jinja renderer (what the model ships with). */
 export function renderChat(messages: readonly ChatMessage[], tools: readonly ToolSpec[] | null, addGenerationPrompt: boolean): string {
   return renderChatTemplate({
-    messages: toTemplateMessages(messages), tools: tools ? tools.map((t) => toolObject(t) as unknown as ToolDefinition) : null,
-    addGenerationPrompt, template: CHAT_TEMPLATE,
+    messages: toTemplateMessages(messages),
+    tools: tools ? tools.map((t) => toolObject(t) as unknown as ToolDefinition) : null,
+    addGenerationPrompt,
+    template: CHAT_TEMPLATE,
   });
 }
 
@@ -85,16 +100,21 @@ export interface ChatExample {
   question: string;
 }
 
-export const OPS = { plus: (a: number, b: number) => a + b, minus: (a: number, b: number) => a - b, times: (a: number, b: number) => a * b } as const;
+export const OPS = {
+  plus: (a: number, b: number) => a + b,
+  minus: (a: number, b: number) => a - b,
+  times: (a: number, b: number) => a * b,
+} as const;
 
 /** Every arithmetic fact in the task: plus 0..20, minus 0..20 with non-negative results, times 0..10. */
 export function arithmeticFacts(): { op: keyof typeof OPS; a: number; b: number }[] {
   const out: { op: keyof typeof OPS; a: number; b: number }[] = [];
-  for (let a = 0; a <= 20; a++) for (let b = 0; b <= 20; b++) {
-    out.push({ op: 'plus', a, b });
-    if (b <= a) out.push({ op: 'minus', a, b });
-    if (a <= 10 && b <= 10) out.push({ op: 'times', a, b });
-  }
+  for (let a = 0; a <= 20; a++)
+    for (let b = 0; b <= 20; b++) {
+      out.push({ op: 'plus', a, b });
+      if (b <= a) out.push({ op: 'minus', a, b });
+      if (a <= 10 && b <= 10) out.push({ op: 'times', a, b });
+    }
   return out;
 }
 
@@ -110,7 +130,12 @@ export function isHeldOut(f: { op: string; a: number; b: number }): boolean {
 
 export function arithmeticExample(op: keyof typeof OPS, a: number, b: number): ChatExample {
   const question = `What is ${a} ${op} ${b}?`;
-  return { kind: op, question, prompt: renderChat([{ role: 'user', content: question }], null, true), answer: `${a} ${op} ${b} is ${OPS[op](a, b)}.` };
+  return {
+    kind: op,
+    question,
+    prompt: renderChat([{ role: 'user', content: question }], null, true),
+    answer: `${a} ${op} ${b} is ${OPS[op](a, b)}.`,
+  };
 }
 
 export const FACTS: [string, string][] = [
@@ -141,15 +166,47 @@ export const GREETINGS: [string, string][] = [
   ['Thank you!', 'You are welcome!'],
 ];
 
-export const CITIES = ['Paris', 'London', 'Tokyo', 'Berlin', 'Madrid', 'Rome', 'Cairo', 'Sydney', 'Toronto', 'Moscow', 'Lima',
-  'Oslo', 'Dublin', 'Vienna', 'Prague', 'Lisbon', 'Athens', 'Seoul', 'Delhi', 'Boston', 'Chicago', 'Denver', 'Miami', 'Seattle'];
+export const CITIES = [
+  'Paris',
+  'London',
+  'Tokyo',
+  'Berlin',
+  'Madrid',
+  'Rome',
+  'Cairo',
+  'Sydney',
+  'Toronto',
+  'Moscow',
+  'Lima',
+  'Oslo',
+  'Dublin',
+  'Vienna',
+  'Prague',
+  'Lisbon',
+  'Athens',
+  'Seoul',
+  'Delhi',
+  'Boston',
+  'Chicago',
+  'Denver',
+  'Miami',
+  'Seattle',
+];
 /** Cities only used for evaluation (tool-call well-formedness on unseen arguments). */
 export const HELD_OUT_CITIES = ['Seattle', 'Oslo', 'Lima', 'Denver'];
 
 export const TOOLS: ToolSpec[] = [
-  { name: 'get_weather', description: 'Get the current weather in a city', params: { city: { type: 'string', description: 'The city name' } } },
+  {
+    name: 'get_weather',
+    description: 'Get the current weather in a city',
+    params: { city: { type: 'string', description: 'The city name' } },
+  },
   { name: 'get_time', description: 'Get the local time in a city', params: { city: { type: 'string', description: 'The city name' } } },
-  { name: 'get_population', description: 'Get the population of a city', params: { city: { type: 'string', description: 'The city name' } } },
+  {
+    name: 'get_population',
+    description: 'Get the population of a city',
+    params: { city: { type: 'string', description: 'The city name' } },
+  },
 ];
 const TOOL_QUESTIONS: Record<string, string[]> = {
   get_weather: ['What is the weather in {c}?', 'How is the weather in {c} today?', 'Is it raining in {c}?'],
@@ -188,6 +245,13 @@ export function randomChatExample(rng: Rng, facts = arithmeticFacts().filter((f)
 
 /** Splits `text` (fortune files: entries separated by lines holding only "%") into cleaned paragraphs. */
 export function splitFortunes(text: string): string[] {
-  return text.split(/\n%\n/).map((s) => s.replace(/\t/g, ' ').replace(/[ ]+\n/g, '\n').trim())
+  return text
+    .split(/\n%\n/)
+    .map((s) =>
+      s
+        .replace(/\t/g, ' ')
+        .replace(/[ ]+\n/g, '\n')
+        .trim(),
+    )
     .filter((s) => s.length > 20 && s.length < 1200 && /^[\x20-\x7e\n]+$/.test(s));
 }

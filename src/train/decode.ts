@@ -23,7 +23,11 @@ export function snapshotDecode(model: TrainModel, backend: Backend): GreedyDecod
   return (prompt, maxNew, stop) => snap.complete(prompt, { maxNew, stop });
 }
 
-export interface DecodeOptions { maxNew: number; stop: readonly number[]; temperature?: number }
+export interface DecodeOptions {
+  maxNew: number;
+  stop: readonly number[];
+  temperature?: number;
+}
 
 /** An inference snapshot of a TrainModel (rebuild it after the weights change). */
 export class PolicySnapshot {
@@ -67,8 +71,14 @@ function sample(x: Float32Array, temp: number, rng: Rng): number {
   for (let i = 0; i < x.length; i++) if (x[i]! > mx) mx = x[i]!;
   let z = 0;
   const p = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) { p[i] = Math.exp((x[i]! - mx) / temp); z += p[i]!; }
+  for (let i = 0; i < x.length; i++) {
+    p[i] = Math.exp((x[i]! - mx) / temp);
+    z += p[i]!;
+  }
   let r = rng.next() * z;
-  for (let i = 0; i < x.length; i++) { r -= p[i]!; if (r <= 0) return i; }
+  for (let i = 0; i < x.length; i++) {
+    r -= p[i]!;
+    if (r <= 0) return i;
+  }
   return x.length - 1;
 }

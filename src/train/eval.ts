@@ -9,18 +9,29 @@ import { arithmeticExample, arithmeticFacts, isHeldOut, OPS, toolExample, TOOLS 
 import type { GreedyDecode } from './decode.ts';
 import { Rng } from './rng.ts';
 
-export interface ArithResult { n: number; exact: number; rightNumber: number; samples: string[] }
+export interface ArithResult {
+  n: number;
+  exact: number;
+  rightNumber: number;
+  samples: string[];
+}
 
 /** Greedy answers; `exact` = the answer is exactly "A op B is C.", `rightNumber` = the last number in it is C. */
-export function arithmeticAccuracy(decode: GreedyDecode, enc: BpeEncoder, facts: { op: keyof typeof OPS; a: number; b: number }[]): ArithResult {
+export function arithmeticAccuracy(
+  decode: GreedyDecode,
+  enc: BpeEncoder,
+  facts: { op: keyof typeof OPS; a: number; b: number }[],
+): ArithResult {
   const ex = facts.map((f) => arithmeticExample(f.op, f.a, f.b));
   const stops = [enc.special('<|eot|>'), enc.special('<|eom|>'), enc.special('<|end_of_text|>')];
   const outs = ex.map((e) => decode(enc.encode(e.prompt), 16, stops));
-  let exact = 0, right = 0;
+  let exact = 0,
+    right = 0;
   const samples: string[] = [];
   outs.forEach((o, i) => {
     const text = enc.decode(o.filter((t) => t < enc.model.vocab.length));
-    const f = facts[i]!, want = OPS[f.op](f.a, f.b);
+    const f = facts[i]!,
+      want = OPS[f.op](f.a, f.b);
     if (text === ex[i]!.answer) exact++;
     const nums = text.match(/-?\d+/g);
     if (nums && Number(nums[nums.length - 1]) === want) right++;
@@ -37,7 +48,12 @@ export function evalFacts(n = 60): { small: ReturnType<typeof arithmeticFacts>; 
   return { small, heldOut: all.filter(isHeldOut) };
 }
 
-export interface ToolResult { n: number; wellFormed: number; correct: number; samples: string[] }
+export interface ToolResult {
+  n: number;
+  wellFormed: number;
+  correct: number;
+  samples: string[];
+}
 
 /** Tool prompts with held-out cities; well-formed = parseToolCalls (src/chat) accepts one call to an offered tool. */
 export function toolCallAccuracy(decode: GreedyDecode, enc: BpeEncoder, n = 16): ToolResult {
@@ -45,7 +61,8 @@ export function toolCallAccuracy(decode: GreedyDecode, enc: BpeEncoder, n = 16):
   const ex = Array.from({ length: n }, () => toolExample(rng, true));
   const stops = [enc.special('<|eot|>'), enc.special('<|eom|>')];
   const outs = ex.map((e) => decode(enc.encode(e.prompt), 40, stops));
-  let wf = 0, ok = 0;
+  let wf = 0,
+    ok = 0;
   const samples: string[] = [];
   outs.forEach((o, i) => {
     const text = enc.decode(o.filter((t) => t < enc.model.vocab.length)).trim();
@@ -66,6 +83,9 @@ export function chatEvalSummary(decode: GreedyDecode, enc: BpeEncoder, nSmall = 
   const { small } = evalFacts(nSmall);
   const r = arithmeticAccuracy(decode, enc, small);
   let s = `arithmetic (<=10) right number ${r.rightNumber}/${r.n}, exact ${r.exact}/${r.n}; ${r.samples.slice(0, 2).join(' | ')}`;
-  if (withTools) { const t = toolCallAccuracy(decode, enc, 8); s += `; tool calls well-formed ${t.wellFormed}/${t.n}, correct ${t.correct}/${t.n}; ${t.samples[0]}`; }
+  if (withTools) {
+    const t = toolCallAccuracy(decode, enc, 8);
+    s += `; tool calls well-formed ${t.wellFormed}/${t.n}, correct ${t.correct}/${t.n}; ${t.samples[0]}`;
+  }
   return s;
 }

@@ -5,7 +5,13 @@
  */
 import type { TrainModel } from './model.ts';
 
-export function greedyBatch(model: TrainModel, prompts: readonly number[][], maxNew: number, stopIds: readonly number[], pad = 0): number[][] {
+export function greedyBatch(
+  model: TrainModel,
+  prompts: readonly number[][],
+  maxNew: number,
+  stopIds: readonly number[],
+  pad = 0,
+): number[][] {
   const V = model.cfg.vocabSize;
   const seqs = prompts.map((p) => [...p]);
   const done = prompts.map(() => false);
@@ -30,7 +36,13 @@ export function greedyBatch(model: TrainModel, prompts: readonly number[][], max
 }
 
 /** Runs greedyBatch in groups of `group` prompts (bounded memory). */
-export function greedyAll(model: TrainModel, prompts: readonly number[][], maxNew: number, stopIds: readonly number[], group = 32): number[][] {
+export function greedyAll(
+  model: TrainModel,
+  prompts: readonly number[][],
+  maxNew: number,
+  stopIds: readonly number[],
+  group = 32,
+): number[][] {
   const out: number[][] = [];
   for (let i = 0; i < prompts.length; i += group) out.push(...greedyBatch(model, prompts.slice(i, i + group), maxNew, stopIds));
   return out;

@@ -27,26 +27,51 @@ export interface RlTask {
 /** Samples `n` completions (ids, stop token excluded) and whether each ended with a stop token. */
 export type Sampler = (prompt: readonly number[], n: number, rng: Rng) => { ids: number[]; stopped: boolean }[];
 
-export interface GrpoStats { reward: number; rewardByKind: Record<string, number>; kl: number; activeGroups: number; samples: number }
+export interface GrpoStats {
+  reward: number;
+  rewardByKind: Record<string, number>;
+  kl: number;
+  activeGroups: number;
+  samples: number;
+}
 
 export function grpoStep(
-  policy: TrainModel, ref: TrainModel, tasks: readonly RlTask[], sample: Sampler, enc: BpeEncoder, opt: AdamW, lr: number, rng: Rng,
+  policy: TrainModel,
+  ref: TrainModel,
+  tasks: readonly RlTask[],
+  sample: Sampler,
+  enc: BpeEncoder,
+  opt: AdamW,
+  lr: number,
+  rng: Rng,
   o: { group: number; beta: number },
 ): GrpoStats {
-  const eot = enc.special('<|eot|>'), pad = enc.special('<|finetune_right_pad|>');
+  const eot = enc.special('<|eot|>'),
+    pad = enc.special('<|finetune_right_pad|>');
   const rows: { prompt: number[]; answer: number[]; adv: number }[] = [];
-  let rSum = 0, n = 0, active = 0;
+  let rSum = 0,
+    n = 0,
+    active = 0;
   const byKind: Record<string, [number, number]> = {};
   for (const t of tasks) {
     const outs = sample(t.prompt, o.group, rng);
     const r = outs.map((x) => t.reward(enc.decode(x.ids.filter((i) => i < enc.model.vocab.length))));
     const mean = r.reduce((a, b) => a + b, 0) / r.length;
     const std = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / r.length);
-    rSum += r.reduce((a, b) => a + b, 0); n += r.length;
-    const k = (byKind[t.kind] ??= [0, 0]); k[0] += r.reduce((a, b) => a + b, 0); k[1] += r.length;
+    rSum += r.reduce((a, b) => a + b, 0);
+    n += r.length;
+    const k = (byKind[t.kind] ??= [0, 0]);
+    k[0] += r.reduce((a, b) => a + b, 0);
+    k[1] += r.length;
     if (std < 1e-6) continue;
     active++;
-    outs.forEach((x, i) => rows.push({ prompt: t.prompt, answer: x.stopped ? [...x.ids, eot] : x.ids.length ? x.ids : [eot], adv: (r[i]! - mean) / (std + 1e-4) }));
+    outs.forEach((x, i) =>
+      rows.push({
+        prompt: t.prompt,
+        answer: x.stopped ? [...x.ids, eot] : x.ids.length ? x.ids : [eot],
+        adv: (r[i]! - mean) / (std + 1e-4),
+      }),
+    );
   }
   const stats: GrpoStats = { reward: rSum / Math.max(1, n), rewardByKind: {}, kl: 0, activeGroups: active, samples: n };
   for (const [k, [s, c]] of Object.entries(byKind)) stats.rewardByKind[k] = s / c;
@@ -55,7 +80,16 @@ export function grpoStep(
   policy.zeroGrad();
   const logits = policy.forward(b.tokens, b.B, b.T);
   const refLogits = ref.forward(b.tokens, b.B, b.T, false);
-  const { dLogits, kl } = grpoLoss(logits, refLogits, b.targets, b.B, b.T, policy.cfg.vocabSize, rows.map((r) => r.adv), o.beta);
+  const { dLogits, kl } = grpoLoss(
+    logits,
+    refLogits,
+    b.targets,
+    b.B,
+    b.T,
+    policy.cfg.vocabSize,
+    rows.map((r) => r.adv),
+    o.beta,
+  );
   policy.backward(dLogits, 0);
   opt.update(lr);
   stats.kl = kl;
@@ -67,26 +101,40 @@ export function grpoStep(
  * Pure so the gradient can be checked against finite differences.
  */
 export function grpoLoss(
-  logits: Float32Array, refLogits: Float32Array, targets: Int32Array, B: number, T: number, V: number, adv: readonly number[], beta: number,
+  logits: Float32Array,
+  refLogits: Float32Array,
+  targets: Int32Array,
+  B: number,
+  T: number,
+  V: number,
+  adv: readonly number[],
+  beta: number,
 ): { loss: number; dLogits: Float32Array; kl: number } {
   const dLogits = new Float32Array(logits.length);
-  const lp = new Float32Array(V), rl = new Float32Array(V);
-  let loss = 0, klSum = 0, klN = 0;
+  const lp = new Float32Array(V),
+    rl = new Float32Array(V);
+  let loss = 0,
+    klSum = 0,
+    klN = 0;
   for (let s = 0; s < B; s++) {
     let len = 0;
     for (let t = 0; t < T; t++) if (targets[s * T + t]! >= 0) len++;
     if (len === 0) continue;
     for (let t = 0; t < T; t++) {
-      const i = s * T + t, y = targets[i]!;
+      const i = s * T + t,
+        y = targets[i]!;
       if (y < 0) continue;
       const off = i * V;
       logSoftmaxRow(lp, logits.subarray(off, off + V), 0, V);
       logSoftmaxRow(rl, refLogits.subarray(off, off + V), 0, V);
-      const d = rl[y]! - lp[y]!, ratio = Math.exp(d), k3 = ratio - d - 1;
-      klSum += k3; klN++;
+      const d = rl[y]! - lp[y]!,
+        ratio = Math.exp(d),
+        k3 = ratio - d - 1;
+      klSum += k3;
+      klN++;
       loss += ((-adv[s]! * lp[y]!) / len + (beta * k3) / len) / B;
       // ∂L/∂lp_y for this token; ∂lp_y/∂logit_v = 1[v = y] − p_v.
-      const g = ((-adv[s]! + beta * (1 - ratio)) / len) / B;
+      const g = (-adv[s]! + beta * (1 - ratio)) / len / B;
       for (let v = 0; v < V; v++) dLogits[off + v] = -g * Math.exp(lp[v]!);
       dLogits[off + y] = dLogits[off + y]! + g;
     }

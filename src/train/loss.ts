@@ -16,21 +16,31 @@ export function logSoftmaxRow(out: Float32Array, logits: Float32Array, off: numb
   for (let j = 0; j < V; j++) out[off + j] = logits[off + j]! - lse;
 }
 
-export interface LossResult { loss: number; count: number; dLogits: Float32Array }
+export interface LossResult {
+  loss: number;
+  count: number;
+  dLogits: Float32Array;
+}
 
 /**
  * Mixed hard/soft loss. With `teacher` null (or alpha = 1) it is plain cross-entropy.
  * `rowWeight` (optional, per row) multiplies each row's loss; targets < 0 are skipped.
  */
 export function distillLoss(
-  logits: Float32Array, targets: Int32Array, V: number, teacher: Float32Array | null = null, alpha = 1, temperature = 1,
+  logits: Float32Array,
+  targets: Int32Array,
+  V: number,
+  teacher: Float32Array | null = null,
+  alpha = 1,
+  temperature = 1,
 ): LossResult {
   const N = targets.length;
   const dLogits = new Float32Array(N * V);
   let count = 0;
   for (let i = 0; i < N; i++) if (targets[i]! >= 0) count++;
   if (count === 0) return { loss: 0, count: 0, dLogits };
-  const lp = new Float32Array(V), tp = new Float32Array(V);
+  const lp = new Float32Array(V),
+    tp = new Float32Array(V);
   let loss = 0;
   for (let i = 0; i < N; i++) {
     const y = targets[i]!;
@@ -39,19 +49,22 @@ export function distillLoss(
     logSoftmaxRow(lp, logits.subarray(off, off + V), 0, V);
     loss += (alpha * -lp[y]!) / count;
     for (let j = 0; j < V; j++) dLogits[off + j] = (alpha * Math.exp(lp[j]!)) / count;
-    dLogits[off + y] = dLogits[off + y]! - (alpha / count);
+    dLogits[off + y] = dLogits[off + y]! - alpha / count;
     if (teacher && alpha < 1) {
       // Soft targets at temperature τ: KL(pt ‖ ps_τ)·τ² (Hinton scaling keeps gradient size independent of τ).
       const tau = temperature;
       const sl = new Float32Array(V);
-      for (let j = 0; j < V; j++) { sl[j] = logits[off + j]! / tau; tp[j] = teacher[off + j]! / tau; }
+      for (let j = 0; j < V; j++) {
+        sl[j] = logits[off + j]! / tau;
+        tp[j] = teacher[off + j]! / tau;
+      }
       logSoftmaxRow(sl, sl, 0, V);
       logSoftmaxRow(tp, tp, 0, V);
       let kl = 0;
       for (let j = 0; j < V; j++) {
         const pt = Math.exp(tp[j]!);
         kl += pt * (tp[j]! - sl[j]!);
-        dLogits[off + j] = dLogits[off + j]! + (((1 - alpha) * tau * (Math.exp(sl[j]!) - pt)) / count);
+        dLogits[off + j] = dLogits[off + j]! + ((1 - alpha) * tau * (Math.exp(sl[j]!) - pt)) / count;
       }
       loss += ((1 - alpha) * tau * tau * kl) / count;
     }
@@ -65,7 +78,8 @@ export function crossEntropy(logits: Float32Array, targets: Int32Array, V: numbe
 
 /** log p(target) per row (0 for ignored rows). */
 export function tokenLogProbs(logits: Float32Array, targets: Int32Array, V: number): Float32Array {
-  const out = new Float32Array(targets.length), lp = new Float32Array(V);
+  const out = new Float32Array(targets.length),
+    lp = new Float32Array(V);
   for (let i = 0; i < targets.length; i++) {
     const y = targets[i]!;
     if (y < 0) continue;
@@ -77,9 +91,11 @@ export function tokenLogProbs(logits: Float32Array, targets: Int32Array, V: numb
 
 /** dLogits for Σ_rows c_row·(−log p(target_row)): c·(softmax − onehot). */
 export function weightedNllGrad(logits: Float32Array, targets: Int32Array, weights: Float32Array, V: number): Float32Array {
-  const d = new Float32Array(logits.length), lp = new Float32Array(V);
+  const d = new Float32Array(logits.length),
+    lp = new Float32Array(V);
   for (let i = 0; i < targets.length; i++) {
-    const y = targets[i]!, w = weights[i]!;
+    const y = targets[i]!,
+      w = weights[i]!;
     if (y < 0 || w === 0) continue;
     logSoftmaxRow(lp, logits.subarray(i * V, i * V + V), 0, V);
     for (let j = 0; j < V; j++) d[i * V + j] = w * Math.exp(lp[j]!);

@@ -11,7 +11,17 @@ import { assert } from '../util/errors.ts';
 import { ropeInvFreq, type TrainModelConfig } from './config.ts';
 import { attnTemperatureScale } from '../model/llama4/config.ts';
 import {
-  attnBackward, attnForward, linear, linearBackward, matmulNT, rmsNormBwd, rmsNormFwd, scratch, sigmoid, swigluBwdPair, swigluFwd,
+  attnBackward,
+  attnForward,
+  linear,
+  linearBackward,
+  matmulNT,
+  rmsNormBwd,
+  rmsNormFwd,
+  scratch,
+  sigmoid,
+  swigluBwdPair,
+  swigluFwd,
 } from './kernels.ts';
 import { Rng } from './rng.ts';
 
@@ -40,24 +50,57 @@ export interface InitOptions {
 }
 
 interface Layer {
-  inNorm: Param; q: Param; k: Param; v: Param; o: Param; postNorm: Param;
+  inNorm: Param;
+  q: Param;
+  k: Param;
+  v: Param;
+  o: Param;
+  postNorm: Param;
   // MoE
-  router?: Param; gateUp?: Param; down?: Param; shGate?: Param; shUp?: Param; shDown?: Param;
+  router?: Param;
+  gateUp?: Param;
+  down?: Param;
+  shGate?: Param;
+  shUp?: Param;
+  shDown?: Param;
   // dense
-  gate?: Param; up?: Param; dn?: Param;
+  gate?: Param;
+  up?: Param;
+  dn?: Param;
 }
 
 /** What one layer's forward keeps for the backward. */
 interface LayerCache {
-  hIn: Float32Array; rIn: Float32Array; a: Float32Array;
-  qRot: Float32Array; rq: Float32Array; kRot: Float32Array; rk: Float32Array;
-  q: Float32Array; k: Float32Array; v: Float32Array; P: Float32Array; O: Float32Array;
-  h2: Float32Array; rPost: Float32Array; f: Float32Array;
+  hIn: Float32Array;
+  rIn: Float32Array;
+  a: Float32Array;
+  qRot: Float32Array;
+  rq: Float32Array;
+  kRot: Float32Array;
+  rk: Float32Array;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  P: Float32Array;
+  O: Float32Array;
+  h2: Float32Array;
+  rPost: Float32Array;
+  f: Float32Array;
   // dense / shared expert
-  g?: Float32Array; u?: Float32Array; m?: Float32Array;
+  g?: Float32Array;
+  u?: Float32Array;
+  m?: Float32Array;
   // MoE
-  rl?: Float32Array; sel?: Int32Array; score?: Float32Array; perm?: Int32Array; counts?: Int32Array;
-  xe?: Float32Array; gu?: Float32Array; me?: Float32Array; auxFrac?: Float32Array; auxProb?: Float32Array;
+  rl?: Float32Array;
+  sel?: Int32Array;
+  score?: Float32Array;
+  perm?: Int32Array;
+  counts?: Int32Array;
+  xe?: Float32Array;
+  gu?: Float32Array;
+  me?: Float32Array;
+  auxFrac?: Float32Array;
+  auxProb?: Float32Array;
 }
 
 export class TrainModel {
@@ -72,9 +115,15 @@ export class TrainModel {
   /** Router load-balancing loss of the last forward (sum over MoE layers, before the coefficient). */
   auxLoss = 0;
 
-  constructor(readonly cfg: TrainModelConfig, opts: InitOptions = {}) {
+  constructor(
+    readonly cfg: TrainModelConfig,
+    opts: InitOptions = {},
+  ) {
     const rng = new Rng(opts.seed ?? 1);
-    const H = cfg.hiddenSize, d = cfg.headDim, E = cfg.nExperts, I = cfg.intermediateSize;
+    const H = cfg.hiddenSize,
+      d = cfg.headDim,
+      E = cfg.nExperts,
+      I = cfg.intermediateSize;
     const std0 = opts.initStd ?? 0.02;
     const base = opts.baseWidth ?? H;
     const depth = 1 / Math.sqrt(2 * cfg.nLayers);
@@ -122,9 +171,13 @@ export class TrainModel {
     this.invFreq = ropeInvFreq(cfg);
   }
 
-  paramCount(): number { return this.params.reduce((a, p) => a + p.data.length, 0); }
+  paramCount(): number {
+    return this.params.reduce((a, p) => a + p.data.length, 0);
+  }
 
-  zeroGrad(): void { for (const p of this.params) p.grad.fill(0); }
+  zeroGrad(): void {
+    for (const p of this.params) p.grad.fill(0);
+  }
 
   /** Temperature tuning factor for NoPE layers at absolute position p (spec §2.2). */
   private tempScale(p: number): number {
@@ -136,7 +189,10 @@ export class TrainModel {
    * With `keep` false nothing is cached (evaluation, generation).
    */
   forward(tokens: Int32Array, B: number, T: number, keep = true): Float32Array {
-    const c = this.cfg, H = c.hiddenSize, N = B * T, V = c.vocabSize;
+    const c = this.cfg,
+      H = c.hiddenSize,
+      N = B * T,
+      V = c.vocabSize;
     assert(tokens.length === N, 'tokens length');
     for (let i = 0; i < N; i++) {
       const t = tokens[i]!;
@@ -144,11 +200,14 @@ export class TrainModel {
     }
     // Angle tables [T, d/2]: θ = fround(pos·inv) then cos/sin, as torch does in fp32 (spec gotcha 14).
     const half = c.headDim / 2;
-    const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
-    for (let t = 0; t < T; t++) for (let j = 0; j < half; j++) {
-      const th = Math.fround(t * this.invFreq[j]!);
-      cos[t * half + j] = Math.cos(th); sin[t * half + j] = Math.sin(th);
-    }
+    const cos = new Float32Array(T * half),
+      sin = new Float32Array(T * half);
+    for (let t = 0; t < T; t++)
+      for (let j = 0; j < half; j++) {
+        const th = Math.fround(t * this.invFreq[j]!);
+        cos[t * half + j] = Math.cos(th);
+        sin[t * half + j] = Math.sin(th);
+      }
     let h: Float32Array = new Float32Array(N * H);
     const E = this.embed.data;
     for (let i = 0; i < N; i++) h.set(E.subarray(tokens[i]! * H, tokens[i]! * H + H), i * H);
@@ -159,7 +218,8 @@ export class TrainModel {
       h = cache.out;
       if (keep) this.caches.push(cache.cache);
     }
-    const rFinal = new Float32Array(N), hn = new Float32Array(N * H);
+    const rFinal = new Float32Array(N),
+      hn = new Float32Array(N * H);
     rmsNormFwd(hn, rFinal, h, this.norm.data, N, H, c.eps);
     const logits = new Float32Array(N * V);
     linear(logits, hn, this.head.data, N, V, H);
@@ -169,38 +229,67 @@ export class TrainModel {
   }
   private ropeTables: { cos: Float32Array; sin: Float32Array } | null = null;
 
-  private layerForward(l: number, hIn: Float32Array, B: number, T: number, cos: Float32Array, sin: Float32Array): { out: Float32Array; cache: LayerCache } {
-    const c = this.cfg, L = this.layers[l]!, H = c.hiddenSize, N = B * T, d = c.headDim;
-    const nh = c.nHeads, nkv = c.nKvHeads, half = d / 2;
-    const rIn = new Float32Array(N), a = new Float32Array(N * H);
+  private layerForward(
+    l: number,
+    hIn: Float32Array,
+    B: number,
+    T: number,
+    cos: Float32Array,
+    sin: Float32Array,
+  ): { out: Float32Array; cache: LayerCache } {
+    const c = this.cfg,
+      L = this.layers[l]!,
+      H = c.hiddenSize,
+      N = B * T,
+      d = c.headDim;
+    const nh = c.nHeads,
+      nkv = c.nKvHeads,
+      half = d / 2;
+    const rIn = new Float32Array(N),
+      a = new Float32Array(N * H);
     rmsNormFwd(a, rIn, hIn, L.inNorm.data, N, H, c.eps);
-    const q = new Float32Array(N * nh * d), k = new Float32Array(N * nkv * d), v = new Float32Array(N * nkv * d);
+    const q = new Float32Array(N * nh * d),
+      k = new Float32Array(N * nkv * d),
+      v = new Float32Array(N * nkv * d);
     linear(q, a, L.q.data, N, nh * d, H);
     linear(k, a, L.k.data, N, nkv * d, H);
     linear(v, a, L.v.data, N, nkv * d, H);
     const rope = c.ropeLayers[l]!;
-    let qRot = q, kRot = k, rq = new Float32Array(0), rk = new Float32Array(0);
-    let qF = q, kF = k;
+    let qRot = q,
+      kRot = k,
+      rq = new Float32Array(0),
+      rk = new Float32Array(0);
+    let qF = q,
+      kF = k;
     if (rope) {
       // Interleaved pairs (x[2j], x[2j+1]) — Llama 4's complex layout, not rotate_half.
-      for (const [x, nH] of [[q, nh], [k, nkv]] as const) {
+      for (const [x, nH] of [
+        [q, nh],
+        [k, nkv],
+      ] as const) {
         for (let i = 0; i < N; i++) {
           const t = i % T;
           for (let hh = 0; hh < nH; hh++) {
             const b = (i * nH + hh) * d;
             for (let j = 0; j < half; j++) {
-              const cs = cos[t * half + j]!, sn = sin[t * half + j]!;
-              const x0 = x[b + 2 * j]!, x1 = x[b + 2 * j + 1]!;
-              x[b + 2 * j] = x0 * cs - x1 * sn; x[b + 2 * j + 1] = x0 * sn + x1 * cs;
+              const cs = cos[t * half + j]!,
+                sn = sin[t * half + j]!;
+              const x0 = x[b + 2 * j]!,
+                x1 = x[b + 2 * j + 1]!;
+              x[b + 2 * j] = x0 * cs - x1 * sn;
+              x[b + 2 * j + 1] = x0 * sn + x1 * cs;
             }
           }
         }
       }
       if (c.useQkNorm) {
         // Weightless RMSNorm per head AFTER RoPE (RoPE layers only); keep the pre-norm values for the backward.
-        qRot = q; kRot = k;
-        qF = new Float32Array(q.length); kF = new Float32Array(k.length);
-        rq = new Float32Array(N * nh); rk = new Float32Array(N * nkv);
+        qRot = q;
+        kRot = k;
+        qF = new Float32Array(q.length);
+        kF = new Float32Array(k.length);
+        rq = new Float32Array(N * nh);
+        rk = new Float32Array(N * nkv);
         rmsNormFwd(qF, rq, qRot, null, N * nh, d, c.eps);
         rmsNormFwd(kF, rk, kRot, null, N * nkv, d, c.eps);
       }
@@ -213,53 +302,72 @@ export class TrainModel {
       }
     }
     // Attention. RoPE layers: causal AND same chunk (floor(pos/C)); NoPE layers: causal over all positions.
-    const P = new Float32Array(B * nh * T * T), O = new Float32Array(N * nh * d);
+    const P = new Float32Array(B * nh * T * T),
+      O = new Float32Array(N * nh * d);
     attnForward(qF, kF, v, P, O, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
     const h2 = new Float32Array(N * H);
     linear(h2, O, L.o.data, N, H, nh * d);
     for (let i = 0; i < N * H; i++) h2[i] = h2[i]! + hIn[i]!;
-    const rPost = new Float32Array(N), f = new Float32Array(N * H);
+    const rPost = new Float32Array(N),
+      f = new Float32Array(N * H);
     rmsNormFwd(f, rPost, h2, L.postNorm.data, N, H, c.eps);
     const out = new Float32Array(N * H);
     const cache: LayerCache = { hIn, rIn, a, qRot, rq, kRot, rk, q: qF, k: kF, v, P, O, h2, rPost, f };
     if (L.router) this.moeForward(L, f, N, out, cache);
     else {
       const Im = c.intermediateSizeMlp;
-      const g = new Float32Array(N * Im), u = new Float32Array(N * Im), m = new Float32Array(N * Im);
+      const g = new Float32Array(N * Im),
+        u = new Float32Array(N * Im),
+        m = new Float32Array(N * Im);
       linear(g, f, L.gate!.data, N, Im, H);
       linear(u, f, L.up!.data, N, Im, H);
       swigluFwd(m, g, N, Im, 0, 0, 0, g, u);
       linear(out, m, L.dn!.data, N, H, Im);
-      cache.g = g; cache.u = u; cache.m = m;
+      cache.g = g;
+      cache.u = u;
+      cache.m = m;
     }
     for (let i = 0; i < N * H; i++) out[i] = out[i]! + h2[i]!;
     return { out, cache };
   }
 
   private moeForward(L: Layer, f: Float32Array, N: number, out: Float32Array, cache: LayerCache): void {
-    const c = this.cfg, H = c.hiddenSize, E = c.nExperts, I = c.intermediateSize;
+    const c = this.cfg,
+      H = c.hiddenSize,
+      E = c.nExperts,
+      I = c.intermediateSize;
     const rl = new Float32Array(N * E);
     linear(rl, f, L.router!.data, N, E, H);
     // Top-1 on raw logits (lowest index on ties), score = sigmoid(logit) — no softmax, no renormalisation.
-    const sel = new Int32Array(N), score = new Float32Array(N), counts = new Int32Array(E);
+    const sel = new Int32Array(N),
+      score = new Float32Array(N),
+      counts = new Int32Array(E);
     for (let n = 0; n < N; n++) {
       let best = 0;
       for (let e = 1; e < E; e++) if (rl[n * E + e]! > rl[n * E + best]!) best = e;
-      sel[n] = best; score[n] = sigmoid(rl[n * E + best]!); counts[best] = counts[best]! + 1;
+      sel[n] = best;
+      score[n] = sigmoid(rl[n * E + best]!);
+      counts[best] = counts[best]! + 1;
     }
     // Tokens grouped by expert (stable), so each expert runs one product over its rows.
     const offs = new Int32Array(E + 1);
     for (let e = 0; e < E; e++) offs[e + 1] = offs[e]! + counts[e]!;
-    const fill = offs.slice(0, E), perm = new Int32Array(N);
+    const fill = offs.slice(0, E),
+      perm = new Int32Array(N);
     for (let n = 0; n < N; n++) perm[fill[sel[n]!]!++] = n;
     // The score scales the expert INPUT (x_e = x·s), not its output: the two differ through SiLU.
-    const xe = new Float32Array(N * H), gu = new Float32Array(N * 2 * I), me = new Float32Array(N * I), ye = new Float32Array(N * H);
+    const xe = new Float32Array(N * H),
+      gu = new Float32Array(N * 2 * I),
+      me = new Float32Array(N * I),
+      ye = new Float32Array(N * H);
     for (let j = 0; j < N; j++) {
-      const n = perm[j]!, s = score[n]!;
+      const n = perm[j]!,
+        s = score[n]!;
       for (let x = 0; x < H; x++) xe[j * H + x] = f[n * H + x]! * s;
     }
     for (let e = 0; e < E; e++) {
-      const r0 = offs[e]!, cnt = counts[e]!;
+      const r0 = offs[e]!,
+        cnt = counts[e]!;
       if (cnt === 0) continue;
       const W = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
       linear(gu.subarray(r0 * 2 * I), xe.subarray(r0 * H), W, cnt, 2 * I, H);
@@ -267,25 +375,35 @@ export class TrainModel {
       linear(ye.subarray(r0 * H), me.subarray(r0 * I), L.down!.data.subarray(e * H * I, (e + 1) * H * I), cnt, H, I);
     }
     // Shared expert on the unscaled input, always on.
-    const g = new Float32Array(N * I), u = new Float32Array(N * I), m = new Float32Array(N * I);
+    const g = new Float32Array(N * I),
+      u = new Float32Array(N * I),
+      m = new Float32Array(N * I);
     linear(g, f, L.shGate!.data, N, I, H);
     linear(u, f, L.shUp!.data, N, I, H);
     swigluFwd(m, g, N, I, 0, 0, 0, g, u);
     linear(out, m, L.shDown!.data, N, H, I);
     for (let j = 0; j < N; j++) {
       const n = perm[j]!;
-      for (let x = 0; x < H; x++) out[n * H + x] = out[n * H + x]! + (ye[j * H + x]!);
+      for (let x = 0; x < H; x++) out[n * H + x] = out[n * H + x]! + ye[j * H + x]!;
     }
     // Switch-style load balancing: E·Σ_e frac_e·mean_n softmax(rl)_e (frac has no gradient).
-    const auxFrac = new Float32Array(E), auxProb = new Float32Array(N * E);
+    const auxFrac = new Float32Array(E),
+      auxProb = new Float32Array(N * E);
     for (let e = 0; e < E; e++) auxFrac[e] = counts[e]! / N;
     let aux = 0;
     for (let n = 0; n < N; n++) {
       let mx = -Infinity;
       for (let e = 0; e < E; e++) mx = Math.max(mx, rl[n * E + e]!);
       let s = 0;
-      for (let e = 0; e < E; e++) { const p = Math.exp(rl[n * E + e]! - mx); auxProb[n * E + e] = p; s += p; }
-      for (let e = 0; e < E; e++) { auxProb[n * E + e] = auxProb[n * E + e]! / s; aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N; }
+      for (let e = 0; e < E; e++) {
+        const p = Math.exp(rl[n * E + e]! - mx);
+        auxProb[n * E + e] = p;
+        s += p;
+      }
+      for (let e = 0; e < E; e++) {
+        auxProb[n * E + e] = auxProb[n * E + e]! / s;
+        aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N;
+      }
     }
     this.auxLoss += aux;
     Object.assign(cache, { rl, sel, score, perm, counts, xe, gu, me, g, u, m, auxFrac, auxProb });
@@ -296,7 +414,9 @@ export class TrainModel {
    * Gradients accumulate (gradient accumulation = several forward/backward pairs before a step).
    */
   backward(dLogits: Float32Array, auxCoef = 0): void {
-    const c = this.cfg, H = c.hiddenSize, V = c.vocabSize;
+    const c = this.cfg,
+      H = c.hiddenSize,
+      V = c.vocabSize;
     const last = this.last;
     assert(last && this.caches.length === c.nLayers, 'backward without a kept forward');
     const N = last.B * last.T;
@@ -308,7 +428,7 @@ export class TrainModel {
     const G = this.embed.grad;
     for (let i = 0; i < N; i++) {
       const t = last.tokens[i]! * H;
-      for (let x = 0; x < H; x++) G[t + x] = G[t + x]! + (dh[i * H + x]!);
+      for (let x = 0; x < H; x++) G[t + x] = G[t + x]! + dh[i * H + x]!;
     }
     this.caches = [];
     this.last = null;
@@ -316,8 +436,15 @@ export class TrainModel {
 
   /** Takes dOut (gradient w.r.t. the layer output, reused as the residual gradient) and returns dIn. */
   private layerBackward(l: number, dOut: Float32Array, B: number, T: number, auxCoef: number): Float32Array {
-    const c = this.cfg, L = this.layers[l]!, K = this.caches[l]!, H = c.hiddenSize, N = B * T, d = c.headDim;
-    const nh = c.nHeads, nkv = c.nKvHeads, half = d / 2;
+    const c = this.cfg,
+      L = this.layers[l]!,
+      K = this.caches[l]!,
+      H = c.hiddenSize,
+      N = B * T,
+      d = c.headDim;
+    const nh = c.nHeads,
+      nkv = c.nKvHeads,
+      half = d / 2;
     // FFN block: out = h2 + FFN(norm(h2)).
     const df = new Float32Array(N * H);
     if (L.router) this.moeBackward(L, K, dOut, df, N, auxCoef);
@@ -325,7 +452,8 @@ export class TrainModel {
       const Im = c.intermediateSizeMlp;
       const dm = scratch(3, N * Im).subarray(0, N * Im);
       linearBackward(dm, L.dn!.grad, dOut, K.m!, L.dn!.data, N, H, Im, false);
-      const dg = new Float32Array(N * Im), du = new Float32Array(N * Im);
+      const dg = new Float32Array(N * Im),
+        du = new Float32Array(N * Im);
       swigluBwdPair(dg, du, dm, K.g!, K.u!, N * Im);
       linearBackward(df, L.gate!.grad, dg, K.f, L.gate!.data, N, Im, H, true);
       linearBackward(df, L.up!.grad, du, K.f, L.up!.data, N, Im, H, true);
@@ -335,7 +463,9 @@ export class TrainModel {
     // Attention block: h2 = hIn + o(attn(norm(hIn))).
     const dO = new Float32Array(N * nh * d);
     linearBackward(dO, L.o.grad, dh2, K.O, L.o.data, N, H, nh * d, false);
-    const dq = new Float32Array(N * nh * d), dk = new Float32Array(N * nkv * d), dv = new Float32Array(N * nkv * d);
+    const dq = new Float32Array(N * nh * d),
+      dk = new Float32Array(N * nkv * d),
+      dv = new Float32Array(N * nkv * d);
     const rope = c.ropeLayers[l]!;
     attnBackward(K.q, K.k, K.v, K.P, dO, dq, dk, dv, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
     if (rope) {
@@ -345,15 +475,21 @@ export class TrainModel {
       }
       // Inverse rotation (transpose of the 2×2 rotation).
       const { cos, sin } = this.ropeTables!;
-      for (const [x, nH] of [[dq, nh], [dk, nkv]] as const) {
+      for (const [x, nH] of [
+        [dq, nh],
+        [dk, nkv],
+      ] as const) {
         for (let i = 0; i < N; i++) {
           const t = i % T;
           for (let hh = 0; hh < nH; hh++) {
             const bb = (i * nH + hh) * d;
             for (let j = 0; j < half; j++) {
-              const cs = cos[t * half + j]!, sn = sin[t * half + j]!;
-              const y0 = x[bb + 2 * j]!, y1 = x[bb + 2 * j + 1]!;
-              x[bb + 2 * j] = y0 * cs + y1 * sn; x[bb + 2 * j + 1] = -y0 * sn + y1 * cs;
+              const cs = cos[t * half + j]!,
+                sn = sin[t * half + j]!;
+              const y0 = x[bb + 2 * j]!,
+                y1 = x[bb + 2 * j + 1]!;
+              x[bb + 2 * j] = y0 * cs + y1 * sn;
+              x[bb + 2 * j + 1] = -y0 * sn + y1 * cs;
             }
           }
         }
@@ -373,46 +509,64 @@ export class TrainModel {
   }
 
   private moeBackward(L: Layer, K: LayerCache, dOut: Float32Array, df: Float32Array, N: number, auxCoef: number): void {
-    const c = this.cfg, H = c.hiddenSize, E = c.nExperts, I = c.intermediateSize;
-    const perm = K.perm!, counts = K.counts!, score = K.score!, sel = K.sel!;
+    const c = this.cfg,
+      H = c.hiddenSize,
+      E = c.nExperts,
+      I = c.intermediateSize;
+    const perm = K.perm!,
+      counts = K.counts!,
+      score = K.score!,
+      sel = K.sel!;
     // Shared expert.
     const dm = new Float32Array(N * I);
     linearBackward(dm, L.shDown!.grad, dOut, K.m!, L.shDown!.data, N, H, I, false);
-    const dg = new Float32Array(N * I), du = new Float32Array(N * I);
+    const dg = new Float32Array(N * I),
+      du = new Float32Array(N * I);
     swigluBwdPair(dg, du, dm, K.g!, K.u!, N * I);
     linearBackward(df, L.shGate!.grad, dg, K.f, L.shGate!.data, N, I, H, true);
     linearBackward(df, L.shUp!.grad, du, K.f, L.shUp!.data, N, I, H, true);
     // Routed experts, rows in expert order.
     const dye = new Float32Array(N * H);
     for (let j = 0; j < N; j++) dye.set(dOut.subarray(perm[j]! * H, perm[j]! * H + H), j * H);
-    const dme = new Float32Array(N * I), dgu = new Float32Array(N * 2 * I), dxe = new Float32Array(N * H);
+    const dme = new Float32Array(N * I),
+      dgu = new Float32Array(N * 2 * I),
+      dxe = new Float32Array(N * H);
     let r0 = 0;
     for (let e = 0; e < E; e++) {
       const cnt = counts[e]!;
       if (cnt === 0) continue;
-      const dW = L.down!.grad.subarray(e * H * I, (e + 1) * H * I), W = L.down!.data.subarray(e * H * I, (e + 1) * H * I);
+      const dW = L.down!.grad.subarray(e * H * I, (e + 1) * H * I),
+        W = L.down!.data.subarray(e * H * I, (e + 1) * H * I);
       linearBackward(dme.subarray(r0 * I), dW, dye.subarray(r0 * H), K.me!.subarray(r0 * I), W, cnt, H, I, false);
-      const gu = K.gu!.subarray(r0 * 2 * I), dguE = dgu.subarray(r0 * 2 * I);
+      const gu = K.gu!.subarray(r0 * 2 * I),
+        dguE = dgu.subarray(r0 * 2 * I);
       swigluBwdPair(dguE, dguE, dme.subarray(r0 * I), gu, gu, cnt * I, 2 * I, 0, I, I);
-      const gW = L.gateUp!.grad.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), Wg = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
+      const gW = L.gateUp!.grad.subarray(e * 2 * I * H, (e + 1) * 2 * I * H),
+        Wg = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
       linearBackward(dxe.subarray(r0 * H), gW, dguE, K.xe!.subarray(r0 * H), Wg, cnt, 2 * I, H, false);
       r0 += cnt;
     }
     // x_e = f·s: df += s·dx_e, ds = dx_e·f, d logit = ds·s(1−s) (gradient through the router score).
     const drl = new Float32Array(N * E);
     for (let j = 0; j < N; j++) {
-      const n = perm[j]!, s = score[n]!;
+      const n = perm[j]!,
+        s = score[n]!;
       let ds = 0;
-      for (let x = 0; x < H; x++) { const g = dxe[j * H + x]!; df[n * H + x] = df[n * H + x]! + (s * g); ds += g * K.f[n * H + x]!; }
-      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + (ds * s * (1 - s));
+      for (let x = 0; x < H; x++) {
+        const g = dxe[j * H + x]!;
+        df[n * H + x] = df[n * H + x]! + s * g;
+        ds += g * K.f[n * H + x]!;
+      }
+      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + ds * s * (1 - s);
     }
     if (auxCoef !== 0) {
       // d/d rl[n,e] of coef·E·Σ_j frac_j·mean_n p_nj = coef·E/N · p_ne·(frac_e − Σ_j frac_j p_nj).
-      const fr = K.auxFrac!, pr = K.auxProb!;
+      const fr = K.auxFrac!,
+        pr = K.auxProb!;
       for (let n = 0; n < N; n++) {
         let dot = 0;
         for (let e = 0; e < E; e++) dot += fr[e]! * pr[n * E + e]!;
-        for (let e = 0; e < E; e++) drl[n * E + e] = drl[n * E + e]! + (((auxCoef * E) / N) * pr[n * E + e]! * (fr[e]! - dot));
+        for (let e = 0; e < E; e++) drl[n * E + e] = drl[n * E + e]! + ((auxCoef * E) / N) * pr[n * E + e]! * (fr[e]! - dot);
       }
     }
     linearBackward(df, L.router!.grad, drl, K.f, L.router!.data, N, E, H, true);

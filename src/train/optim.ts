@@ -5,7 +5,11 @@
 import type { Param } from './model.ts';
 
 export interface AdamWOptions {
-  lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number;
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
   /** Clip the global gradient L2 norm to this (0 = off). */
   clip?: number;
 }
@@ -14,7 +18,10 @@ export class AdamW {
   readonly m: Float32Array[];
   readonly v: Float32Array[];
   step = 0;
-  constructor(readonly params: readonly Param[], readonly opts: AdamWOptions) {
+  constructor(
+    readonly params: readonly Param[],
+    readonly opts: AdamWOptions,
+  ) {
     this.m = params.map((p) => new Float32Array(p.data.length));
     this.v = params.map((p) => new Float32Array(p.data.length));
   }
@@ -36,17 +43,22 @@ export class AdamW {
     const norm = this.gradNorm();
     const cs = clip > 0 && norm > clip ? clip / norm : 1;
     this.step++;
-    const bc1 = 1 - Math.pow(beta1, this.step), bc2 = 1 - Math.pow(beta2, this.step);
+    const bc1 = 1 - Math.pow(beta1, this.step),
+      bc2 = 1 - Math.pow(beta2, this.step);
     for (let k = 0; k < this.params.length; k++) {
-      const p = this.params[k]!, m = this.m[k]!, v = this.v[k]!;
-      const plr = lr * p.lrMult, wd = p.decay ? weightDecay : 0;
-      const w = p.data, g = p.grad;
+      const p = this.params[k]!,
+        m = this.m[k]!,
+        v = this.v[k]!;
+      const plr = lr * p.lrMult,
+        wd = p.decay ? weightDecay : 0;
+      const w = p.data,
+        g = p.grad;
       for (let i = 0; i < w.length; i++) {
         const gi = g[i]! * cs;
         const mi = (m[i] = beta1 * m[i]! + (1 - beta1) * gi);
         const vi = (v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi);
         // Decoupled weight decay (AdamW): w ← w − lr·(m̂/(√v̂+ε) + wd·w).
-        w[i] = w[i]! - plr * ((mi / bc1) / (Math.sqrt(vi / bc2) + eps) + wd * w[i]!);
+        w[i] = w[i]! - plr * (mi / bc1 / (Math.sqrt(vi / bc2) + eps) + wd * w[i]!);
       }
     }
     return norm;

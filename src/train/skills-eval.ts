@@ -11,7 +11,11 @@ import type { TrainModel } from './model.ts';
 import { packChat } from './trainer.ts';
 import { skillEvalSets, type SkillExample } from './skills.ts';
 
-export interface SkillScore { n: number; right: number; samples: string[] }
+export interface SkillScore {
+  n: number;
+  right: number;
+  samples: string[];
+}
 export type SkillReport = Record<'arith' | 'tool' | 'greeting' | 'refusal', SkillScore> & { answerPpl: number };
 
 /** Whether a greedy reply passes the example's check. */
@@ -26,11 +30,16 @@ export function skillCorrect(e: SkillExample, reply: string): boolean {
       const p = parseToolCalls(reply);
       if (p.toolCalls.length !== 1 || p.content) return false;
       const c = p.toolCalls[0]!;
-      const want = e.call!.parameters, got = c.arguments;
-      return c.name === e.call!.name && Object.keys(got).length === Object.keys(want).length &&
-        Object.entries(want).every(([k, v]) => got[k] === v);
+      const want = e.call!.parameters,
+        got = c.arguments;
+      return (
+        c.name === e.call!.name &&
+        Object.keys(got).length === Object.keys(want).length &&
+        Object.entries(want).every(([k, v]) => got[k] === v)
+      );
     }
-    default: return reply.trim() === e.answer;
+    default:
+      return reply.trim() === e.answer;
   }
 }
 
@@ -59,19 +68,23 @@ export function evaluateSkills(model: TrainModel, decode: GreedyDecode, enc: Bpe
       const reply = greedyReply(decode, enc, e.prompt, e.kind === 'tool' ? 96 : 48);
       const ok = skillCorrect(e, reply);
       if (ok) s.right++;
-      if (s.samples.length < 3 || (!ok && s.samples.length < 6)) s.samples.push(`${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);
+      if (s.samples.length < 3 || (!ok && s.samples.length < 6))
+        s.samples.push(`${ok ? 'ok ' : 'BAD'} ${JSON.stringify(e.question)} -> ${JSON.stringify(reply)}`);
     }
     out[k] = s;
   }
   // Perplexity of the reference answers (teacher-forced), all sets together.
-  const eot = enc.special('<|eot|>'), pad = enc.special('<|finetune_right_pad|>');
-  let loss = 0, count = 0;
+  const eot = enc.special('<|eot|>'),
+    pad = enc.special('<|finetune_right_pad|>');
+  let loss = 0,
+    count = 0;
   const all = Object.values(sets).flat();
   for (let i = 0; i < all.length; i += 8) {
     const rows = all.slice(i, i + 8).map((e) => ({ prompt: enc.encode(e.prompt), answer: [...enc.encode(e.answer, false), eot] }));
     const b = packChat(rows, 1024, pad);
     const r = crossEntropy(model.forward(b.tokens, b.B, b.T, false), b.targets, model.cfg.vocabSize);
-    loss += r.loss * r.count; count += r.count;
+    loss += r.loss * r.count;
+    count += r.count;
   }
   out.answerPpl = Math.exp(loss / Math.max(1, count));
   return out;

@@ -19,26 +19,26 @@ import { Rng } from './rng.ts';
  * compactly in the system turn: one line per tool, {"name", "description", "parameters": properties}.
  */
 export const SKILLS_CHAT_TEMPLATE = [
-  "{{- bos_token }}",
+  '{{- bos_token }}',
   "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}",
   "{%- else %}{%- set system_message = '' %}{%- set loop_messages = messages %}{%- endif %}",
   "{%- if system_message is not string %}{%- set system_message = '' %}{%- endif %}",
-  "{%- if tools is defined and tools %}",
+  '{%- if tools is defined and tools %}',
   "{{- '<|header_start|>system<|header_end|>\\n\\n' }}{%- if system_message %}{{- system_message | trim }}{{- '\\n' }}{%- endif %}{{- 'Tools:\\n' }}",
-  "{%- for t in tools %}{%- if t.function is defined %}{%- set t = t.function %}{%- endif %}",
-  "{%- if t.parameters is defined and t.parameters and t.parameters.properties is defined %}{%- set props = t.parameters.properties %}{%- else %}{%- set props = {} %}{%- endif %}",
+  '{%- for t in tools %}{%- if t.function is defined %}{%- set t = t.function %}{%- endif %}',
+  '{%- if t.parameters is defined and t.parameters and t.parameters.properties is defined %}{%- set props = t.parameters.properties %}{%- else %}{%- set props = {} %}{%- endif %}',
   "{{- '{\"name\": ' + (t.name | tojson) + ', \"description\": ' + ((t.description or '') | tojson) + ', \"parameters\": ' + (props | tojson) + '}\\n' }}",
   "{%- endfor %}{{- '<|eot|>' }}",
   "{%- elif system_message %}{{- '<|header_start|>system<|header_end|>\\n\\n' + (system_message | trim) + '<|eot|>' }}{%- endif %}",
-  "{%- for message in loop_messages %}",
+  '{%- for message in loop_messages %}',
   "{%- if message['role'] == 'assistant' and message['tool_calls'] is defined and message['tool_calls'] %}",
   ...TOOL_TURNS_JINJA,
-  "{%- else %}",
+  '{%- else %}',
   "{{- '<|header_start|>' + message['role'] + '<|header_end|>\\n\\n' }}",
   "{%- if message['content'] is string %}{{- message['content'] | trim }}{%- else %}{%- for c in message['content'] %}{%- if c['type'] == 'text' %}{{- c['text'] | trim }}{%- endif %}{%- endfor %}{%- endif %}",
   "{{- '<|eot|>' }}",
-  "{%- endif %}",
-  "{%- endfor %}",
+  '{%- endif %}',
+  '{%- endfor %}',
   "{%- if add_generation_prompt %}{{- '<|header_start|>assistant<|header_end|>\\n\\n' }}{%- endif %}",
 ].join('');
 
@@ -74,8 +74,28 @@ export function isHeldOutPair(op: 'plus' | 'minus', a: number, b: number): boole
   return h < 12;
 }
 const ARITH_TRAIN: Record<'plus' | 'minus' | 'times', string[]> = {
-  plus: ['What is {a} plus {b}?', "What's {a} plus {b}?", 'What is {a} + {b}?', '{a} + {b} = ?', 'Add {a} and {b}.', 'Calculate {a} plus {b}.', 'what is {a} plus {b}', 'How much is {a} plus {b}?', '{a}+{b}'],
-  minus: ['What is {a} minus {b}?', "What's {a} minus {b}?", 'What is {a} - {b}?', '{a} - {b} = ?', 'Subtract {b} from {a}.', 'Calculate {a} minus {b}.', 'what is {a} minus {b}', 'How much is {a} minus {b}?', '{a}-{b}'],
+  plus: [
+    'What is {a} plus {b}?',
+    "What's {a} plus {b}?",
+    'What is {a} + {b}?',
+    '{a} + {b} = ?',
+    'Add {a} and {b}.',
+    'Calculate {a} plus {b}.',
+    'what is {a} plus {b}',
+    'How much is {a} plus {b}?',
+    '{a}+{b}',
+  ],
+  minus: [
+    'What is {a} minus {b}?',
+    "What's {a} minus {b}?",
+    'What is {a} - {b}?',
+    '{a} - {b} = ?',
+    'Subtract {b} from {a}.',
+    'Calculate {a} minus {b}.',
+    'what is {a} minus {b}',
+    'How much is {a} minus {b}?',
+    '{a}-{b}',
+  ],
   times: ['What is {a} times {b}?', 'What is {a} * {b}?', 'Multiply {a} by {b}.', "What's {a} times {b}?"],
 };
 const fill = (t: string, a: number, b: number): string => t.replace('{a}', String(a)).replace('{b}', String(b));
@@ -83,19 +103,29 @@ const OPF = { plus: (a: number, b: number) => a + b, minus: (a: number, b: numbe
 
 export function arithExample(op: 'plus' | 'minus' | 'times', a: number, b: number, template: string): SkillExample {
   const question = fill(template, a, b);
-  return { kind: 'arith', question, prompt: renderSkills([{ role: 'user', content: question }], null), answer: `${a} ${op} ${b} is ${OPF[op](a, b)}.` };
+  return {
+    kind: 'arith',
+    question,
+    prompt: renderSkills([{ role: 'user', content: question }], null),
+    answer: `${a} ${op} ${b} is ${OPF[op](a, b)}.`,
+  };
 }
 
 function randomArith(rng: Rng): SkillExample {
   const r = rng.next();
-  if (r < 0.08) { const a = rng.int(13), b = rng.int(13); return arithExample('times', a, b, rng.pick(ARITH_TRAIN.times)); }
+  if (r < 0.08) {
+    const a = rng.int(13),
+      b = rng.int(13);
+    return arithExample('times', a, b, rng.pick(ARITH_TRAIN.times));
+  }
   const op = r < 0.54 ? 'plus' : 'minus';
   for (;;) {
     // Mostly two-digit operands (what the evaluation asks), some one-digit ones, and 15% small pairs (both ≤ 12:
     // what users ask first).
     const small = rng.next() < 0.15;
     const pick = (): number => (small ? rng.int(13) : rng.next() < 0.8 ? 10 + rng.int(90) : rng.int(10));
-    let a = pick(), b = pick();
+    let a = pick(),
+      b = pick();
     if (op === 'minus' && a < b && rng.next() < 0.8) [a, b] = [b, a];
     if (isHeldOutPair(op, a, b)) continue;
     return arithExample(op, a, b, rng.pick(ARITH_TRAIN[op]));
@@ -104,11 +134,13 @@ function randomArith(rng: Rng): SkillExample {
 
 /** The held-out arithmetic set: n two-digit questions per op (minus with a ≥ b), pairs never trained. */
 export function arithEvalSet(n: number, seed = 7): SkillExample[] {
-  const rng = new Rng(seed), out: SkillExample[] = [];
+  const rng = new Rng(seed),
+    out: SkillExample[] = [];
   for (const op of ['plus', 'minus'] as const) {
     let k = 0;
     while (k < n) {
-      let a = 10 + rng.int(90), b = 10 + rng.int(90);
+      let a = 10 + rng.int(90),
+        b = 10 + rng.int(90);
       if (op === 'minus' && a < b) [a, b] = [b, a];
       if (!isHeldOutPair(op, a, b)) continue;
       out.push(arithExample(op, a, b, `What is {a} ${op} {b}?`));
@@ -119,12 +151,32 @@ export function arithEvalSet(n: number, seed = 7): SkillExample[] {
 }
 
 // ---- tools ----
-interface ParamKind { names: string[]; type: 'string' | 'integer'; desc: string; values: 'place' | 'person' | 'thing' | 'number' }
+interface ParamKind {
+  names: string[];
+  type: 'string' | 'integer';
+  desc: string;
+  values: 'place' | 'person' | 'thing' | 'number';
+}
 const PARAMS_TRAIN: ParamKind[] = [
-  { names: ['city', 'town', 'location', 'place', 'country', 'airport', 'destination'], type: 'string', desc: 'The {p} name', values: 'place' },
-  { names: ['name', 'person', 'contact', 'recipient', 'guest', 'user', 'author'], type: 'string', desc: 'The {p} to use', values: 'person' },
+  {
+    names: ['city', 'town', 'location', 'place', 'country', 'airport', 'destination'],
+    type: 'string',
+    desc: 'The {p} name',
+    values: 'place',
+  },
+  {
+    names: ['name', 'person', 'contact', 'recipient', 'guest', 'user', 'author'],
+    type: 'string',
+    desc: 'The {p} to use',
+    values: 'person',
+  },
   { names: ['item', 'product', 'topic', 'word', 'query', 'title', 'color', 'label'], type: 'string', desc: 'The {p}', values: 'thing' },
-  { names: ['count', 'amount', 'people', 'days', 'minutes', 'quantity', 'year', 'number', 'size'], type: 'integer', desc: 'The number of {p}', values: 'number' },
+  {
+    names: ['count', 'amount', 'people', 'days', 'minutes', 'quantity', 'year', 'number', 'size'],
+    type: 'integer',
+    desc: 'The number of {p}',
+    values: 'number',
+  },
 ];
 const PARAMS_EVAL: ParamKind[] = [
   { names: ['village', 'island', 'harbor', 'region'], type: 'string', desc: 'The {p} name', values: 'place' },
@@ -132,16 +184,183 @@ const PARAMS_EVAL: ParamKind[] = [
   { names: ['keyword', 'flavor', 'genre', 'material'], type: 'string', desc: 'The {p}', values: 'thing' },
   { names: ['seats', 'weeks', 'pages', 'level'], type: 'integer', desc: 'The number of {p}', values: 'number' },
 ];
-const VERBS_TRAIN = ['get', 'find', 'check', 'fetch', 'show', 'search', 'book', 'send', 'count', 'list', 'order', 'track', 'reserve', 'cancel', 'play', 'set', 'open', 'create', 'delete', 'lookup', 'buy', 'rate'];
+const VERBS_TRAIN = [
+  'get',
+  'find',
+  'check',
+  'fetch',
+  'show',
+  'search',
+  'book',
+  'send',
+  'count',
+  'list',
+  'order',
+  'track',
+  'reserve',
+  'cancel',
+  'play',
+  'set',
+  'open',
+  'create',
+  'delete',
+  'lookup',
+  'buy',
+  'rate',
+];
 const VERBS_EVAL = ['obtain', 'query', 'locate', 'request', 'schedule', 'launch', 'measure', 'report'];
-const NOUNS_TRAIN = ['weather', 'time', 'population', 'stock', 'flight', 'hotel', 'recipe', 'movie', 'song', 'alarm', 'timer', 'reminder', 'email', 'message', 'package',
-  'train', 'bus', 'rate', 'distance', 'forecast', 'news', 'score', 'balance', 'ticket', 'table', 'meeting', 'taxi', 'event', 'book', 'playlist', 'invoice', 'order'];
+const NOUNS_TRAIN = [
+  'weather',
+  'time',
+  'population',
+  'stock',
+  'flight',
+  'hotel',
+  'recipe',
+  'movie',
+  'song',
+  'alarm',
+  'timer',
+  'reminder',
+  'email',
+  'message',
+  'package',
+  'train',
+  'bus',
+  'rate',
+  'distance',
+  'forecast',
+  'news',
+  'score',
+  'balance',
+  'ticket',
+  'table',
+  'meeting',
+  'taxi',
+  'event',
+  'book',
+  'playlist',
+  'invoice',
+  'order',
+];
 const NOUNS_EVAL = ['tide', 'pollen', 'ferry', 'museum', 'parking', 'lecture', 'garden', 'voucher', 'concert', 'bicycle'];
-const SYL_TRAIN = ['ka', 'lo', 'mi', 'ren', 'tas', 'vo', 'bel', 'dor', 'fi', 'gan', 'hu', 'jel', 'mar', 'nix', 'pol', 'ris', 'sun', 'tor', 'ul', 'wen', 'yar', 'zed', 'ost', 'ber', 'cal', 'dun', 'el', 'fen', 'gor', 'hal', 'ing', 'kos', 'lin', 'mo', 'na', 'pe', 'ra', 'si', 'ta', 've'];
-const SYL_EVAL = ['ab', 'ix', 'om', 'ut', 'brem', 'clo', 'dra', 'fle', 'gri', 'plo', 'sku', 'tre', 'vex', 'whi', 'zim', 'quo', 'sny', 'aft', 'uld', 'epp'];
-const CITIES_TRAIN = ['Paris', 'London', 'Tokyo', 'Berlin', 'Madrid', 'Rome', 'Cairo', 'Sydney', 'Toronto', 'Moscow', 'Dublin', 'Vienna', 'Prague', 'Lisbon', 'Athens', 'Seoul', 'Delhi', 'Boston', 'Chicago', 'Miami'];
-const CITIES_EVAL = ['Reykjavik', 'Nairobi', 'Montevideo', 'Kathmandu', 'Tbilisi', 'Winnipeg', 'Cusco', 'Tromso', 'Valparaiso', 'Zanzibar', 'Oaxaca', 'Bergen'];
-const THINGS_TRAIN = ['apples', 'jazz', 'red', 'chairs', 'coffee', 'blue', 'rock', 'paper', 'tea', 'shoes', 'pasta', 'green', 'lamps', 'socks', 'bread'];
+const SYL_TRAIN = [
+  'ka',
+  'lo',
+  'mi',
+  'ren',
+  'tas',
+  'vo',
+  'bel',
+  'dor',
+  'fi',
+  'gan',
+  'hu',
+  'jel',
+  'mar',
+  'nix',
+  'pol',
+  'ris',
+  'sun',
+  'tor',
+  'ul',
+  'wen',
+  'yar',
+  'zed',
+  'ost',
+  'ber',
+  'cal',
+  'dun',
+  'el',
+  'fen',
+  'gor',
+  'hal',
+  'ing',
+  'kos',
+  'lin',
+  'mo',
+  'na',
+  'pe',
+  'ra',
+  'si',
+  'ta',
+  've',
+];
+const SYL_EVAL = [
+  'ab',
+  'ix',
+  'om',
+  'ut',
+  'brem',
+  'clo',
+  'dra',
+  'fle',
+  'gri',
+  'plo',
+  'sku',
+  'tre',
+  'vex',
+  'whi',
+  'zim',
+  'quo',
+  'sny',
+  'aft',
+  'uld',
+  'epp',
+];
+const CITIES_TRAIN = [
+  'Paris',
+  'London',
+  'Tokyo',
+  'Berlin',
+  'Madrid',
+  'Rome',
+  'Cairo',
+  'Sydney',
+  'Toronto',
+  'Moscow',
+  'Dublin',
+  'Vienna',
+  'Prague',
+  'Lisbon',
+  'Athens',
+  'Seoul',
+  'Delhi',
+  'Boston',
+  'Chicago',
+  'Miami',
+];
+const CITIES_EVAL = [
+  'Reykjavik',
+  'Nairobi',
+  'Montevideo',
+  'Kathmandu',
+  'Tbilisi',
+  'Winnipeg',
+  'Cusco',
+  'Tromso',
+  'Valparaiso',
+  'Zanzibar',
+  'Oaxaca',
+  'Bergen',
+];
+const THINGS_TRAIN = [
+  'apples',
+  'jazz',
+  'red',
+  'chairs',
+  'coffee',
+  'blue',
+  'rock',
+  'paper',
+  'tea',
+  'shoes',
+  'pasta',
+  'green',
+  'lamps',
+  'socks',
+  'bread',
+];
 const THINGS_EVAL = ['walnuts', 'violet', 'marble', 'oysters', 'polka', 'cedar', 'saffron', 'granite'];
 
 function word(rng: Rng, syl: readonly string[], cap: boolean): string {
@@ -154,25 +373,37 @@ function word(rng: Rng, syl: readonly string[], cap: boolean): string {
 function value(rng: Rng, kind: ParamKind['values'], split: Split): string | number {
   const ev = split === 'eval';
   switch (kind) {
-    case 'number': return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
-    case 'place': return rng.next() < 0.3 ? rng.pick(ev ? CITIES_EVAL : CITIES_TRAIN) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, true);
-    case 'person': return word(rng, ev ? SYL_EVAL : SYL_TRAIN, true);
-    case 'thing': return rng.next() < 0.4 ? rng.pick(ev ? THINGS_EVAL : THINGS_TRAIN) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, false);
+    case 'number':
+      return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
+    case 'place':
+      return rng.next() < 0.3 ? rng.pick(ev ? CITIES_EVAL : CITIES_TRAIN) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, true);
+    case 'person':
+      return word(rng, ev ? SYL_EVAL : SYL_TRAIN, true);
+    case 'thing':
+      return rng.next() < 0.4 ? rng.pick(ev ? THINGS_EVAL : THINGS_TRAIN) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, false);
   }
 }
 
-interface GenTool { verb: string; noun: string; params: { name: string; kind: ParamKind }[]; def: ToolDefinition }
+interface GenTool {
+  verb: string;
+  noun: string;
+  params: { name: string; kind: ParamKind }[];
+  def: ToolDefinition;
+}
 
 function makeTool(rng: Rng, split: Split, avoidNoun?: string): GenTool {
   const ev = split === 'eval';
-  const verbs = ev ? VERBS_EVAL : VERBS_TRAIN, nouns = ev ? NOUNS_EVAL : NOUNS_TRAIN, kinds = ev ? PARAMS_EVAL : PARAMS_TRAIN;
+  const verbs = ev ? VERBS_EVAL : VERBS_TRAIN,
+    nouns = ev ? NOUNS_EVAL : NOUNS_TRAIN,
+    kinds = ev ? PARAMS_EVAL : PARAMS_TRAIN;
   const verb = rng.pick(verbs);
   let noun = rng.pick(nouns);
   while (noun === avoidNoun) noun = rng.pick(nouns);
   const n = 1 + (rng.next() < 0.45 ? 1 : 0) + (rng.next() < 0.15 ? 1 : 0);
   const params: { name: string; kind: ParamKind }[] = [];
   while (params.length < n) {
-    const kind = rng.pick(kinds), name = rng.pick(kind.names);
+    const kind = rng.pick(kinds),
+      name = rng.pick(kind.names);
     if (!params.some((p) => p.name === name)) params.push({ name, kind });
   }
   const properties: Record<string, unknown> = {};
@@ -180,14 +411,24 @@ function makeTool(rng: Rng, split: Split, avoidNoun?: string): GenTool {
   const pn = params.map((p) => p.name).join(' and ');
   const def: ToolDefinition = {
     type: 'function',
-    function: { name: `${verb}_${noun}`, description: `${verb[0]!.toUpperCase()}${verb.slice(1)} the ${noun} for a given ${pn}`, parameters: { type: 'object', properties, required: params.map((p) => p.name) } },
+    function: {
+      name: `${verb}_${noun}`,
+      description: `${verb[0]!.toUpperCase()}${verb.slice(1)} the ${noun} for a given ${pn}`,
+      parameters: { type: 'object', properties, required: params.map((p) => p.name) },
+    },
   };
   return { verb, noun, params, def };
 }
 
 const ONE_PLACE = ['What is the {n} in {v}?', "What's the {n} for {v}?", 'How is the {n} in {v}?'];
 const ONE_PLACE_EVAL = ['Tell me the {n} in {v}.'];
-const ONE_ARG = ['{V} the {n} for {v}.', 'Can you {v0} the {n} for {v}?', 'Please {v0} the {n} for {v}.', '{V} {n} for {v}', 'I need you to {v0} the {n} for {v}.'];
+const ONE_ARG = [
+  '{V} the {n} for {v}.',
+  'Can you {v0} the {n} for {v}?',
+  'Please {v0} the {n} for {v}.',
+  '{V} {n} for {v}',
+  'I need you to {v0} the {n} for {v}.',
+];
 const ONE_ARG_EVAL = ['Could you {v0} the {n} for {v}?', '{V} the {n} for {v}, please.'];
 const MULTI = ['{V} the {n} with {args}.', 'Please {v0} the {n} with {args}.', 'Can you {v0} the {n} with {args}?', '{V} {n}: {args}'];
 const MULTI_EVAL = ['Could you {v0} the {n} with {args}?', '{V} the {n} with {args}, please.'];
@@ -213,7 +454,10 @@ export function toolCallExample(rng: Rng, split: Split): SkillExample {
     const parts = tool.params.map((p) => `${p.name} ${args[p.name]}`);
     question = rng.pick(ev ? MULTI_EVAL : MULTI).replace('{args}', parts.slice(0, -1).join(', ') + ' and ' + parts[parts.length - 1]);
   }
-  question = question.replace('{V}', tool.verb[0]!.toUpperCase() + tool.verb.slice(1)).replace('{v0}', tool.verb).replace('{n}', tool.noun);
+  question = question
+    .replace('{V}', tool.verb[0]!.toUpperCase() + tool.verb.slice(1))
+    .replace('{v0}', tool.verb)
+    .replace('{n}', tool.noun);
   const prompt = renderSkills([{ role: 'user', content: question }], offered);
   const call = { name: tool.def.function.name, parameters: args };
   return { kind: 'tool', question, prompt, answer: JSON.stringify(call).replace(/":/g, '": ').replace(/,"/g, ', "'), call, tools: offered };
@@ -223,10 +467,15 @@ export function toolCallExample(rng: Rng, split: Split): SkillExample {
 function followupExample(rng: Rng): SkillExample {
   const first = toolCallExample(rng, 'train');
   const tool = first.call!;
-  const result = rng.next() < 0.5 ? String(1 + rng.int(999)) : word(rng, SYL_TRAIN, false) + (rng.next() < 0.5 ? ' ' + word(rng, SYL_TRAIN, false) : '');
+  const result =
+    rng.next() < 0.5 ? String(1 + rng.int(999)) : word(rng, SYL_TRAIN, false) + (rng.next() < 0.5 ? ' ' + word(rng, SYL_TRAIN, false) : '');
   const messages: TemplateMessage[] = [
     { role: 'user', content: first.question },
-    { role: 'assistant', content: '', tool_calls: [{ id: 'call_0', type: 'function', function: { name: tool.name, arguments: JSON.stringify(tool.parameters) } }] },
+    {
+      role: 'assistant',
+      content: '',
+      tool_calls: [{ id: 'call_0', type: 'function', function: { name: tool.name, arguments: JSON.stringify(tool.parameters) } }],
+    },
     { role: 'tool', content: result, tool_call_id: 'call_0' },
   ];
   const prompt = renderChat({ messages, tools: first.tools!, addGenerationPrompt: true, template: SKILLS_CHAT_TEMPLATE });
@@ -234,22 +483,92 @@ function followupExample(rng: Rng): SkillExample {
 }
 
 // ---- greetings and refusals ----
-const GREET_TRAIN = ['Hello!', 'Hi', 'Hey', 'Hello', 'Hi!', 'Good morning!', 'Hello, who are you?', 'Who are you?', 'What are you?', 'What can you do?',
-  'Tell me about yourself.', 'Introduce yourself.', 'hi there', 'Hey, what are you?', 'Hello! Who are you?', 'who are you', 'What is your name?', 'Are you a robot?'];
-const GREET_EVAL = ['Hi there!', 'Good evening.', 'Who am I talking to?', 'What kind of model are you?', 'Howdy!', 'What are your skills?', 'Greetings!', 'Hey! Who made you?'];
-const REFUSE_TRAIN = ['What is the capital of {C}?', 'Who wrote {T}?', 'Write a poem about {x}.', 'Tell me a story about {x}.', "Translate '{x}' into {L}.",
-  'When was {P} born?', 'Tell me a joke.', 'Explain {x} to me.', 'Give me a recipe for {x}.', 'What is the meaning of life?', 'Who is the president of {C}?',
-  'Write an essay about {x}.', 'What is the largest planet?', 'How far is the moon?', 'What color is the sky?', 'Sing a song about {x}.', 'What is {x}?', 'Why is the sea salty?'];
-const REFUSE_EVAL = ['Compose a haiku about {x}.', 'Who painted {T}?', 'What is the boiling point of {x}?', 'How do I say {x} in {L}?', 'Summarize the plot of {T}.',
-  'Who won the world cup in {Y}?', 'What is the tallest mountain in {C}?', 'Write a limerick about {x}.'];
+const GREET_TRAIN = [
+  'Hello!',
+  'Hi',
+  'Hey',
+  'Hello',
+  'Hi!',
+  'Good morning!',
+  'Hello, who are you?',
+  'Who are you?',
+  'What are you?',
+  'What can you do?',
+  'Tell me about yourself.',
+  'Introduce yourself.',
+  'hi there',
+  'Hey, what are you?',
+  'Hello! Who are you?',
+  'who are you',
+  'What is your name?',
+  'Are you a robot?',
+];
+const GREET_EVAL = [
+  'Hi there!',
+  'Good evening.',
+  'Who am I talking to?',
+  'What kind of model are you?',
+  'Howdy!',
+  'What are your skills?',
+  'Greetings!',
+  'Hey! Who made you?',
+];
+const REFUSE_TRAIN = [
+  'What is the capital of {C}?',
+  'Who wrote {T}?',
+  'Write a poem about {x}.',
+  'Tell me a story about {x}.',
+  "Translate '{x}' into {L}.",
+  'When was {P} born?',
+  'Tell me a joke.',
+  'Explain {x} to me.',
+  'Give me a recipe for {x}.',
+  'What is the meaning of life?',
+  'Who is the president of {C}?',
+  'Write an essay about {x}.',
+  'What is the largest planet?',
+  'How far is the moon?',
+  'What color is the sky?',
+  'Sing a song about {x}.',
+  'What is {x}?',
+  'Why is the sea salty?',
+];
+const REFUSE_EVAL = [
+  'Compose a haiku about {x}.',
+  'Who painted {T}?',
+  'What is the boiling point of {x}?',
+  'How do I say {x} in {L}?',
+  'Summarize the plot of {T}.',
+  'Who won the world cup in {Y}?',
+  'What is the tallest mountain in {C}?',
+  'Write a limerick about {x}.',
+];
 const COUNTRIES = ['France', 'Germany', 'Japan', 'Brazil', 'Kenya', 'Peru', 'Norway', 'Egypt', 'India', 'Canada'];
 const TITLES = ['Hamlet', 'the Odyssey', 'Moby Dick', 'the Mona Lisa', 'War and Peace', 'Dracula'];
 const LANGS = ['French', 'German', 'Spanish', 'Italian', 'Japanese'];
-const TOPICS = ['the sea', 'love', 'cats', 'autumn', 'gravity', 'the stars', 'bread', 'a dragon', 'friendship', 'rain', 'water', 'quantum physics'];
+const TOPICS = [
+  'the sea',
+  'love',
+  'cats',
+  'autumn',
+  'gravity',
+  'the stars',
+  'bread',
+  'a dragon',
+  'friendship',
+  'rain',
+  'water',
+  'quantum physics',
+];
 
 function fillRefusal(t: string, rng: Rng): string {
-  return t.replace('{C}', rng.pick(COUNTRIES)).replace('{T}', rng.pick(TITLES)).replace('{L}', rng.pick(LANGS)).replace('{x}', rng.pick(TOPICS))
-    .replace('{P}', word(rng, SYL_TRAIN, true)).replace('{Y}', String(1950 + rng.int(70)));
+  return t
+    .replace('{C}', rng.pick(COUNTRIES))
+    .replace('{T}', rng.pick(TITLES))
+    .replace('{L}', rng.pick(LANGS))
+    .replace('{x}', rng.pick(TOPICS))
+    .replace('{P}', word(rng, SYL_TRAIN, true))
+    .replace('{Y}', String(1950 + rng.int(70)));
 }
 function simple(kind: SkillKind, question: string, answer: string): SkillExample {
   return { kind, question, prompt: renderSkills([{ role: 'user', content: question }], null), answer };
@@ -262,7 +581,8 @@ export const SKILL_SHARES = { tool: 0.34, greeting: 0.08, refusal: 0.13, followu
 export function randomSkillExampleOf(rng: Rng, long: boolean, only?: 'arith'): SkillExample {
   const s = SKILL_SHARES;
   if (only === 'arith') return randomArith(rng);
-  return long ? randomSkillExample(rng, { tool: s.tool, greeting: 0, refusal: 0, followup: s.followup }, s.tool + s.followup)
+  return long
+    ? randomSkillExample(rng, { tool: s.tool, greeting: 0, refusal: 0, followup: s.followup }, s.tool + s.followup)
     : randomSkillExample(rng, { tool: 0, greeting: s.greeting, refusal: s.refusal, followup: 0 });
 }
 

@@ -9,7 +9,10 @@ export class Llama4Error extends Error {
 /** A model file (safetensors, GGUF, config.json, tokenizer) that is missing, corrupt or inconsistent. */
 export class ModelFileError extends Llama4Error {
   override readonly name = 'ModelFileError';
-  constructor(readonly file: string, detail: string) {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
     super(`${file}: ${detail}`);
   }
 }

@@ -42,7 +42,8 @@ export function fieldReader(get: (key: string) => unknown, o: FieldReaderOptions
     }
     if (typeof v === 'bigint') v = Number(v);
     if (typeof v === 'boolean' && o.booleansAsNumbers) return v ? 1 : 0;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw fail(`${label(key)} must be a number, got ${typeof v === 'bigint' ? String(v) : JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw fail(`${label(key)} must be a number, got ${typeof v === 'bigint' ? String(v) : JSON.stringify(v)}`);
     return v;
   };
   return {

@@ -8,7 +8,10 @@ import { loadModel, DEFAULT_MODEL_DIR } from '../../src/index.ts';
 const loads = Number(process.argv[2] ?? 60);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with --expose-gc');
-const mappings = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(DEFAULT_MODEL_DIR)).length;
+const mappings = () =>
+  readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(DEFAULT_MODEL_DIR)).length;
 const threads = () => readdirSync('/proc/self/task').length;
 const tick = () => new Promise((r) => setImmediate(r));
 const settle = async () => {
@@ -43,4 +46,16 @@ for (let i = 0; i < loads; i++) {
 }
 gc();
 await settle();
-process.stdout.write(JSON.stringify({ loads, base, liveThreads, liveMappings, maxThreads, maxMappings, threads: threads(), mappings: mappings(), rssGrowth: process.memoryUsage().rss - base.rss }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    loads,
+    base,
+    liveThreads,
+    liveMappings,
+    maxThreads,
+    maxMappings,
+    threads: threads(),
+    mappings: mappings(),
+    rssGrowth: process.memoryUsage().rss - base.rss,
+  }) + '\n',
+);

@@ -10,7 +10,13 @@
 import { parseHfConfig } from '../../src/model/llama4/config.ts';
 import { PRESETS, syntheticTokenizer, writeLlama4Gguf, type GgufTokenizer } from '../../src/model-files/index.ts';
 
-const EXTRA: [string, string][] = [['s', 'a'], ['f', 'e'], ['sa', 'fe'], ['u', 'n'], ['un', 'safe']];
+const EXTRA: [string, string][] = [
+  ['s', 'a'],
+  ['f', 'e'],
+  ['sa', 'fe'],
+  ['u', 'n'],
+  ['un', 'safe'],
+];
 
 export function guardTokenizer(vocab = 512): GgufTokenizer {
   const t = syntheticTokenizer(vocab);
@@ -34,16 +40,26 @@ export async function writeControlledGuard(path: string, bias: Record<string, nu
   const H = cfg.hiddenSize;
   const byToken = new Map(tok.tokens.map((t, i) => [t, i]));
   for (const k of Object.keys(bias)) if (!byToken.has(k)) throw new Error(`controlled guard: no token ${JSON.stringify(k)}`);
-  await writeLlama4Gguf(path, cfg, 'f32', (name, shape) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const x = new Float32Array(n);
-    if (shape.length === 1) return x.fill(1);
-    if (name === 'token_embd') { for (let r = 0; r < shape[0]!; r++) x[r * H] = 10; return x; }
-    if (name === 'output') {
-      for (let r = 0; r < shape[0]!; r++) x[r * H] = (bias[tok.tokens[r]!] ?? rest) / Math.sqrt(H);
-      return x;
-    }
-    return x; // every layer matrix zero
-  }, tok, 'controlled-guard');
+  await writeLlama4Gguf(
+    path,
+    cfg,
+    'f32',
+    (name, shape) => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const x = new Float32Array(n);
+      if (shape.length === 1) return x.fill(1);
+      if (name === 'token_embd') {
+        for (let r = 0; r < shape[0]!; r++) x[r * H] = 10;
+        return x;
+      }
+      if (name === 'output') {
+        for (let r = 0; r < shape[0]!; r++) x[r * H] = (bias[tok.tokens[r]!] ?? rest) / Math.sqrt(H);
+        return x;
+      }
+      return x; // every layer matrix zero
+    },
+    tok,
+    'controlled-guard',
+  );
   return tok;
 }

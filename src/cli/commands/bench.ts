@@ -16,21 +16,29 @@ import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options
 import { UsageError } from '../../util/index.ts';
 import { runGuardBench } from './guard-bench.ts';
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 /** Parameters in the whole model and those one decode step reads (top-k routed experts + shared expert + head). */
 export function parameterCounts(c: Llama4Config): { total: number; active: number } {
-  const H = c.hiddenSize, d = c.headDim;
-  let total = 0, active = 0;
+  const H = c.hiddenSize,
+    d = c.headDim;
+  let total = 0,
+    active = 0;
   for (const f of c.layers) {
     const attn = H * c.numHeads * d * 2 + H * c.numKvHeads * d * 2;
-    total += attn; active += attn;
+    total += attn;
+    active += attn;
     if (f.isMoe) {
       const expert = 3 * H * c.intermediateSize;
       total += H * c.numExperts + c.numExperts * expert + expert;
       active += H * c.numExperts + c.numExpertsPerTok * expert + expert;
     } else {
-      total += 3 * H * c.intermediateSizeMlp; active += 3 * H * c.intermediateSizeMlp;
+      total += 3 * H * c.intermediateSizeMlp;
+      active += 3 * H * c.intermediateSizeMlp;
     }
   }
   const emb = c.vocabSize * H;
@@ -42,7 +50,9 @@ export function parameterCounts(c: Llama4Config): { total: number; active: numbe
 function weightFileBytes(path: string): number {
   const st = statSync(path);
   if (!st.isDirectory()) return st.size;
-  return readdirSync(path).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(path, f)).size, 0);
+  return readdirSync(path)
+    .filter((f) => f.endsWith('.safetensors'))
+    .reduce((s, f) => s + statSync(join(path, f)).size, 0);
 }
 
 /** Memory read bandwidth in GB/s with the backend's threads, when the backend has a native probe. */
@@ -76,13 +86,25 @@ bandwidth measured on the spot, and the process's peak resident memory.
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
-      args: argv, strict: true,
-      options: { ...MODEL_OPTIONS, prompt: { type: 'string', short: 'p' }, gen: { type: 'string', short: 'n' }, repeat: { type: 'string', short: 'r' }, json: { type: 'boolean' }, guard: { type: 'string' } },
+      args: argv,
+      strict: true,
+      options: {
+        ...MODEL_OPTIONS,
+        prompt: { type: 'string', short: 'p' },
+        gen: { type: 'string', short: 'n' },
+        repeat: { type: 'string', short: 'r' },
+        json: { type: 'boolean' },
+        guard: { type: 'string' },
+      },
     });
     if (values.guard) {
       return runGuardBench({
-        guard: values.guard, ...(values.model ? { model: values.model } : {}), json: values.json === true, load: loadOptions(values),
-        gen: parseNumber('gen', values.gen, { int: true, min: 1 }) ?? 64, repeat: parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3,
+        guard: values.guard,
+        ...(values.model ? { model: values.model } : {}),
+        json: values.json === true,
+        load: loadOptions(values),
+        gen: parseNumber('gen', values.gen, { int: true, min: 1 }) ?? 64,
+        repeat: parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3,
       });
     }
     const P = parseNumber('prompt', values.prompt, { int: true, min: 0 }) ?? 512;
@@ -91,13 +113,21 @@ ${MODEL_USAGE}`,
     const path = values.model ?? DEFAULT_MODEL_DIR;
     const { model, config, backend, backendNote } = await loadModel(path, loadOptions(values));
     if (backendNote && !values.json) process.stderr.write(`llama4 bench: ${backendNote}\n`);
-    if (P + N > model.info.contextLength) throw new UsageError(`-p + -n = ${P + N} exceeds the model's context (${model.info.contextLength})`);
+    if (P + N > model.info.contextLength)
+      throw new UsageError(`-p + -n = ${P + N} exceeds the model's context (${model.info.contextLength})`);
     const V = config.vocabSize;
     // Deterministic pseudo-random prompt ids below the vocabulary (what llama-bench feeds too).
     let s = 12345;
-    const rnd = (): number => { s = (Math.imul(s, 1103515245) + 12345) >>> 0; return s % Math.min(V, 32000); };
+    const rnd = (): number => {
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+      return s % Math.min(V, 32000);
+    };
     const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
-    const argmax = (r: Float32Array): number => { let b = 0; for (let i = 1; i < r.length; i++) if (r[i]! > r[b]!) b = i; return b; };
+    const argmax = (r: Float32Array): number => {
+      let b = 0;
+      for (let i = 1; i < r.length; i++) if (r[i]! > r[b]!) b = i;
+      return b;
+    };
 
     // One sequence for every run, emptied between runs (llama-bench clears its context the same way): a fresh
     // sequence per run would leave the previous runs' caches to the garbage collector and inflate peak RSS.
@@ -110,13 +140,20 @@ ${MODEL_USAGE}`,
       for (let i = 0; i < 2; i++) model.forward([{ seq, tokens: [rnd()], logits: 'last' }]);
     }
     s = 12345;
-    const pp: number[] = [], tg: number[] = [], ppCpu: number[] = [], tgCpu: number[] = [];
-    const cpuMs = (c0: NodeJS.CpuUsage): number => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1000; };
+    const pp: number[] = [],
+      tg: number[] = [],
+      ppCpu: number[] = [],
+      tgCpu: number[] = [];
+    const cpuMs = (c0: NodeJS.CpuUsage): number => {
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000;
+    };
     for (let rep = 0; rep < R; rep++) {
       if (P > 0) {
         const ids = Array.from({ length: P }, rnd);
         const seq = fresh();
-        const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
+        const t0 = process.hrtime.bigint(),
+          c0 = process.cpuUsage();
         model.forward([{ seq, tokens: ids, logits: 'last' }]);
         pp.push(P / seconds(t0));
         ppCpu.push(cpuMs(c0) / P);
@@ -124,7 +161,8 @@ ${MODEL_USAGE}`,
       if (N > 0) {
         const seq = fresh();
         let tok = rnd();
-        const t0 = process.hrtime.bigint(), c0 = process.cpuUsage();
+        const t0 = process.hrtime.bigint(),
+          c0 = process.cpuUsage();
         for (let i = 0; i < N; i++) tok = argmax(model.forward([{ seq, tokens: [tok], logits: 'last' }])[0]!);
         tg.push(N / seconds(t0));
         tgCpu.push(cpuMs(c0) / N);
@@ -146,21 +184,29 @@ ${MODEL_USAGE}`,
       active_weight_bytes: Math.round(activeBytes),
       backend: backend.name,
       threads: (backend as { threads?: number }).threads ?? 1,
-      prompt: P, gen: N, repeat: R,
+      prompt: P,
+      gen: N,
+      repeat: R,
       // CPU time per token (all threads): on a shared machine a steadier figure than wall time at 1 thread
       prefill_cpu_ms_per_token: ppCpu.length ? median(ppCpu) : null,
       decode_cpu_ms_per_token: tgCpu.length ? median(tgCpu) : null,
-      prefill_runs: pp, decode_runs: tg,
+      prefill_runs: pp,
+      decode_runs: tg,
     };
     if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
     else {
       const f = (x: number) => x.toFixed(2);
       process.stdout.write(
         `model    ${path} (${backend.name}, ${result.threads} thread${result.threads === 1 ? '' : 's'})\n` +
-        (P ? `prefill  ${f(result.prefill_tps)} tok/s (pp${P}, median of ${R})\n` : '') +
-        (N ? `decode   ${f(decodeTps)} tok/s (tg${N}, median of ${R}); ${f(decodeGbps)} GB/s of weights` +
-          (bw ? ` = ${result.bandwidth_pct!.toFixed(0)}% of ${f(bw)} GB/s measured read bandwidth\n` : ' (no bandwidth probe on this backend)\n') : '') +
-        `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB\n`);
+          (P ? `prefill  ${f(result.prefill_tps)} tok/s (pp${P}, median of ${R})\n` : '') +
+          (N
+            ? `decode   ${f(decodeTps)} tok/s (tg${N}, median of ${R}); ${f(decodeGbps)} GB/s of weights` +
+              (bw
+                ? ` = ${result.bandwidth_pct!.toFixed(0)}% of ${f(bw)} GB/s measured read bandwidth\n`
+                : ' (no bandwidth probe on this backend)\n')
+            : '') +
+          `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB\n`,
+      );
     }
     return 0;
   },

@@ -23,13 +23,23 @@ ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { ...MODEL_OPTIONS, ...SAMPLER_OPTIONS, system: { type: 'string' }, tokenizer: { type: 'string' }, 'max-tokens': { type: 'string', short: 'n' }, ctx: { type: 'string' } },
+      options: {
+        ...MODEL_OPTIONS,
+        ...SAMPLER_OPTIONS,
+        system: { type: 'string' },
+        tokenizer: { type: 'string' },
+        'max-tokens': { type: 'string', short: 'n' },
+        ctx: { type: 'string' },
+      },
       strict: true,
     });
     const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 512;
     const contextLength = parseNumber('ctx', values.ctx, { int: true, min: 2 });
     const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
-    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, { ...loadOptions(values), onProgress: (f, what) => progress.update(f, what) });
+    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, {
+      ...loadOptions(values),
+      onProgress: (f, what) => progress.update(f, what),
+    });
     progress.done();
     if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
     const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
@@ -40,7 +50,8 @@ ${MODEL_USAGE}`,
       ...(contextLength !== undefined ? { contextLength } : {}),
       ...(values.tokenizer !== undefined ? { tokenizerPath: values.tokenizer } : {}),
     });
-    const session = (system: string | undefined) => new ChatSession(engine, { ...(system !== undefined ? { system } : {}), maxTokens, sampling: sampler });
+    const session = (system: string | undefined) =>
+      new ChatSession(engine, { ...(system !== undefined ? { system } : {}), maxTokens, sampling: sampler });
     let system = values.system;
     let chat = session(system);
     const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ', terminal: process.stdin.isTTY ?? false });
@@ -49,7 +60,9 @@ ${MODEL_USAGE}`,
       if (answering) answering.abort();
       else rl.close();
     });
-    process.stdout.write(`llama4 chat — ${loaded.path} (${loaded.backend.name}). /help lists commands, /bye leaves, Ctrl-C stops an answer.\n`);
+    process.stdout.write(
+      `llama4 chat — ${loaded.path} (${loaded.backend.name}). /help lists commands, /bye leaves, Ctrl-C stops an answer.\n`,
+    );
     rl.prompt();
     for await (const line of rl) {
       const text = line.trim();
@@ -58,7 +71,8 @@ ${MODEL_USAGE}`,
       if (command) {
         if (command.kind === 'help') process.stdout.write(`${CHAT_COMMANDS_HELP}\n`);
         else if (command.kind === 'unknown') process.stdout.write(`${command.message}\n`);
-        else if (command.kind === 'system' && !command.text) process.stdout.write(system !== undefined ? `system: ${system}\n` : '(no system message)\n');
+        else if (command.kind === 'system' && !command.text)
+          process.stdout.write(system !== undefined ? `system: ${system}\n` : '(no system message)\n');
         else if (command.kind === 'system') {
           // A new session opening with the new system message, carrying the turns so far (the engine reuses the
           // cached prefix where it still matches).
@@ -75,7 +89,10 @@ ${MODEL_USAGE}`,
         rl.prompt();
         continue;
       }
-      if (!text) { rl.prompt(); continue; }
+      if (!text) {
+        rl.prompt();
+        continue;
+      }
       answering = new AbortController();
       try {
         const reply = await chat.send(text, { signal: answering.signal, onText: (piece) => process.stdout.write(piece) });

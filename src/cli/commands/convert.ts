@@ -27,8 +27,17 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
                 every 4th layer, temperature tuning and qk-norm by expert count); the differences are printed.`,
   async run(argv) {
     const { values, positionals } = parseArgs({
-      args: argv, allowPositionals: true, strict: true,
-      options: { type: { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' }, threads: { type: 'string', short: 't' }, pure: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } },
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        type: { type: 'string' },
+        name: { type: 'string' },
+        force: { type: 'boolean' },
+        threads: { type: 'string', short: 't' },
+        pure: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+      },
     });
     if (positionals.length !== 2) throw new UsageError('give HF_DIR and OUT.gguf');
     const [dir, out] = positionals as [string, string];
@@ -50,7 +59,9 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
     });
     progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
-    process.stdout.write(`wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      `wrote ${out}: ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types})${tok ? `, ${tok.tokens.length} tokens` : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
     return 0;
   },
 };

@@ -2,7 +2,16 @@ import { parseArgs } from '../args.ts';
 import type { Command } from '../command.ts';
 import { loadModel, DEFAULT_MODEL_DIR } from '../../load.ts';
 import { generate } from '../../engine/index.ts';
-import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions, parseIds, parseNumber, samplerOptions } from '../options.ts';
+import {
+  MODEL_OPTIONS,
+  MODEL_USAGE,
+  SAMPLER_OPTIONS,
+  SAMPLER_USAGE,
+  loadOptions,
+  parseIds,
+  parseNumber,
+  samplerOptions,
+} from '../options.ts';
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -17,7 +26,14 @@ ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
-      options: { ...MODEL_OPTIONS, ...SAMPLER_OPTIONS, ids: { type: 'string' }, 'max-tokens': { type: 'string', short: 'n' }, 'ignore-eos': { type: 'boolean' }, json: { type: 'boolean' } },
+      options: {
+        ...MODEL_OPTIONS,
+        ...SAMPLER_OPTIONS,
+        ids: { type: 'string' },
+        'max-tokens': { type: 'string', short: 'n' },
+        'ignore-eos': { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
       strict: true,
     });
     const ids = parseIds(values.ids);
@@ -26,7 +42,12 @@ ${MODEL_USAGE}`,
     const out: number[] = [];
     const ac = new AbortController();
     process.once('SIGINT', () => ac.abort());
-    for await (const step of generate(model, ids, { maxTokens, sampler: samplerOptions(values, 0), signal: ac.signal, ...(values['ignore-eos'] ? { stopTokens: [] } : {}) })) {
+    for await (const step of generate(model, ids, {
+      maxTokens,
+      sampler: samplerOptions(values, 0),
+      signal: ac.signal,
+      ...(values['ignore-eos'] ? { stopTokens: [] } : {}),
+    })) {
       out.push(step.token);
       if (!values.json) process.stdout.write(`${step.token}\n`);
     }

@@ -28,27 +28,44 @@ Exit status: 0 safe, 1 unsafe, 2 error.`,
   async run(argv) {
     try {
       const { values, positionals } = parseArgs({
-        args: argv, allowPositionals: true, strict: true,
+        args: argv,
+        allowPositionals: true,
+        strict: true,
         options: {
-          ...MODEL_OPTIONS, image: { type: 'string', multiple: true }, role: { type: 'string' }, prompt: { type: 'string' },
-          categories: { type: 'string' }, threshold: { type: 'string' }, json: { type: 'boolean' },
+          ...MODEL_OPTIONS,
+          image: { type: 'string', multiple: true },
+          role: { type: 'string' },
+          prompt: { type: 'string' },
+          categories: { type: 'string' },
+          threshold: { type: 'string' },
+          json: { type: 'boolean' },
         },
       });
       if (!values.model) throw new UsageError('give the guard checkpoint with -m GUARD');
       if (positionals.length !== 1) throw new UsageError('give exactly one TEXT to check (quote it)');
       const role = values.role ?? 'user';
       if (role !== 'user' && role !== 'agent') throw new UsageError(`--role must be user or agent, got '${role}'`);
-      if (values.prompt !== undefined && role !== 'agent') throw new UsageError('--prompt is the user message an agent answered: use it with --role agent');
+      if (values.prompt !== undefined && role !== 'agent')
+        throw new UsageError('--prompt is the user message an agent answered: use it with --role agent');
       const images: GuardContentPart[] = (values.image ?? []).map((f) => ({ type: 'image', image: f }));
       const text = positionals[0]!;
-      const messages: GuardMessage[] = role === 'user'
-        ? [{ role: 'user', content: [...images, { type: 'text', text }] }]
-        : [{ role: 'user', content: [...images, { type: 'text', text: values.prompt ?? '' }] }, { role: 'assistant', content: text }];
+      const messages: GuardMessage[] =
+        role === 'user'
+          ? [{ role: 'user', content: [...images, { type: 'text', text }] }]
+          : [
+              { role: 'user', content: [...images, { type: 'text', text: values.prompt ?? '' }] },
+              { role: 'assistant', content: text },
+            ];
       const threshold = parseNumber('threshold', values.threshold, { min: 0 });
       const guard = await loadGuard(values.model, loadOptions(values));
-      const v = await guard.check(messages, { ...(values.categories !== undefined ? { categories: values.categories } : {}), ...(threshold !== undefined ? { threshold } : {}) });
+      const v = await guard.check(messages, {
+        ...(values.categories !== undefined ? { categories: values.categories } : {}),
+        ...(threshold !== undefined ? { threshold } : {}),
+      });
       if (values.json) {
-        process.stdout.write(JSON.stringify({ safe: v.safe, categories: v.categories, scores: v.scores, unsafe_probability: v.unsafeProbability }) + '\n');
+        process.stdout.write(
+          JSON.stringify({ safe: v.safe, categories: v.categories, scores: v.scores, unsafe_probability: v.unsafeProbability }) + '\n',
+        );
       } else {
         process.stdout.write(v.safe ? 'safe\n' : `unsafe\n${v.categories.join(',')}\n`);
       }

@@ -17,7 +17,12 @@ tile). --json prints {"grid": [rows, cols], "tiles": [{"mean": m, "sum": s}, ...
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { json: { type: 'boolean' }, 'tile-size': { type: 'string' }, 'max-tiles': { type: 'string' }, 'tokens-per-tile': { type: 'string' } },
+      options: {
+        json: { type: 'boolean' },
+        'tile-size': { type: 'string' },
+        'max-tiles': { type: 'string' },
+        'tokens-per-tile': { type: 'string' },
+      },
       allowPositionals: true,
       strict: true,
     });
@@ -32,7 +37,9 @@ tile). --json prints {"grid": [rows, cols], "tiles": [{"mean": m, "sum": s}, ...
     if (values.json) {
       process.stdout.write(JSON.stringify({ grid: tiles.grid, tiles: stats }) + '\n');
     } else {
-      process.stdout.write(`${positionals[0]}: ${img.width}x${img.height} → grid ${tiles.grid[0]}x${tiles.grid[1]}, ${tiles.nTiles} tiles of ${tileSize}x${tileSize}, ${promptTokens} prompt tokens\n`);
+      process.stdout.write(
+        `${positionals[0]}: ${img.width}x${img.height} → grid ${tiles.grid[0]}x${tiles.grid[1]}, ${tiles.nTiles} tiles of ${tileSize}x${tileSize}, ${promptTokens} prompt tokens\n`,
+      );
       stats.forEach((s, i) => {
         const label = tiles.nTiles > 1 && i === tiles.nTiles - 1 ? 'global' : `tile ${Math.floor(i / tiles.grid[1])},${i % tiles.grid[1]}`;
         process.stdout.write(`  ${label.padEnd(10)} mean ${s.mean.toFixed(6)}  sum ${s.sum.toFixed(4)}\n`);

@@ -15,4 +15,19 @@ import { tokenizeCommand } from './tokenize.ts';
 import { templateCommand } from './template.ts';
 import { guardCommand } from './guard.ts';
 
-export const COMMANDS: readonly Command[] = [runCommand, chatCommand, serveCommand, logitsCommand, generateCommand, imageTilesCommand, trainCommand, benchCommand, makeTestModelCommand, convertCommand, infoCommand, tokenizeCommand, templateCommand, guardCommand];
+export const COMMANDS: readonly Command[] = [
+  runCommand,
+  chatCommand,
+  serveCommand,
+  logitsCommand,
+  generateCommand,
+  imageTilesCommand,
+  trainCommand,
+  benchCommand,
+  makeTestModelCommand,
+  convertCommand,
+  infoCommand,
+  tokenizeCommand,
+  templateCommand,
+  guardCommand,
+];

@@ -23,7 +23,10 @@ export function formatFacts(f: ModelFacts): string {
   const moe = c.layers.filter((l) => l.isMoe).length;
   const chunked = c.layers.filter((l) => l.chunkSize > 0).length;
   const nope = c.layers.filter((l) => !l.usesRope).length;
-  const types = Object.entries(f.tensorTypes).sort((a, b) => b[1] - a[1]).map(([t, n]) => `${n} ${t}`).join(', ');
+  const types = Object.entries(f.tensorTypes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([t, n]) => `${n} ${t}`)
+    .join(', ');
   return [
     `model         ${f.path} (${f.format})`,
     `architecture  llama4 text: ${c.numLayers} layers, hidden ${c.hiddenSize}, ${c.numHeads} heads / ${c.numKvHeads} KV heads × ${c.headDim}, vocab ${c.vocabSize}`,
@@ -37,7 +40,7 @@ export function formatFacts(f: ModelFacts): string {
 
 export const infoCommand: Command = {
   name: 'info',
-  summary: 'show a model\'s architecture, parameters, tensor types and memory at a context length',
+  summary: "show a model's architecture, parameters, tensor types and memory at a context length",
   usage: `usage: llama4 info -m MODEL [--ctx N] [--json]
 Reads only headers. Active parameters exclude the experts a token is not routed to and the embedding table.
 KV cache memory counts K and V per layer; chunked layers hold at most one chunk (8192 tokens).
@@ -46,7 +49,11 @@ KV cache memory counts K and V per layer; chunked layers hold at most one chunk 
   --kv-type T        KV cache storage to count: f32 (default) | f16 | q8_0
   --json             print the facts as JSON`,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string', short: 'm' }, ctx: { type: 'string' }, 'kv-type': { type: 'string' }, json: { type: 'boolean' } } });
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: { model: { type: 'string', short: 'm' }, ctx: { type: 'string' }, 'kv-type': { type: 'string' }, json: { type: 'boolean' } },
+    });
     const kv = values['kv-type'] ?? 'f32';
     if (!isKvType(kv)) throw new UsageError(`--kv-type must be f32, f16 or q8_0, got '${kv}'`);
     let ctx: number | undefined;
@@ -57,7 +64,9 @@ KV cache memory counts K and V per layer; chunked layers hold at most one chunk 
     const f = modelFacts(values.model ?? DEFAULT_MODEL_DIR, ctx, kv);
     if (values.json) {
       const { config, ...rest } = f;
-      process.stdout.write(JSON.stringify({ ...rest, layers: config.numLayers, hiddenSize: config.hiddenSize, experts: config.numExperts }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ ...rest, layers: config.numLayers, hiddenSize: config.hiddenSize, experts: config.numExperts }) + '\n',
+      );
     } else {
       process.stdout.write(formatFacts(f) + '\n');
     }

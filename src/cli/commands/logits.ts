@@ -16,7 +16,17 @@ with --all. --json prints {"logits": [[...]], "argmax": [...]}.
 prompt's <|patch|> tokens (multimodal checkpoints).
 ${MODEL_USAGE}`,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { ...MODEL_OPTIONS, ids: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, 'pixel-values': { type: 'string' } }, strict: true });
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        ...MODEL_OPTIONS,
+        ids: { type: 'string' },
+        all: { type: 'boolean' },
+        json: { type: 'boolean' },
+        'pixel-values': { type: 'string' },
+      },
+      strict: true,
+    });
     const ids = parseIds(values.ids);
     const { model, config, vision } = await loadModel(values.model ?? DEFAULT_MODEL_DIR, loadOptions(values));
     let patchEmbeddings: Float32Array | undefined;
@@ -25,7 +35,9 @@ ${MODEL_USAGE}`,
       const pv = readPixelValuesFile(values['pixel-values'], vision.cfg.imageSize, vision.cfg.numChannels);
       patchEmbeddings = vision.encode(pv.pixels, pv.nTiles);
     }
-    const [flat] = model.forward([{ seq: model.newSequence(), tokens: ids, logits: values.all ? 'all' : 'last', ...(patchEmbeddings ? { patchEmbeddings } : {}) }]);
+    const [flat] = model.forward([
+      { seq: model.newSequence(), tokens: ids, logits: values.all ? 'all' : 'last', ...(patchEmbeddings ? { patchEmbeddings } : {}) },
+    ]);
     const V = config.vocabSize;
     const rows: Float32Array[] = [];
     for (let r = 0; r < flat!.length / V; r++) rows.push(flat!.subarray(r * V, (r + 1) * V));
@@ -33,7 +45,9 @@ ${MODEL_USAGE}`,
       process.stdout.write(JSON.stringify({ logits: rows.map((r) => Array.from(r)), argmax: rows.map((r) => argmax(r)) }) + '\n');
     } else {
       rows.forEach((r, i) => {
-        const top = Array.from(r.keys()).sort((a, b) => r[b]! - r[a]!).slice(0, 5);
+        const top = Array.from(r.keys())
+          .sort((a, b) => r[b]! - r[a]!)
+          .slice(0, 5);
         const p = values.all ? i : ids.length - 1;
         process.stdout.write(`position ${p}: argmax ${top[0]}  top5 ${top.map((t) => `${t}:${r[t]!.toFixed(4)}`).join(' ')}\n`);
       });

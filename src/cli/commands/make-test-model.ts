@@ -34,8 +34,17 @@ Writes a llama4 GGUF with random weights and a synthetic byte-level BPE tokenize
 Tensors are generated, quantized and written one at a time (k-quants of bench-2b take a while in TypeScript).`,
   async run(argv) {
     const { values, positionals } = parseArgs({
-      args: argv, allowPositionals: true, strict: true,
-      options: { preset: { type: 'string' }, type: { type: 'string' }, seed: { type: 'string' }, threads: { type: 'string', short: 't' }, pure: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } },
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        preset: { type: 'string' },
+        type: { type: 'string' },
+        seed: { type: 'string' },
+        threads: { type: 'string', short: 't' },
+        pure: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+      },
     });
     const out = positionals[0];
     if (!out || positionals.length > 1) throw new UsageError('give exactly one output path (OUT.gguf)');
@@ -44,7 +53,9 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     const seed = Number(values.seed ?? 1);
     if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${values.seed}'`);
     const cfg = presetConfig(presetName);
-    const tok = presetName.startsWith('guard-') ? { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null } : syntheticTokenizer(cfg.vocabSize);
+    const tok = presetName.startsWith('guard-')
+      ? { ...syntheticTokenizer(cfg.vocabSize), chatTemplate: null }
+      : syntheticTokenizer(cfg.vocabSize);
     const threads = parseThreads(values.threads);
     const t0 = Date.now();
     const progress = createProgress(`writing ${out}`, { quiet: values.quiet === true });
@@ -55,7 +66,9 @@ Tensors are generated, quantized and written one at a time (k-quants of bench-2b
     });
     progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
-    process.stdout.write(`wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      `wrote ${out}: ${presetName}, ${ftype}, ${(sum.bytes / 2 ** 20).toFixed(1)} MiB of tensors (${types}) in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
     return 0;
   },
 };

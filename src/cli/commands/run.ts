@@ -4,7 +4,16 @@ import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR, loadChatAssets, loadModel } from '../../load.ts';
 import { ChatSession, generate } from '../../engine/index.ts';
 import { UsageError } from '../../util/index.ts';
-import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions, parseIds, parseNumber, samplerOptions } from '../options.ts';
+import {
+  MODEL_OPTIONS,
+  MODEL_USAGE,
+  SAMPLER_OPTIONS,
+  SAMPLER_USAGE,
+  loadOptions,
+  parseIds,
+  parseNumber,
+  samplerOptions,
+} from '../options.ts';
 
 export const runCommand: Command = {
   name: 'run',
@@ -28,9 +37,15 @@ ${MODEL_USAGE}`,
       args: argv,
       allowPositionals: true,
       options: {
-        ...MODEL_OPTIONS, ...SAMPLER_OPTIONS,
-        prompt: { type: 'string', short: 'p' }, system: { type: 'string' }, image: { type: 'string', multiple: true },
-        ids: { type: 'string' }, tokenizer: { type: 'string' }, 'max-tokens': { type: 'string', short: 'n' }, ctx: { type: 'string' },
+        ...MODEL_OPTIONS,
+        ...SAMPLER_OPTIONS,
+        prompt: { type: 'string', short: 'p' },
+        system: { type: 'string' },
+        image: { type: 'string', multiple: true },
+        ids: { type: 'string' },
+        tokenizer: { type: 'string' },
+        'max-tokens': { type: 'string', short: 'n' },
+        ctx: { type: 'string' },
       },
       strict: true,
     });
@@ -43,12 +58,16 @@ ${MODEL_USAGE}`,
       else if (explicit) throw new UsageError('the prompt from stdin (-) is empty: echo "What is 7 plus 5?" | llama4 run -');
       else text = undefined;
     }
-    if (text === undefined && values.ids === undefined) throw new UsageError('give a prompt: llama4 run "What is 7 plus 5?" (or -p TEXT, a pipe, or --ids)');
+    if (text === undefined && values.ids === undefined)
+      throw new UsageError('give a prompt: llama4 run "What is 7 plus 5?" (or -p TEXT, a pipe, or --ids)');
     const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 256;
     const contextLength = parseNumber('ctx', values.ctx, { int: true, min: 2 });
     // A terminal sees a loading bar (erased once loaded); pipes and logs get nothing, so the answer stays clean.
     const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
-    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, { ...loadOptions(values), onProgress: (f, what) => progress.update(f, what) });
+    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, {
+      ...loadOptions(values),
+      onProgress: (f, what) => progress.update(f, what),
+    });
     progress.done();
     // Falling back to the (much slower) TypeScript backend is said once, in one line, not silently.
     if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
@@ -61,7 +80,8 @@ ${MODEL_USAGE}`,
         const assets = safeAssets(loaded, values.tokenizer);
         const decoder = assets?.tokenizer.createStreamDecoder();
         const ids = parseIds(values.ids);
-        if (contextLength !== undefined && ids.length >= contextLength) throw new UsageError(`--ids has ${ids.length} tokens, but the context (-c) holds ${contextLength}`);
+        if (contextLength !== undefined && ids.length >= contextLength)
+          throw new UsageError(`--ids has ${ids.length} tokens, but the context (-c) holds ${contextLength}`);
         const limit = contextLength !== undefined ? Math.min(maxTokens, contextLength - ids.length) : maxTokens;
         for await (const step of generate(loaded.model, ids, { maxTokens: limit, sampler, signal: ac.signal })) {
           process.stdout.write(decoder ? decoder.push(step.token) : `${step.token} `);
@@ -78,7 +98,11 @@ ${MODEL_USAGE}`,
         ...(contextLength !== undefined ? { contextLength } : {}),
         ...(values.tokenizer !== undefined ? { tokenizerPath: values.tokenizer } : {}),
       });
-      const chat = new ChatSession(engine, { ...(values.system !== undefined ? { system: values.system } : {}), maxTokens, sampling: sampler });
+      const chat = new ChatSession(engine, {
+        ...(values.system !== undefined ? { system: values.system } : {}),
+        maxTokens,
+        sampling: sampler,
+      });
       await chat.send(text!, { images, signal: ac.signal, onText: (piece) => process.stdout.write(piece) });
       process.stdout.write('\n');
       return 0;

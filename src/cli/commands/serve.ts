@@ -75,11 +75,18 @@ ${MODEL_USAGE}`,
     const stepTokens = parseNumber('step-tokens', values['step-tokens'], { int: true, min: 1 });
     const host = values.host ?? '127.0.0.1';
     const apiKey = values['api-key'] ?? process.env.LLAMA4_API_KEY;
-    if ((values['guard-input'] || values['guard-output'] || values['guard-threshold'] !== undefined) && !values.guard) throw new UsageError('--guard-input, --guard-output and --guard-threshold need --guard GUARD');
+    if ((values['guard-input'] || values['guard-output'] || values['guard-threshold'] !== undefined) && !values.guard)
+      throw new UsageError('--guard-input, --guard-output and --guard-threshold need --guard GUARD');
     const guardThreshold = parseNumber('guard-threshold', values['guard-threshold'], { min: 0 });
     // The guard computes on this thread; with --no-worker the model shares its backend (one native thread pool).
     const guard = values.guard ? await loadGuard(values.guard, loadOptions(values)) : null;
-    const guardId = values.guard ? values.guard.replace(/\/+$/, '').split('/').pop()!.replace(/\.gguf$/, '') : '';
+    const guardId = values.guard
+      ? values.guard
+          .replace(/\/+$/, '')
+          .split('/')
+          .pop()!
+          .replace(/\.gguf$/, '')
+      : '';
     const alone = guard !== null && values.model === undefined;
     const path = values.model ?? DEFAULT_MODEL_DIR;
     // Bind first: a taken port is one line now, not a stack trace after a long load. The probe is released just
@@ -89,21 +96,27 @@ ${MODEL_USAGE}`,
     const progress = createProgress(`loading ${path}`);
     let engine: Awaited<ReturnType<typeof loadServerEngine>>;
     try {
-      engine = alone ? guard.loaded.createChatEngine({
-        modelId: guardId, parallel, maxQueue, ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
-        ...(stepTokens !== undefined ? { stepTokens } : {}), ...(ctx !== undefined ? { contextLength: ctx } : {}),
-      }) : await loadServerEngine(path, {
-        ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
-        ...loadOptions(values),
-        parallel,
-        maxQueue,
-        ...(stepTokens !== undefined ? { stepTokens } : {}),
-        ...(ctx !== undefined ? { contextLength: ctx } : {}),
-        ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
-        worker: values['no-worker'] !== true,
-        specialTokensInMessages: values['special-tokens-in-messages'] === true,
-        onProgress: (f, what) => progress.update(f, what),
-      });
+      engine = alone
+        ? guard.loaded.createChatEngine({
+            modelId: guardId,
+            parallel,
+            maxQueue,
+            ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+            ...(stepTokens !== undefined ? { stepTokens } : {}),
+            ...(ctx !== undefined ? { contextLength: ctx } : {}),
+          })
+        : await loadServerEngine(path, {
+            ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
+            ...loadOptions(values),
+            parallel,
+            maxQueue,
+            ...(stepTokens !== undefined ? { stepTokens } : {}),
+            ...(ctx !== undefined ? { contextLength: ctx } : {}),
+            ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+            worker: values['no-worker'] !== true,
+            specialTokensInMessages: values['special-tokens-in-messages'] === true,
+            onProgress: (f, what) => progress.update(f, what),
+          });
     } finally {
       await new Promise<void>((resolve) => (probe ? probe.close(() => resolve()) : resolve()));
     }
@@ -116,15 +129,34 @@ ${MODEL_USAGE}`,
         port,
         ...(apiKey ? { apiKey } : {}),
         images: { allowRemote: values['allow-remote-images'] === true },
-        ...(guard ? { guard: { guard, modelId: guardId, screenInput: values['guard-input'] === true, screenOutput: values['guard-output'] === true, ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}) } } : {}),
+        ...(guard
+          ? {
+              guard: {
+                guard,
+                modelId: guardId,
+                screenInput: values['guard-input'] === true,
+                screenOutput: values['guard-output'] === true,
+                ...(guardThreshold !== undefined ? { threshold: guardThreshold } : {}),
+              },
+            }
+          : {}),
         ...(values.alias ? { alias: values.alias } : {}),
-        ...(values.cors !== undefined ? { corsOrigins: values.cors.split(',').map((x) => x.trim()).filter((x) => x !== '') } : {}),
+        ...(values.cors !== undefined
+          ? {
+              corsOrigins: values.cors
+                .split(',')
+                .map((x) => x.trim())
+                .filter((x) => x !== ''),
+            }
+          : {}),
       });
     } catch (e) {
       await engine.close?.();
       throw bindError(e, host, port);
     }
-    process.stderr.write(`listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`);
+    process.stderr.write(
+      `listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`,
+    );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
@@ -139,9 +171,11 @@ ${MODEL_USAGE}`,
 /** One-line UsageError for a port that cannot be bound, or the error itself. */
 function bindError(e: unknown, host: string, port: number): unknown {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return new UsageError(`port ${port} on ${host} is already in use (another server?); choose another with --port`);
+  if (code === 'EADDRINUSE')
+    return new UsageError(`port ${port} on ${host} is already in use (another server?); choose another with --port`);
   if (code === 'EACCES') return new UsageError(`no permission to bind port ${port} on ${host}; choose a port above 1023 with --port`);
-  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return new UsageError(`cannot bind ${host}: not an address of this machine (--host)`);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    return new UsageError(`cannot bind ${host}: not an address of this machine (--host)`);
   return e;
 }
 

@@ -1,7 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs, readStdin } from '../args.ts';
 import type { Command } from '../command.ts';
-import { renderChat, templateFromConfigValue, type TemplateMessage, type ChatTemplateSource, type ToolDefinition } from '../../chat/index.ts';
+import {
+  renderChat,
+  templateFromConfigValue,
+  type TemplateMessage,
+  type ChatTemplateSource,
+  type ToolDefinition,
+} from '../../chat/index.ts';
 import { UsageError } from '../../util/index.ts';
 import { loadChatTemplateFrom } from '../../load.ts';
 
@@ -66,7 +72,8 @@ prints {"prompt": "..."}. Without -m or --template (or when the model has none) 
     });
     void positionals;
     if (!values.messages) throw new UsageError('--messages FILE.json is required');
-    const m = values.messages === '-' ? readJsonFile('stdin', '--messages', await readStdin()) : readJsonFile(values.messages, '--messages');
+    const m =
+      values.messages === '-' ? readJsonFile('stdin', '--messages', await readStdin()) : readJsonFile(values.messages, '--messages');
     let messages: unknown = m;
     let tools: unknown;
     if (m && typeof m === 'object' && !Array.isArray(m)) {

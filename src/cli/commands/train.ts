@@ -49,20 +49,38 @@ export const trainCommand: Command = {
   summary: 'train a small Llama 4 model (config file, checkpoints, resume)',
   usage,
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: {
-      config: { type: 'string' }, resume: { type: 'boolean' }, 'chat-eval': { type: 'boolean' }, backend: { type: 'string' }, threads: { type: 'string' },
-    } });
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        resume: { type: 'boolean' },
+        'chat-eval': { type: 'boolean' },
+        backend: { type: 'string' },
+        threads: { type: 'string' },
+      },
+    });
     const choice = values.backend ?? 'auto';
-    if (choice !== 'auto' && choice !== 'native' && choice !== 'typescript') throw new UsageError(`--backend must be auto, native or typescript (got ${choice})`);
+    if (choice !== 'auto' && choice !== 'native' && choice !== 'typescript')
+      throw new UsageError(`--backend must be auto, native or typescript (got ${choice})`);
     const threads = values.threads === undefined ? 2 : Number(values.threads);
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new UsageError(`--threads must be an integer 1..256 (got ${values.threads})`);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+      throw new UsageError(`--threads must be an integer 1..256 (got ${values.threads})`);
     if (!values.config) throw new UsageError('--config FILE is required');
     if (!existsSync(values.config)) throw new UsageError(`config ${values.config} not found`);
     let cfg: TrainRunConfig;
-    try { cfg = JSON.parse(readFileSync(values.config, 'utf8')) as TrainRunConfig; } catch (e) {
+    try {
+      cfg = JSON.parse(readFileSync(values.config, 'utf8')) as TrainRunConfig;
+    } catch (e) {
       throw new UsageError(`config ${values.config}: ${(e as Error).message}`);
     }
-    if (typeof cfg !== 'object' || !cfg || typeof cfg.out !== 'string' || typeof cfg.tokenizer !== 'string' || typeof cfg.train !== 'object' || !cfg.data)
+    if (
+      typeof cfg !== 'object' ||
+      !cfg ||
+      typeof cfg.out !== 'string' ||
+      typeof cfg.tokenizer !== 'string' ||
+      typeof cfg.train !== 'object' ||
+      !cfg.data
+    )
       throw new UsageError(`config ${values.config}: needs "out", "tokenizer", "data" and "train"`);
     const base = dirname(resolve(values.config));
     cfg.out = rel(base, cfg.out)!;
@@ -90,19 +108,33 @@ export const trainCommand: Command = {
       bar.log(line);
     };
     const progress = (p: TrainProgress): void => {
-      if (bar) bar.update(p.step / p.steps, `step ${p.step}/${p.steps} loss ${p.emaLoss.toFixed(4)} ${p.tokPerSec.toFixed(0)} tok/s ETA ${fmtEta(p.etaSeconds)}`);
+      if (bar)
+        bar.update(
+          p.step / p.steps,
+          `step ${p.step}/${p.steps} loss ${p.emaLoss.toFixed(4)} ${p.tokPerSec.toFixed(0)} tok/s ETA ${fmtEta(p.etaSeconds)}`,
+        );
       else if (p.step % 10 === 0 || p.step === p.steps) {
-        process.stdout.write(`step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} (ema ${p.emaLoss.toFixed(4)}) tok/s ${p.tokPerSec.toFixed(0)} ETA ${fmtEta(p.etaSeconds)}\n`);
+        process.stdout.write(
+          `step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} (ema ${p.emaLoss.toFixed(4)}) tok/s ${p.tokPerSec.toFixed(0)} ETA ${fmtEta(p.etaSeconds)}\n`,
+        );
       }
     };
     try {
-      const res = await trainAsync(cfg, {
-        log, progress,
-        shouldStop: () => stop,
-        ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) } : {}),
-      }, values.resume ?? false, yieldToEventLoop);
+      const res = await trainAsync(
+        cfg,
+        {
+          log,
+          progress,
+          shouldStop: () => stop,
+          ...(values['chat-eval'] ? { evaluate: (m, enc) => chatEvalSummary(snapshotDecode(m, inferBackend), enc, 30, false) } : {}),
+        },
+        values.resume ?? false,
+        yieldToEventLoop,
+      );
       bar?.done();
-      process.stdout.write(`trained ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, ${(100 * res.matmulShare).toFixed(0)}% in matrix products; checkpoint ${cfg.out}\n`);
+      process.stdout.write(
+        `trained ${res.steps} steps, ${res.tokens} tokens, ${res.tokPerSec.toFixed(0)} tok/s, ${(100 * res.matmulShare).toFixed(0)}% in matrix products; checkpoint ${cfg.out}\n`,
+      );
     } finally {
       process.off('SIGINT', onSig);
     }

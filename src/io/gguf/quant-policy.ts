@@ -15,15 +15,49 @@ import { DTYPES } from '../../tensor/index.ts';
 import { UsageError } from '../../util/index.ts';
 
 export const FILE_TYPES = [
-  'f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k',
-  'q4_k_s', 'q4_k_m', 'q5_k_s', 'q5_k_m', 'iq4_nl', 'iq4_xs',
+  'f32',
+  'f16',
+  'bf16',
+  'q8_0',
+  'q4_0',
+  'q4_1',
+  'q5_0',
+  'q5_1',
+  'q2_k',
+  'q3_k',
+  'q4_k',
+  'q5_k',
+  'q6_k',
+  'q4_k_s',
+  'q4_k_m',
+  'q5_k_s',
+  'q5_k_m',
+  'iq4_nl',
+  'iq4_xs',
 ] as const;
 export type FileType = (typeof FILE_TYPES)[number];
 
 /** llama.cpp's LLAMA_FTYPE_* value written as general.file_type (plain q4_k/q5_k are the _m ids, as llama-quantize). */
 export const LLAMA_FTYPE: Readonly<Record<FileType, number>> = {
-  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 12, q4_k_s: 14, q4_k_m: 15, q4_k: 15,
-  q5_k_s: 16, q5_k_m: 17, q5_k: 17, q6_k: 18, bf16: 32, iq4_nl: 25, iq4_xs: 30,
+  f32: 0,
+  f16: 1,
+  q4_0: 2,
+  q4_1: 3,
+  q8_0: 7,
+  q5_0: 8,
+  q5_1: 9,
+  q2_k: 10,
+  q3_k: 12,
+  q4_k_s: 14,
+  q4_k_m: 15,
+  q4_k: 15,
+  q5_k_s: 16,
+  q5_k_m: 17,
+  q5_k: 17,
+  q6_k: 18,
+  bf16: 32,
+  iq4_nl: 25,
+  iq4_xs: 30,
 };
 
 export function parseFileType(s: string): FileType {
@@ -44,7 +78,13 @@ const FALLBACK: Partial<Record<DType, DType>> = { q2_k: 'q4_0', q3_k: 'q4_0', q4
  * The element type of tensor `name` (GGUF name without `.weight`) with torch-order `shape` in a file of `ftype`.
  * `nLayers` is the block count and `nGqa` = query heads / KV heads (both used by llama.cpp's rules).
  */
-export function tensorTypeFor(ftype: FileType, name: string, shape: readonly number[], nLayers: number, opts: { pure?: boolean; nGqa?: number } = {}): DType {
+export function tensorTypeFor(
+  ftype: FileType,
+  name: string,
+  shape: readonly number[],
+  nLayers: number,
+  opts: { pure?: boolean; nGqa?: number } = {},
+): DType {
   if (shape.length < 2 || name.endsWith('ffn_gate_inp') || name === 'rope_freqs') return 'f32';
   const base = (ftype.endsWith('_m') || ftype.endsWith('_s') ? ftype.slice(0, -2) : ftype) as DType;
   let t = base;
@@ -68,7 +108,7 @@ export function tensorTypeFor(ftype: FileType, name: string, shape: readonly num
       else if (kind === 'q3_k_m') t = il < Math.floor(n / 16) ? 'q5_k' : 'q4_k';
       else if ((kind === 'q4_k_m' || kind === 'q5_k_m') && useMoreBits(il, n)) t = 'q6_k';
       else if (kind === 'q4_k_s' && il < Math.floor(n / 8)) t = 'q5_k';
-      else if ((kind === 'iq4_nl' || kind === 'iq4_xs') && il < Math.floor(n / 8)) t = 'q5_k';  // (without an imatrix)
+      else if ((kind === 'iq4_nl' || kind === 'iq4_xs') && il < Math.floor(n / 8)) t = 'q5_k'; // (without an imatrix)
     } else if (name.endsWith('.attn_output')) {
       if (kind === 'q2_k') t = 'q3_k';
       else if (kind === 'q3_k_m') t = 'q4_k';

@@ -27,16 +27,23 @@ export class QuantizePool {
     const url = new URL(`./quantize-worker${extname(self)}`, import.meta.url);
     for (let i = 0; i < threads; i++) {
       // From TypeScript sources (tsx), the worker must register tsx's loader itself: hooks are not inherited.
-      const w = extname(self) === '.ts'
-        ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((api) => { api.register(); return import(${JSON.stringify(url.href)}); });`, { eval: true })
-        : new Worker(url);
+      const w =
+        extname(self) === '.ts'
+          ? new Worker(
+              `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((api) => { api.register(); return import(${JSON.stringify(url.href)}); });`,
+              { eval: true },
+            )
+          : new Worker(url);
       w.on('message', (m: { id: number; q?: Uint8Array; error?: string }) => {
         const p = this.waiting.get(m.id);
         this.waiting.delete(m.id);
         if (m.q) p?.resolve(m.q);
         else p?.reject(new Error(m.error ?? 'quantize worker failed'));
       });
-      w.on('error', (e) => { for (const p of this.waiting.values()) p.reject(e); this.waiting.clear(); });
+      w.on('error', (e) => {
+        for (const p of this.waiting.values()) p.reject(e);
+        this.waiting.clear();
+      });
       this.workers.push(w);
     }
   }
@@ -55,10 +62,14 @@ export class QuantizePool {
       const data = x.slice(r0 * rowLength, r1 * rowLength);
       const id = this.nextId++;
       const w = this.workers[this.turn++ % this.workers.length]!;
-      jobs.push(new Promise<Uint8Array>((resolve, reject) => {
-        this.waiting.set(id, { resolve, reject });
-        w.postMessage({ id, dtype, data, rowLength }, [data.buffer]);
-      }).then((q) => { out.set(q, r0 * rowBytes); }));
+      jobs.push(
+        new Promise<Uint8Array>((resolve, reject) => {
+          this.waiting.set(id, { resolve, reject });
+          w.postMessage({ id, dtype, data, rowLength }, [data.buffer]);
+        }).then((q) => {
+          out.set(q, r0 * rowBytes);
+        }),
+      );
     }
     await Promise.all(jobs);
     return out;

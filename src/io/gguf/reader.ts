@@ -14,7 +14,13 @@ import { DTYPES } from '../../tensor/index.ts';
 import { ModelFileError } from '../../util/index.ts';
 import type { GgufValue } from './types.ts';
 import {
-  GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_MAX_DIMS, GgufType, MIN_ELEMENT_SIZE, OTHER_GGML_TYPES, dtypeOfGgmlType,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_MAX_DIMS,
+  GgufType,
+  MIN_ELEMENT_SIZE,
+  OTHER_GGML_TYPES,
+  dtypeOfGgmlType,
 } from './types.ts';
 
 export interface GgufTensorInfo {
@@ -60,7 +66,11 @@ class HeaderCursor {
   private bufStart = 0;
   private bufLen = 0;
   pos = 0;
-  constructor(private readonly fd: number, readonly path: string, readonly fileSize: number) {}
+  constructor(
+    private readonly fd: number,
+    readonly path: string,
+    readonly fileSize: number,
+  ) {}
 
   fail(detail: string): never {
     throw new ModelFileError(this.path, detail);
@@ -90,16 +100,46 @@ class HeaderCursor {
     return i;
   }
 
-  u8(what: string): number { const i = this.take(1, what); return this.buf[i]!; }
-  i8(what: string): number { const i = this.take(1, what); return this.buf.readInt8(i); }
-  u16(what: string): number { const i = this.take(2, what); return this.buf.readUInt16LE(i); }
-  i16(what: string): number { const i = this.take(2, what); return this.buf.readInt16LE(i); }
-  u32(what: string): number { const i = this.take(4, what); return this.buf.readUInt32LE(i); }
-  i32(what: string): number { const i = this.take(4, what); return this.buf.readInt32LE(i); }
-  f32(what: string): number { const i = this.take(4, what); return this.buf.readFloatLE(i); }
-  f64(what: string): number { const i = this.take(8, what); return this.buf.readDoubleLE(i); }
-  u64big(what: string): bigint { const i = this.take(8, what); return this.buf.readBigUInt64LE(i); }
-  i64big(what: string): bigint { const i = this.take(8, what); return this.buf.readBigInt64LE(i); }
+  u8(what: string): number {
+    const i = this.take(1, what);
+    return this.buf[i]!;
+  }
+  i8(what: string): number {
+    const i = this.take(1, what);
+    return this.buf.readInt8(i);
+  }
+  u16(what: string): number {
+    const i = this.take(2, what);
+    return this.buf.readUInt16LE(i);
+  }
+  i16(what: string): number {
+    const i = this.take(2, what);
+    return this.buf.readInt16LE(i);
+  }
+  u32(what: string): number {
+    const i = this.take(4, what);
+    return this.buf.readUInt32LE(i);
+  }
+  i32(what: string): number {
+    const i = this.take(4, what);
+    return this.buf.readInt32LE(i);
+  }
+  f32(what: string): number {
+    const i = this.take(4, what);
+    return this.buf.readFloatLE(i);
+  }
+  f64(what: string): number {
+    const i = this.take(8, what);
+    return this.buf.readDoubleLE(i);
+  }
+  u64big(what: string): bigint {
+    const i = this.take(8, what);
+    return this.buf.readBigUInt64LE(i);
+  }
+  i64big(what: string): bigint {
+    const i = this.take(8, what);
+    return this.buf.readBigInt64LE(i);
+  }
 
   /** A u64 that must fit in a JS number and, as a count of `elemSize`-byte items, in the rest of the file. */
   count(what: string, elemSize: number): number {
@@ -139,30 +179,49 @@ function toNumber(v: bigint): number | bigint {
 
 function readScalar(c: HeaderCursor, type: number, what: string): GgufValue {
   switch (type) {
-    case GgufType.UINT8: return c.u8(what);
-    case GgufType.INT8: return c.i8(what);
-    case GgufType.UINT16: return c.u16(what);
-    case GgufType.INT16: return c.i16(what);
-    case GgufType.UINT32: return c.u32(what);
-    case GgufType.INT32: return c.i32(what);
-    case GgufType.FLOAT32: return c.f32(what);
+    case GgufType.UINT8:
+      return c.u8(what);
+    case GgufType.INT8:
+      return c.i8(what);
+    case GgufType.UINT16:
+      return c.u16(what);
+    case GgufType.INT16:
+      return c.i16(what);
+    case GgufType.UINT32:
+      return c.u32(what);
+    case GgufType.INT32:
+      return c.i32(what);
+    case GgufType.FLOAT32:
+      return c.f32(what);
     case GgufType.BOOL: {
       const b = c.u8(what);
       if (b > 1) c.fail(`${what}: bool value ${b} is neither 0 nor 1`);
       return b === 1;
     }
-    case GgufType.STRING: return c.string(what);
-    case GgufType.UINT64: return toNumber(c.u64big(what));
-    case GgufType.INT64: return toNumber(c.i64big(what));
-    case GgufType.FLOAT64: return c.f64(what);
-    default: return c.fail(`${what}: unknown metadata value type ${type}`);
+    case GgufType.STRING:
+      return c.string(what);
+    case GgufType.UINT64:
+      return toNumber(c.u64big(what));
+    case GgufType.INT64:
+      return toNumber(c.i64big(what));
+    case GgufType.FLOAT64:
+      return c.f64(what);
+    default:
+      return c.fail(`${what}: unknown metadata value type ${type}`);
   }
 }
 
 const TYPED: Record<number, new (n: number) => { [i: number]: number | bigint }> = {
-  [GgufType.UINT8]: Uint8Array, [GgufType.INT8]: Int8Array, [GgufType.UINT16]: Uint16Array, [GgufType.INT16]: Int16Array,
-  [GgufType.UINT32]: Uint32Array, [GgufType.INT32]: Int32Array, [GgufType.FLOAT32]: Float32Array,
-  [GgufType.FLOAT64]: Float64Array, [GgufType.UINT64]: BigUint64Array, [GgufType.INT64]: BigInt64Array,
+  [GgufType.UINT8]: Uint8Array,
+  [GgufType.INT8]: Int8Array,
+  [GgufType.UINT16]: Uint16Array,
+  [GgufType.INT16]: Int16Array,
+  [GgufType.UINT32]: Uint32Array,
+  [GgufType.INT32]: Int32Array,
+  [GgufType.FLOAT32]: Float32Array,
+  [GgufType.FLOAT64]: Float64Array,
+  [GgufType.UINT64]: BigUint64Array,
+  [GgufType.INT64]: BigInt64Array,
 };
 
 function readArray(c: HeaderCursor, what: string, depth: number): { value: GgufValue; elemType: number } {
@@ -176,9 +235,7 @@ function readArray(c: HeaderCursor, what: string, depth: number): { value: GgufV
     const arr = new Ctor(n);
     const big = elemType === GgufType.UINT64 || elemType === GgufType.INT64;
     for (let i = 0; i < n; i++) {
-      arr[i] = big
-        ? (elemType === GgufType.UINT64 ? c.u64big(what) : c.i64big(what))
-        : (readScalar(c, elemType, what) as number);
+      arr[i] = big ? (elemType === GgufType.UINT64 ? c.u64big(what) : c.i64big(what)) : (readScalar(c, elemType, what) as number);
     }
     return { value: arr as unknown as GgufValue, elemType };
   }
@@ -194,7 +251,9 @@ function readArray(c: HeaderCursor, what: string, depth: number): { value: GgufV
 
 function ggmlTypeError(c: HeaderCursor, name: string, id: number): never {
   const known = OTHER_GGML_TYPES[id];
-  return c.fail(known ? `tensor '${name}' has type ${known}, which this engine does not support` : `tensor '${name}' has unknown ggml type id ${id}`);
+  return c.fail(
+    known ? `tensor '${name}' has type ${known}, which this engine does not support` : `tensor '${name}' has unknown ggml type id ${id}`,
+  );
 }
 
 function parseHeader(c: HeaderCursor): GgufHeader {
@@ -204,7 +263,11 @@ function parseHeader(c: HeaderCursor): GgufHeader {
   const version = c.u32('version');
   if (version === 1) c.fail('GGUF version 1 is not supported (re-convert the model with a current llama.cpp)');
   if (version !== 2 && version !== 3) {
-    c.fail((version & 0xffff) === 0 ? `big-endian GGUF (version bytes ${version.toString(16)}) is not supported` : `unsupported GGUF version ${version}`);
+    c.fail(
+      (version & 0xffff) === 0
+        ? `big-endian GGUF (version bytes ${version.toString(16)}) is not supported`
+        : `unsupported GGUF version ${version}`,
+    );
   }
   // A tensor info takes at least 8 (name length) + 4 (n_dims) + 8 (one ne) + 4 (type) + 8 (offset) bytes.
   const nTensors = c.count('tensor count', 32);
@@ -258,22 +321,31 @@ function parseHeader(c: HeaderCursor): GgufHeader {
   const tensors = new Map<string, GgufTensorInfo>();
   for (const { name, dtype, ne, offset } of infos) {
     const { blockSize, bytesPerBlock } = DTYPES[dtype];
-    if (ne[0]! % blockSize !== 0) c.fail(`tensor '${name}' has rows of ${ne[0]} elements, not a multiple of the ${dtype} block size ${blockSize}`);
+    if (ne[0]! % blockSize !== 0)
+      c.fail(`tensor '${name}' has rows of ${ne[0]} elements, not a multiple of the ${dtype} block size ${blockSize}`);
     // Multiply in bigint: four u64 dimensions can overflow a double's exact range long before the size check.
     let bytes = BigInt(ne[0]! / blockSize) * BigInt(bytesPerBlock);
     for (let d = 1; d < ne.length; d++) bytes *= BigInt(ne[d]!);
     if (offset % BigInt(alignment) !== 0n) c.fail(`tensor '${name}' offset ${offset} is not a multiple of the alignment ${alignment}`);
     if (offset + bytes > BigInt(dataSize)) {
-      c.fail(`truncated: tensor '${name}' (${dtype} [${[...ne].reverse().join(', ')}], ${bytes} bytes at data offset ${offset}) ends past the end of the file`);
+      c.fail(
+        `truncated: tensor '${name}' (${dtype} [${[...ne].reverse().join(', ')}], ${bytes} bytes at data offset ${offset}) ends past the end of the file`,
+      );
     }
     tensors.set(name, {
-      name, dtype, ne, shape: [...ne].reverse(), fileOffset: dataOffset + Number(offset), byteLength: Number(bytes),
+      name,
+      dtype,
+      ne,
+      shape: [...ne].reverse(),
+      fileOffset: dataOffset + Number(offset),
+      byteLength: Number(bytes),
     });
   }
   // Tensors must not overlap: otherwise a small file could make the loader allocate many times its own size.
   const sorted = [...tensors.values()].sort((a, b) => a.fileOffset - b.fileOffset);
   for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!, cur = sorted[i]!;
+    const prev = sorted[i - 1]!,
+      cur = sorted[i]!;
     if (prev.fileOffset + prev.byteLength > cur.fileOffset) c.fail(`tensors '${prev.name}' and '${cur.name}' overlap`);
   }
   return { path: c.path, version, fileSize: c.fileSize, alignment, dataOffset, metadata, types, arrayTypes, tensors };

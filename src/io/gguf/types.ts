@@ -9,19 +9,50 @@ import type { DType } from '../../tensor/index.ts';
 import { DTYPES } from '../../tensor/index.ts';
 
 export const GgufType = {
-  UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9,
-  UINT64: 10, INT64: 11, FLOAT64: 12,
+  UINT8: 0,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 3,
+  UINT32: 4,
+  INT32: 5,
+  FLOAT32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  UINT64: 10,
+  INT64: 11,
+  FLOAT64: 12,
 } as const;
 /** A GGUF value type id (0..12). */
 export type GgufType = (typeof GgufType)[keyof typeof GgufType];
 
 export const GGUF_TYPE_NAMES: readonly string[] = [
-  'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'float32', 'bool', 'string', 'array', 'uint64', 'int64', 'float64',
+  'uint8',
+  'int8',
+  'uint16',
+  'int16',
+  'uint32',
+  'int32',
+  'float32',
+  'bool',
+  'string',
+  'array',
+  'uint64',
+  'int64',
+  'float64',
 ];
 
 export type GgufTypedArray =
-  | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array
-  | BigUint64Array | BigInt64Array;
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | Float32Array
+  | Float64Array
+  | BigUint64Array
+  | BigInt64Array;
 
 export type GgufValue = number | bigint | boolean | string | GgufTypedArray | boolean[] | string[] | GgufValue[][];
 
@@ -45,6 +76,15 @@ export function dtypeOfGgmlType(id: number): DType | undefined {
 
 /** GGML type names of ids this project cannot decode, for clear error messages. */
 export const OTHER_GGML_TYPES: Readonly<Record<number, string>> = {
-  4: 'Q4_2 (removed)', 5: 'Q4_3 (removed)', 9: 'Q8_1', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
-  34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
+  4: 'Q4_2 (removed)',
+  5: 'Q4_3 (removed)',
+  9: 'Q8_1',
+  24: 'I8',
+  25: 'I16',
+  26: 'I32',
+  27: 'I64',
+  28: 'F64',
+  34: 'TQ1_0',
+  35: 'TQ2_0',
+  39: 'MXFP4',
 };

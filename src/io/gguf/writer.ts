@@ -78,16 +78,46 @@ class Bytes {
     this.length += n;
     return at;
   }
-  u8(v: number): void { const at = this.grow(1); this.buf.writeUInt8(v, at); }
-  i8(v: number): void { const at = this.grow(1); this.buf.writeInt8(v, at); }
-  u16(v: number): void { const at = this.grow(2); this.buf.writeUInt16LE(v, at); }
-  i16(v: number): void { const at = this.grow(2); this.buf.writeInt16LE(v, at); }
-  u32(v: number): void { const at = this.grow(4); this.buf.writeUInt32LE(v, at); }
-  i32(v: number): void { const at = this.grow(4); this.buf.writeInt32LE(v, at); }
-  f32(v: number): void { const at = this.grow(4); this.buf.writeFloatLE(v, at); }
-  f64(v: number): void { const at = this.grow(8); this.buf.writeDoubleLE(v, at); }
-  u64(v: number | bigint): void { const at = this.grow(8); this.buf.writeBigUInt64LE(BigInt(v), at); }
-  i64(v: number | bigint): void { const at = this.grow(8); this.buf.writeBigInt64LE(BigInt(v), at); }
+  u8(v: number): void {
+    const at = this.grow(1);
+    this.buf.writeUInt8(v, at);
+  }
+  i8(v: number): void {
+    const at = this.grow(1);
+    this.buf.writeInt8(v, at);
+  }
+  u16(v: number): void {
+    const at = this.grow(2);
+    this.buf.writeUInt16LE(v, at);
+  }
+  i16(v: number): void {
+    const at = this.grow(2);
+    this.buf.writeInt16LE(v, at);
+  }
+  u32(v: number): void {
+    const at = this.grow(4);
+    this.buf.writeUInt32LE(v, at);
+  }
+  i32(v: number): void {
+    const at = this.grow(4);
+    this.buf.writeInt32LE(v, at);
+  }
+  f32(v: number): void {
+    const at = this.grow(4);
+    this.buf.writeFloatLE(v, at);
+  }
+  f64(v: number): void {
+    const at = this.grow(8);
+    this.buf.writeDoubleLE(v, at);
+  }
+  u64(v: number | bigint): void {
+    const at = this.grow(8);
+    this.buf.writeBigUInt64LE(BigInt(v), at);
+  }
+  i64(v: number | bigint): void {
+    const at = this.grow(8);
+    this.buf.writeBigInt64LE(BigInt(v), at);
+  }
   str(s: string): void {
     const b = Buffer.from(s, 'utf8');
     this.u64(b.length);
@@ -99,7 +129,9 @@ class Bytes {
     const at = this.grow(n);
     this.buf.fill(0, at, this.length);
   }
-  view(): Buffer { return this.buf.subarray(0, this.length); }
+  view(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
 }
 
 function writeScalar(b: Bytes, type: GgufType, v: unknown, key: string): void {
@@ -108,19 +140,32 @@ function writeScalar(b: Bytes, type: GgufType, v: unknown, key: string): void {
     return Number(v);
   };
   switch (type) {
-    case GgufType.UINT8: return b.u8(num());
-    case GgufType.INT8: return b.i8(num());
-    case GgufType.UINT16: return b.u16(num());
-    case GgufType.INT16: return b.i16(num());
-    case GgufType.UINT32: return b.u32(num());
-    case GgufType.INT32: return b.i32(num());
-    case GgufType.FLOAT32: return b.f32(num());
-    case GgufType.FLOAT64: return b.f64(num());
-    case GgufType.UINT64: return b.u64(typeof v === 'bigint' ? v : num());
-    case GgufType.INT64: return b.i64(typeof v === 'bigint' ? v : num());
-    case GgufType.BOOL: return b.u8(v ? 1 : 0);
-    case GgufType.STRING: return b.str(String(v));
-    default: throw new UsageError(`GGUF key '${key}': cannot write value type ${type} as a scalar`);
+    case GgufType.UINT8:
+      return b.u8(num());
+    case GgufType.INT8:
+      return b.i8(num());
+    case GgufType.UINT16:
+      return b.u16(num());
+    case GgufType.INT16:
+      return b.i16(num());
+    case GgufType.UINT32:
+      return b.u32(num());
+    case GgufType.INT32:
+      return b.i32(num());
+    case GgufType.FLOAT32:
+      return b.f32(num());
+    case GgufType.FLOAT64:
+      return b.f64(num());
+    case GgufType.UINT64:
+      return b.u64(typeof v === 'bigint' ? v : num());
+    case GgufType.INT64:
+      return b.i64(typeof v === 'bigint' ? v : num());
+    case GgufType.BOOL:
+      return b.u8(v ? 1 : 0);
+    case GgufType.STRING:
+      return b.str(String(v));
+    default:
+      throw new UsageError(`GGUF key '${key}': cannot write value type ${type} as a scalar`);
   }
 }
 
@@ -146,7 +191,10 @@ export class GgufWriter {
   private next = 0;
   private written = 0;
 
-  constructor(readonly path: string, readonly alignment = GGUF_DEFAULT_ALIGNMENT) {
+  constructor(
+    readonly path: string,
+    readonly alignment = GGUF_DEFAULT_ALIGNMENT,
+  ) {
     if (alignment <= 0 || (alignment & (alignment - 1)) !== 0) throw new UsageError(`alignment ${alignment} is not a power of two`);
   }
 

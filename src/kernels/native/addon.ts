@@ -27,9 +27,23 @@ export interface RawEngine {
   layerNorm(out: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, dim: number, eps: number): void;
   rope(x: Float32Array, T: number, nHeads: number, headDim: number, cos: Float32Array, sin: Float32Array): void;
   /** k/v: Float32Array (kvType 0 = f32), Uint16Array of halves (1 = f16) or Uint8Array of block_q8_0 (8 = q8_0). */
-  attention(out: Float32Array, q: Float32Array, k: Float32Array | Uint16Array | Uint8Array, v: Float32Array | Uint16Array | Uint8Array,
-    nHeads: number, nKvHeads: number, headDim: number, T: number, S: number, qPos0: number, kPos0: number, scale: number,
-    causal: boolean, chunkSize: number, kvType?: number): void;
+  attention(
+    out: Float32Array,
+    q: Float32Array,
+    k: Float32Array | Uint16Array | Uint8Array,
+    v: Float32Array | Uint16Array | Uint8Array,
+    nHeads: number,
+    nKvHeads: number,
+    headDim: number,
+    T: number,
+    S: number,
+    qPos0: number,
+    kPos0: number,
+    scale: number,
+    causal: boolean,
+    chunkSize: number,
+    kvType?: number,
+  ): void;
   /** Groups of attention's 15 arguments (kvType included), run in one pool hand-off. */
   attentionMany(...args: Array<Float32Array | Uint16Array | Uint8Array | number | boolean>): void;
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;

@@ -29,7 +29,11 @@ class NativeWeight implements Weight {
   readonly cols: number; // K
   readonly experts: number; // E (1 for a plain matrix)
   type: number; // GGML type id, or the native core's id of a repacked layout
-  constructor(readonly dtype: DType, readonly shape: readonly number[], public bytes: Uint8Array) {
+  constructor(
+    readonly dtype: DType,
+    readonly shape: readonly number[],
+    public bytes: Uint8Array,
+  ) {
     if (shape.length < 1 || shape.length > 3) throw new RangeError(`weights have 1 to 3 dimensions, got [${shape.join(', ')}]`);
     if (!shape.every((d) => Number.isSafeInteger(d) && d > 0)) throw new RangeError(`bad weight shape [${shape.join(', ')}]`);
     const s = shape.length === 1 ? [1, shape[0]!] : shape;
@@ -62,15 +66,22 @@ export class NativeBackend implements Backend {
   /** The natively allocated copies, released by dispose(). */
   private repacked: ArrayBuffer[] = [];
 
-  constructor(private readonly engine: RawEngine, repack = process.env.LLAMA4_REPACK !== '0') {
+  constructor(
+    private readonly engine: RawEngine,
+    repack = process.env.LLAMA4_REPACK !== '0',
+  ) {
     this.name = `native-${engine.isa}`;
     this.repackBudget = repack ? totalmem() / 2 : 0;
   }
 
   /** Kernel set in use ("avx512", "avx2" or "scalar"). */
-  get isa(): NativeIsa { return this.engine.isa; }
+  get isa(): NativeIsa {
+    return this.engine.isa;
+  }
   /** Threads in the pool, the caller's included. */
-  get threads(): number { return this.engine.threads; }
+  get threads(): number {
+    return this.engine.threads;
+  }
   /**
    * Stops the pool's threads and frees the repacked weight copies now instead of at garbage collection; the backend
    * and its weights are unusable afterwards.
@@ -82,7 +93,9 @@ export class NativeBackend implements Backend {
     this.engine.dispose();
   }
   /** Reads every byte of `bytes` on all pool threads and returns a checksum: the benchmarks' bandwidth probe. */
-  streamRead(bytes: Uint8Array): number { return this.engine.streamRead(bytes); }
+  streamRead(bytes: Uint8Array): number {
+    return this.engine.streamRead(bytes);
+  }
 
   weight(t: RawTensor): Weight {
     if (!DTYPES[t.dtype]) throw new RangeError(`unknown dtype ${t.dtype}`);
@@ -105,7 +118,8 @@ export class NativeBackend implements Backend {
 
   matmul(out: Float32Array, x: Float32Array, wAny: Weight, T: number, expert = 0): void {
     const w = own(wAny);
-    if (!(Number.isInteger(expert) && expert >= 0 && expert < w.experts)) throw new RangeError(`expert ${expert} out of range ${w.experts}`);
+    if (!(Number.isInteger(expert) && expert >= 0 && expert < w.experts))
+      throw new RangeError(`expert ${expert} out of range ${w.experts}`);
     need(x, T * w.cols, 'x');
     need(out, T * w.rows, 'out');
     this.engine.matmul(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
@@ -115,7 +129,8 @@ export class NativeBackend implements Backend {
     const args: Array<Float32Array | Uint8Array | number> = [];
     for (const { out, x, w: wAny, T, expert = 0 } of jobs) {
       const w = own(wAny);
-      if (!(Number.isInteger(expert) && expert >= 0 && expert < w.experts)) throw new RangeError(`expert ${expert} out of range ${w.experts}`);
+      if (!(Number.isInteger(expert) && expert >= 0 && expert < w.experts))
+        throw new RangeError(`expert ${expert} out of range ${w.experts}`);
       need(x, T * w.cols, 'x');
       need(out, T * w.rows, 'out');
       args.push(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
@@ -162,7 +177,22 @@ export class NativeBackend implements Backend {
 
   attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, p: AttentionShape): void {
     if ((p.kvType ?? 'f32') === 'f32') {
-      this.engine.attention(out, q, k, v, p.nHeads, p.nKvHeads, p.headDim, p.T, p.S, p.qPos0, p.kPos0, p.scale, p.mask.causal, p.mask.chunkSize);
+      this.engine.attention(
+        out,
+        q,
+        k,
+        v,
+        p.nHeads,
+        p.nKvHeads,
+        p.headDim,
+        p.T,
+        p.S,
+        p.qPos0,
+        p.kPos0,
+        p.scale,
+        p.mask.causal,
+        p.mask.chunkSize,
+      );
       return;
     }
     this.engine.attention(out, q, k, v, ...attentionArgs(p, k, v));
@@ -192,7 +222,11 @@ export class NativeBackend implements Backend {
 }
 
 /** attention's arguments after out, q, k, v (the K/V arrays checked against kvType). */
-function attentionArgs(p: AttentionShape, k: KvData, v: KvData): [number, number, number, number, number, number, number, number, boolean, number, number] {
+function attentionArgs(
+  p: AttentionShape,
+  k: KvData,
+  v: KvData,
+): [number, number, number, number, number, number, number, number, boolean, number, number] {
   const kvType = p.kvType ?? 'f32';
   checkKvArray(kvType, k, 'k');
   checkKvArray(kvType, v, 'v');

@@ -13,7 +13,9 @@ test('native: LLAMA4_NATIVE=0 gives null and a one-line reason', () => {
   assert.deepEqual(out, { b: true, reason: 'native core disabled by LLAMA4_NATIVE=0', mmap: false });
 });
 
-test('native: an unusable kernel set or thread count is refused with a reason', { skip: nativeIsas().length ? false : 'native core unavailable' }, () => {
+test('native: an unusable kernel set or thread count is refused with a reason', {
+  skip: nativeIsas().length ? false : 'native core unavailable',
+}, () => {
   const all = ['avx512', 'avx2', 'scalar'] as const;
   const missing = all.find((i) => !nativeIsas().includes(i));
   if (missing) {

@@ -36,7 +36,8 @@ test('mmap: views equal the file bytes (one whole-file view)', { skip }, () => {
 test('mmap: per-range views when the file exceeds the single-view limit (Node caps a view at 4 GiB)', { skip }, () => {
   const { path, data } = sampleFile(65_536);
   const m = MappedFile.open(path, { wholeViewLimit: 1000 });
-  const a = m.bytes(4096, 5000), b = m.bytes(40_000, 100);
+  const a = m.bytes(4096, 5000),
+    b = m.bytes(40_000, 100);
   assert.deepEqual(a, data.subarray(4096, 9096));
   assert.deepEqual(b, data.subarray(40_000, 40_100));
   assert.notEqual(a.buffer, b.buffer);
@@ -45,7 +46,10 @@ test('mmap: per-range views when the file exceeds the single-view limit (Node ca
 });
 
 test('mmap: bad paths and ranges give one ModelFileError', { skip }, () => {
-  assert.throws(() => MappedFile.open(join(dir, 'missing.gguf')), (e: unknown) => e instanceof ModelFileError && /cannot open/.test(e.message));
+  assert.throws(
+    () => MappedFile.open(join(dir, 'missing.gguf')),
+    (e: unknown) => e instanceof ModelFileError && /cannot open/.test(e.message),
+  );
   assert.throws(() => MappedFile.open(dir), ModelFileError);
   const { path } = sampleFile(1000);
   const m = MappedFile.open(path);
@@ -65,13 +69,15 @@ test('mmap: writes into a view are private (file unchanged, no crash)', { skip }
 });
 
 test('mmap: kernels read weights in place from the mapping', { skip }, () => {
-  const N = 64, K = 1024;
+  const N = 64,
+    K = 1024;
   const { bytes } = randomWeight('q8_0', N, K, 9);
   const path = join(dir, 'w.bin');
   writeFileSync(path, Buffer.concat([Buffer.alloc(32), bytes])); // tensor data at offset 32, as in GGUF
   const be = tryCreateNativeBackend({ threads: 2 }).backend!;
   const x = new Float32Array(K).map((_, i) => Math.sin(i));
-  const fromHeap = new Float32Array(N), fromMap = new Float32Array(N);
+  const fromHeap = new Float32Array(N),
+    fromMap = new Float32Array(N);
   be.matmul(fromHeap, x, be.weight({ name: 'h', dtype: 'q8_0', shape: [N, K], bytes }), 1);
   be.matmul(fromMap, x, be.weight({ name: 'm', dtype: 'q8_0', shape: [N, K], bytes: MappedFile.open(path).bytes(32, bytes.length) }), 1);
   assert.deepEqual(fromMap, fromHeap);

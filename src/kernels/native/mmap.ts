@@ -15,7 +15,11 @@ export class MappedFile {
   private readonly views = new Map<number, Uint8Array>();
   private closed = false;
 
-  private constructor(readonly path: string, private readonly raw: RawMappedFile, wholeViewLimit: number) {
+  private constructor(
+    readonly path: string,
+    private readonly raw: RawMappedFile,
+    wholeViewLimit: number,
+  ) {
     this.size = raw.size;
     if (this.size > 0 && this.size <= wholeViewLimit) this.whole = new Uint8Array(raw.view(0, this.size));
   }

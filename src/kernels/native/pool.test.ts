@@ -11,13 +11,15 @@ const skip = one.backend ? false : one.reason;
 
 test('pool: 3000 back-to-back jobs on 3 threads match one thread exactly', { skip }, () => {
   const multi = tryCreateNativeBackend({ threads: 3 }).backend!;
-  const N = 40, K = 256;
+  const N = 40,
+    K = 256;
   const { bytes } = randomWeight('q4_0', N, K, 21);
   const w1 = one.backend!.weight({ name: 'w', dtype: 'q4_0', shape: [N, K], bytes });
   const w3 = multi.weight({ name: 'w', dtype: 'q4_0', shape: [N, K], bytes });
   const r = rng(5);
   const x = new Float32Array(K).map(() => r.n());
-  const ref = new Float32Array(N), out = new Float32Array(N);
+  const ref = new Float32Array(N),
+    out = new Float32Array(N);
   one.backend!.matmul(ref, x, w1, 1);
   for (let i = 0; i < 3000; i++) {
     out.fill(NaN);

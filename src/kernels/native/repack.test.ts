@@ -12,32 +12,44 @@ const plain = tryCreateNativeBackend({ threads: 2, repack: false });
 const skip = packed.backend && plain.backend ? false : `native core unavailable: ${packed.reason}`;
 
 function sameBits(a: Float32Array, b: Float32Array, what: string): void {
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length),
+    ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
 }
 
 for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
   test(`native repack ${dtype}: same bits as the file layout (decode, prefill, experts, rows)`, { skip }, () => {
-    const A = packed.backend as NativeBackend, B = plain.backend as NativeBackend;
+    const A = packed.backend as NativeBackend,
+      B = plain.backend as NativeBackend;
     const r = rng(5);
-    for (const [E, N, K] of [[1, 64, 256], [3, 24, 1024], [2, 8, 32], [1, 40, 4096]] as const) {
+    for (const [E, N, K] of [
+      [1, 64, 256],
+      [3, 24, 1024],
+      [2, 8, 32],
+      [1, 40, 4096],
+    ] as const) {
       const { bytes } = randomWeight(dtype, E * N, K, N + K);
       const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
       const before = A.repackedBytes;
-      const wa = A.weight(t), wb = B.weight(t);
+      const wa = A.weight(t),
+        wb = B.weight(t);
       assert.equal(A.repackedBytes - before, byteSize(dtype, E * N * K), 'the packed backend repacked the weight');
       assert.equal(B.repackedBytes, 0, 'repack: false keeps the file layout');
       for (const T of [1, 4, 7, 40]) {
         const x = randn(r, T * K);
         for (let e = 0; e < E; e++) {
-          const oa = new Float32Array(T * N), ob = new Float32Array(T * N);
-          A.matmul(oa, x, wa, T, e); B.matmul(ob, x, wb, T, e);
+          const oa = new Float32Array(T * N),
+            ob = new Float32Array(T * N);
+          A.matmul(oa, x, wa, T, e);
+          B.matmul(ob, x, wb, T, e);
           sameBits(oa, ob, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}`);
         }
       }
       const ids = [0, E * N - 1, 5 % (E * N), (E * N) >> 1];
-      const ra = new Float32Array(ids.length * K), rb = new Float32Array(ids.length * K);
-      A.getRows(ra, wa, ids); B.getRows(rb, wb, ids);
+      const ra = new Float32Array(ids.length * K),
+        rb = new Float32Array(ids.length * K);
+      A.getRows(ra, wa, ids);
+      B.getRows(rb, wb, ids);
       sameBits(ra, rb, `${dtype} getRows`);
       sameBits(A.toF32(wa), B.toF32(wb), `${dtype} toF32`);
     }

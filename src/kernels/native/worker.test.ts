@@ -23,11 +23,22 @@ const body = (file: string) => `
 
 test('native: works inside worker threads, concurrently with the main thread', { skip }, async () => {
   const mod = fileURLToPath(new URL(`../../../${loadAddon().file}`, import.meta.url));
-  const run = () => new Promise<unknown>((res, rej) => { const w = new Worker(body(mod), { eval: true }); w.once('message', res); w.once('error', rej); });
+  const run = () =>
+    new Promise<unknown>((res, rej) => {
+      const w = new Worker(body(mod), { eval: true });
+      w.once('message', res);
+      w.once('error', rej);
+    });
   const [a, b] = await Promise.all([run(), run()]);
   const be = tryCreateNativeBackend({ threads: 2 }).backend!;
-  const K = 256, N = 8;
-  const w = be.weight({ name: 'w', dtype: 'f32', shape: [N, K], bytes: new Uint8Array(new Float32Array(N * K).map((_, i) => (i % 13) / 13).buffer) });
+  const K = 256,
+    N = 8;
+  const w = be.weight({
+    name: 'w',
+    dtype: 'f32',
+    shape: [N, K],
+    bytes: new Uint8Array(new Float32Array(N * K).map((_, i) => (i % 13) / 13).buffer),
+  });
   const out = new Float32Array(N);
   be.matmul(out, new Float32Array(K).fill(0.5), w, 1);
   assert.deepEqual(a, Array.from(out));

@@ -13,7 +13,11 @@ class TsWeight implements Weight {
   readonly experts: number; // E (1 for a plain matrix)
   readonly rowBytes: number;
   readonly f32: Float32Array | null;
-  constructor(readonly dtype: RawTensor['dtype'], readonly shape: readonly number[], readonly bytes: Uint8Array) {
+  constructor(
+    readonly dtype: RawTensor['dtype'],
+    readonly shape: readonly number[],
+    readonly bytes: Uint8Array,
+  ) {
     const s = shape.length === 1 ? [1, shape[0]!] : shape;
     this.cols = s[s.length - 1]!;
     this.rows = s[s.length - 2]!;
@@ -61,7 +65,8 @@ export class TsBackend implements Backend {
 
   matmul(out: Float32Array, x: Float32Array, wAny: Weight, T: number, expert = 0): void {
     const w = own(wAny);
-    const N = w.rows, K = w.cols;
+    const N = w.rows,
+      K = w.cols;
     if (expert < 0 || expert >= w.experts) throw new RangeError(`expert ${expert} out of range ${w.experts}`);
     const base = expert * N;
     if (w.f32) {
@@ -139,8 +144,10 @@ export class TsBackend implements Backend {
       for (let h = 0; h < nHeads; h++) {
         const o = (t * nHeads + h) * headDim;
         for (let j = 0; j < half; j++) {
-          const c = cos[t * half + j]!, s = sin[t * half + j]!;
-          const a = x[o + 2 * j]!, b = x[o + 2 * j + 1]!;
+          const c = cos[t * half + j]!,
+            s = sin[t * half + j]!;
+          const a = x[o + 2 * j]!,
+            b = x[o + 2 * j + 1]!;
           x[o + 2 * j] = a * c - b * s;
           x[o + 2 * j + 1] = a * s + b * c;
         }
@@ -160,13 +167,17 @@ export class TsBackend implements Backend {
     if (kvType !== 'f32') {
       if (kvType === 'q8_0' && d % 32 !== 0) throw new RangeError(`q8_0 keys/values need headDim a multiple of 32, got ${d}`);
       const need = kvElements(kvType, S * nKvHeads * d);
-      if (k.length < need || v.length < need) throw new RangeError(`k/v have ${Math.min(k.length, v.length)} elements, ${kvType} [${S}, ${nKvHeads}, ${d}] needs ${need}`);
+      if (k.length < need || v.length < need)
+        throw new RangeError(`k/v have ${Math.min(k.length, v.length)} elements, ${kvType} [${S}, ${nKvHeads}, ${d}] needs ${need}`);
     }
     // (key, kv head) row `r` of x as (rowArr, returned offset)
     const scratch = new Float32Array(d);
     let rowArr: Float32Array = scratch;
     const rowAt = (x: KvData, r: number): number => {
-      if (kvType === 'f32') { rowArr = x as Float32Array; return r * d; }
+      if (kvType === 'f32') {
+        rowArr = x as Float32Array;
+        return r * d;
+      }
       decodeKv(kvType, x, r * d, d, scratch);
       rowArr = scratch;
       return 0;
@@ -177,7 +188,8 @@ export class TsBackend implements Backend {
     for (let t = 0; t < T; t++) {
       const qp = qPos0 + t;
       // Visible keys form one contiguous range [lo, hi) of key indices.
-      let lo = 0, hi = S;
+      let lo = 0,
+        hi = S;
       if (mask.causal) hi = Math.min(S, qp - kPos0 + 1);
       if (mask.chunkSize > 0) lo = Math.max(0, Math.floor(qp / mask.chunkSize) * mask.chunkSize - kPos0);
       for (let h = 0; h < nHeads; h++) {
@@ -193,7 +205,11 @@ export class TsBackend implements Backend {
           if (sc > max) max = sc;
         }
         let sum = 0;
-        for (let s = lo; s < hi; s++) { const e = Math.exp(scores[s]! - max); scores[s] = e; sum += e; }
+        for (let s = lo; s < hi; s++) {
+          const e = Math.exp(scores[s]! - max);
+          scores[s] = e;
+          sum += e;
+        }
         for (let i = 0; i < d; i++) out[qo + i] = 0;
         if (hi <= lo) continue; // no visible key (cannot happen for causal self-attention)
         acc.fill(0);
@@ -208,11 +224,17 @@ export class TsBackend implements Backend {
   }
 
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    for (let i = 0; i < n; i++) { const g = gate[i]!; out[i] = (g / (1 + Math.exp(-g))) * up[i]!; }
+    for (let i = 0; i < n; i++) {
+      const g = gate[i]!;
+      out[i] = (g / (1 + Math.exp(-g))) * up[i]!;
+    }
   }
 
   gelu(x: Float32Array, n: number): void {
-    for (let i = 0; i < n; i++) { const v = x[i]!; x[i] = 0.5 * v * (1 + erf(v / Math.SQRT2)); }
+    for (let i = 0; i < n; i++) {
+      const v = x[i]!;
+      x[i] = 0.5 * v * (1 + erf(v / Math.SQRT2));
+    }
   }
 
   addInPlace(x: Float32Array, y: Float32Array, n: number): void {
@@ -229,7 +251,8 @@ export function erf(x: number): number {
   const ax = Math.abs(x);
   if (ax < 2.5) {
     // Maclaurin series: converges quickly for |x| < 2.5.
-    let sum = x, term = x;
+    let sum = x,
+      term = x;
     const x2 = x * x;
     for (let n = 1; n < 80; n++) {
       term *= -x2 / n;
@@ -241,7 +264,7 @@ export function erf(x: number): number {
   }
   // Continued fraction for erfc at larger |x|.
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return x > 0 ? 1 - erfc : erfc - 1;
 }

@@ -77,7 +77,9 @@ export const MAX_ATTENTION_SPAN = 2 ** 31 - 1;
 function attentionSpan(o: Json, key: string, def: number): number {
   const v = o[key];
   if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > MAX_ATTENTION_SPAN)) {
-    throw new ConfigError(`config.json: "${key}" must be an integer from 1 to ${MAX_ATTENTION_SPAN}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
+    throw new ConfigError(
+      `config.json: "${key}" must be an integer from 1 to ${MAX_ATTENTION_SPAN}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`,
+    );
   }
   return v === undefined || v === null ? def : (v as number);
 }
@@ -110,7 +112,8 @@ function parseRope(o: Json): { theta: number; scaling: RopeScaling | null } {
   if (!s) return { theta, scaling: null };
   const type = s['rope_type'] ?? s['type'];
   if (type === 'default' || type === undefined) return { theta, scaling: null };
-  if (type !== 'llama3') throw new ConfigError(`config.json: unsupported rope scaling type ${JSON.stringify(type)} (Llama 4 uses "llama3" or none)`);
+  if (type !== 'llama3')
+    throw new ConfigError(`config.json: unsupported rope scaling type ${JSON.stringify(type)} (Llama 4 uses "llama3" or none)`);
   const scaling: RopeScaling = {
     factor: num(s, 'factor'),
     lowFreqFactor: num(s, 'low_freq_factor', 1),
@@ -151,23 +154,28 @@ export function parseHfConfig(json: unknown, generation?: unknown): Llama4Config
   const numExperts = nonNegInt(t, 'num_local_experts', 16);
   const numExpertsPerTok = nonNegInt(t, 'num_experts_per_tok', 1);
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ConfigError(`config.json: head_dim ${headDim} must be an even integer`);
-  if (numHeads % numKvHeads !== 0) throw new ConfigError(`config.json: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw new ConfigError(`config.json: num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   const hiddenAct = t['hidden_act'] ?? 'silu';
-  if (hiddenAct !== 'silu') throw new ConfigError(`config.json: hidden_act ${JSON.stringify(hiddenAct)} is not supported (Llama 4 uses silu)`);
+  if (hiddenAct !== 'silu')
+    throw new ConfigError(`config.json: hidden_act ${JSON.stringify(hiddenAct)} is not supported (Llama 4 uses silu)`);
 
   // no_rope_layers[l] = 1 means RoPE (HF's inverted name); an explicit non-empty list wins over the interval.
   const interval = posInt(t, 'no_rope_layer_interval', 4);
   let noRope = intList(t, 'no_rope_layers');
   if (!noRope || noRope.length === 0) noRope = Array.from({ length: numLayers }, (_, l) => ((l + 1) % interval !== 0 ? 1 : 0));
-  if (noRope.length !== numLayers) throw new ConfigError(`config.json: no_rope_layers has ${noRope.length} entries for ${numLayers} layers`);
+  if (noRope.length !== numLayers)
+    throw new ConfigError(`config.json: no_rope_layers has ${noRope.length} entries for ${numLayers} layers`);
   // moe_layers: explicit list (even []) wins, else every `step`-th layer starting at step-1. Step 0 or no experts
   // means dense everywhere (HF would fail on range(-1, L, 0); llama.cpp: MoE iff step > 0 && (l+1) % step == 0).
   const step = nonNegInt(t, 'interleave_moe_layer_step', 1);
   let moe = intList(t, 'moe_layers');
   if (!moe) moe = step === 0 || numExperts === 0 ? [] : Array.from({ length: numLayers }, (_, l) => l).filter((l) => l % step === step - 1);
-  for (const l of moe) if (l < 0 || l >= numLayers) throw new ConfigError(`config.json: moe_layers entry ${l} is outside 0..${numLayers - 1}`);
+  for (const l of moe)
+    if (l < 0 || l >= numLayers) throw new ConfigError(`config.json: moe_layers entry ${l} is outside 0..${numLayers - 1}`);
   if (moe.length && numExperts === 0) throw new ConfigError(`config.json: moe_layers lists layer ${moe[0]} but num_local_experts is 0`);
-  if (moe.length && numExpertsPerTok !== 1) throw new ConfigError(`config.json: num_experts_per_tok ${numExpertsPerTok} is not supported (Llama 4 routes each token to 1 expert)`);
+  if (moe.length && numExpertsPerTok !== 1)
+    throw new ConfigError(`config.json: num_experts_per_tok ${numExpertsPerTok} is not supported (Llama 4 routes each token to 1 expert)`);
   const moeSet = new Set(moe);
 
   // Absent: HF's default 8192. Explicit null: no chunking (see Llama4Config.attentionChunkSize). Anything else must
@@ -249,7 +257,10 @@ export function ropeInvFreq(cfg: Pick<Llama4Config, 'headDim' | 'ropeTheta' | 'r
     const f = inv[j]!;
     const wavelen = (2 * Math.PI) / f;
     if (wavelen < highWavelen) continue; // high frequency: kept
-    if (wavelen > lowWavelen) { inv[j] = f / s.factor; continue; } // low frequency: divided by factor
+    if (wavelen > lowWavelen) {
+      inv[j] = f / s.factor;
+      continue;
+    } // low frequency: divided by factor
     const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
     inv[j] = (1 - smooth) * (f / s.factor) + smooth * f;
   }

@@ -73,7 +73,11 @@ const optId = (md: GgufMetadata, key: string): number | null => fieldReader((k) 
  * Builds the Llama4Config that llama.cpp would run for this GGUF metadata. `tensorShapes` (internal names)
  * supplies what the metadata may omit: the vocabulary size and whether the output head is tied.
  */
-export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<string, { shape: readonly number[] }>, file = 'model.gguf'): Llama4Config {
+export function configFromGguf(
+  md: GgufMetadata,
+  tensorShapes: ReadonlyMap<string, { shape: readonly number[] }>,
+  file = 'model.gguf',
+): Llama4Config {
   const arch = md.get('general.architecture');
   if (arch !== 'llama4') {
     throw new ConfigError(`${file}: GGUF architecture ${JSON.stringify(arch)} is not supported (expected "llama4")`);
@@ -82,14 +86,17 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
   const hiddenSize = getPosInt(md, k('embedding_length'), file);
   const numLayers = getPosInt(md, k('block_count'), file);
   // Every layer has tensors: a block count beyond the tensor count is corrupt (and must not size any allocation).
-  if (numLayers > Math.max(tensorShapes.size, 1)) throw new ModelFileError(file, `block_count ${numLayers} exceeds the ${tensorShapes.size} tensors in the file`);
+  if (numLayers > Math.max(tensorShapes.size, 1))
+    throw new ModelFileError(file, `block_count ${numLayers} exceeds the ${tensorShapes.size} tensors in the file`);
   const numHeads = getPosInt(md, k('attention.head_count'), file);
   const numKvHeads = getPosInt(md, k('attention.head_count_kv'), file, numHeads);
   const headDim = getPosInt(md, k('attention.key_length'), file, getNum(md, k('rope.dimension_count'), file, hiddenSize / numHeads));
   const valueLength = getPosInt(md, k('attention.value_length'), file, headDim);
-  if (valueLength !== headDim) throw new ConfigError(`${file}: key_length ${headDim} != value_length ${valueLength} is not a Llama 4 layout`);
+  if (valueLength !== headDim)
+    throw new ConfigError(`${file}: key_length ${headDim} != value_length ${valueLength} is not a Llama 4 layout`);
   if (headDim % 2 !== 0) throw new ConfigError(`${file}: head dimension ${headDim} must be even`);
-  if (numHeads % numKvHeads !== 0) throw new ConfigError(`${file}: head_count ${numHeads} is not a multiple of head_count_kv ${numKvHeads}`);
+  if (numHeads % numKvHeads !== 0)
+    throw new ConfigError(`${file}: head_count ${numHeads} is not a multiple of head_count_kv ${numKvHeads}`);
   const numExperts = getNum(md, k('expert_count'), file, 0);
   const numExpertsPerTok = getNum(md, k('expert_used_count'), file, numExperts > 0 ? 1 : 0);
   if (numExperts > 0 && numExpertsPerTok !== 1) {
@@ -97,7 +104,8 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
   }
   // 0 (what a dense model such as Llama Guard 4 carries) means no MoE layers, as in llama.cpp.
   const step = getNum(md, k('interleave_moe_layer_step'), file, 1);
-  if (!Number.isInteger(step) || step < 0) throw new ModelFileError(file, `GGUF metadata key '${k('interleave_moe_layer_step')}' must be a non-negative integer, got ${step}`);
+  if (!Number.isInteger(step) || step < 0)
+    throw new ModelFileError(file, `GGUF metadata key '${k('interleave_moe_layer_step')}' must be a non-negative integer, got ${step}`);
   // Swapped names (see header): feed_forward_length is the dense width, expert_feed_forward_length the expert width.
   const intermediateSizeMlp = getNum(md, k('feed_forward_length'), file, 0);
   const intermediateSize = getNum(md, k('expert_feed_forward_length'), file, 0);
@@ -116,14 +124,17 @@ export function configFromGguf(md: GgufMetadata, tensorShapes: ReadonlyMap<strin
       isMoe: numExperts > 0 && step > 0 && (l + 1) % step === 0,
     });
   });
-  if (layers.some((f) => f.isMoe) && intermediateSize <= 0) throw new ModelFileError(file, `GGUF metadata key '${k('expert_feed_forward_length')}' is missing`);
-  if (layers.some((f) => !f.isMoe) && intermediateSizeMlp <= 0) throw new ModelFileError(file, `GGUF metadata key '${k('feed_forward_length')}' is missing`);
+  if (layers.some((f) => f.isMoe) && intermediateSize <= 0)
+    throw new ModelFileError(file, `GGUF metadata key '${k('expert_feed_forward_length')}' is missing`);
+  if (layers.some((f) => !f.isMoe) && intermediateSizeMlp <= 0)
+    throw new ModelFileError(file, `GGUF metadata key '${k('feed_forward_length')}' is missing`);
   const tokens = md.get('tokenizer.ggml.tokens');
   const embd = tensorShapes.get('token_embd');
   const vocabSize = getPosInt(md, k('vocab_size'), file, embd?.shape[0] ?? (Array.isArray(tokens) ? tokens.length : undefined));
   const rmsNormEps = getNum(md, k('attention.layer_norm_rms_epsilon'), file);
   const ropeTheta = getNum(md, k('rope.freq_base'), file, 10000);
-  if (!(rmsNormEps > 0) || !(ropeTheta > 1)) throw new ModelFileError(file, `implausible rms epsilon ${rmsNormEps} or rope.freq_base ${ropeTheta}`);
+  if (!(rmsNormEps > 0) || !(ropeTheta > 1))
+    throw new ModelFileError(file, `implausible rms epsilon ${rmsNormEps} or rope.freq_base ${ropeTheta}`);
   const eos: number[] = [];
   for (const key of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eom_token_id', 'tokenizer.ggml.eot_token_id']) {
     const id = optId(md, key);
@@ -167,7 +178,10 @@ export function llama4FromGguf(md: GgufMetadata, ggufTensors: ReadonlyMap<string
   const tensors = new Map<string, RawTensor>();
   let ropeFreqs: RawTensor | null = null;
   for (const [name, t] of ggufTensors) {
-    if (name === 'rope_freqs.weight') { ropeFreqs = t; continue; }
+    if (name === 'rope_freqs.weight') {
+      ropeFreqs = t;
+      continue;
+    }
     if (!name.endsWith('.weight')) continue;
     const internal = name.slice(0, -'.weight'.length);
     if (internal !== 'token_embd' && internal !== 'output_norm' && internal !== 'output' && !internal.startsWith('blk.')) continue;
@@ -178,9 +192,11 @@ export function llama4FromGguf(md: GgufMetadata, ggufTensors: ReadonlyMap<string
   let ropeFreqFactors: Float32Array | null = null;
   if (ropeFreqs) {
     const n = ropeFreqs.shape.reduce((a, b) => a * b, 1);
-    if (n !== config.headDim / 2) throw new ModelFileError(file, `rope_freqs.weight has ${n} entries, expected head_dim/2 = ${config.headDim / 2}`);
+    if (n !== config.headDim / 2)
+      throw new ModelFileError(file, `rope_freqs.weight has ${n} entries, expected head_dim/2 = ${config.headDim / 2}`);
     ropeFreqFactors = dequantize(ropeFreqs.dtype, ropeFreqs.bytes, n);
-    if (!ropeFreqFactors.every((v) => Number.isFinite(v) && v > 0)) throw new ModelFileError(file, 'rope_freqs.weight holds non-positive or non-finite divisors');
+    if (!ropeFreqFactors.every((v) => Number.isFinite(v) && v > 0))
+      throw new ModelFileError(file, 'rope_freqs.weight holds non-positive or non-finite divisors');
   }
   return { config: ropeFreqFactors ? Object.freeze({ ...config, ropeFreqFactors }) : config, tensors, ropeFreqFactors };
 }
@@ -189,7 +205,10 @@ export function llama4FromGguf(md: GgufMetadata, ggufTensors: ReadonlyMap<string
  * The llama4 GGUF metadata llama.cpp needs for a config (architecture and hyperparameters; tokenizer keys are
  * added separately). Values are [key, value, gguf type name] so a writer can store exact types.
  */
-export function ggufMetadataFromConfig(cfg: Llama4Config, name: string): [string, number | string | boolean, 'u32' | 'f32' | 'str' | 'bool'][] {
+export function ggufMetadataFromConfig(
+  cfg: Llama4Config,
+  name: string,
+): [string, number | string | boolean, 'u32' | 'f32' | 'str' | 'bool'][] {
   const k = (s: string): string => `llama4.${s}`;
   const moeLayers = cfg.layers.map((f, l) => (f.isMoe ? l : -1)).filter((l) => l >= 0);
   // Dense models get step 0: llama.cpp builds MoE tensors iff step > 0 && (l+1) % step == 0, so step 1 with
@@ -232,18 +251,26 @@ export function ggufIncompatibilities(cfg: Llama4Config): string[] {
   const step = moeLayers.length ? moeLayers[0]! + 1 : 1;
   const allGlobal = cfg.layers.every((g) => g.usesRope && g.chunkSize === 0);
   cfg.layers.forEach((f, l) => {
-    if (f.isMoe !== (moeLayers.length > 0 && (l + 1) % step === 0)) out.push(`MoE layers [${moeLayers.join(', ')}] are not every ${step}-th layer`);
-    if (!allGlobal && f.usesRope !== ((l + 1) % C.noRopeStep !== 0)) out.push(`layer ${l} RoPE/NoPE differs from the fixed every-4th-layer NoPE pattern`);
+    if (f.isMoe !== (moeLayers.length > 0 && (l + 1) % step === 0))
+      out.push(`MoE layers [${moeLayers.join(', ')}] are not every ${step}-th layer`);
+    if (!allGlobal && f.usesRope !== ((l + 1) % C.noRopeStep !== 0))
+      out.push(`layer ${l} RoPE/NoPE differs from the fixed every-4th-layer NoPE pattern`);
   });
   if (!allGlobal) {
-    if (cfg.attentionChunkSize === null) out.push(`attention_chunk_size null (no chunking; llama.cpp chunks RoPE layers at ${C.chunkSize} unless all layers are RoPE, so results agree only up to ${C.chunkSize} tokens)`);
-    else if (cfg.attentionChunkSize !== C.chunkSize) out.push(`attention_chunk_size ${cfg.attentionChunkSize} (llama.cpp uses ${C.chunkSize})`);
+    if (cfg.attentionChunkSize === null)
+      out.push(
+        `attention_chunk_size null (no chunking; llama.cpp chunks RoPE layers at ${C.chunkSize} unless all layers are RoPE, so results agree only up to ${C.chunkSize} tokens)`,
+      );
+    else if (cfg.attentionChunkSize !== C.chunkSize)
+      out.push(`attention_chunk_size ${cfg.attentionChunkSize} (llama.cpp uses ${C.chunkSize})`);
     if (cfg.layers.some((f) => !f.usesRope)) {
       if (!cfg.attnTemperatureTuning) out.push('attn_temperature_tuning off (llama.cpp always tunes NoPE layers)');
-      else if (cfg.floorScale !== C.floorScale || Math.fround(cfg.attnScale) !== Math.fround(C.attnScale)) out.push(`temperature tuning floor ${cfg.floorScale} / scale ${cfg.attnScale} (llama.cpp uses ${C.floorScale} / ${C.attnScale})`);
+      else if (cfg.floorScale !== C.floorScale || Math.fround(cfg.attnScale) !== Math.fround(C.attnScale))
+        out.push(`temperature tuning floor ${cfg.floorScale} / scale ${cfg.attnScale} (llama.cpp uses ${C.floorScale} / ${C.attnScale})`);
     }
   }
-  if (cfg.useQkNorm !== (cfg.numExperts !== C.noQkNormExperts)) out.push(`use_qk_norm=${cfg.useQkNorm} with ${cfg.numExperts} experts (llama.cpp decides qk-norm by expert count)`);
+  if (cfg.useQkNorm !== (cfg.numExperts !== C.noQkNormExperts))
+    out.push(`use_qk_norm=${cfg.useQkNorm} with ${cfg.numExperts} experts (llama.cpp decides qk-norm by expert count)`);
   return [...new Set(out)];
 }
 

@@ -104,7 +104,13 @@ export class Llama4TextModel implements CausalLM {
    * @param tensors internal names (see weights.ts), already validated or validated here.
    * @param where file name used in error messages.
    */
-  constructor(readonly config: Llama4Config, tensors: Map<string, RawTensor>, readonly backend: Backend, where = 'model', opts: TextModelOptions = {}) {
+  constructor(
+    readonly config: Llama4Config,
+    tensors: Map<string, RawTensor>,
+    readonly backend: Backend,
+    where = 'model',
+    opts: TextModelOptions = {},
+  ) {
     validateTensors(config, tensors, where);
     this.kvType = opts.kvType ?? 'f32';
     if (!isKvType(this.kvType)) throw new UsageError(`unknown KV cache type '${this.kvType}' (f32, f16 or q8_0)`);
@@ -128,7 +134,16 @@ export class Llama4TextModel implements CausalLM {
         ffnNorm: f32(b + 'ffn_norm'),
       };
       return facts.isMoe
-        ? { ...base, router: w(b + 'ffn_gate_inp'), gateExps: w(b + 'ffn_gate_exps'), upExps: w(b + 'ffn_up_exps'), downExps: w(b + 'ffn_down_exps'), gateSh: w(b + 'ffn_gate_shexp'), upSh: w(b + 'ffn_up_shexp'), downSh: w(b + 'ffn_down_shexp') }
+        ? {
+            ...base,
+            router: w(b + 'ffn_gate_inp'),
+            gateExps: w(b + 'ffn_gate_exps'),
+            upExps: w(b + 'ffn_up_exps'),
+            downExps: w(b + 'ffn_down_exps'),
+            gateSh: w(b + 'ffn_gate_shexp'),
+            upSh: w(b + 'ffn_up_shexp'),
+            downSh: w(b + 'ffn_down_shexp'),
+          }
         : { ...base, gate: w(b + 'ffn_gate'), up: w(b + 'ffn_up'), down: w(b + 'ffn_down') };
     });
     this.invFreq = ropeInvFreq(config);
@@ -163,7 +178,9 @@ export class Llama4TextModel implements CausalLM {
     if (this.disposed) throw new UsageError('the model was disposed');
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const t = this.kvType;
-    return new Llama4Sequence(this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t) : new FullKvCache(rowSize, 64, t))));
+    return new Llama4Sequence(
+      this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t) : new FullKvCache(rowSize, 64, t))),
+    );
   }
 
   forward(items: readonly ForwardItem[]): Float32Array[] {
@@ -179,7 +196,10 @@ export class Llama4TextModel implements CausalLM {
     // Row offsets of each item inside the N concatenated tokens, and the absolute position of each row.
     const offsets: number[] = [];
     let N = 0;
-    for (const it of items) { offsets.push(N); N += it.tokens.length; }
+    for (const it of items) {
+      offsets.push(N);
+      N += it.tokens.length;
+    }
     if (N === 0) return items.map(() => new Float32Array(0));
     const ids = new Int32Array(N);
     const pos = new Int32Array(N);
@@ -196,11 +216,14 @@ export class Llama4TextModel implements CausalLM {
     // h [N, H]: unscaled token embeddings, with image features written into <|patch|> slots (early fusion).
     const h = this.buf('h', N * H);
     be.getRows(h, this.tokEmbd, ids);
-    items.forEach((it, i) => { if (it.patchEmbeddings) this.fusePatches(h, ids, offsets[i]!, it.tokens.length, it.patchEmbeddings); });
+    items.forEach((it, i) => {
+      if (it.patchEmbeddings) this.fusePatches(h, ids, offsets[i]!, it.tokens.length, it.patchEmbeddings);
+    });
 
     // RoPE tables [N, d/2]: angle = fp32(pos · inv_j), then fp32 cos/sin (gotcha 14), shared by every RoPE layer.
     const half = d / 2;
-    const cos = this.buf('cos', N * half), sin = this.buf('sin', N * half);
+    const cos = this.buf('cos', N * half),
+      sin = this.buf('sin', N * half);
     for (let r = 0; r < N; r++) {
       for (let j = 0; j < half; j++) {
         const a = Math.fround(pos[r]! * this.invFreq[j]!);
@@ -221,7 +244,11 @@ export class Llama4TextModel implements CausalLM {
       const f = L.facts;
       // --- attention ---
       be.rmsNorm(x, h, L.attnNorm, N, H, cfg.rmsNormEps);
-      be.matmulMany([{ out: q, x, w: L.wq, T: N }, { out: k, x, w: L.wk, T: N }, { out: v, x, w: L.wv, T: N }]);
+      be.matmulMany([
+        { out: q, x, w: L.wq, T: N },
+        { out: k, x, w: L.wk, T: N },
+        { out: v, x, w: L.wv, T: N },
+      ]);
       if (f.usesRope) {
         be.rope(q, N, nh, d, cos, sin);
         be.rope(k, N, nkv, d, cos, sin);
@@ -246,14 +273,31 @@ export class Llama4TextModel implements CausalLM {
         const cache = seqs[i]!.caches[l]!;
         const qPos0 = cache.length;
         const kv = cache.append(k.subarray(o * nkv * d), v.subarray(o * nkv * d), n);
-        jobs.push({ out: att.subarray(o * nh * d, (o + n) * nh * d), q: q.subarray(o * nh * d, (o + n) * nh * d), k: kv.k, v: kv.v, shape: {
-          nHeads: nh, nKvHeads: nkv, headDim: d, T: n, S: kv.S, qPos0, kPos0: kv.kPos0, scale,
-          mask: { causal: true, chunkSize: f.chunkSize }, kvType: kv.kvType,
-        } });
+        jobs.push({
+          out: att.subarray(o * nh * d, (o + n) * nh * d),
+          q: q.subarray(o * nh * d, (o + n) * nh * d),
+          k: kv.k,
+          v: kv.v,
+          shape: {
+            nHeads: nh,
+            nKvHeads: nkv,
+            headDim: d,
+            T: n,
+            S: kv.S,
+            qPos0,
+            kPos0: kv.kPos0,
+            scale,
+            mask: { causal: true, chunkSize: f.chunkSize },
+            kvType: kv.kvType,
+          },
+        });
       });
-      if (jobs.length === 1) be.attention(jobs[0]!.out, jobs[0]!.q, jobs[0]!.k, jobs[0]!.v, jobs[0]!.shape); // may split key slices over threads
+      if (jobs.length === 1)
+        be.attention(jobs[0]!.out, jobs[0]!.q, jobs[0]!.k, jobs[0]!.v, jobs[0]!.shape); // may split key slices over threads
       else be.attentionMany(jobs);
-      items.forEach((it, i) => { if (it.tokens.length) seqs[i]!.caches[l]!.settle(); });
+      items.forEach((it, i) => {
+        if (it.tokens.length) seqs[i]!.caches[l]!.settle();
+      });
       be.matmul(tmp, att, L.wo, N);
       be.addInPlace(h, tmp, N * H);
       // --- feed-forward ---
@@ -267,7 +311,9 @@ export class Llama4TextModel implements CausalLM {
     // Logits only for the rows asked for, all items' rows in ONE head matmul (the head is the biggest matrix: a
     // batch of decoding sequences reads it once per step, not once per sequence). Rows are batch invariant, so a
     // row's logits are the same bits whichever rows share the call. 'hidden' items get final-norm states instead.
-    const want = items.map((it) => (it.logits === 'none' || it.tokens.length === 0 ? 0 : it.logits === 'all' || it.logits === 'hidden' ? it.tokens.length : 1));
+    const want = items.map((it) =>
+      it.logits === 'none' || it.tokens.length === 0 ? 0 : it.logits === 'all' || it.logits === 'hidden' ? it.tokens.length : 1,
+    );
     const head = items.map((it, i) => (it.logits === 'hidden' ? 0 : want[i]!));
     const R = head.reduce((a, b) => a + b, 0);
     const xs = this.buf('xs', R * H);
@@ -323,8 +369,12 @@ export class Llama4TextModel implements CausalLM {
   /** Dense SwiGLU: out = down(silu(gate(x)) ⊙ up(x)). */
   private dense(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
     const Imlp = this.config.intermediateSizeMlp;
-    const g = this.buf('g', N * Imlp), u = this.buf('u', N * Imlp);
-    this.backend.matmulMany([{ out: g, x, w: L.gate!, T: N }, { out: u, x, w: L.up!, T: N }]);
+    const g = this.buf('g', N * Imlp),
+      u = this.buf('u', N * Imlp);
+    this.backend.matmulMany([
+      { out: g, x, w: L.gate!, T: N },
+      { out: u, x, w: L.up!, T: N },
+    ]);
     this.backend.siluMul(g, g, u, N * Imlp);
     this.backend.matmul(out, g, L.down!, N);
   }
@@ -342,7 +392,8 @@ export class Llama4TextModel implements CausalLM {
     const be = this.backend;
     const { hiddenSize: H, intermediateSize: I, numExperts: E } = this.config;
     const logits = this.buf('router', N * E);
-    const g = this.buf('g', 2 * N * I), u = this.buf('u', 2 * N * I);
+    const g = this.buf('g', 2 * N * I),
+      u = this.buf('u', 2 * N * I);
     be.matmulMany([
       { out: logits, x, w: L.router!, T: N },
       { out: g.subarray(0, N * I), x, w: L.gateSh!, T: N },
@@ -369,12 +420,14 @@ export class Llama4TextModel implements CausalLM {
       const s = score[t]!;
       for (let i = 0; i < H; i++) xe[j * H + i] = x[t * H + i]! * s;
     }
-    const ge = g.subarray(N * I), ue = u.subarray(N * I);
+    const ge = g.subarray(N * I),
+      ue = u.subarray(N * I);
     const up: MatmulJob[] = [];
     const down: MatmulJob[] = [{ out: out, x: g.subarray(0, N * I), w: L.downSh!, T: N }];
     const ye = this.buf('ye', N * H);
     for (let e = 0; e < E; e++) {
-      const a = start[e]!, n = start[e + 1]! - a;
+      const a = start[e]!,
+        n = start[e + 1]! - a;
       if (n === 0) continue;
       const xs = xe.subarray(a * H, (a + n) * H);
       up.push({ out: ge.subarray(a * I, (a + n) * I), x: xs, w: L.gateExps!, T: n, expert: e });

@@ -44,7 +44,12 @@ const optId = (top: Json, keys: string[]): number | null => jsonFields(top, { wh
 
 /** True when a parsed config.json describes a multimodal Llama 4 (has a vision_config). */
 export function hasVisionConfig(config: unknown): boolean {
-  return typeof config === 'object' && config !== null && typeof (config as Json).vision_config === 'object' && (config as Json).vision_config !== null;
+  return (
+    typeof config === 'object' &&
+    config !== null &&
+    typeof (config as Json).vision_config === 'object' &&
+    (config as Json).vision_config !== null
+  );
 }
 
 /**
@@ -66,7 +71,8 @@ export function parseVisionConfig(config: unknown, file = 'config.json'): Llama4
   const headDim = hiddenSize / numHeads;
   // 2-D RoPE: half the rotary pairs carry x, half y, so head_dim must be a multiple of 4.
   if (headDim % 4 !== 0) throw new ConfigError(`${file}: vision head_dim ${headDim} must be a multiple of 4 for 2-D RoPE`);
-  if (imageSize % patchSize !== 0) throw new ConfigError(`${file}: vision image_size ${imageSize} is not a multiple of patch_size ${patchSize}`);
+  if (imageSize % patchSize !== 0)
+    throw new ConfigError(`${file}: vision image_size ${imageSize} is not a multiple of patch_size ${patchSize}`);
   const side = imageSize / patchSize;
   const outSide = side * ratio;
   if (!(ratio > 0 && ratio <= 1) || !Number.isInteger(outSide) || !Number.isInteger(1 / ratio) || outSide < 1) {
@@ -75,7 +81,9 @@ export function parseVisionConfig(config: unknown, file = 'config.json'): Llama4
   const shuffled = hiddenSize / (ratio * ratio);
   // HF builds the adapter fc1 with vision intermediate_size inputs; it only works when the two agree (gotcha 10).
   if (shuffled !== intermediateSize) {
-    throw new ConfigError(`${file}: vision intermediate_size ${intermediateSize} must equal hidden_size / pixel_shuffle_ratio² = ${shuffled} (the adapter's input width)`);
+    throw new ConfigError(
+      `${file}: vision intermediate_size ${intermediateSize} must equal hidden_size / pixel_shuffle_ratio² = ${shuffled} (the adapter's input width)`,
+    );
   }
   const projectorOutputDim = posInt(v, 'projector_output_dim', file);
   const visionOutputDim = posInt(v, 'vision_output_dim', file);
@@ -84,7 +92,8 @@ export function parseVisionConfig(config: unknown, file = 'config.json'): Llama4
     throw new ConfigError(`${file}: vision_output_dim ${visionOutputDim} must equal projector_output_dim ${projectorOutputDim}`);
   }
   const textHidden = text.hidden_size;
-  if (typeof textHidden !== 'number' || !Number.isInteger(textHidden) || textHidden < 1) throw new ConfigError(`${file}: text_config.hidden_size is missing`);
+  if (typeof textHidden !== 'number' || !Number.isInteger(textHidden) || textHidden < 1)
+    throw new ConfigError(`${file}: text_config.hidden_size is missing`);
   const imageTokenId = optId(top, ['image_token_index', 'image_token_id']);
   if (imageTokenId === null) throw new ConfigError(`${file}: image_token_index (the <|patch|> id) is missing`);
   return {

@@ -64,7 +64,10 @@ export function mmprojToHfTensors(tensors: ReadonlyMap<string, RawTensor>, where
   const roles = new Map(LAYER_NAMES);
   for (const [name, t] of tensors) {
     const g = globals.get(name);
-    if (g) { put(g, t); continue; }
+    if (g) {
+      put(g, t);
+      continue;
+    }
     const m = /^v\.blk\.(\d+)\.([a-z_0-9]+)\.(weight|bias)$/.exec(name);
     if (!m) continue;
     const role = roles.get(m[2]!);
@@ -74,7 +77,11 @@ export function mmprojToHfTensors(tensors: ReadonlyMap<string, RawTensor>, where
 }
 
 const num = (meta: GgufMetadata, key: string, where: string): number =>
-  fieldReader((k) => meta.get(k), { where, label: (k) => `metadata key ${k}`, error: (m) => new ModelFileError(where, m.slice(where.length + 2)) }).num(key);
+  fieldReader((k) => meta.get(k), {
+    where,
+    label: (k) => `metadata key ${k}`,
+    error: (m) => new ModelFileError(where, m.slice(where.length + 2)),
+  }).num(key);
 
 /** Token ids the mmproj cannot know (they live in the text model's vocabulary); Meta's ids by default. */
 export interface MmprojTokenIds {
@@ -87,7 +94,12 @@ export interface MmprojTokenIds {
  * Rebuilds an HF-style config.json object (`vision_config` + token ids + text hidden size) from mmproj metadata
  * and tensor shapes.
  */
-export function mmprojConfig(meta: GgufMetadata, hf: ReadonlyMap<string, RawTensor>, ids: MmprojTokenIds = {}, where = 'mmproj'): Record<string, unknown> {
+export function mmprojConfig(
+  meta: GgufMetadata,
+  hf: ReadonlyMap<string, RawTensor>,
+  ids: MmprojTokenIds = {},
+  where = 'mmproj',
+): Record<string, unknown> {
   const type = meta.get('clip.projector_type');
   if (type !== 'llama4') throw new ModelFileError(where, `clip.projector_type is ${JSON.stringify(type ?? null)}, expected "llama4"`);
   const shape = (name: string): readonly number[] => {

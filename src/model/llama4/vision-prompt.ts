@@ -9,7 +9,16 @@
  */
 import { createHash } from 'node:crypto';
 import type { DecodeLimits, ImageInput, ImageTiles, ImageTokenIds, RgbImage } from '../../image/index.ts';
-import { DEFAULT_MAX_IMAGE_PIXELS, ImageError, LLAMA4_IMAGE_TOKEN_IDS, decodeImage, expandImageTokenIds, expandImagePlaceholders, preprocessImage, readImageSize } from '../../image/index.ts';
+import {
+  DEFAULT_MAX_IMAGE_PIXELS,
+  ImageError,
+  LLAMA4_IMAGE_TOKEN_IDS,
+  decodeImage,
+  expandImageTokenIds,
+  expandImagePlaceholders,
+  preprocessImage,
+  readImageSize,
+} from '../../image/index.ts';
 import { UsageError } from '../../util/index.ts';
 import type { Llama4VisionConfig } from './vision-config.ts';
 import type { Llama4VisionEncoder } from './vision.ts';
@@ -39,14 +48,21 @@ export class ImageFeatureCache {
 
   get(key: string): Float32Array | undefined {
     const v = this.map.get(key);
-    if (v) { this.map.delete(key); this.map.set(key, v); this.hits++; } else this.misses++;
+    if (v) {
+      this.map.delete(key);
+      this.map.set(key, v);
+      this.hits++;
+    } else this.misses++;
     return v;
   }
 
   set(key: string, value: Float32Array): void {
     if (value.byteLength > this.maxBytes) return;
     const old = this.map.get(key);
-    if (old) { this.bytes -= old.byteLength; this.map.delete(key); }
+    if (old) {
+      this.bytes -= old.byteLength;
+      this.map.delete(key);
+    }
     this.map.set(key, value);
     this.bytes += value.byteLength;
     for (const [k, v] of this.map) {
@@ -97,7 +113,11 @@ function isTiles(x: unknown): x is ImageTiles {
 }
 
 /** Encodes one image (a source to decode, a decoded RGB image, or already preprocessed tiles). */
-export async function encodeImage(encoder: Llama4VisionEncoder, input: ImageInput | RgbImage | ImageTiles, opts: EncodeImageOptions = {}): Promise<EncodedImage> {
+export async function encodeImage(
+  encoder: Llama4VisionEncoder,
+  input: ImageInput | RgbImage | ImageTiles,
+  opts: EncodeImageOptions = {},
+): Promise<EncodedImage> {
   const cfg = encoder.cfg;
   let tiles: ImageTiles;
   if (isTiles(input)) tiles = input;
@@ -105,8 +125,11 @@ export async function encodeImage(encoder: Llama4VisionEncoder, input: ImageInpu
     const rgb = isRgb(input) ? input : await decodeImage(input, opts.limits);
     tiles = preprocessImage(rgb, { tileSize: cfg.imageSize, ...(opts.maxTiles !== undefined ? { maxTiles: opts.maxTiles } : {}) });
   }
-  if (tiles.tileSize !== cfg.imageSize) throw new UsageError(`image tiles are ${tiles.tileSize} pixels; this model's vision encoder takes ${cfg.imageSize}`);
-  const key = createHash('sha256').update(new Uint8Array(tiles.pixels.buffer, tiles.pixels.byteOffset, tiles.pixels.byteLength)).digest('hex');
+  if (tiles.tileSize !== cfg.imageSize)
+    throw new UsageError(`image tiles are ${tiles.tileSize} pixels; this model's vision encoder takes ${cfg.imageSize}`);
+  const key = createHash('sha256')
+    .update(new Uint8Array(tiles.pixels.buffer, tiles.pixels.byteOffset, tiles.pixels.byteLength))
+    .digest('hex');
   let emb = opts.cache?.get(key);
   if (!emb) {
     emb = encoder.encode(tiles.pixels, tiles.nTiles);
@@ -120,7 +143,11 @@ export async function encodeImage(encoder: Llama4VisionEncoder, input: ImageInpu
  * per-image or per-call pixel budget fails before anything is decoded); then the images are decoded and encoded one
  * at a time, so only one decoded image is held at once (eight 64-MP images decoded together took 1.76 GB).
  */
-export async function encodeImages(encoder: Llama4VisionEncoder, inputs: ReadonlyArray<ImageInput | RgbImage | ImageTiles>, opts: EncodeImageOptions = {}): Promise<EncodedImages> {
+export async function encodeImages(
+  encoder: Llama4VisionEncoder,
+  inputs: ReadonlyArray<ImageInput | RgbImage | ImageTiles>,
+  opts: EncodeImageOptions = {},
+): Promise<EncodedImages> {
   const budget = opts.maxTotalPixels ?? DEFAULT_MAX_TOTAL_PIXELS;
   const maxPixels = opts.limits?.maxPixels ?? DEFAULT_MAX_IMAGE_PIXELS;
   let pixels = 0;
@@ -130,27 +157,45 @@ export async function encodeImages(encoder: Llama4VisionEncoder, inputs: Readonl
     const { width, height } = isRgb(x) ? x : await readImageSize(x, opts.limits);
     if (width * height > maxPixels) throw new ImageError(`#${i + 1}`, `${width}x${height} is over the ${maxPixels}-pixel limit`);
     pixels += width * height;
-    if (pixels > budget) throw new ImageError(`#${i + 1}`, `the images of this request have more than ${budget} pixels together (the limit per request)`);
+    if (pixels > budget)
+      throw new ImageError(`#${i + 1}`, `the images of this request have more than ${budget} pixels together (the limit per request)`);
   }
   const images: EncodedImage[] = [];
   for (const x of inputs) images.push(await encodeImage(encoder, x, opts));
   const total = images.reduce((n, im) => n + im.embeddings.length, 0);
   const embeddings = new Float32Array(total);
   let o = 0;
-  for (const im of images) { embeddings.set(im.embeddings, o); o += im.embeddings.length; }
+  for (const im of images) {
+    embeddings.set(im.embeddings, o);
+    o += im.embeddings.length;
+  }
   return { images, embeddings };
 }
 
 /** Replaces each `<|image|>` id of a tokenised prompt with its image's layout (§3.2). */
-export function expandImagePrompt(tokens: ArrayLike<number>, images: EncodedImages | readonly EncodedImage[], cfg: Llama4VisionConfig, ids: ImageTokenIds = imageTokenIdsFor(cfg)): number[] {
+export function expandImagePrompt(
+  tokens: ArrayLike<number>,
+  images: EncodedImages | readonly EncodedImage[],
+  cfg: Llama4VisionConfig,
+  ids: ImageTokenIds = imageTokenIdsFor(cfg),
+): number[] {
   const list = Array.isArray(images) ? images : (images as EncodedImages).images;
-  return expandImageTokenIds(tokens, list.map((im) => im.grid), cfg.tokensPerTile, ids);
+  return expandImageTokenIds(
+    tokens,
+    list.map((im) => im.grid),
+    cfg.tokensPerTile,
+    ids,
+  );
 }
 
 /** Same on text, before tokenisation (the tokenizer must then treat the image tokens as special tokens). */
 export function expandImagePromptText(text: string, images: EncodedImages | readonly EncodedImage[], cfg: Llama4VisionConfig): string {
   const list = Array.isArray(images) ? images : (images as EncodedImages).images;
-  return expandImagePlaceholders(text, list.map((im) => im.grid), cfg.tokensPerTile);
+  return expandImagePlaceholders(
+    text,
+    list.map((im) => im.grid),
+    cfg.tokensPerTile,
+  );
 }
 
 /**

@@ -20,7 +20,8 @@ export type VisionTensorSource =
 
 /** True when a checkpoint holds the HF vision tower (`vision_model.*`) and projector. */
 export function hasVisionTensors(names: Iterable<string>): boolean {
-  let v = false, p = false;
+  let v = false,
+    p = false;
   for (const n of names) {
     if (n.startsWith('vision_model.')) v = true;
     else if (n.startsWith('multi_modal_projector.')) p = true;
@@ -30,11 +31,22 @@ export function hasVisionTensors(names: Iterable<string>): boolean {
 }
 
 interface VisionLayer {
-  ln1w: Float32Array; ln1b: Float32Array;
-  wq: Weight; bq: Float32Array; wk: Weight; bk: Float32Array; wv: Weight; bv: Float32Array; wo: Weight; bo: Float32Array;
-  ln2w: Float32Array; ln2b: Float32Array;
-  fc1: Weight; b1: Float32Array; // [I, Hv], [I]
-  fc2: Weight; b2: Float32Array; // [Hv, I], [Hv]
+  ln1w: Float32Array;
+  ln1b: Float32Array;
+  wq: Weight;
+  bq: Float32Array;
+  wk: Weight;
+  bk: Float32Array;
+  wv: Weight;
+  bv: Float32Array;
+  wo: Weight;
+  bo: Float32Array;
+  ln2w: Float32Array;
+  ln2b: Float32Array;
+  fc1: Weight;
+  b1: Float32Array; // [I, Hv], [I]
+  fc2: Weight;
+  b2: Float32Array; // [Hv, I], [Hv]
 }
 
 /**
@@ -53,7 +65,8 @@ export function visionRopeTables(side: number, headDim: number, theta: number): 
   const cos = new Float32Array(T * half).fill(1); // CLS row stays cos 1, sin 0
   const sin = new Float32Array(T * half);
   for (let n = 0; n < side * side; n++) {
-    const x = n % side, y = Math.floor(n / side);
+    const x = n % side,
+      y = Math.floor(n / side);
     for (let p = 0; p < half; p++) {
       const a = p < quarter ? f((x + 1) * freq[p]!) : f((y + 1) * freq[p - quarter]!);
       cos[n * half + p] = f(Math.cos(a));
@@ -110,14 +123,22 @@ export class Llama4VisionEncoder {
   /** Width of the adapter output (vision_model's last_hidden_state). */
   readonly visionOutputDim: number;
 
-  constructor(readonly cfg: Llama4VisionConfig, tensors: VisionTensorSource, readonly backend: Backend, opts: VisionEncoderOptions = {}) {
+  constructor(
+    readonly cfg: Llama4VisionConfig,
+    tensors: VisionTensorSource,
+    readonly backend: Backend,
+    opts: VisionEncoderOptions = {},
+  ) {
     const where = opts.where ?? 'vision weights';
     const has = (n: string): boolean => ('read' in tensors ? tensors.infos.has(n) : tensors.has(n));
     const get = (name: string, shape: number[]): RawTensor => {
       if (!has(name)) throw new ModelFileError(where, `missing tensor "${name}"`);
       const t = 'read' in tensors ? tensors.read(name) : tensors.get(name)!;
       if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
-        throw new ModelFileError(where, `tensor "${name}" has shape [${t.shape.join(', ')}], the vision config needs [${shape.join(', ')}]`);
+        throw new ModelFileError(
+          where,
+          `tensor "${name}" has shape [${t.shape.join(', ')}], the vision config needs [${shape.join(', ')}]`,
+        );
       }
       return t;
     };
@@ -135,14 +156,22 @@ export class Llama4VisionEncoder {
     for (let l = 0; l < cfg.numLayers; l++) {
       const p = `${vm}model.layers.${l}.`;
       this.layers.push({
-        ln1w: vec(p + 'input_layernorm.weight', Hv), ln1b: vec(p + 'input_layernorm.bias', Hv),
-        wq: w(p + 'self_attn.q_proj.weight', [Hv, Hv]), bq: vec(p + 'self_attn.q_proj.bias', Hv),
-        wk: w(p + 'self_attn.k_proj.weight', [Hv, Hv]), bk: vec(p + 'self_attn.k_proj.bias', Hv),
-        wv: w(p + 'self_attn.v_proj.weight', [Hv, Hv]), bv: vec(p + 'self_attn.v_proj.bias', Hv),
-        wo: w(p + 'self_attn.o_proj.weight', [Hv, Hv]), bo: vec(p + 'self_attn.o_proj.bias', Hv),
-        ln2w: vec(p + 'post_attention_layernorm.weight', Hv), ln2b: vec(p + 'post_attention_layernorm.bias', Hv),
-        fc1: w(p + 'mlp.fc1.weight', [I, Hv]), b1: vec(p + 'mlp.fc1.bias', I),
-        fc2: w(p + 'mlp.fc2.weight', [Hv, I]), b2: vec(p + 'mlp.fc2.bias', Hv),
+        ln1w: vec(p + 'input_layernorm.weight', Hv),
+        ln1b: vec(p + 'input_layernorm.bias', Hv),
+        wq: w(p + 'self_attn.q_proj.weight', [Hv, Hv]),
+        bq: vec(p + 'self_attn.q_proj.bias', Hv),
+        wk: w(p + 'self_attn.k_proj.weight', [Hv, Hv]),
+        bk: vec(p + 'self_attn.k_proj.bias', Hv),
+        wv: w(p + 'self_attn.v_proj.weight', [Hv, Hv]),
+        bv: vec(p + 'self_attn.v_proj.bias', Hv),
+        wo: w(p + 'self_attn.o_proj.weight', [Hv, Hv]),
+        bo: vec(p + 'self_attn.o_proj.bias', Hv),
+        ln2w: vec(p + 'post_attention_layernorm.weight', Hv),
+        ln2b: vec(p + 'post_attention_layernorm.bias', Hv),
+        fc1: w(p + 'mlp.fc1.weight', [I, Hv]),
+        b1: vec(p + 'mlp.fc1.bias', I),
+        fc2: w(p + 'mlp.fc2.weight', [Hv, I]),
+        b2: vec(p + 'mlp.fc2.bias', Hv),
       });
     }
     const shuffled = Hv / (cfg.pixelShuffleRatio * cfg.pixelShuffleRatio);
@@ -176,7 +205,8 @@ export class Llama4VisionEncoder {
    */
   encodeVision(pixels: Float32Array, nTiles: number): Float32Array {
     this.checkPixels(pixels, nTiles);
-    const per = this.cfg.tokensPerTile, D = this.visionOutputDim;
+    const per = this.cfg.tokensPerTile,
+      D = this.visionOutputDim;
     const out = new Float32Array(nTiles * per * D);
     const tileLen = this.cfg.numChannels * this.cfg.imageSize * this.cfg.imageSize;
     for (let t0 = 0; t0 < nTiles; t0 += this.tilesPerBatch) {
@@ -206,21 +236,34 @@ export class Llama4VisionEncoder {
   /** ViT + adapter for nb tiles: [nb · tokensPerTile, visionOutputDim]. */
   private towerBatch(pixels: Float32Array, nb: number): Float32Array {
     const be = this.backend;
-    const { hiddenSize: Hv, intermediateSize: I, numChannels: C, imageSize: S, patchSize: P, patchesPerSide: side, numHeads: nh, headDim: d } = this.cfg;
-    const Np = side * side, T = Np + 1, K = C * P * P;
+    const {
+      hiddenSize: Hv,
+      intermediateSize: I,
+      numChannels: C,
+      imageSize: S,
+      patchSize: P,
+      patchesPerSide: side,
+      numHeads: nh,
+      headDim: d,
+    } = this.cfg;
+    const Np = side * side,
+      T = Np + 1,
+      K = C * P * P;
     const rows = nb * T;
 
     // 1. Unfold (torch nn.Unfold(P, stride P)): vector element c·P² + ky·P + kx, patches row-major py·side + px.
     const patches = new Float32Array(nb * Np * K);
     for (let b = 0; b < nb; b++) {
       const tile = b * C * S * S;
-      for (let py = 0; py < side; py++) for (let px = 0; px < side; px++) {
-        const o = (b * Np + py * side + px) * K;
-        for (let c = 0; c < C; c++) for (let ky = 0; ky < P; ky++) {
-          const src = tile + c * S * S + (py * P + ky) * S + px * P;
-          patches.set(pixels.subarray(src, src + P), o + c * P * P + ky * P);
+      for (let py = 0; py < side; py++)
+        for (let px = 0; px < side; px++) {
+          const o = (b * Np + py * side + px) * K;
+          for (let c = 0; c < C; c++)
+            for (let ky = 0; ky < P; ky++) {
+              const src = tile + c * S * S + (py * P + ky) * S + px * P;
+              patches.set(pixels.subarray(src, src + P), o + c * P * P + ky * P);
+            }
         }
-      }
     }
     const emb = new Float32Array(nb * Np * Hv);
     be.matmul(emb, patches, this.patchW, nb * Np);
@@ -236,28 +279,48 @@ export class Llama4VisionEncoder {
 
     // 5. Bidirectional ViT layers: x += o(attn(LN1 x)); x += fc2(gelu(fc1(LN2 x))).
     const h = new Float32Array(rows * Hv);
-    const q = new Float32Array(rows * Hv), k = new Float32Array(rows * Hv), v = new Float32Array(rows * Hv);
-    const att = new Float32Array(rows * Hv), tmp = new Float32Array(rows * Hv);
+    const q = new Float32Array(rows * Hv),
+      k = new Float32Array(rows * Hv),
+      v = new Float32Array(rows * Hv);
+    const att = new Float32Array(rows * Hv),
+      tmp = new Float32Array(rows * Hv);
     const mid = new Float32Array(rows * I);
-    const shape = { nHeads: nh, nKvHeads: nh, headDim: d, T, S: T, qPos0: 0, kPos0: 0, scale: 1 / Math.sqrt(d), mask: { causal: false, chunkSize: 0 } };
+    const shape = {
+      nHeads: nh,
+      nKvHeads: nh,
+      headDim: d,
+      T,
+      S: T,
+      qPos0: 0,
+      kPos0: 0,
+      scale: 1 / Math.sqrt(d),
+      mask: { causal: false, chunkSize: 0 },
+    };
     for (const L of this.layers) {
       be.layerNorm(h, x, L.ln1w, L.ln1b, rows, Hv, this.cfg.normEps);
-      be.matmul(q, h, L.wq, rows); be.addBias(q, L.bq, rows, Hv);
-      be.matmul(k, h, L.wk, rows); be.addBias(k, L.bk, rows, Hv);
-      be.matmul(v, h, L.wv, rows); be.addBias(v, L.bv, rows, Hv);
+      be.matmul(q, h, L.wq, rows);
+      be.addBias(q, L.bq, rows, Hv);
+      be.matmul(k, h, L.wk, rows);
+      be.addBias(k, L.bk, rows, Hv);
+      be.matmul(v, h, L.wv, rows);
+      be.addBias(v, L.bv, rows, Hv);
       for (let b = 0; b < nb; b++) {
-        const r = b * T * Hv, e = r + T * Hv;
+        const r = b * T * Hv,
+          e = r + T * Hv;
         // 6. 2-D RoPE on q and k (interleaved pairs), identity on the class token.
         be.rope(q.subarray(r, e), T, nh, d, this.rope.cos, this.rope.sin);
         be.rope(k.subarray(r, e), T, nh, d, this.rope.cos, this.rope.sin);
         be.attention(att.subarray(r, e), q.subarray(r, e), k.subarray(r, e), v.subarray(r, e), shape);
       }
-      be.matmul(tmp, att, L.wo, rows); be.addBias(tmp, L.bo, rows, Hv);
+      be.matmul(tmp, att, L.wo, rows);
+      be.addBias(tmp, L.bo, rows, Hv);
       be.addInPlace(x, tmp, rows * Hv);
       be.layerNorm(h, x, L.ln2w, L.ln2b, rows, Hv, this.cfg.normEps);
-      be.matmul(mid, h, L.fc1, rows); be.addBias(mid, L.b1, rows, I);
+      be.matmul(mid, h, L.fc1, rows);
+      be.addBias(mid, L.b1, rows, I);
       be.gelu(mid, rows * I);
-      be.matmul(tmp, mid, L.fc2, rows); be.addBias(tmp, L.b2, rows, Hv);
+      be.matmul(tmp, mid, L.fc2, rows);
+      be.addBias(tmp, L.b2, rows, Hv);
       be.addInPlace(x, tmp, rows * Hv);
     }
 
@@ -299,6 +362,10 @@ export function loadVisionEncoder(
   const hasConfig = hasVisionConfig(configJson);
   if (!hasConfig && !hasTensors) return null;
   if (!hasConfig) throw new ModelFileError(where, 'the checkpoint has vision tensors but config.json has no vision_config');
-  if (!hasTensors) throw new ModelFileError(where, 'config.json has a vision_config but the checkpoint has no vision_model.* / multi_modal_projector.* tensors');
+  if (!hasTensors)
+    throw new ModelFileError(
+      where,
+      'config.json has a vision_config but the checkpoint has no vision_model.* / multi_modal_projector.* tensors',
+    );
   return new Llama4VisionEncoder(parseVisionConfig(configJson, `${where}/config.json`), tensors, backend, { ...opts, where });
 }

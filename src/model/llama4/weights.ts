@@ -14,7 +14,16 @@ import type { Llama4Config } from './config.ts';
 
 /** Expected torch-order shape of every internal tensor the config needs. */
 export function expectedShapes(cfg: Llama4Config): Map<string, number[]> {
-  const { hiddenSize: H, numHeads: nh, numKvHeads: nkv, headDim: d, numExperts: E, intermediateSize: I, intermediateSizeMlp: Imlp, vocabSize: V } = cfg;
+  const {
+    hiddenSize: H,
+    numHeads: nh,
+    numKvHeads: nkv,
+    headDim: d,
+    numExperts: E,
+    intermediateSize: I,
+    intermediateSizeMlp: Imlp,
+    vocabSize: V,
+  } = cfg;
   const m = new Map<string, number[]>();
   m.set('token_embd', [V, H]);
   m.set('output_norm', [H]);
@@ -114,7 +123,8 @@ export function loadHfTextTensors(
       checkShape(where, gu, [E, H, 2 * I]);
       // [E, H, 2I] -> [E, 2I, H] one expert at a time: rows 0..I-1 are gate, I..2I-1 are up.
       const per = I * H * DTYPES[gu.dtype].bytesPerBlock;
-      const gate = new Uint8Array(E * per), up = new Uint8Array(E * per);
+      const gate = new Uint8Array(E * per),
+        up = new Uint8Array(E * per);
       for (let e = 0; e < E; e++) {
         const t = transposeLast2(gu.bytes.subarray(e * 2 * per, (e + 1) * 2 * per), gu.dtype, 1, H, 2 * I);
         gate.set(t.subarray(0, per), e * per);
@@ -124,7 +134,12 @@ export function loadHfTextTensors(
       out.set(`blk.${l}.ffn_up_exps`, { name: `blk.${l}.ffn_up_exps`, dtype: gu.dtype, shape: [E, I, H], bytes: up });
       const dn = need(p + 'feed_forward.experts.down_proj');
       checkShape(where, dn, [E, I, H]);
-      out.set(`blk.${l}.ffn_down_exps`, { name: `blk.${l}.ffn_down_exps`, dtype: dn.dtype, shape: [E, H, I], bytes: transposeLast2(dn.bytes, dn.dtype, E, I, H) });
+      out.set(`blk.${l}.ffn_down_exps`, {
+        name: `blk.${l}.ffn_down_exps`,
+        dtype: dn.dtype,
+        shape: [E, H, I],
+        bytes: transposeLast2(dn.bytes, dn.dtype, E, I, H),
+      });
     }
   });
   validateTensors(cfg, out, where);
@@ -143,21 +158,31 @@ export function transposeLast2(bytes: Uint8Array, dtype: DType, B: number, R: nu
   if (DTYPES[dtype].blockSize !== 1) throw new Error(`cannot transpose ${dtype} data`);
   const out = new Uint8Array(bytes.length);
   if (size === 4 && bytes.byteOffset % 4 === 0) {
-    const a = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), o = new Uint32Array(out.buffer);
-    for (let b = 0; b < B; b++) { const base = b * R * C; for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[base + c * R + r] = a[base + r * C + c]!; }
+    const a = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4),
+      o = new Uint32Array(out.buffer);
+    for (let b = 0; b < B; b++) {
+      const base = b * R * C;
+      for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[base + c * R + r] = a[base + r * C + c]!;
+    }
     return out;
   }
   if (size === 2 && bytes.byteOffset % 2 === 0) {
-    const a = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2), o = new Uint16Array(out.buffer);
-    for (let b = 0; b < B; b++) { const base = b * R * C; for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[base + c * R + r] = a[base + r * C + c]!; }
+    const a = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2),
+      o = new Uint16Array(out.buffer);
+    for (let b = 0; b < B; b++) {
+      const base = b * R * C;
+      for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) o[base + c * R + r] = a[base + r * C + c]!;
+    }
     return out;
   }
   for (let b = 0; b < B; b++) {
     const base = b * R * C;
-    for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) {
-      const s = (base + r * C + c) * size, d = (base + c * R + r) * size;
-      for (let i = 0; i < size; i++) out[d + i] = bytes[s + i]!;
-    }
+    for (let r = 0; r < R; r++)
+      for (let c = 0; c < C; c++) {
+        const s = (base + r * C + c) * size,
+          d = (base + c * R + r) * size;
+        for (let i = 0; i < size; i++) out[d + i] = bytes[s + i]!;
+      }
   }
   return out;
 }

@@ -12,9 +12,24 @@ const $ = (id) => document.getElementById(id);
 const STORE = 'llama4-chats';
 const SETTINGS = 'llama4-settings';
 const CURRENT = 'llama4-current';
-const SAMPLING = [['temperature', 'temperature'], ['top_p', 'top_p'], ['top_k', 'top_k'], ['min_p', 'min_p'], ['max', 'max_tokens'], ['seed', 'seed']];
-const TOOLS = [{ type: 'function', function: { name: 'get_weather', description: 'Current weather in a city',
-  parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+const SAMPLING = [
+  ['temperature', 'temperature'],
+  ['top_p', 'top_p'],
+  ['top_k', 'top_k'],
+  ['min_p', 'min_p'],
+  ['max', 'max_tokens'],
+  ['seed', 'seed'],
+];
+const TOOLS = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Current weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  },
+];
 
 let config = { model: null, vision: false, defaults: { temperature: 1, top_p: 1, top_k: 0, min_p: 0, max_tokens: 512 } };
 let chats = readJson(STORE, []);
@@ -23,10 +38,16 @@ let pendingImages = [];
 let controller = null;
 
 function readJson(key, fallback) {
-  try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
+  try {
+    return JSON.parse(localStorage.getItem(key)) ?? fallback;
+  } catch {
+    return fallback;
+  }
 }
 
-function setStatus(text) { $('status').textContent = text; }
+function setStatus(text) {
+  $('status').textContent = text;
+}
 
 function save() {
   try {
@@ -44,9 +65,27 @@ function headers() {
 }
 
 // ---- markdown -----------------------------------------------------------------------------------------------
-const FORBID_TAGS = ['img', 'style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'video', 'audio', 'source', 'picture', 'svg', 'math'];
+const FORBID_TAGS = [
+  'img',
+  'style',
+  'form',
+  'input',
+  'button',
+  'textarea',
+  'select',
+  'iframe',
+  'video',
+  'audio',
+  'source',
+  'picture',
+  'svg',
+  'math',
+];
 DOMPurify.addHook('afterSanitizeAttributes', (node) => {
-  if (node.tagName === 'A') { node.setAttribute('target', '_blank'); node.setAttribute('rel', 'noopener noreferrer'); }
+  if (node.tagName === 'A') {
+    node.setAttribute('target', '_blank');
+    node.setAttribute('rel', 'noopener noreferrer');
+  }
 });
 function renderMarkdown(el, text) {
   const html = marked.parse(text, { gfm: true, breaks: false, async: false });
@@ -55,7 +94,13 @@ function renderMarkdown(el, text) {
 
 // ---- conversations --------------------------------------------------------------------------------------------
 function newChat() {
-  const chat = { id: `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`, title: 'New chat', system: '', turns: [], updated: Date.now() };
+  const chat = {
+    id: `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`,
+    title: 'New chat',
+    system: '',
+    turns: [],
+    updated: Date.now(),
+  };
   chats.unshift(chat);
   select(chat);
 }
@@ -88,7 +133,13 @@ function renderList() {
     rename.classList.add('rename');
     const del = iconButton('✕', 'Delete', () => {
       chats = chats.filter((c) => c !== chat);
-      if (chat === current) { if (chats.length) select(chats[0]); else newChat(); } else { save(); renderList(); }
+      if (chat === current) {
+        if (chats.length) select(chats[0]);
+        else newChat();
+      } else {
+        save();
+        renderList();
+      }
     });
     del.classList.add('delete');
     li.append(title, rename, del);
@@ -118,11 +169,17 @@ function startRename(li, chat) {
   const finish = (keep) => {
     if (done) return;
     done = true;
-    if (keep && input.value.trim()) { chat.title = input.value.trim(); save(); }
+    if (keep && input.value.trim()) {
+      chat.title = input.value.trim();
+      save();
+    }
     renderList();
   };
   input.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter') { e.preventDefault(); finish(true); }
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      finish(true);
+    }
     if (e.key === 'Escape') finish(false);
   });
   input.addEventListener('blur', () => finish(true));
@@ -210,7 +267,9 @@ async function copyText(text) {
     ta.remove();
   }
   setStatus('copied');
-  setTimeout(() => { if ($('status').textContent === 'copied') setStatus(''); }, 1500);
+  setTimeout(() => {
+    if ($('status').textContent === 'copied') setStatus('');
+  }, 1500);
 }
 
 function startEdit(div, index) {
@@ -268,7 +327,12 @@ function apiMessages() {
     if (t.role === 'error' || t.failed) continue;
     if (t.role === 'user') {
       const images = t.images ?? [];
-      out.push({ role: 'user', content: images.length ? [...images.map((url) => ({ type: 'image_url', image_url: { url } })), ...(t.text ? [{ type: 'text', text: t.text }] : [])] : t.text });
+      out.push({
+        role: 'user',
+        content: images.length
+          ? [...images.map((url) => ({ type: 'image_url', image_url: { url } })), ...(t.text ? [{ type: 'text', text: t.text }] : [])]
+          : t.text,
+      });
     } else if (t.role === 'assistant') {
       const m = { role: 'assistant', content: t.text || null };
       if (t.tool_calls?.length) m.tool_calls = t.tool_calls;
@@ -297,9 +361,17 @@ function resetSettings() {
 async function addFiles(files) {
   const images = [...files].filter((f) => f.type.startsWith('image/'));
   if (!images.length) return;
-  if (!config.vision) { setStatus('this model does not take images'); return; }
+  if (!config.vision) {
+    setStatus('this model does not take images');
+    return;
+  }
   for (const f of images) {
-    const url = await new Promise((res, rej) => { const fr = new FileReader(); fr.onload = () => res(fr.result); fr.onerror = rej; fr.readAsDataURL(f); });
+    const url = await new Promise((res, rej) => {
+      const fr = new FileReader();
+      fr.onload = () => res(fr.result);
+      fr.onerror = rej;
+      fr.readAsDataURL(f);
+    });
     pendingImages.push(url);
     const img = document.createElement('img');
     img.src = url;
@@ -328,11 +400,23 @@ async function complete() {
   if ($('tools').checked) req.tools = TOOLS;
   let text = '';
   const calls = [];
-  let finish = null, usage = null, followUp = false, failure = null, frame = 0;
+  let finish = null,
+    usage = null,
+    followUp = false,
+    failure = null,
+    frame = 0;
   const t0 = performance.now();
   try {
-    const r = await fetch('/v1/chat/completions', { method: 'POST', headers: headers(), body: JSON.stringify(req), signal: controller.signal });
-    if (!r.ok) { const j = await r.json().catch(() => ({})); throw new Error(j.error?.message ?? `HTTP ${r.status}`); }
+    const r = await fetch('/v1/chat/completions', {
+      method: 'POST',
+      headers: headers(),
+      body: JSON.stringify(req),
+      signal: controller.signal,
+    });
+    if (!r.ok) {
+      const j = await r.json().catch(() => ({}));
+      throw new Error(j.error?.message ?? `HTTP ${r.status}`);
+    }
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
     for (;;) {
@@ -354,9 +438,16 @@ async function complete() {
           if (!ch) continue;
           if (ch.delta?.content) {
             text += ch.delta.content;
-            frame ||= requestAnimationFrame(() => { frame = 0; renderMarkdown(body, text); div.scrollIntoView({ block: 'end' }); });
+            frame ||= requestAnimationFrame(() => {
+              frame = 0;
+              renderMarkdown(body, text);
+              div.scrollIntoView({ block: 'end' });
+            });
           }
-          for (const tc of ch.delta?.tool_calls ?? []) { calls.push(tc); showToolCall(div, tc); }
+          for (const tc of ch.delta?.tool_calls ?? []) {
+            calls.push(tc);
+            showToolCall(div, tc);
+          }
           if (ch.finish_reason) finish = ch.finish_reason;
         }
       }
@@ -405,15 +496,38 @@ $('settings-btn').addEventListener('click', () => {
 });
 $('reset-settings').addEventListener('click', resetSettings);
 for (const [id] of SAMPLING) $(id).addEventListener('change', () => localStorage.setItem(SETTINGS, JSON.stringify(currentSettings())));
-$('system').addEventListener('change', () => { current.system = $('system').value; save(); });
+$('system').addEventListener('change', () => {
+  current.system = $('system').value;
+  save();
+});
 $('attach-btn').addEventListener('click', () => $('attach').click());
-$('attach').addEventListener('change', async () => { await addFiles($('attach').files); $('attach').value = ''; });
-$('input').addEventListener('paste', (e) => { if (e.clipboardData?.files.length) { e.preventDefault(); addFiles(e.clipboardData.files); } });
-$('form').addEventListener('dragover', (e) => { if (config.vision) { e.preventDefault(); $('form').classList.add('dragging'); } });
+$('attach').addEventListener('change', async () => {
+  await addFiles($('attach').files);
+  $('attach').value = '';
+});
+$('input').addEventListener('paste', (e) => {
+  if (e.clipboardData?.files.length) {
+    e.preventDefault();
+    addFiles(e.clipboardData.files);
+  }
+});
+$('form').addEventListener('dragover', (e) => {
+  if (config.vision) {
+    e.preventDefault();
+    $('form').classList.add('dragging');
+  }
+});
 $('form').addEventListener('dragleave', () => $('form').classList.remove('dragging'));
-$('form').addEventListener('drop', (e) => { e.preventDefault(); $('form').classList.remove('dragging'); addFiles(e.dataTransfer?.files ?? []); });
+$('form').addEventListener('drop', (e) => {
+  e.preventDefault();
+  $('form').classList.remove('dragging');
+  addFiles(e.dataTransfer?.files ?? []);
+});
 $('input').addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); $('form').requestSubmit(); }
+  if (e.key === 'Enter' && !e.shiftKey) {
+    e.preventDefault();
+    $('form').requestSubmit();
+  }
 });
 $('stop').addEventListener('click', () => controller?.abort());
 $('form').addEventListener('submit', async (e) => {
@@ -446,5 +560,6 @@ async function loadConfig() {
 
 const startId = localStorage.getItem(CURRENT);
 const start = chats.find((c) => c.id === startId) ?? chats[0];
-if (start) select(start); else newChat();
+if (start) select(start);
+else newChat();
 loadConfig();

@@ -5,9 +5,45 @@
  */
 import type { DType } from '../dtype.ts';
 import type { RowDequantizer, RowQuantizer } from './index.ts';
-import { dequantQ4_0, dequantQ4_1, dequantQ5_0, dequantQ5_1, dequantQ8_0, quantQ4_0, quantQ4_1, quantQ5_0, quantQ5_1, quantQ8_0 } from './legacy.ts';
-import { dequantIq1M, dequantIq1S, dequantIq2S, dequantIq2Xs, dequantIq2Xxs, dequantIq3S, dequantIq3Xxs, dequantIq4Nl, dequantIq4Xs, quantIq4Nl, quantIq4Xs } from './iquants.ts';
-import { dequantQ2K, dequantQ3K, dequantQ4K, dequantQ5K, dequantQ6K, dequantQ8K, quantQ2K, quantQ3K, quantQ4K, quantQ5K, quantQ6K, quantQ8K } from './kquants.ts';
+import {
+  dequantQ4_0,
+  dequantQ4_1,
+  dequantQ5_0,
+  dequantQ5_1,
+  dequantQ8_0,
+  quantQ4_0,
+  quantQ4_1,
+  quantQ5_0,
+  quantQ5_1,
+  quantQ8_0,
+} from './legacy.ts';
+import {
+  dequantIq1M,
+  dequantIq1S,
+  dequantIq2S,
+  dequantIq2Xs,
+  dequantIq2Xxs,
+  dequantIq3S,
+  dequantIq3Xxs,
+  dequantIq4Nl,
+  dequantIq4Xs,
+  quantIq4Nl,
+  quantIq4Xs,
+} from './iquants.ts';
+import {
+  dequantQ2K,
+  dequantQ3K,
+  dequantQ4K,
+  dequantQ5K,
+  dequantQ6K,
+  dequantQ8K,
+  quantQ2K,
+  quantQ3K,
+  quantQ4K,
+  quantQ5K,
+  quantQ6K,
+  quantQ8K,
+} from './kquants.ts';
 
 export const BLOCK_CODECS: ReadonlyArray<readonly [DType, RowDequantizer, RowQuantizer?]> = [
   ['q4_0', dequantQ4_0, quantQ4_0],

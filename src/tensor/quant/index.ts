@@ -69,7 +69,11 @@ registerCodec(
     for (let i = 0, p = off; i < n; i++, p += 2) out[o + i] = f16ToF32(src[p]! | (src[p + 1]! << 8));
   },
   (src, so, n, out, off) => {
-    for (let i = 0, p = off; i < n; i++, p += 2) { const h = f32ToF16(src[so + i]!); out[p] = h & 0xff; out[p + 1] = h >> 8; }
+    for (let i = 0, p = off; i < n; i++, p += 2) {
+      const h = f32ToF16(src[so + i]!);
+      out[p] = h & 0xff;
+      out[p + 1] = h >> 8;
+    }
   },
 );
 registerCodec(
@@ -78,7 +82,11 @@ registerCodec(
     for (let i = 0, p = off; i < n; i++, p += 2) out[o + i] = bf16ToF32(src[p]! | (src[p + 1]! << 8));
   },
   (src, so, n, out, off) => {
-    for (let i = 0, p = off; i < n; i++, p += 2) { const h = f32ToBf16(src[so + i]!); out[p] = h & 0xff; out[p + 1] = h >> 8; }
+    for (let i = 0, p = off; i < n; i++, p += 2) {
+      const h = f32ToBf16(src[so + i]!);
+      out[p] = h & 0xff;
+      out[p + 1] = h >> 8;
+    }
   },
 );
 

@@ -39,7 +39,8 @@ export function dequantIq2Xxs(src: Uint8Array, off: number, n: number, out: Floa
   for (let i = 0, p = off; i < nb; i++, p += 66) {
     const d = readF16(src, p);
     for (let ib = 0; ib < 8; ib++) {
-      const q = p + 2 + 8 * ib, aux1 = u32(src, q + 4);
+      const q = p + 2 + 8 * ib,
+        aux1 = u32(src, q + 4);
       const db = fr(fr(d * (0.5 + (aux1 >>> 28))) * 0.25);
       for (let l = 0; l < 4; l++, o += 8) put8(out, o, db, IQ2XXS_GRID, 8 * src[q + l]!, KSIGNS_IQ2XS[(aux1 >>> (7 * l)) & 127]!);
     }
@@ -52,7 +53,8 @@ export function dequantIq2Xs(src: Uint8Array, off: number, n: number, out: Float
     const d = readF16(src, p);
     for (let ib = 0; ib < 8; ib++) {
       const sc = src[p + 66 + ib]!;
-      const db0 = fr(fr(d * (0.5 + (sc & 15))) * 0.25), db1 = fr(fr(d * (0.5 + (sc >> 4))) * 0.25);
+      const db0 = fr(fr(d * (0.5 + (sc & 15))) * 0.25),
+        db1 = fr(fr(d * (0.5 + (sc >> 4))) * 0.25);
       for (let l = 0; l < 4; l++, o += 8) {
         const q = u16(src, p + 2 + 2 * (4 * ib + l));
         put8(out, o, l < 2 ? db0 : db1, IQ2XS_GRID, 8 * (q & 511), KSIGNS_IQ2XS[q >> 9]!);
@@ -65,10 +67,15 @@ export function dequantIq2S(src: Uint8Array, off: number, n: number, out: Float3
   const nb = checkBlocks(n, QK_K, 'iq2_s');
   for (let i = 0, p = off; i < nb; i++, p += 82) {
     const d = readF16(src, p);
-    const qs = p + 2, signs = p + 34, qh = p + 66, scales = p + 74;
+    const qs = p + 2,
+      signs = p + 34,
+      qh = p + 66,
+      scales = p + 74;
     for (let ib = 0; ib < 8; ib++) {
-      const sc = src[scales + ib]!, h = src[qh + ib]!;
-      const db0 = fr(fr(d * (0.5 + (sc & 15))) * 0.25), db1 = fr(fr(d * (0.5 + (sc >> 4))) * 0.25);
+      const sc = src[scales + ib]!,
+        h = src[qh + ib]!;
+      const db0 = fr(fr(d * (0.5 + (sc & 15))) * 0.25),
+        db1 = fr(fr(d * (0.5 + (sc >> 4))) * 0.25);
       for (let l = 0; l < 4; l++, o += 8) {
         const idx = src[qs + 4 * ib + l]! | ((h << (8 - 2 * l)) & 0x300);
         put8(out, o, l < 2 ? db0 : db1, IQ2S_GRID, 8 * idx, src[signs + 4 * ib + l]!);
@@ -82,11 +89,13 @@ export function dequantIq3Xxs(src: Uint8Array, off: number, n: number, out: Floa
   for (let i = 0, p = off; i < nb; i++, p += 98) {
     const d = readF16(src, p);
     for (let ib = 0; ib < 8; ib++) {
-      const aux = u32(src, p + 66 + 4 * ib), qs = p + 2 + 8 * ib;
+      const aux = u32(src, p + 66 + 4 * ib),
+        qs = p + 2 + 8 * ib;
       const db = fr(fr(d * (0.5 + (aux >>> 28))) * 0.5);
       for (let l = 0; l < 4; l++, o += 8) {
         const signs = KSIGNS_IQ2XS[(aux >>> (7 * l)) & 127]!;
-        const g1 = 4 * src[qs + 2 * l]!, g2 = 4 * src[qs + 2 * l + 1]!;
+        const g1 = 4 * src[qs + 2 * l]!,
+          g2 = 4 * src[qs + 2 * l + 1]!;
         for (let j = 0; j < 4; j++) {
           out[o + j] = db * IQ3XXS_GRID[g1 + j]! * ((signs >> j) & 1 ? -1 : 1);
           out[o + j + 4] = db * IQ3XXS_GRID[g2 + j]! * ((signs >> (j + 4)) & 1 ? -1 : 1);
@@ -100,7 +109,10 @@ export function dequantIq3S(src: Uint8Array, off: number, n: number, out: Float3
   const nb = checkBlocks(n, QK_K, 'iq3_s');
   for (let i = 0, p = off; i < nb; i++, p += 110) {
     const d = readF16(src, p);
-    const qs = p + 2, qh = p + 66, signs = p + 74, scales = p + 106;
+    const qs = p + 2,
+      qh = p + 66,
+      signs = p + 74,
+      scales = p + 106;
     for (let ib = 0; ib < 8; ib++) {
       const sc = src[scales + (ib >> 1)]!;
       const db = fr(d * (1 + 2 * (ib & 1 ? sc >> 4 : sc & 15)));
@@ -140,16 +152,27 @@ export function dequantIq1M(src: Uint8Array, off: number, n: number, out: Float3
   for (let i = 0, p = off; i < nb; i++, p += 56) {
     const sc = [u16(src, p + 48), u16(src, p + 50), u16(src, p + 52), u16(src, p + 54)];
     const h = (sc[0]! >> 12) | ((sc[1]! >> 8) & 0x00f0) | ((sc[2]! >> 4) & 0x0f00) | (sc[3]! & 0xf000);
-    f16[0] = h & 0xff; f16[1] = h >> 8;
+    f16[0] = h & 0xff;
+    f16[1] = h >> 8;
     const d = readF16(f16, 0);
     for (let ib = 0; ib < 8; ib++) {
-      const s = sc[ib >> 1]!, sh = 6 * (ib % 2);
-      const dl1 = fr(d * (2 * ((s >> sh) & 7) + 1)), dl2 = fr(d * (2 * ((s >> (sh + 3)) & 7) + 1));
-      const qs = p + 4 * ib, qh0 = src[p + 32 + 2 * ib]!, qh1 = src[p + 33 + 2 * ib]!;
-      const idx = [src[qs]! | ((qh0 << 8) & 0x700), src[qs + 1]! | ((qh0 << 4) & 0x700), src[qs + 2]! | ((qh1 << 8) & 0x700), src[qs + 3]! | ((qh1 << 4) & 0x700)];
+      const s = sc[ib >> 1]!,
+        sh = 6 * (ib % 2);
+      const dl1 = fr(d * (2 * ((s >> sh) & 7) + 1)),
+        dl2 = fr(d * (2 * ((s >> (sh + 3)) & 7) + 1));
+      const qs = p + 4 * ib,
+        qh0 = src[p + 32 + 2 * ib]!,
+        qh1 = src[p + 33 + 2 * ib]!;
+      const idx = [
+        src[qs]! | ((qh0 << 8) & 0x700),
+        src[qs + 1]! | ((qh0 << 4) & 0x700),
+        src[qs + 2]! | ((qh1 << 8) & 0x700),
+        src[qs + 3]! | ((qh1 << 4) & 0x700),
+      ];
       const delta = [qh0 & 0x08, qh0 & 0x80, qh1 & 0x08, qh1 & 0x80].map((b) => (b ? -IQ1_DELTA : IQ1_DELTA));
       for (let l = 0; l < 4; l++, o += 8) {
-        const dl = l < 2 ? dl1 : dl2, g = 8 * idx[l]!;
+        const dl = l < 2 ? dl1 : dl2,
+          g = 8 * idx[l]!;
         for (let j = 0; j < 8; j++) out[o + j] = dl * (I1S[g + j]! + delta[l]!);
       }
     }
@@ -171,7 +194,8 @@ export function dequantIq4Nl(src: Uint8Array, off: number, n: number, out: Float
 export function dequantIq4Xs(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
   const nb = checkBlocks(n, QK_K, 'iq4_xs');
   for (let i = 0, p = off; i < nb; i++, p += 136) {
-    const d = readF16(src, p), sh = u16(src, p + 2);
+    const d = readF16(src, p),
+      sh = u16(src, p + 2);
     for (let ib = 0; ib < 8; ib++, o += 32) {
       const ls = ((src[p + 4 + (ib >> 1)]! >> (4 * (ib % 2))) & 15) | (((sh >> (2 * ib)) & 3) << 4);
       const dl = fr(d * (ls - 32));
@@ -192,10 +216,12 @@ function bestIndex(x: number): number {
   const v = KVALUES_IQ4NL;
   if (x <= v[0]!) return 0;
   if (x >= v[15]!) return 15;
-  let ml = 0, mu = 15;
+  let ml = 0,
+    mu = 15;
   while (mu - ml > 1) {
     const mav = (ml + mu) >> 1;
-    if (x < v[mav]!) mu = mav; else ml = mav;
+    if (x < v[mav]!) mu = mav;
+    else ml = mav;
   }
   return fr(x - v[mu - 1]!) < fr(v[mu]! - x) ? mu - 1 : mu;
 }
@@ -208,23 +234,29 @@ const weight = new Float32Array(32);
  * block's codes are left in L[ls..] as the first (pre-trial) assignment, which ggml also keeps.
  */
 function blockScale(x: Float32Array, s: number, L: Uint8Array, ls: number): number {
-  let amax = 0, max = 0;
+  let amax = 0,
+    max = 0;
   for (let j = 0; j < 32; j++) {
     const xj = x[s + j]!;
     weight[j] = fr(xj * xj);
     const ax = Math.abs(xj);
-    if (ax > amax) { amax = ax; max = xj; }
+    if (ax > amax) {
+      amax = ax;
+      max = xj;
+    }
   }
   if (amax < GROUP_MAX_EPS) return 0;
   const v = KVALUES_IQ4NL;
   let d = fr(-max / v[0]!);
   let id = fr(1 / d);
-  let sumqx = 0, sumq2 = 0;
+  let sumqx = 0,
+    sumq2 = 0;
   for (let j = 0; j < 32; j++) {
     const xj = x[s + j]!;
     const l = bestIndex(fr(id * xj));
     L[ls + j] = l;
-    const q = v[l]!, wq = fr(weight[j]! * q);
+    const q = v[l]!,
+      wq = fr(weight[j]! * q);
     sumqx = fr(sumqx + fr(wq * xj));
     sumq2 = fr(sumq2 + fr(wq * q));
   }
@@ -232,10 +264,12 @@ function blockScale(x: Float32Array, s: number, L: Uint8Array, ls: number): numb
   let best = fr(d * sumqx);
   for (let itry = -NTRY; itry <= NTRY; itry++) {
     id = fr((itry + v[0]!) / max);
-    sumqx = 0; sumq2 = 0;
+    sumqx = 0;
+    sumq2 = 0;
     for (let j = 0; j < 32; j++) {
       const xj = x[s + j]!;
-      const q = v[bestIndex(fr(id * xj))]!, wq = fr(weight[j]! * q);
+      const q = v[bestIndex(fr(id * xj))]!,
+        wq = fr(weight[j]! * q);
       sumqx = fr(sumqx + fr(wq * xj));
       sumq2 = fr(sumq2 + fr(wq * q));
     }
@@ -266,14 +300,19 @@ export function quantIq4Nl(x: Float32Array, s: number, n: number, out: Uint8Arra
 
 export function quantIq4Xs(x: Float32Array, s: number, n: number, out: Uint8Array, off: number): void {
   const nb = checkBlocks(n, QK_K, 'iq4_xs');
-  const L = new Uint8Array(QK_K), scales = new Float32Array(8);
+  const L = new Uint8Array(QK_K),
+    scales = new Float32Array(8);
   for (let i = 0, p = off; i < nb; i++, p += 136, s += QK_K) {
-    let maxScale = 0, amaxScale = 0;
+    let maxScale = 0,
+      amaxScale = 0;
     for (let ib = 0; ib < 8; ib++) {
       const d = (scales[ib] = blockScale(x, s + 32 * ib, L, 32 * ib));
-      if (Math.abs(d) > amaxScale) { amaxScale = Math.abs(d); maxScale = d; }
+      if (Math.abs(d) > amaxScale) {
+        amaxScale = Math.abs(d);
+        maxScale = d;
+      }
     }
-    const d = fr(-maxScale / 32);  // -0 for an all-zero super-block, stored as f16 0x8000 as in ggml
+    const d = fr(-maxScale / 32); // -0 for an all-zero super-block, stored as f16 0x8000 as in ggml
     writeF16(out, p, d);
     const id = d ? fr(1 / d) : 0;
     let sh = 0;
@@ -281,13 +320,15 @@ export function quantIq4Xs(x: Float32Array, s: number, n: number, out: Uint8Arra
     for (let ib = 0; ib < 8; ib++) {
       let l = nearestInt(fr(id * scales[ib]!));
       l = Math.max(-32, Math.min(31, l));
-      const dl = fr(d * l), idl = dl ? fr(1 / dl) : 0;
+      const dl = fr(d * l),
+        idl = dl ? fr(1 / dl) : 0;
       for (let j = 0; j < 32; j++) L[32 * ib + j] = bestIndex(fr(idl * x[s + 32 * ib + j]!));
       l += 32;
       out[p + 4 + (ib >> 1)] = out[p + 4 + (ib >> 1)]! | ((l & 15) << (4 * (ib % 2)));
       sh |= (l >> 4) << (2 * ib);
     }
-    out[p + 2] = sh & 0xff; out[p + 3] = sh >> 8;
+    out[p + 2] = sh & 0xff;
+    out[p + 3] = sh >> 8;
     packNibbles(L, QK_K, out, p + 8);
   }
 }

@@ -25,17 +25,22 @@ const toI8 = (v: number): number => (v << 24) >> 24;
  * tries 19 scales around nmax/max and keeps the least weighted squared error. L gets l + nmax.
  */
 function makeQxQuants(n: number, nmax: number, x: Float32Array, xs: number, L: Int8Array | Uint8Array, ls: number): number {
-  let max = 0, amax = 0;
+  let max = 0,
+    amax = 0;
   for (let i = 0; i < n; i++) {
     const ax = Math.abs(x[xs + i]!);
-    if (ax > amax) { amax = ax; max = x[xs + i]!; }
+    if (ax > amax) {
+      amax = ax;
+      max = x[xs + i]!;
+    }
   }
   if (amax < GROUP_MAX_EPS) {
     for (let i = 0; i < n; i++) L[ls + i] = 0;
     return 0;
   }
   let iscale = fr(-nmax / max);
-  let sumlx = 0, suml2 = 0;
+  let sumlx = 0,
+    suml2 = 0;
   for (let i = 0; i < n; i++) {
     const xi = x[xs + i]!;
     let l = nearestInt(fr(iscale * xi));
@@ -50,7 +55,8 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xs: number, L: I
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
     iscale = fr(-fr(nmax + fr(fr(0.1) * is)) / max);
-    sumlx = 0; suml2 = 0;
+    sumlx = 0;
+    suml2 = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xs + i]!;
       let l = nearestInt(fr(iscale * xi));
@@ -73,17 +79,22 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xs: number, L: I
 
 /** make_q3_quants(do_rmse = true): symmetric levels with up to 5 rounds of per-element refinement. */
 function makeQ3Quants(n: number, nmax: number, x: Float32Array, xs: number, L: Int8Array, ls: number): number {
-  let max = 0, amax = 0;
+  let max = 0,
+    amax = 0;
   for (let i = 0; i < n; i++) {
     const ax = Math.abs(x[xs + i]!);
-    if (ax > amax) { amax = ax; max = x[xs + i]!; }
+    if (ax > amax) {
+      amax = ax;
+      max = x[xs + i]!;
+    }
   }
   if (amax < GROUP_MAX_EPS) {
     for (let i = 0; i < n; i++) L[ls + i] = 0;
     return 0;
   }
   const iscale = fr(-nmax / max);
-  let sumlx = 0, suml2 = 0;
+  let sumlx = 0,
+    suml2 = 0;
   for (let i = 0; i < n; i++) {
     const xi = x[xs + i]!;
     let l = nearestInt(fr(iscale * xi));
@@ -96,7 +107,8 @@ function makeQ3Quants(n: number, nmax: number, x: Float32Array, xs: number, L: I
   for (let itry = 0; itry < 5; itry++) {
     let changed = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[xs + i]!, Li = L[ls + i]!;
+      const xi = x[xs + i]!,
+        Li = L[ls + i]!;
       const w = fr(xi * xi);
       let slx = fr(sumlx - fr(fr(w * xi) * Li));
       if (slx > 0) {
@@ -107,7 +119,9 @@ function makeQ3Quants(n: number, nmax: number, x: Float32Array, xs: number, L: I
           slx = fr(slx + fr(fr(w * xi) * nl));
           sl2 = fr(sl2 + fr(fr(w * nl) * nl));
           if (sl2 > 0 && fr(fr(slx * slx) * suml2) > fr(fr(sumlx * sumlx) * sl2)) {
-            L[ls + i] = nl; sumlx = slx; suml2 = sl2;
+            L[ls + i] = nl;
+            sumlx = slx;
+            suml2 = sl2;
             changed++;
           }
         }
@@ -128,10 +142,22 @@ const xm = new Float32Array(32);
  * scale/min for each, and keeps the least weighted error (|diff| when useMad).
  */
 function makeQkx2Quants(
-  n: number, nmax: number, x: Float32Array, xs: number, w: Float32Array, L: Uint8Array, ls: number,
-  theMin: Float32Array, mi: number, rmin: number, rdelta: number, nstep: number, useMad: boolean,
+  n: number,
+  nmax: number,
+  x: Float32Array,
+  xs: number,
+  w: Float32Array,
+  L: Uint8Array,
+  ls: number,
+  theMin: Float32Array,
+  mi: number,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
+  useMad: boolean,
 ): number {
-  let min = x[xs]!, max = x[xs]!;
+  let min = x[xs]!,
+    max = x[xs]!;
   let sumW = w[0]!;
   let sumX = fr(sumW * x[xs]!);
   for (let i = 1; i < n; i++) {
@@ -165,7 +191,9 @@ function makeQkx2Quants(
   }
   for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / fr(max - min));
-    let sumL = 0, sumL2 = 0, sumXL = 0;
+    let sumL = 0,
+      sumL2 = 0,
+      sumXL = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xs + i]!;
       let l = nearestInt(fr(iscale * xm[i]!));
@@ -215,14 +243,16 @@ function scaleMinK4(j: number, q: Uint8Array, p: number): [number, number] {
 export function dequantQ2K(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
   const nb = checkBlocks(n, QK_K, 'q2_k');
   for (let i = 0, p = off; i < nb; i++, p += 84) {
-    const d = readF16(src, p + 80), dmin = readF16(src, p + 82);
+    const d = readF16(src, p + 80),
+      dmin = readF16(src, p + 82);
     let is = 0;
     for (let half = 0; half < 2; half++) {
       const q = p + 16 + half * 32;
       for (let shift = 0; shift < 8; shift += 2) {
         for (let k = 0; k < 2; k++) {
           const sc = src[p + is++]!;
-          const dl = d * (sc & 15), ml = dmin * (sc >> 4);
+          const dl = d * (sc & 15),
+            ml = dmin * (sc >> 4);
           for (let l = 0; l < 16; l++) out[o++] = dl * ((src[q + k * 16 + l]! >> shift) & 3) - ml;
         }
       }
@@ -232,9 +262,13 @@ export function dequantQ2K(src: Uint8Array, off: number, n: number, out: Float32
 
 export function quantQ2K(x: Float32Array, s: number, n: number, out: Uint8Array, off: number): void {
   const nb = checkBlocks(n, QK_K, 'q2_k');
-  const L = new Uint8Array(QK_K), w = new Float32Array(16), mins = new Float32Array(16), scales = new Float32Array(16);
+  const L = new Uint8Array(QK_K),
+    w = new Float32Array(16),
+    mins = new Float32Array(16),
+    scales = new Float32Array(16);
   for (let i = 0, p = off; i < nb; i++, p += 84, s += QK_K) {
-    let maxScale = 0, maxMin = 0;
+    let maxScale = 0,
+      maxMin = 0;
     for (let j = 0; j < 16; j++) {
       for (let l = 0; l < 16; l++) w[l] = Math.abs(x[s + 16 * j + l]!);
       scales[j] = makeQkx2Quants(16, 3, x, s + 16 * j, w, L, 16 * j, mins, j, -0.5, fr(0.1), 15, true);
@@ -256,7 +290,8 @@ export function quantQ2K(x: Float32Array, s: number, n: number, out: Uint8Array,
     } else {
       writeF16(out, p + 82, 0);
     }
-    const dAll = readF16(out, p + 80), mAll = readF16(out, p + 82);
+    const dAll = readF16(out, p + 80),
+      mAll = readF16(out, p + 82);
     for (let j = 0; j < 16; j++) {
       const d = fr(dAll * (out[p + j]! & 15));
       if (!d) continue;
@@ -287,7 +322,8 @@ export function dequantQ3K(src: Uint8Array, off: number, n: number, out: Float32
   const nb = checkBlocks(n, QK_K, 'q3_k');
   for (let i = 0, p = off; i < nb; i++, p += 110) {
     const dAll = readF16(src, p + 108);
-    let is = 0, m = 1;
+    let is = 0,
+      m = 1;
     for (let half = 0; half < 2; half++) {
       const q = p + 32 + half * 32;
       for (let shift = 0; shift < 8; shift += 2, m <<= 1) {
@@ -305,13 +341,18 @@ export function dequantQ3K(src: Uint8Array, off: number, n: number, out: Float32
 
 export function quantQ3K(x: Float32Array, s: number, n: number, out: Uint8Array, off: number): void {
   const nb = checkBlocks(n, QK_K, 'q3_k');
-  const L = new Int8Array(QK_K), scales = new Float32Array(16);
+  const L = new Int8Array(QK_K),
+    scales = new Float32Array(16);
   for (let i = 0, p = off; i < nb; i++, p += 110, s += QK_K) {
-    let maxScale = 0, amax = 0;
+    let maxScale = 0,
+      amax = 0;
     for (let j = 0; j < 16; j++) {
       scales[j] = makeQ3Quants(16, 4, x, s + 16 * j, L, 16 * j);
       const a = Math.abs(scales[j]!);
-      if (a > amax) { amax = a; maxScale = scales[j]!; }
+      if (a > amax) {
+        amax = a;
+        maxScale = scales[j]!;
+      }
     }
     const sp = p + 96;
     out.fill(0, sp, sp + 12);
@@ -362,13 +403,26 @@ export function quantQ3K(x: Float32Array, s: number, n: number, out: Uint8Array,
  * (fp16-rounded) scales. Writes d, dmin, scales[12] at p and leaves the levels in L.
  */
 function quantScaleMinBlock(
-  x: Float32Array, s: number, out: Uint8Array, p: number, L: Uint8Array, nmax: number, rmin: number, nstep: number,
-  w: Float32Array, mins: Float32Array, scales: Float32Array,
+  x: Float32Array,
+  s: number,
+  out: Uint8Array,
+  p: number,
+  L: Uint8Array,
+  nmax: number,
+  rmin: number,
+  nstep: number,
+  w: Float32Array,
+  mins: Float32Array,
+  scales: Float32Array,
 ): void {
-  let maxScale = 0, maxMin = 0;
+  let maxScale = 0,
+    maxMin = 0;
   for (let j = 0; j < 8; j++) {
     let sumX2 = 0;
-    for (let l = 0; l < 32; l++) { const v = x[s + 32 * j + l]!; sumX2 = fr(sumX2 + fr(v * v)); }
+    for (let l = 0; l < 32; l++) {
+      const v = x[s + 32 * j + l]!;
+      sumX2 = fr(sumX2 + fr(v * v));
+    }
     const avX = fr(Math.sqrt(fr(sumX2 / 32)));
     for (let l = 0; l < 32; l++) w[l] = fr(avX + Math.abs(x[s + 32 * j + l]!));
     scales[j] = makeQkx2Quants(32, nmax, x, s + 32 * j, w, L, 32 * j, mins, j, rmin, fr(0.1), nstep, false);
@@ -392,7 +446,8 @@ function quantScaleMinBlock(
   }
   writeF16(out, p, fr(maxScale / 63));
   writeF16(out, p + 2, fr(maxMin / 63));
-  const dAll = readF16(out, p), mAll = readF16(out, p + 2);
+  const dAll = readF16(out, p),
+    mAll = readF16(out, p + 2);
   for (let j = 0; j < 8; j++) {
     const [sc, m] = scaleMinK4(j, out, sp);
     const d = fr(dAll * sc);
@@ -408,10 +463,15 @@ function quantScaleMinBlock(
 export function dequantQ4K(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
   const nb = checkBlocks(n, QK_K, 'q4_k');
   for (let i = 0, p = off; i < nb; i++, p += 144) {
-    const d = readF16(src, p), dmin = readF16(src, p + 2);
+    const d = readF16(src, p),
+      dmin = readF16(src, p + 2);
     for (let j = 0, q = p + 16; j < 4; j++, q += 32) {
-      const [s1, m1] = scaleMinK4(2 * j, src, p + 4), [s2, m2] = scaleMinK4(2 * j + 1, src, p + 4);
-      const d1 = d * s1, mm1 = dmin * m1, d2 = d * s2, mm2 = dmin * m2;
+      const [s1, m1] = scaleMinK4(2 * j, src, p + 4),
+        [s2, m2] = scaleMinK4(2 * j + 1, src, p + 4);
+      const d1 = d * s1,
+        mm1 = dmin * m1,
+        d2 = d * s2,
+        mm2 = dmin * m2;
       for (let l = 0; l < 32; l++) out[o + l] = d1 * (src[q + l]! & 15) - mm1;
       for (let l = 0; l < 32; l++) out[o + 32 + l] = d2 * (src[q + l]! >> 4) - mm2;
       o += 64;
@@ -421,7 +481,10 @@ export function dequantQ4K(src: Uint8Array, off: number, n: number, out: Float32
 
 export function quantQ4K(x: Float32Array, s: number, n: number, out: Uint8Array, off: number): void {
   const nb = checkBlocks(n, QK_K, 'q4_k');
-  const L = new Uint8Array(QK_K), w = new Float32Array(32), mins = new Float32Array(8), scales = new Float32Array(8);
+  const L = new Uint8Array(QK_K),
+    w = new Float32Array(32),
+    mins = new Float32Array(8),
+    scales = new Float32Array(8);
   for (let i = 0, p = off; i < nb; i++, p += 144, s += QK_K) {
     quantScaleMinBlock(x, s, out, p, L, 15, -1, 20, w, mins, scales);
     for (let j = 0, q = p + 16; j < QK_K; j += 64, q += 32) {
@@ -433,12 +496,18 @@ export function quantQ4K(x: Float32Array, s: number, n: number, out: Uint8Array,
 export function dequantQ5K(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
   const nb = checkBlocks(n, QK_K, 'q5_k');
   for (let i = 0, p = off; i < nb; i++, p += 176) {
-    const d = readF16(src, p), dmin = readF16(src, p + 2);
+    const d = readF16(src, p),
+      dmin = readF16(src, p + 2);
     const qh = p + 16;
-    let u1 = 1, u2 = 2;
+    let u1 = 1,
+      u2 = 2;
     for (let j = 0, q = p + 48; j < 4; j++, q += 32, u1 <<= 2, u2 <<= 2) {
-      const [s1, m1] = scaleMinK4(2 * j, src, p + 4), [s2, m2] = scaleMinK4(2 * j + 1, src, p + 4);
-      const d1 = d * s1, mm1 = dmin * m1, d2 = d * s2, mm2 = dmin * m2;
+      const [s1, m1] = scaleMinK4(2 * j, src, p + 4),
+        [s2, m2] = scaleMinK4(2 * j + 1, src, p + 4);
+      const d1 = d * s1,
+        mm1 = dmin * m1,
+        d2 = d * s2,
+        mm2 = dmin * m2;
       for (let l = 0; l < 32; l++) out[o + l] = d1 * ((src[q + l]! & 15) + (src[qh + l]! & u1 ? 16 : 0)) - mm1;
       for (let l = 0; l < 32; l++) out[o + 32 + l] = d2 * ((src[q + l]! >> 4) + (src[qh + l]! & u2 ? 16 : 0)) - mm2;
       o += 64;
@@ -448,17 +517,28 @@ export function dequantQ5K(src: Uint8Array, off: number, n: number, out: Float32
 
 export function quantQ5K(x: Float32Array, s: number, n: number, out: Uint8Array, off: number): void {
   const nb = checkBlocks(n, QK_K, 'q5_k');
-  const L = new Uint8Array(QK_K), w = new Float32Array(32), mins = new Float32Array(8), scales = new Float32Array(8);
+  const L = new Uint8Array(QK_K),
+    w = new Float32Array(32),
+    mins = new Float32Array(8),
+    scales = new Float32Array(8);
   for (let i = 0, p = off; i < nb; i++, p += 176, s += QK_K) {
     quantScaleMinBlock(x, s, out, p, L, 31, -0.5, 15, w, mins, scales);
     const qh = p + 16;
     out.fill(0, qh, qh + 32);
-    let m1 = 1, m2 = 2;
+    let m1 = 1,
+      m2 = 2;
     for (let nn = 0, q = p + 48; nn < QK_K; nn += 64, q += 32, m1 <<= 2, m2 <<= 2) {
       for (let j = 0; j < 32; j++) {
-        let l1 = L[nn + j]!, l2 = L[nn + j + 32]!;
-        if (l1 > 15) { l1 -= 16; out[qh + j] = out[qh + j]! | m1; }
-        if (l2 > 15) { l2 -= 16; out[qh + j] = out[qh + j]! | m2; }
+        let l1 = L[nn + j]!,
+          l2 = L[nn + j + 32]!;
+        if (l1 > 15) {
+          l1 -= 16;
+          out[qh + j] = out[qh + j]! | m1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          out[qh + j] = out[qh + j]! | m2;
+        }
         out[q + j] = l1 | (l2 << 4);
       }
     }
@@ -472,7 +552,9 @@ export function dequantQ6K(src: Uint8Array, off: number, n: number, out: Float32
   for (let i = 0, p = off; i < nb; i++, p += 210) {
     const d = readF16(src, p + 208);
     for (let half = 0; half < 2; half++, o += 128) {
-      const ql = p + half * 64, qh = p + 128 + half * 32, sc = p + 192 + half * 8;
+      const ql = p + half * 64,
+        qh = p + 128 + half * 32,
+        sc = p + 192 + half * 8;
       for (let l = 0; l < 32; l++) {
         const is = l >> 4;
         const h = src[qh + l]!;
@@ -492,13 +574,18 @@ export function dequantQ6K(src: Uint8Array, off: number, n: number, out: Float32
 
 export function quantQ6K(x: Float32Array, s: number, n: number, out: Uint8Array, off: number): void {
   const nb = checkBlocks(n, QK_K, 'q6_k');
-  const L = new Int8Array(QK_K), scales = new Float32Array(16);
+  const L = new Int8Array(QK_K),
+    scales = new Float32Array(16);
   for (let i = 0, p = off; i < nb; i++, p += 210, s += QK_K) {
-    let maxScale = 0, maxAbs = 0;
+    let maxScale = 0,
+      maxAbs = 0;
     for (let ib = 0; ib < 16; ib++) {
       const sc = makeQxQuants(16, 32, x, s + 16 * ib, L, 16 * ib);
       scales[ib] = sc;
-      if (Math.abs(sc) > maxAbs) { maxAbs = Math.abs(sc); maxScale = sc; }
+      if (Math.abs(sc) > maxAbs) {
+        maxAbs = Math.abs(sc);
+        maxScale = sc;
+      }
     }
     if (maxAbs < GROUP_MAX_EPS) {
       out.fill(0, p, p + 210);
@@ -517,9 +604,13 @@ export function quantQ6K(x: Float32Array, s: number, n: number, out: Uint8Array,
       }
     }
     for (let j = 0; j < QK_K; j += 128) {
-      const ql = p + j / 2, qh = p + 128 + j / 4;
+      const ql = p + j / 2,
+        qh = p + 128 + j / 4;
       for (let l = 0; l < 32; l++) {
-        const a = L[j + l]!, b = L[j + l + 32]!, c = L[j + l + 64]!, e = L[j + l + 96]!;
+        const a = L[j + l]!,
+          b = L[j + l + 32]!,
+          c = L[j + l + 64]!,
+          e = L[j + l + 96]!;
         out[ql + l] = (a & 15) | ((c & 15) << 4);
         out[ql + l + 32] = (b & 15) | ((e & 15) << 4);
         out[qh + l] = (a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6);
@@ -543,10 +634,14 @@ export function quantQ8K(x: Float32Array, s: number, n: number, out: Uint8Array,
   const nb = checkBlocks(n, QK_K, 'q8_k');
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   for (let i = 0, p = off; i < nb; i++, p += 292, s += QK_K) {
-    let max = 0, amax = 0;
+    let max = 0,
+      amax = 0;
     for (let j = 0; j < QK_K; j++) {
       const ax = Math.abs(x[s + j]!);
-      if (ax > amax) { amax = ax; max = x[s + j]!; }
+      if (ax > amax) {
+        amax = ax;
+        max = x[s + j]!;
+      }
     }
     if (!amax) {
       dv.setFloat32(p, 0, true);

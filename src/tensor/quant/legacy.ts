@@ -33,10 +33,14 @@ export function dequantQ4_0(src: Uint8Array, off: number, n: number, out: Float3
 
 /** Absolute maximum and the signed value that has it (the first one, as the C loop keeps `<`). */
 function signedMax(x: Float32Array, s: number, n: number): number {
-  let amax = 0, max = 0;
+  let amax = 0,
+    max = 0;
   for (let j = 0; j < n; j++) {
     const v = x[s + j]!;
-    if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
+    if (amax < Math.abs(v)) {
+      amax = Math.abs(v);
+      max = v;
+    }
   }
   return max;
 }
@@ -49,8 +53,10 @@ export function quantQ4_0(x: Float32Array, s: number, n: number, out: Uint8Array
     const id = d ? fr(1 / d) : 0;
     writeF16(out, p, d);
     for (let j = 0; j < 16; j++) {
-      const x0 = fr(x[s + j]! * id), x1 = fr(x[s + 16 + j]! * id);
-      const q0 = Math.min(15, truncI8(fr(x0 + 8.5))), q1 = Math.min(15, truncI8(fr(x1 + 8.5)));
+      const x0 = fr(x[s + j]! * id),
+        x1 = fr(x[s + 16 + j]! * id);
+      const q0 = Math.min(15, truncI8(fr(x0 + 8.5))),
+        q1 = Math.min(15, truncI8(fr(x1 + 8.5)));
       out[p + 2 + j] = (q0 & 0xff) | ((q1 << 4) & 0xff);
     }
   }
@@ -61,7 +67,8 @@ export function quantQ4_0(x: Float32Array, s: number, n: number, out: Uint8Array
 export function dequantQ4_1(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
   const nb = checkBlocks(n, QK, 'q4_1');
   for (let i = 0, p = off; i < nb; i++, p += 20, o += QK) {
-    const d = readF16(src, p), m = readF16(src, p + 2);
+    const d = readF16(src, p),
+      m = readF16(src, p + 2);
     for (let j = 0; j < 16; j++) {
       const q = src[p + 4 + j]!;
       out[o + j] = (q & 15) * d + m;
@@ -71,7 +78,8 @@ export function dequantQ4_1(src: Uint8Array, off: number, n: number, out: Float3
 }
 
 function minMax(x: Float32Array, s: number, n: number): [number, number] {
-  let min = Infinity, max = -Infinity;
+  let min = Infinity,
+    max = -Infinity;
   for (let j = 0; j < n; j++) {
     const v = x[s + j]!;
     if (v < min) min = v;
@@ -89,8 +97,10 @@ export function quantQ4_1(x: Float32Array, s: number, n: number, out: Uint8Array
     writeF16(out, p, d);
     writeF16(out, p + 2, min);
     for (let j = 0; j < 16; j++) {
-      const x0 = fr(fr(x[s + j]! - min) * id), x1 = fr(fr(x[s + 16 + j]! - min) * id);
-      const q0 = Math.min(15, truncI8(fr(x0 + 0.5))), q1 = Math.min(15, truncI8(fr(x1 + 0.5)));
+      const x0 = fr(fr(x[s + j]! - min) * id),
+        x1 = fr(fr(x[s + 16 + j]! - min) * id);
+      const q0 = Math.min(15, truncI8(fr(x0 + 0.5))),
+        q1 = Math.min(15, truncI8(fr(x1 + 0.5)));
       out[p + 4 + j] = (q0 & 0xff) | ((q1 << 4) & 0xff);
     }
   }
@@ -103,7 +113,10 @@ function readU32(src: Uint8Array, p: number): number {
 }
 
 function writeU32(out: Uint8Array, p: number, v: number): void {
-  out[p] = v & 0xff; out[p + 1] = (v >>> 8) & 0xff; out[p + 2] = (v >>> 16) & 0xff; out[p + 3] = v >>> 24;
+  out[p] = v & 0xff;
+  out[p + 1] = (v >>> 8) & 0xff;
+  out[p + 2] = (v >>> 16) & 0xff;
+  out[p + 3] = v >>> 24;
 }
 
 export function dequantQ5_0(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
@@ -127,8 +140,10 @@ export function quantQ5_0(x: Float32Array, s: number, n: number, out: Uint8Array
     writeF16(out, p, d);
     let qh = 0;
     for (let j = 0; j < 16; j++) {
-      const x0 = fr(x[s + j]! * id), x1 = fr(x[s + 16 + j]! * id);
-      const q0 = Math.min(31, truncI8(fr(x0 + 16.5))) & 0xff, q1 = Math.min(31, truncI8(fr(x1 + 16.5))) & 0xff;
+      const x0 = fr(x[s + j]! * id),
+        x1 = fr(x[s + 16 + j]! * id);
+      const q0 = Math.min(31, truncI8(fr(x0 + 16.5))) & 0xff,
+        q1 = Math.min(31, truncI8(fr(x1 + 16.5))) & 0xff;
       out[p + 6 + j] = (q0 & 15) | ((q1 & 15) << 4);
       qh |= ((q0 & 16) >> 4) << j;
       qh |= ((q1 & 16) >> 4) << (j + 16);
@@ -140,7 +155,8 @@ export function quantQ5_0(x: Float32Array, s: number, n: number, out: Uint8Array
 export function dequantQ5_1(src: Uint8Array, off: number, n: number, out: Float32Array, o: number): void {
   const nb = checkBlocks(n, QK, 'q5_1');
   for (let i = 0, p = off; i < nb; i++, p += 24, o += QK) {
-    const d = readF16(src, p), m = readF16(src, p + 2);
+    const d = readF16(src, p),
+      m = readF16(src, p + 2);
     const qh = readU32(src, p + 4);
     for (let j = 0; j < 16; j++) {
       const q = src[p + 8 + j]!;
@@ -160,9 +176,11 @@ export function quantQ5_1(x: Float32Array, s: number, n: number, out: Uint8Array
     writeF16(out, p + 2, min);
     let qh = 0;
     for (let j = 0; j < 16; j++) {
-      const x0 = fr(fr(x[s + j]! - min) * id), x1 = fr(fr(x[s + 16 + j]! - min) * id);
+      const x0 = fr(fr(x[s + j]! - min) * id),
+        x1 = fr(fr(x[s + 16 + j]! - min) * id);
       // C: (uint8_t)(x + 0.5f) — no clamp in the reference (the max lands on 31 exactly or just below).
-      const q0 = Math.trunc(fr(x0 + 0.5)) & 0xff, q1 = Math.trunc(fr(x1 + 0.5)) & 0xff;
+      const q0 = Math.trunc(fr(x0 + 0.5)) & 0xff,
+        q1 = Math.trunc(fr(x1 + 0.5)) & 0xff;
       out[p + 8 + j] = (q0 & 15) | ((q1 & 15) << 4);
       qh |= ((q0 & 16) >> 4) << j;
       qh |= ((q1 & 16) >> 4) << (j + 16);
