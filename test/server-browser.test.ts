@@ -190,6 +190,9 @@ describe('chat page in headless chromium', {
 
   test('stop, regenerate, edit-and-resend and copy', async () => {
     const { page, bodies } = await open(slow);
+    // Greedy: the fake engine samples at the page's default temperature (1), and the edited answer is checked verbatim.
+    await page.click('#settings-btn');
+    await page.fill('#temperature', '0');
     await page.fill('#input', 'long answer please');
     await page.press('#input', 'Enter');
     await page.waitForSelector('#stop:not([hidden])');
