@@ -276,32 +276,14 @@ export async function evaluateFolder(
   dir: string,
   n = 50,
 ): Promise<{ line: string; scores: Record<string, [number, number]>; samples: string[] }> {
-  const loaded = await loadModel(dir);
-  const { tokenizer, chatTemplate } = loadChatAssets(loaded);
-  const m = loaded.model;
+  const ask = await folderChat(dir);
   const sets = skillEvalSets(n);
   const scores: Record<string, [number, number]> = {};
   const samples: string[] = [];
   for (const [k, list] of Object.entries(sets)) {
     let right = 0;
     for (const e of list) {
-      const prompt = renderChat({
-        messages: [{ role: 'user', content: e.question }],
-        tools: e.tools ?? null,
-        addGenerationPrompt: true,
-        ...(chatTemplate ? { template: chatTemplate } : {}),
-      });
-      const seq = m.newSequence();
-      let [logits] = m.forward([{ seq, tokens: chatPromptIds(tokenizer, prompt), logits: 'last' }]) as [Float32Array];
-      const out: number[] = [];
-      for (let i = 0; i < 96; i++) {
-        let best = 0;
-        for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
-        if (m.info.eosTokenIds.includes(best)) break;
-        out.push(best);
-        [logits] = m.forward([{ seq, tokens: [best], logits: 'last' }]) as [Float32Array];
-      }
-      const reply = tokenizer.decode(out);
+      const reply = ask(e.question, e.tools ?? null);
       const ok = skillCorrect(e, reply);
       if (ok) right++;
       if (samples.length < 40 && samples.filter((s) => s.startsWith(k)).length < 3)
