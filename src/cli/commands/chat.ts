@@ -1,12 +1,11 @@
 import { parseArgs } from '../args.ts';
-import { createProgress } from '../progress.ts';
+import { loadChatModel } from '../chat-model.ts';
 import { CHAT_COMMANDS_HELP, parseChatCommand } from '../chat-commands.ts';
 import { createInterface } from 'node:readline';
 import type { Command } from '../command.ts';
-import { DEFAULT_MODEL_DIR, loadModel } from '../../load.ts';
 import { ChatSession } from '../../engine/index.ts';
 import { Llama4Error } from '../../util/index.ts';
-import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, loadOptions, parseNumber, samplerOptions } from '../options.ts';
+import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, parseNumber } from '../options.ts';
 
 export const chatCommand: Command = {
   name: 'chat',
@@ -35,14 +34,7 @@ ${MODEL_USAGE}`,
     });
     const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 512;
     const contextLength = parseNumber('ctx', values.ctx, { int: true, min: 2 });
-    const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
-    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, {
-      ...loadOptions(values),
-      onProgress: (f, what) => progress.update(f, what),
-    });
-    progress.done();
-    if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
-    const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
+    const { loaded, sampler } = await loadChatModel(values);
     // The conversation is a ChatSession on the chat engine (one slot): history, and the KV cache reused across turns.
     const engine = loaded.createChatEngine({
       parallel: 1,

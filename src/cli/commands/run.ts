@@ -1,19 +1,10 @@
 import { parseArgs, readStdin } from '../args.ts';
-import { createProgress } from '../progress.ts';
+import { loadChatModel } from '../chat-model.ts';
 import type { Command } from '../command.ts';
-import { DEFAULT_MODEL_DIR, loadChatAssets, loadModel } from '../../load.ts';
+import { loadChatAssets } from '../../load.ts';
 import { ChatSession, generate } from '../../engine/index.ts';
 import { UsageError } from '../../util/index.ts';
-import {
-  MODEL_OPTIONS,
-  MODEL_USAGE,
-  SAMPLER_OPTIONS,
-  SAMPLER_USAGE,
-  loadOptions,
-  parseIds,
-  parseNumber,
-  samplerOptions,
-} from '../options.ts';
+import { MODEL_OPTIONS, MODEL_USAGE, SAMPLER_OPTIONS, SAMPLER_USAGE, parseIds, parseNumber } from '../options.ts';
 
 export const runCommand: Command = {
   name: 'run',
@@ -62,16 +53,7 @@ ${MODEL_USAGE}`,
       throw new UsageError('give a prompt: llama4 run "What is 7 plus 5?" (or -p TEXT, a pipe, or --ids)');
     const maxTokens = parseNumber('max-tokens', values['max-tokens'], { int: true, min: 1 }) ?? 256;
     const contextLength = parseNumber('ctx', values.ctx, { int: true, min: 2 });
-    // A terminal sees a loading bar (erased once loaded); pipes and logs get nothing, so the answer stays clean.
-    const progress = createProgress(`loading ${values.model ?? 'the embedded model'}`, { quiet: !process.stderr.isTTY });
-    const loaded = await loadModel(values.model ?? DEFAULT_MODEL_DIR, {
-      ...loadOptions(values),
-      onProgress: (f, what) => progress.update(f, what),
-    });
-    progress.done();
-    // Falling back to the (much slower) TypeScript backend is said once, in one line, not silently.
-    if (loaded.backendNote) process.stderr.write(`llama4: ${loaded.backendNote}\n`);
-    const sampler = { ...loaded.samplingDefaults, ...samplerOptions(values, loaded.samplingDefaults.temperature ?? 0.6) };
+    const { loaded, sampler } = await loadChatModel(values);
     const ac = new AbortController();
     const onSigint = () => ac.abort();
     process.once('SIGINT', onSigint);
