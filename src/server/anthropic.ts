@@ -9,8 +9,6 @@ import { sseResponse, type SseWriter } from './sse.ts';
 import {
   type ApiError,
   badRequest,
-  chatChars,
-  checkTextSize,
   decodeBase64Image,
   field,
   isObject,
@@ -20,6 +18,7 @@ import {
   toolCallSchema,
   type Json,
   generationError,
+  encodeChatWithin,
 } from './util.ts';
 
 export function anthropicError(e: ApiError): Json {
@@ -197,10 +196,14 @@ export async function messages(body: Json, ctx: RequestContext): Promise<Respons
   if (tk !== undefined) sampling.topK = tk;
   const stream = field.bool(body, 'stream') ?? false;
   const ctxLen = engine.scheduler.contextLength;
-  checkTextSize(chatChars(msgs), ctxLen, 'messages');
-  const prompt = await engine.encodeChat(msgs, tools);
-  if (prompt.tokens.length >= ctxLen)
-    throw badRequest(`prompt is too long: ${prompt.tokens.length} tokens > ${ctxLen - 1} maximum`, 'messages');
+  const prompt = await encodeChatWithin(
+    engine,
+    msgs,
+    tools,
+    ctxLen,
+    'messages',
+    (n) => `prompt is too long: ${n} tokens > ${ctxLen - 1} maximum`,
+  );
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),

@@ -15,7 +15,7 @@ import type { ChatMessage, ContentPart, ServerEngine } from './engine.ts';
 import { embedAll, readEmbeddingInputs } from './embeddings.ts';
 import { runGeneration, type ChoiceOutput, type RunParams, type RunResult } from './generation.ts';
 import { readTools, toolParams, type RequestContext } from './openai.ts';
-import { ApiError, badRequest, chatChars, checkTextSize, decodeBase64Image, field, isObject, readStops, type Json } from './util.ts';
+import { ApiError, badRequest, checkTextSize, decodeBase64Image, field, isObject, readStops, type Json, encodeChatWithin } from './util.ts';
 import { streamingResponse } from './sse.ts';
 import { capabilities, modelFacts, PACKAGE_VERSION } from './utility.ts';
 
@@ -246,10 +246,14 @@ async function chat(body: Json, ctx: RequestContext): Promise<Response> {
   const json = readFormat(body);
   const ctxLen = engine.scheduler.contextLength;
   const opt = readOptions(body, ctxLen);
-  checkTextSize(chatChars(messages), opt.numCtx, 'messages');
-  const prompt = await engine.encodeChat(messages, tools);
-  if (prompt.tokens.length >= opt.numCtx)
-    throw badRequest(`the prompt has ${prompt.tokens.length} tokens; the context holds ${opt.numCtx}`, 'messages');
+  const prompt = await encodeChatWithin(
+    engine,
+    messages,
+    tools,
+    opt.numCtx,
+    'messages',
+    (n) => `the prompt has ${n} tokens; the context holds ${opt.numCtx}`,
+  );
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),

@@ -8,7 +8,6 @@ import { sseResponse, type SseWriter } from './sse.ts';
 import {
   type ApiError,
   badRequest,
-  chatChars,
   checkTextSize,
   field,
   isObject,
@@ -19,6 +18,7 @@ import {
   type ImageFetchOptions,
   type Json,
   generationError,
+  encodeChatWithin,
 } from './util.ts';
 import { compiles } from '../engine/tool-schema.ts';
 import { readLogitBias } from './constraints.ts';
@@ -278,10 +278,14 @@ export async function chatCompletions(body: Json, ctx: RequestContext): Promise<
   const stop = readStops(body.stop, 'stop');
   const sampling = readSampling(body);
   const ctxLen = engine.scheduler.contextLength;
-  checkTextSize(chatChars(messages), ctxLen, 'messages');
-  const prompt = await engine.encodeChat(messages, tools);
-  if (prompt.tokens.length >= ctxLen)
-    throw badRequest(`the prompt has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'messages');
+  const prompt = await encodeChatWithin(
+    engine,
+    messages,
+    tools,
+    ctxLen,
+    'messages',
+    (n) => `the prompt has ${n} tokens; this server's context holds ${ctxLen}`,
+  );
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),

@@ -19,8 +19,6 @@ import { sseResponse, type SseWriter } from './sse.ts';
 import {
   ApiError,
   badRequest,
-  chatChars,
-  checkTextSize,
   field,
   isObject,
   loadImageUrl,
@@ -28,6 +26,7 @@ import {
   readStops,
   toolCallSchema,
   type Json,
+  encodeChatWithin,
 } from './util.ts';
 
 export interface ResponseStoreOptions {
@@ -282,10 +281,14 @@ async function buildRequest(body: Json, ctx: RequestContext, store: ResponseStor
   const stream = field.bool(body, 'stream') ?? false;
   const storeIt = field.bool(body, 'store') ?? true;
   const ctxLen = engine.scheduler.contextLength;
-  checkTextSize(chatChars(messages), ctxLen, 'input');
-  const prompt = await engine.encodeChat(messages, tools);
-  if (prompt.tokens.length >= ctxLen)
-    throw badRequest(`the input has ${prompt.tokens.length} tokens; this server's context holds ${ctxLen}`, 'input');
+  const prompt = await encodeChatWithin(
+    engine,
+    messages,
+    tools,
+    ctxLen,
+    'input',
+    (n) => `the input has ${n} tokens; this server's context holds ${ctxLen}`,
+  );
   const params: RunParams = {
     tokens: prompt.tokens,
     ...(prompt.patchEmbeddings ? { patchEmbeddings: prompt.patchEmbeddings } : {}),

@@ -3,7 +3,7 @@
  * names the offending field, ids, and image inputs (data URLs, base64, remote URLs behind a flag with limits).
  */
 import { Llama4Error } from '../util/index.ts';
-import type { ImagePart } from './engine.ts';
+import type { ChatMessage, EncodedPrompt, ImagePart, ServerEngine, ToolSpec } from './engine.ts';
 import { fetchRemoteImage, RemoteImageError } from './remote-image.ts';
 
 /** A request the server refuses. `kind` maps onto each API's error type names. */
@@ -161,6 +161,24 @@ export function chatChars(messages: readonly { content: string | readonly { type
     else for (const p of m.content) n += p.text?.length ?? 0;
   }
   return n;
+}
+
+/**
+ * A chat request's prompt, refused as `param` when it cannot leave room to generate in `contextLength`: first by
+ * its characters (before tokenizing, see checkTextSize), then by its tokens, with the API's own wording (`tooLong`).
+ */
+export async function encodeChatWithin(
+  engine: ServerEngine,
+  messages: ChatMessage[],
+  tools: ToolSpec[] | null,
+  contextLength: number,
+  param: string,
+  tooLong: (tokens: number) => string,
+): Promise<EncodedPrompt> {
+  checkTextSize(chatChars(messages), contextLength, param);
+  const prompt = await engine.encodeChat(messages, tools);
+  if (prompt.tokens.length >= contextLength) throw badRequest(tooLong(prompt.tokens.length), param);
+  return prompt;
 }
 
 export { toolCallSchema } from '../engine/tool-schema.ts';
