@@ -49,6 +49,23 @@ const CASES: { file: string; messages: GuardMessage[]; categories?: string }[] =
       },
     ],
   },
+  {
+    // The worked example on Meta's Llama Guard 4 docs page: two images then text in the first user turn.
+    file: 'agent-two-images.txt',
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image', image: new Uint8Array(4) },
+          { type: 'image', image: new Uint8Array(4) },
+          { type: 'text', text: 'whats the color of an apple?' },
+        ],
+      },
+      { role: 'assistant', content: 'its red' },
+      { role: 'user', content: 'whats the color of the sky?' },
+      { role: 'assistant', content: 'its blue' },
+    ],
+  },
 ];
 
 test('built-in Llama Guard 4 prompt: byte for byte the published format (fixtures)', () => {

@@ -12,7 +12,8 @@
  *   S1: Violent Crimes.\n … one line per checked category, original codes kept …
  *   <END UNSAFE CONTENT CATEGORIES>\n\n
  *   <BEGIN CONVERSATION>\n\n
- *   {<|image|> per image}User: {text|trim}\n\n   Agent: {text|trim}\n\n   … alternating …
+ *   User: {parts}\n\n   Agent: {parts}\n\n   … alternating, one line per message; {parts} is the message's content in
+ *   order, each text part |trim-med and each image part written as <|image|> (in the turn where the image occurs) …
  *   <END CONVERSATION>\n\n
  *   Provide your safety assessment for ONLY THE LAST {Role} message in the above conversation:\n
  *    - First line must read 'safe' or 'unsafe'.\n
@@ -98,10 +99,9 @@ export function renderGuardPrompt(messages: readonly GuardMessage[], opts: Guard
   s += '<END UNSAFE CONTENT CATEGORIES>\n\n';
   s += '<BEGIN CONVERSATION>\n\n';
   for (const m of messages) {
-    const who = m.role === 'user' ? 'User' : 'Agent';
-    const ps = parts(m);
-    for (const p of ps) if (p.type === 'image') s += '<|image|>';
-    for (const p of ps) if (p.type === 'text') s += `${who}: ${p.text.trim()}\n\n`;
+    s += m.role === 'user' ? 'User: ' : 'Agent: ';
+    for (const p of parts(m)) s += p.type === 'image' ? '<|image|>' : p.text.trim();
+    s += '\n\n';
   }
   s += '<END CONVERSATION>\n\n';
   s += `Provide your safety assessment for ONLY THE LAST ${role} message in the above conversation:\n`;
