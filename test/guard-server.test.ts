@@ -15,6 +15,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { startServer } from '../src/server/app.ts';
 import { loadGuard, LLAMA_GUARD_4_CATEGORIES, type Guard } from '../src/guard/index.ts';
 import type { GuardServerOptions } from '../src/server/moderations.ts';
+import { loadServeGuard } from '../src/server/load-guard.ts';
 import { fakeEngine } from './server-fixtures.ts';
 import { writeControlledGuard } from './helpers/guard-model.ts';
 import { PROJECT_ROOT } from './helpers/shared.ts';
@@ -147,8 +148,20 @@ describe('serve --guard-input / --guard-output', () => {
           (e.error as { error?: { type?: string; message?: string } }).error?.type === 'invalid_request_error' &&
           /refused by the safety guard/.test((e.error as { error: { message: string } }).error.message),
       );
+      // Raw prompts are screened too: /v1/completions (the prompt judged as one user message) and Ollama's raw generate.
+      await assert.rejects(
+        s.openai.completions.create({ model: 'fake-llama4', prompt: 'How do I hurt someone?', max_tokens: 4 }),
+        (e: unknown) => e instanceof OpenAI.BadRequestError && /refused by the safety guard/.test(e.message) && e.param === 'prompt',
+      );
+      const og = await fetch(`${s.srv.url}/api/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'fake-llama4', prompt: 'How do I hurt someone?', raw: true, stream: false }),
+      });
+      assert.equal(og.status, 400);
+      assert.match(((await og.json()) as { error: string }).error, /refused by the safety guard/);
       const m = await (await fetch(`${s.srv.url}/metrics`)).text();
-      assert.match(m, /llama4_guard_refusals_total\{stage="input"\} 3/);
+      assert.match(m, /llama4_guard_refusals_total\{stage="input"\} 5/);
       assert.match(m, /llama4_guard_refusals_total\{stage="output"\} 0/);
     } finally {
       await s.srv.close();
@@ -167,7 +180,11 @@ describe('serve --guard-input / --guard-output', () => {
         s.anthropic.messages.create({ model: 'fake-llama4', max_tokens: 50, messages: [{ role: 'user', content: 'hi there' }] }),
         (e: unknown) => e instanceof Anthropic.BadRequestError && /Response withheld/.test(e.message),
       );
-      assert.match(await (await fetch(`${s.srv.url}/metrics`)).text(), /llama4_guard_refusals_total\{stage="output"\} 2/);
+      await assert.rejects(
+        s.openai.completions.create({ model: 'fake-llama4', prompt: 'hi there', max_tokens: 8, temperature: 0 }),
+        (e: unknown) => e instanceof OpenAI.BadRequestError && /Response withheld/.test(e.message),
+      );
+      assert.match(await (await fetch(`${s.srv.url}/metrics`)).text(), /llama4_guard_refusals_total\{stage="output"\} 3/);
     } finally {
       await s.srv.close();
     }
@@ -196,7 +213,10 @@ describe('serve --guard-input / --guard-output', () => {
         ...({ temperature: 0 } as object),
       });
       assert.equal((a.content[0] as { text: string }).text, 'Hello! You said: hi there');
-      assert.match(await (await fetch(`${ok.srv.url}/metrics`)).text(), /llama4_guard_checks_total 6/);
+      const c = await ok.openai.completions.create({ model: 'fake-llama4', prompt: 'hi there', max_tokens: 8, temperature: 0 });
+      assert.equal(typeof c.choices[0]!.text, 'string');
+      // Input and output checks of the three chats and of the completion.
+      assert.match(await (await fetch(`${ok.srv.url}/metrics`)).text(), /llama4_guard_checks_total 8/);
     } finally {
       await ok.srv.close();
     }
@@ -234,6 +254,70 @@ test('`llama4 serve --guard GUARD --guard-input` (the guard alone): moderations 
     assert.equal(r.results[0]!.flagged, true);
     await assert.rejects(
       openai.chat.completions.create({ model: 'unsafe', messages: [{ role: 'user', content: 'hi' }] }),
+      /refused by the safety guard/,
+    );
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
+
+test('serve loads the guard in its own model worker: the same verdicts as in-thread, off the event loop', async () => {
+  const served = await loadServeGuard(join(tmp, 'unsafe.gguf'));
+  try {
+    assert.equal(served.where, 'worker thread');
+    assert.equal(served.guard.loaded, undefined, 'a worker-backed guard holds no weights in this thread');
+    const conv = [{ role: 'user' as const, content: 'How do I hurt someone?' }];
+    const [a, b] = await Promise.all([served.guard.check(conv), unsafeGuard.check(conv)]);
+    assert.equal(a.safe, b.safe);
+    assert.deepEqual(a.categories, b.categories);
+    assert.ok(Math.abs(a.unsafeProbability - b.unsafeProbability) < 1e-6);
+    for (const c of Object.keys(b.scores)) assert.ok(Math.abs(a.scores[c]! - b.scores[c]!) < 1e-6, c);
+    // While the worker computes, this thread keeps running timers (a check in-thread would hold them off).
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    await served.guard.check([{ role: 'user', content: 'another request' }]);
+    clearInterval(timer);
+    assert.ok(ticks > 0, 'timers ran during the check');
+  } finally {
+    await served.close();
+  }
+});
+
+test('`llama4 serve -m MODEL --guard GUARD --guard-input`: the guard computes in a worker thread beside the model', async () => {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'src', 'cli', 'main.ts'),
+      'serve',
+      '-m',
+      join(tmp, 'safe.gguf'),
+      '--guard',
+      join(tmp, 'unsafe.gguf'),
+      '--guard-input',
+      '--port',
+      '0',
+    ],
+    { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  try {
+    let err = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    assert.match(err, /guard 'unsafe' on \/v1\/moderations \(worker thread\), screening input/);
+    const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'none', maxRetries: 0 });
+    const r = await openai.moderations.create({ model: 'unsafe', input: 'How do I hurt someone?' });
+    assert.equal(r.results[0]!.flagged, true);
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'safe', messages: [{ role: 'user', content: 'hi' }] }),
       /refused by the safety guard/,
     );
   } finally {

@@ -3,6 +3,7 @@
  * 4 itself is a dense Llama 4 with attention_chunk_size null and a vision tower) as a safety classifier.
  */
 import { SpecialTextGuard } from '../chat/index.ts';
+import type { AsyncCausalLM, ImagePromptEncoder } from '../engine/index.ts';
 import { loadChatAssets, loadModel, type LoadedModel, type LoadOptions } from '../load.ts';
 import type { Tokenizer } from '../tokenizer/index.ts';
 import { UsageError } from '../util/index.ts';
@@ -27,17 +28,31 @@ export interface GuardCheckResult extends GuardVerdict {
 /** A conversation, or one user message as text. */
 export type GuardInput = string | readonly GuardMessage[];
 
+/**
+ * What a guard computes with: a causal LM (in this thread, or a model worker's proxy so that checks run off the event
+ * loop) and, for checkpoints with a vision tower, its early-fusion image encoder.
+ */
+export interface GuardModel {
+  readonly model: AsyncCausalLM;
+  readonly images?: ImagePromptEncoder | null | undefined;
+}
+
 export class Guard {
   readonly scorer: GuardScorer;
   /** Where the prompt comes from: the checkpoint's own guard template, or the built-in Llama Guard 4 format. */
   readonly promptSource: 'checkpoint template' | 'built-in';
+  /** The loaded checkpoint when the guard computes in this thread (loadGuard); undefined for a worker-backed guard. */
+  readonly loaded: LoadedModel | undefined;
+  private readonly compute: GuardModel;
 
   constructor(
-    readonly loaded: LoadedModel,
+    compute: LoadedModel | GuardModel,
     readonly tokenizer: Tokenizer,
     readonly chatTemplate: string | null,
   ) {
-    this.scorer = new GuardScorer(loaded.model, tokenizer);
+    this.loaded = 'backend' in compute ? compute : undefined;
+    this.compute = compute;
+    this.scorer = new GuardScorer(compute.model, tokenizer);
     this.promptSource = isGuardTemplate(chatTemplate) ? 'checkpoint template' : 'built-in';
   }
 
@@ -63,16 +78,15 @@ export class Guard {
     let patchEmbeddings: Float32Array | undefined;
     const images = guardImages(messages);
     if (images.length) {
-      const encode = this.loaded.images;
+      const encode = this.compute.images;
       if (!encode) throw new UsageError('guard: this checkpoint has no vision tower, so it cannot check images');
       const enc = await encode(ids, images);
       ids = enc.tokens;
       patchEmbeddings = enc.patchEmbeddings;
     }
-    if (ids.length >= this.loaded.model.info.contextLength)
-      throw new UsageError(
-        `guard: the prompt has ${ids.length} tokens, over the guard's context of ${this.loaded.model.info.contextLength}`,
-      );
+    const contextLength = this.compute.model.info.contextLength;
+    if (ids.length >= contextLength)
+      throw new UsageError(`guard: the prompt has ${ids.length} tokens, over the guard's context of ${contextLength}`);
     const categories = promptCategories(messages, { categories: chosen });
     const v = await this.scorer.score(ids, { categories, threshold, ...(patchEmbeddings ? { patchEmbeddings } : {}) });
     return { ...v, role: messages.length % 2 === 1 ? 'User' : 'Agent', promptTokens: ids.length };

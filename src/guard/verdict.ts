@@ -199,6 +199,10 @@ export class GuardScorer {
       const safe = !(pUnsafe > (o.threshold ?? 0.5));
       const categories = safe ? [] : await this.categoryLine(a, aRows, shared, newline.length, cats, seqs);
       return { safe, categories, scores, unsafeProbability: pUnsafe };
+    } catch (e) {
+      // A failed pass may leave the cached prefixes unusable (a model worker that died took their caches with it).
+      for (const p of this.prefixes.splice(0)) p.seq.free?.();
+      throw e;
     } finally {
       for (const s of seqs) s.free?.();
     }

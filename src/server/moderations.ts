@@ -7,7 +7,8 @@
  * `category_scores` keyed by the 14 Llama Guard 4 category names ("Violent Crimes" …; scores as in
  * src/guard/verdict.ts), and `category_applied_input_types`.
  *
- * Screening wraps the ServerEngine: input screening runs in encodeChat (before anything streams), so a refused
+ * Screening wraps the ServerEngine: input screening runs in encodeChat, and for raw prompts (/v1/completions,
+ * Ollama's raw generate) in screenRawPrompt, before anything streams, so a refused
  * request gets one error body in its API's format (OpenAI or Anthropic) and never reaches the model; output screening
  * holds each answer's tokens until generation ends, checks the conversation plus the answer (agent turn), and only
  * then hands the tokens to the route (a streamed answer arrives in one burst at the end, or as an error event).
@@ -117,25 +118,41 @@ export function guardConversation(messages: readonly ChatMessage[]): GuardMessag
   return out;
 }
 
+/** Raw-prompt screening of each screened engine (see screenRawPrompt). */
+const rawScreens = new WeakMap<ServerEngine, (text: string, tokens: readonly number[], param: string) => Promise<void>>();
+
+/**
+ * For routes that take a raw prompt instead of messages (/v1/completions, Ollama's `raw` generate): with input
+ * screening the prompt text is judged as one user message (refused like a chat request, with `param` named); with
+ * output screening it is the conversation the answer is judged with. Does nothing on an engine without a guard.
+ */
+export async function screenRawPrompt(engine: ServerEngine, text: string, tokens: readonly number[], param: string): Promise<void> {
+  await rawScreens.get(engine)?.(text, tokens, param);
+}
+
 /** The engine with the guard in front of (input) and/or behind (output) the model. */
 export function screenedEngine(engine: ServerEngine, o: GuardServerOptions, metrics: GuardMetrics): ServerEngine {
   if (!o.screenInput && !o.screenOutput) return engine;
   const conversations = new WeakMap<readonly number[], ChatMessage[]>();
-  const encodeChat: ServerEngine['encodeChat'] = async (messages, tools) => {
-    if (o.screenInput) {
-      const conv = guardConversation(messages);
-      while (conv.length && conv[conv.length - 1]!.role !== 'user') conv.pop();
-      if (conv.length) {
-        const v = await timedCheck(o, metrics, conv);
-        if (!v.safe) {
-          metrics.refused('input');
-          throw refusal('input', v.categories, 'messages');
-        }
-      }
+  const screenInput = async (conv: GuardMessage[], param: string) => {
+    while (conv.length && conv[conv.length - 1]!.role !== 'user') conv.pop();
+    if (!conv.length) return;
+    const v = await timedCheck(o, metrics, conv);
+    if (!v.safe) {
+      metrics.refused('input');
+      throw refusal('input', v.categories, param);
     }
+  };
+  const encodeChat: ServerEngine['encodeChat'] = async (messages, tools) => {
+    if (o.screenInput) await screenInput(guardConversation(messages), 'messages');
     const p = await engine.encodeChat(messages, tools);
     conversations.set(p.tokens, messages);
     return p;
+  };
+  const screenRaw = async (text: string, tokens: readonly number[], param: string) => {
+    const messages: ChatMessage[] = [{ role: 'user', content: [{ type: 'text', text }] }];
+    if (o.screenInput) await screenInput(guardConversation(messages), param);
+    conversations.set(tokens, messages);
   };
   const sched = engine.scheduler;
   const submit = (req: GenerationRequest): Promise<GenerationResult> => {
@@ -173,7 +190,7 @@ export function screenedEngine(engine: ServerEngine, o: GuardServerOptions, metr
       return typeof v === 'function' ? v.bind(t) : v;
     },
   });
-  return new Proxy(engine, {
+  const screened = new Proxy(engine, {
     get(t, k) {
       if (k === 'encodeChat') return encodeChat;
       if (k === 'scheduler') return scheduler;
@@ -181,6 +198,8 @@ export function screenedEngine(engine: ServerEngine, o: GuardServerOptions, metr
       return typeof v === 'function' ? v.bind(t) : v;
     },
   });
+  rawScreens.set(screened, screenRaw);
+  return screened;
 }
 
 type ModerationInput = { messages: GuardMessage[]; types: ('text' | 'image')[] };
@@ -212,7 +231,7 @@ async function readInputs(body: Json, ctx: RequestContext): Promise<ModerationIn
       throw badRequest(`'${where}.type' must be 'text' or 'image_url'`, `${where}.type`);
     }
   }
-  // Images first, as the guard prompt places them before the message text.
+  // One turn: its images, then its text parts joined (the order of the docs' worked example: images, then text).
   const ordered = [
     ...parts.filter((p) => p.type === 'image'),
     { type: 'text' as const, text: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n\n') },

@@ -18,6 +18,7 @@ import { readTools, toolParams, type RequestContext } from './openai.ts';
 import { ApiError, badRequest, checkTextSize, decodeBase64Image, field, isObject, readStops, type Json, encodeChatWithin } from './util.ts';
 import { streamingResponse } from './sse.ts';
 import { capabilities, modelFacts, PACKAGE_VERSION } from './utility.ts';
+import { screenRawPrompt } from './moderations.ts';
 
 const nowIso = () => new Date().toISOString();
 const ns = (ms: number) => Math.round(ms * 1e6);
@@ -302,6 +303,7 @@ async function generate(body: Json, ctx: RequestContext): Promise<Response> {
   if (raw) {
     if (imgs.length) throw badRequest("'images' need the chat template: drop raw: true", 'images');
     tokens = engine.encodeText(prompt);
+    await screenRawPrompt(engine, prompt, tokens, 'prompt');
   } else {
     const msgs: ChatMessage[] = [
       ...(system ? [{ role: 'system' as const, content: [{ type: 'text' as const, text: system }] }] : []),

@@ -22,6 +22,7 @@ import {
 } from './util.ts';
 import { compiles } from '../engine/tool-schema.ts';
 import { readLogitBias } from './constraints.ts';
+import { screenRawPrompt } from './moderations.ts';
 
 export interface RequestContext {
   engine: ServerEngine;
@@ -416,6 +417,7 @@ export async function completions(body: Json, ctx: RequestContext): Promise<Resp
   const n = field.int(body, 'n', 1, 128) ?? 1;
   const ctxLen = engine.scheduler.contextLength;
   if (tokens.length >= ctxLen) throw badRequest(`the prompt has ${tokens.length} tokens; this server's context holds ${ctxLen}`, 'prompt');
+  await screenRawPrompt(engine, promptText, tokens, 'prompt');
   const params: RunParams = {
     tokens,
     maxTokens: maxTokens(body, ctxLen, tokens.length, 16),

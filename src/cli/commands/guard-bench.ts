@@ -65,6 +65,7 @@ export async function runGuardBench(o: GuardBenchOptions): Promise<number> {
     }
   }
   const guard = await loadGuard(o.guard, main ? { ...o.load, sharedBackend: main.backend } : o.load);
+  const guardBackend = guard.loaded!.backend; // loadGuard computes in this thread
   // A different request each run: only the guard prompt's fixed head (task and categories) is reused between checks.
   const input = (r: number): GuardMessage[] => [{ role: 'user', content: `(request ${r}) ${USER}` }];
   const output = (r: number): GuardMessage[] => [...input(r), { role: 'assistant', content: ANSWER }];
@@ -95,8 +96,8 @@ export async function runGuardBench(o: GuardBenchOptions): Promise<number> {
     outTokens = b.tokens;
   }
   Object.assign(out, {
-    guard_backend: guard.loaded.backend.name,
-    threads: (guard.loaded.backend as { threads?: number }).threads ?? 1,
+    guard_backend: guardBackend.name,
+    threads: (guardBackend as { threads?: number }).threads ?? 1,
     input_screen_ms: median(inRuns),
     input_screen_cpu_ms: median(inCpu),
     input_prompt_tokens: inTokens,

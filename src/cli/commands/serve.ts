@@ -6,7 +6,7 @@ import type { Command } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../../load.ts';
 import { loadServerEngine } from '../../server/load-engine.ts';
 import { startServer } from '../../server/app.ts';
-import { loadGuard } from '../../guard/index.ts';
+import { loadServeGuard } from '../../server/load-guard.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 
 export const serveCommand: Command = {
@@ -78,8 +78,17 @@ ${MODEL_USAGE}`,
     if ((values['guard-input'] || values['guard-output'] || values['guard-threshold'] !== undefined) && !values.guard)
       throw new UsageError('--guard-input, --guard-output and --guard-threshold need --guard GUARD');
     const guardThreshold = parseNumber('guard-threshold', values['guard-threshold'], { min: 0 });
-    // The guard computes on this thread; with --no-worker the model shares its backend (one native thread pool).
-    const guard = values.guard ? await loadGuard(values.guard, loadOptions(values)) : null;
+    const alone = values.guard !== undefined && values.model === undefined;
+    // The guard computes in its own model worker, off the event loop; served alone (it answers chat too) or with
+    // --no-worker it computes on this thread, and with --no-worker the model shares its backend (one thread pool).
+    const served = values.guard
+      ? await loadServeGuard(values.guard, {
+          ...loadOptions(values),
+          ...(values.tokenizer ? { tokenizerPath: values.tokenizer } : {}),
+          worker: !alone && values['no-worker'] !== true,
+        })
+      : null;
+    const guard = served?.guard ?? null;
     const guardId = values.guard
       ? values.guard
           .replace(/\/+$/, '')
@@ -87,7 +96,6 @@ ${MODEL_USAGE}`,
           .pop()!
           .replace(/\.gguf$/, '')
       : '';
-    const alone = guard !== null && values.model === undefined;
     const path = values.model ?? DEFAULT_MODEL_DIR;
     // Bind first: a taken port is one line now, not a stack trace after a long load. The probe is released just
     // before the server listens (port 0 needs no probe: any free port will do).
@@ -97,7 +105,7 @@ ${MODEL_USAGE}`,
     let engine: Awaited<ReturnType<typeof loadServerEngine>>;
     try {
       engine = alone
-        ? guard.loaded.createChatEngine({
+        ? guard!.loaded!.createChatEngine({
             modelId: guardId,
             parallel,
             maxQueue,
@@ -106,7 +114,7 @@ ${MODEL_USAGE}`,
             ...(ctx !== undefined ? { contextLength: ctx } : {}),
           })
         : await loadServerEngine(path, {
-            ...(guard && values['no-worker'] ? { sharedBackend: guard.loaded.backend } : {}),
+            ...(guard?.loaded ? { sharedBackend: guard.loaded.backend } : {}),
             ...loadOptions(values),
             parallel,
             maxQueue,
@@ -155,7 +163,7 @@ ${MODEL_USAGE}`,
       throw bindError(e, host, port);
     }
     process.stderr.write(
-      `listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`,
+      `listening on ${srv.url}  (model '${name}', parallel ${parallel}, context ${engine.scheduler.contextLength}, ${values['no-worker'] || alone ? 'computing in-thread' : 'computing in a worker thread'}${apiKey ? ', API key required' : ''}${guard ? `; guard '${guardId}' on /v1/moderations (${served!.where})${values['guard-input'] ? ', screening input' : ''}${values['guard-output'] ? ', screening output' : ''}` : ''})\n`,
     );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
@@ -164,6 +172,7 @@ ${MODEL_USAGE}`,
     });
     process.stderr.write('shutting down\n');
     await srv.close();
+    await served?.close();
     return 0;
   },
 };
