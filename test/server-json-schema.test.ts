@@ -2,9 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { advance, canEnd, compileSchema, initialState, mustEnd, ANY_OBJECT, type Schema } from '../src/engine/json-schema.ts';
-import { allowedTokens, jsonConstraint } from '../src/engine/json-schema-mask.ts';
+import { allowedTokens, allowedTokensAsync, jsonConstraint } from '../src/engine/json-schema-mask.ts';
+import type { TokenConstraint } from '../src/engine/scheduler.ts';
 import { seededRandom } from '../src/engine/scheduler-sampling.ts';
-import { SPECIALS, VOCAB } from './server-fixtures.ts';
+import { fakeEngine, SPECIALS, VOCAB } from './server-fixtures.ts';
 import { UsageError } from '../src/util/index.ts';
 
 const accepts = (s: Schema, text: string) => {
@@ -185,4 +186,58 @@ test('the free-string fast path allows exactly what running every token would', 
       prefix,
     );
   }
+});
+
+test('masks computed in slices (allowedTokensAsync) equal the one-go masks and let timers run between slices', async () => {
+  // A vocabulary of 20k random tokens and an object of 600 keys: the mask after '{"k' walks thousands of tokens.
+  const rnd = seededRandom(11);
+  const chars = 'abcdefghijklmnopqrstuvwxyz_0123456789"{}:, ';
+  const texts: string[] = [];
+  for (let i = 0; i < 20_000; i++) {
+    let t = '';
+    for (let n = 1 + Math.floor(rnd() * 8); n > 0; n--) t += chars[Math.floor(rnd() * chars.length)];
+    texts.push(t);
+  }
+  const big = { size: texts.length, text: (id: number) => texts[id]! };
+  const props: Record<string, unknown> = {};
+  for (let i = 0; i < 600; i++) props[`k${(i * 7919).toString(36)}_${i}`] = { type: 'integer' };
+  const s = compileSchema({ type: 'object', properties: props });
+  for (const prefix of ['{', '{"', '{"k', '{"k0_0": 1']) {
+    const st = advance(initialState(s), prefix);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    // sliceMs 0: a pause after every 256 automaton steps, so the timer must get its turns.
+    const sliced = await allowedTokensAsync(big, st, 0);
+    clearInterval(timer);
+    assert.deepEqual([...sliced], [...allowedTokens(big, st)], prefix);
+    if (prefix === '{"k') assert.ok(ticks > 0, 'the event loop ran between slices');
+  }
+});
+
+test('the scheduler prepares a constraint beside the forward pass, and mask() then uses what prepare computed', async () => {
+  const engine = fakeEngine();
+  const events: string[] = [];
+  const vocabOf = { size: VOCAB.length, text: (id: number) => (id < SPECIALS.length ? null : VOCAB[id]!) };
+  const inner = jsonConstraint(vocabOf, [1], { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] });
+  const spy = (): TokenConstraint => {
+    const c = inner();
+    return {
+      prepare() {
+        events.push('prepare');
+        return c.prepare?.();
+      },
+      mask(logits) {
+        events.push('mask');
+        c.mask(logits);
+      },
+      accept: (t) => c.accept(t),
+      get done() {
+        return c.done;
+      },
+    };
+  };
+  const r = await engine.scheduler.submit({ prompt: [0, 5, 6], maxTokens: 12, constraint: spy, sampling: { temperature: 0 } });
+  assert.ok(r.choices[0]!.completionTokens > 0);
+  // Every mask() is preceded by its step's prepare().
+  for (let i = 0; i < events.length; i++) if (events[i] === 'mask') assert.equal(events[i - 1], 'prepare', events.join(','));
 });

@@ -83,10 +83,15 @@ function sortEntries(entries: { id: number; t: string }[]): SortedVocab {
   return { ids, texts, lcp };
 }
 
-/** Ids of the tokens whose whole text the automaton accepts from `state` (end tokens not included). */
-export function allowedTokens(vocab: TokenVocabulary, state: JsonState): Int32Array {
+/**
+ * Ids of the tokens whose whole text the automaton accepts from `state` (end tokens not included), computed in
+ * slices: the generator yields after about SLICE_MS of work, so an async caller (allowedTokensAsync) lets the event
+ * loop run between slices; its return value is the mask.
+ */
+function* allowedSlices(vocab: TokenVocabulary, state: JsonState, sliceMs = SLICE_MS): Generator<void, Int32Array, void> {
   if (mustEnd(state)) return new Int32Array(0);
   const prepared = sortVocab(vocab);
+  const budget = { spent: 0, sliceMs };
   // Inside free-form strings the plain tokens that fit (all of them without maxLength) are allowed without running
   // them (a string with maxLength once walked the whole vocabulary per token: 1.6 s with Llama 4's); only the others
   // are walked.
@@ -102,24 +107,59 @@ export function allowedTokens(vocab: TokenVocabulary, state: JsonState): Int32Ar
         else n = mid;
       }
     }
-    const rest = walk(prepared.special, state);
+    const rest: number[] = [];
+    yield* walk(prepared.special, state, rest, budget);
     const out = new Int32Array(n + rest.length);
     out.set(plain.subarray(0, n));
     out.set(rest, n);
     return out;
   }
-  return Int32Array.from(walk(prepared.all, state));
+  const out: number[] = [];
+  yield* walk(prepared.all, state, out, budget);
+  return Int32Array.from(out);
 }
 
-/** The tokens of `sv` whose whole text the automaton accepts from `state`, sharing work along common prefixes. */
-function walk(sv: SortedVocab, state: JsonState): number[] {
+/** The mask of `state`, computed at once (see allowedSlices). */
+export function allowedTokens(vocab: TokenVocabulary, state: JsonState): Int32Array {
+  const g = allowedSlices(vocab, state);
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The mask of `state`, computed in slices of about SLICE_MS with the event loop running between them (HTTP, other
+ * streams, a model worker's replies): the scheduler starts it beside the step's forward pass (TokenConstraint.prepare).
+ */
+export async function allowedTokensAsync(vocab: TokenVocabulary, state: JsonState, sliceMs = SLICE_MS): Promise<Int32Array> {
+  const g = allowedSlices(vocab, state, sliceMs);
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Work between two yields of a sliced mask computation. */
+const SLICE_MS = 4;
+
+/**
+ * Pushes onto `out` the tokens of `sv` whose whole text the automaton accepts from `state`, sharing work along common
+ * prefixes; yields every budget.sliceMs (checked every 256 steps). The MAX_MASK_MS bound counts working time only (budget.spent), not the pauses.
+ */
+function* walk(
+  sv: SortedVocab,
+  state: JsonState,
+  out: number[],
+  budget: { spent: number; readonly sliceMs: number },
+): Generator<void, void, void> {
   const { ids, texts, lcp } = sv;
-  const out: number[] = [];
   const depth: JsonState[] = [state];
   let deadAt = Infinity; // prefix length at which the previous token's path died
   let work = 0; // stack steps so far: a state with many live readings costs that many steps per character
   let steps = 0;
-  const deadline = performance.now() + MAX_MASK_MS;
+  let sliceStart = performance.now();
   for (let i = 0; i < ids.length; i++) {
     const t = texts[i]!;
     const l = lcp[i]!;
@@ -128,10 +168,18 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
     let alive = true;
     for (let d = l; d < t.length; d++) {
       work += depth[d]!.length;
-      if (work > MAX_MASK_WORK || ((++steps & 255) === 0 && performance.now() > deadline)) {
-        throw new UsageError(
-          `the JSON schema is too expensive to follow here (one token's mask passed ${work > MAX_MASK_WORK ? `${MAX_MASK_WORK} automaton steps` : `${MAX_MASK_MS} ms`})`,
-        );
+      if ((++steps & 255) === 0 || work > MAX_MASK_WORK) {
+        const now = performance.now();
+        if (work > MAX_MASK_WORK || budget.spent + (now - sliceStart) > MAX_MASK_MS) {
+          throw new UsageError(
+            `the JSON schema is too expensive to follow here (one token's mask passed ${work > MAX_MASK_WORK ? `${MAX_MASK_WORK} automaton steps` : `${MAX_MASK_MS} ms`})`,
+          );
+        }
+        if (now - sliceStart >= budget.sliceMs) {
+          budget.spent += now - sliceStart;
+          yield;
+          sliceStart = performance.now();
+        }
       }
       const next = advance(depth[d]!, t[d]!);
       depth[d + 1] = next;
@@ -143,7 +191,6 @@ function walk(sv: SortedVocab, state: JsonState): number[] {
     }
     if (alive) out.push(ids[i]!);
   }
-  return out;
 }
 
 const caches = new WeakMap<TokenVocabulary, SchemaCache>();
@@ -168,9 +215,20 @@ export function jsonConstraint(vocab: TokenVocabulary, endTokens: readonly numbe
   const masks = perVocab.masks(key);
   return () => {
     let state = initialState(compiled);
+    // A failure of prepare()'s computation, rethrown by mask() for the same state.
+    let failed: { sig: string; error: unknown } | null = null;
     return {
+      prepare() {
+        const sig = signature(state);
+        if (masks.get(sig)) return;
+        return allowedTokensAsync(vocab, state).then(
+          (allowed) => masks.set(sig, allowed),
+          (error: unknown) => void (failed = { sig, error }),
+        );
+      },
       mask(logits: Float32Array) {
         const sig = signature(state);
+        if (failed?.sig === sig) throw failed.error;
         let allowed = masks.get(sig);
         if (!allowed) masks.set(sig, (allowed = allowedTokens(vocab, state)));
         const keep = new Float32Array(allowed.length);

@@ -28,6 +28,13 @@ export type { FinishReason } from './common.ts';
 
 /** Restricts which token may come next (constrained decoding); one instance per choice. */
 export interface TokenConstraint {
+  /**
+   * Optional: starts computing what mask() will need for the current state, asynchronously and in slices (JSON
+   * schema masks can take up to a second on a 200k vocabulary). The scheduler calls it beside each step's forward
+   * pass, so that work overlaps the model (in a worker thread) and never holds the event loop; it must not reject
+   * (a failure is rethrown by mask()). mask() works without it, computing at once.
+   */
+  prepare?(): Promise<void> | void;
   /** Sets the logits of tokens that may not come next to -Infinity (in place). */
   mask(logits: Float32Array): void;
   /** Advances past the chosen token. */
@@ -332,9 +339,16 @@ export class Scheduler {
       items.push({ seq: s.seq, tokens, logits: last ? 'last' : 'none', ...(patchEmbeddings ? { patchEmbeddings } : {}) });
       owners.push({ slot: s, fed: take, last });
     }
+    // Constraints of the slots that sample after this pass prepare their masks while it runs.
+    const preparing: Promise<void>[] = [];
+    for (const o of owners) {
+      const p = o.last ? o.slot.constraint?.prepare?.() : undefined;
+      if (p) preparing.push(p);
+    }
     let out: Float32Array[];
     try {
       out = await this.model.forward(items);
+      if (preparing.length) await Promise.all(preparing);
     } catch (e) {
       // A failing batch fails its requests, never the server.
       const err = e instanceof Error ? e : new Error(String(e));

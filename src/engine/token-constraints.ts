@@ -12,6 +12,7 @@ export type LogitBias = ReadonlyMap<number, number>;
 /** Adds the bias to the row, then lets `inner` (JSON mode, tool calls) mask what may not come next. */
 export function biasedConstraint(bias: LogitBias, inner: TokenConstraint | null): TokenConstraint {
   return {
+    prepare: () => inner?.prepare?.(),
     mask(logits) {
       for (const [id, b] of bias) logits[id] = b === -Infinity ? -Infinity : logits[id]! + b;
       inner?.mask(logits);
@@ -43,6 +44,7 @@ function openingBrace(vocab: TokenVocabulary): Int32Array {
 export function lazyToolCallConstraint(vocab: TokenVocabulary, call: TokenConstraint): TokenConstraint {
   let mode: 'start' | 'call' | 'prose' = 'start';
   return {
+    prepare: () => (mode === 'prose' ? undefined : call.prepare?.()),
     mask(logits) {
       if (mode === 'prose') return;
       if (mode === 'call') return call.mask(logits);
