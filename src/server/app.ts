@@ -24,6 +24,7 @@ import { registerOllama } from './ollama.ts';
 import { createResponse, deleteResponse, getResponse, ResponseStore, type ResponseStoreOptions } from './responses.ts';
 import { applyTemplateRoute, countTokens, detokenizeRoute, modelsList, props, tokenizeRoute } from './utility.ts';
 import { ApiError, generationError, isObject, randomId, type ImageFetchOptions, type Json } from './util.ts';
+import { prepareMaskVocabulary } from '../engine/json-schema-mask.ts';
 
 export interface ServerOptions {
   /** Require `Authorization: Bearer KEY` or `x-api-key: KEY` on the API routes (API_PATHS) and /metrics. */
@@ -292,6 +293,8 @@ export interface RunningServer {
 export function startServer(engine: ServerEngine, o: ServerOptions & { host?: string; port?: number } = {}): Promise<RunningServer> {
   const host = o.host ?? '127.0.0.1';
   const { app, metrics } = createApp(engine, { ...o, host });
+  // JSON modes sort the vocabulary once (0.4 s for Llama 4's): done here, not in the first such request.
+  prepareMaskVocabulary(engine.vocabulary);
   if (o.apiKey === undefined && !isLoopbackHost(host)) {
     (o.log ?? ((r) => process.stderr.write(JSON.stringify(r) + '\n')))({
       ts: new Date().toISOString(),
