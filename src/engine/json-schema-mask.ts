@@ -7,6 +7,7 @@
  */
 import type { TokenConstraint } from './scheduler.ts';
 import { SchemaCache } from './json-schema-cache.ts';
+import { yieldToEventLoop } from './common.ts';
 import { MAX_MASK_MS, MAX_MASK_WORK } from './json-schema-limits.ts';
 import { UsageError } from '../util/index.ts';
 import {
@@ -145,7 +146,7 @@ export async function allowedTokensAsync(vocab: TokenVocabulary, state: JsonStat
   for (;;) {
     const r = g.next();
     if (r.done) return r.value;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await yieldToEventLoop();
   }
 }
 
