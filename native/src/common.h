@@ -110,6 +110,12 @@ using TileFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, con
 using AttnRowFn = void (*)(const float* q, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d, float scale,
                            float* M, float* L, float* o, float* sc);
 static inline int kv_index(int kvType) { return kvType == T_F16 ? 1 : kvType == T_Q8_0 ? 2 : 0; }
+// Attention, nq query-head rows against the same n ≤ 64 f32 key/value rows (`stride` bytes apart): for query i,
+// exactly attn_row[0]'s operations on (qs[i], M[cs[i]], L[cs[i]], acc + cs[i]·d) — the same bits — with each key and
+// value load shared by the queries (prefill: the queries of a tile that see the same keys of a block). sc is scratch
+// of ≥ 64·nq floats.
+using AttnRowsFn = void (*)(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride,
+                            int n, int d, float scale, float* M, float* L, float* acc, float* sc);
 
 struct KernelTable {
   const char* isa;                 // "avx512", "avx2", "scalar"
@@ -126,6 +132,7 @@ struct KernelTable {
   void (*axpy_f32)(float* y, float a, const float* x, int n);  // y += a·x
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
   AttnRowFn attn_row[3];  // by K/V storage: [0] f32, [1] f16, [2] q8_0 (see kv_index)
+  AttnRowsFn attn_rows;   // optional (null: ops.cc runs attn_row per query)
   // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);
   // out[i] = silu(g[i])·u[i] = g/(1 + e^−g)·u; out may alias g or u.

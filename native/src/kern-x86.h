@@ -701,6 +701,8 @@ static void x_attn_row(const float* q, const uint8_t* k, const uint8_t* v, size_
   }
 }
 
+#include "kern-x86-attn.h"
+
 static void fill_x86(KernelTable& t) {
   auto set = [&](int ty, RowsFn r, int a) { t.rows[ty] = r; t.act[ty] = a; };
   set(T_F32, x_rows_f32, ACT_F32);
@@ -723,6 +725,7 @@ static void fill_x86(KernelTable& t) {
   t.quant_q8k = x_quant_q8k;
   t.dot_f32 = x_dot_f32;
   t.attn_row[0] = x_attn_row<0>; t.attn_row[1] = x_attn_row<1>; t.attn_row[2] = x_attn_row<2>;
+  t.attn_rows = x_attn_rows;
   t.rms_norm_row = x_rms_norm_row;
   t.silu_mul = x_silu_mul;
 }

@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include "ops.h"
 
 #include <algorithm>
@@ -5,7 +6,7 @@
 
 namespace l4 {
 
-Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads) {}
+Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads), qptrs_(threads), combos_(threads) {}
 
 template <class F>
 void Engine::parallelFor(int64_t n, int64_t minPer, F&& f) {
@@ -236,6 +237,11 @@ void Engine::rope(float* x, int T, int nHeads, int headDim, const float* cos, co
 //    the slices over threads (flash-decoding), stores each slice's partial and folds them afterwards in the same
 //    order, so splitting or not gives the same bits.
 static constexpr int kQTile = 16, kKBlock = 64, kKSlice = 512;  // kKSlice is a multiple of kKBlock
+// L4_ATTN_ROWS=0 runs attn_row per query instead of attn_rows (same bits; for benchmarks of the two).
+static bool attnRowsOff() {
+  static const bool off = [] { const char* e = std::getenv("L4_ATTN_ROWS"); return e && e[0] == '0'; }();
+  return off;
+}
 static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Folds one slice's partial (ms, ls, as[d]) into the running result (m, l, o[d]); ls == 0 means the slice had no
@@ -339,7 +345,11 @@ void Engine::attentionMany(const AttnJob* jobs, int n) {
 
 void Engine::attentionScratch(int d, int group) {
   const size_t combos = (size_t)kQTile * group;
-  for (auto& b : scratch_) if (b.size() < combos * (2 * d + 4) + kKBlock) b.resize(combos * (2 * d + 4) + kKBlock);
+  // M, L, Mr, Lr, acc, Or per combo; scores of a block per combo; one block's keys and values as f32
+  const size_t need = combos * (2 * d + 4) + combos * kKBlock + 2 * (size_t)kKBlock * d;
+  for (auto& b : scratch_) if (b.size() < need) b.resize(need);
+  for (auto& b : qptrs_) if (b.size() < combos) b.resize(combos);
+  for (auto& b : combos_) if (b.size() < combos) b.resize(combos);
 }
 
 void Engine::attnUnit(const AttnPlan& p, int64_t u, int tid) {
@@ -371,7 +381,11 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
   float* Lr = Mr + combos;           // [combos] folded sum
   float* acc = Lr + combos;          // [combos][d] slice accumulator
   float* Or = acc + combos * d;      // [combos][d] folded accumulator
-  float* sc = Or + combos * d;       // [kKBlock] scores of one block
+  float* sc = Or + combos * d;       // [combos][kKBlock] scores of one block
+  float* kc = sc + combos * kKBlock; // [kKBlock][d] the block's keys as f32 (f16 / q8_0 caches)
+  float* vc = kc + (size_t)kKBlock * d;
+  const float** qp = qptrs_[tid].data();
+  int* cp = combos_[tid].data();
   const int64_t nsplit = p.nsplit, nslices = p.nslices, slice0 = p.slice0;
   const int kvh = (int)(u % Hkv), split = (int)((u / Hkv) % nsplit), tile = (int)(u / Hkv / nsplit);
   const int t0 = tile * kQTile, t1 = std::min(T, t0 + kQTile);
@@ -392,6 +406,44 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
     // blocks start at absolute positions that are multiples of kKBlock
     for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
       const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
+      if (kt_->attn_rows && !attnRowsOff()) {
+        // Keys [cb, ke) as f32 rows: read in place (f32) or dequantized once for every query of the tile (the
+        // loaders' exact values, so the same bits as reading them in place).
+        const int64_t cb = std::max(kb, ulo);
+        const uint8_t *kr = kbase + ((size_t)cb * Hkv + kvh) * rowB, *vr = vbase + ((size_t)cb * Hkv + kvh) * rowB;
+        size_t kstride = (size_t)Hkv * rowB;
+        if constexpr (KV != T_F32) {
+          for (int64_t j = cb; j < ke; j++) {
+            kt_->dequant[KV](kr + (size_t)(j - cb) * kstride, kc + (size_t)(j - cb) * d, d);
+            kt_->dequant[KV](vr + (size_t)(j - cb) * kstride, vc + (size_t)(j - cb) * d, d);
+          }
+          kr = (const uint8_t*)kc;
+          vr = (const uint8_t*)vc;
+          kstride = (size_t)d * 4;
+        }
+        // Runs of tokens that see the same keys of this block go in one call, with their query heads.
+        for (int t = t0; t < t1;) {
+          int64_t lo, hi; visible(t, lo, hi);
+          const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));
+          int te = t + 1;
+          for (; te < t1; te++) {
+            int64_t lo2, hi2; visible(te, lo2, hi2);
+            if (std::max(kb, std::max(lo2, sa)) != jlo || std::min(ke, std::min(hi2, sb)) != jhi) break;
+          }
+          if (jlo < jhi) {
+            int nq = 0;
+            for (int tt = t; tt < te; tt++)
+              for (int g = 0; g < group; g++) {
+                qp[nq] = q + ((size_t)tt * H + kvh * group + g) * d;
+                cp[nq++] = (tt - t0) * group + g;
+              }
+            kt_->attn_rows(nq, qp, cp, kr + (size_t)(jlo - cb) * kstride, vr + (size_t)(jlo - cb) * kstride, kstride, (int)(jhi - jlo), d,
+                           s.scale, M, L, acc, sc);
+          }
+          t = te;
+        }
+        continue;
+      }
       for (int t = t0; t < t1; t++) {
         int64_t lo, hi; visible(t, lo, hi);
         const int64_t jlo = std::max(kb, std::max(lo, sa)), jhi = std::min(ke, std::min(hi, sb));

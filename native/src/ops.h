@@ -65,7 +65,9 @@ class Engine {
   const KernelTable* kt_;
   Pool pool_;
   std::vector<uint8_t> act_;                   // quantized activations [T][actRowBytes]
-  std::vector<std::vector<float>> scratch_;    // per-thread attention scores
+  std::vector<std::vector<float>> scratch_;    // per-thread attention scores, partials and the block's f32 K/V
+  std::vector<std::vector<const float*>> qptrs_;  // per-thread query rows of one attn_rows call
+  std::vector<std::vector<int>> combos_;          // per-thread (token, head) combos of those rows
 };
 
 }  // namespace l4

@@ -1,0 +1,123 @@
+// Attention for several query rows at once (included by kern-x86.h, after x_attn_row): the KernelTable's attn_rows.
+// Each query's operations are x_attn_row<0>'s, in the same order — per key one accumulator over ascending 8-float
+// chunks and the same reduction tree (dot4), the same online-softmax update, o += p·v four keys per pass — so a
+// query gets the same bits whichever queries share the call (batch invariance, see ops.cc). What is shared is the
+// loads: a pair of queries reads each key chunk once for both, and a pair's value chunks are read once for both.
+
+// Dots of two queries with the same 4 key rows: dot4's arithmetic for each query (f32 rows).
+static inline void dot4x2(const float* qa, const float* qb, const uint8_t* k0, const uint8_t* k1, const uint8_t* k2, const uint8_t* k3,
+                          int d, __m128* ra, __m128* rb) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (int i = 0; i < d; i += 8) {
+    const __m256 x0 = _mm256_loadu_ps((const float*)k0 + i), x1 = _mm256_loadu_ps((const float*)k1 + i);
+    const __m256 x2 = _mm256_loadu_ps((const float*)k2 + i), x3 = _mm256_loadu_ps((const float*)k3 + i);
+    const __m256 qv = _mm256_loadu_ps(qa + i), qw = _mm256_loadu_ps(qb + i);
+    a0 = _mm256_fmadd_ps(qv, x0, a0); a1 = _mm256_fmadd_ps(qv, x1, a1);
+    a2 = _mm256_fmadd_ps(qv, x2, a2); a3 = _mm256_fmadd_ps(qv, x3, a3);
+    b0 = _mm256_fmadd_ps(qw, x0, b0); b1 = _mm256_fmadd_ps(qw, x1, b1);
+    b2 = _mm256_fmadd_ps(qw, x2, b2); b3 = _mm256_fmadd_ps(qw, x3, b3);
+  }
+  const __m256 sa = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  const __m256 sb = _mm256_hadd_ps(_mm256_hadd_ps(b0, b1), _mm256_hadd_ps(b2, b3));
+  *ra = _mm_add_ps(_mm256_castps256_ps128(sa), _mm256_extractf128_ps(sa, 1));
+  *rb = _mm_add_ps(_mm256_castps256_ps128(sb), _mm256_extractf128_ps(sb, 1));
+}
+
+static void x_attn_rows(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d,
+                        float scale, float* M, float* L, float* acc, float* sc) {
+  if (d % 8 != 0 || n > 64) {
+    for (int i = 0; i < nq; i++) x_attn_row<0>(qs[i], k, v, stride, n, d, scale, M + cs[i], L + cs[i], acc + (size_t)cs[i] * d, sc);
+    return;
+  }
+  const __m128 vs = _mm_set1_ps(scale);
+  // scores sc[i·64 + j]
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const uint8_t* kj = k + (size_t)j * stride;
+    int i = 0;
+    for (; i + 2 <= nq; i += 2) {
+      __m128 ra, rb;
+      dot4x2(qs[i], qs[i + 1], kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d, &ra, &rb);
+      _mm_storeu_ps(sc + (size_t)i * 64 + j, _mm_mul_ps(ra, vs));
+      _mm_storeu_ps(sc + (size_t)(i + 1) * 64 + j, _mm_mul_ps(rb, vs));
+    }
+    for (; i < nq; i++) _mm_storeu_ps(sc + (size_t)i * 64 + j, _mm_mul_ps(dot4<0>(qs[i], kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
+  }
+  for (; j < n; j++) {
+    const uint8_t* kj = k + (size_t)j * stride;
+    for (int i = 0; i < nq; i++) sc[(size_t)i * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<0>(qs[i], kj, kj, kj, kj, d), vs));
+  }
+  // online softmax per query, as x_attn_row
+  for (int i = 0; i < nq; i++) {
+    float* s = sc + (size_t)i * 64;
+    float* o = acc + (size_t)cs[i] * d;
+    float &Mi = M[cs[i]], &Li = L[cs[i]];
+    float bm = -INFINITY;
+    for (int jj = 0; jj < n; jj++) bm = std::max(bm, s[jj]);
+    if (bm > Mi) {
+      const float f = std::exp(Mi - bm);
+      if (Li != 0) for (int e = 0; e < d; e += 8) _mm256_storeu_ps(o + e, _mm256_mul_ps(_mm256_loadu_ps(o + e), _mm256_set1_ps(f)));
+      Li *= f;
+      Mi = bm;
+    }
+    const __m256 mv = _mm256_set1_ps(Mi);
+    for (int jj = 0; jj < n; jj += 8) _mm256_storeu_ps(s + jj, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + jj), mv)));
+    float l = 0;
+    for (int jj = 0; jj < n; jj++) l += s[jj];
+    Li += l;
+  }
+  // o += p_j·v_j: per query the same passes as x_attn_row (4 keys per pass, then single keys), two queries per value load
+  int i = 0;
+  for (; i + 2 <= nq; i += 2) {
+    const float *sa = sc + (size_t)i * 64, *sb = sa + 64;
+    float *oa = acc + (size_t)cs[i] * d, *ob = acc + (size_t)cs[i + 1] * d;
+    j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const uint8_t* vj = v + (size_t)j * stride;
+      const __m256 p0 = _mm256_set1_ps(sa[j]), p1 = _mm256_set1_ps(sa[j + 1]), p2 = _mm256_set1_ps(sa[j + 2]), p3 = _mm256_set1_ps(sa[j + 3]);
+      const __m256 r0 = _mm256_set1_ps(sb[j]), r1 = _mm256_set1_ps(sb[j + 1]), r2 = _mm256_set1_ps(sb[j + 2]), r3 = _mm256_set1_ps(sb[j + 3]);
+      for (int e = 0; e < d; e += 8) {
+        const __m256 v0 = _mm256_loadu_ps((const float*)vj + e), v1 = _mm256_loadu_ps((const float*)(vj + stride) + e);
+        const __m256 v2 = _mm256_loadu_ps((const float*)(vj + 2 * stride) + e), v3 = _mm256_loadu_ps((const float*)(vj + 3 * stride) + e);
+        __m256 a = _mm256_loadu_ps(oa + e), b = _mm256_loadu_ps(ob + e);
+        a = _mm256_fmadd_ps(p0, v0, a); b = _mm256_fmadd_ps(r0, v0, b);
+        a = _mm256_fmadd_ps(p1, v1, a); b = _mm256_fmadd_ps(r1, v1, b);
+        a = _mm256_fmadd_ps(p2, v2, a); b = _mm256_fmadd_ps(r2, v2, b);
+        a = _mm256_fmadd_ps(p3, v3, a); b = _mm256_fmadd_ps(r3, v3, b);
+        _mm256_storeu_ps(oa + e, a);
+        _mm256_storeu_ps(ob + e, b);
+      }
+    }
+    for (; j < n; j++) {
+      const float* vj = (const float*)(v + (size_t)j * stride);
+      const __m256 p = _mm256_set1_ps(sa[j]), r = _mm256_set1_ps(sb[j]);
+      for (int e = 0; e < d; e += 8) {
+        const __m256 x = _mm256_loadu_ps(vj + e);
+        _mm256_storeu_ps(oa + e, _mm256_fmadd_ps(p, x, _mm256_loadu_ps(oa + e)));
+        _mm256_storeu_ps(ob + e, _mm256_fmadd_ps(r, x, _mm256_loadu_ps(ob + e)));
+      }
+    }
+  }
+  for (; i < nq; i++) {
+    const float* s = sc + (size_t)i * 64;
+    float* o = acc + (size_t)cs[i] * d;
+    j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const uint8_t* vj = v + (size_t)j * stride;
+      const __m256 p0 = _mm256_set1_ps(s[j]), p1 = _mm256_set1_ps(s[j + 1]), p2 = _mm256_set1_ps(s[j + 2]), p3 = _mm256_set1_ps(s[j + 3]);
+      for (int e = 0; e < d; e += 8) {
+        __m256 a = _mm256_loadu_ps(o + e);
+        a = _mm256_fmadd_ps(p0, kv_load8<0>(vj, e), a);
+        a = _mm256_fmadd_ps(p1, kv_load8<0>(vj + stride, e), a);
+        a = _mm256_fmadd_ps(p2, kv_load8<0>(vj + 2 * stride, e), a);
+        a = _mm256_fmadd_ps(p3, kv_load8<0>(vj + 3 * stride, e), a);
+        _mm256_storeu_ps(o + e, a);
+      }
+    }
+    for (; j < n; j++) {
+      const uint8_t* vj = v + (size_t)j * stride;
+      const __m256 p = _mm256_set1_ps(s[j]);
+      for (int e = 0; e < d; e += 8) _mm256_storeu_ps(o + e, _mm256_fmadd_ps(p, kv_load8<0>(vj, e), _mm256_loadu_ps(o + e)));
+    }
+  }
+}
