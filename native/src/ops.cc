@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace l4 {
 
-Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads) {}
+Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads) {
+  // BF16 products go with the AVX-512 kernel set (forcing avx2/scalar forces the exact path too).
+  if (std::strcmp(kt->isa, "avx512") == 0) bf16_ = gemm_bf16_amx() ? gemm_bf16_amx() : gemm_bf16_avx512();
+}
 
 template <class F>
 void Engine::parallelFor(int64_t n, int64_t minPer, F&& f) {
@@ -113,6 +117,58 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
     while (i + 1 < x.n && x.cs[i + 1].chunk0 <= chunk) i++;  // the last job starting at or before chunk (T = 0 jobs own none)
     matmulChunk(x.cs[i], chunk - x.cs[i].chunk0);
   }, &ctx, chunks);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// BF16 products (gemm-bf16.h). Packing: panel p, group j, column c of an expert's slice = (w[16p + c][2j],
+// w[16p + c][2j + 1]), zero past N and past K.
+void Engine::packBf16(uint8_t* dst, const uint8_t* src, int experts, int N, int K) {
+  const int64_t Kp = bf16p_even(K), P = (N + 15) / 16;
+  const size_t eb = bf16p_bytes(N, K);
+  parallelFor((int64_t)experts * P, 4, [&](int64_t a, int64_t b, int) {
+    for (int64_t u = a; u < b; u++) {
+      const int64_t e = u / P, p = u % P;
+      const uint16_t* s = (const uint16_t*)(src + (size_t)e * N * K * 2);
+      uint16_t* d = (uint16_t*)(dst + (size_t)e * eb) + (size_t)p * 16 * Kp;
+      for (int64_t j = 0; j < Kp / 2; j++)
+        for (int c = 0; c < 16; c++) {
+          const int64_t n = 16 * p + c;
+          uint16_t v0 = 0, v1 = 0;
+          if (n < N) {
+            std::memcpy(&v0, s + (size_t)n * K + 2 * j, 2);
+            if (2 * j + 1 < K) std::memcpy(&v1, s + (size_t)n * K + 2 * j + 1, 2);
+          }
+          d[(size_t)j * 32 + 2 * c] = v0;
+          d[(size_t)j * 32 + 2 * c + 1] = v1;
+        }
+    }
+  });
+}
+
+// Work units are (4 panels = 64 columns) × (a range of tokens); a unit keeps its 64 × Kp weight block in L2 while
+// its tokens stream past. Token ranges shrink until every thread has about four units.
+void Engine::matmulBf16(float* out, const float* x, const uint8_t* wp, int N, int K, int T) {
+  if (T <= 0) return;
+  const int Kp = (int)bf16p_even(K), P = (N + 15) / 16, pb = (P + 3) / 4, nth = pool_.size();
+  if (xb_.size() < (size_t)T * Kp) xb_.resize((size_t)T * Kp);
+  uint16_t* xb = xb_.data();
+  const CvtBf16Fn cvt = bf16_->cvt;
+  parallelFor(T, 16, [&](int64_t a, int64_t b, int) {
+    for (int64_t t = a; t < b; t++) {
+      cvt(x + (size_t)t * K, xb + (size_t)t * Kp, K);
+      if (Kp != K) xb[(size_t)t * Kp + K] = 0;
+    }
+  });
+  int per = bf16_->tokensPerBlock;
+  while (per > 32 && (int64_t)pb * ((T + per - 1) / per) < 4 * nth) per /= 2;
+  const int tb = (T + per - 1) / per;
+  const GemmBf16Fn block = bf16_->block;
+  parallelFor((int64_t)pb * tb, 1, [&](int64_t a, int64_t b, int) {
+    for (int64_t u = a; u < b; u++) {
+      const int p0 = (int)(u % pb) * 4, t0 = (int)(u / pb) * per;
+      block(xb, Kp, t0, std::min(T, t0 + per), (const uint16_t*)wp, p0, std::min(P, p0 + 4), N, out);
+    }
+  });
 }
 
 // A row of a repacked (R8) matrix back in its file layout: row r's blocks gathered from its group (common.h).
