@@ -20,6 +20,7 @@ namespace avx512 {
 #include "kern-avx512-batch.h"
 #include "kern-iquant.h"
 #include "kern-iquant-x86.h"
+#include "kern-avx512-attn.h"
 
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -75,6 +76,7 @@ const KernelTable* kernels_avx512() {
     k.rows[T_F32] = avx512::z_rows_f32;
     k.rows[T_F16] = avx512::z_rows_half<false>;
     k.rows[T_BF16] = avx512::z_rows_half<true>;
+    k.attn_full = avx512::z_attn_full;  // unmasked attention (vision), kern-avx512-attn.h
     return k;
   }();
   return &t;

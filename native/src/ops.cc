@@ -292,6 +292,7 @@ void Engine::rope(float* x, int T, int nHeads, int headDim, const float* cos, co
 //    the slices over threads (flash-decoding), stores each slice's partial and folds them afterwards in the same
 //    order, so splitting or not gives the same bits.
 static constexpr int kQTile = 16, kKBlock = 64, kKSlice = 512;  // kKSlice is a multiple of kKBlock
+static constexpr int kFullMaxS = 16384;  // attentionFull's scratch is 8·S floats per thread
 static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Folds one slice's partial (ms, ls, as[d]) into the running result (m, l, o[d]); ls == 0 means the slice had no
@@ -340,6 +341,12 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
   const int T = s.T, S = s.S;
   if (T <= 0) return;
   if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * s.nHeads * s.headDim); return; }
+  // Unmasked f32 attention (the vision tower) as small GEMMs when the kernel set has them. The choice depends on the
+  // mask, the storage and S only, never on T, so a query alone gets the same bits as in a full call.
+  if (!s.causal && s.chunkSize == 0 && s.kvType == T_F32 && kt_->attn_full && S <= kFullMaxS) {
+    attentionFull(out, q, (const float*)k, (const float*)v, s);
+    return;
+  }
   AttnPlan p = attnPlan(out, q, k, v, s);
   const int nth = pool_.size();
   // Spread slices over threads only when the (kv head, query tile) units are too few; the split changes where the
@@ -366,6 +373,40 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
       }
       finishQuery(o, l, o, d);
     }
+}
+
+// Whole-row attention (KernelTable::attn_full): K and V of every kv head are repacked once (Kt [d][Sp], Vp [S][dp]),
+// then units of (query head, 8 queries) each compute their block's scores against every key, the softmax and the
+// output. Scratch per thread: 8 rows of Sp scores.
+void Engine::attentionFull(float* out, const float* q, const float* k, const float* v, const AttnShape& s) {
+  const int H = s.nHeads, Hkv = s.nKvHeads, d = s.headDim, T = s.T, S = s.S, group = H / Hkv;
+  const int Sp = (S + 15) / 16 * 16, dp = (d + 15) / 16 * 16;
+  const size_t ktN = (size_t)d * Sp, vpN = (size_t)S * dp;
+  if (fullKV_.size() < (size_t)Hkv * (ktN + vpN)) fullKV_.resize((size_t)Hkv * (ktN + vpN));
+  float* kt = fullKV_.data();
+  float* vp = kt + (size_t)Hkv * ktN;
+  parallelFor(Hkv, 1, [&](int64_t a, int64_t b, int) {
+    for (int64_t h = a; h < b; h++) {
+      float* K = kt + h * ktN;
+      float* V = vp + h * vpN;
+      for (int j = 0; j < S; j++) {
+        const float* kr = k + ((size_t)j * Hkv + h) * d;
+        for (int i = 0; i < d; i++) K[(size_t)i * Sp + j] = kr[i];
+        std::memcpy(V + (size_t)j * dp, v + ((size_t)j * Hkv + h) * d, sizeof(float) * d);
+        std::memset(V + (size_t)j * dp + d, 0, sizeof(float) * (dp - d));
+      }
+      for (int i = 0; i < d; i++) std::memset(K + (size_t)i * Sp + S, 0, sizeof(float) * (Sp - S));
+    }
+  });
+  for (auto& b : scratch_) if (b.size() < (size_t)8 * Sp) b.resize((size_t)8 * Sp);
+  const int blocks = (T + 7) / 8;
+  parallelFor((int64_t)H * blocks, 1, [&](int64_t a, int64_t b, int tid) {
+    for (int64_t u = a; u < b; u++) {
+      const int h = (int)(u % H), t0 = (int)(u / H) * 8, kvh = h / group;
+      kt_->attn_full(q + ((size_t)t0 * H + h) * d, (size_t)H * d, std::min(8, T - t0), kt + kvh * ktN, vp + kvh * vpN, S, Sp, d, dp,
+                     s.scale, out + ((size_t)t0 * H + h) * d, (size_t)H * d, scratch_[tid].data());
+    }
+  });
 }
 
 // Several sequences' attention (a batched decode step: each sequence's queries against its own cache) in one pool

@@ -66,7 +66,8 @@ class Engine {
  private:
   // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).
   template <class F> void parallelFor(int64_t n, int64_t minPer, F&& f);
-  void attentionScratch(int headDim, int group);  // grows every thread's scratch for units of this shape
+  void attentionScratch(int headDim, int group);
+  void attentionFull(float* out, const float* q, const float* k, const float* v, const AttnShape& s);  // grows every thread's scratch for units of this shape
   void attnUnit(const AttnPlan& p, int64_t unit, int tid);
   template <int KV> void attnUnitT(const AttnPlan& p, int64_t unit, int tid);
 
@@ -76,6 +77,7 @@ class Engine {
   std::vector<uint16_t> xb_;                   // activations rounded to bf16 [T][Kp] (matmulBf16)
   std::vector<uint8_t> act_;                   // quantized activations [T][actRowBytes]
   std::vector<std::vector<float>> scratch_;    // per-thread attention scores
+  std::vector<float> fullKV_;                  // attentionFull: K transposed and V padded, per kv head
 };
 
 }  // namespace l4
