@@ -136,6 +136,8 @@ struct KernelTable {
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);
   // out[i] = silu(g[i])·u[i] = g/(1 + e^−g)·u; out may alias g or u.
   void (*silu_mul)(float* out, const float* g, const float* u, int64_t n);
+  // optional: x[i] = 0.5·x·(1 + erf(x/√2)) vectorized (else std::erf per element in ops.cc)
+  void (*gelu)(float* x, int64_t n);
 };
 
 const KernelTable* kernels_scalar();

@@ -529,6 +529,10 @@ void Engine::siluMul(float* out, const float* gate, const float* up, int64_t n) 
 }
 // Exact erf GELU (torch nn.GELU() default), used by the vision encoder.
 void Engine::gelu(float* x, int64_t n) {
+  if (kt_->gelu) {
+    parallelFor(n, 1 << 15, [&](int64_t a, int64_t b, int) { kt_->gelu(x + a, b - a); });
+    return;
+  }
   parallelFor(n, 1 << 15, [&](int64_t a, int64_t b, int) {
     for (int64_t i = a; i < b; i++) { const float v = x[i]; x[i] = 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f)); }
   });

@@ -5,6 +5,9 @@
  *   (float32 rounding) against the one the backend claims; batch-invariant bit for bit like every matmul;
  * - unmasked attention at vision shapes (head size 88, S not a multiple of any tile), which the native AVX-512 set
  *   computes with its whole-row kernel: float64 reference, and a query alone === the same query in the full call.
+ * - GELU element by element over [−20, 20] (the native AVX-512 set evaluates erfc by a Chebyshev fit, the others
+ *   std::erf in float32): |error| ≤ 1e-6·|gelu(x)| + 1e-7·|x| — relative where 1 + erf is not tiny, and for x ≪ 0 the
+ *   cancellation of 1 + erf(x) in float32 (about 6e-8 absolute) that std::erf has; 0, ±inf, NaN handled.
  * Usage: runVisionConformance('label', () => backend or a reason); `bf16` says whether the backend rounds
  * activations (its bf16Products kernel name) or computes exactly.
  */
@@ -12,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionShape, Backend, DType } from '../tensor/index.ts';
 import { bf16ToF32, f32ToBf16 } from '../tensor/index.ts';
-import { assertSameBits, close, nmse, randn, randomWeight, refAttention, refMatmul, rng } from './backend.case.test.ts';
+import { assertSameBits, close, erfRef, nmse, randn, randomWeight, refAttention, refMatmul, rng } from './backend.case.test.ts';
 
 const FLOAT_TOL = 1e-9;
 /**
@@ -146,4 +149,22 @@ export function runVisionConformance(label: string, make: () => Backend | string
       }
     });
   }
+
+  t0('gelu: |error| ≤ 1e-6·|gelu| + 1e-7·|x| per element over [−20, 20], and 0, ±inf, NaN', () => {
+    const n = 40001;
+    const x = new Float32Array(n + 4);
+    for (let i = 0; i < n; i++) x[i] = -20 + (40 * i) / (n - 1);
+    x.set([0, Infinity, -Infinity, NaN], n);
+    const y = x.slice();
+    be.gelu(y, y.length);
+    for (let i = 0; i < n; i++) {
+      const v = x[i]!,
+        ref = 0.5 * v * (1 + erfRef(v / Math.SQRT2));
+      assert.ok(Math.abs(y[i]! - ref) <= 1e-6 * Math.abs(ref) + 1e-7 * Math.abs(v), `gelu(${v}) = ${y[i]}, want ${ref}`);
+    }
+    assert.equal(y[n], 0);
+    assert.equal(y[n + 1], Infinity);
+    assert.ok(y[n + 2] === 0 || Number.isNaN(y[n + 2]), `gelu(-inf) = ${y[n + 2]}`);
+    assert.ok(Number.isNaN(y[n + 3]!));
+  });
 }

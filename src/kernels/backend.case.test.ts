@@ -773,7 +773,7 @@ export function assertSameBits(got: Float32Array, want: Float32Array, what: stri
 }
 
 /** erf via the Abramowitz–Stegun 7.1.26-free route: high-order series / continued fraction in float64. */
-function erfRef(x: number): number {
+export function erfRef(x: number): number {
   const ax = Math.abs(x);
   if (ax < 3) {
     let sum = x,
