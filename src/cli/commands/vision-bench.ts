@@ -6,7 +6,14 @@
  * --baseline also times the same encoder with exact products (activations kept in float32: the kernels the vision
  * path used before BF16 products), the two taking turns in one process.
  */
-import { attentionFlops, randomVisionTensors, scoutVisionConfig, timeVisionTile, visionMatmulFlops, type VisionTileRuns } from '../../load.ts';
+import {
+  attentionFlops,
+  randomVisionTensors,
+  scoutVisionConfig,
+  timeVisionTile,
+  visionMatmulFlops,
+  type VisionTileRuns,
+} from '../../load.ts';
 import type { Backend } from '../../tensor/index.ts';
 
 const median = (xs: number[]): number => {
@@ -75,7 +82,10 @@ export function runVisionBench(o: VisionBenchOptions): number {
       `vision   Scout-size encoder, ${cfg.numLayers} layers, ${result.rows} rows per ${cfg.imageSize}-pixel tile ` +
         `(${o.backend.name}, ${result.threads} thread${result.threads === 1 ? '' : 's'}, bf16 kernel ${bf16Kernel ?? 'none'}; median of ${o.repeat})\n` +
         line('new     ', main) +
-        (base ? line('baseline', base) + `speedup  ${result.speedup_vs_baseline_matmuls!.toFixed(2)}x (baseline matrix products alone / new tile)\n` : ''),
+        (base
+          ? line('baseline', base) +
+            `speedup  ${result.speedup_vs_baseline_matmuls!.toFixed(2)}x (baseline matrix products alone / new tile)\n`
+          : ''),
     );
   }
   return 0;

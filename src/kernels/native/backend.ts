@@ -159,7 +159,8 @@ export class NativeBackend implements Backend {
         throw new RangeError(`expert ${expert} out of range ${w.experts}`);
       need(x, T * w.cols, 'x');
       need(out, T * w.rows, 'out');
-      if (w.packed) this.engine.matmulBf16(out, x, w.packed, w.rows, w.cols, T, expert); // its own pool run
+      if (w.packed)
+        this.engine.matmulBf16(out, x, w.packed, w.rows, w.cols, T, expert); // its own pool run
       else args.push(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
     }
     if (args.length) this.engine.matmulMany(...args);

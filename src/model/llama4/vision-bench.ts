@@ -6,16 +6,7 @@
  * Scout's vision tower: 34 layers, width 1408, MLP 5632, 16 heads × 88, patch 14 → 576 patches + the class token
  * = 577 rows, pixel shuffle 0.5 → 144 tokens, adapter 5632 → 4096 → 4096, projector 4096 → 5120.
  */
-import type {
-  AttentionJob,
-  AttentionShape,
-  Backend,
-  KvData,
-  MatmulJob,
-  RawTensor,
-  Weight,
-  WeightOptions,
-} from '../../tensor/index.ts';
+import type { AttentionJob, AttentionShape, Backend, KvData, MatmulJob, RawTensor, Weight, WeightOptions } from '../../tensor/index.ts';
 import { f32ToBf16 } from '../../tensor/index.ts';
 import { Llama4VisionEncoder } from './vision.ts';
 import type { Llama4VisionConfig } from './vision-config.ts';
@@ -68,7 +59,8 @@ function visionTensorShapes(c: Llama4VisionConfig): [string, number[]][] {
   for (let l = 0; l < c.numLayers; l++) {
     const p = `${vm}model.layers.${l}.`;
     for (const n of ['input_layernorm', 'post_attention_layernorm']) out.push([`${p}${n}.weight`, [H]], [`${p}${n}.bias`, [H]]);
-    for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj']) out.push([`${p}self_attn.${n}.weight`, [H, H]], [`${p}self_attn.${n}.bias`, [H]]);
+    for (const n of ['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+      out.push([`${p}self_attn.${n}.weight`, [H, H]], [`${p}self_attn.${n}.bias`, [H]]);
     out.push([`${p}mlp.fc1.weight`, [I, H]], [`${p}mlp.fc1.bias`, [I]], [`${p}mlp.fc2.weight`, [H, I]], [`${p}mlp.fc2.bias`, [H]]);
   }
   return out;
