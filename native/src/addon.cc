@@ -190,6 +190,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (n >= (size_t(1) << 21)) madvise(dst, (n + (size_t(1) << 21) - 1) & ~((size_t(1) << 21) - 1), MADV_HUGEPAGE);
 #endif
     e(env).packBf16((uint8_t*)dst, src.p, (int)E, (int)N, (int)K);
+#if defined(__linux__)
+    // A mapped source is not read again by matmuls: drop its pages wholly inside the tensor (as repackR8 does), so
+    // the weights are resident once. getRows/toF32 fault them back in from the file if ever asked.
+    if (in_mapping(src.p, src.bytes)) {
+      const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+      const uintptr_t lo = ((uintptr_t)src.p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)src.p + src.bytes) & ~(pg - 1);
+      if (hi > lo) madvise((void*)lo, hi - lo, MADV_DONTNEED);
+    }
+#endif
     napi_value ab;
     if (napi_create_external_arraybuffer(env, dst, n, [](napi_env, void* d, void*) { free(d); }, nullptr, &ab) != napi_ok) {
       free(dst);
