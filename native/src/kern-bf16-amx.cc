@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 #if defined(__linux__)
@@ -89,8 +90,9 @@ const Bf16Gemm* gemm_bf16_amx() {
   static const Bf16Gemm* g = []() -> const Bf16Gemm* {
     const char* env = std::getenv("LLAMA4_AMX");
     if (env && std::strcmp(env, "0") == 0) return nullptr;
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16"))) return nullptr;
+    // AMX-BF16 and AMX-TILE: CPUID.(EAX=7, ECX=0):EDX bits 22 and 24 (read directly, as for AVX512_BF16)
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return nullptr;
     fallback = gemm_bf16_avx512();
     if (!fallback) return nullptr;
     constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -85,8 +86,11 @@ void cvt(const float* x, uint16_t* y, int64_t n) {
 
 const Bf16Gemm* gemm_bf16_avx512() {
   static const Bf16Gemm g{"avx512-bf16", block, cvt, 96};
+  // AVX512_BF16 is CPUID.(EAX=7, ECX=1):EAX bit 5 (read directly: older compilers' __builtin_cpu_supports lack the
+  // name). The engine uses this only with the avx512 kernel set, whose check covers AVX-512 F/BW and the OS state.
+  unsigned a = 0, b = 0, c = 0, d = 0;
   __builtin_cpu_init();
-  if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16"))) return nullptr;
+  if (!__builtin_cpu_supports("avx512f") || !__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5))) return nullptr;
   return &g;
 }
 #else
