@@ -94,6 +94,7 @@ bandwidth measured on the spot, and the process's peak resident memory.
   --layers N             with --vision: ViT layers (default 34; fewer for a quick run)
   --tile PIXELS          with --vision: tile side, a multiple of 28 (default 336)
   --baseline             with --vision: also time exact products (float32 activations, the old kernels) in turns
+                         (LLAMA4_BF16_PRODUCTS=0 makes every product exact, the vision path's included)
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
