@@ -26,6 +26,18 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-fPIC", "-Wno-maybe-uninitialized"],
         },
         {
+          "target_name": "kern_bf16",
+          "type": "static_library",
+          "sources": ["src/kern-bf16-avx512.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-fPIC"],
+        },
+        {
+          "target_name": "kern_amx",
+          "type": "static_library",
+          "sources": ["src/kern-bf16-amx.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-fPIC"],
+        },
+        {
           "target_name": "train_avx2",
           "type": "static_library",
           "sources": ["src/train-kern-avx2.cc"],
@@ -40,7 +52,7 @@
         {
           "target_name": "llama4_native",
           "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
-          "dependencies": ["kern_avx2", "kern_avx512", "train_avx2", "train_avx512"],
+          "dependencies": ["kern_avx2", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512"],
         },
       ],
     }, {

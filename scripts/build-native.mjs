@@ -104,7 +104,13 @@ if (!prebuild) {
 }
 
 // --prebuild: check the compile commands, copy and strip the binary, and check that the copy loads.
-const makefiles = ['llama4_native.target.mk', 'kern_avx2.target.mk', 'kern_avx512.target.mk'].map((f) => join(nativeDir, 'build', f));
+const makefiles = [
+  'llama4_native.target.mk',
+  'kern_avx2.target.mk',
+  'kern_avx512.target.mk',
+  'kern_bf16.target.mk',
+  'kern_amx.target.mk',
+].map((f) => join(nativeDir, 'build', f));
 for (const mk of makefiles.filter((f) => existsSync(f))) {
   if (/-m(arch|tune|cpu)=native/.test(readFileSync(mk, 'utf8'))) fail(`${mk} compiles with -march=native`);
 }

@@ -23,6 +23,14 @@ import { loadChatTemplate, templateFromConfigValue, type ChatTemplateSource } fr
 import type { Llama4VisionEncoder } from './model/llama4/vision.ts';
 import { loadVisionEncoder } from './model/llama4/vision.ts';
 import { mmprojEncoder } from './model/llama4/vision-gguf.ts';
+export {
+  attentionFlops,
+  randomVisionTensors,
+  scoutVisionConfig,
+  timeVisionTile,
+  visionMatmulFlops,
+  type VisionTileRuns,
+} from './model/llama4/vision-bench.ts';
 import type { ImagePromptEncoder } from './model/types.ts';
 import { llama4FromGguf } from './model/llama4/gguf-config.ts';
 import { Llama4TextModel } from './model/llama4/text-model.ts';

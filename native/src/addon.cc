@@ -145,7 +145,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
       InstanceMethod<&EngineWrap::StreamRead>("streamRead"), InstanceMethod<&EngineWrap::HugePages>("hugePages"),
       InstanceMethod<&EngineWrap::CanRepack>("canRepack"), InstanceMethod<&EngineWrap::RepackR8>("repackR8"),
+      InstanceMethod<&EngineWrap::PackBf16>("packBf16"), InstanceMethod<&EngineWrap::MatmulBf16>("matmulBf16"),
       InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
+      InstanceAccessor<&EngineWrap::Bf16GemmName>("bf16Gemm"),
     });
   }
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
@@ -169,6 +171,52 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), e(info.Env()).threads()); }
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), e(info.Env()).kt()->isa); }
   void Dispose(const Napi::CallbackInfo&) { engine_.reset(); }
+  // The BF16-products kernel ("amx-bf16", "avx512-bf16") or "" when this engine has none.
+  Napi::Value Bf16GemmName(const Napi::CallbackInfo& info) {
+    const Bf16Gemm* g = e(info.Env()).bf16Gemm();
+    return Napi::String::New(info.Env(), g ? g->name : "");
+  }
+  // packBf16(src: bf16 bytes of [experts, N, K]) -> ArrayBuffer of experts × bf16p_bytes(N, K) (gemm-bf16.h)
+  Napi::Value PackBf16(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!e(env).bf16Gemm()) throw Napi::Error::New(env, "this engine has no BF16-products kernel");
+    Arr src = typed(info, 0, "src", napi_uint8_array);
+    const int64_t E = num(info, 1, "experts", 1), N = num(info, 2, "N", 1), K = num(info, 3, "K", 1);
+    if (src.bytes != (size_t)(E * N * K * 2)) throw Napi::RangeError::New(env, "src has " + std::to_string(src.bytes) + " bytes, not a bf16 [" + std::to_string(E) + ", " + std::to_string(N) + ", " + std::to_string(K) + "]");
+    const size_t n = (size_t)E * bf16p_bytes(N, K);
+    void* dst = nullptr;
+    if (posix_memalign(&dst, size_t(1) << 21, n) != 0) throw Napi::Error::New(env, "cannot allocate " + std::to_string(n) + " bytes to pack a weight");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (n >= (size_t(1) << 21)) madvise(dst, (n + (size_t(1) << 21) - 1) & ~((size_t(1) << 21) - 1), MADV_HUGEPAGE);
+#endif
+    e(env).packBf16((uint8_t*)dst, src.p, (int)E, (int)N, (int)K);
+#if defined(__linux__)
+    // A mapped source is not read again by matmuls: drop its pages wholly inside the tensor (as repackR8 does), so
+    // the weights are resident once. getRows/toF32 fault them back in from the file if ever asked.
+    if (in_mapping(src.p, src.bytes)) {
+      const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+      const uintptr_t lo = ((uintptr_t)src.p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)src.p + src.bytes) & ~(pg - 1);
+      if (hi > lo) madvise((void*)lo, hi - lo, MADV_DONTNEED);
+    }
+#endif
+    napi_value ab;
+    if (napi_create_external_arraybuffer(env, dst, n, [](napi_env, void* d, void*) { free(d); }, nullptr, &ab) != napi_ok) {
+      free(dst);
+      throw Napi::Error::New(env, "cannot create an external ArrayBuffer of " + std::to_string(n) + " bytes");
+    }
+    return Napi::Value(env, ab);
+  }
+  // matmulBf16(out, x, wPacked, N, K, T, expert): out[T, N] = bf16(x) · W[expert]ᵀ for a packBf16 weight
+  void MatmulBf16(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!e(env).bf16Gemm()) throw Napi::Error::New(env, "this engine has no BF16-products kernel");
+    Arr out = typed(info, 0, "out", napi_float32_array), x = typed(info, 1, "x", napi_float32_array), w = typed(info, 2, "w", napi_uint8_array);
+    const int64_t N = num(info, 3, "N", 1), K = num(info, 4, "K", 1), T = num(info, 5, "T", 0), ex = num(info, 6, "expert");
+    const size_t eb = bf16p_bytes(N, K);
+    if (w.bytes < (size_t)(ex + 1) * eb) throw Napi::RangeError::New(env, "packed weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
+    need(env, x, T * K, "x"); need(env, out, T * N, "out");
+    e(env).matmulBf16((float*)out.p, (const float*)x.p, w.p + (size_t)ex * eb, (int)N, (int)K, (int)T);
+  }
 
   // matmul(out, x, w, type, N, K, T, expert)
   void Matmul(const Napi::CallbackInfo& info) {

@@ -109,6 +109,11 @@ using TileFn = void (*)(int K, const uint8_t* w, size_t rowBytes, int nrows, con
 // produce the dequantized floats, then the same operations run). sc is scratch of ≥ 64 floats.
 using AttnRowFn = void (*)(const float* q, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d, float scale,
                            float* M, float* L, float* o, float* sc);
+// Unmasked attention of nq ≤ 8 query rows (qStride floats apart) against all S keys of one kv head, repacked as
+// Kt [d][Sp] (Sp = S rounded up to 16, zero padded) and Vp [S][dp] (dp = d rounded up to 16): out row m (oStride floats
+// apart, d values) = softmax((q_m·kᵀ)·scale)·v. sc: scratch of 8·Sp floats (kern-avx512-attn.h).
+using AttnFullFn = void (*)(const float* q, size_t qStride, int nq, const float* Kt, const float* Vp, int S, int Sp, int d, int dp,
+                            float scale, float* out, size_t oStride, float* sc);
 static inline int kv_index(int kvType) { return kvType == T_F16 ? 1 : kvType == T_Q8_0 ? 2 : 0; }
 // Attention, nq query-head rows against the same n ≤ 64 f32 key/value rows (`stride` bytes apart): for query i,
 // exactly attn_row[0]'s operations on (qs[i], M[cs[i]], L[cs[i]], acc + cs[i]·d) — the same bits — with each key and
@@ -133,10 +138,13 @@ struct KernelTable {
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
   AttnRowFn attn_row[3];  // by K/V storage: [0] f32, [1] f16, [2] q8_0 (see kv_index)
   AttnRowsFn attn_rows;   // optional (null: ops.cc runs attn_row per query)
+  AttnFullFn attn_full;   // optional: unmasked f32 attention as small GEMMs (vision), ops.cc attentionFull
   // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);
   // out[i] = silu(g[i])·u[i] = g/(1 + e^−g)·u; out may alias g or u.
   void (*silu_mul)(float* out, const float* g, const float* u, int64_t n);
+  // optional: x[i] = 0.5·x·(1 + erf(x/√2)) vectorized (else std::erf per element in ops.cc)
+  void (*gelu)(float* x, int64_t n);
 };
 
 const KernelTable* kernels_scalar();

@@ -20,6 +20,7 @@ namespace avx512 {
 #include "kern-avx512-batch.h"
 #include "kern-iquant.h"
 #include "kern-iquant-x86.h"
+#include "kern-avx512-attn.h"
 
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -61,6 +62,36 @@ static void z_rows_half(int K, const uint8_t* w, size_t rowBytes, int nrows, con
     out[r] = s;
   }
 }
+
+// Exact-form GELU, 0.5·x·(1 + erf(x/√2)), 16 lanes: 1 + erf(x/√2) = erfc(−x/√2), and erfc by Numerical Recipes'
+// Chebyshev fit (erfcc: t = 1/(1 + z/2), relative error < 1.2e-7 for every z ≥ 0) with exp16; erfc(−z) = 2 − erfc(z).
+// Measured relative error ≤ 1.8e-6 for x ≥ −5, growing like 1.2e-7·x²/2 below (the float32 argument of e^(−x²/2));
+// the float32 std::erf it replaces cancels in 1 + erf for x ≪ 0 (4.7e-2 relative at x = −5). 14x faster than
+// std::erf per element, which was a third of the vision tower's non-matmul time. The tail takes the same vector
+// code under a mask, so no element depends on where a thread's chunk ends.
+static void z_gelu(float* x, int64_t n) {
+  const __m512 half = _mm512_set1_ps(0.5f), two = _mm512_set1_ps(2.f), one = _mm512_set1_ps(1.f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps(0.70710678118654752f));
+    const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(z, half, one));
+    __m512 p = _mm512_set1_ps(0.17087277f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.13520398f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.27886807f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.18628806f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.09678418f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.37409196f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
+    const __m512 erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)));  // erfc(|x|/√2)
+    const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 onePlusErf = _mm512_mask_sub_ps(erfc, pos, two, erfc);
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), onePlusErf));
+  }
+}
 }  // namespace avx512
 
 const KernelTable* kernels_avx512() {
@@ -75,6 +106,8 @@ const KernelTable* kernels_avx512() {
     k.rows[T_F32] = avx512::z_rows_f32;
     k.rows[T_F16] = avx512::z_rows_half<false>;
     k.rows[T_BF16] = avx512::z_rows_half<true>;
+    k.attn_full = avx512::z_attn_full;
+    k.gelu = avx512::z_gelu;  // unmasked attention (vision), kern-avx512-attn.h
     return k;
   }();
   return &t;

@@ -3,10 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace l4 {
 
-Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads), qptrs_(threads), combos_(threads) {}
+Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads), qptrs_(threads), combos_(threads) {
+  // BF16 products go with the AVX-512 kernel set (forcing avx2/scalar forces the exact path too).
+  if (std::strcmp(kt->isa, "avx512") == 0) bf16_ = gemm_bf16_amx() ? gemm_bf16_amx() : gemm_bf16_avx512();
+}
 
 template <class F>
 void Engine::parallelFor(int64_t n, int64_t minPer, F&& f) {
@@ -114,6 +118,58 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
     while (i + 1 < x.n && x.cs[i + 1].chunk0 <= chunk) i++;  // the last job starting at or before chunk (T = 0 jobs own none)
     matmulChunk(x.cs[i], chunk - x.cs[i].chunk0);
   }, &ctx, chunks);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// BF16 products (gemm-bf16.h). Packing: panel p, group j, column c of an expert's slice = (w[16p + c][2j],
+// w[16p + c][2j + 1]), zero past N and past K.
+void Engine::packBf16(uint8_t* dst, const uint8_t* src, int experts, int N, int K) {
+  const int64_t Kp = bf16p_even(K), P = (N + 15) / 16;
+  const size_t eb = bf16p_bytes(N, K);
+  parallelFor((int64_t)experts * P, 4, [&](int64_t a, int64_t b, int) {
+    for (int64_t u = a; u < b; u++) {
+      const int64_t e = u / P, p = u % P;
+      const uint16_t* s = (const uint16_t*)(src + (size_t)e * N * K * 2);
+      uint16_t* d = (uint16_t*)(dst + (size_t)e * eb) + (size_t)p * 16 * Kp;
+      for (int64_t j = 0; j < Kp / 2; j++)
+        for (int c = 0; c < 16; c++) {
+          const int64_t n = 16 * p + c;
+          uint16_t v0 = 0, v1 = 0;
+          if (n < N) {
+            std::memcpy(&v0, s + (size_t)n * K + 2 * j, 2);
+            if (2 * j + 1 < K) std::memcpy(&v1, s + (size_t)n * K + 2 * j + 1, 2);
+          }
+          d[(size_t)j * 32 + 2 * c] = v0;
+          d[(size_t)j * 32 + 2 * c + 1] = v1;
+        }
+    }
+  });
+}
+
+// Work units are (4 panels = 64 columns) × (a range of tokens); a unit keeps its 64 × Kp weight block in L2 while
+// its tokens stream past. Token ranges shrink until every thread has about four units.
+void Engine::matmulBf16(float* out, const float* x, const uint8_t* wp, int N, int K, int T) {
+  if (T <= 0) return;
+  const int Kp = (int)bf16p_even(K), P = (N + 15) / 16, pb = (P + 3) / 4, nth = pool_.size();
+  if (xb_.size() < (size_t)T * Kp) xb_.resize((size_t)T * Kp);
+  uint16_t* xb = xb_.data();
+  const CvtBf16Fn cvt = bf16_->cvt;
+  parallelFor(T, 16, [&](int64_t a, int64_t b, int) {
+    for (int64_t t = a; t < b; t++) {
+      cvt(x + (size_t)t * K, xb + (size_t)t * Kp, K);
+      if (Kp != K) xb[(size_t)t * Kp + K] = 0;
+    }
+  });
+  int per = bf16_->tokensPerBlock;
+  while (per > 32 && (int64_t)pb * ((T + per - 1) / per) < 4 * nth) per /= 2;
+  const int tb = (T + per - 1) / per;
+  const GemmBf16Fn block = bf16_->block;
+  parallelFor((int64_t)pb * tb, 1, [&](int64_t a, int64_t b, int) {
+    for (int64_t u = a; u < b; u++) {
+      const int p0 = (int)(u % pb) * 4, t0 = (int)(u / pb) * per;
+      block(xb, Kp, t0, std::min(T, t0 + per), (const uint16_t*)wp, p0, std::min(P, p0 + 4), N, out);
+    }
+  });
 }
 
 // A row of a repacked (R8) matrix back in its file layout: row r's blocks gathered from its group (common.h).
@@ -242,6 +298,7 @@ static bool attnRowsOff() {
   static const bool off = [] { const char* e = std::getenv("L4_ATTN_ROWS"); return e && e[0] == '0'; }();
   return off;
 }
+static constexpr int kFullMaxS = 16384;  // attentionFull's scratch is 8·S floats per thread
 static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 // Folds one slice's partial (ms, ls, as[d]) into the running result (m, l, o[d]); ls == 0 means the slice had no
@@ -290,6 +347,12 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
   const int T = s.T, S = s.S;
   if (T <= 0) return;
   if (S <= 0) { std::memset(out, 0, sizeof(float) * (size_t)T * s.nHeads * s.headDim); return; }
+  // Unmasked f32 attention (the vision tower) as small GEMMs when the kernel set has them. The choice depends on the
+  // mask, the storage and S only, never on T, so a query alone gets the same bits as in a full call.
+  if (!s.causal && s.chunkSize == 0 && s.kvType == T_F32 && kt_->attn_full && S <= kFullMaxS) {
+    attentionFull(out, q, (const float*)k, (const float*)v, s);
+    return;
+  }
   AttnPlan p = attnPlan(out, q, k, v, s);
   const int nth = pool_.size();
   // Spread slices over threads only when the (kv head, query tile) units are too few; the split changes where the
@@ -316,6 +379,40 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
       }
       finishQuery(o, l, o, d);
     }
+}
+
+// Whole-row attention (KernelTable::attn_full): K and V of every kv head are repacked once (Kt [d][Sp], Vp [S][dp]),
+// then units of (query head, 8 queries) each compute their block's scores against every key, the softmax and the
+// output. Scratch per thread: 8 rows of Sp scores.
+void Engine::attentionFull(float* out, const float* q, const float* k, const float* v, const AttnShape& s) {
+  const int H = s.nHeads, Hkv = s.nKvHeads, d = s.headDim, T = s.T, S = s.S, group = H / Hkv;
+  const int Sp = (S + 15) / 16 * 16, dp = (d + 15) / 16 * 16;
+  const size_t ktN = (size_t)d * Sp, vpN = (size_t)S * dp;
+  if (fullKV_.size() < (size_t)Hkv * (ktN + vpN)) fullKV_.resize((size_t)Hkv * (ktN + vpN));
+  float* kt = fullKV_.data();
+  float* vp = kt + (size_t)Hkv * ktN;
+  parallelFor(Hkv, 1, [&](int64_t a, int64_t b, int) {
+    for (int64_t h = a; h < b; h++) {
+      float* K = kt + h * ktN;
+      float* V = vp + h * vpN;
+      for (int j = 0; j < S; j++) {
+        const float* kr = k + ((size_t)j * Hkv + h) * d;
+        for (int i = 0; i < d; i++) K[(size_t)i * Sp + j] = kr[i];
+        std::memcpy(V + (size_t)j * dp, v + ((size_t)j * Hkv + h) * d, sizeof(float) * d);
+        std::memset(V + (size_t)j * dp + d, 0, sizeof(float) * (dp - d));
+      }
+      for (int i = 0; i < d; i++) std::memset(K + (size_t)i * Sp + S, 0, sizeof(float) * (Sp - S));
+    }
+  });
+  for (auto& b : scratch_) if (b.size() < (size_t)8 * Sp) b.resize((size_t)8 * Sp);
+  const int blocks = (T + 7) / 8;
+  parallelFor((int64_t)H * blocks, 1, [&](int64_t a, int64_t b, int tid) {
+    for (int64_t u = a; u < b; u++) {
+      const int h = (int)(u % H), t0 = (int)(u / H) * 8, kvh = h / group;
+      kt_->attn_full(q + ((size_t)t0 * H + h) * d, (size_t)H * d, std::min(8, T - t0), kt + kvh * ktN, vp + kvh * vpN, S, Sp, d, dp,
+                     s.scale, out + ((size_t)t0 * H + h) * d, (size_t)H * d, scratch_[tid].data());
+    }
+  });
 }
 
 // Several sequences' attention (a batched decode step: each sequence's queries against its own cache) in one pool
@@ -484,6 +581,10 @@ void Engine::siluMul(float* out, const float* gate, const float* up, int64_t n) 
 }
 // Exact erf GELU (torch nn.GELU() default), used by the vision encoder.
 void Engine::gelu(float* x, int64_t n) {
+  if (kt_->gelu) {
+    parallelFor(n, 1 << 15, [&](int64_t a, int64_t b, int) { kt_->gelu(x + a, b - a); });
+    return;
+  }
   parallelFor(n, 1 << 15, [&](int64_t a, int64_t b, int) {
     for (int64_t i = a; i < b; i++) { const float v = x[i]; x[i] = 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f)); }
   });

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common.h"
+#include "gemm-bf16.h"
 #include "pool.h"
 
 namespace l4 {
@@ -35,6 +36,13 @@ class Engine {
   void matmul(float* out, const float* x, const uint8_t* w, int type, int N, int K, int T);
   // The jobs' products in one pool run (results as matmul gives them); no job's out may overlap another's x.
   void matmulMany(const MatmulJob* jobs, int n);
+  // The BF16-products kernel this engine uses (AMX, else AVX-512 BF16; null when the CPU has neither or the kernel
+  // set is not avx512): weights adopted with products 'bf16' are packed and multiplied by it (gemm-bf16.h).
+  const Bf16Gemm* bf16Gemm() const { return bf16_; }
+  // experts × [N, K] bf16 rows -> experts × the packed P16 layout (bf16p_bytes(N, K) each), zero padding included.
+  void packBf16(uint8_t* dst, const uint8_t* src, int experts, int N, int K);
+  // out[T, N] = bf16(x)[T, K] · Wᵀ for a packed weight (one expert's slice); requires bf16Gemm().
+  void matmulBf16(float* out, const float* x, const uint8_t* wp, int N, int K, int T);
   // out[i, :] = row ids[i] of W as f32.
   void getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n);
   void dequant(float* out, const uint8_t* w, int type, int64_t rows, int K);
@@ -58,16 +66,20 @@ class Engine {
  private:
   // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).
   template <class F> void parallelFor(int64_t n, int64_t minPer, F&& f);
-  void attentionScratch(int headDim, int group);  // grows every thread's scratch for units of this shape
+  void attentionScratch(int headDim, int group);
+  void attentionFull(float* out, const float* q, const float* k, const float* v, const AttnShape& s);  // grows every thread's scratch for units of this shape
   void attnUnit(const AttnPlan& p, int64_t unit, int tid);
   template <int KV> void attnUnitT(const AttnPlan& p, int64_t unit, int tid);
 
   const KernelTable* kt_;
+  const Bf16Gemm* bf16_ = nullptr;
   Pool pool_;
+  std::vector<uint16_t> xb_;                   // activations rounded to bf16 [T][Kp] (matmulBf16)
   std::vector<uint8_t> act_;                   // quantized activations [T][actRowBytes]
   std::vector<std::vector<float>> scratch_;    // per-thread attention scores, partials and the block's f32 K/V
   std::vector<std::vector<const float*>> qptrs_;  // per-thread query rows of one attn_rows call
   std::vector<std::vector<int>> combos_;          // per-thread (token, head) combos of those rows
+  std::vector<float> fullKV_;                  // attentionFull: K transposed and V padded, per kv head
 };
 
 }  // namespace l4

@@ -41,7 +41,7 @@ export function nmse(out: ArrayLike<number>, ref: ArrayLike<number>): number {
   }
   return s === 0 ? e : e / s;
 }
-function close(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what: string): void {
+export function close(out: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(out.length >= ref.length, true, `${what}: output too short`);
   for (let i = 0; i < ref.length; i++) assert.ok(Number.isFinite(out[i]!), `${what}: element ${i} is ${out[i]}`);
   const e = nmse(out, ref);
@@ -140,7 +140,7 @@ function canDecode(dtype: DType): boolean {
 }
 
 /** out[t, n] = Σ_k x[t, k] · W[n, k] in float64. */
-function refMatmul(x: Float32Array, W: Float32Array, T: number, N: number, K: number, wOff = 0): Float64Array {
+export function refMatmul(x: Float32Array, W: Float32Array, T: number, N: number, K: number, wOff = 0): Float64Array {
   const out = new Float64Array(T * N);
   for (let t = 0; t < T; t++)
     for (let n = 0; n < N; n++) {
@@ -705,7 +705,7 @@ export function runBackendConformance(label: string, make: () => Backend | strin
 }
 
 /** float64 attention over float32 q/k/v with the mask applied key by key (independent of the backends' ranges). */
-function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): Float64Array {
+export function refAttention(q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionShape): Float64Array {
   const { nHeads, nKvHeads, headDim: d, mask } = p;
   const ref = new Float64Array(p.T * nHeads * d);
   for (let t = 0; t < p.T; t++)
@@ -763,7 +763,7 @@ function compressKv(type: KvType, x: Float32Array, rowSize: number): { data: KvD
 }
 
 /** Bit-for-bit equality of two float32 arrays (NaN payloads and signed zeros included). */
-function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
+export function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
   const a = new Uint32Array(got.buffer, got.byteOffset, got.length),
     b = new Uint32Array(want.buffer, want.byteOffset, want.length);
@@ -773,7 +773,7 @@ function assertSameBits(got: Float32Array, want: Float32Array, what: string): vo
 }
 
 /** erf via the Abramowitz–Stegun 7.1.26-free route: high-order series / continued fraction in float64. */
-function erfRef(x: number): number {
+export function erfRef(x: number): number {
   const ax = Math.abs(x);
   if (ax < 3) {
     let sum = x,

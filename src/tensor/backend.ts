@@ -20,6 +20,20 @@ export interface Weight {
   readonly shape: readonly number[];
 }
 
+/**
+ * How a backend may compute products with a weight (Backend.weight's second argument).
+ * - products 'exact' (default): x stays float32; the exact path every test is held to.
+ * - products 'bf16': for a bf16 weight, the backend may round the activations to bf16 (nearest even) and sum the
+ *   exact bf16·bf16 products in float32, in an order of its choosing that is still fixed per output (batch
+ *   invariance holds). Hugging Face rounds activations to bf16 too when it runs the bf16 checkpoints in bf16; about
+ *   3 significant digits on each activation instead of 7 (NMSE of a product against the exact one ≈ 2e-6, bound 1e-5
+ *   in backend-vision.case.test.ts). A permission, not an order: a backend without such a kernel, or a weight of
+ *   another dtype, computes exactly.
+ */
+export interface WeightOptions {
+  readonly products?: 'exact' | 'bf16';
+}
+
 /** Which keys a query may see. Positions are absolute token positions in the sequence. */
 export interface AttentionMask {
   /** false: every query sees every key (vision encoder). true: key position <= query position. */
@@ -94,8 +108,11 @@ export interface Backend {
    */
   dispose?(): void;
 
-  /** Adopts a stored tensor of shape [N, K] or [E, N, K]. The backend may keep a view of `t.bytes` (no copy). */
-  weight(t: RawTensor): Weight;
+  /**
+   * Adopts a stored tensor of shape [N, K] or [E, N, K]. The backend may keep a view of `t.bytes` (no copy), or a
+   * repacked copy (opts.products 'bf16' on a bf16 matrix).
+   */
+  weight(t: RawTensor, opts?: WeightOptions): Weight;
 
   /** out[T, N] = x[T, K] · W[N, K]ᵀ. With `expert`, W is w[expert] of an [E, N, K] stack. */
   matmul(out: Float32Array, x: Float32Array, w: Weight, T: number, expert?: number): void;

@@ -15,6 +15,8 @@ import { DEFAULT_MODEL_DIR, loadModel } from '../../load.ts';
 import { MODEL_OPTIONS, MODEL_USAGE, loadOptions, parseNumber } from '../options.ts';
 import { UsageError } from '../../util/index.ts';
 import { runGuardBench } from './guard-bench.ts';
+import { runVisionBench } from './vision-bench.ts';
+import { createBackend } from '../../load.ts';
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -73,6 +75,7 @@ export const benchCommand: Command = {
   name: 'bench',
   summary: 'measure prefill and decode tokens/s and decode memory bandwidth of a model',
   usage: `usage: llama4 bench [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 3] [--json]
+       llama4 bench --vision [-t THREADS] [--layers 34] [--tile 336] [-r 3] [--baseline] [--json]
 Prefill: a P-token prompt in one forward pass. Decode: N single-token steps from an empty cache (llama-bench's pp/tg).
 Reports medians of R runs (and CPU ms per token, steadier than wall time on a shared machine), the weight bytes each decode step reads as GB/s and as a percentage of the memory read
 bandwidth measured on the spot, and the process's peak resident memory.
@@ -83,6 +86,15 @@ bandwidth measured on the spot, and the process's peak resident memory.
   --json                 one JSON object on stdout
   --guard GUARD          instead: a Llama Guard's added latency per request (input and output screening) and,
                          with -m, the model's decode tok/s before and after the guard is loaded (idle)
+  --vision               instead: one image tile through a random Scout-size vision encoder built in memory (34
+                         layers, width 1408, MLP 5632, 16 heads, patch 14, 336-pixel tiles = 577 rows; bf16 weights),
+                         tower + adapter + projector. --json prints {"tile_seconds", "gflops", ...}: gflops = the
+                         tile's matrix-product FLOPs (2·rows·N·K per product x[rows, K]·W[N, K]ᵀ, attention not
+                         counted) / tile_seconds; also matmul_seconds and attention_seconds of the tile (medians)
+  --layers N             with --vision: ViT layers (default 34; fewer for a quick run)
+  --tile PIXELS          with --vision: tile side, a multiple of 28 (default 336)
+  --baseline             with --vision: also time exact products (float32 activations, the old kernels) in turns
+                         (LLAMA4_BF16_PRODUCTS=0 makes every product exact, the vision path's included)
 ${MODEL_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({
@@ -95,8 +107,27 @@ ${MODEL_USAGE}`,
         repeat: { type: 'string', short: 'r' },
         json: { type: 'boolean' },
         guard: { type: 'string' },
+        vision: { type: 'boolean' },
+        layers: { type: 'string' },
+        tile: { type: 'string' },
+        baseline: { type: 'boolean' },
       },
     });
+    if (values.vision) {
+      const tile = parseNumber('tile', values.tile, { int: true, min: 28 }) ?? 336;
+      if (tile % 28 !== 0) throw new UsageError(`--tile must be a multiple of 28 (2 patches of 14), got ${tile}`);
+      const load = loadOptions(values);
+      const { backend, note } = await createBackend(load.backend, load.threads);
+      if (note && !values.json) process.stderr.write(`llama4 bench: ${note}\n`);
+      return runVisionBench({
+        backend,
+        layers: parseNumber('layers', values.layers, { int: true, min: 1 }) ?? 34,
+        tilePixels: tile,
+        repeat: parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3,
+        baseline: values.baseline === true,
+        json: values.json === true,
+      });
+    }
     if (values.guard) {
       return runGuardBench({
         guard: values.guard,

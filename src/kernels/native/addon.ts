@@ -56,6 +56,12 @@ export interface RawEngine {
   hugePages(bytes: Uint8Array): boolean;
   /** The internal id of the repacked (R8) layout of a GGML type when this kernel set has kernels for it, else -1. */
   canRepack(type: number): number;
+  /** The BF16-products kernel ("amx-bf16", "avx512-bf16"), or "" when this engine has none (native/src/gemm-bf16.h). */
+  readonly bf16Gemm: string;
+  /** bf16 [experts, N, K] -> the packed layout the BF16-products kernel reads (a native copy). */
+  packBf16(src: Uint8Array, experts: number, N: number, K: number): ArrayBuffer;
+  /** out[T, N] = bf16(x) · W[expert]ᵀ for a packBf16 weight. */
+  matmulBf16(out: Float32Array, x: Float32Array, w: Uint8Array, N: number, K: number, T: number, expert: number): void;
   /** q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout (native/src/common.h), natively allocated. */
   repackR8(src: Uint8Array, type: number, rows: number, K: number): ArrayBuffer;
   dispose(): void;

@@ -3,10 +3,13 @@
 // Without the addon every case is skipped with the reason (the TypeScript backend is then what runs).
 import { nativeIsas, tryCreateNativeBackend } from './index.ts';
 import { runBackendConformance } from '../backend.case.test.ts';
+import { runVisionConformance } from '../backend-vision.case.test.ts';
 
 const isas = nativeIsas();
 if (isas.length === 0) runBackendConformance('native', () => tryCreateNativeBackend().reason || 'native core unavailable');
 for (const isa of isas) {
   runBackendConformance(`native-${isa}`, () => tryCreateNativeBackend({ isa, threads: 2 }).backend ?? `native ${isa} unavailable`);
+  runVisionConformance(`native-${isa}`, () => tryCreateNativeBackend({ isa, threads: 2 }).backend ?? `native ${isa} unavailable`);
 }
 if (isas.length) runBackendConformance(`native-${isas[0]}-1thread`, () => tryCreateNativeBackend({ threads: 1 }).backend ?? 'unavailable');
+if (isas.length) runVisionConformance(`native-${isas[0]}-1thread`, () => tryCreateNativeBackend({ threads: 1 }).backend ?? 'unavailable');

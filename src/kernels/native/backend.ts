@@ -5,7 +5,17 @@
  * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
  */
 import { availableParallelism, totalmem } from 'node:os';
-import type { AttentionJob, AttentionShape, Backend, DType, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
+import type {
+  AttentionJob,
+  AttentionShape,
+  Backend,
+  DType,
+  KvData,
+  MatmulJob,
+  RawTensor,
+  Weight,
+  WeightOptions,
+} from '../../tensor/index.ts';
 import { DTYPES, byteSize, checkKvArray } from '../../tensor/index.ts';
 import type { NativeIsa, RawEngine } from './addon.ts';
 import { loadAddon } from './addon.ts';
@@ -29,6 +39,8 @@ class NativeWeight implements Weight {
   readonly cols: number; // K
   readonly experts: number; // E (1 for a plain matrix)
   type: number; // GGML type id, or the native core's id of a repacked layout
+  /** bf16 products: the packed copy the BF16 kernel reads (bytes keep the file layout for getRows/toF32). */
+  packed: Uint8Array | null = null;
   constructor(
     readonly dtype: DType,
     readonly shape: readonly number[],
@@ -69,6 +81,8 @@ export class NativeBackend implements Backend {
   constructor(
     private readonly engine: RawEngine,
     repack = process.env.LLAMA4_REPACK !== '0',
+    /** Honour products 'bf16' (LLAMA4_BF16_PRODUCTS=0 computes every product exactly). */
+    private readonly bf16Allowed = process.env.LLAMA4_BF16_PRODUCTS !== '0',
   ) {
     this.name = `native-${engine.isa}`;
     this.repackBudget = repack ? totalmem() / 2 : 0;
@@ -97,10 +111,21 @@ export class NativeBackend implements Backend {
     return this.engine.streamRead(bytes);
   }
 
-  weight(t: RawTensor): Weight {
+  /** The kernel behind products 'bf16' ("amx-bf16", "avx512-bf16"), or null: such weights then compute exactly. */
+  get bf16Products(): string | null {
+    return this.bf16Allowed && this.engine.bf16Gemm ? this.engine.bf16Gemm : null;
+  }
+
+  weight(t: RawTensor, opts: WeightOptions = {}): Weight {
     if (!DTYPES[t.dtype]) throw new RangeError(`unknown dtype ${t.dtype}`);
     if (!(t.bytes instanceof Uint8Array)) throw new TypeError(`${t.name}: bytes must be a Uint8Array`);
     const w = new NativeWeight(t.dtype, t.shape, t.bytes);
+    if (opts.products === 'bf16' && t.dtype === 'bf16' && t.shape.length >= 2 && this.bf16Products) {
+      const copy = this.engine.packBf16(t.bytes, w.experts, w.rows, w.cols);
+      this.repacked.push(copy);
+      w.packed = new Uint8Array(copy);
+      return w;
+    }
     const r8 = this.engine.canRepack(w.type);
     if (r8 >= 0 && w.rows % 8 === 0 && this.repackedBytes + t.bytes.length <= this.repackBudget) {
       const copy = this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols);
@@ -122,7 +147,8 @@ export class NativeBackend implements Backend {
       throw new RangeError(`expert ${expert} out of range ${w.experts}`);
     need(x, T * w.cols, 'x');
     need(out, T * w.rows, 'out');
-    this.engine.matmul(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
+    if (w.packed) this.engine.matmulBf16(out, x, w.packed, w.rows, w.cols, T, expert);
+    else this.engine.matmul(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
   }
 
   matmulMany(jobs: readonly MatmulJob[]): void {
@@ -133,7 +159,9 @@ export class NativeBackend implements Backend {
         throw new RangeError(`expert ${expert} out of range ${w.experts}`);
       need(x, T * w.cols, 'x');
       need(out, T * w.rows, 'out');
-      args.push(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
+      if (w.packed)
+        this.engine.matmulBf16(out, x, w.packed, w.rows, w.cols, T, expert); // its own pool run
+      else args.push(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
     }
     if (args.length) this.engine.matmulMany(...args);
   }

@@ -82,3 +82,31 @@ test('mmap: kernels read weights in place from the mapping', { skip }, () => {
   be.matmul(fromMap, x, be.weight({ name: 'm', dtype: 'q8_0', shape: [N, K], bytes: MappedFile.open(path).bytes(32, bytes.length) }), 1);
   assert.deepEqual(fromMap, fromHeap);
 });
+
+test("mmap: a mapped bf16 matrix adopted with products 'bf16' is packed, its pages dropped, and still reads back", { skip }, () => {
+  const { backend } = tryCreateNativeBackend({ threads: 2 });
+  if (!backend?.bf16Products) return; // no BF16-products kernel here: nothing is packed
+  const N = 96,
+    K = 4096; // 768 KiB: whole pages inside the tensor
+  const { bytes, values } = randomWeight('bf16', N, K, 3);
+  const path = join(dir, 'bf16.bin');
+  writeFileSync(path, Buffer.concat([Buffer.alloc(100), bytes]));
+  const m = MappedFile.open(path);
+  const raw = { name: 'w', dtype: 'bf16' as const, shape: [N, K], bytes: m.bytes(100, bytes.length) };
+  const packed = backend.weight(raw, { products: 'bf16' }),
+    exact = backend.weight(raw);
+  assert.deepEqual(backend.toF32(packed), values, 'the file layout is still there (pages faulted back in)');
+  const x = new Float32Array(3 * K).map((_, i) => Math.sin(i));
+  const a = new Float32Array(3 * N),
+    b = new Float32Array(3 * N);
+  backend.matmul(a, x, packed, 3);
+  backend.matmul(b, x, exact, 3);
+  let e = 0,
+    s = 0;
+  for (let i = 0; i < a.length; i++) {
+    e += (a[i]! - b[i]!) ** 2;
+    s += b[i]! ** 2;
+  }
+  assert.ok(e / s < 1e-5 && e > 0, `bf16 products against exact: NMSE ${e / s}`);
+  assert.deepEqual(readFileSync(path).subarray(100), Buffer.from(bytes), 'the file is untouched');
+});

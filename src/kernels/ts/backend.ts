@@ -3,7 +3,7 @@
  * It is the specification every faster backend is checked against (backend.case.test.ts), and the fallback when
  * the native addon cannot load. Quantized weights stay quantized; matmul dequantizes one weight row at a time.
  */
-import type { AttentionJob, AttentionShape, Backend, KvData, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
+import type { AttentionJob, AttentionShape, Backend, KvData, MatmulJob, RawTensor, Weight, WeightOptions } from '../../tensor/index.ts';
 import { DTYPES, byteSize, checkKvArray, decodeKv, dequantizeRow, kvElements } from '../../tensor/index.ts';
 
 /** A weight as this backend keeps it: the stored bytes plus a float32 view when the bytes are plain aligned f32. */
@@ -45,7 +45,8 @@ export class TsBackend implements Backend {
   readonly name = 'typescript';
   private row = new Float32Array(0);
 
-  weight(t: RawTensor): Weight {
+  /** products 'bf16' is a permission this reference never takes: every product here is exact. */
+  weight(t: RawTensor, _opts?: WeightOptions): Weight {
     if (!DTYPES[t.dtype]) throw new RangeError(`unknown dtype ${t.dtype}`);
     return new TsWeight(t.dtype, t.shape, t.bytes);
   }
