@@ -30,6 +30,8 @@ inline int32_t js_i32(double v) {
 // TS toI8(Math.trunc(v)): truncate, ToInt32, keep the low byte as a signed value.
 inline int trunc_i8(float v) { return (int8_t)(uint8_t)(js_i32(std::trunc((double)v)) & 0xff); }
 inline int to_i8(int v) { return (int8_t)(uint8_t)(v & 0xff); }
+// JavaScript truthiness of a number (`d ? a : b`, `if (!d)`): false for ±0 and NaN.
+inline bool truthy(float v) { return v == v && v != 0; }
 
 // ggml's nearest_int: round half to even via 1.5·2²³, and for |v| > 2²² the same bits the C code produces.
 inline int nearest_int(float fval) {
@@ -100,7 +102,7 @@ inline void min_max(const float* x, int n, float& mn, float& mx) {
 void quant_q4_0(const float* x, uint8_t* p, int nb) {
   for (int i = 0; i < nb; i++, p += 18, x += QK) {
     const float d = signed_max(x, QK) / -8;
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     put_f16(p, d);
     for (int j = 0; j < 16; j++) {
       const float x0 = x[j] * id, x1 = x[16 + j] * id;
@@ -115,7 +117,7 @@ void quant_q4_1(const float* x, uint8_t* p, int nb) {
     float mn, mx;
     min_max(x, QK, mn, mx);
     const float d = (mx - mn) / 15;
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     put_f16(p, d);
     put_f16(p + 2, mn);
     for (int j = 0; j < 16; j++) {
@@ -129,7 +131,7 @@ void quant_q4_1(const float* x, uint8_t* p, int nb) {
 void quant_q5_0(const float* x, uint8_t* p, int nb) {
   for (int i = 0; i < nb; i++, p += 22, x += QK) {
     const float d = signed_max(x, QK) / -16;
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     put_f16(p, d);
     uint32_t qh = 0;
     for (int j = 0; j < 16; j++) {
@@ -148,7 +150,7 @@ void quant_q5_1(const float* x, uint8_t* p, int nb) {
     float mn, mx;
     min_max(x, QK, mn, mx);
     const float d = (mx - mn) / 31;
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     put_f16(p, d);
     put_f16(p + 2, mn);
     uint32_t qh = 0;
@@ -169,7 +171,7 @@ void quant_q8_0(const float* x, uint8_t* p, int nb) {
     float amax = 0;
     for (int j = 0; j < QK; j++) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127;
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     put_f16(p, d);
     for (int j = 0; j < QK; j++) p[2 + j] = (uint8_t)(js_i32(std::round((double)(x[j] * id))) & 0xff);
   }
@@ -198,7 +200,7 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
     sumlx = sumlx + (w * xi) * (float)l;
     suml2 = suml2 + (w * (float)l) * (float)l;
   }
-  float scale = suml2 != 0 ? sumlx / suml2 : 0;
+  float scale = truthy(suml2) ? sumlx / suml2 : 0;
   float best = scale * sumlx;
   for (int is = -9; is <= 9; is++) {
     if (is == 0) continue;
@@ -379,7 +381,7 @@ void quant_q2_k(const float* x, uint8_t* p, int nb) {
     const float d_all = get_f16(p + 80), m_all = get_f16(p + 82);
     for (int j = 0; j < 16; j++) {
       const float d = d_all * (float)(p[j] & 15);
-      if (d == 0) continue;
+      if (!truthy(d)) continue;
       const float dm = m_all * (float)(p[j] >> 4);
       for (int ii = 0; ii < 16; ii++) L[16 * j + ii] = (uint8_t)clamp(nearest_int((x[16 * j + ii] + dm) / d), 0, 3);
     }
@@ -407,7 +409,7 @@ void quant_q3_k(const float* x, uint8_t* p, int nb) {
     }
     uint8_t* sp = p + 96;
     std::memset(sp, 0, 12);
-    if (max_scale != 0) {
+    if (truthy(max_scale)) {
       const float iscale = -32 / max_scale;
       for (int j = 0; j < 16; j++) {
         int l = to_i8(nearest_int(iscale * scales[j]));
@@ -424,7 +426,7 @@ void quant_q3_k(const float* x, uint8_t* p, int nb) {
     const float d_all = get_f16(p + 108);
     for (int j = 0; j < 16; j++) {
       const float d = d_all * (float)q3_scale(sp, j);
-      if (d == 0) continue;
+      if (!truthy(d)) continue;
       for (int ii = 0; ii < 16; ii++) L[16 * j + ii] = (int8_t)(clamp(nearest_int(x[16 * j + ii] / d), -4, 3) + 4);
     }
     std::memset(p, 0, 32);  // hmask: high bit of element j at byte j % 32, bit j / 32
@@ -474,7 +476,7 @@ void scale_min_block(const float* x, uint8_t* p, uint8_t* L, int nmax, float rmi
     int sc, m;
     scale_min_k4(j, sp, sc, m);
     const float d = d_all * (float)sc;
-    if (d == 0) continue;
+    if (!truthy(d)) continue;
     const float dm = m_all * (float)m;
     for (int ii = 0; ii < 32; ii++) L[32 * j + ii] = (uint8_t)clamp(nearest_int((x[32 * j + ii] + dm) / d), 0, nmax);
   }
@@ -531,7 +533,7 @@ void quant_q6_k(const float* x, uint8_t* p, int nb) {
     const float d_all = get_f16(p + 208);
     for (int j = 0; j < 16; j++) {
       const float d = d_all * (float)to_i8(p[192 + j]);
-      if (d == 0) continue;
+      if (!truthy(d)) continue;
       for (int ii = 0; ii < 16; ii++) L[16 * j + ii] = (int8_t)(clamp(nearest_int(x[16 * j + ii] / d), -32, 31) + 32);
     }
     for (int j = 0; j < QKK; j += 128) {
@@ -554,7 +556,7 @@ void quant_q8_k(const float* x, uint8_t* p, int nb) {
       const float ax = std::fabs(x[j]);
       if (ax > amax) { amax = ax; max = x[j]; }
     }
-    if (amax == 0) {
+    if (!truthy(amax)) {
       std::memset(p, 0, 292);
       continue;
     }
@@ -637,7 +639,7 @@ void quant_iq4_nl(const float* x, uint8_t* p, int nb) {
   for (int i = 0; i < nb; i++, p += 18, x += 32) {
     const float d = iq4_block_scale(x, L);
     put_f16(p, d);
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     for (int j = 0; j < 32; j++) L[j] = (uint8_t)best_index(id * x[j]);
     pack_nibbles(L, 32, p + 2);
   }
@@ -654,12 +656,12 @@ void quant_iq4_xs(const float* x, uint8_t* p, int nb) {
     }
     const float d = -max_scale / 32;  // -0 for an all-zero super-block (f16 0x8000, as ggml)
     put_f16(p, d);
-    const float id = d != 0 ? 1 / d : 0;
+    const float id = truthy(d) ? 1 / d : 0;
     int sh = 0;
     p[4] = p[5] = p[6] = p[7] = 0;
     for (int ib = 0; ib < 8; ib++) {
       int l = clamp(nearest_int(id * scales[ib]), -32, 31);
-      const float dl = d * (float)l, idl = dl != 0 ? 1 / dl : 0;
+      const float dl = d * (float)l, idl = truthy(dl) ? 1 / dl : 0;
       for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)best_index(idl * x[32 * ib + j]);
       l += 32;
       p[4 + (ib >> 1)] = (uint8_t)(p[4 + (ib >> 1)] | ((l & 15) << (4 * (ib % 2))));
