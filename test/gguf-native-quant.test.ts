@@ -20,7 +20,12 @@ const TYPES: DType[] = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 
 const { quantizer, reason } = tryCreateNativeQuantizer(2);
 const skip = quantizer ? false : `native quantizer unavailable: ${reason}`;
 const native = quantizer as BulkQuantizer;
-process.on('exit', () => quantizer?.close());
+// The scalar scale searches (an engine made for the 'scalar' kernel set) next to the AVX2 8-lane ones.
+const scalar = quantizer ? tryCreateNativeQuantizer(2, 'scalar').quantizer : null;
+process.on('exit', () => {
+  quantizer?.close();
+  scalar?.close();
+});
 
 const K = 512; // two super-blocks, 16 legacy blocks per row
 
@@ -77,8 +82,8 @@ for (const type of TYPES) {
   test(`${type}: native quantizer bytes equal the TypeScript quantizer's on random and adversarial rows`, { skip }, async () => {
     assert.ok(native.supports(type));
     const want = quantize(type, rows, K);
-    const got = await native.quantize(type, rows, K);
-    assert.equal(firstDiff(got, want, DTYPES[type].bytesPerBlock), '');
+    assert.equal(firstDiff(await native.quantize(type, rows, K), want, DTYPES[type].bytesPerBlock), '', 'best kernel set');
+    assert.equal(firstDiff(await scalar!.quantize(type, rows, K), want, DTYPES[type].bytesPerBlock), '', 'scalar');
   });
 }
 

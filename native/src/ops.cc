@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace l4 {
 
@@ -178,8 +179,9 @@ void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, 
 
 void Engine::quantize(uint8_t* out, const float* x, int type, int64_t rows, int K) {
   const size_t rb = row_bytes(type, K);
+  const bool simd = std::strcmp(kt_->isa, "scalar") != 0;  // an engine made for "scalar" keeps the scalar searches
   parallelFor(rows, std::max<int64_t>(1, 16384 / K), [&](int64_t a, int64_t b, int) {
-    for (int64_t r = a; r < b; r++) quantize_row(type, x + (size_t)r * K, out + (size_t)r * rb, K);
+    for (int64_t r = a; r < b; r++) quantize_row(type, x + (size_t)r * K, out + (size_t)r * rb, K, simd);
   });
 }
 

@@ -19,6 +19,18 @@ namespace {
 
 constexpr float GROUP_MAX_EPS = 1e-15f;
 
+// The 8-lane scale search (quant-avx2.cc) where the CPU has AVX2, else none; g_simd: use it for this row.
+using Qkx2x8 = void (*)(int, int, const float*, const float*, uint8_t*, float*, float*, float, float, int, bool);
+Qkx2x8 pick_qkx2_x8() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) return qkx2_x8_avx2;
+#endif
+  return nullptr;
+}
+const Qkx2x8 qkx2_x8 = pick_qkx2_x8();
+thread_local bool g_simd = false;
+
 // JavaScript ToInt32 of a number that is already an integer or ±inf/NaN (0 for those), wrapping modulo 2³².
 inline int32_t js_i32(double v) {
   if (!std::isfinite(v)) return 0;
@@ -354,12 +366,16 @@ inline void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
 
 void quant_q2_k(const float* x, uint8_t* p, int nb) {
   uint8_t L[QKK];
-  float w[16], mins[16], scales[16];
+  float w[QKK], mins[16], scales[16];
   for (int i = 0; i < nb; i++, p += 84, x += QKK) {
     float max_scale = 0, max_min = 0;
+    for (int l = 0; l < QKK; l++) w[l] = std::fabs(x[l]);
+    if (g_simd) {
+      for (int h = 0; h < 2; h++) qkx2_x8(16, 3, x + 128 * h, w + 128 * h, L + 128 * h, mins + 8 * h, scales + 8 * h, -0.5f, 0.1f, 15, true);
+    } else {
+      for (int j = 0; j < 16; j++) scales[j] = make_qkx2_quants(16, 3, x + 16 * j, w + 16 * j, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+    }
     for (int j = 0; j < 16; j++) {
-      for (int l = 0; l < 16; l++) w[l] = std::fabs(x[16 * j + l]);
-      scales[j] = make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -443,14 +459,18 @@ void quant_q3_k(const float* x, uint8_t* p, int nb) {
 // quantScaleMinBlock of kquants.ts: sub-block searches with weights av_x + |x|, 6-bit scales/mins, requantization
 // with the stored scales. Writes d, dmin, scales[12] at p; leaves the levels in L.
 void scale_min_block(const float* x, uint8_t* p, uint8_t* L, int nmax, float rmin, int nstep) {
-  float w[32], mins[8], scales[8];
+  float w[QKK], mins[8], scales[8];
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; j++) {
     float sum_x2 = 0;
     for (int l = 0; l < 32; l++) sum_x2 = sum_x2 + x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
-    for (int l = 0; l < 32; l++) w[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
+    for (int l = 0; l < 32; l++) w[32 * j + l] = av_x + std::fabs(x[32 * j + l]);
+  }
+  if (g_simd) qkx2_x8(32, nmax, x, w, L, mins, scales, rmin, 0.1f, nstep, false);
+  else
+    for (int j = 0; j < 8; j++) scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, w + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
+  for (int j = 0; j < 8; j++) {
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -697,7 +717,8 @@ QuantFn quant_fn(int type) {
 
 bool can_quantize(int type) { return quant_fn(type) != nullptr; }
 
-void quantize_row(int type, const float* x, uint8_t* out, int K) {
+void quantize_row(int type, const float* x, uint8_t* out, int K, bool simd) {
+  g_simd = simd && qkx2_x8 != nullptr;
   const int bs = (type == T_Q4_0 || type == T_Q4_1 || type == T_Q5_0 || type == T_Q5_1 || type == T_Q8_0 || type == T_IQ4_NL) ? QK : QKK;
   quant_fn(type)(x, out, K / bs);
 }

@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import type { BulkQuantizer, DType } from '../../tensor/index.ts';
 import { DTYPES } from '../../tensor/index.ts';
-import { loadAddon, type RawEngine } from './addon.ts';
+import { loadAddon, type NativeIsa, type RawEngine } from './addon.ts';
 
 class NativeQuantizer implements BulkQuantizer {
   constructor(private readonly engine: RawEngine) {}
@@ -28,12 +28,23 @@ class NativeQuantizer implements BulkQuantizer {
   }
 }
 
-/** A native BulkQuantizer on `threads` threads (default: all cores), or null plus why (no addon, an older build). */
-export function tryCreateNativeQuantizer(threads = availableParallelism()): { quantizer: BulkQuantizer | null; reason: string } {
+/**
+ * A native BulkQuantizer on `threads` threads (default: all cores), or null plus why (no addon, an older build).
+ * `isa` 'scalar' keeps the scalar scale searches (tests compare both paths; the bytes are the same).
+ */
+export function tryCreateNativeQuantizer(
+  threads = availableParallelism(),
+  isa?: NativeIsa,
+): { quantizer: BulkQuantizer | null; reason: string } {
   const { addon, reason } = loadAddon();
   if (!addon) return { quantizer: null, reason };
   if (!(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) return { quantizer: null, reason: `bad thread count ${threads}` };
-  const engine = new addon.Engine(threads);
+  let engine: RawEngine;
+  try {
+    engine = new addon.Engine(threads, isa);
+  } catch (e) {
+    return { quantizer: null, reason: String((e as Error).message) };
+  }
   if (!engine.canQuantize || !engine.quantizeAsync) {
     engine.dispose();
     return { quantizer: null, reason: 'the native core was built without quantizers (rebuild it)' };
