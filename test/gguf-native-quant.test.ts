@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { BulkQuantizer, DType } from '../src/tensor/index.ts';
 import { DTYPES, quantize } from '../src/tensor/index.ts';
 import { tryCreateNativeQuantizer } from '../src/kernels/native/index.ts';
-import { presetConfig, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/model-files/index.ts';
+import { parallelRandomProducer, presetConfig, randomProducer, syntheticTokenizer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import type { FileType } from '../src/io/gguf/quant-policy.ts';
 import { PROJECT_ROOT } from './helpers/shared.ts';
 
@@ -156,3 +156,64 @@ for (const ftype of [
     }
   });
 }
+
+/** The random weights as randomProducer made them before it could jump ahead (one sequential mulberry32 stream). */
+function sequentialProducer(seed: number): (name: string, shape: readonly number[]) => Float32Array {
+  let s = seed >>> 0 || 1;
+  const next = (): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  let spare = NaN;
+  const gauss = (): number => {
+    if (!Number.isNaN(spare)) {
+      const v = spare;
+      spare = NaN;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(next() + 1e-12)),
+      a = 2 * Math.PI * next();
+    spare = r * Math.sin(a);
+    return r * Math.cos(a);
+  };
+  return (name, shape) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const x = new Float32Array(n);
+    if (shape.length === 1) {
+      for (let i = 0; i < n; i++) x[i] = 1 + (next() - 0.5) * 0.2;
+      return x;
+    }
+    const fanIn = shape[shape.length - 1]!;
+    const gain = name === 'token_embd' ? Math.sqrt(fanIn) : name === 'output' ? 3 : name.endsWith('ffn_gate_inp') ? 2 : 1;
+    for (let i = 0; i < n; i++) x[i] = gauss() * (gain / Math.sqrt(fanIn));
+    return x;
+  };
+}
+
+test("randomProducer and parallelRandomProducer give the sequential stream's values (odd runs carry a spare)", async () => {
+  const shapes: [string, number[]][] = [
+    ['a', [3, 5]],
+    ['norm', [7]],
+    ['token_embd', [9, 33]],
+    ['b', [1, 1]],
+    ['norm2', [3]],
+    ['output', [300001, 1]],
+    ['c', [4, 70001]],
+    ['blk.0.ffn_gate_inp', [3, 131072]],
+    ['d', [2, 3]],
+  ];
+  const want = sequentialProducer(5),
+    one = randomProducer(5, 0),
+    par = parallelRandomProducer(5, 2);
+  try {
+    for (const [name, shape] of shapes) {
+      const w = want(name, shape);
+      assert.deepEqual(await one(name, shape), w, `${name} on one thread`);
+      assert.deepEqual(await par.produce(name, shape), w, `${name} on workers`);
+    }
+  } finally {
+    await par.close();
+  }
+});

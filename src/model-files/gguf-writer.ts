@@ -25,8 +25,8 @@ export interface GgufTokenizer {
   readonly chatTemplate: string | null;
 }
 
-/** Supplies one tensor's float32 values (internal name, torch-order shape). */
-export type TensorProducer = (name: string, shape: readonly number[]) => Float32Array;
+/** Supplies one tensor's float32 values (internal name, torch-order shape), at once or from other threads. */
+export type TensorProducer = (name: string, shape: readonly number[]) => Float32Array | Promise<Float32Array>;
 
 export interface WriteSummary {
   readonly bytes: number;
@@ -99,17 +99,20 @@ export async function writeLlama4Gguf(
   // k-quant scale searches are slow: spread big tensors' rows over worker threads or the native quantizer (same
   // bytes as one thread), and produce the next tensor while one is being quantized.
   const pool = new QuantizePool(threads, opts.quantizer ?? null);
-  const make = (t: (typeof plan)[number]) => (t.name === 'rope_freqs' ? ff! : produce(t.name, t.shape));
+  const make = async (t: (typeof plan)[number]) => (t.name === 'rope_freqs' ? ff! : produce(t.name, t.shape));
   const size = (t: (typeof plan)[number]) => t.shape.reduce((a, b) => a * b, 1);
   try {
     w.writeHeader();
-    let x: Float32Array | null = null;
+    let made: Promise<Float32Array> | null = null;
     for (const [i, t] of plan.entries()) {
       onTensor?.(t.name, i, plan.length);
-      const pending = pool.quantize(t.dtype, x ?? make(t), t.shape[t.shape.length - 1]!);
-      pending.catch(() => undefined); // awaited below; not unhandled if producing the next tensor throws first
+      const x = await (made ?? make(t));
+      const pending = pool.quantize(t.dtype, x, t.shape[t.shape.length - 1]!);
       const next = plan[i + 1];
-      x = next && size(t) < OVERLAP_MAX && size(next) < OVERLAP_MAX ? make(next) : null;
+      made = next && size(t) < OVERLAP_MAX && size(next) < OVERLAP_MAX ? make(next) : null;
+      // both are awaited; neither counts as unhandled while the other settles first
+      pending.catch(() => undefined);
+      made?.catch(() => undefined);
       const q = await pending;
       w.writeTensor(`${t.name}.weight`, q);
       types.set(t.dtype, (types.get(t.dtype) ?? 0) + 1);

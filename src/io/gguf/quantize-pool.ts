@@ -7,7 +7,8 @@
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../../util/index.ts';
 import type { BulkQuantizer, DType } from '../../tensor/index.ts';
 import { DTYPES, quantize } from '../../tensor/index.ts';
 
@@ -28,16 +29,8 @@ export class QuantizePool {
   ) {
     if (threads <= 1 || bulk) return;
     const self = fileURLToPath(import.meta.url);
-    const url = new URL(`./quantize-worker${extname(self)}`, import.meta.url);
     for (let i = 0; i < threads; i++) {
-      // From TypeScript sources (tsx), the worker must register tsx's loader itself: hooks are not inherited.
-      const w =
-        extname(self) === '.ts'
-          ? new Worker(
-              `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((api) => { api.register(); return import(${JSON.stringify(url.href)}); });`,
-              { eval: true },
-            )
-          : new Worker(url);
+      const w = startWorker(new URL(`./quantize-worker${extname(self)}`, import.meta.url));
       w.on('message', (m: { id: number; q?: Uint8Array; error?: string }) => {
         const p = this.waiting.get(m.id);
         this.waiting.delete(m.id);
