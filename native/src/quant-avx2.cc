@@ -104,4 +104,58 @@ void qkx2_x8_avx2(int n, int nmax, const float* x, const float* w, uint8_t* L, f
   _mm256_storeu_ps(mins, _mm256_xor_ps(mn, _mm256_set1_ps(-0.f)));  // -min (flat lanes: the clamped first minimum)
 }
 
+// make_qx_quants (quant.cc, rmse_type 1, weights x²) for the 8 sub-blocks x[n·j ..], j < 8: L[n·j + i] = l + nmax,
+// scales[j] = the scale, as 8 scalar calls give them (q6_K's search).
+void qx_x8_avx2(int n, int nmax, const float* x, int8_t* L, float* scales) {
+  __m256 xt[32];
+  __m256i lb[32], la[32];
+  const __m256i gidx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(n));
+  for (int i = 0; i < n; i++) xt[i] = _mm256_i32gather_ps(x + i, gidx, 4);
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+  __m256 amax = zero, max = zero;
+  for (int i = 0; i < n; i++) {
+    const __m256 ax = absv(xt[i]);
+    const __m256 gt = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ);
+    amax = sel(gt, ax, amax);
+    max = sel(gt, xt[i], max);
+  }
+  const __m256 small = _mm256_cmp_ps(amax, _mm256_set1_ps(1e-15f), _CMP_LT_OQ);  // GROUP_MAX_EPS: L = 0, scale 0
+  // One trial: levels for iscale into lv, and the weighted sums.
+  auto trial = [&](__m256 iscale, __m256i* lv, __m256& sumlx, __m256& suml2) {
+    sumlx = zero;
+    suml2 = zero;
+    for (int i = 0; i < n; i++) {
+      lv[i] = _mm256_min_epi32(_mm256_max_epi32(nearest_int8(_mm256_mul_ps(iscale, xt[i])), lo), hi);
+      const __m256 l = _mm256_cvtepi32_ps(lv[i]);
+      const __m256 w = _mm256_mul_ps(xt[i], xt[i]);
+      sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(w, xt[i]), l));
+      suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(w, l), l));
+    }
+  };
+  __m256 sumlx, suml2;
+  trial(_mm256_div_ps(_mm256_set1_ps((float)-nmax), max), lb, sumlx, suml2);
+  __m256 scale = sel(_mm256_cmp_ps(suml2, zero, _CMP_NEQ_OQ), _mm256_div_ps(sumlx, suml2), zero);  // JS truthiness
+  __m256 best = _mm256_mul_ps(scale, sumlx);
+  for (int is = -9; is <= 9; is++) {
+    if (is == 0) continue;
+    const __m256 iscale = _mm256_div_ps(_mm256_set1_ps(-((float)nmax + 0.1f * (float)is)), max);
+    trial(iscale, la, sumlx, suml2);
+    const __m256 take = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
+                                      _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
+    if (_mm256_movemask_ps(take) == 0) continue;
+    const __m256i takei = _mm256_castps_si256(take);
+    for (int i = 0; i < n; i++) lb[i] = _mm256_blendv_epi8(lb[i], la[i], takei);
+    scale = sel(take, _mm256_div_ps(sumlx, suml2), scale);
+    best = sel(take, _mm256_mul_ps(scale, sumlx), best);
+  }
+  const __m256i smalli = _mm256_castps_si256(small), bias = _mm256_set1_epi32(nmax);
+  alignas(32) int32_t lv[8];
+  for (int i = 0; i < n; i++) {
+    _mm256_store_si256((__m256i*)lv, _mm256_andnot_si256(smalli, _mm256_add_epi32(lb[i], bias)));
+    for (int j = 0; j < 8; j++) L[n * j + i] = (int8_t)lv[j];
+  }
+  _mm256_storeu_ps(scales, sel(small, zero, scale));
+}
+
 }  // namespace l4

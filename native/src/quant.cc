@@ -29,6 +29,12 @@ Qkx2x8 pick_qkx2_x8() {
   return nullptr;
 }
 const Qkx2x8 qkx2_x8 = pick_qkx2_x8();
+using Qxx8 = void (*)(int, int, const float*, int8_t*, float*);
+#if defined(__x86_64__)
+const Qxx8 qx_x8 = qkx2_x8 ? qx_x8_avx2 : nullptr;  // same CPU requirement
+#else
+const Qxx8 qx_x8 = nullptr;
+#endif
 thread_local bool g_simd = false;
 
 // JavaScript ToInt32 of a number that is already an integer or ±inf/NaN (0 for those), wrapping modulo 2³².
@@ -538,9 +544,12 @@ void quant_q6_k(const float* x, uint8_t* p, int nb) {
   float scales[16];
   for (int i = 0; i < nb; i++, p += 210, x += QKK) {
     float max_scale = 0, max_abs = 0;
+    if (g_simd)
+      for (int h = 0; h < 2; h++) qx_x8(16, 32, x + 128 * h, L + 128 * h, scales + 8 * h);
+    else
+      for (int ib = 0; ib < 16; ib++) scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
     for (int ib = 0; ib < 16; ib++) {
-      const float sc = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
-      scales[ib] = sc;
+      const float sc = scales[ib];
       if (std::fabs(sc) > max_abs) { max_abs = std::fabs(sc); max_scale = sc; }
     }
     if (max_abs < GROUP_MAX_EPS) {

@@ -19,5 +19,7 @@ void quantize_row(int type, const float* x, uint8_t* out, int K, bool simd = tru
 // lane; writes L[n·j + i], mins[j] (= -min) and scales[j] exactly as 8 scalar calls would.
 void qkx2_x8_avx2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* mins, float* scales, float rmin, float rdelta,
                   int nstep, bool use_mad);
+// quant-avx2.cc: make_qx_quants (rmse_type 1) for the 8 sub-blocks x[n·j ..]; L[n·j + i] = level + nmax, scales[j].
+void qx_x8_avx2(int n, int nmax, const float* x, int8_t* L, float* scales);
 
 }  // namespace l4
