@@ -1,9 +1,9 @@
 /**
  * Checks a make-test-model GGUF against the TypeScript quantizers without re-quantizing all of it:
- *   node --import tsx scripts/verify-quant-file.ts FILE.gguf [--preset bench-2b] [--seed 1] [--rows 16]
+ *   node --import tsx scripts/verify-quant-file.ts FILE.gguf [--seed 1] [--rows 16] [--full REGEX]
  * regenerates every tensor's random values in file order (randomProducer on one thread, as the writer's TypeScript
  * path would), quantizes `rows` evenly spaced rows of each with src/tensor/quant and compares them with the file's
- * bytes; f32 tensors are compared whole. Exit status 1 on the first difference.
+ * bytes; f32 tensors and those whose name matches --full are compared whole. Exit status 1 on the first difference.
  */
 import { closeSync, openSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -13,11 +13,12 @@ import { randomProducer } from '../src/model-files/index.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { seed: { type: 'string' }, rows: { type: 'string' } },
+  options: { seed: { type: 'string' }, rows: { type: 'string' }, full: { type: 'string' } },
 });
 const file = positionals[0];
-if (!file) throw new Error('usage: verify-quant-file.ts FILE.gguf [--seed N] [--rows N]');
+if (!file) throw new Error('usage: verify-quant-file.ts FILE.gguf [--seed N] [--rows N] [--full REGEX]');
 const sample = Number(values.rows ?? 16);
+const full = values.full ? new RegExp(values.full) : null;
 const produce = randomProducer(Number(values.seed ?? 1), 0);
 const header = readGgufHeader(file);
 const fd = openSync(file, 'r');
