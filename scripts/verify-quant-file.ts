@@ -34,7 +34,7 @@ try {
     const rows = x.length / K;
     const rb = (K / DTYPES[info.dtype].blockSize) * DTYPES[info.dtype].bytesPerBlock;
     const pick =
-      info.dtype === 'f32'
+      info.dtype === 'f32' || full?.test(info.name)
         ? [...Array(rows).keys()]
         : [...new Set(Array.from({ length: Math.min(sample, rows) }, (_, i) => Math.floor((i * (rows - 1)) / Math.max(1, sample - 1))))];
     for (const r of pick) {
