@@ -50,16 +50,37 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-fPIC"],
         },
         {
+          # The weight quantizers must round exactly as the TypeScript ones: no FMA contraction, no fast-math.
+          "target_name": "quant",
+          "type": "static_library",
+          "sources": ["src/quant.cc"],
+          "cflags_cc": ["-ffp-contract=off", "-fno-fast-math", "-fPIC"],
+        },
+        {
+          # Its 8-lane scale search: AVX2 but deliberately no -mfma (same rounding as the scalar code).
+          "target_name": "quant_avx2",
+          "type": "static_library",
+          "sources": ["src/quant-avx2.cc"],
+          "cflags_cc": ["-mavx2", "-ffp-contract=off", "-fno-fast-math", "-fPIC"],
+        },
+        {
           "target_name": "llama4_native",
           "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
-          "dependencies": ["kern_avx2", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512"],
+          "dependencies": ["kern_avx2", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
         },
       ],
     }, {
       "targets": [
         {
+          "target_name": "quant",
+          "type": "static_library",
+          "sources": ["src/quant.cc"],
+          "cflags_cc": ["-ffp-contract=off", "-fno-fast-math", "-fPIC"],
+        },
+        {
           "target_name": "llama4_native",
           "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc", "src/train-ops.cc"],
+          "dependencies": ["quant"],
         },
       ],
     }],

@@ -6,9 +6,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend, KvType, RawTensor } from './tensor/index.ts';
+import type { Backend, BulkQuantizer, KvType, RawTensor } from './tensor/index.ts';
 import { TsBackend } from './kernels/ts/index.ts';
-import { MappedFile, canMmap, nativeCoreInfo, tryCreateNativeBackend } from './kernels/native/index.ts';
+import { MappedFile, canMmap, nativeCoreInfo, tryCreateNativeBackend, tryCreateNativeQuantizer } from './kernels/native/index.ts';
 import type { TrainBackend } from './tensor/train-backend.ts';
 import { TsTrainBackend } from './kernels/ts/train-ops.ts';
 import { tryCreateNativeTrainBackend } from './kernels/native/train-backend.ts';
@@ -226,6 +226,14 @@ export function createTrainBackend(choice: BackendChoice = 'auto', threads = 2):
   const note = `native training backend unavailable (${reason}); training in TypeScript`;
   if (choice === 'native') throw new UsageError(note);
   return { backend: new TsTrainBackend(), note };
+}
+
+/**
+ * The weight quantizer for the GGUF writer (model-files WriteOptions.quantizer): the native core's when its addon
+ * loads (same bytes, far faster), else null, and the writer quantizes in TypeScript. The caller closes it.
+ */
+export function createQuantizer(threads?: number): BulkQuantizer | null {
+  return tryCreateNativeQuantizer(threads).quantizer;
 }
 
 /**

@@ -23,6 +23,7 @@
 
 #include "common.h"
 #include "ops.h"
+#include "quant.h"
 
 namespace l4 {
 
@@ -145,6 +146,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
       InstanceMethod<&EngineWrap::StreamRead>("streamRead"), InstanceMethod<&EngineWrap::HugePages>("hugePages"),
       InstanceMethod<&EngineWrap::CanRepack>("canRepack"), InstanceMethod<&EngineWrap::RepackR8>("repackR8"),
+      InstanceMethod<&EngineWrap::CanQuantize>("canQuantize"), InstanceMethod<&EngineWrap::Quantize>("quantize"),
+      InstanceMethod<&EngineWrap::QuantizeAsync>("quantizeAsync"),
       InstanceMethod<&EngineWrap::PackBf16>("packBf16"), InstanceMethod<&EngineWrap::MatmulBf16>("matmulBf16"),
       InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
       InstanceAccessor<&EngineWrap::Bf16GemmName>("bf16Gemm"),
@@ -166,11 +169,71 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  private:
   Engine& e(const Napi::Env& env) {
     if (!engine_) throw Napi::Error::New(env, "native engine was disposed");
+    if (busy_) throw Napi::Error::New(env, "native engine is busy with a quantizeAsync call");
     return *engine_;
   }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), e(info.Env()).threads()); }
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), e(info.Env()).kt()->isa); }
-  void Dispose(const Napi::CallbackInfo&) { engine_.reset(); }
+  // An engine running quantizeAsync is released when that call settles.
+  void Dispose(const Napi::CallbackInfo&) {
+    if (busy_) disposeWhenIdle_ = true;
+    else engine_.reset();
+  }
+
+  // ---- weight quantization for the GGUF writer (quant.h) ----
+  Napi::Value CanQuantize(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), can_quantize((int)num(info, 0, "type", 0, T_COUNT - 1)));
+  }
+  struct QuantArgs { uint8_t* out; const float* x; int type; int64_t rows; int K; };
+  QuantArgs quantArgs(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_uint8_array), x = typed(info, 1, "x", napi_float32_array);
+    const int type = (int)num(info, 2, "type", 0, T_COUNT - 1);
+    const int64_t rows = num(info, 3, "rows", 0, INT64_C(1) << 40), K = num(info, 4, "K", 1);
+    if (!can_quantize(type)) throw Napi::RangeError::New(env, "no native quantizer for type id " + std::to_string(type));
+    check_type(env, type, K);
+    need(env, x, (size_t)(rows * K), "x");
+    if (out.bytes < (size_t)rows * row_bytes(type, K)) throw Napi::RangeError::New(env, "out is too short");
+    return {out.p, (const float*)x.p, type, rows, (int)K};
+  }
+  // quantize(out: Uint8Array, x: Float32Array, type, rows, K): x[rows, K] -> rows of `type`, on the pool.
+  void Quantize(const Napi::CallbackInfo& info) {
+    const QuantArgs a = quantArgs(info);
+    e(info.Env()).quantize(a.out, a.x, a.type, a.rows, a.K);
+  }
+  // quantizeAsync(out, x, type, rows, K) -> Promise<void>: the same work off the JavaScript thread (the writer
+  // produces the next tensor meanwhile). out and x are held until it settles; other calls throw until then.
+  class QuantizeWorker : public Napi::AsyncWorker {
+   public:
+    QuantizeWorker(Napi::Env env, EngineWrap* self, const Napi::CallbackInfo& info, QuantArgs a)
+        : Napi::AsyncWorker(env), self_(self), a_(a), deferred_(Napi::Promise::Deferred::New(env)) {
+      selfRef_ = Napi::Persistent(info.This().As<Napi::Object>());
+      outRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+      xRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+    void Execute() override { self_->engine_->quantize(a_.out, a_.x, a_.type, a_.rows, a_.K); }
+    void OnOK() override { settle(); deferred_.Resolve(Env().Undefined()); }
+    void OnError(const Napi::Error& err) override { settle(); deferred_.Reject(err.Value()); }
+
+   private:
+    void settle() {
+      self_->busy_ = false;
+      if (self_->disposeWhenIdle_) self_->engine_.reset();
+    }
+    EngineWrap* self_;
+    QuantArgs a_;
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference selfRef_, outRef_, xRef_;
+  };
+  Napi::Value QuantizeAsync(const Napi::CallbackInfo& info) {
+    const QuantArgs a = quantArgs(info);
+    e(info.Env());
+    auto* w = new QuantizeWorker(info.Env(), this, info, a);
+    busy_ = true;
+    w->Queue();
+    return w->promise();
+  }
   // The BF16-products kernel ("amx-bf16", "avx512-bf16") or "" when this engine has none.
   Napi::Value Bf16GemmName(const Napi::CallbackInfo& info) {
     const Bf16Gemm* g = e(info.Env()).bf16Gemm();
@@ -461,6 +524,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   std::unique_ptr<Engine> engine_;
+  bool busy_ = false, disposeWhenIdle_ = false;  // a quantizeAsync call is running; dispose() came meanwhile
 };
 
 // ---- memory-mapped files ----

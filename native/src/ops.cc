@@ -1,6 +1,8 @@
 #include <cstdlib>
 #include "ops.h"
 
+#include "quant.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -228,6 +230,14 @@ void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, 
   parallelFor(rows / 8, 16, [&](int64_t a, int64_t b, int) {
     if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32);
     else repack_groups<34>(dst, src, a, b, K / 32);
+  });
+}
+
+void Engine::quantize(uint8_t* out, const float* x, int type, int64_t rows, int K) {
+  const size_t rb = row_bytes(type, K);
+  const bool simd = std::strcmp(kt_->isa, "scalar") != 0;  // an engine made for "scalar" keeps the scalar searches
+  parallelFor(rows, std::max<int64_t>(1, 16384 / K), [&](int64_t a, int64_t b, int) {
+    for (int64_t r = a; r < b; r++) quantize_row(type, x + (size_t)r * K, out + (size_t)r * rb, K, simd);
   });
 }
 

@@ -48,6 +48,9 @@ class Engine {
   void dequant(float* out, const uint8_t* w, int type, int64_t rows, int K);
   // Writes q4_0/q8_0 rows [rows, K] (rows % 8 == 0) into dst in the repacked R8 layout of common.h.
   void repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K);
+  // Quantizes x[rows, K] into rows of `type` (quant.h; bytes as the TypeScript quantizers write them), rows split
+  // over the pool: each row's bytes depend only on that row, so the result does not depend on the thread count.
+  void quantize(uint8_t* out, const float* x, int type, int64_t rows, int K);
   void rmsNorm(float* out, const float* x, const float* weight, int rows, int dim, float eps);
   void layerNorm(float* out, const float* x, const float* weight, const float* bias, int rows, int dim, float eps);
   void rope(float* x, int T, int nHeads, int headDim, const float* cos, const float* sin);

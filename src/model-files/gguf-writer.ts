@@ -3,7 +3,7 @@
  * tokenizer keys, per-tensor types from the file type (llama-quantize's mix or --pure), and tensors produced,
  * quantized and written one at a time, so a converted checkpoint is never held whole.
  */
-import type { DType } from '../tensor/index.ts';
+import type { BulkQuantizer, DType } from '../tensor/index.ts';
 import { GgufType, GgufWriter, QuantizePool } from '../io/gguf/index.ts';
 import type { FileType } from '../io/gguf/quant-policy.ts';
 import { LLAMA_FTYPE, tensorTypeFor } from '../io/gguf/quant-policy.ts';
@@ -25,8 +25,8 @@ export interface GgufTokenizer {
   readonly chatTemplate: string | null;
 }
 
-/** Supplies one tensor's float32 values (internal name, torch-order shape). */
-export type TensorProducer = (name: string, shape: readonly number[]) => Float32Array;
+/** Supplies one tensor's float32 values (internal name, torch-order shape), at once or from other threads. */
+export type TensorProducer = (name: string, shape: readonly number[]) => Float32Array | Promise<Float32Array>;
 
 export interface WriteSummary {
   readonly bytes: number;
@@ -44,7 +44,15 @@ export interface WriteOptions {
   threads?: number;
   /** Every quantizable tensor in the file type (llama-quantize --pure), no per-tensor mix. */
   pure?: boolean;
+  /**
+   * A faster quantizer with the same bytes (the native core's, from load.ts createQuantizer): the types it supports
+   * go to it, the rest to the TypeScript quantizers. The caller closes it.
+   */
+  quantizer?: BulkQuantizer | null;
 }
+
+/** Tensors below this many elements are produced while the previous one is quantized (two held at once). */
+const OVERLAP_MAX = 1 << 28;
 
 export async function writeLlama4Gguf(
   out: string,
@@ -88,14 +96,24 @@ export async function writeLlama4Gguf(
   for (const t of plan) w.addTensor(`${t.name}.weight`, t.dtype, t.shape);
   const types = new Map<DType, number>();
   let bytes = 0;
-  // k-quant scale searches are slow: spread big tensors' rows over worker threads (same bytes as one thread).
-  const pool = new QuantizePool(threads);
+  // k-quant scale searches are slow: spread big tensors' rows over worker threads or the native quantizer (same
+  // bytes as one thread), and produce the next tensor while one is being quantized.
+  const pool = new QuantizePool(threads, opts.quantizer ?? null);
+  const make = async (t: (typeof plan)[number]) => (t.name === 'rope_freqs' ? ff! : produce(t.name, t.shape));
+  const size = (t: (typeof plan)[number]) => t.shape.reduce((a, b) => a * b, 1);
   try {
     w.writeHeader();
+    let made: Promise<Float32Array> | null = null;
     for (const [i, t] of plan.entries()) {
       onTensor?.(t.name, i, plan.length);
-      const x = t.name === 'rope_freqs' ? ff! : produce(t.name, t.shape);
-      const q = await pool.quantize(t.dtype, x, t.shape[t.shape.length - 1]!);
+      const x = await (made ?? make(t));
+      const pending = pool.quantize(t.dtype, x, t.shape[t.shape.length - 1]!);
+      const next = plan[i + 1];
+      made = next && size(t) < OVERLAP_MAX && size(next) < OVERLAP_MAX ? make(next) : null;
+      // both are awaited; neither counts as unhandled while the other settles first
+      pending.catch(() => undefined);
+      made?.catch(() => undefined);
+      const q = await pending;
       w.writeTensor(`${t.name}.weight`, q);
       types.set(t.dtype, (types.get(t.dtype) ?? 0) + 1);
       bytes += q.length;

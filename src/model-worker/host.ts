@@ -14,12 +14,12 @@
  * UsageError, …); an exception inside forward fails that forward only; a worker that dies fails every pending and
  * later call with one error naming why, while the main thread (the server) keeps running.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadOptions } from '../load.ts';
 import type { AsyncCausalLM, EncodedImagePrompt, ForwardItem, ImageSource, ModelInfo, SequenceState } from '../model/types.ts';
-import { UsageError } from '../util/index.ts';
+import { UsageError, startWorker } from '../util/index.ts';
 import {
   fromWire,
   type FromWorker,
@@ -40,21 +40,9 @@ function workerUrl(): URL {
   return new URL(`./worker${ext}`, import.meta.url);
 }
 
-/**
- * Starts a Worker on the entry. A TypeScript entry (a tsx dev run) goes through a small bootstrap that registers tsx
- * inside the worker first: Node 20 does not carry `--import tsx`'s loader hooks into worker threads.
- */
+/** Starts a Worker on the entry (util/worker.ts registers tsx inside it for a TypeScript entry). */
 function spawn(init: WorkerInit): Worker {
-  const url = workerUrl();
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: init });
-  let tsxApi: string;
-  try {
-    tsxApi = import.meta.resolve('tsx/esm/api');
-  } catch {
-    return new Worker(url, { workerData: init }); // no tsx: a runtime that strips types itself
-  }
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: init });
+  return startWorker(workerUrl(), { workerData: init });
 }
 
 export class WorkerSequence implements SequenceState {

@@ -8,6 +8,7 @@ import { createProgress } from '../progress.ts';
 import type { Command } from '../command.ts';
 import { openHfCheckpoint, parseFileType, writeLlama4Gguf } from '../../model-files/index.ts';
 import { UsageError } from '../../util/index.ts';
+import { createQuantizer } from '../../load.ts';
 import { parseThreads } from './make-test-model.ts';
 
 export const convertCommand: Command = {
@@ -22,7 +23,7 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
                 i-quants, IQ1_S…IQ3_S, need an importance matrix: this engine reads them but does not write them.)
   --pure        every weight matrix in TYPE (llama-quantize --pure); default: llama-quantize's per-tensor mix
                 (output Q6_K; _m types raise some attn_v/ffn_down to Q6_K; plain q4_k/q5_k mean q4_k_m/q5_k_m)
-  -t, --threads N  worker threads for k-quant / IQ4 quantization (default: all cores; output is identical)
+  -t, --threads N  threads for quantization (default: all cores; output is identical, native or not)
   --force       write even when llama.cpp would run the config differently (it hard-codes chunk 8192, NoPE on
                 every 4th layer, temperature tuning and qk-norm by expert count); the differences are printed.`,
   async run(argv) {
@@ -52,11 +53,14 @@ tokenizer (tokenizer.json or tokenizer.model) and chat template when the folder 
     const threads = parseThreads(values.threads);
     const t0 = Date.now();
     const progress = createProgress(`converting ${dir}`, { quiet: values.quiet === true });
+    // The native quantizers when the addon loads (same bytes; LLAMA4_NATIVE=0 keeps the TypeScript ones).
+    const quantizer = createQuantizer(threads);
     const sum = await writeLlama4Gguf(out, cfg, ftype, produce, tok, values.name ?? dir.replace(/\/+$/, '').split('/').pop() ?? 'llama4', {
       onTensor: (n, i, total) => progress.update(i / total, `[${i + 1}/${total}] ${n}`), // called before tensor i
       ...(threads !== undefined ? { threads } : {}),
       pure: values.pure ?? false,
-    });
+      quantizer,
+    }).finally(() => quantizer?.close());
     progress.done();
     const types = [...sum.types].map(([t, c]) => `${c} ${t}`).join(', ');
     process.stdout.write(

@@ -64,6 +64,12 @@ export interface RawEngine {
   matmulBf16(out: Float32Array, x: Float32Array, w: Uint8Array, N: number, K: number, T: number, expert: number): void;
   /** q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout (native/src/common.h), natively allocated. */
   repackR8(src: Uint8Array, type: number, rows: number, K: number): ArrayBuffer;
+  /** Whether quantize/quantizeAsync can write this GGML type. Older builds lack all three. */
+  canQuantize?(type: number): boolean;
+  /** x[rows, K] quantized into out (rows of `type`, the bytes of src/tensor/quant's quantizers), on the pool. */
+  quantize?(out: Uint8Array, x: Float32Array, type: number, rows: number, K: number): void;
+  /** quantize off the JavaScript thread; the engine refuses other calls until the promise settles. */
+  quantizeAsync?(out: Uint8Array, x: Float32Array, type: number, rows: number, K: number): Promise<void>;
   dispose(): void;
 }
 

@@ -6,3 +6,4 @@
 export { NativeBackend, nativeCoreInfo, nativeIsas, tryCreateNativeBackend, type NativeBackendOptions } from './backend.ts';
 export { MappedFile, canMmap, mmapFile } from './mmap.ts';
 export { loadAddon, type NativeIsa } from './addon.ts';
+export { tryCreateNativeQuantizer } from './quantizer.ts';

@@ -35,6 +35,19 @@ export function quantizeRow(dtype: DType, src: Float32Array, srcOffset: number, 
   f(src, srcOffset, n, out, byteOffset);
 }
 
+/**
+ * A faster quantizer for whole tensors (the native core's, src/kernels/native/quantizer.ts) that writes exactly the
+ * bytes of quantize(): the GGUF writer hands it the types it supports and keeps the TypeScript codecs as fallback.
+ */
+export interface BulkQuantizer {
+  /** Whether quantize() takes this type. */
+  supports(dtype: DType): boolean;
+  /** Same bytes as quantize(dtype, src, rowLength); src stays untouched and must not change until it settles. */
+  quantize(dtype: DType, src: Float32Array, rowLength: number): Promise<Uint8Array>;
+  /** Releases its threads (pending calls finish first). */
+  close(): void;
+}
+
 /** Dequantizes a whole tensor's bytes (n elements) to float32. */
 export function dequantize(dtype: DType, src: Uint8Array, n: number): Float32Array {
   const out = new Float32Array(n);
