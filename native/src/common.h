@@ -119,6 +119,8 @@ static inline int kv_index(int kvType) { return kvType == T_F16 ? 1 : kvType == 
 // exactly attn_row[0]'s operations on (qs[i], M[cs[i]], L[cs[i]], acc + cs[i]·d) — the same bits — with each key and
 // value load shared by the queries (prefill: the queries of a tile that see the same keys of a block). sc is scratch
 // of ≥ 64·nq floats.
+// n stored K/V rows (`stride` bytes apart, d values each) -> dst[n][d] f32: exactly attn_row's loaders' values.
+using KvRowsFn = void (*)(float* dst, const uint8_t* src, size_t stride, int n, int d);
 using AttnRowsFn = void (*)(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride,
                             int n, int d, float scale, float* M, float* L, float* acc, float* sc);
 
@@ -138,6 +140,7 @@ struct KernelTable {
   void (*scale_f32)(float* y, float a, int n);                 // y *= a
   AttnRowFn attn_row[3];  // by K/V storage: [0] f32, [1] f16, [2] q8_0 (see kv_index)
   AttnRowsFn attn_rows;   // optional (null: ops.cc runs attn_row per query)
+  KvRowsFn kv_rows[3];    // by K/V storage, as attn_row (used with attn_rows)
   AttnFullFn attn_full;   // optional: unmasked f32 attention as small GEMMs (vision), ops.cc attentionFull
   // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);

@@ -213,6 +213,12 @@ static void g_silu_mul(float* out, const float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; i++) { const float v = g[i]; out[i] = v / (1.f + std::exp(-v)) * u[i]; }
 }
 
+template <float (*LD)(const uint8_t*, int)>
+static void g_kv_rows(float* dst, const uint8_t* src, size_t stride, int n, int d) {
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i++) dst[(size_t)j * d + i] = LD(src + (size_t)j * stride, i);
+}
+
 // One query-head row against n keys of an attention block (see AttnRowFn in common.h): scores, online-softmax
 // update of (M, L), and o += Σ p_j·v_j in key order; LD loads value i of a stored K/V row.
 template <float (*LD)(const uint8_t*, int)>
@@ -308,6 +314,7 @@ static void fill_generic(KernelTable& t) {
   t.quant_q8 = g_quant_q8; t.quant_q8k = g_quant_q8k;
   t.dot_f32 = g_dot_f32; t.axpy_f32 = g_axpy_f32; t.scale_f32 = g_scale_f32;
   t.attn_row[0] = g_attn_row<kv_ld_f32>; t.attn_row[1] = g_attn_row<kv_ld_f16>; t.attn_row[2] = g_attn_row<kv_ld_q8_0>;
+  t.kv_rows[0] = g_kv_rows<kv_ld_f32>; t.kv_rows[1] = g_kv_rows<kv_ld_f16>; t.kv_rows[2] = g_kv_rows<kv_ld_q8_0>;
   t.rms_norm_row = g_rms_norm_row;
   t.silu_mul = g_silu_mul;
 }

@@ -4,6 +4,19 @@
 // query gets the same bits whichever queries share the call (batch invariance, see ops.cc). What is shared is the
 // loads: a pair of queries reads each key chunk once for both, and a pair's value chunks are read once for both.
 
+// Stored K/V rows -> f32 rows with kv_load8 (F16C, q8_0's one multiply): the values x_attn_row reads in place.
+template <int KV>
+static void x_kv_rows(float* dst, const uint8_t* src, size_t stride, int n, int d) {
+  if (d % 8 != 0) {
+    constexpr float (*LD)(const uint8_t*, int) = KV == 0 ? kv_ld_f32 : KV == 1 ? kv_ld_f16 : kv_ld_q8_0;
+    for (int j = 0; j < n; j++)
+      for (int i = 0; i < d; i++) dst[(size_t)j * d + i] = LD(src + (size_t)j * stride, i);
+    return;
+  }
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(dst + (size_t)j * d + i, kv_load8<KV>(src + (size_t)j * stride, i));
+}
+
 // Dots of two queries with the same 4 key rows: dot4's arithmetic for each query (f32 rows).
 static inline void dot4x2(const float* qa, const float* qb, const uint8_t* k0, const uint8_t* k1, const uint8_t* k2, const uint8_t* k3,
                           int d, __m128* ra, __m128* rb) {

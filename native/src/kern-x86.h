@@ -726,6 +726,7 @@ static void fill_x86(KernelTable& t) {
   t.dot_f32 = x_dot_f32;
   t.attn_row[0] = x_attn_row<0>; t.attn_row[1] = x_attn_row<1>; t.attn_row[2] = x_attn_row<2>;
   t.attn_rows = x_attn_rows;
+  t.kv_rows[0] = x_kv_rows<0>; t.kv_rows[1] = x_kv_rows<1>; t.kv_rows[2] = x_kv_rows<2>;
   t.rms_norm_row = x_rms_norm_row;
   t.silu_mul = x_silu_mul;
 }

@@ -513,17 +513,17 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
     // blocks start at absolute positions that are multiples of kKBlock
     for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
       const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
-      if (kt_->attn_rows && !attnRowsOff()) {
+      // f16 caches stay on the per-query path: F16C converts in registers, and an f32 copy of the block doubles what
+      // the tile keeps in L1 (measured slower); q8_0 blocks are dequantized once here instead of per query.
+      if (KV != T_F16 && kt_->attn_rows && !attnRowsOff()) {
         // Keys [cb, ke) as f32 rows: read in place (f32) or dequantized once for every query of the tile (the
         // loaders' exact values, so the same bits as reading them in place).
         const int64_t cb = std::max(kb, ulo);
         const uint8_t *kr = kbase + ((size_t)cb * Hkv + kvh) * rowB, *vr = vbase + ((size_t)cb * Hkv + kvh) * rowB;
         size_t kstride = (size_t)Hkv * rowB;
         if constexpr (KV != T_F32) {
-          for (int64_t j = cb; j < ke; j++) {
-            kt_->dequant[KV](kr + (size_t)(j - cb) * kstride, kc + (size_t)(j - cb) * d, d);
-            kt_->dequant[KV](vr + (size_t)(j - cb) * kstride, vc + (size_t)(j - cb) * d, d);
-          }
+          kt_->kv_rows[kv_index(KV)](kc, kr, kstride, (int)(ke - cb), d);
+          kt_->kv_rows[kv_index(KV)](vc, vr, kstride, (int)(ke - cb), d);
           kr = (const uint8_t*)kc;
           vr = (const uint8_t*)vc;
           kstride = (size_t)d * 4;
