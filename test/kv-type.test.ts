@@ -2,7 +2,8 @@
  * The quality cost of a compressed KV cache (--kv-type f16 | q8_0) over a context long enough that the global
  * (NoPE) layer's attention spans many chunks: logits at every position against the exact f32 cache, on a tiny
  * random checkpoint with head_dim 32 (q8_0 needs whole 32-value blocks; dense, so the figures are not dominated by
- * top-1 expert flips) and on the embedded trained model (head_dim 16: f16 only, q8_0 is refused).
+ * top-1 expert flips) and on the embedded trained model (head_dim 32: f16 compared, q8_0 runs); q8_0 is refused for a
+ * head_dim-16 checkpoint.
  * The bounds are ~3-5x the measured figures (printed): a wrong path (unread, stale or misdecoded cache) gives
  * errors of the logits' own size and ~1/V greedy agreement, while f16 must stay far below q8_0.
  * Also: a compressed cache decodes token by token exactly as a prefill computes (same stored rows, same kernels).
@@ -22,6 +23,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'llama4-kvtype-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const TINY = join(tmp, 'tiny');
 writeTinyCheckpoint(TINY, { headDim: 32, hidden: 64, chunk: 32, layers: 4, vocab: 64, moeLayers: [], seed: 3 });
+const TINY16 = join(tmp, 'tiny16');
+writeTinyCheckpoint(TINY16, { headDim: 16, hidden: 32, chunk: 32, layers: 2, vocab: 64, moeLayers: [], seed: 4 });
 
 interface Run {
   logits: Float32Array;
@@ -104,7 +107,7 @@ for (const backend of backends) {
     assert.ok(e16.meanAbs * 5 < e8.meanAbs, 'f16 must be much closer to f32 than q8_0');
   });
 
-  test(`kv-type (${backend}): embedded model, 600 positions — f16 logits vs f32; q8_0 refused for head_dim 16`, async (t) => {
+  test(`kv-type (${backend}): embedded model, 600 positions — f16 logits vs f32; q8_0 runs; refused for head_dim 16`, async (t) => {
     if (missing(backend)) return t.skip(missing(backend)!);
     const r = rng(6);
     const ids = Array.from({ length: 600 }, () => Math.floor(r() * 1024));
@@ -115,8 +118,14 @@ for (const backend of backends) {
     assert.ok(e.maxAbs > 0 && e.rel < 1e-3 && e.meanAbs < 1e-3, `f16: ${fmt(e)}`);
     assert.equal(e.agree, 1);
     assert.equal(f16.bytes * 2, ref.bytes);
+    const q8 = await run(DEFAULT_MODEL_DIR, backend, 'q8_0', ids);
+    assert.ok(
+      q8.logits.every((x) => Number.isFinite(x)),
+      'q8_0 cache: finite logits',
+    );
+    assert.equal(q8.bytes * 128, ref.bytes * 34);
     await assert.rejects(
-      loadModel(DEFAULT_MODEL_DIR, { backend, kvType: 'q8_0' }),
+      loadModel(TINY16, { backend, kvType: 'q8_0' }),
       (err: Error) => err instanceof UsageError && /head_dim/.test(err.message),
     );
   });

@@ -38,12 +38,12 @@ test('the engine answers "What is A plus B?" from models/default in the chat for
   const tpl = new Template(JSON.parse(readFileSync(join(DIR, 'tokenizer_config.json'), 'utf8')).chat_template);
   const eot = tok.specialTokens.get('<|eot|>')!;
   assert.ok(model.info.eosTokenIds.includes(eot), 'generation stops on <|eot|>');
-  const ask = (q: string): string => {
+  const ask = (q: string, maxTokens = 16): string => {
     const prompt = tpl.render({ messages: [{ role: 'user', content: q }], add_generation_prompt: true, bos_token: '<|begin_of_text|>' });
     const seq = model.newSequence();
     let [logits] = model.forward([{ seq, tokens: tok.encode(prompt, { allowSpecial: true }), logits: 'last' }]);
     const out: number[] = [];
-    for (let i = 0; i < 16; i++) {
+    for (let i = 0; i < maxTokens; i++) {
       let best = 0;
       for (let j = 1; j < logits!.length; j++) if (logits![j]! > logits![best]!) best = j;
       if (model.info.eosTokenIds.includes(best)) break;
@@ -71,4 +71,14 @@ test('the engine answers "What is A plus B?" from models/default in the chat for
   // retrained model with a near miss elsewhere still passes).
   assert.equal(ask('What is 7 plus 5?'), '7 plus 5 is 12.');
   assert.ok(right >= qs.length - 1, `only ${right}/${qs.length} sums right`);
+  // Two-digit questions: the issue's example, then four held-out pairs (isHeldOutPair: never trained).
+  assert.equal(ask('What is 23 plus 19?', 80), 'Ones: 3 plus 9 is 12, carry 1. Tens: 2 plus 1 plus 1 is 4. So 23 plus 19 is 42.');
+  const two: [string, number][] = [
+    ['72 plus 21', 93],
+    ['86 plus 18', 104],
+    ['73 minus 44', 29],
+    ['90 minus 23', 67],
+  ];
+  const twoRight = two.filter(([q, want]) => ask(`What is ${q}?`, 80).endsWith(`So ${q} is ${want}.`)).length;
+  assert.ok(twoRight >= two.length - 1, `only ${twoRight}/${two.length} two-digit answers right`);
 });

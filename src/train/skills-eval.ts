@@ -65,7 +65,7 @@ export function evaluateSkills(model: TrainModel, decode: GreedyDecode, enc: Bpe
   for (const [k, list] of Object.entries(sets) as [keyof typeof sets, SkillExample[]][]) {
     const s: SkillScore = { n: list.length, right: 0, samples: [] };
     for (const e of list) {
-      const reply = greedyReply(decode, enc, e.prompt, e.kind === 'tool' ? 96 : 48);
+      const reply = greedyReply(decode, enc, e.prompt, 96);
       const ok = skillCorrect(e, reply);
       if (ok) s.right++;
       if (s.samples.length < 3 || (!ok && s.samples.length < 6))

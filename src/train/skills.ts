@@ -101,13 +101,38 @@ const ARITH_TRAIN: Record<'plus' | 'minus' | 'times', string[]> = {
 const fill = (t: string, a: number, b: number): string => t.replace('{a}', String(a)).replace('{b}', String(b));
 const OPF = { plus: (a: number, b: number) => a + b, minus: (a: number, b: number) => a - b, times: (a: number, b: number) => a * b };
 
+/**
+ * The reply to an arithmetic question. With a two-digit operand (0–99, minus with a ≥ b) the model shows its working
+ * one column at a time, ones then tens, as a person would on paper: each step is a one-digit fact plus a carry or a
+ * borrow, which a 2.4M-parameter model learns reliably, where producing the tens digit first in one step (it depends
+ * on the ones column's carry) is what the earlier candidates got wrong. One-digit pairs, negative results and
+ * products are answered directly. The last number is always the result ("So 47 plus 38 is 85.").
+ */
+export function arithAnswer(op: 'plus' | 'minus' | 'times', a: number, b: number): string {
+  const direct = `${a} ${op} ${b} is ${OPF[op](a, b)}.`;
+  if (op === 'times' || a > 99 || b > 99 || (a < 10 && b < 10) || (op === 'minus' && a < b)) return direct;
+  const [a1, a0, b1, b0] = [Math.floor(a / 10), a % 10, Math.floor(b / 10), b % 10];
+  let ones: string, tens: string;
+  if (op === 'plus') {
+    const s0 = a0 + b0,
+      c = s0 >= 10 ? 1 : 0;
+    ones = `Ones: ${a0} plus ${b0} is ${s0}${c ? ', carry 1' : ''}.`;
+    tens = `Tens: ${a1} plus ${b1}${c ? ' plus 1' : ''} is ${a1 + b1 + c}.`;
+  } else {
+    const w = a0 < b0 ? 1 : 0;
+    ones = `Ones: ${a0 + 10 * w} minus ${b0} is ${a0 + 10 * w - b0}${w ? ', borrow 1' : ''}.`;
+    tens = `Tens: ${a1} minus ${b1}${w ? ' minus 1' : ''} is ${a1 - b1 - w}.`;
+  }
+  return `${ones} ${tens} So ${direct}`;
+}
+
 export function arithExample(op: 'plus' | 'minus' | 'times', a: number, b: number, template: string): SkillExample {
   const question = fill(template, a, b);
   return {
     kind: 'arith',
     question,
     prompt: renderSkills([{ role: 'user', content: question }], null),
-    answer: `${a} ${op} ${b} is ${OPF[op](a, b)}.`,
+    answer: arithAnswer(op, a, b),
   };
 }
 
@@ -126,7 +151,8 @@ function randomArith(rng: Rng): SkillExample {
     const pick = (): number => (small ? rng.int(13) : rng.next() < 0.8 ? 10 + rng.int(90) : rng.int(10));
     let a = pick(),
       b = pick();
-    if (op === 'minus' && a < b && rng.next() < 0.8) [a, b] = [b, a];
+    // Negative results only for small pairs (answered directly); with a two-digit operand minus is a ≥ b, worked.
+    if (op === 'minus' && a < b && (a >= 10 || b >= 10 || rng.next() < 0.8)) [a, b] = [b, a];
     if (isHeldOutPair(op, a, b)) continue;
     return arithExample(op, a, b, rng.pick(ARITH_TRAIN[op]));
   }
@@ -370,17 +396,37 @@ function word(rng: Rng, syl: readonly string[], cap: boolean): string {
   return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
 }
 
+const VOWELS = 'aeiouy';
+const CONSONANTS = 'bcdfghjklmnpqrstvwxz';
+/**
+ * Training only: a made-up word of 3–9 random letters (mostly consonant-vowel, sometimes any letters). Copying such
+ * words, never the same twice, is what teaches the model to copy by position rather than recall a list; the evaluation
+ * words come from their own syllable and word lists, which these never draw from.
+ */
+function randomWord(rng: Rng, cap: boolean): string {
+  const n = 3 + rng.int(7);
+  const free = rng.next() < 0.25;
+  let w = '';
+  for (let i = 0; i < n; i++) {
+    const set = free ? VOWELS + CONSONANTS : i % 2 === n % 2 ? CONSONANTS : VOWELS;
+    w += set[rng.int(set.length)];
+  }
+  return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
+}
+
 function value(rng: Rng, kind: ParamKind['values'], split: Split): string | number {
   const ev = split === 'eval';
+  // Training: half of the words are random letters (randomWord), the rest from the training lists.
+  const made = (cap: boolean) => (!ev && rng.next() < 0.5 ? randomWord(rng, cap) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap));
   switch (kind) {
     case 'number':
       return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
     case 'place':
-      return rng.next() < 0.3 ? rng.pick(ev ? CITIES_EVAL : CITIES_TRAIN) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, true);
+      return rng.next() < 0.3 ? rng.pick(ev ? CITIES_EVAL : CITIES_TRAIN) : made(true);
     case 'person':
-      return word(rng, ev ? SYL_EVAL : SYL_TRAIN, true);
+      return made(true);
     case 'thing':
-      return rng.next() < 0.4 ? rng.pick(ev ? THINGS_EVAL : THINGS_TRAIN) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, false);
+      return rng.next() < 0.4 ? rng.pick(ev ? THINGS_EVAL : THINGS_TRAIN) : made(false);
   }
 }
 
@@ -396,14 +442,17 @@ function makeTool(rng: Rng, split: Split, avoidNoun?: string): GenTool {
   const verbs = ev ? VERBS_EVAL : VERBS_TRAIN,
     nouns = ev ? NOUNS_EVAL : NOUNS_TRAIN,
     kinds = ev ? PARAMS_EVAL : PARAMS_TRAIN;
-  const verb = rng.pick(verbs);
-  let noun = rng.pick(nouns);
+  // Training: a third of the verbs, nouns and parameter names are random words, so choosing the tool and naming its
+  // parameters is learned as matching the question's words against the list, not as recalling known names.
+  const made = (p: number) => !ev && rng.next() < p;
+  const verb = made(0.3) ? randomWord(rng, false) : rng.pick(verbs);
+  let noun = made(0.35) ? randomWord(rng, false) : rng.pick(nouns);
   while (noun === avoidNoun) noun = rng.pick(nouns);
   const n = 1 + (rng.next() < 0.45 ? 1 : 0) + (rng.next() < 0.15 ? 1 : 0);
   const params: { name: string; kind: ParamKind }[] = [];
   while (params.length < n) {
     const kind = rng.pick(kinds),
-      name = rng.pick(kind.names);
+      name = made(0.3) ? randomWord(rng, false) : rng.pick(kind.names);
     if (!params.some((p) => p.name === name)) params.push({ name, kind });
   }
   const properties: Record<string, unknown> = {};
@@ -502,6 +551,18 @@ const GREET_TRAIN = [
   'who are you',
   'What is your name?',
   'Are you a robot?',
+  'Good afternoon.',
+  'Hello there!',
+  'Hey there',
+  'Yo!',
+  'Hi, what can you do?',
+  'What model are you?',
+  'Nice to meet you!',
+  'Who built you?',
+  'Are you an AI?',
+  'Morning!',
+  'What do you do?',
+  'Hi! Tell me what you are.',
 ];
 const GREET_EVAL = [
   'Hi there!',
@@ -532,6 +593,18 @@ const REFUSE_TRAIN = [
   'Sing a song about {x}.',
   'What is {x}?',
   'Why is the sea salty?',
+  'Describe {x}.',
+  'Define {x}.',
+  'List three facts about {x}.',
+  'Who discovered {x}?',
+  'Recommend a book about {x}.',
+  'How many legs does a spider have?',
+  'How tall is the tallest tree?',
+  'Write some code to sort a list.',
+  'What year did {T} come out?',
+  'Where is {C}?',
+  'What language is spoken in {C}?',
+  'Give me advice about {x}.',
 ];
 const REFUSE_EVAL = [
   'Compose a haiku about {x}.',
@@ -575,7 +648,7 @@ function simple(kind: SkillKind, question: string, answer: string): SkillExample
 }
 
 /** The training mixture (shares of examples); the rest is arithmetic. */
-export const SKILL_SHARES = { tool: 0.34, greeting: 0.08, refusal: 0.13, followup: 0.04 };
+export const SKILL_SHARES = { tool: 0.16, greeting: 0.07, refusal: 0.11, followup: 0.02 };
 
 /** Examples of the long kinds (tool calls, follow-ups) or of the short ones, in their mixture proportions. */
 export function randomSkillExampleOf(rng: Rng, long: boolean, only?: 'arith'): SkillExample {
