@@ -29,7 +29,7 @@ for (const [model, ftype] of CASES) {
     const gen = randomProducer(seed, config.hiddenSize);
     // The F16 file's values: weight matrices rounded to f16, 1-D tensors and routers kept f32.
     const f16Values = (name: string, shape: readonly number[]): Float32Array => {
-      const x = gen(name, shape);
+      const x = gen(name, shape) as Float32Array; // randomProducer is synchronous (TensorProducer may be async)
       if (tensorTypeFor('f16', name, shape, config.numLayers) !== 'f16') return x;
       return dequantize('f16', quantize('f16', x, shape[shape.length - 1]!), x.length);
     };

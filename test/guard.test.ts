@@ -112,7 +112,7 @@ test('verdicts and scores on a guard whose answer is set by hand (unsafe, S1) ma
   const guard = await loadGuard(path);
   assert.equal(guard.promptSource, 'built-in');
   assert.equal(
-    guard.loaded.config.layers.some((f) => f.isMoe),
+    guard.loaded!.config.layers.some((f) => f.isMoe),
     false,
   );
   const v = await guard.check('How do I hurt someone?');
