@@ -109,29 +109,41 @@ static void zi_rows_iq4_xs(int K, const uint8_t* w, size_t rb, int nrows, const 
     out[r] = _mm512_reduce_add_ps(acc);
   }
 }
-// Prefill: each weight super-block decoded once for 4 tokens; per (row, token) the row kernel's operations.
+// Prefill: NT tokens (activations re-laid in a, y for the scales) × every row; each weight super-block is decoded
+// once for the NT tokens, and per (row, token) the operations are the row kernel's.
+template <int NT>
+static void iq4x_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const Iq4xAct* a, float* out,
+                      size_t outStride) {
+  const __m512i tbl = iq4x_table();
+  for (int r = 0; r < nrows; r++) {
+    const BlockIQ4XS* x = (const BlockIQ4XS*)(w + (size_t)r * rb);
+    __m512 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      Iq4xW wt;
+      iq4x_decode(x[i], tbl, wt);
+      const float d = zi_half(x[i].d);
+      for (int t = 0; t < NT; t++)
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(iq4x_dot(wt, a[(size_t)t * nb + i])), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) out[(size_t)t * outStride + r] = _mm512_reduce_add_ps(acc[t]);
+  }
+}
+// Tokens in passes of 8, then 4; the rest (< 4) through the row kernel.
 static void zi_tile_iq4_xs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                            float* out, size_t outStride) {
   const int nb = K / 256, n4 = ntok / 4 * 4;
-  Iq4xAct* a = iq4x_scratch((size_t)nb * (size_t)(n4 > 0 ? n4 : 1));
-  for (int t = 0; t < n4; t++) iq4x_prep((const ActQ8K*)(act + (size_t)t * actStride), nb, a + (size_t)t * nb);
-  const __m512i tbl = iq4x_table();
-  for (int t0 = 0; t0 < n4; t0 += 4) {
-    const ActQ8K* y[4];
-    for (int t = 0; t < 4; t++) y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-    const Iq4xAct* at = a + (size_t)t0 * nb;
-    for (int r = 0; r < nrows; r++) {
-      const BlockIQ4XS* x = (const BlockIQ4XS*)(w + (size_t)r * rb);
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      for (int i = 0; i < nb; i++) {
-        Iq4xW wt;
-        iq4x_decode(x[i], tbl, wt);
-        const float d = zi_half(x[i].d);
-        for (int t = 0; t < 4; t++)
-          acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(iq4x_dot(wt, at[(size_t)t * nb + i])), acc[t]);
-      }
-      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = _mm512_reduce_add_ps(acc[t]);
+  Iq4xAct* a = iq4x_scratch((size_t)nb * 8);
+  const ActQ8K* y[8];
+  int t0 = 0;
+  for (; t0 < n4; t0 += 4) {
+    const int nt = t0 + 8 <= n4 ? 8 : 4;
+    for (int t = 0; t < nt; t++) {
+      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+      iq4x_prep(y[t], nb, a + (size_t)t * nb);
     }
+    if (nt == 8) { iq4x_pass<8>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
+    else iq4x_pass<4>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride);
   }
   for (int t = n4; t < ntok; t++) zi_rows_iq4_xs(K, w, rb, nrows, act + (size_t)t * actStride, out + (size_t)t * outStride, false);
 }
@@ -176,7 +188,6 @@ static inline void iq2xxs_decode(const BlockIQ2XXS& x, const Iq2xxsTab& T, Iq2xx
   const __m512i s = _mm512_srli_epi64(q, 60), ls = _mm512_or_si512(_mm512_add_epi64(s, s), _mm512_set1_epi64(1));
   // word w: entry w/4 of the pair (ent), word of the scale of sub-block w/16 of the pair (sub)
   const __m512i ent = _mm512_srli_epi16(_mm512_loadu_si512(zi_iota16), 2), sub = _mm512_slli_epi16(_mm512_srli_epi16(_mm512_loadu_si512(zi_iota16), 4), 2);
-  uint64_t aux[8]; std::memcpy(aux, x.qs, 64);
   for (int p = 0; p < 4; p++) {
     // word w <- code of entry 8p + w/4 (the 8 entries of sub-blocks 2p, 2p+1)
     const __m512i e = _mm512_add_epi16(ent, _mm512_set1_epi16((short)(8 * p)));
@@ -184,7 +195,10 @@ static inline void iq2xxs_decode(const BlockIQ2XXS& x, const Iq2xxsTab& T, Iq2xx
     w.g[p] = _mm512_shuffle_epi8(vals, _mm512_and_si512(b, m3));
     w.ls[p] = _mm512_permutexvar_epi16(_mm512_add_epi16(sub, _mm512_set1_epi16((short)(8 * p))), ls);
     // 4 × 7 sign bits per sub-block -> 8 bytes, each with its parity bit 7 (an even count of negatives)
-    const uint64_t v = ((aux[2 * p] >> 32) & 0x0fffffff) | (((aux[2 * p + 1] >> 32) & 0x0fffffff) << 28);
+    uint32_t a0, a1;
+    std::memcpy(&a0, (const uint8_t*)x.qs + 16 * p + 4, 4);
+    std::memcpy(&a1, (const uint8_t*)x.qs + 16 * p + 12, 4);
+    const uint64_t v = (a0 & 0x0fffffff) | ((uint64_t)(a1 & 0x0fffffff) << 28);
     const uint64_t x7 = _pdep_u64(v, 0x7f7f7f7f7f7f7f7full);
     uint64_t par = x7 ^ (x7 >> 4);
     par ^= par >> 2;
@@ -220,27 +234,36 @@ static void zi_rows_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const
     out[r] = _mm512_reduce_add_ps(acc) * 0.125f;
   }
 }
-static void zi_tile_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                            float* out, size_t outStride) {
-  const int nb = K / 256;
+template <int NT>
+static void iq2xxs_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, float* out, size_t outStride) {
   Iq2xxsTab T;
   iq2xxs_tab(T);
-  int t0 = 0;
-  for (; t0 + 4 <= ntok; t0 += 4) {
-    const ActQ8K* y[4];
-    for (int t = 0; t < 4; t++) y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-    for (int r = 0; r < nrows; r++) {
-      const BlockIQ2XXS* x = (const BlockIQ2XXS*)(w + (size_t)r * rb);
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      for (int i = 0; i < nb; i++) {
-        Iq2xxsW wt;
-        iq2xxs_decode(x[i], T, wt);
-        const float d = zi_half(x[i].d);
-        for (int t = 0; t < 4; t++)
-          acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(iq2xxs_dot(wt, y[t][i])), acc[t]);
-      }
-      for (int t = 0; t < 4; t++) out[(size_t)(t0 + t) * outStride + r] = _mm512_reduce_add_ps(acc[t]) * 0.125f;
+  for (int r = 0; r < nrows; r++) {
+    const BlockIQ2XXS* x = (const BlockIQ2XXS*)(w + (size_t)r * rb);
+    __m512 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      Iq2xxsW wt;
+      iq2xxs_decode(x[i], T, wt);
+      const float d = zi_half(x[i].d);
+      for (int t = 0; t < NT; t++)
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(iq2xxs_dot(wt, y[t][i])), acc[t]);
     }
+    for (int t = 0; t < NT; t++) out[(size_t)t * outStride + r] = _mm512_reduce_add_ps(acc[t]) * 0.125f;
+  }
+}
+// Prefill: tokens in passes of 8, then 4 (grid, signs and scales decoded once per pass); the rest (< 4) through the
+// row kernel.
+static void zi_tile_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                            float* out, size_t outStride) {
+  const int nb = K / 256, n4 = ntok / 4 * 4;
+  const ActQ8K* y[8];
+  int t0 = 0;
+  for (; t0 < n4; t0 += 4) {
+    const int nt = t0 + 8 <= n4 ? 8 : 4;
+    for (int t = 0; t < nt; t++) y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+    if (nt == 8) { iq2xxs_pass<8>(nb, w, rb, nrows, y, out + (size_t)t0 * outStride, outStride); t0 += 4; }
+    else iq2xxs_pass<4>(nb, w, rb, nrows, y, out + (size_t)t0 * outStride, outStride);
   }
   for (; t0 < ntok; t0++) zi_rows_iq2_xxs(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, false);
 }
