@@ -172,12 +172,56 @@ struct Iq2xxsTab { __m512i t[8]; };
 static inline void iq2xxs_tab(Iq2xxsTab& T) {
   for (int k = 0; k < 8; k++) T.t[k] = _mm512_loadu_si512(iq2xxs_codes.v + 32 * k);
 }
-// One super-block decoded: g[p] = grid bytes of sub-blocks 2p, 2p+1 (64 unsigned values), ls[p] = their scales
-// 2s+1 as int16 (words 0..15: sub-block 2p, 16..31: 2p+1), sg[p] = sign mask (bit k set: element 64p+k negative).
-struct Iq2xxsW { __m512i g[4], ls[4]; __mmask64 sg[4]; };
+// The 256 values of a super-block in 4 vectors "lane-transposed": vector h, 128-bit lane L = values 64L+16h..64L+16h+15
+// (sub-block 2L + h/2). Each lane then draws only on its own lane of the 32 grid codes (entries 8L..8L+7) and of
+// the scales (sub-blocks 2L, 2L+1), so broadcasts are in-lane byte shuffles, and h = 0, 1 (2, 3) share one scale
+// vector. The activations are re-laid the same way once per call.
+struct alignas(64) Iq2xxsAct { __m512i v[4]; };
+static void iq2xxs_prep(const ActQ8K* y, int nb, Iq2xxsAct* a) {
+  for (int i = 0; i < nb; i++) {
+    __m512i Y[4];
+    for (int L = 0; L < 4; L++) Y[L] = _mm512_loadu_si512(y[i].qs + 64 * L);
+    const __m512i t0 = _mm512_shuffle_i64x2(Y[0], Y[1], 0x44), t1 = _mm512_shuffle_i64x2(Y[0], Y[1], 0xee);
+    const __m512i t2 = _mm512_shuffle_i64x2(Y[2], Y[3], 0x44), t3 = _mm512_shuffle_i64x2(Y[2], Y[3], 0xee);
+    a[i].v[0] = _mm512_shuffle_i64x2(t0, t2, 0x88); a[i].v[1] = _mm512_shuffle_i64x2(t0, t2, 0xdd);
+    a[i].v[2] = _mm512_shuffle_i64x2(t1, t3, 0x88); a[i].v[3] = _mm512_shuffle_i64x2(t1, t3, 0xdd);
+  }
+}
+static Iq2xxsAct* iq2xxs_scratch(size_t n) {
+  thread_local std::vector<Iq2xxsAct> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+// pshufb controls, the same in every 128-bit lane: bcast[h] repeats the code words of entries 2h, 2h+1 of the lane
+// (4 times each), sc[k] repeats the low word of qword k (the scale of sub-block 2L + k)
+struct Iq2xxsCtl {
+  uint8_t bcast[4][64], sc[2][64];
+  constexpr Iq2xxsCtl() : bcast{}, sc{} {
+    for (int i = 0; i < 64; i++) {
+      const int j = i % 16;  // byte of the lane
+      for (int h = 0; h < 4; h++) bcast[h][i] = (uint8_t)(2 * (2 * h + j / 8) + (j & 1));
+      for (int k = 0; k < 2; k++) sc[k][i] = (uint8_t)(8 * k + (j & 1));
+    }
+  }
+};
+alignas(64) static constexpr Iq2xxsCtl iq2xxs_ctl{};
+// One super-block decoded (lane-transposed): g[h] grid bytes, ls[k] scales 2s+1 as int16 of the vectors h = 2k, 2k+1,
+// sg[h] sign mask (bit 16L+j set: value 64L+16h+j negative).
+struct Iq2xxsW { __m512i g[4], ls[2]; __mmask64 sg[4]; };
+// 4 × 7 sign bits of sub-blocks a (bytes 0-3) and b (bytes 4-7) -> sign bytes with their parity bit 7 (even count)
+static inline uint64_t iq2xxs_signs(const BlockIQ2XXS& x, int a, int b) {
+  uint32_t a0, a1;
+  std::memcpy(&a0, (const uint8_t*)x.qs + 8 * a + 4, 4);
+  std::memcpy(&a1, (const uint8_t*)x.qs + 8 * b + 4, 4);
+  const uint64_t x7 = _pdep_u64((a0 & 0x0fffffff) | ((uint64_t)(a1 & 0x0fffffff) << 28), 0x7f7f7f7f7f7f7f7full);
+  uint64_t par = x7 ^ (x7 >> 4);
+  par ^= par >> 2;
+  par ^= par >> 1;
+  return x7 | ((par & 0x0101010101010101ull) << 7);
+}
 static inline void iq2xxs_decode(const BlockIQ2XXS& x, const Iq2xxsTab& T, Iq2xxsW& w) {
   const __m512i q = _mm512_loadu_si512(x.qs);  // qword ib: 4 grid indices, then 28 sign bits and the 4-bit scale
-  const __m512i iw = _mm512_cvtepu8_epi16(_mm512_cvtepi64_epi32(q));  // the 32 grid indices, element order
+  const __m512i iw = _mm512_cvtepu8_epi16(_mm512_cvtepi64_epi32(q));  // the 32 grid indices, entry order
   const __mmask32 b6 = _mm512_test_epi16_mask(iw, _mm512_set1_epi16(0x40)), b7 = _mm512_test_epi16_mask(iw, _mm512_set1_epi16(0x80));
   const __m512i c0 = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T.t[0], iw, T.t[1]), _mm512_permutex2var_epi16(T.t[2], iw, T.t[3]));
   const __m512i c1 = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(T.t[4], iw, T.t[5]), _mm512_permutex2var_epi16(T.t[6], iw, T.t[7]));
@@ -185,40 +229,33 @@ static inline void iq2xxs_decode(const BlockIQ2XXS& x, const Iq2xxsTab& T, Iq2xx
   const __m512i vals = _mm512_set1_epi32(0x002b1908);  // code -> grid value: 0 -> 8, 1 -> 25, 2 -> 43
   const __m512i shifts = _mm512_set1_epi64(0x0006000400020000);  // word w: 2·(w % 4)
   const __m512i m3 = _mm512_set1_epi16(0x0303);
+  for (int h = 0; h < 4; h++) {
+    const __m512i b = _mm512_srlv_epi16(_mm512_shuffle_epi8(codes, _mm512_load_si512(iq2xxs_ctl.bcast[h])), shifts);
+    w.g[h] = _mm512_shuffle_epi8(vals, _mm512_and_si512(b, m3));
+  }
   const __m512i s = _mm512_srli_epi64(q, 60), ls = _mm512_or_si512(_mm512_add_epi64(s, s), _mm512_set1_epi64(1));
-  // word w: entry w/4 of the pair (ent), word of the scale of sub-block w/16 of the pair (sub)
-  const __m512i ent = _mm512_srli_epi16(_mm512_loadu_si512(zi_iota16), 2), sub = _mm512_slli_epi16(_mm512_srli_epi16(_mm512_loadu_si512(zi_iota16), 4), 2);
-  for (int p = 0; p < 4; p++) {
-    // word w <- code of entry 8p + w/4 (the 8 entries of sub-blocks 2p, 2p+1)
-    const __m512i e = _mm512_add_epi16(ent, _mm512_set1_epi16((short)(8 * p)));
-    const __m512i b = _mm512_srlv_epi16(_mm512_permutexvar_epi16(e, codes), shifts);
-    w.g[p] = _mm512_shuffle_epi8(vals, _mm512_and_si512(b, m3));
-    w.ls[p] = _mm512_permutexvar_epi16(_mm512_add_epi16(sub, _mm512_set1_epi16((short)(8 * p))), ls);
-    // 4 × 7 sign bits per sub-block -> 8 bytes, each with its parity bit 7 (an even count of negatives)
-    uint32_t a0, a1;
-    std::memcpy(&a0, (const uint8_t*)x.qs + 16 * p + 4, 4);
-    std::memcpy(&a1, (const uint8_t*)x.qs + 16 * p + 12, 4);
-    const uint64_t v = (a0 & 0x0fffffff) | ((uint64_t)(a1 & 0x0fffffff) << 28);
-    const uint64_t x7 = _pdep_u64(v, 0x7f7f7f7f7f7f7f7full);
-    uint64_t par = x7 ^ (x7 >> 4);
-    par ^= par >> 2;
-    par ^= par >> 1;
-    w.sg[p] = (__mmask64)(x7 | ((par & 0x0101010101010101ull) << 7));
-  }
+  w.ls[0] = _mm512_shuffle_epi8(ls, _mm512_load_si512(iq2xxs_ctl.sc[0]));
+  w.ls[1] = _mm512_shuffle_epi8(ls, _mm512_load_si512(iq2xxs_ctl.sc[1]));
+  // vector h, lane L: sign word h%2 (groups 2(h%2), 2(h%2)+1) of sub-block 2L + h/2
+  const uint64_t e02 = iq2xxs_signs(x, 0, 2), e46 = iq2xxs_signs(x, 4, 6), o13 = iq2xxs_signs(x, 1, 3), o57 = iq2xxs_signs(x, 5, 7);
+  constexpr uint64_t W0 = 0x0000ffff0000ffffull, W1 = ~W0;
+  w.sg[0] = (__mmask64)(_pext_u64(e02, W0) | (_pext_u64(e46, W0) << 32));
+  w.sg[1] = (__mmask64)(_pext_u64(e02, W1) | (_pext_u64(e46, W1) << 32));
+  w.sg[2] = (__mmask64)(_pext_u64(o13, W0) | (_pext_u64(o57, W0) << 32));
+  w.sg[3] = (__mmask64)(_pext_u64(o13, W1) | (_pext_u64(o57, W1) << 32));
 }
-static inline __m512i iq2xxs_dot(const Iq2xxsW& w, const ActQ8K& y) {
-  __m512i sum = _mm512_setzero_si512();
-  for (int p = 0; p < 4; p++) {
-    const __m512i v = _mm512_loadu_si512(y.qs + 64 * p);
-    const __m512i vs = _mm512_mask_sub_epi8(v, w.sg[p], _mm512_setzero_si512(), v);
-    // grid (≤ 43) · |y| (≤ 127): pair sums ≤ 10922 fit int16
-    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(w.g[p], vs), w.ls[p]);
-  }
-  return sum;
+static inline __m512i iq2xxs_dot(const Iq2xxsW& w, const Iq2xxsAct& a) {
+  __m512i p[4];
+  for (int h = 0; h < 4; h++)  // grid (≤ 43) · |y| (≤ 127): pair sums ≤ 10922, two of them fit int16
+    p[h] = _mm512_maddubs_epi16(w.g[h], _mm512_mask_sub_epi8(a.v[h], w.sg[h], _mm512_setzero_si512(), a.v[h]));
+  const __m512i sum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_add_epi16(p[0], p[1]), w.ls[0]);
+  return _mm512_dpwssd_epi32(sum, _mm512_add_epi16(p[2], p[3]), w.ls[1]);
 }
 static void zi_rows_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   const int nb = K / 256;
   const ActQ8K* y = (const ActQ8K*)act;
+  Iq2xxsAct* a = iq2xxs_scratch((size_t)nb);
+  iq2xxs_prep(y, nb, a);
   Iq2xxsTab T;
   iq2xxs_tab(T);
   const uint8_t* pfp = w;
@@ -229,13 +266,14 @@ static void zi_rows_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const
       ZI_PF(x + i);
       Iq2xxsW wt;
       iq2xxs_decode(x[i], T, wt);
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(zi_half(x[i].d) * y[i].d), _mm512_cvtepi32_ps(iq2xxs_dot(wt, y[i])), acc);
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(zi_half(x[i].d) * y[i].d), _mm512_cvtepi32_ps(iq2xxs_dot(wt, a[i])), acc);
     }
     out[r] = _mm512_reduce_add_ps(acc) * 0.125f;
   }
 }
 template <int NT>
-static void iq2xxs_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, float* out, size_t outStride) {
+static void iq2xxs_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const Iq2xxsAct* a, float* out,
+                        size_t outStride) {
   Iq2xxsTab T;
   iq2xxs_tab(T);
   for (int r = 0; r < nrows; r++) {
@@ -247,7 +285,7 @@ static void iq2xxs_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Ac
       iq2xxs_decode(x[i], T, wt);
       const float d = zi_half(x[i].d);
       for (int t = 0; t < NT; t++)
-        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(iq2xxs_dot(wt, y[t][i])), acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y[t][i].d), _mm512_cvtepi32_ps(iq2xxs_dot(wt, a[(size_t)t * nb + i])), acc[t]);
     }
     for (int t = 0; t < NT; t++) out[(size_t)t * outStride + r] = _mm512_reduce_add_ps(acc[t]) * 0.125f;
   }
@@ -257,13 +295,17 @@ static void iq2xxs_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Ac
 static void zi_tile_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                             float* out, size_t outStride) {
   const int nb = K / 256, n4 = ntok / 4 * 4;
+  Iq2xxsAct* a = iq2xxs_scratch((size_t)nb * 8);
   const ActQ8K* y[8];
   int t0 = 0;
   for (; t0 < n4; t0 += 4) {
     const int nt = t0 + 8 <= n4 ? 8 : 4;
-    for (int t = 0; t < nt; t++) y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-    if (nt == 8) { iq2xxs_pass<8>(nb, w, rb, nrows, y, out + (size_t)t0 * outStride, outStride); t0 += 4; }
-    else iq2xxs_pass<4>(nb, w, rb, nrows, y, out + (size_t)t0 * outStride, outStride);
+    for (int t = 0; t < nt; t++) {
+      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+      iq2xxs_prep(y[t], nb, a + (size_t)t * nb);
+    }
+    if (nt == 8) { iq2xxs_pass<8>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
+    else iq2xxs_pass<4>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride);
   }
   for (; t0 < ntok; t0++) zi_rows_iq2_xxs(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, false);
 }
