@@ -4,7 +4,7 @@
 // Build and run from the project root (x86-64 with AVX-512; the zen4 library needs AVX-512 too):
 //   S=native/src; F="-O3 -std=c++20 -I$S"
 //   g++ $F -c $S/kern-avx2.cc -mavx2 -mfma -mf16c -o /tmp/k2.o
-//   g++ $F -c $S/kern-avx512.cc -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -o /tmp/k5.o
+//   g++ $F -c $S/kern-avx512.cc -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mbmi2 -o /tmp/k5.o
 //   g++ $F bench/ggml-vec-dot.cc /tmp/k2.o /tmp/k5.o -ldl -o /tmp/ggml-vec-dot && /tmp/ggml-vec-dot [type]
 #include "common.h"
 #include <dlfcn.h>

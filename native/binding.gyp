@@ -23,7 +23,7 @@
           "target_name": "kern_avx512",
           "type": "static_library",
           "sources": ["src/kern-avx512.cc"],
-          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-fPIC", "-Wno-maybe-uninitialized"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mbmi2", "-fPIC", "-Wno-maybe-uninitialized"],
         },
         {
           "target_name": "kern_bf16",

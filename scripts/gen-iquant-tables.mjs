@@ -67,7 +67,7 @@ for (const [name, type, count] of TABLES) {
           .join(', ') +
         ',',
     );
-  c.push(`alignas(64) static const ${type} ${name}[${count}] = {\n${rows.join('\n')}\n};`);
+  c.push(`alignas(64) static constexpr ${type} ${name}[${count}] = {\n${rows.join('\n')}\n};`);
 }
 
 writeFileSync(

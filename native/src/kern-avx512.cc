@@ -8,6 +8,7 @@
 //    from the prefill tile's, so a token's result depended on the batch size; the pair keeps decode and prefill
 //    bit-identical (batch invariance, see kern-x86.h) and is the one measured with callgrind.
 #include "common.h"
+#include <vector>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -21,6 +22,7 @@ namespace avx512 {
 #include "kern-iquant.h"
 #include "kern-iquant-x86.h"
 #include "kern-avx512-attn.h"
+#include "kern-iquant-avx512.h"
 
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -101,6 +103,7 @@ const KernelTable* kernels_avx512() {
     avx512::fill_x86(k);
     avx512::fill_iquant(k);      // i-quants: portable integer kernels, then AVX2 ones (kern-iquant*.h)
     avx512::fill_iquant_x86(k);
+    avx512::fill_iquant_avx512(k);  // IQ4_XS / IQ2_XXS with VNNI (kern-iquant-avx512.h)
     avx512::fill_x86_r8(k);  // repacked q4_0/q8_0 (kern-x86-r8.h)
     avx512::fill_avx512_batch(k);  // small-batch decode (kern-avx512-batch.h)
     k.rows[T_F32] = avx512::z_rows_f32;

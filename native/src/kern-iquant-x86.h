@@ -1,4 +1,5 @@
-// AVX2 dot products of every i-quant with 8-bit activations (the AVX2 and AVX-512 tables; after kern-iquant.h).
+// AVX2 dot products of every i-quant with 8-bit activations (the AVX2 and AVX-512 tables, except that the AVX-512
+// table takes IQ4_XS and IQ2_XXS from kern-iquant-avx512.h; after kern-iquant.h).
 // Same integer sums as the portable kernels of kern-iquant.h — per 32 weights: grid bytes (unsigned) against the
 // activations with the weight signs applied (maddubs), times the odd sub-block scale (madd) — accumulated in 8
 // int32 lanes per super-block, then one FMA per super-block into 8 float lanes (ggml's AVX2 structure). Decode and
