@@ -10,7 +10,8 @@ import { loadChatAssets, loadModel, samplingDefaultsOf, type LoadOptions } from 
 import type { SchedulerOptions } from '../engine/scheduler.ts';
 import type { ServerEngine } from './engine.ts';
 import { createChatEngine } from '../engine/chat-engine.ts';
-import { startModelWorker } from '../model-worker/index.ts';
+import { startModelWorker, type WorkerReady } from '../model-worker/index.ts';
+import type { Tokenizer } from '../tokenizer/index.ts';
 import { SupervisedModel } from './supervised-model.ts';
 
 export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
@@ -24,6 +25,33 @@ export interface ServeLoadOptions extends LoadOptions, SchedulerOptions {
   specialTokensInMessages?: boolean;
 }
 
+/**
+ * `path` in a model worker that is restarted when it dies (SupervisedModel), with its tokenizer and chat template
+ * read on this thread (from the folder, a tokenizer path, or the GGUF metadata the worker reported). Shared by the
+ * served model and `serve --guard`'s guard. `onRestart` runs after a new worker is in place.
+ */
+export async function startSupervisedModel(
+  path: string,
+  o: LoadOptions & { tokenizerPath?: string | undefined },
+  onRestart?: () => void,
+): Promise<{ model: SupervisedModel; ready: WorkerReady; tokenizer: Tokenizer; chatTemplate: string | null }> {
+  const { backend, threads, mmproj, onProgress } = o;
+  const workerOptions = { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}) };
+  const first = await startModelWorker(path, { ...workerOptions, ...(onProgress ? { onProgress } : {}) });
+  const model = new SupervisedModel(first, () => startModelWorker(path, workerOptions), onRestart);
+  try {
+    const r = first.ready;
+    const assets = loadChatAssets(
+      { path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } },
+      o.tokenizerPath,
+    );
+    return { model, ready: r, ...assets };
+  } catch (e) {
+    await model.close();
+    throw e;
+  }
+}
+
 export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): Promise<ServerEngine> {
   const modelId = basename(path.replace(/\/+$/, '')).replace(/\.gguf$/, '');
   if (o.worker === false) {
@@ -31,22 +59,15 @@ export async function loadServerEngine(path: string, o: ServeLoadOptions = {}): 
     const engine = loaded.createChatEngine({ ...o, modelId });
     return { ...engine, close: async () => loaded.dispose() };
   }
-  const { backend, threads, mmproj, onProgress } = o;
-  const workerOptions = { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}) };
-  const first = await startModelWorker(path, { ...workerOptions, ...(onProgress ? { onProgress } : {}) });
   // A worker that dies is replaced (supervised-model.ts); the prefixes the scheduler kept lived in the dead one.
   let engine: ServerEngine | null = null;
-  const model = new SupervisedModel(
-    first,
-    () => startModelWorker(path, workerOptions),
-    () => engine?.scheduler.clearPrefixCache(),
-  );
+  const {
+    model,
+    ready: r,
+    tokenizer,
+    chatTemplate: template,
+  } = await startSupervisedModel(path, o, () => engine?.scheduler.clearPrefixCache());
   try {
-    const r = first.ready;
-    const { tokenizer, chatTemplate: template } = loadChatAssets(
-      { path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } },
-      o.tokenizerPath,
-    );
     engine = createChatEngine({
       ...o,
       modelId,

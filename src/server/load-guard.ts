@@ -4,9 +4,8 @@
  * keep going while a request is screened. With `worker: false` it computes in this thread (loadGuard).
  */
 import { Guard, loadGuard } from '../guard/index.ts';
-import { loadChatAssets, type LoadOptions } from '../load.ts';
-import { startModelWorker } from '../model-worker/index.ts';
-import { SupervisedModel } from './supervised-model.ts';
+import type { LoadOptions } from '../load.ts';
+import { startSupervisedModel } from './load-engine.ts';
 
 export interface ServeGuardOptions extends LoadOptions {
   /** Folder or file with the tokenizer, when it is not beside the weights. */
@@ -27,21 +26,8 @@ export async function loadServeGuard(path: string, o: ServeGuardOptions = {}): P
     const guard = await loadGuard(path, { ...o, ...(o.tokenizerPath ? { tokenizer: o.tokenizerPath } : {}) });
     return { guard, where: 'in-thread', close: async () => guard.loaded?.dispose() };
   }
-  const { backend, threads, mmproj } = o;
-  const workerOptions = { ...(backend ? { backend } : {}), ...(threads !== undefined ? { threads } : {}), ...(mmproj ? { mmproj } : {}) };
-  const first = await startModelWorker(path, workerOptions);
-  const model = new SupervisedModel(first, () => startModelWorker(path, workerOptions));
-  try {
-    const r = first.ready;
-    const { tokenizer, chatTemplate } = loadChatAssets(
-      { path, format: r.format, tokenizerDir: r.tokenizerDir, config: { vocabSize: r.info.vocabSize } },
-      o.tokenizerPath,
-    );
-    const images = r.vision ? model.encodeImages.bind(model) : null;
-    const guard = new Guard({ model, images }, tokenizer, chatTemplate);
-    return { guard, where: 'worker thread', close: () => model.close() };
-  } catch (e) {
-    await model.close();
-    throw e;
-  }
+  const { model, ready, tokenizer, chatTemplate } = await startSupervisedModel(path, o);
+  const images = ready.vision ? model.encodeImages.bind(model) : null;
+  const guard = new Guard({ model, images }, tokenizer, chatTemplate);
+  return { guard, where: 'worker thread', close: () => model.close() };
 }
