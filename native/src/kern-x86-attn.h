@@ -61,24 +61,7 @@ static void x_attn_rows(int nq, const float* const* qs, const int* cs, const uin
     for (int i = 0; i < nq; i++) sc[(size_t)i * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<0>(qs[i], kj, kj, kj, kj, d), vs));
   }
   // online softmax per query, as x_attn_row
-  for (int i = 0; i < nq; i++) {
-    float* s = sc + (size_t)i * 64;
-    float* o = acc + (size_t)cs[i] * d;
-    float &Mi = M[cs[i]], &Li = L[cs[i]];
-    float bm = -INFINITY;
-    for (int jj = 0; jj < n; jj++) bm = std::max(bm, s[jj]);
-    if (bm > Mi) {
-      const float f = std::exp(Mi - bm);
-      if (Li != 0) for (int e = 0; e < d; e += 8) _mm256_storeu_ps(o + e, _mm256_mul_ps(_mm256_loadu_ps(o + e), _mm256_set1_ps(f)));
-      Li *= f;
-      Mi = bm;
-    }
-    const __m256 mv = _mm256_set1_ps(Mi);
-    for (int jj = 0; jj < n; jj += 8) _mm256_storeu_ps(s + jj, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + jj), mv)));
-    float l = 0;
-    for (int jj = 0; jj < n; jj++) l += s[jj];
-    Li += l;
-  }
+  for (int i = 0; i < nq; i++) x_attn_softmax(sc + (size_t)i * 64, n, d, M + cs[i], L + cs[i], acc + (size_t)cs[i] * d);
   // o += p_j·v_j: per query the same passes as x_attn_row (4 keys per pass, then single keys), two queries per value load
   int i = 0;
   for (; i + 2 <= nq; i += 2) {
@@ -111,26 +94,5 @@ static void x_attn_rows(int nq, const float* const* qs, const int* cs, const uin
       }
     }
   }
-  for (; i < nq; i++) {
-    const float* s = sc + (size_t)i * 64;
-    float* o = acc + (size_t)cs[i] * d;
-    j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const uint8_t* vj = v + (size_t)j * stride;
-      const __m256 p0 = _mm256_set1_ps(s[j]), p1 = _mm256_set1_ps(s[j + 1]), p2 = _mm256_set1_ps(s[j + 2]), p3 = _mm256_set1_ps(s[j + 3]);
-      for (int e = 0; e < d; e += 8) {
-        __m256 a = _mm256_loadu_ps(o + e);
-        a = _mm256_fmadd_ps(p0, kv_load8<0>(vj, e), a);
-        a = _mm256_fmadd_ps(p1, kv_load8<0>(vj + stride, e), a);
-        a = _mm256_fmadd_ps(p2, kv_load8<0>(vj + 2 * stride, e), a);
-        a = _mm256_fmadd_ps(p3, kv_load8<0>(vj + 3 * stride, e), a);
-        _mm256_storeu_ps(o + e, a);
-      }
-    }
-    for (; j < n; j++) {
-      const uint8_t* vj = v + (size_t)j * stride;
-      const __m256 p = _mm256_set1_ps(s[j]);
-      for (int e = 0; e < d; e += 8) _mm256_storeu_ps(o + e, _mm256_fmadd_ps(p, kv_load8<0>(vj, e), _mm256_loadu_ps(o + e)));
-    }
-  }
+  for (; i < nq; i++) x_attn_pv<0>(acc + (size_t)cs[i] * d, sc + (size_t)i * 64, v, stride, n, d);
 }

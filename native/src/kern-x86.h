@@ -648,6 +648,45 @@ static inline __m128 dot4(const float* q, const uint8_t* k0, const uint8_t* k1, 
   const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
+// The online-softmax step of an attention row over its n scores sc[0..n) (n ≤ 64, sc has room for 64): a new running
+// max rescales o[d] and *L; then sc[j] = e^(sc_j − M), 8 at a time (padding lanes computed and ignored), added to *L.
+static inline void x_attn_softmax(float* sc, int n, int d, float* M, float* L, float* o) {
+  float bm = -INFINITY;
+  for (int j = 0; j < n; j++) bm = std::max(bm, sc[j]);
+  if (bm > *M) {  // new running max: rescale what was accumulated so far
+    const float f = std::exp(*M - bm);
+    if (*L != 0) for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), _mm256_set1_ps(f)));
+    *L *= f;
+    *M = bm;
+  }
+  const __m256 mv = _mm256_set1_ps(*M);
+  for (int j = 0; j < n; j += 8) _mm256_storeu_ps(sc + j, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv)));
+  float l = 0;
+  for (int j = 0; j < n; j++) l += sc[j];
+  *L += l;
+}
+// o += p_j·v_j in key order, 4 keys per pass over o (one load and store of o per 4 FMAs), then single keys.
+template <int KV>
+static inline void x_attn_pv(float* o, const float* sc, const uint8_t* v, size_t stride, int n, int d) {
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const uint8_t* vj = v + (size_t)j * stride;
+    const __m256 p0 = _mm256_set1_ps(sc[j]), p1 = _mm256_set1_ps(sc[j + 1]), p2 = _mm256_set1_ps(sc[j + 2]), p3 = _mm256_set1_ps(sc[j + 3]);
+    for (int i = 0; i < d; i += 8) {
+      __m256 a = _mm256_loadu_ps(o + i);
+      a = _mm256_fmadd_ps(p0, kv_load8<KV>(vj, i), a);
+      a = _mm256_fmadd_ps(p1, kv_load8<KV>(vj + stride, i), a);
+      a = _mm256_fmadd_ps(p2, kv_load8<KV>(vj + 2 * stride, i), a);
+      a = _mm256_fmadd_ps(p3, kv_load8<KV>(vj + 3 * stride, i), a);
+      _mm256_storeu_ps(o + i, a);
+    }
+  }
+  for (; j < n; j++) {
+    const uint8_t* vj = v + (size_t)j * stride;
+    const __m256 p = _mm256_set1_ps(sc[j]);
+    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, kv_load8<KV>(vj, i), _mm256_loadu_ps(o + i)));
+  }
+}
 template <int KV>
 static void x_attn_row(const float* q, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d, float scale,
                        float* M, float* L, float* o, float* sc) {
@@ -666,39 +705,8 @@ static void x_attn_row(const float* q, const uint8_t* k, const uint8_t* v, size_
     const uint8_t* kj = k + (size_t)j * stride;
     sc[j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(q, kj, kj, kj, kj, d), vs));
   }
-  float bm = -INFINITY;
-  for (j = 0; j < n; j++) bm = std::max(bm, sc[j]);
-  if (bm > *M) {  // new running max: rescale what was accumulated so far
-    const float f = std::exp(*M - bm);
-    if (*L != 0) for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_loadu_ps(o + i), _mm256_set1_ps(f)));
-    *L *= f;
-    *M = bm;
-  }
-  // p_j = e^(sc_j − M), 8 at a time (the padding lanes of the last group are computed and ignored)
-  const __m256 mv = _mm256_set1_ps(*M);
-  for (j = 0; j < n; j += 8) _mm256_storeu_ps(sc + j, exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv)));
-  float l = 0;
-  for (j = 0; j < n; j++) l += sc[j];
-  *L += l;
-  // o += p_j·v_j in key order, 4 keys per pass over o (one load and store of o per 4 FMAs)
-  j = 0;
-  for (; j + 4 <= n; j += 4) {
-    const uint8_t* vj = v + (size_t)j * stride;
-    const __m256 p0 = _mm256_set1_ps(sc[j]), p1 = _mm256_set1_ps(sc[j + 1]), p2 = _mm256_set1_ps(sc[j + 2]), p3 = _mm256_set1_ps(sc[j + 3]);
-    for (int i = 0; i < d; i += 8) {
-      __m256 a = _mm256_loadu_ps(o + i);
-      a = _mm256_fmadd_ps(p0, kv_load8<KV>(vj, i), a);
-      a = _mm256_fmadd_ps(p1, kv_load8<KV>(vj + stride, i), a);
-      a = _mm256_fmadd_ps(p2, kv_load8<KV>(vj + 2 * stride, i), a);
-      a = _mm256_fmadd_ps(p3, kv_load8<KV>(vj + 3 * stride, i), a);
-      _mm256_storeu_ps(o + i, a);
-    }
-  }
-  for (; j < n; j++) {
-    const uint8_t* vj = v + (size_t)j * stride;
-    const __m256 p = _mm256_set1_ps(sc[j]);
-    for (int i = 0; i < d; i += 8) _mm256_storeu_ps(o + i, _mm256_fmadd_ps(p, kv_load8<KV>(vj, i), _mm256_loadu_ps(o + i)));
-  }
+  x_attn_softmax(sc, n, d, M, L, o);
+  x_attn_pv<KV>(o, sc, v, stride, n, d);
 }
 
 #include "kern-x86-attn.h"
