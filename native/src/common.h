@@ -141,6 +141,9 @@ struct KernelTable {
   AttnRowFn attn_row[3];  // by K/V storage: [0] f32, [1] f16, [2] q8_0 (see kv_index)
   AttnRowsFn attn_rows;   // optional (null: ops.cc runs attn_row per query)
   KvRowsFn kv_rows[3];    // by K/V storage, as attn_row (used with attn_rows)
+  // f16 caches also take the attn_rows path (each block converted once per tile): set where attn_rows blocks its
+  // loads well enough that the f32 copy pays (kern-avx512-attn.h); else f16 runs attn_row[1] per query
+  bool attn_rows_f16;
   AttnFullFn attn_full;   // optional: unmasked f32 attention as small GEMMs (vision), ops.cc attentionFull
   // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);

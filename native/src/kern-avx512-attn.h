@@ -124,3 +124,126 @@ static void z_attn_full(const float* q, size_t qStride, int nq, const float* Kt,
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Causal / chunked attention of several query rows against one ≤ 64-key block (the KernelTable's attn_rows; prefill
+// tiles and decode's query-head group). Same operations per query as x_attn_row<0> — so the same bits — with the
+// loads shared more widely than x_attn_rows does, which matters once prompts are long (attention is O(T·S)):
+//  * scores: 4 queries × 4 keys per pass (16 ymm accumulators, each key chunk and query chunk loaded once per pass);
+//    per key one 8-float accumulator over ascending chunks and dot4's reduction tree, exactly as dot4;
+//  * o += p·v: a query's output row stays in zmm registers for the whole block (d/16 of them), up to 24/(d/16)
+//    queries per pass, one load of each value chunk per pass. Per output element this is fma(p_j, v_j, o) for keys
+//    j ascending — the order x_attn_pv uses — whatever the register blocking (lanes never mix).
+// d must be 16, 32, 64 or 128 (else x_attn_rows).
+
+// Scores of 4 queries against 4 keys: r[m] lanes = dot4(q_m, k0..k3)'s lanes.
+static inline void z_dot4x4(const float* const* q, const float* k0, const float* k1, const float* k2, const float* k3, int d, __m128 r[4]) {
+  __m256 a[4][4];
+  for (int m = 0; m < 4; m++)
+    for (int j = 0; j < 4; j++) a[m][j] = _mm256_setzero_ps();
+  for (int i = 0; i < d; i += 8) {
+    const __m256 x0 = _mm256_loadu_ps(k0 + i), x1 = _mm256_loadu_ps(k1 + i), x2 = _mm256_loadu_ps(k2 + i), x3 = _mm256_loadu_ps(k3 + i);
+    for (int m = 0; m < 4; m++) {
+      const __m256 qv = _mm256_loadu_ps(q[m] + i);
+      a[m][0] = _mm256_fmadd_ps(qv, x0, a[m][0]);
+      a[m][1] = _mm256_fmadd_ps(qv, x1, a[m][1]);
+      a[m][2] = _mm256_fmadd_ps(qv, x2, a[m][2]);
+      a[m][3] = _mm256_fmadd_ps(qv, x3, a[m][3]);
+    }
+  }
+  for (int m = 0; m < 4; m++) {
+    const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a[m][0], a[m][1]), _mm256_hadd_ps(a[m][2], a[m][3]));
+    r[m] = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  }
+}
+
+// o_m[0..16·ND) += Σ_j p_m[j]·v_j for NQ queries, keys j ascending, outputs held in registers.
+template <int ND, int NQ>
+static inline void z_pv_regs(float* const* o, const float* const* p, const float* v, size_t vstride, int n) {
+  __m512 acc[NQ][ND];
+  for (int m = 0; m < NQ; m++)
+    for (int c = 0; c < ND; c++) acc[m][c] = _mm512_loadu_ps(o[m] + 16 * c);
+  for (int j = 0; j < n; j++) {
+    const float* vj = v + (size_t)j * vstride;
+    __m512 pb[NQ];
+    for (int m = 0; m < NQ; m++) pb[m] = _mm512_set1_ps(p[m][j]);
+    for (int c = 0; c < ND; c++) {
+      const __m512 vv = _mm512_loadu_ps(vj + 16 * c);
+      for (int m = 0; m < NQ; m++) acc[m][c] = _mm512_fmadd_ps(pb[m], vv, acc[m][c]);
+    }
+  }
+  for (int m = 0; m < NQ; m++)
+    for (int c = 0; c < ND; c++) _mm512_storeu_ps(o[m] + 16 * c, acc[m][c]);
+}
+
+template <int ND>
+static void z_pv_all(int nq, float* const* o, const float* const* p, const float* v, size_t vstride, int n) {
+  constexpr int NQ = ND >= 8 ? 3 : ND >= 4 ? 6 : 8;
+  int i = 0;
+  for (; i + NQ <= nq; i += NQ) z_pv_regs<ND, NQ>(o + i, p + i, v, vstride, n);
+  switch (nq - i) {
+    case 0: break;
+    case 1: z_pv_regs<ND, 1>(o + i, p + i, v, vstride, n); break;
+    case 2: z_pv_regs<ND, 2>(o + i, p + i, v, vstride, n); break;
+    case 3: z_pv_regs<ND, 3>(o + i, p + i, v, vstride, n); break;
+    case 4: z_pv_regs<ND, 4>(o + i, p + i, v, vstride, n); break;
+    case 5: z_pv_regs<ND, 5>(o + i, p + i, v, vstride, n); break;
+    case 6: z_pv_regs<ND, 6>(o + i, p + i, v, vstride, n); break;
+    default: z_pv_regs<ND, 7>(o + i, p + i, v, vstride, n); break;
+  }
+}
+
+static void z_attn_rows(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d,
+                        float scale, float* M, float* L, float* acc, float* sc) {
+  if ((d != 16 && d != 32 && d != 64 && d != 128) || n > 64 || stride % 4 != 0) {
+    x_attn_rows(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc);
+    return;
+  }
+  const size_t fs = stride / 4;  // row stride in floats
+  const float* kf = (const float*)k;
+  const __m128 vs = _mm_set1_ps(scale);
+  // scores sc[i·64 + j]: 4 queries at a time, then pairs and singles as x_attn_rows
+  int i = 0;
+  for (; i + 4 <= nq; i += 4) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* kj = kf + (size_t)j * fs;
+      __m128 r[4];
+      z_dot4x4(qs + i, kj, kj + fs, kj + 2 * fs, kj + 3 * fs, d, r);
+      for (int m = 0; m < 4; m++) _mm_storeu_ps(sc + (size_t)(i + m) * 64 + j, _mm_mul_ps(r[m], vs));
+    }
+    for (; j < n; j++) {
+      const uint8_t* kj = k + (size_t)j * stride;
+      for (int m = 0; m < 4; m++) sc[(size_t)(i + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<0>(qs[i + m], kj, kj, kj, kj, d), vs));
+    }
+  }
+  for (; i < nq; i++) {
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const uint8_t* kj = k + (size_t)j * stride;
+      _mm_storeu_ps(sc + (size_t)i * 64 + j, _mm_mul_ps(dot4<0>(qs[i], kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
+    }
+    for (; j < n; j++) {
+      const uint8_t* kj = k + (size_t)j * stride;
+      sc[(size_t)i * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<0>(qs[i], kj, kj, kj, kj, d), vs));
+    }
+  }
+  // online softmax per query, as x_attn_row
+  float* os[64];
+  const float* ps[64];
+  for (int b = 0; b < nq; b += 64) {
+    const int nb = std::min(64, nq - b);
+    for (int m = 0; m < nb; m++) {
+      x_attn_softmax(sc + (size_t)(b + m) * 64, n, d, M + cs[b + m], L + cs[b + m], acc + (size_t)cs[b + m] * d);
+      os[m] = acc + (size_t)cs[b + m] * d;
+      ps[m] = sc + (size_t)(b + m) * 64;
+    }
+    const float* vf = (const float*)v;
+    switch (d) {
+      case 16: z_pv_all<1>(nb, os, ps, vf, fs, n); break;
+      case 32: z_pv_all<2>(nb, os, ps, vf, fs, n); break;
+      case 64: z_pv_all<4>(nb, os, ps, vf, fs, n); break;
+      default: z_pv_all<8>(nb, os, ps, vf, fs, n); break;
+    }
+  }
+}

@@ -110,6 +110,8 @@ const KernelTable* kernels_avx512() {
     k.rows[T_F16] = avx512::z_rows_half<false>;
     k.rows[T_BF16] = avx512::z_rows_half<true>;
     k.attn_full = avx512::z_attn_full;
+    k.attn_rows = avx512::z_attn_rows;  // register-blocked causal/chunked attention (kern-avx512-attn.h)
+    k.attn_rows_f16 = true;
     k.gelu = avx512::z_gelu;  // unmasked attention (vision), kern-avx512-attn.h
     return k;
   }();

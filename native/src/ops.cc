@@ -302,14 +302,25 @@ void Engine::rope(float* x, int T, int nHeads, int headDim, const float* cos, co
 //    (foldSlice). A prefill unit folds as it walks the slices; decode (too few units to feed every thread) spreads
 //    the slices over threads (flash-decoding), stores each slice's partial and folds them afterwards in the same
 //    order, so splitting or not gives the same bits.
-static constexpr int kQTile = 16, kKBlock = 64, kKSlice = 512;  // kKSlice is a multiple of kKBlock
+static constexpr int kQTile = 64, kKBlock = 64, kKSlice = 512;  // kKSlice is a multiple of kKBlock
 // L4_ATTN_ROWS=0 runs attn_row per query instead of attn_rows (same bits; for benchmarks of the two).
 static bool attnRowsOff() {
   static const bool off = [] { const char* e = std::getenv("L4_ATTN_ROWS"); return e && e[0] == '0'; }();
   return off;
 }
+static constexpr int kPfRows = 24;  // rows fetched ahead of the conversion (attnUnitT)
+static constexpr int kCopyMinT = 8;  // f32 caches: tiles of this many queries copy each block to contiguous rows
 static constexpr int kFullMaxS = 16384;  // attentionFull's scratch is 8·S floats per thread
 static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Software prefetch of n K and V rows (rowB bytes each, `stride` bytes apart).
+static inline void prefetchRows(const uint8_t* k, const uint8_t* v, size_t stride, int64_t n, size_t rowB) {
+  for (int64_t j = 0; j < n; j++)
+    for (size_t o = 0; o < rowB; o += 64) {
+      __builtin_prefetch(k + (size_t)j * stride + o);
+      __builtin_prefetch(v + (size_t)j * stride + o);
+    }
+}
 
 // Folds one slice's partial (ms, ls, as[d]) into the running result (m, l, o[d]); ls == 0 means the slice had no
 // visible key. Out of line, so every caller gets the same instructions (no caller-dependent FMA contraction).
@@ -513,17 +524,31 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
     // blocks start at absolute positions that are multiples of kKBlock
     for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
       const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
-      // f16 caches stay on the per-query path: F16C converts in registers, and an f32 copy of the block doubles what
-      // the tile keeps in L1 (measured slower); q8_0 blocks are dequantized once here instead of per query.
-      if (KV != T_F16 && kt_->attn_rows && !attnRowsOff()) {
+      // The attn_rows path: compressed blocks are dequantized once for the whole tile instead of once per query. f16
+      // takes it only where the kernel set says so (attn_rows_f16: AVX-512's register-blocked kernel); with AVX2's
+      // attn_rows the per-query path, converting f16 in registers, measured faster.
+      if ((KV != T_F16 || kt_->attn_rows_f16) && kt_->attn_rows && !attnRowsOff()) {
         // Keys [cb, ke) as f32 rows: read in place (f32) or dequantized once for every query of the tile (the
         // loaders' exact values, so the same bits as reading them in place).
         const int64_t cb = std::max(kb, ulo);
         const uint8_t *kr = kbase + ((size_t)cb * Hkv + kvh) * rowB, *vr = vbase + ((size_t)cb * Hkv + kvh) * rowB;
         size_t kstride = (size_t)Hkv * rowB;
-        if constexpr (KV != T_F32) {
-          kt_->kv_rows[kv_index(KV)](kc, kr, kstride, (int)(ke - cb), d);
-          kt_->kv_rows[kv_index(KV)](vc, vr, kstride, (int)(ke - cb), d);
+        // A kv head's rows are Hkv·rowB bytes apart in the cache (2–4 KiB), a pattern the hardware prefetchers do
+        // not follow: without software prefetch every row is a cache miss, and decode over a long cache runs at a
+        // fraction of the memory bandwidth. Decode (T < kCopyMinT) reads f32 rows in place and fetches the next block
+        // while this one computes; otherwise rows are converted (copied, for f32) to contiguous f32 rows 8 at a time,
+        // fetching the rows kPfRows ahead (into the next block).
+        const int64_t nb = ke - cb, pfEnd = std::min<int64_t>(uhi, ke + kKBlock) - cb;
+        if (KV == T_F32 && T < kCopyMinT) {
+          if (ke < uhi) prefetchRows(kr + (size_t)nb * kstride, vr + (size_t)nb * kstride, kstride, pfEnd - nb, rowB);
+        } else {
+          for (int64_t r = 0; r < nb; r += 8) {
+            const int64_t pa = r + kPfRows, pb = std::min(pa + 8, pfEnd);
+            if (pa < pb) prefetchRows(kr + (size_t)pa * kstride, vr + (size_t)pa * kstride, kstride, pb - pa, rowB);
+            const int m = (int)std::min<int64_t>(8, nb - r);
+            kt_->kv_rows[kv_index(KV)](kc + (size_t)r * d, kr + (size_t)r * kstride, kstride, m, d);
+            kt_->kv_rows[kv_index(KV)](vc + (size_t)r * d, vr + (size_t)r * kstride, kstride, m, d);
+          }
           kr = (const uint8_t*)kc;
           vr = (const uint8_t*)vc;
           kstride = (size_t)d * 4;
