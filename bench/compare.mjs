@@ -2,6 +2,7 @@
 // `npm run bench`: llama4 bench vs llama.cpp (node-llama-cpp) on the same bench-2b GGUFs, same threads, same run.
 // Each measurement is its own process (so peak RSS is per engine); engines alternate to spread machine noise.
 // Usage: node bench/compare.mjs [--models DIR] [--threads 1,2] [-p 512] [-n 128] [-r 3] [--rounds 1] [--kv-type f16] [--types q4_0,…]
+//        [--flash-attn] (llama.cpp with flash attention on)
 // Models: DIR/bench-2b-{q4_0,q8_0,q4_k_m}.gguf (make them with `llama4 make-test-model --preset bench-2b --type T`).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,6 +24,8 @@ const { values: o } = parseArgs({
     // Rounds: the whole table measured again (engines alternating), then medians per figure; ratios are the median of
     // each round's own ratio (both engines of a round ran back to back, under the same machine noise).
     rounds: { type: 'string', default: '1' },
+    // llama.cpp's flash attention (off by default, as node-llama-cpp's default): on is its best long-prompt path.
+    'flash-attn': { type: 'boolean', default: false },
   },
 });
 const median = (xs) => {
@@ -64,7 +67,8 @@ const ours = (m, t) =>
     o['kv-type'],
     '--json',
   ]);
-const theirs = (m, t) => run('llama.cpp', ['bench/llama-cpp.mjs', m, String(t), o.prompt, o.gen, o.repeat]);
+const theirs = (m, t) =>
+  run('llama.cpp', ['bench/llama-cpp.mjs', m, String(t), o.prompt, o.gen, o.repeat, o['flash-attn'] ? 'fa' : 'no-fa']);
 
 const rows = [];
 const f = (x, d = 1) => (x ?? 0).toFixed(d);
@@ -124,6 +128,8 @@ console.log(
     gen: +o.gen,
     repeat: +o.repeat,
     rounds: +o.rounds,
+    llama_cpp_flash_attn: o['flash-attn'],
+    kv_type: o['kv-type'],
     rows: rows.map(({ round, type, t, a, b }) => ({
       round,
       type,

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // llama.cpp's side of `npm run bench`: the same measurement as `llama4 bench` (pp: P prompt tokens in one batch from
 // an empty context; tg: N greedy single-token steps from an empty context; medians of R runs; peak RSS) through
-// node-llama-cpp's prebuilt llama.cpp, CPU only, mmap on, flash attention off, its default F16 KV cache.
-// Usage: node bench/llama-cpp.mjs MODEL.gguf THREADS P N R  -> one JSON line
+// node-llama-cpp's prebuilt llama.cpp, CPU only, mmap on, flash attention off (FA = 'fa': on), its default F16 KV cache.
+// Usage: node bench/llama-cpp.mjs MODEL.gguf THREADS P N R [fa|no-fa]  -> one JSON line
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 
-const [modelPath, threadsS, pS, nS, rS] = process.argv.slice(2);
+const [modelPath, threadsS, pS, nS, rS, faS] = process.argv.slice(2);
 const threads = Number(threadsS),
   P = Number(pS),
   N = Number(nS),
@@ -22,7 +22,7 @@ const ctx = await model.createContext({
   contextSize: Math.max(P, N) + 64,
   batchSize: Math.max(P, 1),
   threads: { ideal: threads, min: threads },
-  flashAttention: false,
+  flashAttention: faS === 'fa',
   sequences: 1,
 });
 const seq = ctx.getSequence();
