@@ -317,8 +317,8 @@ static inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -
 static inline void prefetchRows(const uint8_t* k, const uint8_t* v, size_t stride, int64_t n, size_t rowB) {
   for (int64_t j = 0; j < n; j++)
     for (size_t o = 0; o < rowB; o += 64) {
-      __builtin_prefetch(k + (size_t)j * stride + o);
-      __builtin_prefetch(v + (size_t)j * stride + o);
+      __builtin_prefetch(k + (size_t)j * stride + o, 0, 3);
+      __builtin_prefetch(v + (size_t)j * stride + o, 0, 3);
     }
 }
 
