@@ -384,8 +384,11 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
   std::vector<float> part(p.nsplit > 1 ? (size_t)partFloats : 0);
   p.part = part.data();
   attentionScratch(s.headDim, s.nHeads / s.nKvHeads);
-  parallelFor((int64_t)p.units0 * p.nsplit, 1, [&](int64_t a, int64_t b, int tid) {
-    for (int64_t u = a; u < b; u++) attnUnit(p, u, tid);
+  // Units run last tile first: with a causal mask a tile's cost grows with its position, and threads claim chunks
+  // of consecutive units, so the cheap ones left at the end even out the threads' finishing times.
+  const int64_t units = (int64_t)p.units0 * p.nsplit;
+  parallelFor(units, 1, [&](int64_t a, int64_t b, int tid) {
+    for (int64_t u = a; u < b; u++) attnUnit(p, units - 1 - u, tid);
   });
   if (p.nsplit == 1) return;
   // fold the slices' partials in ascending order, exactly as an unsplit unit does
