@@ -149,8 +149,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::CanQuantize>("canQuantize"), InstanceMethod<&EngineWrap::Quantize>("quantize"),
       InstanceMethod<&EngineWrap::QuantizeAsync>("quantizeAsync"),
       InstanceMethod<&EngineWrap::PackBf16>("packBf16"), InstanceMethod<&EngineWrap::MatmulBf16>("matmulBf16"),
+      InstanceMethod<&EngineWrap::PackHalf>("packHalf"), InstanceMethod<&EngineWrap::MatmulHalf>("matmulHalf"),
       InstanceAccessor<&EngineWrap::Threads>("threads"), InstanceAccessor<&EngineWrap::Isa>("isa"),
-      InstanceAccessor<&EngineWrap::Bf16GemmName>("bf16Gemm"),
+      InstanceAccessor<&EngineWrap::Bf16GemmName>("bf16Gemm"), InstanceAccessor<&EngineWrap::HalfGemm>("halfGemm"),
     });
   }
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
@@ -234,6 +235,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     w->Queue();
     return w->promise();
   }
+  // Whether this kernel set has the exact f16/bf16 GEMM (packHalf / matmulHalf).
+  Napi::Value HalfGemm(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), e(info.Env()).hasHalfGemm()); }
   // The BF16-products kernel ("amx-bf16", "avx512-bf16") or "" when this engine has none.
   Napi::Value Bf16GemmName(const Napi::CallbackInfo& info) {
     const Bf16Gemm* g = e(info.Env()).bf16Gemm();
@@ -243,16 +246,30 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value PackBf16(const Napi::CallbackInfo& info) {
     auto env = info.Env();
     if (!e(env).bf16Gemm()) throw Napi::Error::New(env, "this engine has no BF16-products kernel");
+    return packed(info, "bf16", [](int64_t N, int64_t K) { return bf16p_bytes(N, K); },
+                  [&](uint8_t* dst, const uint8_t* src, int E, int N, int K) { e(env).packBf16(dst, src, E, N, K); });
+  }
+  // packHalf(src: f16 or bf16 bytes of [experts, N, K]) -> ArrayBuffer of experts × halfp_bytes(N, K) (kern-half-gemm.h)
+  Napi::Value PackHalf(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!e(env).hasHalfGemm()) throw Napi::Error::New(env, "this kernel set has no f16/bf16 GEMM");
+    return packed(info, "f16/bf16", [](int64_t N, int64_t K) { return Engine::halfp_bytes(N, K); },
+                  [&](uint8_t* dst, const uint8_t* src, int E, int N, int K) { e(env).packHalf(dst, src, E, N, K); });
+  }
+  // A packed copy of a 2-byte [experts, N, K] weight in 2 MiB-aligned memory (huge pages where allowed).
+  template <class Size, class Pack>
+  Napi::Value packed(const Napi::CallbackInfo& info, const char* what, Size size, Pack pack) {
+    auto env = info.Env();
     Arr src = typed(info, 0, "src", napi_uint8_array);
     const int64_t E = num(info, 1, "experts", 1), N = num(info, 2, "N", 1), K = num(info, 3, "K", 1);
-    if (src.bytes != (size_t)(E * N * K * 2)) throw Napi::RangeError::New(env, "src has " + std::to_string(src.bytes) + " bytes, not a bf16 [" + std::to_string(E) + ", " + std::to_string(N) + ", " + std::to_string(K) + "]");
-    const size_t n = (size_t)E * bf16p_bytes(N, K);
+    if (src.bytes != (size_t)(E * N * K * 2)) throw Napi::RangeError::New(env, "src has " + std::to_string(src.bytes) + " bytes, not a " + what + " [" + std::to_string(E) + ", " + std::to_string(N) + ", " + std::to_string(K) + "]");
+    const size_t n = (size_t)E * size(N, K);
     void* dst = nullptr;
     if (posix_memalign(&dst, size_t(1) << 21, n) != 0) throw Napi::Error::New(env, "cannot allocate " + std::to_string(n) + " bytes to pack a weight");
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     if (n >= (size_t(1) << 21)) madvise(dst, (n + (size_t(1) << 21) - 1) & ~((size_t(1) << 21) - 1), MADV_HUGEPAGE);
 #endif
-    e(env).packBf16((uint8_t*)dst, src.p, (int)E, (int)N, (int)K);
+    pack((uint8_t*)dst, src.p, (int)E, (int)N, (int)K);
 #if defined(__linux__)
     // A mapped source is not read again by matmuls: drop its pages wholly inside the tensor (as repackR8 does), so
     // the weights are resident once. getRows/toF32 fault them back in from the file if ever asked.
@@ -268,6 +285,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::Error::New(env, "cannot create an external ArrayBuffer of " + std::to_string(n) + " bytes");
     }
     return Napi::Value(env, ab);
+  }
+  // matmulHalf(out, x, wPacked, N, K, T, expert, bf16): out[T, N] = x · W[expert]ᵀ for a packHalf weight
+  void MatmulHalf(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), x = typed(info, 1, "x", napi_float32_array), w = typed(info, 2, "w", napi_uint8_array);
+    const int64_t N = num(info, 3, "N", 1), K = num(info, 4, "K", 1), T = num(info, 5, "T", 0), ex = num(info, 6, "expert");
+    if (!e(env).hasHalfGemm()) throw Napi::Error::New(env, "this kernel set has no f16/bf16 GEMM");
+    if (info.Length() < 8 || !info[7].IsBoolean()) throw Napi::TypeError::New(env, "bf16 must be a boolean");
+    const size_t eb = Engine::halfp_bytes(N, K);
+    if (w.bytes < (size_t)(ex + 1) * eb) throw Napi::RangeError::New(env, "packed weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
+    need(env, x, T * K, "x"); need(env, out, T * N, "out");
+    e(env).matmulHalf((float*)out.p, (const float*)x.p, w.p + (size_t)ex * eb, (int)N, (int)K, (int)T, info[7].As<Napi::Boolean>().Value());
   }
   // matmulBf16(out, x, wPacked, N, K, T, expert): out[T, N] = bf16(x) · W[expert]ᵀ for a packBf16 weight
   void MatmulBf16(const Napi::CallbackInfo& info) {

@@ -124,6 +124,10 @@ using KvRowsFn = void (*)(float* dst, const uint8_t* src, size_t stride, int n, 
 using AttnRowsFn = void (*)(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride,
                             int n, int d, float scale, float* M, float* L, float* acc, float* sc);
 
+// f16/bf16 weights packed H16 (kern-half-gemm.h) times f32 activations: out[t][n], tokens [t0, t1) × panels
+// [p0, p1); output (t, n) is one fma chain over k ascending.
+using HalfGemmFn = void (*)(const float* x, int K, int t0, int t1, const uint16_t* wp, int p0, int p1, int N, float* out, bool bf16);
+
 struct KernelTable {
   const char* isa;                 // "avx512", "avx2", "scalar"
   RowsFn rows[T_COUNT];            // per weight type; null = unsupported
@@ -145,6 +149,7 @@ struct KernelTable {
   // loads well enough that the f32 copy pays (kern-avx512-attn.h); else f16 runs attn_row[1] per query
   bool attn_rows_f16;
   AttnFullFn attn_full;   // optional: unmasked f32 attention as small GEMMs (vision), ops.cc attentionFull
+  HalfGemmFn half_gemm;   // optional: f16/bf16 products-'bf16' weights the BF16 kernels do not take (kern-half-gemm.h)
   // out[dim] = x·(1/sqrt(mean(x²) + eps))·w (w may be null); the sum of squares accumulates in double (reference).
   void (*rms_norm_row)(float* out, const float* x, const float* w, int dim, float eps);
   // out[i] = silu(g[i])·u[i] = g/(1 + e^−g)·u; out may alias g or u.

@@ -23,6 +23,7 @@ namespace avx512 {
 #include "kern-iquant-x86.h"
 #include "kern-avx512-attn.h"
 #include "kern-iquant-avx512.h"
+#include "kern-half-gemm.h"
 
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -112,6 +113,7 @@ const KernelTable* kernels_avx512() {
     k.attn_full = avx512::z_attn_full;
     k.attn_rows = avx512::z_attn_rows;  // register-blocked causal/chunked attention (kern-avx512-attn.h)
     k.attn_rows_f16 = true;
+    k.half_gemm = avx512::half_gemm::half_gemm;  // f16 vision products (kern-half-gemm.h)
     k.gelu = avx512::z_gelu;  // unmasked attention (vision), kern-avx512-attn.h
     return k;
   }();

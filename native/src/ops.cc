@@ -174,6 +174,44 @@ void Engine::matmulBf16(float* out, const float* x, const uint8_t* wp, int N, in
   });
 }
 
+// f16/bf16 products without BF16 hardware (kern-half-gemm.h). Packing: panel p, group k, column c = w[16p + c][k],
+// zero past N.
+void Engine::packHalf(uint8_t* dst, const uint8_t* src, int experts, int N, int K) {
+  const int64_t P = (N + 15) / 16;
+  const size_t eb = halfp_bytes(N, K);
+  parallelFor((int64_t)experts * P, 4, [&](int64_t a, int64_t b, int) {
+    for (int64_t u = a; u < b; u++) {
+      const int64_t e = u / P, p = u % P;
+      const uint16_t* s = (const uint16_t*)(src + (size_t)e * N * K * 2);
+      uint16_t* d = (uint16_t*)(dst + (size_t)e * eb) + (size_t)p * 16 * K;
+      for (int c = 0; c < 16; c++) {
+        const int64_t n = 16 * p + c;
+        for (int64_t k = 0; k < K; k++) {
+          uint16_t v = 0;
+          if (n < N) std::memcpy(&v, s + (size_t)n * K + k, 2);
+          d[(size_t)k * 16 + c] = v;
+        }
+      }
+    }
+  });
+}
+
+// Work units as matmulBf16's: 4 panels (64 columns) × a range of tokens, the weight block staying in L2.
+void Engine::matmulHalf(float* out, const float* x, const uint8_t* wp, int N, int K, int T, bool bf16) {
+  if (T <= 0) return;
+  const int P = (N + 15) / 16, pb = (P + 3) / 4, nth = pool_.size();
+  int per = 96;
+  while (per > 24 && (int64_t)pb * ((T + per - 1) / per) < 4 * nth) per /= 2;
+  const int tb = (T + per - 1) / per;
+  const HalfGemmFn fn = kt_->half_gemm;
+  parallelFor((int64_t)pb * tb, 1, [&](int64_t a, int64_t b, int) {
+    for (int64_t u = a; u < b; u++) {
+      const int p0 = (int)(u % pb) * 4, t0 = (int)(u / pb) * per;
+      fn(x, K, t0, std::min(T, t0 + per), (const uint16_t*)wp, p0, std::min(P, p0 + 4), N, out, bf16);
+    }
+  });
+}
+
 // A row of a repacked (R8) matrix back in its file layout: row r's blocks gathered from its group (common.h).
 static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   const int base = r8_base(type), bb = type_block_bytes(base), nb = K / 32;

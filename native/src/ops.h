@@ -43,6 +43,12 @@ class Engine {
   void packBf16(uint8_t* dst, const uint8_t* src, int experts, int N, int K);
   // out[T, N] = bf16(x)[T, K] · Wᵀ for a packed weight (one expert's slice); requires bf16Gemm().
   void matmulBf16(float* out, const float* x, const uint8_t* wp, int N, int K, int T);
+  // experts × [N, K] f16/bf16 rows -> experts × the packed H16 layout (halfp_bytes(N, K) each, kern-half-gemm.h).
+  static size_t halfp_bytes(int64_t N, int64_t K) { return (size_t)((N + 15) / 16) * 16 * (size_t)K * 2; }
+  bool hasHalfGemm() const { return kt_->half_gemm != nullptr; }
+  void packHalf(uint8_t* dst, const uint8_t* src, int experts, int N, int K);
+  // out[T, N] = x[T, K] · Wᵀ for a packHalf weight (one expert's slice), exact f32 products (KernelTable::half_gemm).
+  void matmulHalf(float* out, const float* x, const uint8_t* wp, int N, int K, int T, bool bf16);
   // out[i, :] = row ids[i] of W as f32.
   void getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n);
   void dequant(float* out, const uint8_t* w, int type, int64_t rows, int K);

@@ -77,7 +77,7 @@ export function runVisionConformance(label: string, make: () => Backend | string
     }
   });
 
-  t0("matmul products 'bf16' leaves f32 and f16 weights exact", () => {
+  t0("matmul products 'bf16' keeps f32 and f16 weights' products in float32 (f16: exact GEMM on widened weights)", () => {
     for (const dtype of ['f32', 'f16'] as const) {
       const { w, values } = weight(dtype, [19, 48], 9);
       const x = randn(rng(10), 7 * 48);
@@ -114,6 +114,15 @@ export function runVisionConformance(label: string, make: () => Backend | string
     const b1 = new Float32Array(T * N);
     be.matmul(b1, x, w2, T);
     assertSameBits(b, b1, 'matmulMany job 1 (exact weight)');
+    // f16 weights (the native backend's exact GEMM where BF16 kernels do not apply): the same invariance
+    const { w: wh } = weight('f16', [N, K], 13);
+    const allH = new Float32Array(T * N);
+    be.matmul(allH, x, wh, T);
+    for (const t of [0, 5, 44]) {
+      const one = new Float32Array(N);
+      be.matmul(one, x.subarray(t * K, (t + 1) * K), wh, 1);
+      assertSameBits(allH.subarray(t * N, (t + 1) * N), one, `f16 row ${t}`);
+    }
   });
 
   // Unmasked attention at the vision tower's head size (88), a row count that is no multiple of 8 or 16 queries,

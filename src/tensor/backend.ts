@@ -28,7 +28,9 @@ export interface Weight {
  *   invariance holds). Hugging Face rounds activations to bf16 too when it runs the bf16 checkpoints in bf16; about
  *   3 significant digits on each activation instead of 7 (NMSE of a product against the exact one ≈ 2e-6, bound 1e-5
  *   in backend-vision.case.test.ts). A permission, not an order: a backend without such a kernel, or a weight of
- *   another dtype, computes exactly.
+ *   another dtype, computes exactly. The native AVX-512 set, where it has no BF16 kernel for the weight (f16 weights,
+ *   or a CPU without AVX-512 BF16), widens the weight exactly and keeps x in float32, summing the products in one
+ *   fixed order per output that differs from the row kernels' (kern-half-gemm.h): float32 rounding only.
  */
 export interface WeightOptions {
   readonly products?: 'exact' | 'bf16';

@@ -62,6 +62,12 @@ export interface RawEngine {
   packBf16(src: Uint8Array, experts: number, N: number, K: number): ArrayBuffer;
   /** out[T, N] = bf16(x) · W[expert]ᵀ for a packBf16 weight. */
   matmulBf16(out: Float32Array, x: Float32Array, w: Uint8Array, N: number, K: number, T: number, expert: number): void;
+  /** Whether this kernel set has the exact f16/bf16 GEMM (packHalf / matmulHalf; the AVX-512 set). */
+  readonly halfGemm: boolean;
+  /** f16 or bf16 [experts, N, K] -> the packed H16 layout of the exact f32 GEMM (native/src/kern-half-gemm.h). */
+  packHalf(src: Uint8Array, experts: number, N: number, K: number): ArrayBuffer;
+  /** out[T, N] = x · W[expert]ᵀ for a packHalf weight, exact f32 products (one fixed order per output). */
+  matmulHalf(out: Float32Array, x: Float32Array, w: Uint8Array, N: number, K: number, T: number, expert: number, bf16: boolean): void;
   /** q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout (native/src/common.h), natively allocated. */
   repackR8(src: Uint8Array, type: number, rows: number, K: number): ArrayBuffer;
   /** Whether quantize/quantizeAsync can write this GGML type. Older builds lack all three. */

@@ -41,6 +41,8 @@ class NativeWeight implements Weight {
   type: number; // GGML type id, or the native core's id of a repacked layout
   /** bf16 products: the packed copy the BF16 kernel reads (bytes keep the file layout for getRows/toF32). */
   packed: Uint8Array | null = null;
+  /** products 'bf16' without the BF16 kernel (f16 weights, or no AVX-512 BF16): the exact GEMM's packed copy. */
+  packedHalf: Uint8Array | null = null;
   constructor(
     readonly dtype: DType,
     readonly shape: readonly number[],
@@ -126,6 +128,14 @@ export class NativeBackend implements Backend {
       w.packed = new Uint8Array(copy);
       return w;
     }
+    // f16 weights, or bf16 ones where no BF16 kernel runs: the exact f32 GEMM on widened weights where the kernel set
+    // has one (AVX-512; a tile of 577 tokens otherwise runs the row kernels token by token).
+    if (opts.products === 'bf16' && (t.dtype === 'f16' || t.dtype === 'bf16') && t.shape.length >= 2 && this.engine.halfGemm) {
+      const copy = this.engine.packHalf(t.bytes, w.experts, w.rows, w.cols);
+      this.repacked.push(copy);
+      w.packedHalf = new Uint8Array(copy);
+      return w;
+    }
     const r8 = this.engine.canRepack(w.type);
     if (r8 >= 0 && w.rows % 8 === 0 && this.repackedBytes + t.bytes.length <= this.repackBudget) {
       const copy = this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols);
@@ -148,6 +158,7 @@ export class NativeBackend implements Backend {
     need(x, T * w.cols, 'x');
     need(out, T * w.rows, 'out');
     if (w.packed) this.engine.matmulBf16(out, x, w.packed, w.rows, w.cols, T, expert);
+    else if (w.packedHalf) this.engine.matmulHalf(out, x, w.packedHalf, w.rows, w.cols, T, expert, w.dtype === 'bf16');
     else this.engine.matmul(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
   }
 
@@ -161,6 +172,7 @@ export class NativeBackend implements Backend {
       need(out, T * w.rows, 'out');
       if (w.packed)
         this.engine.matmulBf16(out, x, w.packed, w.rows, w.cols, T, expert); // its own pool run
+      else if (w.packedHalf) this.engine.matmulHalf(out, x, w.packedHalf, w.rows, w.cols, T, expert, w.dtype === 'bf16');
       else args.push(out, x, w.bytes, w.type, w.rows, w.cols, T, expert);
     }
     if (args.length) this.engine.matmulMany(...args);
