@@ -8,6 +8,16 @@ import { parseTrainConfig } from '../src/train/config.ts';
 import { TrainModel } from '../src/train/model.ts';
 import { distillLoss } from '../src/train/loss.ts';
 import { Rng } from '../src/train/rng.ts';
+import { setTrainBackend } from '../src/train/kernels.ts';
+import { TsTrainBackend } from '../src/kernels/ts/train-ops.ts';
+import { tryCreateNativeTrainBackend } from '../src/kernels/native/train-backend.ts';
+import type { TrainBackend } from '../src/tensor/train-backend.ts';
+
+// Every check runs on the TypeScript reference and, where the addon loads, on the native training core.
+const backends: TrainBackend[] = [new TsTrainBackend()];
+const nat = tryCreateNativeTrainBackend(2);
+if (nat.backend) backends.push(nat.backend);
+else console.log(`# native training backend skipped: ${nat.reason}`);
 
 const base = {
   vocab_size: 23,
@@ -31,7 +41,12 @@ const base = {
 };
 
 function check(name: string, cfgRaw: Record<string, unknown>): void {
-  test(`gradient check (${name})`, () => {
+  for (const be of backends) checkOn(name, cfgRaw, be);
+}
+function checkOn(name: string, cfgRaw: Record<string, unknown>, be: TrainBackend): void {
+  test(`gradient check (${name}) on ${be.name}`, (t) => {
+    setTrainBackend(be);
+    t.after(() => setTrainBackend(backends[0]!));
     const cfg = parseTrainConfig(cfgRaw);
     const model = new TrainModel(cfg, { seed: 3, initStd: 0.25 });
     const rng = new Rng(9);

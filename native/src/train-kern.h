@@ -144,9 +144,22 @@ static void tk_attn_bwd_group(const float* q, const float* k, const float* v, co
   }
 }
 
+#include "train-rows.h"
+
 struct TkTable {
   void (*gemm_block)(const float*, long, long, const float*, long, float*, long, int, int, int, int, int, bool);
   void (*attn_fwd_head)(const float*, const float*, const float*, float*, float*, int, int, int, int, int, int, int, float, int);
   void (*attn_bwd_group)(const float*, const float*, const float*, const float*, const float*, float*, float*, float*, int, int, int,
                          int, int, int, float, int, float*);
+  decltype(&tk_rmsnorm_fwd) rmsnorm_fwd;
+  decltype(&tk_rmsnorm_bwd) rmsnorm_bwd;
+  decltype(&tk_swiglu_fwd) swiglu_fwd;
+  decltype(&tk_swiglu_bwd) swiglu_bwd;
+  decltype(&tk_xent) xent;
+  decltype(&tk_adamw) adamw;
+  decltype(&tk_sumsq) sumsq;
+  decltype(&tk_gather_rows) gather_rows;
+  decltype(&tk_scatter_add_rows) scatter_add_rows;
+  decltype(&tk_row_dots) row_dots;
+  decltype(&tk_rope) rope;
 };

@@ -3,6 +3,17 @@
 //                                                   2 = TN (C = Aᵀ·B, A [k, m], B [k, n]); C [m, n]
 //   attnFwd(q, k, v, P, O, B, T, nh, nkv, d, scale, chunk)            P [B, nh, T, T], O [B·T, nh, d] written
 //   attnBwd(q, k, v, P, dO, dq, dk, dv, B, T, nh, nkv, d, scale, chunk) dq/dk/dv accumulated
+//   rmsNormFwd(y, r, x, w|null, rows, dim, eps)                         y [rows, dim], r [rows]
+//   rmsNormBwd(dx, dw|null, dy, x, r, w|null, rows, dim, accumulate)    dw accumulated; dx may alias dy
+//   swigluFwd(m, g, u, rows, I, stride, gOff, uOff)                     m [rows, I]; g/u rows at t·stride + off
+//   swigluBwd(dg, du, dm, g, u, rows, I, stride, gOff, uOff)            dg/du in g/u's layout
+//   xent(dLogits, logits, targets, rows, V, scale) → Σ −log p(y)       Int32Array targets, < 0 = ignored row
+//   adamw(w, g, m, v, lr, beta1, beta2, eps, wd, bc1, bc2, gmul)        one parameter tensor
+//   sumSquares(g, div) → Σ g² after g /= div in place (when div ≠ 1)
+//   gatherRows(out, src, idx, scale|null, rows, dim)                    out[j] = src[idx[j]]·scale[idx[j]]
+//   scatterAddRows(out, src, idx, scale|null, rows, dim)                out[idx[j]] += src[j]·scale[idx[j]]
+//   rowDots(out, a, b, idx, rows, dim)                                  out[j] = a[j]·b[idx[j]]
+//   rope(x, cos, sin, rows, T, nH, d, inverse)                          x [rows, nH, d] rotated in place
 // Every length is checked against the shapes (a wrong call throws a RangeError, never reads out of bounds). The
 // kernel set is picked at run time by CPU features (train-kern.h is compiled once per ISA); work is split over the
 // persistent thread pool (pool.h) in row × column blocks, attention in (batch, KV head) pairs.
@@ -12,6 +23,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "pool.h"
@@ -41,6 +53,26 @@ F32 f32(const Napi::CallbackInfo& info, size_t i, const char* name) {
   napi_get_typedarray_info(env, info[i], &type, &len, &data, nullptr, nullptr);
   if (type != napi_float32_array) throw Napi::TypeError::New(env, std::string(name) + " must be a Float32Array");
   return F32{(float*)data, len};
+}
+F32 f32orNull(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info[i].IsNull() || info[i].IsUndefined()) return F32{nullptr, 0};
+  return f32(info, i, name);
+}
+struct I32 { const int32_t* p; size_t len; };
+I32 i32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  napi_env env = info.Env();
+  bool is = false;
+  napi_is_typedarray(env, info[i], &is);
+  napi_typedarray_type type = napi_float32_array;
+  size_t len = 0;
+  void* data = nullptr;
+  if (is) napi_get_typedarray_info(env, info[i], &type, &len, &data, nullptr, nullptr);
+  if (!is || type != napi_int32_array) throw Napi::TypeError::New(env, std::string(name) + " must be an Int32Array");
+  return I32{(const int32_t*)data, len};
+}
+double fnum(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
 }
 int64_t inum(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
@@ -73,6 +105,12 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
     return DefineClass(env, "TrainEngine", {
       InstanceMethod<&TrainEngine::Matmul>("matmul"), InstanceMethod<&TrainEngine::AttnFwd>("attnFwd"),
       InstanceMethod<&TrainEngine::AttnBwd>("attnBwd"), InstanceMethod<&TrainEngine::Dispose>("dispose"),
+      InstanceMethod<&TrainEngine::RmsNormFwd>("rmsNormFwd"), InstanceMethod<&TrainEngine::RmsNormBwd>("rmsNormBwd"),
+      InstanceMethod<&TrainEngine::SwigluFwd>("swigluFwd"), InstanceMethod<&TrainEngine::SwigluBwd>("swigluBwd"),
+      InstanceMethod<&TrainEngine::Xent>("xent"), InstanceMethod<&TrainEngine::AdamW>("adamw"),
+      InstanceMethod<&TrainEngine::SumSquares>("sumSquares"), InstanceMethod<&TrainEngine::GatherRows>("gatherRows"),
+      InstanceMethod<&TrainEngine::ScatterAddRows>("scatterAddRows"), InstanceMethod<&TrainEngine::RowDots>("rowDots"),
+      InstanceMethod<&TrainEngine::Rope>("rope"),
       InstanceAccessor<&TrainEngine::Threads>("threads"), InstanceAccessor<&TrainEngine::Isa>("isa"),
     });
   }
@@ -173,11 +211,184 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
     }, &j, j.B * j.nkv);
   }
 
+  // Row ops: work split in blocks of rows that depend on the shape only (≈16 K elements each), so reductions over
+  // blocks (RMSNorm's dw, squared norms) give the same bits for any thread count.
+  template <class F>
+  static void par(Pool& p, int n, F&& f) {
+    using Fn = std::remove_reference_t<F>;
+    p.run([](void* c, int i, int tid) { (*(Fn*)c)(i, tid); }, &f, n);
+  }
+  static int rowBlock(long dim) { return (int)std::max<long>(1, 16384 / std::max<long>(1, dim)); }
+  static void checkIdx(const Napi::Env& env, const I32& idx, int rows, long limit, const char* name) {
+    if (idx.len < (size_t)rows) throw Napi::RangeError::New(env, std::string(name) + " is shorter than rows");
+    for (int j = 0; j < rows; j++)
+      if (idx.p[j] < 0 || idx.p[j] >= limit) throw Napi::RangeError::New(env, std::string(name) + " holds an out-of-range row");
+  }
+
+  void RmsNormFwd(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 y = f32(info, 0, "y"), r = f32(info, 1, "r"), x = f32(info, 2, "x"), w = f32orNull(info, 3, "w");
+    const int rows = (int)inum(info, 4, "rows", 0, INT32_MAX), dim = (int)inum(info, 5, "dim", 1, INT32_MAX);
+    const float eps = (float)fnum(info, 6, "eps");
+    const size_t n = (size_t)rows * dim;
+    need(env, y, n, "y"); need(env, r, rows, "r"); need(env, x, n, "x");
+    if (w.p) need(env, w, dim, "w");
+    const int rb = rowBlock(dim), t = (rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    par(pool(env), t, [&](int c, int) { tb->rmsnorm_fwd(y.p, r.p, x.p, w.p, dim, eps, c * rb, std::min(rows, (c + 1) * rb)); });
+  }
+  void RmsNormBwd(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 dx = f32(info, 0, "dx"), dw = f32orNull(info, 1, "dw"), dy = f32(info, 2, "dy"), x = f32(info, 3, "x"), r = f32(info, 4, "r");
+    F32 w = f32orNull(info, 5, "w");
+    const int rows = (int)inum(info, 6, "rows", 0, INT32_MAX), dim = (int)inum(info, 7, "dim", 1, INT32_MAX);
+    const bool acc = info[8].ToBoolean().Value();
+    const size_t n = (size_t)rows * dim;
+    need(env, dx, n, "dx"); need(env, dy, n, "dy"); need(env, x, n, "x"); need(env, r, rows, "r");
+    if (w.p) need(env, w, dim, "w");
+    if (dw.p) need(env, dw, dim, "dw");
+    const int rb = rowBlock(dim), t = (rows + rb - 1) / rb;
+    if (dw.p) part_.assign((size_t)t * dim, 0.0f);
+    const TkTable* tb = t_;
+    float* part = dw.p ? part_.data() : nullptr;
+    par(pool(env), t, [&](int c, int) {
+      tb->rmsnorm_bwd(dx.p, part ? part + (size_t)c * dim : nullptr, dy.p, x.p, r.p, w.p, dim, acc, c * rb, std::min(rows, (c + 1) * rb));
+    });
+    if (part)
+      for (int c = 0; c < t; c++)
+        for (int j = 0; j < dim; j++) dw.p[j] += part[(size_t)c * dim + j];
+  }
+  struct Glu { int rows, I; long stride, gOff, uOff; };
+  Glu gluArgs(const Napi::CallbackInfo& info, size_t o, std::initializer_list<F32*> strided, const F32& m) {
+    auto env = info.Env();
+    Glu a{(int)inum(info, o, "rows", 0, INT32_MAX), (int)inum(info, o + 1, "I", 1, INT32_MAX), inum(info, o + 2, "stride", 1, INT32_MAX),
+          inum(info, o + 3, "gOff", 0, INT32_MAX), inum(info, o + 4, "uOff", 0, INT32_MAX)};
+    if (a.stride < a.I) throw Napi::RangeError::New(env, "stride must be at least I");
+    need(env, m, (size_t)a.rows * a.I, "m");
+    if (a.rows > 0) {
+      const size_t last = (size_t)(a.rows - 1) * a.stride + a.I;
+      int k = 0;
+      for (F32* p : strided) {
+        const bool gate = k++ % 2 == 0;  // the list alternates gate-side, up-side operands
+        need(env, *p, last + (gate ? a.gOff : a.uOff), gate ? "gate operand" : "up operand");
+      }
+    }
+    return a;
+  }
+  void SwigluFwd(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 m = f32(info, 0, "m"), g = f32(info, 1, "g"), u = f32(info, 2, "u");
+    const Glu a = gluArgs(info, 3, {&g, &u}, m);
+    const int rb = rowBlock(a.I), t = (a.rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    par(pool(env), t, [&](int c, int) { tb->swiglu_fwd(m.p, g.p + a.gOff, u.p + a.uOff, a.I, a.stride, c * rb, std::min(a.rows, (c + 1) * rb)); });
+  }
+  void SwigluBwd(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 dg = f32(info, 0, "dg"), du = f32(info, 1, "du"), dm = f32(info, 2, "dm"), g = f32(info, 3, "g"), u = f32(info, 4, "u");
+    const Glu a = gluArgs(info, 5, {&g, &u, &dg, &du}, dm);
+    const int rb = rowBlock(a.I), t = (a.rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    par(pool(env), t, [&](int c, int) {
+      tb->swiglu_bwd(dg.p + a.gOff, du.p + a.uOff, dm.p, g.p + a.gOff, u.p + a.uOff, a.I, a.stride, c * rb, std::min(a.rows, (c + 1) * rb));
+    });
+  }
+  Napi::Value Xent(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 dl = f32(info, 0, "dLogits"), x = f32(info, 1, "logits");
+    I32 tg = i32(info, 2, "targets");
+    const int rows = (int)inum(info, 3, "rows", 0, INT32_MAX), V = (int)inum(info, 4, "V", 1, INT32_MAX);
+    const float scale = (float)fnum(info, 5, "scale");
+    need(env, dl, (size_t)rows * V, "dLogits"); need(env, x, (size_t)rows * V, "logits");
+    if (tg.len < (size_t)rows) throw Napi::RangeError::New(env, "targets is shorter than rows");
+    for (int i = 0; i < rows; i++)
+      if (tg.p[i] >= V) throw Napi::RangeError::New(env, "target " + std::to_string(tg.p[i]) + " is out of range");
+    dpart_.assign(rows, 0.0);
+    const int rb = std::max(1, rowBlock(V) / 4), t = (rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    double* rl = dpart_.data();
+    par(pool(env), t, [&](int c, int) { tb->xent(dl.p, rl, x.p, tg.p, V, scale, c * rb, std::min(rows, (c + 1) * rb)); });
+    double s = 0;
+    for (int i = 0; i < rows; i++) s += rl[i];
+    return Napi::Number::New(env, s);
+  }
+  void AdamW(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 w = f32(info, 0, "w"), g = f32(info, 1, "g"), m = f32(info, 2, "m"), v = f32(info, 3, "v");
+    need(env, g, w.len, "g"); need(env, m, w.len, "m"); need(env, v, w.len, "v");
+    const TkAdamW h{(float)fnum(info, 4, "lr"), (float)fnum(info, 5, "beta1"), (float)fnum(info, 6, "beta2"), (float)fnum(info, 7, "eps"),
+                    (float)fnum(info, 8, "wd"),  (float)fnum(info, 9, "bc1"),   (float)fnum(info, 10, "bc2"),  (float)fnum(info, 11, "gmul")};
+    const long n = (long)w.len, blk = 16384;
+    const TkTable* tb = t_;
+    par(pool(env), (int)((n + blk - 1) / blk), [&](int c, int) { tb->adamw(w.p, g.p, m.p, v.p, h, c * blk, std::min(n, (c + 1) * blk)); });
+  }
+  Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 g = f32(info, 0, "g");
+    const float div = (float)fnum(info, 1, "div");
+    const long n = (long)g.len, blk = 16384;
+    const int t = (int)((n + blk - 1) / blk);
+    dpart_.assign(t, 0.0);
+    const TkTable* tb = t_;
+    double* part = dpart_.data();
+    par(pool(env), t, [&](int c, int) { part[c] = tb->sumsq(g.p, div, c * blk, std::min(n, (c + 1) * blk)); });
+    double s = 0;
+    for (int c = 0; c < t; c++) s += part[c];
+    return Napi::Number::New(env, s);
+  }
+  // gatherRows / scatterAddRows share their arguments: (out, src, idx, scale|null, rows, dim).
+  void Rows(const Napi::CallbackInfo& info, bool scatter) {
+    auto env = info.Env();
+    F32 out = f32(info, 0, "out"), src = f32(info, 1, "src"), sc = f32orNull(info, 3, "scale");
+    I32 idx = i32(info, 2, "idx");
+    const int rows = (int)inum(info, 4, "rows", 0, INT32_MAX), dim = (int)inum(info, 5, "dim", 1, INT32_MAX);
+    const F32& table = scatter ? out : src;  // the side idx addresses
+    need(env, scatter ? src : out, (size_t)rows * dim, scatter ? "src" : "out");
+    const long limit = (long)(table.len / dim);
+    checkIdx(env, idx, rows, sc.p ? std::min<long>(limit, (long)sc.len) : limit, "idx");
+    const TkTable* tb = t_;
+    if (!scatter) {
+      const int rb = rowBlock(dim), t = (rows + rb - 1) / rb;
+      par(pool(env), t, [&](int c, int) { tb->gather_rows(out.p, src.p, idx.p, sc.p, dim, c * rb, std::min(rows, (c + 1) * rb)); });
+    } else {
+      // Split by columns (a row index may repeat); 16-column multiples keep the vector loop whole.
+      const int cb = std::max(16, ((dim + pool(env).size() - 1) / pool(env).size() + 15) / 16 * 16), t = (dim + cb - 1) / cb;
+      par(pool(env), t, [&](int c, int) { tb->scatter_add_rows(out.p, src.p, idx.p, sc.p, rows, dim, c * cb, std::min(dim, (c + 1) * cb)); });
+    }
+  }
+  void GatherRows(const Napi::CallbackInfo& info) { Rows(info, false); }
+  void ScatterAddRows(const Napi::CallbackInfo& info) { Rows(info, true); }
+  void RowDots(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 out = f32(info, 0, "out"), a = f32(info, 1, "a"), b = f32(info, 2, "b");
+    I32 idx = i32(info, 3, "idx");
+    const int rows = (int)inum(info, 4, "rows", 0, INT32_MAX), dim = (int)inum(info, 5, "dim", 1, INT32_MAX);
+    need(env, out, rows, "out"); need(env, a, (size_t)rows * dim, "a");
+    checkIdx(env, idx, rows, (long)(b.len / dim), "idx");
+    const int rb = rowBlock(dim), t = (rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    par(pool(env), t, [&](int c, int) { tb->row_dots(out.p, a.p, b.p, idx.p, dim, c * rb, std::min(rows, (c + 1) * rb)); });
+  }
+  void Rope(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 x = f32(info, 0, "x"), cs = f32(info, 1, "cos"), sn = f32(info, 2, "sin");
+    const int rows = (int)inum(info, 3, "rows", 0, INT32_MAX), T = (int)inum(info, 4, "T", 1, INT32_MAX);
+    const int nH = (int)inum(info, 5, "nH", 1, INT32_MAX), d = (int)inum(info, 6, "d", 2, INT32_MAX);
+    const bool inv = info[7].ToBoolean().Value();
+    if (d % 2) throw Napi::RangeError::New(env, "d must be even");
+    need(env, x, (size_t)rows * nH * d, "x"); need(env, cs, (size_t)T * (d / 2), "cos"); need(env, sn, (size_t)T * (d / 2), "sin");
+    const int rb = rowBlock((long)nH * d), t = (rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    par(pool(env), t, [&](int c, int) { tb->rope(x.p, cs.p, sn.p, T, nH, d, inv, c * rb, std::min(rows, (c + 1) * rb)); });
+  }
+
   const TkTable* t_ = nullptr;
   std::string isa_;
   std::unique_ptr<Pool> pool_;
   std::vector<float> bt_;
   std::vector<std::vector<float>> scratch_;
+  std::vector<float> part_;
+  std::vector<double> dpart_;
 };
 
 }  // namespace

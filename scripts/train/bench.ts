@@ -2,7 +2,8 @@
 /**
  * Training throughput, TypeScript reference vs native core, in one run on the same configs: tokens/s of
  * forward + backward + AdamW on B×T batches, and the native matrix products' GFLOP/s inside those steps.
- * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --threads N]
+ * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --threads N] [-- --configs a,b] [-- --profile]
+ * --profile prints the native step's time per op (ms/step; "other" is the TypeScript glue, allocation and GC).
  * Configs: "student"/"teacher" (the old default model's shapes) and "default" (the new default model's shape).
  */
 import { parseArgs } from 'node:util';
@@ -10,14 +11,20 @@ import { parseTrainConfig } from '../../src/train/config.ts';
 import { TrainModel } from '../../src/train/model.ts';
 import { crossEntropy } from '../../src/train/loss.ts';
 import { AdamW } from '../../src/train/optim.ts';
-import { matmulStats, setTrainBackend } from '../../src/train/kernels.ts';
+import { matmulStats, setTrainBackend, trainProfile } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { TsTrainBackend } from '../../src/kernels/ts/train-ops.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 import { SKILLS_MODEL } from './skills-stages.ts';
 
 const { values } = parseArgs({
-  options: { json: { type: 'boolean' }, steps: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' } },
+  options: {
+    json: { type: 'boolean' },
+    steps: { type: 'string' },
+    threads: { type: 'string' },
+    configs: { type: 'string' },
+    profile: { type: 'boolean' },
+  },
 });
 const base = {
   vocab_size: 1024,
@@ -39,7 +46,7 @@ if (!native) {
   process.exit(1);
 }
 
-function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; gflops: number; share: number } {
+function measure(raw: Record<string, unknown>, nSteps: number, profile = false): { tps: number; gflops: number; share: number } {
   const m = new TrainModel(parseTrainConfig(raw));
   const opt = new AdamW(m.params, { lr: 1e-3 });
   const V = Number(raw.vocab_size);
@@ -55,6 +62,8 @@ function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; g
       matmulStats.ms = 0;
       matmulStats.flops = 0;
       ms = 0;
+      trainProfile.ms.clear();
+      trainProfile.on = profile;
     }
     const t0 = performance.now();
     m.zeroGrad();
@@ -62,6 +71,16 @@ function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; g
     m.backward(r.dLogits, 0.01);
     opt.update(1e-3);
     ms += performance.now() - t0;
+  }
+  if (profile) {
+    trainProfile.on = false;
+    let sum = 0;
+    const rows = [...trainProfile.ms].sort((a, b) => b[1] - a[1]);
+    for (const [, t] of rows) sum += t;
+    rows.push(['other', ms - sum]);
+    for (const [op, t] of rows)
+      console.log(`  ${op.padEnd(16)} ${(t / nSteps).toFixed(2).padStart(8)} ms/step ${((100 * t) / ms).toFixed(1).padStart(5)}%`);
+    console.log(`  ${'step'.padEnd(16)} ${(ms / nSteps).toFixed(2).padStart(8)} ms/step`);
   }
   return { tps: ((nSteps * N) / ms) * 1000, gflops: matmulStats.flops / matmulStats.ms / 1e6, share: matmulStats.ms / ms };
 }
@@ -80,7 +99,8 @@ for (const name of names) {
   setTrainBackend(new TsTrainBackend());
   const ts = measure(raw, Math.max(1, Math.ceil(steps / 2)));
   setTrainBackend(native);
-  const nat = measure(raw, steps);
+  if (values.profile) console.log(`${name}: native per-op profile`);
+  const nat = measure(raw, steps, values.profile);
   results[name] = {
     typescript_tps: Math.round(ts.tps),
     native_tps: Math.round(nat.tps),

@@ -146,3 +146,237 @@ for (const be of backends) {
     });
   }
 }
+
+// Row operations: each against float64, gradients against central finite differences of a float64 loss Σ out·R.
+const close = (got: number, want: number, tol: number): boolean => Math.abs(got - want) <= tol * (1 + Math.abs(want));
+function fd(f: (x: Float64Array) => number, x: Float64Array, i: number, h = 1e-6): number {
+  const s = x[i]!;
+  x[i] = s + h;
+  const p = f(x);
+  x[i] = s - h;
+  const m = f(x);
+  x[i] = s;
+  return (p - m) / (2 * h);
+}
+
+for (const be of backends) {
+  test(`${be.name}: RMSNorm forward and backward against float64 and finite differences`, () => {
+    for (const [rows, dim] of [
+      [3, 5],
+      [4, 16],
+      [70, 37],
+      [9, 64],
+    ] as const) {
+      for (const weighted of [true, false]) {
+        const x = rand(rows * dim, rows + dim),
+          w = weighted ? Float32Array.from(rand(dim, 9), (v) => 1 + v) : null,
+          R = rand(rows * dim, 4),
+          eps = 1e-5;
+        const f64 = (xs: Float64Array, ws: Float64Array | null, out?: Float64Array): number => {
+          let loss = 0;
+          for (let i = 0; i < rows; i++) {
+            let ss = 0;
+            for (let j = 0; j < dim; j++) ss += xs[i * dim + j]! ** 2;
+            const r = 1 / Math.sqrt(ss / dim + eps);
+            for (let j = 0; j < dim; j++) {
+              const y = xs[i * dim + j]! * r * (ws ? ws[j]! : 1);
+              if (out) out[i * dim + j] = y;
+              loss += y * R[i * dim + j]!;
+            }
+          }
+          return loss;
+        };
+        const y = new Float32Array(rows * dim),
+          r = new Float32Array(rows),
+          y64 = new Float64Array(rows * dim);
+        be.rmsNormFwd(y, r, x, w, rows, dim, eps);
+        const x64 = Float64Array.from(x),
+          w64 = w ? Float64Array.from(w) : null;
+        f64(x64, w64, y64);
+        for (let i = 0; i < y.length; i++) assert.ok(close(y[i]!, y64[i]!, 2e-6), `y[${i}] ${y[i]} vs ${y64[i]}`);
+        for (const acc of [false, true]) {
+          const base = rand(rows * dim, 77),
+            dx = acc ? base.slice() : new Float32Array(rows * dim),
+            dw = w ? rand(dim, 78) : null,
+            dw0 = dw?.slice();
+          be.rmsNormBwd(dx, dw, R, x, r, w, rows, dim, acc);
+          for (let i = 0; i < rows * dim; i += 2) {
+            const want = fd((xs) => f64(xs, w64), x64, i) + (acc ? base[i]! : 0);
+            assert.ok(close(dx[i]!, want, 1e-4), `${rows}x${dim} dx[${i}] ${dx[i]} vs ${want}`);
+          }
+          if (dw && w64)
+            for (let j = 0; j < dim; j++) {
+              const want = fd((ws) => f64(x64, ws), w64, j) + dw0![j]!;
+              assert.ok(close(dw[j]!, want, 1e-4), `${rows}x${dim} dw[${j}] ${dw[j]} vs ${want}`);
+            }
+        }
+        // dx may alias dy.
+        const dy = R.slice(),
+          ref = new Float32Array(rows * dim);
+        be.rmsNormBwd(ref, null, R, x, r, w, rows, dim, false);
+        be.rmsNormBwd(dy, null, dy, x, r, w, rows, dim, false);
+        assert.deepEqual(dy, ref);
+      }
+    }
+  });
+
+  test(`${be.name}: SwiGLU forward and backward (separate and fused gate|up rows) against float64`, () => {
+    for (const [rows, I] of [
+      [3, 5],
+      [17, 48],
+      [5, 130],
+    ] as const) {
+      for (const fused of [false, true]) {
+        const stride = fused ? 2 * I : I,
+          gOff = 0,
+          uOff = fused ? I : 0;
+        const G = Float32Array.from(rand(rows * stride, 3 + I), (v) => 8 * v),
+          U = fused ? G : rand(rows * I, 5),
+          dm = rand(rows * I, 6);
+        const m = new Float32Array(rows * I);
+        be.swigluFwd(m, G, U, rows, I, stride, gOff, uOff);
+        const dG = new Float32Array(G.length),
+          dU = fused ? dG : new Float32Array(U.length);
+        be.swigluBwd(dG, dU, dm, G, U, rows, I, stride, gOff, uOff);
+        for (let t = 0; t < rows; t++)
+          for (let j = 0; j < I; j++) {
+            const g = G[t * stride + gOff + j]!,
+              u = U[t * stride + uOff + j]!,
+              s = 1 / (1 + Math.exp(-g)),
+              d = dm[t * I + j]!;
+            assert.ok(close(m[t * I + j]!, g * s * u, 2e-6), `m ${m[t * I + j]} vs ${g * s * u}`);
+            // d/dg of silu(g)·u and d/du, by finite differences in float64.
+            const h = 1e-6,
+              silu = (x: number): number => x / (1 + Math.exp(-x));
+            const wantG = (d * u * (silu(g + h) - silu(g - h))) / (2 * h);
+            assert.ok(close(dG[t * stride + gOff + j]!, wantG, 1e-5), `dg ${dG[t * stride + gOff + j]} vs ${wantG}`);
+            assert.ok(close(dU[t * stride + uOff + j]!, d * silu(g), 2e-6), `du ${dU[t * stride + uOff + j]} vs ${d * silu(g)}`);
+          }
+      }
+    }
+  });
+
+  test(`${be.name}: softmax cross-entropy loss and gradient against float64, ignored rows`, () => {
+    for (const [rows, V] of [
+      [3, 7],
+      [6, 37],
+      [5, 1024],
+    ] as const) {
+      const logits = Float32Array.from(rand(rows * V, V), (v) => 12 * v),
+        targets = Int32Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : (i * 7919) % V)),
+        scale = 0.37;
+      const dL = rand(rows * V, 1); // garbage: every row is overwritten
+      const loss = be.softmaxXent(dL, logits, targets, rows, V, scale);
+      let want = 0;
+      for (let i = 0; i < rows; i++) {
+        const y = targets[i]!;
+        if (y < 0) {
+          for (let j = 0; j < V; j++) assert.equal(dL[i * V + j], 0);
+          continue;
+        }
+        let mx = -Infinity;
+        for (let j = 0; j < V; j++) mx = Math.max(mx, logits[i * V + j]!);
+        let z = 0;
+        for (let j = 0; j < V; j++) z += Math.exp(logits[i * V + j]! - mx);
+        const lse = mx + Math.log(z);
+        want += lse - logits[i * V + y]!;
+        for (let j = 0; j < V; j++) {
+          const g = scale * (Math.exp(logits[i * V + j]! - lse) - (j === y ? 1 : 0));
+          assert.ok(
+            Math.abs(dL[i * V + j]! - g) <= 1e-6 * scale + 1e-5 * Math.abs(g),
+            `${rows}x${V} d[${i},${j}] ${dL[i * V + j]} vs ${g}`,
+          );
+        }
+      }
+      assert.ok(close(loss, want, 1e-6), `loss ${loss} vs ${want}`);
+    }
+    assert.throws(() => be.softmaxXent(new Float32Array(4), new Float32Array(4), Int32Array.of(4), 1, 4, 1));
+  });
+
+  test(`${be.name}: AdamW steps and squared norms against float64`, () => {
+    for (const n of [1, 37, 40000]) {
+      const w = rand(n, n),
+        m = new Float32Array(n),
+        v = new Float32Array(n);
+      const W = Float64Array.from(w),
+        M = new Float64Array(n),
+        Vv = new Float64Array(n);
+      for (let step = 1; step <= 3; step++) {
+        const g = rand(n, n + step);
+        const h = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, bc1: 1 - 0.9 ** step, bc2: 1 - 0.95 ** step, gmul: 0.5 };
+        be.adamw(w, g, m, v, h);
+        for (let i = 0; i < n; i++) {
+          const gi = g[i]! * h.gmul;
+          M[i] = h.beta1 * M[i]! + (1 - h.beta1) * gi;
+          Vv[i] = h.beta2 * Vv[i]! + (1 - h.beta2) * gi * gi;
+          W[i] = W[i]! - h.lr * (M[i]! / h.bc1 / (Math.sqrt(Vv[i]! / h.bc2) + h.eps) + h.wd * W[i]!);
+        }
+      }
+      for (let i = 0; i < n; i++) assert.ok(Math.abs(w[i]! - W[i]!) < 1e-5, `w[${i}] ${w[i]} vs ${W[i]}`);
+      const g = rand(n, 3),
+        g0 = g.slice();
+      const ss = be.sumSquares(g, 4);
+      let want = 0;
+      for (let i = 0; i < n; i++) {
+        assert.equal(g[i], Math.fround(g0[i]! / 4));
+        want += g[i]! * g[i]!;
+      }
+      assert.ok(close(ss, want, 1e-6), `Σg² ${ss} vs ${want}`);
+    }
+  });
+
+  test(`${be.name}: row gather, scatter-add (repeated rows), row dots and RoPE`, () => {
+    const rows = 11,
+      dim = 37,
+      nSrc = 5;
+    const src = rand(nSrc * dim, 1),
+      scale = rand(nSrc, 2),
+      idx = Int32Array.from({ length: rows }, (_, j) => (j * 3) % nSrc);
+    for (const sc of [null, scale]) {
+      const out = new Float32Array(rows * dim);
+      be.gatherRows(out, src, idx, sc, rows, dim);
+      for (let j = 0; j < rows; j++)
+        for (let x = 0; x < dim; x++) assert.equal(out[j * dim + x], Math.fround(src[idx[j]! * dim + x]! * (sc ? sc[idx[j]!]! : 1)));
+      const acc = rand(nSrc * dim, 3),
+        want = Float64Array.from(acc);
+      be.scatterAddRows(acc, out, idx, sc, rows, dim);
+      for (let j = 0; j < rows; j++) for (let x = 0; x < dim; x++) want[idx[j]! * dim + x]! += out[j * dim + x]! * (sc ? sc[idx[j]!]! : 1);
+      for (let i = 0; i < want.length; i++) assert.ok(close(acc[i]!, want[i]!, 1e-6), `scatter [${i}] ${acc[i]} vs ${want[i]}`);
+    }
+    const a = rand(rows * dim, 4),
+      dots = new Float32Array(rows);
+    be.rowDots(dots, a, src, idx, rows, dim);
+    for (let j = 0; j < rows; j++) {
+      let s = 0;
+      for (let x = 0; x < dim; x++) s += a[j * dim + x]! * src[idx[j]! * dim + x]!;
+      assert.ok(close(dots[j]!, s, 1e-6), `dot ${dots[j]} vs ${s}`);
+    }
+    assert.throws(() => be.gatherRows(new Float32Array(dim), src, Int32Array.of(nSrc), null, 1, dim));
+    // RoPE: rows [6, 3 heads, d 6] at positions i mod 4; then the inverse restores x.
+    const T = 4,
+      nH = 3,
+      d = 6,
+      n = 6,
+      half = d / 2;
+    const cos = new Float32Array(T * half),
+      sin = new Float32Array(T * half);
+    for (let i = 0; i < T * half; i++) {
+      cos[i] = Math.cos(0.3 * i);
+      sin[i] = Math.sin(0.3 * i);
+    }
+    const x = rand(n * nH * d, 8),
+      x0 = x.slice();
+    be.rope(x, cos, sin, n, T, nH, d, false);
+    for (let i = 0; i < n; i++)
+      for (let h = 0; h < nH; h++)
+        for (let j = 0; j < half; j++) {
+          const b = (i * nH + h) * d + 2 * j,
+            c = cos[(i % T) * half + j]!,
+            s = sin[(i % T) * half + j]!;
+          assert.ok(close(x[b]!, x0[b]! * c - x0[b + 1]! * s, 1e-6));
+          assert.ok(close(x[b + 1]!, x0[b]! * s + x0[b + 1]! * c, 1e-6));
+        }
+    be.rope(x, cos, sin, n, T, nH, d, true);
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i]! - x0[i]!) < 1e-6);
+  });
+}

@@ -16,11 +16,15 @@ import {
   linear,
   linearBackward,
   matmulNT,
+  gatherRows,
   rmsNormBwd,
   rmsNormFwd,
+  rope,
+  rowDots,
+  scatterAddRows,
   scratch,
   sigmoid,
-  swigluBwdPair,
+  swigluBwd,
   swigluFwd,
 } from './kernels.ts';
 import { Rng } from './rng.ts';
@@ -209,8 +213,7 @@ export class TrainModel {
         sin[t * half + j] = Math.sin(th);
       }
     let h: Float32Array = new Float32Array(N * H);
-    const E = this.embed.data;
-    for (let i = 0; i < N; i++) h.set(E.subarray(tokens[i]! * H, tokens[i]! * H + H), i * H);
+    gatherRows(h, this.embed.data, tokens, null, N, H);
     this.caches = [];
     this.auxLoss = 0;
     for (let l = 0; l < c.nLayers; l++) {
@@ -243,8 +246,7 @@ export class TrainModel {
       N = B * T,
       d = c.headDim;
     const nh = c.nHeads,
-      nkv = c.nKvHeads,
-      half = d / 2;
+      nkv = c.nKvHeads;
     const rIn = new Float32Array(N),
       a = new Float32Array(N * H);
     rmsNormFwd(a, rIn, hIn, L.inNorm.data, N, H, c.eps);
@@ -254,34 +256,17 @@ export class TrainModel {
     linear(q, a, L.q.data, N, nh * d, H);
     linear(k, a, L.k.data, N, nkv * d, H);
     linear(v, a, L.v.data, N, nkv * d, H);
-    const rope = c.ropeLayers[l]!;
+    const isRope = c.ropeLayers[l]!;
     let qRot = q,
       kRot = k,
       rq = new Float32Array(0),
       rk = new Float32Array(0);
     let qF = q,
       kF = k;
-    if (rope) {
+    if (isRope) {
       // Interleaved pairs (x[2j], x[2j+1]) — Llama 4's complex layout, not rotate_half.
-      for (const [x, nH] of [
-        [q, nh],
-        [k, nkv],
-      ] as const) {
-        for (let i = 0; i < N; i++) {
-          const t = i % T;
-          for (let hh = 0; hh < nH; hh++) {
-            const b = (i * nH + hh) * d;
-            for (let j = 0; j < half; j++) {
-              const cs = cos[t * half + j]!,
-                sn = sin[t * half + j]!;
-              const x0 = x[b + 2 * j]!,
-                x1 = x[b + 2 * j + 1]!;
-              x[b + 2 * j] = x0 * cs - x1 * sn;
-              x[b + 2 * j + 1] = x0 * sn + x1 * cs;
-            }
-          }
-        }
-      }
+      rope(q, cos, sin, N, T, nh, d, false);
+      rope(k, cos, sin, N, T, nkv, d, false);
       if (c.useQkNorm) {
         // Weightless RMSNorm per head AFTER RoPE (RoPE layers only); keep the pre-norm values for the backward.
         qRot = q;
@@ -321,7 +306,7 @@ export class TrainModel {
         m = new Float32Array(N * Im);
       linear(g, f, L.gate!.data, N, Im, H);
       linear(u, f, L.up!.data, N, Im, H);
-      swigluFwd(m, g, N, Im, 0, 0, 0, g, u);
+      swigluFwd(m, g, u, N, Im);
       linear(out, m, L.dn!.data, N, H, Im);
       cache.g = g;
       cache.u = u;
@@ -360,18 +345,15 @@ export class TrainModel {
       gu = new Float32Array(N * 2 * I),
       me = new Float32Array(N * I),
       ye = new Float32Array(N * H);
-    for (let j = 0; j < N; j++) {
-      const n = perm[j]!,
-        s = score[n]!;
-      for (let x = 0; x < H; x++) xe[j * H + x] = f[n * H + x]! * s;
-    }
+    gatherRows(xe, f, perm, score, N, H);
     for (let e = 0; e < E; e++) {
       const r0 = offs[e]!,
         cnt = counts[e]!;
       if (cnt === 0) continue;
       const W = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
       linear(gu.subarray(r0 * 2 * I), xe.subarray(r0 * H), W, cnt, 2 * I, H);
-      swigluFwd(me.subarray(r0 * I), gu.subarray(r0 * 2 * I), cnt, I, 2 * I, 0, I);
+      const guE = gu.subarray(r0 * 2 * I);
+      swigluFwd(me.subarray(r0 * I), guE, guE, cnt, I, 2 * I, 0, I);
       linear(ye.subarray(r0 * H), me.subarray(r0 * I), L.down!.data.subarray(e * H * I, (e + 1) * H * I), cnt, H, I);
     }
     // Shared expert on the unscaled input, always on.
@@ -380,12 +362,9 @@ export class TrainModel {
       m = new Float32Array(N * I);
     linear(g, f, L.shGate!.data, N, I, H);
     linear(u, f, L.shUp!.data, N, I, H);
-    swigluFwd(m, g, N, I, 0, 0, 0, g, u);
+    swigluFwd(m, g, u, N, I);
     linear(out, m, L.shDown!.data, N, H, I);
-    for (let j = 0; j < N; j++) {
-      const n = perm[j]!;
-      for (let x = 0; x < H; x++) out[n * H + x] = out[n * H + x]! + ye[j * H + x]!;
-    }
+    scatterAddRows(out, ye, perm, null, N, H);
     // Switch-style load balancing: E·Σ_e frac_e·mean_n softmax(rl)_e (frac has no gradient).
     const auxFrac = new Float32Array(E),
       auxProb = new Float32Array(N * E);
@@ -425,11 +404,7 @@ export class TrainModel {
     let dh: Float32Array = new Float32Array(N * H);
     rmsNormBwd(dh, this.norm.grad, dhn, last.hFinal, last.rFinal, this.norm.data, N, H, false);
     for (let l = c.nLayers - 1; l >= 0; l--) dh = this.layerBackward(l, dh, last.B, last.T, auxCoef);
-    const G = this.embed.grad;
-    for (let i = 0; i < N; i++) {
-      const t = last.tokens[i]! * H;
-      for (let x = 0; x < H; x++) G[t + x] = G[t + x]! + dh[i * H + x]!;
-    }
+    scatterAddRows(this.embed.grad, dh, last.tokens, null, N, H);
     this.caches = [];
     this.last = null;
   }
@@ -443,8 +418,7 @@ export class TrainModel {
       N = B * T,
       d = c.headDim;
     const nh = c.nHeads,
-      nkv = c.nKvHeads,
-      half = d / 2;
+      nkv = c.nKvHeads;
     // FFN block: out = h2 + FFN(norm(h2)).
     const df = new Float32Array(N * H);
     if (L.router) this.moeBackward(L, K, dOut, df, N, auxCoef);
@@ -454,7 +428,7 @@ export class TrainModel {
       linearBackward(dm, L.dn!.grad, dOut, K.m!, L.dn!.data, N, H, Im, false);
       const dg = new Float32Array(N * Im),
         du = new Float32Array(N * Im);
-      swigluBwdPair(dg, du, dm, K.g!, K.u!, N * Im);
+      swigluBwd(dg, du, dm, K.g!, K.u!, N, Im);
       linearBackward(df, L.gate!.grad, dg, K.f, L.gate!.data, N, Im, H, true);
       linearBackward(df, L.up!.grad, du, K.f, L.up!.data, N, Im, H, true);
     }
@@ -466,34 +440,17 @@ export class TrainModel {
     const dq = new Float32Array(N * nh * d),
       dk = new Float32Array(N * nkv * d),
       dv = new Float32Array(N * nkv * d);
-    const rope = c.ropeLayers[l]!;
+    const isRope = c.ropeLayers[l]!;
     attnBackward(K.q, K.k, K.v, K.P, dO, dq, dk, dv, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
-    if (rope) {
+    if (isRope) {
       if (c.useQkNorm) {
         rmsNormBwd(dq, null, dq, K.qRot, K.rq, null, N * nh, d, false);
         rmsNormBwd(dk, null, dk, K.kRot, K.rk, null, N * nkv, d, false);
       }
       // Inverse rotation (transpose of the 2×2 rotation).
       const { cos, sin } = this.ropeTables!;
-      for (const [x, nH] of [
-        [dq, nh],
-        [dk, nkv],
-      ] as const) {
-        for (let i = 0; i < N; i++) {
-          const t = i % T;
-          for (let hh = 0; hh < nH; hh++) {
-            const bb = (i * nH + hh) * d;
-            for (let j = 0; j < half; j++) {
-              const cs = cos[t * half + j]!,
-                sn = sin[t * half + j]!;
-              const y0 = x[bb + 2 * j]!,
-                y1 = x[bb + 2 * j + 1]!;
-              x[bb + 2 * j] = y0 * cs + y1 * sn;
-              x[bb + 2 * j + 1] = -y0 * sn + y1 * cs;
-            }
-          }
-        }
-      }
+      rope(dq, cos, sin, N, T, nh, d, true);
+      rope(dk, cos, sin, N, T, nkv, d, true);
     } else if (c.attnTemperatureTuning) {
       for (let i = 0; i < N; i++) {
         const s = this.tempScale(i % T);
@@ -522,12 +479,12 @@ export class TrainModel {
     linearBackward(dm, L.shDown!.grad, dOut, K.m!, L.shDown!.data, N, H, I, false);
     const dg = new Float32Array(N * I),
       du = new Float32Array(N * I);
-    swigluBwdPair(dg, du, dm, K.g!, K.u!, N * I);
+    swigluBwd(dg, du, dm, K.g!, K.u!, N, I);
     linearBackward(df, L.shGate!.grad, dg, K.f, L.shGate!.data, N, I, H, true);
     linearBackward(df, L.shUp!.grad, du, K.f, L.shUp!.data, N, I, H, true);
     // Routed experts, rows in expert order.
     const dye = new Float32Array(N * H);
-    for (let j = 0; j < N; j++) dye.set(dOut.subarray(perm[j]! * H, perm[j]! * H + H), j * H);
+    gatherRows(dye, dOut, perm, null, N, H);
     const dme = new Float32Array(N * I),
       dgu = new Float32Array(N * 2 * I),
       dxe = new Float32Array(N * H);
@@ -540,24 +497,21 @@ export class TrainModel {
       linearBackward(dme.subarray(r0 * I), dW, dye.subarray(r0 * H), K.me!.subarray(r0 * I), W, cnt, H, I, false);
       const gu = K.gu!.subarray(r0 * 2 * I),
         dguE = dgu.subarray(r0 * 2 * I);
-      swigluBwdPair(dguE, dguE, dme.subarray(r0 * I), gu, gu, cnt * I, 2 * I, 0, I, I);
+      swigluBwd(dguE, dguE, dme.subarray(r0 * I), gu, gu, cnt, I, 2 * I, 0, I);
       const gW = L.gateUp!.grad.subarray(e * 2 * I * H, (e + 1) * 2 * I * H),
         Wg = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
       linearBackward(dxe.subarray(r0 * H), gW, dguE, K.xe!.subarray(r0 * H), Wg, cnt, 2 * I, H, false);
       r0 += cnt;
     }
     // x_e = f·s: df += s·dx_e, ds = dx_e·f, d logit = ds·s(1−s) (gradient through the router score).
-    const drl = new Float32Array(N * E);
+    const drl = new Float32Array(N * E),
+      ds = new Float32Array(N);
+    scatterAddRows(df, dxe, perm, score, N, H);
+    rowDots(ds, dxe, K.f, perm, N, H);
     for (let j = 0; j < N; j++) {
       const n = perm[j]!,
         s = score[n]!;
-      let ds = 0;
-      for (let x = 0; x < H; x++) {
-        const g = dxe[j * H + x]!;
-        df[n * H + x] = df[n * H + x]! + s * g;
-        ds += g * K.f[n * H + x]!;
-      }
-      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + ds * s * (1 - s);
+      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + ds[j]! * s * (1 - s);
     }
     if (auxCoef !== 0) {
       // d/d rl[n,e] of coef·E·Σ_j frac_j·mean_n p_nj = coef·E/N · p_ne·(frac_e − Σ_j frac_j p_nj).

@@ -2,7 +2,7 @@
  * The native training backend: native/src/train-ops.cc (train-kern.h compiled per ISA, chosen by CPU features) on
  * its own thread pool. Same contract as the TypeScript reference (src/kernels/ts/train-ops.ts).
  */
-import type { AttnShape, MatmulLayout, TrainBackend } from '../../tensor/train-backend.ts';
+import type { AdamWStep, AttnShape, MatmulLayout, TrainBackend } from '../../tensor/train-backend.ts';
 import { loadAddon, type NativeIsa } from './addon.ts';
 
 export interface RawTrainEngine {
@@ -40,6 +40,51 @@ export interface RawTrainEngine {
     scale: number,
     chunk: number,
   ): void;
+  rmsNormFwd(y: Float32Array, r: Float32Array, x: Float32Array, w: Float32Array | null, rows: number, dim: number, eps: number): void;
+  rmsNormBwd(
+    dx: Float32Array,
+    dw: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    r: Float32Array,
+    w: Float32Array | null,
+    rows: number,
+    dim: number,
+    accumulate: boolean,
+  ): void;
+  swigluFwd(m: Float32Array, G: Float32Array, U: Float32Array, rows: number, I: number, stride: number, gOff: number, uOff: number): void;
+  swigluBwd(
+    dG: Float32Array,
+    dU: Float32Array,
+    dm: Float32Array,
+    G: Float32Array,
+    U: Float32Array,
+    rows: number,
+    I: number,
+    stride: number,
+    gOff: number,
+    uOff: number,
+  ): void;
+  xent(dLogits: Float32Array, logits: Float32Array, targets: Int32Array, rows: number, V: number, scale: number): number;
+  adamw(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    wd: number,
+    bc1: number,
+    bc2: number,
+    gmul: number,
+  ): void;
+  sumSquares(g: Float32Array, div: number): number;
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void;
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void;
+  rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx: Int32Array, rows: number, dim: number): void;
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, rows: number, T: number, nH: number, d: number, inverse: boolean): void;
   dispose(): void;
 }
 
@@ -78,6 +123,60 @@ export class NativeTrainBackend implements TrainBackend {
   ): void {
     this.eng.attnBwd(q, k, v, P, dO, dq, dk, dv, s.B, s.T, s.nh, s.nkv, s.d, s.scale, s.chunk);
   }
+  rmsNormFwd(y: Float32Array, r: Float32Array, x: Float32Array, w: Float32Array | null, rows: number, dim: number, eps: number): void {
+    this.eng.rmsNormFwd(y, r, x, w, rows, dim, eps);
+  }
+  rmsNormBwd(
+    dx: Float32Array,
+    dw: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    r: Float32Array,
+    w: Float32Array | null,
+    rows: number,
+    dim: number,
+    accumulate: boolean,
+  ): void {
+    this.eng.rmsNormBwd(dx, dw, dy, x, r, w, rows, dim, accumulate);
+  }
+  swigluFwd(m: Float32Array, G: Float32Array, U: Float32Array, rows: number, I: number, stride: number, gOff: number, uOff: number): void {
+    this.eng.swigluFwd(m, G, U, rows, I, stride, gOff, uOff);
+  }
+  swigluBwd(
+    dG: Float32Array,
+    dU: Float32Array,
+    dm: Float32Array,
+    G: Float32Array,
+    U: Float32Array,
+    rows: number,
+    I: number,
+    stride: number,
+    gOff: number,
+    uOff: number,
+  ): void {
+    this.eng.swigluBwd(dG, dU, dm, G, U, rows, I, stride, gOff, uOff);
+  }
+  softmaxXent(dLogits: Float32Array, logits: Float32Array, targets: Int32Array, rows: number, V: number, scale: number): number {
+    return this.eng.xent(dLogits, logits, targets, rows, V, scale);
+  }
+  adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamWStep): void {
+    this.eng.adamw(w, g, m, v, h.lr, h.beta1, h.beta2, h.eps, h.wd, h.bc1, h.bc2, h.gmul);
+  }
+  sumSquares(g: Float32Array, div: number): number {
+    return this.eng.sumSquares(g, div);
+  }
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void {
+    this.eng.gatherRows(out, src, idx, scale, rows, dim);
+  }
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void {
+    this.eng.scatterAddRows(out, src, idx, scale, rows, dim);
+  }
+  rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx: Int32Array, rows: number, dim: number): void {
+    this.eng.rowDots(out, a, b, idx, rows, dim);
+  }
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, rows: number, T: number, nH: number, d: number, inverse: boolean): void {
+    this.eng.rope(x, cos, sin, rows, T, nH, d, inverse);
+  }
   dispose(): void {
     this.eng.dispose();
   }
@@ -89,5 +188,7 @@ export function tryCreateNativeTrainBackend(threads: number, isa?: NativeIsa): {
   if (!addon) return { backend: null, reason };
   const Ctor = (addon as unknown as { TrainEngine?: new (threads: number, isa?: string) => RawTrainEngine }).TrainEngine;
   if (!Ctor) return { backend: null, reason: 'native core has no TrainEngine (rebuild with `npm run build:native`)' };
+  if (typeof (Ctor.prototype as { xent?: unknown }).xent !== 'function')
+    return { backend: null, reason: 'native core predates the row training ops (rebuild with `npm run build:native`)' };
   return { backend: new NativeTrainBackend(new Ctor(threads, isa)), reason: '' };
 }
