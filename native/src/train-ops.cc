@@ -1,7 +1,7 @@
 // Node-API surface of the training kernels: new TrainEngine(threads, isa?) with
 //   matmul(layout, C, A, B, m, n, k, accumulate)   layout 0 = NT (C = A·Bᵀ, B [n, k]), 1 = NN (B [k, n]),
 //                                                   2 = TN (C = Aᵀ·B, A [k, m], B [k, n]); C [m, n]
-//   attnFwd(q, k, v, P, O, B, T, nh, nkv, d, scale, chunk)            P [B, nh, T, T], O [B·T, nh, d] written
+//   attnFwd(q, k, v, P, O, B, T, nh, nkv, d, scale, chunk)            P [B, nh, T, T] (zeros outside the mask), O written
 //   attnBwd(q, k, v, P, dO, dq, dk, dv, B, T, nh, nkv, d, scale, chunk) dq/dk/dv accumulated
 //   rmsNormFwd(y, r, x, w|null, rows, dim, eps)                         y [rows, dim], r [rows]
 //   rmsNormBwd(dx, dw|null, dy, x, r, w|null, rows, dim, accumulate)    dw accumulated; dx may alias dy
@@ -194,15 +194,21 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
   }
   void AttnFwd(const Napi::CallbackInfo& info) {
     AttnJob j = attnArgs(info, false);
-    pool(info.Env()).run([](void* ctx, int c, int) {
+    auto& p = pool(info.Env());
+    scratch_.resize(p.size());
+    for (auto& s : scratch_) s.resize((size_t)j.d * j.T);
+    j.scratch = &scratch_;
+    p.run([](void* ctx, int c, int tid) {
       auto* a = (AttnJob*)ctx;
-      a->t->attn_fwd_head(a->q, a->k, a->v, a->P, a->O, a->B, a->T, a->nh, a->nkv, a->d, c / a->nh, c % a->nh, a->scale, a->chunk);
+      a->t->attn_fwd_head(a->q, a->k, a->v, a->P, a->O, a->T, a->nh, a->nkv, a->d, c / a->nh, c % a->nh, a->scale, a->chunk,
+                          (*a->scratch)[tid].data());
     }, &j, j.B * j.nh);
   }
   void AttnBwd(const Napi::CallbackInfo& info) {
     AttnJob j = attnArgs(info, true);
     auto& p = pool(info.Env());
-    scratch_.assign(p.size(), std::vector<float>(j.T));
+    scratch_.resize(p.size());
+    for (auto& s : scratch_) s.resize((size_t)j.d * j.T + (size_t)j.T * j.T);
     j.scratch = &scratch_;
     p.run([](void* ctx, int c, int tid) {
       auto* a = (AttnJob*)ctx;

@@ -74,8 +74,14 @@ for (const be of backends) {
     }
   });
 
-  for (const chunk of [0, 3]) {
-    const sh: AttnShape = { B: 2, T: 7, nh: 4, nkv: 2, d: 5, scale: 1 / Math.sqrt(5), chunk };
+  // Small odd shapes, and one with whole 16/32-column tiles (T 37, d 24) and chunks that cut the 4-row blocks.
+  for (const [B, T, nh, nkv, d, chunk] of [
+    [2, 7, 4, 2, 5, 0],
+    [2, 7, 4, 2, 5, 3],
+    [1, 37, 2, 1, 24, 0],
+    [1, 37, 2, 1, 24, 14],
+  ] as const) {
+    const sh: AttnShape = { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk };
     const N = sh.B * sh.T,
       nq = N * sh.nh * sh.d,
       nk = N * sh.nkv * sh.d;
@@ -112,15 +118,28 @@ for (const be of backends) {
         }
       return loss;
     };
-    test(`${be.name}: attention forward (chunk ${chunk}) against float64`, () => {
+    test(`${be.name}: attention forward (T ${T}, d ${d}, chunk ${chunk}) against float64`, () => {
       const P = new Float32Array(sh.B * sh.nh * sh.T * sh.T),
         O = new Float32Array(nq),
         O64 = new Float64Array(nq);
+      P.fill(Number.NaN);
       be.attnForward(q, k, v, P, O, sh);
       ref(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), O64);
       for (let i = 0; i < nq; i++) assert.ok(Math.abs(O[i]! - O64[i]!) < 1e-6, `O[${i}] ${O[i]} vs ${O64[i]}`);
+      // P is written whole: a distribution over the visible keys, zeros elsewhere.
+      for (let r = 0; r < sh.B * sh.nh * sh.T; r++) {
+        const t = r % sh.T,
+          s0 = chunk ? Math.floor(t / chunk) * chunk : 0;
+        let z = 0;
+        for (let s = 0; s < sh.T; s++) {
+          const p = P[r * sh.T + s]!;
+          if (s < s0 || s > t) assert.equal(p, 0, `P row ${r} col ${s} outside the mask`);
+          else z += p;
+        }
+        assert.ok(Math.abs(z - 1) < 1e-6, `P row ${r} sums to ${z}`);
+      }
     });
-    test(`${be.name}: attention backward (chunk ${chunk}) against finite differences`, () => {
+    test(`${be.name}: attention backward (T ${T}, d ${d}, chunk ${chunk}) against finite differences`, () => {
       const P = new Float32Array(sh.B * sh.nh * sh.T * sh.T),
         O = new Float32Array(nq);
       be.attnForward(q, k, v, P, O, sh);

@@ -48,7 +48,7 @@ export interface TrainBackend {
     k: number,
     accumulate: boolean,
   ): void;
-  /** Softmax(q·kᵀ·scale) under the causal (and chunk) mask into P, P·v into O (both overwritten on the masked rows). */
+  /** Softmax(q·kᵀ·scale) under the causal (and chunk) mask into P (every entry written: zeros outside the mask), P·v into O. */
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, O: Float32Array, s: AttnShape): void;
   /** Backward of attnForward given dO: adds into dq, dk, dv. */
   attnBackward(

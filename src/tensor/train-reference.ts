@@ -144,6 +144,7 @@ export class TsTrainBackend implements TrainBackend {
           const qb = ((b * T + t) * nh + hh) * d;
           const s0 = chunk > 0 ? Math.floor(t / chunk) * chunk : 0;
           const pb = ((b * nh + hh) * T + t) * T;
+          P.fill(0, pb, pb + T);
           let mx = -Infinity;
           for (let s = s0; s <= t; s++) {
             const kb = ((b * T + s) * nkv + kh) * d;
