@@ -16,7 +16,8 @@
 //   rope(x, cos, sin, rows, T, nH, d, inverse)                          x [rows, nH, d] rotated in place
 // Every length is checked against the shapes (a wrong call throws a RangeError, never reads out of bounds). The
 // kernel set is picked at run time by CPU features (train-kern.h is compiled once per ISA); work is split over the
-// persistent thread pool (pool.h) in row × column blocks, attention in (batch, KV head) pairs.
+// persistent thread pool (pool.h): products in row × column blocks, attention in (batch, head) or (batch, KV head)
+// pairs, row ops in fixed blocks of rows.
 #include <napi.h>
 
 #include <algorithm>
@@ -148,25 +149,37 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
     const bool acc = info[7].ToBoolean().Value();
     need(env, C, (size_t)m * n, "C"); need(env, A, (size_t)m * k, "A"); need(env, B, (size_t)n * k, "B");
     if (m == 0 || n == 0) return;
-    GemmJob j{t_, A.p, 0, 0, B.p, n, C.p, n, m, n, k, acc, (n + kColBlock - 1) / kColBlock};
+    GemmJob j{t_, A.p, k, 1, B.p, n, C.p, n, m, n, k, acc, (n + kColBlock - 1) / kColBlock};
+    auto& p = pool(env);
     if (layout == 0) {
       // NT: B [n, k] → [k, n] once so the kernel streams contiguous columns.
       bt_.resize((size_t)n * k);
-      for (int r = 0; r < n; r++) for (int c = 0; c < k; c++) bt_[(size_t)c * n + r] = B.p[(size_t)r * k + c];
-      j.B = bt_.data(); j.sai = k; j.sap = 1;
-    } else if (layout == 1) { j.sai = k; j.sap = 1; }
-    else { j.sai = 1; j.sap = m; }
+      transpose(p, bt_.data(), B.p, n, k);
+      j.B = bt_.data();
+    } else if (layout == 2) { j.sai = 1; j.sap = m; }  // TN: a(i, p) = A[p·m + i]
     if (k == 0) {
       if (!acc) std::fill(C.p, C.p + (size_t)m * n, 0.0f);
       return;
     }
     const int chunks = ((m + kRowBlock - 1) / kRowBlock) * j.colBlocks;
-    pool(env).run([](void* ctx, int c, int) {
+    p.run([](void* ctx, int c, int) {
       auto* g = (GemmJob*)ctx;
       const int rb = c / g->colBlocks, cb = c % g->colBlocks;
       const int i0 = rb * kRowBlock, i1 = std::min(g->m, i0 + kRowBlock), j0 = cb * kColBlock, j1 = std::min(g->n, j0 + kColBlock);
       g->t->gemm_block(g->A, g->sai, g->sap, g->B, g->ldb, g->C, g->ldc, g->k, i0, i1, j0, j1, g->acc);
     }, &j, chunks);
+  }
+  // dst [cols, rows] = src [rows, cols]ᵀ in 32 × 32 tiles (both sides touch 32 lines per tile), strips of 32 source
+  // rows spread over the pool.
+  static void transpose(Pool& p, float* dst, const float* src, int rows, int cols) {
+    par(p, (rows + 31) / 32, [&](int c, int) {
+      const int r0 = c * 32, r1 = std::min(rows, r0 + 32);
+      for (int c0 = 0; c0 < cols; c0 += 32) {
+        const int c1 = std::min(cols, c0 + 32);
+        for (int r = r0; r < r1; r++)
+          for (int q = c0; q < c1; q++) dst[(size_t)q * rows + r] = src[(size_t)r * cols + q];
+      }
+    });
   }
 
   AttnJob attnArgs(const Napi::CallbackInfo& info, bool bwd) {
@@ -391,7 +404,7 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
   const TkTable* t_ = nullptr;
   std::string isa_;
   std::unique_ptr<Pool> pool_;
-  std::vector<float> bt_;
+  std::vector<float> bt_;  // NT's B transposed
   std::vector<std::vector<float>> scratch_;
   std::vector<float> part_;
   std::vector<double> dpart_;
