@@ -122,17 +122,6 @@ export function linearBackward(
   mm('tn', dW, dy, x, O, K, N, true, 0, 0, wOff);
 }
 
-const scratches: Float32Array[] = [];
-/** Reusable scratch buffers (slot-indexed) so the hot loop allocates nothing. */
-export function scratch(slot: number, n: number): Float32Array {
-  let s = scratches[slot];
-  if (!s || s.length < n) {
-    s = new Float32Array(Math.max(n, Math.ceil((s?.length ?? 0) * 1.5)));
-    scratches[slot] = s;
-  }
-  return s;
-}
-
 /** RMSNorm over rows: y = x·r·w (w null = none), r = 1/√(mean(x²)+eps) kept per row for the backward. */
 export function rmsNormFwd(
   y: Float32Array,
