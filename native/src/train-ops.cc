@@ -1,6 +1,7 @@
 // Node-API surface of the training kernels: new TrainEngine(threads, isa?) with
 //   matmul(layout, C, A, B, m, n, k, accumulate)   layout 0 = NT (C = A·Bᵀ, B [n, k]), 1 = NN (B [k, n]),
 //                                                   2 = TN (C = Aᵀ·B, A [k, m], B [k, n]); C [m, n]
+//   matmulBf16(same arguments as matmul)          products of bf16-rounded operands, f32 sums (bf16Gemm names the kernel)
 //   attnFwd(q, k, v, P, O, B, T, nh, nkv, d, scale, chunk)            P [B, nh, T, T] (zeros outside the mask), O written
 //   attnBwd(q, k, v, P, dO, dq, dk, dv, B, T, nh, nkv, d, scale, chunk) dq/dk/dv accumulated
 //   rmsNormFwd(y, r, x, w|null, rows, dim, eps)                         y [rows, dim], r [rows]
@@ -27,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gemm-bf16.h"
 #include "pool.h"
 #include "train-kern.h"
 
@@ -91,9 +93,9 @@ void need(const Napi::Env& env, const F32& a, size_t n, const char* name) {
 #endif
 
 struct GemmJob {
-  const TkTable* t; const float* A; long sai, sap; const float* B; long ldb; float* C; long ldc; int m, n, k; bool acc; int colBlocks;
+  const TkTable* t; const float* A; long sai, sap; const float* B; long ldb; float* C; long ldc; int m, n, k; bool acc;
+  int rowBlock, colBlock, colBlocks;
 };
-constexpr int kRowBlock = 64, kColBlock = 256;
 
 struct AttnJob {
   const TkTable* t; const float *q, *k, *v; float* P; const float* dO; float *O, *dq, *dk, *dv;
@@ -113,6 +115,7 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
       InstanceMethod<&TrainEngine::ScatterAddRows>("scatterAddRows"), InstanceMethod<&TrainEngine::RowDots>("rowDots"),
       InstanceMethod<&TrainEngine::Rope>("rope"),
       InstanceAccessor<&TrainEngine::Threads>("threads"), InstanceAccessor<&TrainEngine::Isa>("isa"),
+      InstanceAccessor<&TrainEngine::Bf16>("bf16Gemm"), InstanceMethod<&TrainEngine::MatmulBf16>("matmulBf16"),
     });
   }
   explicit TrainEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainEngine>(info) {
@@ -129,6 +132,9 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
       if (!want.empty() && want != "scalar") throw Napi::Error::New(env, "kernel set " + want + " is not usable on this CPU");
       t_ = train_base::table(); isa_ = "scalar";
     }
+#if defined(__x86_64__)
+    if (isa_ == "avx512") bf16_ = gemm_bf16_amx() ? gemm_bf16_amx() : gemm_bf16_avx512();
+#endif
     pool_ = std::make_unique<Pool>(threads);
   }
 
@@ -139,6 +145,7 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
   }
   Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), pool_ ? pool_->size() : 0); }
   Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), isa_); }
+  Napi::Value Bf16(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), bf16_ ? bf16_->name : ""); }
   void Dispose(const Napi::CallbackInfo&) { pool_.reset(); }
 
   void Matmul(const Napi::CallbackInfo& info) {
@@ -149,7 +156,7 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
     const bool acc = info[7].ToBoolean().Value();
     need(env, C, (size_t)m * n, "C"); need(env, A, (size_t)m * k, "A"); need(env, B, (size_t)n * k, "B");
     if (m == 0 || n == 0) return;
-    GemmJob j{t_, A.p, k, 1, B.p, n, C.p, n, m, n, k, acc, (n + kColBlock - 1) / kColBlock};
+    GemmJob j{t_, A.p, k, 1, B.p, n, C.p, n, m, n, k, acc, 64, 256, 0};
     auto& p = pool(env);
     if (layout == 0) {
       // NT: B [n, k] → [k, n] once so the kernel streams contiguous columns.
@@ -161,14 +168,94 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
       if (!acc) std::fill(C.p, C.p + (size_t)m * n, 0.0f);
       return;
     }
-    const int chunks = ((m + kRowBlock - 1) / kRowBlock) * j.colBlocks;
+    // Blocks of up to 64 rows × 256 columns, halved (rows first, down to 4 × 32) until every thread has 4 or the
+    // product is that small: a weight gradient dW [64, 64] (k = B·T) would otherwise run on one thread. Columns
+    // stay in 32-multiples, so every element takes the same tile path and sums k in the same order: the split
+    // never changes a bit.
+    const int want = 4 * p.size();
+    auto blocks = [&] { return ((m + j.rowBlock - 1) / j.rowBlock) * ((n + j.colBlock - 1) / j.colBlock); };
+    while (blocks() < want && (j.rowBlock > 4 || j.colBlock > 32)) {
+      if (j.rowBlock > 4 && (j.rowBlock >= 16 || j.colBlock == 32)) j.rowBlock /= 2;
+      else j.colBlock /= 2;
+    }
+    j.colBlocks = (n + j.colBlock - 1) / j.colBlock;
     p.run([](void* ctx, int c, int) {
       auto* g = (GemmJob*)ctx;
       const int rb = c / g->colBlocks, cb = c % g->colBlocks;
-      const int i0 = rb * kRowBlock, i1 = std::min(g->m, i0 + kRowBlock), j0 = cb * kColBlock, j1 = std::min(g->n, j0 + kColBlock);
+      const int i0 = rb * g->rowBlock, i1 = std::min(g->m, i0 + g->rowBlock), j0 = cb * g->colBlock, j1 = std::min(g->n, j0 + g->colBlock);
       g->t->gemm_block(g->A, g->sai, g->sap, g->B, g->ldb, g->C, g->ldc, g->k, i0, i1, j0, j1, g->acc);
-    }, &j, chunks);
+    }, &j, blocks());
   }
+  // matmulBf16: matmul's contract with both operands rounded to bf16 (nearest even) and each output one f32
+  // accumulator over the k pairs in order (VDPBF16PS / TDPBF16PS, gemm-bf16.h): twice the products per instruction
+  // of f32 FMA, at bf16's 8-bit mantissa. A becomes bf16 rows [m][Kp], B the kernel's 16-column panels; both are
+  // made on every call (weights change every step), O(mk + nk) against the product's O(mnk).
+  void MatmulBf16(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    if (!bf16_) throw Napi::Error::New(env, "this TrainEngine has no BF16 products (bf16Gemm is empty)");
+    const int layout = (int)inum(info, 0, "layout", 0, 2);
+    F32 C = f32(info, 1, "C"), A = f32(info, 2, "A"), B = f32(info, 3, "B");
+    const int m = (int)inum(info, 4, "m", 0, INT32_MAX), n = (int)inum(info, 5, "n", 0, INT32_MAX), k = (int)inum(info, 6, "k", 0, INT32_MAX);
+    const bool acc = info[7].ToBoolean().Value();
+    need(env, C, (size_t)m * n, "C"); need(env, A, (size_t)m * k, "A"); need(env, B, (size_t)n * k, "B");
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+      if (!acc) std::fill(C.p, C.p + (size_t)m * n, 0.0f);
+      return;
+    }
+    auto& p = pool(env);
+    const int Kp = (int)bf16p_even(k), P = (n + 15) / 16;
+    const CvtBf16Fn cvt = bf16_->cvt;
+    // Rows of a(i, ·) and b(·, j) as f32 [rows][k]: in place for NT's A and B and NN's A, transposed otherwise.
+    const float* ar = A.p;
+    if (layout == 2) { at_.resize((size_t)m * k); transpose(p, at_.data(), A.p, k, m); ar = at_.data(); }
+    const float* br = B.p;
+    if (layout != 0) { bt_.resize((size_t)n * k); transpose(p, bt_.data(), B.p, k, n); br = bt_.data(); }
+    xb_.resize((size_t)m * Kp);
+    bb_.resize((size_t)n * Kp);
+    wp_.resize((size_t)P * 16 * Kp);
+    uint16_t *xb = xb_.data(), *bb = bb_.data(), *wp = wp_.data();
+    auto toBf16 = [&](const float* src, uint16_t* dst, int rows) {
+      par(p, (rows + 63) / 64, [&](int c, int) {
+        for (int i = c * 64; i < std::min(rows, c * 64 + 64); i++) {
+          cvt(src + (size_t)i * k, dst + (size_t)i * Kp, k);
+          if (Kp != k) dst[(size_t)i * Kp + k] = 0;
+        }
+      });
+    };
+    toBf16(ar, xb, m);
+    toBf16(br, bb, n);
+    // Panel q, pair j, column c = (b(2j, 16q + c), b(2j + 1, 16q + c)), zero past n.
+    par(p, P, [&](int q, int) {
+      uint16_t* d = wp + (size_t)q * 16 * Kp;
+      for (int c = 0; c < 16; c++) {
+        const int j = 16 * q + c;
+        const uint16_t* s = j < n ? bb + (size_t)j * Kp : nullptr;
+        for (int t = 0; t < Kp / 2; t++) {
+          d[(size_t)t * 32 + 2 * c] = s ? s[2 * t] : 0;
+          d[(size_t)t * 32 + 2 * c + 1] = s ? s[2 * t + 1] : 0;
+        }
+      }
+    });
+    float* out = C.p;
+    if (acc) { ct_.resize((size_t)m * n); out = ct_.data(); }
+    // Units of 4 panels (64 columns) × a range of rows, the range shrinking until each thread has about four.
+    const int pb = (P + 3) / 4, nth = p.size();
+    int per = bf16_->tokensPerBlock;
+    while (per > 8 && (int64_t)pb * ((m + per - 1) / per) < 4 * nth) per /= 2;
+    const int tb = (m + per - 1) / per;
+    const GemmBf16Fn block = bf16_->block;
+    par(p, pb * tb, [&](int u, int) {
+      const int p0 = (u % pb) * 4, t0 = (u / pb) * per;
+      block(xb, Kp, t0, std::min(m, t0 + per), wp, p0, std::min(P, p0 + 4), n, out);
+    });
+    if (acc)
+      par(p, (m + 63) / 64, [&](int c, int) {
+        const size_t i0 = (size_t)c * 64 * n, i1 = std::min((size_t)m * n, i0 + (size_t)64 * n);
+        for (size_t i = i0; i < i1; i++) C.p[i] += out[i];
+      });
+  }
+
   // dst [cols, rows] = src [rows, cols]ᵀ in 32 × 32 tiles (both sides touch 32 lines per tile), strips of 32 source
   // rows spread over the pool.
   static void transpose(Pool& p, float* dst, const float* src, int rows, int cols) {
@@ -404,7 +491,9 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
   const TkTable* t_ = nullptr;
   std::string isa_;
   std::unique_ptr<Pool> pool_;
-  std::vector<float> bt_;  // NT's B transposed
+  std::vector<float> bt_, at_, ct_;           // transposed operands; matmulBf16's product before accumulation
+  std::vector<uint16_t> xb_, bb_, wp_;        // matmulBf16's bf16 rows of A and B, and B's panels
+  const Bf16Gemm* bf16_ = nullptr;
   std::vector<std::vector<float>> scratch_;
   std::vector<float> part_;
   std::vector<double> dpart_;

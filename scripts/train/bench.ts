@@ -5,6 +5,7 @@
  * and the native matrix products' GFLOP/s inside those steps.
  * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --threads N] [-- --configs a,b] [-- --profile]
  * --profile prints the native step's time per op (ms/step; "other" is the TypeScript glue, allocation and GC).
+ * Where the CPU has BF16 products it also times the native core with bf16 products (native_bf16_tps).
  * Configs: "student"/"teacher" (the old default model's shapes) and "default" (the new default model's shape).
  */
 import { parseArgs } from 'node:util';
@@ -93,9 +94,20 @@ function measure(raw: Record<string, unknown>, nSteps: number, profile = false):
 }
 
 const names = values.configs ? values.configs.split(',') : ['student', 'teacher'];
+// Mixed precision (bf16 products, f32 everything else) where the CPU has AVX-512 BF16 or AMX-BF16.
+const bf16 = tryCreateNativeTrainBackend(Number(values.threads ?? 2), undefined, 'bf16').backend;
 const results: Record<
   string,
-  { typescript_tps: number; native_tps: number; speedup: number; matmul_gflops: number; ts_matmul_gflops: number }
+  {
+    typescript_tps: number;
+    native_tps: number;
+    speedup: number;
+    matmul_gflops: number;
+    ts_matmul_gflops: number;
+    native_bf16_tps?: number;
+    bf16_speedup?: number;
+    bf16_matmul_gflops?: number;
+  }
 > = {};
 for (const name of names) {
   const raw = shapes[name];
@@ -115,9 +127,21 @@ for (const name of names) {
     matmul_gflops: +nat.gflops.toFixed(2),
     ts_matmul_gflops: +ts.gflops.toFixed(2),
   };
+  let bfLine = '';
+  if (bf16) {
+    setTrainBackend(bf16);
+    if (values.profile) console.log(`${name}: native bf16-products per-op profile`);
+    const bf = measure(raw, steps, values.profile);
+    Object.assign(results[name]!, {
+      native_bf16_tps: Math.round(bf.tps),
+      bf16_speedup: +(bf.tps / ts.tps).toFixed(2),
+      bf16_matmul_gflops: +bf.gflops.toFixed(2),
+    });
+    bfLine = `; ${bf16.name} ${bf.tps.toFixed(0)} tok/s (${bf.gflops.toFixed(2)} GFLOP/s): ${(bf.tps / ts.tps).toFixed(1)}x`;
+  }
   if (!values.json)
     console.log(
-      `${name}: TS ${ts.tps.toFixed(0)} tok/s (${(100 * ts.share).toFixed(0)}% in products, ${ts.gflops.toFixed(2)} GFLOP/s), native ${native.name} ${nat.tps.toFixed(0)} tok/s (${(100 * nat.share).toFixed(0)}% in products, ${nat.gflops.toFixed(2)} GFLOP/s): ${(nat.tps / ts.tps).toFixed(1)}x`,
+      `${name}: TS ${ts.tps.toFixed(0)} tok/s (${(100 * ts.share).toFixed(0)}% in products, ${ts.gflops.toFixed(2)} GFLOP/s), native ${native.name} ${nat.tps.toFixed(0)} tok/s (${(100 * nat.share).toFixed(0)}% in products, ${nat.gflops.toFixed(2)} GFLOP/s): ${(nat.tps / ts.tps).toFixed(1)}x${bfLine}`,
     );
 }
 const first = results[names[0]!]!;
@@ -127,9 +151,11 @@ if (values.json)
       typescript_tps: first.typescript_tps,
       native_tps: first.native_tps,
       matmul_gflops: first.matmul_gflops,
+      native_bf16_tps: first.native_bf16_tps,
       config: names[0],
       backend: native.name,
       configs: results,
     }),
   );
 native.dispose();
+bf16?.dispose();

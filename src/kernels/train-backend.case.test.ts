@@ -399,3 +399,89 @@ for (const be of backends) {
     for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i]! - x0[i]!) < 1e-6);
   });
 }
+
+// The native core splits work by shape, never by thread count: one thread and three give the same bits.
+for (const isa of nativeIsas()) {
+  test(`native ${isa}: results do not depend on the thread count`, (t) => {
+    const one = tryCreateNativeTrainBackend(1, isa).backend,
+      three = tryCreateNativeTrainBackend(3, isa).backend;
+    if (!one || !three) return t.skip('native training backend unavailable');
+    try {
+      for (const layout of ['nt', 'nn', 'tn'] as const)
+        for (const [m, n, k] of [
+          [64, 64, 1024],
+          [1024, 96, 96],
+          [130, 300, 70],
+        ] as const) {
+          const A = rand(m * k, m + k),
+            B = rand(n * k, n + k),
+            C1 = new Float32Array(m * n),
+            C3 = new Float32Array(m * n);
+          one.matmul(layout, C1, A, B, m, n, k, false);
+          three.matmul(layout, C3, A, B, m, n, k, false);
+          assert.deepEqual(C1, C3, `${layout} ${m}x${n}x${k}`);
+        }
+      const rows = 300,
+        dim = 96,
+        x = rand(rows * dim, 1),
+        dy = rand(rows * dim, 2),
+        r = new Float32Array(rows),
+        y = new Float32Array(rows * dim);
+      one.rmsNormFwd(y, r, x, null, rows, dim, 1e-5);
+      const dx1 = new Float32Array(rows * dim),
+        dx3 = new Float32Array(rows * dim),
+        dw1 = new Float32Array(dim),
+        dw3 = new Float32Array(dim);
+      one.rmsNormBwd(dx1, dw1, dy, x, r, rand(dim, 3), rows, dim, false);
+      three.rmsNormBwd(dx3, dw3, dy, x, r, rand(dim, 3), rows, dim, false);
+      assert.deepEqual(dw1, dw3);
+      assert.deepEqual(dx1, dx3);
+      const g = rand(100000, 4);
+      assert.equal(one.sumSquares(g, 1), three.sumSquares(g, 1));
+    } finally {
+      one.dispose();
+      three.dispose();
+    }
+  });
+}
+
+// BF16 products (mixed precision): each output is the f32 sum of products of bf16-rounded operands.
+const f1 = new Float32Array(1),
+  u1 = new Uint32Array(f1.buffer);
+function bf16(x: number): number {
+  f1[0] = x;
+  const b = u1[0]!;
+  u1[0] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  return f1[0]!;
+}
+for (const isa of nativeIsas()) {
+  const { backend: be } = tryCreateNativeTrainBackend(2, isa, 'bf16');
+  if (!be) continue;
+  test(`${be.name}: matmul nt/nn against float64 of bf16-rounded operands, odd shapes, accumulate; tn in f32`, () => {
+    for (const layout of ['nt', 'nn', 'tn'] as const)
+      for (const [m, n, k] of [
+        [1, 1, 1],
+        [3, 17, 5],
+        [7, 33, 64],
+        [65, 49, 31],
+        [130, 300, 70],
+        [4, 16, 0],
+      ] as const) {
+        const A = rand(m * k, m + 7 * n + k),
+          B = rand(n * k, 3 * m + n + 11 * k);
+        const R = layout === 'tn' ? refMatmul(layout, A, B, m, n, k) : refMatmul(layout, A.map(bf16), B.map(bf16), m, n, k);
+        for (const acc of [false, true]) {
+          const C = rand(m * n, 5),
+            C0 = C.slice();
+          be.matmul(layout, C, A, B, m, n, k, acc);
+          for (let i = 0; i < m * n; i++) {
+            const want = R[i]! + (acc ? C0[i]! : 0);
+            assert.ok(
+              Math.abs(C[i]! - want) <= 1e-5 * (1 + Math.sqrt(k)),
+              `${layout} ${m}x${n}x${k} acc=${acc} [${i}]: ${C[i]} vs ${want}`,
+            );
+          }
+        }
+      }
+  });
+}

@@ -9,6 +9,10 @@ export interface RawTrainEngine {
   readonly threads: number;
   readonly isa: NativeIsa;
   matmul(layout: number, C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, accumulate: boolean): void;
+  /** The BF16-products kernel ("avx512-bf16", "amx-bf16"), or "" when this engine has none. */
+  readonly bf16Gemm: string;
+  /** matmul with both operands rounded to bf16 (nearest even), f32 sums; needs bf16Gemm. */
+  matmulBf16(layout: number, C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, accumulate: boolean): void;
   attnFwd(
     q: Float32Array,
     k: Float32Array,
@@ -90,10 +94,21 @@ export interface RawTrainEngine {
 
 const LAYOUT: Record<MatmulLayout, number> = { nt: 0, nn: 1, tn: 2 };
 
+/**
+ * Matrix products in f32 (exact to the reference within f32 rounding, the default) or mixed precision: the forward
+ * products and the input gradients (NT, NN) with both operands rounded to bf16 and f32 sums (about twice the products
+ * per instruction on AVX-512 BF16 / AMX, at bf16's 8-bit mantissa), the weight gradients (TN, sums over every token
+ * of the batch) in f32. Every other op stays f32 either way.
+ */
+export type TrainProducts = 'f32' | 'bf16';
+
 export class NativeTrainBackend implements TrainBackend {
   readonly name: string;
-  constructor(private readonly eng: RawTrainEngine) {
-    this.name = `native-${eng.isa}x${eng.threads}`;
+  constructor(
+    private readonly eng: RawTrainEngine,
+    readonly products: TrainProducts = 'f32',
+  ) {
+    this.name = `native-${eng.isa}x${eng.threads}${products === 'bf16' ? '-bf16' : ''}`;
   }
   matmul(
     layout: MatmulLayout,
@@ -105,7 +120,8 @@ export class NativeTrainBackend implements TrainBackend {
     k: number,
     accumulate: boolean,
   ): void {
-    this.eng.matmul(LAYOUT[layout], C, A, B, m, n, k, accumulate);
+    if (this.products === 'bf16' && layout !== 'tn') this.eng.matmulBf16(LAYOUT[layout], C, A, B, m, n, k, accumulate);
+    else this.eng.matmul(LAYOUT[layout], C, A, B, m, n, k, accumulate);
   }
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, O: Float32Array, s: AttnShape): void {
     this.eng.attnFwd(q, k, v, P, O, s.B, s.T, s.nh, s.nkv, s.d, s.scale, s.chunk);
@@ -182,13 +198,22 @@ export class NativeTrainBackend implements TrainBackend {
   }
 }
 
-/** The native training backend, or null plus the reason (addon missing, too old, or disabled). */
-export function tryCreateNativeTrainBackend(threads: number, isa?: NativeIsa): { backend: NativeTrainBackend | null; reason: string } {
+/** The native training backend, or null plus the reason (addon missing, too old, disabled, or no BF16 products). */
+export function tryCreateNativeTrainBackend(
+  threads: number,
+  isa?: NativeIsa,
+  products: TrainProducts = 'f32',
+): { backend: NativeTrainBackend | null; reason: string } {
   const { addon, reason } = loadAddon();
   if (!addon) return { backend: null, reason };
   const Ctor = (addon as unknown as { TrainEngine?: new (threads: number, isa?: string) => RawTrainEngine }).TrainEngine;
   if (!Ctor) return { backend: null, reason: 'native core has no TrainEngine (rebuild with `npm run build:native`)' };
   if (typeof (Ctor.prototype as { xent?: unknown }).xent !== 'function')
     return { backend: null, reason: 'native core predates the row training ops (rebuild with `npm run build:native`)' };
-  return { backend: new NativeTrainBackend(new Ctor(threads, isa)), reason: '' };
+  const eng = new Ctor(threads, isa);
+  if (products === 'bf16' && !eng.bf16Gemm) {
+    eng.dispose();
+    return { backend: null, reason: 'no BF16 products on this CPU or build (AVX-512 BF16 or AMX-BF16 needed)' };
+  }
+  return { backend: new NativeTrainBackend(eng, products), reason: '' };
 }
