@@ -192,4 +192,6 @@ struct TkTable {
   decltype(&tk_scatter_add_rows) scatter_add_rows;
   decltype(&tk_row_dots) row_dots;
   decltype(&tk_rope) rope;
+  decltype(&tk_add) add;
+  decltype(&tk_softmax_rows) softmax_rows;
 };

@@ -15,6 +15,8 @@
 //   scatterAddRows(out, src, idx, scale|null, rows, dim)                out[idx[j]] += src[j]·scale[idx[j]]
 //   rowDots(out, a, b, idx, rows, dim)                                  out[j] = a[j]·b[idx[j]]
 //   rope(x, cos, sin, rows, T, nH, d, inverse)                          x [rows, nH, d] rotated in place
+//   add(y, x, n)                                                        y[i] += x[i]
+//   softmaxRows(y, x, rows, dim)                                        y = row-wise softmax(x); y may alias x
 // Every length is checked against the shapes (a wrong call throws a RangeError, never reads out of bounds). The
 // kernel set is picked at run time by CPU features (train-kern.h is compiled once per ISA); work is split over the
 // persistent thread pool (pool.h): products in row × column blocks, attention in (batch, head) or (batch, KV head)
@@ -113,7 +115,8 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
       InstanceMethod<&TrainEngine::Xent>("xent"), InstanceMethod<&TrainEngine::AdamW>("adamw"),
       InstanceMethod<&TrainEngine::SumSquares>("sumSquares"), InstanceMethod<&TrainEngine::GatherRows>("gatherRows"),
       InstanceMethod<&TrainEngine::ScatterAddRows>("scatterAddRows"), InstanceMethod<&TrainEngine::RowDots>("rowDots"),
-      InstanceMethod<&TrainEngine::Rope>("rope"),
+      InstanceMethod<&TrainEngine::Rope>("rope"), InstanceMethod<&TrainEngine::Add>("add"),
+      InstanceMethod<&TrainEngine::SoftmaxRows>("softmaxRows"),
       InstanceAccessor<&TrainEngine::Threads>("threads"), InstanceAccessor<&TrainEngine::Isa>("isa"),
       InstanceAccessor<&TrainEngine::Bf16>("bf16Gemm"), InstanceMethod<&TrainEngine::MatmulBf16>("matmulBf16"),
     });
@@ -474,6 +477,23 @@ class TrainEngine : public Napi::ObjectWrap<TrainEngine> {
     const int rb = rowBlock(dim), t = (rows + rb - 1) / rb;
     const TkTable* tb = t_;
     par(pool(env), t, [&](int c, int) { tb->row_dots(out.p, a.p, b.p, idx.p, dim, c * rb, std::min(rows, (c + 1) * rb)); });
+  }
+  void Add(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 y = f32(info, 0, "y"), x = f32(info, 1, "x");
+    const long n = (long)inum(info, 2, "n", 0, INT64_MAX >> 8), blk = 16384;
+    need(env, y, n, "y"); need(env, x, n, "x");
+    const TkTable* tb = t_;
+    par(pool(env), (int)((n + blk - 1) / blk), [&](int c, int) { tb->add(y.p, x.p, c * blk, std::min(n, (c + 1) * blk)); });
+  }
+  void SoftmaxRows(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    F32 y = f32(info, 0, "y"), x = f32(info, 1, "x");
+    const int rows = (int)inum(info, 2, "rows", 0, INT32_MAX), dim = (int)inum(info, 3, "dim", 1, INT32_MAX);
+    need(env, y, (size_t)rows * dim, "y"); need(env, x, (size_t)rows * dim, "x");
+    const int rb = rowBlock(dim), t = (rows + rb - 1) / rb;
+    const TkTable* tb = t_;
+    par(pool(env), t, [&](int c, int) { tb->softmax_rows(y.p, x.p, dim, c * rb, std::min(rows, (c + 1) * rb)); });
   }
   void Rope(const Napi::CallbackInfo& info) {
     auto env = info.Env();

@@ -213,6 +213,30 @@ static double tk_sumsq(float* g, float div, long i0, long i1) {
   return s;
 }
 
+// y[i] += x[i] on [i0, i1) (residual streams).
+static void tk_add(float* y, const float* x, long i0, long i1) {
+  long i = i0;
+  for (; i + 16 <= i1; i += 16) tk_store(y + i, tk_load(y + i) + tk_load(x + i));
+  for (; i < i1; i++) y[i] += x[i];
+}
+
+// Rows [i0, i1): y = softmax(x) over each row of `dim` (y may alias x).
+static void tk_softmax_rows(float* y, const float* x, int dim, int i0, int i1) {
+  for (int i = i0; i < i1; i++) {
+    const float* xr = x + (long)i * dim;
+    float* yr = y + (long)i * dim;
+    float mx = xr[0];
+    for (int j = 1; j < dim; j++) mx = xr[j] > mx ? xr[j] : mx;
+    tk_v16 sv{};
+    int j = 0;
+    for (; j + 16 <= dim; j += 16) { const tk_v16 e = tk_exp(tk_load(xr + j) - mx); tk_store(yr + j, e); sv += e; }
+    float s = tk_hsum(sv);
+    for (; j < dim; j++) { const float e = tk_exp1(xr[j] - mx); yr[j] = e; s += e; }
+    const float inv = 1.0f / s;
+    for (j = 0; j < dim; j++) yr[j] *= inv;
+  }
+}
+
 // Rows [j0, j1): out[j] = src[idx[j]]·(scale ? scale[idx[j]] : 1), rows of `dim`.
 static void tk_gather_rows(float* out, const float* src, const int32_t* idx, const float* scale, int dim, int j0, int j1) {
   for (int j = j0; j < j1; j++) {

@@ -398,6 +398,37 @@ for (const be of backends) {
     be.rope(x, cos, sin, n, T, nH, d, true);
     for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i]! - x0[i]!) < 1e-6);
   });
+
+  test(`${be.name}: add and row softmax against float64`, () => {
+    for (const n of [1, 37, 40000]) {
+      const y = rand(n, n),
+        x = rand(n, n + 1),
+        y0 = y.slice();
+      be.add(y, x, n);
+      for (let i = 0; i < n; i++) assert.equal(y[i], Math.fround(y0[i]! + x[i]!));
+    }
+    for (const [rows, dim] of [
+      [5, 4],
+      [3, 37],
+      [70, 16],
+    ] as const) {
+      const x = Float32Array.from(rand(rows * dim, dim), (v) => 20 * v),
+        y = new Float32Array(rows * dim);
+      be.softmaxRows(y, x, rows, dim);
+      for (let i = 0; i < rows; i++) {
+        let mx = -Infinity,
+          z = 0;
+        for (let j = 0; j < dim; j++) mx = Math.max(mx, x[i * dim + j]!);
+        for (let j = 0; j < dim; j++) z += Math.exp(x[i * dim + j]! - mx);
+        for (let j = 0; j < dim; j++) {
+          const want = Math.exp(x[i * dim + j]! - mx) / z;
+          assert.ok(Math.abs(y[i * dim + j]! - want) <= 1e-6 * want + 1e-12, `softmax [${i},${j}] ${y[i * dim + j]} vs ${want}`);
+        }
+      }
+      be.softmaxRows(x, x, rows, dim); // in place
+      assert.deepEqual(x, y);
+    }
+  });
 }
 
 // The native core splits work by shape, never by thread count: one thread and three give the same bits.

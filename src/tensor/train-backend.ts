@@ -114,4 +114,8 @@ export interface TrainBackend {
    * θ = (cos, sin)[t, j] (tables [T, d/2]); `inverse` rotates by −θ (the backward).
    */
   rope(x: Float32Array, cos: Float32Array, sin: Float32Array, rows: number, T: number, nH: number, d: number, inverse: boolean): void;
+  /** y[i] += x[i] for i < n (residual streams). */
+  add(y: Float32Array, x: Float32Array, n: number): void;
+  /** y = softmax over each row of x [rows, dim] (y may alias x). */
+  softmaxRows(y: Float32Array, x: Float32Array, rows: number, dim: number): void;
 }

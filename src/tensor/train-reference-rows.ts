@@ -198,6 +198,25 @@ export function rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx
   }
 }
 
+export function add(y: Float32Array, x: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) y[i] = y[i]! + x[i]!;
+}
+
+export function softmaxRows(y: Float32Array, x: Float32Array, rows: number, dim: number): void {
+  for (let i = 0; i < rows; i++) {
+    const b = i * dim;
+    let mx = -Infinity;
+    for (let j = 0; j < dim; j++) mx = Math.max(mx, x[b + j]!);
+    let s = 0;
+    for (let j = 0; j < dim; j++) {
+      const e = Math.exp(x[b + j]! - mx);
+      y[b + j] = e;
+      s += e;
+    }
+    for (let j = 0; j < dim; j++) y[b + j] = y[b + j]! / s;
+  }
+}
+
 export function rope(
   x: Float32Array,
   cos: Float32Array,

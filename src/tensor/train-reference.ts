@@ -269,4 +269,10 @@ export class TsTrainBackend implements TrainBackend {
   rope(x: Float32Array, cos: Float32Array, sin: Float32Array, n: number, T: number, nH: number, d: number, inverse: boolean): void {
     rows.rope(x, cos, sin, n, T, nH, d, inverse);
   }
+  add(y: Float32Array, x: Float32Array, n: number): void {
+    rows.add(y, x, n);
+  }
+  softmaxRows(y: Float32Array, x: Float32Array, n: number, dim: number): void {
+    rows.softmaxRows(y, x, n, dim);
+  }
 }

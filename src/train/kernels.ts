@@ -247,6 +247,18 @@ export function rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx
   backend.rowDots(out, a, b, idx, rows, dim);
   profEnd('gather/scatter', t0);
 }
+/** y[i] += x[i] (residual streams). */
+export function add(y: Float32Array, x: Float32Array, n: number): void {
+  const t0 = profStart();
+  backend.add(y, x, n);
+  profEnd('residual/softmax', t0);
+}
+/** y = softmax over each row of x [rows, dim] (router probabilities of the balancing loss). */
+export function softmaxRows(y: Float32Array, x: Float32Array, rows: number, dim: number): void {
+  const t0 = profStart();
+  backend.softmaxRows(y, x, rows, dim);
+  profEnd('residual/softmax', t0);
+}
 /** RoPE in place on x [rows, nH, d] (position = row mod T); `inverse` for the backward. */
 export function rope(
   x: Float32Array,

@@ -11,6 +11,7 @@ import { assert } from '../util/errors.ts';
 import { ropeInvFreq, type TrainModelConfig } from './config.ts';
 import { attnTemperatureScale } from '../model/llama4/config.ts';
 import {
+  add,
   attnBackward,
   attnForward,
   linear,
@@ -22,6 +23,7 @@ import {
   rope,
   rowDots,
   scatterAddRows,
+  softmaxRows,
   sigmoid,
   swigluBwd,
   swigluFwd,
@@ -202,6 +204,17 @@ export class TrainModel {
     for (const p of this.params) p.grad.fill(0);
   }
 
+  private temp: { N: number; T: number; rows: Int32Array; scale: Float32Array } | null = null;
+  /** Rows 0..N-1 and each row's temperature factor (position i mod T), for gatherRows. */
+  private tempRows(N: number, T: number): { rows: Int32Array; scale: Float32Array } {
+    if (!this.temp || this.temp.N !== N || this.temp.T !== T) {
+      const rows = Int32Array.from({ length: N }, (_, i) => i),
+        scale = Float32Array.from({ length: N }, (_, i) => this.tempScale(i % T));
+      this.temp = { N, T, rows, scale };
+    }
+    return this.temp;
+  }
+
   /** Temperature tuning factor for NoPE layers at absolute position p (spec §2.2). */
   private tempScale(p: number): number {
     return attnTemperatureScale(this.cfg, p);
@@ -303,10 +316,8 @@ export class TrainModel {
     } else if (c.attnTemperatureTuning) {
       // NoPE layers: q scaled by 1 + attn_scale·ln(1 + floor((p+1)/floor_scale)), p absolute; keys untouched.
       qF = A('qF', q.length);
-      for (let i = 0; i < N; i++) {
-        const s = this.tempScale(i % T);
-        for (let j = 0; j < nh * d; j++) qF[i * nh * d + j] = q[i * nh * d + j]! * s;
-      }
+      const { rows, scale } = this.tempRows(N, T);
+      gatherRows(qF, q, rows, scale, N, nh * d);
     }
     // Attention. RoPE layers: causal AND same chunk (floor(pos/C)); NoPE layers: causal over all positions.
     const P = A('P', B * nh * T * T),
@@ -314,7 +325,7 @@ export class TrainModel {
     attnForward(qF, kF, v, P, O, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
     const h2 = A('h2', N * H);
     linear(h2, O, L.o.data, N, H, nh * d);
-    for (let i = 0; i < N * H; i++) h2[i] = h2[i]! + hIn[i]!;
+    add(h2, hIn, N * H);
     const rPost = A('rPost', N),
       f = A('f', N * H);
     rmsNormFwd(f, rPost, h2, L.postNorm.data, N, H, c.eps);
@@ -334,7 +345,7 @@ export class TrainModel {
       cache.u = u;
       cache.m = m;
     }
-    for (let i = 0; i < N * H; i++) out[i] = out[i]! + h2[i]!;
+    add(out, h2, N * H);
     return { out, cache };
   }
 
@@ -398,21 +409,9 @@ export class TrainModel {
     const auxFrac = new Float32Array(E),
       auxProb = A('auxProb', N * E);
     for (let e = 0; e < E; e++) auxFrac[e] = counts[e]! / N;
+    softmaxRows(auxProb, rl, N, E);
     let aux = 0;
-    for (let n = 0; n < N; n++) {
-      let mx = -Infinity;
-      for (let e = 0; e < E; e++) mx = Math.max(mx, rl[n * E + e]!);
-      let s = 0;
-      for (let e = 0; e < E; e++) {
-        const p = Math.exp(rl[n * E + e]! - mx);
-        auxProb[n * E + e] = p;
-        s += p;
-      }
-      for (let e = 0; e < E; e++) {
-        auxProb[n * E + e] = auxProb[n * E + e]! / s;
-        aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N;
-      }
-    }
+    for (let n = 0; n < N; n++) for (let e = 0; e < E; e++) aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N;
     this.auxLoss += aux;
     Object.assign(cache, { rl, sel, score, perm, counts, xe, gu, me, g, u, m, auxFrac, auxProb });
   }
@@ -483,10 +482,8 @@ export class TrainModel {
       rope(dq, cos, sin, N, T, nh, d, true);
       rope(dk, cos, sin, N, T, nkv, d, true);
     } else if (c.attnTemperatureTuning) {
-      for (let i = 0; i < N; i++) {
-        const s = this.tempScale(i % T);
-        for (let j = 0; j < nh * d; j++) dq[i * nh * d + j] = dq[i * nh * d + j]! * s;
-      }
+      const { rows, scale } = this.tempRows(N, T);
+      gatherRows(dq, dq, rows, scale, N, nh * d); // in place: row i reads and writes row i
     }
     const da = W('da', N * H, true);
     linearBackward(da, L.q.grad, dq, K.a, L.q.data, N, nh * d, H, true);

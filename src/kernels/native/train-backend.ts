@@ -89,6 +89,8 @@ export interface RawTrainEngine {
   scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void;
   rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx: Int32Array, rows: number, dim: number): void;
   rope(x: Float32Array, cos: Float32Array, sin: Float32Array, rows: number, T: number, nH: number, d: number, inverse: boolean): void;
+  add(y: Float32Array, x: Float32Array, n: number): void;
+  softmaxRows(y: Float32Array, x: Float32Array, rows: number, dim: number): void;
   dispose(): void;
 }
 
@@ -193,6 +195,12 @@ export class NativeTrainBackend implements TrainBackend {
   rope(x: Float32Array, cos: Float32Array, sin: Float32Array, rows: number, T: number, nH: number, d: number, inverse: boolean): void {
     this.eng.rope(x, cos, sin, rows, T, nH, d, inverse);
   }
+  add(y: Float32Array, x: Float32Array, n: number): void {
+    this.eng.add(y, x, n);
+  }
+  softmaxRows(y: Float32Array, x: Float32Array, rows: number, dim: number): void {
+    this.eng.softmaxRows(y, x, rows, dim);
+  }
   dispose(): void {
     this.eng.dispose();
   }
@@ -208,7 +216,7 @@ export function tryCreateNativeTrainBackend(
   if (!addon) return { backend: null, reason };
   const Ctor = (addon as unknown as { TrainEngine?: new (threads: number, isa?: string) => RawTrainEngine }).TrainEngine;
   if (!Ctor) return { backend: null, reason: 'native core has no TrainEngine (rebuild with `npm run build:native`)' };
-  if (typeof (Ctor.prototype as { xent?: unknown }).xent !== 'function')
+  if (typeof (Ctor.prototype as { softmaxRows?: unknown }).softmaxRows !== 'function')
     return { backend: null, reason: 'native core predates the row training ops (rebuild with `npm run build:native`)' };
   const eng = new Ctor(threads, isa);
   if (products === 'bf16' && !eng.bf16Gemm) {
