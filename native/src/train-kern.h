@@ -8,7 +8,8 @@
 //   backward dX = dY·W     NN: sai = O, sap = 1
 //   backward dW += dYᵀ·X   TN: sai = 1, sap = O (rows of dY are read as columns)
 // Micro-tile: MR (≤ 4) rows × 32 columns (two 16-float vectors per row, 8 accumulators), the k loop innermost;
-// each broadcast a(i, p) feeds two FMAs. Columns past the last full 16 go through a scalar tail.
+// each broadcast a(i, p) feeds two FMAs. Columns past the last full 32 go through 16- and 8-wide tiles, then a
+// scalar tail.
 // Attention: training layout q [B·T, nh, d], k/v [B·T, nkv, d], probabilities P [B, nh, T, T] (kept for the
 // backward), RoPE layers masked to the query's chunk, NoPE layers causal over the whole row.
 #pragma once
@@ -56,11 +57,30 @@ static inline void tk_tile16(const float* A, long sai, long sap, const float* B,
   }
 }
 
+// 8 columns (a 32-byte vector): the tail of d = 24 heads and n ≡ 8..15 (mod 16) products.
+typedef float tk_v8 __attribute__((vector_size(32)));
+template <int MR>
+static inline void tk_tile8(const float* A, long sai, long sap, const float* B, long ldb, float* C, long ldc, int k, bool acc) {
+  tk_v8 c0[MR];
+  for (int r = 0; r < MR; r++) c0[r] = tk_v8{};
+  for (int p = 0; p < k; p++) {
+    tk_v8 b0;
+    std::memcpy(&b0, B + (long)p * ldb, sizeof b0);
+    for (int r = 0; r < MR; r++) c0[r] += A[r * sai + (long)p * sap] * b0;
+  }
+  for (int r = 0; r < MR; r++) {
+    float* c = C + r * ldc;
+    if (acc) { tk_v8 o; std::memcpy(&o, c, sizeof o); c0[r] += o; }
+    std::memcpy(c, &c0[r], sizeof c0[r]);
+  }
+}
+
 template <int MR>
 static inline void tk_rows(const float* A, long sai, long sap, const float* B, long ldb, float* C, long ldc, int k, int j0, int j1, bool acc) {
   int j = j0;
   for (; j + 32 <= j1; j += 32) tk_tile32<MR>(A, sai, sap, B + j, ldb, C + j, ldc, k, acc);
   for (; j + 16 <= j1; j += 16) tk_tile16<MR>(A, sai, sap, B + j, ldb, C + j, ldc, k, acc);
+  for (; j + 8 <= j1; j += 8) tk_tile8<MR>(A, sai, sap, B + j, ldb, C + j, ldc, k, acc);
   for (; j < j1; j++)
     for (int r = 0; r < MR; r++) {
       float s = 0;
