@@ -11,7 +11,7 @@ import { TsBackend } from './kernels/ts/index.ts';
 import { MappedFile, canMmap, nativeCoreInfo, tryCreateNativeBackend, tryCreateNativeQuantizer } from './kernels/native/index.ts';
 import type { TrainBackend } from './tensor/train-backend.ts';
 import { TsTrainBackend } from './kernels/ts/train-ops.ts';
-import { tryCreateNativeTrainBackend } from './kernels/native/train-backend.ts';
+import { type TrainProducts, tryCreateNativeTrainBackend } from './kernels/native/train-backend.ts';
 import { openSafetensors } from './io/safetensors.ts';
 import type { Llama4Config } from './model/llama4/config.ts';
 import { parseHfConfig } from './model/llama4/config.ts';
@@ -218,10 +218,21 @@ export async function createBackend(choice: BackendChoice = 'auto', threads?: nu
   return { backend: new TsBackend(), note };
 }
 
-/** The training backend (src/tensor/train-backend.ts): native when its addon loads, else the TypeScript reference. */
-export function createTrainBackend(choice: BackendChoice = 'auto', threads = 2): { backend: TrainBackend; note: string | null } {
-  if (choice === 'typescript') return { backend: new TsTrainBackend(), note: null };
-  const { backend, reason } = tryCreateNativeTrainBackend(threads);
+/**
+ * The training backend (src/tensor/train-backend.ts): native when its addon loads, else the TypeScript reference.
+ * `products: 'bf16'` asks for the native core's mixed-precision products (an error where there are none).
+ */
+export function createTrainBackend(
+  choice: BackendChoice = 'auto',
+  threads = 2,
+  products: TrainProducts = 'f32',
+): { backend: TrainBackend; note: string | null } {
+  if (choice === 'typescript') {
+    if (products === 'bf16') throw new UsageError('bf16 products need the native training backend');
+    return { backend: new TsTrainBackend(), note: null };
+  }
+  const { backend, reason } = tryCreateNativeTrainBackend(threads, undefined, products);
+  if (!backend && products === 'bf16') throw new UsageError(`bf16 products unavailable: ${reason}`);
   if (backend) return { backend, note: null };
   const note = `native training backend unavailable (${reason}); training in TypeScript`;
   if (choice === 'native') throw new UsageError(note);

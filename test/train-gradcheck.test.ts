@@ -8,6 +8,16 @@ import { parseTrainConfig } from '../src/train/config.ts';
 import { TrainModel } from '../src/train/model.ts';
 import { distillLoss } from '../src/train/loss.ts';
 import { Rng } from '../src/train/rng.ts';
+import { setTrainBackend } from '../src/train/kernels.ts';
+import { TsTrainBackend } from '../src/kernels/ts/train-ops.ts';
+import { type NativeTrainBackend, tryCreateNativeTrainBackend } from '../src/kernels/native/train-backend.ts';
+import type { TrainBackend } from '../src/tensor/train-backend.ts';
+
+// Every check runs on the TypeScript reference and, where the addon loads, on the native training core.
+const backends: TrainBackend[] = [new TsTrainBackend()];
+const nat = tryCreateNativeTrainBackend(2);
+if (nat.backend) backends.push(nat.backend);
+else console.log(`# native training backend skipped: ${nat.reason}`);
 
 const base = {
   vocab_size: 23,
@@ -31,7 +41,12 @@ const base = {
 };
 
 function check(name: string, cfgRaw: Record<string, unknown>): void {
-  test(`gradient check (${name})`, () => {
+  for (const be of backends) checkOn(name, cfgRaw, be);
+}
+function checkOn(name: string, cfgRaw: Record<string, unknown>, be: TrainBackend): void {
+  test(`gradient check (${name}) on ${be.name}`, (t) => {
+    setTrainBackend(be);
+    t.after(() => setTrainBackend(backends[0]!));
     const cfg = parseTrainConfig(cfgRaw);
     const model = new TrainModel(cfg, { seed: 3, initStd: 0.25 });
     const rng = new Rng(9);
@@ -139,4 +154,47 @@ test('DPO gradient matches finite differences and a few steps raise the reward m
     opt.update(3e-3);
   }
   assert.ok(last.loss < first.loss, `DPO loss ${first.loss} -> ${last.loss}`);
+});
+
+test('BF16 products (mixed precision): 15 AdamW steps follow the f32 loss curve', async (t) => {
+  const f32 = backends[1] as NativeTrainBackend | undefined;
+  const { backend: bf } = tryCreateNativeTrainBackend(2, undefined, 'bf16');
+  if (!f32 || !bf) return t.skip('native BF16 products unavailable');
+  const { AdamW } = await import('../src/train/optim.ts');
+  const curve = (be: TrainBackend): number[] => {
+    setTrainBackend(be);
+    const cfg = parseTrainConfig({
+      ...base,
+      vocab_size: 64,
+      hidden_size: 32,
+      head_dim: 8,
+      intermediate_size: 32,
+      intermediate_size_mlp: 48,
+    });
+    const model = new TrainModel(cfg, { seed: 5 });
+    const opt = new AdamW(model.params, { lr: 3e-3 });
+    const rng = new Rng(6);
+    const B = 4,
+      T = 16,
+      tokens = Int32Array.from({ length: B * T }, () => rng.int(64)),
+      targets = Int32Array.from({ length: B * T }, () => rng.int(64));
+    const out: number[] = [];
+    for (let s = 0; s < 15; s++) {
+      model.zeroGrad();
+      const r = distillLoss(model.forward(tokens, B, T), targets, 64);
+      model.backward(r.dLogits, 0.01);
+      opt.update(3e-3);
+      out.push(r.loss);
+    }
+    return out;
+  };
+  try {
+    const a = curve(f32),
+      b = curve(bf);
+    for (let s = 0; s < a.length; s++) assert.ok(Math.abs(a[s]! - b[s]!) < 0.02 * a[s]!, `step ${s}: f32 ${a[s]} vs bf16 ${b[s]}`);
+    assert.ok(b[b.length - 1]! < b[0]! - 0.5, `bf16 loss ${b[0]} → ${b[b.length - 1]}`);
+  } finally {
+    setTrainBackend(backends[0]!);
+    bf.dispose();
+  }
 });

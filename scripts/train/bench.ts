@@ -1,8 +1,11 @@
 #!/usr/bin/env -S npx tsx
 /**
  * Training throughput, TypeScript reference vs native core, in one run on the same configs: tokens/s of
- * forward + backward + AdamW on B×T batches, and the native matrix products' GFLOP/s inside those steps.
- * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --threads N]
+ * forward + backward + AdamW on B×T batches (from the median step time; the TypeScript run takes half the steps),
+ * and the native matrix products' GFLOP/s inside those steps.
+ * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --threads N] [-- --configs a,b] [-- --profile]
+ * --profile prints the native step's time per op (ms/step; "other" is the TypeScript glue, allocation and GC).
+ * Where the CPU has BF16 products it also times the native core with bf16 products (native_bf16_tps).
  * Configs: "student"/"teacher" (the old default model's shapes) and "default" (the new default model's shape).
  */
 import { parseArgs } from 'node:util';
@@ -10,14 +13,20 @@ import { parseTrainConfig } from '../../src/train/config.ts';
 import { TrainModel } from '../../src/train/model.ts';
 import { crossEntropy } from '../../src/train/loss.ts';
 import { AdamW } from '../../src/train/optim.ts';
-import { matmulStats, setTrainBackend } from '../../src/train/kernels.ts';
+import { matmulStats, setTrainBackend, trainProfile } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
 import { TsTrainBackend } from '../../src/kernels/ts/train-ops.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 import { SKILLS_MODEL } from './skills-stages.ts';
 
 const { values } = parseArgs({
-  options: { json: { type: 'boolean' }, steps: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' } },
+  options: {
+    json: { type: 'boolean' },
+    steps: { type: 'string' },
+    threads: { type: 'string' },
+    configs: { type: 'string' },
+    profile: { type: 'boolean' },
+  },
 });
 const base = {
   vocab_size: 1024,
@@ -32,14 +41,14 @@ const shapes: Record<string, Record<string, unknown>> = {
   teacher: { ...base, hidden_size: 96, head_dim: 24, intermediate_size: 192, intermediate_size_mlp: 384 },
   default: SKILLS_MODEL,
 };
-const steps = Number(values.steps ?? 4);
+const steps = Number(values.steps ?? 8);
 const { backend: native, reason } = tryCreateNativeTrainBackend(Number(values.threads ?? 2));
 if (!native) {
   console.error(`native training backend unavailable: ${reason}`);
   process.exit(1);
 }
 
-function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; gflops: number; share: number } {
+function measure(raw: Record<string, unknown>, nSteps: number, profile = false): { tps: number; gflops: number; share: number } {
   const m = new TrainModel(parseTrainConfig(raw));
   const opt = new AdamW(m.params, { lr: 1e-3 });
   const V = Number(raw.vocab_size);
@@ -50,26 +59,55 @@ function measure(raw: Record<string, unknown>, nSteps: number): { tps: number; g
   const tok = Int32Array.from({ length: N }, () => rng.int(V)),
     tgt = Int32Array.from({ length: N }, () => rng.int(V));
   let ms = 0;
+  const stepMs: number[] = [];
   for (let s = 0; s <= nSteps; s++) {
     if (s === 1) {
       matmulStats.ms = 0;
       matmulStats.flops = 0;
       ms = 0;
+      trainProfile.ms.clear();
+      trainProfile.on = profile;
     }
     const t0 = performance.now();
     m.zeroGrad();
     const r = crossEntropy(m.forward(tok, B, T), tgt, V);
     m.backward(r.dLogits, 0.01);
     opt.update(1e-3);
-    ms += performance.now() - t0;
+    const dt = performance.now() - t0;
+    ms += dt;
+    if (s > 0) stepMs.push(dt);
   }
-  return { tps: ((nSteps * N) / ms) * 1000, gflops: matmulStats.flops / matmulStats.ms / 1e6, share: matmulStats.ms / ms };
+  if (profile) {
+    trainProfile.on = false;
+    let sum = 0;
+    const rows = [...trainProfile.ms].sort((a, b) => b[1] - a[1]);
+    for (const [, t] of rows) sum += t;
+    rows.push(['other', ms - sum]);
+    for (const [op, t] of rows)
+      console.log(`  ${op.padEnd(16)} ${(t / nSteps).toFixed(2).padStart(8)} ms/step ${((100 * t) / ms).toFixed(1).padStart(5)}%`);
+    console.log(`  ${'step'.padEnd(16)} ${(ms / nSteps).toFixed(2).padStart(8)} ms/step`);
+  }
+  // Tokens/s from the median step (a shared machine's preemptions land on a few steps, not on the median).
+  stepMs.sort((a, b) => a - b);
+  const med = stepMs.length % 2 ? stepMs[stepMs.length >> 1]! : (stepMs[stepMs.length / 2 - 1]! + stepMs[stepMs.length / 2]!) / 2;
+  return { tps: (N / med) * 1000, gflops: matmulStats.flops / matmulStats.ms / 1e6, share: matmulStats.ms / ms };
 }
 
 const names = values.configs ? values.configs.split(',') : ['student', 'teacher'];
+// Mixed precision (bf16 products, f32 everything else) where the CPU has AVX-512 BF16 or AMX-BF16.
+const bf16 = tryCreateNativeTrainBackend(Number(values.threads ?? 2), undefined, 'bf16').backend;
 const results: Record<
   string,
-  { typescript_tps: number; native_tps: number; speedup: number; matmul_gflops: number; ts_matmul_gflops: number }
+  {
+    typescript_tps: number;
+    native_tps: number;
+    speedup: number;
+    matmul_gflops: number;
+    ts_matmul_gflops: number;
+    native_bf16_tps?: number;
+    bf16_speedup?: number;
+    bf16_matmul_gflops?: number;
+  }
 > = {};
 for (const name of names) {
   const raw = shapes[name];
@@ -80,7 +118,8 @@ for (const name of names) {
   setTrainBackend(new TsTrainBackend());
   const ts = measure(raw, Math.max(1, Math.ceil(steps / 2)));
   setTrainBackend(native);
-  const nat = measure(raw, steps);
+  if (values.profile) console.log(`${name}: native per-op profile`);
+  const nat = measure(raw, steps, values.profile);
   results[name] = {
     typescript_tps: Math.round(ts.tps),
     native_tps: Math.round(nat.tps),
@@ -88,9 +127,21 @@ for (const name of names) {
     matmul_gflops: +nat.gflops.toFixed(2),
     ts_matmul_gflops: +ts.gflops.toFixed(2),
   };
+  let bfLine = '';
+  if (bf16) {
+    setTrainBackend(bf16);
+    if (values.profile) console.log(`${name}: native bf16-products per-op profile`);
+    const bf = measure(raw, steps, values.profile);
+    Object.assign(results[name]!, {
+      native_bf16_tps: Math.round(bf.tps),
+      bf16_speedup: +(bf.tps / ts.tps).toFixed(2),
+      bf16_matmul_gflops: +bf.gflops.toFixed(2),
+    });
+    bfLine = `; ${bf16.name} ${bf.tps.toFixed(0)} tok/s (${bf.gflops.toFixed(2)} GFLOP/s): ${(bf.tps / ts.tps).toFixed(1)}x`;
+  }
   if (!values.json)
     console.log(
-      `${name}: TS ${ts.tps.toFixed(0)} tok/s (${(100 * ts.share).toFixed(0)}% in products, ${ts.gflops.toFixed(2)} GFLOP/s), native ${native.name} ${nat.tps.toFixed(0)} tok/s (${(100 * nat.share).toFixed(0)}% in products, ${nat.gflops.toFixed(2)} GFLOP/s): ${(nat.tps / ts.tps).toFixed(1)}x`,
+      `${name}: TS ${ts.tps.toFixed(0)} tok/s (${(100 * ts.share).toFixed(0)}% in products, ${ts.gflops.toFixed(2)} GFLOP/s), native ${native.name} ${nat.tps.toFixed(0)} tok/s (${(100 * nat.share).toFixed(0)}% in products, ${nat.gflops.toFixed(2)} GFLOP/s): ${(nat.tps / ts.tps).toFixed(1)}x${bfLine}`,
     );
 }
 const first = results[names[0]!]!;
@@ -100,9 +151,11 @@ if (values.json)
       typescript_tps: first.typescript_tps,
       native_tps: first.native_tps,
       matmul_gflops: first.matmul_gflops,
+      native_bf16_tps: first.native_bf16_tps,
       config: names[0],
       backend: native.name,
       configs: results,
     }),
   );
 native.dispose();
+bf16?.dispose();

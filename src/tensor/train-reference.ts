@@ -4,7 +4,8 @@
  * routine, `matmulNT` (C = A·Bᵀ, both operands with the reduction dimension contiguous), because a dot product over
  * contiguous memory is what V8 runs fastest; the other layouts transpose an operand first (O(n²) against O(n³)).
  */
-import type { AttnShape, MatmulLayout, TrainBackend } from './train-backend.ts';
+import type { AdamWStep, AttnShape, MatmulLayout, TrainBackend } from './train-backend.ts';
+import * as rows from './train-reference-rows.ts';
 
 /** C[m, n] (+)= A[m, k] · B[n, k]ᵀ, register-blocked 2×4. */
 export function matmulNT(C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, accumulate = false): void {
@@ -143,6 +144,7 @@ export class TsTrainBackend implements TrainBackend {
           const qb = ((b * T + t) * nh + hh) * d;
           const s0 = chunk > 0 ? Math.floor(t / chunk) * chunk : 0;
           const pb = ((b * nh + hh) * T + t) * T;
+          P.fill(0, pb, pb + T);
           let mx = -Infinity;
           for (let s = s0; s <= t; s++) {
             const kb = ((b * T + s) * nkv + kh) * d;
@@ -211,5 +213,66 @@ export class TsTrainBackend implements TrainBackend {
           }
         }
       }
+  }
+
+  rmsNormFwd(y: Float32Array, r: Float32Array, x: Float32Array, w: Float32Array | null, n: number, dim: number, eps: number): void {
+    rows.rmsNormFwd(y, r, x, w, n, dim, eps);
+  }
+  rmsNormBwd(
+    dx: Float32Array,
+    dw: Float32Array | null,
+    dy: Float32Array,
+    x: Float32Array,
+    r: Float32Array,
+    w: Float32Array | null,
+    n: number,
+    dim: number,
+    accumulate: boolean,
+  ): void {
+    rows.rmsNormBwd(dx, dw, dy, x, r, w, n, dim, accumulate);
+  }
+  swigluFwd(m: Float32Array, G: Float32Array, U: Float32Array, n: number, I: number, stride: number, gOff: number, uOff: number): void {
+    rows.swigluFwd(m, G, U, n, I, stride, gOff, uOff);
+  }
+  swigluBwd(
+    dG: Float32Array,
+    dU: Float32Array,
+    dm: Float32Array,
+    G: Float32Array,
+    U: Float32Array,
+    n: number,
+    I: number,
+    stride: number,
+    gOff: number,
+    uOff: number,
+  ): void {
+    rows.swigluBwd(dG, dU, dm, G, U, n, I, stride, gOff, uOff);
+  }
+  softmaxXent(dLogits: Float32Array, logits: Float32Array, targets: Int32Array, n: number, V: number, scale: number): number {
+    return rows.softmaxXent(dLogits, logits, targets, n, V, scale);
+  }
+  adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamWStep): void {
+    rows.adamw(w, g, m, v, h);
+  }
+  sumSquares(g: Float32Array, div: number): number {
+    return rows.sumSquares(g, div);
+  }
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, n: number, dim: number): void {
+    rows.gatherRows(out, src, idx, scale, n, dim);
+  }
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, n: number, dim: number): void {
+    rows.scatterAddRows(out, src, idx, scale, n, dim);
+  }
+  rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx: Int32Array, n: number, dim: number): void {
+    rows.rowDots(out, a, b, idx, n, dim);
+  }
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, n: number, T: number, nH: number, d: number, inverse: boolean): void {
+    rows.rope(x, cos, sin, n, T, nH, d, inverse);
+  }
+  add(y: Float32Array, x: Float32Array, n: number): void {
+    rows.add(y, x, n);
+  }
+  softmaxRows(y: Float32Array, x: Float32Array, n: number, dim: number): void {
+    rows.softmaxRows(y, x, n, dim);
   }
 }

@@ -1,13 +1,28 @@
 /**
- * f32 kernels for training. Matrix products and attention go through the training backend (src/tensor/
- * train-backend.ts: the TypeScript reference or the native core, set by the caller); norms and SwiGLU stay here.
- * A global timer counts the time spent in matrix products so the trainer can report its share.
+ * f32 kernels for training: every op goes through the training backend (src/tensor/train-backend.ts: the TypeScript
+ * reference or the native core, set by the caller). A global timer counts the time spent in matrix products so the
+ * trainer can report its share, and an optional per-op profile (trainProfile) times every op.
  */
 
-import type { AttnShape, MatmulLayout, TrainBackend } from '../tensor/train-backend.ts';
+import type { AdamWStep, AttnShape, MatmulLayout, TrainBackend } from '../tensor/train-backend.ts';
+export { sigmoid } from '../tensor/train-reference-rows.ts';
 import { transpose as tsTranspose, TsTrainBackend } from '../tensor/train-reference.ts';
 
 export const matmulStats = { ms: 0, flops: 0 };
+
+/**
+ * Per-op wall time of training steps (bench:train --profile): `on` turns the timers on; `ms` maps op → total ms.
+ * Off by default, when each op pays one boolean test.
+ */
+export const trainProfile = { on: false, ms: new Map<string, number>() };
+/** Start time of a profiled section (0 when profiling is off). */
+export function profStart(): number {
+  return trainProfile.on ? performance.now() : 0;
+}
+/** Adds the time since `t0` to `op`. */
+export function profEnd(op: string, t0: number): void {
+  if (trainProfile.on) trainProfile.ms.set(op, (trainProfile.ms.get(op) ?? 0) + performance.now() - t0);
+}
 
 let backend: TrainBackend = new TsTrainBackend();
 /** The backend training's products and attention run on (the TypeScript reference until a caller picks another). */
@@ -19,7 +34,9 @@ export function trainBackend(): TrainBackend {
 }
 
 export function attnForward(q: Float32Array, k: Float32Array, v: Float32Array, P: Float32Array, O: Float32Array, s: AttnShape): void {
+  const t0 = profStart();
   backend.attnForward(q, k, v, P, O, s);
+  profEnd('attention fwd', t0);
 }
 export function attnBackward(
   q: Float32Array,
@@ -32,7 +49,9 @@ export function attnBackward(
   dv: Float32Array,
   s: AttnShape,
 ): void {
+  const t0 = profStart();
   backend.attnBackward(q, k, v, P, dO, dq, dk, dv, s);
+  profEnd('attention bwd', t0);
 }
 
 /** C[m, n] (+)= A[m, k] · B[n, k]ᵀ on the current training backend; offsets address sub-matrices (expert slices). */
@@ -67,8 +86,10 @@ function mm(
   const t0 = performance.now();
   const sub = (x: Float32Array, off: number, len: number): Float32Array => (off === 0 && x.length === len ? x : x.subarray(off, off + len));
   backend.matmul(layout, sub(C, cOff, m * n), sub(A, aOff, m * k), sub(B, bOff, n * k), m, n, k, accumulate);
-  matmulStats.ms += performance.now() - t0;
+  const dt = performance.now() - t0;
+  matmulStats.ms += dt;
   matmulStats.flops += 2 * m * n * k;
+  if (trainProfile.on) trainProfile.ms.set('matmul', (trainProfile.ms.get('matmul') ?? 0) + dt);
 }
 
 /** out[cols, rows] = in[rows, cols]ᵀ (offset into `src` for sub-matrices). */
@@ -101,18 +122,7 @@ export function linearBackward(
   mm('tn', dW, dy, x, O, K, N, true, 0, 0, wOff);
 }
 
-const scratches: Float32Array[] = [];
-/** Reusable scratch buffers (slot-indexed) so the hot loop allocates nothing. */
-export function scratch(slot: number, n: number): Float32Array {
-  let s = scratches[slot];
-  if (!s || s.length < n) {
-    s = new Float32Array(Math.max(n, Math.ceil((s?.length ?? 0) * 1.5)));
-    scratches[slot] = s;
-  }
-  return s;
-}
-
-/** RMSNorm forward over rows: y = x · r · w, r = rsqrt(mean(x²)+eps); stores r per row for the backward. */
+/** RMSNorm over rows: y = x·r·w (w null = none), r = 1/√(mean(x²)+eps) kept per row for the backward. */
 export function rmsNormFwd(
   y: Float32Array,
   r: Float32Array,
@@ -121,26 +131,13 @@ export function rmsNormFwd(
   rows: number,
   dim: number,
   eps: number,
-  off = 0,
 ): void {
-  for (let i = 0; i < rows; i++) {
-    const b = off + i * dim;
-    let ss = 0;
-    for (let j = 0; j < dim; j++) {
-      const v = x[b + j]!;
-      ss += v * v;
-    }
-    const rr = 1 / Math.sqrt(ss / dim + eps);
-    r[i] = rr;
-    if (w) for (let j = 0; j < dim; j++) y[b + j] = x[b + j]! * rr * w[j]!;
-    else for (let j = 0; j < dim; j++) y[b + j] = x[b + j]! * rr;
-  }
+  const t0 = profStart();
+  backend.rmsNormFwd(y, r, x, w, rows, dim, eps);
+  profEnd('rmsnorm', t0);
 }
 
-/**
- * RMSNorm backward: with g = dy·w, dx = r·g − x·r³·mean(g·x); dw += Σ_rows dy·x·r. dx may alias dy.
- * `accumulate` adds into dx (residual stream) instead of overwriting it.
- */
+/** RMSNorm backward: dx (+)= r·g − x·r³·mean(g·x) with g = dy·w; dw += Σ_rows dy·x·r. dx may alias dy. */
 export function rmsNormBwd(
   dx: Float32Array,
   dw: Float32Array | null,
@@ -151,90 +148,129 @@ export function rmsNormBwd(
   rows: number,
   dim: number,
   accumulate: boolean,
-  off = 0,
 ): void {
-  for (let i = 0; i < rows; i++) {
-    const b = off + i * dim;
-    const rr = r[i]!;
-    let dot = 0;
-    for (let j = 0; j < dim; j++) {
-      const g = w ? dy[b + j]! * w[j]! : dy[b + j]!;
-      dot += g * x[b + j]!;
-      if (dw) dw[j] = dw[j]! + dy[b + j]! * x[b + j]! * rr;
-    }
-    const c = (rr * rr * rr * dot) / dim;
-    for (let j = 0; j < dim; j++) {
-      const g = w ? dy[b + j]! * w[j]! : dy[b + j]!;
-      const v = rr * g - x[b + j]! * c;
-      if (accumulate) dx[b + j] = dx[b + j]! + v;
-      else dx[b + j] = v;
-    }
-  }
+  const t0 = profStart();
+  backend.rmsNormBwd(dx, dw, dy, x, r, w, rows, dim, accumulate);
+  profEnd('rmsnorm', t0);
 }
 
-export function silu(x: number): number {
-  return x / (1 + Math.exp(-x));
-}
-export function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
-}
-
-/** m = silu(g)·u over n elements (gate/up read with strides so fused [gate|up] rows work). */
+/** m[t, j] = silu(g)·u, g/u rows at t·stride + gOff / uOff (one fused [gate|up] buffer, or two of stride I). */
 export function swigluFwd(
   m: Float32Array,
-  gu: Float32Array,
+  G: Float32Array,
+  U: Float32Array,
   rows: number,
   I: number,
-  gStride: number,
-  gOff: number,
-  uOff: number,
-  g?: Float32Array,
-  u?: Float32Array,
-): void {
-  if (g && u) {
-    for (let i = 0; i < rows * I; i++) m[i] = silu(g[i]!) * u[i]!;
-    return;
-  }
-  for (let t = 0; t < rows; t++) {
-    const b = t * gStride;
-    for (let j = 0; j < I; j++) m[t * I + j] = silu(gu[b + gOff + j]!) * gu[b + uOff + j]!;
-  }
-}
-
-/** Backward of m = silu(g)·u: dg = dm·u·σ(g)(1 + g(1−σ(g))), du = dm·silu(g). */
-export function swigluBwdPair(
-  dg: Float32Array,
-  du: Float32Array,
-  dm: Float32Array,
-  g: Float32Array,
-  u: Float32Array,
-  n: number,
-  gStride = 0,
+  stride = I,
   gOff = 0,
   uOff = 0,
-  I = n,
 ): void {
-  // Fused layout when gStride > 0: g/u (and dg/du) are the same [rows, 2I] buffer with gate at gOff, up at uOff.
-  if (gStride === 0) {
-    for (let i = 0; i < n; i++) {
-      const gv = g[i]!,
-        s = sigmoid(gv);
-      dg[i] = dm[i]! * u[i]! * s * (1 + gv * (1 - s));
-      du[i] = dm[i]! * gv * s;
-    }
-    return;
-  }
-  const rows = n / I;
-  for (let t = 0; t < rows; t++) {
-    for (let j = 0; j < I; j++) {
-      const gi = t * gStride + gOff + j,
-        ui = t * gStride + uOff + j;
-      const gv = g[gi]!,
-        uv = u[ui]!,
-        s = sigmoid(gv),
-        d = dm[t * I + j]!;
-      dg[gi] = d * uv * s * (1 + gv * (1 - s));
-      du[ui] = d * gv * s;
-    }
-  }
+  const t0 = profStart();
+  backend.swigluFwd(m, G, U, rows, I, stride, gOff, uOff);
+  profEnd('swiglu', t0);
+}
+
+/** Backward of swigluFwd: dG = dm·u·σ(g)(1 + g(1−σ(g))), dU = dm·silu(g), in G/U's layout. */
+export function swigluBwd(
+  dG: Float32Array,
+  dU: Float32Array,
+  dm: Float32Array,
+  G: Float32Array,
+  U: Float32Array,
+  rows: number,
+  I: number,
+  stride = I,
+  gOff = 0,
+  uOff = 0,
+): void {
+  const t0 = profStart();
+  backend.swigluBwd(dG, dU, dm, G, U, rows, I, stride, gOff, uOff);
+  profEnd('swiglu', t0);
+}
+
+/** Softmax cross-entropy (see TrainBackend.softmaxXent): returns Σ −log p(target) over kept rows. */
+export function softmaxXent(
+  dLogits: Float32Array,
+  logits: Float32Array,
+  targets: Int32Array,
+  rows: number,
+  V: number,
+  scale: number,
+): number {
+  const t0 = profStart();
+  const loss = backend.softmaxXent(dLogits, logits, targets, rows, V, scale);
+  profEnd('cross-entropy', t0);
+  return loss;
+}
+
+export function adamwStep(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: AdamWStep): void {
+  const t0 = profStart();
+  backend.adamw(w, g, m, v, h);
+  profEnd('adamw', t0);
+}
+export function sumSquares(g: Float32Array, div: number): number {
+  const t0 = profStart();
+  const s = backend.sumSquares(g, div);
+  profEnd('adamw', t0);
+  return s;
+}
+
+/** out[j] = src[idx[j]]·scale[idx[j]] (scale null = 1): embeddings, tokens grouped by expert. */
+export function gatherRows(
+  out: Float32Array,
+  src: Float32Array,
+  idx: Int32Array,
+  scale: Float32Array | null,
+  rows: number,
+  dim: number,
+): void {
+  const t0 = profStart();
+  backend.gatherRows(out, src, idx, scale, rows, dim);
+  profEnd('gather/scatter', t0);
+}
+/** out[idx[j]] += src[j]·scale[idx[j]], in row order (indices may repeat). */
+export function scatterAddRows(
+  out: Float32Array,
+  src: Float32Array,
+  idx: Int32Array,
+  scale: Float32Array | null,
+  rows: number,
+  dim: number,
+): void {
+  const t0 = profStart();
+  backend.scatterAddRows(out, src, idx, scale, rows, dim);
+  profEnd('gather/scatter', t0);
+}
+/** out[j] = a[j]·b[idx[j]] (row dot products). */
+export function rowDots(out: Float32Array, a: Float32Array, b: Float32Array, idx: Int32Array, rows: number, dim: number): void {
+  const t0 = profStart();
+  backend.rowDots(out, a, b, idx, rows, dim);
+  profEnd('gather/scatter', t0);
+}
+/** y[i] += x[i] (residual streams). */
+export function add(y: Float32Array, x: Float32Array, n: number): void {
+  const t0 = profStart();
+  backend.add(y, x, n);
+  profEnd('residual/softmax', t0);
+}
+/** y = softmax over each row of x [rows, dim] (router probabilities of the balancing loss). */
+export function softmaxRows(y: Float32Array, x: Float32Array, rows: number, dim: number): void {
+  const t0 = profStart();
+  backend.softmaxRows(y, x, rows, dim);
+  profEnd('residual/softmax', t0);
+}
+/** RoPE in place on x [rows, nH, d] (position = row mod T); `inverse` for the backward. */
+export function rope(
+  x: Float32Array,
+  cos: Float32Array,
+  sin: Float32Array,
+  rows: number,
+  T: number,
+  nH: number,
+  d: number,
+  inverse: boolean,
+): void {
+  const t0 = profStart();
+  backend.rope(x, cos, sin, rows, T, nH, d, inverse);
+  profEnd('rope', t0);
 }

@@ -6,6 +6,8 @@
  * - weighted log-likelihood: Σ c_row·(−log p(target)) with arbitrary per-row weights (DPO, policy gradient).
  */
 
+import { softmaxXent } from './kernels.ts';
+
 /** Row-wise log-softmax into `out` (may alias logits); returns nothing. */
 export function logSoftmaxRow(out: Float32Array, logits: Float32Array, off: number, V: number): void {
   let mx = -Infinity;
@@ -39,21 +41,16 @@ export function distillLoss(
   let count = 0;
   for (let i = 0; i < N; i++) if (targets[i]! >= 0) count++;
   if (count === 0) return { loss: 0, count: 0, dLogits };
-  const lp = new Float32Array(V),
-    tp = new Float32Array(V);
-  let loss = 0;
-  for (let i = 0; i < N; i++) {
-    const y = targets[i]!;
-    if (y < 0) continue;
-    const off = i * V;
-    logSoftmaxRow(lp, logits.subarray(off, off + V), 0, V);
-    loss += (alpha * -lp[y]!) / count;
-    for (let j = 0; j < V; j++) dLogits[off + j] = (alpha * Math.exp(lp[j]!)) / count;
-    dLogits[off + y] = dLogits[off + y]! - alpha / count;
-    if (teacher && alpha < 1) {
+  // Hard targets on the training backend: dLogits = α/count·(softmax − onehot), ignored rows zero.
+  let loss = (alpha * softmaxXent(dLogits, logits, targets, N, V, alpha / count)) / count;
+  if (teacher && alpha < 1) {
+    const tp = new Float32Array(V),
+      sl = new Float32Array(V);
+    for (let i = 0; i < N; i++) {
+      if (targets[i]! < 0) continue;
+      const off = i * V;
       // Soft targets at temperature τ: KL(pt ‖ ps_τ)·τ² (Hinton scaling keeps gradient size independent of τ).
       const tau = temperature;
-      const sl = new Float32Array(V);
       for (let j = 0; j < V; j++) {
         sl[j] = logits[off + j]! / tau;
         tp[j] = teacher[off + j]! / tau;

@@ -11,16 +11,21 @@ import { assert } from '../util/errors.ts';
 import { ropeInvFreq, type TrainModelConfig } from './config.ts';
 import { attnTemperatureScale } from '../model/llama4/config.ts';
 import {
+  add,
   attnBackward,
   attnForward,
   linear,
   linearBackward,
   matmulNT,
+  gatherRows,
   rmsNormBwd,
   rmsNormFwd,
-  scratch,
+  rope,
+  rowDots,
+  scatterAddRows,
+  softmaxRows,
   sigmoid,
-  swigluBwdPair,
+  swigluBwd,
   swigluFwd,
 } from './kernels.ts';
 import { Rng } from './rng.ts';
@@ -103,6 +108,10 @@ interface LayerCache {
   auxProb?: Float32Array;
 }
 
+/** A buffer for a role ("layer.name"): reused across training steps, zero-filled only when asked. */
+type Alloc = (key: string, n: number, zero?: boolean) => Float32Array;
+const fresh: Alloc = (_key, n) => new Float32Array(n);
+
 export class TrainModel {
   readonly params: Param[] = [];
   readonly embed: Param;
@@ -114,6 +123,22 @@ export class TrainModel {
   private last: { tokens: Int32Array; B: number; T: number; hFinal: Float32Array; rFinal: Float32Array; hn: Float32Array } | null = null;
   /** Router load-balancing loss of the last forward (sum over MoE layers, before the coefficient). */
   auxLoss = 0;
+  /**
+   * Activations and gradients of training steps, reused from step to step (a step allocates tens of MB otherwise,
+   * zero-filled, page-faulted and collected every time). Kept forwards and backwards use it; a forward that keeps
+   * nothing allocates fresh arrays, so it never overwrites what a pending backward needs.
+   */
+  private readonly ws = new Map<string, Float32Array>();
+  private readonly buf: Alloc = (key, n, zero = false) => {
+    const b = this.ws.get(key);
+    if (b && b.length === n) {
+      if (zero) b.fill(0);
+      return b;
+    }
+    const nb = new Float32Array(n);
+    this.ws.set(key, nb);
+    return nb;
+  };
 
   constructor(
     readonly cfg: TrainModelConfig,
@@ -179,6 +204,17 @@ export class TrainModel {
     for (const p of this.params) p.grad.fill(0);
   }
 
+  private temp: { N: number; T: number; rows: Int32Array; scale: Float32Array } | null = null;
+  /** Rows 0..N-1 and each row's temperature factor (position i mod T), for gatherRows. */
+  private tempRows(N: number, T: number): { rows: Int32Array; scale: Float32Array } {
+    if (!this.temp || this.temp.N !== N || this.temp.T !== T) {
+      const rows = Int32Array.from({ length: N }, (_, i) => i),
+        scale = Float32Array.from({ length: N }, (_, i) => this.tempScale(i % T));
+      this.temp = { N, T, rows, scale };
+    }
+    return this.temp;
+  }
+
   /** Temperature tuning factor for NoPE layers at absolute position p (spec §2.2). */
   private tempScale(p: number): number {
     return attnTemperatureScale(this.cfg, p);
@@ -208,18 +244,18 @@ export class TrainModel {
         cos[t * half + j] = Math.cos(th);
         sin[t * half + j] = Math.sin(th);
       }
-    let h: Float32Array = new Float32Array(N * H);
-    const E = this.embed.data;
-    for (let i = 0; i < N; i++) h.set(E.subarray(tokens[i]! * H, tokens[i]! * H + H), i * H);
+    const A = keep ? this.buf : fresh;
+    let h: Float32Array = A('h', N * H);
+    gatherRows(h, this.embed.data, tokens, null, N, H);
     this.caches = [];
     this.auxLoss = 0;
     for (let l = 0; l < c.nLayers; l++) {
-      const cache = this.layerForward(l, h, B, T, cos, sin);
+      const cache = this.layerForward(l, h, B, T, cos, sin, A);
       h = cache.out;
       if (keep) this.caches.push(cache.cache);
     }
-    const rFinal = new Float32Array(N),
-      hn = new Float32Array(N * H);
+    const rFinal = A('rFinal', N),
+      hn = A('hn', N * H);
     rmsNormFwd(hn, rFinal, h, this.norm.data, N, H, c.eps);
     const logits = new Float32Array(N * V);
     linear(logits, hn, this.head.data, N, V, H);
@@ -236,107 +272,96 @@ export class TrainModel {
     T: number,
     cos: Float32Array,
     sin: Float32Array,
+    alloc: Alloc,
   ): { out: Float32Array; cache: LayerCache } {
+    const A = (name: string, n: number): Float32Array => alloc(`${l}.${name}`, n);
     const c = this.cfg,
       L = this.layers[l]!,
       H = c.hiddenSize,
       N = B * T,
       d = c.headDim;
     const nh = c.nHeads,
-      nkv = c.nKvHeads,
-      half = d / 2;
-    const rIn = new Float32Array(N),
-      a = new Float32Array(N * H);
+      nkv = c.nKvHeads;
+    const rIn = A('rIn', N),
+      a = A('a', N * H);
     rmsNormFwd(a, rIn, hIn, L.inNorm.data, N, H, c.eps);
-    const q = new Float32Array(N * nh * d),
-      k = new Float32Array(N * nkv * d),
-      v = new Float32Array(N * nkv * d);
+    const q = A('q', N * nh * d),
+      k = A('k', N * nkv * d),
+      v = A('v', N * nkv * d);
     linear(q, a, L.q.data, N, nh * d, H);
     linear(k, a, L.k.data, N, nkv * d, H);
     linear(v, a, L.v.data, N, nkv * d, H);
-    const rope = c.ropeLayers[l]!;
+    const isRope = c.ropeLayers[l]!;
     let qRot = q,
       kRot = k,
-      rq = new Float32Array(0),
-      rk = new Float32Array(0);
+      rq: Float32Array = new Float32Array(0),
+      rk: Float32Array = new Float32Array(0);
     let qF = q,
       kF = k;
-    if (rope) {
+    if (isRope) {
       // Interleaved pairs (x[2j], x[2j+1]) — Llama 4's complex layout, not rotate_half.
-      for (const [x, nH] of [
-        [q, nh],
-        [k, nkv],
-      ] as const) {
-        for (let i = 0; i < N; i++) {
-          const t = i % T;
-          for (let hh = 0; hh < nH; hh++) {
-            const b = (i * nH + hh) * d;
-            for (let j = 0; j < half; j++) {
-              const cs = cos[t * half + j]!,
-                sn = sin[t * half + j]!;
-              const x0 = x[b + 2 * j]!,
-                x1 = x[b + 2 * j + 1]!;
-              x[b + 2 * j] = x0 * cs - x1 * sn;
-              x[b + 2 * j + 1] = x0 * sn + x1 * cs;
-            }
-          }
-        }
-      }
+      rope(q, cos, sin, N, T, nh, d, false);
+      rope(k, cos, sin, N, T, nkv, d, false);
       if (c.useQkNorm) {
         // Weightless RMSNorm per head AFTER RoPE (RoPE layers only); keep the pre-norm values for the backward.
         qRot = q;
         kRot = k;
-        qF = new Float32Array(q.length);
-        kF = new Float32Array(k.length);
-        rq = new Float32Array(N * nh);
-        rk = new Float32Array(N * nkv);
+        qF = A('qF', q.length);
+        kF = A('kF', k.length);
+        rq = A('rq', N * nh);
+        rk = A('rk', N * nkv);
         rmsNormFwd(qF, rq, qRot, null, N * nh, d, c.eps);
         rmsNormFwd(kF, rk, kRot, null, N * nkv, d, c.eps);
       }
     } else if (c.attnTemperatureTuning) {
       // NoPE layers: q scaled by 1 + attn_scale·ln(1 + floor((p+1)/floor_scale)), p absolute; keys untouched.
-      qF = new Float32Array(q.length);
-      for (let i = 0; i < N; i++) {
-        const s = this.tempScale(i % T);
-        for (let j = 0; j < nh * d; j++) qF[i * nh * d + j] = q[i * nh * d + j]! * s;
-      }
+      qF = A('qF', q.length);
+      const { rows, scale } = this.tempRows(N, T);
+      gatherRows(qF, q, rows, scale, N, nh * d);
     }
     // Attention. RoPE layers: causal AND same chunk (floor(pos/C)); NoPE layers: causal over all positions.
-    const P = new Float32Array(B * nh * T * T),
-      O = new Float32Array(N * nh * d);
+    const P = A('P', B * nh * T * T),
+      O = A('O', N * nh * d);
     attnForward(qF, kF, v, P, O, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
-    const h2 = new Float32Array(N * H);
+    const h2 = A('h2', N * H);
     linear(h2, O, L.o.data, N, H, nh * d);
-    for (let i = 0; i < N * H; i++) h2[i] = h2[i]! + hIn[i]!;
-    const rPost = new Float32Array(N),
-      f = new Float32Array(N * H);
+    add(h2, hIn, N * H);
+    const rPost = A('rPost', N),
+      f = A('f', N * H);
     rmsNormFwd(f, rPost, h2, L.postNorm.data, N, H, c.eps);
-    const out = new Float32Array(N * H);
+    const out = A('out', N * H);
     const cache: LayerCache = { hIn, rIn, a, qRot, rq, kRot, rk, q: qF, k: kF, v, P, O, h2, rPost, f };
-    if (L.router) this.moeForward(L, f, N, out, cache);
+    if (L.router) this.moeForward(L, f, N, out, cache, A);
     else {
       const Im = c.intermediateSizeMlp;
-      const g = new Float32Array(N * Im),
-        u = new Float32Array(N * Im),
-        m = new Float32Array(N * Im);
+      const g = A('g', N * Im),
+        u = A('u', N * Im),
+        m = A('m', N * Im);
       linear(g, f, L.gate!.data, N, Im, H);
       linear(u, f, L.up!.data, N, Im, H);
-      swigluFwd(m, g, N, Im, 0, 0, 0, g, u);
+      swigluFwd(m, g, u, N, Im);
       linear(out, m, L.dn!.data, N, H, Im);
       cache.g = g;
       cache.u = u;
       cache.m = m;
     }
-    for (let i = 0; i < N * H; i++) out[i] = out[i]! + h2[i]!;
+    add(out, h2, N * H);
     return { out, cache };
   }
 
-  private moeForward(L: Layer, f: Float32Array, N: number, out: Float32Array, cache: LayerCache): void {
+  private moeForward(
+    L: Layer,
+    f: Float32Array,
+    N: number,
+    out: Float32Array,
+    cache: LayerCache,
+    A: (name: string, n: number) => Float32Array,
+  ): void {
     const c = this.cfg,
       H = c.hiddenSize,
       E = c.nExperts,
       I = c.intermediateSize;
-    const rl = new Float32Array(N * E);
+    const rl = A('rl', N * E);
     linear(rl, f, L.router!.data, N, E, H);
     // Top-1 on raw logits (lowest index on ties), score = sigmoid(logit) — no softmax, no renormalisation.
     const sel = new Int32Array(N),
@@ -356,55 +381,37 @@ export class TrainModel {
       perm = new Int32Array(N);
     for (let n = 0; n < N; n++) perm[fill[sel[n]!]!++] = n;
     // The score scales the expert INPUT (x_e = x·s), not its output: the two differ through SiLU.
-    const xe = new Float32Array(N * H),
-      gu = new Float32Array(N * 2 * I),
-      me = new Float32Array(N * I),
-      ye = new Float32Array(N * H);
-    for (let j = 0; j < N; j++) {
-      const n = perm[j]!,
-        s = score[n]!;
-      for (let x = 0; x < H; x++) xe[j * H + x] = f[n * H + x]! * s;
-    }
+    const xe = A('xe', N * H),
+      gu = A('gu', N * 2 * I),
+      me = A('me', N * I),
+      ye = A('ye', N * H);
+    gatherRows(xe, f, perm, score, N, H);
     for (let e = 0; e < E; e++) {
       const r0 = offs[e]!,
         cnt = counts[e]!;
       if (cnt === 0) continue;
       const W = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
       linear(gu.subarray(r0 * 2 * I), xe.subarray(r0 * H), W, cnt, 2 * I, H);
-      swigluFwd(me.subarray(r0 * I), gu.subarray(r0 * 2 * I), cnt, I, 2 * I, 0, I);
+      const guE = gu.subarray(r0 * 2 * I);
+      swigluFwd(me.subarray(r0 * I), guE, guE, cnt, I, 2 * I, 0, I);
       linear(ye.subarray(r0 * H), me.subarray(r0 * I), L.down!.data.subarray(e * H * I, (e + 1) * H * I), cnt, H, I);
     }
     // Shared expert on the unscaled input, always on.
-    const g = new Float32Array(N * I),
-      u = new Float32Array(N * I),
-      m = new Float32Array(N * I);
+    const g = A('sg', N * I),
+      u = A('su', N * I),
+      m = A('sm', N * I);
     linear(g, f, L.shGate!.data, N, I, H);
     linear(u, f, L.shUp!.data, N, I, H);
-    swigluFwd(m, g, N, I, 0, 0, 0, g, u);
+    swigluFwd(m, g, u, N, I);
     linear(out, m, L.shDown!.data, N, H, I);
-    for (let j = 0; j < N; j++) {
-      const n = perm[j]!;
-      for (let x = 0; x < H; x++) out[n * H + x] = out[n * H + x]! + ye[j * H + x]!;
-    }
+    scatterAddRows(out, ye, perm, null, N, H);
     // Switch-style load balancing: E·Σ_e frac_e·mean_n softmax(rl)_e (frac has no gradient).
     const auxFrac = new Float32Array(E),
-      auxProb = new Float32Array(N * E);
+      auxProb = A('auxProb', N * E);
     for (let e = 0; e < E; e++) auxFrac[e] = counts[e]! / N;
+    softmaxRows(auxProb, rl, N, E);
     let aux = 0;
-    for (let n = 0; n < N; n++) {
-      let mx = -Infinity;
-      for (let e = 0; e < E; e++) mx = Math.max(mx, rl[n * E + e]!);
-      let s = 0;
-      for (let e = 0; e < E; e++) {
-        const p = Math.exp(rl[n * E + e]! - mx);
-        auxProb[n * E + e] = p;
-        s += p;
-      }
-      for (let e = 0; e < E; e++) {
-        auxProb[n * E + e] = auxProb[n * E + e]! / s;
-        aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N;
-      }
-    }
+    for (let n = 0; n < N; n++) for (let e = 0; e < E; e++) aux += (E * auxFrac[e]! * auxProb[n * E + e]!) / N;
     this.auxLoss += aux;
     Object.assign(cache, { rl, sel, score, perm, counts, xe, gu, me, g, u, m, auxFrac, auxProb });
   }
@@ -420,16 +427,13 @@ export class TrainModel {
     const last = this.last;
     assert(last && this.caches.length === c.nLayers, 'backward without a kept forward');
     const N = last.B * last.T;
-    const dhn = new Float32Array(N * H);
+    const W = this.buf;
+    const dhn = W('dhn', N * H);
     linearBackward(dhn, this.head.grad, dLogits, last.hn, this.head.data, N, V, H, false);
-    let dh: Float32Array = new Float32Array(N * H);
+    let dh: Float32Array = W('dh', N * H);
     rmsNormBwd(dh, this.norm.grad, dhn, last.hFinal, last.rFinal, this.norm.data, N, H, false);
     for (let l = c.nLayers - 1; l >= 0; l--) dh = this.layerBackward(l, dh, last.B, last.T, auxCoef);
-    const G = this.embed.grad;
-    for (let i = 0; i < N; i++) {
-      const t = last.tokens[i]! * H;
-      for (let x = 0; x < H; x++) G[t + x] = G[t + x]! + dh[i * H + x]!;
-    }
+    scatterAddRows(this.embed.grad, dh, last.tokens, null, N, H);
     this.caches = [];
     this.last = null;
   }
@@ -443,64 +447,45 @@ export class TrainModel {
       N = B * T,
       d = c.headDim;
     const nh = c.nHeads,
-      nkv = c.nKvHeads,
-      half = d / 2;
+      nkv = c.nKvHeads;
     // FFN block: out = h2 + FFN(norm(h2)).
-    const df = new Float32Array(N * H);
+    const W = this.buf;
+    const df = W('df', N * H, true);
     if (L.router) this.moeBackward(L, K, dOut, df, N, auxCoef);
     else {
       const Im = c.intermediateSizeMlp;
-      const dm = scratch(3, N * Im).subarray(0, N * Im);
+      const dm = W('dm', N * Im);
       linearBackward(dm, L.dn!.grad, dOut, K.m!, L.dn!.data, N, H, Im, false);
-      const dg = new Float32Array(N * Im),
-        du = new Float32Array(N * Im);
-      swigluBwdPair(dg, du, dm, K.g!, K.u!, N * Im);
+      const dg = W('dg', N * Im),
+        du = W('du', N * Im);
+      swigluBwd(dg, du, dm, K.g!, K.u!, N, Im);
       linearBackward(df, L.gate!.grad, dg, K.f, L.gate!.data, N, Im, H, true);
       linearBackward(df, L.up!.grad, du, K.f, L.up!.data, N, Im, H, true);
     }
     const dh2 = dOut; // residual: reuse the buffer
     rmsNormBwd(dh2, L.postNorm.grad, df, K.h2, K.rPost, L.postNorm.data, N, H, true);
     // Attention block: h2 = hIn + o(attn(norm(hIn))).
-    const dO = new Float32Array(N * nh * d);
+    const dO = W('dO', N * nh * d);
     linearBackward(dO, L.o.grad, dh2, K.O, L.o.data, N, H, nh * d, false);
-    const dq = new Float32Array(N * nh * d),
-      dk = new Float32Array(N * nkv * d),
-      dv = new Float32Array(N * nkv * d);
-    const rope = c.ropeLayers[l]!;
+    const dq = W('dq', N * nh * d, true),
+      dk = W('dk', N * nkv * d, true),
+      dv = W('dv', N * nkv * d, true);
+    const isRope = c.ropeLayers[l]!;
     attnBackward(K.q, K.k, K.v, K.P, dO, dq, dk, dv, { B, T, nh, nkv, d, scale: 1 / Math.sqrt(d), chunk: c.layers[l]!.chunkSize });
-    if (rope) {
+    if (isRope) {
       if (c.useQkNorm) {
         rmsNormBwd(dq, null, dq, K.qRot, K.rq, null, N * nh, d, false);
         rmsNormBwd(dk, null, dk, K.kRot, K.rk, null, N * nkv, d, false);
       }
       // Inverse rotation (transpose of the 2×2 rotation).
       const { cos, sin } = this.ropeTables!;
-      for (const [x, nH] of [
-        [dq, nh],
-        [dk, nkv],
-      ] as const) {
-        for (let i = 0; i < N; i++) {
-          const t = i % T;
-          for (let hh = 0; hh < nH; hh++) {
-            const bb = (i * nH + hh) * d;
-            for (let j = 0; j < half; j++) {
-              const cs = cos[t * half + j]!,
-                sn = sin[t * half + j]!;
-              const y0 = x[bb + 2 * j]!,
-                y1 = x[bb + 2 * j + 1]!;
-              x[bb + 2 * j] = y0 * cs + y1 * sn;
-              x[bb + 2 * j + 1] = -y0 * sn + y1 * cs;
-            }
-          }
-        }
-      }
+      rope(dq, cos, sin, N, T, nh, d, true);
+      rope(dk, cos, sin, N, T, nkv, d, true);
     } else if (c.attnTemperatureTuning) {
-      for (let i = 0; i < N; i++) {
-        const s = this.tempScale(i % T);
-        for (let j = 0; j < nh * d; j++) dq[i * nh * d + j] = dq[i * nh * d + j]! * s;
-      }
+      const { rows, scale } = this.tempRows(N, T);
+      gatherRows(dq, dq, rows, scale, N, nh * d); // in place: row i reads and writes row i
     }
-    const da = new Float32Array(N * H);
+    const da = W('da', N * H, true);
     linearBackward(da, L.q.grad, dq, K.a, L.q.data, N, nh * d, H, true);
     linearBackward(da, L.k.grad, dk, K.a, L.k.data, N, nkv * d, H, true);
     linearBackward(da, L.v.grad, dv, K.a, L.v.data, N, nkv * d, H, true);
@@ -518,19 +503,20 @@ export class TrainModel {
       score = K.score!,
       sel = K.sel!;
     // Shared expert.
-    const dm = new Float32Array(N * I);
+    const W = this.buf;
+    const dm = W('sdm', N * I);
     linearBackward(dm, L.shDown!.grad, dOut, K.m!, L.shDown!.data, N, H, I, false);
-    const dg = new Float32Array(N * I),
-      du = new Float32Array(N * I);
-    swigluBwdPair(dg, du, dm, K.g!, K.u!, N * I);
+    const dg = W('sdg', N * I),
+      du = W('sdu', N * I);
+    swigluBwd(dg, du, dm, K.g!, K.u!, N, I);
     linearBackward(df, L.shGate!.grad, dg, K.f, L.shGate!.data, N, I, H, true);
     linearBackward(df, L.shUp!.grad, du, K.f, L.shUp!.data, N, I, H, true);
     // Routed experts, rows in expert order.
-    const dye = new Float32Array(N * H);
-    for (let j = 0; j < N; j++) dye.set(dOut.subarray(perm[j]! * H, perm[j]! * H + H), j * H);
-    const dme = new Float32Array(N * I),
-      dgu = new Float32Array(N * 2 * I),
-      dxe = new Float32Array(N * H);
+    const dye = W('dye', N * H);
+    gatherRows(dye, dOut, perm, null, N, H);
+    const dme = W('dme', N * I),
+      dgu = W('dgu', N * 2 * I),
+      dxe = W('dxe', N * H);
     let r0 = 0;
     for (let e = 0; e < E; e++) {
       const cnt = counts[e]!;
@@ -540,24 +526,21 @@ export class TrainModel {
       linearBackward(dme.subarray(r0 * I), dW, dye.subarray(r0 * H), K.me!.subarray(r0 * I), W, cnt, H, I, false);
       const gu = K.gu!.subarray(r0 * 2 * I),
         dguE = dgu.subarray(r0 * 2 * I);
-      swigluBwdPair(dguE, dguE, dme.subarray(r0 * I), gu, gu, cnt * I, 2 * I, 0, I, I);
+      swigluBwd(dguE, dguE, dme.subarray(r0 * I), gu, gu, cnt, I, 2 * I, 0, I);
       const gW = L.gateUp!.grad.subarray(e * 2 * I * H, (e + 1) * 2 * I * H),
         Wg = L.gateUp!.data.subarray(e * 2 * I * H, (e + 1) * 2 * I * H);
       linearBackward(dxe.subarray(r0 * H), gW, dguE, K.xe!.subarray(r0 * H), Wg, cnt, 2 * I, H, false);
       r0 += cnt;
     }
     // x_e = f·s: df += s·dx_e, ds = dx_e·f, d logit = ds·s(1−s) (gradient through the router score).
-    const drl = new Float32Array(N * E);
+    const drl = W('drl', N * E, true),
+      ds = W('ds', N);
+    scatterAddRows(df, dxe, perm, score, N, H);
+    rowDots(ds, dxe, K.f, perm, N, H);
     for (let j = 0; j < N; j++) {
       const n = perm[j]!,
         s = score[n]!;
-      let ds = 0;
-      for (let x = 0; x < H; x++) {
-        const g = dxe[j * H + x]!;
-        df[n * H + x] = df[n * H + x]! + s * g;
-        ds += g * K.f[n * H + x]!;
-      }
-      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + ds * s * (1 - s);
+      drl[n * E + sel[n]!] = drl[n * E + sel[n]!]! + ds[j]! * s * (1 - s);
     }
     if (auxCoef !== 0) {
       // d/d rl[n,e] of coef·E·Σ_j frac_j·mean_n p_nj = coef·E/N · p_ne·(frac_e − Σ_j frac_j p_nj).

@@ -3,6 +3,7 @@
  * schedule. State is plain typed arrays so checkpoints can save and resume it exactly.
  */
 import type { Param } from './model.ts';
+import { adamwStep, sumSquares } from './kernels.ts';
 
 export interface AdamWOptions {
   lr: number;
@@ -29,7 +30,7 @@ export class AdamW {
   /** Global L2 norm of all gradients. */
   gradNorm(): number {
     let s = 0;
-    for (const p of this.params) for (let i = 0; i < p.grad.length; i++) s += p.grad[i]! * p.grad[i]!;
+    for (const p of this.params) s += sumSquares(p.grad, 1);
     return Math.sqrt(s);
   }
 
@@ -39,27 +40,26 @@ export class AdamW {
    */
   update(lr: number, gradScale = 1): number {
     const { beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1, clip = 1 } = this.opts;
-    if (gradScale !== 1) for (const p of this.params) for (let i = 0; i < p.grad.length; i++) p.grad[i] = p.grad[i]! / gradScale;
-    const norm = this.gradNorm();
-    const cs = clip > 0 && norm > clip ? clip / norm : 1;
+    let ss = 0;
+    for (const p of this.params) ss += sumSquares(p.grad, gradScale);
+    const norm = Math.sqrt(ss);
+    const gmul = clip > 0 && norm > clip ? clip / norm : 1;
     this.step++;
     const bc1 = 1 - Math.pow(beta1, this.step),
       bc2 = 1 - Math.pow(beta2, this.step);
     for (let k = 0; k < this.params.length; k++) {
-      const p = this.params[k]!,
-        m = this.m[k]!,
-        v = this.v[k]!;
-      const plr = lr * p.lrMult,
-        wd = p.decay ? weightDecay : 0;
-      const w = p.data,
-        g = p.grad;
-      for (let i = 0; i < w.length; i++) {
-        const gi = g[i]! * cs;
-        const mi = (m[i] = beta1 * m[i]! + (1 - beta1) * gi);
-        const vi = (v[i] = beta2 * v[i]! + (1 - beta2) * gi * gi);
-        // Decoupled weight decay (AdamW): w ← w − lr·(m̂/(√v̂+ε) + wd·w).
-        w[i] = w[i]! - plr * (mi / bc1 / (Math.sqrt(vi / bc2) + eps) + wd * w[i]!);
-      }
+      const p = this.params[k]!;
+      // Decoupled weight decay (AdamW): w ← w − lr·(m̂/(√v̂+ε) + wd·w), on the training backend.
+      adamwStep(p.data, p.grad, this.m[k]!, this.v[k]!, {
+        lr: lr * p.lrMult,
+        beta1,
+        beta2,
+        eps,
+        wd: p.decay ? weightDecay : 0,
+        bc1,
+        bc2,
+        gmul,
+      });
     }
     return norm;
   }

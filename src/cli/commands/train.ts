@@ -17,8 +17,9 @@ import { yieldToEventLoop } from '../../engine/index.ts';
 import type { Command } from '../command.ts';
 
 const usage = `usage: llama4 train --config FILE [--resume] [--chat-eval] [--backend auto|native|typescript] [--threads N]
+                    [--products f32|bf16]
 
-Trains a Llama 4 text model (f32; matrix products and attention on the native core when it is built) and writes
+Trains a Llama 4 text model (f32; every op of a step on the native core when it is built) and writes
 Hugging Face safetensors checkpoints.
 
   --config FILE   JSON run config: out, tokenizer, model (HF llama4_text fields) or init_from, data
@@ -30,6 +31,8 @@ Hugging Face safetensors checkpoints.
   --chat-eval     also report greedy arithmetic accuracy at eval points
   --backend B     training backend (default auto: native when available)
   --threads N     native threads (default 2)
+  --products P    f32 (default) or bf16: forward and input-gradient matrix products with bf16 operands and f32 sums
+                  (native core on a CPU with AVX-512 BF16 or AMX-BF16; weight gradients and all else stay f32)
 Progress: a bar with loss, tokens/s and ETA on a terminal, a plain line every 10 steps otherwise.
 Ctrl-C stops after the current step with a checkpoint. A checkpoint is a new folder in OUT.ckpt/ made current
 by one atomic rename of the OUT link, with a manifest of checksums that --resume verifies.`;
@@ -57,6 +60,7 @@ export const trainCommand: Command = {
         'chat-eval': { type: 'boolean' },
         backend: { type: 'string' },
         threads: { type: 'string' },
+        products: { type: 'string' },
       },
     });
     const choice = values.backend ?? 'auto';
@@ -65,6 +69,8 @@ export const trainCommand: Command = {
     const threads = values.threads === undefined ? 2 : Number(values.threads);
     if (!Number.isInteger(threads) || threads < 1 || threads > 256)
       throw new UsageError(`--threads must be an integer 1..256 (got ${values.threads})`);
+    const products = values.products ?? 'f32';
+    if (products !== 'f32' && products !== 'bf16') throw new UsageError(`--products must be f32 or bf16 (got ${products})`);
     if (!values.config) throw new UsageError('--config FILE is required');
     if (!existsSync(values.config)) throw new UsageError(`config ${values.config} not found`);
     let cfg: TrainRunConfig;
@@ -96,7 +102,7 @@ export const trainCommand: Command = {
       process.stderr.write('\nstopping after this step (Ctrl-C again to abort without saving)\n');
     };
     process.on('SIGINT', onSig);
-    const { backend, note } = createTrainBackend(choice, threads);
+    const { backend, note } = createTrainBackend(choice, threads, products);
     if (note) process.stderr.write(`${note}\n`);
     setTrainBackend(backend);
     // Evaluation decodes through the inference model (Llama4TextModel) on the compute backend llama4 run uses.
