@@ -23,6 +23,7 @@ namespace avx512 {
 #include "kern-iquant-x86.h"
 #include "kern-avx512-attn.h"
 #include "kern-iquant-avx512.h"
+#include "kern-kquant-avx512.h"
 
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -106,6 +107,7 @@ const KernelTable* kernels_avx512() {
     avx512::fill_iquant_avx512(k);  // IQ4_XS / IQ2_XXS with VNNI (kern-iquant-avx512.h)
     avx512::fill_x86_r8(k);  // repacked q4_0/q8_0 (kern-x86-r8.h)
     avx512::fill_avx512_batch(k);  // small-batch decode (kern-avx512-batch.h)
+    avx512::fill_kquant_avx512(k);  // q4_K / q5_K / q6_K with VNNI (kern-kquant-avx512.h)
     k.rows[T_F32] = avx512::z_rows_f32;
     k.rows[T_F16] = avx512::z_rows_half<false>;
     k.rows[T_BF16] = avx512::z_rows_half<true>;
