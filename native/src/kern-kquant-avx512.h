@@ -140,24 +140,28 @@ static void kq_rows_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const v
 }
 // Prefill: NT tokens (activations re-laid in a, token t at a + t·nb) × every row; each weight super-block is
 // decoded once for the NT tokens.
-template <bool Q5, int NT>
+template <bool Q5, int NT, bool PF>
 static void kq45_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Kq45Act* a, float* out, size_t outStride) {
   constexpr size_t BB = Q5 ? 176 : 144;
+  const uint8_t* pfp = w;
   for (int r = 0; r < nrows; r++) {
     const uint8_t* row = w + (size_t)r * rb;
     __m512 acc[NT];
     __m128 accm[NT];
     for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); accm[t] = _mm_setzero_ps(); }
     for (int i = 0; i < nb; i++) {
+      const uint8_t* blk = row + (size_t)i * BB;
+      if (PF) for (const uint8_t* e = blk + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
       Kq45W wt;
-      kq45_decode<Q5>(row + (size_t)i * BB, wt);
+      kq45_decode<Q5>(blk, wt);
       for (int t = 0; t < NT; t++) kq45_acc(wt, a[(size_t)t * nb + i], acc[t], accm[t]);
     }
     for (int t = 0; t < NT; t++) out[(size_t)t * outStride + r] = kq45_finish(acc[t], accm[t]);
   }
 }
-// Tokens in passes of 8, then 4; the rest (< 4) through the row kernel.
-template <bool Q5>
+// Prefill tile (PF = false) and small-batch decode (PF = true: the weights stream from DRAM once for all tokens):
+// tokens in passes of 8, then 4; the rest (< 4) through the row kernel.
+template <bool Q5, bool PF>
 static void kq_tile_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                           float* out, size_t outStride) {
   const int nb = K / 256, n4 = ntok / 4 * 4;
@@ -166,10 +170,10 @@ static void kq_tile_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const u
   for (; t0 < n4; t0 += 4) {
     const int nt = t0 + 8 <= n4 ? 8 : 4;
     for (int t = 0; t < nt; t++) kq45_prep((const ActQ8K*)(act + (size_t)(t0 + t) * actStride), nb, a + (size_t)t * nb);
-    if (nt == 8) { kq45_pass<Q5, 8>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
-    else kq45_pass<Q5, 4>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride);
+    if (nt == 8) { kq45_pass<Q5, 8, PF>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
+    else kq45_pass<Q5, 4, PF>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride);
   }
-  for (; t0 < ntok; t0++) kq_rows_q45_k<Q5>(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, false);
+  for (; t0 < ntok; t0++) kq_rows_q45_k<Q5>(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, PF);
 }
 
 // ---- q6_K ----
@@ -282,9 +286,11 @@ static void kq_tile_q6_k(int K, const uint8_t* w, size_t rb, int nrows, const ui
 
 static void fill_kquant_avx512(KernelTable& t) {
   t.rows[T_Q4_K] = kq_rows_q45_k<false>;
-  t.tile[T_Q4_K] = kq_tile_q45_k<false>;
+  t.tile[T_Q4_K] = kq_tile_q45_k<false, false>;
+  t.batch[T_Q4_K] = kq_tile_q45_k<false, true>;
   t.rows[T_Q5_K] = kq_rows_q45_k<true>;
-  t.tile[T_Q5_K] = kq_tile_q45_k<true>;
+  t.tile[T_Q5_K] = kq_tile_q45_k<true, false>;
+  t.batch[T_Q5_K] = kq_tile_q45_k<true, true>;
   t.rows[T_Q6_K] = kq_rows_q6_k;
   t.tile[T_Q6_K] = kq_tile_q6_k<false>;
   t.batch[T_Q6_K] = kq_tile_q6_k<true>;
