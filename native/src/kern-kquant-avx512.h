@@ -43,17 +43,20 @@ static Kq45Act* kq45_scratch(size_t n) {
 }
 
 // Constant vectors. Product k (k = 0..3) pairs codes of sub-blocks s0 = {0, 1, 4, 5}[k] (int32 lanes 0..7) and
-// s0 + 2 (lanes 8..15): sc[k] picks their scale bytes from a broadcast qword of the 8 scales into the low byte of
-// each lane (0x80: zero); hb[k] selects their 5th bits (q5_K: bit j of qh[l] belongs to element 32j + l).
+// s0 + 2 (lanes 8..15). Products 2m, 2m+1 are packed to int16 (VPACKSSDW: 128-bit lane L = 4 words of product 2m,
+// then 4 of 2m+1), so sc[m] has, per word, the scale byte of that word's sub-block (0x80: zero high byte) taken
+// from the 16 broadcast scale/min bytes; hb[k] selects product k's 5th bits (q5_K: bit j of qh[l] belongs to
+// element 32j + l).
 struct Kq45Ctl {
-  uint8_t sc[4][64], hb[4][64];
+  uint8_t sc[2][64], hb[4][64];
   constexpr Kq45Ctl() : sc{}, hb{} {
-    for (int k = 0; k < 4; k++)
-      for (int b = 0; b < 64; b++) {
-        const int s = (k & 1) + 4 * (k >> 1) + (b >= 32 ? 2 : 0);
-        sc[k][b] = (uint8_t)(b % 4 == 0 ? s : 0x80);
-        hb[k][b] = (uint8_t)(1u << s);
+    for (int b = 0; b < 64; b++) {
+      for (int m = 0; m < 2; m++) {
+        const int k = 2 * m + ((b % 16) / 2 >= 4 ? 1 : 0);
+        sc[m][b] = (uint8_t)(b % 2 ? 0x80 : (k & 1) + 4 * (k >> 1) + (b >= 32 ? 2 : 0));
       }
+      for (int k = 0; k < 4; k++) hb[k][b] = (uint8_t)(1u << ((k & 1) + 4 * (k >> 1) + (b >= 32 ? 2 : 0)));
+    }
   }
 };
 alignas(64) static constexpr Kq45Ctl kq45_ctl{};
@@ -72,7 +75,7 @@ static inline __m128i kq_scales(const uint8_t* p) {
 }
 // One weight super-block decoded: codes (0..15, or 0..31 with q5_K's 5th bit) per product, scale lanes, minimums
 // as int16, and (d, dmin) as floats in lanes 0, 1.
-struct Kq45W { __m512i q[4], sc[4]; __m128i mins; __m128 dm; };
+struct Kq45W { __m512i q[4], sc[2]; __m128i mins; __m128 dm; };
 template <bool Q5>
 static inline void kq45_decode(const uint8_t* blk, Kq45W& w) {
   const __m512i m4 = _mm512_set1_epi8(15);
@@ -90,7 +93,7 @@ static inline void kq45_decode(const uint8_t* blk, Kq45W& w) {
   }
   const __m128i sm = kq_scales(blk + 4);
   const __m512i sb = _mm512_broadcast_i32x4(sm);
-  for (int k = 0; k < 4; k++) w.sc[k] = _mm512_shuffle_epi8(sb, _mm512_load_si512(kq45_ctl.sc[k]));
+  for (int m = 0; m < 2; m++) w.sc[m] = _mm512_shuffle_epi8(sb, _mm512_load_si512(kq45_ctl.sc[m]));
   w.mins = _mm_shuffle_epi8(sm, _mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1));
   uint32_t dd;
   std::memcpy(&dd, blk, 4);
@@ -101,9 +104,8 @@ static inline __m512i kq45_dot(const Kq45W& w, const Kq45Act& a) {
   const __m512i z = _mm512_setzero_si512();
   const __m512i p0 = _mm512_dpbusd_epi32(z, w.q[0], a.lo[0]), p1 = _mm512_dpbusd_epi32(z, w.q[1], a.hi[0]);
   const __m512i p2 = _mm512_dpbusd_epi32(z, w.q[2], a.lo[1]), p3 = _mm512_dpbusd_epi32(z, w.q[3], a.hi[1]);
-  const __m512i s01 = _mm512_dpwssd_epi32(_mm512_madd_epi16(p0, w.sc[0]), p1, w.sc[1]);
-  const __m512i s23 = _mm512_dpwssd_epi32(_mm512_madd_epi16(p2, w.sc[2]), p3, w.sc[3]);
-  return _mm512_add_epi32(s01, s23);
+  // |p| ≤ 4·31·127 fits int16: the packs are exact
+  return _mm512_dpwssd_epi32(_mm512_madd_epi16(_mm512_packs_epi32(p0, p1), w.sc[0]), _mm512_packs_epi32(p2, p3), w.sc[1]);
 }
 // The float step of one (row, token) super-block, and the row's final value.
 static inline void kq45_acc(const Kq45W& w, const Kq45Act& a, __m512& acc, __m128& accm) {
@@ -180,8 +182,8 @@ static void kq_tile_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const u
 // A 64-byte load of ql (half h: bytes 64h..64h+63) gives, in its low nibbles, elements 128h + 0..63 and in its high
 // nibbles 128h + 64..127, in order, so the activations need no re-laying; the 2 high bits come from qh[32h..32h+31]
 // (element 128h + 32m + l: bits 2m, 2m+1 of qh[32h + l]), broadcast to both 256-bit halves and shifted per half.
-// Each 128-bit lane of a VPDPBUSD product is one sub-block of 16, so its scale (int8, sign-extended to the low
-// word of each int32 lane, high word 0) is one VPERMD away from a vector of the 16 scales. The −32 offset is
+// Each 128-bit lane of a VPDPBUSD product is one sub-block of 16; two products packed to int16 meet their scales
+// (int8 sign-extended to int16) in one VPDPWSSD, the scale vector one VPERMW away from the 16 scales. The −32 offset is
 // −32·Σ_s scale_s·Σy_s, the accumulator's starting value (8 int32 lanes of one VPMADDWD, Σy_s negated per call).
 struct alignas(64) Kq6Act { __m256i nbs; float d; };
 static void kq6_prep(const ActQ8K* y, int nb, Kq6Act* a) {
@@ -195,7 +197,12 @@ static Kq6Act* kq6_scratch(size_t n) {
   if (buf.size() < n) buf.resize(n);
   return buf.data();
 }
-struct Kq6W { __m512i q[4], sc[4]; __m256i sc16; float d; };
+struct Kq6Idx {
+  uint16_t v[32];
+  constexpr Kq6Idx() : v{} { for (int i = 0; i < 32; i++) v[i] = (uint16_t)(i / 8 + (i % 8 >= 4 ? 4 : 0)); }
+};
+alignas(64) static constexpr Kq6Idx kq6_idx{};
+struct Kq6W { __m512i q[4], sc[2]; __m256i sc16; float d; };
 static inline void kq6_decode(const BlockQ6_K& b, Kq6W& w) {
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
   const __m512i shl = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16(4), _mm512_set1_epi16(2));  // per 256-bit half
@@ -208,9 +215,10 @@ static inline void kq6_decode(const BlockQ6_K& b, Kq6W& w) {
     w.q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srlv_epi16(H, shr), m30), _mm512_srli_epi16(L, 4), m4, 0xF8);
   }
   w.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b.scales));
-  const __m512i s32 = _mm512_cvtepu16_epi32(w.sc16);
-  for (int k = 0; k < 4; k++)
-    w.sc[k] = _mm512_permutexvar_epi32(_mm512_add_epi32(_mm512_set1_epi32(4 * k), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2)), s32);
+  // products 2m, 2m+1 packed to int16: 128-bit lane L = 4 words of sub-block 8m + L, then 4 of 8m + 4 + L
+  const __m512i s16 = _mm512_zextsi256_si512(w.sc16);
+  w.sc[0] = _mm512_permutexvar_epi16(_mm512_load_si512(kq6_idx.v), s16);
+  w.sc[1] = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_load_si512(kq6_idx.v), _mm512_set1_epi16(8)), s16);
   w.d = _cvtsh_ss(b.d);
 }
 // Σ (code − 32)·y·scale over the super-block in 16 int32 lanes (exact): |lane| ≤ 4·4·63·127·128 + 32·2·2048·128
@@ -221,9 +229,8 @@ static inline __m512i kq6_dot(const Kq6W& w, const Kq6Act& a, const int8_t* yq) 
   const __m512i p1 = _mm512_dpbusd_epi32(z, w.q[1], _mm512_loadu_si512(yq + 64));
   const __m512i p2 = _mm512_dpbusd_epi32(z, w.q[2], _mm512_loadu_si512(yq + 128));
   const __m512i p3 = _mm512_dpbusd_epi32(z, w.q[3], _mm512_loadu_si512(yq + 192));
-  const __m512i s01 = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(off, p0, w.sc[0]), p1, w.sc[1]);
-  const __m512i s23 = _mm512_dpwssd_epi32(_mm512_madd_epi16(p2, w.sc[2]), p3, w.sc[3]);
-  return _mm512_add_epi32(s01, s23);
+  // |p| ≤ 4·63·127 fits int16: the packs are exact
+  return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(off, _mm512_packs_epi32(p0, p1), w.sc[0]), _mm512_packs_epi32(p2, p3), w.sc[1]);
 }
 static inline void kq6_acc(const Kq6W& w, const Kq6Act& a, const int8_t* yq, __m512& acc) {
   acc = _mm512_fmadd_ps(_mm512_set1_ps(w.d * a.d), _mm512_cvtepi32_ps(kq6_dot(w, a, yq)), acc);
