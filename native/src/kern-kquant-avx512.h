@@ -298,6 +298,10 @@ static void fill_kquant_avx512(KernelTable& t) {
   t.rows[T_Q5_K] = kq_rows_q45_k<true>;
   t.tile[T_Q5_K] = kq_tile_q45_k<true, false>;
   t.batch[T_Q5_K] = kq_tile_q45_k<true, true>;
+  // prefill chunks of 64 rows: the activations re-laid per tile call serve 64 rows instead of 16 (hot tile, 16 ->
+  // 64 rows per call: 3.02 -> 2.82 ns per (super-block, token) for q4_K at K = 2048; IQ4_XS 2.83 -> 2.60)
+  t.tile_rows[T_Q4_K] = t.tile_rows[T_Q5_K] = 64;
+  t.tile_rows[T_IQ4_XS] = t.tile_rows[T_IQ2_XXS] = 64;
   t.rows[T_Q6_K] = kq_rows_q6_k;
   t.tile[T_Q6_K] = kq_tile_q6_k<false>;
   t.batch[T_Q6_K] = kq_tile_q6_k<true>;
