@@ -7,6 +7,8 @@
 //    instruction) used to replace the decode one, but its float accumulation (16 lanes over block pairs) differed
 //    from the prefill tile's, so a token's result depended on the batch size; the pair keeps decode and prefill
 //    bit-identical (batch invariance, see kern-x86.h) and is the one measured with callgrind.
+//  * q4_K/q5_K/q6_K and IQ4_XS/IQ2_XXS take VNNI kernels (kern-kquant-avx512.h, kern-iquant-avx512.h) for decode,
+//    prefill and small batches.
 #include "common.h"
 #include <vector>
 #if defined(__x86_64__)
