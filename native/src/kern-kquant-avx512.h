@@ -1,5 +1,5 @@
-// AVX-512 VNNI kernels for q4_K, q5_K and q6_K (decode rows, prefill tiles, 2..16-token batches), included by
-// kern-avx512.cc; they replace kern-x86.h's AVX2 kernels of these types in the AVX-512 table.
+// AVX-512 VNNI kernels for q4_K and q5_K (decode rows, prefill tiles, 2..16-token batches) and q6_K (prefill tiles
+// and batches, bit-identical to kern-x86.h's q6_K row kernel, which decode keeps), included by kern-avx512.cc.
 //
 // Why: the AVX2 kernel (x_rows_q45_k) spends ~95 instructions per super-block — nibble unpacking, two maddubs and
 // two madd per 64 weights, scalar scale broadcasts — and ran q4_K decode at ~46% of one core's read bandwidth (hot:
@@ -16,7 +16,7 @@
 //
 // Float structure (decode, tile and batch alike, per (row, token)): per super-block, acc (16 lanes) += d_w·d_y ×
 // the exact int32 lanes, accm (4 lanes) += dmin_w·d_y × Σ_j min_j·Σy_j (4 int32 lanes of one VPMADDWD); at the end
-// reduce(acc) − reduce(accm) (q6_K: no accm). Tiles and batches run the same inline functions per (row, token), so
+// reduce(acc) − reduce(accm) (q6_K: x_rows_q6_k's, see below). Tiles and batches run the same inline functions per (row, token), so
 // a token's result is bit-identical whatever its batch (batch invariance); leftover tokens go to the row kernel.
 
 #ifndef L4_PF_KQ
@@ -179,16 +179,21 @@ static void kq_tile_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const u
 }
 
 // ---- q6_K ----
+// Decode keeps kern-x86.h's x_rows_q6_k: streaming from DRAM it measured 4-9% faster than a VNNI row kernel (one
+// core, same process, alternating passes), though slower hot. The prefill tile and the small-batch kernel use VNNI
+// and reproduce x_rows_q6_k's bits: its int32 lane i (of 8) holds the products of the elements e with
+// (e mod 32) / 4 = i, scaled, minus 32·(scale_2i·Σy_2i + scale_2i+1·Σy_2i+1); here the same integers come out in
+// 16 lanes (lane j: e mod 32 in [4(j mod 8), 4(j mod 8) + 4)), folded to 8 by adding the two halves (exact), then
+// the same FMA and final sum.
 // A 64-byte load of ql (half h: bytes 64h..64h+63) gives, in its low nibbles, elements 128h + 0..63 and in its high
 // nibbles 128h + 64..127, in order, so the activations need no re-laying; the 2 high bits come from qh[32h..32h+31]
 // (element 128h + 32m + l: bits 2m, 2m+1 of qh[32h + l]), broadcast to both 256-bit halves and shifted per half.
-// Each 128-bit lane of a VPDPBUSD product is one sub-block of 16; two products packed to int16 meet their scales
-// (int8 sign-extended to int16) in one VPDPWSSD, the scale vector one VPERMW away from the 16 scales. The −32 offset is
-// −32·Σ_s scale_s·Σy_s, the accumulator's starting value (8 int32 lanes of one VPMADDWD, Σy_s negated per call).
-struct alignas(64) Kq6Act { __m256i nbs; float d; };
+// Each 128-bit lane of a VPDPBUSD product is one sub-block of 16; its scale (int8 sign-extended to the low word of
+// each int32 lane, high word 0) is one VPERMD away from the 16 scales.
+struct alignas(32) Kq6Act { __m256i nbs; float d; };  // −Σy per 16 (|Σ16| ≤ 2032), d_y
 static void kq6_prep(const ActQ8K* y, int nb, Kq6Act* a) {
   for (int i = 0; i < nb; i++) {
-    a[i].nbs = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i*)y[i].bsums));  // |Σ16| ≤ 2048
+    a[i].nbs = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i*)y[i].bsums));
     a[i].d = y[i].d;
   }
 }
@@ -197,12 +202,7 @@ static Kq6Act* kq6_scratch(size_t n) {
   if (buf.size() < n) buf.resize(n);
   return buf.data();
 }
-struct Kq6Idx {
-  uint16_t v[32];
-  constexpr Kq6Idx() : v{} { for (int i = 0; i < 32; i++) v[i] = (uint16_t)(i / 8 + (i % 8 >= 4 ? 4 : 0)); }
-};
-alignas(64) static constexpr Kq6Idx kq6_idx{};
-struct Kq6W { __m512i q[4], sc[2]; __m256i sc16; float d; };
+struct Kq6W { __m512i q[4], sc[4]; __m256i sc16; float d; };
 static inline void kq6_decode(const BlockQ6_K& b, Kq6W& w) {
   const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
   const __m512i shl = _mm512_mask_blend_epi64(0xf0, _mm512_set1_epi16(4), _mm512_set1_epi16(2));  // per 256-bit half
@@ -215,43 +215,26 @@ static inline void kq6_decode(const BlockQ6_K& b, Kq6W& w) {
     w.q[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srlv_epi16(H, shr), m30), _mm512_srli_epi16(L, 4), m4, 0xF8);
   }
   w.sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b.scales));
-  // products 2m, 2m+1 packed to int16: 128-bit lane L = 4 words of sub-block 8m + L, then 4 of 8m + 4 + L
-  const __m512i s16 = _mm512_zextsi256_si512(w.sc16);
-  w.sc[0] = _mm512_permutexvar_epi16(_mm512_load_si512(kq6_idx.v), s16);
-  w.sc[1] = _mm512_permutexvar_epi16(_mm512_add_epi16(_mm512_load_si512(kq6_idx.v), _mm512_set1_epi16(8)), s16);
+  const __m512i s32 = _mm512_cvtepu16_epi32(w.sc16);
+  const __m512i quad = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+  for (int k = 0; k < 4; k++) w.sc[k] = _mm512_permutexvar_epi32(_mm512_add_epi32(quad, _mm512_set1_epi32(4 * k)), s32);
   w.d = _cvtsh_ss(b.d);
 }
-// Σ (code − 32)·y·scale over the super-block in 16 int32 lanes (exact): |lane| ≤ 4·4·63·127·128 + 32·2·2048·128
-static inline __m512i kq6_dot(const Kq6W& w, const Kq6Act& a, const int8_t* yq) {
+// x_rows_q6_k's 8 int32 lanes of one super-block (exact; |p| ≤ 4·63·127, so the high word of each lane is its sign)
+static inline __m256i kq6_dot(const Kq6W& w, const Kq6Act& a, const int8_t* yq) {
   const __m512i z = _mm512_setzero_si512();
   const __m512i off = _mm512_zextsi256_si512(_mm256_slli_epi32(_mm256_madd_epi16(w.sc16, a.nbs), 5));
   const __m512i p0 = _mm512_dpbusd_epi32(z, w.q[0], _mm512_loadu_si512(yq));
   const __m512i p1 = _mm512_dpbusd_epi32(z, w.q[1], _mm512_loadu_si512(yq + 64));
   const __m512i p2 = _mm512_dpbusd_epi32(z, w.q[2], _mm512_loadu_si512(yq + 128));
   const __m512i p3 = _mm512_dpbusd_epi32(z, w.q[3], _mm512_loadu_si512(yq + 192));
-  // |p| ≤ 4·63·127 fits int16: the packs are exact
-  return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(off, _mm512_packs_epi32(p0, p1), w.sc[0]), _mm512_packs_epi32(p2, p3), w.sc[1]);
+  const __m512i s01 = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(off, p0, w.sc[0]), p1, w.sc[1]);
+  const __m512i s = _mm512_add_epi32(s01, _mm512_dpwssd_epi32(_mm512_madd_epi16(p2, w.sc[2]), p3, w.sc[3]));
+  return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
 }
-static inline void kq6_acc(const Kq6W& w, const Kq6Act& a, const int8_t* yq, __m512& acc) {
-  acc = _mm512_fmadd_ps(_mm512_set1_ps(w.d * a.d), _mm512_cvtepi32_ps(kq6_dot(w, a, yq)), acc);
-}
-static void kq_rows_q6_k(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
-  const int nb = K / 256;
-  const ActQ8K* y = (const ActQ8K*)act;
-  Kq6Act* a = kq6_scratch((size_t)nb);
-  kq6_prep(y, nb, a);
-  const uint8_t* pfp = w;
-  for (int r = 0; r < nrows; r++) {
-    const BlockQ6_K* x = (const BlockQ6_K*)(w + (size_t)r * rb);
-    __m512 acc = _mm512_setzero_ps();
-    for (int i = 0; i < nb; i++) {
-      if (pf) for (const uint8_t* e = (const uint8_t*)(x + i) + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
-      Kq6W wt;
-      kq6_decode(x[i], wt);
-      kq6_acc(wt, a[i], y[i].qs, acc);
-    }
-    out[r] = _mm512_reduce_add_ps(acc);
-  }
+// x_rows_q6_k's float step
+static inline void kq6_acc(const Kq6W& w, const Kq6Act& a, const int8_t* yq, __m256& acc) {
+  acc = _mm256_fmadd_ps(_mm256_set1_ps(w.d * a.d), _mm256_cvtepi32_ps(kq6_dot(w, a, yq)), acc);
 }
 template <int NT, bool PF>
 static void kq6_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const Kq6Act* a, float* out,
@@ -259,19 +242,19 @@ static void kq6_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8
   const uint8_t* pfp = w;
   for (int r = 0; r < nrows; r++) {
     const BlockQ6_K* x = (const BlockQ6_K*)(w + (size_t)r * rb);
-    __m512 acc[NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    __m256 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
       if (PF) for (const uint8_t* e = (const uint8_t*)(x + i) + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
       Kq6W wt;
       kq6_decode(x[i], wt);
       for (int t = 0; t < NT; t++) kq6_acc(wt, a[(size_t)t * nb + i], y[t][i].qs, acc[t]);
     }
-    for (int t = 0; t < NT; t++) out[(size_t)t * outStride + r] = _mm512_reduce_add_ps(acc[t]);
+    for (int t = 0; t < NT; t++) out[(size_t)t * outStride + r] = hsum8(acc[t]);
   }
 }
 // Prefill tile (PF = false) and small-batch decode (PF = true: the weights stream from DRAM once for all tokens):
-// tokens in passes of 8, then 4; the rest (< 4) through the row kernel.
+// tokens in passes of 8, then 4; the rest (< 4) through x_rows_q6_k.
 template <bool PF>
 static void kq_tile_q6_k(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                          float* out, size_t outStride) {
@@ -288,7 +271,7 @@ static void kq_tile_q6_k(int K, const uint8_t* w, size_t rb, int nrows, const ui
     if (nt == 8) { kq6_pass<8, PF>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
     else kq6_pass<4, PF>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride);
   }
-  for (; t0 < ntok; t0++) kq_rows_q6_k(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, PF);
+  for (; t0 < ntok; t0++) x_rows_q6_k(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, PF);
 }
 
 static void fill_kquant_avx512(KernelTable& t) {
@@ -302,7 +285,6 @@ static void fill_kquant_avx512(KernelTable& t) {
   // 64 rows per call: 3.02 -> 2.82 ns per (super-block, token) for q4_K at K = 2048; IQ4_XS 2.83 -> 2.60)
   t.tile_rows[T_Q4_K] = t.tile_rows[T_Q5_K] = 64;
   t.tile_rows[T_IQ4_XS] = t.tile_rows[T_IQ2_XXS] = 64;
-  t.rows[T_Q6_K] = kq_rows_q6_k;
   t.tile[T_Q6_K] = kq_tile_q6_k<false>;
   t.batch[T_Q6_K] = kq_tile_q6_k<true>;
 }
