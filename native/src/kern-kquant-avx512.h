@@ -16,8 +16,9 @@
 //
 // Float structure (decode, tile and batch alike, per (row, token)): per super-block, acc (16 lanes) += d_w·d_y ×
 // the exact int32 lanes, accm (4 lanes) += dmin_w·d_y × Σ_j min_j·Σy_j (4 int32 lanes of one VPMADDWD); at the end
-// reduce(acc) − reduce(accm) (q6_K: x_rows_q6_k's, see below). Tiles and batches run the same inline functions per (row, token), so
-// a token's result is bit-identical whatever its batch (batch invariance); leftover tokens go to the row kernel.
+// reduce(acc) − reduce(accm) (q6_K: x_rows_q6_k's, see below). Tiles and batches run the same inline functions per
+// (row, token), so a token's result is bit-identical whatever its batch (batch invariance); leftover tokens go to
+// the row kernel.
 
 #ifndef L4_PF_KQ
 #define L4_PF_KQ 2048
