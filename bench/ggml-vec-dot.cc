@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <vector>
 #include <random>
-namespace l4 { int type_block_size(int t){ return t==20?32:256; } int type_block_bytes(int t){ switch(t){case 16:return 66;case 17:return 74;case 22:return 82;case 18:return 98;case 21:return 110;case 19:return 50;case 29:return 56;case 20:return 18;case 23:return 136;case 12:return 144;} return 0;} }
+namespace l4 { int type_block_size(int t){ return t==20?32:256; } int type_block_bytes(int t){ switch(t){case 16:return 66;case 17:return 74;case 22:return 82;case 18:return 98;case 21:return 110;case 19:return 50;case 29:return 56;case 20:return 18;case 23:return 136;case 12:return 144;case 13:return 176;case 14:return 210;} return 0;} }
 using namespace l4;
 typedef void (*vdot_t)(int n, float* s, size_t bs, const void* x, size_t bx, const void* y, size_t by, int nrc);
 typedef void (*qrow_t)(const float*, void*, int64_t);
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   const int K = 4096, N = 1024;
   std::mt19937 rng(1);
   struct T { const char* name; int id; const char* sym; };
-  T types[] = {{"iq2_xxs",16,"ggml_vec_dot_iq2_xxs_q8_K"},{"iq4_xs",23,"ggml_vec_dot_iq4_xs_q8_K"},{"iq3_s",21,"ggml_vec_dot_iq3_s_q8_K"},{"iq2_xs",17,"ggml_vec_dot_iq2_xs_q8_K"},{"iq2_s",22,"ggml_vec_dot_iq2_s_q8_K"},{"iq3_xxs",18,"ggml_vec_dot_iq3_xxs_q8_K"},{"iq1_s",19,"ggml_vec_dot_iq1_s_q8_K"},{"iq1_m",29,"ggml_vec_dot_iq1_m_q8_K"},{"q4_k",12,"ggml_vec_dot_q4_K_q8_K"}};
+  T types[] = {{"iq2_xxs",16,"ggml_vec_dot_iq2_xxs_q8_K"},{"iq4_xs",23,"ggml_vec_dot_iq4_xs_q8_K"},{"iq3_s",21,"ggml_vec_dot_iq3_s_q8_K"},{"iq2_xs",17,"ggml_vec_dot_iq2_xs_q8_K"},{"iq2_s",22,"ggml_vec_dot_iq2_s_q8_K"},{"iq3_xxs",18,"ggml_vec_dot_iq3_xxs_q8_K"},{"iq1_s",19,"ggml_vec_dot_iq1_s_q8_K"},{"iq1_m",29,"ggml_vec_dot_iq1_m_q8_K"},{"q4_k",12,"ggml_vec_dot_q4_K_q8_K"},{"q5_k",13,"ggml_vec_dot_q5_K_q8_K"},{"q6_k",14,"ggml_vec_dot_q6_K_q8_K"}};
   const KernelTable* kt = kernels_avx512();
   std::vector<float> x(K); for (auto& v : x) v = std::normal_distribution<float>()(rng);
   std::vector<uint8_t> act(K/256*sizeof(ActQ8K)); kt->quant_q8k(x.data(), act.data(), K);
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     vdot_t f = (vdot_t)dlsym(h, t.sym);
     const size_t rb = (size_t)K/256*type_block_bytes(t.id);
     std::vector<uint8_t> w(rb*N); for (auto& b : w) b = rng();
-    for (int r=0;r<N;r++) for (int b=0;b<K/256;b++) { uint8_t* p=&w[r*rb+b*type_block_bytes(t.id)]; if (t.id==29){} else if (t.id==12){p[0]=0x00;p[1]=0x20;p[2]=0;p[3]=0x10;} else {p[0]=0x00;p[1]=0x20;} }
+    for (int r=0;r<N;r++) for (int b=0;b<K/256;b++) { uint8_t* p=&w[r*rb+b*type_block_bytes(t.id)]; if (t.id==29){} else if (t.id==12||t.id==13){p[0]=0x00;p[1]=0x20;p[2]=0;p[3]=0x10;} else if (t.id==14){p[208]=0x00;p[209]=0x20;} else {p[0]=0x00;p[1]=0x20;} }
     std::vector<float> o1(N), o2(N);
     double best1=1e9,best2=1e9;
     for (int rep=0; rep<30; rep++) {

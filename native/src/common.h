@@ -136,6 +136,9 @@ struct KernelTable {
   // all tokens with prefetch, results bit-identical to rows[] (kern-avx512-batch.h)
   TileFn batch[T_COUNT];
   int act[T_COUNT];                // ActFmt each rows[] kernel expects
+  // optional: rows per prefill chunk for tile[] (0: ops.cc's 16). Tiles that re-lay the activations once per call
+  // (the AVX-512 K-quant and i-quant tiles) amortize that over more rows.
+  int tile_rows[T_COUNT];
   DequantFn dequant[T_COUNT];      // row -> f32 (getRows, toF32)
   QuantActFn quant_q8;             // f32 -> ActQ8 blocks (K % 32 == 0)
   QuantActFn quant_q8k;            // f32 -> ActQ8K blocks (K % 256 == 0)

@@ -159,78 +159,9 @@ static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
   if (r < nrows) x_tile_r8<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
 }
 
-// ---- q6_K (the output head of most quantized files) ----
-// x_rows_q6_k's exact integer lanes and float steps, two tokens per 512-bit register (token a in the low half, b in
-// the high half, each half doing what the 256-bit decode kernel does), up to 8 tokens per decoded block: the codes,
-// scale shuffles and offsets are unpacked once per block for all of them.
-static inline __m512i dup256(__m256i a) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), a, 1); }
-static inline __m512i load2x256(const void* a, const void* b) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)a)), _mm256_loadu_si256((const __m256i*)b), 1);
-}
-template <int NP>  // token pairs
-static inline void b_q6k_row(const BlockQ6_K* b, int nb, const ActQ8K* const* y, const __m256i shuf[4], float* out, size_t outStride,
-                             const uint8_t*& pfp) {
-  __m512 acc[NP];
-  for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
-  for (int i = 0; i < nb; i++) {
-    for (const uint8_t* end = (const uint8_t*)(b + i) + L4_PF_DIST; pfp < end; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
-    const uint8_t* ql = b[i].ql; const uint8_t* qh = b[i].qh;
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b[i].scales));
-    const __m512i sc16z = dup256(sc16);
-    __m512i sumi[NP];
-    for (int p = 0; p < NP; p++)
-      sumi[p] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                 _mm512_slli_epi32(_mm512_madd_epi16(sc16z, load2x256(y[2 * p][i].bsums, y[2 * p + 1][i].bsums)), 5));
-    for (int h = 0; h < 2; h++) {
-      const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
-      __m256i q[4];
-      q6k_codes(ql, qh, h, q);
-      for (int c = 0; c < 4; c++) {
-        const __m512i scv = dup256(_mm256_shuffle_epi8(sch, shuf[c])), qz = dup256(q[c]);
-        for (int p = 0; p < NP; p++) {
-          const __m512i pr = _mm512_maddubs_epi16(qz, load2x256(y[2 * p][i].qs + 128 * h + 32 * c, y[2 * p + 1][i].qs + 128 * h + 32 * c));
-          sumi[p] = _mm512_dpwssd_epi32(sumi[p], pr, scv);  // = add(sumi, madd(pr, scv)), one instruction
-        }
-      }
-    }
-    const float dw = _cvtsh_ss(b[i].d);
-    for (int p = 0; p < NP; p++) {
-      const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(dw * y[2 * p][i].d), _mm256_set1_ps(dw * y[2 * p + 1][i].d), 1);
-      acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi[p]), acc[p]);
-    }
-  }
-  for (int p = 0; p < NP; p++) {
-    out[(size_t)(2 * p) * outStride] = hsum8(_mm512_castps512_ps256(acc[p]));
-    out[(size_t)(2 * p + 1) * outStride] = hsum8(_mm512_extractf32x8_ps(acc[p], 1));
-  }
-}
-static void b_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                   float* out, size_t outStride) {
-  const int nb = K / 256;
-  __m256i shuf[4];
-  q6k_shuffles(shuf);
-  const ActQ8K* y[16];
-  for (int t = 0; t < ntok; t++) y[t] = (const ActQ8K*)(act + (size_t)t * actStride);
-  const uint8_t* pfp = w;
-  for (int r = 0; r < nrows; r++) {
-    const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
-    float* o = out + r;
-    int t = 0;
-    for (; t + 8 <= ntok; t += 8) b_q6k_row<4>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp);
-    switch ((ntok - t) / 2) {
-      case 3: b_q6k_row<3>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp); break;
-      case 2: b_q6k_row<2>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp); break;
-      case 1: b_q6k_row<1>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp); break;
-      default: break;
-    }
-    t += (ntok - t) / 2 * 2;
-    if (t < ntok) x_rows_q6_k(K, (const uint8_t*)b, rowBytes, 1, act + (size_t)t * actStride, o + (size_t)t * outStride, false);
-  }
-}
-
 static void fill_avx512_batch(KernelTable& t) {
   // prefill too: about half the instructions per (block, token) of the AVX2 tiles, same bits
   t.batch[T_Q4_0_R8] = t.tile[T_Q4_0_R8] = b16_r8<true>;
   t.batch[T_Q8_0_R8] = t.tile[T_Q8_0_R8] = b16_r8<false>;
-  t.batch[T_Q6_K] = b_q6_k;
+  // q6_K's small-batch kernel is kq_tile_q6_k<true> (kern-kquant-avx512.h)
 }

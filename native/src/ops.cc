@@ -85,7 +85,7 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
     const int fmt = kt_->act[j.type];
     MatmulCtx& c = cs[i];
     c = MatmulCtx{kt_->rows[j.type], kt_->tile[j.type], j.w, row_bytes(j.type, j.K), j.N, j.K, j.T, (const uint8_t*)j.x, (size_t)j.K * 4,
-                  j.out, kPrefillRows, 2, chunks};
+                  j.out, kt_->tile[j.type] && kt_->tile_rows[j.type] ? kt_->tile_rows[j.type] : kPrefillRows, 2, chunks};
     if (j.T == 0) continue;
     if (fmt != ACT_F32) {  // quantize the activations once (ggml's vec_dot_type conversion), unless an earlier job did
       c.actStride = act_row_bytes(fmt, j.K);

@@ -423,7 +423,7 @@ export function runBackendConformance(label: string, make: () => Backend | strin
 
   // Small batches (2..16 tokens: decoding sequences, an expert's few tokens) have kernels of their own on some
   // kernel sets; rows a multiple of 8 (repacked q4_0/q8_0), including an odd number of 8-row groups, and odd T.
-  for (const dtype of ['q4_0', 'q8_0', 'q6_k'] as const) {
+  for (const dtype of ['q4_0', 'q8_0', 'q4_k', 'q5_k', 'q6_k'] as const) {
     test(`${label}: matmul ${dtype} small batches (T=2..16) are batch-invariant`, { skip }, () => {
       const r = rng(77 + DTYPES[dtype].ggmlType);
       for (const [N, K] of [
