@@ -346,6 +346,12 @@ static bool attnRowsOff() {
   static const bool off = [] { const char* e = std::getenv("L4_ATTN_ROWS"); return e && e[0] == '0'; }();
   return off;
 }
+// L4_ATTN_HEADS=0 keeps one kv head per decode unit (same bits; for benchmarks of the two).
+static bool attnHeadsOff() {
+  static const bool off = [] { const char* e = std::getenv("L4_ATTN_HEADS"); return e && e[0] == '0'; }();
+  return off;
+}
+static constexpr int kHeadsMaxT = 4;  // calls of at most this many queries walk all kv heads per unit (decode)
 static constexpr int kPfRows = 24;  // rows fetched ahead of the conversion (attnUnitT)
 static constexpr int kCopyMinT = 8;  // f32 caches: tiles of this many queries copy each block to contiguous rows
 static constexpr int kFullMaxS = 16384;  // attentionFull's scratch is 8·S floats per thread
@@ -384,14 +390,15 @@ static inline void prefetchRows(const uint8_t* k, const uint8_t* v, size_t strid
 // The fixed facts of one attention call, shared by its work units.
 struct AttnPlan {
   float* out; const float* q; const uint8_t* kbase; const uint8_t* vbase; AttnShape s;
-  int tiles, units0;       // query tiles; (kv head, tile) units
+  int tiles, units0;       // query tiles; (kv-head group, tile) units
+  int headsPerUnit;        // kv heads a unit walks together: 1, or all of them (decode, see attention())
   int64_t slice0, nslices; // absolute key slices covered
   int64_t nsplit;          // slices spread over this many units per (kv head, tile)
   size_t rowB;             // bytes per (key, kv head) row
   float* part;             // [slice][t][h](m, l, acc[d]) when nsplit > 1
 };
 static AttnPlan attnPlan(float* out, const float* q, const void* k, const void* v, const AttnShape& s) {
-  AttnPlan p{out, q, (const uint8_t*)k, (const uint8_t*)v, s, 0, 0, 0, 0, 1, 0, nullptr};
+  AttnPlan p{out, q, (const uint8_t*)k, (const uint8_t*)v, s, 0, 0, 1, 0, 0, 1, 0, nullptr};
   p.tiles = (s.T + kQTile - 1) / kQTile;
   p.units0 = s.nKvHeads * p.tiles;
   // slices [slice0 + i] cover absolute key positions [(slice0 + i)·kKSlice, …); key index j is position kPos0 + j
@@ -414,6 +421,11 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
   }
   AttnPlan p = attnPlan(out, q, k, v, s);
   const int nth = pool_.size();
+  // Decode: a unit walks every kv head block by block instead of one head's rows, which lie Hkv·rowB bytes apart
+  // (2–4 KiB): the cache is then read position by position, almost sequentially, and the hardware prefetchers keep
+  // up, where one head's strided rows were a cache miss each (T=1 over 32k f16 keys read at ~4 GB/s). Per query the
+  // operations are unchanged, so the bits are too.
+  if (T <= kHeadsMaxT && s.nKvHeads > 1 && !attnHeadsOff()) { p.headsPerUnit = s.nKvHeads; p.units0 = p.tiles; }
   // Spread slices over threads only when the (kv head, query tile) units are too few; the split changes where the
   // work runs, not the result. Partials are kept per slice: bound their memory.
   const double partFloats = (double)p.nslices * T * s.nHeads * (s.headDim + 2);
@@ -421,7 +433,7 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
     p.nsplit = std::min<int64_t>(p.nslices, (4 * nth + p.units0 - 1) / p.units0);
   std::vector<float> part(p.nsplit > 1 ? (size_t)partFloats : 0);
   p.part = part.data();
-  attentionScratch(s.headDim, s.nHeads / s.nKvHeads);
+  attentionScratch(s.headDim, s.nHeads / s.nKvHeads, s.nHeads);
   // Units run last tile first: with a causal mask a tile's cost grows with its position, and threads claim chunks
   // of consecutive units, so the cheap ones left at the end even out the threads' finishing times.
   const int64_t units = (int64_t)p.units0 * p.nsplit;
@@ -489,7 +501,7 @@ void Engine::attentionMany(const AttnJob* jobs, int n) {
     if (s.T <= 0) continue;
     if (s.S <= 0) { std::memset(jobs[i].out, 0, sizeof(float) * (size_t)s.T * s.nHeads * s.headDim); continue; }
     ps.push_back(attnPlan(jobs[i].out, jobs[i].q, jobs[i].k, jobs[i].v, s));
-    attentionScratch(s.headDim, s.nHeads / s.nKvHeads);
+    attentionScratch(s.headDim, s.nHeads / s.nKvHeads, s.nHeads);
     first.push_back(units);
     units += ps.back().units0;
   }
@@ -502,8 +514,8 @@ void Engine::attentionMany(const AttnJob* jobs, int n) {
   });
 }
 
-void Engine::attentionScratch(int d, int group) {
-  const size_t combos = (size_t)kQTile * group;
+void Engine::attentionScratch(int d, int group, int H) {
+  const size_t combos = std::max((size_t)kQTile * group, (size_t)kHeadsMaxT * H);  // (token, query head) pairs of a unit
   // M, L, Mr, Lr, acc, Or per combo; scores of a block per combo; one block's keys and values as f32
   const size_t need = combos * (2 * d + 4) + combos * kKBlock + 2 * (size_t)kKBlock * d;
   for (auto& b : scratch_) if (b.size() < need) b.resize(need);
@@ -517,14 +529,14 @@ void Engine::attnUnit(const AttnPlan& p, int64_t u, int tid) {
   else attnUnitT<T_F32>(p, u, tid);
 }
 
-// One work unit: kv head × query tile × a range of key slices. One body for every K/V storage type: KV picks the
+// One work unit: kv head (or all kv heads, block by block) × query tile × a range of key slices. One body for every K/V storage type: KV picks the
 // kernel table's row function for the storage (attn_row[]), whose f16/q8_0 loaders give exactly the dequantized
 // values, so compressed attention equals f32 attention on the dequantized cache and inherits batch invariance.
 template <int KV>
 void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
   const AttnShape& s = p.s;
   const int d = s.headDim, H = s.nHeads, Hkv = s.nKvHeads, group = H / Hkv, T = s.T, S = s.S;
-  const size_t combos = (size_t)kQTile * group, rowB = p.rowB;
+  const size_t combos = std::max((size_t)kQTile * group, (size_t)kHeadsMaxT * H), rowB = p.rowB;
   const float* q = p.q;
   const uint8_t *kbase = p.kbase, *vbase = p.vbase;
   auto visible = [&](int t, int64_t& lo, int64_t& hi) {
@@ -534,6 +546,7 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
     if (s.chunkSize > 0) lo = std::max<int64_t>(0, (qp / s.chunkSize) * s.chunkSize - s.kPos0);
   };
   float* buf = scratch_[tid].data();
+  // state per (kv head of the unit, token, query head of its group): head kvh's combos start at (kvh − h0)·nc
   float* M = buf;                    // [combos] running max within the slice
   float* L = M + combos;             // [combos] running sum within the slice
   float* Mr = L + combos;            // [combos] folded max over the slices so far
@@ -546,10 +559,11 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
   const float** qp = qptrs_[tid].data();
   int* cp = combos_[tid].data();
   const int64_t nsplit = p.nsplit, nslices = p.nslices, slice0 = p.slice0;
-  const int kvh = (int)(u % Hkv), split = (int)((u / Hkv) % nsplit), tile = (int)(u / Hkv / nsplit);
+  const int hpu = p.headsPerUnit, ngroups = Hkv / hpu;
+  const int h0 = (int)(u % ngroups) * hpu, split = (int)((u / ngroups) % nsplit), tile = (int)(u / ngroups / nsplit);
   const int t0 = tile * kQTile, t1 = std::min(T, t0 + kQTile);
-  const size_t nc = (size_t)(t1 - t0) * group;
-  for (size_t c = 0; c < nc; c++) { Mr[c] = -INFINITY; Lr[c] = 0; }
+  const size_t nc = (size_t)(t1 - t0) * group, nca = nc * hpu;  // combos per kv head; of the unit
+  for (size_t c = 0; c < nca; c++) { Mr[c] = -INFINITY; Lr[c] = 0; }
   const int64_t i0 = split * nslices / nsplit, i1 = (split + 1) * nslices / nsplit;
   for (int64_t si = i0; si < i1; si++) {
     // this slice's key indices, clipped to the cache
@@ -560,11 +574,13 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
       int64_t lo, hi; visible(t, lo, hi);
       ulo = std::min(ulo, std::max(lo, sa)); uhi = std::max(uhi, std::min(hi, sb));
     }
-    for (size_t c = 0; c < nc; c++) { M[c] = -INFINITY; L[c] = 0; }
-    std::memset(acc, 0, sizeof(float) * nc * d);
+    for (size_t c = 0; c < nca; c++) { M[c] = -INFINITY; L[c] = 0; }
+    std::memset(acc, 0, sizeof(float) * nca * d);
     // blocks start at absolute positions that are multiples of kKBlock
-    for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock) {
+    for (int64_t kb = floorDiv(s.kPos0 + ulo, kKBlock) * kKBlock - s.kPos0; kb < uhi; kb += kKBlock)
+      for (int kvh = h0; kvh < h0 + hpu; kvh++) {  // (body not re-indented: one kv head's block)
       const int64_t ke = std::min<int64_t>(kb + kKBlock, uhi);
+      float *Mh = M + (size_t)(kvh - h0) * nc, *Lh = L + (size_t)(kvh - h0) * nc, *acch = acc + (size_t)(kvh - h0) * nc * d;
       // The attn_rows path: compressed blocks are dequantized once for the whole tile instead of once per query. f16
       // takes it only where the kernel set says so (attn_rows_f16: AVX-512's register-blocked kernel); with AVX2's
       // attn_rows the per-query path, converting f16 in registers, measured faster.
@@ -611,7 +627,7 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
                 cp[nq++] = (tt - t0) * group + g;
               }
             kt_->attn_rows(nq, qp, cp, kr + (size_t)(jlo - cb) * kstride, vr + (size_t)(jlo - cb) * kstride, kstride, (int)(jhi - jlo), d,
-                           s.scale, M, L, acc, sc);
+                           s.scale, Mh, Lh, acch, sc);
           }
           t = te;
         }
@@ -626,14 +642,15 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
           const size_t c = (size_t)(t - t0) * group + g;
           kt_->attn_row[kv_index(KV)](q + ((size_t)t * H + h) * d, kbase + ((size_t)jlo * Hkv + kvh) * rowB,
                                       vbase + ((size_t)jlo * Hkv + kvh) * rowB, (size_t)Hkv * rowB, (int)(jhi - jlo), d,
-                                      s.scale, &M[c], &L[c], acc + c * d, sc);
+                                      s.scale, &Mh[c], &Lh[c], acch + c * d, sc);
         }
       }
     }
+    for (int kvh = h0; kvh < h0 + hpu; kvh++)
     for (int t = t0; t < t1; t++)
       for (int g = 0; g < group; g++) {
         const int h = kvh * group + g;
-        const size_t c = (size_t)(t - t0) * group + g;
+        const size_t c = (size_t)(kvh - h0) * nc + (size_t)(t - t0) * group + g;
         if (nsplit == 1) foldSlice(Mr[c], Lr[c], Or + c * d, M[c], L[c], acc + c * d, d);
         else {
           float* pp = p.part + (((size_t)si * T + t) * H + h) * (d + 2);
@@ -643,10 +660,11 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
       }
   }
   if (nsplit == 1)
+    for (int kvh = h0; kvh < h0 + hpu; kvh++)
     for (int t = t0; t < t1; t++)
       for (int g = 0; g < group; g++) {
         const int h = kvh * group + g;
-        const size_t c = (size_t)(t - t0) * group + g;
+        const size_t c = (size_t)(kvh - h0) * nc + (size_t)(t - t0) * group + g;
         finishQuery(p.out + ((size_t)t * H + h) * d, Lr[c], Or + c * d, d);
       }
 }

@@ -75,7 +75,7 @@ class Engine {
  private:
   // Splits [0, n) into about `per` sized pieces and runs them on the pool (inline when small).
   template <class F> void parallelFor(int64_t n, int64_t minPer, F&& f);
-  void attentionScratch(int headDim, int group);
+  void attentionScratch(int headDim, int group, int nHeads);
   void attentionFull(float* out, const float* q, const float* k, const float* v, const AttnShape& s);  // grows every thread's scratch for units of this shape
   void attnUnit(const AttnPlan& p, int64_t unit, int tid);
   template <int KV> void attnUnitT(const AttnPlan& p, int64_t unit, int tid);
