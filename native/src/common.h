@@ -148,6 +148,8 @@ struct KernelTable {
   AttnRowFn attn_row[3];  // by K/V storage: [0] f32, [1] f16, [2] q8_0 (see kv_index)
   AttnRowsFn attn_rows;   // optional (null: ops.cc runs attn_row per query)
   KvRowsFn kv_rows[3];    // by K/V storage, as attn_row (used with attn_rows)
+  // optional: attn_rows reading the stored rows in place, by K/V storage (decode: no f32 copy of each block)
+  AttnRowsFn attn_rows_kv[3];
   // f16 caches also take the attn_rows path (each block converted once per tile): set where attn_rows blocks its
   // loads well enough that the f32 copy pays (kern-avx512-attn.h); else f16 runs attn_row[1] per query
   bool attn_rows_f16;

@@ -136,14 +136,28 @@ static void z_attn_full(const float* q, size_t qStride, int nq, const float* Kt,
 //    j ascending — the order x_attn_pv uses — whatever the register blocking (lanes never mix).
 // d must be 16, 32, 64 or 128 (else x_attn_rows).
 
-// Scores of 4 queries against 4 keys: r[m] lanes = dot4(q_m, k0..k3)'s lanes.
-static inline void z_dot4x4(const float* const* q, const float* k0, const float* k1, const float* k2, const float* k3, int d, __m128 r[4]) {
-  __m256 a[4][4];
-  for (int m = 0; m < 4; m++)
+// 16 values [i, i + 16) of a stored K/V row (i % 16 == 0) as floats: exactly kv_load8's values, 16 at a time.
+template <int KV>
+static inline __m512 kv_load16(const uint8_t* r, int i) {
+  if constexpr (KV == 0) return _mm512_loadu_ps((const float*)r + i);
+  else if constexpr (KV == 1) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(r + 2 * i)));
+  else {
+    const BlockQ8_0* b = (const BlockQ8_0*)r + i / 32;
+    const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(b->qs + i % 32)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(_cvtsh_ss(b->d)));
+  }
+}
+
+// Scores of NQ queries against 4 keys: r[m] lanes = dot4(q_m, k0..k3)'s lanes (each key chunk loaded once).
+template <int KV, int NQ>
+static inline void z_dot4xn(const float* const* q, const uint8_t* k0, const uint8_t* k1, const uint8_t* k2, const uint8_t* k3, int d,
+                            __m128* r) {
+  __m256 a[NQ][4];
+  for (int m = 0; m < NQ; m++)
     for (int j = 0; j < 4; j++) a[m][j] = _mm256_setzero_ps();
   for (int i = 0; i < d; i += 8) {
-    const __m256 x0 = _mm256_loadu_ps(k0 + i), x1 = _mm256_loadu_ps(k1 + i), x2 = _mm256_loadu_ps(k2 + i), x3 = _mm256_loadu_ps(k3 + i);
-    for (int m = 0; m < 4; m++) {
+    const __m256 x0 = kv_load8<KV>(k0, i), x1 = kv_load8<KV>(k1, i), x2 = kv_load8<KV>(k2, i), x3 = kv_load8<KV>(k3, i);
+    for (int m = 0; m < NQ; m++) {
       const __m256 qv = _mm256_loadu_ps(q[m] + i);
       a[m][0] = _mm256_fmadd_ps(qv, x0, a[m][0]);
       a[m][1] = _mm256_fmadd_ps(qv, x1, a[m][1]);
@@ -151,24 +165,24 @@ static inline void z_dot4x4(const float* const* q, const float* k0, const float*
       a[m][3] = _mm256_fmadd_ps(qv, x3, a[m][3]);
     }
   }
-  for (int m = 0; m < 4; m++) {
+  for (int m = 0; m < NQ; m++) {
     const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a[m][0], a[m][1]), _mm256_hadd_ps(a[m][2], a[m][3]));
     r[m] = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
   }
 }
 
 // o_m[0..16·ND) += Σ_j p_m[j]·v_j for NQ queries, keys j ascending, outputs held in registers.
-template <int ND, int NQ>
-static inline void z_pv_regs(float* const* o, const float* const* p, const float* v, size_t vstride, int n) {
+template <int KV, int ND, int NQ>
+static inline void z_pv_regs(float* const* o, const float* const* p, const uint8_t* v, size_t stride, int n) {
   __m512 acc[NQ][ND];
   for (int m = 0; m < NQ; m++)
     for (int c = 0; c < ND; c++) acc[m][c] = _mm512_loadu_ps(o[m] + 16 * c);
   for (int j = 0; j < n; j++) {
-    const float* vj = v + (size_t)j * vstride;
+    const uint8_t* vj = v + (size_t)j * stride;
     __m512 pb[NQ];
     for (int m = 0; m < NQ; m++) pb[m] = _mm512_set1_ps(p[m][j]);
     for (int c = 0; c < ND; c++) {
-      const __m512 vv = _mm512_loadu_ps(vj + 16 * c);
+      const __m512 vv = kv_load16<KV>(vj, 16 * c);
       for (int m = 0; m < NQ; m++) acc[m][c] = _mm512_fmadd_ps(pb[m], vv, acc[m][c]);
     }
   }
@@ -176,57 +190,57 @@ static inline void z_pv_regs(float* const* o, const float* const* p, const float
     for (int c = 0; c < ND; c++) _mm512_storeu_ps(o[m] + 16 * c, acc[m][c]);
 }
 
-template <int ND>
-static void z_pv_all(int nq, float* const* o, const float* const* p, const float* v, size_t vstride, int n) {
+template <int KV, int ND>
+static void z_pv_all(int nq, float* const* o, const float* const* p, const uint8_t* v, size_t stride, int n) {
   constexpr int NQ = ND >= 8 ? 3 : ND >= 4 ? 6 : 8;
   int i = 0;
-  for (; i + NQ <= nq; i += NQ) z_pv_regs<ND, NQ>(o + i, p + i, v, vstride, n);
+  for (; i + NQ <= nq; i += NQ) z_pv_regs<KV, ND, NQ>(o + i, p + i, v, stride, n);
   switch (nq - i) {
     case 0: break;
-    case 1: z_pv_regs<ND, 1>(o + i, p + i, v, vstride, n); break;
-    case 2: z_pv_regs<ND, 2>(o + i, p + i, v, vstride, n); break;
-    case 3: z_pv_regs<ND, 3>(o + i, p + i, v, vstride, n); break;
-    case 4: z_pv_regs<ND, 4>(o + i, p + i, v, vstride, n); break;
-    case 5: z_pv_regs<ND, 5>(o + i, p + i, v, vstride, n); break;
-    case 6: z_pv_regs<ND, 6>(o + i, p + i, v, vstride, n); break;
-    default: z_pv_regs<ND, 7>(o + i, p + i, v, vstride, n); break;
+    case 1: z_pv_regs<KV, ND, 1>(o + i, p + i, v, stride, n); break;
+    case 2: z_pv_regs<KV, ND, 2>(o + i, p + i, v, stride, n); break;
+    case 3: z_pv_regs<KV, ND, 3>(o + i, p + i, v, stride, n); break;
+    case 4: z_pv_regs<KV, ND, 4>(o + i, p + i, v, stride, n); break;
+    case 5: z_pv_regs<KV, ND, 5>(o + i, p + i, v, stride, n); break;
+    case 6: z_pv_regs<KV, ND, 6>(o + i, p + i, v, stride, n); break;
+    default: z_pv_regs<KV, ND, 7>(o + i, p + i, v, stride, n); break;
   }
 }
 
-static void z_attn_rows(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d,
-                        float scale, float* M, float* L, float* acc, float* sc) {
-  if ((d != 16 && d != 32 && d != 64 && d != 128) || n > 64 || stride % 4 != 0) {
-    x_attn_rows(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc);
+// attn_rows (f32 rows, KV = 0) and attn_rows_kv (rows read in place from an f32 / f16 / q8_0 cache: decode, where
+// converting each block to f32 first cost as much as the attention).
+template <int KV>
+static void z_attn_rows_t(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d,
+                          float scale, float* M, float* L, float* acc, float* sc) {
+  if ((d != 16 && d != 32 && d != 64 && d != 128) || n > 64) {
+    if constexpr (KV == 0) x_attn_rows(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc);
+    else
+      for (int i = 0; i < nq; i++) x_attn_row<KV>(qs[i], k, v, stride, n, d, scale, M + cs[i], L + cs[i], acc + (size_t)cs[i] * d, sc);
     return;
   }
-  const size_t fs = stride / 4;  // row stride in floats
-  const float* kf = (const float*)k;
   const __m128 vs = _mm_set1_ps(scale);
-  // scores sc[i·64 + j]: 4 queries at a time, then pairs and singles as x_attn_rows
+  // scores sc[i·64 + j]: 4 queries at a time, then the rest together
+  auto scores = [&](auto nqc, int i) {
+    constexpr int NQ = decltype(nqc)::value;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const uint8_t* kj = k + (size_t)j * stride;
+      __m128 r[NQ];
+      z_dot4xn<KV, NQ>(qs + i, kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d, r);
+      for (int m = 0; m < NQ; m++) _mm_storeu_ps(sc + (size_t)(i + m) * 64 + j, _mm_mul_ps(r[m], vs));
+    }
+    for (; j < n; j++) {
+      const uint8_t* kj = k + (size_t)j * stride;
+      for (int m = 0; m < NQ; m++) sc[(size_t)(i + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(qs[i + m], kj, kj, kj, kj, d), vs));
+    }
+  };
   int i = 0;
-  for (; i + 4 <= nq; i += 4) {
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const float* kj = kf + (size_t)j * fs;
-      __m128 r[4];
-      z_dot4x4(qs + i, kj, kj + fs, kj + 2 * fs, kj + 3 * fs, d, r);
-      for (int m = 0; m < 4; m++) _mm_storeu_ps(sc + (size_t)(i + m) * 64 + j, _mm_mul_ps(r[m], vs));
-    }
-    for (; j < n; j++) {
-      const uint8_t* kj = k + (size_t)j * stride;
-      for (int m = 0; m < 4; m++) sc[(size_t)(i + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<0>(qs[i + m], kj, kj, kj, kj, d), vs));
-    }
-  }
-  for (; i < nq; i++) {
-    int j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const uint8_t* kj = k + (size_t)j * stride;
-      _mm_storeu_ps(sc + (size_t)i * 64 + j, _mm_mul_ps(dot4<0>(qs[i], kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
-    }
-    for (; j < n; j++) {
-      const uint8_t* kj = k + (size_t)j * stride;
-      sc[(size_t)i * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<0>(qs[i], kj, kj, kj, kj, d), vs));
-    }
+  for (; i + 4 <= nq; i += 4) scores(std::integral_constant<int, 4>{}, i);
+  switch (nq - i) {
+    case 3: scores(std::integral_constant<int, 3>{}, i); break;
+    case 2: scores(std::integral_constant<int, 2>{}, i); break;
+    case 1: scores(std::integral_constant<int, 1>{}, i); break;
+    default: break;
   }
   // online softmax per query, as x_attn_row
   float* os[64];
@@ -238,12 +252,16 @@ static void z_attn_rows(int nq, const float* const* qs, const int* cs, const uin
       os[m] = acc + (size_t)cs[b + m] * d;
       ps[m] = sc + (size_t)(b + m) * 64;
     }
-    const float* vf = (const float*)v;
     switch (d) {
-      case 16: z_pv_all<1>(nb, os, ps, vf, fs, n); break;
-      case 32: z_pv_all<2>(nb, os, ps, vf, fs, n); break;
-      case 64: z_pv_all<4>(nb, os, ps, vf, fs, n); break;
-      default: z_pv_all<8>(nb, os, ps, vf, fs, n); break;
+      case 16: z_pv_all<KV, 1>(nb, os, ps, v, stride, n); break;
+      case 32: z_pv_all<KV, 2>(nb, os, ps, v, stride, n); break;
+      case 64: z_pv_all<KV, 4>(nb, os, ps, v, stride, n); break;
+      default: z_pv_all<KV, 8>(nb, os, ps, v, stride, n); break;
     }
   }
+}
+static void z_attn_rows(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride, int n, int d,
+                        float scale, float* M, float* L, float* acc, float* sc) {
+  if (stride % 4 != 0) { x_attn_rows(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc); return; }
+  z_attn_rows_t<0>(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc);
 }

@@ -592,11 +592,15 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
         size_t kstride = (size_t)Hkv * rowB;
         // A kv head's rows are Hkv·rowB bytes apart in the cache (2–4 KiB), a pattern the hardware prefetchers do
         // not follow: without software prefetch every row is a cache miss, and decode over a long cache runs at a
-        // fraction of the memory bandwidth. Decode (T < kCopyMinT) reads f32 rows in place and fetches the next block
-        // while this one computes; otherwise rows are converted (copied, for f32) to contiguous f32 rows 8 at a time,
-        // fetching the rows kPfRows ahead (into the next block).
+        // fraction of the memory bandwidth. Decode (T < kCopyMinT) reads the rows in place (f32, or any storage the
+        // kernel set has attn_rows_kv for: converting a block to f32 first cost as much as the attention) and fetches
+        // the next block while this one computes; otherwise rows are converted (copied, for f32) to contiguous f32
+        // rows 8 at a time, fetching the rows kPfRows ahead (into the next block).
         const int64_t nb = ke - cb, pfEnd = std::min<int64_t>(uhi, ke + kKBlock) - cb;
-        if (KV == T_F32 && T < kCopyMinT) {
+        AttnRowsFn rows = kt_->attn_rows;
+        const bool inPlace = T < kCopyMinT && (KV == T_F32 || kt_->attn_rows_kv[kv_index(KV)]);
+        if (inPlace) {
+          if (kt_->attn_rows_kv[kv_index(KV)]) rows = kt_->attn_rows_kv[kv_index(KV)];
           if (ke < uhi) prefetchRows(kr + (size_t)nb * kstride, vr + (size_t)nb * kstride, kstride, pfEnd - nb, rowB);
         } else {
           for (int64_t r = 0; r < nb; r += 8) {
@@ -626,8 +630,8 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
                 qp[nq] = q + ((size_t)tt * H + kvh * group + g) * d;
                 cp[nq++] = (tt - t0) * group + g;
               }
-            kt_->attn_rows(nq, qp, cp, kr + (size_t)(jlo - cb) * kstride, vr + (size_t)(jlo - cb) * kstride, kstride, (int)(jhi - jlo), d,
-                           s.scale, Mh, Lh, acch, sc);
+            rows(nq, qp, cp, kr + (size_t)(jlo - cb) * kstride, vr + (size_t)(jlo - cb) * kstride, kstride, (int)(jhi - jlo), d, s.scale,
+                 Mh, Lh, acch, sc);
           }
           t = te;
         }
