@@ -164,11 +164,15 @@ static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
 // the high half, each half doing what the 256-bit decode kernel does), up to 8 tokens per decoded block: the codes,
 // scale shuffles and offsets are unpacked once per block for all of them.
 static inline __m512i dup256(__m256i a) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), a, 1); }
-static inline __m512i load2x256(const void* a, const void* b) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)a)), _mm256_loadu_si256((const __m256i*)b), 1);
-}
+// A token pair's activations for one super-block, interleaved once per call so every product reads both tokens
+// with one 512-bit load (a cross-lane insert per product pair was a third of this kernel's vector ops).
+struct Q6Pair {
+  int16_t bsums[2][16];   // token a | token b
+  int8_t qs[8][2][32];    // [32-element chunk (h·4 + c)][token a | b]
+  float d[2][8];          // each token's scale, 8 times (the float step's 512-bit operand)
+};
 template <int NP>  // token pairs
-static inline void b_q6k_row(const BlockQ6_K* b, int nb, const ActQ8K* const* y, const __m256i shuf[4], float* out, size_t outStride,
+static inline void b_q6k_row(const BlockQ6_K* b, int nb, const Q6Pair* const* y, const __m256i shuf[4], float* out, size_t outStride,
                              const uint8_t*& pfp) {
   __m512 acc[NP];
   for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
@@ -179,8 +183,7 @@ static inline void b_q6k_row(const BlockQ6_K* b, int nb, const ActQ8K* const* y,
     const __m512i sc16z = dup256(sc16);
     __m512i sumi[NP];
     for (int p = 0; p < NP; p++)
-      sumi[p] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                 _mm512_slli_epi32(_mm512_madd_epi16(sc16z, load2x256(y[2 * p][i].bsums, y[2 * p + 1][i].bsums)), 5));
+      sumi[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_madd_epi16(sc16z, _mm512_loadu_si512(y[p][i].bsums)), 5));
     for (int h = 0; h < 2; h++) {
       const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
       __m256i q[4];
@@ -188,16 +191,15 @@ static inline void b_q6k_row(const BlockQ6_K* b, int nb, const ActQ8K* const* y,
       for (int c = 0; c < 4; c++) {
         const __m512i scv = dup256(_mm256_shuffle_epi8(sch, shuf[c])), qz = dup256(q[c]);
         for (int p = 0; p < NP; p++) {
-          const __m512i pr = _mm512_maddubs_epi16(qz, load2x256(y[2 * p][i].qs + 128 * h + 32 * c, y[2 * p + 1][i].qs + 128 * h + 32 * c));
+          const __m512i pr = _mm512_maddubs_epi16(qz, _mm512_loadu_si512(y[p][i].qs[4 * h + c]));
           sumi[p] = _mm512_dpwssd_epi32(sumi[p], pr, scv);  // = add(sumi, madd(pr, scv)), one instruction
         }
       }
     }
-    const float dw = _cvtsh_ss(b[i].d);
-    for (int p = 0; p < NP; p++) {
-      const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(dw * y[2 * p][i].d), _mm256_set1_ps(dw * y[2 * p + 1][i].d), 1);
-      acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi[p]), acc[p]);
-    }
+    // x_rows_q6_k's float step: d = dw · d_y (one IEEE product per token, here one vector product), acc += d · sumi
+    const __m512 dw = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+    for (int p = 0; p < NP; p++)
+      acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(y[p][i].d[0])), _mm512_cvtepi32_ps(sumi[p]), acc[p]);
   }
   for (int p = 0; p < NP; p++) {
     out[(size_t)(2 * p) * outStride] = hsum8(_mm512_castps512_ps256(acc[p]));
@@ -206,25 +208,40 @@ static inline void b_q6k_row(const BlockQ6_K* b, int nb, const ActQ8K* const* y,
 }
 static void b_q6_k(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                    float* out, size_t outStride) {
-  const int nb = K / 256;
+  const int nb = K / 256, np = ntok / 2;
   __m256i shuf[4];
   q6k_shuffles(shuf);
-  const ActQ8K* y[16];
-  for (int t = 0; t < ntok; t++) y[t] = (const ActQ8K*)(act + (size_t)t * actStride);
+  // pairs[p·nb + i]: tokens 2p, 2p+1 of super-block i (thread_local: pool threads run chunks at once)
+  static thread_local std::vector<Q6Pair> pairs;
+  if (pairs.size() < (size_t)np * nb) pairs.resize((size_t)np * nb);
+  for (int p = 0; p < np; p++)
+    for (int i = 0; i < nb; i++) {
+      Q6Pair& P = pairs[(size_t)p * nb + i];
+      for (int u = 0; u < 2; u++) {
+        const ActQ8K& y = ((const ActQ8K*)(act + (size_t)(2 * p + u) * actStride))[i];
+        std::memcpy(P.bsums[u], y.bsums, sizeof y.bsums);
+        for (int k = 0; k < 8; k++) std::memcpy(P.qs[k][u], y.qs + 32 * k, 32);
+        for (int k = 0; k < 8; k++) P.d[u][k] = y.d;
+      }
+    }
+  const Q6Pair* y[8];
   const uint8_t* pfp = w;
   for (int r = 0; r < nrows; r++) {
     const BlockQ6_K* b = (const BlockQ6_K*)(w + (size_t)r * rowBytes);
     float* o = out + r;
-    int t = 0;
-    for (; t + 8 <= ntok; t += 8) b_q6k_row<4>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp);
-    switch ((ntok - t) / 2) {
-      case 3: b_q6k_row<3>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp); break;
-      case 2: b_q6k_row<2>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp); break;
-      case 1: b_q6k_row<1>(b, nb, y + t, shuf, o + (size_t)t * outStride, outStride, pfp); break;
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+      for (int j = 0; j < 4; j++) y[j] = pairs.data() + (size_t)(p + j) * nb;
+      b_q6k_row<4>(b, nb, y, shuf, o + (size_t)(2 * p) * outStride, outStride, pfp);
+    }
+    for (int j = 0; j < np - p; j++) y[j] = pairs.data() + (size_t)(p + j) * nb;
+    switch (np - p) {
+      case 3: b_q6k_row<3>(b, nb, y, shuf, o + (size_t)(2 * p) * outStride, outStride, pfp); break;
+      case 2: b_q6k_row<2>(b, nb, y, shuf, o + (size_t)(2 * p) * outStride, outStride, pfp); break;
+      case 1: b_q6k_row<1>(b, nb, y, shuf, o + (size_t)(2 * p) * outStride, outStride, pfp); break;
       default: break;
     }
-    t += (ntok - t) / 2 * 2;
-    if (t < ntok) x_rows_q6_k(K, (const uint8_t*)b, rowBytes, 1, act + (size_t)t * actStride, o + (size_t)t * outStride, false);
+    if (ntok & 1) x_rows_q6_k(K, (const uint8_t*)b, rowBytes, 1, act + (size_t)(ntok - 1) * actStride, o + (size_t)(ntok - 1) * outStride, false);
   }
 }
 
