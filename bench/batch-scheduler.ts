@@ -24,7 +24,10 @@ const B = +o.batch!,
 const { model: m } = await loadModel(o.model!, { backend: 'native', threads: +o.threads!, kvType: o['kv-type'] as 'f16' });
 const ids = (seed: number, n: number) => {
   let s = seed;
-  return Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s % 32000));
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return s % 32000;
+  });
 };
 const argmax = (r: Float32Array) => {
   let b = 0;
