@@ -3,11 +3,14 @@
 // steps in which every sequence adds one token. Ours: one forward() per step with B items (the scheduler's call).
 // llama.cpp (node-llama-cpp): one context with B sequences generating concurrently (its batch dispatcher puts the B
 // tokens of a step in one llama_decode). Aggregate tokens/s = B·N / decode seconds. Engines alternate per round.
+// Each side also reports its process CPU time per generated token (all threads, spinning included): on a machine
+// shared with other jobs wall-clock rates swing several-fold while CPU time per token stays comparable.
 // Usage: npm run bench:batching -- [-m bench-models/bench-2b-q4_0.gguf] [-t 2] [-b 1,4,8,16] [-n 32] [--rounds 3] [--kv-type f16]
 //        node bench/batching.mjs --side ours|llama.cpp MODEL THREADS B N KV   (one measurement, one JSON line)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -19,6 +22,10 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 const secs = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
+const cpuMs = (c0) => {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e3;
+};
 const argmax = (r) => {
   let b = 0;
   for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
@@ -48,8 +55,9 @@ async function ours(model, threads, B, N, kv) {
   for (const s of seqs) s.truncate(0);
   let last = m.forward(seqs.map((seq, b) => ({ seq, tokens: ids(100 + b, PROMPT), logits: 'last' }))).map(argmax);
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < N; i++) last = m.forward(seqs.map((seq, b) => ({ seq, tokens: [last[b]], logits: 'last' }))).map(argmax);
-  return { aggregate_tps: (B * N) / secs(t0) };
+  return { aggregate_tps: (B * N) / secs(t0), cpu_ms_per_token: cpuMs(c0) / (B * N) };
 }
 
 async function theirs(model, threads, B, N) {
@@ -77,6 +85,7 @@ async function theirs(model, threads, B, N) {
   );
   await Promise.all(seqs.map((s, b) => s.evaluateWithoutGeneratingNewTokens(ids(100 + b, PROMPT))));
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   // Each sequence generates N tokens (its first step evaluates one more prompt token, like our first step).
   await Promise.all(
     seqs.map(async (s, b) => {
@@ -87,7 +96,7 @@ async function theirs(model, threads, B, N) {
       }
     }),
   );
-  const r = { aggregate_tps: (B * N) / secs(t0) };
+  const r = { aggregate_tps: (B * N) / secs(t0), cpu_ms_per_token: cpuMs(c0) / (B * N) };
   await ctx.dispose();
   await mdl.dispose();
   return r;
@@ -126,18 +135,27 @@ function side(name, B) {
     .filter((l) => l.startsWith('{'))
     .pop();
   if (r.status !== 0 || !line) throw new Error(`${name} B=${B} failed: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}`);
-  return JSON.parse(line).aggregate_tps;
+  return JSON.parse(line);
 }
 const Bs = o.batches.split(',').map(Number);
-const res = new Map(Bs.map((B) => [B, { a: [], b: [] }]));
+const res = new Map(Bs.map((B) => [B, { a: [], b: [], ca: [], cb: [] }]));
 for (let round = 1; round <= +o.rounds; round++) {
   for (const B of Bs) {
     const r = res.get(B);
-    r.a.push(side('ours', B));
-    if (!o['ours-only']) r.b.push(side('llama.cpp', B));
+    const x = side('ours', B);
+    r.a.push(x.aggregate_tps);
+    r.ca.push(x.cpu_ms_per_token);
+    if (!o['ours-only']) {
+      const y = side('llama.cpp', B);
+      r.b.push(y.aggregate_tps);
+      r.cb.push(y.cpu_ms_per_token);
+    }
     console.log(
-      `round ${round} B=${String(B).padStart(2)}  ours ${r.a.at(-1).toFixed(1)} tok/s` +
-        (o['ours-only'] ? '' : `  llama.cpp ${r.b.at(-1).toFixed(1)} tok/s (x${(r.a.at(-1) / r.b.at(-1)).toFixed(2)})`),
+      `round ${round} B=${String(B).padStart(2)}  ours ${r.a.at(-1).toFixed(1)} tok/s (${r.ca.at(-1).toFixed(2)} CPU ms/token)` +
+        (o['ours-only']
+          ? ''
+          : `  llama.cpp ${r.b.at(-1).toFixed(1)} tok/s (${r.cb.at(-1).toFixed(2)} CPU ms/token) (x${(r.a.at(-1) / r.b.at(-1)).toFixed(2)})`) +
+        `  load ${loadavg()[0].toFixed(1)}`,
     );
   }
 }
@@ -147,7 +165,7 @@ console.log(
   `\n${o.model}, ${o.threads} threads, ${o.gen} steps, KV ${o['kv-type']}; medians of ${o.rounds} rounds (ratio: median of per-round ratios)`,
 );
 console.log(
-  '| sequences | ours tok/s | llama.cpp tok/s | ours / llama.cpp | ours vs our 1 | llama.cpp vs its 1 |\n|---:|---:|---:|---:|---:|---:|',
+  '| sequences | ours tok/s | llama.cpp tok/s | ours / llama.cpp | ours vs our 1 | llama.cpp vs its 1 | ours CPU ms/token | llama.cpp CPU ms/token |\n|---:|---:|---:|---:|---:|---:|---:|---:|',
 );
 for (const B of Bs) {
   const r = res.get(B),
@@ -155,6 +173,6 @@ for (const B of Bs) {
     b = r.b.length ? median(r.b) : NaN;
   const ratio = r.b.length ? median(r.a.map((x, i) => x / r.b[i])) : NaN;
   console.log(
-    `| ${B} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${ratio.toFixed(2)} | ${a1 ? (a / a1).toFixed(2) : '-'} | ${b1 ? (b / b1).toFixed(2) : '-'} |`,
+    `| ${B} | ${a.toFixed(1)} | ${b.toFixed(1)} | ${ratio.toFixed(2)} | ${a1 ? (a / a1).toFixed(2) : '-'} | ${b1 ? (b / b1).toFixed(2) : '-'} | ${median(r.ca).toFixed(2)} | ${r.cb.length ? median(r.cb).toFixed(2) : '-'} |`,
   );
 }

@@ -335,7 +335,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t N = num(info, i + 4, "N", 1), K = num(info, i + 5, "K", 1), T = num(info, i + 6, "T", 0), ex = num(info, i + 7, "expert");
     check_type(env, type, K);
     if (!e(env).kt()->rows[type]) throw Napi::RangeError::New(env, "weight type id " + std::to_string(type) + " has no kernel in the " + e(env).kt()->isa + " set");
-    if (is_r8(type) && N % 8) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0");
+    if (is_r8(type) && N % (is_r16(type) ? 16 : 8)) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0 (R16: N % 16 == 0)");
     const size_t rb = row_bytes(type, K);
     if (w.bytes < (size_t)(ex + 1) * N * rb) throw Napi::RangeError::New(env, "weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
     need(env, x, T * K, "x"); need(env, out, T * N, "out");
@@ -472,12 +472,17 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), (double)(e(info.Env()).streamRead(b.p, b.bytes) & ((1ull << 52) - 1)));
   }
 
-  // canRepack(type) -> the R8 type id when this kernel set has repacked kernels for the GGML type, else -1
+  // canRepack(type, rows?) -> the id of the repacked layout this kernel set reads best for the GGML type: R16 when
+  // rows (per expert) is a multiple of 16 and the set has R16 kernels, else R8 when it has R8 kernels, else -1
   Napi::Value CanRepack(const Napi::CallbackInfo& info) {
-    const int type = (int)num(info, 0, "type", 0, T_COUNT - 1), r8 = r8_of(type);
-    return Napi::Number::New(info.Env(), r8 >= 0 && e(info.Env()).kt()->rows[r8] ? r8 : -1);
+    const int type = (int)num(info, 0, "type", 0, T_COUNT - 1), r8 = r8_of(type), r16 = r16_of(type);
+    const int64_t rows = info.Length() > 1 && !info[1].IsUndefined() ? num(info, 1, "rows", 1) : 0;
+    const KernelTable* kt = e(info.Env()).kt();
+    if (r16 >= 0 && rows > 0 && rows % 16 == 0 && kt->rows[r16]) return Napi::Number::New(info.Env(), r16);
+    return Napi::Number::New(info.Env(), r8 >= 0 && kt->rows[r8] ? r8 : -1);
   }
-  // repackR8(src: Uint8Array, type, rows, K) -> ArrayBuffer in the R8 layout (common.h), from 2 MiB-aligned memory
+  // repackR8(src: Uint8Array, type, rows, K, to?) -> ArrayBuffer in the R8 layout (or `to`, an id canRepack gave:
+  // R16 needs rows % 16 == 0) (common.h), from 2 MiB-aligned memory
   // advised for huge pages (decode streams it once per token). When src lies in a mapped model file, its pages are
   // dropped from this process afterwards (they stay in the page cache): the repacked copy replaces them, so resident
   // memory holds the weights once.
@@ -488,7 +493,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t rows = num(info, 2, "rows", 8, INT64_C(1) << 40), K = num(info, 3, "K", 32);
     if (r8_of(type) < 0) throw Napi::RangeError::New(env, "only q4_0 and q8_0 weights can be repacked");
     check_type(env, type, K);
-    if (rows % 8) throw Napi::RangeError::New(env, "repacking needs a multiple of 8 rows, got " + std::to_string(rows));
+    const int to = info.Length() > 4 && !info[4].IsUndefined() ? (int)num(info, 4, "to", 0, T_COUNT - 1) : r8_of(type);
+    if (to != r8_of(type) && to != r16_of(type)) throw Napi::RangeError::New(env, "no repacked layout " + std::to_string(to) + " for type " + std::to_string(type));
+    const int g = is_r16(to) ? 16 : 8;
+    if (rows % g) throw Napi::RangeError::New(env, "repacking needs a multiple of " + std::to_string(g) + " rows, got " + std::to_string(rows));
     const size_t n = (size_t)rows * row_bytes(type, K);
     if (src.bytes != n) throw Napi::RangeError::New(env, "src has " + std::to_string(src.bytes) + " bytes, [" + std::to_string(rows) + ", " + std::to_string(K) + "] needs " + std::to_string(n));
     void* dst = nullptr;
@@ -507,7 +515,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     madvise(dst, (n + pg - 1) & ~(pg - 1), 23 /* MADV_POPULATE_WRITE */);
 #endif
     const size_t rb = row_bytes(type, K);
-    const int64_t piece = mapped ? std::max<int64_t>(8, ((int64_t)((size_t(8) << 20) / rb) / 8) * 8) : rows;
+    const int64_t piece = mapped ? std::max<int64_t>(g, ((int64_t)((size_t(8) << 20) / rb) / g) * g) : rows;
     const uintptr_t first = ((uintptr_t)src.p + pg - 1) & ~(pg - 1), end = ((uintptr_t)src.p + n) & ~(pg - 1);
     uintptr_t dropped = first;  // pages below this were dropped already
     for (int64_t r0 = 0; r0 < rows; r0 += piece) {
@@ -517,7 +525,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         const uintptr_t lo = std::max(first, (uintptr_t)s0 & ~(pg - 1)), hi = std::min(end, ((uintptr_t)s0 + nr * rb + pg - 1) & ~(pg - 1));
         if (hi > lo) madvise((void*)lo, hi - lo, 22 /* MADV_POPULATE_READ */);
       }
-      e(env).repackR8((uint8_t*)dst + (size_t)r0 * rb, s0, type, nr, (int)K);
+      e(env).repackR8((uint8_t*)dst + (size_t)r0 * rb, s0, type, nr, (int)K, to);
       if (mapped) {
         const uintptr_t upto = std::min(end, ((uintptr_t)s0 + nr * rb) & ~(pg - 1));
         if (upto > dropped) { madvise((void*)dropped, upto - dropped, MADV_DONTNEED); dropped = upto; }

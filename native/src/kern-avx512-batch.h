@@ -35,9 +35,10 @@ static inline void b16_q4_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]
   }
 }
 
-// NT tokens × the 16 rows of groups ga, gb: out[t·outStride + r] (weights q4_0 R8, activations ActQ8). Prefetches
-// the weight streams (pfa, pfb: next lines to fetch), as decode does: every weight byte comes from DRAM once per call.
-template <int NT>
+// NT tokens × the 16 rows of groups ga, gb: out[t·outStride + r] (weights q4_0 R8 or R16, activations ActQ8).
+// Prefetches the weight streams (pfa, pfb: next lines to fetch), as decode does: every weight byte comes from DRAM
+// once per call. I16: the R16 layout, gb = ga + one group block and blocks 2·GB apart: one stream, fetched by pfa.
+template <int NT, bool I16>
 static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, const uint8_t* act, size_t actStride,
                                float* out, size_t outStride, const uint8_t*& pfa, const uint8_t*& pfb) {
   constexpr size_t GB = 8 * 18;
@@ -46,10 +47,10 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
   __m512 acc[NT], corr[NT];
   for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); corr[t] = _mm512_setzero_ps(); }
   for (int i = 0; i < nb; i++) {
-    const uint8_t* a = ga + (size_t)i * GB;
-    const uint8_t* b = gb + (size_t)i * GB;
-    for (const uint8_t* end = a + L4_PF_R8; pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
-    for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
+    const uint8_t* a = ga + (size_t)i * (I16 ? 2 * GB : GB);
+    const uint8_t* b = gb + (size_t)i * (I16 ? 2 * GB : GB);
+    for (const uint8_t* end = a + (I16 ? 2 * L4_PF_R8 : L4_PF_R8); pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
+    if (!I16) for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
     __m512i V[8];
     b16_q4_codes(a + 16, b + 16, V);
     const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
@@ -96,7 +97,7 @@ static inline void b16_q8_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]
     V[c + 4] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[c], hi, u[c + 4]), flip);
   }
 }
-template <int NT>
+template <int NT, bool I16>
 static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, const uint8_t* act, size_t actStride,
                                float* out, size_t outStride, const uint8_t*& pfa, const uint8_t*& pfb) {
   constexpr size_t GB = 8 * 34;
@@ -105,10 +106,10 @@ static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
   __m512 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
   for (int i = 0; i < nb; i++) {
-    const uint8_t* a = ga + (size_t)i * GB;
-    const uint8_t* b = gb + (size_t)i * GB;
-    for (const uint8_t* end = a + L4_PF_R8; pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
-    for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
+    const uint8_t* a = ga + (size_t)i * (I16 ? 2 * GB : GB);
+    const uint8_t* b = gb + (size_t)i * (I16 ? 2 * GB : GB);
+    for (const uint8_t* end = a + (I16 ? 2 * L4_PF_R8 : L4_PF_R8); pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
+    if (!I16) for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
     __m512i V[8];
     b16_q8_codes(a + 16, b + 16, V);
     const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
@@ -127,22 +128,24 @@ static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
   for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride, acc[t]);
 }
 
-// Runs PASS<NT> over 16-row blocks and tokens in passes of 8; leftover 8 rows go to the R8 tile (same bits).
-template <bool Q4>
+// Runs PASS<NT> over 16-row blocks and tokens in passes of 8; leftover 8 rows go to the R8 tile (same bits; R16
+// matrices have none).
+template <bool Q4, bool I16 = false>
 static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                    float* out, size_t outStride) {
   const int nb = K / 32;
+  constexpr size_t GB = Q4 ? 8 * 18 : 8 * 34;
   const uint8_t *pfa = w, *pfb = w + 8 * rowBytes;
   int r = 0;
   for (; r + 16 <= nrows; r += 16) {
     const uint8_t* ga = w + (size_t)r * rowBytes;
-    const uint8_t* gb = ga + 8 * rowBytes;
+    const uint8_t* gb = I16 ? ga + GB : ga + 8 * rowBytes;
     if (pfa < ga) pfa = ga;
     if (pfb < gb) pfb = gb;
     for (int t = 0; t < ntok; t += 8) {
       const uint8_t* at = act + (size_t)t * actStride;
       float* o = out + (size_t)t * outStride + r;
-#define L4_PASS(n) (Q4 ? b16_q4_pass<n>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb) : b16_q8_pass<n>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb))
+#define L4_PASS(n) (Q4 ? b16_q4_pass<n, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb) : b16_q8_pass<n, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb))
       switch (std::min(8, ntok - t)) {
         case 8: L4_PASS(8); break;
         case 7: L4_PASS(7); break;
@@ -156,7 +159,11 @@ static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
 #undef L4_PASS
     }
   }
-  if (r < nrows) x_tile_r8<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
+  if (!I16 && r < nrows) x_tile_r8<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);
+}
+// Decode (one token) on R16: the 16-row kernel, whose float steps are x_rows_r8's (so R8 and R16 give the same bits).
+static void b16_rows_r16(int K, const uint8_t* w, size_t rowBytes, int nrows, const void* act, float* out, bool) {
+  b16_r8<true, true>(K, w, rowBytes, nrows, (const uint8_t*)act, 0, 1, out, 0);
 }
 
 static void fill_avx512_batch(KernelTable& t) {
@@ -164,4 +171,7 @@ static void fill_avx512_batch(KernelTable& t) {
   t.batch[T_Q4_0_R8] = t.tile[T_Q4_0_R8] = b16_r8<true>;
   t.batch[T_Q8_0_R8] = t.tile[T_Q8_0_R8] = b16_r8<false>;
   // q6_K's small-batch kernel is kq_tile_q6_k<true> (kern-kquant-avx512.h)
+  t.rows[T_Q4_0_R16] = b16_rows_r16;
+  t.act[T_Q4_0_R16] = ACT_Q8;
+  t.batch[T_Q4_0_R16] = t.tile[T_Q4_0_R16] = b16_r8<true, true>;
 }

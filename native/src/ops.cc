@@ -100,9 +100,10 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
         });
       }
     }
-    if (j.T == 1) {  // decode: about 4 chunks per thread, multiples of 8 rows for the 8-row kernels
+    if (j.T == 1) {  // decode: about 4 chunks per thread, multiples of 8 rows for the 8-row kernels (16 for R16)
       c.mode = 0;
-      c.rows = (std::max(8, (j.N + nth * 4 - 1) / (nth * 4)) + 7) / 8 * 8;
+      const int g = is_r16(j.type) ? 16 : 8;
+      c.rows = (std::max(g, (j.N + nth * 4 - 1) / (nth * 4)) + g - 1) / g * g;
     } else if (j.T <= kBatchMax && kt_->batch[j.type] && j.N % 8 == 0) {
       // small batch (decoding sequences, an expert's few tokens): decode's chunks (one weight stream each, multiples
       // of 16 rows), every token computed while a block is in registers
@@ -216,10 +217,9 @@ void Engine::matmulHalf(float* out, const float* x, const uint8_t* wp, int N, in
 static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   const int base = r8_base(type), bb = type_block_bytes(base), nb = K / 32;
   const size_t rb = (size_t)nb * bb, gb = 8 * (size_t)bb;
-  const uint8_t* g = w + (size_t)(r / 8) * 8 * rb;
   const int j = (int)(r % 8), slot = base == T_Q4_0 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j, qb = bb - 2;
   for (int i = 0; i < nb; i++) {
-    const uint8_t* blk = g + (size_t)i * gb;
+    const uint8_t* blk = r8_block(type, w, r / 8, i, rb, gb);
     std::memcpy(dst + (size_t)i * bb, blk + 2 * j, 2);
     std::memcpy(dst + (size_t)i * bb + 2, blk + 16 + (size_t)slot * qb, qb);
   }
@@ -246,28 +246,30 @@ void Engine::dequant(float* out, const uint8_t* w, int type, int64_t rows, int K
   });
 }
 
-// q4_0/q8_0 rows [rows, K] -> the R8 layout (common.h); rows % 8 == 0. Each group is written whole by one thread,
-// with fixed-size copies (a libc call per 16-byte piece made repacking a 1 GB model take seconds).
+// q4_0/q8_0 rows [rows, K] -> the R8 or R16 layout `to` (common.h); rows % 8 == 0 (R16: % 16). Each group is
+// written whole by one thread, with fixed-size copies (a libc call per 16-byte piece made repacking a 1 GB model
+// take seconds).
 template <int BB>
-static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
+static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb, int to) {
   constexpr int QB = BB - 2;
   const size_t rb = (size_t)nb * BB;
   for (int64_t g = g0; g < g1; g++) {
     const uint8_t* s0 = src + (size_t)g * 8 * rb;
-    uint8_t* d = dst + (size_t)g * 8 * rb;
-    for (int i = 0; i < nb; i++, d += 8 * BB)
+    for (int i = 0; i < nb; i++) {
+      uint8_t* d = (uint8_t*)r8_block(to, dst, g, i, rb, 8 * BB);
       for (int j = 0; j < 8; j++) {
         const uint8_t* blk = s0 + (size_t)j * rb + (size_t)i * BB;
         const int slot = BB == 18 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j;
         std::memcpy(d + 2 * j, blk, 2);
         std::memcpy(d + 16 + slot * QB, blk + 2, QB);
       }
+    }
   }
 }
-void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K) {
+void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to) {
   parallelFor(rows / 8, 16, [&](int64_t a, int64_t b, int) {
-    if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32);
-    else repack_groups<34>(dst, src, a, b, K / 32);
+    if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32, to);
+    else repack_groups<34>(dst, src, a, b, K / 32, to);
   });
 }
 

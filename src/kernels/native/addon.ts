@@ -54,8 +54,11 @@ export interface RawEngine {
   streamRead(bytes: Uint8Array): number;
   /** Advises huge pages for the 2 MiB-aligned interior of a buffer (and collapses present pages); true if taken. */
   hugePages(bytes: Uint8Array): boolean;
-  /** The internal id of the repacked (R8) layout of a GGML type when this kernel set has kernels for it, else -1. */
-  canRepack(type: number): number;
+  /**
+   * The internal id of the repacked layout of a GGML type this kernel set reads best (R16 when `rows`, per expert, is
+   * a multiple of 16 and the set has 16-row kernels; else R8), or -1 when it has no repacked kernels for the type.
+   */
+  canRepack(type: number, rows?: number): number;
   /** The BF16-products kernel ("amx-bf16", "avx512-bf16"), or "" when this engine has none (native/src/gemm-bf16.h). */
   readonly bf16Gemm: string;
   /** bf16 [experts, N, K] -> the packed layout the BF16-products kernel reads (a native copy). */
@@ -68,8 +71,11 @@ export interface RawEngine {
   packHalf(src: Uint8Array, experts: number, N: number, K: number): ArrayBuffer;
   /** out[T, N] = x · W[expert]ᵀ for a packHalf weight, exact f32 products (one fixed order per output). */
   matmulHalf(out: Float32Array, x: Float32Array, w: Uint8Array, N: number, K: number, T: number, expert: number, bf16: boolean): void;
-  /** q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout (native/src/common.h), natively allocated. */
-  repackR8(src: Uint8Array, type: number, rows: number, K: number): ArrayBuffer;
+  /**
+   * q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout, or the layout `to` that canRepack gave
+   * (native/src/common.h), natively allocated.
+   */
+  repackR8(src: Uint8Array, type: number, rows: number, K: number, to?: number): ArrayBuffer;
   /** Whether quantize/quantizeAsync can write this GGML type. Older builds lack all three. */
   canQuantize?(type: number): boolean;
   /** x[rows, K] quantized into out (rows of `type`, the bytes of src/tensor/quant's quantizers), on the pool. */

@@ -136,9 +136,9 @@ export class NativeBackend implements Backend {
       w.packedHalf = new Uint8Array(copy);
       return w;
     }
-    const r8 = this.engine.canRepack(w.type);
+    const r8 = this.engine.canRepack(w.type, w.rows); // R8, or R16 (rows % 16 == 0) on kernel sets with 16-row kernels
     if (r8 >= 0 && w.rows % 8 === 0 && this.repackedBytes + t.bytes.length <= this.repackBudget) {
-      const copy = this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols);
+      const copy = this.engine.repackR8(t.bytes, w.type, w.rows * w.experts, w.cols, r8);
       this.repacked.push(copy);
       w.bytes = new Uint8Array(copy);
       w.type = r8;

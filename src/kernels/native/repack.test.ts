@@ -24,6 +24,7 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
     const r = rng(5);
     for (const [E, N, K] of [
       [1, 64, 256],
+      [2, 32, 512], // q4_0 on AVX-512: the interleaved R16 layout (rows per expert % 16 == 0)
       [3, 24, 1024],
       [2, 8, 32],
       [1, 40, 4096],
