@@ -26,6 +26,23 @@
 
 static inline float zi_half(uint16_t h) { return _cvtsh_ss(h); }
 
+// The prefill tiles' and small-batch kernels' token loop (here and in kern-kquant-avx512.h): tokens in passes of
+// 8, then 4; each pass first re-lays its tokens' activations (prep(token, slot)), then runs pass(NT, first token);
+// the rest (< 4) go one by one through rest(token), the row kernel. Per (row, token) every pass kernel runs the row
+// kernel's steps, so how tokens are split into passes never changes a result.
+template <class Prep, class Pass, class Rest>
+static inline void zi_token_passes(int ntok, Prep prep, Pass pass, Rest rest) {
+  const int n4 = ntok / 4 * 4;
+  int t0 = 0;
+  for (; t0 < n4; t0 += 4) {
+    const int nt = t0 + 8 <= n4 ? 8 : 4;
+    for (int t = 0; t < nt; t++) prep(t0 + t, t);
+    if (nt == 8) { pass(std::integral_constant<int, 8>{}, t0); t0 += 4; }
+    else pass(std::integral_constant<int, 4>{}, t0);
+  }
+  for (; t0 < ntok; t0++) rest(t0);
+}
+
 // ---- IQ4_XS ----
 // One super-block of activations re-laid for the nibble order of the weights: a 64-byte load of qs holds 4
 // sub-blocks (16 bytes each: low nibbles = values 0..15, high nibbles = 16..31), so for h = 0, 1:
@@ -132,20 +149,17 @@ static void iq4x_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ
 // Tokens in passes of 8, then 4; the rest (< 4) through the row kernel.
 static void zi_tile_iq4_xs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                            float* out, size_t outStride) {
-  const int nb = K / 256, n4 = ntok / 4 * 4;
+  const int nb = K / 256;
   Iq4xAct* a = iq4x_scratch((size_t)nb * 8);
   const ActQ8K* y[8];
-  int t0 = 0;
-  for (; t0 < n4; t0 += 4) {
-    const int nt = t0 + 8 <= n4 ? 8 : 4;
-    for (int t = 0; t < nt; t++) {
-      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-      iq4x_prep(y[t], nb, a + (size_t)t * nb);
-    }
-    if (nt == 8) { iq4x_pass<8>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
-    else iq4x_pass<4>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride);
-  }
-  for (int t = n4; t < ntok; t++) zi_rows_iq4_xs(K, w, rb, nrows, act + (size_t)t * actStride, out + (size_t)t * outStride, false);
+  zi_token_passes(
+      ntok,
+      [&](int t, int slot) {
+        y[slot] = (const ActQ8K*)(act + (size_t)t * actStride);
+        iq4x_prep(y[slot], nb, a + (size_t)slot * nb);
+      },
+      [&](auto nt, int t0) { iq4x_pass<decltype(nt)::value>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); },
+      [&](int t) { zi_rows_iq4_xs(K, w, rb, nrows, act + (size_t)t * actStride, out + (size_t)t * outStride, false); });
 }
 
 // ---- IQ2_XXS ----
@@ -294,20 +308,17 @@ static void iq2xxs_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Ac
 // row kernel.
 static void zi_tile_iq2_xxs(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                             float* out, size_t outStride) {
-  const int nb = K / 256, n4 = ntok / 4 * 4;
+  const int nb = K / 256;
   Iq2xxsAct* a = iq2xxs_scratch((size_t)nb * 8);
   const ActQ8K* y[8];
-  int t0 = 0;
-  for (; t0 < n4; t0 += 4) {
-    const int nt = t0 + 8 <= n4 ? 8 : 4;
-    for (int t = 0; t < nt; t++) {
-      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-      iq2xxs_prep(y[t], nb, a + (size_t)t * nb);
-    }
-    if (nt == 8) { iq2xxs_pass<8>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
-    else iq2xxs_pass<4>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride);
-  }
-  for (; t0 < ntok; t0++) zi_rows_iq2_xxs(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, false);
+  zi_token_passes(
+      ntok,
+      [&](int t, int slot) {
+        y[slot] = (const ActQ8K*)(act + (size_t)t * actStride);
+        iq2xxs_prep(y[slot], nb, a + (size_t)slot * nb);
+      },
+      [&](auto nt, int t0) { iq2xxs_pass<decltype(nt)::value>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); },
+      [&](int t) { zi_rows_iq2_xxs(K, w, rb, nrows, act + (size_t)t * actStride, out + (size_t)t * outStride, false); });
 }
 #undef ZI_PF
 

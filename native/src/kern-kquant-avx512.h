@@ -1,5 +1,6 @@
 // AVX-512 VNNI kernels for q4_K and q5_K (decode rows, prefill tiles, 2..16-token batches) and q6_K (prefill tiles
-// and batches, bit-identical to kern-x86.h's q6_K row kernel, which decode keeps), included by kern-avx512.cc.
+// and batches, bit-identical to kern-x86.h's q6_K row kernel, which decode keeps), included by kern-avx512.cc after
+// kern-iquant-avx512.h, whose zi_token_passes runs the tiles' token loop.
 //
 // Why: the AVX2 kernel (x_rows_q45_k) spends ~95 instructions per super-block — nibble unpacking, two maddubs and
 // two madd per 64 weights, scalar scale broadcasts — and ran q4_K decode at ~46% of one core's read bandwidth (hot:
@@ -167,16 +168,12 @@ static void kq45_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Kq45
 template <bool Q5, bool PF>
 static void kq_tile_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                           float* out, size_t outStride) {
-  const int nb = K / 256, n4 = ntok / 4 * 4;
+  const int nb = K / 256;
   Kq45Act* a = kq45_scratch((size_t)nb * 8);
-  int t0 = 0;
-  for (; t0 < n4; t0 += 4) {
-    const int nt = t0 + 8 <= n4 ? 8 : 4;
-    for (int t = 0; t < nt; t++) kq45_prep((const ActQ8K*)(act + (size_t)(t0 + t) * actStride), nb, a + (size_t)t * nb);
-    if (nt == 8) { kq45_pass<Q5, 8, PF>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
-    else kq45_pass<Q5, 4, PF>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride);
-  }
-  for (; t0 < ntok; t0++) kq_rows_q45_k<Q5>(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, PF);
+  zi_token_passes(
+      ntok, [&](int t, int slot) { kq45_prep((const ActQ8K*)(act + (size_t)t * actStride), nb, a + (size_t)slot * nb); },
+      [&](auto nt, int t0) { kq45_pass<Q5, decltype(nt)::value, PF>(nb, w, rb, nrows, a, out + (size_t)t0 * outStride, outStride); },
+      [&](int t) { kq_rows_q45_k<Q5>(K, w, rb, nrows, act + (size_t)t * actStride, out + (size_t)t * outStride, PF); });
 }
 
 // ---- q6_K ----
@@ -259,20 +256,17 @@ static void kq6_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8
 template <bool PF>
 static void kq_tile_q6_k(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
                          float* out, size_t outStride) {
-  const int nb = K / 256, n4 = ntok / 4 * 4;
+  const int nb = K / 256;
   Kq6Act* a = kq6_scratch((size_t)nb * 8);
   const ActQ8K* y[8];
-  int t0 = 0;
-  for (; t0 < n4; t0 += 4) {
-    const int nt = t0 + 8 <= n4 ? 8 : 4;
-    for (int t = 0; t < nt; t++) {
-      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-      kq6_prep(y[t], nb, a + (size_t)t * nb);
-    }
-    if (nt == 8) { kq6_pass<8, PF>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); t0 += 4; }
-    else kq6_pass<4, PF>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride);
-  }
-  for (; t0 < ntok; t0++) x_rows_q6_k(K, w, rb, nrows, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride, PF);
+  zi_token_passes(
+      ntok,
+      [&](int t, int slot) {
+        y[slot] = (const ActQ8K*)(act + (size_t)t * actStride);
+        kq6_prep(y[slot], nb, a + (size_t)slot * nb);
+      },
+      [&](auto nt, int t0) { kq6_pass<decltype(nt)::value, PF>(nb, w, rb, nrows, y, a, out + (size_t)t0 * outStride, outStride); },
+      [&](int t) { x_rows_q6_k(K, w, rb, nrows, act + (size_t)t * actStride, out + (size_t)t * outStride, PF); });
 }
 
 static void fill_kquant_avx512(KernelTable& t) {
