@@ -178,3 +178,17 @@ test('one home each: the message type, the finish reason, the event-loop yield, 
     );
   }
 });
+
+test('training has one forward pass: model/llama4’s Llama4TextModel, run on the tape', () => {
+  // src/train keeps what is training's own (backward rules, optimizer, data, checkpoints); the decoder it trains is
+  // the inference model. Only tape.ts calls the forward kernels (it computes each Backend op for the model), and
+  // kernels.ts defines them.
+  const dir = join(SRC, 'train');
+  const model = readFileSync(join(dir, 'model.ts'), 'utf8');
+  assert.match(model, /from '\.\.\/model\/llama4\/text-model\.ts'/);
+  const forwardOps = /\b(attnForward|rmsNormFwd|swigluFwd|linear|rope)\(/;
+  const bad = readdirSync(dir)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && f !== 'tape.ts' && f !== 'kernels.ts')
+    .filter((f) => forwardOps.test(readFileSync(join(dir, f), 'utf8')));
+  assert.deepEqual(bad, []);
+});

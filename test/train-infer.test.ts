@@ -1,6 +1,6 @@
-// One model: the training forward (src/train/model.ts, the pass the backward differentiates) and the inference
-// model (model/llama4 Llama4TextModel, what `llama4 run` uses), given the same weights through the HF layout,
-// produce the same logits position by position (chunk boundaries, NoPE temperature steps, MoE with shared expert
+// One model: the training forward (src/train/model.ts: Llama4TextModel on the training tape, its tensors bound to the
+// Params) and the inference model loaded the way `llama4 run` loads it (the weights through the HF layout, on a
+// compute backend) produce the same logits position by position (chunk boundaries, NoPE temperature steps, MoE with shared expert
 // and dense layers), on the TypeScript and native backends; greedy decoding through the inference snapshot agrees
 // with recompute decoding on the training forward.
 import { test } from 'node:test';

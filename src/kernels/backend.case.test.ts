@@ -704,6 +704,56 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       'addBias',
     );
   });
+
+  t0('scaleRows, gatherRows, scatterAddRows, routeTop1 (MoE row bookkeeping, NoPE temperature)', () => {
+    const r = rng(23),
+      rows = 7,
+      dim = 5;
+    const x = randn(r, rows * dim),
+      scale = Float32Array.from({ length: rows }, (_, i) => (i === 2 ? 1 : 0.5 + i / 4));
+    const xs = x.slice();
+    be.scaleRows(xs, scale, rows, dim);
+    close(
+      xs,
+      Array.from(x, (v, i) => Math.fround(v * scale[Math.floor(i / dim)]!)),
+      0,
+      'scaleRows',
+    );
+    const idx = Int32Array.from([3, 0, 6, 3, 1]);
+    const g = new Float32Array(idx.length * dim);
+    be.gatherRows(g, x, idx, scale, idx.length, dim);
+    close(
+      g,
+      Array.from(g, (_, i) => Math.fround(x[idx[Math.floor(i / dim)]! * dim + (i % dim)]! * scale[idx[Math.floor(i / dim)]!]!)),
+      0,
+      'gatherRows (scaled)',
+    );
+    be.gatherRows(g, x, idx, null, idx.length, dim);
+    close(
+      g,
+      Array.from(g, (_, i) => x[idx[Math.floor(i / dim)]! * dim + (i % dim)]!),
+      0,
+      'gatherRows',
+    );
+    const acc = randn(r, rows * dim),
+      want = Float64Array.from(acc);
+    for (let j = 0; j < idx.length; j++) for (let c = 0; c < dim; c++) want[idx[j]! * dim + c]! += g[j * dim + c]!;
+    be.scatterAddRows(acc, g, idx, idx.length, dim);
+    close(acc, want, 1e-7, 'scatterAddRows (index 3 twice)');
+    const E = 4,
+      logits = randn(r, rows * E, 2);
+    logits[5 * E + 1] = logits[5 * E + 3] = 9; // a tie: the lower index wins
+    const choice = new Int32Array(rows),
+      score = new Float32Array(rows);
+    be.routeTop1(logits, rows, E, choice, score);
+    for (let t = 0; t < rows; t++) {
+      let best = 0;
+      for (let e = 1; e < E; e++) if (logits[t * E + e]! > logits[t * E + best]!) best = e;
+      assert.equal(choice[t], best, `routeTop1 choice of row ${t}`);
+      close([score[t]!], [1 / (1 + Math.exp(-logits[t * E + best]!))], 1e-14, `routeTop1 score of row ${t}`);
+    }
+    assert.equal(choice[5], 1, 'routeTop1 tie goes to the lowest index');
+  });
 }
 
 /** float64 attention over float32 q/k/v with the mask applied key by key (independent of the backends' ranges). */

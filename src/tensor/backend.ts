@@ -171,4 +171,16 @@ export interface Backend {
 
   /** x[r, :] += bias for each of `rows` rows. */
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void;
+
+  /** x[r, :] *= scale[r] for r < rows (NoPE temperature tuning). */
+  scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void;
+
+  /** out[j, :] = src[idx[j], :] · (scale ? scale[idx[j]] : 1) for j < rows (MoE: tokens grouped by expert). */
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void;
+
+  /** out[idx[j], :] += src[j, :] for j < rows, in order (MoE: expert outputs back to their tokens). */
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void;
+
+  /** Top-1 routing of logits [rows, E]: choice = argmax (lowest index on ties), score = sigmoid(logit) in float32. */
+  routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void;
 }

@@ -4,7 +4,7 @@
  * engine (and transformers) load.
  */
 import { ConfigError } from '../util/errors.ts';
-import { parseHfConfig, ropeInvFreq as llamaRopeInvFreq, type LayerFacts, type Llama4Config } from '../model/llama4/config.ts';
+import { parseHfConfig, type LayerFacts, type Llama4Config } from '../model/llama4/config.ts';
 
 export interface RopeScaling {
   readonly factor: number;
@@ -158,9 +158,4 @@ export function toHfConfig(c: TrainModelConfig): Record<string, unknown> {
     vocab_size: c.vocabSize,
     torch_dtype: 'float32',
   };
-}
-
-/** Inverse frequencies per RoPE pair: model/llama4's (llama3 scaling and rope_freqs factors included). */
-export function ropeInvFreq(c: TrainModelConfig): Float32Array {
-  return llamaRopeInvFreq(c.llama);
 }

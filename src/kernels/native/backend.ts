@@ -4,6 +4,7 @@
  * kernels on every call, which also keeps its buffer alive. Shapes are checked here so every misuse is one clear
  * RangeError, as in TsBackend; the addon checks lengths again before touching memory.
  */
+import * as rowOps from '../../tensor/row-ops.ts';
 import { availableParallelism, totalmem } from 'node:os';
 import type {
   AttentionJob,
@@ -258,6 +259,21 @@ export class NativeBackend implements Backend {
 
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {
     this.engine.addBias(x, bias, rows, dim);
+  }
+  scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void {
+    rowOps.scaleRows(x, scale, rows, dim);
+  }
+
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void {
+    rowOps.gatherRows(out, src, idx, scale, rows, dim);
+  }
+
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void {
+    rowOps.scatterAddRows(out, src, idx, rows, dim);
+  }
+
+  routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void {
+    rowOps.routeTop1(logits, rows, E, choice, score);
   }
 }
 

@@ -3,6 +3,7 @@
  * It is the specification every faster backend is checked against (backend.case.test.ts), and the fallback when
  * the native addon cannot load. Quantized weights stay quantized; matmul dequantizes one weight row at a time.
  */
+import * as rowOps from '../../tensor/row-ops.ts';
 import type { AttentionJob, AttentionShape, Backend, KvData, MatmulJob, RawTensor, Weight, WeightOptions } from '../../tensor/index.ts';
 import { DTYPES, byteSize, checkKvArray, decodeKv, dequantizeRow, kvElements } from '../../tensor/index.ts';
 
@@ -244,6 +245,21 @@ export class TsBackend implements Backend {
 
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {
     for (let r = 0; r < rows; r++) for (let i = 0; i < dim; i++) x[r * dim + i]! += bias[i]!;
+  }
+  scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void {
+    rowOps.scaleRows(x, scale, rows, dim);
+  }
+
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void {
+    rowOps.gatherRows(out, src, idx, scale, rows, dim);
+  }
+
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void {
+    rowOps.scatterAddRows(out, src, idx, rows, dim);
+  }
+
+  routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void {
+    rowOps.routeTop1(logits, rows, E, choice, score);
   }
 }
 

@@ -12,7 +12,7 @@ import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.t
 import type { LayerCache } from '../kv-cache.ts';
 import { ChunkedKvCache, FullKvCache } from '../kv-cache.ts';
 import type { LayerFacts, Llama4Config } from './config.ts';
-import { ropeInvFreq } from './config.ts';
+import { attnTemperatureScale, ropeInvFreq } from './config.ts';
 import { validateTensors } from './weights.ts';
 
 interface LayerWeights {
@@ -74,6 +74,11 @@ export interface TextModelOptions {
    * (RoPE) ones, which hold up to one chunk, use it — as llama.cpp's --cache-type-k/v does for its iSWA cache.
    */
   readonly kvType?: KvType;
+  /**
+   * Work buffers are dropped after a call of more than this many tokens (default SCRATCH_KEEP_ROWS), so one long
+   * prompt's buffers are not kept alive. A trainer that runs the same large batch every step keeps them.
+   */
+  readonly scratchKeepRows?: number;
 }
 
 /** Optional per-layer hook for tests and debugging: sees the residual stream after each layer. */
@@ -99,6 +104,7 @@ export class Llama4TextModel implements CausalLM {
    */
   private readonly scratchBufs = new Map<string, Float32Array>();
   readonly kvType: KvType;
+  private readonly scratchKeepRows: number;
   private disposed = false;
 
   /**
@@ -114,6 +120,7 @@ export class Llama4TextModel implements CausalLM {
   ) {
     validateTensors(config, tensors, where);
     this.kvType = opts.kvType ?? 'f32';
+    this.scratchKeepRows = opts.scratchKeepRows ?? SCRATCH_KEEP_ROWS;
     if (!isKvType(this.kvType)) throw new UsageError(`unknown KV cache type '${this.kvType}' (f32, f16 or q8_0)`);
     if (this.kvType === 'q8_0' && config.headDim % 32 !== 0) {
       throw new UsageError(`a q8_0 KV cache needs head_dim to be a multiple of 32 (this model has ${config.headDim}); use f16 or f32`);
@@ -233,6 +240,14 @@ export class Llama4TextModel implements CausalLM {
       }
     }
 
+    // NoPE temperature factors per row; null while every factor is 1 (positions below floor_scale − 1).
+    let tempScale: Float32Array | null = null;
+    if (cfg.layers.some((f) => !f.usesRope && f.temperatureTuning)) {
+      const ts = this.buf('tempScale', N);
+      for (let r = 0; r < N; r++) ts[r] = attnTemperatureScale(cfg, pos[r]!);
+      if (ts.some((s) => s !== 1)) tempScale = ts;
+    }
+
     const x = this.buf('x', N * H);
     const q = this.buf('q', N * nh * d);
     const k = this.buf('k', N * nkv * d);
@@ -258,12 +273,9 @@ export class Llama4TextModel implements CausalLM {
           be.rmsNorm(q, q, null, N * nh, d, cfg.rmsNormEps);
           be.rmsNorm(k, k, null, N * nkv, d, cfg.rmsNormEps);
         }
-      } else if (f.temperatureTuning) {
+      } else if (f.temperatureTuning && tempScale) {
         // NoPE layers: q ·= 1 + attn_scale · ln(1 + floor((p + 1) / floor_scale)), p the absolute position.
-        for (let r = 0; r < N; r++) {
-          const s = Math.fround(Math.fround(Math.log(Math.floor((pos[r]! + 1) / cfg.floorScale) + 1)) * cfg.attnScale + 1);
-          if (s !== 1) for (let i = r * nh * d; i < (r + 1) * nh * d; i++) q[i] = q[i]! * s;
-        }
+        be.scaleRows(q, tempScale, N, nh * d);
       }
       // Every sequence's queries against its own cache, all in one call.
       const jobs: AttentionJob[] = [];
@@ -273,12 +285,18 @@ export class Llama4TextModel implements CausalLM {
         const o = offsets[i]!;
         const cache = seqs[i]!.caches[l]!;
         const qPos0 = cache.length;
-        const kv = cache.append(k.subarray(o * nkv * d), v.subarray(o * nkv * d), n);
+        const kRows = k.subarray(o * nkv * d, (o + n) * nkv * d),
+          vRows = v.subarray(o * nkv * d, (o + n) * nkv * d);
+        const kv = cache.append(kRows, vRows, n);
+        // A fresh f32 sequence's cache holds exactly this call's rows, bit for bit: attend over them where they were
+        // computed. Same values; and a backend that records the forward (training's tape) sees that the keys are
+        // these k/v rows, so their gradients reach the k/v projections.
+        const own = kv.kvType === 'f32' && kv.S === n && kv.kPos0 === qPos0;
         jobs.push({
           out: att.subarray(o * nh * d, (o + n) * nh * d),
           q: q.subarray(o * nh * d, (o + n) * nh * d),
-          k: kv.k,
-          v: kv.v,
+          k: own ? kRows : kv.k,
+          v: own ? vRows : kv.v,
           shape: {
             nHeads: nh,
             nKvHeads: nkv,
@@ -318,12 +336,14 @@ export class Llama4TextModel implements CausalLM {
     const head = items.map((it, i) => (it.logits === 'hidden' ? 0 : want[i]!));
     const R = head.reduce((a, b) => a + b, 0);
     const xs = this.buf('xs', R * H);
+    const headRows = new Int32Array(R);
     let r0 = 0;
     items.forEach((it, i) => {
       const first = offsets[i]! + it.tokens.length - head[i]!;
-      xs.set(h.subarray(first * H, (first + head[i]!) * H), r0 * H);
+      for (let j = 0; j < head[i]!; j++) headRows[r0 + j] = first + j;
       r0 += head[i]!;
     });
+    be.gatherRows(xs, h, headRows, null, R, H);
     // One item owns the head's output outright (what the worker can transfer without a copy); several items get
     // copies of their rows, so a decode step's [R, V] product goes to a reused buffer (8 sequences allocated 1 MB
     // more per step otherwise, and the garbage collector's thread took CPU from the kernels). Kept only for up to
@@ -344,7 +364,7 @@ export class Llama4TextModel implements CausalLM {
       r0 += rows;
       return o;
     });
-    if (N > SCRATCH_KEEP_ROWS) this.scratchBufs.clear();
+    if (N > this.scratchKeepRows) this.scratchBufs.clear();
     return out;
   }
 
@@ -405,25 +425,16 @@ export class Llama4TextModel implements CausalLM {
     ]);
     const choice = new Int32Array(N);
     const score = new Float32Array(N);
+    be.routeTop1(logits, N, E, choice, score);
     const start = new Int32Array(E + 1); // expert e's rows in xe: [start[e], start[e + 1])
-    for (let t = 0; t < N; t++) {
-      let best = 0; // ties go to the lowest index (torch.topk's order is unspecified; documented choice)
-      for (let e = 1; e < E; e++) if (logits[t * E + e]! > logits[t * E + best]!) best = e;
-      choice[t] = best;
-      score[t] = 1 / (1 + Math.exp(-logits[t * E + best]!));
-      start[best + 1]!++;
-    }
+    for (let t = 0; t < N; t++) start[choice[t]! + 1]!++;
     for (let e = 0; e < E; e++) start[e + 1]! += start[e]!;
-    // xe [N, H]: each token's scaled input at its expert's next row; rowOf[t] = that row.
-    const xe = this.buf('xe', N * H);
-    const rowOf = new Int32Array(N);
+    // xe [N, H]: row j = token tokenOf[j]'s input scaled by its score, tokens grouped by expert (stable).
+    const tokenOf = new Int32Array(N);
     const next = start.slice(0, E);
-    for (let t = 0; t < N; t++) {
-      const j = next[choice[t]!]!++;
-      rowOf[t] = j;
-      const s = score[t]!;
-      for (let i = 0; i < H; i++) xe[j * H + i] = x[t * H + i]! * s;
-    }
+    for (let t = 0; t < N; t++) tokenOf[next[choice[t]!]!++] = t;
+    const xe = this.buf('xe', N * H);
+    be.gatherRows(xe, x, tokenOf, score, N, H);
     const ge = g.subarray(N * I),
       ue = u.subarray(N * I);
     const up: MatmulJob[] = [];
@@ -441,9 +452,6 @@ export class Llama4TextModel implements CausalLM {
     be.matmulMany(up);
     be.siluMul(g, g, u, 2 * N * I);
     be.matmulMany(down);
-    for (let t = 0; t < N; t++) {
-      const j = rowOf[t]!;
-      for (let i = 0; i < H; i++) out[t * H + i]! += ye[j * H + i]!;
-    }
+    be.scatterAddRows(out, ye, tokenOf, N, H);
   }
 }

@@ -201,6 +201,18 @@ class TimedBackend implements Backend {
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void {
     this.be.addBias(x, bias, rows, dim);
   }
+  scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void {
+    this.be.scaleRows(x, scale, rows, dim);
+  }
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void {
+    this.be.gatherRows(out, src, idx, scale, rows, dim);
+  }
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void {
+    this.be.scatterAddRows(out, src, idx, rows, dim);
+  }
+  routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void {
+    this.be.routeTop1(logits, rows, E, choice, score);
+  }
 }
 
 /** One encoder's timings: per run, seconds for the whole tile, its matrix products and its attention. */

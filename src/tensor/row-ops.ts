@@ -1,0 +1,58 @@
+/**
+ * The row bookkeeping of a MoE layer and of NoPE temperature tuning (Backend.scaleRows, gatherRows, scatterAddRows,
+ * routeTop1): O(rows·dim) moves with no arithmetic worth a kernel, shared by every backend. They are Backend
+ * operations, not loops in the model, so a backend that records the forward (training's tape, src/train/tape.ts)
+ * sees every step of it.
+ */
+
+/** x[r, :] *= scale[r] for r < rows. */
+export function scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void {
+  for (let r = 0; r < rows; r++) {
+    const s = scale[r]!;
+    if (s === 1) continue;
+    for (let i = r * dim; i < (r + 1) * dim; i++) x[i] = x[i]! * s;
+  }
+}
+
+/** out[j, :] = src[idx[j], :] · (scale ? scale[idx[j]] : 1) for j < rows. out must not overlap src. */
+export function gatherRows(
+  out: Float32Array,
+  src: Float32Array,
+  idx: Int32Array,
+  scale: Float32Array | null,
+  rows: number,
+  dim: number,
+): void {
+  for (let j = 0; j < rows; j++) {
+    const r = idx[j]!,
+      o = j * dim,
+      a = r * dim;
+    if (scale) {
+      const s = scale[r]!;
+      for (let i = 0; i < dim; i++) out[o + i] = src[a + i]! * s;
+    } else out.set(src.subarray(a, a + dim), o);
+  }
+}
+
+/** out[idx[j], :] += src[j, :] for j < rows, in order (an index may repeat). */
+export function scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void {
+  for (let j = 0; j < rows; j++) {
+    const o = idx[j]! * dim,
+      a = j * dim;
+    for (let i = 0; i < dim; i++) out[o + i]! += src[a + i]!;
+  }
+}
+
+/**
+ * Llama 4's router (spec §2.3): per row of logits [rows, E], choice = the argmax (the lowest index on ties; torch's
+ * topk order on ties is unspecified, this is the documented choice) and score = sigmoid(logit) in float32 — no
+ * softmax over the experts, no renormalisation.
+ */
+export function routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void {
+  for (let t = 0; t < rows; t++) {
+    let best = 0;
+    for (let e = 1; e < E; e++) if (logits[t * E + e]! > logits[t * E + best]!) best = e;
+    choice[t] = best;
+    score[t] = 1 / (1 + Math.exp(-logits[t * E + best]!));
+  }
+}
