@@ -4,6 +4,7 @@
  * operations, not loops in the model, so a backend that records the forward (training's tape, src/train/tape.ts)
  * sees every step of it.
  */
+import { scatterAddRows as scatterAddRowsScaled } from './train-reference-rows.ts';
 
 /** x[r, :] *= scale[r] for r < rows. */
 export function scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void {
@@ -14,33 +15,12 @@ export function scaleRows(x: Float32Array, scale: Float32Array, rows: number, di
   }
 }
 
-/** out[j, :] = src[idx[j], :] · (scale ? scale[idx[j]] : 1) for j < rows. out must not overlap src. */
-export function gatherRows(
-  out: Float32Array,
-  src: Float32Array,
-  idx: Int32Array,
-  scale: Float32Array | null,
-  rows: number,
-  dim: number,
-): void {
-  for (let j = 0; j < rows; j++) {
-    const r = idx[j]!,
-      o = j * dim,
-      a = r * dim;
-    if (scale) {
-      const s = scale[r]!;
-      for (let i = 0; i < dim; i++) out[o + i] = src[a + i]! * s;
-    } else out.set(src.subarray(a, a + dim), o);
-  }
-}
+/** out[j, :] = src[idx[j], :] · (scale ? scale[idx[j]] : 1) for j < rows (training's reference, the same rows). */
+export { gatherRows } from './train-reference-rows.ts';
 
 /** out[idx[j], :] += src[j, :] for j < rows, in order (an index may repeat). */
 export function scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void {
-  for (let j = 0; j < rows; j++) {
-    const o = idx[j]! * dim,
-      a = j * dim;
-    for (let i = 0; i < dim; i++) out[o + i]! += src[a + i]!;
-  }
+  scatterAddRowsScaled(out, src, idx, null, rows, dim);
 }
 
 /**
