@@ -24,17 +24,17 @@ import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-back
 
 export const SKILLS_MODEL = {
   vocab_size: 1024,
-  num_hidden_layers: 4,
+  num_hidden_layers: 6,
   num_attention_heads: 4,
   num_key_value_heads: 2,
-  head_dim: 32,
+  head_dim: 64,
   hidden_size: 128,
   num_local_experts: 4,
   num_experts_per_tok: 1,
   interleave_moe_layer_step: 1,
   intermediate_size: 256,
   intermediate_size_mlp: 512,
-  no_rope_layer_interval: 4,
+  no_rope_layer_interval: 3,
   attention_chunk_size: 512,
   use_qk_norm: true,
   attn_temperature_tuning: true,
@@ -127,12 +127,23 @@ export async function skillsReport(work: string, names: string[], log: (s: strin
 
 export { loadEncoder };
 
-/** Verifiable reward of a reply: right answer 1; a tool call to the right tool with wrong arguments 0.5; else 0. */
+/**
+ * Verifiable reward of a reply: a right answer 1. A tool call earns partial credit below 1 — 0.2 for one well-formed
+ * call, 0.3 more for the right tool, up to 0.4 more for the share of arguments copied exactly (halved if it invents
+ * parameters) — so a group of samples that all miss some argument still ranks its samples, where all-or-nothing
+ * rewards left nearly every tool group without a signal (every sample 0).
+ */
 export function skillReward(e: SkillExample, reply: string): number {
   if (skillCorrect(e, reply)) return 1;
   if (e.kind === 'tool') {
     const p = parseToolCalls(reply);
-    if (p.toolCalls.length === 1 && !p.content && p.toolCalls[0]!.name === e.call!.name) return 0.5;
+    if (p.toolCalls.length !== 1 || p.content) return 0;
+    const c = p.toolCalls[0]!,
+      want = e.call!.parameters;
+    const keys = Object.keys(want);
+    const right = keys.filter((k) => c.arguments[k] === want[k]).length / Math.max(1, keys.length);
+    const invented = Object.keys(c.arguments).some((k) => !(k in want));
+    return 0.2 + (c.name === e.call!.name ? 0.3 : 0) + 0.4 * right * (invented ? 0.5 : 1);
   }
   return 0;
 }
