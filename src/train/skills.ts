@@ -45,7 +45,7 @@ export const SKILLS_CHAT_TEMPLATE = [
 export const GREETING_ANSWER = 'Hello! I am a small demo model of the Llama 4 architecture. I can do arithmetic and call tools.';
 export const REFUSAL_ANSWER = "Sorry, I can't help with that. I am a small demo model that can only do arithmetic and call tools.";
 
-export type SkillKind = 'arith' | 'tool' | 'greeting' | 'refusal' | 'followup';
+export type SkillKind = 'arith' | 'tool' | 'greeting' | 'refusal' | 'followup' | 'copy';
 export type Split = 'train' | 'eval';
 
 export interface SkillExample {
@@ -563,6 +563,24 @@ const GREET_TRAIN = [
   'Morning!',
   'What do you do?',
   'Hi! Tell me what you are.',
+  'Good day!',
+  'Hiya!',
+  'Good night.',
+  'Salutations.',
+  'Who am I chatting with?',
+  'Who is this?',
+  'What sort of assistant are you?',
+  'What type of AI are you?',
+  'What are your abilities?',
+  'Who created you?',
+  'Who trained you?',
+  'Hello! Who created you?',
+  'Hello, what can you help with?',
+  'What can you help me with?',
+  'Sup?',
+  'Hey hey!',
+  'Hello friend!',
+  'Good to see you.',
 ];
 const GREET_EVAL = [
   'Hi there!',
@@ -605,6 +623,18 @@ const REFUSE_TRAIN = [
   'Where is {C}?',
   'What language is spoken in {C}?',
   'Give me advice about {x}.',
+  'What happened in {Y}?',
+  'Who was the king of {C} in {Y}?',
+  'How many people lived in {C} in {Y}?',
+  'Which team won the final in {Y}?',
+  'Who was born in {Y}?',
+  'What is the population of {C}?',
+  'What is the longest river in {C}?',
+  'Write a sonnet about {x}.',
+  'Draw {x}.',
+  'Who directed {T}?',
+  'How do you spell {x} in {L}?',
+  'What is the weight of {x}?',
 ];
 const REFUSE_EVAL = [
   'Compose a haiku about {x}.',
@@ -643,20 +673,45 @@ function fillRefusal(t: string, rng: Rng): string {
     .replace('{P}', word(rng, SYL_TRAIN, true))
     .replace('{Y}', String(1950 + rng.int(70)));
 }
+/**
+ * Training only: "Repeat after me: …" with 1–5 made-up words, numbers or place names, answered verbatim. Copying
+ * unseen words by position is what a tool call's arguments need; these short drills give that skill far more
+ * gradient per token than the arguments inside long tool prompts do.
+ */
+const COPY_TEMPLATES = ['Repeat after me: {x}', 'Copy this: {x}', 'Repeat: {x}'];
+function copyExample(rng: Rng): SkillExample {
+  const parts: string[] = [];
+  const n = 1 + rng.int(5);
+  for (let i = 0; i < n; i++) {
+    const r = rng.next();
+    parts.push(
+      r < 0.45
+        ? randomWord(rng, rng.next() < 0.4)
+        : r < 0.7
+          ? word(rng, SYL_TRAIN, rng.next() < 0.4)
+          : r < 0.85
+            ? String(rng.int(10000))
+            : rng.pick(CITIES_TRAIN),
+    );
+  }
+  const x = parts.join(rng.next() < 0.3 ? ', ' : ' ');
+  return simple('copy', rng.pick(COPY_TEMPLATES).replace('{x}', x), x);
+}
+
 function simple(kind: SkillKind, question: string, answer: string): SkillExample {
   return { kind, question, prompt: renderSkills([{ role: 'user', content: question }], null), answer };
 }
 
 /** The training mixture (shares of examples); the rest is arithmetic. */
-export const SKILL_SHARES = { tool: 0.16, greeting: 0.07, refusal: 0.11, followup: 0.02 };
+export const SKILL_SHARES = { tool: 0.3, greeting: 0.08, refusal: 0.12, followup: 0.03, copy: 0.15 };
 
 /** Examples of the long kinds (tool calls, follow-ups) or of the short ones, in their mixture proportions. */
 export function randomSkillExampleOf(rng: Rng, long: boolean, only?: 'arith'): SkillExample {
   const s = SKILL_SHARES;
   if (only === 'arith') return randomArith(rng);
   return long
-    ? randomSkillExample(rng, { tool: s.tool, greeting: 0, refusal: 0, followup: s.followup }, s.tool + s.followup)
-    : randomSkillExample(rng, { tool: 0, greeting: s.greeting, refusal: s.refusal, followup: 0 });
+    ? randomSkillExample(rng, { tool: s.tool, greeting: 0, refusal: 0, followup: s.followup, copy: 0 }, s.tool + s.followup)
+    : randomSkillExample(rng, { tool: 0, greeting: s.greeting, refusal: s.refusal, followup: 0, copy: s.copy });
 }
 
 export function randomSkillExample(rng: Rng, shares = SKILL_SHARES, total = 1): SkillExample {
@@ -666,6 +721,7 @@ export function randomSkillExample(rng: Rng, shares = SKILL_SHARES, total = 1): 
   if (r < (c += shares.greeting)) return simple('greeting', rng.pick(GREET_TRAIN), GREETING_ANSWER);
   if (r < (c += shares.refusal)) return simple('refusal', fillRefusal(rng.pick(REFUSE_TRAIN), rng), REFUSAL_ANSWER);
   if (r < (c += shares.followup)) return followupExample(rng);
+  if (r < (c += shares.copy)) return copyExample(rng);
   return randomArith(rng);
 }
 
