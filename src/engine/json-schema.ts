@@ -215,6 +215,10 @@ export type JsonState = readonly Stack[];
 
 const MAX_WS = 1;
 const MAX_DIGITS = 24;
+// An "integer" has at most 16 digits: beyond 2^53 (9007199254740991) JSON.parse and every float64 client round it, so
+// longer ones are never what a schema asked for — and a small model's runaway digit string stops in time to close
+// the object within a tight max_tokens.
+const MAX_INT_DIGITS = 16;
 // '\r' is valid JSON whitespace but only ever a way to stall; the model gets space, newline and tab.
 const WS = new Set([' ', '\n', '\t']);
 const ESC: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
@@ -347,7 +351,9 @@ function step(st: Stack, c: string): Stack[] {
     case 'num': {
       const d = c >= '0' && c <= '9';
       const next = (ns: NumState): Stack[] =>
-        f.digits + (d ? 1 : 0) > MAX_DIGITS ? [] : [push({ ...f, st: ns, digits: f.digits + (d ? 1 : 0) }, st.up)];
+        f.digits + (d ? 1 : 0) > (f.integer ? MAX_INT_DIGITS : MAX_DIGITS)
+          ? []
+          : [push({ ...f, st: ns, digits: f.digits + (d ? 1 : 0) }, st.up)];
       switch (f.st) {
         case 'sign':
           if (d) return next(c === '0' ? 'zero' : 'int');
