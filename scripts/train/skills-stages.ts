@@ -179,7 +179,11 @@ export async function skillsRl(
     for (let i = 0; i < (o.prompts ?? 8); i++) {
       const r = rng.next();
       const e =
-        r < 0.45 ? randomSkillExampleOf(rng, false, 'arith') : r < 0.85 ? toolCallExample(rng, 'train') : randomSkillExampleOf(rng, false);
+        r < 0.3
+          ? randomSkillExampleOf(rng, false, 'arith')
+          : r < 0.85
+            ? toolCallExample(rng, 'train', 1)
+            : randomSkillExampleOf(rng, false);
       tasks.push({ prompt: enc.encode(e.prompt), reward: (reply) => skillReward(e, reply), kind: e.kind });
     }
     const snap = new PolicySnapshot(policy, backend);

@@ -414,10 +414,10 @@ function randomWord(rng: Rng, cap: boolean): string {
   return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
 }
 
-function value(rng: Rng, kind: ParamKind['values'], split: Split): string | number {
+function value(rng: Rng, kind: ParamKind['values'], split: Split, made1 = 0.5): string | number {
   const ev = split === 'eval';
   // Training: half of the words are random letters (randomWord), the rest from the training lists.
-  const made = (cap: boolean) => (!ev && rng.next() < 0.5 ? randomWord(rng, cap) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap));
+  const made = (cap: boolean) => (!ev && rng.next() < made1 ? randomWord(rng, cap) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap));
   switch (kind) {
     case 'number':
       return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
@@ -437,14 +437,14 @@ interface GenTool {
   def: ToolDefinition;
 }
 
-function makeTool(rng: Rng, split: Split, avoidNoun?: string): GenTool {
+function makeTool(rng: Rng, split: Split, avoidNoun?: string, made1?: number): GenTool {
   const ev = split === 'eval';
   const verbs = ev ? VERBS_EVAL : VERBS_TRAIN,
     nouns = ev ? NOUNS_EVAL : NOUNS_TRAIN,
     kinds = ev ? PARAMS_EVAL : PARAMS_TRAIN;
   // Training: a third of the verbs, nouns and parameter names are random words, so choosing the tool and naming its
   // parameters is learned as matching the question's words against the list, not as recalling known names.
-  const made = (p: number) => !ev && rng.next() < p;
+  const made = (p: number) => !ev && rng.next() < (made1 ?? p);
   const verb = made(0.3) ? randomWord(rng, false) : rng.pick(verbs);
   let noun = made(0.35) ? randomWord(rng, false) : rng.pick(nouns);
   while (noun === avoidNoun) noun = rng.pick(nouns);
@@ -482,15 +482,19 @@ const ONE_ARG_EVAL = ['Could you {v0} the {n} for {v}?', '{V} the {n} for {v}, p
 const MULTI = ['{V} the {n} with {args}.', 'Please {v0} the {n} with {args}.', 'Can you {v0} the {n} with {args}?', '{V} {n}: {args}'];
 const MULTI_EVAL = ['Could you {v0} the {n} with {args}?', '{V} the {n} with {args}, please.'];
 
-/** One tool-call example: the right tool among 1–2 offered (evaluation: 1–3), arguments copied from the question. */
-export function toolCallExample(rng: Rng, split: Split): SkillExample {
-  const tool = makeTool(rng, split);
+/**
+ * One tool-call example: the right tool among 1–2 offered (evaluation: 1–3), arguments copied from the question.
+ * `madeUp` (training only) sets the share of made-up verbs, nouns, parameter names and values (default: the
+ * curriculum's 30–50%); online RL asks with every word made up, where the SFT model still errs.
+ */
+export function toolCallExample(rng: Rng, split: Split, madeUp?: number): SkillExample {
+  const tool = makeTool(rng, split, undefined, madeUp);
   const offered = [tool.def];
   const extra = rng.int(split === 'eval' ? 3 : 2);
-  for (let i = 0; i < extra; i++) offered.push(makeTool(rng, split, tool.noun).def);
+  for (let i = 0; i < extra; i++) offered.push(makeTool(rng, split, tool.noun, madeUp).def);
   rng.shuffle(offered);
   const args: Record<string, string | number> = {};
-  for (const p of tool.params) args[p.name] = value(rng, p.kind.values, split);
+  for (const p of tool.params) args[p.name] = value(rng, p.kind.values, split, madeUp);
   const ev = split === 'eval';
   let question: string;
   if (tool.params.length === 1) {
