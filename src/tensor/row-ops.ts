@@ -4,7 +4,7 @@
  * operations, not loops in the model, so a backend that records the forward (training's tape, src/train/tape.ts)
  * sees every step of it.
  */
-import { scatterAddRows as scatterAddRowsScaled } from './train-reference-rows.ts';
+import { scatterAddRows as scatterAddRowsScaled, sigmoid } from './train-reference-rows.ts';
 
 /** x[r, :] *= scale[r] for r < rows. */
 export function scaleRows(x: Float32Array, scale: Float32Array, rows: number, dim: number): void {
@@ -33,6 +33,6 @@ export function routeTop1(logits: Float32Array, rows: number, E: number, choice:
     let best = 0;
     for (let e = 1; e < E; e++) if (logits[t * E + e]! > logits[t * E + best]!) best = e;
     choice[t] = best;
-    score[t] = 1 / (1 + Math.exp(-logits[t * E + best]!));
+    score[t] = sigmoid(logits[t * E + best]!);
   }
 }

@@ -5,7 +5,6 @@
  */
 
 import type { AdamWStep, AttnShape, MatmulLayout, TrainBackend } from '../tensor/train-backend.ts';
-export { sigmoid } from '../tensor/train-reference-rows.ts';
 import { transpose as tsTranspose, TsTrainBackend } from '../tensor/train-reference.ts';
 
 export const matmulStats = { ms: 0, flops: 0 };
@@ -55,7 +54,7 @@ export function attnBackward(
 }
 
 /** C[m, n] (+)= A[m, k] · B[n, k]ᵀ on the current training backend; offsets address sub-matrices (expert slices). */
-export function matmulNT(
+function matmulNT(
   C: Float32Array,
   A: Float32Array,
   B: Float32Array,

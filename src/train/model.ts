@@ -68,7 +68,6 @@ export class TrainModel {
   /** The one Llama 4 forward pass, on the tape. */
   private readonly net: Llama4TextModel;
   private readonly tape = new TapeBackend();
-  private pendingRows = 0;
 
   constructor(
     readonly cfg: TrainModelConfig,
@@ -196,36 +195,27 @@ export class TrainModel {
       const t = tokens[i]!;
       if (!(t >= 0 && t < V)) throw new RangeError(`token id ${t} out of range 0..${V - 1}`);
     }
+    // A forward that keeps nothing must not disturb a recorded one waiting for its backward: it runs on a second
+    // Llama4TextModel over the same parameters, with its own tape and buffers.
+    let run = { tape: this.tape, net: this.net };
     if (!keep && this.tape.pending) {
-      // A forward that keeps nothing must not disturb a recorded one waiting for its backward: use a second model.
-      return this.sideNet().forwardRows(tokens, B, T);
+      if (!this.side) {
+        const tape = new TapeBackend();
+        this.side = { tape, net: this.buildNet(tape) };
+      }
+      run = this.side;
     }
-    this.tape.begin(keep);
-    this.pendingRows = keep ? N : 0;
-    return runRows(this.net, tokens, B, T, V);
+    run.tape.begin(keep);
+    return runRows(run.net, tokens, B, T, V);
   }
-
   private side: { tape: TapeBackend; net: Llama4TextModel } | null = null;
-  /** A second Llama4TextModel on the same parameters, with its own tape and buffers. */
-  private sideNet(): { forwardRows(tokens: Int32Array, B: number, T: number): Float32Array } {
-    const tape = this.side?.tape ?? new TapeBackend();
-    const side = (this.side ??= { tape, net: this.buildNet(tape) });
-    return {
-      forwardRows: (tokens, B, T) => {
-        side.tape.begin(false);
-        return runRows(side.net, tokens, B, T, this.cfg.vocabSize);
-      },
-    };
-  }
 
   /**
    * Backward from dLogits [B·T, V] of the last kept forward; `auxCoef` weights the router balancing loss's gradient.
    * Gradients accumulate (gradient accumulation = several forward/backward pairs before a step).
    */
   backward(dLogits: Float32Array, auxCoef = 0): void {
-    assert(this.tape.pending && dLogits.length === this.pendingRows * this.cfg.vocabSize, 'backward without a kept forward');
-    this.tape.backward(dLogits, auxCoef);
-    this.pendingRows = 0;
+    this.tape.backward(dLogits, auxCoef); // checks that a kept forward is pending and that dLogits matches its logits
   }
 }
 

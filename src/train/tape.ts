@@ -142,10 +142,9 @@ export class TapeBackend implements Backend {
   }
 
   // ---- tape helpers ----
+  /** A saved copy of x (its slot's buffer from the last step when the length matches). */
   private keep(x: Float32Array): Float32Array {
-    let b = this.saved[this.slot];
-    if (!b || b.length !== x.length) b = this.saved[this.slot] = new Float32Array(x.length);
-    this.slot++;
+    const b = this.keepEmpty(x.length);
     b.set(x);
     return b;
   }
