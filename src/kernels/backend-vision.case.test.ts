@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionShape, Backend, DType } from '../tensor/index.ts';
 import { bf16ToF32, f32ToBf16 } from '../tensor/index.ts';
-import { assertSameBits, close, erfRef, nmse, randn, randomWeight, refAttention, refMatmul, rng } from './backend.case.test.ts';
+import { assertSameBits, close, erfRef, nmse, randn, randomWeight, refAttention, refMatmul, rng } from './backend-refs.case.test.ts';
 
 const FLOAT_TOL = 1e-9;
 /**

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ModelFileError } from '../../util/errors.ts';
 import { MappedFile, canMmap, tryCreateNativeBackend } from './index.ts';
 import { loadAddon } from './addon.ts';
-import { randomWeight, rng } from '../backend.case.test.ts';
+import { randomWeight, rng } from '../backend-refs.case.test.ts';
 
 const skip = canMmap() ? false : loadAddon().reason;
 const dir = mkdtempSync(join(tmpdir(), 'l4-mmap-'));

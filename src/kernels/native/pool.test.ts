@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tryCreateNativeBackend } from './index.ts';
-import { randomWeight, rng } from '../backend.case.test.ts';
+import { randomWeight, rng } from '../backend-refs.case.test.ts';
 
 const one = tryCreateNativeBackend({ threads: 1 });
 const skip = one.backend ? false : one.reason;

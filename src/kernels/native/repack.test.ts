@@ -4,7 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCreateNativeBackend, type NativeBackend } from './index.ts';
-import { randomWeight, randn, rng } from '../backend.case.test.ts';
+import { randomWeight, randn, rng } from '../backend-refs.case.test.ts';
 import { byteSize, type DType } from '../../tensor/index.ts';
 
 const packed = tryCreateNativeBackend({ threads: 2, repack: true });
