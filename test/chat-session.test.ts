@@ -95,6 +95,17 @@ describe('ChatSession on the default model', () => {
     assert.equal(chat.history.length, 4);
   });
 
+  test("tools in the OpenAI SDK's shape work as ToolSpecs; a nameless tool is one clear error", async () => {
+    const openai = { type: 'function' as const, function: WEATHER };
+    const a = await model.createChat({ tools: [openai], sampling: { temperature: 0 } }).send('What is the weather in Paris?');
+    const b = await model.createChat({ tools: [WEATHER], sampling: { temperature: 0 } }).send('What is the weather in Paris?');
+    assert.deepEqual(
+      a.toolCalls.map((c) => [c.name, c.arguments]),
+      b.toolCalls.map((c) => [c.name, c.arguments]),
+    );
+    assert.throws(() => model.createChat({ tools: [{ description: 'no name' } as never] }), /tools\[0\] needs a name/);
+  });
+
   test('an AbortSignal stops a turn; the partial answer stays; one turn at a time', async () => {
     const chat = model.createChat();
     const busy = chat.send('What is 7 plus 5?');

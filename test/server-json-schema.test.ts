@@ -92,6 +92,13 @@ test('unsupported or broken schemas are one clear UsageError', () => {
     /required property 'b'/,
   );
   assert.throws(() => compileSchema({ type: 'string', minLength: 3, maxLength: 2 }), /maxLength < minLength/);
+  // A library caller can hand over values JSON has no text for; they were matched as the text "undefined" and crashed
+  // the automaton at the first token.
+  assert.throws(
+    () => compileSchema({ const: undefined }),
+    (e: unknown) => e instanceof UsageError && /const must be a JSON value/.test(String(e)),
+  );
+  assert.throws(() => compileSchema({ enum: [1, () => 0] }), /#\/enum\/1: const must be a JSON value/);
 });
 
 const vocab = { size: VOCAB.length, text: (id: number) => (id < SPECIALS.length ? null : (VOCAB[id] ?? null)) };

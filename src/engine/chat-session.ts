@@ -6,7 +6,7 @@
  * pieces; `send()` takes `onText`), tool calls come back parsed, images go in as paths or bytes, and an AbortSignal
  * stops a turn (the partial answer stays in the history, as a chat app shows it).
  */
-import type { ChatMessage, ContentPart, ImagePart, ToolCall, ToolSpec } from '../chat/index.ts';
+import type { ChatMessage, ContentPart, ImagePart, ToolCall, ToolDefinition, ToolSpec } from '../chat/index.ts';
 import { UsageError } from '../util/index.ts';
 import type { ChatEngine } from './chat-engine.ts';
 import type { FinishReason } from './common.ts';
@@ -17,8 +17,11 @@ import type { SamplingOptions } from './scheduler-sampling.ts';
 export interface ChatSessionOptions {
   /** A system message that opens the conversation. */
   system?: string;
-  /** Tools the model may call; replies then carry `toolCalls` (answer them with `send({ role: 'tool', … })`). */
-  tools?: ToolSpec[];
+  /**
+   * Tools the model may call; replies then carry `toolCalls` (answer them with `send({ role: 'tool', … })`). Either
+   * `{ name, description, parameters }` or the OpenAI SDK's `{ type: 'function', function: { … } }`.
+   */
+  tools?: (ToolSpec | ToolDefinition)[];
   /** Answer length limit per turn (default 512 tokens). */
   maxTokens?: number;
   /** Sampling for every turn (default: the model's generation_config.json; `{ temperature: 0 }` is greedy). */
@@ -50,9 +53,19 @@ export interface ChatReply {
 }
 
 /** A conversation on a ChatEngine. Create one with `loadedModel.createChat()`; it ends when the model is disposed. */
+/** A declared tool as ToolSpec; OpenAI-shaped definitions are unwrapped, and a tool without a name is refused. */
+function toolSpec(t: ToolSpec | ToolDefinition, i: number): ToolSpec {
+  const spec: unknown = typeof t === 'object' && t !== null && 'function' in t ? t.function : t;
+  const name = typeof spec === 'object' && spec !== null ? (spec as { name?: unknown }).name : undefined;
+  if (typeof name !== 'string' || name === '')
+    throw new UsageError(`tools[${i}] needs a name: { name, description?, parameters? } or { type: 'function', function: { name, … } }`);
+  return spec as ToolSpec;
+}
+
 export class ChatSession {
   /** The conversation so far: the system message (if any), then user, assistant and tool messages. */
   readonly history: ChatMessage[] = [];
+  private readonly tools: ToolSpec[] | null;
   private disposed = false;
   private readonly running = new Set<AbortController>();
 
@@ -66,6 +79,7 @@ export class ChatSession {
     } = {},
   ) {
     if (opts.system !== undefined) this.history.push({ role: 'system', content: opts.system });
+    this.tools = opts.tools?.length ? opts.tools.map(toolSpec) : null;
   }
 
   /** Sends a user message (text, or any ChatMessage such as a tool result) and resolves with the answer. */
@@ -82,7 +96,7 @@ export class ChatSession {
     this.running.add(ac);
     this.history.push(message);
     try {
-      const tools = this.opts.tools?.length ? this.opts.tools : null;
+      const tools = this.tools;
       const prompt = await this.engine.encodeChat(this.history, tools);
       const res = await runGeneration(
         this.engine,

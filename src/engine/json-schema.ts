@@ -78,8 +78,13 @@ export function compileSchema(root: unknown): Schema {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const bad = (path: string, msg: string) => new UsageError(`response_format json_schema ${path}: ${msg}`);
 
-  const literalOf = (v: unknown): Schema =>
-    typeof v === 'string' ? { k: 'string', min: 0, max: Infinity, options: [v] } : { k: 'literal', options: [JSON.stringify(v)] };
+  const literalOf = (v: unknown, path: string): Schema => {
+    if (typeof v === 'string') return { k: 'string', min: 0, max: Infinity, options: [v] };
+    // undefined, functions, bigints: only a library caller can pass them, and they have no JSON text to match.
+    const text = typeof v === 'bigint' ? undefined : (JSON.stringify(v) as string | undefined);
+    if (text === undefined) throw bad(path, 'const must be a JSON value');
+    return { k: 'literal', options: [text] };
+  };
 
   function compile(s: unknown, path: string): Schema {
     if (s === true || (isObj(s) && Object.keys(s).length === 0)) return ANY;
@@ -107,11 +112,13 @@ export function compileSchema(root: unknown): Schema {
         },
       };
     }
-    if ('const' in s) return literalOf(s.const);
+    if ('const' in s) return literalOf(s.const, path);
     if (s.enum !== undefined) {
       if (!Array.isArray(s.enum) || s.enum.length === 0) throw bad(path, 'enum must be a non-empty array');
       const strs = s.enum.filter((v): v is string => typeof v === 'string');
-      const others = s.enum.filter((v) => typeof v !== 'string').map((v) => JSON.stringify(v));
+      const others = s.enum
+        .filter((v) => typeof v !== 'string')
+        .map((v, i) => (literalOf(v, `${path}/enum/${i}`) as { options: string[] }).options[0]!);
       const opts: Schema[] = [];
       if (strs.length) opts.push({ k: 'string', min: 0, max: Infinity, options: [...new Set(strs)].sort() });
       if (others.length) opts.push({ k: 'literal', options: others });
