@@ -53,3 +53,15 @@ for (const be of backends) {
     assert.deepEqual(snap.complete(toks.slice(0, 5), { maxNew: 8, stop: [] }), greedyBatch(model, [toks.slice(0, 5)], 8, [])[0]);
   });
 }
+
+for (const be of backends) {
+  test(`forwardRows (the trainer's one-shot batch) = forward over fresh sequences, bit for bit (${be.name})`, () => {
+    const model = new TrainModel(cfg, { seed: 3, initStd: 0.2 });
+    const net = new PolicySnapshot(model, be).model;
+    const rng = new Rng(5);
+    const rows = [9, 9, 9].map((n) => Array.from({ length: n }, () => rng.int(50)));
+    const one = net.forwardRows(rows);
+    const many = net.forward(rows.map((tokens) => ({ seq: net.newSequence(), tokens, logits: 'all' as const })));
+    assert.deepEqual(one, Float32Array.from(many.flatMap((a) => [...a])));
+  });
+}

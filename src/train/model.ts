@@ -221,14 +221,7 @@ export class TrainModel {
 
 /** B fresh sequences of T tokens in one Llama4TextModel call; logits of every row, [B·T, V]. */
 function runRows(net: Llama4TextModel, tokens: Int32Array, B: number, T: number, V: number): Float32Array {
-  const items = Array.from({ length: B }, (_, b) => ({
-    seq: net.newSequence(),
-    tokens: tokens.subarray(b * T, (b + 1) * T),
-    logits: 'all' as const,
-  }));
-  const outs = net.forward(items);
-  if (B === 1) return outs[0]!;
-  const logits = new Float32Array(B * T * V);
-  outs.forEach((o, b) => logits.set(o, b * T * V));
+  const logits = net.forwardRows(Array.from({ length: B }, (_, b) => tokens.subarray(b * T, (b + 1) * T)));
+  assert(logits.length === B * T * V, 'logits length');
   return logits;
 }

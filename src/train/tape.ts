@@ -73,6 +73,49 @@ class TapeWeight implements Weight {
 
 type Back = () => void;
 
+/** Whether view `b` starts right where view `a` (of `n` values) ends, in the same buffer. */
+function follows(a: Float32Array, n: number, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + 4 * n === b.byteOffset;
+}
+
+/**
+ * Attention jobs that are one batch: fresh f32 sequences of equal length and shape whose q, k, v and out rows lie one
+ * after another (the training forward's B sequences). They then run as one kernel call with B sequences and one
+ * tape record, instead of B calls and B records.
+ */
+function batchOf(jobs: readonly AttentionJob[]): AttentionJob | null {
+  const j0 = jobs[0];
+  if (!j0 || jobs.length < 2) return null;
+  const s0 = j0.shape,
+    qn = s0.T * s0.nHeads * s0.headDim,
+    kn = s0.T * s0.nKvHeads * s0.headDim;
+  for (let i = 1; i < jobs.length; i++) {
+    const a = jobs[i - 1]!,
+      b = jobs[i]!,
+      s = b.shape;
+    if (
+      !(a.k instanceof Float32Array && b.k instanceof Float32Array && a.v instanceof Float32Array && b.v instanceof Float32Array) ||
+      s.T !== s0.T ||
+      s.S !== s0.S ||
+      s.qPos0 !== s0.qPos0 ||
+      s.kPos0 !== s0.kPos0 ||
+      s.nHeads !== s0.nHeads ||
+      s.nKvHeads !== s0.nKvHeads ||
+      s.headDim !== s0.headDim ||
+      s.scale !== s0.scale ||
+      s.mask.causal !== s0.mask.causal ||
+      s.mask.chunkSize !== s0.mask.chunkSize ||
+      (s.kvType ?? 'f32') !== (s0.kvType ?? 'f32') ||
+      !follows(a.q, qn, b.q) ||
+      !follows(a.out, qn, b.out) ||
+      !follows(a.k, kn, b.k) ||
+      !follows(a.v, kn, b.v)
+    )
+      return null;
+  }
+  return j0;
+}
+
 function sameView(a: Float32Array, b: Float32Array): boolean {
   return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
 }
@@ -103,6 +146,8 @@ export class TapeBackend implements Backend {
   private live = new Set<ArrayBufferLike>();
   private auxCoef = 0;
   private tmpBufs: Float32Array[] = [];
+  /** During backward(): the last product's output (the logits) and its gradient, the caller's array. */
+  private seed: { out: Float32Array; grad: Float32Array } | null = null;
 
   /** Binds a tensor the model will adopt to a parameter (whole, or one half of a fused expert stack). */
   bind(t: RawTensor, p: TapeParam, offset = 0, stride = 0): void {
@@ -134,8 +179,10 @@ export class TapeBackend implements Backend {
       throw new UsageError(`backward: gradient of ${dOut.length} values for ${this.lastOut.length} outputs`);
     this.auxCoef = auxCoef;
     this.live = new Set();
-    this.gradOf(this.lastOut).set(dOut);
+    // The logits' gradient is dOut itself: no copy into the logits buffer's gradient, which then needs no zeroing.
+    this.seed = { out: this.lastOut, grad: dOut };
     for (let i = this.record.length - 1; i >= 0; i--) this.record[i]!();
+    this.seed = null;
     this.record = [];
     this.recording = false;
     this.live = new Set();
@@ -169,6 +216,7 @@ export class TapeBackend implements Backend {
   }
   /** The gradient view of an activation view (zeroed the first time its buffer is touched in this backward). */
   private gradOf(v: Float32Array): Float32Array {
+    if (this.seed && sameView(v, this.seed.out)) return this.seed.grad;
     const buf = v.buffer;
     let g = this.grads.get(buf);
     if (!g || g.length * 4 !== buf.byteLength) {
@@ -237,7 +285,7 @@ export class TapeBackend implements Backend {
     this.push(() => {
       const gOut = this.gradOf(out);
       linearBackward(this.gradOf(x), w.p.grad, gOut, saved, w.p.data, T, N, K, true, off);
-      gOut.fill(0);
+      if (gOut !== this.seed?.grad) gOut.fill(0); // the caller's dOut is left as it was
     });
   }
 
@@ -290,25 +338,30 @@ export class TapeBackend implements Backend {
     this.push(() => rope(this.gradOf(xv), c, s, T, T, nHeads, headDim, true));
   }
 
-  attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, shape: AttentionShape): void {
-    const { nHeads: nh, nKvHeads: nkv, headDim: d, T } = shape;
+  /** `B` sequences of T rows each, laid out one after another in out, q, k and v (attentionMany's batch). */
+  attention(out: Float32Array, q: Float32Array, k: KvData, v: KvData, shape: AttentionShape, B = 1): void {
+    const { nHeads: nh, nKvHeads: nkv, headDim: d } = shape,
+      T = shape.T,
+      BT = B * T;
     if (!(k instanceof Float32Array) || !(v instanceof Float32Array) || (shape.kvType ?? 'f32') !== 'f32')
       throw new UsageError('training attention needs float32 keys and values');
     if (shape.qPos0 !== 0 || shape.kPos0 !== 0 || shape.S !== T || !shape.mask.causal)
       throw new UsageError('training attention runs over fresh sequences only (causal, keys = the call’s own rows from position 0)');
-    const s = { B: 1, T, nh, nkv, d, scale: shape.scale, chunk: shape.mask.chunkSize };
-    const o = out.subarray(0, T * nh * d),
-      qv = q.subarray(0, T * nh * d),
-      kv = k.subarray(0, T * nkv * d),
-      vv = v.subarray(0, T * nkv * d);
+    const s = { B, T, nh, nkv, d, scale: shape.scale, chunk: shape.mask.chunkSize };
+    // Views over all B sequences' rows (a job's own views end at its first sequence).
+    const span = (x: Float32Array, n: number) => (B === 1 ? x.subarray(0, n) : new Float32Array(x.buffer, x.byteOffset, n));
+    const o = span(out, BT * nh * d),
+      qv = span(q, BT * nh * d),
+      kv = span(k, BT * nkv * d),
+      vv = span(v, BT * nkv * d);
     if (!this.recording) {
-      attnForward(qv, kv, vv, this.tmp(0, nh * T * T), o, s);
+      attnForward(qv, kv, vv, this.tmp(0, B * nh * T * T), o, s);
       return;
     }
     const qs = this.keep(qv),
       ks = this.keep(kv),
       vs = this.keep(vv),
-      P = this.keepEmpty(nh * T * T);
+      P = this.keepEmpty(B * nh * T * T);
     attnForward(qs, ks, vs, P, o, s);
     this.push(() => {
       const gO = this.gradOf(o);
@@ -318,7 +371,9 @@ export class TapeBackend implements Backend {
   }
 
   attentionMany(jobs: readonly AttentionJob[]): void {
-    for (const j of jobs) this.attention(j.out, j.q, j.k, j.v, j.shape);
+    const b = batchOf(jobs);
+    if (b) this.attention(b.out, b.q, b.k, b.v, b.shape, jobs.length);
+    else for (const j of jobs) this.attention(j.out, j.q, j.k, j.v, j.shape);
   }
 
   siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
@@ -334,8 +389,16 @@ export class TapeBackend implements Backend {
       us = this.keep(uv);
     swigluFwd(o, gs, us, rows, cols, cols, 0, 0);
     this.push(() => {
-      // out may alias gate or up: take out's gradient first, then hand it on.
       const gOut = this.gradOf(o);
+      if (sameView(o, gv) && !sameView(o, uv)) {
+        // The model's in-place form (out = gate): gate's gradient is dg alone, computed over out's gradient in place
+        // (elementwise, each value read before it is written).
+        const du = this.tmp(0, n);
+        swigluBwd(gOut, du, gOut, gs, us, rows, cols, cols, 0, 0);
+        add(this.gradOf(uv), du, n);
+        return;
+      }
+      // out may alias gate or up: take out's gradient first, then hand it on.
       const dm = this.tmp(0, n),
         dg = this.tmp(1, n),
         du = this.tmp(2, n);

@@ -191,16 +191,35 @@ export class Llama4TextModel implements CausalLM {
     );
   }
 
+  /**
+   * One-shot forward of token rows, each a sequence of its own from position 0 (a trainer's batch): every row's
+   * logits, concatenated [ΣT, V] in one fresh array. No sequence state is kept — keys and values are attended where
+   * they were computed and never cached — so a training step pays no cache appends and no per-sequence copies of the
+   * head's output.
+   */
+  forwardRows(rows: readonly ArrayLike<number>[]): Float32Array {
+    return this.run(
+      rows.map((tokens) => ({ tokens, logits: 'all' as const })),
+      true,
+    )[0]!;
+  }
+
   forward(items: readonly ForwardItem[]): Float32Array[] {
+    return this.run(items, false);
+  }
+
+  /** `oneShot`: items carry no sequences (forwardRows); the result is one [ΣT, V] array. */
+  private run(items: readonly (Omit<ForwardItem, 'seq'> & { seq?: ForwardItem['seq'] })[], oneShot: boolean): Float32Array[] {
     if (this.disposed) throw new UsageError('the model was disposed');
     const cfg = this.config;
     const be = this.backend;
     const { hiddenSize: H, numHeads: nh, numKvHeads: nkv, headDim: d, vocabSize: V } = cfg;
     const seqs = items.map((it) => {
+      if (oneShot) return null;
       if (!(it.seq instanceof Llama4Sequence)) throw new UsageError('sequence was not created by this model');
       return it.seq;
     });
-    if (new Set(seqs).size !== seqs.length) throw new UsageError('a sequence may appear only once in a forward() call');
+    if (!oneShot && new Set(seqs).size !== seqs.length) throw new UsageError('a sequence may appear only once in a forward() call');
     // Row offsets of each item inside the N concatenated tokens, and the absolute position of each row.
     const offsets: number[] = [];
     let N = 0;
@@ -208,11 +227,11 @@ export class Llama4TextModel implements CausalLM {
       offsets.push(N);
       N += it.tokens.length;
     }
-    if (N === 0) return items.map(() => new Float32Array(0));
+    if (N === 0) return oneShot ? [new Float32Array(0)] : items.map(() => new Float32Array(0));
     const ids = new Int32Array(N);
     const pos = new Int32Array(N);
     items.forEach((it, i) => {
-      const p0 = seqs[i]!.length;
+      const p0 = seqs[i]?.length ?? 0;
       for (let t = 0; t < it.tokens.length; t++) {
         const id = it.tokens[t]!;
         if (!Number.isInteger(id) || id < 0 || id >= V) throw new UsageError(`token id ${id} is outside the vocabulary (0..${V - 1})`);
@@ -283,11 +302,11 @@ export class Llama4TextModel implements CausalLM {
         const n = it.tokens.length;
         if (n === 0) return;
         const o = offsets[i]!;
-        const cache = seqs[i]!.caches[l]!;
-        const qPos0 = cache.length;
+        const cache = seqs[i]?.caches[l];
+        const qPos0 = cache?.length ?? 0;
         const kRows = k.subarray(o * nkv * d, (o + n) * nkv * d),
           vRows = v.subarray(o * nkv * d, (o + n) * nkv * d);
-        const kv = cache.append(kRows, vRows, n);
+        const kv = cache ? cache.append(kRows, vRows, n) : { k: kRows, v: vRows, S: n, kPos0: 0, kvType: 'f32' as const };
         // A fresh f32 sequence's cache holds exactly this call's rows, bit for bit: attend over them where they were
         // computed. Same values; and a backend that records the forward (training's tape) sees that the keys are
         // these k/v rows, so their gradients reach the k/v projections.
@@ -315,7 +334,7 @@ export class Llama4TextModel implements CausalLM {
         be.attention(jobs[0]!.out, jobs[0]!.q, jobs[0]!.k, jobs[0]!.v, jobs[0]!.shape); // may split key slices over threads
       else be.attentionMany(jobs);
       items.forEach((it, i) => {
-        if (it.tokens.length) seqs[i]!.caches[l]!.settle();
+        if (it.tokens.length) seqs[i]?.caches[l]!.settle();
       });
       be.matmul(tmp, att, L.wo, N);
       be.addInPlace(h, tmp, N * H);
@@ -348,10 +367,14 @@ export class Llama4TextModel implements CausalLM {
     // copies of their rows, so a decode step's [R, V] product goes to a reused buffer (8 sequences allocated 1 MB
     // more per step otherwise, and the garbage collector's thread took CPU from the kernels). Kept only for up to
     // HEAD_KEEP_ROWS rows: all-row logits of a long prompt would pin R·V floats.
-    const all = items.length === 1 || R > HEAD_KEEP_ROWS ? new Float32Array(R * V) : this.buf('logits', R * V);
+    const all = oneShot || items.length === 1 || R > HEAD_KEEP_ROWS ? new Float32Array(R * V) : this.buf('logits', R * V);
     if (R > 0) {
       be.rmsNorm(xs, xs, this.outputNorm, R, H, cfg.rmsNormEps);
       be.matmul(all, xs, this.output, R);
+    }
+    if (oneShot) {
+      if (N > this.scratchKeepRows) this.scratchBufs.clear();
+      return [all];
     }
     r0 = 0;
     const out = items.map((it, i) => {
