@@ -61,6 +61,10 @@ const { values, positionals } = parseArgs({
     steps: { type: 'string' },
     resume: { type: 'boolean' },
     prompts: { type: 'string' },
+    // skills-sft: start from another checkpoint's weights (a tuning stage), its learning rate, its share of tool batches.
+    from: { type: 'string' },
+    lr: { type: 'string' },
+    'long-share': { type: 'string' },
   },
 });
 const WORK = resolve(values.work ?? '/tmp/llama4-train');
@@ -284,9 +288,20 @@ switch (stage) {
     });
     await skillsTrain(
       skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
-        model: SKILLS_MODEL,
+        ...(values.from ? { init_from: join(WORK, values.from), seed: 2 } : { model: SKILLS_MODEL }),
+        ...(values['long-share']
+          ? { data: { skills: { tokens: 1024, max_len: 480, long_share: Number(values['long-share']) }, heldout_share: 0 } }
+          : {}),
         max_seconds: seconds ?? 3600,
-        train: { steps: steps ?? 4000, batch: 0, lr: 3e-3, warmup: 100, aux_coef: 0.01, weight_decay: 0.05, min_lr_ratio: 0.05 },
+        train: {
+          steps: steps ?? 4000,
+          batch: 0,
+          lr: values.lr ? Number(values.lr) : 3e-3,
+          warmup: 100,
+          aux_coef: 0.01,
+          weight_decay: 0.05,
+          min_lr_ratio: 0.05,
+        },
       }),
       log,
       values.resume ?? false,

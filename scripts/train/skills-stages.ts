@@ -213,10 +213,6 @@ export async function skillsRl(
   log(`rl: saved ${join(work, out)} after ${curve.length} steps`);
 }
 
-/**
- * A model folder scored exactly as users meet it: loaded by `loadModel` (Llama4TextModel), its own tokenizer and
- * chat template (src/tokenizer, src/chat), greedy decoding to its eos ids, on the same held-out sets.
- */
 /** One greedy chat turn with a model folder through its own tokenizer and chat template (what users see). */
 export async function folderChat(dir: string): Promise<(question: string, tools?: ToolDefinition[] | null) => string> {
   const loaded = await loadModel(dir);
@@ -243,32 +239,34 @@ export async function folderChat(dir: string): Promise<(question: string, tools?
   };
 }
 
+/** The demo tools of the README and the chat page. */
+const WEATHER_TOOL: ToolDefinition = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Get the current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] },
+  },
+};
+const BOOK_TOOL: ToolDefinition = {
+  type: 'function',
+  function: {
+    name: 'book_table',
+    description: 'Book a table at a restaurant',
+    parameters: {
+      type: 'object',
+      properties: {
+        restaurant: { type: 'string', description: 'The restaurant name' },
+        people: { type: 'integer', description: 'The number of people' },
+      },
+      required: ['restaurant', 'people'],
+    },
+  },
+};
+
 /** Ten exchanges a newcomer would try (the issue's examples), printed verbatim. */
 export async function folderExchanges(dir: string, log: (s: string) => void): Promise<void> {
   const ask = await folderChat(dir);
-  const weather: ToolDefinition = {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'Get the current weather in a city',
-      parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city name' } }, required: ['city'] },
-    },
-  };
-  const book: ToolDefinition = {
-    type: 'function',
-    function: {
-      name: 'book_table',
-      description: 'Book a table at a restaurant',
-      parameters: {
-        type: 'object',
-        properties: {
-          restaurant: { type: 'string', description: 'The restaurant name' },
-          people: { type: 'integer', description: 'The number of people' },
-        },
-        required: ['restaurant', 'people'],
-      },
-    },
-  };
   const qs: [string, ToolDefinition[] | null][] = [
     ['What is 7 plus 5?', null],
     ['Hello! Who are you?', null],
@@ -277,15 +275,38 @@ export async function folderExchanges(dir: string, log: (s: string) => void): Pr
     ['What is the capital of France?', null],
     ['Write a poem about the sea.', null],
     ["Translate 'good morning' into German.", null],
-    ['What is the weather in Paris?', [weather]],
-    ['What is the weather in Reykjavik?', [weather, book]],
-    ['Book the table with restaurant Quillo and people 4.', [weather, book]],
+    ['What is the weather in Paris?', [WEATHER_TOOL]],
+    ['What is the weather in Reykjavik?', [WEATHER_TOOL, BOOK_TOOL]],
+    ['Book the table with restaurant Quillo and people 4.', [WEATHER_TOOL, BOOK_TOOL]],
   ];
   for (const [q, tools] of qs)
     log(
       `${tools ? `[tools: ${tools.map((t) => t.function.name).join(', ')}] ` : ''}${JSON.stringify(q)} -> ${JSON.stringify(ask(q, tools))}`,
     );
 }
+
+const DEMO_CITIES = [
+  'Paris',
+  'London',
+  'Tokyo',
+  'Reykjavik',
+  'New York',
+  'Berlin',
+  'Madrid',
+  'Sydney',
+  'Cairo',
+  'Toronto',
+  'Lisbon',
+  'Oslo',
+  'Nairobi',
+  'Lima',
+  'Seoul',
+  'Mumbai',
+  'Chicago',
+  'Vienna',
+  'Dublin',
+  'Prague',
+];
 
 export async function evaluateFolder(
   dir: string,
@@ -306,6 +327,30 @@ export async function evaluateFolder(
     }
     scores[k] = [right, list.length];
   }
+  // The tool set again as `llama4 run`, the chat page and the server answer it: a ChatSession, greedy, whose
+  // tool_choice "auto" holds an output that opens a JSON object to a call of a declared tool (lazy constraint).
+  const loaded = await loadModel(dir);
+  let served = 0;
+  for (const e of sets.tool) {
+    const r = await loaded.createChat({ tools: e.tools!, sampling: { temperature: 0 } }).send(e.question, { maxTokens: 96 });
+    const reply =
+      r.toolCalls.length === 1 && !r.text
+        ? JSON.stringify({ name: r.toolCalls[0]!.name, parameters: JSON.parse(r.toolCalls[0]!.arguments) })
+        : r.text;
+    if (skillCorrect(e, reply)) served++;
+  }
+  scores['tool as served'] = [served, sets.tool.length];
+  // A regression check beside the held-out set: the demo's weather tool, alone and beside book_table, on 20 familiar
+  // cities (a tuning run that raised the held-out score answered most of these with book_table).
+  let demo = 0;
+  for (const tools of [[WEATHER_TOOL], [WEATHER_TOOL, BOOK_TOOL]])
+    for (const city of DEMO_CITIES) {
+      const r = await loaded.createChat({ tools, sampling: { temperature: 0 } }).send(`What is the weather in ${city}?`, { maxTokens: 40 });
+      const c = r.toolCalls[0];
+      if (r.toolCalls.length === 1 && c!.name === 'get_weather' && JSON.parse(c!.arguments).city === city) demo++;
+    }
+  scores['demo weather'] = [demo, 2 * DEMO_CITIES.length];
+  loaded.dispose();
   const line = Object.entries(scores)
     .map(([k, [r, t]]) => `${k} ${r}/${t}`)
     .join(', ');

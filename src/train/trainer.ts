@@ -50,7 +50,7 @@ export interface TrainRunConfig {
      * The default model's curriculum (src/train/skills.ts) instead of the chat mixture: micro-batches of about
      * `tokens` tokens, all long examples (tool calls) or all short ones so padding stays small.
      */
-    skills?: { tokens?: number; max_len?: number };
+    skills?: { tokens?: number; max_len?: number; long_share?: number };
   };
   train: {
     steps: number;
@@ -175,7 +175,7 @@ export class DataSource {
       maxLen = sk.max_len ?? 512;
     const eot = this.enc.special('<|eot|>'),
       pad = this.enc.special('<|finetune_right_pad|>');
-    const long = rng.next() < SKILL_SHARES.tool + SKILL_SHARES.followup;
+    const long = rng.next() < (sk.long_share ?? SKILL_SHARES.tool + SKILL_SHARES.followup);
     const ex: { prompt: number[]; answer: number[] }[] = [];
     let T = 0;
     for (;;) {
