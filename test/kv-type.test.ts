@@ -116,8 +116,10 @@ for (const backend of backends) {
     const e = compare(f16, ref);
     console.log(`# ${backend} embedded model, 600 positions: f16 ${fmt(e)}; cache ${f16.bytes} vs f32 ${ref.bytes} bytes`);
     // Random ids give a trained model near-tied logits: an f16 key rounding may flip one greedy token in a few hundred
-    // (the 3.8M default model: 1 of 600, mean |Δ| 1.3e-3).
-    assert.ok(e.maxAbs > 0 && e.rel < 1e-3 && e.meanAbs < 3e-3, `f16: ${fmt(e)}`);
+    // (the 3.8M default model after RL: 1 of 600, mean |Δ| 1.3e-3). The tuned model's logits move more under f16
+    // keys: rel 1.7e-3, max |Δ| 4.4e-2, mean |Δ| 1.3e-3, agreement 600/600.
+    // A wrong path gives rel ~1.
+    assert.ok(e.maxAbs > 0 && e.rel < 5e-3 && e.meanAbs < 3e-3, `f16: ${fmt(e)}`);
     assert.ok(e.agree >= 0.99, `f16: greedy agreement ${e.agree}`);
     assert.equal(f16.bytes * 2, ref.bytes);
     const q8 = await run(DEFAULT_MODEL_DIR, backend, 'q8_0', ids);

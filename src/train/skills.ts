@@ -473,13 +473,22 @@ const ONE_PLACE = ['What is the {n} in {v}?', "What's the {n} for {v}?", 'How is
 const ONE_PLACE_EVAL = ['Tell me the {n} in {v}.'];
 const ONE_ARG = [
   '{V} the {n} for {v}.',
+  '{V} the {n} for {v}, thanks.',
+  'Can you {v0} the {n} for {v}, if possible?',
   'Can you {v0} the {n} for {v}?',
   'Please {v0} the {n} for {v}.',
   '{V} {n} for {v}',
   'I need you to {v0} the {n} for {v}.',
 ];
 const ONE_ARG_EVAL = ['Could you {v0} the {n} for {v}?', '{V} the {n} for {v}, please.'];
-const MULTI = ['{V} the {n} with {args}.', 'Please {v0} the {n} with {args}.', 'Can you {v0} the {n} with {args}?', '{V} {n}: {args}'];
+const MULTI = [
+  '{V} the {n} with {args}.',
+  'Please {v0} the {n} with {args}.',
+  'Can you {v0} the {n} with {args}?',
+  '{V} {n}: {args}',
+  '{V} the {n} with {args}, thank you.',
+  'Can you {v0} the {n} with {args}, if you can?',
+];
 const MULTI_EVAL = ['Could you {v0} the {n} with {args}?', '{V} the {n} with {args}, please.'];
 
 /**
