@@ -334,7 +334,7 @@ export class Llama4TextModel implements CausalLM {
         be.attention(jobs[0]!.out, jobs[0]!.q, jobs[0]!.k, jobs[0]!.v, jobs[0]!.shape); // may split key slices over threads
       else be.attentionMany(jobs);
       items.forEach((it, i) => {
-        if (it.tokens.length) seqs[i]?.caches[l]!.settle();
+        if (it.tokens.length) seqs[i]?.caches[l]?.settle();
       });
       be.matmul(tmp, att, L.wo, N);
       be.addInPlace(h, tmp, N * H);
