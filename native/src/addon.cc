@@ -144,6 +144,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       InstanceMethod<&EngineWrap::SiluMul>("siluMul"),
       InstanceMethod<&EngineWrap::Gelu>("gelu"), InstanceMethod<&EngineWrap::Add>("add"),
       InstanceMethod<&EngineWrap::AddBias>("addBias"), InstanceMethod<&EngineWrap::Dispose>("dispose"),
+      InstanceMethod<&EngineWrap::GatherRows>("gatherRows"), InstanceMethod<&EngineWrap::ScatterAddRows>("scatterAddRows"),
+      InstanceMethod<&EngineWrap::EncodeF16>("encodeF16"),
       InstanceMethod<&EngineWrap::StreamRead>("streamRead"), InstanceMethod<&EngineWrap::HugePages>("hugePages"),
       InstanceMethod<&EngineWrap::CanRepack>("canRepack"), InstanceMethod<&EngineWrap::RepackR8>("repackR8"),
       InstanceMethod<&EngineWrap::CanQuantize>("canQuantize"), InstanceMethod<&EngineWrap::Quantize>("quantize"),
@@ -464,6 +466,89 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t rows = num(info, 2, "rows"), dim = num(info, 3, "dim", 1);
     need(info.Env(), x, rows * dim, "x"); need(info.Env(), b, dim, "bias");
     e(info.Env()).addBias((float*)x.p, (const float*)b.p, (int)rows, (int)dim);
+  }
+
+  // gatherRows(out, src, idx, scale|null, rows, dim): out[j] = src[idx[j]] · scale[idx[j]] (one product per value, as
+  // src/tensor/row-ops.ts computes it). The MoE layer's row moves: a batched decode step ran them in JS at ~2.5 ns
+  // per value.
+  void GatherRows(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), src = typed(info, 1, "src", napi_float32_array);
+    Arr idx = typed(info, 2, "idx", napi_int32_array), sc = typed(info, 3, "scale", napi_float32_array, true);
+    const int64_t rows = num(info, 4, "rows"), dim = num(info, 5, "dim", 1);
+    need(env, out, rows * dim, "out"); need(env, idx, rows, "idx");
+    const int32_t* id = (const int32_t*)idx.p;
+    const int64_t srcRows = (int64_t)src.len / dim;
+    for (int64_t j = 0; j < rows; j++)
+      if (id[j] < 0 || id[j] >= srcRows || (sc.p && (size_t)id[j] >= sc.len))
+        throw Napi::RangeError::New(env, "gatherRows: row " + std::to_string(id[j]) + " out of range");
+    const float* x = (const float*)src.p;
+    float* o = (float*)out.p;
+    for (int64_t j = 0; j < rows; j++) {
+      const float* r = x + (size_t)id[j] * dim;
+      float* d = o + (size_t)j * dim;
+      if (sc.p) { const float f = ((const float*)sc.p)[id[j]]; for (int64_t c = 0; c < dim; c++) d[c] = r[c] * f; }
+      else std::memcpy(d, r, sizeof(float) * (size_t)dim);
+    }
+  }
+  // scatterAddRows(out, src, idx, rows, dim): out[idx[j]] += src[j], in order of j (an index may repeat).
+  void ScatterAddRows(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr out = typed(info, 0, "out", napi_float32_array), src = typed(info, 1, "src", napi_float32_array);
+    Arr idx = typed(info, 2, "idx", napi_int32_array);
+    const int64_t rows = num(info, 3, "rows"), dim = num(info, 4, "dim", 1);
+    need(env, src, rows * dim, "src"); need(env, idx, rows, "idx");
+    const int32_t* id = (const int32_t*)idx.p;
+    const int64_t outRows = (int64_t)out.len / dim;
+    for (int64_t j = 0; j < rows; j++)
+      if (id[j] < 0 || id[j] >= outRows) throw Napi::RangeError::New(env, "scatterAddRows: row " + std::to_string(id[j]) + " out of range");
+    const float* x = (const float*)src.p;
+    float* o = (float*)out.p;
+    for (int64_t j = 0; j < rows; j++) {
+      float* d = o + (size_t)id[j] * dim;
+      const float* r = x + (size_t)j * dim;
+      for (int64_t c = 0; c < dim; c++) d[c] += r[c];
+    }
+  }
+  // encodeF16(src, so, n, dst, o): dst[o + i] = f16 bits of src[so + i], round to nearest even — the same bits as
+  // src/tensor/kv.ts's encodeF16 for every input (NaN: 0x7e00 with the sign), so an f16 KV cache stores the same rows
+  // whichever backend appended them. Decode appends every layer's new K/V rows through it.
+  void EncodeF16(const Napi::CallbackInfo& info) {
+    auto env = info.Env();
+    Arr src = typed(info, 0, "src", napi_float32_array);
+    const int64_t so = num(info, 1, "so", 0, INT64_C(1) << 40), n = num(info, 2, "n", 0, INT64_C(1) << 40);
+    Arr dst = typed(info, 3, "dst", napi_uint16_array);
+    const int64_t o = num(info, 4, "o", 0, INT64_C(1) << 40);
+    need(env, src, (size_t)(so + n), "src"); need(env, dst, (size_t)(o + n), "dst");
+    const uint32_t* b = (const uint32_t*)src.p + so;
+    uint16_t* d = (uint16_t*)dst.p + o;
+    for (int64_t i = 0; i < n; i++) d[i] = f32_bits_to_f16(b[i]);
+  }
+  static uint16_t f32_bits_to_f16(uint32_t b) {
+    const uint32_t sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
+    if (a >= 0x38800000u && a < 0x47800000u) return (uint16_t)(sign | ((a - 0x38000000u + 0xfffu + ((a >> 13) & 1u)) >> 13));
+    const int exp = (int)((b >> 23) & 0xff);
+    uint32_t mant = b & 0x7fffffu;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
+    int e = exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) {
+      if (e < -10) return (uint16_t)sign;
+      mant |= 0x800000u;
+      const int shift = 14 - e;
+      const uint32_t half = 1u << (shift - 1);
+      uint32_t r = mant >> shift;
+      const uint32_t rem = mant & ((1u << shift) - 1);
+      if (rem > half || (rem == half && (r & 1u))) r++;
+      return (uint16_t)(sign | r);
+    }
+    uint32_t r = mant >> 13;
+    const uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) {
+      r++;
+      if (r == 0x400u) { r = 0; e++; if (e >= 31) return (uint16_t)(sign | 0x7c00u); }
+    }
+    return (uint16_t)(sign | ((uint32_t)e << 10) | r);
   }
 
   // streamRead(bytes) -> checksum (as a double): reads every byte on all threads (bandwidth probe)

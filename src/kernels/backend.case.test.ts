@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionShape, Backend, DType, KvType, RawTensor, Weight } from '../tensor/index.ts';
-import { DTYPES, byteSize, kvElements } from '../tensor/index.ts';
+import { DTYPES, allocKv, byteSize, encodeKv, kvElements } from '../tensor/index.ts';
 import {
   assertSameBits,
   canDecode,
@@ -613,9 +613,13 @@ export function runBackendConformance(label: string, make: () => Backend | strin
     );
     const acc = randn(r, rows * dim),
       want = Float64Array.from(acc);
-    for (let j = 0; j < idx.length; j++) for (let c = 0; c < dim; c++) want[idx[j]! * dim + c]! += g[j * dim + c]!;
+    // float32 adds in order of j: every backend gives the sequential sum's bits
+    for (let j = 0; j < idx.length; j++)
+      for (let c = 0; c < dim; c++) want[idx[j]! * dim + c] = Math.fround(want[idx[j]! * dim + c]! + g[j * dim + c]!);
     be.scatterAddRows(acc, g, idx, idx.length, dim);
-    close(acc, want, 1e-7, 'scatterAddRows (index 3 twice)');
+    close(acc, want, 0, 'scatterAddRows (index 3 twice)');
+    assert.throws(() => be.gatherRows(g, x, Int32Array.from([rows]), null, 1, dim), RangeError, 'gatherRows: a row past src');
+    assert.throws(() => be.scatterAddRows(acc, g, Int32Array.from([-1]), 1, dim), RangeError, 'scatterAddRows: a negative row');
     const E = 4,
       logits = randn(r, rows * E, 2);
     logits[5 * E + 1] = logits[5 * E + 3] = 9; // a tie: the lower index wins
@@ -629,5 +633,23 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       close([score[t]!], [1 / (1 + Math.exp(-logits[t * E + best]!))], 1e-14, `routeTop1 score of row ${t}`);
     }
     assert.equal(choice[5], 1, 'routeTop1 tie goes to the lowest index');
+  });
+
+  t0('encodeKv (where the backend has it): the bits of kv.ts for every kind of float32', () => {
+    if (!be.encodeKv) return;
+    const r = rng(29);
+    const vals = [0, -0, 1, -1, 65504, 65520, -65519.99, 1e9, -Infinity, Number.NaN, 6.1e-5, 5.96e-8, 2.98e-8, 2.99e-8, 1e-12, -3e-6];
+    // halfway cases between two halves (round to even), normal and subnormal
+    for (const base of [1, 1.5, 1024, 3e-5]) vals.push(base * (1 + 2 ** -11), base * (1 + 3 * 2 ** -11));
+    for (let i = 0; i < 200; i++) vals.push((r.u() - 0.5) * 10 ** (r.u() * 12 - 8));
+    const src = Float32Array.from(vals);
+    for (const type of ['f16', 'q8_0', 'f32'] as KvType[]) {
+      const n = type === 'q8_0' ? 192 : src.length - 4;
+      const mine = allocKv(type, kvElements(type, n) + 8),
+        ref = allocKv(type, kvElements(type, n) + 8);
+      be.encodeKv(type, src, 4, n, mine, 8);
+      encodeKv(type, src, 4, n, ref, 8);
+      assert.deepEqual(mine, ref, `encodeKv ${type}`);
+    }
   });
 }

@@ -37,6 +37,9 @@ export interface LayerCache {
   bytes(): number;
 }
 
+/** Stores float32 values as a KV type: encodeKv's signature (a backend may supply the same bits faster). */
+export type KvEncoder = (type: KvType, src: Float32Array, so: number, values: number, dst: KvData, o: number) => void;
+
 /** Growable storage of rows for positions start .. start + rows - 1, each row `unit` array elements. */
 class RowStore {
   k: KvData;
@@ -48,6 +51,7 @@ class RowStore {
     readonly type: KvType,
     readonly rowSize: number,
     capacity: number,
+    readonly encode: KvEncoder = encodeKv,
   ) {
     this.unit = kvElements(type, rowSize);
     this.k = allocKv(type, capacity * this.unit);
@@ -70,11 +74,15 @@ class RowStore {
     if (this.type === 'f32') {
       (this.k as Float32Array).set(k.subarray(0, n * rs), this.rows * u);
       (this.v as Float32Array).set(v.subarray(0, n * rs), this.rows * u);
+    } else if (this.type === 'f16') {
+      // f16 rows are contiguous values: all n rows in one call
+      this.encode('f16', k, 0, n * rs, this.k, this.rows * u);
+      this.encode('f16', v, 0, n * rs, this.v, this.rows * u);
     } else {
       // one row at a time: q8_0 blocks of 32 never straddle rows (nor heads: headDim % 32 == 0 is checked by the model)
       for (let r = 0; r < n; r++) {
-        encodeKv(this.type, k, r * rs, rs, this.k, (this.rows + r) * u);
-        encodeKv(this.type, v, r * rs, rs, this.v, (this.rows + r) * u);
+        this.encode(this.type, k, r * rs, rs, this.k, (this.rows + r) * u);
+        this.encode(this.type, v, r * rs, rs, this.v, (this.rows + r) * u);
       }
     }
     this.rows += n;
@@ -107,8 +115,9 @@ export class FullKvCache implements LayerCache {
     readonly rowSize: number,
     initialCapacity = 64,
     readonly kvType: KvType = 'f32',
+    private readonly encode: KvEncoder = encodeKv,
   ) {
-    this.store = new RowStore(kvType, rowSize, initialCapacity);
+    this.store = new RowStore(kvType, rowSize, initialCapacity, encode);
   }
   get length(): number {
     return this.store.start + this.store.rows;
@@ -126,7 +135,7 @@ export class FullKvCache implements LayerCache {
     this.store.rows = length;
   }
   clone(): LayerCache {
-    const c = new FullKvCache(this.rowSize, Math.max(this.store.rows, 1), this.kvType);
+    const c = new FullKvCache(this.rowSize, Math.max(this.store.rows, 1), this.kvType, this.encode);
     this.store.copyInto(c.store);
     return c;
   }
@@ -141,8 +150,9 @@ export class ChunkedKvCache implements LayerCache {
     readonly rowSize: number,
     readonly chunkSize: number,
     readonly kvType: KvType = 'f32',
+    private readonly encode: KvEncoder = encodeKv,
   ) {
-    this.store = new RowStore(kvType, rowSize, Math.min(chunkSize, 64));
+    this.store = new RowStore(kvType, rowSize, Math.min(chunkSize, 64), encode);
   }
   get length(): number {
     return this.store.start + this.store.rows;
@@ -157,7 +167,7 @@ export class ChunkedKvCache implements LayerCache {
     this.store.dropFront(keepFrom - this.store.start);
     // A long prefill piece may have grown the storage past one chunk: give that memory back.
     if (this.store.k.length > this.chunkSize * this.store.unit && this.store.rows <= this.chunkSize) {
-      const s = new RowStore(this.kvType, this.rowSize, this.chunkSize);
+      const s = new RowStore(this.kvType, this.rowSize, this.chunkSize, this.encode);
       this.store.copyInto(s);
       this.store = s;
     }
@@ -173,7 +183,7 @@ export class ChunkedKvCache implements LayerCache {
     this.settle();
   }
   clone(): LayerCache {
-    const c = new ChunkedKvCache(this.rowSize, this.chunkSize, this.kvType);
+    const c = new ChunkedKvCache(this.rowSize, this.chunkSize, this.kvType, this.encode);
     this.store.copyInto(c.store);
     return c;
   }

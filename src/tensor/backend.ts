@@ -183,4 +183,11 @@ export interface Backend {
 
   /** Top-1 routing of logits [rows, E]: choice = argmax (lowest index on ties), score = sigmoid(logit) in float32. */
   routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void;
+
+  /**
+   * Optional: `values` float32 values src[so ..] stored as `type` into dst from element `o` — exactly the bits of
+   * encodeKv (src/tensor/kv.ts), which the KV caches use without it. Every decode step appends each layer's new K/V
+   * rows, so a compressed cache's appends are worth a kernel.
+   */
+  encodeKv?(type: KvType, src: Float32Array, so: number, values: number, dst: KvData, o: number): void;
 }

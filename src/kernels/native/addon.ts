@@ -50,6 +50,10 @@ export interface RawEngine {
   gelu(x: Float32Array, n: number): void;
   add(x: Float32Array, y: Float32Array, n: number): void;
   addBias(x: Float32Array, bias: Float32Array, rows: number, dim: number): void;
+  gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void;
+  scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void;
+  /** f32 -> f16 bits (round to nearest even), src[so ..] to dst[o ..], n values: encodeKv's f16 bits. */
+  encodeF16(src: Float32Array, so: number, n: number, dst: Uint16Array, o: number): void;
   /** Reads every byte on all threads; returns a checksum (memory-bandwidth probe). */
   streamRead(bytes: Uint8Array): number;
   /** Advises huge pages for the 2 MiB-aligned interior of a buffer (and collapses present pages); true if taken. */

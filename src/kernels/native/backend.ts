@@ -12,12 +12,13 @@ import type {
   Backend,
   DType,
   KvData,
+  KvType,
   MatmulJob,
   RawTensor,
   Weight,
   WeightOptions,
 } from '../../tensor/index.ts';
-import { DTYPES, byteSize, checkKvArray } from '../../tensor/index.ts';
+import { DTYPES, byteSize, checkKvArray, encodeKv } from '../../tensor/index.ts';
 import type { NativeIsa, RawEngine } from './addon.ts';
 import { loadAddon } from './addon.ts';
 
@@ -265,11 +266,16 @@ export class NativeBackend implements Backend {
   }
 
   gatherRows(out: Float32Array, src: Float32Array, idx: Int32Array, scale: Float32Array | null, rows: number, dim: number): void {
-    rowOps.gatherRows(out, src, idx, scale, rows, dim);
+    this.engine.gatherRows(out, src, idx, scale, rows, dim);
   }
 
   scatterAddRows(out: Float32Array, src: Float32Array, idx: Int32Array, rows: number, dim: number): void {
-    rowOps.scatterAddRows(out, src, idx, rows, dim);
+    this.engine.scatterAddRows(out, src, idx, rows, dim);
+  }
+
+  encodeKv(type: KvType, src: Float32Array, so: number, values: number, dst: KvData, o: number): void {
+    if (type === 'f16') this.engine.encodeF16(src, so, values, dst as Uint16Array, o);
+    else encodeKv(type, src, so, values, dst, o);
   }
 
   routeTop1(logits: Float32Array, rows: number, E: number, choice: Int32Array, score: Float32Array): void {

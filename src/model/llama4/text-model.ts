@@ -6,11 +6,11 @@
  * Per layer l:  h += Attn_l(RMSNorm(h));  h += FFN_l(RMSNorm(h));  logits = RMSNorm(h) · Woutᵀ.
  */
 import type { AttentionJob, Backend, KvType, MatmulJob, RawTensor, Weight } from '../../tensor/index.ts';
-import { isKvType } from '../../tensor/index.ts';
+import { encodeKv, isKvType } from '../../tensor/index.ts';
 import { UsageError } from '../../util/index.ts';
 import type { CausalLM, ForwardItem, ModelInfo, SequenceState } from '../types.ts';
 import type { LayerCache } from '../kv-cache.ts';
-import { ChunkedKvCache, FullKvCache } from '../kv-cache.ts';
+import { ChunkedKvCache, FullKvCache, type KvEncoder } from '../kv-cache.ts';
 import type { LayerFacts, Llama4Config } from './config.ts';
 import { attnTemperatureScale, ropeInvFreq } from './config.ts';
 import { validateTensors } from './weights.ts';
@@ -94,6 +94,8 @@ export class Llama4TextModel implements CausalLM {
   private readonly output: Weight; // [V, H]
   private readonly layers: LayerWeights[];
   private readonly invFreq: Float32Array; // [d/2]
+  /** How the caches store appended rows: the backend's encodeKv where it has one (the same bits), else kv.ts's. */
+  private readonly kvEncode: KvEncoder;
   /** Set by tests to capture hidden states. */
   observer: LayerObserver | null = null;
   /**
@@ -155,6 +157,7 @@ export class Llama4TextModel implements CausalLM {
         : { ...base, gate: w(b + 'ffn_gate'), up: w(b + 'ffn_up'), down: w(b + 'ffn_down') };
     });
     this.invFreq = ropeInvFreq(config);
+    this.kvEncode = backend.encodeKv ? backend.encodeKv.bind(backend) : encodeKv;
     this.info = {
       architecture: 'llama4',
       vocabSize: config.vocabSize,
@@ -186,8 +189,11 @@ export class Llama4TextModel implements CausalLM {
     if (this.disposed) throw new UsageError('the model was disposed');
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const t = this.kvType;
+    const enc = this.kvEncode;
     return new Llama4Sequence(
-      this.config.layers.map((f) => (f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t) : new FullKvCache(rowSize, 64, t))),
+      this.config.layers.map((f) =>
+        f.chunkSize > 0 ? new ChunkedKvCache(rowSize, f.chunkSize, t, enc) : new FullKvCache(rowSize, 64, t, enc),
+      ),
     );
   }
 
