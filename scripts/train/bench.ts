@@ -3,7 +3,9 @@
  * Training throughput, TypeScript reference vs native core, in one run on the same configs: tokens/s of
  * forward + backward + AdamW on B×T batches (from the median step time; after 3 untimed warm-up steps; the TypeScript run times a quarter of the steps),
  * and the native matrix products' GFLOP/s inside those steps.
- * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --threads N] [-- --configs a,b] [-- --profile]
+ * Usage: npm run bench:train [-- --json] [-- --steps N] [-- --rounds N] [-- --threads N] [-- --configs a,b] [-- --profile]
+ * --rounds N repeats TypeScript / native / bf16 N times, alternating, and reports medians (speedup: of the per-round
+ * ratios; speedup_rounds lists them).
  * --profile prints the native step's time per op (ms/step; "other" is the TypeScript glue, allocation and GC).
  * Where the CPU has BF16 products it also times the native core with bf16 products (native_bf16_tps).
  * Configs: "student"/"teacher" (the old default model's shapes) and "default" (the new default model's shape).
@@ -26,6 +28,7 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     configs: { type: 'string' },
     profile: { type: 'boolean' },
+    rounds: { type: 'string' },
   },
 });
 const base = {
@@ -42,6 +45,7 @@ const shapes: Record<string, Record<string, unknown>> = {
   default: SKILLS_MODEL,
 };
 const steps = Number(values.steps ?? 24);
+const ROUNDS = Math.max(1, Number(values.rounds ?? 1));
 const WARMUP = 3;
 const { backend: native, reason } = tryCreateNativeTrainBackend(Number(values.threads ?? 2));
 if (!native) {
@@ -49,7 +53,18 @@ if (!native) {
   process.exit(1);
 }
 
-function measure(raw: Record<string, unknown>, nSteps: number, profile = false): { tps: number; gflops: number; share: number } {
+interface Measured {
+  tps: number;
+  gflops: number;
+  share: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function measure(raw: Record<string, unknown>, nSteps: number, profile = false): Measured {
   const m = new TrainModel(parseTrainConfig(raw));
   const opt = new AdamW(m.params, { lr: 1e-3 });
   const V = Number(raw.vocab_size);
@@ -92,8 +107,7 @@ function measure(raw: Record<string, unknown>, nSteps: number, profile = false):
     console.log(`  ${'step'.padEnd(16)} ${(ms / nSteps).toFixed(2).padStart(8)} ms/step`);
   }
   // Tokens/s from the median step (a shared machine's preemptions land on a few steps, not on the median).
-  stepMs.sort((a, b) => a - b);
-  const med = stepMs.length % 2 ? stepMs[stepMs.length >> 1]! : (stepMs[stepMs.length / 2 - 1]! + stepMs[stepMs.length / 2]!) / 2;
+  const med = median(stepMs);
   return { tps: (N / med) * 1000, gflops: matmulStats.flops / matmulStats.ms / 1e6, share: matmulStats.ms / ms };
 }
 
@@ -111,6 +125,7 @@ const results: Record<
     native_bf16_tps?: number;
     bf16_speedup?: number;
     bf16_matmul_gflops?: number;
+    speedup_rounds?: number[];
   }
 > = {};
 for (const name of names) {
@@ -119,29 +134,53 @@ for (const name of names) {
     console.error(`unknown config ${name}`);
     process.exit(2);
   }
-  setTrainBackend(new TsTrainBackend());
-  const ts = measure(raw, Math.max(1, Math.ceil(steps / 4)));
-  setTrainBackend(native);
-  if (values.profile) console.log(`${name}: native per-op profile`);
-  const nat = measure(raw, steps, values.profile);
+  // Rounds alternate the backends, so a slow stretch of a shared machine lands on both; figures are medians over
+  // rounds (speedups: the median of the per-round ratios).
+  const rounds: { ts: Measured; nat: Measured; bf: Measured | null }[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    setTrainBackend(new TsTrainBackend());
+    const ts = measure(raw, Math.max(1, Math.ceil(steps / 4)));
+    setTrainBackend(native);
+    if (values.profile) console.log(`${name}: native per-op profile`);
+    const nat = measure(raw, steps, values.profile);
+    let bf: Measured | null = null;
+    if (bf16) {
+      setTrainBackend(bf16);
+      if (values.profile) console.log(`${name}: native bf16-products per-op profile`);
+      bf = measure(raw, steps, values.profile);
+    }
+    rounds.push({ ts, nat, bf });
+  }
+  const ts = {
+    tps: median(rounds.map((x) => x.ts.tps)),
+    gflops: median(rounds.map((x) => x.ts.gflops)),
+    share: median(rounds.map((x) => x.ts.share)),
+  };
+  const nat = {
+    tps: median(rounds.map((x) => x.nat.tps)),
+    gflops: median(rounds.map((x) => x.nat.gflops)),
+    share: median(rounds.map((x) => x.nat.share)),
+  };
+  const speedup = median(rounds.map((x) => x.nat.tps / x.ts.tps));
   results[name] = {
     typescript_tps: Math.round(ts.tps),
     native_tps: Math.round(nat.tps),
-    speedup: +(nat.tps / ts.tps).toFixed(2),
+    speedup: +speedup.toFixed(2),
     matmul_gflops: +nat.gflops.toFixed(2),
     ts_matmul_gflops: +ts.gflops.toFixed(2),
+    ...(ROUNDS > 1 ? { speedup_rounds: rounds.map((x) => +(x.nat.tps / x.ts.tps).toFixed(2)) } : {}),
   };
   let bfLine = '';
   if (bf16) {
-    setTrainBackend(bf16);
-    if (values.profile) console.log(`${name}: native bf16-products per-op profile`);
-    const bf = measure(raw, steps, values.profile);
+    const bfTps = median(rounds.map((x) => x.bf!.tps)),
+      bfGflops = median(rounds.map((x) => x.bf!.gflops)),
+      bfSpeedup = median(rounds.map((x) => x.bf!.tps / x.ts.tps));
     Object.assign(results[name]!, {
-      native_bf16_tps: Math.round(bf.tps),
-      bf16_speedup: +(bf.tps / ts.tps).toFixed(2),
-      bf16_matmul_gflops: +bf.gflops.toFixed(2),
+      native_bf16_tps: Math.round(bfTps),
+      bf16_speedup: +bfSpeedup.toFixed(2),
+      bf16_matmul_gflops: +bfGflops.toFixed(2),
     });
-    bfLine = `; ${bf16.name} ${bf.tps.toFixed(0)} tok/s (${bf.gflops.toFixed(2)} GFLOP/s): ${(bf.tps / ts.tps).toFixed(1)}x`;
+    bfLine = `; ${bf16.name} ${bfTps.toFixed(0)} tok/s (${bfGflops.toFixed(2)} GFLOP/s): ${bfSpeedup.toFixed(1)}x`;
   }
   if (!values.json)
     console.log(
