@@ -99,6 +99,11 @@ test('unsupported or broken schemas are one clear UsageError', () => {
     (e: unknown) => e instanceof UsageError && /const must be a JSON value/.test(String(e)),
   );
   assert.throws(() => compileSchema({ enum: [1, () => 0] }), /#\/enum\/1: const must be a JSON value/);
+  for (const bad of [Number.NaN, [1, Number.POSITIVE_INFINITY], { a: 2n }])
+    assert.throws(
+      () => compileSchema({ const: bad }),
+      (e: unknown) => e instanceof UsageError && /const must be a JSON value/.test(String(e)),
+    );
 });
 
 const vocab = { size: VOCAB.length, text: (id: number) => (id < SPECIALS.length ? null : (VOCAB[id] ?? null)) };

@@ -288,7 +288,7 @@ switch (stage) {
     });
     await skillsTrain(
       skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
-        ...(values.from ? { init_from: join(WORK, values.from), seed: 2 } : { model: SKILLS_MODEL }),
+        ...(values.from ? { init_from: resolve(WORK, values.from), seed: 2 } : { model: SKILLS_MODEL }),
         ...(values['long-share']
           ? { data: { skills: { tokens: 1024, max_len: 480, long_share: Number(values['long-share']) }, heldout_share: 0 } }
           : {}),

@@ -78,12 +78,19 @@ export function compileSchema(root: unknown): Schema {
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   const bad = (path: string, msg: string) => new UsageError(`response_format json_schema ${path}: ${msg}`);
 
+  // undefined, NaN, ±Infinity, functions, bigints (at any depth): only a library caller can pass them, and they have
+  // no JSON text of their own (JSON.stringify drops them, writes null or throws).
+  const isJson = (v: unknown): boolean =>
+    v === null ||
+    typeof v === 'string' ||
+    typeof v === 'boolean' ||
+    (typeof v === 'number' && Number.isFinite(v)) ||
+    (Array.isArray(v) && v.every(isJson)) ||
+    (isObj(v) && Object.values(v).every(isJson));
   const literalOf = (v: unknown, path: string): Schema => {
     if (typeof v === 'string') return { k: 'string', min: 0, max: Infinity, options: [v] };
-    // undefined, functions, bigints: only a library caller can pass them, and they have no JSON text to match.
-    const text = typeof v === 'bigint' ? undefined : (JSON.stringify(v) as string | undefined);
-    if (text === undefined) throw bad(path, 'const must be a JSON value');
-    return { k: 'literal', options: [text] };
+    if (!isJson(v)) throw bad(path, 'const must be a JSON value');
+    return { k: 'literal', options: [JSON.stringify(v)] };
   };
 
   function compile(s: unknown, path: string): Schema {

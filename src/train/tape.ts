@@ -355,7 +355,18 @@ export class TapeBackend implements Backend {
       kv = span(k, BT * nkv * d),
       vv = span(v, BT * nkv * d);
     if (!this.recording) {
-      attnForward(qv, kv, vv, this.tmp(0, B * nh * T * T), o, s);
+      // One sequence at a time: the probabilities need only [nh, T, T] of scratch (kept for the tape's life).
+      const qn = T * nh * d,
+        kn = T * nkv * d;
+      for (let b = 0; b < B; b++)
+        attnForward(
+          qv.subarray(b * qn, (b + 1) * qn),
+          kv.subarray(b * kn, (b + 1) * kn),
+          vv.subarray(b * kn, (b + 1) * kn),
+          this.tmp(0, nh * T * T),
+          o.subarray(b * qn, (b + 1) * qn),
+          { ...s, B: 1 },
+        );
       return;
     }
     const qs = this.keep(qv),

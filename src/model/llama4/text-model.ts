@@ -204,6 +204,9 @@ export class Llama4TextModel implements CausalLM {
    * head's output.
    */
   forwardRows(rows: readonly ArrayLike<number>[]): Float32Array {
+    // Keys are attended as computed, so only an exact (f32) cache gives forward()'s bits: refuse the others.
+    if (this.kvType !== 'f32')
+      throw new UsageError(`forwardRows attends uncached f32 keys; this model stores its KV cache as ${this.kvType}`);
     return this.run(
       rows.map((tokens) => ({ tokens, logits: 'all' as const })),
       true,
