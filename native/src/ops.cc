@@ -504,6 +504,9 @@ void Engine::attentionMany(const AttnJob* jobs, int n) {
     if (s.T <= 0) continue;
     if (s.S <= 0) { std::memset(jobs[i].out, 0, sizeof(float) * (size_t)s.T * s.nHeads * s.headDim); continue; }
     ps.push_back(attnPlan(jobs[i].out, jobs[i].q, jobs[i].k, jobs[i].v, s));
+    // Decoding sequences walk all their kv heads per unit, as attention() does: one head's rows lie Hkv·rowB bytes
+    // apart, and 8 sequences over 1,000 f16 keys each took 2.4 ms that way against 1.5 ms in 8 separate calls.
+    if (s.T <= kHeadsMaxT && s.nKvHeads > 1 && !attnHeadsOff()) { ps.back().headsPerUnit = s.nKvHeads; ps.back().units0 = ps.back().tiles; }
     attentionScratch(s.headDim, s.nHeads / s.nKvHeads, s.nHeads);
     first.push_back(units);
     units += ps.back().units0;
