@@ -520,37 +520,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Arr dst = typed(info, 3, "dst", napi_uint16_array);
     const int64_t o = num(info, 4, "o", 0, INT64_C(1) << 40);
     need(env, src, (size_t)(so + n), "src"); need(env, dst, (size_t)(o + n), "dst");
-    const uint32_t* b = (const uint32_t*)src.p + so;
+    const float* x = (const float*)src.p + so;
     uint16_t* d = (uint16_t*)dst.p + o;
-    for (int64_t i = 0; i < n; i++) d[i] = f32_bits_to_f16(b[i]);
+    for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(x[i]);
   }
-  static uint16_t f32_bits_to_f16(uint32_t b) {
-    const uint32_t sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
-    if (a >= 0x38800000u && a < 0x47800000u) return (uint16_t)(sign | ((a - 0x38000000u + 0xfffu + ((a >> 13) & 1u)) >> 13));
-    const int exp = (int)((b >> 23) & 0xff);
-    uint32_t mant = b & 0x7fffffu;
-    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
-    int e = exp - 127 + 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-    if (e <= 0) {
-      if (e < -10) return (uint16_t)sign;
-      mant |= 0x800000u;
-      const int shift = 14 - e;
-      const uint32_t half = 1u << (shift - 1);
-      uint32_t r = mant >> shift;
-      const uint32_t rem = mant & ((1u << shift) - 1);
-      if (rem > half || (rem == half && (r & 1u))) r++;
-      return (uint16_t)(sign | r);
-    }
-    uint32_t r = mant >> 13;
-    const uint32_t rem = mant & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) {
-      r++;
-      if (r == 0x400u) { r = 0; e++; if (e >= 31) return (uint16_t)(sign | 0x7c00u); }
-    }
-    return (uint16_t)(sign | ((uint32_t)e << 10) | r);
-  }
-
   // streamRead(bytes) -> checksum (as a double): reads every byte on all threads (bandwidth probe)
   Napi::Value StreamRead(const Napi::CallbackInfo& info) {
     Arr b = typed(info, 0, "bytes", napi_uint8_array);

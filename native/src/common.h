@@ -92,6 +92,37 @@ static inline float half_to_float(uint16_t h) {
   else bits = sign | ((exp + 112) << 23) | (mant << 13);
   float f; std::memcpy(&f, &bits, 4); return f;
 }
+// float -> half bits, round to nearest even, NaN -> quiet NaN with the sign kept: src/tensor/half.ts f32ToF16's
+// bits for every input (and kv.ts encodeF16's, whose fast path for normal halves is the first test here).
+static inline uint16_t f32_to_f16(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  const uint32_t sign = (b >> 16) & 0x8000u, a = b & 0x7fffffffu;
+  // a normal half: rebias the exponent, add half an ulp minus one plus the odd bit, shift (a carry is the rounding)
+  if (a >= 0x38800000u && a < 0x47800000u) return (uint16_t)(sign | ((a - 0x38000000u + 0xfffu + ((a >> 13) & 1u)) >> 13));
+  const uint32_t exp = (b >> 23) & 0xff;
+  uint32_t mant = b & 0x7fffffu;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0u));
+  int e = (int)exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    const uint32_t half = 1u << (shift - 1);
+    uint32_t r = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1);
+    if (rem > half || (rem == half && (r & 1u))) r++;
+    return (uint16_t)(sign | r);
+  }
+  uint32_t r = mant >> 13;
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) {
+    r++;
+    if (r == 0x400u) { r = 0; e++; if (e >= 31) return (uint16_t)(sign | 0x7c00u); }
+  }
+  return (uint16_t)(sign | ((uint32_t)e << 10) | r);
+}
 static inline float bf16_to_float(uint16_t h) { uint32_t b = (uint32_t)h << 16; float f; std::memcpy(&f, &b, 4); return f; }
 static inline uint16_t rd16(const uint8_t* p) { uint16_t v; std::memcpy(&v, p, 2); return v; }
 

@@ -60,38 +60,6 @@ inline int nearest_int(float fval) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
-// src/tensor/half.ts f32ToF16: round to nearest even, NaN -> quiet NaN with the sign kept.
-inline uint16_t f32_to_f16(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, 4);
-  const uint32_t sign = (b >> 16) & 0x8000;
-  const uint32_t exp = (b >> 23) & 0xff;
-  uint32_t mant = b & 0x7fffff;
-  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
-  int e = (int)exp - 127 + 15;
-  if (e >= 31) return (uint16_t)(sign | 0x7c00);
-  if (e <= 0) {
-    if (e < -10) return (uint16_t)sign;
-    mant |= 0x800000;
-    const int shift = 14 - e;
-    const uint32_t half = 1u << (shift - 1);
-    uint32_t r = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1);
-    if (rem > half || (rem == half && (r & 1))) r++;
-    return (uint16_t)(sign | r);
-  }
-  uint32_t r = mant >> 13;
-  const uint32_t rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) {
-    r++;
-    if (r == 0x400) {
-      r = 0;
-      e++;
-      if (e >= 31) return (uint16_t)(sign | 0x7c00);
-    }
-  }
-  return (uint16_t)(sign | ((uint32_t)e << 10) | r);
-}
 inline void put_f16(uint8_t* p, float v) {
   const uint16_t h = f32_to_f16(v);
   p[0] = (uint8_t)(h & 0xff);
