@@ -52,7 +52,6 @@ export interface ChatReply {
   toString(): string;
 }
 
-/** A conversation on a ChatEngine. Create one with `loadedModel.createChat()`; it ends when the model is disposed. */
 /** A declared tool as ToolSpec; OpenAI-shaped definitions are unwrapped, and a tool without a name is refused. */
 function toolSpec(t: ToolSpec | ToolDefinition, i: number): ToolSpec {
   const spec: unknown = typeof t === 'object' && t !== null && 'function' in t ? t.function : t;
@@ -62,6 +61,7 @@ function toolSpec(t: ToolSpec | ToolDefinition, i: number): ToolSpec {
   return spec as ToolSpec;
 }
 
+/** A conversation on a ChatEngine. Create one with `loadedModel.createChat()`; it ends when the model is disposed. */
 export class ChatSession {
   /** The conversation so far: the system message (if any), then user, assistant and tool messages. */
   readonly history: ChatMessage[] = [];
