@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { RawTensor } from '../../src/tensor/index.ts';
 import { f32ToBf16 } from '../../src/tensor/index.ts';
 import { writeSafetensors } from '../../src/io/safetensors.ts';
+import { rng as refRng } from '../../src/kernels/backend-refs.case.test.ts';
 
 export interface TinySpec {
   hidden?: number;
@@ -36,16 +37,9 @@ export interface TinySpec {
   eos?: number | number[];
 }
 
+/** Uniform [0, 1) from the conformance suites' seeded xorshift32 (the same sequence for the same seed). */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  return refRng(seed).u;
 }
 
 /** Returns the HF config object and HF-named float32 tensors. */
