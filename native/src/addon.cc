@@ -337,7 +337,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t N = num(info, i + 4, "N", 1), K = num(info, i + 5, "K", 1), T = num(info, i + 6, "T", 0), ex = num(info, i + 7, "expert");
     check_type(env, type, K);
     if (!e(env).kt()->rows[type]) throw Napi::RangeError::New(env, "weight type id " + std::to_string(type) + " has no kernel in the " + e(env).kt()->isa + " set");
-    if (is_r8(type) && N % (is_r16(type) ? 16 : 8)) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0 (R16: N % 16 == 0)");
+    if (is_repacked(type) && N % (is_r16(type) ? 16 : 8)) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0 (R16: N % 16 == 0)");
     const size_t rb = row_bytes(type, K);
     if (w.bytes < (size_t)(ex + 1) * N * rb) throw Napi::RangeError::New(env, "weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
     need(env, x, T * K, "x"); need(env, out, T * N, "out");
@@ -549,9 +549,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Arr src = typed(info, 0, "src", napi_uint8_array);
     const int type = (int)num(info, 1, "type", 0, T_COUNT - 1);
     const int64_t rows = num(info, 2, "rows", 8, INT64_C(1) << 40), K = num(info, 3, "K", 32);
-    if (r8_of(type) < 0) throw Napi::RangeError::New(env, "only q4_0 and q8_0 weights can be repacked");
+    if (r8_of(type) < 0 && r16_of(type) < 0) throw Napi::RangeError::New(env, "only q4_0, q8_0 and q6_K weights can be repacked");
     check_type(env, type, K);
-    const int to = info.Length() > 4 && !info[4].IsUndefined() ? (int)num(info, 4, "to", 0, T_COUNT - 1) : r8_of(type);
+    const int to = info.Length() > 4 && !info[4].IsUndefined() ? (int)num(info, 4, "to", 0, T_COUNT - 1) : r8_of(type) >= 0 ? r8_of(type) : r16_of(type);
     if (to != r8_of(type) && to != r16_of(type)) throw Napi::RangeError::New(env, "no repacked layout " + std::to_string(to) + " for type " + std::to_string(type));
     const int g = is_r16(to) ? 16 : 8;
     if (rows % g) throw Napi::RangeError::New(env, "repacking needs a multiple of " + std::to_string(g) + " rows, got " + std::to_string(rows));

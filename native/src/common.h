@@ -16,8 +16,8 @@ enum GType : int {
   // i-quants (kern-iquant.h)
   T_IQ2_XXS = 16, T_IQ2_XS = 17, T_IQ3_XXS = 18, T_IQ1_S = 19, T_IQ4_NL = 20, T_IQ3_S = 21, T_IQ2_S = 22, T_IQ4_XS = 23,
   T_IQ1_M = 29,
-  // Our own ids (never in a file): q4_0 / q8_0 weights repacked at load into groups of 8 rows (layout below).
-  T_Q4_0_R8 = 40, T_Q8_0_R8 = 41, T_Q4_0_R16 = 42, T_COUNT = 43
+  // Our own ids (never in a file): weights repacked at load into groups of 8 or 16 rows (layouts below).
+  T_Q4_0_R8 = 40, T_Q8_0_R8 = 41, T_Q4_0_R16 = 42, T_Q6_K_R16 = 43, T_COUNT = 44
 };
 
 // ---- Repacked "R8" layouts ----
@@ -34,11 +34,28 @@ enum GType : int {
 // "R16" (q4_0, N % 16 == 0, kernel sets with 16-row kernels: AVX-512): the R8 groups of rows 16p..16p+15 with their
 // blocks interleaved, [group 2p block i][group 2p+1 block i] for i = 0..K/32-1, so the 16-row kernels read one
 // contiguous stream instead of two 9 KiB apart (two streams ran at ~60% of one stream's bandwidth on Zen 4).
+//
+// "Q6_K R16" (q6_K, N % 16 == 0, AVX-512): rows 16p..16p+15 as K/256 super-blocks of 16·210 bytes, "chunk-major"
+// (lane r of a 64-byte vector = row r's 4 bytes). Chunk c = 16m + 4j + v (m, j, v = 0..3) holds a super-block's
+// elements 4c..4c+3 and lies in sub-block s = 4m + j. A super-block is [16 f16 d, row r at 2r] then 4 segments of
+// 832 bytes, segment j holding everything sub-blocks j, j+4, j+8, j+12 need, in the order the kernel reads it:
+//   +0     scales: byte 16m + r = row r's int8 scale of sub-block 4m + j
+//   +64    QL: 8 vectors; vector 4(m % 2) + v, lane r, byte b: nibble m / 2 (low, high) = low 4 bits of row r's
+//          code (0..63) of element 4c + b
+//   +576   QH: 4 vectors; vector v, lane r, byte b: bits 2m, 2m+1 = high 2 bits of the code of element 4c + b
+// Same bytes per row as the file; the kernels (kern-q6k-r16-avx512.h) have their own float structure.
+constexpr size_t kQ6R16Block = 16 * 210, kQ6R16Seg = 832;
+static inline size_t q6r16_scale_at(int m, int j, int r) { return 32 + kQ6R16Seg * j + 16 * m + r; }
+static inline size_t q6r16_ql_at(int m, int j, int v, int r, int b) { return 32 + kQ6R16Seg * j + 64 + 256 * (m % 2) + 64 * v + 4 * r + b; }
+static inline size_t q6r16_qh_at(int j, int v, int r, int b) { return 32 + kQ6R16Seg * j + 576 + 64 * v + 4 * r + b; }
 static inline bool is_r8(int t) { return t == T_Q4_0_R8 || t == T_Q8_0_R8 || t == T_Q4_0_R16; }
-static inline bool is_r16(int t) { return t == T_Q4_0_R16; }
-static inline int r8_base(int t) { return t == T_Q4_0_R8 || t == T_Q4_0_R16 ? T_Q4_0 : t == T_Q8_0_R8 ? T_Q8_0 : t; }
+static inline bool is_r16(int t) { return t == T_Q4_0_R16 || t == T_Q6_K_R16; }
+static inline bool is_repacked(int t) { return is_r8(t) || t == T_Q6_K_R16; }
+static inline int r8_base(int t) {
+  return t == T_Q4_0_R8 || t == T_Q4_0_R16 ? T_Q4_0 : t == T_Q8_0_R8 ? T_Q8_0 : t == T_Q6_K_R16 ? T_Q6_K : t;
+}
 static inline int r8_of(int t) { return t == T_Q4_0 ? T_Q4_0_R8 : t == T_Q8_0 ? T_Q8_0_R8 : -1; }
-static inline int r16_of(int t) { return t == T_Q4_0 ? T_Q4_0_R16 : -1; }
+static inline int r16_of(int t) { return t == T_Q4_0 ? T_Q4_0_R16 : t == T_Q6_K ? T_Q6_K_R16 : -1; }
 // Block i of R8 group g (rows 8g..8g+7) in a repacked matrix w (R8 or R16); gb = bytes of one group block.
 static inline const uint8_t* r8_block(int t, const uint8_t* w, int64_t g, int i, size_t rowBytes, size_t gb) {
   if (is_r16(t)) return w + (size_t)(g / 2) * 16 * rowBytes + (size_t)i * 2 * gb + (size_t)(g % 2) * gb;

@@ -225,11 +225,84 @@ static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   }
 }
 
+// ---- Q6_K R16 (common.h) <-> the file layout ----
+// The 256 codes (0..63, q + 32) of one q6_K super-block, in element order (ggml's dequantize_row_q6_K).
+static void q6_codes(const BlockQ6_K& b, uint8_t q[256]) {
+  for (int n = 0; n < 2; n++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t lo = b.ql[64 * n + l], hi = b.ql[64 * n + 32 + l], h = b.qh[32 * n + l];
+      q[128 * n + l] = (lo & 15) | ((h & 3) << 4);
+      q[128 * n + 32 + l] = (hi & 15) | (((h >> 2) & 3) << 4);
+      q[128 * n + 64 + l] = (lo >> 4) | (((h >> 4) & 3) << 4);
+      q[128 * n + 96 + l] = (hi >> 4) | (((h >> 6) & 3) << 4);
+    }
+}
+static void q6_block(const uint8_t q[256], BlockQ6_K& b) {
+  for (int n = 0; n < 2; n++)
+    for (int l = 0; l < 32; l++) {
+      const uint8_t* c = q + 128 * n + l;
+      b.ql[64 * n + l] = (uint8_t)((c[0] & 15) | ((c[64] & 15) << 4));
+      b.ql[64 * n + 32 + l] = (uint8_t)((c[32] & 15) | ((c[96] & 15) << 4));
+      b.qh[32 * n + l] = (uint8_t)((c[0] >> 4) | ((c[32] >> 4) << 2) | ((c[64] >> 4) << 4) | ((c[96] >> 4) << 6));
+    }
+}
+// Rows 16g..16g+15 of a q6_K matrix (file layout, nb super-blocks per row) -> group g of the R16 layout.
+static void q6_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
+  const size_t rb = (size_t)nb * 210;
+  uint8_t q[256];
+  for (int64_t g = g0; g < g1; g++)
+    for (int i = 0; i < nb; i++) {
+      uint8_t* d = dst + (size_t)g * 16 * rb + (size_t)i * kQ6R16Block;
+      std::memset(d, 0, kQ6R16Block);
+      for (int r = 0; r < 16; r++) {
+        const BlockQ6_K& b = *(const BlockQ6_K*)(src + (size_t)(16 * g + r) * rb + (size_t)i * 210);
+        std::memcpy(d + 2 * r, &b.d, 2);
+        q6_codes(b, q);
+        for (int m = 0; m < 4; m++)
+          for (int j = 0; j < 4; j++) {
+            d[q6r16_scale_at(m, j, r)] = (uint8_t)b.scales[4 * m + j];
+            for (int v = 0; v < 4; v++)
+              for (int e = 0; e < 4; e++) {
+                const uint8_t c = q[4 * (16 * m + 4 * j + v) + e];
+                d[q6r16_ql_at(m, j, v, r, e)] |= (uint8_t)((c & 15) << (4 * (m / 2)));
+                d[q6r16_qh_at(j, v, r, e)] |= (uint8_t)((c >> 4) << (2 * m));
+              }
+          }
+      }
+    }
+}
+// Row r of a Q6_K R16 matrix back in the file layout.
+static void q6_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
+  const int nb = K / 256;
+  const size_t rb = (size_t)nb * 210;
+  const int rr = (int)(r % 16);
+  uint8_t q[256];
+  for (int i = 0; i < nb; i++) {
+    const uint8_t* d = w + (size_t)(r / 16) * 16 * rb + (size_t)i * kQ6R16Block;
+    BlockQ6_K& b = *(BlockQ6_K*)(dst + (size_t)i * 210);
+    std::memcpy(&b.d, d + 2 * rr, 2);
+    for (int m = 0; m < 4; m++)
+      for (int j = 0; j < 4; j++) {
+        b.scales[4 * m + j] = (int8_t)d[q6r16_scale_at(m, j, rr)];
+        for (int v = 0; v < 4; v++)
+          for (int e = 0; e < 4; e++)
+            q[4 * (16 * m + 4 * j + v) + e] = (uint8_t)(((d[q6r16_ql_at(m, j, v, rr, e)] >> (4 * (m / 2))) & 15) |
+                                                         (((d[q6r16_qh_at(j, v, rr, e)] >> (2 * m)) & 3) << 4));
+      }
+    q6_block(q, b);
+  }
+}
+// Any repacked row back in its file layout.
+static void repacked_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
+  if (type == T_Q6_K_R16) q6_r16_row(w, r, K, dst);
+  else r8_row(type, w, r, K, dst);
+}
+
 void Engine::getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n) {
   const size_t rb = row_bytes(type, K);
-  if (is_r8(type)) {
+  if (is_repacked(type)) {
     std::vector<uint8_t> row(rb);
-    for (int i = 0; i < n; i++) { r8_row(type, w, ids[i], K, row.data()); kt_->dequant[r8_base(type)](row.data(), out + (size_t)i * K, K); }
+    for (int i = 0; i < n; i++) { repacked_row(type, w, ids[i], K, row.data()); kt_->dequant[r8_base(type)](row.data(), out + (size_t)i * K, K); }
     return;
   }
   for (int i = 0; i < n; i++) kt_->dequant[type](w + (size_t)ids[i] * rb, out + (size_t)i * K, K);
@@ -238,9 +311,9 @@ void Engine::getRows(float* out, const uint8_t* w, int type, int K, const int32_
 void Engine::dequant(float* out, const uint8_t* w, int type, int64_t rows, int K) {
   const size_t rb = row_bytes(type, K);
   parallelFor(rows, 64, [&](int64_t a, int64_t b, int) {
-    std::vector<uint8_t> row(is_r8(type) ? rb : 0);
+    std::vector<uint8_t> row(is_repacked(type) ? rb : 0);
     for (int64_t r = a; r < b; r++) {
-      if (is_r8(type)) { r8_row(type, w, r, K, row.data()); kt_->dequant[r8_base(type)](row.data(), out + (size_t)r * K, K); }
+      if (is_repacked(type)) { repacked_row(type, w, r, K, row.data()); kt_->dequant[r8_base(type)](row.data(), out + (size_t)r * K, K); }
       else kt_->dequant[type](w + (size_t)r * rb, out + (size_t)r * K, K);
     }
   });
@@ -267,6 +340,10 @@ static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
   }
 }
 void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to) {
+  if (to == T_Q6_K_R16) {
+    parallelFor(rows / 16, 4, [&](int64_t a, int64_t b, int) { q6_r16_groups(dst, src, a, b, K / 256); });
+    return;
+  }
   parallelFor(rows / 8, 16, [&](int64_t a, int64_t b, int) {
     if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32, to);
     else repack_groups<34>(dst, src, a, b, K / 32, to);
