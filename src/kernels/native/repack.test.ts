@@ -1,4 +1,4 @@
-// Repacked q4_0/q8_0 weights (native/src/common.h, "R8" layouts): the native backend copies such matrices into
+// Repacked q4_0/q8_0 weights (native/src/common.h, "R8" layouts; q4_K/q6_K "R16" below): the native backend copies such matrices into
 // 8-row groups at load. The repacked kernels promise the very same bits as the kernels on the file layout, for
 // decode and prefill, plain and expert-sliced weights, and getRows/toF32 must read the rows back unchanged.
 import test from 'node:test';
@@ -57,66 +57,68 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
   });
 }
 
-// q6_K on AVX-512: 16-row groups in a chunk-major layout whose kernels sum each super-block as one exact integer
-// per row (kern-q6k-r16-avx512.h), so the bits differ from the file layout's kernels by rounding only; rows read
-// back unchanged, and a token's result is the same whatever its batch.
-const q6Packs = (() => {
-  const be = packed.backend as NativeBackend | undefined;
-  if (!be) return false;
-  const before = be.repackedBytes;
-  be.weight({ name: 'probe', dtype: 'q6_k', shape: [16, 256], bytes: randomWeight('q6_k', 16, 256, 1).bytes });
-  return be.repackedBytes > before;
-})();
-test('native repack q6_k (16-row groups): rows read back unchanged; products match the file layout; batch-invariant', {
-  skip: skip || (!q6Packs && `kernel set ${packed.backend?.name} has no q6_K R16 kernels (AVX-512 only)`),
-}, () => {
-  const A = packed.backend as NativeBackend,
-    B = plain.backend as NativeBackend;
-  const r = rng(6);
-  for (const [E, N, K] of [
-    [1, 16, 256],
-    [2, 32, 512],
-    [1, 48, 2048],
-    [3, 16, 768],
-  ] as const) {
-    const { bytes } = randomWeight('q6_k', E * N, K, N + K);
-    const t = { name: 'w', dtype: 'q6_k' as DType, shape: E === 1 ? [N, K] : [E, N, K], bytes };
-    const before = A.repackedBytes;
-    const wa = A.weight(t),
-      wb = B.weight(t);
-    assert.equal(A.repackedBytes - before, byteSize('q6_k', E * N * K), 'the packed backend repacked the weight');
-    const ids = [0, E * N - 1, 5 % (E * N), (E * N) >> 1, 17 % (E * N)];
-    const ra = new Float32Array(ids.length * K),
-      rb = new Float32Array(ids.length * K);
-    A.getRows(ra, wa, ids);
-    B.getRows(rb, wb, ids);
-    sameBits(ra, rb, 'q6_k getRows');
-    sameBits(A.toF32(wa), B.toF32(wb), 'q6_k toF32');
-    for (const T of [1, 3, 8, 13, 40]) {
-      const x = randn(r, T * K);
-      for (let e = 0; e < E; e++) {
-        const oa = new Float32Array(T * N),
-          ob = new Float32Array(T * N);
-        A.matmul(oa, x, wa, T, e);
-        B.matmul(ob, x, wb, T, e);
-        // both exact integer sums, scaled in float32 in different orders: differences are a few ulps of the row's
-        // magnitude (a wrong code, scale or row would be off by whole products)
-        let scale = 0;
-        for (const v of ob) scale = Math.max(scale, Math.abs(v));
-        for (let i = 0; i < oa.length; i++)
-          assert.ok(
-            Math.abs(oa[i]! - ob[i]!) <= 2e-6 * scale * Math.sqrt(K / 256) + 1e-30,
-            `[${E}, ${N}, ${K}] T=${T} expert ${e} element ${i}: ${oa[i]} vs ${ob[i]}`,
-          );
-        const one = new Float32Array(N);
-        for (let t = 0; t < T; t++) {
-          A.matmul(one, x.subarray(t * K, (t + 1) * K), wa, 1, e);
-          sameBits(oa.subarray(t * N, (t + 1) * N), one, `q6_k R16 [${E}, ${N}, ${K}] T=${T} expert ${e} token ${t} alone`);
+// q6_K and q4_K on AVX-512: 16-row groups in chunk-major layouts whose kernels sum each super-block as exact
+// integers per row (kern-kquant-r16-avx512.h), so the bits differ from the file layout's kernels by rounding only;
+// rows read back unchanged, and a token's result is the same whatever its batch.
+for (const dtype of ['q6_k', 'q4_k'] as DType[]) {
+  const packs = (() => {
+    const be = packed.backend as NativeBackend | undefined;
+    if (!be) return false;
+    const before = be.repackedBytes;
+    be.weight({ name: 'probe', dtype, shape: [16, 256], bytes: randomWeight(dtype, 16, 256, 1).bytes });
+    return be.repackedBytes > before;
+  })();
+  test(`native repack ${dtype} (16-row groups): rows read back unchanged; products match the file layout; batch-invariant`, {
+    skip: skip || (!packs && `kernel set ${packed.backend?.name} has no ${dtype} R16 kernels (AVX-512 only)`),
+  }, () => {
+    const A = packed.backend as NativeBackend,
+      B = plain.backend as NativeBackend;
+    const r = rng(6);
+    for (const [E, N, K] of [
+      [1, 16, 256],
+      [2, 32, 512],
+      [1, 48, 2048],
+      [3, 16, 768],
+    ] as const) {
+      const { bytes } = randomWeight(dtype, E * N, K, N + K);
+      const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
+      const before = A.repackedBytes;
+      const wa = A.weight(t),
+        wb = B.weight(t);
+      assert.equal(A.repackedBytes - before, byteSize(dtype, E * N * K), 'the packed backend repacked the weight');
+      const ids = [0, E * N - 1, 5 % (E * N), (E * N) >> 1, 17 % (E * N)];
+      const ra = new Float32Array(ids.length * K),
+        rb = new Float32Array(ids.length * K);
+      A.getRows(ra, wa, ids);
+      B.getRows(rb, wb, ids);
+      sameBits(ra, rb, `${dtype} getRows`);
+      sameBits(A.toF32(wa), B.toF32(wb), `${dtype} toF32`);
+      for (const T of [1, 3, 8, 13, 40]) {
+        const x = randn(r, T * K);
+        for (let e = 0; e < E; e++) {
+          const oa = new Float32Array(T * N),
+            ob = new Float32Array(T * N);
+          A.matmul(oa, x, wa, T, e);
+          B.matmul(ob, x, wb, T, e);
+          // both exact integer sums, scaled in float32 in different orders: differences are a few ulps of the
+          // row's magnitude (a wrong code, scale or row would be off by whole products)
+          let scale = 0;
+          for (const v of ob) scale = Math.max(scale, Math.abs(v));
+          for (let i = 0; i < oa.length; i++)
+            assert.ok(
+              Math.abs(oa[i]! - ob[i]!) <= 2e-6 * scale * Math.sqrt(K / 256) + 1e-30,
+              `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e} element ${i}: ${oa[i]} vs ${ob[i]}`,
+            );
+          const one = new Float32Array(N);
+          for (let t = 0; t < T; t++) {
+            A.matmul(one, x.subarray(t * K, (t + 1) * K), wa, 1, e);
+            sameBits(oa.subarray(t * N, (t + 1) * N), one, `${dtype} R16 [${E}, ${N}, ${K}] T=${T} expert ${e} token ${t} alone`);
+          }
         }
       }
     }
-  }
-});
+  });
+}
 
 test('native repack leaves matrices whose rows are not a multiple of 8 (and other types) in place', { skip }, () => {
   const A = packed.backend as NativeBackend;

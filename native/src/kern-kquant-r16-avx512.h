@@ -1,0 +1,246 @@
+// q6_K and q4_K repacked into groups of 16 rows (T_Q6_K_R16, T_Q4_K_R16, layouts in common.h) on AVX-512 VNNI:
+// decode rows, prefill tiles and 2..16-token batches, included by kern-avx512.cc after kern-kquant-avx512.h.
+//
+// Why: on the file layout a row's super-block ends in int32 lanes that must be scaled per sub-block and folded
+// (kq6_dot: 4 VPDPBUSD + 4 VPMADDWD/VPDPWSSD + reductions per row and token), so an 8-token batch of the q6_K
+// output head ran at half the rate of the q4_0 batch kernel, about 4 ms of a 30 ms 8-sequence step of bench-2b;
+// and q4_K decode spent ~35 instructions per (row, super-block), half of them unpacking scales, so it streamed at
+// ~18 GB/s of a core's ~30. Here the codes of 16 rows are stored "chunk-major" at load: lane r of a vector holds
+// row r's codes of 4 consecutive elements, so one VPDPBUSD with a broadcast activation word adds 4 products to
+// each of the 16 rows' sub-block sums, and the scales of 16 rows unpack in one set of vector operations. A
+// sub-block is 4 (q6_K: 16 elements) or 8 (q4_K: 32) of them, then one VPMULLD by the 16 rows' scales and one
+// add; nothing is reduced across lanes.
+//
+// Float structure, per (row, token), decode, tile and batch alike: per super-block exact integers
+//   q6_K: t = Σ_s scale_s · Σ_{e in sub-block s} (q_e − 32)·y_e      (|t| ≤ 16·128·16·32·127 < 2^31)
+//         acc = fma(d_w·d_y, float(t), acc)
+//   q4_K: t = Σ_j scale_j · Σ_{e in j} q_e·y_e,  m = Σ_j min_j · Σ_{e in j} y_e   (|t| ≤ 8·63·32·15·127)
+//         acc = fma(d_w·d_y, float(t), acc); acc = fnmadd(dmin_w·d_y, float(m), acc)
+// and the result is acc after the last super-block. Every kernel below is one pass function per format, doing
+// exactly that per (row, token) whatever its token count, so a token's result does not depend on its batch. (The
+// file-layout kernels keep their own structure; a kernel set reads a matrix in one layout only.) The layouts put
+// a super-block's bytes in the order they are read (common.h).
+//
+// Prefetch along the chunk's one stream. Decode: one super-block (q6_K: 3,360 bytes) ahead into L1; at 4,096
+// bytes the prefetches alias the loads of the block in use (4 KiB apart) and T = 1 ran 1.5x slower. Batches: 32 KiB ahead
+// into L2; 8 tokens' activations fill most of L1, and weights prefetched into it were evicted before use (an
+// 8-token product of the 32000 x 2048 head ran slower than on the file layout). Zen 4, one thread, streamed from
+// DRAM (bench/batch-kernels.ts --threads 1 --types q6_k): T = 1 2.05 -> 1.67 ms, T = 8 6.8 -> 4.0 ms.
+#ifndef L4_PF_R16_N
+#define L4_PF_R16_N 32768
+#endif
+// The chunk's stream (pfp: next line to fetch) up to blk + one super-block (decode) or L4_PF_R16_N (batches).
+template <int NT, size_t SB>
+static inline void r16_prefetch(const uint8_t* blk, const uint8_t*& pfp) {
+  if (NT == 1) for (const uint8_t* e = blk + SB; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+  else for (const uint8_t* e = blk + L4_PF_R16_N; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T1);
+}
+
+struct Q6R {
+static constexpr size_t SB = kQ6R16Block;  // bytes of one super-block of a 16-row group
+
+// Per token and super-block: −32·Σy per sub-block of 16 (the offset term of q − 32), as int32 to broadcast.
+static constexpr int kPrep = 16;
+static void prep(const ActQ8K* y, int nb, int32_t* dst) {
+  for (int i = 0; i < nb; i++)
+    for (int s = 0; s < 16; s++) dst[16 * i + s] = -32 * (int32_t)y[i].bsums[s];
+}
+
+// Codes 0..63 of sub-block s = 4M + j (elements 16s..16s+15, chunks c = 16M + 4j + v, v = 0..3) from segment j
+// (common.h): V[v] lane r = row r's codes of elements 4c..4c+3. Low 4 bits: nibble M / 2 of QL vector
+// 4(M % 2) + v; high 2 bits: field M (bits 2M, 2M+1 of every byte) of QH vector v.
+template <int M>
+static inline void codes(const uint8_t* seg, __m512i V[4]) {
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  for (int v = 0; v < 4; v++) {
+    __m512i L = _mm512_loadu_si512(seg + 64 + 256 * (M % 2) + 64 * v);
+    if (M >= 2) L = _mm512_srli_epi16(L, 4);  // the high nibbles (the byte above's bits land in 4..7, masked off)
+    __m512i H = _mm512_loadu_si512(seg + 576 + 64 * v);
+    if (M == 0) H = _mm512_slli_epi16(H, 4);  // field M to bits 4-5 (16-bit shifts: the bits kept never cross bytes)
+    if (M == 1) H = _mm512_slli_epi16(H, 2);
+    if (M == 3) H = _mm512_srli_epi16(H, 2);
+    V[v] = _mm512_ternarylogic_epi32(_mm512_and_si512(H, m30), L, m4, 0xF8);  // (H & 0x30) | (L & 15)
+  }
+}
+// Sub-block s = 4M + j of one super-block for NT tokens: tot[t] += scale_s · Σ (q − 32)·y per row.
+template <int M, int NT>
+static inline void subblock(const uint8_t* seg, int j, const int8_t* const* yq, const int32_t* const* off, __m512i* tot) {
+  const int s = 4 * M + j;
+  __m512i V[4];
+  codes<M>(seg, V);
+  const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(seg + 16 * M)));
+  for (int t = 0; t < NT; t++) {
+    const int32_t* q = (const int32_t*)(yq[t] + 16 * s);
+    __m512i S = _mm512_set1_epi32(off[t][s]);
+    for (int v = 0; v < 4; v++) S = _mm512_dpbusd_epi32(S, V[v], _mm512_set1_epi32(q[v]));
+    tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S, sc));
+  }
+}
+// NT tokens × the rows [0, nrows) (a multiple of 16) of a Q6_K R16 chunk: out[t·outStride + r]. PF: prefetch the
+// chunk's one contiguous stream ahead (decode and small batches read the weights from DRAM once per call).
+template <int NT, bool PF>
+static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* off,
+                 float* out, size_t outStride) {
+  const uint8_t* pfp = w;
+  for (int r = 0; r < nrows; r += 16) {
+    const uint8_t* g = w + (size_t)r * rb;
+    __m512 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      const uint8_t* blk = g + (size_t)i * SB;
+      if (PF) r16_prefetch<NT, SB>(blk, pfp);
+      const int8_t* yq[NT];
+      const int32_t* o[NT];
+      __m512i tot[NT];
+      for (int t = 0; t < NT; t++) { yq[t] = y[t][i].qs; o[t] = off[t] + 16 * i; tot[t] = _mm512_setzero_si512(); }
+      for (int j = 0; j < 4; j++) {  // segment by segment: the block is read front to back
+        const uint8_t* seg = blk + 32 + kQ6R16Seg * j;
+        subblock<0, NT>(seg, j, yq, o, tot);
+        subblock<1, NT>(seg, j, yq, o, tot);
+        subblock<2, NT>(seg, j, yq, o, tot);
+        subblock<3, NT>(seg, j, yq, o, tot);
+      }
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+      for (int t = 0; t < NT; t++)
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
+  }
+}
+};
+
+struct Q4R {
+static constexpr size_t SB = kQ4KR16Block;  // bytes of one super-block of a 16-row group
+
+// Per token and super-block: (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3 (|Σ| ≤ 32·127: exact).
+static constexpr int kPrep = 4;
+static void prep(const ActQ8K* y, int nb, int32_t* dst) {
+  for (int i = 0; i < nb; i++)
+    for (int k = 0; k < 4; k++) {
+      const int a = y[i].bsums[4 * k] + y[i].bsums[4 * k + 1], b = y[i].bsums[4 * k + 2] + y[i].bsums[4 * k + 3];
+      dst[4 * i + k] = (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+    }
+}
+// Byte p (0..11) of the 16 rows' packed scales as int32 lanes.
+static inline __m512i sbyte(const uint8_t* blk, int p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(blk + 64 + 16 * p)));
+}
+// The 16 rows' 6-bit scale (sc) and minimum (m) of sub-block j: ggml's get_scale_min_k4, 16 rows at once.
+static inline void scale_min(const uint8_t* blk, int j, __m512i& sc, __m512i& m) {
+  const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
+  if (j < 4) {
+    sc = _mm512_and_si512(sbyte(blk, j), m63);
+    m = _mm512_and_si512(sbyte(blk, j + 4), m63);
+  } else {
+    const __m512i q = sbyte(blk, j + 4);
+    sc = _mm512_or_si512(_mm512_and_si512(q, m15), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j - 4), 6), 4));
+    m = _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j), 6), 4));
+  }
+}
+// NT tokens × the rows [0, nrows) (a multiple of 16) of a Q4_K R16 chunk: out[t·outStride + r].
+template <int NT, bool PF>
+static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* ys,
+                 float* out, size_t outStride) {
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const uint8_t* pfp = w;
+  for (int r = 0; r < nrows; r += 16) {
+    const uint8_t* g = w + (size_t)r * rb;
+    __m512 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      const uint8_t* blk = g + (size_t)i * SB;
+      if (PF) r16_prefetch<NT, SB>(blk, pfp);
+      __m512i tot[NT];
+      for (int t = 0; t < NT; t++) tot[t] = _mm512_setzero_si512();
+      for (int j = 0; j < 8; j++) {  // sub-block j: QS vectors 8(j / 2)..+7, low (j even) or high nibbles
+        __m512i sc, m;
+        scale_min(blk, j, sc, m);
+        __m512i S[NT];
+        for (int t = 0; t < NT; t++) S[t] = _mm512_setzero_si512();
+        for (int v = 0; v < 8; v++) {
+          const __m512i L = _mm512_loadu_si512(blk + 256 + 64 * (8 * (j / 2) + v));
+          const __m512i V = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(L, 4) : L, m4);
+          for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+        }
+        for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));
+      }
+      __m512i M[NT];  // Σ_j min_j·Σy_j: the minimums of sub-blocks 2k, 2k+1 paired as int16 against ys's pair k
+      for (int t = 0; t < NT; t++) M[t] = _mm512_setzero_si512();
+      for (int k = 0; k < 4; k++) {
+        __m512i sc, m0, m1;
+        scale_min(blk, 2 * k, sc, m0);
+        scale_min(blk, 2 * k + 1, sc, m1);
+        const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+        for (int t = 0; t < NT; t++) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(ys[t][4 * i + k]));
+      }
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+      const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + 32)));
+      for (int t = 0; t < NT; t++) {
+        const __m512 dy = _mm512_set1_ps(y[t][i].d);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+        acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M[t]), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
+  }
+}
+};
+
+static int32_t* r16_scratch(size_t n) {
+  thread_local std::vector<int32_t> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+// Decode (one token). F: Q6R or Q4R.
+template <class F>
+static void r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 256;
+  const ActQ8K* y[1] = {(const ActQ8K*)act};
+  int32_t* p = r16_scratch((size_t)nb * F::kPrep);
+  F::prep(y[0], nb, p);
+  const int32_t* pp[1] = {p};
+  if (pf) F::template pass<1, true>(nb, w, rb, nrows, y, pp, out, 0);
+  else F::template pass<1, false>(nb, w, rb, nrows, y, pp, out, 0);
+}
+// Prefill tile (PF = false) and small-batch decode (PF = true): tokens in passes of up to 8, each weight
+// super-block decoded once per pass.
+template <class F, bool PF>
+static void r16_tile(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                     float* out, size_t outStride) {
+  const int nb = K / 256;
+  int32_t* buf = r16_scratch((size_t)nb * F::kPrep * 8);
+  for (int t0 = 0; t0 < ntok; t0 += 8) {
+    const int nt = std::min(8, ntok - t0);
+    const ActQ8K* y[8];
+    const int32_t* pp[8];
+    for (int t = 0; t < nt; t++) {
+      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+      F::prep(y[t], nb, buf + (size_t)t * nb * F::kPrep);
+      pp[t] = buf + (size_t)t * nb * F::kPrep;
+    }
+    float* o = out + (size_t)t0 * outStride;
+#define L4_R16_PASS(n) F::template pass<n, PF>(nb, w, rb, nrows, y, pp, o, outStride)
+    switch (nt) {
+      case 8: L4_R16_PASS(8); break;
+      case 7: L4_R16_PASS(7); break;
+      case 6: L4_R16_PASS(6); break;
+      case 5: L4_R16_PASS(5); break;
+      case 4: L4_R16_PASS(4); break;
+      case 3: L4_R16_PASS(3); break;
+      case 2: L4_R16_PASS(2); break;
+      default: L4_R16_PASS(1); break;
+    }
+#undef L4_R16_PASS
+  }
+}
+
+static void fill_kquant_r16(KernelTable& t) {
+  t.rows[T_Q6_K_R16] = r16_rows<Q6R>;
+  t.act[T_Q6_K_R16] = ACT_Q8K;
+  t.tile[T_Q6_K_R16] = r16_tile<Q6R, false>;
+  t.batch[T_Q6_K_R16] = r16_tile<Q6R, true>;
+  t.rows[T_Q4_K_R16] = r16_rows<Q4R>;
+  t.act[T_Q4_K_R16] = ACT_Q8K;
+  t.tile[T_Q4_K_R16] = r16_tile<Q4R, false>;
+  t.batch[T_Q4_K_R16] = r16_tile<Q4R, true>;
+}
