@@ -1,5 +1,6 @@
-// q6_K and q4_K repacked into groups of 16 rows (T_Q6_K_R16, T_Q4_K_R16, layouts in common.h) on AVX-512 VNNI:
-// decode rows, prefill tiles and 2..16-token batches, included by kern-avx512.cc after kern-kquant-avx512.h.
+// q6_K, q4_K and IQ4_XS repacked into groups of 16 rows (T_Q6_K_R16, T_Q4_K_R16, T_IQ4_XS_R16, layouts in
+// common.h) on AVX-512 VNNI: decode rows, prefill tiles and 2..16-token batches, included by kern-avx512.cc after
+// kern-iquant-avx512.h (IQ4_XS's value table) and kern-kquant-avx512.h.
 //
 // Why: on the file layout a row's super-block ends in int32 lanes that must be scaled per sub-block and folded
 // (kq6_dot: 4 VPDPBUSD + 4 VPMADDWD/VPDPWSSD + reductions per row and token), so an 8-token batch of the q6_K
@@ -16,6 +17,8 @@
 //         acc = fma(d_w·d_y, float(t), acc)
 //   q4_K: t = Σ_j scale_j · Σ_{e in j} q_e·y_e,  m = Σ_j min_j · Σ_{e in j} y_e   (|t| ≤ 8·63·32·15·127)
 //         acc = fma(d_w·d_y, float(t), acc); acc = fnmadd(dmin_w·d_y, float(m), acc)
+//   IQ4_XS: t = Σ_j (ls_j − 32) · Σ_{e in j} kvalue(q_e)·y_e         (|t| ≤ 8·32·32·127·127)
+//         acc = fma(d_w·d_y, float(t), acc)
 // and the result is acc after the last super-block. Every kernel below is one pass function per format, doing
 // exactly that per (row, token) whatever its token count, so a token's result does not depend on its batch. (The
 // file-layout kernels keep their own structure; a kernel set reads a matrix in one layout only.) The layouts put
@@ -26,13 +29,16 @@
 // into L2; 8 tokens' activations fill most of L1, and weights prefetched into it were evicted before use (an
 // 8-token product of the 32000 x 2048 head ran slower than on the file layout). Zen 4, one thread, streamed from
 // DRAM (bench/batch-kernels.ts --threads 1 --types q6_k): T = 1 2.05 -> 1.67 ms, T = 8 6.8 -> 4.0 ms.
+#ifndef L4_PF_R16_1
+#define L4_PF_R16_1 4
+#endif
 #ifndef L4_PF_R16_N
 #define L4_PF_R16_N 32768
 #endif
 // The chunk's stream (pfp: next line to fetch) up to blk + one super-block (decode) or L4_PF_R16_N (batches).
 template <int NT, size_t SB>
 static inline void r16_prefetch(const uint8_t* blk, const uint8_t*& pfp) {
-  if (NT == 1) for (const uint8_t* e = blk + SB; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+  if (NT == 1) for (const uint8_t* e = blk + L4_PF_R16_1 * SB / 4; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
   else for (const uint8_t* e = blk + L4_PF_R16_N; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T1);
 }
 
@@ -109,81 +115,130 @@ static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* c
 }
 };
 
+// q4_K and IQ4_XS share the QS layout (4-bit codes, 16 rows, chunk-major; common.h) and so one pass: IQ4_XS looks
+// its codes up (kvalues_iq4nl + 128, VPSHUFB) where q4_K takes them as they are, has signed 6-bit scales (ls − 32)
+// and no minimums, and starts each sub-block sum at −128·Σy to undo the +128.
+template <bool IQ4>
 struct Q4R {
-static constexpr size_t SB = kQ4KR16Block;  // bytes of one super-block of a 16-row group
+  static constexpr size_t SB = IQ4 ? kIQ4XSR16Block : kQ4KR16Block;  // bytes of one super-block of a 16-row group
+  static constexpr size_t QS = IQ4 ? 128 : 256;                      // offset of the codes in it
 
-// Per token and super-block: (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3 (|Σ| ≤ 32·127: exact).
-static constexpr int kPrep = 4;
-static void prep(const ActQ8K* y, int nb, int32_t* dst) {
-  for (int i = 0; i < nb; i++)
-    for (int k = 0; k < 4; k++) {
-      const int a = y[i].bsums[4 * k] + y[i].bsums[4 * k + 1], b = y[i].bsums[4 * k + 2] + y[i].bsums[4 * k + 3];
-      dst[4 * i + k] = (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
-    }
-}
-// Byte p (0..11) of the 16 rows' packed scales as int32 lanes.
-static inline __m512i sbyte(const uint8_t* blk, int p) {
-  return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(blk + 64 + 16 * p)));
-}
-// The 16 rows' 6-bit scale (sc) and minimum (m) of sub-block j: ggml's get_scale_min_k4, 16 rows at once.
-static inline void scale_min(const uint8_t* blk, int j, __m512i& sc, __m512i& m) {
-  const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
-  if (j < 4) {
-    sc = _mm512_and_si512(sbyte(blk, j), m63);
-    m = _mm512_and_si512(sbyte(blk, j + 4), m63);
-  } else {
-    const __m512i q = sbyte(blk, j + 4);
-    sc = _mm512_or_si512(_mm512_and_si512(q, m15), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j - 4), 6), 4));
-    m = _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j), 6), 4));
+  // Per token and super-block. q4_K: (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3 (|Σ| ≤ 32·127:
+  // exact). IQ4_XS: −128·Σy of sub-block j, j = 0..7.
+  static constexpr int kPrep = IQ4 ? 8 : 4;
+  static void prep(const ActQ8K* y, int nb, int32_t* dst) {
+    for (int i = 0; i < nb; i++)
+      for (int j = 0; j < 8; j += 2) {
+        const int a = y[i].bsums[2 * j] + y[i].bsums[2 * j + 1], b = y[i].bsums[2 * j + 2] + y[i].bsums[2 * j + 3];
+        if (IQ4) { dst[8 * i + j] = -128 * a; dst[8 * i + j + 1] = -128 * b; }
+        else dst[4 * i + j / 2] = (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+      }
   }
-}
-// NT tokens × the rows [0, nrows) (a multiple of 16) of a Q4_K R16 chunk: out[t·outStride + r].
-template <int NT, bool PF>
-static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* ys,
-                 float* out, size_t outStride) {
-  const __m512i m4 = _mm512_set1_epi8(15);
-  const uint8_t* pfp = w;
-  for (int r = 0; r < nrows; r += 16) {
-    const uint8_t* g = w + (size_t)r * rb;
-    __m512 acc[NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-    for (int i = 0; i < nb; i++) {
-      const uint8_t* blk = g + (size_t)i * SB;
-      if (PF) r16_prefetch<NT, SB>(blk, pfp);
-      __m512i tot[NT];
-      for (int t = 0; t < NT; t++) tot[t] = _mm512_setzero_si512();
-      for (int j = 0; j < 8; j++) {  // sub-block j: QS vectors 8(j / 2)..+7, low (j even) or high nibbles
-        __m512i sc, m;
-        scale_min(blk, j, sc, m);
-        __m512i S[NT];
-        for (int t = 0; t < NT; t++) S[t] = _mm512_setzero_si512();
-        for (int v = 0; v < 8; v++) {
-          const __m512i L = _mm512_loadu_si512(blk + 256 + 64 * (8 * (j / 2) + v));
-          const __m512i V = _mm512_and_si512(j % 2 ? _mm512_srli_epi16(L, 4) : L, m4);
-          for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+  // Byte p of the 16 rows' packed scales as int32 lanes.
+  static inline __m512i sbyte(const uint8_t* blk, int p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(blk + (IQ4 ? 32 : 64) + 16 * p)));
+  }
+  // The 16 rows' scale (sc) and, for q4_K, minimum (m) of sub-block j. q4_K: ggml's get_scale_min_k4, 16 rows at
+  // once. IQ4_XS: ls − 32, ls = 4 bits of scales_l[j / 2] (bytes 2..5) and 2 of scales_h (bytes 0, 1).
+  static inline void scale_min(const uint8_t* blk, int j, __m512i& sc, __m512i& m) {
+    const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
+    if (IQ4) {
+      const __m512i h = _mm512_srli_epi32(_mm512_or_si512(sbyte(blk, 0), _mm512_slli_epi32(sbyte(blk, 1), 8)), 2 * j);
+      const __m512i l = _mm512_and_si512(_mm512_srli_epi32(sbyte(blk, 2 + j / 2), 4 * (j % 2)), m15);
+      sc = _mm512_sub_epi32(_mm512_or_si512(l, _mm512_slli_epi32(_mm512_and_si512(h, _mm512_set1_epi32(3)), 4)), _mm512_set1_epi32(32));
+      m = _mm512_setzero_si512();
+    } else if (j < 4) {
+      sc = _mm512_and_si512(sbyte(blk, j), m63);
+      m = _mm512_and_si512(sbyte(blk, j + 4), m63);
+    } else {
+      const __m512i q = sbyte(blk, j + 4);
+      sc = _mm512_or_si512(_mm512_and_si512(q, m15), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j - 4), 6), 4));
+      m = _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j), 6), 4));
+    }
+  }
+  // Codes of a QS vector's low (H = 0) or high nibbles as VPDPBUSD's unsigned operand.
+  template <int H>
+  static inline __m512i codes(__m512i L, __m512i m4, __m512i lut) {
+    const __m512i c = _mm512_and_si512(H ? _mm512_srli_epi16(L, 4) : L, m4);
+    return IQ4 ? _mm512_shuffle_epi8(lut, c) : c;
+  }
+  // Start of sub-block j's sum for token t's super-block.
+  static inline __m512i start(const int32_t* p, int j) { return IQ4 ? _mm512_set1_epi32(p[j]) : _mm512_setzero_si512(); }
+
+  // NT tokens × the rows [0, nrows) (a multiple of 16) of a chunk: out[t·outStride + r].
+  template <int NT, bool PF>
+  static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* ys,
+                   float* out, size_t outStride) {
+    const __m512i m4 = _mm512_set1_epi8(15), lut = IQ4 ? iq4x_table() : _mm512_setzero_si512();
+    const uint8_t* pfp = w;
+    for (int r = 0; r < nrows; r += 16) {
+      const uint8_t* g = w + (size_t)r * rb;
+      __m512 acc[NT];
+      for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* blk = g + (size_t)i * SB;
+        if (PF) r16_prefetch<NT, SB>(blk, pfp);
+        const int32_t* p[NT];
+        for (int t = 0; t < NT; t++) p[t] = ys[t] + kPrep * i;
+        // M: Σ_j min_j·Σy_j (q4_K), the minimums of sub-blocks 2k, 2k+1 paired as int16 against p's pair k
+        __m512i tot[NT], M[NT];
+        for (int t = 0; t < NT; t++) { tot[t] = _mm512_setzero_si512(); M[t] = _mm512_setzero_si512(); }
+        if constexpr (NT <= 4) {
+          // few tokens: each QS vector loaded once for both its sub-blocks, each scale byte unpacked once
+          for (int k = 0; k < 4; k++) {
+            __m512i sc0, m0, sc1, m1, S0[NT], S1[NT];
+            scale_min(blk, 2 * k, sc0, m0);
+            scale_min(blk, 2 * k + 1, sc1, m1);
+            for (int t = 0; t < NT; t++) { S0[t] = start(p[t], 2 * k); S1[t] = start(p[t], 2 * k + 1); }
+            for (int v = 0; v < 8; v++) {
+              const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * k + v));
+              const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
+              for (int t = 0; t < NT; t++) {
+                const int32_t* q = (const int32_t*)y[t][i].qs;
+                S0[t] = _mm512_dpbusd_epi32(S0[t], V0, _mm512_set1_epi32(q[16 * k + v]));
+                S1[t] = _mm512_dpbusd_epi32(S1[t], V1, _mm512_set1_epi32(q[16 * k + 8 + v]));
+              }
+            }
+            const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+            for (int t = 0; t < NT; t++) {
+              tot[t] = _mm512_add_epi32(tot[t], _mm512_add_epi32(_mm512_mullo_epi32(S0[t], sc0), _mm512_mullo_epi32(S1[t], sc1)));
+              if (!IQ4) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(p[t][k]));
+            }
+          }
+        } else {
+          // 8 tokens' sums fill the registers: one sub-block at a time, the minimums afterwards (same integers)
+          for (int j = 0; j < 8; j++) {  // sub-block j: QS vectors 8(j / 2)..+7, low (j even) or high nibbles
+            __m512i sc, m;
+            scale_min(blk, j, sc, m);
+            __m512i S[NT];
+            for (int t = 0; t < NT; t++) S[t] = start(p[t], j);
+            for (int v = 0; v < 8; v++) {
+              const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
+              const __m512i V = j % 2 ? codes<1>(L, m4, lut) : codes<0>(L, m4, lut);
+              for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+            }
+            for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));
+          }
+          if (!IQ4)
+            for (int k = 0; k < 4; k++) {
+              __m512i sc, m0, m1;
+              scale_min(blk, 2 * k, sc, m0);
+              scale_min(blk, 2 * k + 1, sc, m1);
+              const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+              for (int t = 0; t < NT; t++) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(p[t][k]));
+            }
         }
-        for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+        const __m512 dm = IQ4 ? dw : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + 32)));
+        for (int t = 0; t < NT; t++) {
+          const __m512 dy = _mm512_set1_ps(y[t][i].d);
+          acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+          if (!IQ4) acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M[t]), acc[t]);
+        }
       }
-      __m512i M[NT];  // Σ_j min_j·Σy_j: the minimums of sub-blocks 2k, 2k+1 paired as int16 against ys's pair k
-      for (int t = 0; t < NT; t++) M[t] = _mm512_setzero_si512();
-      for (int k = 0; k < 4; k++) {
-        __m512i sc, m0, m1;
-        scale_min(blk, 2 * k, sc, m0);
-        scale_min(blk, 2 * k + 1, sc, m1);
-        const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
-        for (int t = 0; t < NT; t++) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(ys[t][4 * i + k]));
-      }
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
-      const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + 32)));
-      for (int t = 0; t < NT; t++) {
-        const __m512 dy = _mm512_set1_ps(y[t][i].d);
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(tot[t]), acc[t]);
-        acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M[t]), acc[t]);
-      }
+      for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
     }
-    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
   }
-}
 };
 
 static int32_t* r16_scratch(size_t n) {
@@ -191,7 +246,7 @@ static int32_t* r16_scratch(size_t n) {
   if (buf.size() < n) buf.resize(n);
   return buf.data();
 }
-// Decode (one token). F: Q6R or Q4R.
+// Decode (one token). F: Q6R or Q4R<IQ4>.
 template <class F>
 static void r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   const int nb = K / 256;
@@ -239,8 +294,12 @@ static void fill_kquant_r16(KernelTable& t) {
   t.act[T_Q6_K_R16] = ACT_Q8K;
   t.tile[T_Q6_K_R16] = r16_tile<Q6R, false>;
   t.batch[T_Q6_K_R16] = r16_tile<Q6R, true>;
-  t.rows[T_Q4_K_R16] = r16_rows<Q4R>;
+  t.rows[T_Q4_K_R16] = r16_rows<Q4R<false>>;
   t.act[T_Q4_K_R16] = ACT_Q8K;
-  t.tile[T_Q4_K_R16] = r16_tile<Q4R, false>;
-  t.batch[T_Q4_K_R16] = r16_tile<Q4R, true>;
+  t.tile[T_Q4_K_R16] = r16_tile<Q4R<false>, false>;
+  t.batch[T_Q4_K_R16] = r16_tile<Q4R<false>, true>;
+  t.rows[T_IQ4_XS_R16] = r16_rows<Q4R<true>>;
+  t.act[T_IQ4_XS_R16] = ACT_Q8K;
+  t.tile[T_IQ4_XS_R16] = r16_tile<Q4R<true>, false>;
+  t.batch[T_IQ4_XS_R16] = r16_tile<Q4R<true>, true>;
 }

@@ -292,44 +292,58 @@ static void q6_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
     q6_block(q, b);
   }
 }
-// ---- Q4_K R16 (common.h) <-> the file layout ----
-// Code (0..15) of element e of a q4_K super-block: 64-element halves of 32 bytes, low nibbles first.
-static inline uint8_t q4k_code(const BlockQ4_K& b, int e) { return (uint8_t)((b.qs[32 * (e / 64) + e % 32] >> (e % 64 >= 32 ? 4 : 0)) & 15); }
-static void q4k_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
-  const size_t rb = (size_t)nb * 144;
+// ---- Q4_K R16 and IQ4_XS R16 (common.h) <-> the file layout ----
+// Both: a header (q4_K: d, dmin, 12 scale bytes; IQ4_XS: d, then 6 scale bytes) and 128 bytes of 4-bit codes.
+// q4_K's codes come in 64-element halves of 32 bytes, low nibbles first; IQ4_XS's in 32-element sub-blocks of 16.
+template <bool IQ4>
+struct Q4Layout {
+  static constexpr int BB = IQ4 ? 136 : 144, QS = IQ4 ? 8 : 16, HALVES = IQ4 ? 1 : 2, SCALES = IQ4 ? 6 : 12;
+  static constexpr size_t GB = IQ4 ? kIQ4XSR16Block : kQ4KR16Block, SC = IQ4 ? 32 : 64, CODES = IQ4 ? 128 : 256;
+  static int byte_of(int e) { return IQ4 ? 16 * (e / 32) + e % 16 : 32 * (e / 64) + e % 32; }
+  static int shift_of(int e) { return (IQ4 ? e % 32 >= 16 : e % 64 >= 32) ? 4 : 0; }
+};
+template <bool IQ4>
+static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
+  using F = Q4Layout<IQ4>;
+  const size_t rb = (size_t)nb * F::BB;
   for (int64_t g = g0; g < g1; g++)
     for (int i = 0; i < nb; i++) {
-      uint8_t* d = dst + (size_t)g * 16 * rb + (size_t)i * kQ4KR16Block;
+      uint8_t* d = dst + (size_t)g * 16 * rb + (size_t)i * F::GB;
       for (int r = 0; r < 16; r++) {
-        const BlockQ4_K& b = *(const BlockQ4_K*)(src + (size_t)(16 * g + r) * rb + (size_t)i * 144);
-        std::memcpy(d + 2 * r, &b.d, 2);
-        std::memcpy(d + 32 + 2 * r, &b.dmin, 2);
-        for (int p = 0; p < 12; p++) d[64 + 16 * p + r] = b.scales[p];
+        const uint8_t* b = src + (size_t)(16 * g + r) * rb + (size_t)i * F::BB;
+        std::memcpy(d + 2 * r, b, 2);
+        if (!IQ4) std::memcpy(d + 32 + 2 * r, b + 2, 2);
+        for (int p = 0; p < F::SCALES; p++) d[F::SC + 16 * p + r] = b[F::QS - F::SCALES + p];
+        const uint8_t* qs = b + F::QS;
+        auto code = [&](int e) { return (qs[F::byte_of(e)] >> F::shift_of(e)) & 15; };
         for (int u = 0; u < 32; u++) {
           const int c = 16 * (u / 8) + u % 8;
-          for (int e = 0; e < 4; e++) d[q4kr16_qs_at(u, r, e)] = (uint8_t)(q4k_code(b, 4 * c + e) | q4k_code(b, 4 * (c + 8) + e) << 4);
+          for (int e = 0; e < 4; e++) d[F::CODES + 64 * u + 4 * r + e] = (uint8_t)(code(4 * c + e) | code(4 * (c + 8) + e) << 4);
         }
       }
     }
 }
-static void q4k_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
+template <bool IQ4>
+static void q4_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
+  using F = Q4Layout<IQ4>;
   const int nb = K / 256;
-  const size_t rb = (size_t)nb * 144;
+  const size_t rb = (size_t)nb * F::BB;
   const int rr = (int)(r % 16);
   for (int i = 0; i < nb; i++) {
-    const uint8_t* d = w + (size_t)(r / 16) * 16 * rb + (size_t)i * kQ4KR16Block;
-    BlockQ4_K& b = *(BlockQ4_K*)(dst + (size_t)i * 144);
-    std::memcpy(&b.d, d + 2 * rr, 2);
-    std::memcpy(&b.dmin, d + 32 + 2 * rr, 2);
-    for (int p = 0; p < 12; p++) b.scales[p] = d[64 + 16 * p + rr];
-    std::memset(b.qs, 0, sizeof b.qs);
+    const uint8_t* d = w + (size_t)(r / 16) * 16 * rb + (size_t)i * F::GB;
+    uint8_t* b = dst + (size_t)i * F::BB;
+    std::memcpy(b, d + 2 * rr, 2);
+    if (!IQ4) std::memcpy(b + 2, d + 32 + 2 * rr, 2);
+    for (int p = 0; p < F::SCALES; p++) b[F::QS - F::SCALES + p] = d[F::SC + 16 * p + rr];
+    uint8_t* qs = b + F::QS;
+    std::memset(qs, 0, 128);
     for (int u = 0; u < 32; u++) {
       const int c = 16 * (u / 8) + u % 8;
       for (int e = 0; e < 4; e++) {
-        const uint8_t v = d[q4kr16_qs_at(u, rr, e)];
+        const uint8_t v = d[F::CODES + 64 * u + 4 * rr + e];
         for (int h = 0; h < 2; h++) {
           const int el = 4 * (c + 8 * h) + e;
-          b.qs[32 * (el / 64) + el % 32] |= (uint8_t)(((v >> (4 * h)) & 15) << (el % 64 >= 32 ? 4 : 0));
+          qs[F::byte_of(el)] |= (uint8_t)(((v >> (4 * h)) & 15) << F::shift_of(el));
         }
       }
     }
@@ -339,7 +353,8 @@ static void q4k_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
 // Any repacked row back in its file layout.
 static void repacked_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   if (type == T_Q6_K_R16) q6_r16_row(w, r, K, dst);
-  else if (type == T_Q4_K_R16) q4k_r16_row(w, r, K, dst);
+  else if (type == T_Q4_K_R16) q4_r16_row<false>(w, r, K, dst);
+  else if (type == T_IQ4_XS_R16) q4_r16_row<true>(w, r, K, dst);
   else r8_row(type, w, r, K, dst);
 }
 
@@ -385,10 +400,11 @@ static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
   }
 }
 void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to) {
-  if (to == T_Q6_K_R16 || to == T_Q4_K_R16) {
+  if (to == T_Q6_K_R16 || to == T_Q4_K_R16 || to == T_IQ4_XS_R16) {
     parallelFor(rows / 16, 4, [&](int64_t a, int64_t b, int) {
       if (to == T_Q6_K_R16) q6_r16_groups(dst, src, a, b, K / 256);
-      else q4k_r16_groups(dst, src, a, b, K / 256);
+      else if (to == T_Q4_K_R16) q4_r16_groups<false>(dst, src, a, b, K / 256);
+      else q4_r16_groups<true>(dst, src, a, b, K / 256);
     });
     return;
   }
