@@ -1,6 +1,7 @@
 // Repacked weights (native/src/common.h): the native backend copies q4_0/q8_0 matrices into 8-row groups at load
-// ("R8"; q4_K/q6_K/IQ4_XS "R16" groups further down). The repacked kernels promise the very same bits as the kernels on the file layout, for
-// decode and prefill, plain and expert-sliced weights, and getRows/toF32 must read the rows back unchanged.
+// ("R8"; q4_K/q6_K/IQ4_XS "R16" groups further down). The R8 kernels promise the very same bits as the kernels on
+// the file layout, for decode and prefill, plain and expert-sliced weights, and getRows/toF32 must read the rows
+// back unchanged.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCreateNativeBackend, type NativeBackend } from './index.ts';
