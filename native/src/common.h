@@ -36,18 +36,24 @@ enum GType : int {
 // contiguous stream instead of two 9 KiB apart (two streams ran at ~60% of one stream's bandwidth on Zen 4).
 //
 // "Q6_K R16" (q6_K, N % 16 == 0, AVX-512): rows 16p..16p+15 as K/256 super-blocks of 16·210 bytes, "chunk-major"
-// (lane r of a 64-byte vector = row r's 4 bytes). Chunk c = 16m + 4j + v (m, j, v = 0..3) holds a super-block's
-// elements 4c..4c+3 and lies in sub-block s = 4m + j. A super-block is [16 f16 d, row r at 2r] then 4 segments of
-// 832 bytes, segment j holding everything sub-blocks j, j+4, j+8, j+12 need, in the order the kernel reads it:
-//   +0     scales: byte 16m + r = row r's int8 scale of sub-block 4m + j
-//   +64    QL: 8 vectors; vector 4(m % 2) + v, lane r, byte b: nibble m / 2 (low, high) = low 4 bits of row r's
-//          code (0..63) of element 4c + b
-//   +576   QH: 4 vectors; vector v, lane r, byte b: bits 2m, 2m+1 = high 2 bits of the code of element 4c + b
-// Same bytes per row as the file; the kernels (kern-q6k-r16-avx512.h) have their own float structure.
+// (a 64-byte vector holds the same 4-byte word of the 16 rows, row r at 4r: repacking is a word transpose). Chunk c
+// = elements 4c..4c+3 of a super-block, sub-block s = elements 16s..16s+15. A super-block is [16 f16 d, row r at
+// 2r], then 4 segments of 832 bytes; segment j = 2n + p holds everything sub-blocks s = 8n + p + 2M (M = 0..3)
+// need, in the order the kernel reads it:
+//   +0     scales: byte 16M + r = row r's int8 scale of sub-block 8n + p + 2M
+//   +64    QL: 8 vectors; vector 4h + v = word 16n + 8h + 4p + v of the rows' ql (its low nibbles are the low 4
+//          bits of chunk 32n + 8h + 4p + v, its high nibbles those of that chunk + 16)
+//   +576   QH: 4 vectors; vector v = word 8n + 4p + v of the rows' qh (bits 2m, 2m+1: high 2 bits of chunk
+//          32n + 8m + 4p + v)
+// so sub-block s = 8n + p + 2M's chunk 4s + v takes nibble M / 2 of QL vector 4(M % 2) + v and field M of QH
+// vector v. Same bytes per row as the file; the kernels (kern-kquant-r16-avx512.h) have their own float structure.
 constexpr size_t kQ6R16Block = 16 * 210, kQ6R16Seg = 832;
-static inline size_t q6r16_scale_at(int m, int j, int r) { return 32 + kQ6R16Seg * j + 16 * m + r; }
-static inline size_t q6r16_ql_at(int m, int j, int v, int r, int b) { return 32 + kQ6R16Seg * j + 64 + 256 * (m % 2) + 64 * v + 4 * r + b; }
-static inline size_t q6r16_qh_at(int j, int v, int r, int b) { return 32 + kQ6R16Seg * j + 576 + 64 * v + 4 * r + b; }
+static inline size_t q6r16_scale_at(int M, int j, int r) { return 32 + kQ6R16Seg * j + 16 * M + r; }
+static inline int q6r16_subblock(int M, int j) { return 8 * (j / 2) + j % 2 + 2 * M; }
+static inline size_t q6r16_ql_at(int j, int h, int v, int r) { return 32 + kQ6R16Seg * j + 64 + 256 * h + 64 * v + 4 * r; }
+static inline int q6r16_ql_word(int j, int h, int v) { return 16 * (j / 2) + 8 * h + 4 * (j % 2) + v; }
+static inline size_t q6r16_qh_at(int j, int v, int r) { return 32 + kQ6R16Seg * j + 576 + 64 * v + 4 * r; }
+static inline int q6r16_qh_word(int j, int v) { return 8 * (j / 2) + 4 * (j % 2) + v; }
 //
 // "Q4_K R16" (q4_K, N % 16 == 0, AVX-512): rows 16p..16p+15 as K/256 super-blocks of 16·144 bytes:
 //   [0, 32) the 16 rows' f16 d; [32, 64) their f16 dmin; [64, 256) the packed 6-bit scales and minimums, byte
@@ -55,8 +61,10 @@ static inline size_t q6r16_qh_at(int j, int v, int r, int b) { return 32 + kQ6R1
 //   nibble = row r's code of element 4c + b, c = 16(u / 8) + u % 8, high nibble = that of element 4(c + 8) + b.
 //   Vectors 8k..8k+7 thus hold sub-block 2k (elements 64k..64k+31) in low and 2k+1 in high nibbles.
 // "IQ4_XS R16" (iq4_xs, N % 16 == 0, AVX-512): super-blocks of 16·136 bytes: [0, 32) the 16 rows' f16 d;
-//   [32, 128) byte 16p + r = byte p (0..5) of row r's scales_h (2 bytes) and scales_l (4); [128, 2176) QS as
-//   q4_K's (the codes index kvalues_iq4nl).
+//   [32, 128) byte 16p + r = byte p (0..5) of row r's scales_h (2 bytes) and scales_l (4); [128, 2176) QS:
+//   vector u = word u of the rows' qs, as q4_K's; in IQ4_XS order, vectors 4j..4j+3 hold sub-block j (elements
+//   32j..32j+31): vector 4j + v's low nibbles are chunk 8j + v, its high nibbles chunk 8j + 4 + v. The codes
+//   index kvalues_iq4nl.
 constexpr size_t kQ4KR16Block = 16 * 144, kIQ4XSR16Block = 16 * 136;
 static inline size_t q4kr16_qs_at(int u, int r, int b) { return 256 + 64 * u + 4 * r + b; }
 static inline bool is_r8(int t) { return t == T_Q4_0_R8 || t == T_Q8_0_R8 || t == T_Q4_0_R16; }

@@ -52,8 +52,8 @@ static void prep(const ActQ8K* y, int nb, int32_t* dst) {
     for (int s = 0; s < 16; s++) dst[16 * i + s] = -32 * (int32_t)y[i].bsums[s];
 }
 
-// Codes 0..63 of sub-block s = 4M + j (elements 16s..16s+15, chunks c = 16M + 4j + v, v = 0..3) from segment j
-// (common.h): V[v] lane r = row r's codes of elements 4c..4c+3. Low 4 bits: nibble M / 2 of QL vector
+// Codes 0..63 of sub-block s = 8(j / 2) + j % 2 + 2M (elements 16s..16s+15, chunks c = 4s + v, v = 0..3) from
+// segment j (common.h): V[v] lane r = row r's codes of elements 4c..4c+3. Low 4 bits: nibble M / 2 of QL vector
 // 4(M % 2) + v; high 2 bits: field M (bits 2M, 2M+1 of every byte) of QH vector v.
 template <int M>
 static inline void codes(const uint8_t* seg, __m512i V[4]) {
@@ -68,10 +68,10 @@ static inline void codes(const uint8_t* seg, __m512i V[4]) {
     V[v] = _mm512_ternarylogic_epi32(_mm512_and_si512(H, m30), L, m4, 0xF8);  // (H & 0x30) | (L & 15)
   }
 }
-// Sub-block s = 4M + j of one super-block for NT tokens: tot[t] += scale_s · Σ (q − 32)·y per row.
+// Sub-block s = 8(j / 2) + j % 2 + 2M of one super-block for NT tokens: tot[t] += scale_s · Σ (q − 32)·y per row.
 template <int M, int NT>
 static inline void subblock(const uint8_t* seg, int j, const int8_t* const* yq, const int32_t* const* off, __m512i* tot) {
-  const int s = 4 * M + j;
+  const int s = 8 * (j / 2) + j % 2 + 2 * M;  // q6r16_subblock
   __m512i V[4];
   codes<M>(seg, V);
   const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(seg + 16 * M)));
@@ -195,8 +195,14 @@ struct Q4R {
               const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
               for (int t = 0; t < NT; t++) {
                 const int32_t* q = (const int32_t*)y[t][i].qs;
-                S0[t] = _mm512_dpbusd_epi32(S0[t], V0, _mm512_set1_epi32(q[16 * k + v]));
-                S1[t] = _mm512_dpbusd_epi32(S1[t], V1, _mm512_set1_epi32(q[16 * k + 8 + v]));
+                if (IQ4) {  // vector 8k + v: sub-block 2k + v / 4, chunks 16k + 8(v / 4) + v % 4 (low) and + 4 (high)
+                  __m512i& S = v < 4 ? S0[t] : S1[t];
+                  const int c = 16 * k + 8 * (v / 4) + v % 4;
+                  S = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S, V0, _mm512_set1_epi32(q[c])), V1, _mm512_set1_epi32(q[c + 4]));
+                } else {  // vector 8k + v: chunk 16k + v of sub-block 2k (low), 16k + 8 + v of 2k + 1 (high)
+                  S0[t] = _mm512_dpbusd_epi32(S0[t], V0, _mm512_set1_epi32(q[16 * k + v]));
+                  S1[t] = _mm512_dpbusd_epi32(S1[t], V1, _mm512_set1_epi32(q[16 * k + 8 + v]));
+                }
               }
             }
             const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
@@ -207,15 +213,26 @@ struct Q4R {
           }
         } else {
           // 8 tokens' sums fill the registers: one sub-block at a time, the minimums afterwards (same integers)
-          for (int j = 0; j < 8; j++) {  // sub-block j: QS vectors 8(j / 2)..+7, low (j even) or high nibbles
+          for (int j = 0; j < 8; j++) {  // sub-block j
             __m512i sc, m;
             scale_min(blk, j, sc, m);
             __m512i S[NT];
             for (int t = 0; t < NT; t++) S[t] = start(p[t], j);
-            for (int v = 0; v < 8; v++) {
-              const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
-              const __m512i V = j % 2 ? codes<1>(L, m4, lut) : codes<0>(L, m4, lut);
-              for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+            if (IQ4) {  // vectors 4j..4j+3: chunk 8j + v (low nibbles) and 8j + 4 + v (high)
+              for (int v = 0; v < 4; v++) {
+                const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (4 * j + v));
+                const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
+                for (int t = 0; t < NT; t++) {
+                  const int32_t* q = (const int32_t*)y[t][i].qs;
+                  S[t] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S[t], V0, _mm512_set1_epi32(q[8 * j + v])), V1, _mm512_set1_epi32(q[8 * j + 4 + v]));
+                }
+              }
+            } else {  // vectors 8(j / 2)..+7: chunk 8j + v, low (j even) or high nibbles
+              for (int v = 0; v < 8; v++) {
+                const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
+                const __m512i V = j % 2 ? codes<1>(L, m4, lut) : codes<0>(L, m4, lut);
+                for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+              }
             }
             for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));
           }

@@ -225,49 +225,23 @@ static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   }
 }
 
-// ---- Q6_K R16 (common.h) <-> the file layout ----
-// The 256 codes (0..63, q + 32) of one q6_K super-block, in element order (ggml's dequantize_row_q6_K).
-static void q6_codes(const BlockQ6_K& b, uint8_t q[256]) {
-  for (int n = 0; n < 2; n++)
-    for (int l = 0; l < 32; l++) {
-      const uint8_t lo = b.ql[64 * n + l], hi = b.ql[64 * n + 32 + l], h = b.qh[32 * n + l];
-      q[128 * n + l] = (lo & 15) | ((h & 3) << 4);
-      q[128 * n + 32 + l] = (hi & 15) | (((h >> 2) & 3) << 4);
-      q[128 * n + 64 + l] = (lo >> 4) | (((h >> 4) & 3) << 4);
-      q[128 * n + 96 + l] = (hi >> 4) | (((h >> 6) & 3) << 4);
-    }
-}
-static void q6_block(const uint8_t q[256], BlockQ6_K& b) {
-  for (int n = 0; n < 2; n++)
-    for (int l = 0; l < 32; l++) {
-      const uint8_t* c = q + 128 * n + l;
-      b.ql[64 * n + l] = (uint8_t)((c[0] & 15) | ((c[64] & 15) << 4));
-      b.ql[64 * n + 32 + l] = (uint8_t)((c[32] & 15) | ((c[96] & 15) << 4));
-      b.qh[32 * n + l] = (uint8_t)((c[0] >> 4) | ((c[32] >> 4) << 2) | ((c[64] >> 4) << 4) | ((c[96] >> 4) << 6));
-    }
-}
+// ---- Q6_K R16 (common.h) <-> the file layout: word transposes ----
 // Rows 16g..16g+15 of a q6_K matrix (file layout, nb super-blocks per row) -> group g of the R16 layout.
 static void q6_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
   const size_t rb = (size_t)nb * 210;
-  uint8_t q[256];
   for (int64_t g = g0; g < g1; g++)
     for (int i = 0; i < nb; i++) {
       uint8_t* d = dst + (size_t)g * 16 * rb + (size_t)i * kQ6R16Block;
-      std::memset(d, 0, kQ6R16Block);
       for (int r = 0; r < 16; r++) {
         const BlockQ6_K& b = *(const BlockQ6_K*)(src + (size_t)(16 * g + r) * rb + (size_t)i * 210);
         std::memcpy(d + 2 * r, &b.d, 2);
-        q6_codes(b, q);
-        for (int m = 0; m < 4; m++)
-          for (int j = 0; j < 4; j++) {
-            d[q6r16_scale_at(m, j, r)] = (uint8_t)b.scales[4 * m + j];
-            for (int v = 0; v < 4; v++)
-              for (int e = 0; e < 4; e++) {
-                const uint8_t c = q[4 * (16 * m + 4 * j + v) + e];
-                d[q6r16_ql_at(m, j, v, r, e)] |= (uint8_t)((c & 15) << (4 * (m / 2)));
-                d[q6r16_qh_at(j, v, r, e)] |= (uint8_t)((c >> 4) << (2 * m));
-              }
+        for (int j = 0; j < 4; j++) {
+          for (int M = 0; M < 4; M++) d[q6r16_scale_at(M, j, r)] = (uint8_t)b.scales[q6r16_subblock(M, j)];
+          for (int v = 0; v < 4; v++) {
+            for (int h = 0; h < 2; h++) std::memcpy(d + q6r16_ql_at(j, h, v, r), b.ql + 4 * q6r16_ql_word(j, h, v), 4);
+            std::memcpy(d + q6r16_qh_at(j, v, r), b.qh + 4 * q6r16_qh_word(j, v), 4);
           }
+        }
       }
     }
 }
@@ -276,31 +250,26 @@ static void q6_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   const int nb = K / 256;
   const size_t rb = (size_t)nb * 210;
   const int rr = (int)(r % 16);
-  uint8_t q[256];
   for (int i = 0; i < nb; i++) {
     const uint8_t* d = w + (size_t)(r / 16) * 16 * rb + (size_t)i * kQ6R16Block;
     BlockQ6_K& b = *(BlockQ6_K*)(dst + (size_t)i * 210);
     std::memcpy(&b.d, d + 2 * rr, 2);
-    for (int m = 0; m < 4; m++)
-      for (int j = 0; j < 4; j++) {
-        b.scales[4 * m + j] = (int8_t)d[q6r16_scale_at(m, j, rr)];
-        for (int v = 0; v < 4; v++)
-          for (int e = 0; e < 4; e++)
-            q[4 * (16 * m + 4 * j + v) + e] = (uint8_t)(((d[q6r16_ql_at(m, j, v, rr, e)] >> (4 * (m / 2))) & 15) |
-                                                         (((d[q6r16_qh_at(j, v, rr, e)] >> (2 * m)) & 3) << 4));
+    for (int j = 0; j < 4; j++) {
+      for (int M = 0; M < 4; M++) b.scales[q6r16_subblock(M, j)] = (int8_t)d[q6r16_scale_at(M, j, rr)];
+      for (int v = 0; v < 4; v++) {
+        for (int h = 0; h < 2; h++) std::memcpy(b.ql + 4 * q6r16_ql_word(j, h, v), d + q6r16_ql_at(j, h, v, rr), 4);
+        std::memcpy(b.qh + 4 * q6r16_qh_word(j, v), d + q6r16_qh_at(j, v, rr), 4);
       }
-    q6_block(q, b);
+    }
   }
 }
 // ---- Q4_K R16 and IQ4_XS R16 (common.h) <-> the file layout ----
-// Both: a header (q4_K: d, dmin, 12 scale bytes; IQ4_XS: d, then 6 scale bytes) and 128 bytes of 4-bit codes.
-// q4_K's codes come in 64-element halves of 32 bytes, low nibbles first; IQ4_XS's in 32-element sub-blocks of 16.
+// Both: a header (q4_K: d, dmin, 12 scale bytes; IQ4_XS: d, then 6 scale bytes) and 128 bytes of 4-bit codes,
+// whose 32 words are transposed (vector u, lane r = row r's word u).
 template <bool IQ4>
 struct Q4Layout {
-  static constexpr int BB = IQ4 ? 136 : 144, QS = IQ4 ? 8 : 16, HALVES = IQ4 ? 1 : 2, SCALES = IQ4 ? 6 : 12;
+  static constexpr int BB = IQ4 ? 136 : 144, QS = IQ4 ? 8 : 16, SCALES = IQ4 ? 6 : 12;
   static constexpr size_t GB = IQ4 ? kIQ4XSR16Block : kQ4KR16Block, SC = IQ4 ? 32 : 64, CODES = IQ4 ? 128 : 256;
-  static int byte_of(int e) { return IQ4 ? 16 * (e / 32) + e % 16 : 32 * (e / 64) + e % 32; }
-  static int shift_of(int e) { return (IQ4 ? e % 32 >= 16 : e % 64 >= 32) ? 4 : 0; }
 };
 template <bool IQ4>
 static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
@@ -314,12 +283,7 @@ static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
         std::memcpy(d + 2 * r, b, 2);
         if (!IQ4) std::memcpy(d + 32 + 2 * r, b + 2, 2);
         for (int p = 0; p < F::SCALES; p++) d[F::SC + 16 * p + r] = b[F::QS - F::SCALES + p];
-        const uint8_t* qs = b + F::QS;
-        auto code = [&](int e) { return (qs[F::byte_of(e)] >> F::shift_of(e)) & 15; };
-        for (int u = 0; u < 32; u++) {
-          const int c = 16 * (u / 8) + u % 8;
-          for (int e = 0; e < 4; e++) d[F::CODES + 64 * u + 4 * r + e] = (uint8_t)(code(4 * c + e) | code(4 * (c + 8) + e) << 4);
-        }
+        for (int u = 0; u < 32; u++) std::memcpy(d + F::CODES + 64 * u + 4 * r, b + F::QS + 4 * u, 4);
       }
     }
 }
@@ -335,18 +299,7 @@ static void q4_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
     std::memcpy(b, d + 2 * rr, 2);
     if (!IQ4) std::memcpy(b + 2, d + 32 + 2 * rr, 2);
     for (int p = 0; p < F::SCALES; p++) b[F::QS - F::SCALES + p] = d[F::SC + 16 * p + rr];
-    uint8_t* qs = b + F::QS;
-    std::memset(qs, 0, 128);
-    for (int u = 0; u < 32; u++) {
-      const int c = 16 * (u / 8) + u % 8;
-      for (int e = 0; e < 4; e++) {
-        const uint8_t v = d[F::CODES + 64 * u + 4 * rr + e];
-        for (int h = 0; h < 2; h++) {
-          const int el = 4 * (c + 8 * h) + e;
-          qs[F::byte_of(el)] |= (uint8_t)(((v >> (4 * h)) & 15) << F::shift_of(el));
-        }
-      }
-    }
+    for (int u = 0; u < 32; u++) std::memcpy(b + F::QS + 4 * u, d + F::CODES + 64 * u + 4 * rr, 4);
   }
 }
 
