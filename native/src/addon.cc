@@ -549,7 +549,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Arr src = typed(info, 0, "src", napi_uint8_array);
     const int type = (int)num(info, 1, "type", 0, T_COUNT - 1);
     const int64_t rows = num(info, 2, "rows", 8, INT64_C(1) << 40), K = num(info, 3, "K", 32);
-    if (r8_of(type) < 0 && r16_of(type) < 0) throw Napi::RangeError::New(env, "only q4_0, q8_0, q4_K, q6_K and IQ4_XS weights can be repacked");
+    if (r8_of(type) < 0 && r16_of(type) < 0) throw Napi::RangeError::New(env, "only q4_0, q8_0, q4_K, q5_K, q6_K and IQ4_XS weights can be repacked");
     check_type(env, type, K);
     const int to = info.Length() > 4 && !info[4].IsUndefined() ? (int)num(info, 4, "to", 0, T_COUNT - 1) : r8_of(type) >= 0 ? r8_of(type) : r16_of(type);
     if (to != r8_of(type) && to != r16_of(type)) throw Napi::RangeError::New(env, "no repacked layout " + std::to_string(to) + " for type " + std::to_string(type));

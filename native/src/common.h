@@ -17,7 +17,7 @@ enum GType : int {
   T_IQ2_XXS = 16, T_IQ2_XS = 17, T_IQ3_XXS = 18, T_IQ1_S = 19, T_IQ4_NL = 20, T_IQ3_S = 21, T_IQ2_S = 22, T_IQ4_XS = 23,
   T_IQ1_M = 29,
   // Our own ids (never in a file): weights repacked at load into groups of 8 or 16 rows (layouts below).
-  T_Q4_0_R8 = 40, T_Q8_0_R8 = 41, T_Q4_0_R16 = 42, T_Q6_K_R16 = 43, T_Q4_K_R16 = 44, T_IQ4_XS_R16 = 45, T_COUNT = 46
+  T_Q4_0_R8 = 40, T_Q8_0_R8 = 41, T_Q4_0_R16 = 42, T_Q6_K_R16 = 43, T_Q4_K_R16 = 44, T_IQ4_XS_R16 = 45, T_Q5_K_R16 = 46, T_COUNT = 47
 };
 
 // ---- Repacked "R8" layouts ----
@@ -60,21 +60,24 @@ static inline int q6r16_qh_word(int j, int v) { return 8 * (j / 2) + 4 * (j % 2)
 //   16p + r = byte p (0..11) of row r's scales[12]; [256, 2304) QS: 32 vectors; vector u, lane r, byte b: low
 //   nibble = row r's code of element 4c + b, c = 16(u / 8) + u % 8, high nibble = that of element 4(c + 8) + b.
 //   Vectors 8k..8k+7 thus hold sub-block 2k (elements 64k..64k+31) in low and 2k+1 in high nibbles.
+// "Q5_K R16" (q5_K, N % 16 == 0, AVX-512): super-blocks of 16·176 bytes: d, dmin and scales as q4_K's in [0, 256),
+//   then QH: 8 vectors, vector w = word w of the rows' qh (bit j of byte l: 5th bit of element 32j + l), then QS
+//   as q4_K's in [768, 2816).
 // "IQ4_XS R16" (iq4_xs, N % 16 == 0, AVX-512): super-blocks of 16·136 bytes: [0, 32) the 16 rows' f16 d;
 //   [32, 128) byte 16p + r = byte p (0..5) of row r's scales_h (2 bytes) and scales_l (4); [128, 2176) QS:
 //   vector u = word u of the rows' qs, as q4_K's; in IQ4_XS order, vectors 4j..4j+3 hold sub-block j (elements
 //   32j..32j+31): vector 4j + v's low nibbles are chunk 8j + v, its high nibbles chunk 8j + 4 + v. The codes
 //   index kvalues_iq4nl.
-constexpr size_t kQ4KR16Block = 16 * 144, kIQ4XSR16Block = 16 * 136;
+constexpr size_t kQ4KR16Block = 16 * 144, kQ5KR16Block = 16 * 176, kIQ4XSR16Block = 16 * 136;
 static inline size_t q4kr16_qs_at(int u, int r, int b) { return 256 + 64 * u + 4 * r + b; }
 static inline bool is_r8(int t) { return t == T_Q4_0_R8 || t == T_Q8_0_R8 || t == T_Q4_0_R16; }
-static inline bool is_r16(int t) { return t == T_Q4_0_R16 || t == T_Q6_K_R16 || t == T_Q4_K_R16 || t == T_IQ4_XS_R16; }
-static inline bool is_repacked(int t) { return is_r8(t) || t == T_Q6_K_R16 || t == T_Q4_K_R16 || t == T_IQ4_XS_R16; }
+static inline bool is_r16(int t) { return t == T_Q4_0_R16 || t == T_Q6_K_R16 || t == T_Q4_K_R16 || t == T_IQ4_XS_R16 || t == T_Q5_K_R16; }
+static inline bool is_repacked(int t) { return is_r8(t) || t == T_Q6_K_R16 || t == T_Q4_K_R16 || t == T_IQ4_XS_R16 || t == T_Q5_K_R16; }
 static inline int r8_base(int t) {
-  return t == T_Q4_0_R8 || t == T_Q4_0_R16 ? T_Q4_0 : t == T_Q8_0_R8 ? T_Q8_0 : t == T_Q6_K_R16 ? T_Q6_K : t == T_Q4_K_R16 ? T_Q4_K : t == T_IQ4_XS_R16 ? T_IQ4_XS : t;
+  return t == T_Q4_0_R8 || t == T_Q4_0_R16 ? T_Q4_0 : t == T_Q8_0_R8 ? T_Q8_0 : t == T_Q6_K_R16 ? T_Q6_K : t == T_Q4_K_R16 ? T_Q4_K : t == T_IQ4_XS_R16 ? T_IQ4_XS : t == T_Q5_K_R16 ? T_Q5_K : t;
 }
 static inline int r8_of(int t) { return t == T_Q4_0 ? T_Q4_0_R8 : t == T_Q8_0 ? T_Q8_0_R8 : -1; }
-static inline int r16_of(int t) { return t == T_Q4_0 ? T_Q4_0_R16 : t == T_Q6_K ? T_Q6_K_R16 : t == T_Q4_K ? T_Q4_K_R16 : t == T_IQ4_XS ? T_IQ4_XS_R16 : -1; }
+static inline int r16_of(int t) { return t == T_Q4_0 ? T_Q4_0_R16 : t == T_Q6_K ? T_Q6_K_R16 : t == T_Q4_K ? T_Q4_K_R16 : t == T_IQ4_XS ? T_IQ4_XS_R16 : t == T_Q5_K ? T_Q5_K_R16 : -1; }
 // Block i of R8 group g (rows 8g..8g+7) in a repacked matrix w (R8 or R16); gb = bytes of one group block.
 static inline const uint8_t* r8_block(int t, const uint8_t* w, int64_t g, int i, size_t rowBytes, size_t gb) {
   if (is_r16(t)) return w + (size_t)(g / 2) * 16 * rowBytes + (size_t)i * 2 * gb + (size_t)(g % 2) * gb;

@@ -7,7 +7,7 @@
 //    instruction) used to replace the decode one, but its float accumulation (16 lanes over block pairs) differed
 //    from the prefill tile's, so a token's result depended on the batch size; the pair keeps decode and prefill
 //    bit-identical (batch invariance, see kern-x86.h) and is the one measured with callgrind.
-//  * q6_K, q4_K and IQ4_XS matrices with N % 16 == 0 are repacked at load into 16-row groups
+//  * q4_K, q5_K, q6_K and IQ4_XS matrices with N % 16 == 0 are repacked at load into 16-row groups
 //    (kern-kquant-r16-avx512.h).
 //  * q4_K/q5_K/q6_K and IQ4_XS/IQ2_XXS take VNNI kernels (kern-kquant-avx512.h, kern-iquant-avx512.h) for decode,
 //    prefill and small batches.
@@ -114,7 +114,7 @@ const KernelTable* kernels_avx512() {
     avx512::fill_x86_r8(k);  // repacked q4_0/q8_0 (kern-x86-r8.h)
     avx512::fill_avx512_batch(k);  // small-batch decode (kern-avx512-batch.h)
     avx512::fill_kquant_avx512(k);  // q4_K / q5_K / q6_K with VNNI (kern-kquant-avx512.h)
-    avx512::fill_kquant_r16(k);  // q6_K / q4_K / IQ4_XS repacked into 16-row groups (kern-kquant-r16-avx512.h)
+    avx512::fill_kquant_r16(k);  // q4_K / q5_K / q6_K / IQ4_XS repacked into 16-row groups (kern-kquant-r16-avx512.h)
     k.rows[T_F32] = avx512::z_rows_f32;
     k.rows[T_F16] = avx512::z_rows_half<false>;
     k.rows[T_BF16] = avx512::z_rows_half<true>;

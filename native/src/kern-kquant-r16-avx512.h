@@ -1,5 +1,5 @@
-// q6_K, q4_K and IQ4_XS repacked into groups of 16 rows (T_Q6_K_R16, T_Q4_K_R16, T_IQ4_XS_R16, layouts in
-// common.h) on AVX-512 VNNI: decode rows, prefill tiles and 2..16-token batches, included by kern-avx512.cc after
+// q6_K, q4_K, q5_K and IQ4_XS repacked into groups of 16 rows (T_Q6_K_R16, T_Q4_K_R16, T_Q5_K_R16, T_IQ4_XS_R16,
+// layouts in common.h) on AVX-512 VNNI: decode rows, prefill tiles and 2..16-token batches, included by kern-avx512.cc after
 // kern-iquant-avx512.h (IQ4_XS's value table) and kern-kquant-avx512.h.
 //
 // Why: on the file layout a row's super-block ends in int32 lanes that must be scaled per sub-block and folded
@@ -15,7 +15,7 @@
 // Float structure, per (row, token), decode, tile and batch alike: per super-block exact integers
 //   q6_K: t = Σ_s scale_s · Σ_{e in sub-block s} (q_e − 32)·y_e      (|t| ≤ 16·128·16·32·127 < 2^31)
 //         acc = fma(d_w·d_y, float(t), acc)
-//   q4_K: t = Σ_j scale_j · Σ_{e in j} q_e·y_e,  m = Σ_j min_j · Σ_{e in j} y_e   (|t| ≤ 8·63·32·15·127)
+//   q4_K, q5_K: t = Σ_j scale_j · Σ_{e in j} q_e·y_e,  m = Σ_j min_j · Σ_{e in j} y_e   (|t| ≤ 8·63·32·31·127)
 //         acc = fma(d_w·d_y, float(t), acc); acc = fnmadd(dmin_w·d_y, float(m), acc)
 //   IQ4_XS: t = Σ_j (ls_j − 32) · Σ_{e in j} kvalue(q_e)·y_e         (|t| ≤ 8·32·32·127·127)
 //         acc = fma(d_w·d_y, float(t), acc)
@@ -115,15 +115,19 @@ static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* c
 }
 };
 
-// q4_K and IQ4_XS share the QS layout (4-bit codes, 16 rows, chunk-major; common.h) and so one pass: IQ4_XS looks
-// its codes up (kvalues_iq4nl + 128, VPSHUFB) where q4_K takes them as they are, has signed 6-bit scales (ls − 32)
-// and no minimums, and starts each sub-block sum at −128·Σy to undo the +128.
-template <bool IQ4>
+// q4_K, q5_K and IQ4_XS share the QS layout (4-bit codes, 16 rows, chunk-major; common.h) and so one pass: q5_K
+// adds each code's 5th bit from its QH vectors; IQ4_XS looks its codes up (kvalues_iq4nl + 128, VPSHUFB) where the
+// K-quants take them as they are, has signed 6-bit scales (ls − 32) and no minimums, and starts each sub-block sum
+// at −128·Σy to undo the +128.
+enum Q4Fmt : int { Q4F_Q4K = 0, Q4F_IQ4XS = 1, Q4F_Q5K = 2 };
+template <int FMT>
 struct Q4R {
-  static constexpr size_t SB = IQ4 ? kIQ4XSR16Block : kQ4KR16Block;  // bytes of one super-block of a 16-row group
-  static constexpr size_t QS = IQ4 ? 128 : 256;                      // offset of the codes in it
+  static constexpr bool IQ4 = FMT == Q4F_IQ4XS, Q5 = FMT == Q4F_Q5K;
+  // bytes of one super-block of a 16-row group; offsets of the codes (and q5_K's 5th bits) in it
+  static constexpr size_t SB = IQ4 ? kIQ4XSR16Block : Q5 ? kQ5KR16Block : kQ4KR16Block;
+  static constexpr size_t QS = IQ4 ? 128 : Q5 ? 768 : 256, QH = 256;
 
-  // Per token and super-block. q4_K: (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3 (|Σ| ≤ 32·127:
+  // Per token and super-block. q4_K, q5_K: (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3 (|Σ| ≤ 32·127:
   // exact). IQ4_XS: −128·Σy of sub-block j, j = 0..7.
   static constexpr int kPrep = IQ4 ? 8 : 4;
   static void prep(const ActQ8K* y, int nb, int32_t* dst) {
@@ -138,7 +142,7 @@ struct Q4R {
   static inline __m512i sbyte(const uint8_t* blk, int p) {
     return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(blk + (IQ4 ? 32 : 64) + 16 * p)));
   }
-  // The 16 rows' scale (sc) and, for q4_K, minimum (m) of sub-block j. q4_K: ggml's get_scale_min_k4, 16 rows at
+  // The 16 rows' scale (sc) and, for the K-quants, minimum (m) of sub-block j. q4_K, q5_K: ggml's get_scale_min_k4, 16 rows at
   // once. IQ4_XS: ls − 32, ls = 4 bits of scales_l[j / 2] (bytes 2..5) and 2 of scales_h (bytes 0, 1).
   static inline void scale_min(const uint8_t* blk, int j, __m512i& sc, __m512i& m) {
     const __m512i m63 = _mm512_set1_epi32(63), m15 = _mm512_set1_epi32(15);
@@ -156,10 +160,15 @@ struct Q4R {
       m = _mm512_or_si512(_mm512_srli_epi32(q, 4), _mm512_slli_epi32(_mm512_srli_epi32(sbyte(blk, j), 6), 4));
     }
   }
-  // Codes of a QS vector's low (H = 0) or high nibbles as VPDPBUSD's unsigned operand.
+  // Codes of a QS vector's low (H = 0) or high nibbles as VPDPBUSD's unsigned operand; q5_K: plus bit `bit` of
+  // every byte of its QH vector Hq as bit 4 (16-bit shifts: bit 4 of each byte comes from the same byte).
   template <int H>
-  static inline __m512i codes(__m512i L, __m512i m4, __m512i lut) {
+  static inline __m512i codes(__m512i L, __m512i m4, __m512i lut, __m512i Hq = _mm512_setzero_si512(), int bit = 0) {
     const __m512i c = _mm512_and_si512(H ? _mm512_srli_epi16(L, 4) : L, m4);
+    if (Q5) {
+      const __m512i hs = bit <= 4 ? _mm512_slli_epi16(Hq, 4 - bit) : _mm512_srli_epi16(Hq, bit - 4);
+      return _mm512_ternarylogic_epi32(c, hs, _mm512_set1_epi8(16), 0xF8);  // c | (hs & 16)
+    }
     return IQ4 ? _mm512_shuffle_epi8(lut, c) : c;
   }
   // Start of sub-block j's sum for token t's super-block.
@@ -192,7 +201,8 @@ struct Q4R {
             for (int t = 0; t < NT; t++) { S0[t] = start(p[t], 2 * k); S1[t] = start(p[t], 2 * k + 1); }
             for (int v = 0; v < 8; v++) {
               const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * k + v));
-              const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
+              const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
+              const __m512i V0 = codes<0>(L, m4, lut, Hq, 2 * k), V1 = codes<1>(L, m4, lut, Hq, 2 * k + 1);
               for (int t = 0; t < NT; t++) {
                 const int32_t* q = (const int32_t*)y[t][i].qs;
                 if (IQ4) {  // vector 8k + v: sub-block 2k + v / 4, chunks 16k + 8(v / 4) + v % 4 (low) and + 4 (high)
@@ -230,7 +240,8 @@ struct Q4R {
             } else {  // vectors 8(j / 2)..+7: chunk 8j + v, low (j even) or high nibbles
               for (int v = 0; v < 8; v++) {
                 const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
-                const __m512i V = j % 2 ? codes<1>(L, m4, lut) : codes<0>(L, m4, lut);
+                const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
+                const __m512i V = j % 2 ? codes<1>(L, m4, lut, Hq, j) : codes<0>(L, m4, lut, Hq, j);
                 for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
               }
             }
@@ -263,7 +274,7 @@ static int32_t* r16_scratch(size_t n) {
   if (buf.size() < n) buf.resize(n);
   return buf.data();
 }
-// Decode (one token). F: Q6R or Q4R<IQ4>.
+// Decode (one token). F: Q6R or Q4R<FMT>.
 template <class F>
 static void r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
   const int nb = K / 256;
@@ -311,12 +322,16 @@ static void fill_kquant_r16(KernelTable& t) {
   t.act[T_Q6_K_R16] = ACT_Q8K;
   t.tile[T_Q6_K_R16] = r16_tile<Q6R, false>;
   t.batch[T_Q6_K_R16] = r16_tile<Q6R, true>;
-  t.rows[T_Q4_K_R16] = r16_rows<Q4R<false>>;
+  t.rows[T_Q4_K_R16] = r16_rows<Q4R<Q4F_Q4K>>;
   t.act[T_Q4_K_R16] = ACT_Q8K;
-  t.tile[T_Q4_K_R16] = r16_tile<Q4R<false>, false>;
-  t.batch[T_Q4_K_R16] = r16_tile<Q4R<false>, true>;
-  t.rows[T_IQ4_XS_R16] = r16_rows<Q4R<true>>;
+  t.tile[T_Q4_K_R16] = r16_tile<Q4R<Q4F_Q4K>, false>;
+  t.batch[T_Q4_K_R16] = r16_tile<Q4R<Q4F_Q4K>, true>;
+  t.rows[T_Q5_K_R16] = r16_rows<Q4R<Q4F_Q5K>>;
+  t.act[T_Q5_K_R16] = ACT_Q8K;
+  t.tile[T_Q5_K_R16] = r16_tile<Q4R<Q4F_Q5K>, false>;
+  t.batch[T_Q5_K_R16] = r16_tile<Q4R<Q4F_Q5K>, true>;
+  t.rows[T_IQ4_XS_R16] = r16_rows<Q4R<Q4F_IQ4XS>>;
   t.act[T_IQ4_XS_R16] = ACT_Q8K;
-  t.tile[T_IQ4_XS_R16] = r16_tile<Q4R<true>, false>;
-  t.batch[T_IQ4_XS_R16] = r16_tile<Q4R<true>, true>;
+  t.tile[T_IQ4_XS_R16] = r16_tile<Q4R<Q4F_IQ4XS>, false>;
+  t.batch[T_IQ4_XS_R16] = r16_tile<Q4R<Q4F_IQ4XS>, true>;
 }

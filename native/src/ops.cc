@@ -263,17 +263,19 @@ static void q6_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
     }
   }
 }
-// ---- Q4_K R16 and IQ4_XS R16 (common.h) <-> the file layout ----
-// Both: a header (q4_K: d, dmin, 12 scale bytes; IQ4_XS: d, then 6 scale bytes) and 128 bytes of 4-bit codes,
-// whose 32 words are transposed (vector u, lane r = row r's word u).
-template <bool IQ4>
+// ---- Q4_K, Q5_K and IQ4_XS R16 (common.h) <-> the file layout ----
+// A header (q4_K, q5_K: d, dmin, 12 scale bytes; IQ4_XS: d, then 6 scale bytes), q5_K's 32 bytes of 5th bits and
+// 128 bytes of 4-bit codes; the words of the last two are transposed (vector u, lane r = row r's word u).
+template <int TYPE>
 struct Q4Layout {
-  static constexpr int BB = IQ4 ? 136 : 144, QS = IQ4 ? 8 : 16, SCALES = IQ4 ? 6 : 12;
-  static constexpr size_t GB = IQ4 ? kIQ4XSR16Block : kQ4KR16Block, SC = IQ4 ? 32 : 64, CODES = IQ4 ? 128 : 256;
+  static constexpr bool IQ4 = TYPE == T_IQ4_XS, Q5 = TYPE == T_Q5_K;
+  static constexpr int BB = IQ4 ? 136 : Q5 ? 176 : 144, FSC = IQ4 ? 2 : 4, SCALES = IQ4 ? 6 : 12, FQH = 16, FQS = IQ4 ? 8 : Q5 ? 48 : 16;
+  static constexpr size_t GB = IQ4 ? kIQ4XSR16Block : Q5 ? kQ5KR16Block : kQ4KR16Block, SC = IQ4 ? 32 : 64, QH = 256,
+                          CODES = IQ4 ? 128 : Q5 ? 768 : 256;
 };
-template <bool IQ4>
+template <int TYPE>
 static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
-  using F = Q4Layout<IQ4>;
+  using F = Q4Layout<TYPE>;
   const size_t rb = (size_t)nb * F::BB;
   for (int64_t g = g0; g < g1; g++)
     for (int i = 0; i < nb; i++) {
@@ -281,15 +283,16 @@ static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
       for (int r = 0; r < 16; r++) {
         const uint8_t* b = src + (size_t)(16 * g + r) * rb + (size_t)i * F::BB;
         std::memcpy(d + 2 * r, b, 2);
-        if (!IQ4) std::memcpy(d + 32 + 2 * r, b + 2, 2);
-        for (int p = 0; p < F::SCALES; p++) d[F::SC + 16 * p + r] = b[F::QS - F::SCALES + p];
-        for (int u = 0; u < 32; u++) std::memcpy(d + F::CODES + 64 * u + 4 * r, b + F::QS + 4 * u, 4);
+        if (!F::IQ4) std::memcpy(d + 32 + 2 * r, b + 2, 2);
+        for (int p = 0; p < F::SCALES; p++) d[F::SC + 16 * p + r] = b[F::FSC + p];
+        if (F::Q5) for (int u = 0; u < 8; u++) std::memcpy(d + F::QH + 64 * u + 4 * r, b + F::FQH + 4 * u, 4);
+        for (int u = 0; u < 32; u++) std::memcpy(d + F::CODES + 64 * u + 4 * r, b + F::FQS + 4 * u, 4);
       }
     }
 }
-template <bool IQ4>
+template <int TYPE>
 static void q4_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
-  using F = Q4Layout<IQ4>;
+  using F = Q4Layout<TYPE>;
   const int nb = K / 256;
   const size_t rb = (size_t)nb * F::BB;
   const int rr = (int)(r % 16);
@@ -297,17 +300,19 @@ static void q4_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
     const uint8_t* d = w + (size_t)(r / 16) * 16 * rb + (size_t)i * F::GB;
     uint8_t* b = dst + (size_t)i * F::BB;
     std::memcpy(b, d + 2 * rr, 2);
-    if (!IQ4) std::memcpy(b + 2, d + 32 + 2 * rr, 2);
-    for (int p = 0; p < F::SCALES; p++) b[F::QS - F::SCALES + p] = d[F::SC + 16 * p + rr];
-    for (int u = 0; u < 32; u++) std::memcpy(b + F::QS + 4 * u, d + F::CODES + 64 * u + 4 * rr, 4);
+    if (!F::IQ4) std::memcpy(b + 2, d + 32 + 2 * rr, 2);
+    for (int p = 0; p < F::SCALES; p++) b[F::FSC + p] = d[F::SC + 16 * p + rr];
+    if (F::Q5) for (int u = 0; u < 8; u++) std::memcpy(b + F::FQH + 4 * u, d + F::QH + 64 * u + 4 * rr, 4);
+    for (int u = 0; u < 32; u++) std::memcpy(b + F::FQS + 4 * u, d + F::CODES + 64 * u + 4 * rr, 4);
   }
 }
 
 // Any repacked row back in its file layout.
 static void repacked_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   if (type == T_Q6_K_R16) q6_r16_row(w, r, K, dst);
-  else if (type == T_Q4_K_R16) q4_r16_row<false>(w, r, K, dst);
-  else if (type == T_IQ4_XS_R16) q4_r16_row<true>(w, r, K, dst);
+  else if (type == T_Q4_K_R16) q4_r16_row<T_Q4_K>(w, r, K, dst);
+  else if (type == T_Q5_K_R16) q4_r16_row<T_Q5_K>(w, r, K, dst);
+  else if (type == T_IQ4_XS_R16) q4_r16_row<T_IQ4_XS>(w, r, K, dst);
   else r8_row(type, w, r, K, dst);
 }
 
@@ -353,11 +358,12 @@ static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
   }
 }
 void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to) {
-  if (to == T_Q6_K_R16 || to == T_Q4_K_R16 || to == T_IQ4_XS_R16) {
+  if (to == T_Q6_K_R16 || to == T_Q4_K_R16 || to == T_Q5_K_R16 || to == T_IQ4_XS_R16) {
     parallelFor(rows / 16, 4, [&](int64_t a, int64_t b, int) {
       if (to == T_Q6_K_R16) q6_r16_groups(dst, src, a, b, K / 256);
-      else if (to == T_Q4_K_R16) q4_r16_groups<false>(dst, src, a, b, K / 256);
-      else q4_r16_groups<true>(dst, src, a, b, K / 256);
+      else if (to == T_Q4_K_R16) q4_r16_groups<T_Q4_K>(dst, src, a, b, K / 256);
+      else if (to == T_Q5_K_R16) q4_r16_groups<T_Q5_K>(dst, src, a, b, K / 256);
+      else q4_r16_groups<T_IQ4_XS>(dst, src, a, b, K / 256);
     });
     return;
   }

@@ -53,7 +53,7 @@ class Engine {
   void getRows(float* out, const uint8_t* w, int type, int K, const int32_t* ids, int n);
   void dequant(float* out, const uint8_t* w, int type, int64_t rows, int K);
   // Writes q4_0/q8_0 rows [rows, K] (rows % 8 == 0; R16: % 16) into dst in the repacked layout `to` (R8 or R16,
-  // common.h), or q6_K / q4_K / IQ4_XS rows (rows % 16 == 0) in their R16 layouts.
+  // common.h), or q4_K / q5_K / q6_K / IQ4_XS rows (rows % 16 == 0) in their R16 layouts.
   void repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to);
   // Quantizes x[rows, K] into rows of `type` (quant.h; bytes as the TypeScript quantizers write them), rows split
   // over the pool: each row's bytes depend only on that row, so the result does not depend on the thread count.

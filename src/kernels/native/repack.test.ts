@@ -1,5 +1,5 @@
 // Repacked weights (native/src/common.h): the native backend copies q4_0/q8_0 matrices into 8-row groups at load
-// ("R8"; q4_K/q6_K/IQ4_XS "R16" groups further down). The R8 kernels promise the very same bits as the kernels on
+// ("R8"; q4_K/q5_K/q6_K/IQ4_XS "R16" groups further down). The R8 kernels promise the very same bits as the kernels on
 // the file layout, for decode and prefill, plain and expert-sliced weights, and getRows/toF32 must read the rows
 // back unchanged.
 import test from 'node:test';
@@ -58,10 +58,10 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
   });
 }
 
-// q6_K, q4_K and IQ4_XS on AVX-512: 16-row groups in chunk-major layouts whose kernels sum each super-block as exact
+// q4_K, q5_K, q6_K and IQ4_XS on AVX-512: 16-row groups in chunk-major layouts whose kernels sum each super-block as exact
 // integers per row (kern-kquant-r16-avx512.h), so the bits differ from the file layout's kernels by rounding only;
 // rows read back unchanged, and a token's result is the same whatever its batch.
-for (const dtype of ['q6_k', 'q4_k', 'iq4_xs'] as DType[]) {
+for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
   const packs = (() => {
     const be = packed.backend as NativeBackend | undefined;
     if (!be) return false;
