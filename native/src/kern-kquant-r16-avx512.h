@@ -1,6 +1,6 @@
 // q6_K, q4_K, q5_K and IQ4_XS repacked into groups of 16 rows (T_Q6_K_R16, T_Q4_K_R16, T_Q5_K_R16, T_IQ4_XS_R16,
-// layouts in common.h) on AVX-512 VNNI: decode rows, prefill tiles and 2..16-token batches, included by kern-avx512.cc after
-// kern-iquant-avx512.h (IQ4_XS's value table) and kern-kquant-avx512.h.
+// layouts in common.h) on AVX-512 VNNI: decode rows, prefill tiles and 2..16-token batches, included by
+// kern-avx512.cc after kern-iquant-avx512.h (IQ4_XS's value table) and kern-kquant-avx512.h.
 //
 // Why: on the file layout a row's super-block ends in int32 lanes that must be scaled per sub-block and folded
 // (kq6_dot: 4 VPDPBUSD + 4 VPMADDWD/VPDPWSSD + reductions per row and token), so an 8-token batch of the q6_K
@@ -15,7 +15,8 @@
 // Float structure, per (row, token), decode, tile and batch alike: per super-block exact integers
 //   q6_K: t = Σ_s scale_s · Σ_{e in sub-block s} (q_e − 32)·y_e      (|t| ≤ 16·128·16·32·127 < 2^31)
 //         acc = fma(d_w·d_y, float(t), acc)
-//   q4_K, q5_K: t = Σ_j scale_j · Σ_{e in j} q_e·y_e,  m = Σ_j min_j · Σ_{e in j} y_e   (|t| ≤ 8·63·32·31·127)
+//   q4_K, q5_K: t = Σ_j scale_j · Σ_{e in j} q_e·y_e,  m = Σ_j min_j · Σ_{e in j} y_e
+//         (|t| ≤ 8·63·32·31·127, |m| ≤ 8·63·32·127)
 //         acc = fma(d_w·d_y, float(t), acc); acc = fnmadd(dmin_w·d_y, float(m), acc)
 //   IQ4_XS: t = Σ_j (ls_j − 32) · Σ_{e in j} kvalue(q_e)·y_e         (|t| ≤ 8·32·32·127·127)
 //         acc = fma(d_w·d_y, float(t), acc)
@@ -24,11 +25,12 @@
 // file-layout kernels keep their own structure; a kernel set reads a matrix in one layout only.) The layouts put
 // a super-block's bytes in the order they are read (common.h).
 //
-// Prefetch along the chunk's one stream. Decode: one super-block (q6_K: 3,360 bytes) ahead into L1; at 4,096
-// bytes the prefetches alias the loads of the block in use (4 KiB apart) and T = 1 ran 1.5x slower. Batches: 32 KiB ahead
-// into L2; 8 tokens' activations fill most of L1, and weights prefetched into it were evicted before use (an
-// 8-token product of the 32000 x 2048 head ran slower than on the file layout). Zen 4, one thread, streamed from
-// DRAM (bench/batch-kernels.ts --threads 1 --types q6_k): T = 1 2.05 -> 1.67 ms, T = 8 6.8 -> 4.0 ms.
+// Prefetch along the chunk's one stream. Decode: one super-block ahead into L1 (L4_PF_R16_1 quarters of a block);
+// further ahead was slower on Zen 4 (q6_K at 4,096 bytes: T = 1 1.5x slower; q4_K at 1.5 to 3 blocks: bench-2b
+// Q4_K_M decode 50-57 against 62-72 tok/s). Batches: 32 KiB ahead into L2; 8 tokens' activations fill most of
+// L1, and weights prefetched into it were evicted before use (an 8-token product of the 32000 x 2048 q6_K head ran
+// slower than on the file layout). With both, one thread, streamed from DRAM (bench/batch-kernels.ts --threads 1
+// --types q6_k): T = 1 2.05 -> 1.67 ms, T = 8 6.8 -> 4.0 ms against the file-layout kernels.
 #ifndef L4_PF_R16_1
 #define L4_PF_R16_1 4
 #endif
@@ -43,76 +45,76 @@ static inline void r16_prefetch(const uint8_t* blk, const uint8_t*& pfp) {
 }
 
 struct Q6R {
-static constexpr size_t SB = kQ6R16Block;  // bytes of one super-block of a 16-row group
+  static constexpr size_t SB = kQ6R16Block;  // bytes of one super-block of a 16-row group
 
-// Per token and super-block: −32·Σy per sub-block of 16 (the offset term of q − 32), as int32 to broadcast.
-static constexpr int kPrep = 16;
-static void prep(const ActQ8K* y, int nb, int32_t* dst) {
-  for (int i = 0; i < nb; i++)
-    for (int s = 0; s < 16; s++) dst[16 * i + s] = -32 * (int32_t)y[i].bsums[s];
-}
+  // Per token and super-block: −32·Σy per sub-block of 16 (the offset term of q − 32), as int32 to broadcast.
+  static constexpr int kPrep = 16;
+  static void prep(const ActQ8K* y, int nb, int32_t* dst) {
+    for (int i = 0; i < nb; i++)
+      for (int s = 0; s < 16; s++) dst[16 * i + s] = -32 * (int32_t)y[i].bsums[s];
+  }
 
-// Codes 0..63 of sub-block s = 8(j / 2) + j % 2 + 2M (elements 16s..16s+15, chunks c = 4s + v, v = 0..3) from
-// segment j (common.h): V[v] lane r = row r's codes of elements 4c..4c+3. Low 4 bits: nibble M / 2 of QL vector
-// 4(M % 2) + v; high 2 bits: field M (bits 2M, 2M+1 of every byte) of QH vector v.
-template <int M>
-static inline void codes(const uint8_t* seg, __m512i V[4]) {
-  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
-  for (int v = 0; v < 4; v++) {
-    __m512i L = _mm512_loadu_si512(seg + 64 + 256 * (M % 2) + 64 * v);
-    if (M >= 2) L = _mm512_srli_epi16(L, 4);  // the high nibbles (the byte above's bits land in 4..7, masked off)
-    __m512i H = _mm512_loadu_si512(seg + 576 + 64 * v);
-    if (M == 0) H = _mm512_slli_epi16(H, 4);  // field M to bits 4-5 (16-bit shifts: the bits kept never cross bytes)
-    if (M == 1) H = _mm512_slli_epi16(H, 2);
-    if (M == 3) H = _mm512_srli_epi16(H, 2);
-    V[v] = _mm512_ternarylogic_epi32(_mm512_and_si512(H, m30), L, m4, 0xF8);  // (H & 0x30) | (L & 15)
-  }
-}
-// Sub-block s = 8(j / 2) + j % 2 + 2M of one super-block for NT tokens: tot[t] += scale_s · Σ (q − 32)·y per row.
-template <int M, int NT>
-static inline void subblock(const uint8_t* seg, int j, const int8_t* const* yq, const int32_t* const* off, __m512i* tot) {
-  const int s = 8 * (j / 2) + j % 2 + 2 * M;  // q6r16_subblock
-  __m512i V[4];
-  codes<M>(seg, V);
-  const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(seg + 16 * M)));
-  for (int t = 0; t < NT; t++) {
-    const int32_t* q = (const int32_t*)(yq[t] + 16 * s);
-    __m512i S = _mm512_set1_epi32(off[t][s]);
-    for (int v = 0; v < 4; v++) S = _mm512_dpbusd_epi32(S, V[v], _mm512_set1_epi32(q[v]));
-    tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S, sc));
-  }
-}
-// NT tokens × the rows [0, nrows) (a multiple of 16) of a Q6_K R16 chunk: out[t·outStride + r]. PF: prefetch the
-// chunk's one contiguous stream ahead (decode and small batches read the weights from DRAM once per call).
-template <int NT, bool PF>
-static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* off,
-                 float* out, size_t outStride) {
-  const uint8_t* pfp = w;
-  for (int r = 0; r < nrows; r += 16) {
-    const uint8_t* g = w + (size_t)r * rb;
-    __m512 acc[NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-    for (int i = 0; i < nb; i++) {
-      const uint8_t* blk = g + (size_t)i * SB;
-      if (PF) r16_prefetch<NT, SB>(blk, pfp);
-      const int8_t* yq[NT];
-      const int32_t* o[NT];
-      __m512i tot[NT];
-      for (int t = 0; t < NT; t++) { yq[t] = y[t][i].qs; o[t] = off[t] + 16 * i; tot[t] = _mm512_setzero_si512(); }
-      for (int j = 0; j < 4; j++) {  // segment by segment: the block is read front to back
-        const uint8_t* seg = blk + 32 + kQ6R16Seg * j;
-        subblock<0, NT>(seg, j, yq, o, tot);
-        subblock<1, NT>(seg, j, yq, o, tot);
-        subblock<2, NT>(seg, j, yq, o, tot);
-        subblock<3, NT>(seg, j, yq, o, tot);
-      }
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
-      for (int t = 0; t < NT; t++)
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+  // Codes 0..63 of sub-block s = 8(j / 2) + j % 2 + 2M (elements 16s..16s+15, chunks c = 4s + v, v = 0..3) from
+  // segment j (common.h): V[v] lane r = row r's codes of elements 4c..4c+3. Low 4 bits: nibble M / 2 of QL vector
+  // 4(M % 2) + v; high 2 bits: field M (bits 2M, 2M+1 of every byte) of QH vector v.
+  template <int M>
+  static inline void codes(const uint8_t* seg, __m512i V[4]) {
+    const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    for (int v = 0; v < 4; v++) {
+      __m512i L = _mm512_loadu_si512(seg + 64 + 256 * (M % 2) + 64 * v);
+      if (M >= 2) L = _mm512_srli_epi16(L, 4);  // the high nibbles (the byte above's bits land in 4..7, masked off)
+      __m512i H = _mm512_loadu_si512(seg + 576 + 64 * v);
+      if (M == 0) H = _mm512_slli_epi16(H, 4);  // field M to bits 4-5 (16-bit shifts: the bits kept never cross bytes)
+      if (M == 1) H = _mm512_slli_epi16(H, 2);
+      if (M == 3) H = _mm512_srli_epi16(H, 2);
+      V[v] = _mm512_ternarylogic_epi32(_mm512_and_si512(H, m30), L, m4, 0xF8);  // (H & 0x30) | (L & 15)
     }
-    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
   }
-}
+  // Sub-block s = 8(j / 2) + j % 2 + 2M of one super-block for NT tokens: tot[t] += scale_s · Σ (q − 32)·y per row.
+  template <int M, int NT>
+  static inline void subblock(const uint8_t* seg, int j, const int8_t* const* yq, const int32_t* const* off, __m512i* tot) {
+    const int s = 8 * (j / 2) + j % 2 + 2 * M;  // q6r16_subblock
+    __m512i V[4];
+    codes<M>(seg, V);
+    const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(seg + 16 * M)));
+    for (int t = 0; t < NT; t++) {
+      const int32_t* q = (const int32_t*)(yq[t] + 16 * s);
+      __m512i S = _mm512_set1_epi32(off[t][s]);
+      for (int v = 0; v < 4; v++) S = _mm512_dpbusd_epi32(S, V[v], _mm512_set1_epi32(q[v]));
+      tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S, sc));
+    }
+  }
+  // NT tokens × the rows [0, nrows) (a multiple of 16) of a Q6_K R16 chunk: out[t·outStride + r]. PF: prefetch the
+  // chunk's one contiguous stream ahead (decode and small batches read the weights from DRAM once per call).
+  template <int NT, bool PF>
+  static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* off,
+                   float* out, size_t outStride) {
+    const uint8_t* pfp = w;
+    for (int r = 0; r < nrows; r += 16) {
+      const uint8_t* g = w + (size_t)r * rb;
+      __m512 acc[NT];
+      for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* blk = g + (size_t)i * SB;
+        if (PF) r16_prefetch<NT, SB>(blk, pfp);
+        const int8_t* yq[NT];
+        const int32_t* o[NT];
+        __m512i tot[NT];
+        for (int t = 0; t < NT; t++) { yq[t] = y[t][i].qs; o[t] = off[t] + 16 * i; tot[t] = _mm512_setzero_si512(); }
+        for (int j = 0; j < 4; j++) {  // segment by segment: the block is read front to back
+          const uint8_t* seg = blk + 32 + kQ6R16Seg * j;
+          subblock<0, NT>(seg, j, yq, o, tot);
+          subblock<1, NT>(seg, j, yq, o, tot);
+          subblock<2, NT>(seg, j, yq, o, tot);
+          subblock<3, NT>(seg, j, yq, o, tot);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+        for (int t = 0; t < NT; t++)
+          acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+      }
+      for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
+    }
+  }
 };
 
 // q4_K, q5_K and IQ4_XS share the QS layout (4-bit codes, 16 rows, chunk-major; common.h) and so one pass: q5_K
