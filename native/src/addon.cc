@@ -343,6 +343,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     need(env, x, T * K, "x"); need(env, out, T * N, "out");
     return MatmulJob{(float*)out.p, (const float*)x.p, w.p + (size_t)ex * N * rb, type, (int)N, (int)K, (int)T};
   }
+  // A repacked matrix is whole groups: reading a row reads its group (8 rows; R16: 16).
+  static void check_groups(Napi::Env env, int type, int64_t rows) {
+    if (is_repacked(type) && rows % (is_r16(type) ? 16 : 8))
+      throw Napi::RangeError::New(env, "a repacked weight has whole groups of rows (8; R16: 16), got " + std::to_string(rows));
+  }
   // getRows(out, w, type, rows, K, ids: Int32Array)
   void GetRows(const Napi::CallbackInfo& info) {
     auto env = info.Env();
@@ -351,6 +356,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t rows = num(info, 3, "rows", 0, INT64_C(1) << 40), K = num(info, 4, "K", 1);
     Arr ids = typed(info, 5, "ids", napi_int32_array);
     check_type(env, type, K);
+    check_groups(env, type, rows);
     if (w.bytes < (size_t)rows * row_bytes(type, K)) throw Napi::RangeError::New(env, "weight bytes too short");
     need(env, out, ids.len * K, "out");
     const int32_t* id = (const int32_t*)ids.p;
@@ -365,6 +371,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int type = (int)num(info, 2, "type", 0, T_COUNT - 1);
     const int64_t rows = num(info, 3, "rows", 0, INT64_C(1) << 40), K = num(info, 4, "K", 1);
     check_type(env, type, K);
+    check_groups(env, type, rows);
     if (w.bytes < (size_t)rows * row_bytes(type, K)) throw Napi::RangeError::New(env, "weight bytes too short");
     need(env, out, rows * K, "out");
     e(env).dequant((float*)out.p, w.p, type, rows, (int)K);
@@ -553,6 +560,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     check_type(env, type, K);
     const int to = info.Length() > 4 && !info[4].IsUndefined() ? (int)num(info, 4, "to", 0, T_COUNT - 1) : r8_of(type) >= 0 ? r8_of(type) : r16_of(type);
     if (to != r8_of(type) && to != r16_of(type)) throw Napi::RangeError::New(env, "no repacked layout " + std::to_string(to) + " for type " + std::to_string(type));
+    if (!e(env).kt()->rows[to]) throw Napi::RangeError::New(env, "this kernel set has no kernels for repacked layout " + std::to_string(to) + " (canRepack gives the one it reads)");
     const int g = is_r16(to) ? 16 : 8;
     if (rows % g) throw Napi::RangeError::New(env, "repacking needs a multiple of " + std::to_string(g) + " rows, got " + std::to_string(rows));
     const size_t n = (size_t)rows * row_bytes(type, K);

@@ -25,7 +25,8 @@
 // file-layout kernels keep their own structure; a kernel set reads a matrix in one layout only.) The layouts put
 // a super-block's bytes in the order they are read (common.h).
 //
-// Prefetch along the chunk's one stream. Decode: one super-block ahead into L1 (L4_PF_R16_1 quarters of a block);
+// Prefetch along the chunk's one stream. Decode: into L1 up to the end of the super-block being read, i.e. one
+// block ahead of where its reading starts (L4_PF_R16_1 quarters of a block);
 // further ahead was slower on Zen 4 (q6_K at 4,096 bytes: T = 1 1.5x slower; q4_K at 1.5 to 3 blocks: bench-2b
 // Q4_K_M decode 50-57 against 62-72 tok/s). Batches: 32 KiB ahead into L2; 8 tokens' activations fill most of
 // L1, and weights prefetched into it were evicted before use (an 8-token product of the 32000 x 2048 q6_K head ran

@@ -76,8 +76,8 @@ export interface RawEngine {
   /** out[T, N] = x · W[expert]ᵀ for a packHalf weight, exact f32 products (one fixed order per output). */
   matmulHalf(out: Float32Array, x: Float32Array, w: Uint8Array, N: number, K: number, T: number, expert: number, bf16: boolean): void;
   /**
-   * q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout, or the layout `to` that canRepack gave
-   * (native/src/common.h), natively allocated.
+   * q4_0/q8_0 rows [rows, K] (rows % 8 == 0) copied into the R8 layout, or any repackable type's rows into the
+   * layout `to` that canRepack gave (R16: rows % 16 == 0; native/src/common.h), natively allocated.
    */
   repackR8(src: Uint8Array, type: number, rows: number, K: number, to?: number): ArrayBuffer;
   /** Whether quantize/quantizeAsync can write this GGML type. Older builds lack all three. */

@@ -6,7 +6,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCreateNativeBackend, type NativeBackend } from './index.ts';
 import { randomWeight, randn, rng } from '../backend-refs.case.test.ts';
-import { byteSize, type DType } from '../../tensor/index.ts';
+import { byteSize, DTYPES, type DType } from '../../tensor/index.ts';
+import type { RawEngine } from './addon.ts';
 
 const packed = tryCreateNativeBackend({ threads: 2, repack: true });
 const plain = tryCreateNativeBackend({ threads: 2, repack: false });
@@ -120,6 +121,36 @@ for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
     }
   });
 }
+
+test('native repacked rows are read in whole groups: the addon refuses a row count that is not', { skip }, () => {
+  const engine = (packed.backend as unknown as { engine: RawEngine }).engine;
+  for (const dtype of ['q4_0', 'q6_k', 'q4_k'] as DType[]) {
+    const type = engine.canRepack(DTYPES[dtype].ggmlType, 16);
+    if (type < 0) continue;
+    const bytes = new Uint8Array(byteSize(dtype, 16 * 256));
+    const out = new Float32Array(16 * 256);
+    // 12 rows of a 16-row (or 8-row) group layout: reading row 0 would read the whole group, past 12 rows' bytes
+    assert.throws(() => engine.dequant(out, bytes.subarray(0, byteSize(dtype, 12 * 256)), type, 12, 256), /whole groups/);
+    assert.throws(
+      () => engine.getRows(out, bytes.subarray(0, byteSize(dtype, 12 * 256)), type, 12, 256, new Int32Array([0])),
+      /whole groups/,
+    );
+    engine.dequant(out, bytes, type, 16, 256); // whole groups: fine
+  }
+});
+
+test('native repackR8 refuses a layout the kernel set has no kernels for', { skip }, () => {
+  const avx2 = tryCreateNativeBackend({ threads: 1, isa: 'avx2' }).backend;
+  if (!avx2) return;
+  try {
+    const engine = (avx2 as unknown as { engine: RawEngine }).engine;
+    const q6 = DTYPES.q6_k.ggmlType;
+    assert.equal(engine.canRepack(q6, 16), -1, 'the AVX2 set reads q6_K in place');
+    assert.throws(() => engine.repackR8(new Uint8Array(byteSize('q6_k', 16 * 256)), q6, 16, 256), /no kernels/);
+  } finally {
+    avx2.dispose();
+  }
+});
 
 test('native repack leaves matrices whose rows are not a multiple of 8 (and other types) in place', { skip }, () => {
   const A = packed.backend as NativeBackend;
