@@ -1,6 +1,8 @@
 // AVX2 + FMA + F16C kernels (Haswell and later, Zen). Built with per-file flags (binding.gyp target kern_avx2);
 // only called after __builtin_cpu_supports confirmed the features, so the rest of the addon stays baseline x86-64.
 #include "common.h"
+#include <algorithm>
+#include <vector>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -12,6 +14,7 @@ namespace avx2 {
 #include "kern-x86-r8.h"
 #include "kern-iquant.h"
 #include "kern-iquant-x86.h"
+#include "kern-kquant-r16-avx2.h"
 }  // namespace avx2
 
 const KernelTable* kernels_avx2() {
@@ -22,6 +25,7 @@ const KernelTable* kernels_avx2() {
     avx2::fill_iquant(k);      // i-quants: portable integer kernels, then AVX2 ones (kern-iquant*.h)
     avx2::fill_iquant_x86(k);
     avx2::fill_x86_r8(k);   // repacked q4_0/q8_0 (kern-x86-r8.h)
+    avx2::fill_kquant_r16_avx2(k);  // q4_K in 16-row groups (kern-kquant-r16-avx2.h)
     return k;
   }();
   return &t;

@@ -122,6 +122,42 @@ for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
   });
 }
 
+// The AVX2 kernels for the q4_K R16 layout sum the same integers as the AVX-512 ones and take the same float steps
+// (kern-kquant-r16-avx2.h): the two kernel sets agree bit for bit.
+test('native R16 q4_k: the AVX2 and AVX-512 kernel sets give the same bits', { skip }, () => {
+  const a512 = packed.backend as NativeBackend;
+  const avx2 = tryCreateNativeBackend({ threads: 2, isa: 'avx2' }).backend;
+  if (!avx2 || a512.isa !== 'avx512') return;
+  try {
+    const r = rng(8);
+    for (const dtype of ['q4_k'] as DType[])
+      for (const [E, N, K] of [
+        [1, 32, 512],
+        [2, 16, 1024],
+      ] as const) {
+        const { bytes } = randomWeight(dtype, E * N, K, 3 * N + K);
+        const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
+        const b0 = a512.repackedBytes,
+          b1 = avx2.repackedBytes;
+        const wa = a512.weight(t),
+          wb = avx2.weight(t);
+        assert.ok(a512.repackedBytes > b0 && avx2.repackedBytes > b1, `${dtype} repacked on both kernel sets`);
+        for (const T of [1, 2, 5, 9]) {
+          const x = randn(r, T * K);
+          for (let e = 0; e < E; e++) {
+            const oa = new Float32Array(T * N),
+              ob = new Float32Array(T * N);
+            a512.matmul(oa, x, wa, T, e);
+            avx2.matmul(ob, x, wb, T, e);
+            sameBits(ob, oa, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}: AVX2 vs AVX-512`);
+          }
+        }
+      }
+  } finally {
+    avx2.dispose();
+  }
+});
+
 test('native repacked rows are read in whole groups: the addon refuses a row count that is not', { skip }, () => {
   const engine = (packed.backend as unknown as { engine: RawEngine }).engine;
   for (const dtype of ['q4_0', 'q6_k', 'q4_k'] as DType[]) {
@@ -144,9 +180,9 @@ test('native repackR8 refuses a layout the kernel set has no kernels for', { ski
   if (!avx2) return;
   try {
     const engine = (avx2 as unknown as { engine: RawEngine }).engine;
-    const q6 = DTYPES.q6_k.ggmlType;
-    assert.equal(engine.canRepack(q6, 16), -1, 'the AVX2 set reads q6_K in place');
-    assert.throws(() => engine.repackR8(new Uint8Array(byteSize('q6_k', 16 * 256)), q6, 16, 256), /no kernels/);
+    const iq4 = DTYPES.iq4_xs.ggmlType; // R16 kernels on AVX-512 only
+    assert.equal(engine.canRepack(iq4, 16), -1, 'the AVX2 set reads IQ4_XS in place');
+    assert.throws(() => engine.repackR8(new Uint8Array(byteSize('iq4_xs', 16 * 256)), iq4, 16, 256), /no kernels/);
   } finally {
     avx2.dispose();
   }

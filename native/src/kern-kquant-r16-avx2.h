@@ -1,0 +1,153 @@
+// AVX2 kernels for the q4_K R16 layout (common.h; the AVX-512 kernels are kern-kquant-r16-avx512.h), included by
+// kern-avx2.cc: the AVX2-only machines read q4_K in the same layout, with the same bits.
+//
+// Why: the file-layout AVX2 kernel (x_rows_q45_k) spends ~95 instructions per (row, super-block), most of them on
+// nibble unpacking, scale broadcasts and horizontal adds, so q4_K decode is compute-bound on an AVX2 core. A
+// 32-byte half of an R16 vector holds one 4-byte word of 8 rows (lane r = row r), so VPMADDUBSW with a broadcast
+// activation word gives each row two int16 pair sums, which add up over a whole sub-block in int16 and meet the
+// rows' scales in one VPMADDWD: ~17 instructions per (8 rows, sub-block of 32) and no horizontal adds.
+// int16 bounds (|y| ≤ 128, codes 0..15): a pair ≤ 2·15·128 = 3,840, a sub-block's eight chunks ≤ 30,720.
+// The integers per (row, token, super-block) are the AVX-512 kernel's exactly, and so are the float steps
+// (acc = fma(d_w·d_y, float(t), acc); acc = fnmadd(dmin_w·d_y, float(m), acc)), so a result is bit-identical across
+// the two kernel sets as well as batch-invariant. A 16-row group is done as two 8-row halves.
+//
+// q6_K stays on the file layout here: the same scheme for its 6-bit codes (two chunks per VPMADDWD, the −32 offset
+// as −32·Σ scale·Σy afterwards) ran 8-token batches 1.35x faster but decode 1.4x slower than x_rows_q6_k (2048 x
+// 2048, one thread, Zen 4 running the AVX2 set: 244-248 against 168-183 µs), and decode is what an AVX2 machine
+// mostly runs. Measured the same way, q4_K: T = 1 202-211 -> 142-148 µs, T = 8 826-846 -> 530-533 µs.
+
+#ifndef L4_PF_A2R16
+#define L4_PF_A2R16 1
+#endif
+
+// 8 bytes at p (one per row of a half) as int32 lanes, zero- or sign-extended.
+static inline __m256i a2_u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
+static inline __m256i a2_i8x8(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
+// An int32 lane v (|v| < 2^15) as the int16 pair (v, v), for VPMADDWD against two int16 partial sums of a row.
+static inline __m256i a2_pair(__m256i v) { return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(v, 16)); }
+static inline __m256i a2_bcast(const int8_t* q, int word) { return _mm256_set1_epi32(((const int32_t*)q)[word]); }
+
+struct A2Q4K {
+  static constexpr size_t SB = kQ4KR16Block;
+  static constexpr int kPrep = 4;  // (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3: Q4R<Q4K>'s
+  static void prep(const ActQ8K* y, int nb, int32_t* dst) {
+    for (int i = 0; i < nb; i++)
+      for (int k = 0; k < 4; k++) {
+        const int a = y[i].bsums[4 * k] + y[i].bsums[4 * k + 1], b = y[i].bsums[4 * k + 2] + y[i].bsums[4 * k + 3];
+        dst[4 * i + k] = (int32_t)((uint32_t)(uint16_t)a | (uint32_t)(uint16_t)b << 16);
+      }
+  }
+  // Rows of half h: scale and minimum of sub-block j (ggml's get_scale_min_k4), int32 lanes.
+  static inline void scale_min(const uint8_t* blk, int h, int j, __m256i& sc, __m256i& m) {
+    auto sb = [&](int p) { return a2_u8x8(blk + 64 + 16 * p + 8 * h); };
+    const __m256i m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
+    if (j < 4) {
+      sc = _mm256_and_si256(sb(j), m63);
+      m = _mm256_and_si256(sb(j + 4), m63);
+    } else {
+      const __m256i q = sb(j + 4);
+      sc = _mm256_or_si256(_mm256_and_si256(q, m15), _mm256_slli_epi32(_mm256_srli_epi32(sb(j - 4), 6), 4));
+      m = _mm256_or_si256(_mm256_srli_epi32(q, 4), _mm256_slli_epi32(_mm256_srli_epi32(sb(j), 6), 4));
+    }
+  }
+  template <int NT>
+  static inline void block(const uint8_t* blk, int h, const ActQ8K* const* y, int i, const int32_t* const* p, __m256* acc) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i tot[NT], M[NT];
+    for (int t = 0; t < NT; t++) { tot[t] = _mm256_setzero_si256(); M[t] = _mm256_setzero_si256(); }
+    for (int k = 0; k < 4; k++) {  // sub-blocks 2k (low nibbles of vectors 8k..8k+7) and 2k + 1 (high)
+      __m256i S0[NT], S1[NT];
+      for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
+      for (int v = 0; v < 8; v++) {
+        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + 256 + 64 * (8 * k + v) + 32 * h));
+        const __m256i V0 = _mm256_and_si256(L, m4), V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+        for (int t = 0; t < NT; t++) {
+          S0[t] = _mm256_add_epi16(S0[t], _mm256_maddubs_epi16(V0, a2_bcast(y[t][i].qs, 16 * k + v)));
+          S1[t] = _mm256_add_epi16(S1[t], _mm256_maddubs_epi16(V1, a2_bcast(y[t][i].qs, 16 * k + 8 + v)));
+        }
+      }
+      __m256i sc0, m0, sc1, m1;
+      scale_min(blk, h, 2 * k, sc0, m0);
+      scale_min(blk, h, 2 * k + 1, sc1, m1);
+      const __m256i p0 = a2_pair(sc0), p1 = a2_pair(sc1), mp = _mm256_or_si256(m0, _mm256_slli_epi32(m1, 16));
+      for (int t = 0; t < NT; t++) {
+        tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_madd_epi16(S0[t], p0), _mm256_madd_epi16(S1[t], p1)));
+        M[t] = _mm256_add_epi32(M[t], _mm256_madd_epi16(mp, _mm256_set1_epi32(p[t][4 * i + k])));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 16 * h)));
+    const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 32 + 16 * h)));
+    for (int t = 0; t < NT; t++) {
+      const __m256 dy = _mm256_set1_ps(y[t][i].d);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dy), _mm256_cvtepi32_ps(tot[t]), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dy), _mm256_cvtepi32_ps(M[t]), acc[t]);
+    }
+  }
+};
+
+// NT tokens × the rows [0, nrows) (a multiple of 16) of a chunk, each 16-row group as two 8-row halves (the
+// second reads the group again, from cache). PF: prefetch the chunk's stream ahead (decode, small batches).
+template <class F, int NT, bool PF>
+static void a2r16_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* p,
+                       float* out, size_t outStride) {
+  const uint8_t* pfp = w;
+  for (int r = 0; r < nrows; r += 16) {
+    const uint8_t* g = w + (size_t)r * rb;
+    for (int h = 0; h < 2; h++) {
+      __m256 acc[NT];
+      for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* blk = g + (size_t)i * F::SB;
+        if (PF && h == 0) for (const uint8_t* e = blk + L4_PF_A2R16 * F::SB; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+        F::template block<NT>(blk, h, y, i, p, acc);
+      }
+      for (int t = 0; t < NT; t++) _mm256_storeu_ps(out + (size_t)t * outStride + r + 8 * h, acc[t]);
+    }
+  }
+}
+static int32_t* a2r16_scratch(size_t n) {
+  thread_local std::vector<int32_t> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+template <class F>
+static void a2r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
+  const int nb = K / 256;
+  const ActQ8K* y[1] = {(const ActQ8K*)act};
+  int32_t* p = a2r16_scratch((size_t)nb * F::kPrep);
+  F::prep(y[0], nb, p);
+  const int32_t* pp[1] = {p};
+  if (pf) a2r16_pass<F, 1, true>(nb, w, rb, nrows, y, pp, out, 0);
+  else a2r16_pass<F, 1, false>(nb, w, rb, nrows, y, pp, out, 0);
+}
+// Prefill tiles (PF = false) and small batches (PF = true): tokens in passes of up to 4 (16 ymm registers).
+template <class F, bool PF>
+static void a2r16_tile(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                       float* out, size_t outStride) {
+  const int nb = K / 256;
+  int32_t* buf = a2r16_scratch((size_t)nb * F::kPrep * 4);
+  for (int t0 = 0; t0 < ntok; t0 += 4) {
+    const int nt = std::min(4, ntok - t0);
+    const ActQ8K* y[4];
+    const int32_t* pp[4];
+    for (int t = 0; t < nt; t++) {
+      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
+      F::prep(y[t], nb, buf + (size_t)t * nb * F::kPrep);
+      pp[t] = buf + (size_t)t * nb * F::kPrep;
+    }
+    float* o = out + (size_t)t0 * outStride;
+    switch (nt) {
+      case 4: a2r16_pass<F, 4, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
+      case 3: a2r16_pass<F, 3, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
+      case 2: a2r16_pass<F, 2, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
+      default: a2r16_pass<F, 1, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
+    }
+  }
+}
+
+static void fill_kquant_r16_avx2(KernelTable& t) {
+  t.rows[T_Q4_K_R16] = a2r16_rows<A2Q4K>;
+  t.act[T_Q4_K_R16] = ACT_Q8K;
+  t.tile[T_Q4_K_R16] = a2r16_tile<A2Q4K, false>;
+  t.batch[T_Q4_K_R16] = a2r16_tile<A2Q4K, true>;
+}
