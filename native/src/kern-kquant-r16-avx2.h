@@ -1,5 +1,5 @@
-// AVX2 kernels for the q4_K R16 layout (common.h; the AVX-512 kernels are kern-kquant-r16-avx512.h), included by
-// kern-avx2.cc: the AVX2-only machines read q4_K in the same layout, with the same bits.
+// AVX2 kernels for the q4_K and q5_K R16 layouts (common.h; the AVX-512 kernels are kern-kquant-r16-avx512.h), included by
+// kern-avx2.cc: the AVX2-only machines read q4_K and q5_K in the same layouts, with the same bits.
 //
 // Why: the file-layout AVX2 kernel (x_rows_q45_k) spends ~95 instructions per (row, super-block), most of them on
 // nibble unpacking, scale broadcasts and horizontal adds, so q4_K decode is compute-bound on an AVX2 core. A
@@ -14,21 +14,25 @@
 // q6_K stays on the file layout here: the same scheme for its 6-bit codes (two chunks per VPMADDWD, the −32 offset
 // as −32·Σ scale·Σy afterwards) ran 8-token batches 1.35x faster but decode 1.4x slower than x_rows_q6_k (2048 x
 // 2048, one thread, Zen 4 running the AVX2 set: 244-248 against 168-183 µs), and decode is what an AVX2 machine
-// mostly runs. Measured the same way, q4_K: T = 1 202-211 -> 142-148 µs, T = 8 826-846 -> 530-533 µs.
+// mostly runs. Measured the same way, q4_K: T = 1 202-226 -> 142-155 µs, T = 8 793-883 -> 530-581 µs; q5_K:
+// T = 1 246-287 -> 194-207 µs, T = 8 1013 -> 635-639 µs.
 
 #ifndef L4_PF_A2R16
 #define L4_PF_A2R16 1
 #endif
 
-// 8 bytes at p (one per row of a half) as int32 lanes, zero- or sign-extended.
+// 8 bytes at p (one per row of a half) as int32 lanes.
 static inline __m256i a2_u8x8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
-static inline __m256i a2_i8x8(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)p)); }
 // An int32 lane v (|v| < 2^15) as the int16 pair (v, v), for VPMADDWD against two int16 partial sums of a row.
 static inline __m256i a2_pair(__m256i v) { return _mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(v, 16)); }
 static inline __m256i a2_bcast(const int8_t* q, int word) { return _mm256_set1_epi32(((const int32_t*)q)[word]); }
 
-struct A2Q4K {
-  static constexpr size_t SB = kQ4KR16Block;
+// q4_K and (Q5) q5_K, whose codes take a 5th bit from the word-transposed qh vectors: codes 0..31, a pair ≤
+// 2·31·128 = 7,936, so q5_K meets its scales every 4 chunks (≤ 31,744) instead of every 8.
+template <bool Q5>
+struct A2Q45 {
+  static constexpr size_t SB = Q5 ? kQ5KR16Block : kQ4KR16Block, QS = Q5 ? 768 : 256, QH = 256;
+  static constexpr int VS = Q5 ? 4 : 8;  // chunks summed in int16 before VPMADDWD
   static constexpr int kPrep = 4;  // (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3: Q4R<Q4K>'s
   static void prep(const ActQ8K* y, int nb, int32_t* dst) {
     for (int i = 0; i < nb; i++)
@@ -55,25 +59,33 @@ struct A2Q4K {
     const __m256i m4 = _mm256_set1_epi8(15);
     __m256i tot[NT], M[NT];
     for (int t = 0; t < NT; t++) { tot[t] = _mm256_setzero_si256(); M[t] = _mm256_setzero_si256(); }
+    const __m256i b16 = _mm256_set1_epi8(16);
     for (int k = 0; k < 4; k++) {  // sub-blocks 2k (low nibbles of vectors 8k..8k+7) and 2k + 1 (high)
-      __m256i S0[NT], S1[NT];
-      for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
-      for (int v = 0; v < 8; v++) {
-        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + 256 + 64 * (8 * k + v) + 32 * h));
-        const __m256i V0 = _mm256_and_si256(L, m4), V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
-        for (int t = 0; t < NT; t++) {
-          S0[t] = _mm256_add_epi16(S0[t], _mm256_maddubs_epi16(V0, a2_bcast(y[t][i].qs, 16 * k + v)));
-          S1[t] = _mm256_add_epi16(S1[t], _mm256_maddubs_epi16(V1, a2_bcast(y[t][i].qs, 16 * k + 8 + v)));
-        }
-      }
       __m256i sc0, m0, sc1, m1;
       scale_min(blk, h, 2 * k, sc0, m0);
       scale_min(blk, h, 2 * k + 1, sc1, m1);
       const __m256i p0 = a2_pair(sc0), p1 = a2_pair(sc1), mp = _mm256_or_si256(m0, _mm256_slli_epi32(m1, 16));
-      for (int t = 0; t < NT; t++) {
-        tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_madd_epi16(S0[t], p0), _mm256_madd_epi16(S1[t], p1)));
-        M[t] = _mm256_add_epi32(M[t], _mm256_madd_epi16(mp, _mm256_set1_epi32(p[t][4 * i + k])));
+      for (int v0 = 0; v0 < 8; v0 += VS) {
+        __m256i S0[NT], S1[NT];
+        for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
+        for (int v = v0; v < v0 + VS; v++) {
+          const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (8 * k + v) + 32 * h));
+          __m256i V0 = _mm256_and_si256(L, m4), V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+          if (Q5) {  // bits 2k (low nibbles' sub-block) and 2k + 1 of qh word v, moved to bit 4 (16-bit shifts)
+            const __m256i Hq = _mm256_loadu_si256((const __m256i*)(blk + QH + 64 * v + 32 * h));
+            const int b0 = 2 * k, b1 = 2 * k + 1;
+            V0 = _mm256_or_si256(V0, _mm256_and_si256(b0 <= 4 ? _mm256_slli_epi16(Hq, 4 - b0) : _mm256_srli_epi16(Hq, b0 - 4), b16));
+            V1 = _mm256_or_si256(V1, _mm256_and_si256(b1 <= 4 ? _mm256_slli_epi16(Hq, 4 - b1) : _mm256_srli_epi16(Hq, b1 - 4), b16));
+          }
+          for (int t = 0; t < NT; t++) {
+            S0[t] = _mm256_add_epi16(S0[t], _mm256_maddubs_epi16(V0, a2_bcast(y[t][i].qs, 16 * k + v)));
+            S1[t] = _mm256_add_epi16(S1[t], _mm256_maddubs_epi16(V1, a2_bcast(y[t][i].qs, 16 * k + 8 + v)));
+          }
+        }
+        for (int t = 0; t < NT; t++)
+          tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_madd_epi16(S0[t], p0), _mm256_madd_epi16(S1[t], p1)));
       }
+      for (int t = 0; t < NT; t++) M[t] = _mm256_add_epi32(M[t], _mm256_madd_epi16(mp, _mm256_set1_epi32(p[t][4 * i + k])));
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 16 * h)));
     const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 32 + 16 * h)));
@@ -146,8 +158,12 @@ static void a2r16_tile(int K, const uint8_t* w, size_t rb, int nrows, const uint
 }
 
 static void fill_kquant_r16_avx2(KernelTable& t) {
-  t.rows[T_Q4_K_R16] = a2r16_rows<A2Q4K>;
+  t.rows[T_Q4_K_R16] = a2r16_rows<A2Q45<false>>;
   t.act[T_Q4_K_R16] = ACT_Q8K;
-  t.tile[T_Q4_K_R16] = a2r16_tile<A2Q4K, false>;
-  t.batch[T_Q4_K_R16] = a2r16_tile<A2Q4K, true>;
+  t.tile[T_Q4_K_R16] = a2r16_tile<A2Q45<false>, false>;
+  t.batch[T_Q4_K_R16] = a2r16_tile<A2Q45<false>, true>;
+  t.rows[T_Q5_K_R16] = a2r16_rows<A2Q45<true>>;
+  t.act[T_Q5_K_R16] = ACT_Q8K;
+  t.tile[T_Q5_K_R16] = a2r16_tile<A2Q45<true>, false>;
+  t.batch[T_Q5_K_R16] = a2r16_tile<A2Q45<true>, true>;
 }

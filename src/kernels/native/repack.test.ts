@@ -122,15 +122,15 @@ for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
   });
 }
 
-// The AVX2 kernels for the q4_K R16 layout sum the same integers as the AVX-512 ones and take the same float steps
-// (kern-kquant-r16-avx2.h): the two kernel sets agree bit for bit.
-test('native R16 q4_k: the AVX2 and AVX-512 kernel sets give the same bits', { skip }, () => {
+// The AVX2 kernels for the q4_K and q5_K R16 layouts sum the same integers as the AVX-512 ones and take the same
+// float steps (kern-kquant-r16-avx2.h): the two kernel sets agree bit for bit.
+test('native R16 q4_k/q5_k: the AVX2 and AVX-512 kernel sets give the same bits', { skip }, () => {
   const a512 = packed.backend as NativeBackend;
   const avx2 = tryCreateNativeBackend({ threads: 2, isa: 'avx2' }).backend;
   if (!avx2 || a512.isa !== 'avx512') return;
   try {
     const r = rng(8);
-    for (const dtype of ['q4_k'] as DType[])
+    for (const dtype of ['q4_k', 'q5_k'] as DType[])
       for (const [E, N, K] of [
         [1, 32, 512],
         [2, 16, 1024],
