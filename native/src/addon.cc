@@ -22,10 +22,32 @@
 #include <string>
 
 #include "common.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include "ops.h"
 #include "quant.h"
 
 namespace l4 {
+
+#if defined(__x86_64__)
+// f32 -> f16 with F16C: round to nearest even, as f32_to_f16, for every input but NaN (the instruction keeps a
+// NaN's payload; f32_to_f16 gives the canonical quiet NaN), so NaN lanes take f32_to_f16. Checked against
+// f32_to_f16 on all 2^32 inputs. A batched decode step encodes 256 K/V rows (8 sequences x 16 layers x 2): the
+// scalar loop took 2.8 µs per 1,024-value row.
+__attribute__((target("avx2,f16c"))) static void encode_f16_f16c(const float* x, uint16_t* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm_storeu_si128((__m128i*)(d + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const int nan = _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    if (nan)
+      for (int j = 0; j < 8; j++)
+        if (nan >> j & 1) d[i + j] = f32_to_f16(x[i + j]);
+  }
+  for (; i < n; i++) d[i] = f32_to_f16(x[i]);
+}
+#endif
 
 int type_block_size(int t) {
   t = r8_base(t);
@@ -529,6 +551,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     need(env, src, (size_t)(so + n), "src"); need(env, dst, (size_t)(o + n), "dst");
     const float* x = (const float*)src.p + so;
     uint16_t* d = (uint16_t*)dst.p + o;
+#if defined(__x86_64__)
+    static const bool f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    if (f16c) { encode_f16_f16c(x, d, n); return; }
+#endif
     for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(x[i]);
   }
   // streamRead(bytes) -> checksum (as a double): reads every byte on all threads (bandwidth probe)
