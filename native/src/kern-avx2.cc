@@ -25,7 +25,7 @@ const KernelTable* kernels_avx2() {
     avx2::fill_iquant(k);      // i-quants: portable integer kernels, then AVX2 ones (kern-iquant*.h)
     avx2::fill_iquant_x86(k);
     avx2::fill_x86_r8(k);   // repacked q4_0/q8_0 (kern-x86-r8.h)
-    avx2::fill_kquant_r16_avx2(k);  // q4_K / q5_K in 16-row groups (kern-kquant-r16-avx2.h)
+    avx2::fill_kquant_r16_avx2(k);  // q4_K / q5_K / IQ4_XS in 16-row groups (kern-kquant-r16-avx2.h)
     return k;
   }();
   return &t;

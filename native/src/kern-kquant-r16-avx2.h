@@ -1,5 +1,5 @@
-// AVX2 kernels for the q4_K and q5_K R16 layouts (common.h; the AVX-512 kernels are kern-kquant-r16-avx512.h), included by
-// kern-avx2.cc: the AVX2-only machines read q4_K and q5_K in the same layouts, with the same bits.
+// AVX2 kernels for the q4_K, q5_K and IQ4_XS R16 layouts (common.h; the AVX-512 kernels are kern-kquant-r16-avx512.h), included by
+// kern-avx2.cc: the AVX2-only machines read q4_K, q5_K and IQ4_XS in the same layouts, with the same bits.
 //
 // Why: the file-layout AVX2 kernel (x_rows_q45_k) spends ~95 instructions per (row, super-block), most of them on
 // nibble unpacking, scale broadcasts and horizontal adds, so q4_K decode is compute-bound on an AVX2 core. A
@@ -15,7 +15,8 @@
 // as −32·Σ scale·Σy afterwards) ran 8-token batches 1.35x faster but decode 1.4x slower than x_rows_q6_k (2048 x
 // 2048, one thread, Zen 4 running the AVX2 set: 244-248 against 168-183 µs), and decode is what an AVX2 machine
 // mostly runs. Measured the same way, q4_K: T = 1 202-226 -> 142-155 µs, T = 8 793-883 -> 530-581 µs; q5_K:
-// T = 1 246-287 -> 194-207 µs, T = 8 1013 -> 635-639 µs.
+// T = 1 246-287 -> 194-207 µs, T = 8 1013 -> 635-639 µs; IQ4_XS (below): T = 1 186-197 -> 164-171 µs, T = 8
+// 801-810 -> 662-712 µs.
 
 #ifndef L4_PF_A2R16
 #define L4_PF_A2R16 1
@@ -97,6 +98,56 @@ struct A2Q45 {
   }
 };
 
+// IQ4_XS: its codes index signed values (kvalues_iq4nl, −127..113, never 0) that VPMADDUBSW cannot take as its
+// unsigned operand, and value + 128 would saturate its pair sums. So the sign goes onto the activation word
+// (VPSIGNB) and |value| is the unsigned operand: a pair ≤ 2·127·127, one VPMADDWD per chunk with the rows' scales
+// (ls − 32). VPSIGNB would turn an activation of −128 into −128, but ActQ8K codes of finite activations lie in
+// −127..127 (the AVX2 i-quant kernels rely on the same). Same integers as Q4R<IQ4XS> on AVX-512, same float step.
+// kvalues_iq4nl and their magnitudes, in both 128-bit lanes (VPSHUFB tables)
+struct A2Iq4Tables {
+  int8_t value[32], mag[32];
+  constexpr A2Iq4Tables() : value{}, mag{} {
+    for (int i = 0; i < 32; i++) {
+      value[i] = kvalues_iq4nl[i % 16];
+      mag[i] = (int8_t)(kvalues_iq4nl[i % 16] < 0 ? -kvalues_iq4nl[i % 16] : kvalues_iq4nl[i % 16]);
+    }
+  }
+};
+alignas(32) static constexpr A2Iq4Tables a2_iq4_tables{};
+struct A2IQ4XS {
+  static constexpr size_t SB = kIQ4XSR16Block, QS = 128;
+  static constexpr int kPrep = 1;  // unused: no minimums, no offset
+  static void prep(const ActQ8K*, int nb, int32_t* dst) { for (int i = 0; i < nb; i++) dst[i] = 0; }
+  template <int NT>
+  static inline void block(const uint8_t* blk, int h, const ActQ8K* const* y, int i, const int32_t* const*, __m256* acc) {
+    const __m256i m4 = _mm256_set1_epi8(15), m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
+    const __m256i vals = _mm256_load_si256((const __m256i*)a2_iq4_tables.value), mags = _mm256_load_si256((const __m256i*)a2_iq4_tables.mag);
+    auto sb = [&](int p) { return a2_u8x8(blk + 32 + 16 * p + 8 * h); };
+    const __m256i sh = _mm256_or_si256(sb(0), _mm256_slli_epi32(sb(1), 8));  // scales_h, 2 bits per sub-block
+    __m256i tot[NT];
+    for (int t = 0; t < NT; t++) tot[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) {  // sub-block j: vectors 4j..4j+3, chunks 8j + v (low nibbles) and 8j + 4 + v
+      const __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sb(2 + j / 2), 4 * (j % 2)), m15),
+                                         _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(sh, 2 * j), m3), 4));
+      const __m256i sp = a2_pair(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
+      for (int v = 0; v < 4; v++) {
+        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (4 * j + v) + 32 * h));
+        const __m256i lo = _mm256_and_si256(L, m4), hi = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+        const __m256i alo = _mm256_shuffle_epi8(mags, lo), slo = _mm256_shuffle_epi8(vals, lo);
+        const __m256i ahi = _mm256_shuffle_epi8(mags, hi), shi = _mm256_shuffle_epi8(vals, hi);
+        for (int t = 0; t < NT; t++) {
+          const __m256i plo = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + v), slo));
+          const __m256i phi = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + 4 + v), shi));
+          tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_madd_epi16(plo, sp), _mm256_madd_epi16(phi, sp)));
+        }
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 16 * h)));
+    for (int t = 0; t < NT; t++)
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y[t][i].d)), _mm256_cvtepi32_ps(tot[t]), acc[t]);
+  }
+};
+
 // NT tokens × the rows [0, nrows) (a multiple of 16) of a chunk, each 16-row group as two 8-row halves (the
 // second reads the group again, from cache). PF: prefetch the chunk's stream ahead (decode, small batches).
 template <class F, int NT, bool PF>
@@ -162,6 +213,10 @@ static void fill_kquant_r16_avx2(KernelTable& t) {
   t.act[T_Q4_K_R16] = ACT_Q8K;
   t.tile[T_Q4_K_R16] = a2r16_tile<A2Q45<false>, false>;
   t.batch[T_Q4_K_R16] = a2r16_tile<A2Q45<false>, true>;
+  t.rows[T_IQ4_XS_R16] = a2r16_rows<A2IQ4XS>;
+  t.act[T_IQ4_XS_R16] = ACT_Q8K;
+  t.tile[T_IQ4_XS_R16] = a2r16_tile<A2IQ4XS, false>;
+  t.batch[T_IQ4_XS_R16] = a2r16_tile<A2IQ4XS, true>;
   t.rows[T_Q5_K_R16] = a2r16_rows<A2Q45<true>>;
   t.act[T_Q5_K_R16] = ACT_Q8K;
   t.tile[T_Q5_K_R16] = a2r16_tile<A2Q45<true>, false>;

@@ -29,7 +29,7 @@ export interface NativeBackendOptions {
   readonly isa?: NativeIsa;
   /**
    * Repack matrices at load into the layouts the fastest kernels read (default true; LLAMA4_REPACK=0 turns it off):
-   * q4_0/q8_0 into 8-row groups, q4_K and q5_K into 16-row groups, and on AVX-512 also q4_0, q6_K and IQ4_XS into
+   * q4_0/q8_0 into 8-row groups, q4_K, q5_K and IQ4_XS into 16-row groups, and on AVX-512 also q4_0 and q6_K into
    * 16-row groups. A repacked weight is a native copy instead of a view of the mapped file, so it is
    * done only while the copies total at most half the machine's RAM: bigger models keep reading in place.
    */

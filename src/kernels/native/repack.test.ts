@@ -122,15 +122,15 @@ for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
   });
 }
 
-// The AVX2 kernels for the q4_K and q5_K R16 layouts sum the same integers as the AVX-512 ones and take the same
-// float steps (kern-kquant-r16-avx2.h): the two kernel sets agree bit for bit.
-test('native R16 q4_k/q5_k: the AVX2 and AVX-512 kernel sets give the same bits', { skip }, () => {
+// The AVX2 kernels for the q4_K, q5_K and IQ4_XS R16 layouts sum the same integers as the AVX-512 ones and take the
+// same float steps (kern-kquant-r16-avx2.h): the two kernel sets agree bit for bit.
+test('native R16 q4_k/q5_k/iq4_xs: the AVX2 and AVX-512 kernel sets give the same bits', { skip }, () => {
   const a512 = packed.backend as NativeBackend;
   const avx2 = tryCreateNativeBackend({ threads: 2, isa: 'avx2' }).backend;
   if (!avx2 || a512.isa !== 'avx512') return;
   try {
     const r = rng(8);
-    for (const dtype of ['q4_k', 'q5_k'] as DType[])
+    for (const dtype of ['q4_k', 'q5_k', 'iq4_xs'] as DType[])
       for (const [E, N, K] of [
         [1, 32, 512],
         [2, 16, 1024],
@@ -180,9 +180,9 @@ test('native repackR8 refuses a layout the kernel set has no kernels for', { ski
   if (!avx2) return;
   try {
     const engine = (avx2 as unknown as { engine: RawEngine }).engine;
-    const iq4 = DTYPES.iq4_xs.ggmlType; // R16 kernels on AVX-512 only
-    assert.equal(engine.canRepack(iq4, 16), -1, 'the AVX2 set reads IQ4_XS in place');
-    assert.throws(() => engine.repackR8(new Uint8Array(byteSize('iq4_xs', 16 * 256)), iq4, 16, 256), /no kernels/);
+    const q6 = DTYPES.q6_k.ggmlType; // R16 kernels on AVX-512 only
+    assert.equal(engine.canRepack(q6, 16), -1, 'the AVX2 set reads q6_K in place');
+    assert.throws(() => engine.repackR8(new Uint8Array(byteSize('q6_k', 16 * 256)), q6, 16, 256), /no kernels/);
   } finally {
     avx2.dispose();
   }
