@@ -31,9 +31,10 @@ enum GType : int {
 // Row bytes and expert offsets are unchanged (an expert's N rows stay where they were), and every (row, token)
 // result is bit-identical to the unpacked 8-row kernels' (same integer sums, same float operations).
 //
-// "R16" (q4_0, N % 16 == 0, kernel sets with 16-row kernels: AVX-512): the R8 groups of rows 16p..16p+15 with their
-// blocks interleaved, [group 2p block i][group 2p+1 block i] for i = 0..K/32-1, so the 16-row kernels read one
-// contiguous stream instead of two 9 KiB apart (two streams ran at ~60% of one stream's bandwidth on Zen 4).
+// "R16" (q4_0, N % 16 == 0, kernel sets with 16-row kernels: AVX-512): rows 16p..16p+15 as one stream of K/32
+// blocks of 2·8·18 bytes: [16 f16 scales, row r at 2r] then 4 vectors of 64 bytes, vector c lane r = word c (code
+// bytes 4c..4c+3) of row r, so the 16-row kernels read one contiguous stream (two streams 9 KiB apart ran at ~60% of
+// one stream's bandwidth on Zen 4) and take the codes chunk-major without transposing them.
 //
 // "Q6_K R16" (q6_K, N % 16 == 0, AVX-512): rows 16p..16p+15 as K/256 super-blocks of 16·210 bytes, "chunk-major"
 // (a 64-byte vector holds the same 4-byte word of the 16 rows, row r at 4r: repacking is a word transpose). Chunk c
@@ -78,9 +79,8 @@ static inline int r8_base(int t) {
 }
 static inline int r8_of(int t) { return t == T_Q4_0 ? T_Q4_0_R8 : t == T_Q8_0 ? T_Q8_0_R8 : -1; }
 static inline int r16_of(int t) { return t == T_Q4_0 ? T_Q4_0_R16 : t == T_Q6_K ? T_Q6_K_R16 : t == T_Q4_K ? T_Q4_K_R16 : t == T_IQ4_XS ? T_IQ4_XS_R16 : t == T_Q5_K ? T_Q5_K_R16 : -1; }
-// Block i of R8 group g (rows 8g..8g+7) in a repacked matrix w (R8 or R16); gb = bytes of one group block.
-static inline const uint8_t* r8_block(int t, const uint8_t* w, int64_t g, int i, size_t rowBytes, size_t gb) {
-  if (is_r16(t)) return w + (size_t)(g / 2) * 16 * rowBytes + (size_t)i * 2 * gb + (size_t)(g % 2) * gb;
+// Block i of R8 group g (rows 8g..8g+7) in an R8 matrix w; gb = bytes of one group block.
+static inline const uint8_t* r8_block(const uint8_t* w, int64_t g, int i, size_t rowBytes, size_t gb) {
   return w + (size_t)g * 8 * rowBytes + (size_t)i * gb;
 }
 

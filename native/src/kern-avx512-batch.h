@@ -37,7 +37,8 @@ static inline void b16_q4_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]
 
 // NT tokens × the 16 rows of groups ga, gb: out[t·outStride + r] (weights q4_0 R8 or R16, activations ActQ8).
 // Prefetches the weight streams (pfa, pfb: next lines to fetch), as decode does: every weight byte comes from DRAM
-// once per call. I16: the R16 layout, gb = ga + one group block and blocks 2·GB apart: one stream, fetched by pfa.
+// once per call. I16: the R16 layout (blocks 2·GB apart, codes stored chunk-major, so no transpose): one stream,
+// fetched by pfa.
 template <int NT, bool I16>
 static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, const uint8_t* act, size_t actStride,
                                float* out, size_t outStride, const uint8_t*& pfa, const uint8_t*& pfb) {
@@ -52,9 +53,20 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
     for (const uint8_t* end = a + (I16 ? 2 * L4_PF_R8 : L4_PF_R8); pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
     if (!I16) for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
     __m512i V[8];
-    b16_q4_codes(a + 16, b + 16, V);
-    const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
-                                                              _mm_loadu_si128((const __m128i*)b), 1));
+    __m512 dw;
+    if (I16) {  // R16: the 16 scales, then the codes already chunk-major (common.h)
+      const __m512i m4 = _mm512_set1_epi8(15);
+      for (int c = 0; c < 4; c++) {
+        const __m512i W = _mm512_loadu_si512(a + 32 + 64 * c);
+        V[c] = _mm512_and_si512(W, m4);
+        V[c + 4] = _mm512_and_si512(_mm512_srli_epi16(W, 4), m4);
+      }
+      dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)a));
+    } else {
+      b16_q4_codes(a + 16, b + 16, V);
+      dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
+                                                   _mm_loadu_si128((const __m128i*)b), 1));
+    }
     for (int t = 0; t < NT; t++) {
       const int32_t* q = (const int32_t*)y[t][i].qs;
       __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
@@ -97,7 +109,8 @@ static inline void b16_q8_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]
     V[c + 4] = _mm512_xor_si512(_mm512_permutex2var_epi64(u[c], hi, u[c + 4]), flip);
   }
 }
-template <int NT, bool I16>
+// (q8_0 has no R16 layout: two R8 group streams.)
+template <int NT>
 static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, const uint8_t* act, size_t actStride,
                                float* out, size_t outStride, const uint8_t*& pfa, const uint8_t*& pfb) {
   constexpr size_t GB = 8 * 34;
@@ -106,10 +119,10 @@ static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
   __m512 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
   for (int i = 0; i < nb; i++) {
-    const uint8_t* a = ga + (size_t)i * (I16 ? 2 * GB : GB);
-    const uint8_t* b = gb + (size_t)i * (I16 ? 2 * GB : GB);
-    for (const uint8_t* end = a + (I16 ? 2 * L4_PF_R8 : L4_PF_R8); pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
-    if (!I16) for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
+    const uint8_t* a = ga + (size_t)i * GB;
+    const uint8_t* b = gb + (size_t)i * GB;
+    for (const uint8_t* end = a + L4_PF_R8; pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
+    for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
     __m512i V[8];
     b16_q8_codes(a + 16, b + 16, V);
     const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
@@ -145,7 +158,9 @@ static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
     for (int t = 0; t < ntok; t += 8) {
       const uint8_t* at = act + (size_t)t * actStride;
       float* o = out + (size_t)t * outStride + r;
-#define L4_PASS(n) (Q4 ? b16_q4_pass<n, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb) : b16_q8_pass<n, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb))
+#define L4_PASS(n)                                                                       \
+  if constexpr (Q4) b16_q4_pass<n, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb); \
+  else b16_q8_pass<n>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb)
       switch (std::min(8, ntok - t)) {
         case 8: L4_PASS(8); break;
         case 7: L4_PASS(7); break;

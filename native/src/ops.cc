@@ -213,13 +213,22 @@ void Engine::matmulHalf(float* out, const float* x, const uint8_t* wp, int N, in
   });
 }
 
-// A row of a repacked (R8) matrix back in its file layout: row r's blocks gathered from its group (common.h).
+// A row of a repacked (R8, or q4_0 R16) matrix back in its file layout (common.h).
 static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   const int base = r8_base(type), bb = type_block_bytes(base), nb = K / 32;
   const size_t rb = (size_t)nb * bb, gb = 8 * (size_t)bb;
+  if (type == T_Q4_0_R16) {
+    const int j = (int)(r % 16);
+    for (int i = 0; i < nb; i++) {
+      const uint8_t* blk = w + (size_t)(r / 16) * 16 * rb + (size_t)i * 2 * gb;
+      std::memcpy(dst + (size_t)i * bb, blk + 2 * j, 2);
+      for (int c = 0; c < 4; c++) std::memcpy(dst + (size_t)i * bb + 2 + 4 * c, blk + 32 + 64 * c + 4 * j, 4);
+    }
+    return;
+  }
   const int j = (int)(r % 8), slot = base == T_Q4_0 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j, qb = bb - 2;
   for (int i = 0; i < nb; i++) {
-    const uint8_t* blk = r8_block(type, w, r / 8, i, rb, gb);
+    const uint8_t* blk = r8_block(w, r / 8, i, rb, gb);
     std::memcpy(dst + (size_t)i * bb, blk + 2 * j, 2);
     std::memcpy(dst + (size_t)i * bb + 2, blk + 16 + (size_t)slot * qb, qb);
   }
@@ -337,17 +346,16 @@ void Engine::dequant(float* out, const uint8_t* w, int type, int64_t rows, int K
   });
 }
 
-// q4_0/q8_0 rows [rows, K] -> the R8 or R16 layout `to` (common.h); rows % 8 == 0 (R16: % 16). Each group is
-// written whole by one thread, with fixed-size copies (a libc call per 16-byte piece made repacking a 1 GB model
-// take seconds).
+// q4_0/q8_0 rows [rows, K] -> the R8 layout (common.h); rows % 8 == 0. Each group is written whole by one thread,
+// with fixed-size copies (a libc call per 16-byte piece made repacking a 1 GB model take seconds).
 template <int BB>
-static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb, int to) {
+static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
   constexpr int QB = BB - 2;
   const size_t rb = (size_t)nb * BB;
   for (int64_t g = g0; g < g1; g++) {
     const uint8_t* s0 = src + (size_t)g * 8 * rb;
     for (int i = 0; i < nb; i++) {
-      uint8_t* d = (uint8_t*)r8_block(to, dst, g, i, rb, 8 * BB);
+      uint8_t* d = (uint8_t*)r8_block(dst, g, i, rb, 8 * BB);
       for (int j = 0; j < 8; j++) {
         const uint8_t* blk = s0 + (size_t)j * rb + (size_t)i * BB;
         const int slot = BB == 18 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j;
@@ -356,6 +364,19 @@ static void repack_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
       }
     }
   }
+}
+// q4_0 rows -> R16 (common.h): per 16 rows and block, the 16 scales, then the code words transposed.
+static void repack_q4_0_r16(uint8_t* dst, const uint8_t* src, int64_t p0, int64_t p1, int nb) {
+  const size_t rb = (size_t)nb * 18;
+  for (int64_t p = p0; p < p1; p++)
+    for (int i = 0; i < nb; i++) {
+      uint8_t* d = dst + (size_t)p * 16 * rb + (size_t)i * 288;
+      for (int r = 0; r < 16; r++) {
+        const uint8_t* blk = src + (size_t)(16 * p + r) * rb + (size_t)i * 18;
+        std::memcpy(d + 2 * r, blk, 2);
+        for (int c = 0; c < 4; c++) std::memcpy(d + 32 + 64 * c + 4 * r, blk + 2 + 4 * c, 4);
+      }
+    }
 }
 void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to) {
   if (to == T_Q6_K_R16 || to == T_Q4_K_R16 || to == T_Q5_K_R16 || to == T_IQ4_XS_R16) {
@@ -367,9 +388,13 @@ void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, 
     });
     return;
   }
+  if (to == T_Q4_0_R16) {
+    parallelFor(rows / 16, 8, [&](int64_t a, int64_t b, int) { repack_q4_0_r16(dst, src, a, b, K / 32); });
+    return;
+  }
   parallelFor(rows / 8, 16, [&](int64_t a, int64_t b, int) {
-    if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32, to);
-    else repack_groups<34>(dst, src, a, b, K / 32, to);
+    if (type == T_Q4_0) repack_groups<18>(dst, src, a, b, K / 32);
+    else repack_groups<34>(dst, src, a, b, K / 32);
   });
 }
 
