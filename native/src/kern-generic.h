@@ -287,8 +287,13 @@ static void g_quant_q8k(const float* x, void* dst, int K) {
   for (int b = 0; b < K / 256; b++, x += 256) {
     float amax = 0;
     for (int j = 0; j < 256; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
-    for (int j = 0; j < 256; j++) y[b].qs[j] = (int8_t)(int)std::nearbyint(x[j] * id);
+    float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    if (!(id <= 3.402823466e38f)) d = id = 0.f;  // amax < ~3.7e-37: 1/d overflows; the block counts as zero
+    for (int j = 0; j < 256; j++) {
+      // x_quant_q8k's bits: codes −127..127; NaN, ±inf and out-of-range products (NaN/inf inputs) give −127
+      const float v = x[j] * id;
+      y[b].qs[j] = (int8_t)(std::fabs(v) < 127.5f ? (int)std::nearbyint(v) : -127);
+    }
     for (int i = 0; i < 16; i++) { int s = 0; for (int j = 0; j < 16; j++) s += y[b].qs[16 * i + j]; y[b].bsums[i] = (int16_t)s; }
     y[b].d = d;
   }

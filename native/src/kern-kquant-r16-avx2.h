@@ -101,8 +101,9 @@ struct A2Q45 {
 // IQ4_XS: its codes index signed values (kvalues_iq4nl, −127..113, never 0) that VPMADDUBSW cannot take as its
 // unsigned operand, and value + 128 would saturate its pair sums. So the sign goes onto the activation word
 // (VPSIGNB) and |value| is the unsigned operand: a pair ≤ 2·127·127, one VPMADDWD per chunk with the rows' scales
-// (ls − 32). VPSIGNB would turn an activation of −128 into −128, but ActQ8K codes of finite activations lie in
-// −127..127 (the AVX2 i-quant kernels rely on the same). Same integers as Q4R<IQ4XS> on AVX-512, same float step.
+// (ls − 32). VPSIGNB would turn an activation of −128 into −128, so the ActQ8K quantizers keep every code in
+// −127..127 (x_quant_q8k, g_quant_q8k; −128 came from NaN/inf products, including those of blocks so small that
+// 1/d overflowed, which now count as zero). Same integers as Q4R<IQ4XS> on AVX-512, same float step.
 // kvalues_iq4nl and their magnitudes, in both 128-bit lanes (VPSHUFB tables)
 struct A2Iq4Tables {
   int8_t value[32], mag[32];

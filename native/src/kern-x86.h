@@ -530,7 +530,9 @@ static void x_quant_q8k(const float* x, void* dst, int K) {
     for (int j = 0; j < 256; j += 8) mx = _mm256_max_ps(mx, _mm256_andnot_ps(signbit, _mm256_loadu_ps(x + j)));
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m)); m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    const float amax = _mm_cvtss_f32(m), d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    const float amax = _mm_cvtss_f32(m);
+    float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    if (!(id <= 3.402823466e38f)) d = id = 0.f;  // amax < ~3.7e-37: 1/d overflows; the block counts as zero
     const __m256 vid = _mm256_set1_ps(id);
     for (int j = 0; j < 256; j += 32) {
       __m256i qi[4];
@@ -538,6 +540,9 @@ static void x_quant_q8k(const float* x, void* dst, int K) {
         qi[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
       __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
       p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      // codes lie in −127..127 (kernels move signs onto them: VPSIGNB keeps −128); only NaN/inf inputs, which
+      // convert to INT_MIN, reach −128, and become −127 like g_quant_q8k's
+      p = _mm256_max_epi8(p, _mm256_set1_epi8(-127));
       _mm256_storeu_si256((__m256i*)(y[b].qs + j), p);
     }
     for (int i = 0; i < 16; i++) { int s = 0; for (int j = 0; j < 16; j++) s += y[b].qs[16 * i + j]; y[b].bsums[i] = (int16_t)s; }

@@ -26,7 +26,7 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
     const r = rng(5);
     for (const [E, N, K] of [
       [1, 64, 256],
-      [2, 32, 512], // q4_0 on AVX-512: the interleaved R16 layout (rows per expert % 16 == 0)
+      [2, 32, 512], // q4_0 on AVX-512: the R16 layout (rows per expert % 16 == 0)
       [3, 24, 1024],
       [2, 8, 32],
       [1, 40, 4096],
@@ -144,6 +144,10 @@ test('native R16 q4_k/q5_k/iq4_xs: the AVX2 and AVX-512 kernel sets give the sam
         assert.ok(a512.repackedBytes > b0 && avx2.repackedBytes > b1, `${dtype} repacked on both kernel sets`);
         for (const T of [1, 2, 5, 9]) {
           const x = randn(r, T * K);
+          // a block of tiny activations (1/d overflows: the quantizer zeroes the block) and one with a huge
+          // value: codes at the ends of their range, where sign tricks and saturation would differ
+          for (let i = 0; i < 256; i++) x[i] = x[i]! * 1e-38;
+          if (K >= 512) x[300] = 3e38;
           for (let e = 0; e < E; e++) {
             const oa = new Float32Array(T * N),
               ob = new Float32Array(T * N);
