@@ -65,7 +65,7 @@
         },
         {
           "target_name": "llama4_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
+          "sources": ["src/addon.cc", "src/ops.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
           "dependencies": ["kern_avx2", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
         },
       ],
@@ -79,7 +79,7 @@
         },
         {
           "target_name": "llama4_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc", "src/train-ops.cc"],
+          "sources": ["src/addon.cc", "src/ops.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc", "src/train-ops.cc"],
           "dependencies": ["quant"],
         },
       ],
