@@ -85,36 +85,23 @@ struct Q6R {
       tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S, sc));
     }
   }
-  // NT tokens × the rows [0, nrows) (a multiple of 16) of a Q6_K R16 chunk: out[t·outStride + r]. PF: prefetch the
-  // chunk's one contiguous stream ahead (decode and small batches read the weights from DRAM once per call).
-  template <int NT, bool PF>
-  static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* off,
-                   float* out, size_t outStride) {
-    const uint8_t* pfp = w;
-    for (int r = 0; r < nrows; r += 16) {
-      const uint8_t* g = w + (size_t)r * rb;
-      __m512 acc[NT];
-      for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-      for (int i = 0; i < nb; i++) {
-        const uint8_t* blk = g + (size_t)i * SB;
-        if (PF) r16_prefetch<NT, SB>(blk, pfp);
-        const int8_t* yq[NT];
-        const int32_t* o[NT];
-        __m512i tot[NT];
-        for (int t = 0; t < NT; t++) { yq[t] = y[t][i].qs; o[t] = off[t] + 16 * i; tot[t] = _mm512_setzero_si512(); }
-        for (int j = 0; j < 4; j++) {  // segment by segment: the block is read front to back
-          const uint8_t* seg = blk + 32 + kQ6R16Seg * j;
-          subblock<0, NT>(seg, j, yq, o, tot);
-          subblock<1, NT>(seg, j, yq, o, tot);
-          subblock<2, NT>(seg, j, yq, o, tot);
-          subblock<3, NT>(seg, j, yq, o, tot);
-        }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
-        for (int t = 0; t < NT; t++)
-          acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(tot[t]), acc[t]);
-      }
-      for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
+  // One super-block of a 16-row group for NT tokens: acc[t] (lane r = row r) takes its float step.
+  template <int NT>
+  static inline void block(const uint8_t* blk, const ActQ8K* const* y, int i, const int32_t* const* off, __m512* acc) {
+    const int8_t* yq[NT];
+    const int32_t* o[NT];
+    __m512i tot[NT];
+    for (int t = 0; t < NT; t++) { yq[t] = y[t][i].qs; o[t] = off[t] + 16 * i; tot[t] = _mm512_setzero_si512(); }
+    for (int j = 0; j < 4; j++) {  // segment by segment: the block is read front to back
+      const uint8_t* seg = blk + 32 + kQ6R16Seg * j;
+      subblock<0, NT>(seg, j, yq, o, tot);
+      subblock<1, NT>(seg, j, yq, o, tot);
+      subblock<2, NT>(seg, j, yq, o, tot);
+      subblock<3, NT>(seg, j, yq, o, tot);
     }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+    for (int t = 0; t < NT; t++)
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(tot[t]), acc[t]);
   }
 };
 
@@ -177,101 +164,107 @@ struct Q4R {
   // Start of sub-block j's sum for token t's super-block.
   static inline __m512i start(const int32_t* p, int j) { return IQ4 ? _mm512_set1_epi32(p[j]) : _mm512_setzero_si512(); }
 
-  // NT tokens × the rows [0, nrows) (a multiple of 16) of a chunk: out[t·outStride + r].
-  template <int NT, bool PF>
-  static void pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* ys,
-                   float* out, size_t outStride) {
+  // One super-block of a 16-row group for NT tokens: acc[t] (lane r = row r) takes its float steps.
+  template <int NT>
+  static inline void block(const uint8_t* blk, const ActQ8K* const* y, int i, const int32_t* const* ys, __m512* acc) {
     const __m512i m4 = _mm512_set1_epi8(15), lut = IQ4 ? iq4x_table() : _mm512_setzero_si512();
-    const uint8_t* pfp = w;
-    for (int r = 0; r < nrows; r += 16) {
-      const uint8_t* g = w + (size_t)r * rb;
-      __m512 acc[NT];
-      for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-      for (int i = 0; i < nb; i++) {
-        const uint8_t* blk = g + (size_t)i * SB;
-        if (PF) r16_prefetch<NT, SB>(blk, pfp);
-        const int32_t* p[NT];
-        for (int t = 0; t < NT; t++) p[t] = ys[t] + kPrep * i;
-        // M: Σ_j min_j·Σy_j (q4_K), the minimums of sub-blocks 2k, 2k+1 paired as int16 against p's pair k
-        __m512i tot[NT], M[NT];
-        for (int t = 0; t < NT; t++) { tot[t] = _mm512_setzero_si512(); M[t] = _mm512_setzero_si512(); }
-        if constexpr (NT <= 4) {
-          // few tokens: each QS vector loaded once for both its sub-blocks, each scale byte unpacked once
-          for (int k = 0; k < 4; k++) {
-            __m512i sc0, m0, sc1, m1, S0[NT], S1[NT];
-            scale_min(blk, 2 * k, sc0, m0);
-            scale_min(blk, 2 * k + 1, sc1, m1);
-            for (int t = 0; t < NT; t++) { S0[t] = start(p[t], 2 * k); S1[t] = start(p[t], 2 * k + 1); }
-            for (int v = 0; v < 8; v++) {
-              const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * k + v));
-              const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
-              const __m512i V0 = codes<0>(L, m4, lut, Hq, 2 * k), V1 = codes<1>(L, m4, lut, Hq, 2 * k + 1);
-              for (int t = 0; t < NT; t++) {
-                const int32_t* q = (const int32_t*)y[t][i].qs;
-                if (IQ4) {  // vector 8k + v: sub-block 2k + v / 4, chunks 16k + 8(v / 4) + v % 4 (low) and + 4 (high)
-                  __m512i& S = v < 4 ? S0[t] : S1[t];
-                  const int c = 16 * k + 8 * (v / 4) + v % 4;
-                  S = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S, V0, _mm512_set1_epi32(q[c])), V1, _mm512_set1_epi32(q[c + 4]));
-                } else {  // vector 8k + v: chunk 16k + v of sub-block 2k (low), 16k + 8 + v of 2k + 1 (high)
-                  S0[t] = _mm512_dpbusd_epi32(S0[t], V0, _mm512_set1_epi32(q[16 * k + v]));
-                  S1[t] = _mm512_dpbusd_epi32(S1[t], V1, _mm512_set1_epi32(q[16 * k + 8 + v]));
-                }
-              }
-            }
-            const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
-            for (int t = 0; t < NT; t++) {
-              tot[t] = _mm512_add_epi32(tot[t], _mm512_add_epi32(_mm512_mullo_epi32(S0[t], sc0), _mm512_mullo_epi32(S1[t], sc1)));
-              if (!IQ4) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(p[t][k]));
+    const int32_t* p[NT];
+    for (int t = 0; t < NT; t++) p[t] = ys[t] + kPrep * i;
+    // M: Σ_j min_j·Σy_j (q4_K), the minimums of sub-blocks 2k, 2k+1 paired as int16 against p's pair k
+    __m512i tot[NT], M[NT];
+    for (int t = 0; t < NT; t++) { tot[t] = _mm512_setzero_si512(); M[t] = _mm512_setzero_si512(); }
+    if constexpr (NT <= 4) {
+      // few tokens: each QS vector loaded once for both its sub-blocks, each scale byte unpacked once
+      for (int k = 0; k < 4; k++) {
+        __m512i sc0, m0, sc1, m1, S0[NT], S1[NT];
+        scale_min(blk, 2 * k, sc0, m0);
+        scale_min(blk, 2 * k + 1, sc1, m1);
+        for (int t = 0; t < NT; t++) { S0[t] = start(p[t], 2 * k); S1[t] = start(p[t], 2 * k + 1); }
+        for (int v = 0; v < 8; v++) {
+          const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * k + v));
+          const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
+          const __m512i V0 = codes<0>(L, m4, lut, Hq, 2 * k), V1 = codes<1>(L, m4, lut, Hq, 2 * k + 1);
+          for (int t = 0; t < NT; t++) {
+            const int32_t* q = (const int32_t*)y[t][i].qs;
+            if (IQ4) {  // vector 8k + v: sub-block 2k + v / 4, chunks 16k + 8(v / 4) + v % 4 (low) and + 4 (high)
+              __m512i& S = v < 4 ? S0[t] : S1[t];
+              const int c = 16 * k + 8 * (v / 4) + v % 4;
+              S = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S, V0, _mm512_set1_epi32(q[c])), V1, _mm512_set1_epi32(q[c + 4]));
+            } else {  // vector 8k + v: chunk 16k + v of sub-block 2k (low), 16k + 8 + v of 2k + 1 (high)
+              S0[t] = _mm512_dpbusd_epi32(S0[t], V0, _mm512_set1_epi32(q[16 * k + v]));
+              S1[t] = _mm512_dpbusd_epi32(S1[t], V1, _mm512_set1_epi32(q[16 * k + 8 + v]));
             }
           }
-        } else {
-          // 8 tokens' sums fill the registers: one sub-block at a time, the minimums afterwards (same integers)
-          for (int j = 0; j < 8; j++) {  // sub-block j
-            __m512i sc, m;
-            scale_min(blk, j, sc, m);
-            __m512i S[NT];
-            for (int t = 0; t < NT; t++) S[t] = start(p[t], j);
-            if (IQ4) {  // vectors 4j..4j+3: chunk 8j + v (low nibbles) and 8j + 4 + v (high)
-              for (int v = 0; v < 4; v++) {
-                const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (4 * j + v));
-                const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
-                for (int t = 0; t < NT; t++) {
-                  const int32_t* q = (const int32_t*)y[t][i].qs;
-                  S[t] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S[t], V0, _mm512_set1_epi32(q[8 * j + v])), V1, _mm512_set1_epi32(q[8 * j + 4 + v]));
-                }
-              }
-            } else {  // vectors 8(j / 2)..+7: chunk 8j + v, low (j even) or high nibbles
-              for (int v = 0; v < 8; v++) {
-                const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
-                const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
-                const __m512i V = j % 2 ? codes<1>(L, m4, lut, Hq, j) : codes<0>(L, m4, lut, Hq, j);
-                for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
-              }
-            }
-            for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));
-          }
-          if (!IQ4)
-            for (int k = 0; k < 4; k++) {
-              __m512i sc, m0, m1;
-              scale_min(blk, 2 * k, sc, m0);
-              scale_min(blk, 2 * k + 1, sc, m1);
-              const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
-              for (int t = 0; t < NT; t++) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(p[t][k]));
-            }
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
-        const __m512 dm = IQ4 ? dw : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + 32)));
+        const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
         for (int t = 0; t < NT; t++) {
-          const __m512 dy = _mm512_set1_ps(y[t][i].d);
-          acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(tot[t]), acc[t]);
-          if (!IQ4) acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M[t]), acc[t]);
+          tot[t] = _mm512_add_epi32(tot[t], _mm512_add_epi32(_mm512_mullo_epi32(S0[t], sc0), _mm512_mullo_epi32(S1[t], sc1)));
+          if (!IQ4) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(p[t][k]));
         }
       }
-      for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
+    } else {
+      // 8 tokens' sums fill the registers: one sub-block at a time, the minimums afterwards (same integers)
+      for (int j = 0; j < 8; j++) {  // sub-block j
+        __m512i sc, m;
+        scale_min(blk, j, sc, m);
+        __m512i S[NT];
+        for (int t = 0; t < NT; t++) S[t] = start(p[t], j);
+        if (IQ4) {  // vectors 4j..4j+3: chunk 8j + v (low nibbles) and 8j + 4 + v (high)
+          for (int v = 0; v < 4; v++) {
+            const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (4 * j + v));
+            const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
+            for (int t = 0; t < NT; t++) {
+              const int32_t* q = (const int32_t*)y[t][i].qs;
+              S[t] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S[t], V0, _mm512_set1_epi32(q[8 * j + v])), V1, _mm512_set1_epi32(q[8 * j + 4 + v]));
+            }
+          }
+        } else {  // vectors 8(j / 2)..+7: chunk 8j + v, low (j even) or high nibbles
+          for (int v = 0; v < 8; v++) {
+            const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
+            const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
+            const __m512i V = j % 2 ? codes<1>(L, m4, lut, Hq, j) : codes<0>(L, m4, lut, Hq, j);
+            for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+          }
+        }
+        for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));
+      }
+      if (!IQ4)
+        for (int k = 0; k < 4; k++) {
+          __m512i sc, m0, m1;
+          scale_min(blk, 2 * k, sc, m0);
+          scale_min(blk, 2 * k + 1, sc, m1);
+          const __m512i mp = _mm512_or_si512(m0, _mm512_slli_epi32(m1, 16));
+          for (int t = 0; t < NT; t++) M[t] = _mm512_dpwssd_epi32(M[t], mp, _mm512_set1_epi32(p[t][k]));
+        }
+    }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+    const __m512 dm = IQ4 ? dw : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + 32)));
+    for (int t = 0; t < NT; t++) {
+      const __m512 dy = _mm512_set1_ps(y[t][i].d);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(tot[t]), acc[t]);
+      if (!IQ4) acc[t] = _mm512_fnmadd_ps(_mm512_mul_ps(dm, dy), _mm512_cvtepi32_ps(M[t]), acc[t]);
     }
   }
 };
 
+// NT tokens × the rows [0, nrows) (a multiple of 16) of a chunk of format F: out[t·outStride + r]. PF: prefetch the
+// chunk's one contiguous stream ahead (decode and small batches read the weights from DRAM once per call).
+template <class F, int NT, bool PF>
+static void r16_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* p,
+                     float* out, size_t outStride) {
+  const uint8_t* pfp = w;
+  for (int r = 0; r < nrows; r += 16) {
+    const uint8_t* g = w + (size_t)r * rb;
+    __m512 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+      const uint8_t* blk = g + (size_t)i * F::SB;
+      if (PF) r16_prefetch<NT, F::SB>(blk, pfp);
+      F::template block<NT>(blk, y, i, p, acc);
+    }
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
+  }
+}
 static int32_t* r16_scratch(size_t n) {
   thread_local std::vector<int32_t> buf;
   if (buf.size() < n) buf.resize(n);
@@ -285,8 +278,8 @@ static void r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* 
   int32_t* p = r16_scratch((size_t)nb * F::kPrep);
   F::prep(y[0], nb, p);
   const int32_t* pp[1] = {p};
-  if (pf) F::template pass<1, true>(nb, w, rb, nrows, y, pp, out, 0);
-  else F::template pass<1, false>(nb, w, rb, nrows, y, pp, out, 0);
+  if (pf) r16_pass<F, 1, true>(nb, w, rb, nrows, y, pp, out, 0);
+  else r16_pass<F, 1, false>(nb, w, rb, nrows, y, pp, out, 0);
 }
 // Prefill tile (PF = false) and small-batch decode (PF = true): tokens in passes of up to 8, each weight
 // super-block decoded once per pass.
@@ -305,7 +298,7 @@ static void r16_tile(int K, const uint8_t* w, size_t rb, int nrows, const uint8_
       pp[t] = buf + (size_t)t * nb * F::kPrep;
     }
     float* o = out + (size_t)t0 * outStride;
-#define L4_R16_PASS(n) F::template pass<n, PF>(nb, w, rb, nrows, y, pp, o, outStride)
+#define L4_R16_PASS(n) r16_pass<F, n, PF>(nb, w, rb, nrows, y, pp, o, outStride)
     switch (nt) {
       case 8: L4_R16_PASS(8); break;
       case 7: L4_R16_PASS(7); break;
