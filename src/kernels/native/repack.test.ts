@@ -19,6 +19,25 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
 }
 
+/** One weight on both backends (A repacks it, B keeps the file layout), its rows read back bit-exact by both. */
+function loadBoth(A: NativeBackend, B: NativeBackend, dtype: DType, E: number, N: number, K: number) {
+  const { bytes } = randomWeight(dtype, E * N, K, N + K);
+  const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
+  const before = A.repackedBytes;
+  const wa = A.weight(t),
+    wb = B.weight(t);
+  assert.equal(A.repackedBytes - before, byteSize(dtype, E * N * K), 'the packed backend repacked the weight');
+  assert.equal(B.repackedBytes, 0, 'repack: false keeps the file layout');
+  const ids = [0, E * N - 1, 5 % (E * N), (E * N) >> 1, 17 % (E * N)];
+  const ra = new Float32Array(ids.length * K),
+    rb = new Float32Array(ids.length * K);
+  A.getRows(ra, wa, ids);
+  B.getRows(rb, wb, ids);
+  sameBits(ra, rb, `${dtype} getRows`);
+  sameBits(A.toF32(wa), B.toF32(wb), `${dtype} toF32`);
+  return { wa, wb };
+}
+
 for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
   test(`native repack ${dtype}: same bits as the file layout (decode, prefill, experts, rows)`, { skip }, () => {
     const A = packed.backend as NativeBackend,
@@ -31,13 +50,7 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
       [2, 8, 32],
       [1, 40, 4096],
     ] as const) {
-      const { bytes } = randomWeight(dtype, E * N, K, N + K);
-      const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
-      const before = A.repackedBytes;
-      const wa = A.weight(t),
-        wb = B.weight(t);
-      assert.equal(A.repackedBytes - before, byteSize(dtype, E * N * K), 'the packed backend repacked the weight');
-      assert.equal(B.repackedBytes, 0, 'repack: false keeps the file layout');
+      const { wa, wb } = loadBoth(A, B, dtype, E, N, K);
       for (const T of [1, 4, 7, 40]) {
         const x = randn(r, T * K);
         for (let e = 0; e < E; e++) {
@@ -48,13 +61,6 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
           sameBits(oa, ob, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}`);
         }
       }
-      const ids = [0, E * N - 1, 5 % (E * N), (E * N) >> 1];
-      const ra = new Float32Array(ids.length * K),
-        rb = new Float32Array(ids.length * K);
-      A.getRows(ra, wa, ids);
-      B.getRows(rb, wb, ids);
-      sameBits(ra, rb, `${dtype} getRows`);
-      sameBits(A.toF32(wa), B.toF32(wb), `${dtype} toF32`);
     }
   });
 }
@@ -82,19 +88,7 @@ for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
       [1, 48, 2048],
       [3, 16, 768],
     ] as const) {
-      const { bytes } = randomWeight(dtype, E * N, K, N + K);
-      const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
-      const before = A.repackedBytes;
-      const wa = A.weight(t),
-        wb = B.weight(t);
-      assert.equal(A.repackedBytes - before, byteSize(dtype, E * N * K), 'the packed backend repacked the weight');
-      const ids = [0, E * N - 1, 5 % (E * N), (E * N) >> 1, 17 % (E * N)];
-      const ra = new Float32Array(ids.length * K),
-        rb = new Float32Array(ids.length * K);
-      A.getRows(ra, wa, ids);
-      B.getRows(rb, wb, ids);
-      sameBits(ra, rb, `${dtype} getRows`);
-      sameBits(A.toF32(wa), B.toF32(wb), `${dtype} toF32`);
+      const { wa, wb } = loadBoth(A, B, dtype, E, N, K);
       for (const T of [1, 3, 8, 13, 40]) {
         const x = randn(r, T * K);
         for (let e = 0; e < E; e++) {
