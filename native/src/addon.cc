@@ -359,15 +359,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int64_t N = num(info, i + 4, "N", 1), K = num(info, i + 5, "K", 1), T = num(info, i + 6, "T", 0), ex = num(info, i + 7, "expert");
     check_type(env, type, K);
     if (!e(env).kt()->rows[type]) throw Napi::RangeError::New(env, "weight type id " + std::to_string(type) + " has no kernel in the " + e(env).kt()->isa + " set");
-    if (is_repacked(type) && N % (is_r16(type) ? 16 : 8)) throw Napi::RangeError::New(env, "a repacked weight needs N % 8 == 0 (R16: N % 16 == 0)");
+    check_groups(env, type, N);
     const size_t rb = row_bytes(type, K);
     if (w.bytes < (size_t)(ex + 1) * N * rb) throw Napi::RangeError::New(env, "weight bytes too short for [expert " + std::to_string(ex) + "] of N × K");
     need(env, x, T * K, "x"); need(env, out, T * N, "out");
     return MatmulJob{(float*)out.p, (const float*)x.p, w.p + (size_t)ex * N * rb, type, (int)N, (int)K, (int)T};
   }
-  // A repacked matrix is whole groups: reading a row reads its group (8 rows; R16: 16).
+  // A repacked matrix is whole groups (common.h group_rows): kernels and row reads take a group at a time.
   static void check_groups(Napi::Env env, int type, int64_t rows) {
-    if (is_repacked(type) && rows % (is_r16(type) ? 16 : 8))
+    if (is_repacked(type) && rows % group_rows(type))
       throw Napi::RangeError::New(env, "a repacked weight has whole groups of rows (8; R16: 16), got " + std::to_string(rows));
   }
   // getRows(out, w, type, rows, K, ids: Int32Array)
@@ -587,7 +587,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int to = info.Length() > 4 && !info[4].IsUndefined() ? (int)num(info, 4, "to", 0, T_COUNT - 1) : r8_of(type) >= 0 ? r8_of(type) : r16_of(type);
     if (to != r8_of(type) && to != r16_of(type)) throw Napi::RangeError::New(env, "no repacked layout " + std::to_string(to) + " for type " + std::to_string(type));
     if (!e(env).kt()->rows[to]) throw Napi::RangeError::New(env, "this kernel set has no kernels for repacked layout " + std::to_string(to) + " (canRepack gives the one it reads)");
-    const int g = is_r16(to) ? 16 : 8;
+    const int g = group_rows(to);
     if (rows % g) throw Napi::RangeError::New(env, "repacking needs a multiple of " + std::to_string(g) + " rows, got " + std::to_string(rows));
     const size_t n = (size_t)rows * row_bytes(type, K);
     if (src.bytes != n) throw Napi::RangeError::New(env, "src has " + std::to_string(src.bytes) + " bytes, [" + std::to_string(rows) + ", " + std::to_string(K) + "] needs " + std::to_string(n));

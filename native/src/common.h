@@ -49,11 +49,14 @@ enum GType : int {
 // so sub-block s = 8n + p + 2M's chunk 4s + v takes nibble M / 2 of QL vector 4(M % 2) + v and field M of QH
 // vector v. Same bytes per row as the file; the kernels (kern-kquant-r16-avx512.h) have their own float structure.
 constexpr size_t kQ6R16Block = 16 * 210, kQ6R16Seg = 832;
-static inline size_t q6r16_scale_at(int M, int j, int r) { return 32 + kQ6R16Seg * j + 16 * M + r; }
+// segment j's offset in its super-block, and its parts' offsets in the segment
+constexpr size_t kQ6R16Seg0 = 32, kQ6R16SegQL = 64, kQ6R16SegQH = 576;
+static inline size_t q6r16_seg(int j) { return kQ6R16Seg0 + kQ6R16Seg * j; }
+static inline size_t q6r16_scale_at(int M, int j, int r) { return q6r16_seg(j) + 16 * M + r; }
 static inline int q6r16_subblock(int M, int j) { return 8 * (j / 2) + j % 2 + 2 * M; }
-static inline size_t q6r16_ql_at(int j, int h, int v, int r) { return 32 + kQ6R16Seg * j + 64 + 256 * h + 64 * v + 4 * r; }
+static inline size_t q6r16_ql_at(int j, int h, int v, int r) { return q6r16_seg(j) + kQ6R16SegQL + 256 * h + 64 * v + 4 * r; }
 static inline int q6r16_ql_word(int j, int h, int v) { return 16 * (j / 2) + 8 * h + 4 * (j % 2) + v; }
-static inline size_t q6r16_qh_at(int j, int v, int r) { return 32 + kQ6R16Seg * j + 576 + 64 * v + 4 * r; }
+static inline size_t q6r16_qh_at(int j, int v, int r) { return q6r16_seg(j) + kQ6R16SegQH + 64 * v + 4 * r; }
 static inline int q6r16_qh_word(int j, int v) { return 8 * (j / 2) + 4 * (j % 2) + v; }
 //
 // "Q4_K R16" (q4_K, N % 16 == 0, AVX-512): rows 16p..16p+15 as K/256 super-blocks of 16·144 bytes:
@@ -69,11 +72,17 @@ static inline int q6r16_qh_word(int j, int v) { return 8 * (j / 2) + 4 * (j % 2)
 //   vector u = word u of the rows' qs, as q4_K's; in IQ4_XS order, vectors 4j..4j+3 hold sub-block j (elements
 //   32j..32j+31): vector 4j + v's low nibbles are chunk 8j + v, its high nibbles chunk 8j + 4 + v. The codes
 //   index kvalues_iq4nl.
-constexpr size_t kQ4KR16Block = 16 * 144, kQ5KR16Block = 16 * 176, kIQ4XSR16Block = 16 * 136;
-static inline size_t q4kr16_qs_at(int u, int r, int b) { return 256 + 64 * u + 4 * r + b; }
+// Byte offsets inside one super-block of these 16-row groups (the 16 rows' f16 d always at 0; 0 where the format
+// has no such part), read by the repacker and by both kernel sets.
+struct R16Q4Layout { size_t block, dmin, scales, qh, codes; };
+constexpr R16Q4Layout kR16Q4K{16 * 144, 32, 64, 0, 256}, kR16Q5K{16 * 176, 32, 64, 256, 768},
+    kR16IQ4XS{16 * 136, 0, 32, 0, 128};
+constexpr size_t kQ40R16Block = 2 * 8 * 18, kQ40R16Codes = 32;  // q4_0 R16: one block of 16 rows; where its codes start
 static inline bool is_r8(int t) { return t == T_Q4_0_R8 || t == T_Q8_0_R8 || t == T_Q4_0_R16; }
 static inline bool is_r16(int t) { return t == T_Q4_0_R16 || t == T_Q6_K_R16 || t == T_Q4_K_R16 || t == T_IQ4_XS_R16 || t == T_Q5_K_R16; }
 static inline bool is_repacked(int t) { return is_r8(t) || t == T_Q6_K_R16 || t == T_Q4_K_R16 || t == T_IQ4_XS_R16 || t == T_Q5_K_R16; }
+// Rows per group of a repacked layout: a repacked matrix is whole groups, and reading a row reads its group.
+static inline int group_rows(int t) { return is_r16(t) ? 16 : 8; }
 static inline int r8_base(int t) {
   return t == T_Q4_0_R8 || t == T_Q4_0_R16 ? T_Q4_0 : t == T_Q8_0_R8 ? T_Q8_0 : t == T_Q6_K_R16 ? T_Q6_K : t == T_Q4_K_R16 ? T_Q4_K : t == T_IQ4_XS_R16 ? T_IQ4_XS : t == T_Q5_K_R16 ? T_Q5_K : t;
 }

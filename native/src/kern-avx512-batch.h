@@ -57,7 +57,7 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
     if (I16) {  // R16: the 16 scales, then the codes already chunk-major (common.h)
       const __m512i m4 = _mm512_set1_epi8(15);
       for (int c = 0; c < 4; c++) {
-        const __m512i W = _mm512_loadu_si512(a + 32 + 64 * c);
+        const __m512i W = _mm512_loadu_si512(a + kQ40R16Codes + 64 * c);
         V[c] = _mm512_and_si512(W, m4);
         V[c + 4] = _mm512_and_si512(_mm512_srli_epi16(W, 4), m4);
       }
@@ -158,20 +158,10 @@ static void b16_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const ui
     for (int t = 0; t < ntok; t += 8) {
       const uint8_t* at = act + (size_t)t * actStride;
       float* o = out + (size_t)t * outStride + r;
-#define L4_PASS(n)                                                                       \
-  if constexpr (Q4) b16_q4_pass<n, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb); \
-  else b16_q8_pass<n>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb)
-      switch (std::min(8, ntok - t)) {
-        case 8: L4_PASS(8); break;
-        case 7: L4_PASS(7); break;
-        case 6: L4_PASS(6); break;
-        case 5: L4_PASS(5); break;
-        case 4: L4_PASS(4); break;
-        case 3: L4_PASS(3); break;
-        case 2: L4_PASS(2); break;
-        default: L4_PASS(1); break;
-      }
-#undef L4_PASS
+      with_token_count<8>(std::min(8, ntok - t), [&](auto n) {
+        if constexpr (Q4) b16_q4_pass<decltype(n)::value, I16>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb);
+        else b16_q8_pass<decltype(n)::value>(nb, ga, gb, at, actStride, o, outStride, pfa, pfb);
+      });
     }
   }
   if (!I16 && r < nrows) x_tile_r8<Q4>(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, actStride, ntok, out + r, outStride);

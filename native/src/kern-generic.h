@@ -4,6 +4,15 @@
 // block at a time and takes an f32 dot product with f32 activations — exact up to f32 rounding.
 // Included inside `namespace l4::<isa>`; relies on common.h.
 
+// Calls f(std::integral_constant<int, n>{}) for a token count 1 ≤ n ≤ Max known only at run time (kernels that keep
+// n tokens' accumulators in registers are instantiated per n).
+template <int Max, class F>
+static inline void with_token_count(int n, F&& f) {
+  if constexpr (Max > 1)
+    if (n < Max) return with_token_count<Max - 1>(n, f);
+  f(std::integral_constant<int, Max>{});
+}
+
 // ---- row dequantizers: K elements of type T at src -> dst ----
 static void dq_f32(const uint8_t* s, float* y, int K) { std::memcpy(y, s, (size_t)K * 4); }
 static void dq_f16(const uint8_t* s, float* y, int K) { for (int i = 0; i < K; i++) y[i] = half_to_float(rd16(s + 2 * i)); }

@@ -32,7 +32,8 @@ static inline __m256i a2_bcast(const int8_t* q, int word) { return _mm256_set1_e
 // 2·31·128 = 7,936, so q5_K meets its scales every 4 chunks (≤ 31,744) instead of every 8.
 template <bool Q5>
 struct A2Q45 {
-  static constexpr size_t SB = Q5 ? kQ5KR16Block : kQ4KR16Block, QS = Q5 ? 768 : 256, QH = 256;
+  static constexpr R16Q4Layout R = Q5 ? kR16Q5K : kR16Q4K;
+  static constexpr size_t SB = R.block, QS = R.codes, QH = R.qh;
   static constexpr int VS = Q5 ? 4 : 8;  // chunks summed in int16 before VPMADDWD
   static constexpr int kPrep = 4;  // (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3: Q4R<Q4K>'s
   static void prep(const ActQ8K* y, int nb, int32_t* dst) {
@@ -44,7 +45,7 @@ struct A2Q45 {
   }
   // Rows of half h: scale and minimum of sub-block j (ggml's get_scale_min_k4), int32 lanes.
   static inline void scale_min(const uint8_t* blk, int h, int j, __m256i& sc, __m256i& m) {
-    auto sb = [&](int p) { return a2_u8x8(blk + 64 + 16 * p + 8 * h); };
+    auto sb = [&](int p) { return a2_u8x8(blk + R.scales + 16 * p + 8 * h); };
     const __m256i m63 = _mm256_set1_epi32(63), m15 = _mm256_set1_epi32(15);
     if (j < 4) {
       sc = _mm256_and_si256(sb(j), m63);
@@ -89,7 +90,7 @@ struct A2Q45 {
       for (int t = 0; t < NT; t++) M[t] = _mm256_add_epi32(M[t], _mm256_madd_epi16(mp, _mm256_set1_epi32(p[t][4 * i + k])));
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 16 * h)));
-    const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 32 + 16 * h)));
+    const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + R.dmin + 16 * h)));
     for (int t = 0; t < NT; t++) {
       const __m256 dy = _mm256_set1_ps(y[t][i].d);
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dy), _mm256_cvtepi32_ps(tot[t]), acc[t]);
@@ -116,14 +117,15 @@ struct A2Iq4Tables {
 };
 alignas(32) static constexpr A2Iq4Tables a2_iq4_tables{};
 struct A2IQ4XS {
-  static constexpr size_t SB = kIQ4XSR16Block, QS = 128;
+  static constexpr R16Q4Layout R = kR16IQ4XS;
+  static constexpr size_t SB = R.block, QS = R.codes;
   static constexpr int kPrep = 1;  // unused: no minimums, no offset
   static void prep(const ActQ8K*, int nb, int32_t* dst) { for (int i = 0; i < nb; i++) dst[i] = 0; }
   template <int NT>
   static inline void block(const uint8_t* blk, int h, const ActQ8K* const* y, int i, const int32_t* const*, __m256* acc) {
     const __m256i m4 = _mm256_set1_epi8(15), m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
     const __m256i vals = _mm256_load_si256((const __m256i*)a2_iq4_tables.value), mags = _mm256_load_si256((const __m256i*)a2_iq4_tables.mag);
-    auto sb = [&](int p) { return a2_u8x8(blk + 32 + 16 * p + 8 * h); };
+    auto sb = [&](int p) { return a2_u8x8(blk + R.scales + 16 * p + 8 * h); };
     const __m256i sh = _mm256_or_si256(sb(0), _mm256_slli_epi32(sb(1), 8));  // scales_h, 2 bits per sub-block
     __m256i tot[NT];
     for (int t = 0; t < NT; t++) tot[t] = _mm256_setzero_si256();
@@ -152,7 +154,7 @@ struct A2IQ4XS {
 // NT tokens × the rows [0, nrows) (a multiple of 16) of a chunk, each 16-row group as two 8-row halves (the
 // second reads the group again, from cache). PF: prefetch the chunk's stream ahead (decode, small batches).
 template <class F, int NT, bool PF>
-static void a2r16_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* p,
+static void r16_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8K* const* y, const int32_t* const* p,
                        float* out, size_t outStride) {
   const uint8_t* pfp = w;
   for (int r = 0; r < nrows; r += 16) {
@@ -169,57 +171,11 @@ static void a2r16_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Act
     }
   }
 }
-static int32_t* a2r16_scratch(size_t n) {
-  thread_local std::vector<int32_t> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-template <class F>
-static void a2r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
-  const int nb = K / 256;
-  const ActQ8K* y[1] = {(const ActQ8K*)act};
-  int32_t* p = a2r16_scratch((size_t)nb * F::kPrep);
-  F::prep(y[0], nb, p);
-  const int32_t* pp[1] = {p};
-  if (pf) a2r16_pass<F, 1, true>(nb, w, rb, nrows, y, pp, out, 0);
-  else a2r16_pass<F, 1, false>(nb, w, rb, nrows, y, pp, out, 0);
-}
-// Prefill tiles (PF = false) and small batches (PF = true): tokens in passes of up to 4 (16 ymm registers).
-template <class F, bool PF>
-static void a2r16_tile(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                       float* out, size_t outStride) {
-  const int nb = K / 256;
-  int32_t* buf = a2r16_scratch((size_t)nb * F::kPrep * 4);
-  for (int t0 = 0; t0 < ntok; t0 += 4) {
-    const int nt = std::min(4, ntok - t0);
-    const ActQ8K* y[4];
-    const int32_t* pp[4];
-    for (int t = 0; t < nt; t++) {
-      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-      F::prep(y[t], nb, buf + (size_t)t * nb * F::kPrep);
-      pp[t] = buf + (size_t)t * nb * F::kPrep;
-    }
-    float* o = out + (size_t)t0 * outStride;
-    switch (nt) {
-      case 4: a2r16_pass<F, 4, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
-      case 3: a2r16_pass<F, 3, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
-      case 2: a2r16_pass<F, 2, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
-      default: a2r16_pass<F, 1, PF>(nb, w, rb, nrows, y, pp, o, outStride); break;
-    }
-  }
-}
+constexpr int kR16MaxTokens = 4;  // 16 ymm registers
+#include "kern-r16-drivers.h"
 
 static void fill_kquant_r16_avx2(KernelTable& t) {
-  t.rows[T_Q4_K_R16] = a2r16_rows<A2Q45<false>>;
-  t.act[T_Q4_K_R16] = ACT_Q8K;
-  t.tile[T_Q4_K_R16] = a2r16_tile<A2Q45<false>, false>;
-  t.batch[T_Q4_K_R16] = a2r16_tile<A2Q45<false>, true>;
-  t.rows[T_IQ4_XS_R16] = a2r16_rows<A2IQ4XS>;
-  t.act[T_IQ4_XS_R16] = ACT_Q8K;
-  t.tile[T_IQ4_XS_R16] = a2r16_tile<A2IQ4XS, false>;
-  t.batch[T_IQ4_XS_R16] = a2r16_tile<A2IQ4XS, true>;
-  t.rows[T_Q5_K_R16] = a2r16_rows<A2Q45<true>>;
-  t.act[T_Q5_K_R16] = ACT_Q8K;
-  t.tile[T_Q5_K_R16] = a2r16_tile<A2Q45<true>, false>;
-  t.batch[T_Q5_K_R16] = a2r16_tile<A2Q45<true>, true>;
+  fill_r16<A2Q45<false>>(t, T_Q4_K_R16);
+  fill_r16<A2Q45<true>>(t, T_Q5_K_R16);
+  fill_r16<A2IQ4XS>(t, T_IQ4_XS_R16);
 }

@@ -62,9 +62,9 @@ struct Q6R {
   static inline void codes(const uint8_t* seg, __m512i V[4]) {
     const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
     for (int v = 0; v < 4; v++) {
-      __m512i L = _mm512_loadu_si512(seg + 64 + 256 * (M % 2) + 64 * v);
+      __m512i L = _mm512_loadu_si512(seg + kQ6R16SegQL + 256 * (M % 2) + 64 * v);
       if (M >= 2) L = _mm512_srli_epi16(L, 4);  // the high nibbles (the byte above's bits land in 4..7, masked off)
-      __m512i H = _mm512_loadu_si512(seg + 576 + 64 * v);
+      __m512i H = _mm512_loadu_si512(seg + kQ6R16SegQH + 64 * v);
       if (M == 0) H = _mm512_slli_epi16(H, 4);  // field M to bits 4-5 (16-bit shifts: the bits kept never cross bytes)
       if (M == 1) H = _mm512_slli_epi16(H, 2);
       if (M == 3) H = _mm512_srli_epi16(H, 2);
@@ -93,7 +93,7 @@ struct Q6R {
     __m512i tot[NT];
     for (int t = 0; t < NT; t++) { yq[t] = y[t][i].qs; o[t] = off[t] + 16 * i; tot[t] = _mm512_setzero_si512(); }
     for (int j = 0; j < 4; j++) {  // segment by segment: the block is read front to back
-      const uint8_t* seg = blk + 32 + kQ6R16Seg * j;
+      const uint8_t* seg = blk + q6r16_seg(j);
       subblock<0, NT>(seg, j, yq, o, tot);
       subblock<1, NT>(seg, j, yq, o, tot);
       subblock<2, NT>(seg, j, yq, o, tot);
@@ -114,8 +114,8 @@ template <int FMT>
 struct Q4R {
   static constexpr bool IQ4 = FMT == Q4F_IQ4XS, Q5 = FMT == Q4F_Q5K;
   // bytes of one super-block of a 16-row group; offsets of the codes (and q5_K's 5th bits) in it
-  static constexpr size_t SB = IQ4 ? kIQ4XSR16Block : Q5 ? kQ5KR16Block : kQ4KR16Block;
-  static constexpr size_t QS = IQ4 ? 128 : Q5 ? 768 : 256, QH = 256;
+  static constexpr R16Q4Layout R = IQ4 ? kR16IQ4XS : Q5 ? kR16Q5K : kR16Q4K;
+  static constexpr size_t SB = R.block, QS = R.codes, QH = R.qh;
 
   // Per token and super-block. q4_K, q5_K: (Σy of sub-block 2k, of 2k + 1) as an int16 pair, k = 0..3 (|Σ| ≤ 32·127:
   // exact). IQ4_XS: −128·Σy of sub-block j, j = 0..7.
@@ -130,7 +130,7 @@ struct Q4R {
   }
   // Byte p of the 16 rows' packed scales as int32 lanes.
   static inline __m512i sbyte(const uint8_t* blk, int p) {
-    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(blk + (IQ4 ? 32 : 64) + 16 * p)));
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(blk + R.scales + 16 * p)));
   }
   // The 16 rows' scale (sc) and, for the K-quants, minimum (m) of sub-block j. q4_K, q5_K: ggml's get_scale_min_k4, 16 rows at
   // once. IQ4_XS: ls − 32, ls = 4 bits of scales_l[j / 2] (bytes 2..5) and 2 of scales_h (bytes 0, 1).
@@ -238,7 +238,7 @@ struct Q4R {
         }
     }
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
-    const __m512 dm = IQ4 ? dw : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + 32)));
+    const __m512 dm = IQ4 ? dw : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(blk + R.dmin)));
     for (int t = 0; t < NT; t++) {
       const __m512 dy = _mm512_set1_ps(y[t][i].d);
       acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, dy), _mm512_cvtepi32_ps(tot[t]), acc[t]);
@@ -265,69 +265,12 @@ static void r16_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride + r, acc[t]);
   }
 }
-static int32_t* r16_scratch(size_t n) {
-  thread_local std::vector<int32_t> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-// Decode (one token). F: Q6R or Q4R<FMT>.
-template <class F>
-static void r16_rows(int K, const uint8_t* w, size_t rb, int nrows, const void* act, float* out, bool pf) {
-  const int nb = K / 256;
-  const ActQ8K* y[1] = {(const ActQ8K*)act};
-  int32_t* p = r16_scratch((size_t)nb * F::kPrep);
-  F::prep(y[0], nb, p);
-  const int32_t* pp[1] = {p};
-  if (pf) r16_pass<F, 1, true>(nb, w, rb, nrows, y, pp, out, 0);
-  else r16_pass<F, 1, false>(nb, w, rb, nrows, y, pp, out, 0);
-}
-// Prefill tile (PF = false) and small-batch decode (PF = true): tokens in passes of up to 8, each weight
-// super-block decoded once per pass.
-template <class F, bool PF>
-static void r16_tile(int K, const uint8_t* w, size_t rb, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                     float* out, size_t outStride) {
-  const int nb = K / 256;
-  int32_t* buf = r16_scratch((size_t)nb * F::kPrep * 8);
-  for (int t0 = 0; t0 < ntok; t0 += 8) {
-    const int nt = std::min(8, ntok - t0);
-    const ActQ8K* y[8];
-    const int32_t* pp[8];
-    for (int t = 0; t < nt; t++) {
-      y[t] = (const ActQ8K*)(act + (size_t)(t0 + t) * actStride);
-      F::prep(y[t], nb, buf + (size_t)t * nb * F::kPrep);
-      pp[t] = buf + (size_t)t * nb * F::kPrep;
-    }
-    float* o = out + (size_t)t0 * outStride;
-#define L4_R16_PASS(n) r16_pass<F, n, PF>(nb, w, rb, nrows, y, pp, o, outStride)
-    switch (nt) {
-      case 8: L4_R16_PASS(8); break;
-      case 7: L4_R16_PASS(7); break;
-      case 6: L4_R16_PASS(6); break;
-      case 5: L4_R16_PASS(5); break;
-      case 4: L4_R16_PASS(4); break;
-      case 3: L4_R16_PASS(3); break;
-      case 2: L4_R16_PASS(2); break;
-      default: L4_R16_PASS(1); break;
-    }
-#undef L4_R16_PASS
-  }
-}
+constexpr int kR16MaxTokens = 8;  // 8 tokens' accumulators and sums fit the 32 zmm registers
+#include "kern-r16-drivers.h"
 
 static void fill_kquant_r16(KernelTable& t) {
-  t.rows[T_Q6_K_R16] = r16_rows<Q6R>;
-  t.act[T_Q6_K_R16] = ACT_Q8K;
-  t.tile[T_Q6_K_R16] = r16_tile<Q6R, false>;
-  t.batch[T_Q6_K_R16] = r16_tile<Q6R, true>;
-  t.rows[T_Q4_K_R16] = r16_rows<Q4R<Q4F_Q4K>>;
-  t.act[T_Q4_K_R16] = ACT_Q8K;
-  t.tile[T_Q4_K_R16] = r16_tile<Q4R<Q4F_Q4K>, false>;
-  t.batch[T_Q4_K_R16] = r16_tile<Q4R<Q4F_Q4K>, true>;
-  t.rows[T_Q5_K_R16] = r16_rows<Q4R<Q4F_Q5K>>;
-  t.act[T_Q5_K_R16] = ACT_Q8K;
-  t.tile[T_Q5_K_R16] = r16_tile<Q4R<Q4F_Q5K>, false>;
-  t.batch[T_Q5_K_R16] = r16_tile<Q4R<Q4F_Q5K>, true>;
-  t.rows[T_IQ4_XS_R16] = r16_rows<Q4R<Q4F_IQ4XS>>;
-  t.act[T_IQ4_XS_R16] = ACT_Q8K;
-  t.tile[T_IQ4_XS_R16] = r16_tile<Q4R<Q4F_IQ4XS>, false>;
-  t.batch[T_IQ4_XS_R16] = r16_tile<Q4R<Q4F_IQ4XS>, true>;
+  fill_r16<Q6R>(t, T_Q6_K_R16);
+  fill_r16<Q4R<Q4F_Q4K>>(t, T_Q4_K_R16);
+  fill_r16<Q4R<Q4F_Q5K>>(t, T_Q5_K_R16);
+  fill_r16<Q4R<Q4F_IQ4XS>>(t, T_IQ4_XS_R16);
 }

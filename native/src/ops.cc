@@ -103,7 +103,7 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
     }
     if (j.T == 1) {  // decode: about 4 chunks per thread, multiples of 8 rows for the 8-row kernels (16 for R16)
       c.mode = 0;
-      const int g = is_r16(j.type) ? 16 : 8;
+      const int g = group_rows(j.type);
       c.rows = (std::max(g, (j.N + nth * 4 - 1) / (nth * 4)) + g - 1) / g * g;
     } else if (j.T <= kBatchMax && kt_->batch[j.type] && j.N % 8 == 0) {
       // small batch (decoding sequences, an expert's few tokens): decode's chunks (one weight stream each, multiples
@@ -236,8 +236,8 @@ void Engine::dequant(float* out, const uint8_t* w, int type, int64_t rows, int K
 }
 
 void Engine::repackR8(uint8_t* dst, const uint8_t* src, int type, int64_t rows, int K, int to) {
-  const int g = is_r16(to) ? 16 : 8;
-  parallelFor(rows / g, 16 / (g / 8), [&](int64_t a, int64_t b, int) { repack_groups(dst, src, type, K, to, a, b); });
+  const int g = group_rows(to);
+  parallelFor(rows / g, 128 / g, [&](int64_t a, int64_t b, int) { repack_groups(dst, src, type, K, to, a, b); });  // >= 128 rows per piece
 }
 
 void Engine::quantize(uint8_t* out, const float* x, int type, int64_t rows, int K) {

@@ -8,19 +8,20 @@
 
 namespace l4 {
 
-// A row of a repacked (R8, or q4_0 R16) matrix back in its file layout (common.h).
+// Row r of a q4_0 R16 matrix back in the file layout.
+static void q4_0_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
+  const int nb = K / 32, j = (int)(r % 16);
+  const size_t rb = (size_t)nb * 18;
+  for (int i = 0; i < nb; i++) {
+    const uint8_t* blk = w + (size_t)(r / 16) * 16 * rb + (size_t)i * kQ40R16Block;
+    std::memcpy(dst + (size_t)i * 18, blk + 2 * j, 2);
+    for (int c = 0; c < 4; c++) std::memcpy(dst + (size_t)i * 18 + 2 + 4 * c, blk + kQ40R16Codes + 64 * c + 4 * j, 4);
+  }
+}
+// A row of an R8 matrix back in its file layout (common.h).
 static void r8_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   const int base = r8_base(type), bb = type_block_bytes(base), nb = K / 32;
   const size_t rb = (size_t)nb * bb, gb = 8 * (size_t)bb;
-  if (type == T_Q4_0_R16) {
-    const int j = (int)(r % 16);
-    for (int i = 0; i < nb; i++) {
-      const uint8_t* blk = w + (size_t)(r / 16) * 16 * rb + (size_t)i * 2 * gb;
-      std::memcpy(dst + (size_t)i * bb, blk + 2 * j, 2);
-      for (int c = 0; c < 4; c++) std::memcpy(dst + (size_t)i * bb + 2 + 4 * c, blk + 32 + 64 * c + 4 * j, 4);
-    }
-    return;
-  }
   const int j = (int)(r % 8), slot = base == T_Q4_0 ? (j < 4 ? 2 * j : 2 * (j - 4) + 1) : j, qb = bb - 2;
   for (int i = 0; i < nb; i++) {
     const uint8_t* blk = r8_block(w, r / 8, i, rb, gb);
@@ -74,8 +75,8 @@ template <int TYPE>
 struct Q4Layout {
   static constexpr bool IQ4 = TYPE == T_IQ4_XS, Q5 = TYPE == T_Q5_K;
   static constexpr int BB = IQ4 ? 136 : Q5 ? 176 : 144, FSC = IQ4 ? 2 : 4, SCALES = IQ4 ? 6 : 12, FQH = 16, FQS = IQ4 ? 8 : Q5 ? 48 : 16;
-  static constexpr size_t GB = IQ4 ? kIQ4XSR16Block : Q5 ? kQ5KR16Block : kQ4KR16Block, SC = IQ4 ? 32 : 64, QH = 256,
-                          CODES = IQ4 ? 128 : Q5 ? 768 : 256;
+  static constexpr R16Q4Layout R = IQ4 ? kR16IQ4XS : Q5 ? kR16Q5K : kR16Q4K;
+  static constexpr size_t GB = R.block, SC = R.scales, QH = R.qh, DMIN = R.dmin, CODES = R.codes;
 };
 template <int TYPE>
 static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t g1, int nb) {
@@ -87,7 +88,7 @@ static void q4_r16_groups(uint8_t* dst, const uint8_t* src, int64_t g0, int64_t 
       for (int r = 0; r < 16; r++) {
         const uint8_t* b = src + (size_t)(16 * g + r) * rb + (size_t)i * F::BB;
         std::memcpy(d + 2 * r, b, 2);
-        if (!F::IQ4) std::memcpy(d + 32 + 2 * r, b + 2, 2);
+        if (!F::IQ4) std::memcpy(d + F::DMIN + 2 * r, b + 2, 2);
         for (int p = 0; p < F::SCALES; p++) d[F::SC + 16 * p + r] = b[F::FSC + p];
         if (F::Q5) for (int u = 0; u < 8; u++) std::memcpy(d + F::QH + 64 * u + 4 * r, b + F::FQH + 4 * u, 4);
         for (int u = 0; u < 32; u++) std::memcpy(d + F::CODES + 64 * u + 4 * r, b + F::FQS + 4 * u, 4);
@@ -104,7 +105,7 @@ static void q4_r16_row(const uint8_t* w, int64_t r, int K, uint8_t* dst) {
     const uint8_t* d = w + (size_t)(r / 16) * 16 * rb + (size_t)i * F::GB;
     uint8_t* b = dst + (size_t)i * F::BB;
     std::memcpy(b, d + 2 * rr, 2);
-    if (!F::IQ4) std::memcpy(b + 2, d + 32 + 2 * rr, 2);
+    if (!F::IQ4) std::memcpy(b + 2, d + F::DMIN + 2 * rr, 2);
     for (int p = 0; p < F::SCALES; p++) b[F::FSC + p] = d[F::SC + 16 * p + rr];
     if (F::Q5) for (int u = 0; u < 8; u++) std::memcpy(b + F::FQH + 4 * u, d + F::QH + 64 * u + 4 * rr, 4);
     for (int u = 0; u < 32; u++) std::memcpy(b + F::FQS + 4 * u, d + F::CODES + 64 * u + 4 * rr, 4);
@@ -117,6 +118,7 @@ void repacked_row(int type, const uint8_t* w, int64_t r, int K, uint8_t* dst) {
   else if (type == T_Q4_K_R16) q4_r16_row<T_Q4_K>(w, r, K, dst);
   else if (type == T_Q5_K_R16) q4_r16_row<T_Q5_K>(w, r, K, dst);
   else if (type == T_IQ4_XS_R16) q4_r16_row<T_IQ4_XS>(w, r, K, dst);
+  else if (type == T_Q4_0_R16) q4_0_r16_row(w, r, K, dst);
   else r8_row(type, w, r, K, dst);
 }
 
@@ -145,11 +147,11 @@ static void repack_q4_0_r16(uint8_t* dst, const uint8_t* src, int64_t p0, int64_
   const size_t rb = (size_t)nb * 18;
   for (int64_t p = p0; p < p1; p++)
     for (int i = 0; i < nb; i++) {
-      uint8_t* d = dst + (size_t)p * 16 * rb + (size_t)i * 288;
+      uint8_t* d = dst + (size_t)p * 16 * rb + (size_t)i * kQ40R16Block;
       for (int r = 0; r < 16; r++) {
         const uint8_t* blk = src + (size_t)(16 * p + r) * rb + (size_t)i * 18;
         std::memcpy(d + 2 * r, blk, 2);
-        for (int c = 0; c < 4; c++) std::memcpy(d + 32 + 64 * c + 4 * r, blk + 2 + 4 * c, 4);
+        for (int c = 0; c < 4; c++) std::memcpy(d + kQ40R16Codes + 64 * c + 4 * r, blk + 2 + 4 * c, 4);
       }
     }
 }
