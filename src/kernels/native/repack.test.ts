@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { tryCreateNativeBackend, type NativeBackend } from './index.ts';
 import { randomWeight, randn, rng } from '../backend-refs.case.test.ts';
-import { byteSize, DTYPES, type DType } from '../../tensor/index.ts';
+import { byteSize, DTYPES, type DType, type Weight } from '../../tensor/index.ts';
 import type { RawEngine } from './addon.ts';
 
 const packed = tryCreateNativeBackend({ threads: 2, repack: true });
@@ -17,6 +17,15 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
   const ua = new Uint32Array(a.buffer, a.byteOffset, a.length),
     ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
+}
+
+/** The same product x · W[e]ᵀ on two backends (each with its own handle of one weight): [A's, B's]. */
+function productOnBoth(A: NativeBackend, wa: Weight, B: NativeBackend, wb: Weight, x: Float32Array, T: number, N: number, e: number) {
+  const oa = new Float32Array(T * N),
+    ob = new Float32Array(T * N);
+  A.matmul(oa, x, wa, T, e);
+  B.matmul(ob, x, wb, T, e);
+  return [oa, ob] as const;
 }
 
 /** One weight on both backends (A repacks it, B keeps the file layout), its rows read back bit-exact by both. */
@@ -54,10 +63,7 @@ for (const dtype of ['q4_0', 'q8_0'] as DType[]) {
       for (const T of [1, 4, 7, 40]) {
         const x = randn(r, T * K);
         for (let e = 0; e < E; e++) {
-          const oa = new Float32Array(T * N),
-            ob = new Float32Array(T * N);
-          A.matmul(oa, x, wa, T, e);
-          B.matmul(ob, x, wb, T, e);
+          const [oa, ob] = productOnBoth(A, wa, B, wb, x, T, N, e);
           sameBits(oa, ob, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}`);
         }
       }
@@ -92,10 +98,7 @@ for (const dtype of ['q6_k', 'q4_k', 'q5_k', 'iq4_xs'] as DType[]) {
       for (const T of [1, 3, 8, 13, 40]) {
         const x = randn(r, T * K);
         for (let e = 0; e < E; e++) {
-          const oa = new Float32Array(T * N),
-            ob = new Float32Array(T * N);
-          A.matmul(oa, x, wa, T, e);
-          B.matmul(ob, x, wb, T, e);
+          const [oa, ob] = productOnBoth(A, wa, B, wb, x, T, N, e);
           // both exact integer sums, scaled in float32 in different orders: differences are a few ulps of the
           // row's magnitude (a wrong code, scale or row would be off by whole products)
           let scale = 0;
@@ -143,10 +146,7 @@ test('native R16 q4_k/q5_k/iq4_xs: the AVX2 and AVX-512 kernel sets give the sam
           for (let i = 0; i < 256; i++) x[i] = x[i]! * 1e-38;
           if (K >= 512) x[300] = 3e38;
           for (let e = 0; e < E; e++) {
-            const oa = new Float32Array(T * N),
-              ob = new Float32Array(T * N);
-            a512.matmul(oa, x, wa, T, e);
-            avx2.matmul(ob, x, wb, T, e);
+            const [oa, ob] = productOnBoth(a512, wa, avx2, wb, x, T, N, e);
             sameBits(ob, oa, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}: AVX2 vs AVX-512`);
           }
         }
