@@ -20,6 +20,21 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-fPIC"],
         },
         {
+          # The AVX2 set's q4_0/q8_0 kernels with VPDPBUSD: AVX-VNNI (VEX), and the same source through
+          # AVX512-VNNI's 256-bit form so that AVX-512 machines run the set's tests (kern-avx2-vnni.cc). A compiler
+          # without -mavxvnni (GCC < 11) builds the VEX table as absent (probe-flag.sh) rather than failing.
+          "target_name": "kern_avx2_vnni",
+          "type": "static_library",
+          "sources": ["src/kern-avx2-vnni.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "<!@(sh probe-flag.sh -mavxvnni)", "-fPIC"],
+        },
+        {
+          "target_name": "kern_avx2_vnni_evex",
+          "type": "static_library",
+          "sources": ["src/kern-avx2-vnni-evex.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512vl", "-mavx512vnni", "-fPIC"],
+        },
+        {
           "target_name": "kern_avx512",
           "type": "static_library",
           "sources": ["src/kern-avx512.cc"],
@@ -66,7 +81,7 @@
         {
           "target_name": "llama4_native",
           "sources": ["src/addon.cc", "src/ops.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
-          "dependencies": ["kern_avx2", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
+          "dependencies": ["kern_avx2", "kern_avx2_vnni", "kern_avx2_vnni_evex", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
         },
       ],
     }, {

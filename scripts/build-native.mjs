@@ -107,6 +107,8 @@ if (!prebuild) {
 const makefiles = [
   'llama4_native.target.mk',
   'kern_avx2.target.mk',
+  'kern_avx2_vnni.target.mk',
+  'kern_avx2_vnni_evex.target.mk',
   'kern_avx512.target.mk',
   'kern_bf16.target.mk',
   'kern_amx.target.mk',

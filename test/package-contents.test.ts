@@ -30,6 +30,7 @@ test('npm pack: the tarball holds exactly what runs', { skip: haveDist ? false :
     'models/default/model.safetensors',
     'models/default/tokenizer.json',
     'native/binding.gyp',
+    'native/probe-flag.sh',
     'native/src/addon.cc',
     'scripts/build-native.mjs',
     'src/server/public/index.html',

@@ -92,9 +92,21 @@ static bool has_avx2() {
   return false;
 #endif
 }
+// The AVX2 + VNNI set: AVX-VNNI's VEX instruction where the CPU has it, else (AVX-512 CPUs, where it is only ever
+// chosen by LLAMA4_NATIVE_ISA, for the conformance suite) the same code through AVX512-VNNI's 256-bit form.
+static const KernelTable* avx2_vnni_table() {
+#if defined(__x86_64__)
+  if (!has_avx2()) return nullptr;
+  if (__builtin_cpu_supports("avxvnni")) return kernels_avx2_vnni();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
+    return kernels_avx2_vnni_evex();
+#endif
+  return nullptr;
+}
 static std::vector<std::pair<std::string, const KernelTable*>> usable() {
   std::vector<std::pair<std::string, const KernelTable*>> v;
   if (has_avx512() && kernels_avx512()) v.emplace_back("avx512", kernels_avx512());
+  if (const KernelTable* t = avx2_vnni_table()) v.emplace_back("avx2-vnni", t);
   if (has_avx2() && kernels_avx2()) v.emplace_back("avx2", kernels_avx2());
   v.emplace_back("scalar", kernels_scalar());
   return v;

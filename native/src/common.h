@@ -256,6 +256,8 @@ struct KernelTable {
 const KernelTable* kernels_scalar();
 const KernelTable* kernels_avx2();    // null when not compiled in
 const KernelTable* kernels_avx512();  // null when not compiled in
+const KernelTable* kernels_avx2_vnni();       // AVX2 + AVX-VNNI (VEX); null when not compiled in
+const KernelTable* kernels_avx2_vnni_evex();  // the same set through AVX512-VNNI's 256-bit form (kern-avx2-vnni.cc)
 
 // Activation bytes per row of K for a format.
 static inline size_t act_row_bytes(int fmt, int K) {

@@ -20,11 +20,15 @@
 static inline __m256i r8_q4_sums(const __m256i lo[4], const __m256i hi[4], const int8_t* yqs) {
   const __m256i vl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)yqs));        // v0..15 | v0..15
   const __m256i vh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(yqs + 16)));  // v16..31 | v16..31
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256i s[4];
+#ifdef L4_VNNI256
+  for (int k = 0; k < 4; k++) s[k] = l4_dpbusd256(l4_dpbusd256(_mm256_setzero_si256(), lo[k], vl), hi[k], vh);
+#else
+  const __m256i ones = _mm256_set1_epi16(1);
   // |code·v| pair sums ≤ 2·15·127, two of them ≤ 7620: the int16 add cannot saturate
   for (int k = 0; k < 4; k++)
     s[k] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[k], vl), _mm256_maddubs_epi16(hi[k], vh)), ones);
+#endif
   // [r0 r0 r1 r1 | r4 r4 r5 r5], [r2 r2 r3 r3 | r6 r6 r7 r7] -> [r0 r1 r2 r3 | r4 r5 r6 r7]
   return _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
 }

@@ -23,9 +23,23 @@ static inline int hsum8i(__m256i v) {
   a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xb1));
   return _mm_cvtsi128_si32(a);
 }
+// The AVX2 + VNNI set (kern-avx2-vnni.cc) compiles these headers with L4_VNNI256: 1 = AVX-VNNI's VEX instruction,
+// 2 = AVX512-VNNI's 256-bit EVEX form of the same operation (so that AVX-512 machines test the set's code).
+// VPDPBUSD adds each lane's four u8·i8 products straight into int32, where AVX2 needs maddubs (pairs to int16) and
+// madd (pairs to int32): the same integers wherever maddubs does not saturate, which no caller of these helpers
+// lets it do.
+#if defined(L4_VNNI256) && L4_VNNI256 == 2
+#define l4_dpbusd256(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#elif defined(L4_VNNI256)
+#define l4_dpbusd256(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#endif
 // Σ u8·i8 over 32 byte pairs as 8 int32 lanes (pair sums fit int16: 255·127·2 would not, but our codes are ≤ 63).
 static inline __m256i dot_u8i8(__m256i u, __m256i s) {
+#ifdef L4_VNNI256
+  return l4_dpbusd256(_mm256_setzero_si256(), u, s);
+#else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
 }
 // 16 bytes of nibbles -> 32 codes 0..15: low nibbles are elements 0..15, high nibbles 16..31 (GGML order).
 static inline __m256i unpack_nibbles16(const uint8_t* p) {

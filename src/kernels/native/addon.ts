@@ -12,7 +12,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Kernel sets the addon may use; the best one the CPU supports is the default. */
-export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
+/** Kernel sets, best first: 'avx2-vnni' is AVX2 with VPDPBUSD for the q4_0/q8_0 family (native/src/kern-avx2-vnni.cc). */
+export type NativeIsa = 'avx512' | 'avx2-vnni' | 'avx2' | 'scalar';
 
 /** The addon's Engine: kernels plus a persistent thread pool. Argument order mirrors native/src/addon.cc. */
 export interface RawEngine {

@@ -16,7 +16,7 @@ test('native: LLAMA4_NATIVE=0 gives null and a one-line reason', () => {
 test('native: an unusable kernel set or thread count is refused with a reason', {
   skip: nativeIsas().length ? false : 'native core unavailable',
 }, () => {
-  const all = ['avx512', 'avx2', 'scalar'] as const;
+  const all = ['avx512', 'avx2-vnni', 'avx2', 'scalar'] as const;
   const missing = all.find((i) => !nativeIsas().includes(i));
   if (missing) {
     const r = tryCreateNativeBackend({ isa: missing });

@@ -156,6 +156,45 @@ test('native R16 q4_k/q5_k/iq4_xs: the AVX2 and AVX-512 kernel sets give the sam
   }
 });
 
+// The AVX2 + VNNI set (kern-avx2-vnni.cc) sums the q4_0/q8_0 family's blocks with VPDPBUSD where the AVX2 set uses
+// maddubs + madd: the same integers (no caller lets maddubs saturate), so the same bits, on the file layout and on
+// the repacked R8 groups, decode and prefill tiles.
+const vnniSkip = (() => {
+  if (skip) return skip;
+  const made = tryCreateNativeBackend({ threads: 1, isa: 'avx2-vnni' });
+  if (!made.backend) return `the avx2-vnni kernel set cannot run here (${made.reason}): it needs AVX-VNNI or AVX512-VNNI + VL`;
+  made.backend.dispose();
+  return false;
+})();
+test('native avx2-vnni: the same bits as the AVX2 set for q4_0, q8_0, q4_1, q5_0, q5_1 (file layout and R8)', { skip: vnniSkip }, () => {
+  const sets = (['avx2-vnni', 'avx2'] as const).flatMap((isa) =>
+    [true, false].map((repack) => tryCreateNativeBackend({ threads: 2, isa, repack }).backend as NativeBackend),
+  );
+  try {
+    const r = rng(9);
+    for (const dtype of ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1'] as DType[])
+      for (const [E, N, K] of [
+        [1, 40, 512],
+        [2, 16, 1024],
+      ] as const) {
+        const { bytes } = randomWeight(dtype, E * N, K, 5 * N + K);
+        const t = { name: 'w', dtype, shape: E === 1 ? [N, K] : [E, N, K], bytes };
+        const ws = sets.map((be) => be.weight(t));
+        for (const T of [1, 3, 8, 21]) {
+          const x = randn(r, T * K);
+          x[7] = 3e38; // codes at the ends of their range, where a saturating sum would differ
+          for (let e = 0; e < E; e++)
+            for (const repack of [0, 1]) {
+              const [ov, oa] = productOnBoth(sets[repack]!, ws[repack]!, sets[2 + repack]!, ws[2 + repack]!, x, T, N, e);
+              sameBits(ov, oa, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}${repack ? ' (file layout)' : ''}: avx2-vnni vs avx2`);
+            }
+        }
+      }
+  } finally {
+    for (const be of sets) be.dispose();
+  }
+});
+
 test('native repacked rows are read in whole groups: the addon refuses a row count that is not', { skip }, () => {
   const engine = (packed.backend as unknown as { engine: RawEngine }).engine;
   for (const dtype of ['q4_0', 'q6_k', 'q4_k'] as DType[]) {
