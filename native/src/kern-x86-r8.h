@@ -41,11 +41,10 @@ static inline void r8_q4_codes(const uint8_t* codes, __m256i lo[4], __m256i hi[4
   }
 }
 // One block of a q8_0 group: the same sums and horizontal-add tree as x_rows8_q0.
-static inline __m256i r8_q8_sums(const uint8_t* codes, const int8_t* yqs) {
-  const __m256i v = _mm256_loadu_si256((const __m256i*)yqs);
-  __m256i d[8];
-  for (int j = 0; j < 8; j++) d[j] = dot_q8(_mm256_loadu_si256((const __m256i*)(codes + 32 * j)), v);
-  return rowsums8(d);
+static inline __m256i r8_q8_sums(const uint8_t* codes, const ActQ8& y) {
+  __m256i q[8];
+  for (int j = 0; j < 8; j++) q[j] = _mm256_loadu_si256((const __m256i*)(codes + 32 * j));
+  return q8_rows8(q, _mm256_loadu_si256((const __m256i*)y.qs), y.isum);
 }
 
 // Decode: out[r] for r < nrows (a multiple of 8: repacking requires N % 8 == 0 and chunks are multiples of 8).
@@ -63,7 +62,7 @@ static void x_rows_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
       if (pf) for (const uint8_t* end = blk + L4_PF_R8; pfp < end; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
       __m256i sum;
       if (Q4) { __m256i lo[4], hi[4]; r8_q4_codes(blk + 16, lo, hi); sum = r8_q4_sums(lo, hi, y[i].qs); }
-      else sum = r8_q8_sums(blk + 16, y[i].qs);
+      else sum = r8_q8_sums(blk + 16, y[i]);
       q0_block<Q4>(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)blk)), y[i], sum, acc, corr);
     }
     _mm256_storeu_ps(out + r, q0_finish<Q4>(acc, corr));
@@ -91,7 +90,7 @@ static void x_tile_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
         __m256i lo[4], hi[4];
         if (Q4) r8_q4_codes(blk + 16, lo, hi);
         for (int t = 0; t < 4; t++) {
-          const __m256i sum = Q4 ? r8_q4_sums(lo, hi, y[t][i].qs) : r8_q8_sums(blk + 16, y[t][i].qs);
+          const __m256i sum = Q4 ? r8_q4_sums(lo, hi, y[t][i].qs) : r8_q8_sums(blk + 16, y[t][i]);
           q0_block<Q4>(dw, y[t][i], sum, acc[t], corr[t]);
         }
       }

@@ -322,6 +322,21 @@ static inline __m256i rowsums8(const __m256i d[8]) {
 }
 // Σ codes·v of a q8_0 block (sign trick: |q| · (v · sign(q)) keeps maddubs' first operand unsigned).
 static inline __m256i dot_q8(__m256i q, __m256i v) { return dot_u8i8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(v, q)); }
+// Eight q8_0 rows' block sums against one activation block (lane j = row j; isum = Σv). With VNNI the codes go in
+// biased, q + 128 (one XOR of the sign bit instead of two VPSIGNB), and 128·Σv comes off each row's total: the same
+// integers.
+static inline __m256i q8_rows8(const __m256i q[8], __m256i v, int32_t isum) {
+  __m256i d[8];
+#ifdef L4_VNNI256
+  const __m256i bias = _mm256_set1_epi8((char)0x80);
+  for (int j = 0; j < 8; j++) d[j] = l4_dpbusd256(_mm256_setzero_si256(), _mm256_xor_si256(q[j], bias), v);
+  return _mm256_sub_epi32(rowsums8(d), _mm256_set1_epi32(128 * isum));
+#else
+  (void)isum;
+  for (int j = 0; j < 8; j++) d[j] = dot_q8(q[j], v);
+  return rowsums8(d);
+#endif
+}
 // One block's float step: dw = the 8 rows' weight scales, sum = their integer block dots with activation block y.
 template <bool Q4>
 static inline void q0_block(__m256 dw, const ActQ8& y, __m256i sum, __m256& acc, __m256& corr) {
@@ -361,10 +376,9 @@ static void x_rows8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
         // prefetch the same bytes of the next 8-row group (rows are separate streams; +2 KB would land in rows
         // this group is already reading)
         if (pf && (i & 1) == 0) _mm_prefetch((const char*)b + 8 * rowBytes, _MM_HINT_T0);
-        if (Q4) d[j] = dot_u8i8(unpack_nibbles16(b + 2), v);
-        else d[j] = dot_q8(_mm256_loadu_si256((const __m256i*)(b + 2)), v);
+        d[j] = Q4 ? dot_u8i8(unpack_nibbles16(b + 2), v) : _mm256_loadu_si256((const __m256i*)(b + 2));  // q8_0: codes
       }
-      q0_block<Q4>(q0_scales8(p, (size_t)i * BB), y[i], rowsums8(d), acc, corr);
+      q0_block<Q4>(q0_scales8(p, (size_t)i * BB), y[i], Q4 ? rowsums8(d) : q8_rows8(d, v, y[i].isum), acc, corr);
     }
     acc = q0_finish<Q4>(acc, corr);
     _mm256_storeu_ps(out + r, acc);
@@ -498,9 +512,13 @@ static void x_tile8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
         const __m256 dw = q0_scales8(p, (size_t)i * BB);
         for (int t = 0; t < 4; t++) {
           const __m256i v = _mm256_loadu_si256((const __m256i*)y[t][i].qs);
-          __m256i d[8];
-          for (int j = 0; j < 8; j++) d[j] = Q4 ? dot_u8i8(q[j], v) : dot_q8(q[j], v);
-          q0_block<Q4>(dw, y[t][i], rowsums8(d), acc[t], corr[t]);
+          __m256i sum;
+          if (Q4) {
+            __m256i d[8];
+            for (int j = 0; j < 8; j++) d[j] = dot_u8i8(q[j], v);
+            sum = rowsums8(d);
+          } else sum = q8_rows8(q, v, y[t][i].isum);
+          q0_block<Q4>(dw, y[t][i], sum, acc[t], corr[t]);
         }
       }
       for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, q0_finish<Q4>(acc[t], corr[t]));
