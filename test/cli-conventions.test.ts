@@ -28,7 +28,7 @@ test('--version: the package version and the backend this machine would use', ()
   const r = cli(['--version']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`^llama4-ts ${pkg.version.replace(/\./g, '\\.')}\n`));
-  assert.match(r.stdout, /^backend: (native-(avx512|avx2|scalar) \(\S+\.node; kernel sets [a-z0-9, ]+\)|typescript \(.+\))$/m);
+  assert.match(r.stdout, /^backend: (native-(avx512|avx2-vnni|avx2|scalar) \(\S+\.node; kernel sets [a-z0-9, -]+\)|typescript \(.+\))$/m);
   const ts = cli(['--version'], { env: { LLAMA4_NATIVE: '0' } });
   assert.match(ts.stdout, /^backend: typescript \(native core disabled by LLAMA4_NATIVE=0\)$/m);
 });

@@ -1,7 +1,7 @@
-// AVX2 + VNNI kernels: the AVX2 table with the q4_0/q8_0 family (file layout and repacked R8) recompiled so that
-// their u8·i8 block sums are one VPDPBUSD instead of maddubs + madd (kern-x86.h, L4_VNNI256). For AVX2 CPUs with
+// AVX2 + VNNI kernels: the AVX2 table with the q4_0/q8_0 family (file layout and repacked R8) and the q4_K/q5_K/IQ4_XS
+// R16 kernels recompiled so that their u8·i8 sums are VPDPBUSD instead of maddubs + madd (L4_VNNI256). For AVX2 CPUs with
 // AVX-VNNI and without AVX-512 (Intel Alder Lake and later client cores); the same integer sums, so the same bits as
-// the AVX2 set. Everything else (K-quant and i-quant kernels, attention) is the AVX2 set's.
+// the AVX2 set. Everything else (q6_K, the other i-quants, attention) is the AVX2 set's.
 //
 // Built twice from this file (binding.gyp): kern_avx2_vnni with -mavxvnni (the VEX instruction, L4_VNNI256 = 1),
 // and kern_avx2_vnni_evex (kern-avx2-vnni-evex.cc: AVX512-VNNI's 256-bit EVEX form of the same operation,
@@ -25,6 +25,8 @@ namespace L4_VNNI_NS {
 #include "kern-generic.h"
 #include "kern-x86.h"
 #include "kern-x86-r8.h"
+#include "kern-iquant.h"
+#include "kern-kquant-r16-avx2.h"
 }  // namespace L4_VNNI_NS
 
 const KernelTable* L4_VNNI_TABLE() {
@@ -42,6 +44,7 @@ const KernelTable* L4_VNNI_TABLE() {
     k.tile[T_Q8_0] = x_tile8_q0<false>;
     k.tile[T_Q4_0] = x_tile8_q0<true>;
     fill_x86_r8(k);
+    fill_kquant_r16_avx2(k);  // q4_K, q5_K, IQ4_XS R16: sub-block sums in int32, one VPMULLD by the scales
     return k;
   }();
   return kernels_avx2() ? &t : nullptr;

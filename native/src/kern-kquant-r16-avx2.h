@@ -66,7 +66,30 @@ struct A2Q45 {
       __m256i sc0, m0, sc1, m1;
       scale_min(blk, h, 2 * k, sc0, m0);
       scale_min(blk, h, 2 * k + 1, sc1, m1);
-      const __m256i p0 = a2_pair(sc0), p1 = a2_pair(sc1), mp = _mm256_or_si256(m0, _mm256_slli_epi32(m1, 16));
+      const __m256i mp = _mm256_or_si256(m0, _mm256_slli_epi32(m1, 16));
+#ifdef L4_VNNI256
+      // avx2-vnni: each row's sub-block sum straight into int32 (VPDPBUSD), times its scale (VPMULLD): the same
+      // integers as the pair sums through VPMADDWD below
+      __m256i S0[NT], S1[NT];
+      for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
+      for (int v = 0; v < 8; v++) {
+        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (8 * k + v) + 32 * h));
+        __m256i V0 = _mm256_and_si256(L, m4), V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+        if (Q5) {
+          const __m256i Hq = _mm256_loadu_si256((const __m256i*)(blk + QH + 64 * v + 32 * h));
+          const int b0 = 2 * k, b1 = 2 * k + 1;
+          V0 = _mm256_or_si256(V0, _mm256_and_si256(b0 <= 4 ? _mm256_slli_epi16(Hq, 4 - b0) : _mm256_srli_epi16(Hq, b0 - 4), b16));
+          V1 = _mm256_or_si256(V1, _mm256_and_si256(b1 <= 4 ? _mm256_slli_epi16(Hq, 4 - b1) : _mm256_srli_epi16(Hq, b1 - 4), b16));
+        }
+        for (int t = 0; t < NT; t++) {
+          S0[t] = l4_dpbusd256(S0[t], V0, a2_bcast(y[t][i].qs, 16 * k + v));
+          S1[t] = l4_dpbusd256(S1[t], V1, a2_bcast(y[t][i].qs, 16 * k + 8 + v));
+        }
+      }
+      for (int t = 0; t < NT; t++)
+        tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_mullo_epi32(S0[t], sc0), _mm256_mullo_epi32(S1[t], sc1)));
+#else
+      const __m256i p0 = a2_pair(sc0), p1 = a2_pair(sc1);
       for (int v0 = 0; v0 < 8; v0 += VS) {
         __m256i S0[NT], S1[NT];
         for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
@@ -87,6 +110,7 @@ struct A2Q45 {
         for (int t = 0; t < NT; t++)
           tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_madd_epi16(S0[t], p0), _mm256_madd_epi16(S1[t], p1)));
       }
+#endif
       for (int t = 0; t < NT; t++) M[t] = _mm256_add_epi32(M[t], _mm256_madd_epi16(mp, _mm256_set1_epi32(p[t][4 * i + k])));
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 16 * h)));
@@ -132,6 +156,23 @@ struct A2IQ4XS {
     for (int j = 0; j < 8; j++) {  // sub-block j: vectors 4j..4j+3, chunks 8j + v (low nibbles) and 8j + 4 + v
       const __m256i ls = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(sb(2 + j / 2), 4 * (j % 2)), m15),
                                          _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(sh, 2 * j), m3), 4));
+#ifdef L4_VNNI256
+      // avx2-vnni: the sub-block's eight chunks straight into int32 (VPDPBUSD), times (ls − 32) once (VPMULLD)
+      __m256i S[NT];
+      for (int t = 0; t < NT; t++) S[t] = _mm256_setzero_si256();
+      for (int v = 0; v < 4; v++) {
+        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (4 * j + v) + 32 * h));
+        const __m256i lo = _mm256_and_si256(L, m4), hi = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+        const __m256i alo = _mm256_shuffle_epi8(mags, lo), slo = _mm256_shuffle_epi8(vals, lo);
+        const __m256i ahi = _mm256_shuffle_epi8(mags, hi), shi = _mm256_shuffle_epi8(vals, hi);
+        for (int t = 0; t < NT; t++) {
+          S[t] = l4_dpbusd256(S[t], alo, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + v), slo));
+          S[t] = l4_dpbusd256(S[t], ahi, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + 4 + v), shi));
+        }
+      }
+      const __m256i s32 = _mm256_sub_epi32(ls, _mm256_set1_epi32(32));
+      for (int t = 0; t < NT; t++) tot[t] = _mm256_add_epi32(tot[t], _mm256_mullo_epi32(S[t], s32));
+#else
       const __m256i sp = a2_pair(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
       for (int v = 0; v < 4; v++) {
         const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (4 * j + v) + 32 * h));
@@ -144,6 +185,7 @@ struct A2IQ4XS {
           tot[t] = _mm256_add_epi32(tot[t], _mm256_add_epi32(_mm256_madd_epi16(plo, sp), _mm256_madd_epi16(phi, sp)));
         }
       }
+#endif
     }
     const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(blk + 16 * h)));
     for (int t = 0; t < NT; t++)

@@ -156,9 +156,9 @@ test('native R16 q4_k/q5_k/iq4_xs: the AVX2 and AVX-512 kernel sets give the sam
   }
 });
 
-// The AVX2 + VNNI set (kern-avx2-vnni.cc) sums the q4_0/q8_0 family's blocks with VPDPBUSD where the AVX2 set uses
-// maddubs + madd: the same integers (no caller lets maddubs saturate), so the same bits, on the file layout and on
-// the repacked R8 groups, decode and prefill tiles.
+// The AVX2 + VNNI set (kern-avx2-vnni.cc) sums the q4_0/q8_0 family's blocks and the q4_K/q5_K/IQ4_XS R16 sub-blocks
+// with VPDPBUSD where the AVX2 set uses maddubs + madd: the same integers (no caller lets maddubs saturate), so the
+// same bits, on the file layout and on the repacked R8/R16 groups, decode, batches and prefill tiles.
 const vnniSkip = (() => {
   if (skip) return skip;
   const made = tryCreateNativeBackend({ threads: 1, isa: 'avx2-vnni' });
@@ -166,15 +166,15 @@ const vnniSkip = (() => {
   made.backend.dispose();
   return false;
 })();
-test('native avx2-vnni: the same bits as the AVX2 set for q4_0, q8_0, q4_1, q5_0, q5_1 (file layout and R8)', { skip: vnniSkip }, () => {
+test('native avx2-vnni: the same bits as the AVX2 set (q4_0 family, R8; q4_K, q5_K, IQ4_XS, R16)', { skip: vnniSkip }, () => {
   const sets = (['avx2-vnni', 'avx2'] as const).flatMap((isa) =>
     [true, false].map((repack) => tryCreateNativeBackend({ threads: 2, isa, repack }).backend as NativeBackend),
   );
   try {
     const r = rng(9);
-    for (const dtype of ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1'] as DType[])
+    for (const dtype of ['q4_0', 'q8_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'iq4_xs'] as DType[])
       for (const [E, N, K] of [
-        [1, 40, 512],
+        [1, 48, 512],
         [2, 16, 1024],
       ] as const) {
         const { bytes } = randomWeight(dtype, E * N, K, 5 * N + K);
