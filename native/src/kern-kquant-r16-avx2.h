@@ -56,12 +56,24 @@ struct A2Q45 {
       m = _mm256_or_si256(_mm256_srli_epi32(q, 4), _mm256_slli_epi32(_mm256_srli_epi32(sb(j), 6), 4));
     }
   }
+  // Codes of chunk v of sub-blocks 2k (V0: low nibbles) and 2k + 1 (V1: high) for the 8 rows of half h; q5_K adds
+  // bits 2k and 2k + 1 of qh word v, moved to bit 4 (16-bit shifts).
+  static inline void codes(const uint8_t* blk, int h, int k, int v, __m256i& V0, __m256i& V1) {
+    const __m256i m4 = _mm256_set1_epi8(15), b16 = _mm256_set1_epi8(16);
+    const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (8 * k + v) + 32 * h));
+    V0 = _mm256_and_si256(L, m4);
+    V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+    if (Q5) {
+      const __m256i Hq = _mm256_loadu_si256((const __m256i*)(blk + QH + 64 * v + 32 * h));
+      const int b0 = 2 * k, b1 = 2 * k + 1;
+      V0 = _mm256_or_si256(V0, _mm256_and_si256(b0 <= 4 ? _mm256_slli_epi16(Hq, 4 - b0) : _mm256_srli_epi16(Hq, b0 - 4), b16));
+      V1 = _mm256_or_si256(V1, _mm256_and_si256(b1 <= 4 ? _mm256_slli_epi16(Hq, 4 - b1) : _mm256_srli_epi16(Hq, b1 - 4), b16));
+    }
+  }
   template <int NT>
   static inline void block(const uint8_t* blk, int h, const ActQ8K* const* y, int i, const int32_t* const* p, __m256* acc) {
-    const __m256i m4 = _mm256_set1_epi8(15);
     __m256i tot[NT], M[NT];
     for (int t = 0; t < NT; t++) { tot[t] = _mm256_setzero_si256(); M[t] = _mm256_setzero_si256(); }
-    const __m256i b16 = _mm256_set1_epi8(16);
     for (int k = 0; k < 4; k++) {  // sub-blocks 2k (low nibbles of vectors 8k..8k+7) and 2k + 1 (high)
       __m256i sc0, m0, sc1, m1;
       scale_min(blk, h, 2 * k, sc0, m0);
@@ -73,14 +85,8 @@ struct A2Q45 {
       __m256i S0[NT], S1[NT];
       for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
       for (int v = 0; v < 8; v++) {
-        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (8 * k + v) + 32 * h));
-        __m256i V0 = _mm256_and_si256(L, m4), V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
-        if (Q5) {
-          const __m256i Hq = _mm256_loadu_si256((const __m256i*)(blk + QH + 64 * v + 32 * h));
-          const int b0 = 2 * k, b1 = 2 * k + 1;
-          V0 = _mm256_or_si256(V0, _mm256_and_si256(b0 <= 4 ? _mm256_slli_epi16(Hq, 4 - b0) : _mm256_srli_epi16(Hq, b0 - 4), b16));
-          V1 = _mm256_or_si256(V1, _mm256_and_si256(b1 <= 4 ? _mm256_slli_epi16(Hq, 4 - b1) : _mm256_srli_epi16(Hq, b1 - 4), b16));
-        }
+        __m256i V0, V1;
+        codes(blk, h, k, v, V0, V1);
         for (int t = 0; t < NT; t++) {
           S0[t] = l4_dpbusd256(S0[t], V0, a2_bcast(y[t][i].qs, 16 * k + v));
           S1[t] = l4_dpbusd256(S1[t], V1, a2_bcast(y[t][i].qs, 16 * k + 8 + v));
@@ -94,14 +100,8 @@ struct A2Q45 {
         __m256i S0[NT], S1[NT];
         for (int t = 0; t < NT; t++) { S0[t] = _mm256_setzero_si256(); S1[t] = _mm256_setzero_si256(); }
         for (int v = v0; v < v0 + VS; v++) {
-          const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (8 * k + v) + 32 * h));
-          __m256i V0 = _mm256_and_si256(L, m4), V1 = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
-          if (Q5) {  // bits 2k (low nibbles' sub-block) and 2k + 1 of qh word v, moved to bit 4 (16-bit shifts)
-            const __m256i Hq = _mm256_loadu_si256((const __m256i*)(blk + QH + 64 * v + 32 * h));
-            const int b0 = 2 * k, b1 = 2 * k + 1;
-            V0 = _mm256_or_si256(V0, _mm256_and_si256(b0 <= 4 ? _mm256_slli_epi16(Hq, 4 - b0) : _mm256_srli_epi16(Hq, b0 - 4), b16));
-            V1 = _mm256_or_si256(V1, _mm256_and_si256(b1 <= 4 ? _mm256_slli_epi16(Hq, 4 - b1) : _mm256_srli_epi16(Hq, b1 - 4), b16));
-          }
+          __m256i V0, V1;
+          codes(blk, h, k, v, V0, V1);
           for (int t = 0; t < NT; t++) {
             S0[t] = _mm256_add_epi16(S0[t], _mm256_maddubs_epi16(V0, a2_bcast(y[t][i].qs, 16 * k + v)));
             S1[t] = _mm256_add_epi16(S1[t], _mm256_maddubs_epi16(V1, a2_bcast(y[t][i].qs, 16 * k + 8 + v)));
@@ -145,10 +145,21 @@ struct A2IQ4XS {
   static constexpr size_t SB = R.block, QS = R.codes;
   static constexpr int kPrep = 1;  // unused: no minimums, no offset
   static void prep(const ActQ8K*, int nb, int32_t* dst) { for (int i = 0; i < nb; i++) dst[i] = 0; }
+  // Chunk v of sub-block j for the 8 rows of half h: |value| (a) and value (s, its sign for VPSIGNB) of the low
+  // nibbles (chunk 8j + v) and of the high ones (8j + 4 + v).
+  static inline void chunk(const uint8_t* blk, int h, int j, int v, __m256i& alo, __m256i& slo, __m256i& ahi, __m256i& shi) {
+    const __m256i m4 = _mm256_set1_epi8(15);
+    const __m256i vals = _mm256_load_si256((const __m256i*)a2_iq4_tables.value), mags = _mm256_load_si256((const __m256i*)a2_iq4_tables.mag);
+    const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (4 * j + v) + 32 * h));
+    const __m256i lo = _mm256_and_si256(L, m4), hi = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
+    alo = _mm256_shuffle_epi8(mags, lo);
+    slo = _mm256_shuffle_epi8(vals, lo);
+    ahi = _mm256_shuffle_epi8(mags, hi);
+    shi = _mm256_shuffle_epi8(vals, hi);
+  }
   template <int NT>
   static inline void block(const uint8_t* blk, int h, const ActQ8K* const* y, int i, const int32_t* const*, __m256* acc) {
-    const __m256i m4 = _mm256_set1_epi8(15), m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
-    const __m256i vals = _mm256_load_si256((const __m256i*)a2_iq4_tables.value), mags = _mm256_load_si256((const __m256i*)a2_iq4_tables.mag);
+    const __m256i m15 = _mm256_set1_epi32(15), m3 = _mm256_set1_epi32(3);
     auto sb = [&](int p) { return a2_u8x8(blk + R.scales + 16 * p + 8 * h); };
     const __m256i sh = _mm256_or_si256(sb(0), _mm256_slli_epi32(sb(1), 8));  // scales_h, 2 bits per sub-block
     __m256i tot[NT];
@@ -161,10 +172,8 @@ struct A2IQ4XS {
       __m256i S[NT];
       for (int t = 0; t < NT; t++) S[t] = _mm256_setzero_si256();
       for (int v = 0; v < 4; v++) {
-        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (4 * j + v) + 32 * h));
-        const __m256i lo = _mm256_and_si256(L, m4), hi = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
-        const __m256i alo = _mm256_shuffle_epi8(mags, lo), slo = _mm256_shuffle_epi8(vals, lo);
-        const __m256i ahi = _mm256_shuffle_epi8(mags, hi), shi = _mm256_shuffle_epi8(vals, hi);
+        __m256i alo, slo, ahi, shi;
+        chunk(blk, h, j, v, alo, slo, ahi, shi);
         for (int t = 0; t < NT; t++) {
           S[t] = l4_dpbusd256(S[t], alo, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + v), slo));
           S[t] = l4_dpbusd256(S[t], ahi, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + 4 + v), shi));
@@ -175,10 +184,8 @@ struct A2IQ4XS {
 #else
       const __m256i sp = a2_pair(_mm256_sub_epi32(ls, _mm256_set1_epi32(32)));
       for (int v = 0; v < 4; v++) {
-        const __m256i L = _mm256_loadu_si256((const __m256i*)(blk + QS + 64 * (4 * j + v) + 32 * h));
-        const __m256i lo = _mm256_and_si256(L, m4), hi = _mm256_and_si256(_mm256_srli_epi16(L, 4), m4);
-        const __m256i alo = _mm256_shuffle_epi8(mags, lo), slo = _mm256_shuffle_epi8(vals, lo);
-        const __m256i ahi = _mm256_shuffle_epi8(mags, hi), shi = _mm256_shuffle_epi8(vals, hi);
+        __m256i alo, slo, ahi, shi;
+        chunk(blk, h, j, v, alo, slo, ahi, shi);
         for (int t = 0; t < NT; t++) {
           const __m256i plo = _mm256_maddubs_epi16(alo, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + v), slo));
           const __m256i phi = _mm256_maddubs_epi16(ahi, _mm256_sign_epi8(a2_bcast(y[t][i].qs, 8 * j + 4 + v), shi));
