@@ -2,7 +2,7 @@
 // against the shapes it is given (a wrong call throws a RangeError/TypeError, never reads out of bounds), picks the
 // kernel table for the CPU at run time, and maps model files.
 //
-// Exports: isas() -> ["avx512"?, "avx2"?, "scalar"] (usable on this CPU, best first)
+// Exports: isas() -> ["avx512"?, "avx2-vnni"?, "avx2"?, "scalar"] (usable on this CPU, best first)
 //          new Engine(threads, isa)  — kernels + a persistent thread pool (see ops.h)
 //          mapFile(path) -> MappedFile { size, view(offset, length) -> external ArrayBuffer }
 #include <napi.h>
@@ -22,6 +22,9 @@
 #include <string>
 
 #include "common.h"
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -94,10 +97,15 @@ static bool has_avx2() {
 }
 // The AVX2 + VNNI set: AVX-VNNI's VEX instruction where the CPU has it, else (AVX-512 CPUs, where it is only ever
 // chosen by LLAMA4_NATIVE_ISA, for the conformance suite) the same code through AVX512-VNNI's 256-bit form.
+// AVX-VNNI is CPUID.(EAX=7, ECX=1):EAX bit 4, read directly: __builtin_cpu_supports("avxvnni") is a compile error in
+// GCC < 11 and older clang, and this file is the baseline addon. (has_avx2 covers the OS's YMM state.) A build
+// without the VEX table (a compiler without -mavxvnni) falls through to the EVEX one where the CPU has it.
 static const KernelTable* avx2_vnni_table() {
 #if defined(__x86_64__)
   if (!has_avx2()) return nullptr;
-  if (__builtin_cpu_supports("avxvnni")) return kernels_avx2_vnni();
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool avxvnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+  if (avxvnni && kernels_avx2_vnni()) return kernels_avx2_vnni();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni"))
     return kernels_avx2_vnni_evex();
 #endif

@@ -285,9 +285,16 @@ static void g_quant_q8(const float* x, void* dst, int K) {
   for (int b = 0; b < K / 32; b++, x += 32) {
     float amax = 0;
     for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(x[j]));
-    const float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    if (!(id <= 3.402823466e38f)) d = id = 0.f;  // amax < ~3.7e-37: 1/d overflows; the block counts as zero
     int sum = 0;
-    for (int j = 0; j < 32; j++) { const int q = (int)std::nearbyint(x[j] * id); y[b].qs[j] = (int8_t)q; sum += q; }
+    for (int j = 0; j < 32; j++) {
+      // x_quant_q8's bits: codes −127..127; NaN, ±inf and out-of-range products (NaN/inf inputs) give −127
+      const float v = x[j] * id;
+      const int q = std::fabs(v) < 127.5f ? (int)std::nearbyint(v) : -127;
+      y[b].qs[j] = (int8_t)q;
+      sum += q;
+    }
     y[b].d = d; y[b].isum = sum;
   }
 }

@@ -539,16 +539,21 @@ static void x_quant_q8(const float* x, void* dst, int K) {
     for (int j = 0; j < 4; j++) { v[j] = _mm256_loadu_ps(x + 8 * j); mx = _mm256_max_ps(mx, _mm256_andnot_ps(signbit, v[j])); }
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m)); m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    const float amax = _mm_cvtss_f32(m), d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    const float amax = _mm_cvtss_f32(m);
+    float d = amax / 127.f, id = d ? 1.f / d : 0.f;
+    if (!(id <= 3.402823466e38f)) d = id = 0.f;  // amax < ~3.7e-37: 1/d overflows; the block counts as zero
     __m256i qi[4];
     for (int j = 0; j < 4; j++) qi[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], _mm256_set1_ps(id)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     y[b].d = d;
-    y[b].isum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3])));
     // pack 32 int32 -> 32 int8 in order (packs interleave 128-bit lanes; permute fixes it)
     __m256i a = _mm256_packs_epi32(qi[0], qi[1]), c = _mm256_packs_epi32(qi[2], qi[3]);
     __m256i p = _mm256_packs_epi16(a, c);
     p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    // codes lie in −127..127; only NaN/inf inputs (INT_MIN after conversion) reach −128 and become −127, as in
+    // g_quant_q8. isum is the sum of the stored codes (the avx2-vnni q8_0 kernels take 128·isum off biased codes).
+    p = _mm256_max_epi8(p, _mm256_set1_epi8(-127));
     _mm256_storeu_si256((__m256i*)y[b].qs, p);
+    y[b].isum = hsum8i(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), p), _mm256_set1_epi16(1)));
   }
 }
 // K-quant activations (ActQ8K), as g_quant_q8k computes them, bit for bit: amax and the rounding (nearest, ties to
