@@ -339,16 +339,18 @@ static inline void prefetchRows(const uint8_t* k, const uint8_t* v, size_t strid
 // Plain loads of keys [ka, kz)'s K and V rows (`row` bytes per key, all kv heads), the part [off, off + part) of each:
 // a decode unit's heads. In address order, so the hardware stream prefetchers follow; they run ahead with more
 // requests in flight than one core's software prefetches, which read a 32k-key f16 cache slower (see attnUnitT).
+// One byte per cache line: an 8-byte load at the last line's start could reach past a span (and the buffer's end)
+// whose length is not a multiple of 8, and q8_0 rows are only 2-byte aligned.
 static inline void touchKvRows(const uint8_t* k, const uint8_t* v, size_t row, size_t off, size_t part, int64_t ka, int64_t kz) {
   uint64_t sink = 0;
   if (part == row) {  // all heads: the keys' rows are one contiguous range
     const uint8_t *kp = k + (size_t)ka * row, *vp = v + (size_t)ka * row;
     for (size_t o = 0, e = kz > ka ? (size_t)(kz - ka) * row : 0; o < e; o += 64)
-      sink += *(const volatile uint64_t*)(kp + o) + *(const volatile uint64_t*)(vp + o);
+      sink += *(const volatile uint8_t*)(kp + o) + *(const volatile uint8_t*)(vp + o);
   } else
     for (int64_t key = ka; key < kz; key++) {
       const uint8_t *kp = k + (size_t)key * row + off, *vp = v + (size_t)key * row + off;
-      for (size_t o = 0; o < part; o += 64) sink += *(const volatile uint64_t*)(kp + o) + *(const volatile uint64_t*)(vp + o);
+      for (size_t o = 0; o < part; o += 64) sink += *(const volatile uint8_t*)(kp + o) + *(const volatile uint8_t*)(vp + o);
     }
   asm volatile("" ::"r"(sink));
 }
@@ -565,13 +567,14 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
   const int64_t i0 = split * nslices / nsplit, i1 = (split + 1) * nslices / nsplit;
   const int64_t unitEnd = std::min<int64_t>(S, (slice0 + i1) * kKSlice - s.kPos0);  // past this unit's last key
   if (hpu > 1 && T < kCopyMinT) {
-    // Decode reads each block one block ahead (below), so the unit's first block would be demand misses in compute
-    // order, one head's strided rows at a time: read it up front in address order instead. A 52-key f16 cache,
+    // Decode reads block kb + kPfBlocks while it computes block kb (below), so the unit's first kPfBlocks blocks
+    // would be demand misses in compute order, one head's strided rows at a time: read them up front in address
+    // order instead. A 52-key f16 cache,
     // evicted since the last step (the weights streamed in between), took 30-32 µs per call on one thread, 20-22
     // with this; 256 keys 110-121 -> 97-100 µs. Loads only: results are unchanged.
     const int64_t pa = std::max<int64_t>(0, (slice0 + i0) * kKSlice - s.kPos0);
     touchKvRows(kbase, vbase, (size_t)Hkv * rowB, (size_t)h0 * rowB, (size_t)hpu * rowB, pa,
-                std::min<int64_t>(unitEnd, (floorDiv(s.kPos0 + pa, kKBlock) + 1) * kKBlock - s.kPos0));
+                std::min<int64_t>(unitEnd, (floorDiv(s.kPos0 + pa, kKBlock) + kPfBlocks) * kKBlock - s.kPos0));
   }
   for (int64_t si = i0; si < i1; si++) {
     // this slice's key indices, clipped to the cache
