@@ -419,8 +419,9 @@ void Engine::attention(float* out, const float* q, const void* k, const void* v,
     // A cache of one key slice (up to 512 positions: most chats) gives no slices to spread over the threads, so
     // split the kv heads into groups instead, one unit each: with all heads in one unit the other threads idled
     // while one read the whole cache (a cold 512-key f16 cache took 209 µs on two threads against 236 on one).
-    for (int g = std::min<int>(nth, s.nKvHeads); p.nslices < nth && g > 1; g--)
-      if (s.nKvHeads % g == 0) { p.headsPerUnit = s.nKvHeads / g; break; }
+    if (p.nslices < nth)
+      for (int g = std::min<int>(nth, s.nKvHeads); g > 1; g--)  // the most groups that divide the heads evenly
+        if (s.nKvHeads % g == 0) { p.headsPerUnit = s.nKvHeads / g; break; }
     p.units0 = p.tiles * (s.nKvHeads / p.headsPerUnit);
   }
   // Spread slices over threads only when the (kv head, query tile) units are too few; the split changes where the
@@ -566,14 +567,14 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
   for (size_t c = 0; c < nca; c++) { Mr[c] = -INFINITY; Lr[c] = 0; }
   const int64_t i0 = split * nslices / nsplit, i1 = (split + 1) * nslices / nsplit;
   const int64_t unitEnd = std::min<int64_t>(S, (slice0 + i1) * kKSlice - s.kPos0);  // past this unit's last key
+  const size_t unitOff = (size_t)h0 * rowB, unitPart = (size_t)hpu * rowB;  // the unit's heads within a key's rows
   if (hpu > 1 && T < kCopyMinT) {
     // Decode reads block kb + kPfBlocks while it computes block kb (below), so the unit's first kPfBlocks blocks
     // would be demand misses in compute order, one head's strided rows at a time: read them up front in address
-    // order instead. A 52-key f16 cache,
-    // evicted since the last step (the weights streamed in between), took 30-32 µs per call on one thread, 20-22
-    // with this; 256 keys 110-121 -> 97-100 µs. Loads only: results are unchanged.
+    // order instead. A 52-key f16 cache, evicted since the last step (the weights streamed in between), took
+    // 32-36 µs per call on one thread, 21-22 with this. Loads only: results are unchanged.
     const int64_t pa = std::max<int64_t>(0, (slice0 + i0) * kKSlice - s.kPos0);
-    touchKvRows(kbase, vbase, (size_t)Hkv * rowB, (size_t)h0 * rowB, (size_t)hpu * rowB, pa,
+    touchKvRows(kbase, vbase, (size_t)Hkv * rowB, unitOff, unitPart, pa,
                 std::min<int64_t>(unitEnd, (floorDiv(s.kPos0 + pa, kKBlock) + kPfBlocks) * kKBlock - s.kPos0));
   }
   for (int64_t si = i0; si < i1; si++) {
@@ -623,7 +624,7 @@ void Engine::attnUnitT(const AttnPlan& p, int64_t u, int tid) {
             const int64_t pa = kb + (int64_t)kKBlock * kPfBlocks, pe = std::min<int64_t>(pa + kKBlock, unitEnd);
             if (pa < pe) {
               const int64_t n = pe - pa, w = kvh - h0;
-              touchKvRows(kbase, vbase, (size_t)Hkv * rowB, (size_t)h0 * rowB, (size_t)hpu * rowB, pa + n * w / hpu, pa + n * (w + 1) / hpu);
+              touchKvRows(kbase, vbase, (size_t)Hkv * rowB, unitOff, unitPart, pa + n * w / hpu, pa + n * (w + 1) / hpu);
             }
           } else if (ke < uhi) prefetchRows(kr + (size_t)nb * kstride, vr + (size_t)nb * kstride, kstride, pfEnd - nb, rowB);
         } else {
