@@ -169,15 +169,21 @@ for (const [bname, backend] of BACKENDS)
       const gen = f32(`${base}.gen_logits.f32`);
       const greedy: number[] = exp.greedy.ids,
         margins: number[] = exp.greedy.margins;
+      // Row k comes from decoding greedy id k − 1; once a decode step's top-1 router gap is a near-tie (the
+      // prompt's threshold; the near-exact types are held to every step as in the prompt), the expert it picks is a coin toss for any engine that rounds differently, and every
+      // later row may follow the other expert (Q4_0: gap 0.009 at step 10, then a 3.4 jump at row 15 when we flip).
+      const genGaps: number[] = exp.greedy.gen_router_min_gap ?? [];
+      const genFlip = genGaps.findIndex((g) => g < (later ? 0.1 : 0.05));
+      const strictGen = type === 'F16' || type === 'Q8_0' || type === 'BF16' || genFlip < 0 ? greedy.length : genFlip + 1;
       let row = got!.subarray((T - 1) * V, T * V);
       let genMax = 0;
       for (let k = 0; k < greedy.length; k++) {
         const w = gen.subarray(k * V, (k + 1) * V);
-        for (let v = 0; v < V; v++) genMax = Math.max(genMax, Math.abs(row[v]! - w[v]!));
-        if (margins[k]! > clear) assert.equal(argmax(row), greedy[k], `${type}: greedy step ${k}`);
+        if (k < strictGen) for (let v = 0; v < V; v++) genMax = Math.max(genMax, Math.abs(row[v]! - w[v]!));
+        if (k < strictGen && margins[k]! > clear) assert.equal(argmax(row), greedy[k], `${type}: greedy step ${k}`);
         if (k + 1 < greedy.length) row = model.forward([{ seq, tokens: [greedy[k]!], logits: 'last' }])[0]!;
       }
-      t.diagnostic(`${type}: generation max |Δ| ${genMax.toFixed(4)}`);
+      t.diagnostic(`${type}: generation max |Δ| ${genMax.toFixed(4)} over ${strictGen} steps`);
       if (type === 'F16' || type === 'Q8_0' || type === 'BF16') assert.ok(genMax <= maxTol, `${type}: generation max |Δlogit| ${genMax}`);
     });
   }

@@ -11,8 +11,8 @@
 // word and no reduction at all: about 14 instructions per (16-row block, token), plus the float step.
 //
 // Batch invariance: the integer block sums are exact whatever the instructions, and the float step per (row, token)
-// is x_rows_r8's exactly (dd = dw·d_y; acc += dd·sum; corr += dd·Σv; acc − 8·corr at the end, lanes = rows), so
-// every result is bit-identical to decode's (T = 1) and the prefill tile's. Leftover rows (N % 16 == 8) go to the
+// is x_rows_r8's exactly (acc += (dw·d_y)·Σ(q−8)·v, lanes = rows; the −8·Σv starts the integer sum), so every
+// result is bit-identical to decode's (T = 1) and the prefill tile's. Leftover rows (N % 16 == 8) go to the
 // R8 tile, which is bit-identical too.
 
 // Block i of two q4_0 R8 groups (a = rows 0..7, b = rows 8..15) as 8 chunk-major vectors of codes 0..15:
@@ -35,6 +35,17 @@ static inline void b16_q4_codes(const uint8_t* a, const uint8_t* b, __m512i V[8]
   }
 }
 
+// acc + VPDPBUSD(a, the int32 at p broadcast) with the broadcast folded into the instruction ({1to16}): GCC loads
+// _mm512_set1_epi32(*p) with a separate VPBROADCASTD, one more instruction per 64 products.
+static inline __m512i dpbusd_bcst(__m512i acc, __m512i a, const int32_t* p) {
+#if defined(__GNUC__)
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(a), "m"(*p));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, a, _mm512_set1_epi32(*p));
+#endif
+}
+
 // NT tokens × the 16 rows of groups ga, gb: out[t·outStride + r] (weights q4_0 R8 or R16, activations ActQ8).
 // Prefetches the weight streams (pfa, pfb: next lines to fetch), as decode does: every weight byte comes from DRAM
 // once per call. I16: the R16 layout (blocks 2·GB apart, codes stored chunk-major, so no transpose): one stream,
@@ -45,8 +56,8 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
   constexpr size_t GB = 8 * 18;
   const ActQ8* y[NT];
   for (int t = 0; t < NT; t++) y[t] = (const ActQ8*)(act + (size_t)t * actStride);
-  __m512 acc[NT], corr[NT];
-  for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); corr[t] = _mm512_setzero_ps(); }
+  __m512 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
   for (int i = 0; i < nb; i++) {
     const uint8_t* a = ga + (size_t)i * (I16 ? 2 * GB : GB);
     const uint8_t* b = gb + (size_t)i * (I16 ? 2 * GB : GB);
@@ -69,19 +80,25 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
     }
     for (int t = 0; t < NT; t++) {
       const int32_t* q = (const int32_t*)y[t][i].qs;
-      __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-      for (int c = 0; c < 4; c++) {
-        s0 = _mm512_dpbusd_epi32(s0, V[c], _mm512_set1_epi32(q[c]));
-        s1 = _mm512_dpbusd_epi32(s1, V[c + 4], _mm512_set1_epi32(q[c + 4]));
+      // Σ(q−8)·v: the offset's −8·Σv starts the sum. With 4+ tokens their chains run side by side, so one chain of
+      // 8 VPDPBUSD per token; fewer tokens split it in two to halve its latency.
+      __m512i s0 = _mm512_set1_epi32(-8 * y[t][i].isum), s;
+      if constexpr (NT >= 4) {
+        for (int c = 0; c < 8; c++) s0 = dpbusd_bcst(s0, V[c], q + c);
+        s = s0;
+      } else {
+        __m512i s1 = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+          s0 = _mm512_dpbusd_epi32(s0, V[c], _mm512_set1_epi32(q[c]));
+          s1 = _mm512_dpbusd_epi32(s1, V[c + 4], _mm512_set1_epi32(q[c + 4]));
+        }
+        s = _mm512_add_epi32(s0, s1);
       }
       // x_rows_r8's float step (q0_block), 16 rows wide
-      const __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d));
-      acc[t] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
-      corr[t] = _mm512_fmadd_ps(dd, _mm512_set1_ps((float)y[t][i].isum), corr[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(s), acc[t]);
     }
   }
-  for (int t = 0; t < NT; t++)
-    _mm512_storeu_ps(out + (size_t)t * outStride, _mm512_fnmadd_ps(_mm512_set1_ps(8.f), corr[t], acc[t]));
+  for (int t = 0; t < NT; t++) _mm512_storeu_ps(out + (size_t)t * outStride, acc[t]);
 }
 
 // ---- q8_0 R8: the same scheme. Codes are signed, VPDPBUSD wants unsigned × signed: (q + 128)·v summed, minus

@@ -56,16 +56,16 @@ static void x_rows_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
   const uint8_t* pfp = w;  // next cache line to prefetch (the chunk is one contiguous stream)
   for (int r = 0; r + 8 <= nrows; r += 8) {
     const uint8_t* g = w + (size_t)r * rowBytes;
-    __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
       const uint8_t* blk = g + (size_t)i * GB;
       if (pf) for (const uint8_t* end = blk + L4_PF_R8; pfp < end; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
       __m256i sum;
       if (Q4) { __m256i lo[4], hi[4]; r8_q4_codes(blk + 16, lo, hi); sum = r8_q4_sums(lo, hi, y[i].qs); }
       else sum = r8_q8_sums(blk + 16, y[i]);
-      q0_block<Q4>(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)blk)), y[i], sum, acc, corr);
+      q0_block<Q4>(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)blk)), y[i], sum, acc);
     }
-    _mm256_storeu_ps(out + r, q0_finish<Q4>(acc, corr));
+    _mm256_storeu_ps(out + r, acc);
   }
 }
 
@@ -82,8 +82,8 @@ static void x_tile_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
     for (; t0 + 4 <= ntok; t0 += 4) {
       const ActQ8* y[4];
       for (int t = 0; t < 4; t++) y[t] = (const ActQ8*)(act + (size_t)(t0 + t) * actStride);
-      __m256 acc[4], corr[4];
-      for (int t = 0; t < 4; t++) { acc[t] = _mm256_setzero_ps(); corr[t] = _mm256_setzero_ps(); }
+      __m256 acc[4];
+      for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         const uint8_t* blk = g + (size_t)i * GB;
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)blk));
@@ -91,10 +91,10 @@ static void x_tile_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
         if (Q4) r8_q4_codes(blk + 16, lo, hi);
         for (int t = 0; t < 4; t++) {
           const __m256i sum = Q4 ? r8_q4_sums(lo, hi, y[t][i].qs) : r8_q8_sums(blk + 16, y[t][i]);
-          q0_block<Q4>(dw, y[t][i], sum, acc[t], corr[t]);
+          q0_block<Q4>(dw, y[t][i], sum, acc[t]);
         }
       }
-      for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, q0_finish<Q4>(acc[t], corr[t]));
+      for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, acc[t]);
     }
     for (; t0 < ntok; t0++) x_rows_r8<Q4>(K, g, rowBytes, 8, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
   }

@@ -337,16 +337,14 @@ static inline __m256i q8_rows8(const __m256i q[8], __m256i v, int32_t isum) {
   return rowsums8(d);
 #endif
 }
-// One block's float step: dw = the 8 rows' weight scales, sum = their integer block dots with activation block y.
+// One block's float step: dw = the 8 rows' weight scales, sum = their integer block dots with activation block y
+// (q4_0: of the unsigned codes; Σ(q−8)·v = Σq·v − 8·Σv is exact in int32, so the offset costs one integer subtract
+// and the float step is ggml's: acc += (dw·d_y)·Σ(q−8)·v).
 template <bool Q4>
-static inline void q0_block(__m256 dw, const ActQ8& y, __m256i sum, __m256& acc, __m256& corr) {
-  const __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(y.d));
-  acc = _mm256_fmadd_ps(dd, _mm256_cvtepi32_ps(sum), acc);
-  if (Q4) corr = _mm256_fmadd_ps(dd, _mm256_set1_ps((float)y.isum), corr);
+static inline void q0_block(__m256 dw, const ActQ8& y, __m256i sum, __m256& acc) {
+  if (Q4) sum = _mm256_sub_epi32(sum, _mm256_set1_epi32(8 * y.isum));
+  acc = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(y.d)), _mm256_cvtepi32_ps(sum), acc);
 }
-// Σ d·Σ(q−8)·v = Σ d·Σq·v − 8·Σ d·Σv (q4_0's offset, applied once at the end).
-template <bool Q4>
-static inline __m256 q0_finish(__m256 acc, __m256 corr) { return Q4 ? _mm256_fnmadd_ps(_mm256_set1_ps(8.f), corr, acc) : acc; }
 // The f16 scales of block i of 8 rows in the file layout (one per row, 8 scattered loads).
 static inline __m256 q0_scales8(const uint8_t* const p[8], size_t off) {
   return _mm256_cvtph_ps(_mm_setr_epi16((short)rd16(p[0] + off), (short)rd16(p[1] + off), (short)rd16(p[2] + off), (short)rd16(p[3] + off),
@@ -367,7 +365,7 @@ static void x_rows8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
     const uint8_t* p[8];
     for (int j = 0; j < 8; j++) p[j] = w + (size_t)(r + j) * rowBytes;
     const ActQ8* y = (const ActQ8*)act;
-    __m256 acc = _mm256_setzero_ps(), corr = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
       const __m256i v = _mm256_loadu_si256((const __m256i*)y[i].qs);
       __m256i d[8];
@@ -378,9 +376,8 @@ static void x_rows8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
         if (pf && (i & 1) == 0) _mm_prefetch((const char*)b + 8 * rowBytes, _MM_HINT_T0);
         d[j] = Q4 ? dot_u8i8(unpack_nibbles16(b + 2), v) : _mm256_loadu_si256((const __m256i*)(b + 2));  // q8_0: codes
       }
-      q0_block<Q4>(q0_scales8(p, (size_t)i * BB), y[i], Q4 ? rowsums8(d) : q8_rows8(d, v, y[i].isum), acc, corr);
+      q0_block<Q4>(q0_scales8(p, (size_t)i * BB), y[i], Q4 ? rowsums8(d) : q8_rows8(d, v, y[i].isum), acc);
     }
-    acc = q0_finish<Q4>(acc, corr);
     _mm256_storeu_ps(out + r, acc);
   }
   if (r < nrows) (Q4 ? x_rows_q4_0 : x_rows_q8_0)(K, w + (size_t)r * rowBytes, rowBytes, nrows - r, act, out + r, pf);
@@ -501,8 +498,8 @@ static void x_tile8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
     for (; t0 + 4 <= ntok; t0 += 4) {
       const ActQ8* y[4];
       for (int t = 0; t < 4; t++) y[t] = (const ActQ8*)(act + (size_t)(t0 + t) * actStride);
-      __m256 acc[4], corr[4];
-      for (int t = 0; t < 4; t++) { acc[t] = _mm256_setzero_ps(); corr[t] = _mm256_setzero_ps(); }
+      __m256 acc[4];
+      for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
       for (int i = 0; i < nb; i++) {
         __m256i q[8];
         for (int j = 0; j < 8; j++) {
@@ -518,10 +515,10 @@ static void x_tile8_q0(int K, const uint8_t* w, size_t rowBytes, int nrows, cons
             for (int j = 0; j < 8; j++) d[j] = dot_u8i8(q[j], v);
             sum = rowsums8(d);
           } else sum = q8_rows8(q, v, y[t][i].isum);
-          q0_block<Q4>(dw, y[t][i], sum, acc[t], corr[t]);
+          q0_block<Q4>(dw, y[t][i], sum, acc[t]);
         }
       }
-      for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, q0_finish<Q4>(acc[t], corr[t]));
+      for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + (size_t)(t0 + t) * outStride + r, acc[t]);
     }
     for (; t0 < ntok; t0++) x_rows8_q0<Q4>(K, p[0], rowBytes, 8, act + (size_t)t0 * actStride, out + (size_t)t0 * outStride + r, false);
   }

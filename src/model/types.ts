@@ -70,7 +70,8 @@ export interface CausalLM {
    * Runs every item in one batched pass (matrix products over all items' tokens together, attention per sequence),
    * appends to each item's cache, and returns per item the requested logits as [rows, vocabSize] (or hidden states
    * as [rows, hiddenSize] for `logits: 'hidden'`). The returned arrays
-   * belong to the caller (the model keeps no reference to them: the model worker transfers their buffers).
+   * belong to the caller (the model keeps no reference to them: the model worker transfers their buffers); several
+   * items' arrays may be views of one buffer.
    */
   forward(items: readonly ForwardItem[]): Float32Array[];
 }

@@ -85,7 +85,6 @@ export interface TextModelOptions {
 export type LayerObserver = (layer: number, hidden: Float32Array, rows: number) => void;
 
 const SCRATCH_KEEP_ROWS = 512;
-const HEAD_KEEP_ROWS = 64;
 
 export class Llama4TextModel implements CausalLM {
   readonly info: ModelInfo;
@@ -372,11 +371,10 @@ export class Llama4TextModel implements CausalLM {
       r0 += head[i]!;
     });
     be.gatherRows(xs, h, headRows, null, R, H);
-    // One item owns the head's output outright (what the worker can transfer without a copy); several items get
-    // copies of their rows, so a decode step's [R, V] product goes to a reused buffer (8 sequences allocated 1 MB
-    // more per step otherwise, and the garbage collector's thread took CPU from the kernels). Kept only for up to
-    // HEAD_KEEP_ROWS rows: all-row logits of a long prompt would pin R·V floats.
-    const all = oneShot || items.length === 1 || R > HEAD_KEEP_ROWS ? new Float32Array(R * V) : this.buf('logits', R * V);
+    // The head writes every item's rows into one fresh [R, V] array, and each item gets a view of its rows: the
+    // arrays belong to the caller (one allocation per call; copying 8 decoding sequences' rows out of a reused
+    // buffer allocated the same megabyte per step and copied it too).
+    const all = new Float32Array(R * V);
     if (R > 0) {
       be.rmsNorm(xs, xs, this.outputNorm, R, H, cfg.rmsNormEps);
       be.matmul(all, xs, this.output, R);
@@ -392,7 +390,7 @@ export class Llama4TextModel implements CausalLM {
         const first = offsets[i]! + it.tokens.length - rows;
         return rows ? this.finalNorm(h.subarray(first * H, (first + rows) * H), rows) : new Float32Array(0);
       }
-      const o = items.length === 1 ? all : all.slice(r0 * V, (r0 + rows) * V);
+      const o = items.length === 1 ? all : all.subarray(r0 * V, (r0 + rows) * V);
       r0 += rows;
       return o;
     });
