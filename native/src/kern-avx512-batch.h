@@ -89,8 +89,8 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
       } else {
         __m512i s1 = _mm512_setzero_si512();
         for (int c = 0; c < 4; c++) {
-          s0 = _mm512_dpbusd_epi32(s0, V[c], _mm512_set1_epi32(q[c]));
-          s1 = _mm512_dpbusd_epi32(s1, V[c + 4], _mm512_set1_epi32(q[c + 4]));
+          s0 = dpbusd_bcst(s0, V[c], q + c);
+          s1 = dpbusd_bcst(s1, V[c + 4], q + c + 4);
         }
         s = _mm512_add_epi32(s0, s1);
       }
@@ -149,8 +149,8 @@ static inline void b16_q8_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
       // word c of the activations pairs with V[c] (elements 4c..4c+3)
       __m512i s0 = _mm512_set1_epi32(-128 * y[t][i].isum), s1 = _mm512_setzero_si512();
       for (int c = 0; c < 4; c++) {
-        s0 = _mm512_dpbusd_epi32(s0, V[c], _mm512_set1_epi32(q[c]));
-        s1 = _mm512_dpbusd_epi32(s1, V[c + 4], _mm512_set1_epi32(q[c + 4]));
+        s0 = dpbusd_bcst(s0, V[c], q + c);
+        s1 = dpbusd_bcst(s1, V[c + 4], q + c + 4);
       }
       acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[t][i].d)), _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc[t]);
     }

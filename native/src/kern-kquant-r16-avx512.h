@@ -81,7 +81,7 @@ struct Q6R {
     for (int t = 0; t < NT; t++) {
       const int32_t* q = (const int32_t*)(yq[t] + 16 * s);
       __m512i S = _mm512_set1_epi32(off[t][s]);
-      for (int v = 0; v < 4; v++) S = _mm512_dpbusd_epi32(S, V[v], _mm512_set1_epi32(q[v]));
+      for (int v = 0; v < 4; v++) S = dpbusd_bcst(S, V[v], q + v);
       tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S, sc));
     }
   }
@@ -161,6 +161,17 @@ struct Q4R {
     }
     return IQ4 ? _mm512_shuffle_epi8(lut, c) : c;
   }
+  // IQ4_XS: the 16 rows' ls − 32 of all 8 sub-blocks (scale_min's values), the high bits unpacked once per
+  // super-block instead of once per sub-block.
+  static inline void iq4_scales(const uint8_t* blk, __m512i sc[8]) {
+    const __m512i h = _mm512_or_si512(sbyte(blk, 0), _mm512_slli_epi32(sbyte(blk, 1), 8));
+    const __m512i m15 = _mm512_set1_epi32(15), m48 = _mm512_set1_epi32(48), b32 = _mm512_set1_epi32(32);
+    for (int j = 0; j < 8; j++) {
+      const __m512i l = sbyte(blk, 2 + j / 2), lo = j % 2 ? _mm512_srli_epi32(l, 4) : l;
+      const __m512i hs = _mm512_and_si512(2 * j >= 4 ? _mm512_srli_epi32(h, 2 * j - 4) : _mm512_slli_epi32(h, 4 - 2 * j), m48);
+      sc[j] = _mm512_sub_epi32(_mm512_ternarylogic_epi32(lo, m15, hs, 0xEA), b32);  // (lo & 15) | hs, − 32
+    }
+  }
   // Start of sub-block j's sum for token t's super-block.
   static inline __m512i start(const int32_t* p, int j) { return IQ4 ? _mm512_set1_epi32(p[j]) : _mm512_setzero_si512(); }
 
@@ -175,10 +186,12 @@ struct Q4R {
     for (int t = 0; t < NT; t++) { tot[t] = _mm512_setzero_si512(); M[t] = _mm512_setzero_si512(); }
     if constexpr (NT <= 4) {
       // few tokens: each QS vector loaded once for both its sub-blocks, each scale byte unpacked once
+      __m512i isc[8];
+      if constexpr (IQ4) iq4_scales(blk, isc);
       for (int k = 0; k < 4; k++) {
         __m512i sc0, m0, sc1, m1, S0[NT], S1[NT];
-        scale_min(blk, 2 * k, sc0, m0);
-        scale_min(blk, 2 * k + 1, sc1, m1);
+        if constexpr (IQ4) { sc0 = isc[2 * k]; sc1 = isc[2 * k + 1]; m0 = m1 = _mm512_setzero_si512(); }
+        else { scale_min(blk, 2 * k, sc0, m0); scale_min(blk, 2 * k + 1, sc1, m1); }
         for (int t = 0; t < NT; t++) { S0[t] = start(p[t], 2 * k); S1[t] = start(p[t], 2 * k + 1); }
         for (int v = 0; v < 8; v++) {
           const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * k + v));
@@ -189,10 +202,10 @@ struct Q4R {
             if (IQ4) {  // vector 8k + v: sub-block 2k + v / 4, chunks 16k + 8(v / 4) + v % 4 (low) and + 4 (high)
               __m512i& S = v < 4 ? S0[t] : S1[t];
               const int c = 16 * k + 8 * (v / 4) + v % 4;
-              S = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S, V0, _mm512_set1_epi32(q[c])), V1, _mm512_set1_epi32(q[c + 4]));
+              S = dpbusd_bcst(dpbusd_bcst(S, V0, q + c), V1, q + c + 4);
             } else {  // vector 8k + v: chunk 16k + v of sub-block 2k (low), 16k + 8 + v of 2k + 1 (high)
-              S0[t] = _mm512_dpbusd_epi32(S0[t], V0, _mm512_set1_epi32(q[16 * k + v]));
-              S1[t] = _mm512_dpbusd_epi32(S1[t], V1, _mm512_set1_epi32(q[16 * k + 8 + v]));
+              S0[t] = dpbusd_bcst(S0[t], V0, q + 16 * k + v);
+              S1[t] = dpbusd_bcst(S1[t], V1, q + 16 * k + 8 + v);
             }
           }
         }
@@ -204,9 +217,12 @@ struct Q4R {
       }
     } else {
       // 8 tokens' sums fill the registers: one sub-block at a time, the minimums afterwards (same integers)
+      __m512i isc[8];
+      if constexpr (IQ4) iq4_scales(blk, isc);
       for (int j = 0; j < 8; j++) {  // sub-block j
         __m512i sc, m;
-        scale_min(blk, j, sc, m);
+        if constexpr (IQ4) sc = isc[j];
+        else scale_min(blk, j, sc, m);
         __m512i S[NT];
         for (int t = 0; t < NT; t++) S[t] = start(p[t], j);
         if (IQ4) {  // vectors 4j..4j+3: chunk 8j + v (low nibbles) and 8j + 4 + v (high)
@@ -215,7 +231,7 @@ struct Q4R {
             const __m512i V0 = codes<0>(L, m4, lut), V1 = codes<1>(L, m4, lut);
             for (int t = 0; t < NT; t++) {
               const int32_t* q = (const int32_t*)y[t][i].qs;
-              S[t] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(S[t], V0, _mm512_set1_epi32(q[8 * j + v])), V1, _mm512_set1_epi32(q[8 * j + 4 + v]));
+              S[t] = dpbusd_bcst(dpbusd_bcst(S[t], V0, q + 8 * j + v), V1, q + 8 * j + 4 + v);
             }
           }
         } else {  // vectors 8(j / 2)..+7: chunk 8j + v, low (j even) or high nibbles
@@ -223,7 +239,7 @@ struct Q4R {
             const __m512i L = _mm512_loadu_si512(blk + QS + 64 * (8 * (j / 2) + v));
             const __m512i Hq = Q5 ? _mm512_loadu_si512(blk + QH + 64 * v) : _mm512_setzero_si512();
             const __m512i V = j % 2 ? codes<1>(L, m4, lut, Hq, j) : codes<0>(L, m4, lut, Hq, j);
-            for (int t = 0; t < NT; t++) S[t] = _mm512_dpbusd_epi32(S[t], V, _mm512_set1_epi32(((const int32_t*)y[t][i].qs)[8 * j + v]));
+            for (int t = 0; t < NT; t++) S[t] = dpbusd_bcst(S[t], V, (const int32_t*)y[t][i].qs + 8 * j + v);
           }
         }
         for (int t = 0; t < NT; t++) tot[t] = _mm512_add_epi32(tot[t], _mm512_mullo_epi32(S[t], sc));

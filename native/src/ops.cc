@@ -115,9 +115,34 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
     c.chunk0 = chunks;
     chunks += (j.N + c.rows - 1) / c.rows;
   }
-  struct Ctx { const MatmulCtx* cs; int n; } ctx{cs.data(), n};
+  // A call that mixes products bound by arithmetic (4+ tokens per weight row: a batched step's shared expert) with
+  // products bound by memory (an expert that one or two of the batch's tokens chose) hands their chunks out
+  // interleaved, so that at any moment one thread tends to compute while the other streams, instead of both
+  // computing (memory idle) and then both streaming (arithmetic idle). Chunks are claimed in this order; each is
+  // computed exactly as before.
+  std::vector<int> order;
+  {
+    auto heavy = [](const MatmulCtx& c) { return c.mode == 2 || (c.mode == 1 && c.T >= 4); };
+    std::vector<int> hv, lt;
+    for (int i = 0; i < n; i++) {
+      if (jobs[i].T == 0) continue;
+      const int nc = (cs[i].N + cs[i].rows - 1) / cs[i].rows;
+      for (int k = 0; k < nc; k++) (heavy(cs[i]) ? hv : lt).push_back(cs[i].chunk0 + k);
+    }
+    if (!hv.empty() && !lt.empty()) {
+      order.reserve((size_t)chunks);
+      size_t a = 0, b = 0;
+      while (a < hv.size() || b < lt.size()) {
+        // Bresenham: keep the share of heavy chunks handed out equal to their share of all chunks
+        if (b >= lt.size() || (a < hv.size() && a * lt.size() <= b * hv.size())) order.push_back(hv[a++]);
+        else order.push_back(lt[b++]);
+      }
+    }
+  }
+  struct Ctx { const MatmulCtx* cs; int n; const int* order; } ctx{cs.data(), n, order.empty() ? nullptr : order.data()};
   pool_.run([](void* p, int chunk, int) {
     const auto& x = *(const Ctx*)p;
+    if (x.order) chunk = x.order[chunk];
     int i = 0;
     while (i + 1 < x.n && x.cs[i + 1].chunk0 <= chunk) i++;  // the last job starting at or before chunk (T = 0 jobs own none)
     matmulChunk(x.cs[i], chunk - x.cs[i].chunk0);

@@ -439,8 +439,8 @@ export class Llama4TextModel implements CausalLM {
    * out = shared_expert(x) + Σ expert_e(s·x).
    * Tokens are grouped by expert (rows of one expert contiguous in xe), so each chosen expert's matrices are read
    * once per call for all its tokens — across the sequences of a batched decode step as in a prompt. The whole
-   * layer is three matmulMany calls: router + shared gate/up, every chosen expert's gate/up, then the shared and
-   * every chosen expert's down (rows [0, N) shared, [N, 2N) routed, so one SiLU·mul covers both).
+   * layer is the router, then two matmulMany calls: the shared and every chosen expert's gate/up, then their downs
+   * (rows [0, N) shared, [N, 2N) routed, so one SiLU·mul covers both).
    */
   private moe(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
     const be = this.backend;
@@ -448,11 +448,7 @@ export class Llama4TextModel implements CausalLM {
     const logits = this.buf('router', N * E);
     const g = this.buf('g', 2 * N * I),
       u = this.buf('u', 2 * N * I);
-    be.matmulMany([
-      { out: logits, x, w: L.router!, T: N },
-      { out: g.subarray(0, N * I), x, w: L.gateSh!, T: N },
-      { out: u.subarray(0, N * I), x, w: L.upSh!, T: N },
-    ]);
+    be.matmul(logits, x, L.router!, N);
     const choice = new Int32Array(N);
     const score = new Float32Array(N);
     be.routeTop1(logits, N, E, choice, score);
@@ -467,7 +463,12 @@ export class Llama4TextModel implements CausalLM {
     be.gatherRows(xe, x, tokenOf, score, N, H);
     const ge = g.subarray(N * I),
       ue = u.subarray(N * I);
-    const up: MatmulJob[] = [];
+    // The shared expert's gate/up go with the routed experts': in a batched step they are bound by arithmetic
+    // (every token reads them) and the routed ones by memory, and the backend interleaves the two kinds of work.
+    const up: MatmulJob[] = [
+      { out: g.subarray(0, N * I), x, w: L.gateSh!, T: N },
+      { out: u.subarray(0, N * I), x, w: L.upSh!, T: N },
+    ];
     const down: MatmulJob[] = [{ out: out, x: g.subarray(0, N * I), w: L.downSh!, T: N }];
     const ye = this.buf('ye', N * H);
     for (let e = 0; e < E; e++) {
