@@ -439,8 +439,9 @@ export class Llama4TextModel implements CausalLM {
    * out = shared_expert(x) + Σ expert_e(s·x).
    * Tokens are grouped by expert (rows of one expert contiguous in xe), so each chosen expert's matrices are read
    * once per call for all its tokens — across the sequences of a batched decode step as in a prompt. The whole
-   * layer is the router, then two matmulMany calls: the shared and every chosen expert's gate/up, then their downs
-   * (rows [0, N) shared, [N, 2N) routed, so one SiLU·mul covers both).
+   * layer is three matmulMany calls: the router (with the shared expert's gate/up below 4 tokens), every chosen
+   * expert's gate/up (and the shared one's from 4 tokens on), then the shared and every chosen expert's down (rows
+   * [0, N) shared, [N, 2N) routed, so one SiLU·mul covers both).
    */
   private moe(L: LayerWeights, x: Float32Array, out: Float32Array, N: number): void {
     const be = this.backend;
@@ -448,7 +449,15 @@ export class Llama4TextModel implements CausalLM {
     const logits = this.buf('router', N * E);
     const g = this.buf('g', 2 * N * I),
       u = this.buf('u', 2 * N * I);
-    be.matmul(logits, x, L.router!, N);
+    // With 4+ tokens the shared expert's gate/up go with the routed experts' (below): they are bound by arithmetic
+    // (every token reads them) and the routed ones by memory, and the backend interleaves the two kinds of work. With
+    // fewer, all are bound by memory and they go with the router (one call fewer per layer).
+    const shared: MatmulJob[] = [
+      { out: g.subarray(0, N * I), x, w: L.gateSh!, T: N },
+      { out: u.subarray(0, N * I), x, w: L.upSh!, T: N },
+    ];
+    const sharedWithRouted = N >= 4;
+    be.matmulMany([{ out: logits, x, w: L.router!, T: N }, ...(sharedWithRouted ? [] : shared)]);
     const choice = new Int32Array(N);
     const score = new Float32Array(N);
     be.routeTop1(logits, N, E, choice, score);
@@ -463,12 +472,7 @@ export class Llama4TextModel implements CausalLM {
     be.gatherRows(xe, x, tokenOf, score, N, H);
     const ge = g.subarray(N * I),
       ue = u.subarray(N * I);
-    // The shared expert's gate/up go with the routed experts': in a batched step they are bound by arithmetic
-    // (every token reads them) and the routed ones by memory, and the backend interleaves the two kinds of work.
-    const up: MatmulJob[] = [
-      { out: g.subarray(0, N * I), x, w: L.gateSh!, T: N },
-      { out: u.subarray(0, N * I), x, w: L.upSh!, T: N },
-    ];
+    const up: MatmulJob[] = sharedWithRouted ? shared : [];
     const down: MatmulJob[] = [{ out: out, x: g.subarray(0, N * I), w: L.downSh!, T: N }];
     const ye = this.buf('ye', N * H);
     for (let e = 0; e < E; e++) {
