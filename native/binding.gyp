@@ -41,6 +41,18 @@
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512vnni", "-mbmi2", "-fPIC", "-Wno-maybe-uninitialized"],
         },
         {
+          "target_name": "kern_amx_int8",
+          "type": "static_library",
+          "sources": ["src/kern-amx-int8.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "<!@(sh probe-flag.sh -mamx-tile)", "<!@(sh probe-flag.sh -mamx-int8)", "-fPIC"],
+        },
+        {
+          "target_name": "kern_amx_int8_emu",
+          "type": "static_library",
+          "sources": ["src/kern-amx-int8.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-DL4_AMX_EMULATE", "-fPIC"],
+        },
+        {
           "target_name": "kern_bf16",
           "type": "static_library",
           "sources": ["src/kern-bf16-avx512.cc"],
@@ -81,7 +93,7 @@
         {
           "target_name": "llama4_native",
           "sources": ["src/addon.cc", "src/ops.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
-          "dependencies": ["kern_avx2", "kern_avx2_vnni", "kern_avx2_vnni_evex", "kern_avx512", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
+          "dependencies": ["kern_avx2", "kern_avx2_vnni", "kern_avx2_vnni_evex", "kern_avx512", "kern_amx_int8", "kern_amx_int8_emu", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
         },
       ],
     }, {

@@ -112,6 +112,8 @@ const makefiles = [
   'kern_avx512.target.mk',
   'kern_bf16.target.mk',
   'kern_amx.target.mk',
+  'kern_amx_int8.target.mk',
+  'kern_amx_int8_emu.target.mk',
 ].map((f) => join(nativeDir, 'build', f));
 for (const mk of makefiles.filter((f) => existsSync(f))) {
   if (/-m(arch|tune|cpu)=native/.test(readFileSync(mk, 'utf8'))) fail(`${mk} compiles with -march=native`);

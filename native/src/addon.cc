@@ -2,7 +2,7 @@
 // against the shapes it is given (a wrong call throws a RangeError/TypeError, never reads out of bounds), picks the
 // kernel table for the CPU at run time, and maps model files.
 //
-// Exports: isas() -> ["avx512"?, "avx2-vnni"?, "avx2"?, "scalar"] (usable on this CPU, best first)
+// Exports: isas() -> ["avx512-amx"?, "avx512"?, "avx2-vnni"?, "avx2"?, "scalar", "avx512-amx-emulated"?] (usable on this CPU, best first)
 //          new Engine(threads, isa)  — kernels + a persistent thread pool (see ops.h)
 //          mapFile(path) -> MappedFile { size, view(offset, length) -> external ArrayBuffer }
 #include <napi.h>
@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -113,10 +114,18 @@ static const KernelTable* avx2_vnni_table() {
 }
 static std::vector<std::pair<std::string, const KernelTable*>> usable() {
   std::vector<std::pair<std::string, const KernelTable*>> v;
-  if (has_avx512() && kernels_avx512()) v.emplace_back("avx512", kernels_avx512());
+  if (has_avx512() && kernels_avx512()) {
+    if (const KernelTable* t = kernels_avx512_amx()) v.emplace_back("avx512-amx", t);  // checks AMX-INT8 and the OS itself
+    v.emplace_back("avx512", kernels_avx512());
+  }
   if (const KernelTable* t = avx2_vnni_table()) v.emplace_back("avx2-vnni", t);
   if (has_avx2() && kernels_avx2()) v.emplace_back("avx2", kernels_avx2());
   v.emplace_back("scalar", kernels_scalar());
+  // The AMX tiles with their tile operations emulated: for the conformance suite on machines without AMX (never a
+  // default: it comes last, and only when asked for).
+  const char* emu = std::getenv("LLAMA4_AMX_EMULATION");
+  if (emu && std::strcmp(emu, "1") == 0 && has_avx512())
+    if (const KernelTable* t = kernels_avx512_amx_emulated()) v.emplace_back("avx512-amx-emulated", t);
   return v;
 }
 

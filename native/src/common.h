@@ -258,6 +258,8 @@ const KernelTable* kernels_avx2();    // null when not compiled in
 const KernelTable* kernels_avx512();  // null when not compiled in
 const KernelTable* kernels_avx2_vnni();       // AVX2 + AVX-VNNI (VEX); null when not compiled in
 const KernelTable* kernels_avx2_vnni_evex();  // the same set through AVX512-VNNI's 256-bit form (kern-avx2-vnni.cc)
+const KernelTable* kernels_avx512_amx();           // AVX-512 + AMX-INT8 prefill tiles (kern-amx-int8.cc); null when unusable
+const KernelTable* kernels_avx512_amx_emulated();  // the same tiles with the tile operations emulated (tests)
 
 // Activation bytes per row of K for a format.
 static inline size_t act_row_bytes(int fmt, int K) {

@@ -12,7 +12,7 @@ namespace l4 {
 
 Engine::Engine(int threads, const KernelTable* kt) : kt_(kt), pool_(threads), scratch_(threads), qptrs_(threads), combos_(threads) {
   // BF16 products go with the AVX-512 kernel set (forcing avx2/scalar forces the exact path too).
-  if (std::strcmp(kt->isa, "avx512") == 0) bf16_ = gemm_bf16_amx() ? gemm_bf16_amx() : gemm_bf16_avx512();
+  if (std::strncmp(kt->isa, "avx512", 6) == 0) bf16_ = gemm_bf16_amx() ? gemm_bf16_amx() : gemm_bf16_avx512();
 }
 
 template <class F>

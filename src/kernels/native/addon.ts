@@ -11,9 +11,13 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** Kernel sets the addon may use; the best one the CPU supports is the default. */
-/** Kernel sets, best first: 'avx2-vnni' is AVX2 with VPDPBUSD for the q4_0/q8_0 family (native/src/kern-avx2-vnni.cc). */
-export type NativeIsa = 'avx512' | 'avx2-vnni' | 'avx2' | 'scalar';
+/**
+ * Kernel sets, best first; the best one the CPU supports is the default. 'avx512-amx' is the AVX-512 set with AMX-INT8
+ * q4_0 prefill tiles (native/src/kern-amx-int8.cc); 'avx2-vnni' is AVX2 with VPDPBUSD for the q4_0/q8_0 family
+ * (native/src/kern-avx2-vnni.cc); 'avx512-amx-emulated' (the AMX tiles with emulated tile operations) is listed only
+ * when LLAMA4_AMX_EMULATION=1, for the conformance suite on CPUs without AMX.
+ */
+export type NativeIsa = 'avx512-amx' | 'avx512' | 'avx2-vnni' | 'avx2' | 'scalar' | 'avx512-amx-emulated';
 
 /** The addon's Engine: kernels plus a persistent thread pool. Argument order mirrors native/src/addon.cc. */
 export interface RawEngine {

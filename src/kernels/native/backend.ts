@@ -93,7 +93,7 @@ export class NativeBackend implements Backend {
     this.repackBudget = repack ? totalmem() / 2 : 0;
   }
 
-  /** Kernel set in use ("avx512", "avx2-vnni", "avx2" or "scalar"). */
+  /** Kernel set in use ("avx512-amx", "avx512", "avx2-vnni", "avx2", "scalar"; "avx512-amx-emulated" only for tests). */
   get isa(): NativeIsa {
     return this.engine.isa;
   }

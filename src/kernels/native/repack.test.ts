@@ -199,6 +199,53 @@ test('native avx2-vnni: the same bits as the AVX2 set (q4_0 family, R8; q4_K, q5
   }
 });
 
+// AMX-INT8 prefill tiles (native/src/kern-amx-int8.cc) for q4_0 in 16-row groups: the exact integer block sums of
+// TDPBSUD, then the AVX-512 kernels' float steps, so the same bits as the AVX-512 set. On a CPU without AMX the same
+// kernel runs with its tile operations emulated (LLAMA4_AMX_EMULATION=1 offers that set): layouts, indexing and float
+// steps are checked here; only the real instructions are not.
+const amxIsa = (() => {
+  if (skip) return null;
+  process.env.LLAMA4_AMX_EMULATION ??= '1';
+  for (const isa of ['avx512-amx', 'avx512-amx-emulated'] as const) {
+    const made = tryCreateNativeBackend({ threads: 1, isa });
+    if (made.backend) {
+      made.backend.dispose();
+      return isa;
+    }
+  }
+  return null;
+})();
+test(`native ${amxIsa ?? 'avx512-amx'}: q4_0 prefill tiles give the AVX-512 set's bits`, {
+  skip: skip || (amxIsa ? false : 'neither AMX-INT8 nor its emulation is usable here (both need the AVX-512 kernel set)'),
+}, () => {
+  const sets = ([amxIsa!, 'avx512'] as const).map(
+    (isa) => tryCreateNativeBackend({ threads: 2, isa, repack: true }).backend as NativeBackend,
+  );
+  try {
+    const r = rng(11);
+    for (const [E, N, K] of [
+      [1, 48, 512],
+      [2, 64, 1024],
+      [1, 80, 96], // 3 blocks per row
+    ] as const) {
+      const { bytes } = randomWeight('q4_0', E * N, K, 3 * N + K);
+      const t = { name: 'w', dtype: 'q4_0' as DType, shape: E === 1 ? [N, K] : [E, N, K], bytes };
+      const ws = sets.map((be) => be.weight(t));
+      for (const T of [1, 16, 17, 31, 32, 33, 64, 100]) {
+        const x = randn(r, T * K);
+        for (let i = (T - 1) * K; i < T * K; i++) x[i] = x[i]! * 1e-38; // a token whose blocks quantize to zero
+        x[5] = 3e38;
+        for (let e = 0; e < E; e++) {
+          const [oa, ob] = productOnBoth(sets[0]!, ws[0]!, sets[1]!, ws[1]!, x, T, N, e);
+          sameBits(oa, ob, `q4_0 [${E}, ${N}, ${K}] T=${T} expert ${e}: ${amxIsa} vs avx512`);
+        }
+      }
+    }
+  } finally {
+    for (const be of sets) be.dispose();
+  }
+});
+
 test('native repacked rows are read in whole groups: the addon refuses a row count that is not', { skip }, () => {
   const engine = (packed.backend as unknown as { engine: RawEngine }).engine;
   for (const dtype of ['q4_0', 'q6_k', 'q4_k'] as DType[]) {

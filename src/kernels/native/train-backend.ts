@@ -218,8 +218,10 @@ export function tryCreateNativeTrainBackend(
   if (!Ctor) return { backend: null, reason: 'native core has no TrainEngine (rebuild with `npm run build:native`)' };
   if (typeof (Ctor.prototype as { softmaxRows?: unknown }).softmaxRows !== 'function')
     return { backend: null, reason: 'native core predates the row training ops (rebuild with `npm run build:native`)' };
-  // avx2-vnni changes only int8 inference kernels: training (f32/bf16 products) runs the AVX2 set's kernels there.
-  const eng = new Ctor(threads, isa === 'avx2-vnni' ? 'avx2' : isa);
+  // avx2-vnni and the AMX-INT8 sets change only int8 inference kernels: training (f32/bf16 products) runs the AVX2
+  // or AVX-512 set's kernels there.
+  const trainIsa = isa === 'avx2-vnni' ? 'avx2' : isa === 'avx512-amx' || isa === 'avx512-amx-emulated' ? 'avx512' : isa;
+  const eng = new Ctor(threads, trainIsa);
   if (products === 'bf16' && !eng.bf16Gemm) {
     eng.dispose();
     return { backend: null, reason: 'no BF16 products on this CPU or build (AVX-512 BF16 or AMX-BF16 needed)' };

@@ -1,0 +1,196 @@
+// AMX-INT8 prefill tiles (TDPBSUD, Sapphire Rapids and later) for q4_0 weights repacked into 16-row groups
+// (T_Q4_0_R16): the "avx512-amx" kernel set = the AVX-512 table with these tiles. Built twice (binding.gyp):
+//  * kern_amx_int8: -mamx-tile -mamx-int8, the real instructions; offered where the CPU has AMX-INT8, the OS grants
+//    this process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM; Linux 5.16+), and a self-test on first use gives
+//    the AVX-512 tile's bits (else the set is not offered). LLAMA4_AMX=0 turns it off.
+//  * kern_amx_int8_emu (L4_AMX_EMULATE): the same kernel with the four tile operations done in scalar code, offered
+//    as "avx512-amx-emulated" (never a default) when LLAMA4_AMX_EMULATION=1, so the conformance suite checks the
+//    kernel's layouts, indexing and float steps on machines without AMX.
+// NOT RUN ON AMX HARDWARE: the development machines (AMD EPYC) have none. The tile semantics are the Intel SDM's
+// (TDPBSUD: C[m][n] += Σ_k Σ_i sext(A[m][4k + i]) · zext(B[k][4n + i])); the emulation implements exactly that.
+//
+// Why tiles: the AVX-512 q4_0 kernel (kern-avx512-batch.h) spends about 12 instructions per (16 rows, 32-element
+// block, token), 8 of them VPDPBUSD. One TDPBSUD computes a block's integer sums for 16 tokens × 16 rows at once;
+// what is left per (block, token) is the float step. Per (16 rows, block, 16 tokens): 1 TDPBSUD, 3 tile loads and
+// stores, the B tile's nibble unpacking (shared by the tokens), and 16 × 5 vector instructions.
+//
+// Layouts. B (8 rows × 64 bytes, the VNNI layout: row k, bytes 4n..4n+3 = output row n's weights for elements
+// 4k..4k+3) is exactly what the R16 layout stores chunk-major (common.h): vector c (c < 4: low nibbles, elements
+// 4c..; c >= 4: high nibbles, elements 16 + 4(c − 4)..) unpacked to bytes 0..15. A (16 tokens × 32 bytes) is each
+// token's 32 activation codes of the block, read in place from the ActQ8 rows (stride actStride). C (16 × 16
+// int32) = Σ q·v per (token, row).
+//
+// Bits: per (row, token, block) the exact integer Σ(q − 8)·v = C − 8·Σv, then acc += (dw·d_y)·float(that): the
+// AVX-512 kernels' float step (b16_q4_pass), in the same block order, so a token's result is the same whichever
+// kernel, batch or token count computed it (batch invariance). Tokens past the last multiple of 16 go to the
+// AVX-512 tile.
+#include "common.h"
+
+#include <cstdlib>
+#include <cstring>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#if !defined(L4_AMX_EMULATE)
+#define L4_AMX_NS amx_int8
+#define L4_AMX_TABLE kernels_avx512_amx
+#else
+#define L4_AMX_NS amx_int8_emu
+#define L4_AMX_TABLE kernels_avx512_amx_emulated
+#endif
+
+#if defined(__x86_64__) && defined(__linux__) && \
+    !(!defined(L4_AMX_EMULATE) && (defined(L4_NO_FLAG_amx_int8) || defined(L4_NO_FLAG_amx_tile)))
+namespace l4 {
+namespace L4_AMX_NS {
+
+// ---- the four tile operations: tmm0 = C (16 × 64 B), tmm1 = A (16 × 32 B), tmm2 = B (8 × 64 B) ----
+#if !defined(L4_AMX_EMULATE)
+struct alignas(64) TileConfig {
+  uint8_t palette, startRow, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+static inline void tiles_begin() {
+  TileConfig cfg{};
+  cfg.palette = 1;
+  cfg.rows[0] = 16; cfg.colsb[0] = 64;
+  cfg.rows[1] = 16; cfg.colsb[1] = 32;
+  cfg.rows[2] = 8; cfg.colsb[2] = 64;
+  _tile_loadconfig(&cfg);
+}
+static inline void tiles_end() { _tile_release(); }
+static inline void block_sums(const uint8_t* a, size_t astride, const uint8_t* b, int32_t* c) {
+  _tile_zero(0);
+  _tile_loadd(1, a, astride);
+  _tile_loadd(2, b, 64);
+  _tile_dpbsud(0, 1, 2);
+  _tile_stored(0, c, 64);
+}
+#else
+static inline void tiles_begin() {}
+static inline void tiles_end() {}
+static inline void block_sums(const uint8_t* a, size_t astride, const uint8_t* b, int32_t* c) {
+  for (int m = 0; m < 16; m++) {
+    const int8_t* am = (const int8_t*)(a + (size_t)m * astride);
+    for (int n = 0; n < 16; n++) {
+      int32_t s = 0;
+      for (int k = 0; k < 8; k++)
+        for (int i = 0; i < 4; i++) s += (int32_t)am[4 * k + i] * (int32_t)b[64 * k + 4 * n + i];
+      c[16 * m + n] = s;
+    }
+  }
+}
+#endif
+
+const KernelTable* base = nullptr;  // the AVX-512 table: its q4_0 R16 tile takes the token tails
+
+// out[t·outStride + r] for rows [0, nrows) (a multiple of 16) of a q4_0 R16 matrix and ntok tokens of ActQ8 rows.
+static void tile_q4_0_r16(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                          float* out, size_t outStride) {
+  const int nb = K / 32, full = ntok / 16 * 16;
+  if (full < ntok)
+    base->tile[T_Q4_0_R16](K, w, rowBytes, nrows, act + (size_t)full * actStride, actStride, ntok - full, out + (size_t)full * outStride,
+                           outStride);
+  if (full == 0) return;
+  alignas(64) uint8_t B[8 * 64];
+  alignas(64) int32_t C[16 * 16];
+  const __m512i m4 = _mm512_set1_epi8(15);
+  tiles_begin();
+  for (int r = 0; r < nrows; r += 16) {
+    const uint8_t* g = w + (size_t)r * rowBytes;
+    for (int t0 = 0; t0 < full; t0 += 16) {
+      const ActQ8* y[16];
+      for (int m = 0; m < 16; m++) y[m] = (const ActQ8*)(act + (size_t)(t0 + m) * actStride);
+      __m512 acc[16];
+      for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
+      for (int i = 0; i < nb; i++) {
+        const uint8_t* blk = g + (size_t)i * kQ40R16Block;
+        for (int c = 0; c < 4; c++) {
+          const __m512i W = _mm512_loadu_si512(blk + kQ40R16Codes + 64 * c);
+          _mm512_store_si512(B + 64 * c, _mm512_and_si512(W, m4));
+          _mm512_store_si512(B + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(W, 4), m4));
+        }
+        block_sums((const uint8_t*)y[0][i].qs, actStride, B, C);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+        for (int m = 0; m < 16; m++) {
+          const __m512i s = _mm512_sub_epi32(_mm512_load_si512(C + 16 * m), _mm512_set1_epi32(8 * y[m][i].isum));
+          acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[m][i].d)), _mm512_cvtepi32_ps(s), acc[m]);
+        }
+      }
+      for (int m = 0; m < 16; m++) _mm512_storeu_ps(out + (size_t)(t0 + m) * outStride + r, acc[m]);
+    }
+  }
+  tiles_end();
+}
+
+// The AVX-512 table with the AMX tiles, or null when the CPU, the OS or the self-test says no.
+static const KernelTable* make() {
+  base = kernels_avx512();
+  if (!base || !base->tile[T_Q4_0_R16]) return nullptr;
+#if !defined(L4_AMX_EMULATE)
+  const char* env = std::getenv("LLAMA4_AMX");
+  if (env && std::strcmp(env, "0") == 0) return nullptr;
+  // AMX-TILE and AMX-INT8: CPUID.(EAX=7, ECX=0):EDX bits 24 and 25
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return nullptr;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return nullptr;
+#endif
+  static KernelTable t = *base;
+  t.isa =
+#if !defined(L4_AMX_EMULATE)
+      "avx512-amx";
+#else
+      "avx512-amx-emulated";
+#endif
+  t.tile[T_Q4_0_R16] = tile_q4_0_r16;
+  t.tile_rows[T_Q4_0_R16] = 64;  // four 16-row groups per call: the tile configuration is loaded once for them
+#if !defined(L4_AMX_EMULATE)
+  // Self-test: 32 rows × 256 columns of random codes and scales, 40 tokens (two 16-token passes and a tail), against
+  // the AVX-512 tile bit for bit. Hardware that disagrees with the emulated semantics is never used.
+  {
+    const int N = 32, K = 256, T = 40, nb = K / 32;
+    const size_t rb = (size_t)nb * 18;
+    uint8_t* wq = (uint8_t*)std::aligned_alloc(64, (size_t)N * rb);
+    ActQ8* x = (ActQ8*)std::aligned_alloc(64, sizeof(ActQ8) * (size_t)T * nb);
+    float* o1 = (float*)std::aligned_alloc(64, sizeof(float) * (size_t)T * N);
+    float* o2 = (float*)std::aligned_alloc(64, sizeof(float) * (size_t)T * N);
+    uint32_t s = 12345;
+    auto rnd = [&] { s = s * 1103515245u + 12345u; return s >> 8; };
+    for (size_t i = 0; i < (size_t)N * rb; i++) wq[i] = (uint8_t)rnd();
+    for (int g = 0; g < N / 16; g++)  // scales: f16 in [0.5, 1) (the random bytes above could be NaN or inf)
+      for (int i = 0; i < nb; i++)
+        for (int r = 0; r < 16; r++) ((uint16_t*)(wq + (size_t)g * 16 * rb + (size_t)i * kQ40R16Block))[r] = (uint16_t)(0x3800 + (rnd() & 0x3ff));
+    for (int i = 0; i < T * nb; i++) {
+      int sum = 0;
+      for (int j = 0; j < 32; j++) { x[i].qs[j] = (int8_t)((int)(rnd() % 255) - 127); sum += x[i].qs[j]; }
+      x[i].d = 0.001f * (float)(1 + rnd() % 1000);
+      x[i].isum = sum;
+    }
+    tile_q4_0_r16(K, wq, rb, N, (const uint8_t*)x, sizeof(ActQ8) * nb, T, o1, N);
+    base->tile[T_Q4_0_R16](K, wq, rb, N, (const uint8_t*)x, sizeof(ActQ8) * nb, T, o2, N);
+    const bool same = std::memcmp(o1, o2, sizeof(float) * (size_t)T * N) == 0;
+    std::free(wq); std::free(x); std::free(o1); std::free(o2);
+    if (!same) return nullptr;
+  }
+#endif
+  return &t;
+}
+
+}  // namespace L4_AMX_NS
+
+const KernelTable* L4_AMX_TABLE() {
+  static const KernelTable* t = L4_AMX_NS::make();
+  return t;
+}
+}  // namespace l4
+#else
+namespace l4 { const KernelTable* L4_AMX_TABLE() { return nullptr; } }
+#endif
