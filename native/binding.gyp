@@ -44,13 +44,13 @@
           "target_name": "kern_amx_int8",
           "type": "static_library",
           "sources": ["src/kern-amx-int8.cc"],
-          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "<!@(sh probe-flag.sh -mamx-tile)", "<!@(sh probe-flag.sh -mamx-int8)", "-fPIC"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "<!@(sh probe-flag.sh -mamx-tile)", "<!@(sh probe-flag.sh -mamx-int8)", "-fPIC", "-Wno-maybe-uninitialized"],
         },
         {
           "target_name": "kern_amx_int8_emu",
           "type": "static_library",
           "sources": ["src/kern-amx-int8.cc"],
-          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-DL4_AMX_EMULATE", "-fPIC"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-DL4_AMX_EMULATE", "-fPIC", "-Wno-maybe-uninitialized"],
         },
         {
           "target_name": "kern_bf16",

@@ -1,5 +1,5 @@
-// AMX-INT8 prefill tiles (TDPBSUD, Sapphire Rapids and later) for q4_0 weights repacked into 16-row groups
-// (T_Q4_0_R16): the "avx512-amx" kernel set = the AVX-512 table with these tiles. Built twice (binding.gyp):
+// AMX-INT8 prefill tiles (TDPBSUD / TDPBSSD, Sapphire Rapids and later) for q4_0 weights repacked into 16-row groups
+// (T_Q4_0_R16) and q8_0 in 8-row groups (T_Q8_0_R8): the "avx512-amx" kernel set = the AVX-512 table with these tiles. Built twice (binding.gyp):
 //  * kern_amx_int8: -mamx-tile -mamx-int8, the real instructions; offered where the CPU has AMX-INT8, the OS grants
 //    this process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM; Linux 5.16+), and a self-test on first use gives
 //    the AVX-512 tile's bits (else the set is not offered). LLAMA4_AMX=0 turns it off.
@@ -26,6 +26,7 @@
 // AVX-512 tile.
 #include "common.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #if defined(__x86_64__)
@@ -66,23 +67,30 @@ static inline void tiles_begin() {
   _tile_loadconfig(&cfg);
 }
 static inline void tiles_end() { _tile_release(); }
+// C = A·B for one block: B unsigned (q4_0 codes 0..15, TDPBSUD) or signed (q8_0 codes, TDPBSSD).
+template <bool SIGNED_B>
 static inline void block_sums(const uint8_t* a, size_t astride, const uint8_t* b, int32_t* c) {
   _tile_zero(0);
   _tile_loadd(1, a, astride);
   _tile_loadd(2, b, 64);
-  _tile_dpbsud(0, 1, 2);
+  if constexpr (SIGNED_B) _tile_dpbssd(0, 1, 2);
+  else _tile_dpbsud(0, 1, 2);
   _tile_stored(0, c, 64);
 }
 #else
 static inline void tiles_begin() {}
 static inline void tiles_end() {}
+template <bool SIGNED_B>
 static inline void block_sums(const uint8_t* a, size_t astride, const uint8_t* b, int32_t* c) {
   for (int m = 0; m < 16; m++) {
     const int8_t* am = (const int8_t*)(a + (size_t)m * astride);
     for (int n = 0; n < 16; n++) {
       int32_t s = 0;
       for (int k = 0; k < 8; k++)
-        for (int i = 0; i < 4; i++) s += (int32_t)am[4 * k + i] * (int32_t)b[64 * k + 4 * n + i];
+        for (int i = 0; i < 4; i++) {
+          const uint8_t bv = b[64 * k + 4 * n + i];
+          s += (int32_t)am[4 * k + i] * (SIGNED_B ? (int32_t)(int8_t)bv : (int32_t)bv);
+        }
       c[16 * m + n] = s;
     }
   }
@@ -117,7 +125,7 @@ static void tile_q4_0_r16(int K, const uint8_t* w, size_t rowBytes, int nrows, c
           _mm512_store_si512(B + 64 * c, _mm512_and_si512(W, m4));
           _mm512_store_si512(B + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(W, 4), m4));
         }
-        block_sums((const uint8_t*)y[0][i].qs, actStride, B, C);
+        block_sums<false>((const uint8_t*)y[0][i].qs, actStride, B, C);
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
         for (int m = 0; m < 16; m++) {
           const __m512i s = _mm512_sub_epi32(_mm512_load_si512(C + 16 * m), _mm512_set1_epi32(8 * y[m][i].isum));
@@ -130,10 +138,106 @@ static void tile_q4_0_r16(int K, const uint8_t* w, size_t rowBytes, int nrows, c
   tiles_end();
 }
 
+// Rows 0..7 of the 8 × 8 int32 matrix in r[0..7] (r[j] = row j) transposed in place: r[k] = column k.
+static inline void transpose8x8(__m256i r[8]) {
+  __m256i t[8], u[8];
+  for (int j = 0; j < 4; j++) {
+    t[2 * j] = _mm256_unpacklo_epi32(r[2 * j], r[2 * j + 1]);
+    t[2 * j + 1] = _mm256_unpackhi_epi32(r[2 * j], r[2 * j + 1]);
+  }
+  for (int j = 0; j < 2; j++) {
+    u[4 * j] = _mm256_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
+    u[4 * j + 1] = _mm256_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
+    u[4 * j + 2] = _mm256_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
+    u[4 * j + 3] = _mm256_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
+  }
+  for (int j = 0; j < 4; j++) {
+    r[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+    r[j + 4] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+  }
+}
+
+// q8_0 in 8-row groups (T_Q8_0_R8: per block, 8 f16 scales then the 8 rows' 32 codes each): rows in pairs of
+// groups (16 rows), B = the two groups' codes transposed to the VNNI layout (row k, bytes 4n..4n+3 = row n's codes
+// 4k..4k+3), signed, so TDPBSSD gives Σ q·v directly; then the AVX-512 batch kernel's float step (b16_q8_pass). A
+// last single group (nrows % 16 == 8) and token tails go to the AVX-512 tile.
+static void tile_q8_0_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                         float* out, size_t outStride) {
+  const int nb = K / 32, full = ntok / 16 * 16, rows16 = nrows / 16 * 16;
+  constexpr size_t GB = 8 * 34;
+  if (full < ntok)
+    base->tile[T_Q8_0_R8](K, w, rowBytes, rows16, act + (size_t)full * actStride, actStride, ntok - full, out + (size_t)full * outStride,
+                          outStride);
+  if (rows16 < nrows) base->tile[T_Q8_0_R8](K, w + (size_t)rows16 * rowBytes, rowBytes, nrows - rows16, act, actStride, ntok, out + rows16, outStride);
+  if (full == 0 || rows16 == 0) return;
+  alignas(64) uint8_t B[8 * 64];
+  alignas(64) int32_t C[16 * 16];
+  tiles_begin();
+  for (int r = 0; r < rows16; r += 16) {
+    const uint8_t *ga = w + (size_t)r * rowBytes, *gb = ga + 8 * rowBytes;
+    for (int t0 = 0; t0 < full; t0 += 16) {
+      const ActQ8* y[16];
+      for (int m = 0; m < 16; m++) y[m] = (const ActQ8*)(act + (size_t)(t0 + m) * actStride);
+      __m512 acc[16];
+      for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
+      for (int i = 0; i < nb; i++) {
+        const uint8_t *a = ga + (size_t)i * GB, *b = gb + (size_t)i * GB;
+        __m256i Ra[8], Rb[8];
+        for (int j = 0; j < 8; j++) {
+          Ra[j] = _mm256_loadu_si256((const __m256i*)(a + 16 + 32 * j));
+          Rb[j] = _mm256_loadu_si256((const __m256i*)(b + 16 + 32 * j));
+        }
+        transpose8x8(Ra);
+        transpose8x8(Rb);
+        for (int k = 0; k < 8; k++) {
+          _mm256_store_si256((__m256i*)(B + 64 * k), Ra[k]);
+          _mm256_store_si256((__m256i*)(B + 64 * k + 32), Rb[k]);
+        }
+        block_sums<true>((const uint8_t*)y[0][i].qs, actStride, B, C);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
+                                                                  _mm_loadu_si128((const __m128i*)b), 1));
+        for (int m = 0; m < 16; m++)
+          acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[m][i].d)), _mm512_cvtepi32_ps(_mm512_load_si512(C + 16 * m)), acc[m]);
+      }
+      for (int m = 0; m < 16; m++) _mm512_storeu_ps(out + (size_t)(t0 + m) * outStride + r, acc[m]);
+    }
+  }
+  tiles_end();
+}
+
+// Self-test of an AMX tile against the AVX-512 one, bit for bit: 32 rows (q8_0: 40, two 16-row pairs and a lone
+// group) × 256 columns of random codes with f16 scales in [0.5, 1), 40 tokens (two 16-token passes and a tail).
+static bool selfTest(int type, TileFn amx, int groupRows, size_t blockBytes) {
+  const int N = type == T_Q8_0_R8 ? 40 : 32, K = 256, T = 40, nb = K / 32;
+  const size_t rb = (size_t)nb * (type == T_Q8_0_R8 ? 34 : 18);
+  uint8_t* wq = (uint8_t*)std::aligned_alloc(64, (size_t)N * rb);
+  ActQ8* x = (ActQ8*)std::aligned_alloc(64, sizeof(ActQ8) * (size_t)T * nb);
+  float* o1 = (float*)std::aligned_alloc(64, sizeof(float) * (size_t)T * N);
+  float* o2 = (float*)std::aligned_alloc(64, sizeof(float) * (size_t)T * N);
+  uint32_t s = 12345;
+  auto rnd = [&] { s = s * 1103515245u + 12345u; return s >> 8; };
+  for (size_t i = 0; i < (size_t)N * rb; i++) wq[i] = (uint8_t)rnd();
+  for (int g = 0; g < N / groupRows; g++)  // each block starts with its group's f16 scales (random bytes could be NaN)
+    for (int i = 0; i < nb; i++)
+      for (int r = 0; r < groupRows; r++)
+        ((uint16_t*)(wq + (size_t)g * groupRows * rb + (size_t)i * blockBytes))[r] = (uint16_t)(0x3800 + (rnd() & 0x3ff));
+  for (int i = 0; i < T * nb; i++) {
+    int sum = 0;
+    for (int j = 0; j < 32; j++) { x[i].qs[j] = (int8_t)((int)(rnd() % 255) - 127); sum += x[i].qs[j]; }
+    x[i].d = 0.001f * (float)(1 + rnd() % 1000);
+    x[i].isum = sum;
+  }
+  amx(K, wq, rb, N, (const uint8_t*)x, sizeof(ActQ8) * nb, T, o1, N);
+  base->tile[type](K, wq, rb, N, (const uint8_t*)x, sizeof(ActQ8) * nb, T, o2, N);
+  const bool same = std::memcmp(o1, o2, sizeof(float) * (size_t)T * N) == 0;
+  std::free(wq); std::free(x); std::free(o1); std::free(o2);
+  return same;
+}
+
 // The AVX-512 table with the AMX tiles, or null when the CPU, the OS or the self-test says no.
 static const KernelTable* make() {
   base = kernels_avx512();
-  if (!base || !base->tile[T_Q4_0_R16]) return nullptr;
+  if (!base || !base->tile[T_Q4_0_R16] || !base->tile[T_Q8_0_R8]) return nullptr;
 #if !defined(L4_AMX_EMULATE)
   const char* env = std::getenv("LLAMA4_AMX");
   if (env && std::strcmp(env, "0") == 0) return nullptr;
@@ -151,35 +255,15 @@ static const KernelTable* make() {
       "avx512-amx-emulated";
 #endif
   t.tile[T_Q4_0_R16] = tile_q4_0_r16;
-  t.tile_rows[T_Q4_0_R16] = 64;  // four 16-row groups per call: the tile configuration is loaded once for them
+  t.tile[T_Q8_0_R8] = tile_q8_0_r8;
+  t.tile_rows[T_Q4_0_R16] = t.tile_rows[T_Q8_0_R8] = 64;  // 64 rows per call: the tile configuration loaded once for them
+  // Hardware that disagrees with the emulated semantics is never used. (The emulated set runs the same self-test,
+  // which checks the test itself on every AVX-512 machine; there a failure is left to the bit-for-bit tests to report.)
+  const bool ok = selfTest(T_Q4_0_R16, tile_q4_0_r16, 16, kQ40R16Block) && selfTest(T_Q8_0_R8, tile_q8_0_r8, 8, 8 * 34);
 #if !defined(L4_AMX_EMULATE)
-  // Self-test: 32 rows × 256 columns of random codes and scales, 40 tokens (two 16-token passes and a tail), against
-  // the AVX-512 tile bit for bit. Hardware that disagrees with the emulated semantics is never used.
-  {
-    const int N = 32, K = 256, T = 40, nb = K / 32;
-    const size_t rb = (size_t)nb * 18;
-    uint8_t* wq = (uint8_t*)std::aligned_alloc(64, (size_t)N * rb);
-    ActQ8* x = (ActQ8*)std::aligned_alloc(64, sizeof(ActQ8) * (size_t)T * nb);
-    float* o1 = (float*)std::aligned_alloc(64, sizeof(float) * (size_t)T * N);
-    float* o2 = (float*)std::aligned_alloc(64, sizeof(float) * (size_t)T * N);
-    uint32_t s = 12345;
-    auto rnd = [&] { s = s * 1103515245u + 12345u; return s >> 8; };
-    for (size_t i = 0; i < (size_t)N * rb; i++) wq[i] = (uint8_t)rnd();
-    for (int g = 0; g < N / 16; g++)  // scales: f16 in [0.5, 1) (the random bytes above could be NaN or inf)
-      for (int i = 0; i < nb; i++)
-        for (int r = 0; r < 16; r++) ((uint16_t*)(wq + (size_t)g * 16 * rb + (size_t)i * kQ40R16Block))[r] = (uint16_t)(0x3800 + (rnd() & 0x3ff));
-    for (int i = 0; i < T * nb; i++) {
-      int sum = 0;
-      for (int j = 0; j < 32; j++) { x[i].qs[j] = (int8_t)((int)(rnd() % 255) - 127); sum += x[i].qs[j]; }
-      x[i].d = 0.001f * (float)(1 + rnd() % 1000);
-      x[i].isum = sum;
-    }
-    tile_q4_0_r16(K, wq, rb, N, (const uint8_t*)x, sizeof(ActQ8) * nb, T, o1, N);
-    base->tile[T_Q4_0_R16](K, wq, rb, N, (const uint8_t*)x, sizeof(ActQ8) * nb, T, o2, N);
-    const bool same = std::memcmp(o1, o2, sizeof(float) * (size_t)T * N) == 0;
-    std::free(wq); std::free(x); std::free(o1); std::free(o2);
-    if (!same) return nullptr;
-  }
+  if (!ok) return nullptr;
+#else
+  if (!ok) std::fprintf(stderr, "llama4-ts: the emulated AMX tiles fail their self-test\n");
 #endif
   return &t;
 }

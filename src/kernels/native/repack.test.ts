@@ -199,8 +199,8 @@ test('native avx2-vnni: the same bits as the AVX2 set (q4_0 family, R8; q4_K, q5
   }
 });
 
-// AMX-INT8 prefill tiles (native/src/kern-amx-int8.cc) for q4_0 in 16-row groups: the exact integer block sums of
-// TDPBSUD, then the AVX-512 kernels' float steps, so the same bits as the AVX-512 set. On a CPU without AMX the same
+// AMX-INT8 prefill tiles (native/src/kern-amx-int8.cc) for q4_0 in 16-row groups and q8_0 in 8-row groups: the exact
+// integer block sums of TDPBSUD / TDPBSSD, then the AVX-512 kernels' float steps, so the same bits as the AVX-512 set. On a CPU without AMX the same
 // kernel runs with its tile operations emulated (LLAMA4_AMX_EMULATION=1 offers that set): layouts, indexing and float
 // steps are checked here; only the real instructions are not.
 const amxIsa = (() => {
@@ -215,7 +215,7 @@ const amxIsa = (() => {
   }
   return null;
 })();
-test(`native ${amxIsa ?? 'avx512-amx'}: q4_0 prefill tiles give the AVX-512 set's bits`, {
+test(`native ${amxIsa ?? 'avx512-amx'}: q4_0 and q8_0 prefill tiles give the AVX-512 set's bits`, {
   skip: skip || (amxIsa ? false : 'neither AMX-INT8 nor its emulation is usable here (both need the AVX-512 kernel set)'),
 }, () => {
   const sets = ([amxIsa!, 'avx512'] as const).map(
@@ -223,13 +223,16 @@ test(`native ${amxIsa ?? 'avx512-amx'}: q4_0 prefill tiles give the AVX-512 set'
   );
   try {
     const r = rng(11);
-    for (const [E, N, K] of [
-      [1, 48, 512],
-      [2, 64, 1024],
-      [1, 80, 96], // 3 blocks per row
+    for (const [dtype, E, N, K] of [
+      ['q4_0', 1, 48, 512],
+      ['q4_0', 2, 64, 1024],
+      ['q4_0', 1, 80, 96], // 3 blocks per row
+      ['q8_0', 1, 48, 512],
+      ['q8_0', 2, 40, 256], // a lone 8-row group after the 16-row pairs
+      ['q8_0', 1, 136, 64], // 64-row calls: 64, 64, then 8 rows
     ] as const) {
-      const { bytes } = randomWeight('q4_0', E * N, K, 3 * N + K);
-      const t = { name: 'w', dtype: 'q4_0' as DType, shape: E === 1 ? [N, K] : [E, N, K], bytes };
+      const { bytes } = randomWeight(dtype, E * N, K, 3 * N + K);
+      const t = { name: 'w', dtype: dtype as DType, shape: E === 1 ? [N, K] : [E, N, K], bytes };
       const ws = sets.map((be) => be.weight(t));
       for (const T of [1, 16, 17, 31, 32, 33, 64, 100]) {
         const x = randn(r, T * K);
@@ -237,7 +240,7 @@ test(`native ${amxIsa ?? 'avx512-amx'}: q4_0 prefill tiles give the AVX-512 set'
         x[5] = 3e38;
         for (let e = 0; e < E; e++) {
           const [oa, ob] = productOnBoth(sets[0]!, ws[0]!, sets[1]!, ws[1]!, x, T, N, e);
-          sameBits(oa, ob, `q4_0 [${E}, ${N}, ${K}] T=${T} expert ${e}: ${amxIsa} vs avx512`);
+          sameBits(oa, ob, `${dtype} [${E}, ${N}, ${K}] T=${T} expert ${e}: ${amxIsa} vs avx512`);
         }
       }
     }
