@@ -61,8 +61,8 @@ static inline void b16_q4_pass(int nb, const uint8_t* ga, const uint8_t* gb, con
   for (int i = 0; i < nb; i++) {
     const uint8_t* a = ga + (size_t)i * (I16 ? 2 * GB : GB);
     const uint8_t* b = gb + (size_t)i * (I16 ? 2 * GB : GB);
-    for (const uint8_t* end = a + (I16 ? 2 * L4_PF_R8 : L4_PF_R8); pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, _MM_HINT_T0);
-    if (!I16) for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, _MM_HINT_T0);
+    for (const uint8_t* end = a + (I16 ? 2 * L4_PF_R8 : L4_PF_R8); pfa < end; pfa += 64) _mm_prefetch((const char*)pfa, NT == 1 ? _MM_HINT_NTA : _MM_HINT_T0);
+    if (!I16) for (const uint8_t* end = b + L4_PF_R8; pfb < end; pfb += 64) _mm_prefetch((const char*)pfb, NT == 1 ? _MM_HINT_NTA : _MM_HINT_T0);
     __m512i V[8];
     __m512 dw;
     if (I16) {  // R16: the 16 scales, then the codes already chunk-major (common.h)

@@ -21,7 +21,7 @@
 #endif
 #define ZI_PF(cur)                                                                                            \
   do {                                                                                                        \
-    if (pf) for (const uint8_t* e_ = (const uint8_t*)(cur) + L4_PF_IQ; pfp < e_; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0); \
+    if (pf) for (const uint8_t* e_ = (const uint8_t*)(cur) + L4_PF_IQ; pfp < e_; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_NTA); \
   } while (0)
 
 static inline float zi_half(uint16_t h) { return _cvtsh_ss(h); }

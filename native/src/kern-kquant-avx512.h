@@ -134,7 +134,7 @@ static void kq_rows_q45_k(int K, const uint8_t* w, size_t rb, int nrows, const v
     __m128 accm = _mm_setzero_ps();
     for (int i = 0; i < nb; i++) {
       const uint8_t* blk = row + (size_t)i * BB;
-      if (pf) for (const uint8_t* e = blk + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+      if (pf) for (const uint8_t* e = blk + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_NTA);
       Kq45W wt;
       kq45_decode<Q5>(blk, wt);
       kq45_acc(wt, a[i], acc, accm);
@@ -155,7 +155,7 @@ static void kq45_pass(int nb, const uint8_t* w, size_t rb, int nrows, const Kq45
     for (int t = 0; t < NT; t++) { acc[t] = _mm512_setzero_ps(); accm[t] = _mm_setzero_ps(); }
     for (int i = 0; i < nb; i++) {
       const uint8_t* blk = row + (size_t)i * BB;
-      if (PF) for (const uint8_t* e = blk + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+      if (PF) for (const uint8_t* e = blk + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, NT == 1 ? _MM_HINT_NTA : _MM_HINT_T0);
       Kq45W wt;
       kq45_decode<Q5>(blk, wt);
       for (int t = 0; t < NT; t++) kq45_acc(wt, a[(size_t)t * nb + i], acc[t], accm[t]);
@@ -243,7 +243,7 @@ static void kq6_pass(int nb, const uint8_t* w, size_t rb, int nrows, const ActQ8
     __m256 acc[NT];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
-      if (PF) for (const uint8_t* e = (const uint8_t*)(x + i) + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+      if (PF) for (const uint8_t* e = (const uint8_t*)(x + i) + L4_PF_KQ; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, NT == 1 ? _MM_HINT_NTA : _MM_HINT_T0);
       Kq6W wt;
       kq6_decode(x[i], wt);
       for (int t = 0; t < NT; t++) kq6_acc(wt, a[(size_t)t * nb + i], y[t][i].qs, acc[t]);

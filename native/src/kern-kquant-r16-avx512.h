@@ -26,7 +26,7 @@
 // a super-block's bytes in the order they are read (common.h).
 //
 // Prefetch along the chunk's one stream. Decode: into L1 up to the end of the super-block being read, i.e. one
-// block ahead of where its reading starts (L4_PF_R16_1 quarters of a block);
+// block ahead of where its reading starts (L4_PF_R16_1 quarters of a block), non-temporal (kern-x86.h, L4_PF);
 // further ahead was slower on Zen 4 (q6_K at 4,096 bytes: T = 1 1.5x slower; q4_K at 1.5 to 3 blocks: bench-2b
 // Q4_K_M decode 50-57 against 62-72 tok/s). Batches: 32 KiB ahead into L2; 8 tokens' activations fill most of
 // L1, and weights prefetched into it were evicted before use (an 8-token product of the 32000 x 2048 q6_K head ran
@@ -41,7 +41,7 @@
 // The chunk's stream (pfp: next line to fetch) up to blk + one super-block (decode) or L4_PF_R16_N (batches).
 template <int NT, size_t SB>
 static inline void r16_prefetch(const uint8_t* blk, const uint8_t*& pfp) {
-  if (NT == 1) for (const uint8_t* e = blk + L4_PF_R16_1 * SB / 4; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+  if (NT == 1) for (const uint8_t* e = blk + L4_PF_R16_1 * SB / 4; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_NTA);
   else for (const uint8_t* e = blk + L4_PF_R16_N; pfp < e; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T1);
 }
 

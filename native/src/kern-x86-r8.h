@@ -59,7 +59,7 @@ static void x_rows_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
       const uint8_t* blk = g + (size_t)i * GB;
-      if (pf) for (const uint8_t* end = blk + L4_PF_R8; pfp < end; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_T0);
+      if (pf) for (const uint8_t* end = blk + L4_PF_R8; pfp < end; pfp += 64) _mm_prefetch((const char*)pfp, _MM_HINT_NTA);
       __m256i sum;
       if (Q4) { __m256i lo[4], hi[4]; r8_q4_codes(blk + 16, lo, hi); sum = r8_q4_sums(lo, hi, y[i].qs); }
       else sum = r8_q8_sums(blk + 16, y[i]);
