@@ -97,46 +97,55 @@ static inline void block_sums(const uint8_t* a, size_t astride, const uint8_t* b
 }
 #endif
 
-const KernelTable* base = nullptr;  // the AVX-512 table: its q4_0 R16 tile takes the token tails
+const KernelTable* base = nullptr;  // the AVX-512 table: its tiles take the token tails and lone 8-row groups
 
-// out[t·outStride + r] for rows [0, nrows) (a multiple of 16) of a q4_0 R16 matrix and ntok tokens of ActQ8 rows.
-static void tile_q4_0_r16(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
-                          float* out, size_t outStride) {
-  const int nb = K / 32, full = ntok / 16 * 16;
-  if (full < ntok)
-    base->tile[T_Q4_0_R16](K, w, rowBytes, nrows, act + (size_t)full * actStride, actStride, ntok - full, out + (size_t)full * outStride,
-                           outStride);
-  if (full == 0) return;
+// The shared loop: rows in 16-row blocks, tokens in 16-token tiles, a row block's weight blocks in order. Fmt::load
+// writes the B tile of weight block i of rows [r, r + 16) and returns their 16 scales; Fmt::kSigned picks TDPBSSD
+// (signed codes) or TDPBSUD, and Fmt::kOffset (q4_0's 8) comes off each sum as kOffset·Σv. Per (row, token) the
+// float step is the AVX-512 kernels': acc += (dw·d_y)·float(sum).
+template <class Fmt>
+static void amx_tiles(const Fmt& f, int nb, int rows16, const uint8_t* act, size_t actStride, int full, float* out, size_t outStride) {
   alignas(64) uint8_t B[8 * 64];
   alignas(64) int32_t C[16 * 16];
-  const __m512i m4 = _mm512_set1_epi8(15);
   tiles_begin();
-  for (int r = 0; r < nrows; r += 16) {
-    const uint8_t* g = w + (size_t)r * rowBytes;
+  for (int r = 0; r < rows16; r += 16)
     for (int t0 = 0; t0 < full; t0 += 16) {
       const ActQ8* y[16];
       for (int m = 0; m < 16; m++) y[m] = (const ActQ8*)(act + (size_t)(t0 + m) * actStride);
       __m512 acc[16];
       for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
       for (int i = 0; i < nb; i++) {
-        const uint8_t* blk = g + (size_t)i * kQ40R16Block;
-        for (int c = 0; c < 4; c++) {
-          const __m512i W = _mm512_loadu_si512(blk + kQ40R16Codes + 64 * c);
-          _mm512_store_si512(B + 64 * c, _mm512_and_si512(W, m4));
-          _mm512_store_si512(B + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(W, 4), m4));
-        }
-        block_sums<false>((const uint8_t*)y[0][i].qs, actStride, B, C);
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+        const __m512 dw = f.load(r, i, B);
+        block_sums<Fmt::kSigned>((const uint8_t*)y[0][i].qs, actStride, B, C);
         for (int m = 0; m < 16; m++) {
-          const __m512i s = _mm512_sub_epi32(_mm512_load_si512(C + 16 * m), _mm512_set1_epi32(8 * y[m][i].isum));
+          __m512i s = _mm512_load_si512(C + 16 * m);
+          if constexpr (Fmt::kOffset != 0) s = _mm512_sub_epi32(s, _mm512_set1_epi32(Fmt::kOffset * y[m][i].isum));
           acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[m][i].d)), _mm512_cvtepi32_ps(s), acc[m]);
         }
       }
       for (int m = 0; m < 16; m++) _mm512_storeu_ps(out + (size_t)(t0 + m) * outStride + r, acc[m]);
     }
-  }
   tiles_end();
 }
+
+// q4_0 in 16-row groups (T_Q4_0_R16): per block, 16 f16 scales then the codes chunk-major, low and high nibbles
+// (common.h); unpacked to bytes they are the B tile as stored.
+struct Q4R16 {
+  const uint8_t* w;
+  size_t rowBytes;
+  static constexpr bool kSigned = false;
+  static constexpr int kOffset = 8;
+  __m512 load(int r, int i, uint8_t* B) const {
+    const uint8_t* blk = w + (size_t)r * rowBytes + (size_t)i * kQ40R16Block;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int c = 0; c < 4; c++) {
+      const __m512i W = _mm512_loadu_si512(blk + kQ40R16Codes + 64 * c);
+      _mm512_store_si512(B + 64 * c, _mm512_and_si512(W, m4));
+      _mm512_store_si512(B + 64 * (c + 4), _mm512_and_si512(_mm512_srli_epi16(W, 4), m4));
+    }
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)blk));
+  }
+};
 
 // Rows 0..7 of the 8 × 8 int32 matrix in r[0..7] (r[j] = row j) transposed in place: r[k] = column k.
 static inline void transpose8x8(__m256i r[8]) {
@@ -157,52 +166,54 @@ static inline void transpose8x8(__m256i r[8]) {
   }
 }
 
-// q8_0 in 8-row groups (T_Q8_0_R8: per block, 8 f16 scales then the 8 rows' 32 codes each): rows in pairs of
-// groups (16 rows), B = the two groups' codes transposed to the VNNI layout (row k, bytes 4n..4n+3 = row n's codes
-// 4k..4k+3), signed, so TDPBSSD gives Σ q·v directly; then the AVX-512 batch kernel's float step (b16_q8_pass). A
-// last single group (nrows % 16 == 8) and token tails go to the AVX-512 tile.
+// q8_0 in 8-row groups (T_Q8_0_R8: per block, 8 f16 scales then the 8 rows' 32 codes each), two groups per 16 rows:
+// their codes transposed to the VNNI layout (row k, bytes 4n..4n+3 = row n's codes 4k..4k+3), signed, so TDPBSSD
+// gives Σ q·v directly (the batch kernel's b16_q8_pass computes the same integer from biased codes).
+struct Q8R8 {
+  const uint8_t* w;
+  size_t rowBytes;
+  static constexpr bool kSigned = true;
+  static constexpr int kOffset = 0;
+  __m512 load(int r, int i, uint8_t* B) const {
+    constexpr size_t GB = 8 * 34;
+    const uint8_t *a = w + (size_t)r * rowBytes + (size_t)i * GB, *b = a + 8 * rowBytes;
+    __m256i Ra[8], Rb[8];
+    for (int j = 0; j < 8; j++) {
+      Ra[j] = _mm256_loadu_si256((const __m256i*)(a + 16 + 32 * j));
+      Rb[j] = _mm256_loadu_si256((const __m256i*)(b + 16 + 32 * j));
+    }
+    transpose8x8(Ra);
+    transpose8x8(Rb);
+    for (int k = 0; k < 8; k++) {
+      _mm256_store_si256((__m256i*)(B + 64 * k), Ra[k]);
+      _mm256_store_si256((__m256i*)(B + 64 * k + 32), Rb[k]);
+    }
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
+                                                   _mm_loadu_si128((const __m128i*)b), 1));
+  }
+};
+
+// The KernelTable tile entries: out[t·outStride + r] for rows [0, nrows) and ntok tokens of ActQ8 rows. Tokens past
+// the last multiple of 16, and q8_0's lone 8-row group (nrows % 16 == 8), go to the AVX-512 tile (the same bits).
+template <int TYPE>
+static void amx_tile(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok, float* out,
+                     size_t outStride) {
+  const int nb = K / 32, full = ntok / 16 * 16, rows16 = nrows / 16 * 16;
+  const TileFn avx512 = base->tile[TYPE];
+  if (full < ntok)
+    avx512(K, w, rowBytes, rows16, act + (size_t)full * actStride, actStride, ntok - full, out + (size_t)full * outStride, outStride);
+  if (rows16 < nrows) avx512(K, w + (size_t)rows16 * rowBytes, rowBytes, nrows - rows16, act, actStride, ntok, out + rows16, outStride);
+  if (full == 0 || rows16 == 0) return;
+  if constexpr (TYPE == T_Q4_0_R16) amx_tiles(Q4R16{w, rowBytes}, nb, rows16, act, actStride, full, out, outStride);
+  else amx_tiles(Q8R8{w, rowBytes}, nb, rows16, act, actStride, full, out, outStride);
+}
+static void tile_q4_0_r16(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
+                          float* out, size_t outStride) {
+  amx_tile<T_Q4_0_R16>(K, w, rowBytes, nrows, act, actStride, ntok, out, outStride);
+}
 static void tile_q8_0_r8(int K, const uint8_t* w, size_t rowBytes, int nrows, const uint8_t* act, size_t actStride, int ntok,
                          float* out, size_t outStride) {
-  const int nb = K / 32, full = ntok / 16 * 16, rows16 = nrows / 16 * 16;
-  constexpr size_t GB = 8 * 34;
-  if (full < ntok)
-    base->tile[T_Q8_0_R8](K, w, rowBytes, rows16, act + (size_t)full * actStride, actStride, ntok - full, out + (size_t)full * outStride,
-                          outStride);
-  if (rows16 < nrows) base->tile[T_Q8_0_R8](K, w + (size_t)rows16 * rowBytes, rowBytes, nrows - rows16, act, actStride, ntok, out + rows16, outStride);
-  if (full == 0 || rows16 == 0) return;
-  alignas(64) uint8_t B[8 * 64];
-  alignas(64) int32_t C[16 * 16];
-  tiles_begin();
-  for (int r = 0; r < rows16; r += 16) {
-    const uint8_t *ga = w + (size_t)r * rowBytes, *gb = ga + 8 * rowBytes;
-    for (int t0 = 0; t0 < full; t0 += 16) {
-      const ActQ8* y[16];
-      for (int m = 0; m < 16; m++) y[m] = (const ActQ8*)(act + (size_t)(t0 + m) * actStride);
-      __m512 acc[16];
-      for (int m = 0; m < 16; m++) acc[m] = _mm512_setzero_ps();
-      for (int i = 0; i < nb; i++) {
-        const uint8_t *a = ga + (size_t)i * GB, *b = gb + (size_t)i * GB;
-        __m256i Ra[8], Rb[8];
-        for (int j = 0; j < 8; j++) {
-          Ra[j] = _mm256_loadu_si256((const __m256i*)(a + 16 + 32 * j));
-          Rb[j] = _mm256_loadu_si256((const __m256i*)(b + 16 + 32 * j));
-        }
-        transpose8x8(Ra);
-        transpose8x8(Rb);
-        for (int k = 0; k < 8; k++) {
-          _mm256_store_si256((__m256i*)(B + 64 * k), Ra[k]);
-          _mm256_store_si256((__m256i*)(B + 64 * k + 32), Rb[k]);
-        }
-        block_sums<true>((const uint8_t*)y[0][i].qs, actStride, B, C);
-        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
-                                                                  _mm_loadu_si128((const __m128i*)b), 1));
-        for (int m = 0; m < 16; m++)
-          acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(y[m][i].d)), _mm512_cvtepi32_ps(_mm512_load_si512(C + 16 * m)), acc[m]);
-      }
-      for (int m = 0; m < 16; m++) _mm512_storeu_ps(out + (size_t)(t0 + m) * outStride + r, acc[m]);
-    }
-  }
-  tiles_end();
+  amx_tile<T_Q8_0_R8>(K, w, rowBytes, nrows, act, actStride, ntok, out, outStride);
 }
 
 // Self-test of an AMX tile against the AVX-512 one, bit for bit: 32 rows (q8_0: 40, two 16-row pairs and a lone
