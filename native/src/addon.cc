@@ -25,8 +25,6 @@
 #include "common.h"
 #if defined(__x86_64__)
 #include <cpuid.h>
-#endif
-#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 #include "ops.h"

@@ -6,11 +6,9 @@
 // (immintrin.h is included by the translation unit, outside the namespace)
 
 // Software prefetch distance in bytes: far enough ahead to cover DRAM latency at ~15 GB/s per core.
-// Decode streams every weight byte once per token, so every decode kernel prefetches its weights non-temporal
-// (PREFETCHNTA): the stream no longer evicts from the caches what the token reuses (the KV cache, activations,
-// scratch). bench-2b, llama4 bench -p 0 -n 64, Zen 4, two alternations, decode tok/s before -> after: 2 threads Q4_0
-// 100-109 -> 110-125, Q8_0 61-64 -> 65-77, IQ4_XS 81-97 -> 113-116, IQ2_XXS 75 -> 78-82; 1 thread within 0-6%.
-// Batches and prefill tiles keep T0/T1 (their lines are reused by several tokens).
+// Decode reads each weight byte once per token, so decode kernels prefetch non-temporal (PREFETCHNTA) and no longer
+// evict what the token reuses (KV cache, activations): bench-2b decode on 2 threads, Zen 4, Q4_0 100-109 -> 110-125
+// tok/s. Batches and prefill tiles keep T0/T1 (several tokens reuse their lines).
 #ifndef L4_PF_DIST
 #define L4_PF_DIST 2048
 #endif

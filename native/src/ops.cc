@@ -120,23 +120,25 @@ void Engine::matmulMany(const MatmulJob* jobs, int n) {
   // interleaved, so that at any moment one thread tends to compute while the other streams, instead of both
   // computing (memory idle) and then both streaming (arithmetic idle). Chunks are claimed in this order; each is
   // computed exactly as before.
+  // Decode calls (all memory-bound) and prefill calls (all arithmetic-bound) skip this: it allocates.
   std::vector<int> order;
-  {
-    auto heavy = [](const MatmulCtx& c) { return c.mode == 2 || (c.mode == 1 && c.T >= 4); };
+  auto heavy = [](const MatmulCtx& c) { return c.mode == 2 || (c.mode == 1 && c.T >= 4); };
+  bool anyHeavy = false, anyLight = false;
+  for (int i = 0; i < n; i++)
+    if (jobs[i].T > 0) (heavy(cs[i]) ? anyHeavy : anyLight) = true;
+  if (anyHeavy && anyLight) {
     std::vector<int> hv, lt;
     for (int i = 0; i < n; i++) {
       if (jobs[i].T == 0) continue;
       const int nc = (cs[i].N + cs[i].rows - 1) / cs[i].rows;
       for (int k = 0; k < nc; k++) (heavy(cs[i]) ? hv : lt).push_back(cs[i].chunk0 + k);
     }
-    if (!hv.empty() && !lt.empty()) {
-      order.reserve((size_t)chunks);
-      size_t a = 0, b = 0;
-      while (a < hv.size() || b < lt.size()) {
-        // Bresenham: keep the share of heavy chunks handed out equal to their share of all chunks
-        if (b >= lt.size() || (a < hv.size() && a * lt.size() <= b * hv.size())) order.push_back(hv[a++]);
-        else order.push_back(lt[b++]);
-      }
+    order.reserve((size_t)chunks);
+    size_t a = 0, b = 0;
+    while (a < hv.size() || b < lt.size()) {
+      // Bresenham: keep the share of heavy chunks handed out equal to their share of all chunks
+      if (b >= lt.size() || (a < hv.size() && a * lt.size() <= b * hv.size())) order.push_back(hv[a++]);
+      else order.push_back(lt[b++]);
     }
   }
   struct Ctx { const MatmulCtx* cs; int n; const int* order; } ctx{cs.data(), n, order.empty() ? nullptr : order.data()};
