@@ -3,7 +3,8 @@
  * as llama-bench measures them (pp: a P-token prompt in one forward pass from an empty cache; tg: N single-token
  * decode steps from an empty cache, each fed the previous step's greedy token), medians over -r runs.
  * Decode is bound by memory bandwidth, so the report also gives the weight bytes a decode step reads, as GB/s and as
- * a percentage of the read bandwidth measured on the spot with the same threads (the native backend's probe).
+ * a percentage of the read bandwidth measured with the same threads (the native backend's probe) right before and
+ * after each decode run: the median over runs of each run's share.
  */
 import { parseArgs } from '../args.ts';
 import { readdirSync, statSync } from 'node:fs';
@@ -57,19 +58,24 @@ function weightFileBytes(path: string): number {
     .reduce((s, f) => s + statSync(join(path, f)).size, 0);
 }
 
-/** Memory read bandwidth in GB/s with the backend's threads, when the backend has a native probe. */
-function measureBandwidth(backend: unknown): number | null {
+/**
+ * Memory read bandwidth in GB/s with the backend's threads (best of 3 reads of `buf`), when the backend has a native
+ * probe. The machines this runs on share their memory with neighbours, and the bandwidth they leave can double or
+ * halve within seconds, so the decode figure is compared with probes taken right before and after each repetition.
+ */
+function measureBandwidth(backend: unknown, buf: Uint8Array): number | null {
   const probe = (backend as { streamRead?: (b: Uint8Array) => number }).streamRead;
   if (typeof probe !== 'function') return null;
-  const buf = new Uint8Array(512 * 2 ** 20).fill(1); // ≥ 512 MiB reads at DRAM speed (cache effects vanish)
   let best = Infinity;
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < 3; i++) {
     const t0 = process.hrtime.bigint();
     probe.call(backend, buf);
     best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e9);
   }
   return buf.length / best / 1e9;
 }
+/** Bytes the bandwidth probe reads: 8 times a 32 MiB L3, so DRAM speed (cache effects vanish). */
+const PROBE_BYTES = 256 * 2 ** 20;
 
 export const benchCommand: Command = {
   name: 'bench',
@@ -78,7 +84,7 @@ export const benchCommand: Command = {
        llama4 bench --vision [-t THREADS] [--layers 34] [--tile 336] [-r 3] [--baseline] [--json]
 Prefill: a P-token prompt in one forward pass. Decode: N single-token steps from an empty cache (llama-bench's pp/tg).
 Reports medians of R runs (and CPU ms per token, steadier than wall time on a shared machine), the weight bytes each decode step reads as GB/s and as a percentage of the memory read
-bandwidth measured on the spot, and the process's peak resident memory.
+bandwidth measured just before and after each decode run (median over runs), and the process's peak resident memory.
 --json prints {"prefill_tps", "decode_tps", "bandwidth_pct", "peak_rss_bytes", ...}.
   -p, --prompt N         prompt tokens (default 512; 0 skips prefill)
   -n, --gen N            decoded tokens (default 128; 0 skips decode)
@@ -142,6 +148,9 @@ ${MODEL_USAGE}`,
     const N = parseNumber('gen', values.gen, { int: true, min: 0 }) ?? 128;
     const R = parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3;
     const path = values.model ?? DEFAULT_MODEL_DIR;
+    // The probe's buffer is allocated and written before the model loads, so it is resident all along and peak RSS
+    // less its size is the model's own peak.
+    const probeBuf = N > 0 && loadOptions(values).backend !== 'typescript' ? new Uint8Array(PROBE_BYTES).fill(1) : null;
     const { model, config, backend, backendNote } = await loadModel(path, loadOptions(values));
     if (backendNote && !values.json) process.stderr.write(`llama4 bench: ${backendNote}\n`);
     if (P + N > model.info.contextLength)
@@ -179,6 +188,15 @@ ${MODEL_USAGE}`,
       const c = process.cpuUsage(c0);
       return (c.user + c.system) / 1000;
     };
+    // Bandwidth probes: one before the first decode run and one after each; a run is compared with the mean of the
+    // two around it.
+    const probes: number[] = [];
+    const probe = (): void => {
+      const bw = probeBuf ? measureBandwidth(backend, probeBuf) : null;
+      if (bw !== null) probes.push(bw);
+    };
+    if (N > 0) probe();
+    const tgPct: number[] = [];
     for (let rep = 0; rep < R; rep++) {
       if (P > 0) {
         const ids = Array.from({ length: P }, rnd);
@@ -197,18 +215,22 @@ ${MODEL_USAGE}`,
         for (let i = 0; i < N; i++) tok = argmax(model.forward([{ seq, tokens: [tok], logits: 'last' }])[0]!);
         tg.push(N / seconds(t0));
         tgCpu.push(cpuMs(c0) / N);
+        probe();
       }
     }
-    const peakRss = process.resourceUsage().maxRSS * 1024; // before the bandwidth probe allocates its buffer
+    const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf?.length ?? 0);
     const { total, active } = parameterCounts(config);
     const activeBytes = (weightFileBytes(path) * active) / total;
+    if (probes.length === tg.length + 1)
+      tg.forEach((tps, i) => tgPct.push((100 * tps * activeBytes) / 1e9 / ((probes[i]! + probes[i + 1]!) / 2)));
     const decodeTps = tg.length ? median(tg) : 0;
     const decodeGbps = (decodeTps * activeBytes) / 1e9;
-    const bw = N > 0 ? measureBandwidth(backend) : null;
+    const bw = probes.length ? median(probes) : null;
     const result = {
       prefill_tps: pp.length ? median(pp) : 0,
       decode_tps: decodeTps,
-      bandwidth_pct: bw ? (100 * decodeGbps) / bw : null,
+      // median over the runs of each run's weight GB/s against the probes around it
+      bandwidth_pct: tgPct.length ? median(tgPct) : null,
       peak_rss_bytes: peakRss,
       decode_weight_gbps: decodeGbps,
       memory_read_gbps: bw,
@@ -223,6 +245,8 @@ ${MODEL_USAGE}`,
       decode_cpu_ms_per_token: tgCpu.length ? median(tgCpu) : null,
       prefill_runs: pp,
       decode_runs: tg,
+      bandwidth_pct_runs: tgPct,
+      memory_read_gbps_runs: probes,
     };
     if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
     else {
@@ -233,7 +257,8 @@ ${MODEL_USAGE}`,
           (N
             ? `decode   ${f(decodeTps)} tok/s (tg${N}, median of ${R}); ${f(decodeGbps)} GB/s of weights` +
               (bw
-                ? ` = ${result.bandwidth_pct!.toFixed(0)}% of ${f(bw)} GB/s measured read bandwidth\n`
+                ? ` = ${result.bandwidth_pct!.toFixed(0)}% of the read bandwidth measured around each run ` +
+                  `(median; probes ${probes.map((p) => p.toFixed(1)).join(', ')} GB/s)\n`
                 : ' (no bandwidth probe on this backend)\n')
             : '') +
           `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB\n`,
