@@ -50,7 +50,7 @@ export function parameterCounts(c: Llama4Config): { total: number; active: numbe
   return { total, active };
 }
 
-function weightFileBytes(path: string): number {
+export function weightFileBytes(path: string): number {
   const st = statSync(path);
   if (!st.isDirectory()) return st.size;
   return readdirSync(path)
@@ -63,7 +63,7 @@ function weightFileBytes(path: string): number {
  * probe. The machines this runs on share their memory with neighbours, and the bandwidth they leave can double or
  * halve within seconds, so the decode figure is compared with probes taken right before and after each repetition.
  */
-function measureBandwidth(backend: unknown, buf: Uint8Array): number | null {
+export function measureBandwidth(backend: unknown, buf: Uint8Array): number | null {
   const probe = (backend as { streamRead?: (b: Uint8Array) => number }).streamRead;
   if (typeof probe !== 'function') return null;
   let best = Infinity;
@@ -75,7 +75,7 @@ function measureBandwidth(backend: unknown, buf: Uint8Array): number | null {
   return buf.length / best / 1e9;
 }
 /** Bytes the bandwidth probe reads: 8 times a 32 MiB L3, so DRAM speed (cache effects vanish). */
-const PROBE_BYTES = 256 * 2 ** 20;
+export const PROBE_BYTES = 256 * 2 ** 20;
 
 export const benchCommand: Command = {
   name: 'bench',
@@ -148,9 +148,6 @@ ${MODEL_USAGE}`,
     const N = parseNumber('gen', values.gen, { int: true, min: 0 }) ?? 128;
     const R = parseNumber('repeat', values.repeat, { int: true, min: 1 }) ?? 3;
     const path = values.model ?? DEFAULT_MODEL_DIR;
-    // The probe's buffer is allocated and written before the model loads, so it is resident all along and peak RSS
-    // less its size is the model's own peak.
-    const probeBuf = N > 0 && loadOptions(values).backend !== 'typescript' ? new Uint8Array(PROBE_BYTES).fill(1) : null;
     const { model, config, backend, backendNote } = await loadModel(path, loadOptions(values));
     if (backendNote && !values.json) process.stderr.write(`llama4 bench: ${backendNote}\n`);
     if (P + N > model.info.contextLength)
@@ -189,7 +186,12 @@ ${MODEL_USAGE}`,
       return (c.user + c.system) / 1000;
     };
     // Bandwidth probes: one before the first decode run and one after each; a run is compared with the mean of the
-    // two around it.
+    // two around it. The buffer is allocated after the model and its warm-up (a buffer allocated before the model
+    // loaded read 12% slower on one thread here, as if the memory were slower than it is), and written at once, so it
+    // is resident from here on: peak RSS less its size is the model's own peak (see peakRss).
+    const maxRssBeforeProbe = process.resourceUsage().maxRSS * 1024;
+    const probeBuf =
+      N > 0 && typeof (backend as { streamRead?: unknown }).streamRead === 'function' ? new Uint8Array(PROBE_BYTES).fill(1) : null;
     const probes: number[] = [];
     const probe = (): void => {
       const bw = probeBuf ? measureBandwidth(backend, probeBuf) : null;
@@ -218,7 +220,7 @@ ${MODEL_USAGE}`,
         probe();
       }
     }
-    const peakRss = process.resourceUsage().maxRSS * 1024 - (probeBuf?.length ?? 0);
+    const peakRss = Math.max(maxRssBeforeProbe, process.resourceUsage().maxRSS * 1024 - (probeBuf?.length ?? 0));
     const { total, active } = parameterCounts(config);
     const activeBytes = (weightFileBytes(path) * active) / total;
     if (probes.length === tg.length + 1)
