@@ -677,6 +677,78 @@ const TOPICS = [
   'quantum physics',
 ];
 
+/**
+ * Training only: a greeting composed from the training list's own parts — a salutation, an identity question, or
+ * both — with case and punctuation varied, so that a combination never seen is still a greeting (held-out phrasings
+ * stay out: none of these parts is in GREET_EVAL).
+ */
+const SALUTES = [
+  'Hello',
+  'Hi',
+  'Hey',
+  'Good morning',
+  'Good afternoon',
+  'Good day',
+  'Good night',
+  'Hiya',
+  'Hello there',
+  'Hey there',
+  'Morning',
+  'Yo',
+  'Salutations',
+  'Hello friend',
+  'Hey hey',
+];
+const WHO = [
+  'Who are you?',
+  'What are you?',
+  'What can you do?',
+  'Tell me about yourself.',
+  'Introduce yourself.',
+  'What is your name?',
+  'Are you a robot?',
+  'What model are you?',
+  'Who built you?',
+  'Are you an AI?',
+  'What do you do?',
+  'Who am I chatting with?',
+  'Who is this?',
+  'What sort of assistant are you?',
+  'What type of AI are you?',
+  'What are your abilities?',
+  'Who created you?',
+  'Who trained you?',
+  'What can you help me with?',
+];
+function composedGreeting(rng: Rng): string {
+  const salute = () => rng.pick(SALUTES) + rng.pick(['!', '.', '', '!!']);
+  const r = rng.next();
+  let g = r < 0.35 ? salute() : r < 0.6 ? rng.pick(WHO) : `${salute().replace(/[.!]*$/, rng.pick(['!', ',', '.']))} ${rng.pick(WHO)}`;
+  if (rng.next() < 0.2) g = g.toLowerCase();
+  if (rng.next() < 0.15) g = g.replace(/[?.!]+$/, '');
+  return g;
+}
+/**
+ * Training only: requests outside the skills made of made-up words — gibberish, or a refusal template filled with
+ * made-up names — so that what the model does not recognise gets the refusal, not an arithmetic answer (the
+ * shipped model answered "Good evening." with a subtraction).
+ */
+function unknownRequest(rng: Rng): string {
+  if (rng.next() < 0.5) {
+    const n = 2 + rng.int(5);
+    const w = Array.from({ length: n }, (_, i) => randomWord(rng, i === 0));
+    return w.join(' ') + rng.pick(['?', '.', '!', '']);
+  }
+  return rng
+    .pick(REFUSE_TRAIN)
+    .replace('{C}', randomWord(rng, true))
+    .replace('{T}', randomWord(rng, true))
+    .replace('{L}', randomWord(rng, true))
+    .replace('{x}', randomWord(rng, false))
+    .replace('{P}', randomWord(rng, true))
+    .replace('{Y}', String(1950 + rng.int(70)));
+}
+
 function fillRefusal(t: string, rng: Rng): string {
   return t
     .replace('{C}', rng.pick(COUNTRIES))
@@ -731,8 +803,10 @@ export function randomSkillExample(rng: Rng, shares = SKILL_SHARES, total = 1): 
   const r = rng.next() * total;
   let c = shares.tool;
   if (r < c) return toolCallExample(rng, 'train');
-  if (r < (c += shares.greeting)) return simple('greeting', rng.pick(GREET_TRAIN), GREETING_ANSWER);
-  if (r < (c += shares.refusal)) return simple('refusal', fillRefusal(rng.pick(REFUSE_TRAIN), rng), REFUSAL_ANSWER);
+  if (r < (c += shares.greeting))
+    return simple('greeting', rng.next() < 0.5 ? composedGreeting(rng) : rng.pick(GREET_TRAIN), GREETING_ANSWER);
+  if (r < (c += shares.refusal))
+    return simple('refusal', rng.next() < 0.3 ? unknownRequest(rng) : fillRefusal(rng.pick(REFUSE_TRAIN), rng), REFUSAL_ANSWER);
   if (r < (c += shares.followup)) return followupExample(rng);
   if (r < (c += shares.copy)) return copyExample(rng);
   return randomArith(rng);
