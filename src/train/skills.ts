@@ -699,27 +699,8 @@ const SALUTES = [
   'Hello friend',
   'Hey hey',
 ];
-const WHO = [
-  'Who are you?',
-  'What are you?',
-  'What can you do?',
-  'Tell me about yourself.',
-  'Introduce yourself.',
-  'What is your name?',
-  'Are you a robot?',
-  'What model are you?',
-  'Who built you?',
-  'Are you an AI?',
-  'What do you do?',
-  'Who am I chatting with?',
-  'Who is this?',
-  'What sort of assistant are you?',
-  'What type of AI are you?',
-  'What are your abilities?',
-  'Who created you?',
-  'Who trained you?',
-  'What can you help me with?',
-];
+// the training greetings that are an identity question or request alone (the same list and order as spelling them out)
+const WHO = GREET_TRAIN.filter((g) => /^(Who|What|Are|Tell|Introduce)\b/.test(g));
 function composedGreeting(rng: Rng): string {
   const salute = () => rng.pick(SALUTES) + rng.pick(['!', '.', '', '!!']);
   const r = rng.next();
