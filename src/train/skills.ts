@@ -711,8 +711,8 @@ function composedGreeting(rng: Rng): string {
 }
 /**
  * Training only: requests outside the skills made of made-up words — gibberish, or a refusal template filled with
- * made-up names — so that what the model does not recognise gets the refusal, not an arithmetic answer (the
- * shipped model answered "Good evening." with a subtraction).
+ * made-up names — so that what the model does not recognise gets the refusal, not an arithmetic answer (the model
+ * shipped before these examples existed answered "Good evening." with a subtraction).
  */
 function unknownRequest(rng: Rng): string {
   if (rng.next() < 0.5) {
