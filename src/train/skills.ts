@@ -13,6 +13,7 @@ import { renderChat } from '../chat/template.ts';
 import type { TemplateMessage, ToolDefinition } from '../chat/types.ts';
 import { TOOL_TURNS_JINJA } from './data.ts';
 import { Rng } from './rng.ts';
+import { COUNTRIES, GREET_EVAL, GREET_TRAIN, LANGS, REFUSE_EVAL, REFUSE_TRAIN, SALUTES, TITLES, TOPICS } from './skills-phrases.ts';
 
 /**
  * Llama 4's chat layout (header tokens, <|eot|>, JSON calls `{"name": …, "parameters": …}`) with tools listed
@@ -544,163 +545,14 @@ function followupExample(rng: Rng): SkillExample {
   return { kind: 'followup', question: first.question, prompt, answer: `${tool.name} returned: ${result}.` };
 }
 
-// ---- greetings and refusals ----
-const GREET_TRAIN = [
-  'Hello!',
-  'Hi',
-  'Hey',
-  'Hello',
-  'Hi!',
-  'Good morning!',
-  'Hello, who are you?',
-  'Who are you?',
-  'What are you?',
-  'What can you do?',
-  'Tell me about yourself.',
-  'Introduce yourself.',
-  'hi there',
-  'Hey, what are you?',
-  'Hello! Who are you?',
-  'who are you',
-  'What is your name?',
-  'Are you a robot?',
-  'Good afternoon.',
-  'Hello there!',
-  'Hey there',
-  'Yo!',
-  'Hi, what can you do?',
-  'What model are you?',
-  'Nice to meet you!',
-  'Who built you?',
-  'Are you an AI?',
-  'Morning!',
-  'What do you do?',
-  'Hi! Tell me what you are.',
-  'Good day!',
-  'Hiya!',
-  'Good night.',
-  'Salutations.',
-  'Who am I chatting with?',
-  'Who is this?',
-  'What sort of assistant are you?',
-  'What type of AI are you?',
-  'What are your abilities?',
-  'Who created you?',
-  'Who trained you?',
-  'Hello! Who created you?',
-  'Hello, what can you help with?',
-  'What can you help me with?',
-  'Sup?',
-  'Hey hey!',
-  'Hello friend!',
-  'Good to see you.',
-];
-const GREET_EVAL = [
-  'Hi there!',
-  'Good evening.',
-  'Who am I talking to?',
-  'What kind of model are you?',
-  'Howdy!',
-  'What are your skills?',
-  'Greetings!',
-  'Hey! Who made you?',
-];
-const REFUSE_TRAIN = [
-  'What is the capital of {C}?',
-  'Who wrote {T}?',
-  'Write a poem about {x}.',
-  'Tell me a story about {x}.',
-  "Translate '{x}' into {L}.",
-  'When was {P} born?',
-  'Tell me a joke.',
-  'Explain {x} to me.',
-  'Give me a recipe for {x}.',
-  'What is the meaning of life?',
-  'Who is the president of {C}?',
-  'Write an essay about {x}.',
-  'What is the largest planet?',
-  'How far is the moon?',
-  'What color is the sky?',
-  'Sing a song about {x}.',
-  'What is {x}?',
-  'Why is the sea salty?',
-  'Describe {x}.',
-  'Define {x}.',
-  'List three facts about {x}.',
-  'Who discovered {x}?',
-  'Recommend a book about {x}.',
-  'How many legs does a spider have?',
-  'How tall is the tallest tree?',
-  'Write some code to sort a list.',
-  'What year did {T} come out?',
-  'Where is {C}?',
-  'What language is spoken in {C}?',
-  'Give me advice about {x}.',
-  'What happened in {Y}?',
-  'Who was the king of {C} in {Y}?',
-  'How many people lived in {C} in {Y}?',
-  'Which team won the final in {Y}?',
-  'Who was born in {Y}?',
-  'What is the population of {C}?',
-  'What is the longest river in {C}?',
-  'Write a sonnet about {x}.',
-  'Draw {x}.',
-  'Who directed {T}?',
-  'How do you spell {x} in {L}?',
-  'What is the weight of {x}?',
-];
-const REFUSE_EVAL = [
-  'Compose a haiku about {x}.',
-  'Who painted {T}?',
-  'What is the boiling point of {x}?',
-  'How do I say {x} in {L}?',
-  'Summarize the plot of {T}.',
-  'Who won the world cup in {Y}?',
-  'What is the tallest mountain in {C}?',
-  'Write a limerick about {x}.',
-];
-const COUNTRIES = ['France', 'Germany', 'Japan', 'Brazil', 'Kenya', 'Peru', 'Norway', 'Egypt', 'India', 'Canada'];
-const TITLES = ['Hamlet', 'the Odyssey', 'Moby Dick', 'the Mona Lisa', 'War and Peace', 'Dracula'];
-const LANGS = ['French', 'German', 'Spanish', 'Italian', 'Japanese'];
-const TOPICS = [
-  'the sea',
-  'love',
-  'cats',
-  'autumn',
-  'gravity',
-  'the stars',
-  'bread',
-  'a dragon',
-  'friendship',
-  'rain',
-  'water',
-  'quantum physics',
-];
-
+// ---- greetings and refusals (their phrase lists: skills-phrases.ts) ----
+// the training greetings that are an identity question or request alone (the same list and order as spelling them out)
+const WHO = GREET_TRAIN.filter((g) => /^(Who|What|Are|Tell|Introduce)\b/.test(g));
 /**
  * Training only: a greeting composed from the training list's own parts — a salutation, an identity question, or
  * both — with case and punctuation varied, so that a combination never seen is still a greeting (held-out phrasings
  * stay out: none of these parts is in GREET_EVAL).
  */
-const SALUTES = [
-  'Hello',
-  'Hi',
-  'Hey',
-  'Good morning',
-  'Good afternoon',
-  'Good day',
-  'Good night',
-  'Hiya',
-  'Hello there',
-  'Hey there',
-  'Morning',
-  'Yo',
-  'Salutations',
-  'Hello friend',
-  'Hey hey',
-];
-// the training greetings that are an identity question or request alone (the same list and order as spelling them out)
-const WHO = GREET_TRAIN.filter((g) => /^(Who|What|Are|Tell|Introduce)\b/.test(g));
 function composedGreeting(rng: Rng): string {
   const salute = () => rng.pick(SALUTES) + rng.pick(['!', '.', '', '!!']);
   const r = rng.next();
