@@ -400,6 +400,7 @@ export function loadTokenizerFrom(path: string, vocabSize?: number): Tokenizer {
   const types = md.get('tokenizer.ggml.token_type');
   const bos = num('tokenizer.ggml.bos_token_id');
   const eos = num('tokenizer.ggml.eos_token_id');
+  const pre = md.get('tokenizer.ggml.pre');
   return tokenizerFromGguf({
     tokens: tokens as string[],
     ...(Array.isArray(merges) ? { merges: merges as string[] } : {}),
@@ -408,6 +409,7 @@ export function loadTokenizerFrom(path: string, vocabSize?: number): Tokenizer {
     ...(eos !== undefined ? { eosId: eos } : {}),
     extraEosIds: [num('tokenizer.ggml.eot_token_id'), num('tokenizer.ggml.eom_token_id')].filter((x): x is number => x !== undefined),
     ...(vocabSize !== undefined ? { vocabSize } : {}),
+    ...(typeof pre === 'string' ? { pre } : {}),
     source: path,
   });
 }

@@ -9,12 +9,13 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.ts';
-import { loadModel } from '../src/load.ts';
+import { loadModel, loadTokenizerFrom } from '../src/load.ts';
+import { toTokenizerJson, trainBpe } from '../src/train/bpe.ts';
 import { readGguf, readGgufHeader } from '../src/io/gguf/index.ts';
 import { mergesFromRanks, tokenizerFromFolder } from '../src/model-files/index.ts';
 import { randomProducer, writeLlama4Gguf } from '../src/model-files/index.ts';
 import { parseHfConfig } from '../src/model/llama4/config.ts';
-import { tokenizerFromGguf, tokenizerFromTiktoken } from '../src/tokenizer/index.ts';
+import { GGUF_PRE_WORD_INITIALS, tokenizerFromGguf, tokenizerFromTiktoken } from '../src/tokenizer/index.ts';
 import { sharedPath } from './helpers/shared.ts';
 
 async function cli(args: string[]): Promise<{ code: number; err: string }> {
@@ -236,6 +237,42 @@ test('convert takes the tokenizer from tokenizer.json (vocab, merges, added toke
     assert.equal(md.get('tokenizer.ggml.model'), 'gpt2');
     assert.equal(md.get('tokenizer.ggml.pre'), 'llama4');
     assert.equal(md.get('tokenizer.chat_template'), '{{ bos_token }}{{ messages[0].content }}');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('convert keeps a word-initial-split tokenizer.json (the default model\'s) as GGUF pre "llama4-word-initials"', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'convert-initials-'));
+  try {
+    const corpus = 'What is the weather in Paris? Query the tide for Quillo. query_tide weather Weather paris\n'.repeat(20);
+    const bpe = trainBpe(corpus, 40, { wordPieces: true, splitWordInitials: true });
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toTokenizerJson(bpe)));
+    const n = bpe.vocab.length + bpe.specials.size;
+    const cfg = parseHfConfig({
+      model_type: 'llama4_text',
+      hidden_size: 64,
+      num_hidden_layers: 4,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 32,
+      num_local_experts: 2,
+      intermediate_size: 64,
+      intermediate_size_mlp: 64,
+      vocab_size: n,
+    });
+    const tok = tokenizerFromFolder(dir, cfg)!;
+    assert.equal(tok.pre, GGUF_PRE_WORD_INITIALS);
+    const path = join(dir, 'm.gguf');
+    await writeLlama4Gguf(path, cfg, 'f32', randomProducer(3, 64), tok, 'initials-test');
+    assert.equal(readGgufHeader(path).metadata.get('tokenizer.ggml.pre'), GGUF_PRE_WORD_INITIALS);
+    const fromGguf = loadTokenizerFrom(path, n);
+    const fromJson = loadTokenizerFrom(dir);
+    const s = 'Query the tide for Reykjavik, please: {"name": "query_tide"}';
+    assert.deepEqual(fromGguf.encode(s), fromJson.encode(s));
+    assert.equal(fromGguf.decode(fromGguf.encode(s)), s);
+    // The split is really on: "Query" starts with "Q" alone, as "query" starts with "q".
+    assert.equal(fromGguf.decode([fromGguf.encode('Query', { addBos: false } as never)[0]!]), 'Q');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

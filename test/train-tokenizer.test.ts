@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Template } from '@huggingface/jinja';
 import { BpeEncoder, toTokenizerJson, trainBpe, fromTokenizerJson, SPECIAL_TOKENS } from '../src/train/bpe.ts';
 import { CHAT_TEMPLATE, renderChat, toolObject, TOOLS, randomChatExample, splitFortunes } from '../src/train/data.ts';
-import { tokenizerFromHfJson } from '../src/tokenizer/index.ts';
+import { hasWordInitialSplit, splitWordInitials, tokenizerFromHfJson } from '../src/tokenizer/index.ts';
 import { Rng } from '../src/train/rng.ts';
 
 const text =
@@ -81,4 +81,42 @@ test('fortune splitting keeps clean English paragraphs', () => {
     'A short one.\n%\nThis is a proper fortune, long enough to keep.\n\t-- Someone\n%\nNon-ascii caf\u00e9 entry is dropped here.\n%\n',
   );
   assert.deepEqual(docs, ['This is a proper fortune, long enough to keep.\n -- Someone']);
+});
+
+test('word-initial split: a word and its capitalised form share every token but the first, in the trainer and the loader', () => {
+  const rng = new Rng(5);
+  let corpus = text;
+  for (let i = 0; i < 200; i++) {
+    const e = randomChatExample(rng, undefined, 0.2);
+    corpus += e.prompt + e.answer + '\n';
+  }
+  const bpe = trainBpe(corpus.replace(/<\|[a-z_0-9]+\|>/g, ' '), 200, { wordPieces: true, splitWordInitials: true });
+  const ours = new BpeEncoder(bpe);
+  const json = toTokenizerJson(bpe);
+  assert.equal(hasWordInitialSplit(json.pre_tokenizer), true);
+  assert.equal(hasWordInitialSplit(toTokenizerJson(trainBpe(corpus, 20)).pre_tokenizer), false);
+  const theirs = tokenizerFromHfJson(json, 'tokenizer.json', { bos_token: '<|begin_of_text|>', eos_token: '<|eot|>' });
+  const pieces = (s: string) => ours.encode(s).map((i) => ours.decode([i]));
+  // Meta's pattern keeps "Query" / "_tide" / "it's" whole; the split isolates each letter that follows no letter.
+  assert.deepEqual(splitWordInitials('Query'), ['Q', 'uery']);
+  assert.deepEqual(splitWordInitials('_tide'), ['_', 't', 'ide']);
+  assert.deepEqual(splitWordInitials(" it's"), [' ', 'i', "t'", 's']);
+  assert.deepEqual(splitWordInitials('東京'), ['東', '京']);
+  assert.deepEqual(splitWordInitials('42'), ['42']);
+  for (const w of ['weather', 'Paris', 'tomorrow', 'Quillo']) {
+    const lower = pieces(w.toLowerCase()),
+      upper = pieces(w[0]!.toUpperCase() + w.slice(1).toLowerCase());
+    assert.equal(lower[0], w[0]!.toLowerCase());
+    assert.equal(upper[0], w[0]!.toUpperCase());
+    assert.deepEqual(upper.slice(1), lower.slice(1), w);
+  }
+  for (let i = 0; i < 30; i++) {
+    const e = randomChatExample(rng, undefined, 0.3);
+    const s = e.prompt + e.answer + '<|eot|>';
+    assert.deepEqual(theirs.encode(s, { allowSpecial: true }), ours.encode(s), s);
+  }
+  assert.deepEqual(theirs.encode(text, { allowSpecial: true }), ours.encode(text));
+  assert.equal(theirs.decode(theirs.encode(text)), text);
+  const again = new BpeEncoder(fromTokenizerJson(JSON.parse(JSON.stringify(json))));
+  assert.deepEqual(again.encode(text), ours.encode(text));
 });

@@ -46,6 +46,7 @@ import {
   folderExchanges,
   SKILLS_MODEL,
   skillsPrepare,
+  skillsWordInitials,
   skillsReport,
   skillsRl,
   skillsRunConfig,
@@ -274,6 +275,10 @@ switch (stage) {
   // The default model (skills curriculum, native backend): skills-prepare, skills-sft [--resume], skills-report NAMES.
   case 'skills-prepare':
     skillsPrepare(join(WORK, 'skills'), log);
+    break;
+  case 'skills-word-initials':
+    // The same vocabulary and merges, with pre-tokens also split at word-initial letters (fine-tune after this).
+    skillsWordInitials(join(WORK, 'skills'), log);
     break;
   case 'skills-sft': {
     useNativeTraining(log);

@@ -8,7 +8,7 @@ import { grpoStep, type GrpoStats, type RlTask } from '../../src/train/grpo.ts';
 import { AdamW } from '../../src/train/optim.ts';
 import { saveCheckpoint } from '../../src/train/checkpoint.ts';
 import { join } from 'node:path';
-import { toTokenizerJson, trainBpe, BpeEncoder } from '../../src/train/bpe.ts';
+import { toTokenizerJson, trainBpe, BpeEncoder, fromTokenizerJson } from '../../src/train/bpe.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { setTrainBackend } from '../../src/train/kernels.ts';
 import { Rng } from '../../src/train/rng.ts';
@@ -76,6 +76,19 @@ export function skillsPrepare(dir: string, log: (s: string) => void): void {
     `skills tokenizer: ${enc.vocabSize} ids; example lengths median ${lens[200]} p90 ${lens[360]} max ${lens[399]}; ` +
       `"What is the weather in Reykjavik?" -> ${JSON.stringify(enc.encode('What is the weather in Reykjavik?').map((i) => enc.decode([i])))}`,
   );
+}
+
+/**
+ * Adds the word-initial split to an existing skills tokenizer (same ids): "Query" and "query" then share every token
+ * but the first, which tool names copied from a capitalised request need (see src/tokenizer/pretokenize.ts).
+ */
+export function skillsWordInitials(dir: string, log: (s: string) => void): void {
+  const path = join(dir, 'tokenizer.json');
+  const bpe = fromTokenizerJson(JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>);
+  const enc = new BpeEncoder({ ...bpe, splitWordInitials: true });
+  writeFileSync(path, JSON.stringify(toTokenizerJson(enc.model)));
+  const show = (s: string) => JSON.stringify(enc.encode(s).map((i) => enc.decode([i])));
+  log(`${path}: word-initial split added; "Query the tide" -> ${show('Query the tide')}, "query_tide" -> ${show('query_tide')}`);
 }
 
 export function skillsRunConfig(

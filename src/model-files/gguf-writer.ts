@@ -23,6 +23,8 @@ export interface GgufTokenizer {
   readonly eom: number | null;
   readonly pad: number | null;
   readonly chatTemplate: string | null;
+  /** `tokenizer.ggml.pre`; default "llama4" (GGUF_PRE_WORD_INITIALS for a tokenizer.json with the word-initial split). */
+  readonly pre?: string;
 }
 
 /** Supplies one tensor's float32 values (internal name, torch-order shape), at once or from other threads. */
@@ -71,7 +73,7 @@ export async function writeLlama4Gguf(
   w.set('general.file_type', LLAMA_FTYPE[ftype], GgufType.UINT32);
   w.set('general.quantization_version', 2, GgufType.UINT32);
   if (tok) {
-    w.set('tokenizer.ggml.model', 'gpt2').set('tokenizer.ggml.pre', 'llama4');
+    w.set('tokenizer.ggml.model', 'gpt2').set('tokenizer.ggml.pre', tok.pre ?? 'llama4');
     w.set('tokenizer.ggml.tokens', tok.tokens).set('tokenizer.ggml.token_type', tok.types).set('tokenizer.ggml.merges', tok.merges);
     const ids: [string, number | null][] = [
       ['bos', tok.bos],

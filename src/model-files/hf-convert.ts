@@ -12,7 +12,7 @@ import type { Llama4Config } from '../model/llama4/config.ts';
 import { parseHfConfig } from '../model/llama4/config.ts';
 import { hfPrefixes, transposeLast2 } from '../model/llama4/weights.ts';
 import { ggufIncompatibilities } from '../model/llama4/gguf-config.ts';
-import { gpt2ByteChars, llama4SpecialTokens } from '../tokenizer/index.ts';
+import { GGUF_PRE_WORD_INITIALS, gpt2ByteChars, hasWordInitialSplit, llama4SpecialTokens } from '../tokenizer/index.ts';
 import { ModelFileError } from '../util/index.ts';
 import type { GgufTokenizer, TensorProducer } from './gguf-writer.ts';
 
@@ -80,6 +80,7 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
   const tokens: string[] = [];
   const types: number[] = [];
   let merges: string[] = [];
+  let pre: string | undefined;
   const tj = join(dir, 'tokenizer.json');
   const tm = [join(dir, 'tokenizer.model'), join(dir, 'original', 'tokenizer.model')].find((p) => existsSync(p));
   if (existsSync(tj)) {
@@ -99,6 +100,7 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
     }
     const m = Array.isArray(model['merges']) ? (model['merges'] as unknown[]) : [];
     merges = m.map((x) => (Array.isArray(x) ? `${x[0]} ${x[1]}` : String(x)));
+    if (isObj(j) && hasWordInitialSplit(j['pre_tokenizer'])) pre = GGUF_PRE_WORD_INITIALS;
   } else if (tm) {
     const ranks = new Map<string, number>();
     for (const line of readFileSync(tm, 'utf8').split('\n')) {
@@ -139,6 +141,7 @@ export function tokenizerFromFolder(dir: string, cfg: Llama4Config): GgufTokeniz
     eom: idOf('<|eom|>'),
     pad: cfg.padTokenId,
     chatTemplate: chatTemplate(dir),
+    ...(pre ? { pre } : {}),
   };
 }
 

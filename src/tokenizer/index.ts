@@ -9,6 +9,15 @@ export {
   tokenizerFromGguf,
   type GgufVocabArrays,
 } from './load.ts';
-export { pretokenize, llama4PretokenizeRegExp, LLAMA4_PRETOKENIZE_SOURCE, LLAMA4_PRETOKENIZE_FLAGS } from './pretokenize.ts';
+export {
+  pretokenize,
+  llama4PretokenizeRegExp,
+  LLAMA4_PRETOKENIZE_SOURCE,
+  LLAMA4_PRETOKENIZE_FLAGS,
+  splitWordInitials,
+  hasWordInitialSplit,
+  WORD_INITIAL_PRE_TOKENIZER,
+  GGUF_PRE_WORD_INITIALS,
+} from './pretokenize.ts';
 export { llama4SpecialTokens, LLAMA4_IDS, LLAMA4_NUM_BASE_TOKENS, LLAMA4_NUM_SPECIAL_TOKENS } from './special-tokens.ts';
 export { bytesToUnicode, unicodeToBytes, gpt2ByteChars } from './byte-unicode.ts';

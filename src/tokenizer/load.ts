@@ -10,6 +10,7 @@ import { existsSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ModelFileError, UsageError } from '../util/errors.ts';
 import { unicodeToBinary } from './byte-unicode.ts';
+import { GGUF_PRE_WORD_INITIALS, hasWordInitialSplit } from './pretokenize.ts';
 import { LLAMA4_NUM_BASE_TOKENS, llama4SpecialTokens } from './special-tokens.ts';
 import { BpeTokenizer } from './tokenizer.ts';
 import type { Tokenizer } from './types.ts';
@@ -188,6 +189,7 @@ export function tokenizerFromHfJson(json: unknown, source = 'tokenizer.json', co
     tokens,
     merges,
     ignoreMerges: model.ignore_merges === true,
+    splitWordInitials: hasWordInitialSplit(json.pre_tokenizer),
     specials,
     bosToken: tokenText(cfg.bos_token) ?? '<|begin_of_text|>',
     eosTokens: eos === undefined ? [] : [eos],
@@ -208,6 +210,8 @@ export interface GgufVocabArrays {
   extraEosIds?: number[];
   /** Model vocab size (embedding rows) if larger than `tokens.length`. */
   vocabSize?: number;
+  /** `tokenizer.ggml.pre`: "llama4", or "llama4-word-initials" for Meta's pattern plus the word-initial split. */
+  pre?: string;
   source?: string;
 }
 
@@ -246,6 +250,7 @@ export function tokenizerFromGguf(v: GgufVocabArrays): BpeTokenizer {
     // llama.cpp's llama4 pre-tokenizer sets ignore_merges, like the HF file it was converted from.
     ...(v.merges && v.merges.length > 0 ? { merges } : {}),
     ignoreMerges: true,
+    splitWordInitials: v.pre === GGUF_PRE_WORD_INITIALS,
     specials,
     ...(name(v.bosId) !== undefined ? { bosToken: name(v.bosId)! } : {}),
     eosTokens: eos,

@@ -147,3 +147,38 @@ export function asciiPieceEnd(s: string, p: number): number {
   if (e === n || e - p === 1) return e;
   return e - 1;
 }
+
+/**
+ * An optional second split after Meta's pattern (a HF `Split` pre-tokenizer, behaviour "Isolated"): every letter that
+ * does not follow a letter is a pre-token of its own, so "Query" → "Q" "uery" and "query_tide" → "q" "uery" "_" "t"
+ * "ide". A word and its capitalised form then share every token but the first. The default model's tokenizer uses it:
+ * with plain BPE "Query" is "Q|u|ery" and "query" one token, and turning the user's "Query the tide" into the tool
+ * name "query_tide" was a respelling that a 4 M-parameter model never learned for verbs it had not seen.
+ */
+export const WORD_INITIAL_PATTERN_RUST = '(?<!\\p{L})\\p{L}';
+export const WORD_INITIAL_PRE_TOKENIZER = {
+  type: 'Split',
+  pattern: { Regex: WORD_INITIAL_PATTERN_RUST },
+  behavior: 'Isolated',
+  invert: false,
+} as const;
+
+/** GGUF `tokenizer.ggml.pre` of a Llama 4 tokenizer with the word-initial split (llama.cpp has no such pre-tokenizer). */
+export const GGUF_PRE_WORD_INITIALS = 'llama4-word-initials';
+
+const WORD_INITIAL = /(?<!\p{L})(\p{L})/u;
+
+/** One pre-token of Meta's pattern split at its word-initial letters (see WORD_INITIAL_PATTERN_RUST). */
+export function splitWordInitials(piece: string): string[] {
+  return piece.split(WORD_INITIAL).filter((s) => s.length > 0);
+}
+
+/** Whether a tokenizer.json `pre_tokenizer` has the word-initial split (a Sequence holding that Split). */
+export function hasWordInitialSplit(preTokenizer: unknown): boolean {
+  const p = preTokenizer as { type?: unknown; pretokenizers?: unknown } | null;
+  if (p?.type !== 'Sequence' || !Array.isArray(p.pretokenizers)) return false;
+  return p.pretokenizers.some(
+    (s: { type?: unknown; pattern?: { Regex?: unknown }; behavior?: unknown } | null) =>
+      s?.type === 'Split' && s.pattern?.Regex === WORD_INITIAL_PATTERN_RUST && s.behavior === 'Isolated',
+  );
+}

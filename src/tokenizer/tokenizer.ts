@@ -8,7 +8,7 @@
 import { ModelFileError, UsageError } from '../util/errors.ts';
 import { bytePairEncode, MergeTable, NO_MERGE } from './bpe.ts';
 import { bytesToUnicode, unicodeToBinary } from './byte-unicode.ts';
-import { asciiPieceEnd, isAscii, llama4PretokenizeRegExp } from './pretokenize.ts';
+import { asciiPieceEnd, isAscii, llama4PretokenizeRegExp, splitWordInitials } from './pretokenize.ts';
 import { LLAMA4_IDS, LLAMA4_NUM_BASE_TOKENS, llama4SpecialTokens } from './special-tokens.ts';
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer } from './types.ts';
 
@@ -26,6 +26,8 @@ export interface BpeVocab {
   eosTokens?: string[];
   /** Model vocab size if larger than what the tokens cover (ids past the file's tokens decode to nothing). */
   vocabSize?: number;
+  /** Split each pre-token at its word-initial letters too (`splitWordInitials`; the default model's tokenizer). */
+  splitWordInitials?: boolean;
   /** For error messages: the file it came from. */
   source: string;
 }
@@ -182,6 +184,8 @@ export class BpeTokenizer implements Tokenizer {
   private readonly tokens: Map<string, number>;
   private readonly merges: MergeTable;
   private readonly ignoreMerges: boolean;
+  /** Whether pre-tokens are split at word-initial letters (BpeVocab.splitWordInitials). */
+  readonly splitsWordInitials: boolean;
   /** Decode table: bytes of id i are bytes[offset[i] .. offset[i+1]); specials hold their UTF-8 text. */
   private readonly bytes: Uint8Array;
   private readonly offset: Int32Array;
@@ -195,6 +199,7 @@ export class BpeTokenizer implements Tokenizer {
     this.source = vocab.source;
     this.tokens = vocab.tokens;
     this.ignoreMerges = vocab.ignoreMerges ?? true;
+    this.splitsWordInitials = vocab.splitWordInitials ?? false;
     this.merges = buildMergeTable(vocab);
     const specials = new Map(vocab.specials);
     let maxId = -1;
@@ -349,6 +354,22 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   private encodePiece(piece: string): number | number[] {
+    if (this.splitsWordInitials) {
+      const parts = splitWordInitials(piece);
+      if (parts.length > 1) {
+        const out: number[] = [];
+        for (const part of parts) {
+          const ids = this.encodeSplitPiece(part);
+          if (typeof ids === 'number') out.push(ids);
+          else out.push(...ids);
+        }
+        return out;
+      }
+    }
+    return this.encodeSplitPiece(piece);
+  }
+
+  private encodeSplitPiece(piece: string): number | number[] {
     const bin = toBinary(piece);
     if (this.ignoreMerges) {
       const id = this.tokens.get(bin);

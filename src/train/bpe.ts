@@ -4,7 +4,13 @@
  * vocab). The byte table, the pre-tokenizer and the special-token names come from src/tokenizer; the project's
  * tokenizer loader reads the result, and a test checks that it and this encoder agree.
  */
-import { LLAMA4_PATTERN_RUST, pretokenize as llama4Pretokenize } from '../tokenizer/pretokenize.ts';
+import {
+  hasWordInitialSplit,
+  LLAMA4_PATTERN_RUST,
+  pretokenize as llama4Pretokenize,
+  splitWordInitials,
+  WORD_INITIAL_PRE_TOKENIZER,
+} from '../tokenizer/pretokenize.ts';
 import { bytesToUnicode as tableBytesToUnicode } from '../tokenizer/byte-unicode.ts';
 import { llama4SpecialTokens } from '../tokenizer/special-tokens.ts';
 
@@ -13,6 +19,12 @@ export const LLAMA4_PATTERN = LLAMA4_PATTERN_RUST;
 
 /** Llama 4's pre-tokenizer (src/tokenizer's implementation). */
 export const pretokenize = llama4Pretokenize;
+
+/** Pre-tokens of `text`: Meta's pattern, then (`wordInitials`) each split at its word-initial letters. */
+function preTokens(text: string, wordInitials: boolean): string[] {
+  const words = pretokenize(text);
+  return wordInitials ? words.flatMap(splitWordInitials) : words;
+}
 
 /** GPT-2 byte ↔ printable-unicode map used by HF ByteLevel: entry b spells byte b (src/tokenizer's table). */
 export function bytesToUnicode(): string[] {
@@ -35,17 +47,19 @@ export interface BpeModel {
   merges: [string, string][];
   /** Special token text → id (after the BPE vocab). */
   specials: Map<string, number>;
+  /** Pre-tokens are also split at word-initial letters (src/tokenizer's splitWordInitials). */
+  splitWordInitials?: boolean;
 }
 
 /**
  * Trains `nMerges` merges on the pre-tokens of `text` (word counts, then the most frequent adjacent pair each round,
  * ties broken by the pair's first appearance order for determinism).
  */
-export function trainBpe(text: string, nMerges: number, opts: { wordPieces?: boolean } = {}): BpeModel {
+export function trainBpe(text: string, nMerges: number, opts: { wordPieces?: boolean; splitWordInitials?: boolean } = {}): BpeModel {
   const b2u = bytesToUnicode();
   const enc = new TextEncoder();
   const counts = new Map<string, number>();
-  for (const w of pretokenize(text)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  for (const w of preTokens(text, opts.splitWordInitials ?? false)) counts.set(w, (counts.get(w) ?? 0) + 1);
   const vocab = b2u.slice();
   const ids = new Map<string, number>(vocab.map((s, i) => [s, i]));
   const words: { syms: number[]; n: number }[] = [];
@@ -97,7 +111,7 @@ export function trainBpe(text: string, nMerges: number, opts: { wordPieces?: boo
   }
   const specials = new Map<string, number>();
   for (const t of SPECIAL_TOKENS) specials.set(t, vocab.length + specials.size);
-  return { vocab, merges, specials };
+  return { vocab, merges, specials, ...(opts.splitWordInitials ? { splitWordInitials: true } : {}) };
 }
 
 /** Encodes text (special tokens recognised when `allowSpecial`) with merges applied by rank. */
@@ -156,7 +170,7 @@ export class BpeEncoder {
         out.push(sp);
         continue;
       }
-      for (const w of pretokenize(piece)) out.push(...this.word(w));
+      for (const w of preTokens(piece, this.model.splitWordInitials ?? false)) out.push(...this.word(w));
     }
     return out;
   }
@@ -204,6 +218,7 @@ export function toTokenizerJson(model: BpeModel): Record<string, unknown> {
       type: 'Sequence',
       pretokenizers: [
         { type: 'Split', pattern: { Regex: LLAMA4_PATTERN }, behavior: 'Isolated', invert: false },
+        ...(model.splitWordInitials ? [WORD_INITIAL_PRE_TOKENIZER] : []),
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
@@ -241,5 +256,10 @@ export function fromTokenizerJson(j: Record<string, unknown>): BpeModel {
   for (const [s, i] of Object.entries(m.vocab)) vocab[i] = s;
   const specials = new Map<string, number>();
   for (const t of j.added_tokens as { id: number; content: string }[]) specials.set(t.content, t.id);
-  return { vocab, merges: m.merges.map((x) => (typeof x === 'string' ? ((x as string).split(' ') as [string, string]) : x)), specials };
+  return {
+    vocab,
+    merges: m.merges.map((x) => (typeof x === 'string' ? ((x as string).split(' ') as [string, string]) : x)),
+    specials,
+    ...(hasWordInitialSplit(j.pre_tokenizer) ? { splitWordInitials: true } : {}),
+  };
 }
