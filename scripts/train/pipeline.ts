@@ -295,7 +295,7 @@ switch (stage) {
       skillsRunConfig(WORK, positionals[1] ?? 'skills-sft', {
         ...(values.from ? { init_from: resolve(WORK, values.from), seed: 2 } : { model: SKILLS_MODEL }),
         ...(values['long-share']
-          ? { data: { skills: { tokens: 1024, max_len: 480, long_share: Number(values['long-share']) }, heldout_share: 0 } }
+          ? { data: { skills: { tokens: 1024, max_len: 640, long_share: Number(values['long-share']) }, heldout_share: 0 } }
           : {}),
         max_seconds: seconds ?? 3600,
         train: {

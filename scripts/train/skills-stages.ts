@@ -101,7 +101,7 @@ export function skillsRunConfig(
     seed: 1,
     tokenizer: join(work, 'skills', 'tokenizer.json'),
     init: { std: 0.02, base_width: 128 },
-    data: { skills: { tokens: 1024, max_len: 480 }, heldout_share: 0 },
+    data: { skills: { tokens: 1024, max_len: 640 }, heldout_share: 0 },
     eval_every: 400,
     save_every: 20,
     ...extra,

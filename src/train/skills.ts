@@ -415,10 +415,31 @@ function randomWord(rng: Rng, cap: boolean): string {
   return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
 }
 
+/**
+ * Training only: the start of one training word joined to the end of another ("mara" + "dar"). Its pieces are ones
+ * the model knows, in an order it never saw, so copying it takes reading the question, not completing a familiar word:
+ * the model copied unseen values as "marble" → "marance", "oysters" → "oyspient".
+ */
+const SPLICE_WORDS = [...CITIES_TRAIN, ...THINGS_TRAIN, ...VERBS_TRAIN, ...NOUNS_TRAIN]
+  .map((w) => w.toLowerCase())
+  .filter((w) => /^[a-z]{4,}$/.test(w));
+function splicedWord(rng: Rng, cap: boolean): string {
+  const a = rng.pick(SPLICE_WORDS),
+    b = rng.pick(SPLICE_WORDS);
+  const w = a.slice(0, 2 + rng.int(a.length - 2)) + b.slice(b.length - 2 - rng.int(b.length - 2));
+  return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
+}
+
 function value(rng: Rng, kind: ParamKind['values'], split: Split, made1 = 0.5): string | number {
   const ev = split === 'eval';
-  // Training: half of the words are random letters (randomWord), the rest from the training lists.
-  const made = (cap: boolean) => (!ev && rng.next() < made1 ? randomWord(rng, cap) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap));
+  // Training: half of the words are made up (random letters, or spliced from two training words), the rest from the
+  // training lists.
+  const made = (cap: boolean) =>
+    !ev && rng.next() < made1
+      ? rng.next() < 0.4
+        ? splicedWord(rng, cap)
+        : randomWord(rng, cap)
+      : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap);
   switch (kind) {
     case 'number':
       return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
@@ -493,14 +514,14 @@ const MULTI = [
 const MULTI_EVAL = ['Could you {v0} the {n} with {args}?', '{V} the {n} with {args}, please.'];
 
 /**
- * One tool-call example: the right tool among 1–2 offered (evaluation: 1–3), arguments copied from the question.
+ * One tool-call example: the right tool among 1–3 offered, arguments copied from the question.
  * `madeUp` (training only) sets the share of made-up verbs, nouns, parameter names and values (default: the
  * curriculum's 30–50%); online RL asks with every word made up, where the SFT model still errs.
  */
 export function toolCallExample(rng: Rng, split: Split, madeUp?: number): SkillExample {
   const tool = makeTool(rng, split, undefined, madeUp);
   const offered = [tool.def];
-  const extra = rng.int(split === 'eval' ? 3 : 2);
+  const extra = rng.int(3);
   for (let i = 0; i < extra; i++) offered.push(makeTool(rng, split, tool.noun, madeUp).def);
   rng.shuffle(offered);
   const args: Record<string, string | number> = {};
@@ -603,13 +624,15 @@ function copyExample(rng: Rng): SkillExample {
   for (let i = 0; i < n; i++) {
     const r = rng.next();
     parts.push(
-      r < 0.45
+      r < 0.3
         ? randomWord(rng, rng.next() < 0.4)
-        : r < 0.7
-          ? word(rng, SYL_TRAIN, rng.next() < 0.4)
-          : r < 0.85
-            ? String(rng.int(10000))
-            : rng.pick(CITIES_TRAIN),
+        : r < 0.45
+          ? splicedWord(rng, rng.next() < 0.4)
+          : r < 0.7
+            ? word(rng, SYL_TRAIN, rng.next() < 0.4)
+            : r < 0.85
+              ? String(rng.int(10000))
+              : rng.pick(CITIES_TRAIN),
     );
   }
   const x = parts.join(rng.next() < 0.3 ? ', ' : ' ');
