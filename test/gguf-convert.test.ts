@@ -18,6 +18,22 @@ import { parseHfConfig } from '../src/model/llama4/config.ts';
 import { GGUF_PRE_WORD_INITIALS, tokenizerFromGguf, tokenizerFromTiktoken } from '../src/tokenizer/index.ts';
 import { sharedPath } from './helpers/shared.ts';
 
+/** A tiny model body (4 layers, hidden 64, 2 experts) around a given vocabulary, for tokenizer-in-GGUF tests. */
+function tinyConfig(vocab: Record<string, unknown>): ReturnType<typeof parseHfConfig> {
+  return parseHfConfig({
+    model_type: 'llama4_text',
+    hidden_size: 64,
+    num_hidden_layers: 4,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    head_dim: 32,
+    num_local_experts: 2,
+    intermediate_size: 64,
+    intermediate_size_mlp: 64,
+    ...vocab,
+  });
+}
+
 async function cli(args: string[]): Promise<{ code: number; err: string }> {
   // Capture stderr only: the test runner reports through stdout, and swallowing it would lose test results.
   const write = process.stderr.write.bind(process.stderr);
@@ -131,21 +147,7 @@ test("the Llama 4 tokenizer as GGUF metadata tokenizes like tokenizer.model (our
   try {
     symlinkSync(model, join(dir, 'tokenizer.model'));
     // A tiny model body with Llama 4's full vocabulary, so llama.cpp can load the tokenizer.
-    const cfg = parseHfConfig({
-      model_type: 'llama4_text',
-      hidden_size: 64,
-      num_hidden_layers: 4,
-      num_attention_heads: 2,
-      num_key_value_heads: 1,
-      head_dim: 32,
-      num_local_experts: 2,
-      intermediate_size: 64,
-      intermediate_size_mlp: 64,
-      vocab_size: 202048,
-      bos_token_id: 200000,
-      eos_token_id: [200001, 200007, 200008],
-      pad_token_id: 200018,
-    });
+    const cfg = tinyConfig({ vocab_size: 202048, bos_token_id: 200000, eos_token_id: [200001, 200007, 200008], pad_token_id: 200018 });
     const tok = tokenizerFromFolder(dir, cfg)!;
     assert.equal(tok.tokens.length, 202048);
     assert.equal(tok.merges.length, 200000 - 256);
@@ -249,18 +251,7 @@ test('convert keeps a word-initial-split tokenizer.json (the default model\'s) a
     const bpe = trainBpe(corpus, 40, { wordPieces: true, splitWordInitials: true });
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(toTokenizerJson(bpe)));
     const n = bpe.vocab.length + bpe.specials.size;
-    const cfg = parseHfConfig({
-      model_type: 'llama4_text',
-      hidden_size: 64,
-      num_hidden_layers: 4,
-      num_attention_heads: 2,
-      num_key_value_heads: 1,
-      head_dim: 32,
-      num_local_experts: 2,
-      intermediate_size: 64,
-      intermediate_size_mlp: 64,
-      vocab_size: n,
-    });
+    const cfg = tinyConfig({ vocab_size: n });
     const tok = tokenizerFromFolder(dir, cfg)!;
     assert.equal(tok.pre, GGUF_PRE_WORD_INITIALS);
     const path = join(dir, 'm.gguf');

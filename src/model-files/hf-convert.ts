@@ -237,10 +237,9 @@ export function openHfCheckpoint(dir: string): HfCheckpoint {
   if (!existsSync(cfgFile)) throw new ModelFileError(dir, 'not a model folder: config.json is missing');
   const genFile = join(dir, 'generation_config.json');
   const config = parseHfConfig(readJson(cfgFile), existsSync(genFile) ? readJson(genFile) : undefined);
-  return {
-    config,
-    incompatibilities: ggufIncompatibilities(config),
-    produce: hfProducer(config, openSafetensors(dir), dir),
-    tokenizer: tokenizerFromFolder(dir, config),
-  };
+  const tokenizer = tokenizerFromFolder(dir, config);
+  const incompatibilities = ggufIncompatibilities(config);
+  if (tokenizer?.pre === GGUF_PRE_WORD_INITIALS)
+    incompatibilities.push(`the tokenizer splits off word-initial letters (GGUF pre "${GGUF_PRE_WORD_INITIALS}", unknown to llama.cpp)`);
+  return { config, incompatibilities, produce: hfProducer(config, openSafetensors(dir), dir), tokenizer };
 }
