@@ -50,20 +50,24 @@ async function run(path: string, backend: BackendChoice, kvType: KvType, ids: nu
   return { logits, bytes: seq.cacheBytes(), V: config.vocabSize };
 }
 
-function compare(got: Run, ref: Run): { maxAbs: number; meanAbs: number; rel: number; agree: number } {
+/** maxAbs / meanAbs / rel over all logits; p99: the 99th percentile over positions of a position's largest |Δ|. */
+function compare(got: Run, ref: Run): { maxAbs: number; meanAbs: number; rel: number; agree: number; p99: number } {
   const V = ref.V,
     P = ref.logits.length / V;
   let maxAbs = 0,
     sum = 0,
     maxRef = 0,
     agree = 0;
+  const perPosition: number[] = [];
   for (let p = 0; p < P; p++) {
     let a = 0,
-      b = 0;
+      b = 0,
+      worst = 0;
     for (let j = 0; j < V; j++) {
       const x = got.logits[p * V + j]!,
         y = ref.logits[p * V + j]!;
       const e = Math.abs(x - y);
+      worst = Math.max(worst, e);
       maxAbs = Math.max(maxAbs, e);
       sum += e;
       maxRef = Math.max(maxRef, Math.abs(y));
@@ -71,8 +75,11 @@ function compare(got: Run, ref: Run): { maxAbs: number; meanAbs: number; rel: nu
       if (y > ref.logits[p * V + b]!) b = j;
     }
     if (a === b) agree++;
+    perPosition.push(worst);
   }
-  return { maxAbs, meanAbs: sum / (P * V), rel: maxAbs / maxRef, agree: agree / P };
+  perPosition.sort((x, y) => x - y);
+  const p99 = perPosition[Math.min(P - 1, Math.floor(0.99 * P))]!;
+  return { maxAbs, meanAbs: sum / (P * V), rel: maxAbs / maxRef, agree: agree / P, p99 };
 }
 
 const fmt = (o: Record<string, number>) =>
@@ -116,10 +123,13 @@ for (const backend of backends) {
     const e = compare(f16, ref);
     console.log(`# ${backend} embedded model, 600 positions: f16 ${fmt(e)}; cache ${f16.bytes} vs f32 ${ref.bytes} bytes`);
     // Random ids give a trained model near-tied logits: an f16 key rounding may flip one greedy token in a few hundred
-    // (the 3.8M default model after RL: 1 of 600, mean |Δ| 1.3e-3). The tuned model's logits move more under f16
-    // keys: rel 1.7e-3, max |Δ| 4.4e-2, mean |Δ| 1.3e-3, agreement 600/600.
-    // A wrong path gives rel ~1.
-    assert.ok(e.maxAbs > 0 && e.rel < 5e-3 && e.meanAbs < 3e-3, `f16: ${fmt(e)}`);
+    // (the 3.8M default model after RL: 1 of 600, mean |Δ| 1.3e-3), and where a near-tied top-1 router picks another
+    // expert one position's logits jump. The shipped model: largest |Δ| 0.021, 99th percentile over positions 0.014
+    // (the one before it: 0.027 / 0.017). A candidate trained beside it (fl2, models/default/README.md) had 599 of 600
+    // positions within 0.03 and one at 2.06 (rel 8e-2), and its 100 held-out tool calls as served were the same under
+    // f16 as under f32 keys; so the bound is on the 99th percentile, not on the one worst position.
+    // A wrong path moves every position (rel ~1).
+    assert.ok(e.maxAbs > 0 && e.p99 < 0.05 && e.meanAbs < 3e-3, `f16: ${fmt(e)}`);
     assert.ok(e.agree >= 0.99, `f16: greedy agreement ${e.agree}`);
     assert.equal(f16.bytes * 2, ref.bytes);
     const q8 = await run(DEFAULT_MODEL_DIR, backend, 'q8_0', ids);

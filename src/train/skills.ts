@@ -430,16 +430,36 @@ function splicedWord(rng: Rng, cap: boolean): string {
   return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
 }
 
+/**
+ * Training only: lower-case letter pieces of the tokenizer being trained (`useTokenizerPieces`), for made-up words that
+ * are 2–4 random pieces (sometimes one repeated). Every piece then gets copying practice: a piece that made-up words
+ * rarely form ("bre") was copied as another ("Eppbrem" → "Eppetingm"), and a repeated one ("Snytretre") looped.
+ */
+let tokenPieces: readonly string[] = [];
+export function useTokenizerPieces(pieces: readonly string[]): void {
+  tokenPieces = pieces.filter((p) => /^[a-z]{2,}$/.test(p));
+}
+function piecesWord(rng: Rng, cap: boolean): string {
+  if (tokenPieces.length === 0) return randomWord(rng, cap);
+  let w = '';
+  for (let i = 0, n = 2 + rng.int(3); i < n; i++) {
+    const p = rng.pick(tokenPieces);
+    w += rng.next() < 0.1 ? p + p : p;
+  }
+  return cap ? w[0]!.toUpperCase() + w.slice(1) : w;
+}
+
+/** Training's made-up words: random letters, spliced training words, or tokenizer pieces. */
+function madeUpWord(rng: Rng, cap: boolean): string {
+  const r = rng.next();
+  return r < 0.25 ? splicedWord(rng, cap) : r < 0.5 ? piecesWord(rng, cap) : randomWord(rng, cap);
+}
+
 function value(rng: Rng, kind: ParamKind['values'], split: Split, made1 = 0.5): string | number {
   const ev = split === 'eval';
   // Training: half of the words are made up (random letters, or spliced from two training words), the rest from the
   // training lists.
-  const made = (cap: boolean) =>
-    !ev && rng.next() < made1
-      ? rng.next() < 0.4
-        ? splicedWord(rng, cap)
-        : randomWord(rng, cap)
-      : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap);
+  const made = (cap: boolean) => (!ev && rng.next() < made1 ? madeUpWord(rng, cap) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap));
   switch (kind) {
     case 'number':
       return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
@@ -624,15 +644,13 @@ function copyExample(rng: Rng): SkillExample {
   for (let i = 0; i < n; i++) {
     const r = rng.next();
     parts.push(
-      r < 0.3
-        ? randomWord(rng, rng.next() < 0.4)
-        : r < 0.45
-          ? splicedWord(rng, rng.next() < 0.4)
-          : r < 0.7
-            ? word(rng, SYL_TRAIN, rng.next() < 0.4)
-            : r < 0.85
-              ? String(rng.int(10000))
-              : rng.pick(CITIES_TRAIN),
+      r < 0.45
+        ? madeUpWord(rng, rng.next() < 0.4)
+        : r < 0.7
+          ? word(rng, SYL_TRAIN, rng.next() < 0.4)
+          : r < 0.85
+            ? String(rng.int(10000))
+            : rng.pick(CITIES_TRAIN),
     );
   }
   const x = parts.join(rng.next() < 0.3 ? ', ' : ' ');
