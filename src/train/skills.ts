@@ -463,9 +463,13 @@ function value(rng: Rng, kind: ParamKind['values'], split: Split, made1 = 0.5): 
   switch (kind) {
     case 'number':
       return rng.next() < 0.5 ? 1 + rng.int(20) : 1 + rng.int(9999);
+    // Training only: some places and names are two words ("Port Quillo"). With one-word values only, the model ended
+    // every value at a space ("What is the weather in New York?" → {"city": "New"}).
     case 'place':
+      if (!ev && rng.next() < 0.15) return `${made(true)} ${made(true)}`;
       return rng.next() < 0.3 ? rng.pick(ev ? CITIES_EVAL : CITIES_TRAIN) : made(true);
     case 'person':
+      if (!ev && rng.next() < 0.15) return `${made(true)} ${made(true)}`;
       return made(true);
     case 'thing':
       return rng.next() < 0.4 ? rng.pick(ev ? THINGS_EVAL : THINGS_TRAIN) : made(false);
