@@ -13,6 +13,26 @@ const text =
   `It's 7 o'clock: "Time flies" -- they say.\nWhat is 12 plus 30? 12 plus 30 is 42.\n\n  Indented   text\tand tabs.\n` +
   'Numbers 1234567 and symbols ==> {"name": "get_weather"} ünïcödé 東京 🙂';
 
+/** `text` and 200 chat examples (20% with tools), as BPE training text. */
+function chatCorpus(rng: Rng): string {
+  let corpus = text;
+  for (let i = 0; i < 200; i++) {
+    const e = randomChatExample(rng, undefined, 0.2);
+    corpus += e.prompt + e.answer + '\n';
+  }
+  return corpus;
+}
+
+/** The trainer's encoder and the project's loader give the same ids on 30 chat examples and on `text`. */
+function assertEncodersAgree(rng: Rng, ours: BpeEncoder, theirs: ReturnType<typeof tokenizerFromHfJson>): void {
+  for (let i = 0; i < 30; i++) {
+    const e = randomChatExample(rng, undefined, 0.3);
+    const s = e.prompt + e.answer + '<|eot|>';
+    assert.deepEqual(theirs.encode(s, { allowSpecial: true }), ours.encode(s), s);
+  }
+  assert.deepEqual(theirs.encode(text, { allowSpecial: true }), ours.encode(text));
+}
+
 test('BPE trainer: merges are learned, encode/decode round-trips, specials sit at the end of the vocab', () => {
   const bpe = trainBpe(text.repeat(3) + 'What is 7 plus 5? 7 plus 5 is 12.', 60);
   assert.equal(bpe.merges.length, 60);
@@ -29,20 +49,11 @@ test('BPE trainer: merges are learned, encode/decode round-trips, specials sit a
 
 test('the project tokenizer loader reads our tokenizer.json and encodes identically', () => {
   const rng = new Rng(3);
-  let corpus = text;
-  for (let i = 0; i < 200; i++) {
-    const e = randomChatExample(rng, undefined, 0.2);
-    corpus += e.prompt + e.answer + '\n';
-  }
+  const corpus = chatCorpus(rng);
   const bpe = trainBpe(corpus.replace(/<\|[a-z_0-9]+\|>/g, ' '), 200);
   const ours = new BpeEncoder(bpe);
   const theirs = tokenizerFromHfJson(toTokenizerJson(bpe), 'tokenizer.json', { bos_token: '<|begin_of_text|>', eos_token: '<|eot|>' });
-  for (let i = 0; i < 30; i++) {
-    const e = randomChatExample(rng, undefined, 0.3);
-    const s = e.prompt + e.answer + '<|eot|>';
-    assert.deepEqual(theirs.encode(s, { allowSpecial: true }), ours.encode(s), s);
-  }
-  assert.deepEqual(theirs.encode(text, { allowSpecial: true }), ours.encode(text));
+  assertEncodersAgree(rng, ours, theirs);
 });
 
 test('the shipped chat template renders exactly like the training data', () => {
@@ -85,11 +96,7 @@ test('fortune splitting keeps clean English paragraphs', () => {
 
 test('word-initial split: a word and its capitalised form share every token but the first, in the trainer and the loader', () => {
   const rng = new Rng(5);
-  let corpus = text;
-  for (let i = 0; i < 200; i++) {
-    const e = randomChatExample(rng, undefined, 0.2);
-    corpus += e.prompt + e.answer + '\n';
-  }
+  const corpus = chatCorpus(rng);
   const bpe = trainBpe(corpus.replace(/<\|[a-z_0-9]+\|>/g, ' '), 200, { wordPieces: true, splitWordInitials: true });
   const ours = new BpeEncoder(bpe);
   const json = toTokenizerJson(bpe);
@@ -110,12 +117,7 @@ test('word-initial split: a word and its capitalised form share every token but 
     assert.equal(upper[0], w[0]!.toUpperCase());
     assert.deepEqual(upper.slice(1), lower.slice(1), w);
   }
-  for (let i = 0; i < 30; i++) {
-    const e = randomChatExample(rng, undefined, 0.3);
-    const s = e.prompt + e.answer + '<|eot|>';
-    assert.deepEqual(theirs.encode(s, { allowSpecial: true }), ours.encode(s), s);
-  }
-  assert.deepEqual(theirs.encode(text, { allowSpecial: true }), ours.encode(text));
+  assertEncodersAgree(rng, ours, theirs);
   assert.equal(theirs.decode(theirs.encode(text)), text);
   const again = new BpeEncoder(fromTokenizerJson(JSON.parse(JSON.stringify(json))));
   assert.deepEqual(again.encode(text), ours.encode(text));

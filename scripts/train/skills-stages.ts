@@ -18,14 +18,7 @@ import type { Backend } from '../../src/tensor/backend.ts';
 import { createBackend, loadChatAssets, loadModel } from '../../src/load.ts';
 import { yieldToEventLoop } from '../../src/engine/index.ts';
 import { chatPromptIds, renderChat, type ToolDefinition } from '../../src/chat/index.ts';
-import {
-  randomSkillExample,
-  randomSkillExampleOf,
-  skillEvalSets,
-  toolCallExample,
-  useTokenizerPieces,
-  type SkillExample,
-} from '../../src/train/skills.ts';
+import { randomSkillExample, randomSkillExampleOf, skillEvalSets, toolCallExample, type SkillExample } from '../../src/train/skills.ts';
 import { loadEncoder, trainAsync, type TrainHooks, type TrainRunConfig } from '../../src/train/trainer.ts';
 import { tryCreateNativeTrainBackend } from '../../src/kernels/native/train-backend.ts';
 
@@ -123,7 +116,6 @@ export function skillsHooks(log: (s: string) => void, backend: Backend, evalN = 
 }
 
 export async function skillsTrain(cfg: TrainRunConfig, log: (s: string) => void, resume: boolean, stop?: () => boolean): Promise<void> {
-  useTokenizerPieces(loadEncoder(cfg.tokenizer).model.vocab);
   const { backend } = await createBackend('auto');
   const res = await trainAsync(cfg, { ...skillsHooks(log, backend), ...(stop ? { shouldStop: stop } : {}) }, resume, yieldToEventLoop);
   log(

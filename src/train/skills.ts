@@ -457,8 +457,7 @@ function madeUpWord(rng: Rng, cap: boolean): string {
 
 function value(rng: Rng, kind: ParamKind['values'], split: Split, made1 = 0.5): string | number {
   const ev = split === 'eval';
-  // Training: half of the words are made up (random letters, or spliced from two training words), the rest from the
-  // training lists.
+  // Training: half of the words are made up (madeUpWord), the rest from the training lists.
   const made = (cap: boolean) => (!ev && rng.next() < made1 ? madeUpWord(rng, cap) : word(rng, ev ? SYL_EVAL : SYL_TRAIN, cap));
   switch (kind) {
     case 'number':

@@ -19,7 +19,7 @@ import {
 import { parseTrainConfig } from './config.ts';
 import { arithmeticFacts, isHeldOut, OPS, randomChatExample, type ChatExample } from './data.ts';
 import { matmulStats } from './kernels.ts';
-import { randomSkillExampleOf, SKILL_SHARES } from './skills.ts';
+import { randomSkillExampleOf, SKILL_SHARES, useTokenizerPieces } from './skills.ts';
 import { distillLoss } from './loss.ts';
 import { TrainModel } from './model.ts';
 import { AdamW, lrAt } from './optim.ts';
@@ -90,6 +90,8 @@ export class DataSource {
   ) {
     const bos = enc.special('<|begin_of_text|>'),
       eot = enc.special('<|end_of_text|>');
+    // The skills curriculum draws some made-up words from the tokenizer's own pieces.
+    if (cfg.skills) useTokenizerPieces(enc.model.vocab);
     const docs: string[] = [];
     for (const f of cfg.text_files ?? []) {
       if (!existsSync(f)) throw new UsageError(`data.text_files: ${f} not found`);
