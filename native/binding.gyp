@@ -92,7 +92,7 @@
         },
         {
           "target_name": "llama4_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
+          "sources": ["src/addon.cc", "src/ops.cc", "src/ops-attention.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/train-ops.cc"],
           "dependencies": ["kern_avx2", "kern_avx2_vnni", "kern_avx2_vnni_evex", "kern_avx512", "kern_amx_int8", "kern_amx_int8_emu", "kern_bf16", "kern_amx", "train_avx2", "train_avx512", "quant", "quant_avx2"],
         },
       ],
@@ -106,7 +106,7 @@
         },
         {
           "target_name": "llama4_native",
-          "sources": ["src/addon.cc", "src/ops.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc", "src/train-ops.cc"],
+          "sources": ["src/addon.cc", "src/ops.cc", "src/ops-attention.cc", "src/repack.cc", "src/pool.cc", "src/kern-scalar.cc", "src/kern-none.cc", "src/train-ops.cc"],
           "dependencies": ["quant"],
         },
       ],

@@ -213,6 +213,32 @@ static inline int kv_index(int kvType) { return kvType == T_F16 ? 1 : kvType == 
 using KvRowsFn = void (*)(float* dst, const uint8_t* src, size_t stride, int n, int d);
 using AttnRowsFn = void (*)(int nq, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t stride,
                             int n, int d, float scale, float* M, float* L, float* acc, float* sc);
+// The rows of the next key block that a decode kernel fetches while it computes this one: `rows` rows `stride` bytes
+// apart, the first `part` bytes of each (a unit's kv heads within a key's rows), of K and of V. step(n) issues the next
+// n cache lines' prefetches (to L2: T1), so a kernel can spread them over its loop. Issued all at once, or as plain
+// loads, the fetches and the arithmetic took turns: a 32k-key f16 cache read at 10-12 GB/s on one thread that way,
+// 16-18 spread out (AMD EPYC Zen 4).
+struct KvPrefetch {
+  const uint8_t* base = nullptr;
+  size_t stride = 0, part = 0;
+  int rows = 0;
+  int r = 0;      // cursor: row, byte within the row
+  size_t o = 0;
+  size_t lines() const { return (size_t)rows * ((part + 63) / 64); }
+  void step(size_t n) {
+    for (; n > 0 && r < rows; n--) {
+      __builtin_prefetch(base + (size_t)r * stride + o, 0, 2);
+      if ((o += 64) >= part) { o = 0; r++; }
+    }
+  }
+};
+// Decode, every kv head of one ≤ 64-key block in one call: nh heads × nqh query rows (head h's at qs/cs[h·nqh …]),
+// head h's K/V rows at k/v + h·headStride, keys `stride` bytes apart; per query exactly attn_row / attn_rows_kv's
+// operations (the same bits), with the block read in address order and pk/pv (nullable: nothing to fetch) fetched
+// during the scores and the value sums. sc: scratch of 64·nh·nqh floats.
+using AttnHeadsFn = void (*)(int nh, int nqh, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t headStride,
+                             size_t stride, int n, int d, float scale, float* M, float* L, float* acc, float* sc, KvPrefetch* pk,
+                             KvPrefetch* pv);
 
 // f16/bf16 weights packed H16 (kern-half-gemm.h) times f32 activations: out[t][n], tokens [t0, t1) × panels
 // [p0, p1); output (t, n) is one fma chain over k ascending.
@@ -240,6 +266,7 @@ struct KernelTable {
   KvRowsFn kv_rows[3];    // by K/V storage, as attn_row (used with attn_rows)
   // optional: attn_rows reading the stored rows in place, by K/V storage (decode: no f32 copy of each block)
   AttnRowsFn attn_rows_kv[3];
+  AttnHeadsFn attn_heads[3];  // optional, by K/V storage as attn_row (decode over all of a unit's kv heads, see ops.cc)
   // f16 caches also take the attn_rows path (each block converted once per tile): set where attn_rows blocks its
   // loads well enough that the f32 copy pays (kern-avx512-attn.h); else f16 runs attn_row[1] per query
   bool attn_rows_f16;

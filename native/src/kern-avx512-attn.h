@@ -265,3 +265,75 @@ static void z_attn_rows(int nq, const float* const* qs, const int* cs, const uin
   if (stride % 4 != 0) { x_attn_rows(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc); return; }
   z_attn_rows_t<0>(nq, qs, cs, k, v, stride, n, d, scale, M, L, acc, sc);
 }
+
+// Decode against every kv head of one key block at once (the KernelTable's attn_heads, see AttnHeadsFn): the same
+// operations per query as z_attn_rows_t<KV> on each head alone — so the same bits — in another order over memory:
+// scores for 4 keys × every head at a time, values for 8 keys × every head, so the block (one contiguous range of
+// the [key][kv head][d] cache per K and V) is read front to back, and the next block's prefetches are spread over
+// both loops. Per head, rows 2-4 KiB apart were a pattern the hardware prefetchers do not follow across 4 KiB pages.
+template <int KV>
+static void z_attn_heads_t(int nh, int nqh, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t headStride,
+                           size_t stride, int n, int d, float scale, float* M, float* L, float* acc, float* sc, KvPrefetch* pk,
+                           KvPrefetch* pv) {
+  if ((d != 16 && d != 32 && d != 64 && d != 128) || n > 64 || nh * nqh > 64) {
+    if (pk) pk->step(pk->lines());
+    if (pv) pv->step(pv->lines());
+    for (int h = 0; h < nh; h++)
+      z_attn_rows_t<KV>(nqh, qs + h * nqh, cs + h * nqh, k + h * headStride, v + h * headStride, stride, n, d, scale, M, L, acc, sc);
+    return;
+  }
+  const size_t kPer = pk ? (pk->lines() + (size_t)(n / 4 + 1) * nh - 1) / ((size_t)(n / 4 + 1) * nh) : 0;
+  const size_t vPer = pv ? (pv->lines() + (size_t)((n + 7) / 8) * nh - 1) / ((size_t)((n + 7) / 8) * nh) : 0;
+  const __m128 vs = _mm_set1_ps(scale);
+  // scores sc[(h·nqh + m)·64 + j] of NQ queries of head h from query m0 against keys [j, j + 4)
+  auto score4 = [&](auto nqc, int h, int m0, int j) {
+    constexpr int NQ = decltype(nqc)::value;
+    const uint8_t* kj = k + (size_t)j * stride + h * headStride;
+    __m128 r[NQ];
+    z_dot4xn<KV, NQ>(qs + h * nqh + m0, kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d, r);
+    for (int m = 0; m < NQ; m++) _mm_storeu_ps(sc + (size_t)(h * nqh + m0 + m) * 64 + j, _mm_mul_ps(r[m], vs));
+  };
+  int j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int h = 0; h < nh; h++) {
+      if (pk) pk->step(kPer);
+      int m0 = 0;
+      for (; m0 + 4 <= nqh; m0 += 4) score4(std::integral_constant<int, 4>{}, h, m0, j);
+      switch (nqh - m0) {
+        case 3: score4(std::integral_constant<int, 3>{}, h, m0, j); break;
+        case 2: score4(std::integral_constant<int, 2>{}, h, m0, j); break;
+        case 1: score4(std::integral_constant<int, 1>{}, h, m0, j); break;
+        default: break;
+      }
+    }
+  for (; j < n; j++)
+    for (int h = 0; h < nh; h++) {
+      const uint8_t* kj = k + (size_t)j * stride + h * headStride;
+      for (int m = 0; m < nqh; m++)
+        sc[(size_t)(h * nqh + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj, kj, kj, d), vs));
+    }
+  if (pk) pk->step(pk->lines());  // whatever the loop's share left
+  const int nq = nh * nqh;
+  float* os[64];
+  const float* ps[64];
+  for (int i = 0; i < nq; i++) {
+    x_attn_softmax(sc + (size_t)i * 64, n, d, M + cs[i], L + cs[i], acc + (size_t)cs[i] * d);
+    os[i] = acc + (size_t)cs[i] * d;
+  }
+  // o += p·v, 8 keys × every head per pass; per output element still fma over keys ascending
+  for (int j0 = 0; j0 < n; j0 += 8) {
+    const int jn = std::min(8, n - j0);
+    for (int i = 0; i < nq; i++) ps[i] = sc + (size_t)i * 64 + j0;
+    for (int h = 0; h < nh; h++) {
+      if (pv) pv->step(vPer);
+      const uint8_t* vj = v + (size_t)j0 * stride + h * headStride;
+      switch (d) {
+        case 16: z_pv_all<KV, 1>(nqh, os + h * nqh, ps + h * nqh, vj, stride, jn); break;
+        case 32: z_pv_all<KV, 2>(nqh, os + h * nqh, ps + h * nqh, vj, stride, jn); break;
+        case 64: z_pv_all<KV, 4>(nqh, os + h * nqh, ps + h * nqh, vj, stride, jn); break;
+        default: z_pv_all<KV, 8>(nqh, os + h * nqh, ps + h * nqh, vj, stride, jn); break;
+      }
+    }
+  }
+  if (pv) pv->step(pv->lines());
+}

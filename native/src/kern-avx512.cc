@@ -124,6 +124,9 @@ const KernelTable* kernels_avx512() {
     k.attn_rows_kv[0] = avx512::z_attn_rows_t<0>;
     k.attn_rows_kv[1] = avx512::z_attn_rows_t<1>;
     k.attn_rows_kv[2] = avx512::z_attn_rows_t<2>;
+    k.attn_heads[0] = avx512::z_attn_heads_t<0>;
+    k.attn_heads[1] = avx512::z_attn_heads_t<1>;
+    k.attn_heads[2] = avx512::z_attn_heads_t<2>;
     k.half_gemm = avx512::half_gemm::half_gemm;  // f16 vision products (kern-half-gemm.h)
     k.gelu = avx512::z_gelu;  // unmasked attention (vision), kern-avx512-attn.h
     return k;

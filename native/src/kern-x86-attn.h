@@ -96,3 +96,55 @@ static void x_attn_rows(int nq, const float* const* qs, const int* cs, const uin
   }
   for (; i < nq; i++) x_attn_pv<0>(acc + (size_t)cs[i] * d, sc + (size_t)i * 64, v, stride, n, d);
 }
+
+// Decode against every kv head of one key block at once (the KernelTable's attn_heads, see AttnHeadsFn): x_attn_row's
+// operations per query — dot4 per 4 keys, the same softmax step, o += p·v four keys per pass — so the same bits, with
+// the block read front to back (4 keys × every head for the scores, 8 keys × every head for the values) and the
+// next block's prefetches spread over both loops, as z_attn_heads_t does.
+template <int KV>
+static void x_attn_heads_t(int nh, int nqh, const float* const* qs, const int* cs, const uint8_t* k, const uint8_t* v, size_t headStride,
+                           size_t stride, int n, int d, float scale, float* M, float* L, float* acc, float* sc, KvPrefetch* pk,
+                           KvPrefetch* pv) {
+  if (d % 8 != 0 || n > 64 || nh * nqh > 64) {
+    if (pk) pk->step(pk->lines());
+    if (pv) pv->step(pv->lines());
+    for (int h = 0; h < nh; h++)
+      for (int m = 0; m < nqh; m++) {
+        const int c = cs[h * nqh + m];
+        x_attn_row<KV>(qs[h * nqh + m], k + h * headStride, v + h * headStride, stride, n, d, scale, M + c, L + c, acc + (size_t)c * d, sc);
+      }
+    return;
+  }
+  const size_t kPer = pk ? (pk->lines() + (size_t)(n / 4 + 1) * nh - 1) / ((size_t)(n / 4 + 1) * nh) : 0;
+  const size_t vPer = pv ? (pv->lines() + (size_t)((n + 7) / 8) * nh - 1) / ((size_t)((n + 7) / 8) * nh) : 0;
+  const __m128 vs = _mm_set1_ps(scale);
+  int j = 0;
+  for (; j + 4 <= n; j += 4)
+    for (int h = 0; h < nh; h++) {
+      if (pk) pk->step(kPer);
+      const uint8_t* kj = k + (size_t)j * stride + h * headStride;
+      for (int m = 0; m < nqh; m++)
+        _mm_storeu_ps(sc + (size_t)(h * nqh + m) * 64 + j, _mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
+    }
+  for (; j < n; j++)
+    for (int h = 0; h < nh; h++) {
+      const uint8_t* kj = k + (size_t)j * stride + h * headStride;
+      for (int m = 0; m < nqh; m++)
+        sc[(size_t)(h * nqh + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj, kj, kj, d), vs));
+    }
+  if (pk) pk->step(pk->lines());
+  const int nq = nh * nqh;
+  for (int i = 0; i < nq; i++) x_attn_softmax(sc + (size_t)i * 64, n, d, M + cs[i], L + cs[i], acc + (size_t)cs[i] * d);
+  for (int j0 = 0; j0 < n; j0 += 8) {
+    const int jn = std::min(8, n - j0);
+    for (int h = 0; h < nh; h++) {
+      if (pv) pv->step(vPer);
+      const uint8_t* vj = v + (size_t)j0 * stride + h * headStride;
+      for (int m = 0; m < nqh; m++) {
+        const int i = h * nqh + m;
+        x_attn_pv<KV>(acc + (size_t)cs[i] * d, sc + (size_t)i * 64 + j0, vj, stride, jn, d);
+      }
+    }
+  }
+  if (pv) pv->step(pv->lines());
+}

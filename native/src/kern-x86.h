@@ -794,6 +794,7 @@ static void fill_x86(KernelTable& t) {
   t.attn_row[0] = x_attn_row<0>; t.attn_row[1] = x_attn_row<1>; t.attn_row[2] = x_attn_row<2>;
   t.attn_rows = x_attn_rows;
   t.kv_rows[0] = x_kv_rows<0>; t.kv_rows[1] = x_kv_rows<1>; t.kv_rows[2] = x_kv_rows<2>;
+  t.attn_heads[0] = x_attn_heads_t<0>; t.attn_heads[1] = x_attn_heads_t<1>; t.attn_heads[2] = x_attn_heads_t<2>;
   t.rms_norm_row = x_rms_norm_row;
   t.silu_mul = x_silu_mul;
 }

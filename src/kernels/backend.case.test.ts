@@ -59,6 +59,33 @@ export interface ConformanceOptions {
   readonly checksLengths?: boolean;
 }
 
+/**
+ * Each query of a tile computed alone, as in decode (the cache holds exactly the keys up to its own position), must
+ * give the tile's bits for it. `unit`: stored elements per key (all kv heads).
+ */
+function eachQueryAlone<K extends Float32Array | Uint16Array | Uint8Array>(
+  be: Backend,
+  tile: Float32Array,
+  q: Float32Array,
+  k: K,
+  v: K,
+  o: { T: number; qPos0: number; hd: number; unit: number; shape: (T: number, S: number, qPos0: number) => AttentionShape },
+  label: string,
+): void {
+  for (let t = 0; t < o.T; t++) {
+    const S1 = o.qPos0 + t + 1,
+      one = new Float32Array(o.hd);
+    be.attention(
+      one,
+      q.subarray(t * o.hd, (t + 1) * o.hd),
+      k.subarray(0, S1 * o.unit),
+      v.subarray(0, S1 * o.unit),
+      o.shape(1, S1, o.qPos0 + t),
+    );
+    assertSameBits(tile.subarray(t * o.hd, (t + 1) * o.hd), one, `${label} query ${t}`);
+  }
+}
+
 export function runBackendConformance(label: string, make: () => Backend | string, opts: ConformanceOptions = {}): void {
   const got = make();
   const skip = typeof got === 'string' ? got : false;
@@ -427,13 +454,7 @@ export function runBackendConformance(label: string, make: () => Backend | strin
       be.attention(batched, q, k, v, shape(c.T, c.S, c.qPos0));
       const hd = nHeads * d,
         kd = nKvHeads * d;
-      for (let t = 0; t < c.T; t++) {
-        // the query alone, as in decode: the cache holds exactly the keys up to its own position
-        const S1 = c.qPos0 + t + 1,
-          one = new Float32Array(hd);
-        be.attention(one, q.subarray(t * hd, (t + 1) * hd), k.subarray(0, S1 * kd), v.subarray(0, S1 * kd), shape(1, S1, c.qPos0 + t));
-        assertSameBits(batched.subarray(t * hd, (t + 1) * hd), one, `attention ${name} query ${t}`);
-      }
+      eachQueryAlone(be, batched, q, k, v, { T: c.T, qPos0: c.qPos0, hd, unit: kd, shape }, `attention ${name}`);
     });
   }
 
@@ -501,21 +522,57 @@ export function runBackendConformance(label: string, make: () => Backend | strin
         be.attention(batched, q, kc, vc, shape(c.T, c.S, c.qPos0));
         const hd = nHeads * d,
           unit = kvElements(kvType, nKvHeads * d);
-        for (let t = 0; t < c.T; t++) {
-          const S1 = c.qPos0 + t + 1,
-            one = new Float32Array(hd);
-          be.attention(
-            one,
-            q.subarray(t * hd, (t + 1) * hd),
-            kc.subarray(0, S1 * unit),
-            vc.subarray(0, S1 * unit),
-            shape(1, S1, c.qPos0 + t),
-          );
-          assertSameBits(batched.subarray(t * hd, (t + 1) * hd), one, `attention ${kvType} ${name} query ${t}`);
-        }
+        eachQueryAlone(be, batched, q, kc, vc, { T: c.T, qPos0: c.qPos0, hd, unit, shape }, `attention ${kvType} ${name}`);
       });
     }
   }
+
+  // Decode over many kv heads (Llama 4's 8, with Scout's 5 query heads per kv head and bench-2b's 2): one token
+  // alone, or two, reads every kv head of a key block in one kernel call where the kernel set has one (attn_heads);
+  // its queries must get the bits a prefill tile gives them, for every K/V storage.
+  for (const kvType of ['f32', 'f16', 'q8_0'] as const)
+    for (const [nHeads, chunk] of [
+      [40, 0],
+      [16, 1024],
+    ] as const)
+      t0(`attention is batch-invariant over ${nHeads}/8 heads × 128 with ${kvType} K/V (chunk ${chunk}): 1 and 2 tokens vs a tile`, () => {
+        const r = rng(59 + nHeads),
+          nKvHeads = 8,
+          d = 128,
+          S = 1300,
+          T = 6,
+          qPos0 = S - T;
+        const shape = (T1: number, S1: number, q0: number): AttentionShape => ({
+          nHeads,
+          nKvHeads,
+          headDim: d,
+          T: T1,
+          S: S1,
+          qPos0: q0,
+          kPos0: 0,
+          scale: 1 / Math.sqrt(d),
+          mask: { causal: true, chunkSize: chunk },
+          kvType,
+        });
+        const q = randn(r, T * nHeads * d);
+        const store = (x: Float32Array) => (kvType === 'f32' ? x : compressKv(kvType, x, nKvHeads * d).data);
+        const kc = store(randn(r, S * nKvHeads * d)),
+          vc = store(randn(r, S * nKvHeads * d));
+        const hd = nHeads * d,
+          unit = kvElements(kvType, nKvHeads * d);
+        const tile = new Float32Array(q.length);
+        be.attention(tile, q, kc, vc, shape(T, S, qPos0));
+        eachQueryAlone(be, tile, q, kc, vc, { T, qPos0, hd, unit, shape }, `${kvType} alone`);
+        const two = new Float32Array(2 * hd);
+        be.attention(
+          two,
+          q.subarray(2 * hd, 4 * hd),
+          kc.subarray(0, (qPos0 + 4) * unit),
+          vc.subarray(0, (qPos0 + 4) * unit),
+          shape(2, qPos0 + 4, qPos0 + 2),
+        );
+        assertSameBits(tile.subarray(2 * hd, 4 * hd), two, `${kvType} queries 2-3 together`);
+      });
 
   t0('compressed K/V: wrong array kind, head size or length throw one clear error', () => {
     const p = (kvType: KvType, d: number, S = 1): AttentionShape => ({
