@@ -225,12 +225,15 @@ struct KvPrefetch {
   int r = 0;      // cursor: row, byte within the row
   size_t o = 0;
   size_t lines() const { return (size_t)rows * ((part + 63) / 64); }
+  // lines per step for a loop of `steps` steps (the kernels count one spare step: a block of < 4 keys has no score step)
+  size_t perStep(size_t steps) const { return (lines() + steps - 1) / steps; }
   void step(size_t n) {
     for (; n > 0 && r < rows; n--) {
       __builtin_prefetch(base + (size_t)r * stride + o, 0, 2);
       if ((o += 64) >= part) { o = 0; r++; }
     }
   }
+  void finish() { step(lines()); }  // whatever is left
 };
 // Decode, every kv head of one ≤ 64-key block in one call: nh heads × nqh query rows (head h's at qs/cs[h·nqh …]),
 // head h's K/V rows at k/v + h·headStride, keys `stride` bytes apart; per query exactly attn_row / attn_rows_kv's

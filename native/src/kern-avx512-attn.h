@@ -276,14 +276,13 @@ static void z_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
                            size_t stride, int n, int d, float scale, float* M, float* L, float* acc, float* sc, KvPrefetch* pk,
                            KvPrefetch* pv) {
   if ((d != 16 && d != 32 && d != 64 && d != 128) || n > 64 || nh * nqh > 64) {
-    if (pk) pk->step(pk->lines());
-    if (pv) pv->step(pv->lines());
+    if (pk) pk->finish();
+    if (pv) pv->finish();
     for (int h = 0; h < nh; h++)
       z_attn_rows_t<KV>(nqh, qs + h * nqh, cs + h * nqh, k + h * headStride, v + h * headStride, stride, n, d, scale, M, L, acc, sc);
     return;
   }
-  const size_t kPer = pk ? (pk->lines() + (size_t)(n / 4 + 1) * nh - 1) / ((size_t)(n / 4 + 1) * nh) : 0;
-  const size_t vPer = pv ? (pv->lines() + (size_t)((n + 7) / 8) * nh - 1) / ((size_t)((n + 7) / 8) * nh) : 0;
+  const size_t kPer = pk ? pk->perStep((size_t)(n / 4 + 1) * nh) : 0, vPer = pv ? pv->perStep((size_t)((n + 7) / 8) * nh) : 0;
   const __m128 vs = _mm_set1_ps(scale);
   // scores sc[(h·nqh + m)·64 + j] of NQ queries of head h from query m0 against keys [j, j + 4)
   auto score4 = [&](auto nqc, int h, int m0, int j) {
@@ -306,13 +305,8 @@ static void z_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
         default: break;
       }
     }
-  for (; j < n; j++)
-    for (int h = 0; h < nh; h++) {
-      const uint8_t* kj = k + (size_t)j * stride + h * headStride;
-      for (int m = 0; m < nqh; m++)
-        sc[(size_t)(h * nqh + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj, kj, kj, d), vs));
-    }
-  if (pk) pk->step(pk->lines());  // whatever the loop's share left
+  x_heads_tail_scores<KV>(j, n, nh, nqh, qs, k, headStride, stride, d, vs, sc);
+  if (pk) pk->finish();
   const int nq = nh * nqh;
   float* os[64];
   const float* ps[64];
@@ -335,5 +329,5 @@ static void z_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
       }
     }
   }
-  if (pv) pv->step(pv->lines());
+  if (pv) pv->finish();
 }

@@ -97,6 +97,19 @@ static void x_attn_rows(int nq, const float* const* qs, const int* cs, const uin
   for (; i < nq; i++) x_attn_pv<0>(acc + (size_t)cs[i] * d, sc + (size_t)i * 64, v, stride, n, d);
 }
 
+// The attn_heads kernels' scores of keys [j, n) (the last n % 4 of a block) for every head's queries, each key alone as
+// x_attn_row's tail does (dot4 over four copies of the key): sc[(h·nqh + m)·64 + key].
+template <int KV>
+static inline void x_heads_tail_scores(int j, int n, int nh, int nqh, const float* const* qs, const uint8_t* k, size_t headStride,
+                                       size_t stride, int d, __m128 vs, float* sc) {
+  for (; j < n; j++)
+    for (int h = 0; h < nh; h++) {
+      const uint8_t* kj = k + (size_t)j * stride + h * headStride;
+      for (int m = 0; m < nqh; m++)
+        sc[(size_t)(h * nqh + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj, kj, kj, d), vs));
+    }
+}
+
 // Decode against every kv head of one key block at once (the KernelTable's attn_heads, see AttnHeadsFn): x_attn_row's
 // operations per query — dot4 per 4 keys, the same softmax step, o += p·v four keys per pass — so the same bits, with
 // the block read front to back (4 keys × every head for the scores, 8 keys × every head for the values) and the
@@ -106,8 +119,8 @@ static void x_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
                            size_t stride, int n, int d, float scale, float* M, float* L, float* acc, float* sc, KvPrefetch* pk,
                            KvPrefetch* pv) {
   if (d % 8 != 0 || n > 64 || nh * nqh > 64) {
-    if (pk) pk->step(pk->lines());
-    if (pv) pv->step(pv->lines());
+    if (pk) pk->finish();
+    if (pv) pv->finish();
     for (int h = 0; h < nh; h++)
       for (int m = 0; m < nqh; m++) {
         const int c = cs[h * nqh + m];
@@ -115,8 +128,7 @@ static void x_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
       }
     return;
   }
-  const size_t kPer = pk ? (pk->lines() + (size_t)(n / 4 + 1) * nh - 1) / ((size_t)(n / 4 + 1) * nh) : 0;
-  const size_t vPer = pv ? (pv->lines() + (size_t)((n + 7) / 8) * nh - 1) / ((size_t)((n + 7) / 8) * nh) : 0;
+  const size_t kPer = pk ? pk->perStep((size_t)(n / 4 + 1) * nh) : 0, vPer = pv ? pv->perStep((size_t)((n + 7) / 8) * nh) : 0;
   const __m128 vs = _mm_set1_ps(scale);
   int j = 0;
   for (; j + 4 <= n; j += 4)
@@ -126,13 +138,8 @@ static void x_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
       for (int m = 0; m < nqh; m++)
         _mm_storeu_ps(sc + (size_t)(h * nqh + m) * 64 + j, _mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj + stride, kj + 2 * stride, kj + 3 * stride, d), vs));
     }
-  for (; j < n; j++)
-    for (int h = 0; h < nh; h++) {
-      const uint8_t* kj = k + (size_t)j * stride + h * headStride;
-      for (int m = 0; m < nqh; m++)
-        sc[(size_t)(h * nqh + m) * 64 + j] = _mm_cvtss_f32(_mm_mul_ps(dot4<KV>(qs[h * nqh + m], kj, kj, kj, kj, d), vs));
-    }
-  if (pk) pk->step(pk->lines());
+  x_heads_tail_scores<KV>(j, n, nh, nqh, qs, k, headStride, stride, d, vs, sc);
+  if (pk) pk->finish();
   const int nq = nh * nqh;
   for (int i = 0; i < nq; i++) x_attn_softmax(sc + (size_t)i * 64, n, d, M + cs[i], L + cs[i], acc + (size_t)cs[i] * d);
   for (int j0 = 0; j0 < n; j0 += 8) {
@@ -146,5 +153,5 @@ static void x_attn_heads_t(int nh, int nqh, const float* const* qs, const int* c
       }
     }
   }
-  if (pv) pv->step(pv->lines());
+  if (pv) pv->finish();
 }
